@@ -1,0 +1,144 @@
+// Package extractors defines what a source extractor is and keeps the
+// registry of them. Each source lives in its own sub-package (firestore,
+// firebaseauth, gcs, ...) and registers itself in init; package
+// extractors/all imports every one of them.
+package extractors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+)
+
+// Partition is a contiguous, disjoint slice of a stream that one worker reads
+// in order. Partitions are planned once per run and persisted with the run,
+// so a resumed run reads exactly the same partitions.
+type Partition struct {
+	// Stream is the name of the stream the partition belongs to.
+	Stream string `json:"stream"`
+	// ID identifies the partition within its stream; stable once planned.
+	ID string `json:"id"`
+	// Start is the inclusive lower bound and End the exclusive upper bound,
+	// in the extractor's own key space; "" means the start / end of the
+	// stream.
+	Start string `json:"start,omitempty"`
+	End   string `json:"end,omitempty"`
+}
+
+// Stream is an independently resumable sequence of records of one kind: a
+// Firestore root collection with everything under it, a project's users, a
+// bucket's objects.
+type Stream struct {
+	Name string
+	Kind record.Kind
+	// ReadTime is the source snapshot every partition of the stream is read
+	// at; zero when the source has no snapshot reads.
+	ReadTime time.Time
+	// Partitions cover the stream exactly once.
+	Partitions []Partition
+}
+
+// Extractor reads one source. Implementations are safe for concurrent use
+// by several partition readers.
+type Extractor interface {
+	// Source identifies what the extractor reads, stably across runs and
+	// without secrets ("firestore:projects/p/databases/(default)"). Runs of
+	// the same source and kind resume each other.
+	Source() string
+	// Plan discovers the source's streams and splits each into at most
+	// partitions partitions (fewer when the stream is small). It is called
+	// once at the start of a fresh run.
+	Plan(ctx context.Context, partitions int) ([]Stream, error)
+	// Read calls emit, in order, for every record of p that comes after the
+	// cursor after (a Record.Cursor from an earlier read; "" means from the
+	// start of p), as the source was at readTime (zero: the latest data).
+	// Reads are retried internally; an error returned is final for this
+	// attempt and says what was being read. An error from emit is returned
+	// unchanged.
+	Read(ctx context.Context, p Partition, readTime time.Time, after string, emit func(record.Record) error) error
+	// Close releases the extractor's connections.
+	Close() error
+}
+
+// Snapshotter is implemented by extractors whose source can serve reads at a
+// past time for a limited window (Firestore: one hour; seven days with
+// point-in-time recovery).
+type Snapshotter interface {
+	// SnapshotTime returns a read time for a new snapshot: the source's
+	// current time.
+	SnapshotTime(ctx context.Context) (time.Time, error)
+	// SnapshotWindow is how long a read time stays readable.
+	SnapshotWindow() time.Duration
+}
+
+// Counter is implemented by extractors that can count a stream's records
+// cheaply (an aggregation query), for progress totals and plans.
+type Counter interface {
+	Count(ctx context.Context, s Stream) (int64, error)
+}
+
+// ReadMeter is implemented by extractors whose source bills per record read;
+// it reports the billable reads made so far.
+type ReadMeter interface {
+	BillableReads() int64
+}
+
+// ErrSnapshotExpired is returned (wrapped) by Read when readTime is older
+// than the source keeps. The caller picks a new read time and continues.
+var ErrSnapshotExpired = errors.New("snapshot read time is no longer available at the source")
+
+// Spec describes a registered extractor.
+type Spec struct {
+	// Name is the extractor's registry name ("firestore").
+	Name string
+	// Kind is the kind of records it produces.
+	Kind record.Kind
+	// Help is one sentence for `baasmigrate help`.
+	Help string
+	// Options are its settings; the CLI turns them into flags.
+	Options []plugin.Option
+	// New builds an extractor from resolved option values.
+	New func(ctx context.Context, cfg plugin.Config) (Extractor, error)
+}
+
+var (
+	registryMu sync.Mutex
+	registry   = map[string]Spec{}
+)
+
+// Register adds an extractor to the registry. It panics on a duplicate
+// name; call it from init.
+func Register(s Spec) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[s.Name]; dup {
+		panic(fmt.Sprintf("extractors: %q registered twice", s.Name))
+	}
+	registry[s.Name] = s
+}
+
+// Lookup returns the extractor registered under name.
+func Lookup(name string) (Spec, bool) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	s, ok := registry[name]
+	return s, ok
+}
+
+// All returns every registered extractor, sorted by name.
+func All() []Spec {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	out := make([]Spec, 0, len(registry))
+	for _, s := range registry {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

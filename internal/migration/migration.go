@@ -1,0 +1,491 @@
+// Package migration runs a migration job: it plans (or resumes) a run,
+// reads every partition with bounded concurrency, hands batches to the sink
+// and commits each batch together with its partition's checkpoint.
+//
+// The run's phase is always derived from the state stored in the target
+// (Vitess-style), never from memory: a fresh run is planned and stored in
+// one transaction; a run interrupted at any instant continues from the last
+// committed cursor of each partition.
+package migration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
+	"github.com/baasmigrate/baasmigrate/loaders"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+)
+
+// Job is one kind of record moved from one source to the target.
+type Job struct {
+	Kind      record.Kind
+	Extractor extractors.Extractor
+	Sink      loaders.Sink
+	// Config is stored with a new run (it must hold no secrets). A resumed
+	// run must be started with the same Config: resuming with, say, a
+	// different mapping would mix two layouts in one target.
+	Config map[string]string
+}
+
+// Options tune a run.
+type Options struct {
+	// Workers is how many partitions are read and written at once.
+	Workers int
+	// BatchSize is the number of records committed per transaction.
+	BatchSize int
+	// Restart abandons an unfinished or finished run and starts anew.
+	Restart bool
+	// Progress, if not nil, is told about progress per stream.
+	Progress Progress
+	// Log receives warnings (snapshot renewals, retries) and progress notes.
+	Log *slog.Logger
+	// Retry is the policy for retrying a batch after a transient target
+	// error; zero means retry.Default.
+	Retry retry.Policy
+}
+
+// Progress receives progress reports. Implementations must be safe for
+// concurrent use.
+type Progress interface {
+	// StartStream is called before a stream is read. total is the number of
+	// records expected (-1 when unknown) and done how many were committed by
+	// earlier attempts of the run.
+	StartStream(kind record.Kind, stream string, total, done int64) StreamProgress
+}
+
+// StreamProgress follows one stream.
+type StreamProgress interface {
+	// Add reports records committed and, for files, their bytes.
+	Add(records, bytes int64)
+	// Finish is called once when the stream is complete or abandoned.
+	Finish()
+}
+
+// Result describes a finished (or already finished) run.
+type Result struct {
+	Job string
+	Run *postgres.Run
+	// AlreadyFinished is true when nothing was done because the job's last
+	// run had completed (use Options.Restart to copy again).
+	AlreadyFinished bool
+	Tables          []postgres.TableSummary
+	Rejects         []postgres.RejectSample
+	// SnapshotRenewals counts streams continued at a new read time because
+	// the run outlived the source's snapshot window.
+	SnapshotRenewals int
+	// BillableReads is the source's billable reads by this process, when the
+	// extractor meters them (-1 otherwise).
+	BillableReads int64
+	Elapsed       time.Duration
+}
+
+// Rejected is the number of records rejected in the run.
+func (r *Result) Rejected() int64 {
+	var n int64
+	for _, t := range r.Tables {
+		n += t.Rejected
+	}
+	return n
+}
+
+// Execute runs job to completion against the target pool, resuming the
+// job's unfinished run when there is one.
+func Execute(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job Job, opts Options) (*Result, error) {
+	start := time.Now()
+	if opts.Workers < 1 {
+		opts.Workers = 1
+	}
+	if opts.BatchSize < 1 {
+		opts.BatchSize = 500
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Retry.Attempts == 0 {
+		opts.Retry = retry.Default
+	}
+	name := postgres.Job(job.Kind, job.Extractor.Source())
+	res := &Result{Job: name, BillableReads: -1}
+
+	lockConn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the target: %w", err)
+	}
+	defer lockConn.Release()
+	if err := postgres.LockJob(ctx, lockConn, name); err != nil {
+		return nil, err
+	}
+	// The lock is session-level: close the session rather than return it to
+	// the pool holding the lock.
+	defer lockConn.Conn().Close(context.WithoutCancel(ctx))
+
+	if opts.Restart {
+		if err := state.AbandonRunning(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	run, err := state.RunningRun(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if run != nil {
+		if !maps.Equal(run.Config, job.Config) {
+			return nil, fmt.Errorf("the interrupted run %d of %s was started with different settings (%s); "+
+				"re-run with the original settings to resume it, or pass --restart to start over",
+				run.ID, name, configDiff(run.Config, job.Config))
+		}
+		opts.Log.Info("resuming interrupted run", "job", name, "run", run.ID)
+	} else {
+		if !opts.Restart {
+			last, err := state.LastFinishedRun(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			if last != nil {
+				res.Run, res.AlreadyFinished = last, true
+				return finish(ctx, state, res, start)
+			}
+		}
+		if run, err = plan(ctx, state, name, job, opts); err != nil {
+			return nil, err
+		}
+	}
+	res.Run = run
+	if err := job.Sink.Prepare(ctx, pool); err != nil {
+		return nil, err
+	}
+
+	e := &executor{pool: pool, state: state, job: job, opts: opts, run: run}
+	for _, st := range run.Streams {
+		if err := e.stream(ctx, st); err != nil {
+			return nil, err
+		}
+	}
+	if err := state.FinishRun(ctx, run); err != nil {
+		return nil, err
+	}
+	res.SnapshotRenewals = e.renewals
+	if m, ok := job.Extractor.(extractors.ReadMeter); ok {
+		res.BillableReads = m.BillableReads()
+	}
+	return finish(ctx, state, res, start)
+}
+
+func finish(ctx context.Context, state *postgres.State, res *Result, start time.Time) (*Result, error) {
+	var err error
+	if res.Tables, err = state.Summary(ctx, res.Run); err != nil {
+		return nil, err
+	}
+	if res.Rejects, err = state.Rejects(ctx, res.Run, 10); err != nil {
+		return nil, err
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+func configDiff(was, now map[string]string) string {
+	keys := slices.Sorted(maps.Keys(was))
+	for k := range now {
+		if _, ok := was[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	var diffs []string
+	for _, k := range keys {
+		if was[k] != now[k] {
+			diffs = append(diffs, fmt.Sprintf("%s was %q, now %q", k, was[k], now[k]))
+		}
+	}
+	if len(diffs) > 3 {
+		diffs = append(diffs[:3], "…")
+	}
+	return fmt.Sprint(diffs)
+}
+
+// plan asks the extractor for streams and partitions, takes one snapshot
+// time for all of them, and stores the plan as a new run.
+func plan(ctx context.Context, state *postgres.State, name string, job Job, opts Options) (*postgres.Run, error) {
+	var readTime time.Time
+	if s, ok := job.Extractor.(extractors.Snapshotter); ok {
+		t, err := s.SnapshotTime(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("taking a snapshot time of the source: %w", err)
+		}
+		readTime = t
+	}
+	streams, err := job.Extractor.Plan(ctx, opts.Workers)
+	if err != nil {
+		return nil, fmt.Errorf("planning %s: %w", name, err)
+	}
+	for i := range streams {
+		if streams[i].ReadTime.IsZero() {
+			streams[i].ReadTime = readTime
+		}
+	}
+	return state.StartRun(ctx, name, job.Kind, job.Config, streams)
+}
+
+type executor struct {
+	pool  *pgxpool.Pool
+	state *postgres.State
+	job   Job
+	opts  Options
+	run   *postgres.Run
+
+	mu       sync.Mutex // guards renewals and stream read times
+	renewals int
+}
+
+// stream reads the unfinished partitions of st, Workers at a time.
+func (e *executor) stream(ctx context.Context, st *postgres.StreamState) error {
+	var todo []*postgres.PartitionState
+	for _, p := range st.Partitions {
+		if !p.Done {
+			todo = append(todo, p)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	var sp StreamProgress = nopProgress{}
+	if e.opts.Progress != nil {
+		total := int64(-1)
+		if c, ok := e.job.Extractor.(extractors.Counter); ok {
+			n, err := c.Count(ctx, extractors.Stream{Name: st.Name, Kind: e.job.Kind, ReadTime: st.ReadTime})
+			if err == nil {
+				total = n
+			} else {
+				e.opts.Log.Warn("could not count the stream for progress", "stream", st.Name, "err", err)
+			}
+		}
+		done, err := e.state.StreamRead(ctx, e.run, st.Name)
+		if err != nil {
+			return err
+		}
+		sp = e.opts.Progress.StartStream(e.job.Kind, st.Name, total, done)
+	}
+	defer sp.Finish()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.opts.Workers)
+	for _, p := range todo {
+		g.Go(func() error { return e.partition(gctx, st, p, sp) })
+	}
+	return g.Wait()
+}
+
+// batch is a run of consecutive records of one partition.
+type batch struct {
+	recs   []record.Record
+	cursor string // cursor after the last record (the partition's cursor when empty)
+	done   bool   // the partition has no records after this batch
+	bytes  int64
+}
+
+// partition reads p from its checkpoint and commits it batch by batch. A
+// reader goroutine fills batches while the current one is written, so
+// reading and writing overlap; at most two batches wait in between.
+func (e *executor) partition(ctx context.Context, st *postgres.StreamState, p *postgres.PartitionState, sp StreamProgress) error {
+	batches := make(chan batch, 2)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(batches)
+		return e.read(gctx, st, p, batches)
+	})
+	g.Go(func() error {
+		for b := range batches {
+			if err := e.commit(gctx, p, b); err != nil {
+				return err
+			}
+			sp.Add(int64(len(b.recs)), b.bytes)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("stream %q partition %s: %w", st.Name, p.ID, err)
+	}
+	return nil
+}
+
+// read emits p's records from its cursor in batches, continuing at a new
+// snapshot if the stream's read time expires on the way.
+func (e *executor) read(ctx context.Context, st *postgres.StreamState, p *postgres.PartitionState, out chan<- batch) error {
+	cur := batch{cursor: p.Cursor}
+	send := func(done bool) error {
+		cur.done = done
+		select {
+		case out <- cur:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		cur = batch{cursor: cur.cursor}
+		return nil
+	}
+	emit := func(r record.Record) error {
+		cur.recs = append(cur.recs, r)
+		cur.cursor = r.Cursor
+		if r.Kind == record.KindFile {
+			if v, ok := r.Fields["size"]; ok {
+				cur.bytes += v.IntValue()
+			}
+		}
+		if len(cur.recs) >= e.opts.BatchSize {
+			return send(false)
+		}
+		return nil
+	}
+	for {
+		readTime := e.readTime(st)
+		err := e.job.Extractor.Read(ctx, p.Partition, readTime, cur.cursor, emit)
+		if errors.Is(err, extractors.ErrSnapshotExpired) {
+			if err := e.renew(ctx, st, readTime); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return send(true)
+	}
+}
+
+func (e *executor) readTime(st *postgres.StreamState) time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return st.ReadTime
+}
+
+// renew moves st to a new snapshot after expired stopped being readable.
+// Partitions hitting the same expiry renew once.
+func (e *executor) renew(ctx context.Context, st *postgres.StreamState, expired time.Time) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !st.ReadTime.Equal(expired) {
+		return nil // another partition renewed it already
+	}
+	s, ok := e.job.Extractor.(extractors.Snapshotter)
+	if !ok {
+		return fmt.Errorf("stream %q: %w, and the source offers no new snapshot", st.Name, extractors.ErrSnapshotExpired)
+	}
+	t, err := s.SnapshotTime(ctx)
+	if err != nil {
+		return fmt.Errorf("taking a new snapshot time for stream %q: %w", st.Name, err)
+	}
+	if err := e.state.RenewReadTime(ctx, e.run, st.Name, t); err != nil {
+		return err
+	}
+	e.opts.Log.Warn("the run outlived the source's snapshot window; continuing at a new read time. "+
+		"Documents read before and after may come from different moments; an incremental sync from the first read time reconciles them",
+		"stream", st.Name, "first_read_time", st.FirstReadTime, "new_read_time", t, "window", s.SnapshotWindow())
+	st.ReadTime = t
+	st.Renewals++
+	e.renewals++
+	return nil
+}
+
+// commit writes b and its checkpoint in one transaction, retrying
+// transient failures. A retry after an ambiguous COMMIT (the connection
+// died before the reply) finds the checkpoint already advanced and stops:
+// the batch is in.
+func (e *executor) commit(ctx context.Context, p *postgres.PartitionState, b batch) error {
+	err := retry.Do(ctx, e.opts.Retry, isTransient, func(attempt int, err error, delay time.Duration) {
+		e.opts.Log.Warn("retrying a batch after a target error", "partition", p.Stream+"/"+p.ID, "attempt", attempt, "delay", delay, "err", err)
+	}, func(ctx context.Context) error {
+		return e.commitOnce(ctx, p, b)
+	})
+	if errors.Is(err, postgres.ErrCheckpointMoved) {
+		cursor, done, cerr := e.state.PartitionCursor(ctx, e.run, p)
+		if cerr != nil {
+			return cerr
+		}
+		if cursor == b.cursor && done == b.done {
+			err = nil // an earlier attempt committed
+		} else {
+			return fmt.Errorf("%w: expected %q, found %q; is another process migrating into the same target?", err, p.Cursor, cursor)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	p.Cursor, p.Done = b.cursor, b.done
+	return nil
+}
+
+func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b batch) error {
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("starting a transaction: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	began := time.Now()
+	out, err := e.job.Sink.Write(ctx, tx, b.recs)
+	if err != nil {
+		return err
+	}
+	counts, rejects, err := tally(b.recs, out, time.Since(began))
+	if err != nil {
+		return err
+	}
+	if err := e.state.Checkpoint(ctx, tx, e.run, p, b.cursor, b.done, counts, rejects); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("committing a batch of %d records: %w", len(b.recs), err)
+	}
+	return nil
+}
+
+// tally turns a sink's outcome into per-table counts and stored rejects.
+func tally(recs []record.Record, out loaders.Outcome, took time.Duration) (map[string]postgres.TableCounts, []postgres.Reject, error) {
+	if len(out.Tables) != len(recs) {
+		return nil, nil, fmt.Errorf("sink reported %d outcomes for %d records", len(out.Tables), len(recs))
+	}
+	counts := map[string]postgres.TableCounts{}
+	var rejects []postgres.Reject
+	for i, r := range recs {
+		t := out.Tables[i]
+		c := counts[t]
+		c.Read++
+		if reason, ok := out.Rejects[i]; ok {
+			c.Rejected++
+			raw, _ := r.MarshalJSON()
+			rejects = append(rejects, postgres.Reject{Table: t, SourceKey: r.Key, Reason: reason, Record: raw})
+		}
+		counts[t] = c
+	}
+	for t, n := range out.Changed {
+		c := counts[t]
+		c.Changed += n
+		counts[t] = c
+	}
+	for t, c := range counts {
+		c.WriteTime = took * time.Duration(c.Read) / time.Duration(max(len(recs), 1))
+		counts[t] = c
+	}
+	return counts, rejects, nil
+}
+
+// isTransient says which batch failures are retried whole: transient
+// target errors, and sink errors marked retryable (a failed upload).
+func isTransient(err error) bool {
+	return postgres.IsTransient(err) || retry.IsRetryable(err)
+}
+
+type nopProgress struct{}
+
+func (nopProgress) Add(int64, int64) {}
+func (nopProgress) Finish()          {}

@@ -1,0 +1,67 @@
+package record
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Kind says what a record describes.
+type Kind string
+
+// The kinds of records, one per kind of thing a BaaS holds.
+const (
+	KindDocument Kind = "document"
+	KindUser     Kind = "user"
+	KindFile     Kind = "file"
+)
+
+// Kinds lists every kind, in the order a full migration moves them.
+var Kinds = []Kind{KindUser, KindDocument, KindFile}
+
+// Record is one item read from a source: a document, a user or a file.
+//
+// Records are produced by extractors in the order of their partition and are
+// treated as immutable afterwards.
+type Record struct {
+	// Kind is what the record describes.
+	Kind Kind
+	// Key is the record's stable identity within its source: a document's
+	// path relative to the database root ("users/alice/orders/o1"), a user's
+	// uid, a file's object name. Keys are kept exactly (case, unicode).
+	Key string
+	// CreateTime and UpdateTime are the source's own timestamps; zero when the
+	// source has none.
+	CreateTime, UpdateTime time.Time
+	// Fields are the record's values. For documents they are the document's
+	// fields; users and files use the field names documented by their
+	// extractor.
+	Fields map[string]Value
+	// Cursor is the position just after this record in its partition:
+	// reading the partition again from Cursor yields exactly the records that
+	// follow. It is what a checkpoint stores.
+	Cursor string
+	// Open returns the content of a file record; nil for other kinds. It may
+	// be called more than once (each call reads from the start).
+	Open func(ctx context.Context) (io.ReadCloser, error)
+}
+
+// MarshalJSON encodes the record (kind, key, times and fields; not the file
+// content) as a typed JSON object, the form rejected records are stored in:
+//
+//	{"kind": "document", "key": "users/alice", "createTime": {"$timestamp": ...},
+//	 "updateTime": {...}, "fields": {...}}
+func (r Record) MarshalJSON() ([]byte, error) {
+	m := map[string]Value{
+		"kind":   String(string(r.Kind)),
+		"key":    String(r.Key),
+		"fields": Map(r.Fields),
+	}
+	if !r.CreateTime.IsZero() {
+		m["createTime"] = Timestamp(r.CreateTime)
+	}
+	if !r.UpdateTime.IsZero() {
+		m["updateTime"] = Timestamp(r.UpdateTime)
+	}
+	return MarshalJSONFields(nil, m), nil
+}

@@ -1,0 +1,68 @@
+// Package loaders defines what a loader (a sink for one kind of record) is.
+// Implementations live in sub-packages: postgres (documents and users as
+// rows, plus the tool's state) and objectstore (file bytes).
+package loaders
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+)
+
+// Sink stores records of one kind in the target.
+//
+// Every batch is written inside a PostgreSQL transaction that also carries
+// the batch's checkpoint, so the rows (or, for files, the metadata rows of
+// objects already uploaded and verified) and the new cursor commit together.
+type Sink interface {
+	// Prepare creates or updates what the sink writes to (tables, buckets).
+	// It is idempotent.
+	Prepare(ctx context.Context, db DB) error
+	// Write stores recs inside tx and reports, per record, where it went or
+	// why it was rejected. It must neither commit nor roll back tx, and must
+	// leave tx usable after rejecting records (use savepoints). A returned
+	// error means the batch as a whole failed (the caller rolls back and may
+	// retry it); records that cannot be stored are Outcome rejects instead.
+	Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (Outcome, error)
+}
+
+// DB is the part of a pgx pool or connection sinks need outside batches.
+type DB interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Outcome reports what happened to each record of a batch.
+type Outcome struct {
+	// Tables[i] is the target table of record i ("" when it has none, e.g.
+	// a document whose collection has no table in the mapping).
+	Tables []string
+	// Rejects maps a record's index to the reason it was not stored. The
+	// reason is shown to users and stored with the record: it must not
+	// contain secrets.
+	Rejects map[int]string
+	// Changed counts, per table, the rows actually inserted or updated;
+	// rows equal to what the target already holds are not rewritten.
+	Changed map[string]int64
+}
+
+// Reject records that recs[i] could not be stored.
+func (o *Outcome) Reject(i int, reason string) {
+	if o.Rejects == nil {
+		o.Rejects = map[int]string{}
+	}
+	o.Rejects[i] = reason
+}
+
+// AddChanged adds n changed rows for table.
+func (o *Outcome) AddChanged(table string, n int64) {
+	if o.Changed == nil {
+		o.Changed = map[string]int64{}
+	}
+	o.Changed[table] += n
+}
