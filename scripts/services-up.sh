@@ -1,0 +1,427 @@
+#!/usr/bin/env bash
+# scripts/services-up.sh — install (pinned), start (loopback only) or reuse the
+# local service stack that tests and the demo run against, then write
+# .local/services.env. See DESIGN.md "Local services".
+#
+# Idempotent: a service whose pid file names a live process that answers its
+# health check is reused on the same port; only dead or unhealthy services
+# are (re)started. Installs are skipped when the pinned version is present.
+#
+# Port overrides (otherwise a free port is picked once and reused):
+#   BAASMIGRATE_PG_PORT  BAASMIGRATE_FIRESTORE_PORT  BAASMIGRATE_AUTH_PORT
+#   BAASMIGRATE_GCS_PORT BAASMIGRATE_MINIO_PORT      BAASMIGRATE_MINIO_CONSOLE_PORT
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Lines of .local/services.env, and a summary row per service.
+ENV_LINES=()
+SUMMARY=()
+
+env_line() { ENV_LINES+=("export $1='$2'"); }
+
+# ensure_service NAME OVERRIDE TIMEOUT_S CHECK_FN START_FN
+# Reuses NAME if its pid file names a live process that passes CHECK_FN PORT;
+# otherwise stops whatever is left, picks a port, runs START_FN PORT and waits
+# (bounded) for CHECK_FN PORT. Sets SERVICE_PORT.
+ensure_service() {
+	local name=$1 override=$2 timeout=$3 check=$4 start=$5 pid port t0 exe
+	pid=$(service_pid "$name" "$(service_pattern "$name")")
+	port=$(read_file "$(port_file "$name")")
+	if [[ -n $pid ]]; then
+		exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+		if [[ -n $override && $override != "$port" ]]; then
+			log "$name: running on port $port but an override asks for $override; restarting"
+		elif [[ $exe == *" (deleted)" ]]; then
+			# go install / go build replaced the binary: the process runs stale code.
+			log "$name: its binary was rebuilt since pid $pid started; restarting"
+		elif poll_ok 5 "$check" "$port"; then
+			PICKED_PORTS+="$port "
+			log "$name: reusing pid $pid on 127.0.0.1:$port"
+			SUMMARY+=("$name|$pid|127.0.0.1:$port|reused")
+			SERVICE_PORT=$port
+			return 0
+		else
+			warn "$name: pid $pid is alive but does not answer on port $port; restarting it"
+		fi
+		stop_pid "$name" "$pid"
+	fi
+	rm -f "$(pid_file "$name")"
+	port=$(pick_port "$name" "$override")
+	t0=$(now_ms)
+	"$start" "$port"
+	pid=$(read_file "$(pid_file "$name")")
+	wait_ready "$name" "$pid" "$timeout" "$check" "$port"
+	kill -0 "$pid" 2>/dev/null || fail_service "$name" "exited right after answering (is port $port used by something else?)"
+	log "$name: started pid $pid on 127.0.0.1:$port in $(($(now_ms) - t0)) ms"
+	SUMMARY+=("$name|$pid|127.0.0.1:$port|started")
+	SERVICE_PORT=$port
+}
+
+# poll_ok SECONDS CMD...: like wait_ready but returns a status instead of
+# exiting; used to decide whether a running service can be reused.
+poll_ok() {
+	local deadline=$(($(now_ms) + $1 * 1000))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		(($(now_ms) < deadline)) || return 1
+		sleep 0.2
+	done
+}
+
+# --- PostgreSQL ---------------------------------------------------------------
+
+PG_BIN=""
+PG_ADMIN_PASSWORD=""
+
+pg_psql_admin() {
+	# Superuser over TCP with a password: the cluster has no unix socket.
+	PGPASSWORD=$PG_ADMIN_PASSWORD PGCONNECT_TIMEOUT=2 "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
+		-h 127.0.0.1 -p "$1" -U postgres -d postgres "${@:2}"
+}
+
+pg_check() { pg_psql_admin "$1" -tAc 'SELECT 1' | grep -qx 1; }
+
+up_postgres() {
+	local port pw override=${BAASMIGRATE_PG_PORT:-} t0 running_port=""
+	PG_BIN=$(find_pg_bin)
+	if [[ -z $PG_BIN ]]; then
+		apt_install postgresql
+		PG_BIN=$(find_pg_bin)
+		[[ -n $PG_BIN ]] || die "postgres: installed the postgresql package but found no pg_ctl"
+	fi
+	(($(pg_major "$PG_BIN") >= 15)) || die "postgres: need PostgreSQL 15+, found $("$PG_BIN/pg_ctl" --version)"
+	if [[ $EUID -eq 0 ]] && ! id -u postgres >/dev/null 2>&1; then
+		log "postgres: creating the postgres system user (initdb refuses to run as root)"
+		useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
+	fi
+
+	PG_ADMIN_PASSWORD=$(secret_file "$LOCAL_DIR/secrets/pg-admin-password" 18)
+	pw=$(secret_file "$LOCAL_DIR/secrets/pg-password" 18)
+	mkdir -p "$LOCAL_DIR/pg"
+	if [[ $EUID -eq 0 ]]; then
+		chown postgres: "$LOCAL_DIR/pg"
+		as_pg test -x "$LOCAL_DIR/pg" ||
+			die "postgres: user postgres cannot reach $LOCAL_DIR/pg (a parent directory is not world-executable); chmod o+x the parents or set BAASMIGRATE_LOCAL_DIR"
+	fi
+
+	if pg_running; then
+		running_port=$(sed -n 4p "$PG_DATA/postmaster.pid")
+		if [[ -n $override && $override != "$running_port" ]]; then
+			log "postgres: running on port $running_port but BAASMIGRATE_PG_PORT=$override; restarting"
+		elif poll_ok 5 pg_check "$running_port"; then
+			port=$running_port
+			PICKED_PORTS+="$port "
+			log "postgres: reusing the cluster on 127.0.0.1:$port"
+			SUMMARY+=("postgres|$(head -n1 "$PG_DATA/postmaster.pid")|127.0.0.1:$port|reused")
+		else
+			warn "postgres: postmaster is alive but does not answer on port $running_port; restarting it"
+		fi
+		if [[ -z ${port:-} ]]; then
+			as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m fast -w -t 60 >/dev/null
+		fi
+	fi
+
+	if [[ -z ${port:-} ]]; then
+		t0=$(now_ms)
+		if [[ ! -f $PG_DATA/PG_VERSION ]]; then
+			pg_initdb
+		fi
+		port=$(pick_port postgres "$override")
+		pg_write_conf "$port"
+		rotate_log postgres
+		[[ $EUID -ne 0 ]] || chown postgres: "$LOG_DIR/postgres.log"
+		# setsid: keep the postmaster out of the caller's process group
+		# (Ctrl-C); 9>&-: and out of our lock (see start_daemon).
+		if ! as_pg setsid --wait "$PG_BIN/pg_ctl" start -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -w -t 60 >/dev/null 9>&-; then
+			fail_service postgres "failed to start"
+		fi
+		wait_ready postgres "" 30 pg_check "$port"
+		head -n1 "$PG_DATA/postmaster.pid" >"$(pid_file postgres)"
+		log "postgres: started on 127.0.0.1:$port in $(($(now_ms) - t0)) ms"
+		SUMMARY+=("postgres|$(head -n1 "$PG_DATA/postmaster.pid")|127.0.0.1:$port|started")
+	fi
+	head -n1 "$PG_DATA/postmaster.pid" >"$(pid_file postgres)"
+	printf '%s\n' "$port" >"$(port_file postgres)"
+
+	# Provision the application role and database on every run: cheap,
+	# idempotent, and repairs a cluster whose password file was regenerated.
+	# CREATEDB lets tests create a fresh database each (testenv.NewDatabase).
+	pg_psql_admin "$port" >/dev/null <<-EOF || fail_service postgres "rejected the role/database setup"
+		SELECT 'CREATE ROLE baasmigrate LOGIN'
+		 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'baasmigrate')\gexec
+		ALTER ROLE baasmigrate WITH LOGIN CREATEDB PASSWORD '$pw';
+		SELECT 'CREATE DATABASE baasmigrate OWNER baasmigrate'
+		 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'baasmigrate')\gexec
+	EOF
+
+	env_line DATABASE_URL "postgres://baasmigrate:$pw@127.0.0.1:$port/baasmigrate?sslmode=disable"
+	env_line BAASMIGRATE_PG_ADMIN_URL "postgres://postgres:$PG_ADMIN_PASSWORD@127.0.0.1:$port/postgres?sslmode=disable"
+}
+
+# pg_initdb creates the throwaway cluster, owned by postgres, with a
+# superuser password and password (SCRAM) authentication everywhere.
+pg_initdb() {
+	local pwfile=$LOCAL_DIR/pg/initdb-pwfile
+	log "postgres: initdb $PG_DATA ($("$PG_BIN/pg_ctl" --version))"
+	rm -rf "$PG_DATA"
+	(
+		umask 077
+		printf '%s\n' "$PG_ADMIN_PASSWORD" >"$pwfile"
+	)
+	[[ $EUID -ne 0 ]] || chown postgres: "$pwfile"
+	mkdir -p "$LOG_DIR"
+	# --no-locale: C collation, so ORDER BY in tests is byte order, the same
+	# everywhere. --no-sync: a throwaway cluster need not survive power loss.
+	if ! as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --pwfile="$pwfile" \
+		--auth=scram-sha-256 --encoding=UTF8 --no-locale --no-sync \
+		>"$LOG_DIR/initdb.log" 2>&1; then
+		rm -f "$pwfile"
+		die "postgres: initdb failed; see $LOG_DIR/initdb.log"
+	fi
+	rm -f "$pwfile"
+	printf "\ninclude_if_exists = 'baasmigrate.conf'\n" >>"$PG_DATA/postgresql.conf"
+	# Only password logins over IPv4 loopback; there is no unix socket.
+	cat >"$PG_DATA/pg_hba.conf" <<-'EOF'
+		# Written by scripts/services-up.sh: password auth over loopback TCP only.
+		# TYPE  DATABASE  USER  ADDRESS       METHOD
+		host    all       all   127.0.0.1/32  scram-sha-256
+	EOF
+	[[ $EUID -ne 0 ]] || chown postgres: "$PG_DATA/pg_hba.conf"
+}
+
+# pg_write_conf PORT writes the settings included by postgresql.conf. Tuned
+# for tests on a throwaway cluster, NOT for data anyone wants to keep.
+pg_write_conf() {
+	cat >"$PG_DATA/baasmigrate.conf" <<-EOF
+		# Written by scripts/services-up.sh at every start; edits are lost.
+		listen_addresses = '127.0.0.1'
+		port = $1
+		# No unix socket: its path under a deep checkout would exceed the
+		# 107-byte sun_path limit, and TCP keeps password auth meaningful.
+		unix_socket_directories = ''
+		# Every test package creates its own database and pools; the race
+		# detector slows clients, so connections pile up.
+		max_connections = 250
+		shared_buffers = 256MB
+		# Durability off: this cluster is recreated at will and a crash may
+		# lose it. Never copy these three lines to a real server.
+		fsync = off
+		synchronous_commit = off
+		full_page_writes = off
+		# Fewer checkpoints during bulk COPY in tests and benchmarks.
+		max_wal_size = 4GB
+		log_min_messages = warning
+		log_min_error_statement = error
+	EOF
+	[[ $EUID -ne 0 ]] || chown postgres: "$PG_DATA/baasmigrate.conf"
+}
+
+# --- Firestore emulator (ours, e2e/firestoreemu) -----------------------------
+
+FIRESTORE_SRC=e2e/firestoreemu/cmd/firestoreemu
+
+firestore_check() { http_ok "http://127.0.0.1:$1/" '^Ok'; }
+
+firestore_start() {
+	start_daemon firestoreemu "$LOCAL_DIR" "$BIN_DIR/firestoreemu" --host 127.0.0.1 --port "$1"
+}
+
+up_firestoreemu() {
+	local pid
+	if [[ ! -d $REPO_ROOT/$FIRESTORE_SRC ]]; then
+		warn "firestoreemu: $FIRESTORE_SRC does not exist in this checkout yet; FIRESTORE_EMULATOR_HOST is NOT set (Firestore tests will skip, or fail under BAASMIGRATE_REQUIRE_SERVICES=1)"
+		pid=$(service_pid firestoreemu "$(service_pattern firestoreemu)")
+		[[ -z $pid ]] || stop_pid firestoreemu "$pid"
+		rm -f "$(pid_file firestoreemu)"
+		SUMMARY+=("firestoreemu|-|-|MISSING ($FIRESTORE_SRC)")
+		ENV_LINES+=("# firestoreemu: not started, $FIRESTORE_SRC is missing")
+		return 0
+	fi
+	# Always rebuild (the build cache makes this ~1 s): the emulator is
+	# developed in this repo, and a stale binary would test yesterday's code.
+	# Only a changed binary replaces the old one; ensure_service then sees the
+	# running process's executable as deleted and restarts it.
+	mkdir -p "$BIN_DIR" "$LOG_DIR"
+	if ! (cd "$REPO_ROOT" && go build -buildvcs=false -o "$BIN_DIR/firestoreemu.new" "./$FIRESTORE_SRC") \
+		>"$LOG_DIR/build-firestoreemu.log" 2>&1; then
+		die "firestoreemu: go build ./$FIRESTORE_SRC failed; see $LOG_DIR/build-firestoreemu.log"
+	fi
+	if cmp -s "$BIN_DIR/firestoreemu.new" "$BIN_DIR/firestoreemu"; then
+		rm -f "$BIN_DIR/firestoreemu.new"
+	else
+		mv -f "$BIN_DIR/firestoreemu.new" "$BIN_DIR/firestoreemu"
+	fi
+	ensure_service firestoreemu "${BAASMIGRATE_FIRESTORE_PORT:-}" 30 firestore_check firestore_start
+	env_line FIRESTORE_EMULATOR_HOST "127.0.0.1:$SERVICE_PORT"
+}
+
+# --- Firebase Auth emulator (firebase-tools) ---------------------------------
+
+FIREBASE_JS=$NPM_DIR/node_modules/firebase-tools/lib/bin/firebase.js
+
+auth_check() { http_ok "http://127.0.0.1:$1/" '"ready": *true'; }
+
+auth_start() {
+	local port=$1 hub logging dir=$LOCAL_DIR/firebase
+	# The emulator hub and logging emulator also listen (defaults 4400/4500,
+	# fixed): give them free ports too, so two stacks or other tools coexist.
+	hub=$(pick_port auth-hub "")
+	logging=$(pick_port auth-logging "")
+	mkdir -p "$dir/config"
+	# singleProjectMode false: tests use a fresh demo-* project id each
+	# (testenv.FreshProjectID) for isolation; the emulator keeps one user
+	# store per project id.
+	cat >"$dir/firebase.json" <<-EOF
+		{
+		  "emulators": {
+		    "auth": { "host": "127.0.0.1", "port": $port },
+		    "hub": { "host": "127.0.0.1", "port": $hub },
+		    "logging": { "host": "127.0.0.1", "port": $logging },
+		    "ui": { "enabled": false },
+		    "singleProjectMode": false
+		  }
+		}
+	EOF
+	# Offline: CI=1 skips the message-of-the-day fetch (which can even abort
+	# an "outdated" CLI) and update-notifier's registry check, as does
+	# NO_UPDATE_NOTIFIER. XDG_CONFIG_HOME keeps its configstore under .local.
+	start_daemon auth "$dir" env CI=1 NO_UPDATE_NOTIFIER=1 XDG_CONFIG_HOME="$dir/config" \
+		node "$FIREBASE_JS" emulators:start --only auth --project "$DEMO_PROJECT"
+}
+
+up_auth() {
+	local have="" t0
+	command -v node >/dev/null 2>&1 || die "auth: node (20+) is required for firebase-tools and is not on PATH"
+	if [[ -f $NPM_DIR/node_modules/firebase-tools/package.json ]]; then
+		have=$(node -p 'require(process.argv[1]).version' "$NPM_DIR/node_modules/firebase-tools/package.json")
+	fi
+	if [[ $have != "$FIREBASE_TOOLS_VERSION" ]]; then
+		log "auth: npm install firebase-tools@$FIREBASE_TOOLS_VERSION into $NPM_DIR (have '${have:-none}'); takes ~2 min"
+		t0=$(now_ms)
+		mkdir -p "$NPM_DIR" "$LOG_DIR"
+		if ! npm install --prefix "$NPM_DIR" --save-exact --no-audit --no-fund \
+			"firebase-tools@$FIREBASE_TOOLS_VERSION" >"$LOG_DIR/install-firebase-tools.log" 2>&1; then
+			die "auth: npm install firebase-tools@$FIREBASE_TOOLS_VERSION failed; see $LOG_DIR/install-firebase-tools.log"
+		fi
+		log "auth: installed in $((($(now_ms) - t0) / 1000))s"
+	fi
+	ensure_service auth "${BAASMIGRATE_AUTH_PORT:-}" 120 auth_check auth_start
+	env_line FIREBASE_AUTH_EMULATOR_HOST "127.0.0.1:$SERVICE_PORT"
+}
+
+# --- fake-gcs-server (Cloud Storage) ----------------------------------------
+
+gcs_check() { http_ok "http://127.0.0.1:$1/_internal/healthcheck"; }
+
+gcs_start() {
+	local port=$1 data=$LOCAL_DIR/gcs/data
+	# Filesystem backend, not memory: benchmarks put >= 2 GB of objects in
+	# it, which the memory backend would hold in RAM (the machine runs the
+	# tests, Postgres and MinIO beside it). The directory is emptied at each
+	# fresh start, so a (re)started emulator is empty as a memory one would be
+	# and disk use does not grow across runs.
+	rm -rf "$data"
+	mkdir -p "$data"
+	# -public-host / -external-url: download and upload-session URLs the
+	# server hands out point back at this server, not storage.googleapis.com.
+	start_daemon fake-gcs "$LOCAL_DIR/gcs" "$BIN_DIR/fake-gcs-server" \
+		-scheme http -host 127.0.0.1 -port "$port" \
+		-backend filesystem -filesystem-root "$data" \
+		-public-host "127.0.0.1:$port" -external-url "http://127.0.0.1:$port" \
+		-log-level warn
+}
+
+up_gcs() {
+	ensure_go_install fake-gcs-server "$FAKE_GCS_MODULE" "$FAKE_GCS_VERSION"
+	ensure_service fake-gcs "${BAASMIGRATE_GCS_PORT:-}" 30 gcs_check gcs_start
+	# With the scheme: the Go client accepts host:port or a URL, but Node's
+	# @google-cloud/storage assumes https:// when no scheme is given.
+	env_line STORAGE_EMULATOR_HOST "http://127.0.0.1:$SERVICE_PORT"
+	# firebase-admin's convention (host:port); firebase-admin-go copies it into
+	# STORAGE_EMULATOR_HOST when that is unset.
+	env_line FIREBASE_STORAGE_EMULATOR_HOST "127.0.0.1:$SERVICE_PORT"
+}
+
+# --- MinIO (S3) ---------------------------------------------------------------
+
+MINIO_USER=""
+MINIO_PASSWORD=""
+
+minio_check() { http_ok "http://127.0.0.1:$1/minio/health/live"; }
+
+minio_start() {
+	local port=$1 console
+	console=$(pick_port minio-console "${BAASMIGRATE_MINIO_CONSOLE_PORT:-}")
+	mkdir -p "$LOCAL_DIR/minio/data"
+	# MINIO_UPDATE=off: no update checks against the internet.
+	start_daemon minio "$LOCAL_DIR/minio" env \
+		MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" MINIO_UPDATE=off \
+		"$BIN_DIR/minio" server "$LOCAL_DIR/minio/data" \
+		--address "127.0.0.1:$port" --console-address "127.0.0.1:$console"
+}
+
+up_minio() {
+	ensure_go_install minio "$MINIO_MODULE" "$MINIO_VERSION"
+	# Generated once and kept: MinIO's stored config in the data directory is
+	# tied to the root credentials it was first started with.
+	MINIO_USER=bm$(secret_file "$LOCAL_DIR/secrets/minio-user" 6)
+	MINIO_PASSWORD=$(secret_file "$LOCAL_DIR/secrets/minio-password" 20)
+	ensure_service minio "${BAASMIGRATE_MINIO_PORT:-}" 60 minio_check minio_start
+	env_line S3_ENDPOINT "http://127.0.0.1:$SERVICE_PORT"
+	env_line S3_ACCESS_KEY "$MINIO_USER"
+	env_line S3_SECRET_KEY "$MINIO_PASSWORD"
+	env_line AWS_ACCESS_KEY_ID "$MINIO_USER"
+	env_line AWS_SECRET_ACCESS_KEY "$MINIO_PASSWORD"
+	env_line AWS_REGION us-east-1
+}
+
+# --- main ---------------------------------------------------------------------
+
+write_env_file() {
+	local tmp=$ENV_FILE.tmp
+	(
+		umask 077 # it holds passwords
+		{
+			printf '# Written by scripts/services-up.sh at %s; rewritten on every run.\n' "$(date -u +%FT%TZ)"
+			printf '# Use: . .local/services.env   (Go tests read it via internal/testenv)\n'
+			printf "export GCLOUD_PROJECT='%s'\n" "$DEMO_PROJECT"
+			printf "export GOOGLE_CLOUD_PROJECT='%s'\n" "$DEMO_PROJECT"
+			printf '%s\n' "${ENV_LINES[@]}"
+		} >"$tmp"
+	)
+	mv -f "$tmp" "$ENV_FILE"
+}
+
+print_summary() {
+	local row name pid addr state
+	printf '\n%-13s %-8s %-22s %s\n' SERVICE PID ADDRESS STATE >&2
+	for row in "${SUMMARY[@]}"; do
+		IFS='|' read -r name pid addr state <<<"$row"
+		printf '%-13s %-8s %-22s %s\n' "$name" "$pid" "$addr" "$state" >&2
+	done
+	printf '\nenv: %s   logs: %s/\n' "$ENV_FILE" "$LOG_DIR" >&2
+}
+
+main() {
+	local t0
+	t0=$(now_ms)
+	command -v go >/dev/null 2>&1 || die "go is not on PATH"
+	command -v curl >/dev/null 2>&1 || apt_install curl
+	with_lock
+	mkdir -p "$BIN_DIR" "$RUN_DIR" "$LOG_DIR"
+	# A stale env file must not outlive a failed run: tests would then dial
+	# dead ports instead of reporting the service as missing.
+	rm -f "$ENV_FILE"
+	up_postgres
+	up_auth
+	up_firestoreemu
+	up_gcs
+	up_minio
+	write_env_file
+	print_summary
+	log "stack ready in $((($(now_ms) - t0) / 1000)).$(((($(now_ms) - t0) % 1000) / 100))s"
+}
+
+main "$@"
