@@ -114,6 +114,7 @@ func Start(addr string, opts Options) (*Emulator, error) {
 		return nil, fmt.Errorf("firestoreemu: listening on %s: %w", addr, err)
 	}
 	e := New(opts)
+	e.setListener(ln)
 	go func() { _ = e.Serve(ln) }()
 	return e, nil
 }
@@ -129,13 +130,19 @@ func (e *Emulator) Addr() string {
 	return e.ln.Addr().String()
 }
 
+func (e *Emulator) setListener(l net.Listener) {
+	e.lnMu.Lock()
+	defer e.lnMu.Unlock()
+	if e.ln == nil {
+		e.ln = l
+	}
+}
+
 // Serve accepts connections on l until Close. gRPC requests (HTTP/2 with
 // content-type application/grpc) go to the Firestore API, everything else to
 // the HTTP hooks. It returns nil after Close.
 func (e *Emulator) Serve(l net.Listener) error {
-	e.lnMu.Lock()
-	e.ln = l
-	e.lnMu.Unlock()
+	e.setListener(l)
 	err := e.httpServer.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
