@@ -51,10 +51,11 @@ type Extractor interface {
 	// without secrets ("firestore:projects/p/databases/(default)"). Runs of
 	// the same source and kind resume each other.
 	Source() string
-	// Plan discovers the source's streams and splits each into at most
-	// partitions partitions (fewer when the stream is small). It is called
-	// once at the start of a fresh run.
-	Plan(ctx context.Context, partitions int) ([]Stream, error)
+	// Plan discovers the source's streams, as they were at readTime (zero:
+	// now), and splits each into at most partitions partitions (fewer when
+	// the stream is small). It is called once at the start of a fresh run;
+	// streams it returns with a zero ReadTime are read at readTime.
+	Plan(ctx context.Context, partitions int, readTime time.Time) ([]Stream, error)
 	// Read calls emit, in order, for every record of p that comes after the
 	// cursor after (a Record.Cursor from an earlier read; "" means from the
 	// start of p), as the source was at readTime (zero: the latest data).

@@ -225,7 +225,7 @@ func plan(ctx context.Context, state *postgres.State, name string, job Job, opts
 		}
 		readTime = t
 	}
-	streams, err := job.Extractor.Plan(ctx, opts.Workers)
+	streams, err := job.Extractor.Plan(ctx, opts.Workers, readTime)
 	if err != nil {
 		return nil, fmt.Errorf("planning %s: %w", name, err)
 	}
@@ -263,7 +263,11 @@ func (e *executor) stream(ctx context.Context, st *postgres.StreamState) error {
 	if e.opts.Progress != nil {
 		total := int64(-1)
 		if c, ok := e.job.Extractor.(extractors.Counter); ok {
-			n, err := c.Count(ctx, extractors.Stream{Name: st.Name, Kind: e.job.Kind, ReadTime: st.ReadTime})
+			planned := extractors.Stream{Name: st.Name, Kind: e.job.Kind, ReadTime: st.ReadTime}
+			for _, p := range st.Partitions {
+				planned.Partitions = append(planned.Partitions, p.Partition)
+			}
+			n, err := c.Count(ctx, planned)
 			if err == nil {
 				total = n
 			} else {

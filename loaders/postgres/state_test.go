@@ -1,0 +1,200 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
+)
+
+func newPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), testenv.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func TestStateRunLifecycle(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	st, err := OpenState(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenState(ctx, pool); err != nil {
+		t.Fatalf("OpenState is not idempotent: %v", err)
+	}
+	job := Job(record.KindDocument, "firestore:projects/p/databases/(default)")
+	rt := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	run, err := st.StartRun(ctx, job, record.KindDocument, map[string]string{"mapping": "m1"}, []extractors.Stream{
+		{Name: "users", ReadTime: rt, Partitions: []extractors.Partition{{Stream: "users", ID: "p0", End: "users/m"}, {Stream: "users", ID: "p1", Start: "users/m"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.StartRun(ctx, job, record.KindDocument, nil, nil); err == nil {
+		t.Fatal("a second running run of the same job was accepted")
+	}
+	got, err := st.RunningRun(ctx, job)
+	if err != nil || got == nil || got.ID != run.ID {
+		t.Fatalf("RunningRun = %+v, %v; want run %d", got, err, run.ID)
+	}
+	if got.Config["mapping"] != "m1" || len(got.Streams) != 1 || !got.Streams[0].ReadTime.Equal(rt) || len(got.Streams[0].Partitions) != 2 {
+		t.Fatalf("stored run differs: %+v", got)
+	}
+	if p := got.Streams[0].Partitions[1]; p.Start != "users/m" || p.End != "" || p.Cursor != "" || p.Done {
+		t.Fatalf("partition stored as %+v", p)
+	}
+
+	if err := st.FinishRun(ctx, run); err == nil {
+		t.Fatal("FinishRun succeeded with unfinished partitions")
+	}
+	for _, p := range run.Streams[0].Partitions {
+		if err := commit(ctx, pool, st, run, p, "users/z", true, map[string]TableCounts{"users": {Read: 2, Changed: 2}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.FinishRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := st.RunningRun(ctx, job); r != nil {
+		t.Fatalf("run still running after FinishRun")
+	}
+	if r, _ := st.LastFinishedRun(ctx, job); r == nil || r.ID != run.ID {
+		t.Fatalf("LastFinishedRun = %+v", r)
+	}
+	sum, err := st.Summary(ctx, run)
+	if err != nil || len(sum) != 1 || sum[0].Read != 4 || sum[0].Changed != 4 || sum[0].Loaded() != 4 {
+		t.Fatalf("Summary = %+v, %v", sum, err)
+	}
+}
+
+// commit checkpoints p in its own transaction and updates it, as the
+// executor does.
+func commit(ctx context.Context, pool *pgxpool.Pool, st *State, run *Run, p *PartitionState, cursor string, done bool, counts map[string]TableCounts, rejects []Reject) error {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		return st.Checkpoint(ctx, tx, run, p, cursor, done, counts, rejects)
+	})
+	if err == nil {
+		p.Cursor, p.Done = cursor, done
+	}
+	return err
+}
+
+func TestCheckpointIsFencedByTheCursor(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	st, err := OpenState(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.StartRun(ctx, "documents x", record.KindDocument, nil, []extractors.Stream{
+		{Name: "s", Partitions: []extractors.Partition{{Stream: "s", ID: "p0"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := run.Streams[0].Partitions[0]
+	stale := *p
+	if err := commit(ctx, pool, st, run, p, "s/a", false, map[string]TableCounts{"t": {Read: 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A second writer still at the old cursor (or a retry of a batch whose
+	// COMMIT reply was lost) must not advance or count again.
+	err = commit(ctx, pool, st, run, &stale, "s/a", false, map[string]TableCounts{"t": {Read: 1}}, nil)
+	if !errors.Is(err, ErrCheckpointMoved) {
+		t.Fatalf("stale checkpoint: err = %v, want ErrCheckpointMoved", err)
+	}
+	sum, _ := st.Summary(ctx, run)
+	if len(sum) != 1 || sum[0].Read != 1 {
+		t.Fatalf("counts after a refused checkpoint: %+v", sum)
+	}
+	cur, done, err := st.PartitionCursor(ctx, run, p)
+	if err != nil || cur != "s/a" || done {
+		t.Fatalf("PartitionCursor = %q, %v, %v", cur, done, err)
+	}
+}
+
+func TestCheckpointStoresRejectsWithHostileKeys(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	st, err := OpenState(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.StartRun(ctx, "documents y", record.KindDocument, nil, []extractors.Stream{
+		{Name: "s", Partitions: []extractors.Partition{{Stream: "s", ID: "p0"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := record.Record{Kind: record.KindDocument, Key: "s/a\x00'; DROP TABLE x; --", Fields: map[string]record.Value{"k\x00": record.String("v\x00")}}
+	raw, _ := rec.MarshalJSON()
+	rj := Reject{Table: "t", SourceKey: rec.Key, Reason: "because", Record: raw}
+	if err := commit(ctx, pool, st, run, run.Streams[0].Partitions[0], "s/a", true, map[string]TableCounts{"t": {Read: 1, Rejected: 1}}, []Reject{rj}); err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte
+	if err := pool.QueryRow(ctx, `SELECT record::text FROM baasmigrate.rejects WHERE run_id = $1`, run.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	v, err := record.UnmarshalJSONValue(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := v.MapValue()
+	if m["key"].StringValue() != rec.Key || !record.Equal(m["fields"], record.Map(rec.Fields)) {
+		t.Fatalf("stored reject does not give back the record: %v", v)
+	}
+	samples, err := st.Rejects(ctx, run, 10)
+	if err != nil || len(samples) != 1 || samples[0].Reason != "because" {
+		t.Fatalf("Rejects = %+v, %v", samples, err)
+	}
+}
+
+func TestLockJobExcludesASecondProcess(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	a, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release()
+	b, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	if err := LockJob(ctx, a, "documents z"); err != nil {
+		t.Fatal(err)
+	}
+	if err := LockJob(ctx, b, "documents z"); err == nil {
+		t.Fatal("a second session locked the same job")
+	}
+	if err := LockJob(ctx, b, "users z"); err != nil {
+		t.Fatalf("a different job is blocked: %v", err)
+	}
+	a.Conn().Close(ctx) // as when the process dies
+	// The server ends the session asynchronously; wait for that, boundedly.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := LockJob(ctx, b, "documents z")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lock not released with its session: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
