@@ -229,7 +229,7 @@ PICKED_PORTS=" "
 
 # pick_port NAME [OVERRIDE] prints the port NAME should listen on:
 #   1. OVERRIDE (from a BAASMIGRATE_*_PORT variable) if given — the user's
-#      choice, used as is (starting fails loudly if it is taken);
+#      choice, used as is (we fail loudly if it is taken);
 #   2. else the port NAME used last time (.local/run/NAME.port), if still
 #      free — stable ports make logs and a developer's shell history useful;
 #   3. else a random free port below the kernel's ephemeral range, so the
@@ -239,6 +239,7 @@ pick_port() {
 	local name=$1 override=${2:-} port lo hi i
 	if [[ -n $override ]]; then
 		[[ $override =~ ^[0-9]+$ ]] || die "$name: port override '$override' is not a number"
+		port_free "$override" || die "$name: port $override (from its BAASMIGRATE_*_PORT override) is already in use on 127.0.0.1"
 		port=$override
 	else
 		port=$(read_file "$(port_file "$name")")
@@ -275,7 +276,9 @@ wait_ready() {
 			fail_service "$name" "exited during startup"
 		fi
 		if (($(now_ms) > deadline)); then
-			fail_service "$name" "did not answer within ${timeout}s"
+			# Do not leave a half-started process behind holding the port.
+			[[ -z $pid ]] || stop_pid "$name" "$pid"
+			fail_service "$name" "did not answer within ${timeout}s (stopped it)"
 		fi
 		sleep 0.2
 	done

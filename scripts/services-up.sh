@@ -32,6 +32,8 @@ ensure_service() {
 	if [[ -n $pid ]]; then
 		exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
 		if [[ -n $override && $override != "$port" ]]; then
+			# Check before stopping: a taken port must not cost the running one.
+			port_free "$override" || die "$name: port $override (from its BAASMIGRATE_*_PORT override) is already in use on 127.0.0.1"
 			log "$name: running on port $port but an override asks for $override; restarting"
 		elif [[ $exe == *" (deleted)" ]]; then
 			# go install / go build replaced the binary: the process runs stale code.
@@ -46,6 +48,8 @@ ensure_service() {
 			warn "$name: pid $pid is alive but does not answer on port $port; restarting it"
 		fi
 		stop_pid "$name" "$pid"
+	elif [[ -e $(pid_file "$name") ]]; then
+		log "$name: pid $(read_file "$(pid_file "$name")") from its pid file is not running; starting it again"
 	fi
 	rm -f "$(pid_file "$name")"
 	port=$(pick_port "$name" "$override")
