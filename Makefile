@@ -44,7 +44,7 @@ demo: services-up
 		scripts/demo.sh; \
 	else \
 		echo "No scripts/demo.sh yet. The local stack is up; its environment ($(ENV_FILE), secrets masked):"; \
-		sed -E "s#(://[^:/]+:)[^@]*@#\1***@#; s#^(export [A-Z_]*(PASSWORD|SECRET|KEY)[A-Z_]*=).*#\1'***'#" $(ENV_FILE); \
+		sed -E "s#(://[^:/]+:)[^@]*@#\1***@#; s#^(export [A-Z0-9_]*(PASSWORD|SECRET)[A-Z0-9_]*=).*#\1'***'#" $(ENV_FILE); \
 	fi
 
 lint:
