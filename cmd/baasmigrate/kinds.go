@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baasmigrate/baasmigrate/internal/migration"
+	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+)
+
+// kindSpec tells the CLI how to migrate one kind of record: which options it
+// takes and how to assemble its extractor and sink. Each kind lives in its
+// own file (kind_documents.go, ...) and registers itself in init.
+type kindSpec struct {
+	Kind record.Kind
+	// Options are the kind's flags on migrate, plan and verify.
+	Options []plugin.Option
+	// Build assembles the job from resolved options.
+	Build func(ctx context.Context, env *buildEnv) (migration.Job, error)
+}
+
+// buildEnv is what a kind's Build gets to work with.
+type buildEnv struct {
+	Config plugin.Config
+	Pool   *pgxpool.Pool
+	// State is the tool's state; nil for commands that must not create it
+	// (plan).
+	State   *postgres.State
+	Log     *slog.Logger
+	Stderr  io.Writer
+	Workers int
+	// Restart is set when the user asked to start over.
+	Restart bool
+}
+
+var kindSpecs []*kindSpec
+
+func registerKind(k *kindSpec) {
+	kindSpecs = append(kindSpecs, k)
+	slices.SortFunc(kindSpecs, func(a, b *kindSpec) int {
+		return slices.Index(record.Kinds, a.Kind) - slices.Index(record.Kinds, b.Kind)
+	})
+}
+
+// allKindOptions lists the options of every kind, each once.
+func allKindOptions() []plugin.Option {
+	var lists [][]plugin.Option
+	for _, k := range kindSpecs {
+		lists = append(lists, k.Options)
+	}
+	return plugin.Merge(lists...)
+}
+
+// selectKinds parses --only ("" = every kind), in migration order.
+func selectKinds(only string) ([]*kindSpec, error) {
+	if strings.TrimSpace(only) == "" {
+		return kindSpecs, nil
+	}
+	want := map[record.Kind]bool{}
+	for _, s := range strings.Split(only, ",") {
+		s = strings.TrimSpace(s)
+		k := record.Kind(strings.TrimSuffix(s, "s"))
+		found := false
+		for _, spec := range kindSpecs {
+			if spec.Kind == k {
+				found = true
+			}
+		}
+		if !found {
+			var names []string
+			for _, spec := range kindSpecs {
+				names = append(names, string(spec.Kind)+"s")
+			}
+			return nil, fmt.Errorf("--only: unknown kind %q (choose from %s)", s, strings.Join(names, ", "))
+		}
+		want[k] = true
+	}
+	var out []*kindSpec
+	for _, spec := range kindSpecs {
+		if want[spec.Kind] {
+			out = append(out, spec)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,58 @@
+// Command baasmigrate moves an application off a Backend-as-a-Service
+// (Firebase first) onto PostgreSQL and an S3-compatible object store:
+// users with working passwords, documents, and files.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit statuses shared by the subcommands.
+const (
+	exitOK       = 0
+	exitProblems = 1 // the command ran but found problems (rejects, differences)
+	exitError    = 2 // the command could not do its job
+)
+
+// exitError carries a specific exit status out of a command.
+type exitStatus struct {
+	code int
+	err  error
+}
+
+func (e *exitStatus) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitStatus) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := newRootCommand().ExecuteContext(ctx)
+	os.Exit(exitCode(err))
+}
+
+// exitCode prints err (once) and returns the process exit status for it.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var st *exitStatus
+	if errors.As(err, &st) {
+		if st.err != nil {
+			fmt.Fprintln(os.Stderr, "baasmigrate:", st.err)
+		}
+		return st.code
+	}
+	fmt.Fprintln(os.Stderr, "baasmigrate:", err)
+	return exitError
+}

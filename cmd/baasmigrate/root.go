@@ -1,0 +1,193 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/baasmigrate/baasmigrate/internal/plugin"
+)
+
+// newRootCommand builds the command tree.
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "baasmigrate",
+		Short: "Move users, documents and files off a Backend-as-a-Service onto PostgreSQL and an object store",
+		Long: `baasmigrate moves an application off Firebase onto infrastructure you control:
+Auth users (passwords keep working), Firestore documents (every subcollection and
+reference) and Storage files, into PostgreSQL and an S3-compatible store or a directory.
+
+Every flag can also be set in a YAML file given with --config (keys are flag names);
+command-line flags win over the file, the file over environment variables.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("config", "", "YAML file of settings; keys are flag names (e.g. `workers: 8`)")
+	root.PersistentFlags().BoolP("verbose", "v", false, "Log progress notes as well as warnings")
+	root.PersistentFlags().Bool("no-progress", false, "Do not draw progress bars (they are also off when stderr is not a terminal)")
+	root.AddCommand(newMigrateCommand(), newInferCommand())
+	for _, add := range extraCommands {
+		root.AddCommand(add())
+	}
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		return applyConfigFile(cmd, root)
+	}
+	return root
+}
+
+// extraCommands are added by files that implement further subcommands.
+var extraCommands []func() *cobra.Command
+
+// applyConfigFile sets every flag of cmd that the --config file names and
+// the command line did not set.
+func applyConfigFile(cmd, root *cobra.Command) error {
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading the config file: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return fmt.Errorf("config file %s:%d: want a mapping of flag names to values", path, m.Line)
+	}
+	known := allFlagNames(root)
+	var problems []string
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		f := cmd.Flags().Lookup(k.Value)
+		if f == nil {
+			if !known[k.Value] {
+				problems = append(problems, fmt.Sprintf("%s:%d: unknown setting %q (not a flag of any command)", path, k.Line, k.Value))
+			}
+			continue // a setting for another command
+		}
+		if f.Changed {
+			continue
+		}
+		val, err := scalarValue(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s:%d: %s: %v", path, v.Line, k.Value, err))
+			continue
+		}
+		if err := cmd.Flags().Set(k.Value, val); err != nil {
+			problems = append(problems, fmt.Sprintf("%s:%d: %s: %v", path, v.Line, k.Value, err))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("config file problems:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// scalarValue renders a YAML scalar or a list of scalars as a flag value.
+func scalarValue(n *yaml.Node) (string, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return n.Value, nil
+	case yaml.SequenceNode:
+		parts := make([]string, len(n.Content))
+		for i, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return "", fmt.Errorf("lists may hold only plain values")
+			}
+			parts[i] = c.Value
+		}
+		return strings.Join(parts, ","), nil
+	}
+	return "", fmt.Errorf("want a value or a list of values")
+}
+
+func allFlagNames(root *cobra.Command) map[string]bool {
+	names := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) { names[f.Name] = true })
+		c.PersistentFlags().VisitAll(func(f *pflag.Flag) { names[f.Name] = true })
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	return names
+}
+
+// addOptionFlags registers one string flag per plugin option. Defaults are
+// not put into the flags: pluginConfig resolves them, after the
+// environment.
+func addOptionFlags(fs *pflag.FlagSet, opts []plugin.Option) {
+	for _, o := range opts {
+		if fs.Lookup(o.Name) != nil {
+			continue
+		}
+		help := o.Help
+		if len(o.Env) > 0 {
+			help += " (env " + strings.Join(o.Env, ", ") + ")"
+		}
+		if o.Default != "" {
+			help += fmt.Sprintf(" (default %q)", o.Default)
+		}
+		fs.String(o.Name, "", help)
+	}
+}
+
+// pluginConfig resolves option values: flag or config file, then the
+// environment, then the default.
+func pluginConfig(fs *pflag.FlagSet, opts []plugin.Option) plugin.Config {
+	cfg := plugin.Config{}
+	for _, o := range opts {
+		f := fs.Lookup(o.Name)
+		if f != nil && f.Changed {
+			cfg[o.Name] = f.Value.String()
+			continue
+		}
+		for _, env := range o.Env {
+			if v := os.Getenv(env); v != "" {
+				cfg[o.Name] = v
+				break
+			}
+		}
+		if cfg[o.Name] == "" && o.Default != "" {
+			cfg[o.Name] = o.Default
+		}
+	}
+	return cfg
+}
+
+// newLogger returns the logger for cmd: warnings (or info with --verbose)
+// as text on stderr.
+func newLogger(cmd *cobra.Command) *slog.Logger {
+	level := slog.LevelWarn
+	if v, _ := cmd.Flags().GetBool("verbose"); v {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+}
+
+// showProgress reports whether to draw progress bars on w.
+func showProgress(cmd *cobra.Command, w io.Writer) bool {
+	if off, _ := cmd.Flags().GetBool("no-progress"); off {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

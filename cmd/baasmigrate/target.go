@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baasmigrate/baasmigrate/internal/plugin"
+)
+
+// postgresOption is the target database, shared by every command.
+var postgresOption = plugin.Option{
+	Name:     "postgres",
+	Help:     "PostgreSQL connection string of the target database (URL or key=value form).",
+	Env:      []string{"DATABASE_URL"},
+	Required: true,
+	Secret:   true,
+}
+
+// connectTarget opens a pool on the target database sized for workers,
+// checking it answers. Errors never include the password.
+func connectTarget(ctx context.Context, dsn string, workers int) (*pgxpool.Pool, error) {
+	if dsn == "" {
+		return nil, fmt.Errorf("no target database: pass --postgres or set DATABASE_URL")
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx redacts the password from parse errors.
+		return nil, fmt.Errorf("reading the --postgres connection string: %w", err)
+	}
+	cfg.MaxConns = int32(workers + 4)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", describeTarget(cfg), err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to %s: %w", describeTarget(cfg), err)
+	}
+	return pool, nil
+}
+
+// describeTarget names the database for messages, without the password.
+func describeTarget(cfg *pgxpool.Config) string {
+	c := cfg.ConnConfig
+	return fmt.Sprintf("postgres://%s@%s/%s", c.User, net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port))), c.Database)
+}
