@@ -51,7 +51,7 @@ func Documents(seed uint64, s Scale) []Doc {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func() time.Time {
-		return base.Add(time.Duration(r.Int64N(int64(500*24*time.Hour)))).Truncate(time.Microsecond)
+		return base.Add(time.Duration(r.Int64N(int64(500 * 24 * time.Hour)))).Truncate(time.Microsecond)
 	}
 	var docs []Doc
 	add := func(path string, f map[string]any) { docs = append(docs, Doc{Path: path, Fields: f}) }
