@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# scripts/demo.sh — the demo behind `make demo`: seed the local emulators with a
+# sample app (users, posts with comments, orders with items and adjustments,
+# archived entries under missing parents, every Firestore value type, a few
+# documents that disagree on a field's type), then infer a mapping and migrate
+# it into a fresh PostgreSQL database, and show how to look at the result.
+#
+# Expects the stack to be up (make demo runs services-up first). Re-running
+# starts from scratch: the demo project and database are reset.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+set -a
+# shellcheck source=/dev/null
+. .local/services.env
+set +a
+
+PROJECT=${DEMO_PROJECT:-demo-baasmigrate}
+DB=baasmigrate_demo
+OUT=.local/demo
+mkdir -p "$OUT" bin
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "Building baasmigrate"
+go build -o bin/baasmigrate ./cmd/baasmigrate
+go build -o "$OUT/seed-demo" ./e2e/demoapp/cmd/seed-demo
+
+step "Seeding the emulators (project $PROJECT)"
+curl -fsS -X DELETE "http://$FIRESTORE_EMULATOR_HOST/emulator/v1/projects/$PROJECT/databases/(default)/documents" >/dev/null
+"$OUT/seed-demo" --project "$PROJECT"
+
+step "Creating a fresh target database $DB"
+psql -q "$BAASMIGRATE_PG_ADMIN_URL" -v ON_ERROR_STOP=1 \
+	-c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB OWNER baasmigrate" >/dev/null
+TARGET="${DATABASE_URL%%\?*}"
+TARGET="${TARGET%/*}/$DB?sslmode=disable"
+
+step "Inferring a mapping: baasmigrate infer --out $OUT/mapping.yaml"
+bin/baasmigrate infer --firebase-project "$PROJECT" --out "$OUT/mapping.yaml"
+echo "(the first lines of the mapping; review and edit it like a schema migration)"
+sed -n '14,40p' "$OUT/mapping.yaml"
+
+step "Migrating: baasmigrate migrate --mapping $OUT/mapping.yaml --summary $OUT/summary.json"
+status=0
+bin/baasmigrate migrate --only documents --firebase-project "$PROJECT" --postgres "$TARGET" \
+	--mapping "$OUT/mapping.yaml" --workers 4 --summary "$OUT/summary.json" || status=$?
+
+step "Running it again changes nothing"
+bin/baasmigrate migrate --only documents --firebase-project "$PROJECT" --postgres "$TARGET" \
+	--mapping "$OUT/mapping.yaml" | tail -n 2
+
+step "Look at the result"
+masked=$(sed -E 's#(://[^:/]+:)[^@]*@#\1***@#' <<<"$TARGET")
+cat <<TXT
+The target is $masked (password in .local/services.env). Try:
+
+  set -a; . .local/services.env; set +a
+  psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c '\\dt'
+  psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT id, name, age, address->>'"'"'city'"'"' AS city, _overflow FROM users LIMIT 5'
+  psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT orders_id, id, sku, qty, price FROM orders_items LIMIT 5'
+  psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT archive_id, months_id, id, note FROM archive_months_entries LIMIT 3'
+  psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT * FROM baasmigrate.rejects'
+
+Mapping: $OUT/mapping.yaml   Summary (JSON): $OUT/summary.json
+TXT
+exit "$status"
