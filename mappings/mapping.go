@@ -71,6 +71,8 @@ type Table struct {
 	Documents int64
 	// Line is the line of the file the table starts at (0 if built in code).
 	Line int
+
+	excludeLines []int // line of each Exclude entry, when parsed
 }
 
 // Column maps one field path to one typed column.

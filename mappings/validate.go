@@ -143,12 +143,16 @@ func (m *Mapping) validateTable(t *Table, p *problems) {
 		}
 	}
 	for i, e := range t.Exclude {
+		line := t.Line
+		if i < len(t.excludeLines) {
+			line = t.excludeLines[i]
+		}
 		segs, err := ParseFieldPath(e)
 		if err != nil {
-			p.addf(t.Line, "%s: exclude[%d]: %v", where, i, err)
+			p.addf(line, "%s: exclude[%d]: %v", where, i, err)
 			continue
 		}
-		paths = append(paths, pathEntry{segs: segs, text: FormatFieldPath(segs), line: t.Line, what: "an exclusion"})
+		paths = append(paths, pathEntry{segs: segs, text: FormatFieldPath(segs), line: line, what: "an exclusion"})
 	}
 	checkOverlaps(paths, where, p)
 }

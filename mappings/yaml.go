@@ -251,6 +251,11 @@ func decodeTable(n *yaml.Node, t *Table, p *problems) {
 	t.ParentColumns = strList(f["parent_columns"], "parent_columns", p)
 	t.Documents = integer(f["documents"], "documents", p)
 	t.Exclude = strList(f["exclude"], "exclude", p)
+	if en := f["exclude"]; en != nil && en.Kind == yaml.SequenceNode {
+		for _, e := range en.Content {
+			t.excludeLines = append(t.excludeLines, e.Line)
+		}
+	}
 	cn := f["columns"]
 	if cn == nil {
 		return
