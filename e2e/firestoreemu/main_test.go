@@ -97,16 +97,19 @@ func clientFor(t testing.TB, project, database string) *firestore.Client {
 	return c
 }
 
-// clientAt connects the official client to an explicit address.
+// clientAt connects the official client to an explicit address (its own
+// connection overrides the one FIRESTORE_EMULATOR_HOST would make).
 func clientAt(t testing.TB, addr, project string) *firestore.Client {
 	t.Helper()
-	c, err := firestore.NewClient(context.Background(), project,
-		option.WithEndpoint(addr), option.WithoutAuthentication(),
-		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("dialing %s: %v", addr, err)
+	}
+	c, err := firestore.NewClient(context.Background(), project, option.WithGRPCConn(conn))
 	if err != nil {
 		t.Fatalf("NewClient(%s): %v", addr, err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { c.Close(); conn.Close() })
 	return c
 }
 
