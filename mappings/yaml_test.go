@@ -242,7 +242,7 @@ tables:
       - field: address.geo.lat
         column: lat
         type: numeric
-      - field: "` + "`zip-code`" + `"
+      - field: "`+"`zip-code`"+`"
         column: zip
         type: text
     exclude:
