@@ -311,7 +311,6 @@ func fieldsOfAny(n *yaml.Node, what string, p *problems) [][2]*yaml.Node {
 
 const header = `baasmigrate mapping: how Firestore documents become PostgreSQL rows.
 Review it, edit it, commit it; see docs/mapping.md for the full format.
-
 Each table maps one collection pattern ("users/{}/orders": document IDs
 replaced by {}) to one table keyed by parent_columns (the ancestor document
 IDs) and id_column. Besides the columns below, every table has

@@ -239,6 +239,9 @@ func (c *compiledColumn) store(v record.Value) (x any, exact bool) {
 	if !ok {
 		return nil, false
 	}
+	if c.jsonb {
+		return x, true // typed JSON is lossless by construction
+	}
 	back, err := c.codec.decode(x)
 	return x, err == nil && record.Equal(back, v)
 }
