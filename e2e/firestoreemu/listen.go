@@ -52,6 +52,9 @@ type listener struct {
 	lastTime int64
 	assigned bool // the client let the server assign target IDs
 	nextID   int32
+	// changed is the database's commit signal read together with lastTime,
+	// so no commit after lastTime can go unnoticed.
+	changed <-chan struct{}
 }
 
 // Listen serves a bidirectional Listen stream.
@@ -69,6 +72,9 @@ func (s *server) Listen(stream pb.Firestore_ListenServer) error {
 		return err
 	}
 	l := &listener{s: s, db: db, stream: stream, targets: map[int32]*listenTarget{}, nextID: 1}
+	db.mu.RLock()
+	l.changed = db.changed
+	db.mu.RUnlock()
 	reqs := make(chan *pb.ListenRequest)
 	recvErr := make(chan error, 1)
 	go func() {
@@ -95,9 +101,6 @@ func (s *server) Listen(stream pb.Firestore_ListenServer) error {
 		heartbeat = t.C
 	}
 	for {
-		db.mu.RLock()
-		changed := db.changed
-		db.mu.RUnlock()
 		select {
 		case r := <-reqs:
 			if err := l.handle(r); err != nil {
@@ -108,7 +111,7 @@ func (s *server) Listen(stream pb.Firestore_ListenServer) error {
 				return nil
 			}
 			return err
-		case <-changed:
+		case <-l.changed:
 			if err := l.advance(false); err != nil {
 				return err
 			}
@@ -204,6 +207,7 @@ func (l *listener) addTarget(t *pb.Target) error {
 	db := l.db
 	db.mu.RLock()
 	now := l.s.emu.clock.readTime()
+	l.changed = db.changed
 	msgs := l.collectChanges(now)
 	reset := false
 	if resumeGiven {
@@ -254,6 +258,7 @@ func (l *listener) advance(force bool) error {
 	db := l.db
 	db.mu.RLock()
 	now := l.s.emu.clock.readTime()
+	l.changed = db.changed
 	msgs := l.collectChanges(now)
 	db.mu.RUnlock()
 	if len(msgs) == 0 && !force {
