@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,5 +163,36 @@ tables:
 	for i, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 0, math.SmallestNonzeroFloat64, math.MaxFloat64, 1 << 62, 0.1} {
 		v := record.Double(f)
 		checkRoundTrip(t, d, docRec(fmt.Sprintf("c/%d", i), map[string]record.Value{"d": v, "n": v, "r": v, "num": v, "j": v}))
+	}
+}
+
+// TestConcurrentTransform runs Transform and Reconstruct from many
+// goroutines on one Documents (run with -race).
+func TestConcurrentTransform(t *testing.T) {
+	d := mustDocuments(t, randMapping(rand.New(rand.NewPCG(3, 4))))
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 5))
+			for i := range 200 {
+				rec := docRec(fmt.Sprintf("c/p/d/w%d-%d", w, i), randFields(r))
+				row, err := d.Transform(rec)
+				if err == nil {
+					_, _, err = d.Reconstruct(row.Table, row.Key, row.Values, row.Overflow)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
