@@ -16,7 +16,8 @@ type InferOptions struct {
 	// Schema is the target schema written into the mapping (DefaultSchema
 	// when empty).
 	Schema string
-	// MaxColumns caps the mapped columns per table (default 200); the least
+	// MaxColumns caps the mapped columns per table (default 200, at most
+	// 1500 so key and meta columns fit PostgreSQL's 1600); the least
 	// frequent fields beyond it are left to the overflow column.
 	MaxColumns int
 	// MaxTrackedFields caps the distinct field names whose statistics are
@@ -182,6 +183,7 @@ func NewInferrer(o InferOptions) *Inferrer {
 	if o.MaxColumns <= 0 {
 		o.MaxColumns = 200
 	}
+	o.MaxColumns = min(o.MaxColumns, 1500)
 	if o.MaxTrackedFields <= 0 {
 		o.MaxTrackedFields = max(50*o.MaxColumns, 10000)
 	}
