@@ -88,7 +88,7 @@ func init() {
 		Help: "Every document of a Cloud Firestore database, subcollections included.",
 		Options: []plugin.Option{
 			firebase.ProjectOption, firebase.CredentialsOption, DatabaseOption, EmulatorOption,
-			CollectionsOption, PageSizeOption, SnapshotWindowOption,
+			CollectionsOption, PageSizeOption, SnapshotWindowOption, retry.AttemptsOption, retry.BackoffOption,
 		},
 		New: func(ctx context.Context, cfg plugin.Config) (extractors.Extractor, error) { return New(ctx, cfg) },
 	})
@@ -129,12 +129,16 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", SnapshotWindowOption.Name, err)
 	}
+	policy, err := retry.FromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	e := &Extractor{
 		project:  cfg.String(firebase.ProjectOption.Name),
 		db:       cfg.String(DatabaseOption.Name),
 		pageSize: pageSize,
 		window:   window,
-		policy:   retry.Default,
+		policy:   policy,
 	}
 	if e.db == "" {
 		e.db = "(default)"
@@ -432,14 +436,16 @@ func (e *Extractor) Count(ctx context.Context, s extractors.Stream) (int64, erro
 	return n, err
 }
 
-// Read emits the documents of p after cursor after, page by page.
+// Read emits the documents of p after cursor after, page by page. Retries
+// that make progress (a stream cut after some documents) do not use up the
+// retry budget: only consecutive failures without a document count.
 func (e *Extractor) Read(ctx context.Context, p extractors.Partition, readTime time.Time, after string, emit func(record.Record) error) error {
 	for {
 		n, last, err := e.readPage(ctx, p, readTime, after, emit)
-		if err != nil {
+		if err != nil && !(n > 0 && isRetryable(err)) {
 			return err
 		}
-		if n < e.pageSize {
+		if err == nil && n < e.pageSize {
 			return nil
 		}
 		after = last

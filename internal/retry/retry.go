@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/baasmigrate/baasmigrate/internal/plugin"
 )
 
 // Policy says how often and how patiently to retry.
@@ -92,4 +94,40 @@ func jitter(d time.Duration) time.Duration {
 		return 0
 	}
 	return d*3/4 + time.Duration(rand.Int64N(int64(d)/2+1))
+}
+
+// Options that let users tune retries of a source's calls; extractors list
+// them among their options and build their policy with FromConfig.
+var (
+	AttemptsOption = plugin.Option{
+		Name:    "retry-attempts",
+		Help:    "Calls made to the source before a failing operation is given up (throttling and outages are retried with backoff).",
+		Default: "8",
+	}
+	BackoffOption = plugin.Option{
+		Name:    "retry-backoff",
+		Help:    "Delay before the first retry; it doubles up to 15s.",
+		Default: "250ms",
+	}
+)
+
+// FromConfig builds a policy from the retry options.
+func FromConfig(cfg plugin.Config) (Policy, error) {
+	p := Default
+	n, err := cfg.Int(AttemptsOption.Name, p.Attempts)
+	if err != nil {
+		return p, err
+	}
+	if n < 1 {
+		return p, fmt.Errorf("--%s must be at least 1", AttemptsOption.Name)
+	}
+	p.Attempts = n
+	if s := cfg.String(BackoffOption.Name); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return p, fmt.Errorf("--%s: %q is not a duration like 250ms", BackoffOption.Name, s)
+		}
+		p.Initial = d
+	}
+	return p, nil
 }
