@@ -180,15 +180,17 @@ func (f *faultInjector) callFault(project, method string) error {
 	return nil
 }
 
-// streamCut is a cut chosen for one stream.
-type streamCut struct {
-	pf    *projectFaults
-	rule  int
-	after int
+// streamDecision remembers, for one stream, whether a stream-cut rule
+// applies to it (the fraction is drawn once per stream and rule).
+type streamDecision struct {
+	pf   *projectFaults
+	rule int
 }
 
-// cutFor chooses the stream-cut rule for a new stream, if any.
-func (f *faultInjector) cutFor(project, method string) *streamCut {
+// cut returns the error to end a stream with before it sends one more
+// document, having sent sent documents so far, or nil. Rules are looked up
+// on every document, so a rule set while a stream is open applies to it.
+func (f *faultInjector) cut(project, method string, sent int, decided map[streamDecision]bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, key := range []string{project, allProjects} {
@@ -197,28 +199,26 @@ func (f *faultInjector) cutFor(project, method string) *streamCut {
 			continue
 		}
 		for i, r := range pf.cfg.Rules {
-			if r.AfterDocuments == nil || !ruleMatches(r, method) {
+			if r.AfterDocuments == nil || sent < *r.AfterDocuments || !ruleMatches(r, method) {
 				continue
 			}
-			if r.Fraction != nil && pf.rng.Float64() >= *r.Fraction {
+			if r.Times > 0 && pf.injected[i] >= int64(r.Times) {
 				continue
 			}
-			return &streamCut{pf: pf, rule: i, after: *r.AfterDocuments}
+			d := streamDecision{pf, i}
+			applies, ok := decided[d]
+			if !ok {
+				applies = r.Fraction == nil || pf.rng.Float64() < *r.Fraction
+				decided[d] = applies
+			}
+			if !applies {
+				continue
+			}
+			pf.injected[i]++
+			return status.Errorf(pf.codes[i], "firestoreemu: injected fault (rule %d): %s stream cut after %d documents", i, method, sent)
 		}
 	}
 	return nil
-}
-
-// fire reports whether the cut happens now, counting it.
-func (f *faultInjector) fire(c *streamCut) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r := c.pf.cfg.Rules[c.rule]
-	if r.Times > 0 && c.pf.injected[c.rule] >= int64(r.Times) {
-		return false
-	}
-	c.pf.injected[c.rule]++
-	return true
 }
 
 func methodName(full string) string { return full[strings.LastIndexByte(full, '/')+1:] }
@@ -266,7 +266,7 @@ func (f *faultInjector) streamInterceptor(srv any, ss grpc.ServerStream, info *g
 }
 
 // faultStream applies faults to one server stream: a call fault when the
-// first request arrives, and a cut while documents are sent.
+// first request arrives, and cuts while documents are sent.
 type faultStream struct {
 	grpc.ServerStream
 	inj    *faultInjector
@@ -274,8 +274,9 @@ type faultStream struct {
 
 	mu      sync.Mutex
 	checked bool
-	cut     *streamCut
+	project string
 	sent    int
+	decided map[streamDecision]bool
 }
 
 func (s *faultStream) RecvMsg(m any) error {
@@ -288,25 +289,20 @@ func (s *faultStream) RecvMsg(m any) error {
 		return nil
 	}
 	s.checked = true
-	project := projectOf(m)
-	if err := s.inj.callFault(project, s.method); err != nil {
-		return err
-	}
-	s.cut = s.inj.cutFor(project, s.method)
-	return nil
+	s.project = projectOf(m)
+	s.decided = map[streamDecision]bool{}
+	return s.inj.callFault(s.project, s.method)
 }
 
 func (s *faultStream) SendMsg(m any) error {
 	if carriesDocument(m) {
 		s.mu.Lock()
-		cut := s.cut
-		if cut != nil && s.sent >= cut.after && s.inj.fire(cut) {
-			s.cut = nil
-			s.mu.Unlock()
-			return status.Errorf(cut.pf.codes[cut.rule], "firestoreemu: injected fault (rule %d): %s stream cut after %d documents", cut.rule, s.method, cut.after)
-		}
+		err := s.inj.cut(s.project, s.method, s.sent, s.decided)
 		s.sent++
 		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	return s.ServerStream.SendMsg(m)
 }

@@ -201,4 +201,3 @@ func TestDocumentSizeCountsNestedValues(t *testing.T) {
 	_, err := c.Doc("big/many").Set(ctx, map[string]any{"m": m})
 	wantCode(t, err, codes.InvalidArgument, "1.1 MB of nested fields")
 }
-
