@@ -227,7 +227,9 @@ port_free() {
 # have not bound yet are never handed the same free port.
 PICKED_PORTS=" "
 
-# pick_port NAME [OVERRIDE] prints the port NAME should listen on:
+# pick_port NAME [OVERRIDE] sets PICKED_PORT to the port NAME should listen
+# on (a variable, not output: $(pick_port) would run in a subshell and lose
+# the PICKED_PORTS bookkeeping):
 #   1. OVERRIDE (from a BAASMIGRATE_*_PORT variable) if given — the user's
 #      choice, used as is (we fail loudly if it is taken);
 #   2. else the port NAME used last time (.local/run/NAME.port), if still
@@ -259,7 +261,7 @@ pick_port() {
 	fi
 	PICKED_PORTS+="$port "
 	printf '%s\n' "$port" >"$(port_file "$name")"
-	printf '%s' "$port"
+	PICKED_PORT=$port
 }
 
 # --- readiness ---------------------------------------------------------------

@@ -52,7 +52,8 @@ ensure_service() {
 		log "$name: pid $(read_file "$(pid_file "$name")") from its pid file is not running; starting it again"
 	fi
 	rm -f "$(pid_file "$name")"
-	port=$(pick_port "$name" "$override")
+	pick_port "$name" "$override"
+	port=$PICKED_PORT
 	t0=$(now_ms)
 	"$start" "$port"
 	pid=$(read_file "$(pid_file "$name")")
@@ -101,6 +102,19 @@ up_postgres() {
 		useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
 	fi
 
+	# The cluster is throwaway: recreate it rather than fail when it cannot
+	# be used — its superuser password was deleted, or it was made by
+	# another PostgreSQL major version.
+	if [[ -f $PG_DATA/PG_VERSION ]]; then
+		local why=""
+		[[ -s $LOCAL_DIR/secrets/pg-admin-password ]] || why="its superuser password file is gone"
+		[[ $(cat "$PG_DATA/PG_VERSION") == "$(pg_major "$PG_BIN")" ]] || why="it was made by PostgreSQL $(cat "$PG_DATA/PG_VERSION")"
+		if [[ -n $why ]]; then
+			warn "postgres: recreating the cluster in $PG_DATA: $why"
+			! pg_running || as_pg "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m immediate -w -t 60 >/dev/null
+			rm -rf "$PG_DATA"
+		fi
+	fi
 	PG_ADMIN_PASSWORD=$(secret_file "$LOCAL_DIR/secrets/pg-admin-password" 18)
 	pw=$(secret_file "$LOCAL_DIR/secrets/pg-password" 18)
 	mkdir -p "$LOCAL_DIR/pg"
@@ -132,7 +146,8 @@ up_postgres() {
 		if [[ ! -f $PG_DATA/PG_VERSION ]]; then
 			pg_initdb
 		fi
-		port=$(pick_port postgres "$override")
+		pick_port postgres "$override"
+		port=$PICKED_PORT
 		pg_write_conf "$port"
 		rotate_log postgres
 		[[ $EUID -ne 0 ]] || chown postgres: "$LOG_DIR/postgres.log"
@@ -142,7 +157,6 @@ up_postgres() {
 			fail_service postgres "failed to start"
 		fi
 		wait_ready postgres "" 30 pg_check "$port"
-		head -n1 "$PG_DATA/postmaster.pid" >"$(pid_file postgres)"
 		log "postgres: started on 127.0.0.1:$port in $(($(now_ms) - t0)) ms"
 		SUMMARY+=("postgres|$(head -n1 "$PG_DATA/postmaster.pid")|127.0.0.1:$port|started")
 	fi
@@ -271,8 +285,10 @@ auth_start() {
 	local port=$1 hub logging dir=$LOCAL_DIR/firebase
 	# The emulator hub and logging emulator also listen (defaults 4400/4500,
 	# fixed): give them free ports too, so two stacks or other tools coexist.
-	hub=$(pick_port auth-hub "")
-	logging=$(pick_port auth-logging "")
+	pick_port auth-hub ""
+	hub=$PICKED_PORT
+	pick_port auth-logging ""
+	logging=$PICKED_PORT
 	mkdir -p "$dir/config"
 	# singleProjectMode false: tests use a fresh demo-* project id each
 	# (testenv.FreshProjectID) for isolation; the emulator keeps one user
@@ -357,7 +373,8 @@ minio_check() { http_ok "http://127.0.0.1:$1/minio/health/live"; }
 
 minio_start() {
 	local port=$1 console
-	console=$(pick_port minio-console "${BAASMIGRATE_MINIO_CONSOLE_PORT:-}")
+	pick_port minio-console "${BAASMIGRATE_MINIO_CONSOLE_PORT:-}"
+	console=$PICKED_PORT
 	mkdir -p "$LOCAL_DIR/minio/data"
 	# MINIO_UPDATE=off: no update checks against the internet.
 	start_daemon minio "$LOCAL_DIR/minio" env \
@@ -415,9 +432,11 @@ main() {
 	command -v curl >/dev/null 2>&1 || apt_install curl
 	with_lock
 	mkdir -p "$BIN_DIR" "$RUN_DIR" "$LOG_DIR"
-	# A stale env file must not outlive a failed run: tests would then dial
-	# dead ports instead of reporting the service as missing.
-	rm -f "$ENV_FILE"
+	# The env file is replaced atomically at the end, so tests of someone
+	# else sharing this checkout never see it missing during a run. A failed
+	# run removes it: tests would otherwise dial dead ports instead of
+	# reporting the service as missing.
+	trap 'status=$?; ((status == 0)) || rm -f "$ENV_FILE"' EXIT
 	up_postgres
 	up_auth
 	up_firestoreemu
