@@ -154,12 +154,13 @@ func TestFaultInjection(t *testing.T) {
 	// fails the same way twice.
 	half := 0.5
 	pattern := func() string {
-		if err := h.SetFaults(ctx, project, firestoreemu.FaultConfig{Seed: 42, Rules: []firestoreemu.FaultRule{{Methods: []string{"BatchGetDocuments"}, Fraction: &half}}}); err != nil {
+		if err := h.SetFaults(ctx, project, firestoreemu.FaultConfig{Seed: 42, Rules: []firestoreemu.FaultRule{{Methods: []string{"GetDocument"}, Fraction: &half}}}); err != nil {
 			t.Fatal(err)
 		}
 		var b strings.Builder
 		for i := 0; i < 40; i++ {
-			if _, err := c.Doc("f/d1").Get(ctx); err != nil {
+			_, err := raw.GetDocument(ctx, &pb.GetDocumentRequest{Name: docName(project, "f/d1")}, gax.WithRetry(func() gax.Retryer { return nil }))
+			if err != nil {
 				b.WriteByte('x')
 			} else {
 				b.WriteByte('.')
