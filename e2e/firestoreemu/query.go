@@ -164,7 +164,7 @@ func (q *compiledQuery) compileCursor(c *pb.Cursor, what string) (*cursorSpec, e
 				return nil, status.Errorf(codes.InvalidArgument, "%s: the cursor value for __name__ must be a reference", what)
 			}
 			if _, _, err := parseDocumentName(ref.ReferenceValue, q.db); err != nil {
-				return nil, status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
+				return nil, status.Errorf(codes.InvalidArgument, "%s: %s", what, status.Convert(err).Message())
 			}
 		}
 	}
