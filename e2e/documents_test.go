@@ -16,8 +16,6 @@ import (
 	"cloud.google.com/go/firestore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/api/iterator"
-	"google.golang.org/genproto/googleapis/type/latlng"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 	"github.com/baasmigrate/baasmigrate/e2e/firestoreemu"
@@ -28,9 +26,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/mappings"
 	"github.com/baasmigrate/baasmigrate/transformers"
 )
-
-// demoGroups are the collection IDs the demo app writes.
-var demoGroups = []string{"users", "posts", "comments", "orders", "items", "adjustments", "archive", "months", "entries", "kitchen_sink"}
 
 // docsFixture is one test's source project and target database.
 type docsFixture struct {
@@ -138,78 +133,15 @@ func checkBalance(t *testing.T, s summaryJSON) {
 	}
 }
 
-// sourceDoc is a document as the official client reads it.
-type sourceDoc struct {
-	fields                 map[string]record.Value
-	createTime, updateTime time.Time
-}
-
 // sourceDocs reads every document of the given collection groups through
 // the official Firestore client (not through baasmigrate's extractor).
-func (f *docsFixture) sourceDocs(groups ...string) map[string]sourceDoc {
+func (f *docsFixture) sourceDocs(groups ...string) map[string]record.Record {
 	f.t.Helper()
-	ctx := context.Background()
-	out := map[string]sourceDoc{}
-	prefix := fmt.Sprintf("projects/%s/databases/(default)/documents/", f.project)
-	for _, g := range groups {
-		it := f.client.CollectionGroup(g).Documents(ctx)
-		for {
-			snap, err := it.Next()
-			if err == iterator.Done {
-				break
-			}
-			if err != nil {
-				f.t.Fatalf("reading collection group %s: %v", g, err)
-			}
-			fields := map[string]record.Value{}
-			for k, v := range snap.Data() {
-				fields[k] = goValue(f.t, prefix, v)
-			}
-			out[strings.TrimPrefix(snap.Ref.Path, prefix)] = sourceDoc{fields: fields, createTime: snap.CreateTime.UTC(), updateTime: snap.UpdateTime.UTC()}
-		}
+	docs, err := demoapp.ReadAll(context.Background(), f.client, f.project, groups...)
+	if err != nil {
+		f.t.Fatal(err)
 	}
-	return out
-}
-
-// goValue converts a value as the Go client returns it into a record
-// value, independently of the extractor's conversion.
-func goValue(t *testing.T, prefix string, v any) record.Value {
-	switch x := v.(type) {
-	case nil:
-		return record.Null()
-	case bool:
-		return record.Bool(x)
-	case int64:
-		return record.Int(x)
-	case float64:
-		return record.Double(x)
-	case time.Time:
-		return record.Timestamp(x)
-	case string:
-		return record.String(x)
-	case []byte:
-		return record.Bytes(x)
-	case *firestore.DocumentRef:
-		return record.Reference(strings.TrimPrefix(x.Path, prefix))
-	case *latlng.LatLng:
-		return record.Geo(x.Latitude, x.Longitude)
-	case firestore.Vector64:
-		return record.Vector([]float64(x))
-	case []any:
-		out := make([]record.Value, len(x))
-		for i, e := range x {
-			out[i] = goValue(t, prefix, e)
-		}
-		return record.Array(out...)
-	case map[string]any:
-		out := make(map[string]record.Value, len(x))
-		for k, e := range x {
-			out[k] = goValue(t, prefix, e)
-		}
-		return record.Map(out)
-	}
-	t.Fatalf("unexpected value of Go type %T from the Firestore client", v)
-	return record.Value{}
+	return docs
 }
 
 // targetDocs reads every row of every mapped table back as documents.
@@ -238,7 +170,7 @@ func (f *docsFixture) targetDocs(m *mappings.Mapping) map[string]postgres.Docume
 
 // compareDocs asserts the target holds exactly the source's documents,
 // field by field, plus one placeholder row per missing ancestor.
-func compareDocs(t *testing.T, src map[string]sourceDoc, dst map[string]postgres.DocumentRow) {
+func compareDocs(t *testing.T, src map[string]record.Record, dst map[string]postgres.DocumentRow) {
 	t.Helper()
 	bad := 0
 	fail := func(format string, args ...any) {
@@ -253,10 +185,10 @@ func compareDocs(t *testing.T, src map[string]sourceDoc, dst map[string]postgres
 			fail("%s: missing from the target", path)
 		case d.Missing:
 			fail("%s: loaded as a missing-parent placeholder", path)
-		case !record.Equal(record.Map(d.Fields), record.Map(s.fields)):
-			fail("%s: fields differ:\n source %v\n target %v", path, record.Map(s.fields), record.Map(d.Fields))
-		case !d.CreateTime.Equal(s.createTime) || !d.UpdateTime.Equal(s.updateTime):
-			fail("%s: times differ: source %v/%v, target %v/%v", path, s.createTime, s.updateTime, d.CreateTime, d.UpdateTime)
+		case !record.Equal(record.Map(d.Fields), record.Map(s.Fields)):
+			fail("%s: fields differ:\n source %v\n target %v", path, record.Map(s.Fields), record.Map(d.Fields))
+		case !d.CreateTime.Equal(s.CreateTime) || !d.UpdateTime.Equal(s.UpdateTime):
+			fail("%s: times differ: source %v/%v, target %v/%v", path, s.CreateTime, s.UpdateTime, d.CreateTime, d.UpdateTime)
 		}
 	}
 	ancestors := map[string]bool{}
@@ -332,7 +264,7 @@ func TestDocumentsRoundTrip(t *testing.T) {
 
 	s := f.summary(sum)
 	checkBalance(t, s)
-	src := f.sourceDocs(demoGroups...)
+	src := f.sourceDocs(demoapp.Groups...)
 	if s.Totals.Read != int64(len(src)) || s.Totals.Rejected != 0 {
 		t.Fatalf("summary: read %d, rejected %d; the source has %d documents", s.Totals.Read, s.Totals.Rejected, len(src))
 	}
@@ -443,7 +375,7 @@ func TestDocumentsKillAndResume(t *testing.T) {
 	if s.Totals.Read != int64(len(docs)) {
 		t.Fatalf("after %d kills the run read %d records; the source has %d", midRun, s.Totals.Read, len(docs))
 	}
-	compareDocs(t, f.sourceDocs(demoGroups...), f.targetDocs(loadMapping(t, mapping)))
+	compareDocs(t, f.sourceDocs(demoapp.Groups...), f.targetDocs(loadMapping(t, mapping)))
 }
 
 // TestDocumentsConflictsAndRejects edits a mapping the way users do and
@@ -519,9 +451,9 @@ func TestDocumentsConflictsAndRejects(t *testing.T) {
 	dst := f.targetDocs(m)
 	src := f.sourceDocs("things")
 	for path, s := range src {
-		delete(s.fields, "secret") // excluded on purpose
-		if d := dst[path]; !record.Equal(record.Map(d.Fields), record.Map(s.fields)) {
-			t.Errorf("%s: target %v, source %v", path, record.Map(d.Fields), record.Map(s.fields))
+		delete(s.Fields, "secret") // excluded on purpose
+		if d := dst[path]; !record.Equal(record.Map(d.Fields), record.Map(s.Fields)) {
+			t.Errorf("%s: target %v, source %v", path, record.Map(d.Fields), record.Map(s.Fields))
 		}
 	}
 	var n *int32
@@ -575,7 +507,7 @@ func TestDocumentsSurviveThrottlingAndCutStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkBalance(t, f.summary(sum))
-	compareDocs(t, f.sourceDocs(demoGroups...), f.targetDocs(loadMapping(t, mapping)))
+	compareDocs(t, f.sourceDocs(demoapp.Groups...), f.targetDocs(loadMapping(t, mapping)))
 }
 
 // TestDocumentsSnapshotExpiry runs against an emulator that keeps past
@@ -625,7 +557,7 @@ func TestDocumentsSnapshotExpiry(t *testing.T) {
 		t.Fatalf("no warning about the renewed snapshot on stderr:\n%s", res.Stderr)
 	}
 	checkBalance(t, s)
-	compareDocs(t, f.sourceDocs(demoGroups...), f.targetDocs(loadMapping(t, mapping)))
+	compareDocs(t, f.sourceDocs(demoapp.Groups...), f.targetDocs(loadMapping(t, mapping)))
 }
 
 // TestDocumentsBadMappingNamesTheLine checks that a mapping migrate cannot

@@ -169,6 +169,9 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Firestore: %w", err)
 	}
+	// The generated client retries some calls on its own, for up to a
+	// minute each; our policy (the --retry-* options) decides instead.
+	client.CallOptions = &vkit.CallOptions{}
 	e.client = client
 	return e, nil
 }
@@ -537,10 +540,12 @@ func (e *Extractor) relative(name string) string {
 	return strings.TrimPrefix(name, e.root+"/")
 }
 
-// do runs fn with retries of transient Firestore errors.
+// do runs fn with retries of transient Firestore errors. An error that
+// remains is marked with its class (retry.IsRetryable), so callers can tell
+// an outage from a refusal.
 func (e *Extractor) do(ctx context.Context, what string, fn func(ctx context.Context) error) error {
 	if err := retry.Do(ctx, e.policy, isRetryable, nil, fn); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return retry.Mark(fmt.Errorf("%s: %w", what, err), isRetryable(err))
 	}
 	return nil
 }

@@ -1,0 +1,235 @@
+// Package extractortest is the conformance suite every extractor passes:
+// partitions cover the source exactly once, reading from any cursor a read
+// returned yields exactly the remainder, values round-trip, the caller's
+// errors come back unchanged, and source failures are classified as
+// retryable or not.
+//
+// An extractor's own test seeds a real source (an emulator or a file) and
+// calls Run:
+//
+//	extractortest.Run(t, extractortest.Harness{
+//		New:  func(t *testing.T) extractors.Extractor { ... },
+//		Want: wantRecords,
+//	})
+package extractortest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
+)
+
+// Harness describes the extractor under test and the source it reads.
+type Harness struct {
+	// New returns an extractor reading the seeded source. It is called once
+	// per sub-test; the suite closes what it returns.
+	New func(t *testing.T) extractors.Extractor
+	// Want holds every record the source holds, by key. The suite compares
+	// keys, fields and, when Times is set, create and update times.
+	Want  map[string]record.Record
+	Times bool
+	// Partitions lists the partition counts to plan with (default 1, 3, 8).
+	Partitions []int
+	// Unreachable, if set, returns an extractor whose source does not answer
+	// (a closed port), configured to give up quickly. Its errors must be
+	// classified retryable (retry.IsRetryable).
+	Unreachable func(t *testing.T) extractors.Extractor
+	// ResumeEvery checks resumption from every n-th cursor (default 7).
+	ResumeEvery int
+}
+
+// Run runs the suite.
+func Run(t *testing.T, h Harness) {
+	if len(h.Partitions) == 0 {
+		h.Partitions = []int{1, 3, 8}
+	}
+	if h.ResumeEvery < 1 {
+		h.ResumeEvery = 7
+	}
+	for _, n := range h.Partitions {
+		t.Run(fmt.Sprintf("CoverExactlyOnce/%d", n), func(t *testing.T) { coverExactlyOnce(t, h, n) })
+	}
+	t.Run("ResumeFromEveryCursor", func(t *testing.T) { resume(t, h) })
+	t.Run("CallerErrorsComeBackUnchanged", func(t *testing.T) { callerErrors(t, h) })
+	if h.Unreachable != nil {
+		t.Run("UnreachableIsRetryable", func(t *testing.T) { unreachable(t, h) })
+	}
+}
+
+func open(t *testing.T, h Harness) extractors.Extractor {
+	t.Helper()
+	ex := h.New(t)
+	t.Cleanup(func() { ex.Close() })
+	return ex
+}
+
+// plan plans with n partitions at a fresh snapshot, as the executor does.
+func plan(t *testing.T, ex extractors.Extractor, n int) []extractors.Stream {
+	t.Helper()
+	ctx := context.Background()
+	var rt time.Time
+	if s, ok := ex.(extractors.Snapshotter); ok {
+		var err error
+		if rt, err = s.SnapshotTime(ctx); err != nil {
+			t.Fatalf("SnapshotTime: %v", err)
+		}
+	}
+	streams, err := ex.Plan(ctx, n, rt)
+	if err != nil {
+		t.Fatalf("Plan(%d): %v", n, err)
+	}
+	for i := range streams {
+		if streams[i].ReadTime.IsZero() {
+			streams[i].ReadTime = rt
+		}
+		if len(streams[i].Partitions) == 0 || len(streams[i].Partitions) > max(n, 1) {
+			t.Fatalf("stream %q: %d partitions planned for at most %d", streams[i].Name, len(streams[i].Partitions), n)
+		}
+	}
+	return streams
+}
+
+// readAll reads p from after and returns its records in order.
+func readAll(t *testing.T, ex extractors.Extractor, p extractors.Partition, rt time.Time, after string) []record.Record {
+	t.Helper()
+	var out []record.Record
+	err := ex.Read(context.Background(), p, rt, after, func(r record.Record) error {
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Read(%s/%s after %q): %v", p.Stream, p.ID, after, err)
+	}
+	return out
+}
+
+func coverExactlyOnce(t *testing.T, h Harness, n int) {
+	ex := open(t, h)
+	seen := map[string]string{}
+	for _, st := range plan(t, ex, n) {
+		ids := map[string]bool{}
+		for _, p := range st.Partitions {
+			if p.Stream != st.Name || ids[p.ID] {
+				t.Fatalf("partition %+v: wrong stream or duplicate ID in stream %q", p, st.Name)
+			}
+			ids[p.ID] = true
+			for _, r := range readAll(t, ex, p, st.ReadTime, "") {
+				where := st.Name + "/" + p.ID
+				if prev, dup := seen[r.Key]; dup {
+					t.Errorf("record %q read twice: in %s and %s", r.Key, prev, where)
+					continue
+				}
+				seen[r.Key] = where
+				checkRecord(t, h, r)
+			}
+		}
+	}
+	for key := range h.Want {
+		if _, ok := seen[key]; !ok {
+			t.Errorf("record %q never read", key)
+		}
+	}
+	for key := range seen {
+		if _, ok := h.Want[key]; !ok {
+			t.Errorf("record %q read but not in the source", key)
+		}
+	}
+}
+
+func checkRecord(t *testing.T, h Harness, r record.Record) {
+	t.Helper()
+	want, ok := h.Want[r.Key]
+	if !ok {
+		return
+	}
+	if r.Kind != want.Kind {
+		t.Errorf("%q: kind %q, want %q", r.Key, r.Kind, want.Kind)
+	}
+	if r.Cursor == "" {
+		t.Errorf("%q: empty cursor", r.Key)
+	}
+	if !record.Equal(record.Map(r.Fields), record.Map(want.Fields)) {
+		t.Errorf("%q: fields\n got  %v\n want %v", r.Key, record.Map(r.Fields), record.Map(want.Fields))
+	}
+	if h.Times && (!r.CreateTime.Equal(want.CreateTime) || !r.UpdateTime.Equal(want.UpdateTime)) {
+		t.Errorf("%q: times %v/%v, want %v/%v", r.Key, r.CreateTime, r.UpdateTime, want.CreateTime, want.UpdateTime)
+	}
+}
+
+func resume(t *testing.T, h Harness) {
+	ex := open(t, h)
+	checked := 0
+	for _, st := range plan(t, ex, 3) {
+		for _, p := range st.Partitions {
+			all := readAll(t, ex, p, st.ReadTime, "")
+			for i := 0; i < len(all); i += h.ResumeEvery {
+				rest := readAll(t, ex, p, st.ReadTime, all[i].Cursor)
+				if got, want := keys(rest), keys(all[i+1:]); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("%s/%s: reading after the cursor of %q gave %d records %.200v, want the %d after it %.200v",
+						p.Stream, p.ID, all[i].Key, len(got), got, len(want), want)
+				}
+				checked++
+			}
+		}
+	}
+	if checked == 0 && len(h.Want) > 0 {
+		t.Fatal("no cursor was checked")
+	}
+}
+
+func keys(rs []record.Record) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Key
+	}
+	return out
+}
+
+var errCaller = errors.New("the caller's own error")
+
+func callerErrors(t *testing.T, h Harness) {
+	if len(h.Want) == 0 {
+		t.Skip("the source is empty")
+	}
+	ex := open(t, h)
+	for _, st := range plan(t, ex, 1) {
+		for _, p := range st.Partitions {
+			calls := 0
+			err := ex.Read(context.Background(), p, st.ReadTime, "", func(record.Record) error {
+				calls++
+				return errCaller
+			})
+			if calls == 0 {
+				continue // an empty partition
+			}
+			if !errors.Is(err, errCaller) || calls != 1 {
+				t.Fatalf("emit's error: Read returned %v after %d calls; want the error itself after 1 call", err, calls)
+			}
+			if retry.IsRetryable(err) {
+				t.Fatalf("emit's error came back classified retryable: %v", err)
+			}
+			return
+		}
+	}
+	t.Fatal("no partition had a record")
+}
+
+func unreachable(t *testing.T, h Harness) {
+	ex := h.Unreachable(t)
+	defer ex.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := ex.Plan(ctx, 2, time.Time{})
+	if err == nil {
+		t.Fatal("Plan against an unreachable source succeeded")
+	}
+	if !retry.IsRetryable(err) {
+		t.Fatalf("an unreachable source's error is not classified retryable: %v", err)
+	}
+}
