@@ -1,0 +1,196 @@
+package objectstore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+)
+
+// Field names of file records. Extractors of files (extractors/gcs, later
+// S3 and Supabase sources) fill them through File.Fields; sinks read them
+// back with FileFromRecord. The migration executor reads FieldSize for byte
+// progress.
+const (
+	FieldBucket             = "bucket"
+	FieldSize               = "size"
+	FieldContentType        = "contentType"
+	FieldCacheControl       = "cacheControl"
+	FieldContentDisposition = "contentDisposition"
+	FieldContentEncoding    = "contentEncoding"
+	FieldContentLanguage    = "contentLanguage"
+	FieldMD5                = "md5"
+	FieldCRC32C             = "crc32c"
+	FieldGeneration         = "generation"
+	FieldMetageneration     = "metageneration"
+	FieldStorageClass       = "storageClass"
+	FieldMetadata           = "metadata"
+)
+
+// DownloadTokensKey is the custom metadata key under which Firebase keeps an
+// object's download tokens, comma-separated. Existing clients put a token in
+// their download URLs, so the tokens are migrated with the object.
+const DownloadTokensKey = "firebaseStorageDownloadTokens"
+
+// File is what a file record says about an object at its source: its
+// identity, size, checksums and HTTP metadata. The bytes come from the
+// record's Open.
+type File struct {
+	// Bucket is the source bucket and Name the object name, kept exactly.
+	Bucket, Name string
+	// Size is the object's length in bytes.
+	Size int64
+	// HTTP metadata served with the object; "" when unset.
+	ContentType, CacheControl, ContentDisposition, ContentEncoding, ContentLanguage string
+	// MD5 is the MD5 digest of the bytes, nil when the source has none
+	// (Cloud Storage composite objects).
+	MD5 []byte
+	// CRC32C is the CRC-32C (Castagnoli) of the bytes when HasCRC32C.
+	CRC32C    uint32
+	HasCRC32C bool
+	// Generation identifies this version of the object's bytes and
+	// Metageneration the version of its metadata; 0 when unknown.
+	Generation, Metageneration int64
+	StorageClass               string
+	// Metadata is the object's custom metadata, keys and values exactly as
+	// the source holds them (DownloadTokensKey included).
+	Metadata map[string]string
+	// Created and Updated are the source's timestamps.
+	Created, Updated time.Time
+}
+
+// DownloadTokens returns the Firebase download tokens of the object, in
+// order, without empty entries.
+func (f File) DownloadTokens() []string {
+	var out []string
+	for _, t := range strings.Split(f.Metadata[DownloadTokensKey], ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// CRC32CBytes returns the CRC-32C big-endian, the form Cloud Storage and S3
+// transmit it in (base64 of these 4 bytes), or nil without one.
+func (f File) CRC32CBytes() []byte {
+	if !f.HasCRC32C {
+		return nil
+	}
+	return binary.BigEndian.AppendUint32(nil, f.CRC32C)
+}
+
+// Fields encodes f as the fields of a file record. Empty strings, a nil MD5
+// and a missing CRC32C are left out.
+func (f File) Fields() map[string]record.Value {
+	m := map[string]record.Value{
+		FieldBucket: record.String(f.Bucket),
+		FieldSize:   record.Int(f.Size),
+	}
+	for k, v := range map[string]string{
+		FieldContentType: f.ContentType, FieldCacheControl: f.CacheControl,
+		FieldContentDisposition: f.ContentDisposition, FieldContentEncoding: f.ContentEncoding,
+		FieldContentLanguage: f.ContentLanguage, FieldStorageClass: f.StorageClass,
+	} {
+		if v != "" {
+			m[k] = record.String(v)
+		}
+	}
+	if f.MD5 != nil {
+		m[FieldMD5] = record.Bytes(f.MD5)
+	}
+	if f.HasCRC32C {
+		m[FieldCRC32C] = record.Int(int64(f.CRC32C))
+	}
+	if f.Generation != 0 {
+		m[FieldGeneration] = record.Int(f.Generation)
+	}
+	if f.Metageneration != 0 {
+		m[FieldMetageneration] = record.Int(f.Metageneration)
+	}
+	if len(f.Metadata) > 0 {
+		md := make(map[string]record.Value, len(f.Metadata))
+		for k, v := range f.Metadata {
+			md[k] = record.String(v)
+		}
+		m[FieldMetadata] = record.Map(md)
+	}
+	return m
+}
+
+// FileFromRecord decodes a file record made by File.Fields. It fails when
+// rec is not a file record or a field has the wrong type.
+func FileFromRecord(rec record.Record) (File, error) {
+	if rec.Kind != record.KindFile {
+		return File{}, fmt.Errorf("record %q is a %s, not a file", rec.Key, rec.Kind)
+	}
+	f := File{Name: rec.Key, Created: rec.CreateTime, Updated: rec.UpdateTime}
+	var problems []string
+	str := func(name string, dst *string) {
+		if v, ok := rec.Fields[name]; ok {
+			if v.Type() != record.TypeString {
+				problems = append(problems, fmt.Sprintf("%s is a %s, not a string", name, v.Type()))
+				return
+			}
+			*dst = v.StringValue()
+		}
+	}
+	integer := func(name string, dst *int64) bool {
+		v, ok := rec.Fields[name]
+		if !ok {
+			return false
+		}
+		if v.Type() != record.TypeInt {
+			problems = append(problems, fmt.Sprintf("%s is a %s, not an integer", name, v.Type()))
+			return false
+		}
+		*dst = v.IntValue()
+		return true
+	}
+	str(FieldBucket, &f.Bucket)
+	str(FieldContentType, &f.ContentType)
+	str(FieldCacheControl, &f.CacheControl)
+	str(FieldContentDisposition, &f.ContentDisposition)
+	str(FieldContentEncoding, &f.ContentEncoding)
+	str(FieldContentLanguage, &f.ContentLanguage)
+	str(FieldStorageClass, &f.StorageClass)
+	if !integer(FieldSize, &f.Size) || f.Size < 0 {
+		problems = append(problems, "size is missing or negative")
+	}
+	integer(FieldGeneration, &f.Generation)
+	integer(FieldMetageneration, &f.Metageneration)
+	var crc int64
+	if integer(FieldCRC32C, &crc) {
+		if crc < 0 || crc > 0xFFFFFFFF {
+			problems = append(problems, fmt.Sprintf("crc32c %d is out of range", crc))
+		}
+		f.CRC32C, f.HasCRC32C = uint32(crc), true
+	}
+	if v, ok := rec.Fields[FieldMD5]; ok {
+		if v.Type() != record.TypeBytes || len(v.BytesValue()) != 16 {
+			problems = append(problems, "md5 is not 16 bytes")
+		} else {
+			f.MD5 = v.BytesValue()
+		}
+	}
+	if v, ok := rec.Fields[FieldMetadata]; ok {
+		if v.Type() != record.TypeMap {
+			problems = append(problems, "metadata is not a map")
+		} else {
+			f.Metadata = make(map[string]string, len(v.MapValue()))
+			for k, mv := range v.MapValue() {
+				if mv.Type() != record.TypeString {
+					problems = append(problems, fmt.Sprintf("metadata %q is a %s, not a string", k, mv.Type()))
+					continue
+				}
+				f.Metadata[k] = mv.StringValue()
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return File{}, fmt.Errorf("file record %q: %s", rec.Key, strings.Join(problems, "; "))
+	}
+	return f, nil
+}
