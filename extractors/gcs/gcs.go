@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
+	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
@@ -77,6 +78,7 @@ func init() {
 		Help: "Every object of a Cloud Storage (Firebase Storage) bucket, with its metadata and download tokens.",
 		Options: []plugin.Option{
 			firebase.ProjectOption, firebase.CredentialsOption, BucketOption, EmulatorOption, PrefixOption, PageSizeOption,
+			retry.AttemptsOption, retry.BackoffOption,
 		},
 		New: func(ctx context.Context, cfg plugin.Config) (extractors.Extractor, error) { return New(ctx, cfg) },
 	})
@@ -96,7 +98,6 @@ type Extractor struct {
 	name     string
 	prefix   string
 	pageSize int
-	policy   retry.Policy
 }
 
 var _ extractors.Extractor = (*Extractor)(nil)
@@ -119,6 +120,10 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if pageSize < 1 {
 		return nil, fmt.Errorf("--%s must be at least 1", PageSizeOption.Name)
 	}
+	policy, err := retry.FromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	var opts []option.ClientOption
 	if host := cfg.String(EmulatorOption.Name); host != "" {
 		if !strings.Contains(host, "://") {
@@ -137,9 +142,14 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Cloud Storage: %w", err)
 	}
+	// The client retries every idempotent call (listing pages, opening and
+	// resuming reads) by our policy, instead of its default of retrying
+	// until the context ends.
+	client.SetRetry(storage.WithMaxAttempts(policy.Attempts),
+		storage.WithBackoff(gax.Backoff{Initial: max(policy.Initial, time.Millisecond), Max: policy.Max, Multiplier: 2}))
 	return &Extractor{
 		client: client, bucket: client.Bucket(name), name: name,
-		prefix: cfg.String(PrefixOption.Name), pageSize: pageSize, policy: retry.Default,
+		prefix: cfg.String(PrefixOption.Name), pageSize: pageSize,
 	}, nil
 }
 
@@ -241,55 +251,35 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 	})
 }
 
-// errEmit wraps an error returned by a listing callback, so that it is
-// returned unchanged and never retried.
-type errEmit struct{ err error }
-
-func (e errEmit) Error() string { return e.err.Error() }
-
 // list calls fn for every object with a name in [start, end) under the
-// prefix, in name order, page by page. Transient failures are retried from
-// the object after the last one passed to fn. attrs, when not nil,
-// restricts what the listing returns.
+// prefix, in name order, page by page. The client retries failed page
+// requests; an error left after that is marked with its class. An error
+// from fn is returned unchanged. attrs, when not nil, restricts what the
+// listing returns.
 func (e *Extractor) list(ctx context.Context, what, start, end string, attrs []string, fn func(*storage.ObjectAttrs) error) error {
-	var last string
-	err := retry.Do(ctx, e.policy, isRetryable, nil, func(ctx context.Context) error {
-		q := &storage.Query{Prefix: e.prefix, StartOffset: start, EndOffset: end, Projection: storage.ProjectionNoACL}
-		if last != "" {
-			q.StartOffset = last + "\x00"
+	q := &storage.Query{Prefix: e.prefix, StartOffset: start, EndOffset: end, Projection: storage.ProjectionNoACL}
+	if attrs != nil {
+		if err := q.SetAttrSelection(attrs); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		if attrs != nil {
-			if err := q.SetAttrSelection(attrs); err != nil {
-				return err
-			}
+	}
+	it := e.bucket.Objects(ctx, q)
+	it.PageInfo().MaxSize = e.pageSize
+	for {
+		a, err := it.Next()
+		if err == iterator.Done {
+			return nil
 		}
-		it := e.bucket.Objects(ctx, q)
-		it.PageInfo().MaxSize = e.pageSize
-		for {
-			a, err := it.Next()
-			if err == iterator.Done {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if err := fn(a); err != nil {
-				return errEmit{err}
-			}
-			last = a.Name
+		if errors.Is(err, storage.ErrBucketNotExist) {
+			return fmt.Errorf("%s: bucket %q does not exist (set --%s)", what, e.name, BucketOption.Name)
 		}
-	})
-	var ee errEmit
-	if errors.As(err, &ee) {
-		return ee.err
+		if err != nil {
+			return retry.Mark(fmt.Errorf("%s: %w", what, err), isRetryable(err))
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
 	}
-	if errors.Is(err, storage.ErrBucketNotExist) {
-		return fmt.Errorf("%s: bucket %q does not exist (set --%s)", what, e.name, BucketOption.Name)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
 }
 
 // toRecord turns listed attributes into a file record.
@@ -348,20 +338,15 @@ func (e *ChecksumError) Unwrap() error { return e.Err }
 // ChecksumMismatch marks the error as a checksum mismatch for sinks.
 func (e *ChecksumError) ChecksumMismatch() bool { return true }
 
-// open starts reading generation gen of name, undecompressed, retrying
-// transient failures. Reads resume by themselves after a broken connection
-// (the client re-requests the remaining range of the same generation).
+// open starts reading generation gen of name, undecompressed. The client
+// retries a failed open, and resumes a read after a broken connection by
+// requesting the remaining range of the same generation.
 func (e *Extractor) open(ctx context.Context, name string, gen int64) (io.ReadCloser, error) {
 	obj := e.bucket.Object(name).ReadCompressed(true)
 	if gen != 0 {
 		obj = obj.Generation(gen)
 	}
-	var r *storage.Reader
-	err := retry.Do(ctx, e.policy, isRetryable, nil, func(ctx context.Context) error {
-		var err error
-		r, err = obj.NewReader(ctx)
-		return err
-	})
+	r, err := obj.NewReader(ctx)
 	if errors.Is(err, storage.ErrObjectNotExist) {
 		gone := &GoneError{Bucket: e.name, Name: name, Generation: gen}
 		if a, aerr := e.bucket.Object(name).Attrs(ctx); aerr == nil {
@@ -370,7 +355,7 @@ func (e *Extractor) open(ctx context.Context, name string, gen int64) (io.ReadCl
 		return nil, gone
 	}
 	if err != nil {
-		return nil, fmt.Errorf("opening gs://%s/%s: %w", e.name, name, err)
+		return nil, retry.Mark(fmt.Errorf("opening gs://%s/%s: %w", e.name, name, err), isRetryable(err))
 	}
 	return &objectReader{r: r, bucket: e.name, name: name}, nil
 }
@@ -397,11 +382,7 @@ func (o *objectReader) Close() error { return o.r.Close() }
 
 // isRetryable says which Cloud Storage errors are worth another attempt:
 // those the client library itself considers transient (429, 5xx,
-// connection resets, timeouts), and errors marked retryable.
+// connection resets and refusals, timeouts), and errors marked retryable.
 func isRetryable(err error) bool {
-	var ee errEmit
-	if errors.As(err, &ee) {
-		return false
-	}
 	return storage.ShouldRetry(err) || retry.IsRetryable(err)
 }

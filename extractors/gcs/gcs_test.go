@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/extractors/extractortest"
 	"github.com/baasmigrate/baasmigrate/extractors/gcs"
 	"github.com/baasmigrate/baasmigrate/extractors/gcs/gcstest"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
@@ -147,6 +149,44 @@ func TestPartitionsCoverBucketOnce(t *testing.T) {
 	if !slices.Equal(names, want) {
 		t.Errorf("partitions yielded %d names, want the %d objects exactly once in order", len(names), len(want))
 	}
+}
+
+// TestConformance runs the shared extractor suite over a bucket of odd
+// names and varied sizes.
+func TestConformance(t *testing.T) {
+	f := newFixture(t)
+	for _, n := range oddNames {
+		f.put(t, n, []byte("content of "+n), nil)
+	}
+	for i := range 60 {
+		f.put(t, fmt.Sprintf("users/u%03d/photo.jpg", i), bytes.Repeat([]byte{byte(i)}, i*211), nil)
+	}
+	want := map[string]record.Record{}
+	probe := f.extractor(t, nil)
+	for _, r := range readAll(t, f.ctx, probe, extractors.Partition{Stream: "s", ID: "p"}, "") {
+		want[r.Key] = r
+	}
+	if len(want) != len(f.data) {
+		t.Fatalf("listed %d objects, uploaded %d", len(want), len(f.data))
+	}
+	extractortest.Run(t, extractortest.Harness{
+		New:   func(t *testing.T) extractors.Extractor { return f.extractor(t, nil) },
+		Want:  want,
+		Times: true,
+		Unreachable: func(t *testing.T) extractors.Extractor {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			closed := "http://" + ln.Addr().String()
+			ln.Close()
+			ex, err := gcs.New(f.ctx, plugin.Config{"storage-bucket": "b", "storage-emulator-host": closed, "retry-attempts": "2", "retry-backoff": "1ms"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ex
+		},
+	})
 }
 
 // TestRecordAttributesAndBytes checks every attribute of a record and that
