@@ -7,8 +7,15 @@
 #   .local/bin/          cached binaries built with `go install` / `go build`
 #   .local/npm/          npm prefix holding firebase-tools
 #   .local/run/NAME.pid  pid of a service we started; NAME.port its port(s)
-#   .local/log/NAME.log  the service's stdout+stderr (previous run: NAME.log.1)
+#   .local/log/NAME.log  the service's stdout+stderr (previous run: NAME.log.1);
+#                        install-*.log, build-*.log, initdb.log for the setup steps
+#   .local/secrets/      generated passwords and keys (mode 600), kept across runs
+#   .local/pg/data       the throwaway PostgreSQL cluster (owned by postgres)
+#   .local/minio/data    MinIO's drive; .local/gcs/data fake-gcs-server's objects
+#   .local/firebase/     generated firebase.json, firebase-tools' config and debug log
 #   .local/services.env  `export` lines that tests, the CLI and the demo read
+#
+# BAASMIGRATE_LOCAL_DIR moves all of it elsewhere (a second, independent stack).
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOCAL_DIR=${BAASMIGRATE_LOCAL_DIR:-$REPO_ROOT/.local}
@@ -127,8 +134,13 @@ start_daemon() {
 # stop_pid NAME PID: SIGTERM, wait up to 20 s, then SIGKILL. firebase-tools
 # needs a few seconds for its clean shutdown, the Go servers exit at once.
 stop_pid() {
+	kill -TERM "$2" 2>/dev/null || return 0
+	wait_exit "$1" "$2"
+}
+
+# wait_exit NAME PID waits up to 20 s for PID to exit, then SIGKILLs it.
+wait_exit() {
 	local name=$1 pid=$2 i
-	kill -TERM "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 200; i++)); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1

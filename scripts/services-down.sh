@@ -13,25 +13,35 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 main() {
-	local name pid bin i
+	local name pid bin t0
+	local -A pids=()
 	with_lock
 	rm -f "$ENV_FILE"
-	for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
-		name=${SERVICES[i]}
+	# SIGTERM everything first, then wait: each takes ~2 s to shut down
+	# gracefully, so stopping them one by one would add those up.
+	t0=$(now_ms)
+	for name in "${SERVICES[@]}"; do
 		pid=$(service_pid "$name" "$(service_pattern "$name")")
 		if [[ -n $pid ]]; then
-			stop_pid "$name" "$pid"
-			log "$name: stopped (pid $pid)"
+			kill -TERM "$pid" 2>/dev/null || true
+			pids[$name]=$pid
 		elif [[ -e $(pid_file "$name") ]]; then
 			log "$name: pid file named no running $name; removed it"
+		fi
+	done
+	for name in "${SERVICES[@]}"; do
+		if [[ -n ${pids[$name]:-} ]]; then
+			wait_exit "$name" "${pids[$name]}"
+			log "$name: stopped (pid ${pids[$name]}) after $(($(now_ms) - t0)) ms"
 		fi
 		rm -f "$(pid_file "$name")"
 	done
 	if pg_running; then
+		t0=$(now_ms)
 		bin=$(find_pg_bin)
 		as_pg "$bin/pg_ctl" stop -D "$PG_DATA" -m fast -w -t 60 >/dev/null ||
 			die "postgres: pg_ctl stop failed; see $LOG_DIR/postgres.log"
-		log "postgres: stopped"
+		log "postgres: stopped in $(($(now_ms) - t0)) ms"
 	fi
 	rm -f "$(pid_file postgres)"
 }
