@@ -33,6 +33,19 @@ func TestStorageEmulator(t *testing.T) {
 	if err := bh.Create(ctx, testenv.FreshProjectID(t), nil); err != nil {
 		t.Fatalf("creating bucket %s: %v", bucket, err)
 	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for it := bh.Objects(ctx, nil); ; {
+			a, err := it.Next()
+			if err != nil {
+				break
+			}
+			_ = bh.Object(a.Name).Delete(ctx)
+		}
+		if err := bh.Delete(ctx); err != nil {
+			t.Errorf("deleting bucket %s: %v", bucket, err)
+		}
+	})
 
 	name := "users/ü 1/photo.bin" // non-ASCII and a space: names are kept exactly
 	data := bytes.Repeat([]byte("baasmigrate\x00\xff"), 10000)
