@@ -1,0 +1,202 @@
+package postgres
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders"
+	"github.com/baasmigrate/baasmigrate/loaders/objectstore"
+)
+
+// DefaultFilesTable is the table file metadata goes to by default.
+const DefaultFilesTable = "files"
+
+// fileColumns are the columns of the files table, in row order, with their
+// types. The key is (bucket, name).
+var fileColumns = []struct{ name, ddlType string }{
+	{"bucket", "text"},
+	{"name", "text"},
+	{"size", "bigint"},
+	{"md5", "text"},    // lowercase hex; null for composite objects
+	{"crc32c", "text"}, // 8 lowercase hex digits
+	{"generation", "bigint"},
+	{"metageneration", "bigint"},
+	{"content_type", "text"},
+	{"cache_control", "text"},
+	{"content_disposition", "text"},
+	{"content_encoding", "text"},
+	{"content_language", "text"},
+	{"storage_class", "text"},
+	{"metadata", "jsonb"},
+	{"download_tokens", "text[]"},
+	{"created_at", "timestamptz"},
+	{"updated_at", "timestamptz"},
+	{"target", "text"},
+	{"target_key", "text"},
+}
+
+// Files loads file records: it copies each object's bytes into an object
+// store and records its metadata in one table, one row per object.
+//
+// A row is written in the batch's transaction only after its object was
+// copied and verified (or found already present with the same checksum),
+// so a committed checkpoint never covers an object that is not safely in
+// the target.
+type Files struct {
+	store  *objectstore.Store
+	name   pgx.Identifier
+	label  string
+	schema string
+	def    *tableDef
+}
+
+var _ loaders.Sink = (*Files)(nil)
+
+// NewFiles loads into schema.table ("" means "public" and
+// DefaultFilesTable) and copies bytes with store.
+func NewFiles(store *objectstore.Store, schema, table string) *Files {
+	if schema == "" {
+		schema = "public"
+	}
+	if table == "" {
+		table = DefaultFilesTable
+	}
+	names := make([]string, len(fileColumns))
+	types := make([]string, len(fileColumns))
+	for i, c := range fileColumns {
+		names[i], types[i] = c.name, c.ddlType
+	}
+	name := pgx.Identifier{schema, table}
+	return &Files{store: store, name: name, label: table, schema: schema,
+		def: newTableDef(name, names, types, []string{"bucket", "name"})}
+}
+
+// Table is the label of the table in outcomes and summaries.
+func (f *Files) Table() string { return f.label }
+
+// Prepare creates the schema and table when missing, and the target
+// bucket or directory.
+func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
+	defs := make([]string, len(fileColumns))
+	for i, c := range fileColumns {
+		defs[i] = pgx.Identifier{c.name}.Sanitize() + " " + c.ddlType
+	}
+	stmts := []string{
+		"CREATE SCHEMA IF NOT EXISTS " + pgx.Identifier{f.schema}.Sanitize(),
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s,\n  PRIMARY KEY (bucket, name)\n)", f.name.Sanitize(), strings.Join(defs, ",\n  ")),
+	}
+	for _, s := range stmts {
+		if _, err := db.Exec(ctx, s); err != nil {
+			return fmt.Errorf("creating the files table %s: %w", f.name.Sanitize(), err)
+		}
+	}
+	return f.store.Prepare(ctx)
+}
+
+// Write copies the batch's objects (concurrently, within the store's
+// limits) and upserts a metadata row for each one copied or already
+// present. Outcome.Changed counts the objects whose bytes were copied plus
+// the rows of already-present objects that were inserted or changed;
+// objects present with unchanged rows are the skipped ones (loaded minus
+// changed). Objects the store rejects, and rows PostgreSQL refuses, are
+// rejects. An error means the batch failed as a whole; it is marked
+// retryable when the store says so.
+func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
+	out := loaders.Outcome{Tables: make([]string, len(recs))}
+	for i := range out.Tables {
+		out.Tables[i] = f.label
+	}
+	results, err := f.store.Copy(ctx, recs)
+	if err != nil {
+		return out, err
+	}
+	var copied, present [][]any
+	var copiedIdx, presentIdx []int
+	for i, r := range results {
+		switch r.Outcome {
+		case objectstore.Rejected:
+			out.Reject(i, r.Reason)
+		case objectstore.Copied:
+			copied = append(copied, f.row(r))
+			copiedIdx = append(copiedIdx, i)
+		case objectstore.Skipped:
+			present = append(present, f.row(r))
+			presentIdx = append(presentIdx, i)
+		default:
+			return out, fmt.Errorf("object %q: the store reported no outcome", recs[i].Key)
+		}
+	}
+	_, rejects, err := f.def.upsert(ctx, tx, copied)
+	if err != nil {
+		return out, err
+	}
+	for j, reason := range rejects {
+		out.Reject(copiedIdx[j], reason)
+	}
+	out.AddChanged(f.label, int64(len(copied)-len(rejects)))
+	changed, rejects, err := f.def.upsert(ctx, tx, present)
+	if err != nil {
+		return out, err
+	}
+	for j, reason := range rejects {
+		out.Reject(presentIdx[j], reason)
+	}
+	out.AddChanged(f.label, changed)
+	return out, nil
+}
+
+// row is the table row of a copied or present object.
+func (f *Files) row(r objectstore.Result) []any {
+	file := r.File
+	var md5, crc any
+	if file.MD5 != nil {
+		md5 = hex.EncodeToString(file.MD5)
+	}
+	if file.HasCRC32C {
+		crc = fmt.Sprintf("%08x", file.CRC32C)
+	}
+	meta := file.Metadata
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	metaJSON, _ := json.Marshal(meta) // a map of strings always encodes
+	tokens := file.DownloadTokens()
+	if tokens == nil {
+		tokens = []string{}
+	}
+	return []any{
+		file.Bucket, file.Name, file.Size, md5, crc, nullInt(file.Generation), nullInt(file.Metageneration),
+		nullText(file.ContentType), nullText(file.CacheControl), nullText(file.ContentDisposition),
+		nullText(file.ContentEncoding), nullText(file.ContentLanguage), nullText(file.StorageClass),
+		metaJSON, tokens, nullTimestamp(file.Created), nullTimestamp(file.Updated),
+		f.store.String(), r.Key,
+	}
+}
+
+func nullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullInt(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}
+
+func nullTimestamp(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}

@@ -1,0 +1,145 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders/objectstore"
+)
+
+// fileRecord is a file record whose bytes are data (nil content: the
+// object is gone at the source).
+func fileRecord(name string, data []byte, gone bool, f objectstore.File) record.Record {
+	sum := md5.Sum(data)
+	f.Bucket, f.Name, f.Size = "demo.appspot.com", name, int64(len(data))
+	f.MD5, f.CRC32C, f.HasCRC32C = sum[:], crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), true
+	f.Generation, f.Metageneration = 17, 2
+	f.Created = time.Date(2023, 1, 2, 3, 4, 5, 678000, time.UTC)
+	f.Updated = f.Created.Add(time.Hour)
+	return record.Record{
+		Kind: record.KindFile, Key: name, CreateTime: f.Created, UpdateTime: f.Updated, Fields: f.Fields(), Cursor: name,
+		Open: func(context.Context) (io.ReadCloser, error) {
+			if gone {
+				return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
+			}
+			return io.NopCloser(bytes.NewReader(data)), nil
+		},
+	}
+}
+
+// TestFilesWriteRowsAfterCopies writes batches through the files sink into
+// a directory target and checks the rows, the changed counts of a first
+// run, a re-run, a run after an object vanished from the target, and a run
+// after a crash between upload and commit (objects present, no rows).
+func TestFilesWriteRowsAfterCopies(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	dir := t.TempDir()
+	store, err := objectstore.Open("file://"+dir, objectstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := NewFiles(store, "media", "")
+	if err := sink.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Prepare(ctx, pool); err != nil {
+		t.Fatalf("Prepare is not idempotent: %v", err)
+	}
+	recs := []record.Record{
+		fileRecord("users/ü 1/avatar.png", []byte("png bytes"), false, objectstore.File{
+			ContentType: "image/png", CacheControl: "max-age=60", ContentDisposition: "inline", ContentEncoding: "identity",
+			ContentLanguage: "en", StorageClass: "STANDARD",
+			Metadata: map[string]string{"firebaseStorageDownloadTokens": "t1,t2", "Custom Key": "v"},
+		}),
+		fileRecord("empty", nil, false, objectstore.File{}),
+		fileRecord("../escape", []byte("no"), false, objectstore.File{}),
+		fileRecord("gone", []byte("x"), true, objectstore.File{}),
+	}
+	write := func(recs []record.Record) (changed int64, rejects map[int]string) {
+		t.Helper()
+		var out loadersOutcome
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			o, err := sink.Write(ctx, tx, recs)
+			out = loadersOutcome{o.Changed[sink.Table()], o.Rejects, o.Tables}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, tbl := range out.tables {
+			if tbl != "files" {
+				t.Errorf("record %d went to table %q, want files", i, tbl)
+			}
+		}
+		return out.changed, out.rejects
+	}
+	changed, rejects := write(recs)
+	if changed != 2 || len(rejects) != 2 || !strings.Contains(rejects[2], `".." path segment`) || !strings.Contains(rejects[3], "could not be read") {
+		t.Fatalf("first write: changed %d, rejects %v", changed, rejects)
+	}
+	var (
+		bucket, name, md5Hex, crcHex, ctype, cc, cd, ce, cl, sc, target, key string
+		size, gen, metagen                                                  int64
+		meta                                                                map[string]string
+		tokens                                                              []string
+		created, updated                                                    time.Time
+	)
+	err = pool.QueryRow(ctx, `SELECT bucket, name, size, md5, crc32c, generation, metageneration, content_type, cache_control,
+		content_disposition, content_encoding, content_language, storage_class, metadata, download_tokens, created_at, updated_at,
+		target, target_key FROM media.files WHERE name = $1`, "users/ü 1/avatar.png").Scan(
+		&bucket, &name, &size, &md5Hex, &crcHex, &gen, &metagen, &ctype, &cc, &cd, &ce, &cl, &sc, &meta, &tokens, &created, &updated, &target, &key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("png bytes")
+	sum := md5.Sum(data)
+	got := fmt.Sprint(bucket, size, md5Hex, crcHex, gen, metagen, ctype, cc, cd, ce, cl, sc, meta, tokens, created.UTC(), updated.UTC(), target, key)
+	want := fmt.Sprint("demo.appspot.com", len(data), fmt.Sprintf("%x", sum), fmt.Sprintf("%08x", crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))),
+		17, 2, "image/png", "max-age=60", "inline", "identity", "en", "STANDARD",
+		map[string]string{"firebaseStorageDownloadTokens": "t1,t2", "Custom Key": "v"}, []string{"t1", "t2"},
+		time.Date(2023, 1, 2, 3, 4, 5, 678000, time.UTC), time.Date(2023, 1, 2, 4, 4, 5, 678000, time.UTC), "file://"+dir, "users/ü 1/avatar.png")
+	if got != want {
+		t.Errorf("row\n got %s\nwant %s", got, want)
+	}
+	var rows int
+	pool.QueryRow(ctx, `SELECT count(*) FROM media.files`).Scan(&rows)
+	if rows != 2 {
+		t.Errorf("%d rows, want 2 (rejected objects have none)", rows)
+	}
+
+	if changed, rejects = write(recs[:2]); changed != 0 || len(rejects) != 0 {
+		t.Errorf("re-run: changed %d, rejects %v; want nothing changed", changed, rejects)
+	}
+	if err := os.Remove(filepath.Join(dir, "empty")); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ = write(recs[:2]); changed != 1 {
+		t.Errorf("after an object vanished from the target: changed %d, want the one copy", changed)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM media.files`); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ = write(recs[:2]); changed != 2 {
+		t.Errorf("objects present without rows: changed %d, want the 2 rows inserted", changed)
+	}
+}
+
+type loadersOutcome struct {
+	changed int64
+	rejects map[int]string
+	tables  []string
+}
