@@ -93,10 +93,10 @@ func TestFilesWriteRowsAfterCopies(t *testing.T) {
 	}
 	var (
 		bucket, name, md5Hex, crcHex, ctype, cc, cd, ce, cl, sc, target, key string
-		size, gen, metagen                                                  int64
-		meta                                                                map[string]string
-		tokens                                                              []string
-		created, updated                                                    time.Time
+		size, gen, metagen                                                   int64
+		meta                                                                 map[string]string
+		tokens                                                               []string
+		created, updated                                                     time.Time
 	)
 	err = pool.QueryRow(ctx, `SELECT bucket, name, size, md5, crc32c, generation, metageneration, content_type, cache_control,
 		content_disposition, content_encoding, content_language, storage_class, metadata, download_tokens, created_at, updated_at,
