@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
@@ -47,6 +48,7 @@ func init() {
 		Kind:    record.KindDocument,
 		Options: append(append([]plugin.Option(nil), firestoreSpec().Options...), mappingOption, sampleOption),
 		Build:   buildDocuments,
+		Compare: compareDocuments,
 	})
 }
 
@@ -79,6 +81,37 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	}, nil
 }
 
+// compareDocuments prepares plan and verify for documents, with the same
+// mapping migrate would use.
+func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
+	ex, err := firestoreSpec().New(ctx, env.Config)
+	if err != nil {
+		return nil, err
+	}
+	m, err := documentsMapping(ctx, env, ex)
+	if err != nil {
+		ex.Close()
+		return nil, err
+	}
+	a, err := diff.NewDocuments(m)
+	if err != nil {
+		ex.Close()
+		return nil, err
+	}
+	return &comparer{
+		Extractor: ex,
+		Adapter:   a,
+		DDL: func(ctx context.Context) ([]diff.DDL, error) {
+			stmts, err := postgres.SchemaChanges(ctx, env.Pool, m)
+			out := make([]diff.DDL, len(stmts))
+			for i, s := range stmts {
+				out[i] = diff.DDL{What: s.What, SQL: s.SQL}
+			}
+			return out, err
+		},
+	}, nil
+}
+
 func documentsMapping(ctx context.Context, env *buildEnv, ex extractors.Extractor) (*mappings.Mapping, error) {
 	if path := env.Config.String(mappingOption.Name); path != "" {
 		return mappings.Load(path)
@@ -99,6 +132,9 @@ func documentsMapping(ctx context.Context, env *buildEnv, ex extractors.Extracto
 			return mappings.Parse([]byte(run.Config["mapping"]), fmt.Sprintf("(mapping of run %d)", run.ID))
 		}
 	}
+	if env.Command == "verify" {
+		return nil, errors.New("no mapping to verify against: pass --mapping, or run migrate first (it stores the mapping it used)")
+	}
 	sample, err := env.Config.Int(sampleOption.Name, 0)
 	if err != nil {
 		return nil, err
@@ -107,8 +143,12 @@ func documentsMapping(ctx context.Context, env *buildEnv, ex extractors.Extracto
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(env.Stderr, "no --mapping: inferred one from %d documents (%d tables); it is stored with the run. "+
-		"To review or edit it first: baasmigrate infer --out mapping.yaml\n", res.documents, len(res.mapping.Tables))
+	note := "it is stored with the run"
+	if env.Command == "plan" {
+		note = "migrate without --mapping would infer the same from the same data"
+	}
+	fmt.Fprintf(env.Stderr, "no --mapping: inferred one from %d documents (%d tables, %d billable reads); %s. "+
+		"To review or edit it first: baasmigrate infer --out mapping.yaml\n", res.documents, len(res.mapping.Tables), res.reads, note)
 	return res.mapping, nil
 }
 

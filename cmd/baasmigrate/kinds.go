@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
@@ -25,11 +27,28 @@ type kindSpec struct {
 	Options []plugin.Option
 	// Build assembles the job from resolved options.
 	Build func(ctx context.Context, env *buildEnv) (migration.Job, error)
+	// Compare assembles what plan and verify need. It must write nothing:
+	// env.State, when set, is only read.
+	Compare func(ctx context.Context, env *buildEnv) (*comparer, error)
+}
+
+// comparer is one kind's part of plan and verify.
+type comparer struct {
+	Extractor extractors.Extractor
+	Adapter   diff.Adapter
+	// DDL, if set, lists the statements migrate would run (for plan) and
+	// the differences it would refuse.
+	DDL func(ctx context.Context) ([]diff.DDL, error)
+	// Bytes, if set, returns the bytes migrate would copy given the
+	// comparison (files).
+	Bytes func(r *diff.Report) int64
 }
 
 // buildEnv is what a kind's Build gets to work with.
 type buildEnv struct {
-	Config plugin.Config
+	// Command is the subcommand running: "migrate", "plan" or "verify".
+	Command string
+	Config  plugin.Config
 	Pool   *pgxpool.Pool
 	// State is the tool's state; nil for commands that must not create it
 	// (plan).

@@ -79,7 +79,7 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
 		}
-		env := &buildEnv{Config: cfg, Pool: pool, State: state, Log: log, Stderr: cmd.ErrOrStderr(), Workers: workers, Restart: restart}
+		env := &buildEnv{Command: "migrate", Config: cfg, Pool: pool, State: state, Log: log, Stderr: cmd.ErrOrStderr(), Workers: workers, Restart: restart}
 		job, err := k.Build(ctx, env)
 		if err != nil {
 			return fmt.Errorf("preparing to migrate %ss: %w", k.Kind, err)

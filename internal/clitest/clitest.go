@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -74,6 +75,47 @@ type Result struct {
 	Stdout, Stderr string
 	// Code is the exit status (-1 when killed by a signal).
 	Code int
+	// PeakRSS is the process's peak resident memory in bytes, as last seen
+	// in /proc (VmHWM) while it ran. (The rusage of a child is no use: on
+	// Linux it includes the parent's memory at the time of the fork.)
+	PeakRSS int64
+}
+
+// watchPeakRSS samples /proc/pid/status every few milliseconds until done
+// is closed and returns the highest VmHWM seen.
+func watchPeakRSS(pid int, done <-chan struct{}) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var peak int64
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := vmHWM(pid); v > peak {
+				peak = v
+			}
+			select {
+			case <-done:
+				out <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
+}
+
+func vmHWM(pid int) int64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
 }
 
 // Env is the environment of a run: the test process's environment without
@@ -102,8 +144,14 @@ func Run(t testing.TB, env []string, args ...string) Result {
 	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	res := Result{Stdout: out.String(), Stderr: errb.String()}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("running baasmigrate %v: %v", args, err)
+	}
+	exited := make(chan struct{})
+	peak := watchPeakRSS(cmd.Process.Pid, exited)
+	err := cmd.Wait()
+	close(exited)
+	res := Result{Stdout: out.String(), Stderr: errb.String(), PeakRSS: <-peak}
 	var exit *exec.ExitError
 	switch {
 	case err == nil:

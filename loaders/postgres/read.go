@@ -16,6 +16,8 @@ import (
 
 // DocumentRow is one document read back from its table.
 type DocumentRow struct {
+	// Key is the row's primary key: the ancestor document IDs, then its own.
+	Key []string
 	// Path is the document's path relative to the database root.
 	Path string
 	// Fields are the document's fields rebuilt from columns and overflow.
@@ -26,10 +28,9 @@ type DocumentRow struct {
 	Missing bool
 }
 
-// ReadDocuments streams the rows of table t in key order (Firestore's
-// document order within the table) and rebuilds each document with the
-// mapping's inverse transform. It holds one row at a time.
-func ReadDocuments(ctx context.Context, db loaders.DB, m *mappings.Mapping, tr *transformers.Documents, t *mappings.Table, fn func(DocumentRow) error) error {
+// documentSelect is the query reading table t in key order (Firestore's
+// document order within the table).
+func documentSelect(m *mappings.Mapping, t *mappings.Table) string {
 	var sel []string
 	for _, c := range documentColumns(t) {
 		q := pgx.Identifier{c.name}.Sanitize()
@@ -38,51 +39,156 @@ func ReadDocuments(ctx context.Context, db loaders.DB, m *mappings.Mapping, tr *
 		}
 		sel = append(sel, q)
 	}
-	name := pgx.Identifier{m.Schema, t.Name}.Sanitize()
-	rows, err := db.Query(ctx, fmt.Sprintf("SELECT %s FROM %s ORDER BY %s", strings.Join(sel, ", "), name, quoteAll(t.KeyColumns())))
+	return fmt.Sprintf("SELECT %s FROM %s ORDER BY %s", strings.Join(sel, ", "),
+		pgx.Identifier{m.Schema, t.Name}.Sanitize(), quoteAll(t.KeyColumns()))
+}
+
+// decodeDocument rebuilds a document from the values of a documentSelect
+// row.
+func decodeDocument(tr *transformers.Documents, t *mappings.Table, vals []any) (DocumentRow, error) {
+	nKey, nCols := len(t.KeyColumns()), len(t.Columns)
+	key := make([]string, nKey)
+	for i := range key {
+		key[i], _ = vals[i].(string)
+	}
+	cols := vals[nKey : nKey+nCols]
+	for i, c := range t.Columns {
+		if s, ok := cols[i].(string); ok && c.Type == "jsonb" {
+			cols[i] = []byte(s)
+		}
+	}
+	meta := vals[nKey+nCols:]
+	var overflow []byte
+	if s, ok := meta[2].(string); ok {
+		overflow = []byte(s)
+	}
+	path, fields, err := tr.Reconstruct(t, key, cols, overflow)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", name, err)
+		return DocumentRow{}, fmt.Errorf("rebuilding a document of %s (key %q): %w", t.Name, key, err)
+	}
+	row := DocumentRow{Key: key, Path: path, Fields: fields}
+	if ts, ok := meta[0].(time.Time); ok {
+		row.CreateTime = ts.UTC()
+	}
+	if ts, ok := meta[1].(time.Time); ok {
+		row.UpdateTime = ts.UTC()
+	}
+	row.Missing, _ = meta[3].(bool)
+	return row, nil
+}
+
+// ReadDocuments streams the rows of table t in key order and rebuilds each
+// document with the mapping's inverse transform. It holds one row at a time.
+func ReadDocuments(ctx context.Context, db loaders.DB, m *mappings.Mapping, tr *transformers.Documents, t *mappings.Table, fn func(DocumentRow) error) error {
+	rows, err := db.Query(ctx, documentSelect(m, t))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", t.Name, err)
 	}
 	defer rows.Close()
-	nKey, nCols := len(t.KeyColumns()), len(t.Columns)
 	for rows.Next() {
 		vals, err := rows.Values()
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", name, err)
+			return fmt.Errorf("reading %s: %w", t.Name, err)
 		}
-		key := make([]string, nKey)
-		for i := range key {
-			key[i], _ = vals[i].(string)
-		}
-		cols := vals[nKey : nKey+nCols]
-		for i, c := range t.Columns {
-			if s, ok := cols[i].(string); ok && c.Type == "jsonb" {
-				cols[i] = []byte(s)
-			}
-		}
-		meta := vals[nKey+nCols:]
-		var overflow []byte
-		if s, ok := meta[2].(string); ok {
-			overflow = []byte(s)
-		}
-		path, fields, err := tr.Reconstruct(t, key, cols, overflow)
+		row, err := decodeDocument(tr, t, vals)
 		if err != nil {
-			return fmt.Errorf("rebuilding a document of %s (key %q): %w", name, key, err)
+			return err
 		}
-		row := DocumentRow{Path: path, Fields: fields}
-		if ts, ok := meta[0].(time.Time); ok {
-			row.CreateTime = ts.UTC()
-		}
-		if ts, ok := meta[1].(time.Time); ok {
-			row.UpdateTime = ts.UTC()
-		}
-		row.Missing, _ = meta[3].(bool)
 		if err := fn(row); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading %s: %w", name, err)
+		return fmt.Errorf("reading %s: %w", t.Name, err)
 	}
 	return nil
+}
+
+// Cursor reads a query's rows a chunk at a time through a server-side
+// cursor, so that many tables can be read side by side on one connection
+// (and in one snapshot) with memory bounded by the chunk size.
+type Cursor struct {
+	tx     pgx.Tx
+	name   string
+	chunk  int
+	buf    [][]any
+	done   bool
+}
+
+// OpenCursor declares a cursor named name for query inside tx (which must
+// stay open while the cursor is read).
+func OpenCursor(ctx context.Context, tx pgx.Tx, name, query string, chunk int) (*Cursor, error) {
+	if _, err := tx.Exec(ctx, "DECLARE "+pgx.Identifier{name}.Sanitize()+" NO SCROLL CURSOR FOR "+query); err != nil {
+		return nil, fmt.Errorf("opening a cursor: %w", err)
+	}
+	return &Cursor{tx: tx, name: name, chunk: max(chunk, 1)}, nil
+}
+
+// Next returns the next row's values, or ok false at the end.
+func (c *Cursor) Next(ctx context.Context) (vals []any, ok bool, err error) {
+	if len(c.buf) == 0 && !c.done {
+		rows, err := c.tx.Query(ctx, fmt.Sprintf("FETCH FORWARD %d FROM %s", c.chunk, pgx.Identifier{c.name}.Sanitize()))
+		if err != nil {
+			return nil, false, err
+		}
+		for rows.Next() {
+			v, err := rows.Values()
+			if err != nil {
+				rows.Close()
+				return nil, false, err
+			}
+			c.buf = append(c.buf, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, false, err
+		}
+		if len(c.buf) < c.chunk {
+			c.done = true
+		}
+	}
+	if len(c.buf) == 0 {
+		return nil, false, nil
+	}
+	vals, c.buf = c.buf[0], c.buf[1:]
+	return vals, true, nil
+}
+
+// DocumentCursor reads a document table in key order, a chunk at a time.
+type DocumentCursor struct {
+	c  *Cursor
+	tr *transformers.Documents
+	t  *mappings.Table
+}
+
+// OpenDocumentCursor opens a cursor over table t inside tx.
+func OpenDocumentCursor(ctx context.Context, tx pgx.Tx, name string, m *mappings.Mapping, tr *transformers.Documents, t *mappings.Table) (*DocumentCursor, error) {
+	c, err := OpenCursor(ctx, tx, name, documentSelect(m, t), 500)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", t.Name, err)
+	}
+	return &DocumentCursor{c: c, tr: tr, t: t}, nil
+}
+
+// Next returns the next document row, or ok false at the end.
+func (d *DocumentCursor) Next(ctx context.Context) (DocumentRow, bool, error) {
+	vals, ok, err := d.c.Next(ctx)
+	if err != nil {
+		return DocumentRow{}, false, fmt.Errorf("reading %s: %w", d.t.Name, err)
+	}
+	if !ok {
+		return DocumentRow{}, false, nil
+	}
+	row, err := decodeDocument(d.tr, d.t, vals)
+	return row, err == nil, err
+}
+
+// TableExists reports whether schema.table exists.
+func TableExists(ctx context.Context, db loaders.DB, schema, table string) (bool, error) {
+	var ok bool
+	err := db.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, pgx.Identifier{schema, table}.Sanitize()).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("looking for table %s.%s: %w", schema, table, err)
+	}
+	return ok, nil
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/baasmigrate/baasmigrate/extractors"
+	_ "github.com/baasmigrate/baasmigrate/extractors/gcs"
+	"github.com/baasmigrate/baasmigrate/internal/migration"
+	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
+	"github.com/baasmigrate/baasmigrate/loaders/objectstore"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+)
+
+// Options of the files kind, besides the gcs extractor's.
+var (
+	objectsOption = plugin.Option{
+		Name:     "objects",
+		Help:     "Where file bytes go: s3://BUCKET?endpoint=URL&region=REGION (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or file:///DIRECTORY.",
+		Required: true,
+	}
+	objectsPrefixOption = plugin.Option{
+		Name: "objects-prefix",
+		Help: "Put this before every object name to make its key in the target (default: keep names).",
+	}
+	objectsConcurrencyOption = plugin.Option{
+		Name:    "objects-concurrency",
+		Help:    "Objects copied at the same time, over all partitions.",
+		Default: strconv.Itoa(objectstore.DefaultConcurrency),
+	}
+	objectsInflightOption = plugin.Option{
+		Name:    "objects-max-inflight",
+		Help:    "Total size of the objects copied at the same time (e.g. 256MiB); a larger object is copied alone.",
+		Default: "256MiB",
+	}
+	objectsPartSizeOption = plugin.Option{
+		Name:    "objects-part-size",
+		Help:    "Objects larger than this are uploaded to S3 in parts of this size, streamed (at least 5MiB).",
+		Default: "64MiB",
+	}
+	filesTableOption = plugin.Option{
+		Name:    "files-table",
+		Help:    "PostgreSQL table that gets one metadata row per object.",
+		Default: postgres.DefaultFilesTable,
+	}
+	filesSchemaOption = plugin.Option{
+		Name:    "files-schema",
+		Help:    "PostgreSQL schema of --files-table.",
+		Default: "public",
+	}
+)
+
+func gcsSpec() extractors.Spec {
+	spec, ok := extractors.Lookup("gcs")
+	if !ok {
+		panic("the gcs extractor is not registered")
+	}
+	return spec
+}
+
+func init() {
+	registerKind(&kindSpec{
+		Kind: record.KindFile,
+		Options: append(append([]plugin.Option(nil), gcsSpec().Options...), objectsOption, objectsPrefixOption,
+			objectsConcurrencyOption, objectsInflightOption, objectsPartSizeOption, filesTableOption, filesSchemaOption),
+		Build: buildFiles,
+	})
+}
+
+// buildFiles assembles the Cloud Storage → object store + PostgreSQL job.
+// The target URL, key prefix and table are part of the run's settings: a
+// run resumes only into the same place.
+func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
+	cfg := env.Config
+	concurrency, err := cfg.Int(objectsConcurrencyOption.Name, objectstore.DefaultConcurrency)
+	if err != nil {
+		return migration.Job{}, err
+	}
+	if concurrency < 1 {
+		return migration.Job{}, fmt.Errorf("--%s must be at least 1", objectsConcurrencyOption.Name)
+	}
+	inflight, err := parseSize(objectsInflightOption.Name, cfg.String(objectsInflightOption.Name))
+	if err != nil {
+		return migration.Job{}, err
+	}
+	partSize, err := parseSize(objectsPartSizeOption.Name, cfg.String(objectsPartSizeOption.Name))
+	if err != nil {
+		return migration.Job{}, err
+	}
+	policy, err := retry.FromConfig(cfg)
+	if err != nil {
+		return migration.Job{}, err
+	}
+	store, err := objectstore.Open(cfg.String(objectsOption.Name), objectstore.Options{
+		Prefix: cfg.String(objectsPrefixOption.Name), Concurrency: concurrency, MaxInflight: inflight,
+		PartSize: partSize, Retry: policy,
+	})
+	if err != nil {
+		return migration.Job{}, fmt.Errorf("--%s: %w", objectsOption.Name, err)
+	}
+	ex, err := gcsSpec().New(ctx, cfg)
+	if err != nil {
+		return migration.Job{}, err
+	}
+	sink := postgres.NewFiles(store, cfg.String(filesSchemaOption.Name), cfg.String(filesTableOption.Name))
+	return migration.Job{
+		Kind: record.KindFile, Extractor: ex, Sink: sink,
+		Config: map[string]string{
+			"objects": store.String(), "objects-prefix": cfg.String(objectsPrefixOption.Name),
+			"files-table": cfg.String(filesSchemaOption.Name) + "." + cfg.String(filesTableOption.Name),
+		},
+	}, nil
+}
+
+// parseSize reads a byte size: a whole number with an optional unit (B,
+// KiB, MiB, GiB, or KB, MB, GB as powers of 1000).
+func parseSize(option, s string) (int64, error) {
+	orig := s
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("--%s: %q is not a size like 256MiB", option, orig)
+	}
+	return n * mult, nil
+}

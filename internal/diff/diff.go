@@ -1,0 +1,405 @@
+// Package diff compares a source with the target by key and by content —
+// the one engine behind `plan` (what a migration would do) and `verify`
+// (whether the target equals the source).
+//
+// Both sides are streamed in key order and merged, table by table: the
+// source through its extractor, the target through server-side cursors
+// inside one read-only, repeatable-read transaction (one consistent
+// snapshot, nothing written). Memory is bounded by one cursor chunk per
+// open table, never by table size.
+//
+// Content is compared by a canonical, type-aware checksum of each record's
+// fields: the source record is taken through the same transform migrate
+// applies and back, the target row through the inverse transform, and both
+// are hashed in the lossless typed-JSON encoding, so equal values hash
+// equal whatever their representation on either side.
+package diff
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+)
+
+// Sample outcomes.
+const (
+	Mismatched      = "mismatched"
+	MissingInTarget = "missing_in_target"
+	ExtraInTarget   = "extra_in_target"
+	Rejected        = "rejected"
+	Overflow        = "overflow"
+)
+
+// Sample is one example of a difference.
+type Sample struct {
+	Outcome string `json:"outcome"`
+	Key     string `json:"key"`
+	// Fields names the fields that differ (mismatched) or go to the
+	// overflow column (overflow).
+	Fields []string `json:"fields,omitempty"`
+	// Reason says why a record would be rejected.
+	Reason string `json:"reason,omitempty"`
+}
+
+// TableReport is the comparison of one target table. For verify, Matching
+// rows are identical; for plan, Matching rows would be left unchanged,
+// Mismatched updated, MissingInTarget inserted.
+type TableReport struct {
+	Kind  string `json:"kind"`
+	Table string `json:"table"`
+	// Source is the number of source records routed to the table.
+	Source          int64 `json:"source"`
+	Matching        int64 `json:"matching"`
+	Mismatched      int64 `json:"mismatched"`
+	MissingInTarget int64 `json:"missing_in_target"`
+	ExtraInTarget   int64 `json:"extra_in_target"`
+	// Rejected counts source records that have no place in the target
+	// (no table for their collection, a key the target cannot hold).
+	Rejected int64 `json:"rejected"`
+	// Overflow counts source records with fields that land in the overflow
+	// column (outside the mapping, or of a type their column cannot hold).
+	Overflow int64 `json:"overflow"`
+	// Placeholders counts target rows standing in for parents that exist
+	// only through their subcollections; they are not compared.
+	Placeholders int64    `json:"placeholders"`
+	Samples      []Sample `json:"samples,omitempty"`
+
+	sampled map[string]int
+}
+
+// Identical reports whether the table has no difference at all.
+func (t *TableReport) Identical() bool {
+	return t.Mismatched == 0 && t.MissingInTarget == 0 && t.ExtraInTarget == 0 && t.Rejected == 0
+}
+
+// Report is the outcome of a comparison.
+type Report struct {
+	// ReadTime is the source snapshot compared (zero when the source has
+	// none).
+	ReadTime time.Time      `json:"read_time"`
+	Tables   []*TableReport `json:"tables"`
+	// SourceReads is what the comparison itself cost in billable source
+	// reads (-1 when the source does not meter them).
+	SourceReads int64 `json:"source_reads"`
+}
+
+// Identical reports whether every table is identical.
+func (r *Report) Identical() bool {
+	for _, t := range r.Tables {
+		if !t.Identical() {
+			return false
+		}
+	}
+	return true
+}
+
+// Options tune a comparison.
+type Options struct {
+	// Samples is how many sample keys to keep per table and outcome.
+	Samples int
+}
+
+// Item is one keyed record on either side, ready to compare.
+type Item struct {
+	// Key orders items within a table: compared element by element, each
+	// by its bytes.
+	Key []string
+	// Label names the item for people (a document path, a uid).
+	Label string
+	// Fields is the content compared.
+	Fields map[string]record.Value
+	// Placeholder marks target rows that stand in for something the source
+	// does not hold as a record (missing parents).
+	Placeholder bool
+}
+
+// Routed is where a source record goes in the target.
+type Routed struct {
+	// Table is the target table ("" with Reject set: nowhere).
+	Table string
+	Item
+	// Overflow lists the record's fields that would land in an overflow
+	// column.
+	Overflow []string
+	// Reject says why the record has no place in the target.
+	Reject string
+}
+
+// TargetCursor reads one target table in key order.
+type TargetCursor interface {
+	Next(ctx context.Context) (Item, bool, error)
+}
+
+// Adapter fits one kind of record to the engine.
+type Adapter interface {
+	// Kind names the kind of record ("document").
+	Kind() string
+	// Tables lists every target table of the kind.
+	Tables() []string
+	// StreamTables lists the tables a source stream feeds.
+	StreamTables(stream string) []string
+	// Route places a source record: its table, key and the fields the
+	// target should hold for it.
+	Route(rec record.Record) Routed
+	// Open opens a cursor over a table inside tx; nil when the table does
+	// not exist in the target yet.
+	Open(ctx context.Context, tx pgx.Tx, table string) (TargetCursor, error)
+}
+
+// Compare streams every record of ex's source and every row of the
+// adapter's tables and compares them.
+func Compare(ctx context.Context, ex extractors.Extractor, pool *pgxpool.Pool, a Adapter, opts Options) (*Report, error) {
+	if opts.Samples <= 0 {
+		opts.Samples = 5
+	}
+	rep := &Report{SourceReads: -1}
+	if s, ok := ex.(extractors.Snapshotter); ok {
+		t, err := s.SnapshotTime(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("taking a snapshot time of the source: %w", err)
+		}
+		rep.ReadTime = t
+	}
+	streams, err := ex.Plan(ctx, 1, rep.ReadTime)
+	if err != nil {
+		return nil, fmt.Errorf("listing the source: %w", err)
+	}
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("reading the target: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	c := &comparison{a: a, tx: tx, opts: opts, tables: map[string]*tableState{}}
+	for _, name := range a.Tables() {
+		c.report(name)
+	}
+	for _, st := range streams {
+		if err := c.stream(ctx, ex, st, rep.ReadTime); err != nil {
+			return nil, err
+		}
+	}
+	// Tables no stream fed (a collection the source no longer has).
+	for _, name := range a.Tables() {
+		if err := c.drain(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	for _, ts := range c.tables {
+		ts.rep.sampled = nil
+		rep.Tables = append(rep.Tables, ts.rep)
+	}
+	sort.Slice(rep.Tables, func(i, j int) bool { return rep.Tables[i].Table < rep.Tables[j].Table })
+	if m, ok := ex.(extractors.ReadMeter); ok {
+		rep.SourceReads = m.BillableReads()
+	}
+	return rep, nil
+}
+
+type comparison struct {
+	a      Adapter
+	tx     pgx.Tx
+	opts   Options
+	tables map[string]*tableState
+	n      int
+}
+
+type tableState struct {
+	rep    *TableReport
+	cur    TargetCursor
+	opened bool
+	head   *Item
+	done   bool
+}
+
+func (c *comparison) report(table string) *tableState {
+	ts := c.tables[table]
+	if ts == nil {
+		ts = &tableState{rep: &TableReport{Kind: c.a.Kind(), Table: table}}
+		c.tables[table] = ts
+	}
+	return ts
+}
+
+// peek returns the table's next target row without consuming it.
+func (c *comparison) peek(ctx context.Context, ts *tableState) (*Item, error) {
+	if ts.head != nil || ts.done {
+		return ts.head, nil
+	}
+	if !ts.opened {
+		ts.opened = true
+		c.n++
+		cur, err := c.a.Open(ctx, c.tx, ts.rep.Table)
+		if err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			ts.done = true
+			return nil, nil
+		}
+		ts.cur = cur
+	}
+	it, ok, err := ts.cur.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		ts.done = true
+		return nil, nil
+	}
+	ts.head = &it
+	return ts.head, nil
+}
+
+func (c *comparison) sample(ts *tableState, s Sample) {
+	if ts.rep.sampled == nil {
+		ts.rep.sampled = map[string]int{}
+	}
+	if ts.rep.sampled[s.Outcome] >= c.opts.Samples {
+		return
+	}
+	ts.rep.sampled[s.Outcome]++
+	ts.rep.Samples = append(ts.rep.Samples, s)
+}
+
+// extra accounts for a target row the source does not have.
+func (c *comparison) extra(ts *tableState, it *Item) {
+	if it.Placeholder {
+		ts.rep.Placeholders++
+		return
+	}
+	ts.rep.ExtraInTarget++
+	c.sample(ts, Sample{Outcome: ExtraInTarget, Key: it.Label})
+}
+
+func (c *comparison) stream(ctx context.Context, ex extractors.Extractor, st extractors.Stream, rt time.Time) error {
+	if !st.ReadTime.IsZero() {
+		rt = st.ReadTime
+	}
+	for _, p := range st.Partitions {
+		err := ex.Read(ctx, p, rt, "", func(rec record.Record) error { return c.record(ctx, rec) })
+		if err != nil {
+			return fmt.Errorf("reading the source (%s): %w", st.Name, err)
+		}
+	}
+	for _, name := range c.a.StreamTables(st.Name) {
+		if err := c.drain(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drain counts a table's remaining target rows as extra.
+func (c *comparison) drain(ctx context.Context, table string) error {
+	ts := c.report(table)
+	for {
+		it, err := c.peek(ctx, ts)
+		if err != nil || it == nil {
+			return err
+		}
+		c.extra(ts, it)
+		ts.head = nil
+	}
+}
+
+// record merges one source record into its table's comparison.
+func (c *comparison) record(ctx context.Context, rec record.Record) error {
+	r := c.a.Route(rec)
+	if r.Reject != "" {
+		table := r.Table
+		if table == "" {
+			table = "(no table)"
+		}
+		ts := c.report(table)
+		ts.rep.Rejected++
+		c.sample(ts, Sample{Outcome: Rejected, Key: rec.Key, Reason: r.Reject})
+		return nil
+	}
+	ts := c.report(r.Table)
+	ts.rep.Source++
+	if len(r.Overflow) > 0 {
+		ts.rep.Overflow++
+		c.sample(ts, Sample{Outcome: Overflow, Key: r.Label, Fields: r.Overflow})
+	}
+	for {
+		head, err := c.peek(ctx, ts)
+		if err != nil {
+			return err
+		}
+		if head == nil {
+			ts.rep.MissingInTarget++
+			c.sample(ts, Sample{Outcome: MissingInTarget, Key: r.Label})
+			return nil
+		}
+		switch cmp := CompareKeys(head.Key, r.Key); {
+		case cmp < 0:
+			c.extra(ts, head)
+			ts.head = nil
+			continue
+		case cmp > 0:
+			ts.rep.MissingInTarget++
+			c.sample(ts, Sample{Outcome: MissingInTarget, Key: r.Label})
+			return nil
+		}
+		ts.head = nil
+		if head.Placeholder {
+			ts.rep.MissingInTarget++
+			c.sample(ts, Sample{Outcome: MissingInTarget, Key: r.Label})
+			return nil
+		}
+		if Checksum(head.Fields) == Checksum(r.Fields) {
+			ts.rep.Matching++
+		} else {
+			ts.rep.Mismatched++
+			c.sample(ts, Sample{Outcome: Mismatched, Key: r.Label, Fields: DifferingFields(r.Fields, head.Fields)})
+		}
+		return nil
+	}
+}
+
+// CompareKeys orders keys element by element, each by its bytes (the order
+// of Firestore's document names within one collection pattern, and of
+// PostgreSQL's "C" collation).
+func CompareKeys(a, b []string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		switch {
+		case a[i] < b[i]:
+			return -1
+		case a[i] > b[i]:
+			return 1
+		}
+	}
+	return len(a) - len(b)
+}
+
+// Checksum is the canonical content checksum of a record's fields: SHA-256
+// of their typed-JSON encoding (sorted keys, exact numbers).
+func Checksum(fields map[string]record.Value) [32]byte {
+	return sha256.Sum256(record.MarshalJSONFields(nil, fields))
+}
+
+// DifferingFields names the top-level fields whose values differ, sorted.
+func DifferingFields(a, b map[string]record.Value) []string {
+	var out []string
+	for k, av := range a {
+		if bv, ok := b[k]; !ok || !record.Equal(av, bv) {
+			out = append(out, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,135 @@
+package diff
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/mappings"
+	"github.com/baasmigrate/baasmigrate/transformers"
+)
+
+// Documents adapts Firestore documents and the tables of a mapping.
+type Documents struct {
+	m       *mappings.Mapping
+	tr      *transformers.Documents
+	byName  map[string]*mappings.Table
+	streams map[string][]string // root collection → tables under it
+	cursors int
+}
+
+// NewDocuments prepares comparing documents through mapping m.
+func NewDocuments(m *mappings.Mapping) (*Documents, error) {
+	tr, err := transformers.NewDocuments(m)
+	if err != nil {
+		return nil, err
+	}
+	d := &Documents{m: m, tr: tr, byName: map[string]*mappings.Table{}, streams: map[string][]string{}}
+	for _, t := range m.Tables {
+		d.byName[t.Name] = t
+		root, _, _ := strings.Cut(t.Collection, "/")
+		d.streams[root] = append(d.streams[root], t.Name)
+	}
+	return d, nil
+}
+
+// Kind is "document".
+func (d *Documents) Kind() string { return string(record.KindDocument) }
+
+// Tables lists the mapping's tables.
+func (d *Documents) Tables() []string {
+	out := make([]string, 0, len(d.byName))
+	for name := range d.byName {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// StreamTables lists the tables of the collections under a root collection.
+func (d *Documents) StreamTables(stream string) []string { return d.streams[stream] }
+
+// Route transforms a document as migrate would, and takes the row back to
+// fields, so that what is compared is exactly what the target should hold.
+func (d *Documents) Route(rec record.Record) Routed {
+	row, err := d.tr.Transform(rec)
+	if err != nil {
+		r := Routed{Reject: err.Error()}
+		if pattern, _, perr := mappings.PatternOf(rec.Key); perr == nil {
+			if t := d.m.TableFor(pattern); t != nil {
+				r.Table = t.Name
+			} else {
+				r.Table = "(no table for " + pattern + ")"
+			}
+		}
+		return r
+	}
+	_, fields, err := d.tr.Reconstruct(row.Table, row.Key, row.Values, row.Overflow)
+	if err != nil {
+		return Routed{Table: row.Table.Name, Reject: fmt.Sprintf("the mapping cannot represent this document: %v", err)}
+	}
+	r := Routed{Table: row.Table.Name, Item: Item{Key: row.Key, Label: rec.Key, Fields: withTimes(fields, rec.CreateTime, rec.UpdateTime)}}
+	if len(row.Overflow) > 0 {
+		if of, err := record.UnmarshalJSONFields(row.Overflow); err == nil {
+			r.Overflow = record.SortedKeys(of)
+		}
+	}
+	return r
+}
+
+// Open opens a cursor over a table, or returns nil when it does not exist.
+func (d *Documents) Open(ctx context.Context, tx pgx.Tx, table string) (TargetCursor, error) {
+	t := d.byName[table]
+	if t == nil {
+		return nil, nil
+	}
+	ok, err := postgres.TableExists(ctx, tx, d.m.Schema, t.Name)
+	if err != nil || !ok {
+		return nil, err
+	}
+	d.cursors++
+	cur, err := postgres.OpenDocumentCursor(ctx, tx, fmt.Sprintf("diff_%d", d.cursors), d.m, d.tr, t)
+	if err != nil {
+		return nil, err
+	}
+	return documentCursor{cur}, nil
+}
+
+type documentCursor struct{ c *postgres.DocumentCursor }
+
+func (c documentCursor) Next(ctx context.Context) (Item, bool, error) {
+	row, ok, err := c.c.Next(ctx)
+	if err != nil || !ok {
+		return Item{}, ok, err
+	}
+	return Item{Key: row.Key, Label: row.Path, Fields: withTimes(row.Fields, row.CreateTime, row.UpdateTime), Placeholder: row.Missing}, true, nil
+}
+
+// Names of the document times in compared content: Firestore reserves
+// field names of the form __x__, so no field can collide with them.
+const (
+	createTimeField = "__create_time__"
+	updateTimeField = "__update_time__"
+)
+
+// withTimes adds Firestore's create and update times to the compared
+// content.
+func withTimes(fields map[string]record.Value, create, update time.Time) map[string]record.Value {
+	out := make(map[string]record.Value, len(fields)+2)
+	for k, v := range fields {
+		out[k] = v
+	}
+	if !create.IsZero() {
+		out[createTimeField] = record.Timestamp(create)
+	}
+	if !update.IsZero() {
+		out[updateTimeField] = record.Timestamp(update)
+	}
+	return out
+}
