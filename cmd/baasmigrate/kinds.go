@@ -49,7 +49,7 @@ type buildEnv struct {
 	// Command is the subcommand running: "migrate", "plan" or "verify".
 	Command string
 	Config  plugin.Config
-	Pool   *pgxpool.Pool
+	Pool    *pgxpool.Pool
 	// State is the tool's state; nil for commands that must not create it
 	// (plan).
 	State   *postgres.State

@@ -108,11 +108,11 @@ func ReadDocuments(ctx context.Context, db loaders.DB, m *mappings.Mapping, tr *
 // cursor, so that many tables can be read side by side on one connection
 // (and in one snapshot) with memory bounded by the chunk size.
 type Cursor struct {
-	tx     pgx.Tx
-	name   string
-	chunk  int
-	buf    [][]any
-	done   bool
+	tx    pgx.Tx
+	name  string
+	chunk int
+	buf   [][]any
+	done  bool
 }
 
 // OpenCursor declares a cursor named name for query inside tx (which must
