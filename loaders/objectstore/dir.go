@@ -42,8 +42,6 @@ type dirTarget struct {
 
 	mu   sync.Mutex
 	root *os.Root
-	tmp  string   // this process's temporary directory, relative to root
-	lock *os.File // held while the process runs; marks tmp as in use
 }
 
 func newDir(u *url.URL) (*dirTarget, error) {
@@ -62,9 +60,10 @@ func newDir(u *url.URL) (*dirTarget, error) {
 
 func (t *dirTarget) String() string { return "file://" + filepath.ToSlash(t.path) }
 
-// prepare creates the directory and this process's temporary directory,
-// removing temporary directories left by processes that died (their lock
-// is free).
+// prepare creates the directory and the temporary directory, and removes
+// temporary files left by processes that died while writing them: a file
+// being written is locked (flock) by its writer, and the kernel releases
+// the lock when the writer dies, however it dies.
 func (t *dirTarget) prepare(context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -88,31 +87,22 @@ func (t *dirTarget) prepare(context.Context) error {
 		return err
 	}
 	for _, e := range entries {
-		dir := path.Join(tempDirName, e.Name())
-		if lf, err := root.OpenFile(path.Join(dir, ".lock"), os.O_RDWR, 0); err == nil {
-			stale := tryLock(lf)
-			lf.Close()
-			if !stale {
-				continue // a live process writes there
-			}
+		name := path.Join(tempDirName, e.Name())
+		fh, err := root.OpenFile(name, os.O_RDWR, 0)
+		if err != nil {
+			continue // gone meanwhile, or not a file of ours
 		}
-		if err := root.RemoveAll(dir); err != nil {
+		stale := tryLock(fh)
+		if stale {
+			err = root.Remove(name)
+		}
+		fh.Close()
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			root.Close()
-			return fmt.Errorf("removing the temporary files of an interrupted run: %w", err)
+			return fmt.Errorf("removing the temporary file of an interrupted run: %w", err)
 		}
 	}
-	tmp := path.Join(tempDirName, randomName())
-	if err := root.Mkdir(tmp, 0o755); err != nil {
-		root.Close()
-		return err
-	}
-	lf, err := root.OpenFile(path.Join(tmp, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		root.Close()
-		return err
-	}
-	tryLock(lf)
-	t.root, t.tmp, t.lock = root, tmp, lf
+	t.root = root
 	return nil
 }
 
@@ -155,20 +145,20 @@ func (t *dirTarget) keyProblem(key string) string {
 // metadata table in PostgreSQL does).
 func (t *dirTarget) metadataProblem(File) string { return "" }
 
-func (t *dirTarget) ready() (*os.Root, string, error) {
+func (t *dirTarget) ready() (*os.Root, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.root == nil {
-		return nil, "", errors.New("the directory target was not prepared")
+		return nil, errors.New("the directory target was not prepared")
 	}
-	return t.root, t.tmp, nil
+	return t.root, nil
 }
 
 // holds reports whether key is a regular file with f's size and checksums
 // (read back from disk). Without a checksum to compare it is never the
 // same.
 func (t *dirTarget) holds(_ context.Context, key string, f File) (bool, error) {
-	root, _, err := t.ready()
+	root, err := t.ready()
 	if err != nil {
 		return false, err
 	}
@@ -204,12 +194,13 @@ func (t *dirTarget) holds(_ context.Context, key string, f File) (bool, error) {
 	return f.MD5 == nil || bytes.Equal(h.Sum(nil), f.MD5), nil
 }
 
-// put writes the bytes to a new temporary file, fsyncs it, and only when
+// put writes the bytes to a new temporary file (in tempDirName, locked
+// while it is written), fsyncs it, and only when
 // they were read to the end and verified renames it to key (replacing
 // what was there) and fsyncs the directory. The file's modification time
 // is the object's update time.
 func (t *dirTarget) put(_ context.Context, key string, f File, v *verifier) (err error) {
-	root, tmpDir, err := t.ready()
+	root, err := t.ready()
 	if err != nil {
 		return err
 	}
@@ -222,11 +213,12 @@ func (t *dirTarget) put(_ context.Context, key string, f File, v *verifier) (err
 			return fmt.Errorf("creating directory %q: %w", dir, err)
 		}
 	}
-	tmp := path.Join(tmpDir, randomName())
+	tmp := path.Join(tempDirName, randomName())
 	fh, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("creating a temporary file: %w", err)
 	}
+	tryLock(fh) // marks the file as being written until it is closed
 	defer func() {
 		if fh != nil {
 			fh.Close()
@@ -247,21 +239,22 @@ func (t *dirTarget) put(_ context.Context, key string, f File, v *verifier) (err
 	if err := fh.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", tmp, err)
 	}
-	if err := fh.Close(); err != nil {
-		fh = nil
-		return fmt.Errorf("closing %s: %w", tmp, err)
-	}
-	fh = nil
 	if !f.Updated.IsZero() {
 		if err := root.Chtimes(tmp, time.Now(), f.Updated); err != nil {
 			return fmt.Errorf("setting the modification time: %w", err)
 		}
 	}
+	// Renamed while still open, so its lock holds until it is in place.
 	if err := root.Rename(tmp, key); err != nil {
 		if errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTDIR) {
 			return &refusedError{"a directory of the same name exists (another object's name starts with this one followed by \"/\")"}
 		}
 		return fmt.Errorf("renaming the temporary file into place: %w", err)
+	}
+	err = fh.Close()
+	fh = nil
+	if err != nil {
+		return fmt.Errorf("closing %s: %w", key, err)
 	}
 	if d, err := root.Open(dir); err == nil {
 		err = d.Sync()
@@ -276,7 +269,7 @@ func (t *dirTarget) put(_ context.Context, key string, f File, v *verifier) (err
 // check confirms the file in place has the object's size; its bytes were
 // verified on their way to the disk.
 func (t *dirTarget) check(_ context.Context, key string, f File, _ *verifier) error {
-	root, _, err := t.ready()
+	root, err := t.ready()
 	if err != nil {
 		return err
 	}
