@@ -1,0 +1,175 @@
+package migration_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"cloud.google.com/go/firestore"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
+	fsx "github.com/baasmigrate/baasmigrate/extractors/firestore"
+	"github.com/baasmigrate/baasmigrate/internal/migration"
+	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
+	"github.com/baasmigrate/baasmigrate/loaders"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/mappings"
+)
+
+// failingSink wraps the real documents sink and fails one chosen batch
+// after the rows are written into its transaction.
+type failingSink struct {
+	loaders.Sink
+	failAt int64 // 1-based batch number to fail; 0: never
+	err    error
+	calls  atomic.Int64
+}
+
+func (s *failingSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
+	out, err := s.Sink.Write(ctx, tx, recs)
+	if n := s.calls.Add(1); err == nil && n == s.failAt {
+		return out, s.err
+	}
+	return out, err
+}
+
+type fixture struct {
+	pool    *pgxpool.Pool
+	state   *postgres.State
+	mapping *mappings.Mapping
+	cfg     plugin.Config
+	docs    int
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	host := testenv.FirestoreEmulatorHost(t)
+	project := testenv.FreshProjectID(t)
+	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
+	client, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	docs := demoapp.Documents(9, demoapp.Scale{Users: 300, Posts: 200, CommentsPerPost: 2, Orders: 100, ItemsPerOrder: 2, Archive: 10})
+	if err := demoapp.Seed(ctx, client, docs); err != nil {
+		t.Fatal(err)
+	}
+	in := mappings.NewInferrer(mappings.InferOptions{})
+	for _, d := range docs {
+		in.Observe(d.Path, nil)
+	}
+	pool, err := pgxpool.New(ctx, testenv.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	state, err := postgres.OpenState(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{
+		pool: pool, state: state, mapping: in.Mapping(), docs: len(docs),
+		cfg: plugin.Config{"firebase-project": project, "firestore-emulator-host": host, "firestore-page-size": "64", "firestore-snapshot-window": "1h"},
+	}
+}
+
+func (f *fixture) job(t *testing.T, sink loaders.Sink) migration.Job {
+	t.Helper()
+	ex, err := fsx.New(context.Background(), f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ex.Close() })
+	return migration.Job{Kind: record.KindDocument, Extractor: ex, Sink: sink, Config: map[string]string{"test": "1"}}
+}
+
+func (f *fixture) rows(t *testing.T) int64 {
+	t.Helper()
+	var total int64
+	for _, tb := range f.mapping.Tables {
+		var n int64
+		if err := f.pool.QueryRow(context.Background(), "SELECT count(*) FROM "+pgx.Identifier{f.mapping.Schema, tb.Name}.Sanitize()+" WHERE NOT _missing").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	return total
+}
+
+// committed is the number of records the checkpoints cover.
+func (f *fixture) committed(t *testing.T) int64 {
+	t.Helper()
+	var n int64
+	if err := f.pool.QueryRow(context.Background(), `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRowsAndCheckpointCommitTogether fails a batch after its rows were
+// written: neither the rows nor the checkpoint may survive, everything
+// before it must, and the re-run completes the target exactly.
+func TestRowsAndCheckpointCommitTogether(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sink, err := postgres.NewDocuments(f.mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("the sink fails after writing")
+	failing := &failingSink{Sink: sink, failAt: 5, err: boom}
+	opts := migration.Options{Workers: 1, BatchSize: 40}
+	if _, err := migration.Execute(ctx, f.pool, f.state, f.job(t, failing), opts); !errors.Is(err, boom) {
+		t.Fatalf("Execute = %v, want the sink's error", err)
+	}
+	// Four batches committed (streams end batches early, so not 4×40).
+	if rows, committed := f.rows(t), f.committed(t); rows != committed || committed == 0 || committed >= 4*40 {
+		t.Fatalf("after a failed 5th batch: %d rows, checkpoints cover %d records; want equal, and at most four batches", rows, committed)
+	}
+	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, sink), migration.Options{Workers: 4, BatchSize: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Run.Resumed || f.rows(t) != int64(f.docs) || f.committed(t) != int64(f.docs) {
+		t.Fatalf("resumed=%v, %d rows, %d committed; want %d", res.Run.Resumed, f.rows(t), f.committed(t), f.docs)
+	}
+}
+
+// TestTransientBatchFailuresAreRetriedOnce makes a batch fail with a
+// retryable error after writing its rows; the batch is retried, counted
+// once, and the run completes.
+func TestTransientBatchFailuresAreRetriedOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sink, err := postgres.NewDocuments(f.mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing := &failingSink{Sink: sink, failAt: 3, err: retry.Mark(errors.New("connection reset"), true)}
+	opts := migration.Options{Workers: 4, BatchSize: 25, Retry: retry.Policy{Attempts: 3}}
+	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, failing), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read, changed int64
+	for _, tb := range res.Tables {
+		read += tb.Read
+		changed += tb.Changed
+	}
+	if read != int64(f.docs) || changed != int64(f.docs) || f.rows(t) != int64(f.docs) {
+		t.Fatalf("read %d, changed %d, rows %d; want %d each", read, changed, f.rows(t), f.docs)
+	}
+	// A finished job is not run again.
+	res, err = migration.Execute(ctx, f.pool, f.state, f.job(t, sink), opts)
+	if err != nil || !res.AlreadyFinished {
+		t.Fatalf("second Execute: %+v, %v; want AlreadyFinished", res, err)
+	}
+}
