@@ -1,0 +1,560 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders"
+	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
+)
+
+// DefaultUsersSchema is the schema Auth users go to by default. It is not
+// "auth", which Supabase and other servers use for their own tables.
+const DefaultUsersSchema = "firebase_auth"
+
+// The tables of the users sink, inside its schema.
+const (
+	UsersTable       = "users"
+	ProvidersTable   = "provider_identities"
+	MFATable         = "mfa_factors"
+	HashConfigsTable = "hash_configs"
+)
+
+// userColumns are the columns of the users table, in row order.
+var userColumns = []struct{ name, ddlType string }{
+	{"uid", "text"},
+	{"tenant_id", "text"},
+	{"email", "text"},
+	{"email_verified", "boolean"},
+	{"phone_number", "text"},
+	{"display_name", "text"},
+	{"photo_url", "text"},
+	{"disabled", "boolean"},
+	{"created_at", "timestamptz"},
+	{"last_sign_in_at", "timestamptz"},
+	{"last_refresh_at", "timestamptz"},
+	{"password_updated_at", "timestamptz"},
+	{"tokens_valid_after", "timestamptz"},
+	{"custom_claims", "jsonb"},
+	{"password_algorithm", "text"},
+	{"password_hash", "bytea"},
+	{"password_salt", "bytea"},
+	{"password_hash_verbatim", "text"},
+	{"password_salt_verbatim", "text"},
+	{"password_version", "bigint"},
+	{"hash_config_id", "text"},
+	{"extra", "jsonb"},
+}
+
+var providerColumns = []struct{ name, ddlType string }{
+	{"uid", "text"},
+	{"provider_id", "text"},
+	{"provider_uid", "text"},
+	{"federated_id", "text"},
+	{"email", "text"},
+	{"display_name", "text"},
+	{"photo_url", "text"},
+	{"phone_number", "text"},
+	{"screen_name", "text"},
+	{"extra", "jsonb"},
+}
+
+var mfaColumns = []struct{ name, ddlType string }{
+	{"uid", "text"},
+	{"enrollment_id", "text"},
+	{"factor_id", "text"},
+	{"display_name", "text"},
+	{"phone_number", "text"},
+	{"unobfuscated_phone_number", "text"},
+	{"email", "text"},
+	{"enrolled_at", "timestamptz"},
+	{"extra", "jsonb"},
+}
+
+// UsersConfig configures the users sink.
+type UsersConfig struct {
+	// Schema holds the tables; "" means DefaultUsersSchema. Migrate each
+	// Identity Platform tenant into its own schema: uids are unique only
+	// within a tenant.
+	Schema string
+	// Hash is the project's password hash configuration, stored in
+	// hash_configs and referenced by every user with a Firebase scrypt
+	// hash. The zero value stores the hashes without a reference; they
+	// cannot be verified until a run with the parameters.
+	Hash firebasescrypt.Params
+	// Log receives warnings (users sharing an e-mail address); nil
+	// discards them.
+	Log *slog.Logger
+}
+
+// Users loads Firebase Auth users (records made by extractors/firebaseauth)
+// into four tables of one schema: users keyed by uid, their provider
+// identities and MFA factors, and the hash configuration their password
+// hashes need. docs/auth.md describes the layout.
+//
+// A user and its child rows are written all or nothing: a record
+// PostgreSQL refuses any part of is rejected whole. Child rows the source
+// no longer has are deleted, and rows equal to the target's are not
+// rewritten, so a re-run changes nothing.
+type Users struct {
+	cfg       UsersConfig
+	hashID    string // the hash_configs row users reference; "" without one
+	users     *tableDef
+	providers *tableDef
+	mfa       *tableDef
+	labels    struct{ users, providers, mfa string }
+	// SQL that deletes child rows of the batch's users that the batch does
+	// not have, and that finds e-mail addresses shared with them.
+	deleteProviders, deleteMFA, sharedEmails string
+}
+
+var _ loaders.Sink = (*Users)(nil)
+
+// NewUsers prepares the users sink.
+func NewUsers(cfg UsersConfig) *Users {
+	if cfg.Schema == "" {
+		cfg.Schema = DefaultUsersSchema
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Users{cfg: cfg}
+	if !cfg.Hash.IsZero() {
+		s.hashID = "scrypt-" + cfg.Hash.Fingerprint()
+	}
+	def := func(table string, cols []struct{ name, ddlType string }, key ...string) *tableDef {
+		names := make([]string, len(cols))
+		types := make([]string, len(cols))
+		for i, c := range cols {
+			names[i], types[i] = c.name, c.ddlType
+		}
+		return newTableDef(pgx.Identifier{cfg.Schema, table}, names, types, key)
+	}
+	s.users = def(UsersTable, userColumns, "uid")
+	s.providers = def(ProvidersTable, providerColumns, "uid", "provider_id", "provider_uid")
+	s.mfa = def(MFATable, mfaColumns, "uid", "enrollment_id")
+	s.labels.users = cfg.Schema + "." + UsersTable
+	s.labels.providers = cfg.Schema + "." + ProvidersTable
+	s.labels.mfa = cfg.Schema + "." + MFATable
+	s.deleteProviders = fmt.Sprintf(`DELETE FROM %s WHERE uid = ANY($1::text[])
+		AND (uid, provider_id, provider_uid) NOT IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))`, s.table(ProvidersTable))
+	s.deleteMFA = fmt.Sprintf(`DELETE FROM %s WHERE uid = ANY($1::text[])
+		AND (uid, enrollment_id) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))`, s.table(MFATable))
+	s.sharedEmails = fmt.Sprintf(`SELECT lower(email), array_agg(uid ORDER BY uid) FROM %[1]s
+		WHERE lower(email) IN (SELECT lower(email) FROM %[1]s WHERE uid = ANY($1::text[]) AND email IS NOT NULL)
+		GROUP BY 1 HAVING count(*) > 1 ORDER BY 1`, s.table(UsersTable))
+	return s
+}
+
+func (s *Users) table(name string) string { return pgx.Identifier{s.cfg.Schema, name}.Sanitize() }
+
+// HashConfigID is the id of the hash_configs row the sink's users
+// reference; "" without hash parameters.
+func (s *Users) HashConfigID() string { return s.hashID }
+
+// usersDDL creates the schema; every statement is idempotent.
+func (s *Users) usersDDL() []string {
+	q := func(name string) string { return s.table(name) }
+	return []string{
+		`CREATE SCHEMA IF NOT EXISTS ` + pgx.Identifier{s.cfg.Schema}.Sanitize(),
+		`CREATE TABLE IF NOT EXISTS ` + q(HashConfigsTable) + ` (
+			id             text PRIMARY KEY,
+			algorithm      text NOT NULL,
+			signer_key     bytea NOT NULL,
+			salt_separator bytea NOT NULL,
+			rounds         integer NOT NULL,
+			mem_cost       integer NOT NULL,
+			added_at       timestamptz NOT NULL DEFAULT now()
+		)`,
+		// The signer key is a secret: nobody but the owner by default.
+		`REVOKE ALL ON ` + q(HashConfigsTable) + ` FROM PUBLIC`,
+		`CREATE TABLE IF NOT EXISTS ` + q(UsersTable) + ` (
+			uid                    text PRIMARY KEY,
+			tenant_id              text,
+			email                  text,
+			email_verified         boolean NOT NULL,
+			phone_number           text,
+			display_name           text,
+			photo_url              text,
+			disabled               boolean NOT NULL,
+			created_at             timestamptz,
+			last_sign_in_at        timestamptz,
+			last_refresh_at        timestamptz,
+			password_updated_at    timestamptz,
+			tokens_valid_after     timestamptz,
+			custom_claims          jsonb CHECK (jsonb_typeof(custom_claims) = 'object'),
+			password_algorithm     text CHECK (password_algorithm IN ('FIREBASE_SCRYPT', 'EMULATOR_FAKE', 'UNKNOWN')),
+			password_hash          bytea,
+			password_salt          bytea,
+			password_hash_verbatim text,
+			password_salt_verbatim text,
+			password_version       bigint,
+			hash_config_id         text REFERENCES ` + q(HashConfigsTable) + `,
+			extra                  jsonb,
+			CHECK ((password_algorithm IS NULL) = (password_hash IS NULL AND password_hash_verbatim IS NULL))
+		)`,
+		`CREATE INDEX IF NOT EXISTS users_email_lower ON ` + q(UsersTable) + ` (lower(email))`,
+		`CREATE INDEX IF NOT EXISTS users_phone_number ON ` + q(UsersTable) + ` (phone_number)`,
+		`CREATE TABLE IF NOT EXISTS ` + q(ProvidersTable) + ` (
+			uid          text NOT NULL REFERENCES ` + q(UsersTable) + ` ON DELETE CASCADE,
+			provider_id  text NOT NULL,
+			provider_uid text NOT NULL,
+			federated_id text,
+			email        text,
+			display_name text,
+			photo_url    text,
+			phone_number text,
+			screen_name  text,
+			extra        jsonb,
+			PRIMARY KEY (uid, provider_id, provider_uid)
+		)`,
+		`CREATE INDEX IF NOT EXISTS provider_identities_by_provider ON ` + q(ProvidersTable) + ` (provider_id, provider_uid)`,
+		`CREATE TABLE IF NOT EXISTS ` + q(MFATable) + ` (
+			uid                       text NOT NULL REFERENCES ` + q(UsersTable) + ` ON DELETE CASCADE,
+			enrollment_id             text NOT NULL,
+			factor_id                 text NOT NULL,
+			display_name              text,
+			phone_number              text,
+			unobfuscated_phone_number text,
+			email                     text,
+			enrolled_at               timestamptz,
+			extra                     jsonb,
+			PRIMARY KEY (uid, enrollment_id)
+		)`,
+		`CREATE OR REPLACE VIEW ` + q("duplicate_emails") + ` AS
+			SELECT lower(email) AS email, count(*) AS users,
+				array_agg(uid ORDER BY created_at NULLS LAST, uid) AS uids
+			FROM ` + q(UsersTable) + ` WHERE email IS NOT NULL
+			GROUP BY lower(email) HAVING count(*) > 1`,
+	}
+}
+
+// Prepare creates the schema and tables when missing and stores the hash
+// configuration.
+func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
+	err := pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
+			return err
+		}
+		for _, stmt := range s.usersDDL() {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("%w\nin: %s", err, firstLine(stmt))
+			}
+		}
+		if s.hashID == "" {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO `+s.table(HashConfigsTable)+` (id, algorithm, signer_key, salt_separator, rounds, mem_cost)
+			VALUES ($1, 'SCRYPT', $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
+			s.hashID, s.cfg.Hash.SignerKey(), s.cfg.Hash.SaltSeparator(), s.cfg.Hash.Rounds(), s.cfg.Hash.MemCost())
+		if err != nil {
+			return fmt.Errorf("storing the password hash parameters: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("creating the users tables in schema %q: %w", s.cfg.Schema, err)
+	}
+	return nil
+}
+
+// beginner adapts loaders.DB to pgx.BeginFunc.
+type beginner struct{ db loaders.DB }
+
+func (b beginner) Begin(ctx context.Context) (pgx.Tx, error) { return b.db.Begin(ctx) }
+
+// userRows are one user's rows in the three tables.
+type userRows struct {
+	uid       string
+	user      []any
+	providers [][]any
+	mfa       [][]any
+}
+
+// Write stores a batch of users. Records the extractor marked invalid, and
+// users whose data cannot be stored (an undecodable Firebase hash, custom
+// claims that are not a JSON object, a value PostgreSQL refuses), are
+// rejected with the reason; the others load.
+func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
+	out := loaders.Outcome{Tables: make([]string, len(recs))}
+	var batch []*userRows
+	var index []int // batch[j] is recs[index[j]]
+	first := map[string]int{}
+	for i, rec := range recs {
+		out.Tables[i] = s.labels.users
+		rows, reason := s.rows(rec)
+		if reason != "" {
+			out.Reject(i, reason)
+			continue
+		}
+		if j, dup := first[rows.uid]; dup {
+			out.Reject(i, fmt.Sprintf("uid %q appears again in the source (first as record %d of this batch); a Firebase uid is unique", rows.uid, j+1))
+			continue
+		}
+		first[rows.uid] = i
+		batch = append(batch, rows)
+		index = append(index, i)
+	}
+	if len(batch) == 0 {
+		return out, nil
+	}
+	changed, err := s.writeAll(ctx, tx, batch)
+	switch {
+	case err == nil:
+		for t, n := range changed {
+			out.AddChanged(t, n)
+		}
+	case isDataError(err):
+		// Something in the batch was refused: write user by user, each with
+		// its child rows under its own savepoint, to find which.
+		for j, rows := range batch {
+			changed, err := s.writeAll(ctx, tx, []*userRows{rows})
+			switch {
+			case err == nil:
+				for t, n := range changed {
+					out.AddChanged(t, n)
+				}
+			case isDataError(err):
+				out.Reject(index[j], "PostgreSQL refused the user: "+errorText(err))
+			default:
+				return out, fmt.Errorf("loading user %q: %w", rows.uid, err)
+			}
+		}
+	default:
+		return out, fmt.Errorf("loading %d users into schema %q: %w", len(batch), s.cfg.Schema, err)
+	}
+	if err := s.reportSharedEmails(ctx, tx, batch); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// writeAll upserts the users of set and their child rows, and deletes
+// child rows they no longer have, all under one savepoint: on error
+// nothing of set is written and tx stays usable.
+func (s *Users) writeAll(ctx context.Context, tx pgx.Tx, set []*userRows) (map[string]int64, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	changed, err := s.write(ctx, sp, set)
+	if err != nil {
+		if rbErr := sp.Rollback(ctx); rbErr != nil {
+			return nil, errors.Join(err, fmt.Errorf("rolling back to the savepoint: %w", rbErr))
+		}
+		return nil, err
+	}
+	return changed, sp.Commit(ctx)
+}
+
+func (s *Users) write(ctx context.Context, tx pgx.Tx, set []*userRows) (map[string]int64, error) {
+	changed := map[string]int64{}
+	var users, providers, mfa [][]any
+	uids := make([]string, len(set))
+	var provKeys, mfaKeys [3][]string
+	for i, r := range set {
+		uids[i] = r.uid
+		users = append(users, r.user)
+		for _, p := range r.providers {
+			providers = append(providers, p)
+			provKeys[0] = append(provKeys[0], r.uid)
+			provKeys[1] = append(provKeys[1], p[1].(string))
+			provKeys[2] = append(provKeys[2], p[2].(string))
+		}
+		for _, m := range r.mfa {
+			mfa = append(mfa, m)
+			mfaKeys[0] = append(mfaKeys[0], r.uid)
+			mfaKeys[1] = append(mfaKeys[1], m[1].(string))
+		}
+	}
+	for _, step := range []struct {
+		def   *tableDef
+		label string
+		rows  [][]any
+	}{{s.users, s.labels.users, users}, {s.providers, s.labels.providers, providers}, {s.mfa, s.labels.mfa, mfa}} {
+		if len(step.rows) == 0 {
+			continue
+		}
+		if err := step.def.createStage(ctx, tx); err != nil {
+			return nil, fmt.Errorf("creating the staging table for %s: %w", step.label, err)
+		}
+		n, err := step.def.load(ctx, tx, step.rows)
+		if err != nil {
+			return nil, err
+		}
+		changed[step.label] += n
+	}
+	tag, err := tx.Exec(ctx, s.deleteProviders, uids, nonNil(provKeys[0]), nonNil(provKeys[1]), nonNil(provKeys[2]))
+	if err != nil {
+		return nil, err
+	}
+	changed[s.labels.providers] += tag.RowsAffected()
+	tag, err = tx.Exec(ctx, s.deleteMFA, uids, nonNil(mfaKeys[0]), nonNil(mfaKeys[1]))
+	if err != nil {
+		return nil, err
+	}
+	changed[s.labels.mfa] += tag.RowsAffected()
+	for k, v := range changed {
+		if v == 0 {
+			delete(changed, k)
+		}
+	}
+	return changed, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// reportSharedEmails warns about e-mail addresses (compared without case)
+// that users of this batch share with other users. Firebase allows it when
+// "one account per e-mail address" is off, across providers of linked
+// accounts, and across tenants; both users are loaded, and the view
+// duplicate_emails lists every such address.
+func (s *Users) reportSharedEmails(ctx context.Context, tx pgx.Tx, batch []*userRows) error {
+	uids := make([]string, len(batch))
+	for i, r := range batch {
+		uids[i] = r.uid
+	}
+	rows, err := tx.Query(ctx, s.sharedEmails, uids)
+	if err != nil {
+		return fmt.Errorf("looking for shared e-mail addresses: %w", err)
+	}
+	var groups [][]string
+	for rows.Next() {
+		var email string
+		var shared []string
+		if err := rows.Scan(&email, &shared); err != nil {
+			rows.Close()
+			return fmt.Errorf("looking for shared e-mail addresses: %w", err)
+		}
+		groups = append(groups, shared)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("looking for shared e-mail addresses: %w", err)
+	}
+	if len(groups) > 0 {
+		sample := groups
+		if len(sample) > 5 {
+			sample = sample[:5]
+		}
+		s.cfg.Log.Warn("users share an e-mail address; all of them were loaded. Your new sign-in must decide which account an address signs in to",
+			"addresses", len(groups), "uids", fmt.Sprint(sample), "see", "SELECT * FROM "+s.table("duplicate_emails"))
+	}
+	return nil
+}
+
+// rows lays a user record out as rows, or says why it cannot be stored.
+// Reasons never contain password hashes or the hash parameters.
+func (s *Users) rows(rec record.Record) (*userRows, string) {
+	u, err := firebaseauth.UserFromRecord(rec)
+	if err != nil {
+		return nil, err.Error()
+	}
+	if u.Invalid != "" {
+		return nil, u.Invalid
+	}
+	var claims any
+	if u.CustomClaims != nil && strings.TrimSpace(*u.CustomClaims) != "" {
+		text := []byte(*u.CustomClaims)
+		if !json.Valid(text) || !bytes.HasPrefix(bytes.TrimSpace(text), []byte("{")) {
+			return nil, "custom claims are not a JSON object"
+		}
+		claims = text
+	}
+	var (
+		algorithm, hashVerbatim, saltVerbatim, hashConfig, version any
+		hash, salt                                                 any
+	)
+	if p := u.Password; p != nil {
+		algorithm = p.Algorithm
+		if p.Version != nil {
+			version = *p.Version
+		}
+		switch p.Algorithm {
+		case firebaseauth.AlgorithmFirebaseScrypt:
+			h, err := firebasescrypt.DecodeBase64(p.Hash)
+			if err != nil {
+				return nil, "the Firebase scrypt password hash is not base64 (" + err.Error() + ")"
+			}
+			sl, err := firebasescrypt.DecodeBase64(p.Salt)
+			if err != nil {
+				return nil, "the password salt is not base64 (" + err.Error() + ")"
+			}
+			if len(h) == 0 {
+				return nil, "the Firebase scrypt password hash is empty"
+			}
+			hash, salt = h, sl
+			if s.hashID != "" {
+				hashConfig = s.hashID
+			}
+		case firebaseauth.AlgorithmEmulatorFake, firebaseauth.AlgorithmUnknown:
+			hashVerbatim, saltVerbatim = p.Hash, p.Salt
+		default:
+			return nil, fmt.Sprintf("unknown password algorithm mark %q", p.Algorithm)
+		}
+	}
+	var tenant any
+	if u.TenantID != "" {
+		tenant = u.TenantID
+	}
+	r := &userRows{uid: u.UID}
+	r.user = []any{
+		u.UID, tenant, optStr(u.Email), u.EmailVerified, optStr(u.PhoneNumber), optStr(u.DisplayName), optStr(u.PhotoURL),
+		u.Disabled, nullTime(u.CreatedAt), nullTime(u.LastSignInAt), nullTime(u.LastRefreshAt),
+		nullTime(u.PasswordUpdatedAt), nullTime(u.ValidSince), claims,
+		algorithm, hash, salt, hashVerbatim, saltVerbatim, version, hashConfig, typedJSON(u.Extra),
+	}
+	seen := map[string]bool{}
+	for _, p := range u.Providers {
+		k := p.ProviderID + "\x00" + p.RawID
+		if seen[k] {
+			return nil, fmt.Sprintf("provider identity %s/%s appears twice", p.ProviderID, p.RawID)
+		}
+		seen[k] = true
+		r.providers = append(r.providers, []any{
+			u.UID, p.ProviderID, p.RawID, optStr(p.FederatedID), optStr(p.Email), optStr(p.DisplayName),
+			optStr(p.PhotoURL), optStr(p.PhoneNumber), optStr(p.Name), typedJSON(p.Extra),
+		})
+	}
+	seen = map[string]bool{}
+	for _, m := range u.MFA {
+		if seen[m.EnrollmentID] {
+			return nil, fmt.Sprintf("MFA enrollment %s appears twice", m.EnrollmentID)
+		}
+		seen[m.EnrollmentID] = true
+		r.mfa = append(r.mfa, []any{
+			u.UID, m.EnrollmentID, m.FactorID, optStr(m.DisplayName), optStr(m.PhoneNumber),
+			optStr(m.UnobfuscatedPhoneNumber), optStr(m.EmailAddr), nullTime(m.EnrolledAt), typedJSON(m.Extra),
+		})
+	}
+	return r, ""
+}
+
+func optStr(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
+}
+
+// typedJSON encodes fields as typed JSON for a jsonb column; nil when
+// there are none.
+func typedJSON(m map[string]record.Value) any {
+	if len(m) == 0 {
+		return nil
+	}
+	return record.MarshalJSONFields(nil, m)
+}
