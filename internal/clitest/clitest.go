@@ -10,11 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/baasmigrate/baasmigrate/internal/procstat"
 )
 
 var (
@@ -81,43 +82,6 @@ type Result struct {
 	PeakRSS int64
 }
 
-// watchPeakRSS samples /proc/pid/status every few milliseconds until done
-// is closed and returns the highest VmHWM seen.
-func watchPeakRSS(pid int, done <-chan struct{}) <-chan int64 {
-	out := make(chan int64, 1)
-	go func() {
-		var peak int64
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if v := vmHWM(pid); v > peak {
-				peak = v
-			}
-			select {
-			case <-done:
-				out <- peak
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return out
-}
-
-func vmHWM(pid int) int64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
-}
-
 // Env is the environment of a run: the test process's environment without
 // the service variables (so a test says exactly what it uses), plus these
 // KEY=VALUE entries.
@@ -148,7 +112,7 @@ func Run(t testing.TB, env []string, args ...string) Result {
 		t.Fatalf("running baasmigrate %v: %v", args, err)
 	}
 	exited := make(chan struct{})
-	peak := watchPeakRSS(cmd.Process.Pid, exited)
+	peak := procstat.WatchPeakRSS(cmd.Process.Pid, exited)
 	err := cmd.Wait()
 	close(exited)
 	res := Result{Stdout: out.String(), Stderr: errb.String(), PeakRSS: <-peak}
