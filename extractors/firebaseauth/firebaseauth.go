@@ -52,7 +52,7 @@ var (
 	}
 	ExportOption = plugin.Option{
 		Name: "auth-export",
-		Help: "Read users from this file instead of the Auth API: `firebase auth:export` JSON or CSV, or the Auth emulator's accounts.json.",
+		Help: "Read users from this export file instead of the Auth API: firebase auth:export JSON or CSV, or the Auth emulator's accounts.json.",
 	}
 	ExportFormatOption = plugin.Option{
 		Name:    "auth-export-format",
