@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -37,8 +38,33 @@ func (e *exitStatus) Unwrap() error { return e.err }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopProfile := startProfile()
 	err := newRootCommand().ExecuteContext(ctx)
+	stopProfile()
 	os.Exit(exitCode(err))
+}
+
+// startProfile writes a CPU profile to $BAASMIGRATE_CPUPROFILE when it is
+// set, for engineers measuring the tool (see BENCHMARKS.md).
+func startProfile() (stop func()) {
+	path := os.Getenv("BAASMIGRATE_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "baasmigrate: BAASMIGRATE_CPUPROFILE:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "baasmigrate: BAASMIGRATE_CPUPROFILE:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // exitCode prints err (once) and returns the process exit status for it.
