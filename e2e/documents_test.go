@@ -623,3 +623,21 @@ func TestMigrateKeepsSecretsOutOfOutput(t *testing.T) {
 
 // netListen opens a listener on a free loopback port.
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// TestMigrateMemoryIsBoundedByBatches migrates a collection and then one ten
+// times larger with the same workers and batch size: peak memory must not
+// follow the data.
+func TestMigrateMemoryIsBoundedByBatches(t *testing.T) {
+	peak := func(users int) int64 {
+		f := newDocsFixture(t)
+		f.seed(demoapp.Documents(4, demoapp.Scale{Users: users}))
+		mapping := f.infer()
+		res := f.run(0, "migrate", "--only", "documents", "--mapping", mapping, "--workers", "4", "--batch-size", "100", "--firestore-page-size", "200")
+		return res.PeakRSS
+	}
+	small, large := peak(3000), peak(30000)
+	t.Logf("migrate peak RSS: %d MiB for 3,000 users, %d MiB for 30,000", small>>20, large>>20)
+	if large > small*3/2+16<<20 {
+		t.Fatalf("migrate's memory grows with the data: %d MiB for 3,000 users, %d MiB for 30,000", small>>20, large>>20)
+	}
+}
