@@ -349,7 +349,12 @@ func (e *Extractor) open(ctx context.Context, name string, gen int64) (io.ReadCl
 	r, err := obj.NewReader(ctx)
 	if errors.Is(err, storage.ErrObjectNotExist) {
 		gone := &GoneError{Bucket: e.name, Name: name, Generation: gen}
-		if a, aerr := e.bucket.Object(name).Attrs(ctx); aerr == nil {
+		a, aerr := e.bucket.Object(name).Attrs(ctx)
+		switch {
+		case aerr == nil && a.Generation == gen:
+			// Listed and still there, yet not readable: worth another try.
+			return nil, retry.Mark(fmt.Errorf("opening gs://%s/%s: not found, though generation %d is still listed", e.name, name, gen), true)
+		case aerr == nil:
 			gone.Now = a.Generation
 		}
 		return nil, gone

@@ -182,7 +182,10 @@ func crcBase64(c uint32) string { return b64(binary.BigEndian.AppendUint32(nil, 
 func (t *s3Target) stat(ctx context.Context, key string) (minio.ObjectInfo, bool, error) {
 	st, err := t.core.StatObject(ctx, t.bucket, key, minio.StatObjectOptions{Checksum: true})
 	if err != nil {
-		if code := minio.ToErrorResponse(err).Code; code == "NoSuchKey" || code == "NotFound" {
+		r := minio.ToErrorResponse(err)
+		// A HEAD answer has no body: a key the server refuses comes back as
+		// a bare 400. Report it absent; the PUT then says why.
+		if r.Code == "NoSuchKey" || r.Code == "NotFound" || r.StatusCode == http.StatusBadRequest {
 			return st, false, nil
 		}
 		return st, false, err
@@ -367,8 +370,8 @@ func (t *s3Target) check(ctx context.Context, key string, f File, v *verifier) e
 func (t *s3Target) refusal(err error) (string, bool) {
 	r := minio.ToErrorResponse(err)
 	switch r.Code {
-	case "XMinioInvalidObjectName", "InvalidObjectName", "KeyTooLongError", "XMinioObjectNameTooLong",
-		"MetadataTooLarge", "XMinioParentIsObject", "ObjectNameInvalid":
+	case "XMinioInvalidObjectName", "XMinioInvalidResourceName", "InvalidObjectName", "KeyTooLongError",
+		"MetadataTooLarge", "XMinioObjectExistsAsDirectory", "XMinioParentIsObject":
 		return fmt.Sprintf("the server refuses it (%s: %s)", r.Code, r.Message), true
 	}
 	return "", false
