@@ -246,7 +246,7 @@ func runAuthExport(cmd *cobra.Command, _ []string) error {
 	externalID, _ := f.GetBool("kratos-external-id")
 	seenEmail := map[string]string{}
 	err = eachExportUser(ctx, pool, schema, func(u exportUser) error {
-		var line any
+		var line map[string]any
 		switch format {
 		case "supabase":
 			line = supabaseUser(u, params, seenEmail, stats)
