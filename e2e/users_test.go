@@ -176,7 +176,7 @@ func (f *usersFixture) createMFAUsers(prefix string, n int) {
 	f.t.Helper()
 	for i := 0; i < n; i++ {
 		uid := fmt.Sprintf("%s%03d", prefix, i)
-		u := (&auth.UserToCreate{}).UID(uid).Email(uid+"@mfa.test").EmailVerified(true).
+		u := (&auth.UserToCreate{}).UID(uid).Email(uid + "@mfa.test").EmailVerified(true).
 			MFASettings(auth.MultiFactorSettings{EnrolledFactors: []*auth.MultiFactorInfo{{
 				DisplayName: "phone " + uid, FactorID: "phone",
 				Phone: &auth.PhoneMultiFactorInfo{PhoneNumber: fmt.Sprintf("+1555%07d", i)},
@@ -239,10 +239,10 @@ func (f *usersFixture) usersCompareWithSource(src map[string]*auth.ExportedUserR
 	for rows.Next() {
 		var (
 			uid, tenant, email, phone, name, photo, claims, alg, cfg string
-			verified, disabled                                     bool
-			created, lastLogin, lastRefresh, validAfter            int64
-			hashB, saltB                                           []byte
-			providers, mfa                                         []byte
+			verified, disabled                                       bool
+			created, lastLogin, lastRefresh, validAfter              int64
+			hashB, saltB                                             []byte
+			providers, mfa                                           []byte
 		)
 		if err := rows.Scan(&uid, &tenant, &email, &verified, &phone, &name, &photo, &disabled, &created, &lastLogin, &lastRefresh,
 			&validAfter, &claims, &hashB, &saltB, &alg, &cfg, &providers, &mfa); err != nil {
