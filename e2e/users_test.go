@@ -646,9 +646,9 @@ func TestUsersExportForSupabaseAndKratos(t *testing.T) {
 			if err := json.Unmarshal([]byte(l), &m); err != nil {
 				t.Fatalf("line %q: %v", l, err)
 			}
-			uid, _ := m["external_id"].(string)
-			if app, ok := m["app_metadata"].(map[string]any); ok {
-				uid, _ = app["firebase_uid"].(string)
+			uid, _ := jsonPath(m, "metadata_admin", "firebase_uid").(string) // Kratos
+			if u, ok := jsonPath(m, "app_metadata", "firebase_uid").(string); ok { // Supabase
+				uid = u
 			}
 			lines[uid] = m
 		}

@@ -180,7 +180,7 @@ only; treat it like the hashes themselves. docs/auth.md shows how to import it.`
 	f.String("format", "", "supabase or kratos")
 	f.String("out", "", "Write to this `file` (created with mode 0600)")
 	f.String("kratos-schema-id", "default", "Kratos identity schema id for the identities")
-	f.Bool("kratos-external-id", true, "Set Kratos' external_id to the Firebase uid (needs Kratos v1.3 or later)")
+	f.Bool("kratos-external-id", false, "Also set Kratos' external_id to the Firebase uid (Kratos versions without the field refuse it)")
 	addOptionFlags(f, []plugin.Option{postgresOption, usersSchemaOption})
 	return cmd
 }
