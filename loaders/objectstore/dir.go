@@ -154,9 +154,9 @@ func (t *dirTarget) ready() (*os.Root, error) {
 	return t.root, nil
 }
 
-// holds reports whether key is a regular file with f's size and checksums
-// (read back from disk). Without a checksum to compare it is never the
-// same.
+// holds reports whether key is a regular file with f's size and CRC-32C
+// (or MD5 when that is all the source declares), read back from disk.
+// Without a checksum to compare it is never the same.
 func (t *dirTarget) holds(_ context.Context, key string, f File) (bool, error) {
 	root, err := t.ready()
 	if err != nil {
@@ -171,6 +171,7 @@ func (t *dirTarget) holds(_ context.Context, key string, f File) (bool, error) {
 		return false, nil
 	}
 	defer fh.Close()
+	useMD5 := f.MD5 != nil && !f.HasCRC32C
 	h := md5.New()
 	var crc uint32
 	bp := copyBuffers.Get().(*[]byte)
@@ -178,7 +179,7 @@ func (t *dirTarget) holds(_ context.Context, key string, f File) (bool, error) {
 	for {
 		n, err := fh.Read(*bp)
 		crc = crc32.Update(crc, castagnoli, (*bp)[:n])
-		if f.MD5 != nil {
+		if useMD5 {
 			h.Write((*bp)[:n])
 		}
 		if err == io.EOF {
@@ -191,7 +192,7 @@ func (t *dirTarget) holds(_ context.Context, key string, f File) (bool, error) {
 	if f.HasCRC32C && crc != f.CRC32C {
 		return false, nil
 	}
-	return f.MD5 == nil || bytes.Equal(h.Sum(nil), f.MD5), nil
+	return !useMD5 || bytes.Equal(h.Sum(nil), f.MD5), nil
 }
 
 // put writes the bytes to a new temporary file (in tempDirName, locked
@@ -199,24 +200,24 @@ func (t *dirTarget) holds(_ context.Context, key string, f File) (bool, error) {
 // they were read to the end and verified renames it to key (replacing
 // what was there) and fsyncs the directory. The file's modification time
 // is the object's update time.
-func (t *dirTarget) put(_ context.Context, key string, f File, v *verifier) (err error) {
+func (t *dirTarget) put(_ context.Context, key string, f File, v *verifier) (_ stored, err error) {
 	root, err := t.ready()
 	if err != nil {
-		return err
+		return stored{}, err
 	}
 	dir := path.Dir(key)
 	if dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
 			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
-				return &refusedError{fmt.Sprintf("a file is where its directory %q would be (another object's name is a prefix of this one)", dir)}
+				return stored{}, &refusedError{fmt.Sprintf("a file is where its directory %q would be (another object's name is a prefix of this one)", dir)}
 			}
-			return fmt.Errorf("creating directory %q: %w", dir, err)
+			return stored{}, fmt.Errorf("creating directory %q: %w", dir, err)
 		}
 	}
 	tmp := path.Join(tempDirName, randomName())
 	fh, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("creating a temporary file: %w", err)
+		return stored{}, fmt.Errorf("creating a temporary file: %w", err)
 	}
 	tryLock(fh) // marks the file as being written until it is closed
 	defer func() {
@@ -231,44 +232,44 @@ func (t *dirTarget) put(_ context.Context, key string, f File, v *verifier) (err
 	_, err = io.CopyBuffer(fh, v, *bp)
 	copyBuffers.Put(bp)
 	if err != nil {
-		return err
+		return stored{}, err
 	}
 	if !v.verified() {
-		return errors.New("the source's bytes were not verified to their end")
+		return stored{}, errors.New("the source's bytes were not verified to their end")
 	}
 	if err := fh.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp, err)
+		return stored{}, fmt.Errorf("syncing %s: %w", tmp, err)
 	}
 	if !f.Updated.IsZero() {
 		if err := root.Chtimes(tmp, time.Now(), f.Updated); err != nil {
-			return fmt.Errorf("setting the modification time: %w", err)
+			return stored{}, fmt.Errorf("setting the modification time: %w", err)
 		}
 	}
 	// Renamed while still open, so its lock holds until it is in place.
 	if err := root.Rename(tmp, key); err != nil {
 		if errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTDIR) {
-			return &refusedError{"a directory of the same name exists (another object's name starts with this one followed by \"/\")"}
+			return stored{}, &refusedError{"a directory of the same name exists (another object's name starts with this one followed by \"/\")"}
 		}
-		return fmt.Errorf("renaming the temporary file into place: %w", err)
+		return stored{}, fmt.Errorf("renaming the temporary file into place: %w", err)
 	}
 	err = fh.Close()
 	fh = nil
 	if err != nil {
-		return fmt.Errorf("closing %s: %w", key, err)
+		return stored{}, fmt.Errorf("closing %s: %w", key, err)
 	}
 	if d, err := root.Open(dir); err == nil {
 		err = d.Sync()
 		d.Close()
 		if err != nil {
-			return fmt.Errorf("syncing directory %q: %w", dir, err)
+			return stored{}, fmt.Errorf("syncing directory %q: %w", dir, err)
 		}
 	}
-	return nil
+	return stored{}, nil
 }
 
 // check confirms the file in place has the object's size; its bytes were
 // verified on their way to the disk.
-func (t *dirTarget) check(_ context.Context, key string, f File, _ *verifier) error {
+func (t *dirTarget) check(_ context.Context, key string, f File, _ stored) error {
 	root, err := t.ready()
 	if err != nil {
 		return err

@@ -35,15 +35,17 @@
 // Options.Concurrency objects and Options.MaxInflight bytes of objects are
 // copied at once; an object larger than MaxInflight is copied alone.
 //
-// Every copy is verified: the CRC-32C and MD5 the source declares are
-// checked against the bytes read, and an upload is abandoned before it
-// completes when they differ (a directory target writes to a temporary
-// file, fsyncs it and renames it into place only then, so a crash never
-// leaves a partial file under an object's name). An S3 target verifies the
-// stored bytes itself: single PUTs carry the source's Content-MD5 and
-// x-amz-checksum-crc32c, multipart uploads a CRC-32C per part and the
-// source's full-object CRC-32C at completion, and the stored object's
-// checksum and size are read back before the copy counts as done.
+// Every copy is verified: the CRC-32C the source declares (its MD5 when
+// that is all it declares) is checked against the bytes read, and an
+// upload is abandoned before it completes when they differ (a directory
+// target writes to a temporary file, fsyncs it and renames it into place
+// only then, so a crash never leaves a partial file under an object's
+// name). An S3 target verifies the stored bytes itself: single PUTs carry
+// the source's Content-MD5 and x-amz-checksum-crc32c, multipart uploads a
+// CRC-32C per part and the source's full-object CRC-32C at completion; the
+// server refuses bytes that do not match them, and the checksum it reports
+// for the stored object (in the upload's response, or from a HEAD) is
+// compared with the source's before the copy counts as done.
 //
 // An object the target already holds with the same size and checksum (and,
 // for S3, the same metadata) is skipped, so a re-run copies only what is
@@ -156,10 +158,12 @@ type target interface {
 	// checksum) and metadata.
 	holds(ctx context.Context, key string, f File) (bool, error)
 	// put stores the bytes read from v under key with f's metadata. It must
-	// not make the object visible unless v reached its end verified.
-	put(ctx context.Context, key string, f File, v *verifier) error
-	// check confirms after put that key holds f's size and checksum.
-	check(ctx context.Context, key string, f File, v *verifier) error
+	// not make the object visible unless v reached its end verified. It
+	// returns what the target says it stored, when it says.
+	put(ctx context.Context, key string, f File, v *verifier) (stored, error)
+	// check confirms after put that key holds f's size and checksum, from
+	// what put returned or by looking.
+	check(ctx context.Context, key string, f File, st stored) error
 	// refusal says why err means the target refuses this object for good
 	// (a name or metadata it cannot hold); ok is false otherwise.
 	refusal(err error) (reason string, ok bool)
@@ -168,6 +172,21 @@ type target interface {
 	// mismatch reports whether err is the target refusing bytes that do
 	// not match the checksums sent with them.
 	mismatch(err error) bool
+}
+
+// stored is what a target reported about an object it just stored.
+type stored struct {
+	known  bool   // the target reported the fields below
+	size   int64  // bytes stored
+	crc32c string // base64 of the full-object CRC-32C the target computed
+	etag   string
+}
+
+// lister is implemented by targets that can tell which of many keys exist
+// with one request, cheaper than asking for each.
+type lister interface {
+	// existing returns the keys of keys that exist.
+	existing(ctx context.Context, keys []string) (map[string]bool, error)
 }
 
 // Store copies file records into one target.
@@ -250,10 +269,21 @@ func (s *Store) Key(name string) string { return s.opts.Prefix + name }
 // copied and are skipped by the next attempt.
 func (s *Store) Copy(ctx context.Context, recs []record.Record) ([]Result, error) {
 	results := make([]Result, len(recs))
+	// Which keys exist at all, in one listing: a fresh copy then asks
+	// nothing per object before uploading it.
+	var exists map[string]bool
+	if l, ok := s.t.(lister); ok {
+		keys := make([]string, 0, len(recs))
+		for _, r := range recs {
+			keys = append(keys, s.Key(r.Key))
+		}
+		exists, _ = l.existing(ctx, keys) // on error, look at each object instead
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range recs {
 		g.Go(func() error {
-			r, err := s.copyOne(gctx, recs[i])
+			absent := exists != nil && !exists[s.Key(recs[i].Key)]
+			r, err := s.copyOne(gctx, recs[i], absent)
 			results[i] = r
 			return err
 		})
@@ -264,7 +294,9 @@ func (s *Store) Copy(ctx context.Context, recs []record.Record) ([]Result, error
 	return results, nil
 }
 
-func (s *Store) copyOne(ctx context.Context, rec record.Record) (Result, error) {
+// copyOne copies one record. absent says a listing just now found no
+// object under its key, so the first attempt need not look for one.
+func (s *Store) copyOne(ctx context.Context, rec record.Record, absent bool) (Result, error) {
 	f, err := FileFromRecord(rec)
 	if err != nil {
 		return Result{Outcome: Rejected, Reason: err.Error()}, nil
@@ -297,7 +329,8 @@ func (s *Store) copyOne(ctx context.Context, rec record.Record) (Result, error) 
 	delay := s.opts.Retry.Initial
 	var transient, mismatches int
 	for {
-		outcome, err := s.attempt(ctx, rec, res.Key, f)
+		outcome, err := s.attempt(ctx, rec, res.Key, f, absent)
+		absent = false // a failed attempt may have stored the object after all
 		if err == nil {
 			res.Outcome = outcome
 			return res, nil
@@ -332,15 +365,17 @@ func (s *Store) copyOne(ctx context.Context, rec record.Record) (Result, error) 
 	}
 }
 
-// attempt copies one object once: skip when the target holds it already,
-// else stream, upload and confirm.
-func (s *Store) attempt(ctx context.Context, rec record.Record, key string, f File) (Outcome, error) {
-	same, err := s.t.holds(ctx, key, f)
-	if err != nil {
-		return 0, fmt.Errorf("looking at the target object: %w", err)
-	}
-	if same {
-		return Skipped, nil
+// attempt copies one object once: skip when the target holds it already
+// (unless it is known to be absent), else stream, upload and confirm.
+func (s *Store) attempt(ctx context.Context, rec record.Record, key string, f File, absent bool) (Outcome, error) {
+	if !absent {
+		same, err := s.t.holds(ctx, key, f)
+		if err != nil {
+			return 0, fmt.Errorf("looking at the target object: %w", err)
+		}
+		if same {
+			return Skipped, nil
+		}
 	}
 	rc, err := rec.Open(ctx)
 	if err != nil {
@@ -348,13 +383,14 @@ func (s *Store) attempt(ctx context.Context, rec record.Record, key string, f Fi
 	}
 	defer rc.Close()
 	v := newVerifier(rc, f)
-	if err := s.t.put(ctx, key, f, v); err != nil {
+	st, err := s.t.put(ctx, key, f, v)
+	if err != nil {
 		return 0, err
 	}
 	if !v.verified() {
 		return 0, fmt.Errorf("the upload of %q completed before its bytes were verified", key)
 	}
-	if err := s.t.check(ctx, key, f, v); err != nil {
+	if err := s.t.check(ctx, key, f, st); err != nil {
 		return 0, err
 	}
 	return Copied, nil

@@ -251,7 +251,9 @@ func TestChecksumMismatchAndGone(t *testing.T) {
 		src := newSource()
 		bad := src.file("bad-single", randomBytes(2000, 4), objectstore.File{CRC32C: 1234, HasCRC32C: true})
 		badMulti := src.file("bad-multi", randomBytes(6<<20, 5), objectstore.File{CRC32C: 99, HasCRC32C: true})
+		// An MD5 is checked here when it is the only checksum declared.
 		badMD5 := src.file("bad-md5", randomBytes(10, 6), objectstore.File{MD5: make([]byte, 16)})
+		delete(badMD5.Fields, objectstore.FieldCRC32C)
 		gone := src.file("gone", []byte("x"), objectstore.File{})
 		delete(src.data, "gone")
 		store := open(t, target, objectstore.Options{PartSize: 5 << 20})

@@ -2,17 +2,16 @@ package objectstore
 
 import (
 	"context"
-	"crypto/md5"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -244,39 +243,42 @@ func (t *s3Target) holds(ctx context.Context, key string, f File) (bool, error) 
 	return sameBytes(st, f) && sameMetadata(st, f), nil
 }
 
-func (t *s3Target) put(ctx context.Context, key string, f File, v *verifier) error {
+func (t *s3Target) put(ctx context.Context, key string, f File, v *verifier) (stored, error) {
 	if f.Size == 0 {
 		// No body is sent: verify the (empty) source before the PUT.
 		if _, err := v.Read(make([]byte, 1)); err != io.EOF {
-			return err
+			return stored{}, err
 		}
 	}
-	if f.Size <= t.partSize {
-		opts := t.putOptions(f)
-		md5b64 := ""
-		if f.MD5 != nil {
-			md5b64 = b64(f.MD5)
-		}
-		if f.HasCRC32C {
-			opts.UserMetadata["x-amz-checksum-crc32c"] = crcBase64(f.CRC32C)
-		}
-		_, err := t.core.PutObject(ctx, t.bucket, key, v, f.Size, md5b64, "", opts)
-		return err
+	if f.Size > t.partSize {
+		return t.putMultipart(ctx, key, f, v)
 	}
-	return t.putMultipart(ctx, key, f, v)
+	opts := t.putOptions(f)
+	md5b64 := ""
+	if f.MD5 != nil {
+		md5b64 = b64(f.MD5)
+	}
+	if f.HasCRC32C {
+		opts.UserMetadata["x-amz-checksum-crc32c"] = crcBase64(f.CRC32C)
+	}
+	info, err := t.core.PutObject(ctx, t.bucket, key, v, f.Size, md5b64, "", opts)
+	if err != nil {
+		return stored{}, err
+	}
+	return stored{known: true, size: f.Size, crc32c: info.ChecksumCRC32C, etag: info.ETag}, nil
 }
 
 // putMultipart uploads f in parts of partSize, each streamed with its
 // CRC-32C in a trailer, and completes the upload claiming the source's
 // full-object CRC-32C, which the server checks against what it stored. A
 // failed upload is aborted.
-func (t *s3Target) putMultipart(ctx context.Context, key string, f File, v *verifier) (err error) {
+func (t *s3Target) putMultipart(ctx context.Context, key string, f File, v *verifier) (_ stored, err error) {
 	opts := t.putOptions(f)
 	opts.UserMetadata["x-amz-checksum-algorithm"] = "CRC32C"
 	opts.UserMetadata["x-amz-checksum-type"] = "FULL_OBJECT"
 	id, err := t.core.NewMultipartUpload(ctx, t.bucket, key, opts)
 	if err != nil {
-		return fmt.Errorf("starting a multipart upload: %w", err)
+		return stored{}, fmt.Errorf("starting a multipart upload: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -291,48 +293,46 @@ func (t *s3Target) putMultipart(ctx context.Context, key string, f File, v *veri
 			Trailer: pr.trailer, DisableContentSha256: true,
 		})
 		if err != nil {
-			return fmt.Errorf("uploading part %d: %w", n, err)
+			return stored{}, fmt.Errorf("uploading part %d: %w", n, err)
 		}
 		if pr.n != size {
-			return fmt.Errorf("uploading part %d: sent %d of its %d bytes", n, pr.n, size)
+			return stored{}, fmt.Errorf("uploading part %d: sent %d of its %d bytes", n, pr.n, size)
 		}
-		if etag := strings.Trim(p.ETag, `"`); len(etag) == 32 && !strings.EqualFold(etag, hex.EncodeToString(pr.md5.Sum(nil))) {
-			return &MismatchError{What: fmt.Sprintf("part %d as stored at the target", n), Detail: fmt.Sprintf("md5 %s, sent %x", etag, pr.md5.Sum(nil))}
+		if want := crcBase64(pr.crc); p.ChecksumCRC32C != "" && p.ChecksumCRC32C != want {
+			return stored{}, &MismatchError{What: fmt.Sprintf("part %d as stored at the target", n), Detail: fmt.Sprintf("crc32c %s, sent %s", p.ChecksumCRC32C, want)}
 		}
 		parts = append(parts, minio.CompletePart{PartNumber: n, ETag: p.ETag, ChecksumCRC32C: p.ChecksumCRC32C})
 	}
 	if !v.verified() {
 		// Reading the last declared byte verifies; make sure it happened.
 		if _, err := v.Read(make([]byte, 1)); err != io.EOF {
-			return err
+			return stored{}, err
 		}
 	}
 	claim := v.crc32c()
 	if f.HasCRC32C {
 		claim = f.CRC32C
 	}
-	_, err = t.core.CompleteMultipartUpload(ctx, t.bucket, key, id, parts, minio.PutObjectOptions{
+	info, err := t.core.CompleteMultipartUpload(ctx, t.bucket, key, id, parts, minio.PutObjectOptions{
 		UserMetadata: map[string]string{"x-amz-checksum-crc32c": crcBase64(claim), "x-amz-checksum-type": "FULL_OBJECT"},
 	})
 	if err != nil {
-		return fmt.Errorf("completing the multipart upload: %w", err)
+		return stored{}, fmt.Errorf("completing the multipart upload: %w", err)
 	}
-	return nil
+	return stored{known: true, size: f.Size, crc32c: info.ChecksumCRC32C, etag: info.ETag}, nil
 }
 
-// partReader streams one part, computing its MD5 (to compare with the
-// part's ETag) and its CRC-32C, which it puts in the request's trailer at
-// the end of the body.
+// partReader streams one part, computing its CRC-32C, which it puts in the
+// request's trailer at the end of the body for the server to check.
 type partReader struct {
 	r       io.Reader
 	n       int64
-	md5     hash.Hash
 	crc     uint32
 	trailer http.Header
 }
 
 func newPartReader(r io.Reader) *partReader {
-	p := &partReader{r: r, md5: md5.New(), trailer: http.Header{}}
+	p := &partReader{r: r, trailer: http.Header{}}
 	// A placeholder of the final length: the signer sizes the body with it.
 	p.trailer.Set("X-Amz-Checksum-Crc32c", crcBase64(0))
 	return p
@@ -341,7 +341,6 @@ func newPartReader(r io.Reader) *partReader {
 func (p *partReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.n += int64(n)
-	p.md5.Write(b[:n])
 	p.crc = crc32.Update(p.crc, castagnoli, b[:n])
 	if err == io.EOF {
 		p.trailer.Set("X-Amz-Checksum-Crc32c", crcBase64(p.crc))
@@ -349,21 +348,63 @@ func (p *partReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// check reads the stored object back: its size, and its CRC-32C (or MD5
-// ETag) against the source's.
-func (t *s3Target) check(ctx context.Context, key string, f File, v *verifier) error {
-	st, ok, err := t.stat(ctx, key)
-	if err != nil {
-		return fmt.Errorf("reading back the stored object: %w", err)
+// check compares what the server reports it stored — from the upload's
+// response, or else read back with a HEAD — with the source's size and
+// CRC-32C (or MD5 for an object stored in one part without a CRC).
+func (t *s3Target) check(ctx context.Context, key string, f File, st stored) error {
+	info := minio.ObjectInfo{Size: st.size, ChecksumCRC32C: st.crc32c, ETag: st.etag}
+	if !st.known || (st.crc32c == "" && (f.MD5 == nil || strings.Contains(st.etag, "-"))) {
+		var ok bool
+		var err error
+		if info, ok, err = t.stat(ctx, key); err != nil {
+			return fmt.Errorf("reading back the stored object: %w", err)
+		} else if !ok {
+			return fmt.Errorf("the object %q is not in bucket %q after its upload succeeded", key, t.bucket)
+		}
 	}
-	if !ok {
-		return fmt.Errorf("the object %q is not in bucket %q after its upload succeeded", key, t.bucket)
-	}
-	if !sameBytes(st, f) {
+	if !sameBytes(info, f) {
 		return &MismatchError{What: "the object stored at the target", Detail: fmt.Sprintf("size %d, crc32c %q, etag %q; the source declares size %d, crc32c %q, md5 %x",
-			st.Size, st.ChecksumCRC32C, st.ETag, f.Size, crcBase64(f.CRC32C), f.MD5)}
+			info.Size, info.ChecksumCRC32C, info.ETag, f.Size, crcBase64(f.CRC32C), f.MD5)}
 	}
 	return nil
+}
+
+// existing lists the keys between the smallest and the largest of keys
+// (with one HEAD for the smallest, which a listing starting after it
+// cannot return) and returns those of keys that exist.
+func (t *s3Target) existing(ctx context.Context, keys []string) (map[string]bool, error) {
+	if len(keys) == 0 {
+		return map[string]bool{}, nil
+	}
+	lo, hi := slices.Min(keys), slices.Max(keys)
+	want := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	out := map[string]bool{}
+	if _, ok, err := t.stat(ctx, lo); err != nil {
+		return nil, err
+	} else if ok {
+		out[lo] = true
+	}
+	prefix := lo
+	for !strings.HasPrefix(hi, prefix) {
+		prefix = prefix[:len(prefix)-1]
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for o := range t.core.Client.ListObjects(lctx, t.bucket, minio.ListObjectsOptions{Prefix: prefix, StartAfter: lo, Recursive: true}) {
+		if o.Err != nil {
+			return nil, o.Err
+		}
+		if o.Key > hi {
+			break
+		}
+		if want[o.Key] {
+			out[o.Key] = true
+		}
+	}
+	return out, nil
 }
 
 // refusal recognises S3 errors that reject one object for good.
