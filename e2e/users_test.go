@@ -646,7 +646,7 @@ func TestUsersExportForSupabaseAndKratos(t *testing.T) {
 			if err := json.Unmarshal([]byte(l), &m); err != nil {
 				t.Fatalf("line %q: %v", l, err)
 			}
-			uid, _ := jsonPath(m, "metadata_admin", "firebase_uid").(string) // Kratos
+			uid, _ := jsonPath(m, "metadata_admin", "firebase_uid").(string)       // Kratos
 			if u, ok := jsonPath(m, "app_metadata", "firebase_uid").(string); ok { // Supabase
 				uid = u
 			}

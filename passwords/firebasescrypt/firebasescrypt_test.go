@@ -70,6 +70,7 @@ func mustB64(t *testing.T, s string) []byte {
 func TestVectors(t *testing.T) {
 	for _, v := range vectors {
 		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
 			p := mustParams(t, v.key, v.sep, v.rounds, v.memCost)
 			got, err := p.Hash([]byte(v.password), mustB64(t, v.salt))
 			if err != nil {
@@ -77,9 +78,6 @@ func TestVectors(t *testing.T) {
 			}
 			if b64 := base64.StdEncoding.EncodeToString(got); b64 != v.hash {
 				t.Fatalf("Hash = %s, want %s", b64, v.hash)
-			}
-			if ok, err := p.VerifyBase64([]byte(v.password), v.salt, v.hash); !ok || err != nil {
-				t.Fatalf("VerifyBase64(right password) = %v, %v", ok, err)
 			}
 			for _, wrong := range v.wrongPasswordsToReject {
 				if ok, err := p.VerifyBase64([]byte(wrong), v.salt, v.hash); ok || err != nil {
@@ -110,9 +108,17 @@ func TestVerifyAcceptsEveryBase64FlavourFirebaseUses(t *testing.T) {
 }
 
 func TestVerifyRejectsTamperedHashes(t *testing.T) {
+	// The cheapest configuration: this test is about the comparison.
 	v := vectors[0]
-	p := mustParams(t, v.key, v.sep, v.rounds, v.memCost)
-	salt, hash := mustB64(t, v.salt), mustB64(t, v.hash)
+	p := mustParams(t, v.key, v.sep, 1, 1)
+	salt := mustB64(t, v.salt)
+	hash, err := p.Hash([]byte(v.password), salt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := p.Verify([]byte(v.password), salt, hash); !ok {
+		t.Fatal("the untampered hash does not verify")
+	}
 	for i := range hash {
 		h := bytes.Clone(hash)
 		h[i] ^= 1
@@ -125,8 +131,8 @@ func TestVerifyRejectsTamperedHashes(t *testing.T) {
 			t.Fatalf("a hash of %d bytes verified", len(h))
 		}
 	}
-	// A different separator or key must not verify either.
-	other := mustParams(t, v.key, "Cw==", v.rounds, v.memCost)
+	// A different separator must not verify either.
+	other := mustParams(t, v.key, "Cw==", 1, 1)
 	if ok, _ := other.Verify([]byte(v.password), salt, hash); ok {
 		t.Fatal("verified with the wrong salt separator")
 	}
@@ -256,6 +262,7 @@ func kratosVerify(t *testing.T, password, encoded string) bool {
 func TestEncodedFormsVerifyTheWaySupabaseAndKratosDo(t *testing.T) {
 	for _, v := range vectors {
 		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
 			p := mustParams(t, v.key, v.sep, v.rounds, v.memCost)
 			salt, hash := mustB64(t, v.salt), mustB64(t, v.hash)
 			sb, err := p.SupabaseHash(salt, hash)
@@ -275,10 +282,9 @@ func TestEncodedFormsVerifyTheWaySupabaseAndKratosDo(t *testing.T) {
 			if !supabaseVerify(t, v.password, sb) || !kratosVerify(t, v.password, kr) {
 				t.Fatal("the right password does not verify by Supabase's or Kratos' rules")
 			}
-			for _, wrong := range v.wrongPasswordsToReject {
-				if supabaseVerify(t, wrong, sb) || kratosVerify(t, wrong, kr) {
-					t.Fatalf("wrong password %q verifies", wrong)
-				}
+			// (TestVectors checks every wrong password; one suffices here.)
+			if wrong := v.wrongPasswordsToReject[0]; supabaseVerify(t, wrong, sb) || kratosVerify(t, wrong, kr) {
+				t.Fatalf("wrong password %q verifies", wrong)
 			}
 			// Our own parser reads both back to the same values.
 			for _, enc := range []string{sb, kr} {
@@ -289,8 +295,10 @@ func TestEncodedFormsVerifyTheWaySupabaseAndKratosDo(t *testing.T) {
 				if q.Fingerprint() != p.Fingerprint() || !bytes.Equal(s, salt) || !bytes.Equal(h, hash) {
 					t.Fatalf("ParseEncoded(%q) did not round-trip", enc)
 				}
-				if ok, err := VerifyEncoded([]byte(v.password), enc); !ok || err != nil {
-					t.Fatalf("VerifyEncoded = %v, %v", ok, err)
+				if enc == kr { // both parse to the same values: verify one
+					if ok, err := VerifyEncoded([]byte(v.password), enc); !ok || err != nil {
+						t.Fatalf("VerifyEncoded = %v, %v", ok, err)
+					}
 				}
 			}
 		})
