@@ -697,3 +697,22 @@ func jsonPath(v any, keys ...string) any {
 	}
 	return v
 }
+
+// TestUsersBadHashParametersQuoteNoSecret gives parameters that cannot be
+// used: the run refuses them without echoing them.
+func TestUsersBadHashParametersQuoteNoSecret(t *testing.T) {
+	env := clitest.Env("DATABASE_URL=" + testenv.NewDatabase(t))
+	path, _ := filepath.Abs(filepath.Join("testdata", "auth", "auth-export.json"))
+	for _, bad := range [][]string{
+		{"--hash-signer-key", usersSignerKey + "!", "--hash-salt-separator", usersSaltSep, "--hash-rounds", "8", "--hash-mem-cost", "14"},
+		{"--hash-signer-key", usersSignerKey, "--hash-salt-separator", usersSaltSep + "*", "--hash-rounds", "8", "--hash-mem-cost", "14"},
+		{"--hash-signer-key", usersSignerKey, "--hash-salt-separator", usersSaltSep, "--hash-rounds", "9", "--hash-mem-cost", "14"},
+		{"--hash-signer-key", usersSignerKey},
+	} {
+		res := clitest.Run(t, env, append([]string{"migrate", "--only", "users", "--auth-export", path}, bad...)...)
+		if res.Code != 2 || !strings.Contains(res.Stderr, "hash parameters") {
+			t.Errorf("%s: exit %d, stderr %q; want 2 and a message about the hash parameters", usersRedact(bad), res.Code, res.Stderr)
+		}
+		usersNoSecrets(t, "output", res.Stdout+res.Stderr)
+	}
+}
