@@ -20,6 +20,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -154,6 +155,28 @@ type Adapter interface {
 	Open(ctx context.Context, tx pgx.Tx, table string) (TargetCursor, error)
 }
 
+// KeyLookup is implemented by adapters whose source does not deliver
+// records in the target's key order (an export file, say). Their streams
+// are compared batch by batch instead of merged: the target rows of a batch
+// of source keys are looked up by key, and rows the source does not have
+// are counted (total rows minus those found), without samples.
+type KeyLookup interface {
+	// Ordered reports whether a stream's records come in key order.
+	Ordered(stream string) bool
+	// Lookup returns the target items of keys in table, by KeyString of
+	// their key; keys without a row are absent.
+	Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]string) (map[string]Item, error)
+	// Count returns the number of rows in table that stand for source
+	// records (placeholders excluded); 0 when the table does not exist.
+	Count(ctx context.Context, tx pgx.Tx, table string) (int64, error)
+}
+
+// KeyString joins a key into one map key.
+func KeyString(key []string) string { return strings.Join(key, "\x00") }
+
+// lookupBatch is how many source records are looked up at once.
+const lookupBatch = 500
+
 // Compare streams every record of ex's source and every row of the
 // adapter's tables and compares them.
 func Compare(ctx context.Context, ex extractors.Extractor, pool *pgxpool.Pool, a Adapter, opts Options) (*Report, error) {
@@ -213,11 +236,12 @@ type comparison struct {
 }
 
 type tableState struct {
-	rep    *TableReport
-	cur    TargetCursor
-	opened bool
-	head   *Item
-	done   bool
+	rep     *TableReport
+	lastKey []string // the previous source key merged, to check the order
+	cur     TargetCursor
+	opened  bool
+	head    *Item
+	done    bool
 }
 
 func (c *comparison) report(table string) *tableState {
@@ -284,6 +308,9 @@ func (c *comparison) stream(ctx context.Context, ex extractors.Extractor, st ext
 	if !st.ReadTime.IsZero() {
 		rt = st.ReadTime
 	}
+	if kl, ok := c.a.(KeyLookup); ok && !kl.Ordered(st.Name) {
+		return c.lookupStream(ctx, kl, ex, st, rt)
+	}
 	for _, p := range st.Partitions {
 		err := ex.Read(ctx, p, rt, "", func(rec record.Record) error { return c.record(ctx, rec) })
 		if err != nil {
@@ -296,6 +323,102 @@ func (c *comparison) stream(ctx context.Context, ex extractors.Extractor, st ext
 		}
 	}
 	return nil
+}
+
+// lookupStream compares an unordered stream batch by batch.
+func (c *comparison) lookupStream(ctx context.Context, kl KeyLookup, ex extractors.Extractor, st extractors.Stream, rt time.Time) error {
+	pending := map[string][]Routed{}
+	found := map[string]int64{}
+	flush := func(table string) error {
+		batch := pending[table]
+		if len(batch) == 0 {
+			return nil
+		}
+		delete(pending, table)
+		keys := make([][]string, len(batch))
+		for i, r := range batch {
+			keys[i] = r.Key
+		}
+		items, err := kl.Lookup(ctx, c.tx, table, keys)
+		if err != nil {
+			return err
+		}
+		ts := c.report(table)
+		for _, r := range batch {
+			it, ok := items[KeyString(r.Key)]
+			if !ok || it.Placeholder {
+				ts.rep.MissingInTarget++
+				c.sample(ts, Sample{Outcome: MissingInTarget, Key: r.Label})
+				continue
+			}
+			found[table]++
+			c.match(ts, r, it)
+		}
+		return nil
+	}
+	for _, p := range st.Partitions {
+		err := ex.Read(ctx, p, rt, "", func(rec record.Record) error {
+			r := c.a.Route(rec)
+			if !c.admit(rec, r) {
+				return nil
+			}
+			pending[r.Table] = append(pending[r.Table], r)
+			if len(pending[r.Table]) >= lookupBatch {
+				return flush(r.Table)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reading the source (%s): %w", st.Name, err)
+		}
+	}
+	for _, table := range c.a.StreamTables(st.Name) {
+		if err := flush(table); err != nil {
+			return err
+		}
+		n, err := kl.Count(ctx, c.tx, table)
+		if err != nil {
+			return err
+		}
+		ts := c.report(table)
+		ts.rep.ExtraInTarget += n - found[table]
+		// The table's rows are accounted for; the final drain must not
+		// read them again.
+		ts.opened, ts.done = true, true
+	}
+	return nil
+}
+
+// admit counts a routed source record against its table; it returns false
+// for records that have no place in the target.
+func (c *comparison) admit(rec record.Record, r Routed) bool {
+	if r.Reject != "" {
+		table := r.Table
+		if table == "" {
+			table = "(no table)"
+		}
+		ts := c.report(table)
+		ts.rep.Rejected++
+		c.sample(ts, Sample{Outcome: Rejected, Key: rec.Key, Reason: r.Reject})
+		return false
+	}
+	ts := c.report(r.Table)
+	ts.rep.Source++
+	if len(r.Overflow) > 0 {
+		ts.rep.Overflow++
+		c.sample(ts, Sample{Outcome: Overflow, Key: r.Label, Fields: r.Overflow})
+	}
+	return true
+}
+
+// match compares a source record with the target row of the same key.
+func (c *comparison) match(ts *tableState, r Routed, it Item) {
+	if Checksum(it.Fields) == Checksum(r.Fields) {
+		ts.rep.Matching++
+		return
+	}
+	ts.rep.Mismatched++
+	c.sample(ts, Sample{Outcome: Mismatched, Key: r.Label, Fields: DifferingFields(r.Fields, it.Fields)})
 }
 
 // drain counts a table's remaining target rows as extra.
@@ -314,22 +437,14 @@ func (c *comparison) drain(ctx context.Context, table string) error {
 // record merges one source record into its table's comparison.
 func (c *comparison) record(ctx context.Context, rec record.Record) error {
 	r := c.a.Route(rec)
-	if r.Reject != "" {
-		table := r.Table
-		if table == "" {
-			table = "(no table)"
-		}
-		ts := c.report(table)
-		ts.rep.Rejected++
-		c.sample(ts, Sample{Outcome: Rejected, Key: rec.Key, Reason: r.Reject})
+	if !c.admit(rec, r) {
 		return nil
 	}
 	ts := c.report(r.Table)
-	ts.rep.Source++
-	if len(r.Overflow) > 0 {
-		ts.rep.Overflow++
-		c.sample(ts, Sample{Outcome: Overflow, Key: r.Label, Fields: r.Overflow})
+	if ts.lastKey != nil && CompareKeys(r.Key, ts.lastKey) <= 0 {
+		return fmt.Errorf("the source delivered %q after %q: not in key order, so it cannot be merged with table %s", r.Label, KeyString(ts.lastKey), r.Table)
 	}
+	ts.lastKey = r.Key
 	for {
 		head, err := c.peek(ctx, ts)
 		if err != nil {
@@ -356,12 +471,7 @@ func (c *comparison) record(ctx context.Context, rec record.Record) error {
 			c.sample(ts, Sample{Outcome: MissingInTarget, Key: r.Label})
 			return nil
 		}
-		if Checksum(head.Fields) == Checksum(r.Fields) {
-			ts.rep.Matching++
-		} else {
-			ts.rep.Mismatched++
-			c.sample(ts, Sample{Outcome: Mismatched, Key: r.Label, Fields: DifferingFields(r.Fields, head.Fields)})
-		}
+		c.match(ts, r, *head)
 		return nil
 	}
 }
