@@ -543,7 +543,7 @@ func TestUsersFromExportFiles(t *testing.T) {
 				t.Fatalf("exit %d, want %d\n%s\n%s", res.Code, want, res.Stdout, res.Stderr)
 			}
 			usersNoSecrets(t, "output", res.Stdout+res.Stderr)
-			if !strings.Contains(res.Stderr, "share an e-mail address") || !strings.Contains(res.Stderr, "fx-alice fx-frank") {
+			if out := res.Stdout + res.Stderr; !strings.Contains(out, "share an e-mail address") || !strings.Contains(out, "fx-alice fx-frank") {
 				t.Errorf("the shared e-mail address of fx-alice and fx-frank was not reported:\n%s", res.Stderr)
 			}
 			data, _ := os.ReadFile(sum)

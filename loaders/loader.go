@@ -29,6 +29,14 @@ type Sink interface {
 	Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (Outcome, error)
 }
 
+// Reporter is implemented by sinks with findings about the loaded data as
+// a whole (users sharing an e-mail address, say). Warnings is called once
+// after a run completes; what it returns is added to the summary. It must
+// not reveal secrets.
+type Reporter interface {
+	Warnings(ctx context.Context, db DB) ([]string, error)
+}
+
 // DB is the part of a pgx pool or connection sinks need outside batches.
 type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)

@@ -95,6 +95,9 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 			log.Warn("closing the source connection", "kind", k.Kind, "err", closeErr)
 		}
 		sum.Jobs = append(sum.Jobs, summarize(string(k.Kind), res))
+		for _, w := range res.Warnings {
+			sum.Warnings = append(sum.Warnings, fmt.Sprintf("%ss: %s", k.Kind, w))
+		}
 		if res.SnapshotRenewals > 0 {
 			sum.Warnings = append(sum.Warnings, fmt.Sprintf("%ss: %d stream(s) outlived the source's snapshot window and continued at a new read time", k.Kind, res.SnapshotRenewals))
 		}

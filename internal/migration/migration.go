@@ -88,7 +88,9 @@ type Result struct {
 	// BillableReads is the source's billable reads by this process, when the
 	// extractor meters them (-1 otherwise).
 	BillableReads int64
-	Elapsed       time.Duration
+	// Warnings are the sink's findings about the loaded data.
+	Warnings []string
+	Elapsed  time.Duration
 }
 
 // Rejected is the number of records rejected in the run.
@@ -179,6 +181,11 @@ func Execute(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 	res.SnapshotRenewals = e.renewals
 	if m, ok := job.Extractor.(extractors.ReadMeter); ok {
 		res.BillableReads = m.BillableReads()
+	}
+	if r, ok := job.Sink.(loaders.Reporter); ok {
+		if res.Warnings, err = r.Warnings(ctx, pool); err != nil {
+			return nil, err
+		}
 	}
 	return finish(ctx, state, res, start)
 }

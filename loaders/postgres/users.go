@@ -114,7 +114,7 @@ type Users struct {
 	labels    struct{ users, providers, mfa string }
 	// SQL that deletes child rows of the batch's users that the batch does
 	// not have, and that finds e-mail addresses shared with them.
-	deleteProviders, deleteMFA, sharedEmails string
+	deleteProviders, deleteMFA string
 }
 
 var _ loaders.Sink = (*Users)(nil)
@@ -149,9 +149,6 @@ func NewUsers(cfg UsersConfig) *Users {
 		AND (uid, provider_id, provider_uid) NOT IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))`, s.table(ProvidersTable))
 	s.deleteMFA = fmt.Sprintf(`DELETE FROM %s WHERE uid = ANY($1::text[])
 		AND (uid, enrollment_id) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))`, s.table(MFATable))
-	s.sharedEmails = fmt.Sprintf(`SELECT lower(email), array_agg(uid ORDER BY uid) FROM %[1]s
-		WHERE lower(email) IN (SELECT lower(email) FROM %[1]s WHERE uid = ANY($1::text[]) AND email IS NOT NULL)
-		GROUP BY 1 HAVING count(*) > 1 ORDER BY 1`, s.table(UsersTable))
 	return s
 }
 
@@ -332,9 +329,6 @@ func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	default:
 		return out, fmt.Errorf("loading %d users into schema %q: %w", len(batch), s.cfg.Schema, err)
 	}
-	if err := s.reportSharedEmails(ctx, tx, batch); err != nil {
-		return out, err
-	}
 	return out, nil
 }
 
@@ -418,42 +412,27 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// reportSharedEmails warns about e-mail addresses (compared without case)
-// that users of this batch share with other users. Firebase allows it when
-// "one account per e-mail address" is off, across providers of linked
-// accounts, and across tenants; both users are loaded, and the view
-// duplicate_emails lists every such address.
-func (s *Users) reportSharedEmails(ctx context.Context, tx pgx.Tx, batch []*userRows) error {
-	uids := make([]string, len(batch))
-	for i, r := range batch {
-		uids[i] = r.uid
-	}
-	rows, err := tx.Query(ctx, s.sharedEmails, uids)
+// Warnings reports e-mail addresses (compared without case) that several
+// users share. Firebase allows it when "one account per e-mail address" is
+// off, across providers of linked accounts, and across tenants; all such
+// users are loaded, and the view duplicate_emails lists every address.
+// Only uids are named, never the addresses.
+func (s *Users) Warnings(ctx context.Context, db loaders.DB) ([]string, error) {
+	rows, err := db.Query(ctx, `SELECT uids FROM `+s.table("duplicate_emails")+` ORDER BY uids[1]`)
 	if err != nil {
-		return fmt.Errorf("looking for shared e-mail addresses: %w", err)
+		return nil, fmt.Errorf("looking for shared e-mail addresses: %w", err)
 	}
-	var groups [][]string
-	for rows.Next() {
-		var email string
-		var shared []string
-		if err := rows.Scan(&email, &shared); err != nil {
-			rows.Close()
-			return fmt.Errorf("looking for shared e-mail addresses: %w", err)
-		}
-		groups = append(groups, shared)
+	groups, err := pgx.CollectRows(rows, pgx.RowTo[[]string])
+	if err != nil {
+		return nil, fmt.Errorf("looking for shared e-mail addresses: %w", err)
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("looking for shared e-mail addresses: %w", err)
+	if len(groups) == 0 {
+		return nil, nil
 	}
-	if len(groups) > 0 {
-		sample := groups
-		if len(sample) > 5 {
-			sample = sample[:5]
-		}
-		s.cfg.Log.Warn("users share an e-mail address; all of them were loaded. Your new sign-in must decide which account an address signs in to",
-			"addresses", len(groups), "uids", fmt.Sprint(sample), "see", "SELECT * FROM "+s.table("duplicate_emails"))
-	}
-	return nil
+	sample := groups[:min(len(groups), 5)]
+	return []string{fmt.Sprintf("users share an e-mail address (%d address(es); uids %v); all of them were loaded. "+
+		"Your new sign-in must decide which account an address signs in to; see SELECT * FROM %s",
+		len(groups), sample, s.table("duplicate_emails"))}, nil
 }
 
 // rows lays a user record out as rows, or says why it cannot be stored.
