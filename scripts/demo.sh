@@ -28,7 +28,13 @@ go build -o "$OUT/seed-demo" ./e2e/demoapp/cmd/seed-demo
 
 step "Seeding the emulators (project $PROJECT)"
 curl -fsS -X DELETE "http://$FIRESTORE_EMULATOR_HOST/emulator/v1/projects/$PROJECT/databases/(default)/documents" >/dev/null
-"$OUT/seed-demo" --project "$PROJECT"
+curl -fsS -X DELETE "http://$FIREBASE_AUTH_EMULATOR_HOST/emulator/v1/projects/$PROJECT/accounts" >/dev/null
+"$OUT/seed-demo" --project "$PROJECT" --users 60
+
+# The demo project's password hash parameters (Firebase console → Authentication
+# → ⋮ → Password hash parameters). These are Firebase's public test values.
+export FIREBASE_HASH_SIGNER_KEY='jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA=='
+export FIREBASE_HASH_SALT_SEPARATOR='Bw==' FIREBASE_HASH_ROUNDS=8 FIREBASE_HASH_MEM_COST=14
 
 step "Creating a fresh target database $DB"
 psql -q "$BAASMIGRATE_PG_ADMIN_URL" -v ON_ERROR_STOP=1 \
@@ -41,14 +47,25 @@ bin/baasmigrate infer --firebase-project "$PROJECT" --out "$OUT/mapping.yaml"
 echo "(the first lines of the mapping; review and edit it like a schema migration)"
 sed -n '14,40p' "$OUT/mapping.yaml"
 
-step "Migrating: baasmigrate migrate --mapping $OUT/mapping.yaml --summary $OUT/summary.json"
+step "Planning (a dry run that writes nothing): baasmigrate plan --counts-only"
+bin/baasmigrate plan --only users,documents --firebase-project "$PROJECT" --postgres "$TARGET" \
+	--mapping "$OUT/mapping.yaml" --counts-only 2>/dev/null | grep -E '^(==|  -- |migrate would)'
+
+step "Migrating users and documents: baasmigrate migrate --mapping $OUT/mapping.yaml --summary $OUT/summary.json"
 status=0
-bin/baasmigrate migrate --only documents --firebase-project "$PROJECT" --postgres "$TARGET" \
+bin/baasmigrate migrate --only users,documents --firebase-project "$PROJECT" --postgres "$TARGET" \
 	--mapping "$OUT/mapping.yaml" --workers 4 --summary "$OUT/summary.json" || status=$?
 
 step "Running it again changes nothing"
-bin/baasmigrate migrate --only documents --firebase-project "$PROJECT" --postgres "$TARGET" \
-	--mapping "$OUT/mapping.yaml" | tail -n 2
+bin/baasmigrate migrate --only users,documents --firebase-project "$PROJECT" --postgres "$TARGET" \
+	--mapping "$OUT/mapping.yaml" | grep -E 'total|already'
+
+step "Verifying by content: baasmigrate verify"
+bin/baasmigrate verify --only documents --firebase-project "$PROJECT" --postgres "$TARGET" | tail -n 1
+
+step "Passwords keep working: baasmigrate auth verify-password --uid user0001"
+printf '%s\n' demo-password-1 | bin/baasmigrate auth verify-password --uid user0001 --postgres "$TARGET" && echo "right password: accepted"
+printf '%s\n' wrong-password | bin/baasmigrate auth verify-password --uid user0001 --postgres "$TARGET" || echo "wrong password: refused"
 
 step "Look at the result"
 masked=$(sed -E 's#(://[^:/]+:)[^@]*@#\1***@#' <<<"$TARGET")
@@ -60,6 +77,7 @@ The target is $masked (password in .local/services.env). Try:
   psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT id, name, age, address->>'"'"'city'"'"' AS city, _overflow FROM users LIMIT 5'
   psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT orders_id, id, sku, qty, price FROM orders_items LIMIT 5'
   psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT archive_id, months_id, id, note FROM archive_months_entries LIMIT 3'
+  psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT uid, email, password_algorithm FROM firebase_auth.users LIMIT 5'
   psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT * FROM baasmigrate.rejects'
 
 Mapping: $OUT/mapping.yaml   Summary (JSON): $OUT/summary.json

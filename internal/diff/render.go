@@ -109,34 +109,8 @@ func (d *Document) WriteText(w io.Writer) error {
 		if k.DDLProblems != "" {
 			fmt.Fprintln(w, "migrate would refuse:", k.DDLProblems)
 		}
-		if k.Report == nil {
-			continue
-		}
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "table\t%s\t\n", strings.Join(d.columns(), "\t"))
-		for _, t := range k.Tables {
-			fmt.Fprintf(tw, "%s", t.Table)
-			for _, n := range d.row(t) {
-				fmt.Fprintf(tw, "\t%d", n)
-			}
-			fmt.Fprintln(tw, "\t")
-		}
-		tw.Flush()
-		for _, t := range k.Tables {
-			for _, s := range t.Samples {
-				fmt.Fprintf(w, "  %s %s %q", t.Table, strings.ReplaceAll(s.Outcome, "_", " "), s.Key)
-				if len(s.Fields) > 0 {
-					quoted := make([]string, len(s.Fields))
-					for i, f := range s.Fields {
-						quoted[i] = fmt.Sprintf("%q", f)
-					}
-					fmt.Fprintf(w, " fields: %s", strings.Join(quoted, ", "))
-				}
-				if s.Reason != "" {
-					fmt.Fprintf(w, ": %s", s.Reason)
-				}
-				fmt.Fprintln(w)
-			}
+		if k.Report != nil {
+			d.writeTables(w, k)
 		}
 		if k.Bytes != nil {
 			fmt.Fprintf(w, "bytes to copy: %d\n", *k.Bytes)
@@ -144,7 +118,7 @@ func (d *Document) WriteText(w io.Writer) error {
 		if e := k.Estimate; e != nil {
 			fmt.Fprintf(w, "migrate would read %d records: about %d billable reads, %.4f at %.4f per 100,000 reads\n", e.Records, e.Reads, e.Cost, e.PricePer100k)
 		}
-		if k.SourceReads >= 0 {
+		if k.Report != nil && k.SourceReads >= 0 {
 			fmt.Fprintf(w, "this %s made %d billable source reads\n", d.Command, k.SourceReads)
 		}
 	}
@@ -156,6 +130,36 @@ func (d *Document) WriteText(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// writeTables writes one kind's table of counts and its samples.
+func (d *Document) writeTables(w io.Writer, k KindReport) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "table\t%s\t\n", strings.Join(d.columns(), "\t"))
+	for _, t := range k.Tables {
+		fmt.Fprintf(tw, "%s", t.Table)
+		for _, n := range d.row(t) {
+			fmt.Fprintf(tw, "\t%d", n)
+		}
+		fmt.Fprintln(tw, "\t")
+	}
+	tw.Flush()
+	for _, t := range k.Tables {
+		for _, s := range t.Samples {
+			fmt.Fprintf(w, "  %s %s %q", t.Table, strings.ReplaceAll(s.Outcome, "_", " "), s.Key)
+			if len(s.Fields) > 0 {
+				quoted := make([]string, len(s.Fields))
+				for i, f := range s.Fields {
+					quoted[i] = fmt.Sprintf("%q", f)
+				}
+				fmt.Fprintf(w, " fields: %s", strings.Join(quoted, ", "))
+			}
+			if s.Reason != "" {
+				fmt.Fprintf(w, ": %s", s.Reason)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 }
 
 // WriteHTML writes a self-contained page (no external resources): per

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	firebase "firebase.google.com/go/v4"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 )
@@ -18,8 +19,13 @@ func main() {
 	project := flag.String("project", os.Getenv("GCLOUD_PROJECT"), "Firebase project ID to seed (emulators only)")
 	seed := flag.Uint64("seed", 1, "Random seed; the same seed gives the same data")
 	scale := flag.Int("scale", 1, "Multiply the demo's size by this factor")
+	users := flag.Int("users", 0, "Also import this many Auth users (needs FIREBASE_AUTH_EMULATOR_HOST)")
 	flag.Parse()
 	if err := run(context.Background(), *project, *seed, *scale); err != nil {
+		fmt.Fprintln(os.Stderr, "seed-demo:", err)
+		os.Exit(1)
+	}
+	if err := seedUsers(context.Background(), *project, *users); err != nil {
 		fmt.Fprintln(os.Stderr, "seed-demo:", err)
 		os.Exit(1)
 	}
@@ -48,5 +54,32 @@ func run(ctx context.Context, project string, seed uint64, scale int) error {
 		return err
 	}
 	fmt.Printf("seeded %d Firestore documents into project %s in %s\n", len(docs), project, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func seedUsers(ctx context.Context, project string, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if os.Getenv("FIREBASE_AUTH_EMULATOR_HOST") == "" {
+		return fmt.Errorf("FIREBASE_AUTH_EMULATOR_HOST is not set: seed-demo only writes to emulators")
+	}
+	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: project})
+	if err != nil {
+		return err
+	}
+	client, err := app.Auth(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	users, err := demoapp.Users(n)
+	if err != nil {
+		return err
+	}
+	if err := demoapp.SeedUsers(ctx, client, users); err != nil {
+		return err
+	}
+	fmt.Printf("seeded %d Auth users into project %s in %s (user0001's password: %s)\n", n, project, time.Since(start).Round(time.Millisecond), demoapp.UserPassword(1))
 	return nil
 }
