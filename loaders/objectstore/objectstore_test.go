@@ -426,6 +426,7 @@ func TestOpenRejectsBadURLs(t *testing.T) {
 		"s3://b/prefix":                  "--objects-prefix",
 		"s3://b?endpoint=127.0.0.1:9000": "not an http://",
 		"s3://b?colour=blue":             "unknown parameter",
+		"s3://b?endpoint=http://k:s@h:1": "not in the endpoint",
 		"file://relative/path":           "no host",
 	} {
 		_, err := objectstore.Open(url, objectstore.Options{})
@@ -441,3 +442,19 @@ func TestOpenRejectsBadURLs(t *testing.T) {
 }
 
 func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestS3ServerChecksMD5 declares a wrong MD5 beside the right CRC-32C: the
+// copy's own check passes (it checks the CRC), but S3 refuses the PUT
+// whose Content-MD5 does not match, so the object is rejected.
+func TestS3ServerChecksMD5(t *testing.T) {
+	e := newS3(t)
+	src := newSource()
+	rec := src.file("md5-only-wrong", randomBytes(3000, 9), objectstore.File{MD5: make([]byte, 16)})
+	res, err := open(t, e.url, objectstore.Options{}).Copy(e.ctx, []record.Record{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Outcome != objectstore.Rejected || !strings.Contains(res[0].Reason, "checksum mismatch") {
+		t.Errorf("%v %q, want rejected for a checksum mismatch", res[0].Outcome, res[0].Reason)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -60,7 +61,11 @@ func newS3(u *url.URL, partSize int64) (*s3Target, error) {
 		if err != nil || e.Host == "" || (e.Scheme != "http" && e.Scheme != "https") {
 			return nil, fmt.Errorf("object store URL: endpoint %q is not an http:// or https:// URL", endpoint)
 		}
+		if e.User != nil {
+			return nil, errors.New("object store URL: put S3 credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, not in the endpoint")
+		}
 		host, secure, lookup = e.Host, e.Scheme == "https", minio.BucketLookupPath
+		endpoint = e.Scheme + "://" + e.Host
 	} else if region != "" {
 		host = "s3." + region + ".amazonaws.com"
 	}
