@@ -468,6 +468,12 @@ func TestFilesKillAndResume(t *testing.T) {
 	large := []int{7 << 20, 9 << 20, 6 << 20, 11 << 20, 8 << 20, 6 << 20}
 	objs := filesDemo(7, 700, large)
 	src.seed(objs)
+	var bigObjects []*filesObject
+	for _, o := range objs {
+		if len(o.data) > 5<<20 {
+			bigObjects = append(bigObjects, o)
+		}
+	}
 	for _, s3 := range []bool{true, false} {
 		name := map[bool]string{true: "S3", false: "Directory"}[s3]
 		t.Run(name, func(t *testing.T) {
@@ -510,10 +516,13 @@ func TestFilesKillAndResume(t *testing.T) {
 					p.Kill()
 					killed++
 				}
-				if !s3 {
+				cut := 0
+				if s3 {
+					cut = ft.incompleteUploads(bigObjects)
+				} else {
 					ft.checkNoPartialFiles(src, inodes)
 				}
-				t.Logf("attempt %d: %d objects committed", attempt, ft.committed())
+				t.Logf("attempt %d: %d objects committed, %d multipart uploads cut", attempt, ft.committed(), cut)
 			}
 			if killed < 3 {
 				t.Fatalf("only %d of 4 attempts were killed mid-run", killed)
@@ -529,6 +538,11 @@ func TestFilesKillAndResume(t *testing.T) {
 						t.Errorf("%q was uploaded %d times: %v", key, len(versions), versions)
 					}
 				}
+				// Multipart uploads cut by a kill were aborted when their
+				// object was uploaded again.
+				if n := ft.incompleteUploads(bigObjects); n != 0 {
+					t.Errorf("%d incomplete multipart uploads remain", n)
+				}
 				return
 			}
 			ft.compare(src, []string{"../up", "a/../b", "dot/./x", "/lead", "//double", "trail/", strings.Repeat("n", 1020), "a|a/b"})
@@ -542,6 +556,67 @@ func TestFilesKillAndResume(t *testing.T) {
 			t.Logf("%d files were complete at some kill; %d copied again", len(inodes), recopied)
 		})
 	}
+}
+
+// TestFilesKillMidMultipart kills the binary while it streams a multipart
+// upload (copying only --storage-prefix videos/), then lets it finish:
+// each object is complete, uploaded once, and the cut upload is aborted.
+func TestFilesKillMidMultipart(t *testing.T) {
+	src := newFilesSource(t)
+	var objs []*filesObject
+	for _, o := range filesDemo(5, 0, []int{23 << 20, 17 << 20, 29 << 20}) {
+		if strings.HasPrefix(o.name, "videos/") {
+			objs = append(objs, o)
+		}
+	}
+	src.seed(objs)
+	ft := newFilesTarget(t, src, true)
+	ctx := context.Background()
+	if err := ft.s3.MakeBucket(ctx, ft.bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ft.s3.EnableVersioning(ctx, ft.bucket); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--storage-prefix", "videos/", "--workers", "1", "--objects-concurrency", "1", "--objects-part-size", "5MiB"}
+	p := clitest.Start(t, ft.env, ft.args(args...)...)
+	cut := 0
+	for cut == 0 {
+		select {
+		case <-p.Done():
+			t.Fatalf("the copy ended (exit %d) before a multipart upload in progress was seen:\n%s", p.Result().Code, p.Result().Stderr)
+		default:
+		}
+		cut = ft.incompleteUploads(objs)
+	}
+	p.Kill()
+	s, _ := ft.migrate(0, args...)
+	if s.Totals.Read != int64(len(objs)) || !s.Jobs[0].Resumed {
+		t.Errorf("final run: %+v, want the %d videos read by the resumed run", s.Totals, len(objs))
+	}
+	ft.compare(src, nil)
+	for key, versions := range ft.s3Versions() {
+		if len(versions) != 1 {
+			t.Errorf("%q was uploaded %d times", key, len(versions))
+		}
+	}
+	if n := ft.incompleteUploads(objs); n != 0 {
+		t.Errorf("%d multipart uploads cut by the kill remain", n)
+	}
+}
+
+// incompleteUploads counts the incomplete multipart uploads of objs'
+// keys. MinIO lists them only per exact object name.
+func (ft *filesTarget) incompleteUploads(objs []*filesObject) int {
+	n := 0
+	for _, o := range objs {
+		for u := range ft.s3.ListIncompleteUploads(context.Background(), ft.bucket, o.name, false) {
+			if u.Err == nil && u.Key == o.name {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // checkNoPartialFiles walks the directory target: every file under an

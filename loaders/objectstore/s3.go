@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/minio/minio-go/v7"
@@ -37,6 +38,7 @@ type s3Target struct {
 	region   string
 	endpoint string
 	partSize int64
+	started  time.Time
 }
 
 func newS3(u *url.URL, partSize int64) (*s3Target, error) {
@@ -89,7 +91,7 @@ func newS3(u *url.URL, partSize int64) (*s3Target, error) {
 	if endpoint == "" {
 		endpoint = "https://" + host
 	}
-	return &s3Target{core: core, bucket: bucket, region: region, endpoint: endpoint, partSize: partSize}, nil
+	return &s3Target{core: core, bucket: bucket, region: region, endpoint: endpoint, partSize: partSize, started: time.Now()}, nil
 }
 
 func (t *s3Target) String() string { return fmt.Sprintf("s3://%s at %s", t.bucket, t.endpoint) }
@@ -278,6 +280,7 @@ func (t *s3Target) put(ctx context.Context, key string, f File, v *verifier) (st
 // full-object CRC-32C, which the server checks against what it stored. A
 // failed upload is aborted.
 func (t *s3Target) putMultipart(ctx context.Context, key string, f File, v *verifier) (_ stored, err error) {
+	t.abortStale(ctx, key)
 	opts := t.putOptions(f)
 	opts.UserMetadata["x-amz-checksum-algorithm"] = "CRC32C"
 	opts.UserMetadata["x-amz-checksum-type"] = "FULL_OBJECT"
@@ -325,6 +328,23 @@ func (t *s3Target) putMultipart(ctx context.Context, key string, f File, v *veri
 		return stored{}, fmt.Errorf("completing the multipart upload: %w", err)
 	}
 	return stored{known: true, size: f.Size, crc32c: info.ChecksumCRC32C, etag: info.ETag}, nil
+}
+
+// abortStale aborts the incomplete multipart uploads of key begun before
+// this process started: a run killed mid-upload leaves them, and they can
+// never complete (the job lock keeps other processes of the job away).
+// Failing to list or abort them only leaves them for the store's lifecycle
+// rules, so errors are ignored.
+func (t *s3Target) abortStale(ctx context.Context, key string) {
+	res, err := t.core.ListMultipartUploads(ctx, t.bucket, key, "", "", "", 1000)
+	if err != nil {
+		return
+	}
+	for _, u := range res.Uploads {
+		if u.Key == key && u.Initiated.Before(t.started) {
+			_ = t.core.AbortMultipartUpload(ctx, t.bucket, key, u.UploadID)
+		}
+	}
 }
 
 // partReader streams one part, computing its CRC-32C, which it puts in the
