@@ -76,7 +76,11 @@ func newAPI(ctx context.Context, cfg plugin.Config, tenant string) (*apiExtracto
 	if pageSize < 1 || pageSize > 1000 {
 		return nil, fmt.Errorf("--%s must be between 1 and 1000", PageSizeOption.Name)
 	}
-	e := &apiExtractor{pageSize: pageSize, policy: retry.Default}
+	policy, err := retry.FromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := &apiExtractor{pageSize: pageSize, policy: policy}
 	path := "/v1/projects/" + url.PathEscape(project)
 	e.source = "firebaseauth:projects/" + project
 	if tenant != "" {
@@ -123,8 +127,12 @@ func (e *apiExtractor) Close() error {
 }
 
 // Plan returns one stream with one partition: batchGet can only be read
-// from the start, one page after another.
-func (e *apiExtractor) Plan(context.Context, int, time.Time) ([]extractors.Stream, error) {
+// from the start, one page after another. It asks for one user first, so
+// that a source that cannot be read fails here, before anything starts.
+func (e *apiExtractor) Plan(ctx context.Context, _ int, _ time.Time) ([]extractors.Stream, error) {
+	if _, _, err := e.pageOf(ctx, "", 1); err != nil {
+		return nil, err
+	}
 	return []extractors.Stream{{
 		Name: "users", Kind: record.KindUser,
 		Partitions: []extractors.Partition{{Stream: "users", ID: "p0000"}},
@@ -198,7 +206,7 @@ func resumeIndex(users []User, uid string) (int, error) {
 		if u.UID == uid {
 			return i + 1, nil
 		}
-		if i > 0 && users[i-1].UID >= u.UID {
+		if i > 0 && CompareUIDs(users[i-1].UID, u.UID) >= 0 {
 			sorted = false
 		}
 	}
@@ -206,7 +214,7 @@ func resumeIndex(users []User, uid string) (int, error) {
 		return 0, fmt.Errorf("resuming the user listing: user %q, the last one committed, is no longer on its page; pass --restart to read all users again (unchanged rows are not rewritten)", uid)
 	}
 	for i, u := range users {
-		if u.UID > uid {
+		if CompareUIDs(u.UID, uid) > 0 {
 			return i, nil
 		}
 	}
@@ -215,7 +223,12 @@ func resumeIndex(users []User, uid string) (int, error) {
 
 // page fetches one page of users and the token of the next.
 func (e *apiExtractor) page(ctx context.Context, token string) ([]User, string, error) {
-	q := url.Values{"maxResults": {strconv.Itoa(e.pageSize)}}
+	return e.pageOf(ctx, token, e.pageSize)
+}
+
+// pageOf fetches a page of at most size users.
+func (e *apiExtractor) pageOf(ctx context.Context, token string, size int) ([]User, string, error) {
+	q := url.Values{"maxResults": {strconv.Itoa(size)}}
 	if token != "" {
 		q.Set("nextPageToken", token)
 	}
@@ -276,7 +289,13 @@ func (e *apiExtractor) call(ctx context.Context, what, method, u string, body []
 		}
 		resp, err := e.client.Do(req)
 		if err != nil {
-			return err
+			// A network failure (refused, reset, timed out) may pass, and
+			// is marked so for the caller too; the caller's own
+			// cancellation is not one.
+			if ctx.Err() != nil {
+				return err
+			}
+			return retry.Mark(err, true)
 		}
 		defer resp.Body.Close()
 		data, err := io.ReadAll(resp.Body)

@@ -40,6 +40,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/extractors/firebase"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
@@ -112,6 +113,7 @@ var HashOptions = []plugin.Option{HashSignerKeyOption, HashSaltSeparatorOption, 
 // Options are all the extractor's options, the hash parameters included.
 var Options = append([]plugin.Option{
 	projectOption, firebase.CredentialsOption, EmulatorOption, ExportOption, ExportFormatOption, TenantOption, PageSizeOption,
+	retry.AttemptsOption, retry.BackoffOption,
 }, HashOptions...)
 
 func init() {
