@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
+	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
@@ -23,6 +24,7 @@ func init() {
 		Kind:    record.KindUser,
 		Options: append(append([]plugin.Option(nil), firebaseauth.Options...), usersSchemaOption),
 		Build:   buildUsers,
+		Compare: compareUsers,
 	})
 }
 
@@ -52,6 +54,42 @@ func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
 			"users-schema": schema,
 			"auth-tenant":  env.Config.String(firebaseauth.TenantOption.Name),
 			"hash-config":  sink.HashConfigID(),
+		},
+	}, nil
+}
+
+// compareUsers prepares plan and verify for users: the same source, schema
+// and hash parameters as migrate, so that each user is compared with
+// exactly the rows migrate would write for it, the parameters its hash
+// references included. Users from the Auth API come in uid order and are
+// merged with the table; users from a file are looked up by uid.
+func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
+	hash, err := firebaseauth.HashParams(env.Config)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := firebaseauth.New(ctx, env.Config)
+	if err != nil {
+		return nil, err
+	}
+	if hash.IsZero() {
+		fmt.Fprintf(env.Stderr, "users: no password hash parameters (--%s, --%s, --%s, --%s): the target's users are expected to reference none, "+
+			"so users migrated with parameters show hashConfigId and hashParameters as different; give the project's parameters to compare them\n",
+			firebaseauth.HashSignerKeyOption.Name, firebaseauth.HashSaltSeparatorOption.Name,
+			firebaseauth.HashRoundsOption.Name, firebaseauth.HashMemCostOption.Name)
+	}
+	cfg := postgres.UsersConfig{Schema: env.Config.String(usersSchemaOption.Name), Hash: hash}
+	sink := postgres.NewUsers(cfg)
+	return &comparer{
+		Extractor: ex,
+		Adapter:   diff.NewUsers(cfg, firebaseauth.ListsInUIDOrder(ex)),
+		DDL: func(ctx context.Context) ([]diff.DDL, error) {
+			stmts, err := sink.PlannedDDL(ctx, env.Pool)
+			out := make([]diff.DDL, len(stmts))
+			for i, s := range stmts {
+				out[i] = diff.DDL{What: s.What, SQL: s.SQL}
+			}
+			return out, err
 		},
 	}, nil
 }

@@ -251,8 +251,8 @@ func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
 			return nil
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO `+s.table(HashConfigsTable)+` (id, algorithm, signer_key, salt_separator, rounds, mem_cost)
-			VALUES ($1, 'SCRYPT', $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
-			s.hashID, s.cfg.Hash.SignerKey(), s.cfg.Hash.SaltSeparator(), s.cfg.Hash.Rounds(), s.cfg.Hash.MemCost())
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+			s.hashID, HashConfigAlgorithm, s.cfg.Hash.SignerKey(), s.cfg.Hash.SaltSeparator(), s.cfg.Hash.Rounds(), s.cfg.Hash.MemCost())
 		if err != nil {
 			return fmt.Errorf("storing the password hash parameters: %w", err)
 		}

@@ -1,0 +1,131 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders"
+)
+
+// HashConfigAlgorithm is the algorithm Prepare records in hash_configs
+// beside the project's parameters.
+const HashConfigAlgorithm = "SCRYPT"
+
+// UsersColumn is a column of one of the users sink's tables.
+type UsersColumn struct {
+	Name string
+	// Type is the column's PostgreSQL type as the sink creates it.
+	Type string
+}
+
+// UsersColumns lists the columns of one of the users sink's tables
+// (UsersTable, ProvidersTable or MFATable), in the order of a UserLayout's
+// values; nil for any other table.
+func UsersColumns(table string) []UsersColumn {
+	var cols []struct{ name, ddlType string }
+	switch table {
+	case UsersTable:
+		cols = userColumns
+	case ProvidersTable:
+		cols = providerColumns
+	case MFATable:
+		cols = mfaColumns
+	default:
+		return nil
+	}
+	out := make([]UsersColumn, len(cols))
+	for i, c := range cols {
+		out[i] = UsersColumn{Name: c.name, Type: c.ddlType}
+	}
+	return out
+}
+
+// UserLayout is one user as the users sink writes it: the values of its
+// users row and of its provider_identities and mfa_factors rows, each in
+// the order of UsersColumns, as Go values handed to pgx (a nil []byte or a
+// nil *time.Time is SQL NULL).
+type UserLayout struct {
+	UID       string
+	User      []any
+	Providers [][]any
+	MFA       [][]any
+}
+
+// Layout lays rec out exactly as Write would store it — the same decoding,
+// the same checks, the same hash_config_id — or, with a nil layout, returns
+// the reason Write would reject it. Reasons never contain hashes or the
+// hash parameters. It writes nothing. Write may still reject a user Layout
+// accepts: when PostgreSQL refuses one of its values, or when its uid comes
+// twice in one batch.
+func (s *Users) Layout(rec record.Record) (*UserLayout, string) {
+	rows, reason := s.rows(rec)
+	if reason != "" {
+		return nil, reason
+	}
+	return &UserLayout{UID: rows.uid, User: rows.user, Providers: rows.providers, MFA: rows.mfa}, ""
+}
+
+// Schema is the schema of the sink's tables.
+func (s *Users) Schema() string { return s.cfg.Schema }
+
+// PlannedDDL returns what Prepare would change in db, for `plan`: the
+// statements creating the schema's tables when any is missing, and the
+// storing of the hash parameters when db does not hold them yet (shown
+// without the secrets). It only reads the catalog and hash_configs.
+func (s *Users) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, error) {
+	var schema, complete, stored bool
+	err := db.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+			to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL
+				AND to_regclass($5) IS NOT NULL AND to_regclass($6) IS NOT NULL`,
+		s.cfg.Schema, s.table(UsersTable), s.table(ProvidersTable), s.table(MFATable), s.table(HashConfigsTable), s.table("duplicate_emails"),
+	).Scan(&schema, &complete)
+	if err != nil {
+		return nil, fmt.Errorf("reading the catalog: %w", err)
+	}
+	var out []Statement
+	if !complete {
+		for _, stmt := range s.usersDDL() {
+			if schema && strings.HasPrefix(stmt, "CREATE SCHEMA") {
+				continue
+			}
+			out = append(out, Statement{What: describeDDL(stmt), SQL: stmt})
+		}
+	}
+	if s.hashID == "" {
+		return out, nil
+	}
+	if complete {
+		if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+s.table(HashConfigsTable)+` WHERE id = $1)`, s.hashID).Scan(&stored); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", s.table(HashConfigsTable), err)
+		}
+	}
+	if !stored {
+		out = append(out, Statement{
+			What: fmt.Sprintf("store the password hash parameters as %s (the signer key and salt separator are secrets, not shown)", s.hashID),
+			SQL: fmt.Sprintf(`INSERT INTO %s (id, algorithm, signer_key, salt_separator, rounds, mem_cost)
+VALUES ('%s', '%s', <signer key>, <salt separator>, %d, %d) ON CONFLICT (id) DO NOTHING`,
+				s.table(HashConfigsTable), s.hashID, HashConfigAlgorithm, s.cfg.Hash.Rounds(), s.cfg.Hash.MemCost()),
+		})
+	}
+	return out, nil
+}
+
+// describeDDL says in words what one of usersDDL's statements does.
+func describeDDL(stmt string) string {
+	line := strings.TrimSuffix(strings.TrimSuffix(firstLine(stmt), " ("), " AS")
+	for _, p := range []struct{ prefix, what string }{
+		{"CREATE SCHEMA IF NOT EXISTS ", "create schema "},
+		{"CREATE TABLE IF NOT EXISTS ", "create table "},
+		{"CREATE INDEX IF NOT EXISTS ", "create index "},
+		{"CREATE OR REPLACE VIEW ", "create view "},
+		{"REVOKE ALL ON ", "keep from PUBLIC: "},
+	} {
+		if rest, ok := strings.CutPrefix(line, p.prefix); ok {
+			return p.what + strings.TrimSuffix(rest, " FROM PUBLIC")
+		}
+	}
+	return line
+}
