@@ -82,7 +82,7 @@ func TestPlanAndVerifyUsers(t *testing.T) {
 	var leaks [][]byte
 	for i := range 30 {
 		uid := fmt.Sprintf("cmp-%02d", i)
-		u := (&auth.UserToImport{}).UID(uid).Email(uid+"@example.test").
+		u := (&auth.UserToImport{}).UID(uid).Email(uid + "@example.test").
 			Metadata(&auth.UserMetadata{CreationTimestamp: 1600000000000 + int64(i)*1000, LastLogInTimestamp: 1700000000000 + int64(i)})
 		switch i % 3 {
 		case 0:
