@@ -52,7 +52,7 @@ func main() {
 	var (
 		total       = flag.Int64("bytes", 2_100_000_000, "bytes to seed in the source bucket (at least 2e9 for a recorded result)")
 		concurrency = flag.Int("concurrency", 8, "concurrent object transfers, for both tools")
-		runs        = flag.Int("runs", 2, "runs per tool; the median is reported")
+		runs        = flag.Int("runs", 5, "runs per tool; medians are reported")
 		record      = flag.String("record", "", "write the result section into this Markdown file (e.g. BENCHMARKS.md)")
 		keep        = flag.Bool("keep", false, "keep the seeded source bucket for another run")
 		tools       = flag.String("tools", "baasmigrate,rclone", "tools to run, comma-separated")
@@ -126,6 +126,7 @@ type measurement struct {
 	elapsed time.Duration
 	maxRSS  int64 // bytes
 	bytes   int64
+	cpu     time.Duration // user + system time of the process
 }
 
 func (m measurement) mbps() float64 { return float64(m.bytes) / 1e6 / m.elapsed.Seconds() }
@@ -207,7 +208,7 @@ func run(total int64, concurrency, runs int, record string, keep bool, tools []s
 				return fmt.Errorf("%s run %d: %w", tool, i+1, err)
 			}
 			m.bytes = seeded
-			log.Printf("%-11s run %d: %.1fs, %.1f MB/s, peak RSS %d MiB", tool, i+1, m.elapsed.Seconds(), m.mbps(), m.maxRSS>>20)
+			log.Printf("%-11s run %d: %.1fs, %.1f MB/s, CPU %.1fs, peak RSS %d MiB", tool, i+1, m.elapsed.Seconds(), m.mbps(), m.cpu.Seconds(), m.maxRSS>>20)
 			results = append(results, m)
 		}
 	}
@@ -418,6 +419,9 @@ func timed(tool string, cmd *exec.Cmd) (measurement, error) {
 		select {
 		case err := <-done:
 			m := measurement{tool: tool, elapsed: time.Since(start), maxRSS: peak}
+			if cmd.ProcessState != nil {
+				m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+			}
 			if err != nil {
 				return m, fmt.Errorf("%w\n%s", err, tail(stderr.String(), 2000))
 			}
@@ -521,6 +525,20 @@ func machine() string {
 	return fmt.Sprintf("%s, %d CPUs%s, %s/%s, %s", cpu, runtime.NumCPU(), mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
 
+// loadAverage is the 1-, 5- and 15-minute load of the machine, which says
+// how much else ran beside the benchmark.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func median(ms []measurement) measurement {
 	slices.SortFunc(ms, func(a, b measurement) int { return int(a.elapsed - b.elapsed) })
 	return ms[len(ms)/2]
@@ -542,21 +560,28 @@ func report(results []measurement, objects int, size int64, concurrency, runs in
 	fmt.Fprintf(&b, "## Files: Cloud Storage emulator → MinIO\n\n")
 	fmt.Fprintf(&b, "Measured %s on %s. Command: `go run ./bench/files -record BENCHMARKS.md`.\n\n", time.Now().UTC().Format("2006-01-02"), machine())
 	fmt.Fprintf(&b, "Source: fake-gcs-server (filesystem backend, the local stack's) holding %d objects, %.2f GB: small (4–256 KiB), medium (1–8 MiB) and large (64–160 MiB) files. "+
-		"Target: the local MinIO, a new bucket per run. Both tools copy with %d concurrent transfers; median of %d runs each, alternating which goes first. "+
+		"Target: the local MinIO, a new bucket per run. Both tools copy with %d concurrent transfers, %d runs each, in back-to-back pairs alternating which goes first. "+
 		"Baseline: %s (`rclone copy --transfers %d --checkers %d`, gcs backend with `anonymous` and `endpoint` pointed at the emulator, s3 backend at MinIO; otherwise its defaults).\n\n",
 		objects, float64(size)/1e9, concurrency, runs, version, concurrency, concurrency)
-	fmt.Fprintf(&b, "| tool | time (s) | MB/s | ratio to rclone | peak RSS (MiB) |\n|---|---:|---:|---:|---:|\n")
-	fmt.Fprintf(&b, "| baasmigrate `migrate --only files --objects-concurrency %d %s` | %.1f | %.1f | %.2f | %d |\n", concurrency, ourFlags, ours.elapsed.Seconds(), ours.mbps(), ours.mbps()/theirs.mbps(), peak["baasmigrate"]>>20)
-	fmt.Fprintf(&b, "| %s | %.1f | %.1f | 1.00 | %d |\n\n", version, theirs.elapsed.Seconds(), theirs.mbps(), peak["rclone"]>>20)
+	// Each pair of runs ran back to back; the median of their ratios is the
+	// figure least disturbed by other load on a shared machine.
 	var pairs []string
+	var ratios []float64
 	for i := 0; i+1 < len(results); i += 2 {
 		a, z := results[i], results[i+1]
 		if a.tool != "baasmigrate" {
 			a, z = z, a
 		}
-		pairs = append(pairs, fmt.Sprintf("%.1f s vs %.1f s (%.2f)", a.elapsed.Seconds(), z.elapsed.Seconds(), z.elapsed.Seconds()/a.elapsed.Seconds()))
+		ratios = append(ratios, z.elapsed.Seconds()/a.elapsed.Seconds())
+		pairs = append(pairs, fmt.Sprintf("%.1f s vs %.1f s (%.2f)", a.elapsed.Seconds(), z.elapsed.Seconds(), ratios[len(ratios)-1]))
 	}
-	fmt.Fprintf(&b, "Runs, baasmigrate vs rclone (ratio): %s.\n\n", strings.Join(pairs, "; "))
+	slices.Sort(ratios)
+	ratio := ratios[len(ratios)/2]
+	fmt.Fprintf(&b, "| tool | median time (s) | median MB/s | speed ratio to rclone (median of pairs) | CPU (s) | peak RSS (MiB) |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| baasmigrate `migrate --only files --objects-concurrency %d %s` | %.1f | %.1f | **%.2f** | %.1f | %d |\n",
+		concurrency, ourFlags, ours.elapsed.Seconds(), ours.mbps(), ratio, ours.cpu.Seconds(), peak["baasmigrate"]>>20)
+	fmt.Fprintf(&b, "| %s | %.1f | %.1f | 1.00 | %.1f | %d |\n\n", version, theirs.elapsed.Seconds(), theirs.mbps(), theirs.cpu.Seconds(), peak["rclone"]>>20)
+	fmt.Fprintf(&b, "Runs, baasmigrate vs rclone back to back (speed ratio): %s. Load average at the end: %s.\n\n", strings.Join(pairs, "; "), loadAverage())
 	fmt.Fprintf(&b, "baasmigrate's time includes what rclone does not do: a planning listing of the bucket, a metadata row per object committed to PostgreSQL with its checkpoint, "+
 		"the source's CRC-32C checked on the bytes read and the server's checksum of every stored object compared with it. "+
 		"Its memory does not grow with object size (up to 160 MiB here): each transfer streams through buffers of at most 256 KiB, and "+

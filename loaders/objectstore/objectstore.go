@@ -57,6 +57,7 @@
 package objectstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,6 +66,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -279,9 +281,31 @@ func (s *Store) Copy(ctx context.Context, recs []record.Record) ([]Result, error
 		}
 		exists, _ = l.existing(ctx, keys) // on error, look at each object instead
 	}
+	// Largest first: the batch is done when its last object is, so the
+	// long copies should not start last. Slots are taken here, in that
+	// order, first come first served with the other batches.
+	order := make([]int, len(recs))
+	sizes := make([]int64, len(recs))
+	for i, r := range recs {
+		order[i] = i
+		if v, ok := r.Fields[FieldSize]; ok {
+			sizes[i] = v.IntValue()
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
 	g, gctx := errgroup.WithContext(ctx)
-	for i := range recs {
+	for _, i := range order {
+		weight := min(max(sizes[i], 1), s.opts.MaxInflight)
+		if err := s.bytes.Acquire(gctx, weight); err != nil {
+			break // gctx ended: g.Wait reports why
+		}
+		if err := s.count.Acquire(gctx, 1); err != nil {
+			s.bytes.Release(weight)
+			break
+		}
 		g.Go(func() error {
+			defer s.bytes.Release(weight)
+			defer s.count.Release(1)
 			absent := exists != nil && !exists[s.Key(recs[i].Key)]
 			r, err := s.copyOne(gctx, recs[i], absent)
 			results[i] = r
@@ -291,10 +315,14 @@ func (s *Store) Copy(ctx context.Context, recs []record.Record) ([]Result, error
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	return results, nil
 }
 
-// copyOne copies one record. absent says a listing just now found no
+// copyOne copies one record, holding a slot of the Store's limits. absent
+// says a listing just now found no
 // object under its key, so the first attempt need not look for one.
 func (s *Store) copyOne(ctx context.Context, rec record.Record, absent bool) (Result, error) {
 	f, err := FileFromRecord(rec)
@@ -315,16 +343,6 @@ func (s *Store) copyOne(ctx context.Context, rec record.Record, absent bool) (Re
 	if rec.Open == nil {
 		return reject(fmt.Sprintf("object %q: the record carries no content", f.Name))
 	}
-
-	weight := min(max(f.Size, 1), s.opts.MaxInflight)
-	if err := s.bytes.Acquire(ctx, weight); err != nil {
-		return res, err
-	}
-	defer s.bytes.Release(weight)
-	if err := s.count.Acquire(ctx, 1); err != nil {
-		return res, err
-	}
-	defer s.count.Release(1)
 
 	delay := s.opts.Retry.Initial
 	var transient, mismatches int
