@@ -49,6 +49,12 @@ type Users struct {
 	schema  string
 	cursors int
 	cols    struct{ user, providers, mfa []postgres.UsersColumn }
+	// built is the query of the transaction built for, made once per
+	// comparison instead of once per lookup.
+	built struct {
+		tx pgx.Tx
+		q  targetQuery
+	}
 }
 
 var _ KeyLookup = (*Users)(nil)
@@ -370,8 +376,20 @@ type targetQuery struct {
 	cols int // the users columns selected first
 }
 
-// query builds the SELECT of users rows; where and order are appended.
+// query returns the SELECT of users rows inside tx; a WHERE or an ORDER
+// BY is appended to it.
 func (a *Users) query(ctx context.Context, tx pgx.Tx) (targetQuery, error) {
+	if a.built.tx == tx && a.built.q.sql != "" {
+		return a.built.q, nil
+	}
+	q, err := a.buildQuery(ctx, tx)
+	if err == nil {
+		a.built.tx, a.built.q = tx, q
+	}
+	return q, err
+}
+
+func (a *Users) buildQuery(ctx context.Context, tx pgx.Tx) (targetQuery, error) {
 	tbl := func(name string) string { return pgx.Identifier{a.schema, name}.Sanitize() }
 	exists := map[string]bool{}
 	for _, name := range []string{postgres.ProvidersTable, postgres.MFATable, postgres.HashConfigsTable} {
