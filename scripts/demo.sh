@@ -61,7 +61,7 @@ bin/baasmigrate migrate --only users,documents --firebase-project "$PROJECT" --p
 	--mapping "$OUT/mapping.yaml" | grep -E 'total|already'
 
 step "Verifying by content: baasmigrate verify"
-bin/baasmigrate verify --only documents --firebase-project "$PROJECT" --postgres "$TARGET" | tail -n 1
+bin/baasmigrate verify --only users,documents --firebase-project "$PROJECT" --postgres "$TARGET" | tail -n 1
 
 step "Passwords keep working: baasmigrate auth verify-password --uid user0001"
 printf '%s\n' demo-password-1 | bin/baasmigrate auth verify-password --uid user0001 --postgres "$TARGET" && echo "right password: accepted"

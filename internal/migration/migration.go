@@ -129,9 +129,13 @@ func Execute(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 	if err := postgres.LockJob(ctx, lockConn, name); err != nil {
 		return nil, err
 	}
-	// The lock is session-level: close the session rather than return it to
-	// the pool holding the lock.
-	defer lockConn.Conn().Close(context.WithoutCancel(ctx))
+	defer func() {
+		// Unlock, then close the session rather than return it to the pool:
+		// if the unlock failed, closing still releases the lock.
+		bg := context.WithoutCancel(ctx)
+		_ = postgres.UnlockJob(bg, lockConn, name)
+		lockConn.Conn().Close(bg)
+	}()
 
 	if opts.Restart {
 		if err := state.AbandonRunning(ctx, name); err != nil {

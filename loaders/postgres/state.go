@@ -444,6 +444,16 @@ func (s *State) Rejects(ctx context.Context, r *Run, limit int) ([]RejectSample,
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[RejectSample])
 }
 
+// UnlockJob releases the lock LockJob took on conn. Closing the session
+// releases it too, but the server may notice a closed session a moment
+// later, and a quick next run of the same job would find it still held.
+func UnlockJob(ctx context.Context, conn *pgxpool.Conn, job string) error {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, "baasmigrate job "+job); err != nil {
+		return fmt.Errorf("unlocking job %q: %w", job, err)
+	}
+	return nil
+}
+
 // LockJob takes a session-level advisory lock on job so that two processes
 // never migrate the same job at once. The lock lives as long as conn: it is
 // released when the process exits, even by kill -9.
