@@ -42,6 +42,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
+
+	"github.com/baasmigrate/baasmigrate/internal/procstat"
 )
 
 // rclonePackage is the Debian package version installed when rclone is
@@ -396,9 +398,8 @@ func withoutEnv(env []string, key string) []string {
 	return out
 }
 
-// timed runs cmd and returns its wall time and peak resident set size,
-// sampled from /proc (the rusage of a child started by vfork counts the
-// parent's memory at the fork, so it cannot be used).
+// timed runs cmd and returns its wall time, CPU time and peak resident
+// set size (sampled from /proc while it runs).
 func timed(tool string, cmd *exec.Cmd) (measurement, error) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -406,46 +407,18 @@ func timed(tool string, cmd *exec.Cmd) (measurement, error) {
 	if err := cmd.Start(); err != nil {
 		return measurement{}, err
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
-	var peak int64
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if hwm := vmHWM(status); hwm > peak {
-			peak = hwm
-		}
-		select {
-		case err := <-done:
-			m := measurement{tool: tool, elapsed: time.Since(start), maxRSS: peak}
-			if cmd.ProcessState != nil {
-				m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-			}
-			if err != nil {
-				return m, fmt.Errorf("%w\n%s", err, tail(stderr.String(), 2000))
-			}
-			return m, nil
-		case <-tick.C:
-		}
+	exited := make(chan struct{})
+	peak := procstat.WatchPeakRSS(cmd.Process.Pid, exited)
+	err := cmd.Wait()
+	close(exited)
+	m := measurement{tool: tool, elapsed: time.Since(start), maxRSS: <-peak}
+	if cmd.ProcessState != nil {
+		m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-}
-
-// vmHWM reads a process's peak resident set size from its status file
-// (0 when it has gone).
-func vmHWM(status string) int64 {
-	data, err := os.ReadFile(status)
 	if err != nil {
-		return 0
+		return m, fmt.Errorf("%w\n%s", err, tail(stderr.String(), 2000))
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-			return kb << 10
-		}
-	}
-	return 0
+	return m, nil
 }
 
 func tail(s string, n int) string {
