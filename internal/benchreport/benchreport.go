@@ -1,0 +1,69 @@
+// Package benchreport is what the benchmark programs (bench/*) share to
+// write their results into BENCHMARKS.md: a description of the machine and
+// the replacement of one program's section between its markers.
+package benchreport
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+)
+
+// Machine describes the computer, for the record: CPU model, CPU count,
+// memory, OS/architecture and Go version.
+func Machine() string {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	mem := ""
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(data), "\n", 2)[0], "MemTotal:"), "%d", &kb)
+		mem = fmt.Sprintf(", %d GiB RAM", (kb+(1<<19))>>20)
+	}
+	return fmt.Sprintf("%s, %d CPUs%s, %s/%s, %s", cpu, runtime.NumCPU(), mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// LoadAverage is the machine's 1-, 5- and 15-minute load, which says how
+// much else ran beside a benchmark.
+func LoadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// Record puts section between the markers of the named program
+// ("<!-- bench/NAME:begin -->" … ":end -->") in the Markdown file at path,
+// creating the file or the markers when missing. Other sections are left
+// alone.
+func Record(path, name, section string) error {
+	begin, end := "<!-- bench/"+name+":begin -->", "<!-- bench/"+name+":end -->"
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		data = []byte("# Benchmarks\n\n")
+	} else if err != nil {
+		return err
+	}
+	text := string(data)
+	block := begin + "\n" + strings.TrimRight(section, "\n") + "\n" + end + "\n"
+	if i, j := strings.Index(text, begin), strings.Index(text, end); i >= 0 && j > i {
+		text = text[:i] + block + strings.TrimPrefix(text[j+len(end):], "\n")
+	} else {
+		text = strings.TrimRight(text, "\n") + "\n\n" + block
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
+}
