@@ -84,6 +84,12 @@ type Counter interface {
 	Count(ctx context.Context, s Stream) (int64, error)
 }
 
+// Sizer is implemented by extractors of files that can tell a stream's
+// number of records and total bytes (a listing), for progress totals.
+type Sizer interface {
+	Size(ctx context.Context, s Stream) (records, bytes int64, err error)
+}
+
 // ReadMeter is implemented by extractors whose source bills per record read;
 // it reports the billable reads made so far.
 type ReadMeter interface {

@@ -17,7 +17,8 @@ import (
 // another): records or, for files, bytes, with rate and ETA.
 type barProgress struct{ w io.Writer }
 
-func (p barProgress) StartStream(kind record.Kind, stream string, total, done int64) migration.StreamProgress {
+func (p barProgress) StartStream(info migration.StreamInfo) migration.StreamProgress {
+	kind, stream, total, done := info.Kind, info.Name, info.Total, info.Done
 	unit := string(kind) + "s"
 	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(p.w),
@@ -31,8 +32,9 @@ func (p barProgress) StartStream(kind record.Kind, stream string, total, done in
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }),
 	}
 	if kind == record.KindFile {
+		// Files progress in bytes: the rate and ETA that matter.
 		opts = append(opts, progressbar.OptionShowBytes(true))
-		total = -1 // the byte total is not known up front
+		total, done = info.TotalBytes, 0
 	}
 	bar := progressbar.NewOptions64(total, opts...)
 	if done > 0 && kind != record.KindFile {
@@ -70,9 +72,9 @@ type logProgress struct {
 	interval time.Duration
 }
 
-func (p logProgress) StartStream(kind record.Kind, stream string, total, done int64) migration.StreamProgress {
-	p.log.Info("reading stream", "kind", kind, "stream", stream, "total", total, "already_committed", done)
-	return &logStream{p: p, kind: kind, stream: stream, total: total, records: done, start: time.Now(), last: time.Now()}
+func (p logProgress) StartStream(info migration.StreamInfo) migration.StreamProgress {
+	p.log.Info("reading stream", "kind", info.Kind, "stream", info.Name, "total", info.Total, "total_bytes", info.TotalBytes, "already_committed", info.Done)
+	return &logStream{p: p, kind: info.Kind, stream: info.Name, total: info.Total, records: info.Done, start: time.Now(), last: time.Now()}
 }
 
 type logStream struct {

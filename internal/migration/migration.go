@@ -59,10 +59,19 @@ type Options struct {
 // Progress receives progress reports. Implementations must be safe for
 // concurrent use.
 type Progress interface {
-	// StartStream is called before a stream is read. total is the number of
-	// records expected (-1 when unknown) and done how many were committed by
-	// earlier attempts of the run.
-	StartStream(kind record.Kind, stream string, total, done int64) StreamProgress
+	// StartStream is called before a stream is read.
+	StartStream(StreamInfo) StreamProgress
+}
+
+// StreamInfo describes a stream about to be read.
+type StreamInfo struct {
+	Kind record.Kind
+	Name string
+	// Total is the number of records expected and TotalBytes their size
+	// (files); -1 when unknown.
+	Total, TotalBytes int64
+	// Done is how many records earlier attempts of the run committed.
+	Done int64
 }
 
 // StreamProgress follows one stream.
@@ -272,24 +281,11 @@ func (e *executor) stream(ctx context.Context, st *postgres.StreamState) error {
 	}
 	var sp StreamProgress = nopProgress{}
 	if e.opts.Progress != nil {
-		total := int64(-1)
-		if c, ok := e.job.Extractor.(extractors.Counter); ok {
-			planned := extractors.Stream{Name: st.Name, Kind: e.job.Kind, ReadTime: st.ReadTime}
-			for _, p := range st.Partitions {
-				planned.Partitions = append(planned.Partitions, p.Partition)
-			}
-			n, err := c.Count(ctx, planned)
-			if err == nil {
-				total = n
-			} else {
-				e.opts.Log.Warn("could not count the stream for progress", "stream", st.Name, "err", err)
-			}
-		}
-		done, err := e.state.StreamRead(ctx, e.run, st.Name)
+		info, err := e.streamInfo(ctx, st)
 		if err != nil {
 			return err
 		}
-		sp = e.opts.Progress.StartStream(e.job.Kind, st.Name, total, done)
+		sp = e.opts.Progress.StartStream(info)
 	}
 	defer sp.Finish()
 
@@ -299,6 +295,34 @@ func (e *executor) stream(ctx context.Context, st *postgres.StreamState) error {
 		g.Go(func() error { return e.partition(gctx, st, p, sp) })
 	}
 	return g.Wait()
+}
+
+// streamInfo gathers what progress reporting wants to know of a stream:
+// totals from the extractor when it can tell them cheaply (a failure only
+// costs the ETA), and what earlier attempts committed.
+func (e *executor) streamInfo(ctx context.Context, st *postgres.StreamState) (StreamInfo, error) {
+	info := StreamInfo{Kind: e.job.Kind, Name: st.Name, Total: -1, TotalBytes: -1}
+	planned := extractors.Stream{Name: st.Name, Kind: e.job.Kind, ReadTime: st.ReadTime}
+	for _, p := range st.Partitions {
+		planned.Partitions = append(planned.Partitions, p.Partition)
+	}
+	var err error
+	switch x := e.job.Extractor.(type) {
+	case extractors.Sizer:
+		info.Total, info.TotalBytes, err = x.Size(ctx, planned)
+	case extractors.Counter:
+		info.Total, err = x.Count(ctx, planned)
+	}
+	if err != nil {
+		info.Total, info.TotalBytes = -1, -1
+		e.opts.Log.Warn("could not size the stream for progress", "stream", st.Name, "err", err)
+	}
+	done, err := e.state.StreamRead(ctx, e.run, st.Name)
+	if err != nil {
+		return info, err
+	}
+	info.Done = done
+	return info, nil
 }
 
 // batch is a run of consecutive records of one partition.
