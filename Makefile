@@ -6,6 +6,9 @@
 #   make test           services-up, then all tests with -race; services are REQUIRED
 #   make demo           services-up, then scripts/demo.sh (or a description of the stack)
 #   make lint           gofmt, go vet, shellcheck (when installed)
+#   make bench-documents, bench-files
+#                       benchmark programs; they record their section in BENCHMARKS.md
+#   make check-report   render a verify report of the demo in headless Chromium (after make demo)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -15,7 +18,7 @@ GO ?= go
 ENV_FILE := .local/services.env
 TEST_TIMEOUT ?= 25m
 
-.PHONY: services-up services-down build test demo lint
+.PHONY: services-up services-down build test demo lint bench-documents bench-files check-report
 
 services-up:
 	scripts/services-up.sh
@@ -56,3 +59,12 @@ lint:
 	else \
 		echo "lint: shellcheck not installed (apt-get install shellcheck); shell scripts not checked"; \
 	fi
+
+bench-documents: services-up
+	$(GO) run ./bench/documents -record BENCHMARKS.md
+
+bench-files: services-up
+	$(GO) run ./bench/files -record BENCHMARKS.md
+
+check-report:
+	scripts/check-html-report.sh

@@ -77,7 +77,7 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 	for _, k := range kinds {
 		cfg := pluginConfig(f, k.Options)
 		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
-			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
+			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w (or leave %ss out with --only)", k.Kind, err, k.Kind)}
 		}
 		env := &buildEnv{Command: "migrate", Config: cfg, Pool: pool, State: state, Log: log, Stderr: cmd.ErrOrStderr(), Workers: workers, Restart: restart}
 		job, err := k.Build(ctx, env)
