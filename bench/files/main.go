@@ -30,7 +30,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -43,6 +42,7 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
+	"github.com/baasmigrate/baasmigrate/internal/benchreport"
 	"github.com/baasmigrate/baasmigrate/internal/procstat"
 )
 
@@ -220,7 +220,7 @@ func run(total int64, concurrency, runs int, record string, keep bool, tools []s
 	section := report(results, objects, seeded, concurrency, runs, rclone)
 	fmt.Println(section)
 	if record != "" {
-		return recordSection(record, section)
+		return benchreport.Record(record, "files", section)
 	}
 	return nil
 }
@@ -478,40 +478,6 @@ func emptyBucket(ctx context.Context, s3 *minio.Client, bucket string) {
 	_ = s3.RemoveBucket(ctx, bucket)
 }
 
-// machine describes the computer, for the record.
-func machine() string {
-	cpu := "unknown CPU"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	mem := ""
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(data), "\n", 2)[0], "MemTotal:"), "%d", &kb)
-		mem = fmt.Sprintf(", %d GiB RAM", (kb+(1<<19))>>20)
-	}
-	return fmt.Sprintf("%s, %d CPUs%s, %s/%s, %s", cpu, runtime.NumCPU(), mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
-}
-
-// loadAverage is the 1-, 5- and 15-minute load of the machine, which says
-// how much else ran beside the benchmark.
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func median(ms []measurement) measurement {
 	slices.SortFunc(ms, func(a, b measurement) int { return int(a.elapsed - b.elapsed) })
 	return ms[len(ms)/2]
@@ -531,7 +497,7 @@ func report(results []measurement, objects int, size int64, concurrency, runs in
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Files: Cloud Storage emulator → MinIO\n\n")
-	fmt.Fprintf(&b, "Measured %s on %s. Command: `go run ./bench/files -record BENCHMARKS.md`.\n\n", time.Now().UTC().Format("2006-01-02"), machine())
+	fmt.Fprintf(&b, "Measured %s on %s. Command: `go run ./bench/files -record BENCHMARKS.md`.\n\n", time.Now().UTC().Format("2006-01-02"), benchreport.Machine())
 	fmt.Fprintf(&b, "Source: fake-gcs-server (filesystem backend, the local stack's) holding %d objects, %.2f GB: small (4–256 KiB), medium (1–8 MiB) and large (64–160 MiB) files. "+
 		"Target: the local MinIO, a new bucket per run. Both tools copy with %d concurrent transfers, %d runs each, in back-to-back pairs alternating which goes first. "+
 		"Baseline: %s (`rclone copy --transfers %d --checkers %d`, gcs backend with `anonymous` and `endpoint` pointed at the emulator, s3 backend at MinIO; otherwise its defaults).\n\n",
@@ -554,7 +520,7 @@ func report(results []measurement, objects int, size int64, concurrency, runs in
 	fmt.Fprintf(&b, "| baasmigrate `migrate --only files --objects-concurrency %d %s` | %.1f | %.1f | **%.2f** | %.1f | %d |\n",
 		concurrency, ourFlags, ours.elapsed.Seconds(), ours.mbps(), ratio, ours.cpu.Seconds(), peak["baasmigrate"]>>20)
 	fmt.Fprintf(&b, "| %s | %.1f | %.1f | 1.00 | %.1f | %d |\n\n", version, theirs.elapsed.Seconds(), theirs.mbps(), theirs.cpu.Seconds(), peak["rclone"]>>20)
-	fmt.Fprintf(&b, "Runs, baasmigrate vs rclone back to back (speed ratio): %s. Load average at the end: %s.\n\n", strings.Join(pairs, "; "), loadAverage())
+	fmt.Fprintf(&b, "Runs, baasmigrate vs rclone back to back (speed ratio): %s. Load average at the end: %s.\n\n", strings.Join(pairs, "; "), benchreport.LoadAverage())
 	fmt.Fprintf(&b, "baasmigrate's time includes what rclone does not do: a planning listing of the bucket, a metadata row per object committed to PostgreSQL with its checkpoint, "+
 		"the source's CRC-32C checked on the bytes read and the server's checksum of every stored object compared with it. "+
 		"Its memory does not grow with object size (up to 160 MiB here): each transfer streams through buffers of at most 256 KiB, and "+
@@ -562,28 +528,4 @@ func report(results []measurement, objects int, size int64, concurrency, runs in
 		"`--workers` equals the transfer count because each partition commits a batch only once its slowest object is in; with fewer partitions than transfers, "+
 		"large objects leave transfers idle at batch ends (with `--workers 4` the same copy ran at about 0.8 of rclone).\n")
 	return b.String()
-}
-
-const (
-	sectionBegin = "<!-- bench/files:begin -->"
-	sectionEnd   = "<!-- bench/files:end -->"
-)
-
-// recordSection puts section between the markers in path, creating the file
-// (with the method header) or the markers when missing.
-func recordSection(path, section string) error {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		data = []byte("# Benchmarks\n\n")
-	} else if err != nil {
-		return err
-	}
-	text := string(data)
-	block := sectionBegin + "\n" + section + sectionEnd + "\n"
-	if i, j := strings.Index(text, sectionBegin), strings.Index(text, sectionEnd); i >= 0 && j > i {
-		text = text[:i] + block + text[j+len(sectionEnd)+1:]
-	} else {
-		text = strings.TrimRight(text, "\n") + "\n\n" + block
-	}
-	return os.WriteFile(path, []byte(text), 0o644)
 }
