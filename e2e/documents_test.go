@@ -339,28 +339,7 @@ func TestDocumentsKillAndResume(t *testing.T) {
 	midRun := 0
 	for attempt := 0; attempt < 5; attempt++ {
 		target := committed() + 1 + r.Int64N(int64(len(docs))/6)
-		p := clitest.Start(t, f.env(), args...)
-		deadline := time.Now().Add(2 * time.Minute)
-	wait:
-		for committed() < target {
-			select {
-			case <-p.Done():
-				break wait
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("attempt %d: no progress to %d committed records in 2 minutes", attempt, target)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		select {
-		case <-p.Done():
-			res := p.Result()
-			if res.Code != 0 {
-				t.Fatalf("attempt %d exited %d before being killed:\n%s", attempt, res.Code, res.Stderr)
-			}
-		default:
-			p.Kill()
+		if clitest.KillAt(t, f.env(), args, target, committed, 2*time.Minute) {
 			midRun++
 			t.Logf("attempt %d: killed with %d records committed", attempt, committed())
 		}

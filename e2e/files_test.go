@@ -493,27 +493,7 @@ func TestFilesKillAndResume(t *testing.T) {
 			killed := 0
 			for attempt := 0; attempt < 4; attempt++ {
 				target := ft.committed() + 20 + r.IntN(len(objs)/6)
-				p := clitest.Start(t, ft.env, args...)
-				deadline := time.Now().Add(time.Minute)
-			wait:
-				for ft.committed() < target {
-					select {
-					case <-p.Done():
-						break wait
-					default:
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("attempt %d: no progress to %d committed objects in a minute", attempt, target)
-					}
-					time.Sleep(2 * time.Millisecond)
-				}
-				select {
-				case <-p.Done():
-					if res := p.Result(); res.Code != 0 {
-						t.Fatalf("attempt %d exited %d before being killed:\n%s", attempt, res.Code, res.Stderr)
-					}
-				default:
-					p.Kill()
+				if clitest.KillAt(t, ft.env, args, int64(target), func() int64 { return int64(ft.committed()) }, time.Minute) {
 					killed++
 				}
 				cut := 0

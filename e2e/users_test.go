@@ -452,27 +452,7 @@ func TestUsersKillAndResume(t *testing.T) {
 	kills := 0
 	for attempt := 0; attempt < 3; attempt++ {
 		target := committed() + 100 + r.Int64N(600)
-		p := clitest.Start(t, f.env(), args...)
-		deadline := time.Now().Add(time.Minute)
-	wait:
-		for committed() < target {
-			select {
-			case <-p.Done():
-				break wait
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("attempt %d: no progress to %d committed users in a minute", attempt, target)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-		select {
-		case <-p.Done():
-			if res := p.Result(); res.Code != 0 {
-				t.Fatalf("attempt %d exited %d before being killed:\n%s", attempt, res.Code, res.Stderr)
-			}
-		default:
-			p.Kill()
+		if clitest.KillAt(t, f.env(), args, target, committed, time.Minute) {
 			kills++
 			t.Logf("attempt %d: killed -9 with %d users committed", attempt, committed())
 		}

@@ -173,3 +173,37 @@ func (p *Process) Result() Result {
 	}
 	return res
 }
+
+// KillAt starts the binary and kills it with SIGKILL (kill -9) as soon as
+// progress() reaches target, polling every few milliseconds, unless it exits
+// first — then it must have exited 0. It reports whether the run was killed
+// mid-way, and fails t when progress stalls for longer than stall.
+func KillAt(t testing.TB, env []string, args []string, target int64, progress func() int64, stall time.Duration) (killed bool) {
+	t.Helper()
+	p := Start(t, env, args...)
+	deadline := time.Now().Add(stall)
+	for progress() < target {
+		select {
+		case <-p.Done():
+			if res := p.Result(); res.Code != 0 {
+				t.Fatalf("baasmigrate exited %d before being killed:\n%s", res.Code, res.Stderr)
+			}
+			return false
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress to %d within %s", target, stall)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	select {
+	case <-p.Done():
+		if res := p.Result(); res.Code != 0 {
+			t.Fatalf("baasmigrate exited %d:\n%s", res.Code, res.Stderr)
+		}
+		return false
+	default:
+		p.Kill()
+		return true
+	}
+}
