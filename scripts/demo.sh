@@ -29,7 +29,10 @@ go build -o "$OUT/seed-demo" ./e2e/demoapp/cmd/seed-demo
 step "Seeding the emulators (project $PROJECT)"
 curl -fsS -X DELETE "http://$FIRESTORE_EMULATOR_HOST/emulator/v1/projects/$PROJECT/databases/(default)/documents" >/dev/null
 curl -fsS -X DELETE "http://$FIREBASE_AUTH_EMULATOR_HOST/emulator/v1/projects/$PROJECT/accounts" >/dev/null
-"$OUT/seed-demo" --project "$PROJECT" --users 60
+"$OUT/seed-demo" --project "$PROJECT" --users 60 --files 40
+# The object store target: a MinIO bucket (created when missing; objects a
+# previous demo copied are recognised by checksum and skipped).
+OBJECTS="s3://baasmigrate-demo?endpoint=$S3_ENDPOINT&region=us-east-1"
 
 # The demo project's password hash parameters (Firebase console → Authentication
 # → ⋮ → Password hash parameters). These are Firebase's public test values.
@@ -51,17 +54,17 @@ step "Planning (a dry run that writes nothing): baasmigrate plan --counts-only"
 bin/baasmigrate plan --only users,documents --firebase-project "$PROJECT" --postgres "$TARGET" \
 	--mapping "$OUT/mapping.yaml" --counts-only 2>/dev/null | grep -E '^(==|  -- |migrate would)'
 
-step "Migrating users and documents: baasmigrate migrate --mapping $OUT/mapping.yaml --summary $OUT/summary.json"
+step "Migrating users, documents and files: baasmigrate migrate --mapping $OUT/mapping.yaml --objects s3://… --summary $OUT/summary.json"
 status=0
-bin/baasmigrate migrate --only users,documents --firebase-project "$PROJECT" --postgres "$TARGET" \
+bin/baasmigrate migrate --firebase-project "$PROJECT" --postgres "$TARGET" --objects "$OBJECTS" \
 	--mapping "$OUT/mapping.yaml" --workers 4 --summary "$OUT/summary.json" || status=$?
 
 step "Running it again changes nothing"
-bin/baasmigrate migrate --only users,documents --firebase-project "$PROJECT" --postgres "$TARGET" \
+bin/baasmigrate migrate --firebase-project "$PROJECT" --postgres "$TARGET" --objects "$OBJECTS" \
 	--mapping "$OUT/mapping.yaml" | grep -E 'total|already'
 
 step "Verifying by content: baasmigrate verify"
-bin/baasmigrate verify --only users,documents --firebase-project "$PROJECT" --postgres "$TARGET" | tail -n 1
+bin/baasmigrate verify --firebase-project "$PROJECT" --postgres "$TARGET" --objects "$OBJECTS" | tail -n 1
 
 step "Passwords keep working: baasmigrate auth verify-password --uid user0001"
 printf '%s\n' demo-password-1 | bin/baasmigrate auth verify-password --uid user0001 --postgres "$TARGET" && echo "right password: accepted"
@@ -78,6 +81,7 @@ The target is $masked (password in .local/services.env). Try:
   psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT orders_id, id, sku, qty, price FROM orders_items LIMIT 5'
   psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT archive_id, months_id, id, note FROM archive_months_entries LIMIT 3'
   psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT uid, email, password_algorithm FROM firebase_auth.users LIMIT 5'
+  psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT name, size, content_type, download_tokens, target_key FROM files LIMIT 5'
   psql "\${DATABASE_URL%/baasmigrate*}/$DB" -c 'SELECT * FROM baasmigrate.rejects'
 
 Mapping: $OUT/mapping.yaml   Summary (JSON): $OUT/summary.json

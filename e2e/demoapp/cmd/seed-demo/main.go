@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/storage"
 	firebase "firebase.google.com/go/v4"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
@@ -20,8 +21,13 @@ func main() {
 	seed := flag.Uint64("seed", 1, "Random seed; the same seed gives the same data")
 	scale := flag.Int("scale", 1, "Multiply the demo's size by this factor")
 	users := flag.Int("users", 0, "Also import this many Auth users (needs FIREBASE_AUTH_EMULATOR_HOST)")
+	files := flag.Int("files", 0, "Also upload this many files to <project>.appspot.com (needs STORAGE_EMULATOR_HOST)")
 	flag.Parse()
 	if err := run(context.Background(), *project, *seed, *scale); err != nil {
+		fmt.Fprintln(os.Stderr, "seed-demo:", err)
+		os.Exit(1)
+	}
+	if err := seedFiles(context.Background(), *project, *files); err != nil {
 		fmt.Fprintln(os.Stderr, "seed-demo:", err)
 		os.Exit(1)
 	}
@@ -81,5 +87,29 @@ func seedUsers(ctx context.Context, project string, n int) error {
 		return err
 	}
 	fmt.Printf("seeded %d Auth users into project %s in %s (user0001's password: %s)\n", n, project, time.Since(start).Round(time.Millisecond), demoapp.UserPassword(1))
+	return nil
+}
+
+func seedFiles(ctx context.Context, project string, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if os.Getenv("STORAGE_EMULATOR_HOST") == "" {
+		return fmt.Errorf("STORAGE_EMULATOR_HOST is not set: seed-demo only writes to emulators")
+	}
+	client, err := storage.NewClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	start := time.Now()
+	if err := demoapp.ClearBucket(ctx, client, project+".appspot.com"); err != nil {
+		return err
+	}
+	bytes, err := demoapp.SeedFiles(ctx, client, project+".appspot.com", n)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("seeded %d files (%.1f MB) into gs://%s.appspot.com in %s\n", n, float64(bytes)/1e6, project, time.Since(start).Round(time.Millisecond))
 	return nil
 }
