@@ -162,6 +162,12 @@ func (t *dirTarget) holds(_ context.Context, key string, f File) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return sameFile(root, key, f)
+}
+
+// sameFile reports whether key is a regular file in root with f's size
+// and checksum (see holds).
+func sameFile(root *os.Root, key string, f File) (bool, error) {
 	st, err := root.Lstat(key)
 	if err != nil || !st.Mode().IsRegular() || st.Size() != f.Size || (!f.HasCRC32C && f.MD5 == nil) {
 		return false, nil

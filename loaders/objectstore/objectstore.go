@@ -174,6 +174,10 @@ type target interface {
 	// mismatch reports whether err is the target refusing bytes that do
 	// not match the checksums sent with them.
 	mismatch(err error) bool
+	// inspect compares the objects under keys with files, writing
+	// nothing, at most concurrency requests or reads at a time (see
+	// Store.Inspect).
+	inspect(ctx context.Context, keys []string, files []File, concurrency int) ([]Verdict, error)
 }
 
 // stored is what a target reported about an object it just stored.
@@ -263,6 +267,21 @@ func (s *Store) Prepare(ctx context.Context) error {
 // Key returns the target key of an object name.
 func (s *Store) Key(name string) string { return s.opts.Prefix + name }
 
+// Problem says why f cannot be stored in the target as it is — its key or
+// its metadata — in the words of the reason Copy rejects it with; "" when
+// nothing refuses it before an upload is tried (the server may still
+// refuse it).
+func (s *Store) Problem(f File) string {
+	key := s.Key(f.Name)
+	if p := s.t.keyProblem(key); p != "" {
+		return fmt.Sprintf("object %q cannot be stored as %q in %s: %s", f.Name, key, s.t, p)
+	}
+	if p := s.t.metadataProblem(f); p != "" {
+		return fmt.Sprintf("object %q: its metadata cannot be stored in %s: %s", f.Name, s.t, p)
+	}
+	return ""
+}
+
 // Copy copies the objects of recs, concurrently within the Store's limits,
 // and returns one Result per record. It returns an error only when the
 // batch as a whole cannot go on (a target that stays unreachable, access
@@ -334,11 +353,8 @@ func (s *Store) copyOne(ctx context.Context, rec record.Record, absent bool) (Re
 		res.Outcome, res.Reason = Rejected, reason
 		return res, nil
 	}
-	if p := s.t.keyProblem(res.Key); p != "" {
-		return reject(fmt.Sprintf("object %q cannot be stored as %q in %s: %s", f.Name, res.Key, s.t, p))
-	}
-	if p := s.t.metadataProblem(f); p != "" {
-		return reject(fmt.Sprintf("object %q: its metadata cannot be stored in %s: %s", f.Name, s.t, p))
+	if p := s.Problem(f); p != "" {
+		return reject(p)
 	}
 	if rec.Open == nil {
 		return reject(fmt.Sprintf("object %q: the record carries no content", f.Name))

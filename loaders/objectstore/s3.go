@@ -394,26 +394,43 @@ func (t *s3Target) check(ctx context.Context, key string, f File, st stored) err
 	return nil
 }
 
-// existing lists the keys between the smallest and the largest of keys
-// (with one HEAD for the smallest, which a listing starting after it
-// cannot return) and returns those of keys that exist.
+// existing returns the keys of keys that exist (see listed).
 func (t *s3Target) existing(ctx context.Context, keys []string) (map[string]bool, error) {
+	infos, err := t.listed(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(infos))
+	for k := range infos {
+		out[k] = true
+	}
+	return out, nil
+}
+
+// listed lists the keys between the smallest and the largest of keys
+// (with one HEAD for the smallest, which a listing starting after it
+// cannot return) and returns what the listing says of those of keys that
+// exist: their size and ETag (and, from the HEAD, the smallest one's
+// checksum).
+func (t *s3Target) listed(ctx context.Context, keys []string) (map[string]minio.ObjectInfo, error) {
 	if len(keys) == 0 {
-		return map[string]bool{}, nil
+		return map[string]minio.ObjectInfo{}, nil
 	}
 	lo, hi := slices.Min(keys), slices.Max(keys)
 	want := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		want[k] = true
 	}
-	out := map[string]bool{}
-	if _, ok, err := t.stat(ctx, lo); err != nil {
+	out := map[string]minio.ObjectInfo{}
+	if st, ok, err := t.stat(ctx, lo); err != nil {
 		return nil, err
 	} else if ok {
-		out[lo] = true
+		out[lo] = st
 	}
 	prefix := lo
-	for !strings.HasPrefix(hi, prefix) {
+	for !strings.HasPrefix(hi, prefix) || !utf8.ValidString(prefix) {
+		// Whole characters only: S3 servers refuse a prefix that is not
+		// UTF-8.
 		prefix = prefix[:len(prefix)-1]
 	}
 	lctx, cancel := context.WithCancel(ctx)
@@ -426,7 +443,7 @@ func (t *s3Target) existing(ctx context.Context, keys []string) (map[string]bool
 			break
 		}
 		if want[o.Key] {
-			out[o.Key] = true
+			out[o.Key] = o
 		}
 	}
 	return out, nil
