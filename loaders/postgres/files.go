@@ -81,18 +81,87 @@ func NewFiles(store *objectstore.Store, schema, table string) *Files {
 // Table is the label of the table in outcomes and summaries.
 func (f *Files) Table() string { return f.label }
 
-// Prepare creates the schema and table when missing, and the target
-// bucket or directory.
-func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
+// Schema is the schema of the table.
+func (f *Files) Schema() string { return f.schema }
+
+// Name is the name of the table, without its schema.
+func (f *Files) Name() string { return f.name[1] }
+
+// FilesColumn is a column of the files table.
+type FilesColumn struct {
+	Name string
+	// Type is the column's PostgreSQL type as Prepare creates it.
+	Type string
+}
+
+// FilesColumns lists the columns of the files table in the order of a
+// row's values (Layout); the key is the first two, bucket and name.
+func FilesColumns() []FilesColumn {
+	out := make([]FilesColumn, len(fileColumns))
+	for i, c := range fileColumns {
+		out[i] = FilesColumn{Name: c.name, Type: c.ddlType}
+	}
+	return out
+}
+
+// ddl is what Prepare runs in PostgreSQL.
+func (f *Files) ddl() []string {
 	defs := make([]string, len(fileColumns))
 	for i, c := range fileColumns {
 		defs[i] = pgx.Identifier{c.name}.Sanitize() + " " + c.ddlType
 	}
-	stmts := []string{
+	return []string{
 		"CREATE SCHEMA IF NOT EXISTS " + pgx.Identifier{f.schema}.Sanitize(),
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s,\n  PRIMARY KEY (bucket, name)\n)", f.name.Sanitize(), strings.Join(defs, ",\n  ")),
 	}
-	for _, s := range stmts {
+}
+
+// PlannedDDL returns what Prepare would run in db, for `plan`: nothing
+// when the table exists, else the statements creating it (and its schema
+// when missing). It only reads the catalog. The bucket or directory
+// Prepare also creates is not DDL and is not listed.
+func (f *Files) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, error) {
+	var schema, table bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), to_regclass($2) IS NOT NULL`,
+		f.schema, f.name.Sanitize()).Scan(&schema, &table)
+	if err != nil {
+		return nil, fmt.Errorf("reading the catalog: %w", err)
+	}
+	if table {
+		return nil, nil
+	}
+	var out []Statement
+	for _, stmt := range f.ddl() {
+		if schema && strings.HasPrefix(stmt, "CREATE SCHEMA") {
+			continue
+		}
+		out = append(out, Statement{What: describeDDL(stmt), SQL: stmt})
+	}
+	return out, nil
+}
+
+// Layout lays rec out exactly as Write would store it once its object is
+// in the target — the values of its row, in the order of FilesColumns, as
+// handed to pgx — or, with nil values, returns the reason Write would
+// reject it before trying an upload (a record that is not a file, a key or
+// metadata the target cannot hold). It writes nothing. Write may still
+// reject an object Layout accepts: when the source or the target fails it
+// for good, or PostgreSQL refuses a value.
+func (f *Files) Layout(rec record.Record) ([]any, string) {
+	file, err := objectstore.FileFromRecord(rec)
+	if err != nil {
+		return nil, err.Error()
+	}
+	if reason := f.store.Problem(file); reason != "" {
+		return nil, reason
+	}
+	return f.row(file, f.store.Key(file.Name)), ""
+}
+
+// Prepare creates the schema and table when missing, and the target
+// bucket or directory.
+func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
+	for _, s := range f.ddl() {
 		if _, err := db.Exec(ctx, s); err != nil {
 			return fmt.Errorf("creating the files table %s: %w", f.name.Sanitize(), err)
 		}
@@ -124,10 +193,10 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 		case objectstore.Rejected:
 			out.Reject(i, r.Reason)
 		case objectstore.Copied:
-			copied = append(copied, f.row(r))
+			copied = append(copied, f.row(r.File, r.Key))
 			copiedIdx = append(copiedIdx, i)
 		case objectstore.Skipped:
-			present = append(present, f.row(r))
+			present = append(present, f.row(r.File, r.Key))
 			presentIdx = append(presentIdx, i)
 		default:
 			return out, fmt.Errorf("object %q: the store reported no outcome", recs[i].Key)
@@ -152,9 +221,8 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	return out, nil
 }
 
-// row is the table row of a copied or present object.
-func (f *Files) row(r objectstore.Result) []any {
-	file := r.File
+// row is the table row of an object copied or present under key.
+func (f *Files) row(file objectstore.File, key string) []any {
 	var md5, crc any
 	if file.MD5 != nil {
 		md5 = hex.EncodeToString(file.MD5)
@@ -176,7 +244,7 @@ func (f *Files) row(r objectstore.Result) []any {
 		nullText(file.ContentType), nullText(file.CacheControl), nullText(file.ContentDisposition),
 		nullText(file.ContentEncoding), nullText(file.ContentLanguage), nullText(file.StorageClass),
 		metaJSON, tokens, nullTimestamp(file.Created), nullTimestamp(file.Updated),
-		f.store.String(), r.Key,
+		f.store.String(), key,
 	}
 }
 
