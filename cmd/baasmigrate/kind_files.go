@@ -7,7 +7,8 @@ import (
 	"strings"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
-	_ "github.com/baasmigrate/baasmigrate/extractors/gcs"
+	"github.com/baasmigrate/baasmigrate/extractors/gcs"
+	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
@@ -67,7 +68,8 @@ func init() {
 		Kind: record.KindFile,
 		Options: append(append([]plugin.Option(nil), gcsSpec().Options...), objectsOption, objectsPrefixOption,
 			objectsConcurrencyOption, objectsInflightOption, objectsPartSizeOption, filesTableOption, filesSchemaOption),
-		Build: buildFiles,
+		Build:   buildFiles,
+		Compare: compareFiles,
 	})
 }
 
@@ -113,6 +115,52 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 			"objects": store.String(), "objects-prefix": cfg.String(objectsPrefixOption.Name),
 			"files-table": cfg.String(filesSchemaOption.Name) + "." + cfg.String(filesTableOption.Name),
 		},
+	}, nil
+}
+
+// compareFiles prepares plan and verify for files: the same bucket,
+// object store, key prefix and table as migrate, so that each object is
+// compared with exactly the row migrate would write for it, and its object
+// is looked for under the key migrate would copy it to. The object store
+// is only read (a missing bucket or directory holds nothing); it is
+// inspected --objects-concurrency requests or files at a time.
+func compareFiles(ctx context.Context, env *buildEnv) (*comparer, error) {
+	cfg := env.Config
+	concurrency, err := cfg.Int(objectsConcurrencyOption.Name, objectstore.DefaultConcurrency)
+	if err != nil {
+		return nil, err
+	}
+	if concurrency < 1 {
+		return nil, fmt.Errorf("--%s must be at least 1", objectsConcurrencyOption.Name)
+	}
+	store, err := objectstore.Open(cfg.String(objectsOption.Name), objectstore.Options{
+		Prefix: cfg.String(objectsPrefixOption.Name), Concurrency: concurrency,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", objectsOption.Name, err)
+	}
+	ex, err := gcs.New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	schema, table := cfg.String(filesSchemaOption.Name), cfg.String(filesTableOption.Name)
+	adapter := diff.NewFiles(diff.FilesConfig{
+		Store: store, Schema: schema, Table: table,
+		Bucket: ex.Bucket(), Prefix: cfg.String(gcs.PrefixOption.Name),
+	})
+	sink := postgres.NewFiles(store, schema, table)
+	return &comparer{
+		Extractor: ex,
+		Adapter:   adapter,
+		DDL: func(ctx context.Context) ([]diff.DDL, error) {
+			stmts, err := sink.PlannedDDL(ctx, env.Pool)
+			out := make([]diff.DDL, len(stmts))
+			for i, s := range stmts {
+				out[i] = diff.DDL{What: s.What, SQL: s.SQL}
+			}
+			return out, err
+		},
+		Bytes: func(*diff.Report) int64 { return adapter.BytesToCopy() },
 	}, nil
 }
 
