@@ -50,6 +50,7 @@ type Files struct {
 	table  string // the report's table name: schema.table
 	cols   []postgres.FilesColumn
 	opened int
+	chunk  int // rows read and inspected at a time
 
 	copy copyTally
 }
@@ -84,7 +85,7 @@ func NewFiles(cfg FilesConfig) *Files {
 	sink := postgres.NewFiles(cfg.Store, cfg.Schema, cfg.Table)
 	return &Files{
 		sink: sink, store: cfg.Store, bucket: cfg.Bucket, prefix: cfg.Prefix,
-		table: sink.Schema() + "." + sink.Name(), cols: postgres.FilesColumns(),
+		table: sink.Schema() + "." + sink.Name(), cols: postgres.FilesColumns(), chunk: fileChunk,
 	}
 }
 
@@ -259,7 +260,7 @@ func (a *Files) Open(ctx context.Context, tx pgx.Tx, table string) (TargetCursor
 		return nil, err
 	}
 	a.opened++
-	c, err := postgres.OpenCursor(ctx, tx, fmt.Sprintf("diff_files_%d", a.opened), q, fileChunk)
+	c, err := postgres.OpenCursor(ctx, tx, fmt.Sprintf("diff_files_%d", a.opened), q, a.chunk)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", a.table, err)
 	}
@@ -295,7 +296,7 @@ func (c *fileCursor) Next(ctx context.Context) (Item, bool, error) {
 // store holds for it.
 func (c *fileCursor) fill(ctx context.Context) error {
 	var files []objectstore.File
-	for len(c.buf) < fileChunk {
+	for len(c.buf) < c.a.chunk {
 		vals, ok, err := c.c.Next(ctx)
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", c.a.table, err)
@@ -369,6 +370,9 @@ type copyTally struct {
 	targets []copyTarget
 	ended   bool
 	bytes   int64
+	// missing and mismatched count what the engine counts the same way,
+	// so that tests can check the tally follows its merge.
+	missing, mismatched int64
 }
 
 type copySource struct {
@@ -410,10 +414,12 @@ func (t *copyTally) settle(final bool) {
 		case len(t.targets) > 0 && CompareKeys(t.targets[0].key, s.key) == 0:
 			if t.targets[0].sum != s.sum {
 				t.bytes += s.size
+				t.mismatched++
 			}
 			t.targets = t.targets[1:]
 		case len(t.targets) > 0 || t.ended || final:
 			t.bytes += s.size
+			t.missing++
 		default:
 			return
 		}

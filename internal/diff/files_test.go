@@ -88,20 +88,35 @@ func (ft *filesTestTarget) migrate(t *testing.T, recs []record.Record) {
 	}
 }
 
-// compare compares recs, given in any order, with the target.
+// compare compares recs, given in any order, with the target — reading
+// the table in the adapter's chunks and again 3 rows at a time, which
+// must make no difference.
 func (ft *filesTestTarget) compare(t *testing.T, prefix string, recs []record.Record) (*TableReport, int64) {
 	t.Helper()
 	recs = slices.Clone(recs)
 	slices.SortFunc(recs, func(a, b record.Record) int { return strings.Compare(a.Key, b.Key) }) // the bucket's listing order
-	a := NewFiles(FilesConfig{Store: ft.store, Bucket: filesTestBucket, Prefix: prefix})
-	rep, err := Compare(context.Background(), &recordsExtractor{recs: recs}, ft.pool, a, Options{Samples: 50})
-	if err != nil {
-		t.Fatal(err)
+	var trs []*TableReport
+	var sizes []int64
+	for _, chunk := range []int{fileChunk, 3} {
+		a := NewFiles(FilesConfig{Store: ft.store, Bucket: filesTestBucket, Prefix: prefix})
+		a.chunk = chunk
+		rep, err := Compare(context.Background(), &recordsExtractor{recs: recs}, ft.pool, a, Options{Samples: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Tables) != 1 || rep.Tables[0].Table != "public.files" {
+			t.Fatalf("tables %+v, want public.files alone", rep.Tables)
+		}
+		tr, copyBytes := rep.Tables[0], a.BytesToCopy()
+		if a.copy.missing != tr.MissingInTarget || a.copy.mismatched != tr.Mismatched {
+			t.Errorf("the bytes tally counted %d missing and %d mismatched, the engine %d and %d", a.copy.missing, a.copy.mismatched, tr.MissingInTarget, tr.Mismatched)
+		}
+		trs, sizes = append(trs, tr), append(sizes, copyBytes)
 	}
-	if len(rep.Tables) != 1 || rep.Tables[0].Table != "public.files" {
-		t.Fatalf("tables %+v, want public.files alone", rep.Tables)
+	if fmt.Sprint(*trs[0], samples(trs[0])) != fmt.Sprint(*trs[1], samples(trs[1])) || sizes[0] != sizes[1] {
+		t.Errorf("chunks of %d rows and of 3 differ:\n%+v %d\n%+v %d", fileChunk, trs[0], sizes[0], trs[1], sizes[1])
 	}
-	return rep.Tables[0], a.BytesToCopy()
+	return trs[0], sizes[0]
 }
 
 func (ft *filesTestTarget) exec(t *testing.T, sql string, args ...any) {
