@@ -55,6 +55,8 @@ type Files struct {
 	copy copyTally
 }
 
+var _ Adapter = (*Files)(nil)
+
 // FilesConfig says what to compare files with.
 type FilesConfig struct {
 	// Store is the object store migrate copies to; it is only read.
