@@ -66,31 +66,9 @@ func newCodec(typ, source string) (codec, error) {
 func newElemCodec(typ, source string) (elemCodec, error) {
 	switch typ + "/" + source {
 	case "text/string":
-		return elemCodec{codec{
-			encode: func(v record.Value) (any, bool) {
-				if v.Type() != record.TypeString || !textSafe(v.StringValue()) {
-					return nil, false
-				}
-				return v.StringValue(), true
-			},
-			decode: func(x any) (record.Value, error) {
-				s, err := asString(x)
-				return record.String(s), err
-			},
-		}, packPtr[string]}, nil
+		return textCodec(record.TypeString, record.String), nil
 	case "text/reference":
-		return elemCodec{codec{
-			encode: func(v record.Value) (any, bool) {
-				if v.Type() != record.TypeReference || !textSafe(v.StringValue()) {
-					return nil, false
-				}
-				return v.StringValue(), true
-			},
-			decode: func(x any) (record.Value, error) {
-				s, err := asString(x)
-				return record.Reference(s), err
-			},
-		}, packPtr[string]}, nil
+		return textCodec(record.TypeReference, record.Reference), nil
 	case "bigint/integer":
 		return elemCodec{codec{
 			encode: func(v record.Value) (any, bool) {
@@ -242,6 +220,23 @@ func newElemCodec(typ, source string) (elemCodec, error) {
 		}, nil}, nil
 	}
 	return elemCodec{}, fmt.Errorf("a %s column cannot hold source %q", typ, source)
+}
+
+// textCodec stores values of type typ (strings or references) in text,
+// when PostgreSQL text can hold them exactly; mk rebuilds them.
+func textCodec(typ record.Type, mk func(string) record.Value) elemCodec {
+	return elemCodec{codec{
+		encode: func(v record.Value) (any, bool) {
+			if v.Type() != typ || !textSafe(v.StringValue()) {
+				return nil, false
+			}
+			return v.StringValue(), true
+		},
+		decode: func(x any) (record.Value, error) {
+			s, err := asString(x)
+			return mk(s), err
+		},
+	}, packPtr[string]}
 }
 
 // textSafe reports whether PostgreSQL text (UTF8 database) holds s exactly:
