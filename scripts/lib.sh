@@ -31,6 +31,8 @@ FAKE_GCS_MODULE=github.com/fsouza/fake-gcs-server
 FAKE_GCS_VERSION=v1.56.1
 MINIO_MODULE=github.com/minio/minio
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+# Keep in step with scripts/npm/package.json (and regenerate its lockfile:
+# npm install --prefix scripts/npm --package-lock-only firebase-tools@VERSION).
 FIREBASE_TOOLS_VERSION=15.34.2
 
 # A `demo-` project id keeps firebase-tools (and the SDKs) offline: they never

@@ -312,19 +312,22 @@ auth_start() {
 }
 
 up_auth() {
-	local have="" t0
+	local have="" want lock t0
 	command -v node >/dev/null 2>&1 || die "auth: node (20+) is required for firebase-tools and is not on PATH"
-	if [[ -f $NPM_DIR/node_modules/firebase-tools/package.json ]]; then
-		have=$(node -p 'require(process.argv[1]).version' "$NPM_DIR/node_modules/firebase-tools/package.json")
-	fi
-	if [[ $have != "$FIREBASE_TOOLS_VERSION" ]]; then
-		log "auth: npm install firebase-tools@$FIREBASE_TOOLS_VERSION into $NPM_DIR (have '${have:-none}'); takes ~2 min"
+	# scripts/npm pins firebase-tools and, through its lockfile, every
+	# dependency; the stamp records which lockfile the install came from.
+	lock=$(sha256sum "$REPO_ROOT/scripts/npm/package-lock.json" | cut -d' ' -f1)
+	want="$FIREBASE_TOOLS_VERSION $lock"
+	have=$(read_file "$NPM_DIR/.installed-from")
+	if [[ $have != "$want" || ! -f $NPM_DIR/node_modules/firebase-tools/package.json ]]; then
+		log "auth: npm ci firebase-tools@$FIREBASE_TOOLS_VERSION (locked by scripts/npm) into $NPM_DIR; takes ~2 min"
 		t0=$(now_ms)
 		mkdir -p "$NPM_DIR" "$LOG_DIR"
-		if ! npm install --prefix "$NPM_DIR" --save-exact --no-audit --no-fund \
-			"firebase-tools@$FIREBASE_TOOLS_VERSION" >"$LOG_DIR/install-firebase-tools.log" 2>&1; then
-			die "auth: npm install firebase-tools@$FIREBASE_TOOLS_VERSION failed; see $LOG_DIR/install-firebase-tools.log"
+		cp "$REPO_ROOT/scripts/npm/package.json" "$REPO_ROOT/scripts/npm/package-lock.json" "$NPM_DIR/"
+		if ! npm ci --prefix "$NPM_DIR" --no-audit --no-fund >"$LOG_DIR/install-firebase-tools.log" 2>&1; then
+			die "auth: npm ci firebase-tools@$FIREBASE_TOOLS_VERSION failed; see $LOG_DIR/install-firebase-tools.log"
 		fi
+		printf '%s\n' "$want" >"$NPM_DIR/.installed-from"
 		log "auth: installed in $((($(now_ms) - t0) / 1000))s"
 	fi
 	ensure_service auth "${BAASMIGRATE_AUTH_PORT:-}" 120 auth_check auth_start
