@@ -329,6 +329,13 @@ up_auth() {
 		fi
 		printf '%s\n' "$want" >"$NPM_DIR/.installed-from"
 		log "auth: installed in $((($(now_ms) - t0) / 1000))s"
+		# A running emulator still has the old modules loaded: restart it.
+		local pid
+		pid=$(service_pid auth "$(service_pattern auth)")
+		if [[ -n $pid ]]; then
+			stop_pid auth "$pid"
+			rm -f "$(pid_file auth)"
+		fi
 	fi
 	ensure_service auth "${BAASMIGRATE_AUTH_PORT:-}" 120 auth_check auth_start
 	env_line FIREBASE_AUTH_EMULATOR_HOST "127.0.0.1:$SERVICE_PORT"
