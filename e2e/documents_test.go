@@ -683,3 +683,23 @@ func TestDocumentsHostileNames(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentsCollectionsAreJobsOfTheirOwn migrates two root collections
+// one after the other with --collections: each is its own job (the second
+// is not "already migrated"), and verify of one ignores the other's tables.
+func TestDocumentsCollectionsAreJobsOfTheirOwn(t *testing.T) {
+	f := newDocsFixture(t)
+	f.seed(demoapp.Documents(8, demoapp.Scale{Users: 30, Posts: 20, CommentsPerPost: 2}))
+	mapping := f.infer()
+	sum := filepath.Join(f.dir, "summary.json")
+	f.run(0, "migrate", "--only", "documents", "--mapping", mapping, "--collections", "users", "--summary", sum)
+	if s := f.summary(sum); s.Totals.Read != 30 {
+		t.Fatalf("--collections users read %d documents, want 30", s.Totals.Read)
+	}
+	f.run(0, "verify", "--only", "documents", "--mapping", mapping, "--collections", "users")
+	f.run(0, "migrate", "--only", "documents", "--mapping", mapping, "--collections", "posts", "--summary", sum)
+	if s := f.summary(sum); s.Totals.Read != 60 || s.Jobs[0].AlreadyFinished {
+		t.Fatalf("--collections posts: read %d, already finished %v; want 60 posts and comments", s.Totals.Read, s.Jobs[0].AlreadyFinished)
+	}
+	f.run(0, "verify", "--only", "documents", "--mapping", mapping, "--collections", "posts,users")
+}

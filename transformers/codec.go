@@ -366,6 +366,9 @@ func numericCodec(source string) codec {
 				return record.Value{}, fmt.Errorf("numeric is not a finite number")
 			}
 			integral := n.Exp >= 0 || n.Int == nil || n.Int.Sign() == 0
+			if source == mappings.SourceInteger && !integral && !wholeNumber(n) {
+				return record.Value{}, fmt.Errorf("numeric %s has a fraction; the column holds integers", numericString(n))
+			}
 			if source == mappings.SourceInteger || (source == mappings.SourceNumber && integral) {
 				i := numericInt(n)
 				if !i.IsInt64() {
@@ -392,6 +395,16 @@ func parseDecimal(s string) (pgtype.Numeric, bool) {
 		return pgtype.Numeric{}, false
 	}
 	return pgtype.Numeric{Int: i, Exp: -int32(len(frac)), Valid: true}, true
+}
+
+// wholeNumber reports whether n (with a negative exponent) has no
+// fractional part, like 1.00.
+func wholeNumber(n pgtype.Numeric) bool {
+	if n.Int == nil || n.Exp >= 0 {
+		return true
+	}
+	div := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(-n.Exp)), nil)
+	return new(big.Int).Rem(n.Int, div).Sign() == 0
 }
 
 // numericInt returns the integer value of an integral numeric.

@@ -3,6 +3,7 @@ package transformers
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"reflect"
 	"strings"
 	"testing"
@@ -405,5 +406,23 @@ func TestReconstructErrors(t *testing.T) {
 	}
 	if _, err := NewDocuments(&mappings.Mapping{Version: 2, Schema: "public"}); err == nil {
 		t.Error("NewDocuments must validate")
+	}
+}
+
+func TestNumericIntegerColumnRefusesAFraction(t *testing.T) {
+	m := &mappings.Mapping{Version: 1, Schema: "public", Tables: []*mappings.Table{{
+		Collection: "c", Name: "c", IDColumn: "id",
+		Columns: []*mappings.Column{{Field: "n", Name: "n", Type: "numeric", Source: mappings.SourceInteger}},
+	}}}
+	d, err := NewDocuments(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, _ := new(big.Int).SetString("100", 10)
+	if _, f, err := d.Reconstruct(m.Tables[0], []string{"a"}, []any{pgtype.Numeric{Int: whole, Exp: -2, Valid: true}}, nil); err != nil || !record.Equal(f["n"], record.Int(1)) {
+		t.Fatalf("1.00 read back as %v, %v; want integer 1", f["n"], err)
+	}
+	if _, _, err := d.Reconstruct(m.Tables[0], []string{"a"}, []any{pgtype.Numeric{Int: big.NewInt(15), Exp: -1, Valid: true}}, nil); err == nil {
+		t.Fatal("1.5 in an integer numeric column was read back without complaint")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -93,7 +94,13 @@ func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
 		ex.Close()
 		return nil, err
 	}
-	a, err := diff.NewDocuments(m)
+	var roots []string
+	for _, c := range strings.Split(env.Config.String("collections"), ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			roots = append(roots, c)
+		}
+	}
+	a, err := diff.NewDocuments(m, roots...)
 	if err != nil {
 		ex.Close()
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	pb "cloud.google.com/go/firestore/apiv1/firestorepb"
 	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/baasmigrate/baasmigrate/e2e/firestoreemu"
@@ -186,6 +187,11 @@ func TestListDocumentsShowMissing(t *testing.T) {
 	}
 	if !eq(names, []string{"a", "b", "c", "d"}) {
 		t.Fatalf("paged ListDocuments = %v", names)
+	}
+	// Firestore refuses order_by together with show_missing.
+	_, err = raw.ListDocuments(ctx, &pb.ListDocumentsRequest{Parent: dbPath(project) + "/documents", CollectionId: "lib", ShowMissing: true, OrderBy: "__name__"}).Next()
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("show_missing with order_by: %v, want INVALID_ARGUMENT", err)
 	}
 	// Without show_missing, and with a mask.
 	it = raw.ListDocuments(ctx, &pb.ListDocumentsRequest{Parent: dbPath(project) + "/documents", CollectionId: "lib", Mask: &pb.DocumentMask{FieldPaths: []string{"title"}}})

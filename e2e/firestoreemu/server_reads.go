@@ -278,7 +278,9 @@ func (s *server) ListDocuments(ctx context.Context, req *pb.ListDocumentsRequest
 	default:
 		return nil, status.Errorf(codes.Unimplemented, "firestoreemu: ListDocuments order_by %q is not supported (only __name__ asc/desc)", req.GetOrderBy())
 	}
-	if desc && req.ShowMissing {
+	// Firestore: "Requests with show_missing may not specify where or
+	// order_by."
+	if req.ShowMissing && strings.TrimSpace(req.GetOrderBy()) != "" {
 		return nil, status.Error(codes.InvalidArgument, "show_missing cannot be combined with order_by")
 	}
 	mask, hasMask, err := parseMask(req.GetMask())

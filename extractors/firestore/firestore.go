@@ -185,7 +185,17 @@ func (emulatorCreds) GetRequestMetadata(context.Context, ...string) (map[string]
 func (emulatorCreds) RequireTransportSecurity() bool { return false }
 
 // Source identifies the database.
-func (e *Extractor) Source() string { return "firestore:" + strings.TrimSuffix(e.root, "/documents") }
+//
+// A run restricted to some root collections (--collections) is a job of its
+// own: its checkpoints and mapping do not stand for the others.
+func (e *Extractor) Source() string {
+	s := "firestore:" + strings.TrimSuffix(e.root, "/documents")
+	if len(e.collections) > 0 {
+		sorted := slices.Sorted(slices.Values(e.collections))
+		s += "?collections=" + strings.Join(sorted, ",")
+	}
+	return s
+}
 
 // Close releases the connection.
 func (e *Extractor) Close() error { return e.client.Close() }
@@ -327,9 +337,10 @@ func (e *Extractor) rootCollections(ctx context.Context, readTime time.Time) ([]
 func (e *Extractor) firstDocument(ctx context.Context, c string, readTime time.Time) (string, error) {
 	var first string
 	err := e.do(ctx, "finding the first document of "+c, func(ctx context.Context) error {
+		// Names only (an empty mask), in the default order: by name
+		// ascending. Firestore refuses order_by together with show_missing.
 		req := &pb.ListDocumentsRequest{
-			Parent: e.root, CollectionId: c, PageSize: 1, ShowMissing: true,
-			Mask: &pb.DocumentMask{FieldPaths: []string{"__name__"}}, OrderBy: "__name__",
+			Parent: e.root, CollectionId: c, PageSize: 1, ShowMissing: true, Mask: &pb.DocumentMask{},
 		}
 		if !readTime.IsZero() {
 			req.ConsistencySelector = &pb.ListDocumentsRequest_ReadTime{ReadTime: timestamppb.New(readTime)}

@@ -120,6 +120,10 @@ type Item struct {
 	// Placeholder marks target rows that stand in for something the source
 	// does not hold as a record (missing parents).
 	Placeholder bool
+	// Problem, on a target item, says why its row could not be read back
+	// as a record; such a row counts as mismatched, with Problem as the
+	// sample's reason.
+	Problem string
 }
 
 // Routed is where a source record goes in the target.
@@ -413,6 +417,11 @@ func (c *comparison) admit(rec record.Record, r Routed) bool {
 
 // match compares a source record with the target row of the same key.
 func (c *comparison) match(ts *tableState, r Routed, it Item) {
+	if it.Problem != "" {
+		ts.rep.Mismatched++
+		c.sample(ts, Sample{Outcome: Mismatched, Key: r.Label, Reason: it.Problem})
+		return
+	}
 	if Checksum(it.Fields) == Checksum(r.Fields) {
 		ts.rep.Matching++
 		return

@@ -3,6 +3,7 @@ package diff
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -24,16 +25,21 @@ type Documents struct {
 	cursors int
 }
 
-// NewDocuments prepares comparing documents through mapping m.
-func NewDocuments(m *mappings.Mapping) (*Documents, error) {
+// NewDocuments prepares comparing documents through mapping m. With roots,
+// only the tables under those root collections are compared (the source was
+// read with --collections).
+func NewDocuments(m *mappings.Mapping, roots ...string) (*Documents, error) {
 	tr, err := transformers.NewDocuments(m)
 	if err != nil {
 		return nil, err
 	}
 	d := &Documents{m: m, tr: tr, byName: map[string]*mappings.Table{}, streams: map[string][]string{}}
 	for _, t := range m.Tables {
-		d.byName[t.Name] = t
 		root, _, _ := strings.Cut(t.Collection, "/")
+		if len(roots) > 0 && !slices.Contains(roots, root) {
+			continue
+		}
+		d.byName[t.Name] = t
 		d.streams[root] = append(d.streams[root], t.Name)
 	}
 	return d, nil
@@ -108,7 +114,7 @@ func (c documentCursor) Next(ctx context.Context) (Item, bool, error) {
 	if err != nil || !ok {
 		return Item{}, ok, err
 	}
-	return Item{Key: row.Key, Label: row.Path, Fields: withTimes(row.Fields, row.CreateTime, row.UpdateTime), Placeholder: row.Missing}, true, nil
+	return Item{Key: row.Key, Label: row.Path, Fields: withTimes(row.Fields, row.CreateTime, row.UpdateTime), Placeholder: row.Missing, Problem: row.Problem}, true, nil
 }
 
 // Names of the document times in compared content: Firestore reserves

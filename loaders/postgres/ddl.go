@@ -159,8 +159,24 @@ func createTableSQL(m *mappings.Mapping, t *mappings.Table) string {
 		defs = append(defs, d)
 	}
 	defs = append(defs, fmt.Sprintf("CONSTRAINT %s PRIMARY KEY (%s)",
-		pgx.Identifier{constraintName(t.Name, "pkey")}.Sanitize(), quoteAll(t.KeyColumns())))
+		pgx.Identifier{pkeyName(m, t)}.Sanitize(), quoteAll(t.KeyColumns())))
 	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n)", pgx.Identifier{m.Schema, t.Name}.Sanitize(), strings.Join(defs, ",\n  "))
+}
+
+// pkeyName names t's primary key, whose index shares the namespace of
+// tables: "<table>_pkey", unless the mapping has a table of that name (a
+// collection "pkey" under t's), then with a hash that no table has.
+func pkeyName(m *mappings.Mapping, t *mappings.Table) string {
+	taken := map[string]bool{}
+	for _, o := range m.Tables {
+		taken[o.Name] = true
+	}
+	name := constraintName(t.Name, "pkey")
+	for i := 0; taken[name]; i++ {
+		h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d", t.Name, i)))
+		name = constraintName(t.Name, "pkey_"+hex.EncodeToString(h[:])[:6])
+	}
+	return name
 }
 
 // constraintName builds "<table>_<suffix>" within PostgreSQL's 63 bytes.
@@ -196,7 +212,7 @@ func tablesByDepth(m *mappings.Mapping) []*mappings.Table {
 func existingColumns(ctx context.Context, db loaders.DB, schema, table string) (map[string]string, error) {
 	rows, err := db.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod)
 		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped`, schema, table)
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped`, schema, table)
 	if err != nil {
 		return nil, fmt.Errorf("reading the columns of %s.%s: %w", schema, table, err)
 	}

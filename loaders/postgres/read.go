@@ -26,6 +26,10 @@ type DocumentRow struct {
 	// Missing is set for placeholder rows of parents that exist only
 	// through their subcollections.
 	Missing bool
+	// Problem, set only by DocumentCursor, says why the row could not be
+	// rebuilt into a document (a value its column's mapping cannot have
+	// produced); Fields are then empty.
+	Problem string
 }
 
 // documentSelect is the query reading table t in key order (Firestore's
@@ -39,8 +43,14 @@ func documentSelect(m *mappings.Mapping, t *mappings.Table) string {
 		}
 		sel = append(sel, q)
 	}
+	// Byte order whatever the columns' collation (a table created by hand
+	// may have another): it is the order of Firestore's document names.
+	order := make([]string, len(t.KeyColumns()))
+	for i, k := range t.KeyColumns() {
+		order[i] = pgx.Identifier{k}.Sanitize() + ` COLLATE "C"`
+	}
 	return fmt.Sprintf("SELECT %s FROM %s ORDER BY %s", strings.Join(sel, ", "),
-		pgx.Identifier{m.Schema, t.Name}.Sanitize(), quoteAll(t.KeyColumns()))
+		pgx.Identifier{m.Schema, t.Name}.Sanitize(), strings.Join(order, ", "))
 }
 
 // decodeDocument rebuilds a document from the values of a documentSelect
@@ -64,7 +74,7 @@ func decodeDocument(tr *transformers.Documents, t *mappings.Table, vals []any) (
 	}
 	path, fields, err := tr.Reconstruct(t, key, cols, overflow)
 	if err != nil {
-		return DocumentRow{}, fmt.Errorf("rebuilding a document of %s (key %q): %w", t.Name, key, err)
+		return DocumentRow{Key: key}, fmt.Errorf("rebuilding a document of %s (key %q): %w", t.Name, key, err)
 	}
 	row := DocumentRow{Key: key, Path: path, Fields: fields}
 	if ts, ok := meta[0].(time.Time); ok {
@@ -108,12 +118,17 @@ func ReadDocuments(ctx context.Context, db loaders.DB, m *mappings.Mapping, tr *
 // cursor, so that many tables can be read side by side on one connection
 // (and in one snapshot) with memory bounded by the chunk size.
 type Cursor struct {
-	tx    pgx.Tx
-	name  string
-	chunk int
-	buf   [][]any
-	done  bool
+	tx   pgx.Tx
+	name string
+	// chunk is how many rows the next FETCH asks for: at most max, and
+	// fewer when rows are large, so that a chunk holds about chunkBytes.
+	chunk, max int
+	buf        [][]any
+	done       bool
 }
+
+// chunkBytes is about how much row data one FETCH brings in.
+const chunkBytes = 4 << 20
 
 // OpenCursor declares a cursor named name for query inside tx (which must
 // stay open while the cursor is read).
@@ -121,7 +136,7 @@ func OpenCursor(ctx context.Context, tx pgx.Tx, name, query string, chunk int) (
 	if _, err := tx.Exec(ctx, "DECLARE "+pgx.Identifier{name}.Sanitize()+" NO SCROLL CURSOR FOR "+query); err != nil {
 		return nil, fmt.Errorf("opening a cursor: %w", err)
 	}
-	return &Cursor{tx: tx, name: name, chunk: max(chunk, 1)}, nil
+	return &Cursor{tx: tx, name: name, chunk: max(chunk, 1), max: max(chunk, 1)}, nil
 }
 
 // Next returns the next row's values, or ok false at the end.
@@ -131,11 +146,15 @@ func (c *Cursor) Next(ctx context.Context) (vals []any, ok bool, err error) {
 		if err != nil {
 			return nil, false, err
 		}
+		var size int
 		for rows.Next() {
 			v, err := rows.Values()
 			if err != nil {
 				rows.Close()
 				return nil, false, err
+			}
+			for _, raw := range rows.RawValues() {
+				size += len(raw) + 8
 			}
 			c.buf = append(c.buf, v)
 		}
@@ -145,6 +164,8 @@ func (c *Cursor) Next(ctx context.Context) (vals []any, ok bool, err error) {
 		}
 		if len(c.buf) < c.chunk {
 			c.done = true
+		} else if size > 0 {
+			c.chunk = min(c.max, max(1, c.chunk*chunkBytes/size))
 		}
 	}
 	if len(c.buf) == 0 {
@@ -170,7 +191,9 @@ func OpenDocumentCursor(ctx context.Context, tx pgx.Tx, name string, m *mappings
 	return &DocumentCursor{c: c, tr: tr, t: t}, nil
 }
 
-// Next returns the next document row, or ok false at the end.
+// Next returns the next document row, or ok false at the end. A row that
+// cannot be rebuilt is returned with Problem set rather than as an error,
+// so that a comparison can report it and go on.
 func (d *DocumentCursor) Next(ctx context.Context) (DocumentRow, bool, error) {
 	vals, ok, err := d.c.Next(ctx)
 	if err != nil {
@@ -180,7 +203,13 @@ func (d *DocumentCursor) Next(ctx context.Context) (DocumentRow, bool, error) {
 		return DocumentRow{}, false, nil
 	}
 	row, err := decodeDocument(d.tr, d.t, vals)
-	return row, err == nil, err
+	if err != nil {
+		row.Problem = err.Error()
+		if p, perr := mappings.DocumentPath(d.t.Collection, row.Key); perr == nil {
+			row.Path = p
+		}
+	}
+	return row, true, nil
 }
 
 // TableExists reports whether schema.table exists.
