@@ -703,3 +703,30 @@ func TestDocumentsCollectionsAreJobsOfTheirOwn(t *testing.T) {
 	}
 	f.run(0, "verify", "--only", "documents", "--mapping", mapping, "--collections", "posts,users")
 }
+
+// TestDocumentsChangedSettingsStartANewRun: after a finished migration,
+// running again with another mapping is not "already migrated": a new run
+// applies it.
+func TestDocumentsChangedSettingsStartANewRun(t *testing.T) {
+	f := newDocsFixture(t)
+	f.seed([]demoapp.Doc{{Path: "things/a", Fields: map[string]any{"n": int64(1), "label": "x"}}})
+	mapping := f.infer()
+	f.run(0, "migrate", "--only", "documents", "--mapping", mapping)
+	m := loadMapping(t, mapping)
+	m.Tables[0].Name = "renamed_things"
+	text, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mapping, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := f.run(0, "migrate", "--only", "documents", "--mapping", mapping)
+	if strings.Contains(res.Stdout, "already migrated") || !strings.Contains(res.Stdout, "settings changed since run") {
+		t.Fatalf("a changed mapping did not start a new run:\n%s", res.Stdout)
+	}
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM renamed_things`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("renamed_things has %d rows (%v); want 1", n, err)
+	}
+}

@@ -32,6 +32,7 @@ type jobSummary struct {
 	Elapsed          float64        `json:"elapsed_seconds"`
 	Tables           []tableSummary `json:"tables"`
 	RejectSamples    []rejectSample `json:"reject_samples,omitempty"`
+	Notes            []string       `json:"notes,omitempty"`
 }
 
 type tableSummary struct {
@@ -57,7 +58,7 @@ func summarize(kind string, r *migration.Result) jobSummary {
 	js := jobSummary{
 		Kind: kind, Job: r.Job, Run: r.Run.ID, Resumed: r.Run.Resumed && !r.AlreadyFinished,
 		AlreadyFinished: r.AlreadyFinished, SnapshotRenewals: r.SnapshotRenewals,
-		BillableReads: r.BillableReads, Elapsed: r.Elapsed.Seconds(),
+		BillableReads: r.BillableReads, Elapsed: r.Elapsed.Seconds(), Notes: r.Notes,
 	}
 	for _, t := range r.Tables {
 		name := t.Table
@@ -105,6 +106,9 @@ func printSummary(w io.Writer, s *migrateSummary) {
 			fmt.Fprintf(w, "%s: already migrated by run %d; nothing to do (use --restart to copy again; unchanged rows are not rewritten)\n", j.Kind, j.Run)
 		case j.Resumed:
 			fmt.Fprintf(w, "%s: resumed interrupted run %d\n", j.Kind, j.Run)
+		}
+		for _, n := range j.Notes {
+			fmt.Fprintf(w, "%s: %s\n", j.Kind, n)
 		}
 		if j.BillableReads >= 0 && !j.AlreadyFinished {
 			fmt.Fprintf(w, "%s: %d billable source reads\n", j.Kind, j.BillableReads)

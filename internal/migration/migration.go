@@ -99,6 +99,9 @@ type Result struct {
 	BillableReads int64
 	// Warnings are the sink's findings about the loaded data.
 	Warnings []string
+	// Notes say how the run came about when that is not obvious (a new run
+	// because the settings changed).
+	Notes []string
 	Elapsed  time.Duration
 }
 
@@ -146,14 +149,14 @@ func Execute(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 		lockConn.Conn().Close(bg)
 	}()
 
-	if opts.Restart {
-		if err := state.AbandonRunning(ctx, name); err != nil {
+	// The phase comes from the stored state: an interrupted run resumes
+	// (with the settings it started with), a finished one with the same
+	// settings is done, anything else plans a new run.
+	var run *postgres.Run
+	if !opts.Restart {
+		if run, err = state.RunningRun(ctx, name); err != nil {
 			return nil, err
 		}
-	}
-	run, err := state.RunningRun(ctx, name)
-	if err != nil {
-		return nil, err
 	}
 	if run != nil {
 		if !maps.Equal(run.Config, job.Config) {
@@ -168,9 +171,13 @@ func Execute(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 			if err != nil {
 				return nil, err
 			}
-			if last != nil {
+			if last != nil && maps.Equal(last.Config, job.Config) {
 				res.Run, res.AlreadyFinished = last, true
 				return finish(ctx, state, res, start)
+			}
+			if last != nil {
+				res.Notes = append(res.Notes, fmt.Sprintf("the settings changed since run %d (%s): a new run copies everything again; unchanged rows are not rewritten",
+					last.ID, configDiff(last.Config, job.Config)))
 			}
 		}
 		if run, err = plan(ctx, state, name, job, opts); err != nil {
@@ -224,7 +231,11 @@ func configDiff(was, now map[string]string) string {
 	}
 	var diffs []string
 	for _, k := range keys {
-		if was[k] != now[k] {
+		switch {
+		case was[k] == now[k]:
+		case len(was[k]) > 60 || len(now[k]) > 60:
+			diffs = append(diffs, k+" changed")
+		default:
 			diffs = append(diffs, fmt.Sprintf("%s was %q, now %q", k, was[k], now[k]))
 		}
 	}

@@ -240,7 +240,9 @@ func (s *State) loadRun(ctx context.Context, where string, args ...any) (*Run, e
 
 // StartRun records a new run of job with its planned streams and
 // partitions, all in one transaction: either the whole plan is stored or
-// none of it. It fails if another run of the job is still running.
+// none of it. A run of the job still running is abandoned in the same
+// transaction (for --restart; its counts and rejects stay for the record),
+// so a failed start leaves the interrupted run resumable.
 func (s *State) StartRun(ctx context.Context, job string, kind record.Kind, config map[string]string, streams []extractors.Stream) (*Run, error) {
 	cfg, err := json.Marshal(config)
 	if err != nil {
@@ -248,6 +250,10 @@ func (s *State) StartRun(ctx context.Context, job string, kind record.Kind, conf
 	}
 	r := &Run{Job: job, Kind: kind, Config: config}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE baasmigrate.runs SET status = 'abandoned', finished_at = now()
+			WHERE job = $1 AND status = 'running'`, job); err != nil {
+			return err
+		}
 		err := tx.QueryRow(ctx, `INSERT INTO baasmigrate.runs (job, kind, status, config)
 			VALUES ($1, $2, 'running', $3) RETURNING id, started_at`, job, string(kind), cfg).Scan(&r.ID, &r.Started)
 		if err != nil {
@@ -281,17 +287,6 @@ func nullTime(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
-}
-
-// AbandonRunning marks job's running run, if any, abandoned (for
-// --restart). Its counts and rejects stay for the record.
-func (s *State) AbandonRunning(ctx context.Context, job string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE baasmigrate.runs SET status = 'abandoned', finished_at = now()
-		WHERE job = $1 AND status = 'running'`, job)
-	if err != nil {
-		return fmt.Errorf("abandoning the running run of %q: %w", job, err)
-	}
-	return nil
 }
 
 // FinishRun marks r finished. It refuses while a partition is not done.

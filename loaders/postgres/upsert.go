@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // tableDef describes a target table for upserts.
@@ -164,18 +163,4 @@ func (t *tableDef) load(ctx context.Context, tx pgx.Tx, rows [][]any) (int64, er
 		return 0, err
 	}
 	return tag.RowsAffected(), res.Close()
-}
-
-// errorText is the user-facing text of a PostgreSQL error: message, detail
-// and hint, without the query or its parameters.
-func errorText(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		s := pgErr.Message + " (SQLSTATE " + pgErr.Code + ")"
-		if pgErr.Detail != "" {
-			s += "; " + pgErr.Detail
-		}
-		return s
-	}
-	return err.Error()
 }
