@@ -580,6 +580,16 @@ func TestMigrateKeepsSecretsOutOfOutput(t *testing.T) {
 	if !strings.Contains(res.Stderr, "connecting to postgres://") {
 		t.Fatalf("the error does not say what failed:\n%s", res.Stderr)
 	}
+	// Connection strings pgx cannot read, or reads wrongly, are not echoed.
+	for _, bad := range []string{
+		"host=127.0.0.1 user=x password = " + wrong + " port=abc",
+		"postgres://u:" + wrong[:5] + "@" + wrong[5:] + "@127.0.0.1:1/db",
+	} {
+		res := clitest.Run(t, f.env(), "migrate", "--only", "documents", "--postgres", bad)
+		if res.Code != 2 || strings.Contains(res.Stdout+res.Stderr, wrong[5:]) {
+			t.Fatalf("exit %d; output must not quote the connection string:\n%s%s", res.Code, res.Stdout, res.Stderr)
+		}
+	}
 
 	// Settings from --config work, and flags win over the file.
 	f.seed([]demoapp.Doc{{Path: "things/a", Fields: map[string]any{"n": int64(1)}}})

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -27,11 +29,21 @@ func connectTarget(ctx context.Context, dsn string, workers int) (*pgxpool.Pool,
 		return nil, fmt.Errorf("no target database: pass --postgres or set DATABASE_URL")
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
+	if err == nil && strings.Contains(cfg.ConnConfig.Host, "@") {
+		// An unencoded "@" in the password: the rest of it became the host,
+		// and would be printed as such.
+		err = errors.New("host contains @")
+	}
 	if err != nil {
-		// pgx redacts the password from parse errors.
-		return nil, fmt.Errorf("reading the --postgres connection string: %w", err)
+		// pgx's message quotes the string, and its redaction misses some
+		// valid spellings of a password: say nothing of the string itself.
+		return nil, errors.New("the --postgres connection string is not a valid PostgreSQL URL " +
+			"(postgres://user:password@host:port/db, special characters percent-encoded) or key=value list")
 	}
 	cfg.MaxConns = int32(workers + 4)
+	// Doubles print exactly whatever the server's settings, so that the
+	// upsert's comparison of old and new rows sees every change.
+	cfg.ConnConfig.RuntimeParams["extra_float_digits"] = "3"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", describeTarget(cfg), err)

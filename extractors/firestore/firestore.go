@@ -239,6 +239,11 @@ func (e *Extractor) SnapshotTime(ctx context.Context) (time.Time, error) {
 	if t.IsZero() {
 		return time.Time{}, errors.New("taking a snapshot time: Firestore returned no read time")
 	}
+	if e.window > time.Hour {
+		// With point-in-time recovery Firestore serves read times older
+		// than an hour only on whole minutes.
+		t = t.Truncate(time.Minute)
+	}
 	return t, nil
 }
 

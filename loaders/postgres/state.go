@@ -86,6 +86,9 @@ var stateDDL = []string{
 		rejected_at  timestamptz NOT NULL DEFAULT now()
 	)`,
 	`CREATE INDEX IF NOT EXISTS rejects_by_run ON baasmigrate.rejects (run_id, target_table)`,
+	// Rejected records are kept whole (a rejected user with its password
+	// hash): only the migrating role reads them.
+	`REVOKE ALL ON ALL TABLES IN SCHEMA baasmigrate FROM PUBLIC`,
 }
 
 // State is the tool's state in the target database.
