@@ -22,7 +22,9 @@ type Sink interface {
 	// It is idempotent.
 	Prepare(ctx context.Context, db DB) error
 	// Write stores recs inside tx and reports, per record, where it went or
-	// why it was rejected. It must neither commit nor roll back tx, and must
+	// why it was rejected. tx begins with its first statement: slow work
+	// that needs no transaction (uploads) belongs before it, so that no
+	// session idles in a transaction meanwhile. It must neither commit nor roll back tx, and must
 	// leave tx usable after rejecting records (use savepoints). A returned
 	// error means the batch as a whole failed (the caller rolls back and may
 	// retry it); records that cannot be stored are Outcome rejects instead.

@@ -475,10 +475,8 @@ func (e *executor) commit(ctx context.Context, p *postgres.PartitionState, b bat
 }
 
 func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b batch) error {
-	tx, err := e.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("starting a transaction: %w", err)
-	}
+	// The transaction begins with the sink's first statement (see lazyTx).
+	tx := &lazyTx{pool: e.pool}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
 	began := time.Now()
