@@ -101,8 +101,8 @@ type Result struct {
 	Warnings []string
 	// Notes say how the run came about when that is not obvious (a new run
 	// because the settings changed).
-	Notes []string
-	Elapsed  time.Duration
+	Notes   []string
+	Elapsed time.Duration
 }
 
 // Rejected is the number of records rejected in the run.
