@@ -55,6 +55,8 @@ type Files struct {
 	label  string
 	schema string
 	def    *tableDef
+	// db reads the table outside a batch's transaction (set by Prepare).
+	db loaders.DB
 }
 
 var _ loaders.Sink = (*Files)(nil)
@@ -161,6 +163,7 @@ func (f *Files) Layout(rec record.Record) ([]any, string) {
 // Prepare creates the schema and table when missing, and the target
 // bucket or directory.
 func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
+	f.db = db
 	for _, s := range f.ddl() {
 		if _, err := db.Exec(ctx, s); err != nil {
 			return fmt.Errorf("creating the files table %s: %w", f.name.Sanitize(), err)
@@ -182,9 +185,30 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	for i := range out.Tables {
 		out.Tables[i] = f.label
 	}
-	results, err := f.store.Copy(ctx, recs)
+	taken, err := f.keysOfOtherBuckets(ctx, recs)
 	if err != nil {
 		return out, err
+	}
+	var copyIdx []int
+	var toCopy []record.Record
+	for i, rec := range recs {
+		if _, ok := taken[i]; ok {
+			continue
+		}
+		copyIdx = append(copyIdx, i)
+		toCopy = append(toCopy, rec)
+	}
+	copiedResults, err := f.store.Copy(ctx, toCopy)
+	if err != nil {
+		return out, err
+	}
+	results := make([]objectstore.Result, len(recs))
+	for j, r := range copiedResults {
+		results[copyIdx[j]] = r
+	}
+	for i := range taken {
+		results[i].Outcome = objectstore.Rejected
+		results[i].Reason = taken[i]
 	}
 	var copied, present [][]any
 	var copiedIdx, presentIdx []int
@@ -219,6 +243,52 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	}
 	out.AddChanged(f.label, changed)
 	return out, nil
+}
+
+// keysOfOtherBuckets finds the batch's objects whose target key an object
+// of another bucket already holds in the same store (two buckets migrated
+// into one store without --objects-prefix): copying would overwrite it, so
+// they are rejected with the reason. It reads outside the batch's
+// transaction.
+func (f *Files) keysOfOtherBuckets(ctx context.Context, recs []record.Record) (map[int]string, error) {
+	if f.db == nil || len(recs) == 0 {
+		return nil, nil
+	}
+	type pending struct {
+		i      int
+		bucket string
+	}
+	keys := make([]string, 0, len(recs))
+	byKey := map[string][]pending{}
+	for i, rec := range recs {
+		file, err := objectstore.FileFromRecord(rec)
+		if err != nil {
+			continue // the store rejects it with the reason
+		}
+		k := f.store.Key(file.Name)
+		keys = append(keys, k)
+		byKey[k] = append(byKey[k], pending{i, file.Bucket})
+	}
+	rows, err := f.db.Query(ctx, `SELECT target_key, bucket, name FROM `+f.name.Sanitize()+`
+		WHERE target = $1 AND target_key = ANY($2)`, f.store.String(), keys)
+	if err != nil {
+		return nil, fmt.Errorf("checking target keys in %s: %w", f.name.Sanitize(), err)
+	}
+	defer rows.Close()
+	out := map[int]string{}
+	for rows.Next() {
+		var key, otherBucket, otherName string
+		if err := rows.Scan(&key, &otherBucket, &otherName); err != nil {
+			return nil, fmt.Errorf("checking target keys in %s: %w", f.name.Sanitize(), err)
+		}
+		for _, p := range byKey[key] {
+			if p.bucket != otherBucket {
+				out[p.i] = fmt.Sprintf("target key %q already holds gs://%s/%s, migrated from another bucket into the same store; "+
+					"copying would overwrite it (give each bucket its own --objects-prefix)", key, otherBucket, otherName)
+			}
+		}
+	}
+	return out, rows.Err()
 }
 
 // row is the table row of an object copied or present under key.

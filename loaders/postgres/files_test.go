@@ -143,3 +143,49 @@ type loadersOutcome struct {
 	rejects map[int]string
 	tables  []string
 }
+
+// TestFilesRefuseAKeyAnotherBucketHolds migrates two buckets into one
+// directory without a prefix: the second bucket's object with the same name
+// is rejected with the reason instead of overwriting the first one's.
+func TestFilesRefuseAKeyAnotherBucketHolds(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	dir := t.TempDir()
+	store, err := objectstore.Open("file://"+dir, objectstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := NewFiles(store, "", "")
+	if err := sink.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	write := func(recs ...record.Record) map[int]string {
+		t.Helper()
+		var rejects map[int]string
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			out, err := sink.Write(ctx, tx, recs)
+			rejects = out.Rejects
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rejects
+	}
+	first := fileRecord("avatar.png", []byte("from bucket A"), false, objectstore.File{})
+	if rejects := write(first); len(rejects) != 0 {
+		t.Fatalf("first bucket: %v", rejects)
+	}
+	second := fileRecord("avatar.png", []byte("from bucket B, other bytes"), false, objectstore.File{})
+	f, _ := objectstore.FileFromRecord(second)
+	f.Bucket = "other.appspot.com"
+	second.Fields = f.Fields()
+	rejects := write(second, fileRecord("new.png", []byte("n"), false, objectstore.File{}))
+	if len(rejects) != 1 || !strings.Contains(rejects[0], "gs://demo.appspot.com/avatar.png") {
+		t.Fatalf("second bucket: rejects %v; want avatar.png refused, naming the first bucket's object", rejects)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "avatar.png"))
+	if err != nil || string(data) != "from bucket A" {
+		t.Fatalf("the first bucket's object was overwritten: %q, %v", data, err)
+	}
+}
