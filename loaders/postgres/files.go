@@ -164,10 +164,20 @@ func (f *Files) Layout(rec record.Record) ([]any, string) {
 // bucket or directory.
 func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
 	f.db = db
-	for _, s := range f.ddl() {
-		if _, err := db.Exec(ctx, s); err != nil {
-			return fmt.Errorf("creating the files table %s: %w", f.name.Sanitize(), err)
+	err := pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error {
+		// Two processes preparing the same target serialise here.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
+			return err
 		}
+		for _, s := range f.ddl() {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("creating the files table %s: %w", f.name.Sanitize(), err)
 	}
 	return f.store.Prepare(ctx)
 }
