@@ -26,11 +26,13 @@
 package firestore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -331,7 +333,7 @@ func (e *Extractor) rootCollections(ctx context.Context, readTime time.Time) ([]
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("--collections: no root collection named %q in %s", missing, e.root)
 	}
-	slices.SortFunc(ids, strings.Compare)
+	slices.SortFunc(ids, CompareIDs)
 	return ids, nil
 }
 
@@ -595,13 +597,49 @@ func isExpired(err error, readTime time.Time) bool {
 }
 
 // ComparePaths orders document paths as Firestore orders names: segment by
-// segment, each segment by its UTF-8 bytes.
+// segment, each segment by CompareIDs, then the shorter path first.
 func ComparePaths(a, b string) int {
 	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
 	for i := 0; i < len(as) && i < len(bs); i++ {
-		if c := strings.Compare(as[i], bs[i]); c != 0 {
+		if c := CompareIDs(as[i], bs[i]); c != 0 {
 			return c
 		}
 	}
 	return len(as) - len(bs)
+}
+
+// CompareIDs orders two document (or collection) IDs as Firestore orders
+// the segments of document names: legacy numeric IDs first, by their value,
+// then every other ID by its UTF-8 bytes. A numeric ID is "__id" + an int64
+// in canonical decimal + "__" (__id7__, __id-3__, __id0__); anything else —
+// __id007__, __id+7__, __id-0__, __id9223372036854775808__, __id__ — is an
+// ordinary string. The PostgreSQL loader orders key columns by the same
+// rule (loaders/postgres documentSelect).
+func CompareIDs(a, b string) int {
+	na, aNum := numericID(a)
+	nb, bNum := numericID(b)
+	switch {
+	case aNum && bNum:
+		return cmp.Compare(na, nb)
+	case aNum:
+		return -1
+	case bNum:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// numericID returns n for an ID of the form __id<n>__ with n an int64
+// written the one way Firestore writes it (no plus sign, no leading zero,
+// no -0).
+func numericID(id string) (int64, bool) {
+	if len(id) < len("__id0__") || !strings.HasPrefix(id, "__id") || !strings.HasSuffix(id, "__") {
+		return 0, false
+	}
+	digits := id[len("__id") : len(id)-len("__")]
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || strconv.FormatInt(n, 10) != digits {
+		return 0, false
+	}
+	return n, true
 }

@@ -69,12 +69,38 @@ func TestConformance(t *testing.T) {
 }
 
 func TestComparePathsOrdersLikeFirestore(t *testing.T) {
-	ordered := []string{"a/1", "a/1/b/1", "a/1/b/2", "a/10", "a/2", "a\x00/x", "ab/1"}
+	ordered := []string{
+		"a/__id-3__", "a/__id-3__/b/1", "a/__id7__", "a/__id7__/b/__id1__", "a/__id7__/b/x", "a/__id10__",
+		"a/1", "a/1/b/1", "a/1/b/2", "a/10", "a/2", "a/__id07__", "a\x00/x", "ab/1",
+	}
+	checkOrder(t, "ComparePaths", fsx.ComparePaths, ordered)
+}
+
+// TestCompareIDsOrdersLikeFirestore checks the order of IDs that the
+// Firestore SDKs' integration tests read back from the server ordered by
+// document ID (firebase-js-sdk#8673, googleapis/java-firestore#1945,
+// firebase-android-sdk#6594), plus IDs that only look numeric.
+func TestCompareIDsOrdersLikeFirestore(t *testing.T) {
+	ordered := []string{
+		// Numeric IDs, by value, over the whole int64 range.
+		"__id-9223372036854775808__", "__id-9223372036854775807__", "__id-2__", "__id0__", "__id7__",
+		"__id12__", "__id9223372036854775806__", "__id9223372036854775807__",
+		// Everything else, by UTF-8 bytes: not canonical, out of range, or
+		// not of the form at all.
+		"12", "7", "A", "Aa", "__id", "__id+5__", "__id-0__", "__id-9223372036854775809__", "__id007__",
+		"__id1_", "__id9223372036854775808__", "__id_1__", "__id__", "_id1__", "a", "é",
+	}
+	checkOrder(t, "CompareIDs", fsx.CompareIDs, ordered)
+}
+
+// checkOrder checks that cmp orders every pair of ordered as listed.
+func checkOrder(t *testing.T, name string, cmp func(a, b string) int, ordered []string) {
+	t.Helper()
 	for i := range ordered {
 		for j := range ordered {
-			got := fsx.ComparePaths(ordered[i], ordered[j])
-			if (i < j) != (got < 0) || (i == j) != (got == 0) {
-				t.Errorf("ComparePaths(%q, %q) = %d", ordered[i], ordered[j], got)
+			got := cmp(ordered[i], ordered[j])
+			if (i < j) != (got < 0) || (i == j) != (got == 0) || (i > j) != (got > 0) {
+				t.Errorf("%s(%q, %q) = %d", name, ordered[i], ordered[j], got)
 			}
 		}
 	}
