@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -33,7 +34,8 @@ type DocumentRow struct {
 }
 
 // documentSelect is the query reading table t in key order (Firestore's
-// document order within the table).
+// document order within the table): key column by key column, each in the
+// order of document IDs (orderByDocumentID).
 func documentSelect(m *mappings.Mapping, t *mappings.Table) string {
 	var sel []string
 	for _, c := range documentColumns(t) {
@@ -43,14 +45,31 @@ func documentSelect(m *mappings.Mapping, t *mappings.Table) string {
 		}
 		sel = append(sel, q)
 	}
-	// Byte order whatever the columns' collation (a table created by hand
-	// may have another): it is the order of Firestore's document names.
 	order := make([]string, len(t.KeyColumns()))
 	for i, k := range t.KeyColumns() {
-		order[i] = pgx.Identifier{k}.Sanitize() + ` COLLATE "C"`
+		order[i] = orderByDocumentID(k)
 	}
 	return fmt.Sprintf("SELECT %s FROM %s ORDER BY %s", strings.Join(sel, ", "),
 		pgx.Identifier{m.Schema, t.Name}.Sanitize(), strings.Join(order, ", "))
+}
+
+// numericIDPattern matches the document IDs Firestore orders as numbers:
+// "__id" + an int64 in canonical decimal + "__" (no plus sign, no leading
+// zero, no -0); the pattern admits up to 19 digits, the int64 range is
+// checked on the value. It is the rule of extractors/firestore CompareIDs.
+const numericIDPattern = `^__id(0|-?[1-9][0-9]{0,18})__$`
+
+// orderByDocumentID returns the ORDER BY items that sort key column k as
+// Firestore sorts document IDs: numeric IDs first, by value, then the
+// others by their bytes. Both use the "C" collation whatever the column's
+// (a table created by hand may have another, even a nondeterministic one,
+// which regular expressions refuse). CASE tests the pattern before the
+// cast, so that only digits are ever cast.
+func orderByDocumentID(k string) string {
+	c := pgx.Identifier{k}.Sanitize() + ` COLLATE "C"`
+	n := fmt.Sprintf("substr(%s, 5, length(%s) - 6)::numeric", c, c)
+	return fmt.Sprintf(`CASE WHEN %s !~ '%s' THEN NULL WHEN %s BETWEEN %d AND %d THEN %s END NULLS LAST, %s`,
+		c, numericIDPattern, n, math.MinInt64, math.MaxInt64, n, c)
 }
 
 // decodeDocument rebuilds a document from the values of a documentSelect
