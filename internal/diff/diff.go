@@ -111,7 +111,7 @@ type Options struct {
 // Item is one keyed record on either side, ready to compare.
 type Item struct {
 	// Key orders items within a table: compared element by element, each
-	// by its bytes.
+	// by its bytes, or by the adapter's KeyComparer.
 	Key []string
 	// Label names the item for people (a document path, a uid).
 	Label string
@@ -157,6 +157,17 @@ type Adapter interface {
 	// Open opens a cursor over a table inside tx; nil when the table does
 	// not exist in the target yet.
 	Open(ctx context.Context, tx pgx.Tx, table string) (TargetCursor, error)
+}
+
+// KeyComparer is implemented by adapters whose keys are not ordered element
+// by element in bytes (documents: numeric IDs first). The engine merges a
+// table's source records with its target rows, and checks the source's
+// order, with CompareKeys; keys of other adapters are ordered by the
+// package's CompareKeys.
+type KeyComparer interface {
+	// CompareKeys orders two keys of one table as the source delivers its
+	// records and the adapter's cursors read its rows.
+	CompareKeys(a, b []string) int
 }
 
 // KeyLookup is implemented by adapters whose source does not deliver
@@ -205,7 +216,10 @@ func Compare(ctx context.Context, ex extractors.Extractor, pool *pgxpool.Pool, a
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
-	c := &comparison{a: a, tx: tx, opts: opts, tables: map[string]*tableState{}}
+	c := &comparison{a: a, tx: tx, opts: opts, tables: map[string]*tableState{}, compare: CompareKeys}
+	if kc, ok := a.(KeyComparer); ok {
+		c.compare = kc.CompareKeys
+	}
 	for _, name := range a.Tables() {
 		c.report(name)
 	}
@@ -237,6 +251,8 @@ type comparison struct {
 	opts   Options
 	tables map[string]*tableState
 	n      int
+	// compare orders keys: the adapter's KeyComparer, or CompareKeys.
+	compare func(a, b []string) int
 }
 
 type tableState struct {
@@ -450,7 +466,7 @@ func (c *comparison) record(ctx context.Context, rec record.Record) error {
 		return nil
 	}
 	ts := c.report(r.Table)
-	if ts.lastKey != nil && CompareKeys(r.Key, ts.lastKey) <= 0 {
+	if ts.lastKey != nil && c.compare(r.Key, ts.lastKey) <= 0 {
 		return fmt.Errorf("the source delivered %q after %q: not in key order, so it cannot be merged with table %s", r.Label, KeyString(ts.lastKey), r.Table)
 	}
 	ts.lastKey = r.Key
@@ -464,7 +480,7 @@ func (c *comparison) record(ctx context.Context, rec record.Record) error {
 			c.sample(ts, Sample{Outcome: MissingInTarget, Key: r.Label})
 			return nil
 		}
-		switch cmp := CompareKeys(head.Key, r.Key); {
+		switch cmp := c.compare(head.Key, r.Key); {
 		case cmp < 0:
 			c.extra(ts, head)
 			ts.head = nil
@@ -486,8 +502,7 @@ func (c *comparison) record(ctx context.Context, rec record.Record) error {
 }
 
 // CompareKeys orders keys element by element, each by its bytes (the order
-// of Firestore's document names within one collection pattern, and of
-// PostgreSQL's "C" collation).
+// of PostgreSQL's "C" collation), then the shorter key first.
 func CompareKeys(a, b []string) int {
 	for i := 0; i < len(a) && i < len(b); i++ {
 		switch {

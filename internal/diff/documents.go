@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	fsx "github.com/baasmigrate/baasmigrate/extractors/firestore"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/mappings"
@@ -24,6 +25,11 @@ type Documents struct {
 	streams map[string][]string // root collection → tables under it
 	cursors int
 }
+
+var (
+	_ Adapter     = (*Documents)(nil)
+	_ KeyComparer = (*Documents)(nil)
+)
 
 // NewDocuments prepares comparing documents through mapping m. With roots,
 // only the tables under those root collections are compared (the source was
@@ -56,6 +62,14 @@ func (d *Documents) Tables() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// CompareKeys orders two keys of a table (the ancestor document IDs, then
+// the document's own) as Firestore orders document names: ID by ID, numeric
+// IDs first (firestore.CompareIDs). The source delivers documents in that
+// order and postgres.OpenDocumentCursor reads rows in it.
+func (d *Documents) CompareKeys(a, b []string) int {
+	return slices.CompareFunc(a, b, fsx.CompareIDs)
 }
 
 // StreamTables lists the tables of the collections under a root collection.
