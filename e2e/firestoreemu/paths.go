@@ -3,6 +3,7 @@ package firestoreemu
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -42,8 +43,12 @@ func parseResourceName(name string) (dbID, []string, error) {
 		return dbID{}, nil, status.Errorf(codes.InvalidArgument, "invalid resource name %q: want projects/{project_id}/databases/{database_id}/documents[/...]", name)
 	}
 	segs := parts[5:]
-	for _, s := range segs {
-		if err := validateID(s); err != nil {
+	for i, s := range segs {
+		validate := validateID
+		if i%2 == 1 {
+			validate = validateDocumentID
+		}
+		if err := validate(s); err != nil {
 			return dbID{}, nil, status.Errorf(codes.InvalidArgument, "invalid resource name %q: %v", name, err)
 		}
 	}
@@ -87,7 +92,35 @@ var reservedID = regexp.MustCompile(`^__.*__$`)
 // maxIDBytes is Firestore's limit on a document or collection ID.
 const maxIDBytes = 1500
 
-// validateID checks a document or collection ID against Firestore's rules.
+// validateDocumentID checks a document ID: the rules of validateID, except
+// that legacy numeric IDs (__id<n>__) are allowed.
+func validateDocumentID(id string) error {
+	if _, ok := numericID(id); ok {
+		return nil
+	}
+	return validateID(id)
+}
+
+// numericID returns n for a legacy numeric document ID (imported from
+// Datastore, say): "__id" + an int64 in decimal + "__", the number written
+// the one way Go and Java print it — no plus sign, no leading zero, no -0.
+func numericID(id string) (int64, bool) {
+	digits, ok := strings.CutPrefix(id, "__id")
+	if !ok {
+		return 0, false
+	}
+	if digits, ok = strings.CutSuffix(digits, "__"); !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || strconv.FormatInt(n, 10) != digits {
+		return 0, false
+	}
+	return n, true
+}
+
+// validateID checks a collection ID (or a document ID, see
+// validateDocumentID) against Firestore's rules.
 func validateID(id string) error {
 	switch {
 	case id == "":
@@ -105,16 +138,29 @@ func validateID(id string) error {
 }
 
 // Path keys. A key is the encoding of a path's segments such that comparing
-// two keys as byte strings compares the paths segment by segment (each
-// segment by its UTF-8 bytes), which is Firestore's order of document names.
-// Within a segment the byte 0x00 becomes 0x00 0xFF; segments are joined
-// with 0x00 0x01. So a path sorts before its descendants, and all
-// descendants of a path p are the keys between childPrefix(p) (inclusive) and
-// childLimit(p) (exclusive).
+// two keys as byte strings compares the paths segment by segment, which is
+// Firestore's order of document names: numeric IDs (__id<n>__) first, by
+// value, then every other segment by its UTF-8 bytes.
+//
+// A numeric segment is 0x00 0x03 and the 16 lowercase hex digits of n with
+// its sign bit flipped, so that the bytes of two such segments compare as
+// their numbers. Any other segment is its bytes, with 0x00 turned into
+// 0x00 0xFF. Segments are joined with 0x00 0x01.
+//
+// A numeric segment sorts before every other (which starts with a byte
+// above 0x00, or with 0x00 0xFF), and no segment's encoding is the start of
+// another's followed by a byte pair up to 0x00 0x02: numeric ones have one
+// length and only they start with 0x00 0x03; after the end of a string one,
+// another string's continues with a byte above 0x00 or with 0x00 0xFF. So a
+// path sorts before its descendants, and all descendants of a path p are the
+// keys between childPrefix(p) (inclusive) and childLimit(p) (exclusive).
 
 const (
 	keySep      = "\x00\x01"
 	keySepLimit = "\x00\x02"
+	keyNumeric  = "\x00\x03"
+	// numericDigits is the length of a numeric segment's number.
+	numericDigits = 16
 )
 
 // encodePath returns the key of a path.
@@ -123,6 +169,11 @@ func encodePath(segs []string) string {
 	for i, s := range segs {
 		if i > 0 {
 			b.WriteString(keySep)
+		}
+		if n, ok := numericID(s); ok {
+			b.WriteString(keyNumeric)
+			fmt.Fprintf(&b, "%0*x", numericDigits, uint64(n)^(1<<63))
+			continue
 		}
 		if strings.IndexByte(s, 0) < 0 {
 			b.WriteString(s)
@@ -143,6 +194,12 @@ func decodeKey(key string) []string {
 	var segs []string
 	var cur []byte
 	for i := 0; i < len(key); i++ {
+		if strings.HasPrefix(key[i:], keyNumeric) && len(key)-i >= len(keyNumeric)+numericDigits {
+			u, _ := strconv.ParseUint(key[i+len(keyNumeric):i+len(keyNumeric)+numericDigits], 16, 64)
+			cur = append(cur, "__id"+strconv.FormatInt(int64(u^(1<<63)), 10)+"__"...)
+			i += len(keyNumeric) + numericDigits - 1
+			continue
+		}
 		if key[i] == 0 && i+1 < len(key) {
 			if key[i+1] == 0x01 {
 				segs = append(segs, string(cur))

@@ -114,10 +114,15 @@ func normalizeValue(v *pb.Value, depth int, inArray bool) error {
 }
 
 // documentNameSize is Firestore's storage size of a document name: each
-// collection and document ID's UTF-8 length plus one, plus 16.
+// collection and document ID's UTF-8 length plus one (8 for a numeric
+// document ID), plus 16.
 func documentNameSize(segs []string) int {
 	n := 16
-	for _, s := range segs {
+	for i, s := range segs {
+		if _, ok := numericID(s); ok && i%2 == 1 {
+			n += 8
+			continue
+		}
 		n += len(s) + 1
 	}
 	return n
