@@ -2,7 +2,9 @@ package firestore_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"slices"
 	"testing"
 
 	"cloud.google.com/go/firestore"
@@ -17,7 +19,9 @@ import (
 
 // TestConformance runs the extractor conformance suite against the demo
 // app in the Firestore emulator: three levels of subcollections, documents
-// under missing parents, every value type.
+// under missing parents, every value type — plus a collection mixing
+// numeric (__id<n>__) and string IDs, which Firestore orders numeric first,
+// so that split points fall among both.
 func TestConformance(t *testing.T) {
 	ctx := context.Background()
 	host := testenv.FirestoreEmulatorHost(t)
@@ -29,10 +33,10 @@ func TestConformance(t *testing.T) {
 	}
 	defer client.Close()
 	scale := demoapp.Scale{Users: 60, Posts: 40, CommentsPerPost: 2, Orders: 30, ItemsPerOrder: 3, Archive: 12}
-	if err := demoapp.Seed(ctx, client, demoapp.Documents(3, scale)); err != nil {
+	if err := demoapp.Seed(ctx, client, append(demoapp.Documents(3, scale), legacyDocs()...)); err != nil {
 		t.Fatal(err)
 	}
-	want, err := demoapp.ReadAll(ctx, client, project, demoapp.Groups...)
+	want, err := demoapp.ReadAll(ctx, client, project, slices.Concat(demoapp.Groups, []string{"legacy", "sub"})...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +54,9 @@ func TestConformance(t *testing.T) {
 			}
 			return ex
 		},
-		Want:  want,
-		Times: true,
+		Want:       want,
+		Times:      true,
+		Partitions: []int{1, 3, 8, 24},
 		Unreachable: func(t *testing.T) extractors.Extractor {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -66,6 +71,29 @@ func TestConformance(t *testing.T) {
 			return ex
 		},
 	})
+}
+
+// legacyDocs is a collection of documents with numeric IDs (legacy ones,
+// from Datastore) over the whole int64 range and string IDs that sort
+// between them in bytes ("0", "A", "__id1_"), with subcollections — one
+// under a numeric parent that does not exist — and a nested collection of
+// the same ID.
+func legacyDocs() []demoapp.Doc {
+	var docs []demoapp.Doc
+	add := func(path string) { docs = append(docs, demoapp.Doc{Path: path, Fields: map[string]any{"path": path}}) }
+	for i := -12; i <= 24; i++ {
+		add(fmt.Sprintf("legacy/__id%d__", i*i*i*7919))
+	}
+	for _, id := range []string{"__id-9223372036854775808__", "__id9223372036854775807__", "0", "9", "A", "__id", "__id1_", "_id1__", "b"} {
+		add("legacy/" + id)
+	}
+	for _, p := range []string{
+		"legacy/__id0__/sub/__id2__", "legacy/__id0__/sub/__id-2__", "legacy/__id0__/sub/x",
+		"legacy/__id5__/sub/y", "legacy/A/sub/__id1__", "legacy/__id7919__/legacy/__id-1__", "legacy/b/legacy/__id1__",
+	} {
+		add(p)
+	}
+	return docs
 }
 
 func TestComparePathsOrdersLikeFirestore(t *testing.T) {
