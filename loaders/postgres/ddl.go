@@ -132,7 +132,8 @@ type column struct {
 func documentColumns(t *mappings.Table) []column {
 	var cols []column
 	for _, k := range t.KeyColumns() {
-		// Byte-order collation: keys sort as Firestore sorts document IDs.
+		// Byte-order collation: string IDs compare as Firestore compares them
+		// (numeric IDs, __id<n>__, are ordered by documentSelect).
 		cols = append(cols, column{name: k, ddlType: `text COLLATE "C"`, key: true})
 	}
 	for _, c := range t.Columns {
