@@ -44,6 +44,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/benchreport"
 	"github.com/baasmigrate/baasmigrate/internal/procstat"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
 // rclonePackage is the Debian package version installed when rclone is
@@ -105,23 +106,6 @@ func loadEnv(root string) (env, error) {
 	return e, nil
 }
 
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run it inside the baasmigrate module")
-		}
-		dir = parent
-	}
-}
-
 // measurement is one timed copy.
 type measurement struct {
 	tool    string
@@ -138,7 +122,7 @@ var ourFlags string
 
 func run(total int64, concurrency, runs int, record string, keep bool, tools []string) error {
 	ctx := context.Background()
-	root, err := moduleRoot()
+	root, err := testenv.ModuleRoot()
 	if err != nil {
 		return err
 	}

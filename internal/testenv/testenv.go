@@ -111,17 +111,33 @@ func findEnvFile() (string, error) {
 	if dir := os.Getenv(LocalDirVar); dir != "" {
 		return existing(filepath.Join(dir, servicesEnvFile))
 	}
+	root, err := ModuleRoot()
+	if errors.Is(err, errNoModule) {
+		return "", nil // not inside a module: nothing to load
+	}
+	if err != nil {
+		return "", fmt.Errorf("testenv: %w", err)
+	}
+	return existing(filepath.Join(root, ".local", servicesEnvFile))
+}
+
+var errNoModule = errors.New("not inside the baasmigrate module (no go.mod above the working directory)")
+
+// ModuleRoot returns the directory holding go.mod, found by walking up from
+// the working directory: where tests, benchmarks and scripts find the
+// checkout.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		return "", fmt.Errorf("testenv: finding the module root: %w", err)
+		return "", fmt.Errorf("finding the module root: %w", err)
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return existing(filepath.Join(dir, ".local", servicesEnvFile))
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", nil // not inside a module: nothing to load
+			return "", errNoModule
 		}
 		dir = parent
 	}
