@@ -28,6 +28,15 @@ type compiledTable struct {
 	t    *mappings.Table
 	root *node
 	cols []compiledColumn
+	// ancestors are the tables of the ancestor collection patterns that
+	// have one, outermost first, with their depth (number of IDs in their
+	// key).
+	ancestors []ancestor
+}
+
+type ancestor struct {
+	t     *mappings.Table
+	depth int
 }
 
 type compiledColumn struct {
@@ -94,6 +103,14 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 		}
 		d.byPattern[t.Collection] = ct
 		d.byTable[t] = ct
+	}
+	for _, ct := range d.byTable {
+		colls := strings.Split(ct.t.Collection, "/{}/")
+		for depth := 1; depth < len(colls); depth++ {
+			if a := d.byPattern[strings.Join(colls[:depth], "/{}/")]; a != nil {
+				ct.ancestors = append(ct.ancestors, ancestor{a.t, depth})
+			}
+		}
 	}
 	return d, nil
 }
@@ -251,22 +268,25 @@ func (c *compiledColumn) store(v record.Value) (x any, exact bool) {
 // placeholder rows (_missing = true, ON CONFLICT DO NOTHING) before rec's
 // row. It fails like Transform on a record that is not a loadable document.
 func (d *Documents) Ancestors(rec record.Record) ([]Placeholder, error) {
-	if _, _, err := d.locate(rec); err != nil {
+	ct, ids, err := d.locate(rec)
+	if err != nil {
 		return nil, err
 	}
-	_, ids, _ := mappings.PatternOf(rec.Key)
-	segs := strings.Split(rec.Key, "/")
-	var out []Placeholder
-	for depth := 1; depth < len(ids); depth++ {
-		pattern, _, err := mappings.PatternOf(strings.Join(segs[:2*depth], "/"))
-		if err != nil {
-			return nil, fmt.Errorf("ancestor of %q: %w", rec.Key, err)
-		}
-		if ct := d.byPattern[pattern]; ct != nil {
-			out = append(out, Placeholder{Table: ct.t, Key: append([]string(nil), ids[:depth]...)})
-		}
+	return ct.placeholders(ids), nil
+}
+
+// RowAncestors is Ancestors for a document already transformed into row:
+// it parses nothing again.
+func (d *Documents) RowAncestors(row Row) []Placeholder {
+	return d.byTable[row.Table].placeholders(row.Key)
+}
+
+func (ct *compiledTable) placeholders(ids []string) []Placeholder {
+	out := make([]Placeholder, 0, len(ct.ancestors))
+	for _, a := range ct.ancestors {
+		out = append(out, Placeholder{Table: a.t, Key: ids[:a.depth:a.depth]})
 	}
-	return out, nil
+	return out
 }
 
 // Reconstruct is the inverse of Transform: from a row of table t as read

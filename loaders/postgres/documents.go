@@ -80,12 +80,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 			continue
 		}
 		out.Tables[i] = row.Table.Name
-		anc, err := d.tr.Ancestors(rec)
-		if err != nil {
-			out.Reject(i, err.Error())
-			continue
-		}
-		for _, a := range anc {
+		for _, a := range d.tr.RowAncestors(row) {
 			if holders[a.Table] == nil {
 				holders[a.Table] = map[string][]string{}
 			}
