@@ -105,15 +105,6 @@ type Result struct {
 	Elapsed time.Duration
 }
 
-// Rejected is the number of records rejected in the run.
-func (r *Result) Rejected() int64 {
-	var n int64
-	for _, t := range r.Tables {
-		n += t.Rejected
-	}
-	return n
-}
-
 // Execute runs job to completion against the target pool, resuming the
 // job's unfinished run when there is one.
 func Execute(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job Job, opts Options) (*Result, error) {

@@ -48,19 +48,6 @@ func (c Config) Int(name string, def int) (int, error) {
 	return n, nil
 }
 
-// Bool returns the value of name as a bool (false when unset).
-func (c Config) Bool(name string) (bool, error) {
-	s := c[name]
-	if s == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return false, fmt.Errorf("option --%s: %q is not true or false", name, s)
-	}
-	return b, nil
-}
-
 // CheckRequired returns one error naming every required option that is
 // empty, so the user can fix them all at once.
 func CheckRequired(opts []Option, c Config) error {
@@ -74,21 +61,6 @@ func CheckRequired(opts []Option, c Config) error {
 		return fmt.Errorf("missing required option(s): %s", strings.Join(missing, ", "))
 	}
 	return nil
-}
-
-// Redacted returns a copy of c with the values of secret options replaced,
-// suitable for logs and reports.
-func Redacted(opts []Option, c Config) Config {
-	out := make(Config, len(c))
-	for k, v := range c {
-		out[k] = v
-	}
-	for _, o := range opts {
-		if o.Secret && out[o.Name] != "" {
-			out[o.Name] = "(redacted)"
-		}
-	}
-	return out
 }
 
 // Merge returns the union of option lists, each name once. Two plugins

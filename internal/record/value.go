@@ -58,16 +58,6 @@ func (t Type) String() string {
 	return fmt.Sprintf("Type(%d)", t)
 }
 
-// ParseType is the inverse of Type.String.
-func ParseType(s string) (Type, bool) {
-	for i, n := range typeNames {
-		if n == s {
-			return Type(i), true
-		}
-	}
-	return 0, false
-}
-
 // GeoPoint is a latitude/longitude pair in degrees.
 type GeoPoint struct {
 	Lat, Lng float64
