@@ -62,24 +62,6 @@ func filesCompareRun(t *testing.T, ft *filesTarget, want int, command string, ex
 	return tr, doc.Kinds[0], res
 }
 
-// filesCompareSamples lists a table's samples as "outcome key fields",
-// sorted.
-func filesCompareSamples(tr *diff.TableReport) []string {
-	var out []string
-	for _, s := range tr.Samples {
-		line := s.Outcome + " " + s.Key
-		if len(s.Fields) > 0 {
-			line += " " + strings.Join(s.Fields, ",")
-		}
-		if s.Reason != "" {
-			line += ": " + s.Reason
-		}
-		out = append(out, line)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // filesCompareBytes is the total size of the named objects.
 func filesCompareBytes(src *filesSource, names ...string) int64 {
 	var n int64
@@ -156,7 +138,7 @@ func filesCompareFollow(t *testing.T, s3 bool) {
 	ft.migrate(0, part...)
 	tr, _, _ = filesCompareRun(t, ft, 0, "verify")
 	if !tr.Identical() || tr.Matching != total {
-		t.Fatalf("verify after migrate: %+v %q", tr, filesCompareSamples(tr))
+		t.Fatalf("verify after migrate: %+v %q", tr, tr.SampleLines())
 	}
 
 	// One change at the source; five in the target.
@@ -198,7 +180,7 @@ func filesCompareFollow(t *testing.T, s3 bool) {
 		"missing_in_target users/u07/avatar.jpg",
 	}
 	tr, _, _ = filesCompareRun(t, ft, 1, "verify")
-	if got := filesCompareSamples(tr); !slices.Equal(got, want) {
+	if got := tr.SampleLines(); !slices.Equal(got, want) {
 		t.Errorf("verify after the changes reports\n %q\nwant\n %q", got, want)
 	}
 	if tr.Source != total || tr.Matching != total-5 || tr.Mismatched != 4 || tr.MissingInTarget != 1 || tr.ExtraInTarget != 1 || tr.Rejected != 0 {
@@ -227,7 +209,7 @@ func filesCompareFollow(t *testing.T, s3 bool) {
 	// what plan said; only the added row remains.
 	ft.migrate(0, append(part, "--restart")...)
 	tr, _, _ = filesCompareRun(t, ft, 1, "verify")
-	if got := filesCompareSamples(tr); !slices.Equal(got, []string{"extra_in_target intruder.txt"}) || tr.Matching != total {
+	if got := tr.SampleLines(); !slices.Equal(got, []string{"extra_in_target intruder.txt"}) || tr.Matching != total {
 		t.Errorf("verify after migrating again: %+v %q; want only the added row extra", tr, got)
 	}
 }

@@ -34,24 +34,6 @@ func usersCompareReport(t *testing.T, stdout string) *diff.TableReport {
 	return tr
 }
 
-// usersCompareSamples lists a table's samples as "outcome key fields" (or
-// "outcome key: reason"), sorted.
-func usersCompareSamples(tr *diff.TableReport) []string {
-	var out []string
-	for _, s := range tr.Samples {
-		line := s.Outcome + " " + s.Key
-		if len(s.Fields) > 0 {
-			line += " " + strings.Join(s.Fields, ",")
-		}
-		if s.Reason != "" {
-			line += ": " + s.Reason
-		}
-		out = append(out, line)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // usersCompareNoLeak fails when text holds a secret of the hash
 // parameters, or any encoding of the given hashes and salts.
 func usersCompareNoLeak(t *testing.T, where, text string, secrets ...[]byte) {
@@ -169,7 +151,7 @@ func TestPlanAndVerifyUsers(t *testing.T) {
 			want = append(want, "mismatched "+uid+" hashConfigId,hashParameters")
 		}
 		slices.Sort(want)
-		if got := usersCompareSamples(tr); !slices.Equal(got, want) || tr.Mismatched != int64(len(hashed)) {
+		if got := tr.SampleLines(); !slices.Equal(got, want) || tr.Mismatched != int64(len(hashed)) {
 			t.Errorf("verify with other hash parameters: %q\nwant %q", got, want)
 		}
 	}
@@ -205,7 +187,7 @@ func TestPlanAndVerifyUsers(t *testing.T) {
 		"mismatched cmp-04 providerUserInfo",
 		"missing_in_target cmp-06",
 	}
-	if got := usersCompareSamples(tr); !slices.Equal(got, want) {
+	if got := tr.SampleLines(); !slices.Equal(got, want) {
 		t.Errorf("verify after the changes reports\n %q\nwant\n %q", got, want)
 	}
 	if tr.Source != total || tr.Mismatched != 3 || tr.MissingInTarget != 1 || tr.ExtraInTarget != 1 || tr.Matching != total-4 || tr.Rejected != 0 {
@@ -308,7 +290,7 @@ func TestVerifyUsersFromExportFile(t *testing.T) {
 		t.Fatal("plan changed the target")
 	}
 	if tr.Source != 6 || tr.MissingInTarget != 6 || tr.Matching+tr.Mismatched+tr.ExtraInTarget+tr.Rejected != 0 ||
-		!slices.Contains(usersCompareSamples(tr), "missing_in_target fx-frank") {
+		!slices.Contains(tr.SampleLines(), "missing_in_target fx-frank") {
 		t.Fatalf("plan of the file on an empty target: %+v", tr)
 	}
 	run(0, clean, "migrate")
@@ -322,14 +304,14 @@ func TestVerifyUsersFromExportFile(t *testing.T) {
 		}
 	})
 	tr = usersCompareReport(t, run(1, changed, "verify", "--format", "json").Stdout)
-	if got, want := usersCompareSamples(tr), []string{"mismatched fx-erin displayName"}; !slices.Equal(got, want) ||
+	if got, want := tr.SampleLines(), []string{"mismatched fx-erin displayName"}; !slices.Equal(got, want) ||
 		tr.Source != 5 || tr.Matching != 4 || tr.Mismatched != 1 || tr.ExtraInTarget != 1 || tr.MissingInTarget != 0 {
 		t.Fatalf("verify of the changed file: %q %+v; want %q, 1 extra in target", got, tr, want)
 	}
 
 	original, _ := filepath.Abs(filepath.Join("testdata", "auth", "auth-export.json"))
 	tr = usersCompareReport(t, run(1, original, "verify", "--format", "json").Stdout)
-	if got := usersCompareSamples(tr); tr.Rejected != 1 || tr.Matching != 6 || len(got) != 1 ||
+	if got := tr.SampleLines(); tr.Rejected != 1 || tr.Matching != 6 || len(got) != 1 ||
 		!strings.HasPrefix(got[0], "rejected fx-bad-hash: the Firebase scrypt password hash is not base64") {
 		t.Fatalf("verify of the file with an undecodable hash: %q %+v", got, tr)
 	}

@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -50,6 +51,19 @@ type Sample struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// String renders s as "outcome key field,field: reason" (the parts that
+// are set), the form tests and logs compare.
+func (s Sample) String() string {
+	line := s.Outcome + " " + s.Key
+	if len(s.Fields) > 0 {
+		line += " " + strings.Join(s.Fields, ",")
+	}
+	if s.Reason != "" {
+		line += ": " + s.Reason
+	}
+	return line
+}
+
 // TableReport is the comparison of one target table. For verify, Matching
 // rows are identical; for plan, Matching rows would be left unchanged,
 // Mismatched updated, MissingInTarget inserted.
@@ -74,6 +88,16 @@ type TableReport struct {
 	Samples      []Sample `json:"samples,omitempty"`
 
 	sampled map[string]int
+}
+
+// SampleLines returns the table's samples as strings, sorted.
+func (t *TableReport) SampleLines() []string {
+	out := make([]string, len(t.Samples))
+	for i, s := range t.Samples {
+		out[i] = s.String()
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Identical reports whether the table has no difference at all.

@@ -113,7 +113,7 @@ func (ft *filesTestTarget) compare(t *testing.T, prefix string, recs []record.Re
 		}
 		trs, sizes = append(trs, tr), append(sizes, copyBytes)
 	}
-	if fmt.Sprint(*trs[0], samples(trs[0])) != fmt.Sprint(*trs[1], samples(trs[1])) || sizes[0] != sizes[1] {
+	if fmt.Sprint(*trs[0], trs[0].SampleLines()) != fmt.Sprint(*trs[1], trs[1].SampleLines()) || sizes[0] != sizes[1] {
 		t.Errorf("chunks of %d rows and of 3 differ:\n%+v %d\n%+v %d", fileChunk, trs[0], sizes[0], trs[1], sizes[1])
 	}
 	return trs[0], sizes[0]
@@ -125,24 +125,6 @@ func (ft *filesTestTarget) exec(t *testing.T, sql string, args ...any) {
 	if err != nil || tag.RowsAffected() != 1 {
 		t.Fatalf("%s: %v (%d rows)", sql, err, tag.RowsAffected())
 	}
-}
-
-// samples lists a table's samples as "outcome key fields" (or "outcome
-// key: reason"), sorted.
-func samples(tr *TableReport) []string {
-	var out []string
-	for _, s := range tr.Samples {
-		line := s.Outcome + " " + s.Key
-		if len(s.Fields) > 0 {
-			line += " " + strings.Join(s.Fields, ",")
-		}
-		if s.Reason != "" {
-			line += ": " + s.Reason
-		}
-		out = append(out, line)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // TestFilesCompare compares a bucket with a metadata table whose name
@@ -181,7 +163,7 @@ func TestFilesCompare(t *testing.T) {
 	}
 	tr, copyBytes = ft.compare(t, "", recs)
 	if !tr.Identical() || tr.Matching != int64(len(names)) || copyBytes != 0 {
-		t.Fatalf("after migrate: %+v %q, %d bytes to copy", tr, samples(tr), copyBytes)
+		t.Fatalf("after migrate: %+v %q, %d bytes to copy", tr, tr.SampleLines(), copyBytes)
 	}
 
 	// The changes.
@@ -220,7 +202,7 @@ func TestFilesCompare(t *testing.T) {
 		"missing_in_target ｚ",
 		`rejected ../escape: object "../escape" cannot be stored as "media/../escape" in file://` + filepath.ToSlash(ft.dir) + `: it has a ".." path segment`,
 	}
-	if got := samples(tr); !slices.Equal(got, want) {
+	if got := tr.SampleLines(); !slices.Equal(got, want) {
 		t.Errorf("after the changes:\n %q\nwant\n %q", got, want)
 	}
 	if tr.Source != int64(len(names)) || tr.Matching != 2 || tr.Mismatched != 7 || tr.MissingInTarget != 1 || tr.ExtraInTarget != 1 || tr.Rejected != 1 {
@@ -244,7 +226,7 @@ func TestFilesCompare(t *testing.T) {
 		}
 	}
 	tr, copyBytes = ft.compare(t, "dir/", under)
-	if got, want := samples(tr), []string{"mismatched dir/x object_checksum"}; !slices.Equal(got, want) || tr.Source != 2 || tr.Matching != 1 || copyBytes != 80 {
+	if got, want := tr.SampleLines(), []string{"mismatched dir/x object_checksum"}; !slices.Equal(got, want) || tr.Source != 2 || tr.Matching != 1 || copyBytes != 80 {
 		t.Errorf("under dir/: %+v %q, %d bytes to copy; want %q", tr, got, copyBytes, want)
 	}
 }
