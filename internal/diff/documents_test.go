@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	fsx "github.com/baasmigrate/baasmigrate/extractors/firestore"
@@ -58,11 +57,7 @@ func TestDocumentKeysCompareLikeFirestore(t *testing.T) {
 // difference is reported under the document's name.
 func TestCompareMergesNumericIDs(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testenv.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testenv.NewPool(t)
 
 	ts := time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC)
 	var recs []record.Record

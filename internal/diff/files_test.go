@@ -56,11 +56,7 @@ type filesTestTarget struct {
 
 func newFilesTestTarget(t *testing.T) *filesTestTarget {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), testenv.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testenv.NewPool(t)
 	dir := filepath.Join(t.TempDir(), "objects")
 	store, err := objectstore.Open("file://"+dir, objectstore.Options{Prefix: "media/"})
 	if err != nil {

@@ -86,11 +86,7 @@ func fullUser(uid string) firebaseauth.User {
 func usersDB(t *testing.T, hash firebasescrypt.Params) (*pgxpool.Pool, *postgres.Users) {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testenv.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testenv.NewPool(t)
 	sink := postgres.NewUsers(postgres.UsersConfig{Hash: hash})
 	if err := sink.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)

@@ -66,11 +66,7 @@ func newFixture(t *testing.T) *fixture {
 	for _, d := range docs {
 		in.Observe(d.Path, nil)
 	}
-	pool, err := pgxpool.New(ctx, testenv.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testenv.NewPool(t)
 	state, err := postgres.OpenState(ctx, pool)
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Environment variables read by this package and written by services-up.
@@ -365,6 +366,18 @@ func withDatabase(dsn, name string) (string, error) {
 		return u.String(), nil
 	}
 	return dsn + " dbname=" + name, nil
+}
+
+// NewPool returns a connection pool on a fresh database (NewDatabase),
+// closed when the test ends.
+func NewPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), NewDatabase(t))
+	if err != nil {
+		t.Fatalf("testenv: connecting to the test database: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // FreshProjectID returns a project id no other test uses, such as

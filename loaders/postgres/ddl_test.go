@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
@@ -12,7 +13,7 @@ import (
 // users table's primary key index.
 func TestPrimaryKeyIndexDoesNotTakeATableName(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
+	pool := testenv.NewPool(t)
 	in := mappings.NewInferrer(mappings.InferOptions{})
 	in.Observe("users/u1", nil)
 	in.Observe("users/u1/pkey/k1", nil)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -34,7 +35,7 @@ func TestErrorClasses(t *testing.T) {
 // COPY rejects the row, and the reason does not quote the value.
 func TestEncodeErrorsAreRejectsWithoutTheValue(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
+	pool := testenv.NewPool(t)
 	if _, err := pool.Exec(ctx, `CREATE TABLE enc (id text PRIMARY KEY, n bigint)`); err != nil {
 		t.Fatal(err)
 	}

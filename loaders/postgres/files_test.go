@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/loaders/objectstore"
 )
 
@@ -46,7 +47,7 @@ func fileRecord(name string, data []byte, gone bool, f objectstore.File) record.
 // after a crash between upload and commit (objects present, no rows).
 func TestFilesWriteRowsAfterCopies(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
+	pool := testenv.NewPool(t)
 	dir := t.TempDir()
 	store, err := objectstore.Open("file://"+dir, objectstore.Options{})
 	if err != nil {
@@ -149,7 +150,7 @@ type loadersOutcome struct {
 // is rejected with the reason instead of overwriting the first one's.
 func TestFilesRefuseAKeyAnotherBucketHolds(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
+	pool := testenv.NewPool(t)
 	dir := t.TempDir()
 	store, err := objectstore.Open("file://"+dir, objectstore.Options{})
 	if err != nil {

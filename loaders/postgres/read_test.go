@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	fsx "github.com/baasmigrate/baasmigrate/extractors/firestore"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
@@ -21,7 +22,7 @@ import (
 // key columns' collation.
 func TestDocumentSelectOrdersKeysLikeFirestore(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
+	pool := testenv.NewPool(t)
 	in := mappings.NewInferrer(mappings.InferOptions{})
 	in.Observe("c/x", nil)
 	in.Observe("c/x/s/y", nil)

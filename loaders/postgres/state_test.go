@@ -14,19 +14,9 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
-func newPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), testenv.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 func TestStateRunLifecycle(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
+	pool := testenv.NewPool(t)
 	st, err := OpenState(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +90,7 @@ func commit(ctx context.Context, pool *pgxpool.Pool, st *State, run *Run, p *Par
 
 func TestCheckpointIsFencedByTheCursor(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
+	pool := testenv.NewPool(t)
 	st, err := OpenState(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +124,7 @@ func TestCheckpointIsFencedByTheCursor(t *testing.T) {
 
 func TestCheckpointStoresRejectsWithHostileKeys(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
+	pool := testenv.NewPool(t)
 	st, err := OpenState(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +161,7 @@ func TestCheckpointStoresRejectsWithHostileKeys(t *testing.T) {
 
 func TestLockJobExcludesASecondProcess(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
+	pool := testenv.NewPool(t)
 	a, err := pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -6,12 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/jackc/pgx/v5"
 )
 
 func TestUpsertRewritesOnlyChangedRowsAndIsolatesBadOnes(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
+	pool := testenv.NewPool(t)
 	hostile := `we"ird; DROP TABLE x; --`
 	if _, err := pool.Exec(ctx, `CREATE TABLE `+pgx.Identifier{"public", hostile}.Sanitize()+
 		` (id text PRIMARY KEY, n bigint CHECK (n >= 0), f double precision, p point, j jsonb)`); err != nil {

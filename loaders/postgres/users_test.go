@@ -22,17 +22,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
-// newUsersPool connects to a fresh database.
-func newUsersPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), testenv.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 const (
 	testSignerKey = "jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA=="
 	testHash      = "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ=="
@@ -98,7 +87,7 @@ func alice() firebaseauth.User {
 
 func TestUsersLoadReRunAndChildRowSync(t *testing.T) {
 	ctx := context.Background()
-	pool := newUsersPool(t)
+	pool := testenv.NewPool(t)
 	s := postgres.NewUsers(postgres.UsersConfig{Schema: "fb auth", Hash: testParams(t)})
 	if err := s.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
@@ -177,7 +166,7 @@ func TestUsersLoadReRunAndChildRowSync(t *testing.T) {
 
 func TestUsersRejectWholeUsersAndLoadTheRest(t *testing.T) {
 	ctx := context.Background()
-	pool := newUsersPool(t)
+	pool := testenv.NewPool(t)
 	s := postgres.NewUsers(postgres.UsersConfig{})
 	if err := s.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
@@ -222,7 +211,7 @@ func TestUsersRejectWholeUsersAndLoadTheRest(t *testing.T) {
 
 func TestUsersReportSharedEmails(t *testing.T) {
 	ctx := context.Background()
-	pool := newUsersPool(t)
+	pool := testenv.NewPool(t)
 	s := postgres.NewUsers(postgres.UsersConfig{Log: slog.New(slog.DiscardHandler)})
 	if err := s.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
@@ -248,7 +237,7 @@ func TestUsersReportSharedEmails(t *testing.T) {
 // loaded + rejected, and a restarted run rewrites nothing.
 func TestUsersMigrationFromFile(t *testing.T) {
 	ctx := context.Background()
-	pool := newUsersPool(t)
+	pool := testenv.NewPool(t)
 	state, err := postgres.OpenState(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
