@@ -353,14 +353,16 @@ func (s *State) Checkpoint(ctx context.Context, tx pgx.Tx, r *Run, p *PartitionS
 	if tag.RowsAffected() != 1 {
 		return fmt.Errorf("checkpointing partition %s/%s at %q: %w", p.Stream, p.ID, p.Cursor, ErrCheckpointMoved)
 	}
+	// One round trip for the counts of every table the batch touched.
 	tables := make([]string, 0, len(counts))
 	for t := range counts {
 		tables = append(tables, t)
 	}
 	sort.Strings(tables)
+	b := &pgx.Batch{}
 	for _, t := range tables {
 		c := counts[t]
-		_, err := tx.Exec(ctx, `INSERT INTO baasmigrate.partition_counts
+		b.Queue(`INSERT INTO baasmigrate.partition_counts
 			(run_id, stream, partition_id, target_table, read, rejected, changed, write_micros)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (run_id, stream, partition_id, target_table) DO UPDATE SET
@@ -369,9 +371,9 @@ func (s *State) Checkpoint(ctx context.Context, tx pgx.Tx, r *Run, p *PartitionS
 				changed = partition_counts.changed + EXCLUDED.changed,
 				write_micros = partition_counts.write_micros + EXCLUDED.write_micros`,
 			r.ID, p.Stream, p.ID, t, c.Read, c.Rejected, c.Changed, c.WriteTime.Microseconds())
-		if err != nil {
-			return fmt.Errorf("counting partition %s/%s: %w", p.Stream, p.ID, err)
-		}
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("counting partition %s/%s: %w", p.Stream, p.ID, err)
 	}
 	if len(rejects) > 0 {
 		rows := make([][]any, len(rejects))
