@@ -167,6 +167,24 @@ func (d *Documents) Transform(rec record.Record) (Row, error) {
 	return row, nil
 }
 
+// TableLabel names, for summaries and reports, the table a document that
+// Transform refuses would have gone to: its table, "(no table for
+// <pattern>)", or "(invalid path)". The label is always text PostgreSQL
+// can store: a pattern it cannot hold is written quoted, as Go's %q does.
+func (d *Documents) TableLabel(path string) string {
+	pattern, _, err := mappings.PatternOf(path)
+	if err != nil {
+		return "(invalid path)"
+	}
+	if t := d.m.TableFor(pattern); t != nil {
+		return t.Name
+	}
+	if !textSafe(pattern) {
+		pattern = fmt.Sprintf("%q", pattern)
+	}
+	return "(no table for " + pattern + ")"
+}
+
 // locate finds the table and key of a document record.
 func (d *Documents) locate(rec record.Record) (*compiledTable, []string, error) {
 	if rec.Kind != record.KindDocument {

@@ -80,15 +80,7 @@ func (d *Documents) StreamTables(stream string) []string { return d.streams[stre
 func (d *Documents) Route(rec record.Record) Routed {
 	row, err := d.tr.Transform(rec)
 	if err != nil {
-		r := Routed{Reject: err.Error()}
-		if pattern, _, perr := mappings.PatternOf(rec.Key); perr == nil {
-			if t := d.m.TableFor(pattern); t != nil {
-				r.Table = t.Name
-			} else {
-				r.Table = "(no table for " + pattern + ")"
-			}
-		}
-		return r
+		return Routed{Table: d.tr.TableLabel(rec.Key), Reject: err.Error()}
 	}
 	_, fields, err := d.tr.Reconstruct(row.Table, row.Key, row.Values, row.Overflow)
 	if err != nil {

@@ -22,6 +22,7 @@ type Documents struct {
 	// placeholderSQL inserts missing-parent rows per table.
 	placeholderSQL map[*mappings.Table]string
 	order          []*mappings.Table // parents before children
+	owner          Owner
 }
 
 var _ loaders.Sink = (*Documents)(nil)
@@ -54,9 +55,14 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 	return d, nil
 }
 
-// Prepare creates the mapping's schema, tables, columns and foreign keys.
+// SetOwner makes Prepare claim the mapping's tables for o, refusing
+// tables another source owns (see ClaimTables).
+func (d *Documents) SetOwner(o Owner) { d.owner = o }
+
+// Prepare claims the mapping's tables and creates its schema, tables,
+// columns and foreign keys.
 func (d *Documents) Prepare(ctx context.Context, db loaders.DB) error {
-	return ApplySchema(ctx, db, d.mapping)
+	return ApplySchema(ctx, db, d.mapping, d.owner)
 }
 
 // Write upserts the documents of one batch, table by table, parents first.
@@ -75,7 +81,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	for i, rec := range recs {
 		row, err := d.tr.Transform(rec)
 		if err != nil {
-			out.Tables[i] = d.tableLabel(rec.Key)
+			out.Tables[i] = d.tr.TableLabel(rec.Key)
 			out.Reject(i, err.Error())
 			continue
 		}
@@ -136,19 +142,6 @@ func (d *Documents) insertPlaceholders(ctx context.Context, tx pgx.Tx, t *mappin
 		return fmt.Errorf("inserting %d missing-parent rows into %s: %w", len(keys), t.Name, err)
 	}
 	return nil
-}
-
-// tableLabel names where an unloadable document would have gone, for the
-// summary: its table, or its collection pattern when it has none.
-func (d *Documents) tableLabel(path string) string {
-	pattern, _, err := mappings.PatternOf(path)
-	if err != nil {
-		return "(invalid path)"
-	}
-	if t := d.mapping.TableFor(pattern); t != nil {
-		return t.Name
-	}
-	return "(no table for " + pattern + ")"
 }
 
 // rowValues lays a transformed row out in documentColumns order.

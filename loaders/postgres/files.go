@@ -56,8 +56,13 @@ type Files struct {
 	schema string
 	def    *tableDef
 	// db reads the table outside a batch's transaction (set by Prepare).
-	db loaders.DB
+	db    loaders.DB
+	owner Owner
 }
+
+// SetOwner makes Prepare claim the table for o, refusing a table another
+// source owns (see ClaimTables); PlannedDDL then says so.
+func (f *Files) SetOwner(o Owner) { f.owner = o }
 
 var _ loaders.Sink = (*Files)(nil)
 
@@ -129,6 +134,9 @@ func (f *Files) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 	if err != nil {
 		return nil, fmt.Errorf("reading the catalog: %w", err)
 	}
+	if err := CheckTableOwners(ctx, db, f.owner, []pgx.Identifier{f.name}); err != nil {
+		return nil, err
+	}
 	if table {
 		return nil, nil
 	}
@@ -154,19 +162,51 @@ func (f *Files) Layout(rec record.Record) ([]any, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
+	if reason := rowProblem(file); reason != "" {
+		return nil, reason
+	}
 	if reason := f.store.Problem(file); reason != "" {
 		return nil, reason
 	}
 	return f.row(file, f.store.Key(file.Name)), ""
 }
 
-// Prepare creates the schema and table when missing, and the target
-// bucket or directory.
+// rowProblem says why the files table cannot hold file's row exactly, or
+// returns "": a text value with a NUL byte or invalid UTF-8, which
+// PostgreSQL text and jsonb refuse. Such an object is rejected before its
+// bytes are copied, with the name written as Go's %q does.
+func rowProblem(file objectstore.File) string {
+	if why := textProblem(file.Name); why != "" {
+		return fmt.Sprintf("object name %q %s, which the files table's text key cannot hold", file.Name, why)
+	}
+	if why := textProblem(file.Bucket); why != "" {
+		return fmt.Sprintf("object %q: bucket name %q %s, which the files table's text key cannot hold", file.Name, file.Bucket, why)
+	}
+	for _, v := range []string{file.ContentType, file.CacheControl, file.ContentDisposition, file.ContentEncoding, file.ContentLanguage, file.StorageClass} {
+		if why := textProblem(v); why != "" {
+			return fmt.Sprintf("object %q: metadata value %q %s, which a text column cannot hold", file.Name, v, why)
+		}
+	}
+	for k, v := range file.Metadata {
+		for _, x := range []string{k, v} {
+			if why := textProblem(x); why != "" {
+				return fmt.Sprintf("object %q: custom metadata %q %s, which a jsonb column cannot hold", file.Name, x, why)
+			}
+		}
+	}
+	return ""
+}
+
+// Prepare claims the table (see SetOwner), creates the schema and table
+// when missing, and the target bucket or directory.
 func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
 	f.db = db
 	err := pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error {
 		// Two processes preparing the same target serialise here.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
+			return err
+		}
+		if err := ClaimTables(ctx, tx, f.owner, []pgx.Identifier{f.name}); err != nil {
 			return err
 		}
 		for _, s := range f.ddl() {
@@ -195,8 +235,15 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	for i := range out.Tables {
 		out.Tables[i] = f.label
 	}
-	taken, err := f.keysOfOtherBuckets(ctx, recs)
-	if err != nil {
+	taken := map[int]string{}
+	for i, rec := range recs {
+		if file, err := objectstore.FileFromRecord(rec); err == nil {
+			if reason := rowProblem(file); reason != "" {
+				taken[i] = reason
+			}
+		}
+	}
+	if err := f.keysOfOtherBuckets(ctx, recs, taken); err != nil {
 		return out, err
 	}
 	var copyIdx []int
@@ -258,11 +305,11 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 // keysOfOtherBuckets finds the batch's objects whose target key an object
 // of another bucket already holds in the same store (two buckets migrated
 // into one store without --objects-prefix): copying would overwrite it, so
-// they are rejected with the reason. It reads outside the batch's
-// transaction.
-func (f *Files) keysOfOtherBuckets(ctx context.Context, recs []record.Record) (map[int]string, error) {
+// they are added to taken with the reason. Objects already in taken are
+// not looked up. It reads outside the batch's transaction.
+func (f *Files) keysOfOtherBuckets(ctx context.Context, recs []record.Record, taken map[int]string) error {
 	if f.db == nil || len(recs) == 0 {
-		return nil, nil
+		return nil
 	}
 	type pending struct {
 		i      int
@@ -271,6 +318,9 @@ func (f *Files) keysOfOtherBuckets(ctx context.Context, recs []record.Record) (m
 	keys := make([]string, 0, len(recs))
 	byKey := map[string][]pending{}
 	for i, rec := range recs {
+		if _, ok := taken[i]; ok {
+			continue
+		}
 		file, err := objectstore.FileFromRecord(rec)
 		if err != nil {
 			continue // the store rejects it with the reason
@@ -282,23 +332,22 @@ func (f *Files) keysOfOtherBuckets(ctx context.Context, recs []record.Record) (m
 	rows, err := f.db.Query(ctx, `SELECT target_key, bucket, name FROM `+f.name.Sanitize()+`
 		WHERE target = $1 AND target_key = ANY($2)`, f.store.String(), keys)
 	if err != nil {
-		return nil, fmt.Errorf("checking target keys in %s: %w", f.name.Sanitize(), err)
+		return fmt.Errorf("checking target keys in %s: %w", f.name.Sanitize(), err)
 	}
 	defer rows.Close()
-	out := map[int]string{}
 	for rows.Next() {
 		var key, otherBucket, otherName string
 		if err := rows.Scan(&key, &otherBucket, &otherName); err != nil {
-			return nil, fmt.Errorf("checking target keys in %s: %w", f.name.Sanitize(), err)
+			return fmt.Errorf("checking target keys in %s: %w", f.name.Sanitize(), err)
 		}
 		for _, p := range byKey[key] {
 			if p.bucket != otherBucket {
-				out[p.i] = fmt.Sprintf("target key %q already holds gs://%s/%s, migrated from another bucket into the same store; "+
+				taken[p.i] = fmt.Sprintf("target key %q already holds gs://%s/%s, migrated from another bucket into the same store; "+
 					"copying would overwrite it (give each bucket its own --objects-prefix)", key, otherBucket, otherName)
 			}
 		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // row is the table row of an object copied or present under key.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
+	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/loaders/objectstore"
 )
 
@@ -188,5 +189,56 @@ func TestFilesRefuseAKeyAnotherBucketHolds(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(dir, "avatar.png"))
 	if err != nil || string(data) != "from bucket A" {
 		t.Fatalf("the first bucket's object was overwritten: %q, %v", data, err)
+	}
+}
+
+// TestFilesRejectNamesTextCannotHold: an object name with a NUL byte or
+// invalid UTF-8 cannot be a key of the files table; the object is rejected
+// with the name quoted, before its bytes are copied, and the rest of the
+// batch loads.
+func TestFilesRejectNamesTextCannotHold(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	dir := t.TempDir()
+	store, err := objectstore.Open("file://"+dir, objectstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := NewFiles(store, "", "")
+	if err := sink.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	recs := []record.Record{
+		fileRecord("a\x00b.png", []byte("nul"), false, objectstore.File{}),
+		fileRecord("ok.png", []byte("ok"), false, objectstore.File{}),
+		fileRecord("bad\xff.png", []byte("latin-1"), false, objectstore.File{}),
+		fileRecord("meta.png", []byte("m"), false, objectstore.File{Metadata: map[string]string{"k": "v\x00"}}),
+	}
+	var out loaders.Outcome
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		out, err = sink.Write(ctx, tx, recs)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("a batch with unstorable names failed as a whole: %v", err)
+	}
+	for i, want := range map[int]string{0: `"a\x00b.png"`, 2: `"bad\xff.png"`, 3: `"v\x00"`} {
+		if !strings.Contains(out.Rejects[i], want) {
+			t.Errorf("record %d: reject %q does not name %s", i, out.Rejects[i], want)
+		}
+	}
+	if len(out.Rejects) != 3 {
+		t.Fatalf("rejects %v; want 3", out.Rejects)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad\xff.png")); err == nil {
+		t.Error("a rejected object was copied")
+	}
+	var names []string
+	rows, _ := pool.Query(ctx, `SELECT name FROM files`)
+	if names, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || len(names) != 1 || names[0] != "ok.png" {
+		t.Fatalf("files rows %v, %v; want ok.png", names, err)
+	}
+	if _, reason := sink.Layout(recs[0]); !strings.Contains(reason, `"a\x00b.png"`) {
+		t.Fatalf("Layout does not refuse the NUL name: %q", reason)
 	}
 }

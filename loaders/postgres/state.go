@@ -10,12 +10,14 @@ package postgres
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -86,6 +88,7 @@ var stateDDL = []string{
 		rejected_at  timestamptz NOT NULL DEFAULT now()
 	)`,
 	`CREATE INDEX IF NOT EXISTS rejects_by_run ON baasmigrate.rejects (run_id, target_table)`,
+	ownersDDL,
 	// Rejected records are kept whole (a rejected user with its password
 	// hash): only the migrating role reads them.
 	`REVOKE ALL ON ALL TABLES IN SCHEMA baasmigrate FROM PUBLIC`,
@@ -209,6 +212,9 @@ func (s *State) loadRun(ctx context.Context, where string, args ...any) (*Run, e
 		if err := rows.Scan(&st.Name, &rt, &frt, &st.Renewals); err != nil {
 			return nil, fmt.Errorf("reading run %d's streams: %w", r.ID, err)
 		}
+		if st.Name, err = loadText(st.Name); err != nil {
+			return nil, fmt.Errorf("reading run %d's streams: %w", r.ID, err)
+		}
 		if rt != nil {
 			st.ReadTime = rt.UTC()
 		}
@@ -230,6 +236,11 @@ func (s *State) loadRun(ctx context.Context, where string, args ...any) (*Run, e
 		p := &PartitionState{}
 		if err := rows.Scan(&p.Stream, &p.ID, &p.Start, &p.End, &p.Cursor, &p.Done); err != nil {
 			return nil, fmt.Errorf("reading run %d's partitions: %w", r.ID, err)
+		}
+		for _, v := range []*string{&p.Stream, &p.Start, &p.End, &p.Cursor} {
+			if *v, err = loadText(*v); err != nil {
+				return nil, fmt.Errorf("reading run %d's partitions: %w", r.ID, err)
+			}
 		}
 		if st := byName[p.Stream]; st != nil {
 			st.Partitions = append(st.Partitions, p)
@@ -264,13 +275,13 @@ func (s *State) StartRun(ctx context.Context, job string, kind record.Kind, conf
 		}
 		for i, st := range streams {
 			if _, err := tx.Exec(ctx, `INSERT INTO baasmigrate.streams (run_id, stream, ordinal, read_time, first_read_time)
-				VALUES ($1, $2, $3, $4, $4)`, r.ID, st.Name, i, nullTime(st.ReadTime)); err != nil {
+				VALUES ($1, $2, $3, $4, $4)`, r.ID, storeText(st.Name), i, nullTime(st.ReadTime)); err != nil {
 				return err
 			}
 			ss := &StreamState{Name: st.Name, ReadTime: st.ReadTime, FirstReadTime: st.ReadTime}
 			for j, p := range st.Partitions {
 				if _, err := tx.Exec(ctx, `INSERT INTO baasmigrate.partitions (run_id, stream, partition_id, ordinal, start_key, end_key)
-					VALUES ($1, $2, $3, $4, $5, $6)`, r.ID, st.Name, p.ID, j, p.Start, p.End); err != nil {
+					VALUES ($1, $2, $3, $4, $5, $6)`, r.ID, storeText(st.Name), storeText(p.ID), j, storeText(p.Start), storeText(p.End)); err != nil {
 					return err
 				}
 				ss.Partitions = append(ss.Partitions, &PartitionState{Partition: p})
@@ -310,7 +321,7 @@ func (s *State) FinishRun(ctx context.Context, r *Run) error {
 // the old one left the source's retention window.
 func (s *State) RenewReadTime(ctx context.Context, r *Run, stream string, t time.Time) error {
 	_, err := s.pool.Exec(ctx, `UPDATE baasmigrate.streams SET read_time = $3, renewals = renewals + 1
-		WHERE run_id = $1 AND stream = $2`, r.ID, stream, t)
+		WHERE run_id = $1 AND stream = $2`, r.ID, storeText(stream), t)
 	if err != nil {
 		return fmt.Errorf("recording a new read time for stream %q: %w", stream, err)
 	}
@@ -344,9 +355,10 @@ var ErrCheckpointMoved = errors.New("partition checkpoint moved since the batch 
 // ErrCheckpointMoved when the stored cursor is no longer p.Cursor. On
 // success the caller updates p after the commit.
 func (s *State) Checkpoint(ctx context.Context, tx pgx.Tx, r *Run, p *PartitionState, cursor string, done bool, counts map[string]TableCounts, rejects []Reject) error {
+	stream, partition := storeText(p.Stream), storeText(p.ID)
 	tag, err := tx.Exec(ctx, `UPDATE baasmigrate.partitions SET cursor = $4, done = $5, updated_at = now()
 		WHERE run_id = $1 AND stream = $2 AND partition_id = $3 AND cursor = $6 AND NOT done`,
-		r.ID, p.Stream, p.ID, cursor, done, p.Cursor)
+		r.ID, stream, partition, storeText(cursor), done, storeText(p.Cursor))
 	if err != nil {
 		return fmt.Errorf("checkpointing partition %s/%s: %w", p.Stream, p.ID, err)
 	}
@@ -370,7 +382,7 @@ func (s *State) Checkpoint(ctx context.Context, tx pgx.Tx, r *Run, p *PartitionS
 				rejected = partition_counts.rejected + EXCLUDED.rejected,
 				changed = partition_counts.changed + EXCLUDED.changed,
 				write_micros = partition_counts.write_micros + EXCLUDED.write_micros`,
-			r.ID, p.Stream, p.ID, t, c.Read, c.Rejected, c.Changed, c.WriteTime.Microseconds())
+			r.ID, stream, partition, t, c.Read, c.Rejected, c.Changed, c.WriteTime.Microseconds())
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("counting partition %s/%s: %w", p.Stream, p.ID, err)
@@ -378,7 +390,7 @@ func (s *State) Checkpoint(ctx context.Context, tx pgx.Tx, r *Run, p *PartitionS
 	if len(rejects) > 0 {
 		rows := make([][]any, len(rejects))
 		for i, rj := range rejects {
-			rows[i] = []any{r.ID, string(r.Kind), p.Stream, rj.Table, textSafe(rj.SourceKey), textSafe(rj.Reason), rj.Record}
+			rows[i] = []any{r.ID, string(r.Kind), stream, textSafe(rj.Table), textSafe(rj.SourceKey), textSafe(rj.Reason), rj.Record}
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{StateSchema, "rejects"},
 			[]string{"run_id", "kind", "stream", "target_table", "source_key", "reason", "record"}, pgx.CopyFromRows(rows))
@@ -389,11 +401,53 @@ func (s *State) Checkpoint(ctx context.Context, tx pgx.Tx, r *Run, p *PartitionS
 	return nil
 }
 
-// textSafe makes s storable in a text column (no NUL, valid UTF-8). Exact
-// keys are always kept in the reject's record JSON.
+// textSafe makes s storable in a text column (no NUL, valid UTF-8) for
+// people to read. Exact keys are always kept in the reject's record JSON.
 func textSafe(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	return strings.ReplaceAll(s, "\x00", `\x00`)
+}
+
+// textProblem says why PostgreSQL text cannot hold s exactly ("contains a
+// NUL byte", "is not valid UTF-8"), or returns "".
+func textProblem(s string) string {
+	switch {
+	case strings.IndexByte(s, 0) >= 0:
+		return "contains a NUL byte"
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	}
+	return ""
+}
+
+// storedTextPrefix starts a state value stored as base64 (see storeText).
+const storedTextPrefix = "baasmigrate-base64:"
+
+// storeText encodes s, a source key the tool keeps in its state (a stream
+// name, a partition bound, a cursor), for a text column, losslessly: as
+// itself when PostgreSQL text holds it exactly, else as storedTextPrefix
+// and the base64 of its bytes (NUL, invalid UTF-8, and a value that starts
+// with the prefix itself). Values stored before this encoding existed read
+// back unchanged. Equal keys encode equally, so SQL compares encoded
+// values as it compared keys.
+func storeText(s string) string {
+	if textProblem(s) == "" && !strings.HasPrefix(s, storedTextPrefix) {
+		return s
+	}
+	return storedTextPrefix + base64.StdEncoding.EncodeToString([]byte(s))
+}
+
+// loadText decodes a value written by storeText.
+func loadText(s string) (string, error) {
+	enc, ok := strings.CutPrefix(s, storedTextPrefix)
+	if !ok {
+		return s, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return "", fmt.Errorf("decoding the stored key %q: %w", s, err)
+	}
+	return string(b), nil
 }
 
 // TableSummary totals one target table over a run.
@@ -472,7 +526,7 @@ func LockJob(ctx context.Context, conn *pgxpool.Conn, job string) error {
 func (s *State) StreamRead(ctx context.Context, r *Run, stream string) (int64, error) {
 	var n int64
 	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts
-		WHERE run_id = $1 AND stream = $2`, r.ID, stream).Scan(&n)
+		WHERE run_id = $1 AND stream = $2`, r.ID, storeText(stream)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("counting committed records of stream %q: %w", stream, err)
 	}
@@ -483,7 +537,10 @@ func (s *State) StreamRead(ctx context.Context, r *Run, stream string) (int64, e
 // stored now.
 func (s *State) PartitionCursor(ctx context.Context, r *Run, p *PartitionState) (cursor string, done bool, err error) {
 	err = s.pool.QueryRow(ctx, `SELECT cursor, done FROM baasmigrate.partitions
-		WHERE run_id = $1 AND stream = $2 AND partition_id = $3`, r.ID, p.Stream, p.ID).Scan(&cursor, &done)
+		WHERE run_id = $1 AND stream = $2 AND partition_id = $3`, r.ID, storeText(p.Stream), storeText(p.ID)).Scan(&cursor, &done)
+	if err == nil {
+		cursor, err = loadText(cursor)
+	}
 	if err != nil {
 		return "", false, fmt.Errorf("reading the checkpoint of partition %s/%s: %w", p.Stream, p.ID, err)
 	}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -193,5 +194,63 @@ func TestLockJobExcludesASecondProcess(t *testing.T) {
 			t.Fatalf("lock not released with its session: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStateHoldsKeysTextCannot: partition bounds, cursors and stream names
+// are source keys, and a source key may hold bytes PostgreSQL text refuses
+// (NUL, invalid UTF-8). The plan of a run and its checkpoints store them
+// exactly, and a value that looks like an encoded one stays itself.
+func TestStateHoldsKeysTextCannot(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	st, err := OpenState(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := "s\x00\xff"
+	bounds := []string{"", "s/a\x00b", "s/\xffc", storedTextPrefix + "czE=", ""}
+	var parts []extractors.Partition
+	for i := 0; i+1 < len(bounds); i++ {
+		parts = append(parts, extractors.Partition{Stream: stream, ID: fmt.Sprintf("p%d", i), Start: bounds[i], End: bounds[i+1]})
+	}
+	run, err := st.StartRun(ctx, "documents nul", record.KindDocument, nil, []extractors.Stream{{Name: stream, Partitions: parts}})
+	if err != nil {
+		t.Fatalf("recording a plan with NUL in its bounds: %v", err)
+	}
+	cursors := []string{"s/a\x00a", "s/\xfe", storedTextPrefix, "s/plain"}
+	for i, p := range run.Streams[0].Partitions {
+		if err := commit(ctx, pool, st, run, p, cursors[i], false, map[string]TableCounts{"t": {Read: 1}}, []Reject{{Table: "t", SourceKey: cursors[i], Reason: "r", Record: []byte(`{}`)}}); err != nil {
+			t.Fatalf("checkpointing at %q: %v", cursors[i], err)
+		}
+		// The fence compares the stored cursor with the encoded one.
+		if err := commit(ctx, pool, st, run, p, cursors[i]+"x", i == 0, map[string]TableCounts{"t": {Read: 1}}, nil); err != nil {
+			t.Fatalf("checkpointing after %q: %v", cursors[i], err)
+		}
+		cur, _, err := st.PartitionCursor(ctx, run, p)
+		if err != nil || cur != cursors[i]+"x" {
+			t.Fatalf("PartitionCursor = %q, %v; want %q", cur, err, cursors[i]+"x")
+		}
+	}
+	got, err := st.RunningRun(ctx, "documents nul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Streams) != 1 || got.Streams[0].Name != stream || len(got.Streams[0].Partitions) != len(parts) {
+		t.Fatalf("stored run: %+v", got)
+	}
+	for i, p := range got.Streams[0].Partitions {
+		if p.Stream != stream || p.Start != bounds[i] || p.End != bounds[i+1] || p.Cursor != cursors[i]+"x" || p.Done != (i == 0) {
+			t.Errorf("partition %d stored as %q [%q, %q) at %q; want [%q, %q) at %q", i, p.Stream, p.Start, p.End, p.Cursor, bounds[i], bounds[i+1], cursors[i]+"x")
+		}
+	}
+	if n, err := st.StreamRead(ctx, got, stream); err != nil || n != int64(2*len(parts)) {
+		t.Fatalf("StreamRead = %d, %v; want %d", n, err, 2*len(parts))
+	}
+	if err := st.RenewReadTime(ctx, got, stream, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = st.RunningRun(ctx, "documents nul"); got.Streams[0].Renewals != 1 {
+		t.Fatalf("renewal not recorded: %+v", got.Streams[0])
 	}
 }
