@@ -47,7 +47,7 @@ func firestoreSpec() extractors.Spec {
 func init() {
 	registerKind(&kindSpec{
 		Kind:    record.KindDocument,
-		Options: append(append([]plugin.Option(nil), firestoreSpec().Options...), mappingOption, sampleOption),
+		Options: append(append([]plugin.Option(nil), firestoreSpec().Options...), mappingOption, sampleOption, shareTablesOption),
 		Build:   buildDocuments,
 		Compare: compareDocuments,
 	})
@@ -76,6 +76,12 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		ex.Close()
 		return migration.Job{}, err
 	}
+	owner, err := tableOwner(env.Config, ex.Source())
+	if err != nil {
+		ex.Close()
+		return migration.Job{}, err
+	}
+	sink.SetOwner(owner)
 	return migration.Job{
 		Kind: record.KindDocument, Extractor: ex, Sink: sink,
 		Config: map[string]string{"mapping": string(text), "collections": env.Config.String("collections")},
@@ -105,11 +111,17 @@ func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
 		ex.Close()
 		return nil, err
 	}
+	owner, err := tableOwner(env.Config, ex.Source())
+	if err != nil {
+		ex.Close()
+		return nil, err
+	}
 	return &comparer{
 		Extractor: ex,
 		Adapter:   a,
 		DDL: func(ctx context.Context) ([]diff.DDL, error) {
 			stmts, err := postgres.SchemaChanges(ctx, env.Pool, m)
+			err = errors.Join(postgres.CheckTableOwners(ctx, env.Pool, owner, postgres.MappingTables(m)), err)
 			out := make([]diff.DDL, len(stmts))
 			for i, s := range stmts {
 				out[i] = diff.DDL{What: s.What, SQL: s.SQL}

@@ -67,7 +67,7 @@ func init() {
 	registerKind(&kindSpec{
 		Kind: record.KindFile,
 		Options: append(append([]plugin.Option(nil), gcsSpec().Options...), objectsOption, objectsPrefixOption,
-			objectsConcurrencyOption, objectsInflightOption, objectsPartSizeOption, filesTableOption, filesSchemaOption),
+			objectsConcurrencyOption, objectsInflightOption, objectsPartSizeOption, filesTableOption, filesSchemaOption, shareTablesOption),
 		Build:   buildFiles,
 		Compare: compareFiles,
 	})
@@ -109,6 +109,11 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		return migration.Job{}, err
 	}
 	sink := postgres.NewFiles(store, cfg.String(filesSchemaOption.Name), cfg.String(filesTableOption.Name))
+	owner, err := tableOwner(cfg, ex.Source())
+	if err != nil {
+		return migration.Job{}, err
+	}
+	sink.SetOwner(owner)
 	return migration.Job{
 		Kind: record.KindFile, Extractor: ex, Sink: sink,
 		Config: map[string]string{
@@ -149,6 +154,11 @@ func compareFiles(ctx context.Context, env *buildEnv) (*comparer, error) {
 		Bucket: ex.Bucket(), Prefix: cfg.String(gcs.PrefixOption.Name),
 	})
 	sink := postgres.NewFiles(store, schema, table)
+	owner, err := tableOwner(cfg, ex.Source())
+	if err != nil {
+		return nil, err
+	}
+	sink.SetOwner(owner)
 	return &comparer{
 		Extractor: ex,
 		Adapter:   adapter,

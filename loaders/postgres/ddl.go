@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -70,22 +72,11 @@ func SchemaChanges(ctx context.Context, db loaders.DB, m *mappings.Mapping) ([]S
 			}
 		}
 		if parent := m.Parent(t); parent != nil {
-			fk := constraintName(t.Name, "parent_fkey")
-			has := false
-			if cols != nil {
-				if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint
-					WHERE conrelid = $1::regclass AND conname = $2)`, name.Sanitize(), fk).Scan(&has); err != nil {
-					return nil, fmt.Errorf("reading constraints of %s: %w", name.Sanitize(), err)
-				}
+			stmts, err := parentKeyChanges(ctx, db, m, t, parent, cols != nil)
+			if err != nil {
+				return nil, err
 			}
-			if !has {
-				out = append(out, Statement{
-					What: fmt.Sprintf("link %s to its parent table %s", name.Sanitize(), parent.Name),
-					SQL: fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s)",
-						name.Sanitize(), pgx.Identifier{fk}.Sanitize(), quoteAll(t.ParentColumns),
-						pgx.Identifier{m.Schema, parent.Name}.Sanitize(), quoteAll(parent.KeyColumns())),
-				})
-			}
+			out = append(out, stmts...)
 		}
 	}
 	if len(conflicts) > 0 {
@@ -95,8 +86,71 @@ func SchemaChanges(ctx context.Context, db loaders.DB, m *mappings.Mapping) ([]S
 	return out, nil
 }
 
-// ApplySchema runs the DDL of SchemaChanges in one transaction.
-func ApplySchema(ctx context.Context, db loaders.DB, m *mappings.Mapping) error {
+// parentKeyChanges returns the DDL that makes t's foreign key reference
+// its parent table as the mapping says: none when it does, its creation
+// when t has none (or does not exist yet, exists false), and when it
+// references another table or other columns — the parent table was renamed
+// in the mapping — the statements that move it: drop it, give the new
+// parent table a placeholder row (_missing) for every parent t's existing
+// rows reference, so that they keep theirs, and create it anew.
+func parentKeyChanges(ctx context.Context, db loaders.DB, m *mappings.Mapping, t, parent *mappings.Table, exists bool) ([]Statement, error) {
+	name := pgx.Identifier{m.Schema, t.Name}
+	parentName := pgx.Identifier{m.Schema, parent.Name}
+	fk := constraintName(t.Name, "parent_fkey")
+	add := Statement{
+		What: fmt.Sprintf("link %s to its parent table %s", name.Sanitize(), parent.Name),
+		SQL: fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s)",
+			name.Sanitize(), pgx.Identifier{fk}.Sanitize(), quoteAll(t.ParentColumns),
+			parentName.Sanitize(), quoteAll(parent.KeyColumns())),
+	}
+	if !exists {
+		return []Statement{add}, nil
+	}
+	var refSchema, refTable string
+	var cols, refCols []string
+	err := db.QueryRow(ctx, `SELECT nf.nspname, cf.relname,
+			array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+				JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i),
+			array(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
+				JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i)
+		FROM pg_constraint c JOIN pg_class cf ON cf.oid = c.confrelid JOIN pg_namespace nf ON nf.oid = cf.relnamespace
+		WHERE c.conrelid = $1::regclass AND c.conname = $2 AND c.contype = 'f'`, name.Sanitize(), fk).
+		Scan(&refSchema, &refTable, &cols, &refCols)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return []Statement{add}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the foreign key of %s: %w", name.Sanitize(), err)
+	}
+	if refSchema == m.Schema && refTable == parent.Name && slices.Equal(cols, t.ParentColumns) && slices.Equal(refCols, parent.KeyColumns()) {
+		return nil, nil
+	}
+	old := pgx.Identifier{refSchema, refTable}
+	var notNull []string
+	for _, c := range t.ParentColumns {
+		notNull = append(notNull, pgx.Identifier{c}.Sanitize()+" IS NOT NULL")
+	}
+	return []Statement{
+		{
+			What: fmt.Sprintf("move the foreign key of %s from %s (%s) to its parent table in the mapping, %s (%s): drop it",
+				name.Sanitize(), old.Sanitize(), strings.Join(refCols, ", "), parentName.Sanitize(), strings.Join(parent.KeyColumns(), ", ")),
+			SQL: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", name.Sanitize(), pgx.Identifier{fk}.Sanitize()),
+		},
+		{
+			What: fmt.Sprintf("give %s a placeholder row (%s) for each parent the rows of %s reference, unless it has one",
+				parentName.Sanitize(), mappings.ColMissing, name.Sanitize()),
+			SQL: fmt.Sprintf("INSERT INTO %s (%s, %s) SELECT DISTINCT %s, true FROM %s WHERE %s ON CONFLICT DO NOTHING",
+				parentName.Sanitize(), quoteAll(parent.KeyColumns()), pgx.Identifier{mappings.ColMissing}.Sanitize(),
+				quoteAll(t.ParentColumns), name.Sanitize(), strings.Join(notNull, " AND ")),
+		},
+		add,
+	}, nil
+}
+
+// ApplySchema runs the DDL of SchemaChanges in one transaction, after
+// claiming the mapping's tables for o (see ClaimTables): when another
+// source owns one of them it changes nothing and says so.
+func ApplySchema(ctx context.Context, db loaders.DB, m *mappings.Mapping, o Owner) error {
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("creating tables: %w", err)
@@ -105,6 +159,9 @@ func ApplySchema(ctx context.Context, db loaders.DB, m *mappings.Mapping) error 
 	// Two processes preparing the same target serialise here.
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
 		return fmt.Errorf("creating tables: %w", err)
+	}
+	if err := ClaimTables(ctx, tx, o, MappingTables(m)); err != nil {
+		return err
 	}
 	stmts, err := SchemaChanges(ctx, tx, m)
 	if err != nil {
@@ -119,6 +176,16 @@ func ApplySchema(ctx context.Context, db loaders.DB, m *mappings.Mapping) error 
 		return fmt.Errorf("creating tables: %w", err)
 	}
 	return nil
+}
+
+// MappingTables lists the tables of m, schema-qualified, for ClaimTables
+// and CheckTableOwners.
+func MappingTables(m *mappings.Mapping) []pgx.Identifier {
+	out := make([]pgx.Identifier, len(m.Tables))
+	for i, t := range m.Tables {
+		out[i] = pgx.Identifier{m.Schema, t.Name}
+	}
+	return out
 }
 
 // column is one column of a document table.

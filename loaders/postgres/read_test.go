@@ -27,7 +27,7 @@ func TestDocumentSelectOrdersKeysLikeFirestore(t *testing.T) {
 	in.Observe("c/x", nil)
 	in.Observe("c/x/s/y", nil)
 	m := in.Mapping()
-	if err := ApplySchema(ctx, pool, m); err != nil {
+	if err := ApplySchema(ctx, pool, m, Owner{}); err != nil {
 		t.Fatal(err)
 	}
 	// Case- and accent-sensitive, but not byte-wise: regular expressions
