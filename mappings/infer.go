@@ -2,7 +2,9 @@ package mappings
 
 import (
 	"container/heap"
+	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -357,8 +359,24 @@ func (in *Inferrer) inferColumns(t *Table, ts *tableStats) {
 	}
 	sort.Slice(fields, func(i, j int) bool { return fields[i].key.name < fields[j].key.name })
 	reqs := make([]nameRequest, len(fields))
+	notes := make([]string, len(fields))
 	for i, fs := range fields {
-		reqs[i] = nameRequest{original: fs.key.name, candidate: SanitizeName(fs.key.name, "f")}
+		cand := SanitizeName(fs.key.name, "f")
+		if taken[cand] {
+			// A field named like a key or meta column ("id" beside the
+			// document ID's "id") gets a readable name, and a note saying
+			// why.
+			what := "the document ID"
+			switch {
+			case slices.Contains(MetaColumns, cand):
+				what = "a meta column"
+			case cand != t.IDColumn:
+				what = "a parent document ID"
+			}
+			notes[i] = fmt.Sprintf("renamed: %s has column %s", what, cand)
+			cand = withSuffix(cand, "field")
+		}
+		reqs[i] = nameRequest{original: fs.key.name, candidate: cand}
 	}
 	colNames := assignNames(reqs, taken)
 	for i, fs := range fields {
@@ -369,6 +387,7 @@ func (in *Inferrer) inferColumns(t *Table, ts *tableStats) {
 			Type:   typ,
 			Source: src,
 			Seen:   map[string]int64{},
+			Note:   notes[i],
 		}
 		for k, n := range fs.seen {
 			if n > 0 {

@@ -248,3 +248,41 @@ func TestInferBoundedTracking(t *testing.T) {
 		t.Errorf("got %d columns, want MaxColumns = 2", len(c))
 	}
 }
+
+// TestInferNamesFieldsLikeKeyColumnsReadably: a field named like the
+// document ID's column ("id") or a parent's ("usersId" → users_id) gets a
+// readable column name, not a hash, and the mapping says why in a comment
+// that survives a round trip.
+func TestInferNamesFieldsLikeKeyColumnsReadably(t *testing.T) {
+	m := infer(t, InferOptions{}, []obs{
+		doc("users/a", "id", record.Int(7), "name", record.String("a")),
+		doc("users/a/orders/o", "id", record.String("x"), "usersId", record.String("a")),
+	})
+	users, orders := m.TableFor("users"), m.TableFor("users/{}/orders")
+	if c := column(t, users, "id"); c.Name != "id_field" || !strings.Contains(c.Note, "document ID has column id") {
+		t.Errorf("users.id → column %q, note %q; want id_field with a note", c.Name, c.Note)
+	}
+	if c := column(t, orders, "id"); c.Name != "id_field" {
+		t.Errorf("orders.id → column %q; want id_field", c.Name)
+	}
+	if c := column(t, orders, "usersId"); c.Name != "users_id_field" || !strings.Contains(c.Note, "parent document ID has column users_id") {
+		t.Errorf("orders.usersId → column %q, note %q; want users_id_field with a note", c.Name, c.Note)
+	}
+	if c := column(t, users, "name"); c.Note != "" {
+		t.Errorf("an unrenamed column has a note: %q", c.Note)
+	}
+	text, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), "column: id_field # renamed: the document ID has column id") {
+		t.Errorf("the mapping does not explain the rename:\n%s", text)
+	}
+	back, err := Parse(text, "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := column(t, back.TableFor("users"), "id"); c.Note != column(t, users, "id").Note {
+		t.Errorf("the note did not round-trip: %q", c.Note)
+	}
+}

@@ -92,6 +92,9 @@ type Column struct {
 	// Seen is inference evidence: source type name → number of documents
 	// with such a value. Informational only.
 	Seen map[string]int64
+	// Note is inference's remark on the column (why its name differs from
+	// the field's), written as a comment after its name. Informational.
+	Note string
 	// Line is the line of the file the column starts at (0 if built in code).
 	Line int
 }

@@ -278,6 +278,9 @@ func decodeColumn(n *yaml.Node, c *Column, p *problems) {
 	}
 	c.Field = str(f["field"], "field", p)
 	c.Name = str(f["column"], "column", p)
+	if cn := f["column"]; cn != nil {
+		c.Note = strings.TrimSpace(strings.TrimPrefix(cn.LineComment, "#"))
+	}
 	c.Type = str(f["type"], "type", p)
 	if c.Type != "" {
 		if t, err := canonicalType(c.Type); err == nil {
@@ -375,6 +378,9 @@ func columnNode(c *Column) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.MappingNode}
 	addScalar(n, "field", c.Field, "!!str")
 	addScalar(n, "column", c.Name, "!!str")
+	if c.Note != "" {
+		n.Content[len(n.Content)-1].LineComment = "# " + c.Note
+	}
 	addScalar(n, "type", c.Type, "!!str")
 	if c.Source != "" {
 		addScalar(n, "source", c.Source, "!!str")

@@ -290,6 +290,13 @@ fields and collections that migrate then puts in _overflow or rejects.`,
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: %d tables from %d documents in %s (%s billable reads)\n",
 				out, len(res.mapping.Tables), res.documents, res.elapsed.Round(time.Millisecond), reads)
+			for _, t := range res.mapping.Tables {
+				for _, c := range t.Columns {
+					if c.Note != "" {
+						fmt.Fprintf(cmd.ErrOrStderr(), "  table %s: field %s → column %s (%s)\n", t.Name, c.Field, c.Name, c.Note)
+					}
+				}
+			}
 			return nil
 		},
 	}
