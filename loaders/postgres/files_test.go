@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
@@ -40,6 +41,23 @@ func fileRecord(name string, data []byte, gone bool, f objectstore.File) record.
 			return io.NopCloser(bytes.NewReader(data)), nil
 		},
 	}
+}
+
+// newDirectoryFiles is a files sink into public.files of a fresh database
+// and a fresh directory, prepared.
+func newDirectoryFiles(t *testing.T) (*pgxpool.Pool, string, *Files) {
+	t.Helper()
+	pool := testenv.NewPool(t)
+	dir := t.TempDir()
+	store, err := objectstore.Open("file://"+dir, objectstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := NewFiles(store, "", "")
+	if err := sink.Prepare(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	return pool, dir, sink
 }
 
 // TestFilesWriteRowsAfterCopies writes batches through the files sink into
@@ -151,16 +169,7 @@ type loadersOutcome struct {
 // is rejected with the reason instead of overwriting the first one's.
 func TestFilesRefuseAKeyAnotherBucketHolds(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.NewPool(t)
-	dir := t.TempDir()
-	store, err := objectstore.Open("file://"+dir, objectstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := NewFiles(store, "", "")
-	if err := sink.Prepare(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool, dir, sink := newDirectoryFiles(t)
 	write := func(recs ...record.Record) map[int]string {
 		t.Helper()
 		var rejects map[int]string
@@ -198,16 +207,7 @@ func TestFilesRefuseAKeyAnotherBucketHolds(t *testing.T) {
 // batch loads.
 func TestFilesRejectNamesTextCannotHold(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.NewPool(t)
-	dir := t.TempDir()
-	store, err := objectstore.Open("file://"+dir, objectstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := NewFiles(store, "", "")
-	if err := sink.Prepare(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool, dir, sink := newDirectoryFiles(t)
 	recs := []record.Record{
 		fileRecord("a\x00b.png", []byte("nul"), false, objectstore.File{}),
 		fileRecord("ok.png", []byte("ok"), false, objectstore.File{}),
@@ -215,7 +215,7 @@ func TestFilesRejectNamesTextCannotHold(t *testing.T) {
 		fileRecord("meta.png", []byte("m"), false, objectstore.File{Metadata: map[string]string{"k": "v\x00"}}),
 	}
 	var out loaders.Outcome
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
 		out, err = sink.Write(ctx, tx, recs)
 		return err
 	})
