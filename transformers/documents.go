@@ -170,7 +170,7 @@ func (d *Documents) Transform(rec record.Record) (Row, error) {
 // TableLabel names, for summaries and reports, the table a document that
 // Transform refuses would have gone to: its table, "(no table for
 // <pattern>)", or "(invalid path)". The label is always text PostgreSQL
-// can store: a pattern it cannot hold is written quoted, as Go's %q does.
+// can store: a path with a collection ID it cannot hold is invalid.
 func (d *Documents) TableLabel(path string) string {
 	pattern, _, err := mappings.PatternOf(path)
 	if err != nil {
@@ -178,9 +178,6 @@ func (d *Documents) TableLabel(path string) string {
 	}
 	if t := d.m.TableFor(pattern); t != nil {
 		return t.Name
-	}
-	if !textSafe(pattern) {
-		pattern = fmt.Sprintf("%q", pattern)
 	}
 	return "(no table for " + pattern + ")"
 }

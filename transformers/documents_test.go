@@ -355,6 +355,13 @@ func TestTransformErrors(t *testing.T) {
 			t.Errorf("Transform(%q): %v, want %q", tc.rec.Key, err, tc.want)
 		}
 	}
+	for path, want := range map[string]string{
+		"users/a\x00b": "users", "logs/a": "(no table for logs)", "lo\x00gs/a": "(invalid path)", "\xff/a": "(invalid path)",
+	} {
+		if got := d.TableLabel(path); got != want {
+			t.Errorf("TableLabel(%q) = %q, want %q", path, got, want)
+		}
+	}
 	row := checkRoundTrip(t, d, docRec("users/Ünï code ID {}", nil))
 	if row.Key[0] != "Ünï code ID {}" {
 		t.Errorf("key %q", row.Key)
