@@ -119,8 +119,9 @@ func TestTwoSourcesDoNotShareTables(t *testing.T) {
 		}
 	}
 	var name string
-	if err := a.pool.QueryRow(context.Background(), `SELECT name FROM users WHERE id = 'u1'`).Scan(&name); err != nil || name != "from A" {
-		t.Fatalf("users/u1 is %q (%v); the second source overwrote the first's row", name, err)
+	var runs int
+	if err := a.pool.QueryRow(context.Background(), `SELECT name, (SELECT count(*) FROM baasmigrate.runs) FROM users WHERE id = 'u1'`).Scan(&name, &runs); err != nil || name != "from A" || runs != 1 {
+		t.Fatalf("users/u1 is %q, %d runs recorded (%v); the second source wrote something", name, runs, err)
 	}
 	res = clitest.Run(t, bEnv, "plan", "--only", "documents", "--mapping", mapping)
 	if !strings.Contains(res.Stdout+res.Stderr, "projects/"+a.project+"/") {
@@ -243,5 +244,39 @@ func TestFilesNULInNameIsRejectedByName(t *testing.T) {
 	}
 	if got := ft.rows(); len(got) != 1 {
 		t.Fatalf("files rows %v; want ok.txt only", got)
+	}
+}
+
+// TestTwoBucketsDoNotShareTheFilesTable: a second bucket migrated into the
+// same files table is refused, naming both buckets, unless
+// --share-target-tables is given.
+func TestTwoBucketsDoNotShareTheFilesTable(t *testing.T) {
+	src := newFilesSource(t)
+	src.seed([]*filesObject{{name: "a.txt", data: []byte("a")}})
+	const other = "other-files.appspot.com"
+	ctx := context.Background()
+	if err := src.client.Bucket(other).Create(ctx, "demo-files", nil); err != nil {
+		t.Fatal(err)
+	}
+	w := src.client.Bucket(other).Object("b.txt").NewWriter(ctx)
+	if _, err := w.Write([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFilesTarget(t, src, false)
+	ft.migrate(0)
+	args := []string{"migrate", "--only", "files", "--storage-bucket", other, "--objects", "file://" + filepath.Join(t.TempDir(), "other")}
+	res := clitest.Run(t, ft.env, args...)
+	if res.Code != 2 || !strings.Contains(res.Stderr, "gs://"+filesBucket) || !strings.Contains(res.Stderr, "gs://"+other) {
+		t.Fatalf("second bucket: exit %d; want 2 naming both buckets\n%s", res.Code, res.Stderr)
+	}
+	if res := clitest.Run(t, ft.env, append(args, "--share-target-tables")...); res.Code != 0 {
+		t.Fatalf("second bucket with --share-target-tables: exit %d\n%s", res.Code, res.Stderr)
+	}
+	var n int
+	if err := ft.pool.QueryRow(ctx, `SELECT count(*) FROM files`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("files has %d rows (%v); want both buckets' objects", n, err)
 	}
 }

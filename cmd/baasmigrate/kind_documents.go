@@ -82,6 +82,11 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		return migration.Job{}, err
 	}
 	sink.SetOwner(owner)
+	// Refuse before the run is recorded; Prepare checks again, atomically.
+	if err := postgres.CheckTableOwners(ctx, env.Pool, owner, postgres.MappingTables(m)); err != nil {
+		ex.Close()
+		return migration.Job{}, err
+	}
 	return migration.Job{
 		Kind: record.KindDocument, Extractor: ex, Sink: sink,
 		Config: map[string]string{"mapping": string(text), "collections": env.Config.String("collections")},

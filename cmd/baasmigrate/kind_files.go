@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/gcs"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
@@ -111,9 +113,15 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	sink := postgres.NewFiles(store, cfg.String(filesSchemaOption.Name), cfg.String(filesTableOption.Name))
 	owner, err := tableOwner(cfg, ex.Source())
 	if err != nil {
+		ex.Close()
 		return migration.Job{}, err
 	}
 	sink.SetOwner(owner)
+	// Refuse before the run is recorded; Prepare checks again, atomically.
+	if err := postgres.CheckTableOwners(ctx, env.Pool, owner, []pgx.Identifier{{sink.Schema(), sink.Name()}}); err != nil {
+		ex.Close()
+		return migration.Job{}, err
+	}
 	return migration.Job{
 		Kind: record.KindFile, Extractor: ex, Sink: sink,
 		Config: map[string]string{
@@ -156,6 +164,7 @@ func compareFiles(ctx context.Context, env *buildEnv) (*comparer, error) {
 	sink := postgres.NewFiles(store, schema, table)
 	owner, err := tableOwner(cfg, ex.Source())
 	if err != nil {
+		ex.Close()
 		return nil, err
 	}
 	sink.SetOwner(owner)
