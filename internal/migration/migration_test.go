@@ -3,8 +3,10 @@ package migration_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/firestore"
 	"github.com/jackc/pgx/v5"
@@ -167,5 +169,87 @@ func TestTransientBatchFailuresAreRetriedOnce(t *testing.T) {
 	res, err = migration.Execute(ctx, f.pool, f.state, f.job(t, sink), opts)
 	if err != nil || !res.AlreadyFinished {
 		t.Fatalf("second Execute: %+v, %v; want AlreadyFinished", res, err)
+	}
+}
+
+// slowSink makes writing a batch of root "users" documents slow, as a busy
+// target would, and can close a channel at its nth batch.
+type slowSink struct {
+	loaders.Sink
+	delay  time.Duration
+	stopAt int64
+	stop   chan struct{}
+	calls  atomic.Int64
+}
+
+func (s *slowSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
+	if len(recs) > 0 && strings.HasPrefix(recs[0].Key, "users/") && strings.Count(recs[0].Key, "/") == 1 {
+		time.Sleep(s.delay) // the slow write under test, not synchronisation
+	}
+	out, err := s.Sink.Write(ctx, tx, recs)
+	if n := s.calls.Add(1); n == s.stopAt {
+		close(s.stop)
+	}
+	return out, err
+}
+
+// TestTableSecondsAreWallTime writes one table's batches slowly on four
+// workers at once: the table's seconds are the wall-clock time its batches
+// took, which can never exceed the run, not the sum over the workers.
+func TestTableSecondsAreWallTime(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sink, err := postgres.NewDocuments(f.mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowSink{Sink: sink, delay: 150 * time.Millisecond}
+	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, slow), migration.Options{Workers: 4, BatchSize: 25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Tables) == 0 {
+		t.Fatal("no tables in the result")
+	}
+	for _, tb := range res.Tables {
+		if w := res.WriteTimes[tb.Table]; w <= 0 || w > res.Elapsed {
+			t.Errorf("table %s: %s of writing in a run of %s", tb.Table, w, res.Elapsed)
+		}
+	}
+}
+
+// TestStopLetsTheBatchInFlightCommit closes Options.Stop while a batch is
+// being written: that batch commits, no other starts, Execute says the run
+// was interrupted and reports what is committed; the next Execute resumes
+// and completes the target.
+func TestStopLetsTheBatchInFlightCommit(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sink, err := postgres.NewDocuments(f.mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	stopping := &slowSink{Sink: sink, stopAt: 3, stop: stop}
+	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, stopping), migration.Options{Workers: 1, BatchSize: 30, Stop: stop})
+	if !errors.Is(err, migration.ErrInterrupted) || err.Error() != migration.ErrInterrupted.Error() {
+		t.Fatalf("Execute = %v, want just ErrInterrupted", err)
+	}
+	if n := stopping.calls.Load(); n != 3 {
+		t.Fatalf("%d batches written; want the 3 started before the stop", n)
+	}
+	var read int64
+	for _, tb := range res.Tables {
+		read += tb.Read
+	}
+	if rows, committed := f.rows(t), f.committed(t); rows != committed || committed == 0 || read != committed {
+		t.Fatalf("after the stop: %d rows, checkpoints cover %d, result reads %d; want equal and not 0", rows, committed, read)
+	}
+	res, err = migration.Execute(ctx, f.pool, f.state, f.job(t, sink), migration.Options{Workers: 4, BatchSize: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Run.Resumed || f.rows(t) != int64(f.docs) || f.committed(t) != int64(f.docs) {
+		t.Fatalf("resumed=%v, %d rows, %d committed; want %d", res.Run.Resumed, f.rows(t), f.committed(t), f.docs)
 	}
 }
