@@ -127,23 +127,7 @@ func TestMigrateInterruptedBySignals(t *testing.T) {
 	}
 	_ = os.Remove(sum)
 	p := clitest.Start(t, f.env(), args...)
-	deadline := time.Now().Add(2 * time.Minute)
-	for blocked := 0; blocked == 0; {
-		// Polling the server for the blocked write: the state under test.
-		if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-			WHERE NOT l.granted AND c.relname = 'users'`).Scan(&blocked); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-p.Done():
-			t.Fatalf("the run ended before writing to users:\n%s", p.Result().Stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no write to users blocked within two minutes")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	f.waitBlocked(p, "users")
 	p.Signal(t, os.Interrupt)
 	if !p.WaitStderr(t, "stopping after the work in flight", time.Minute) {
 		t.Fatalf("the run ended at the first SIGINT with a batch blocked:\n%s", p.Result().Stderr)
@@ -170,6 +154,51 @@ func TestMigrateInterruptedBySignals(t *testing.T) {
 	}
 	compareDocs(t, f.sourceDocs(demoapp.Groups...), f.targetDocs(loadMapping(t, mapping)))
 	f.run(0, "verify", "--only", "documents", "--mapping", mapping)
+
+	// verify, waiting on a locked table, stops at SIGTERM and says so.
+	lock, err = f.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx)
+	if _, err := lock.Exec(ctx, `LOCK TABLE users IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	p = clitest.Start(t, f.env(), "verify", "--only", "documents", "--mapping", mapping)
+	f.waitBlocked(p, "users")
+	p.Signal(t, syscall.SIGTERM)
+	<-p.Done()
+	res = p.Result()
+	if res.Code != 3 || !strings.Contains(res.Stderr, "interrupted; run the same command again") || strings.Contains(res.Stderr, "context canceled") {
+		t.Fatalf("verify interrupted: exit %d, want 3 and the message without a cancellation error:\n%s", res.Code, res.Stderr)
+	}
+}
+
+// waitBlocked waits until a session of the target waits for a lock on
+// table, polling the server (the state under test), and fails if p exits
+// first.
+func (f *docsFixture) waitBlocked(p *clitest.Process, table string) {
+	f.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var blocked int
+		if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+			WHERE NOT l.granted AND c.relname = $1`, table).Scan(&blocked); err != nil {
+			f.t.Fatal(err)
+		}
+		if blocked > 0 {
+			return
+		}
+		select {
+		case <-p.Done():
+			f.t.Fatalf("baasmigrate ended before waiting for a lock on %s:\n%s", table, p.Result().Stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("nothing waited for a lock on %s within two minutes", table)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 var (

@@ -49,7 +49,7 @@ disagree with the mapping: see "migrate would refuse" in the report); 2 error;
 func newVerifyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Compare source and target by content; exit 0 identical, 1 different, 2 error",
+		Short: "Compare source and target by content; exit 0 identical, 1 different, 2 error, 3 interrupted",
 		Long: `verify reads every source record and every target row, in key order, and compares them
 by key and by a canonical content checksum. Per table it reports, VDiff-style, how
 many records were processed, matching, mismatched, missing in the target and extra in

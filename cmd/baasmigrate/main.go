@@ -158,7 +158,7 @@ func exitCode(err error, interrupted bool) int {
 		return exitOK
 	}
 	var st *exitStatus
-	if errors.As(err, &st) {
+	if errors.As(err, &st) && !(interrupted && st.code == exitError) {
 		if st.err != nil {
 			fmt.Fprintln(os.Stderr, "baasmigrate:", st.err)
 		}

@@ -89,6 +89,16 @@ func (f *fixture) job(t *testing.T, sink loaders.Sink) migration.Job {
 	return migration.Job{Kind: record.KindDocument, Extractor: ex, Sink: sink, Config: map[string]string{"test": "1"}}
 }
 
+// sink returns the documents sink of the fixture's mapping.
+func (f *fixture) sink(t *testing.T) loaders.Sink {
+	t.Helper()
+	sink, err := postgres.NewDocuments(f.mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sink
+}
+
 func (f *fixture) rows(t *testing.T) int64 {
 	t.Helper()
 	var total int64
@@ -118,10 +128,7 @@ func (f *fixture) committed(t *testing.T) int64 {
 func TestRowsAndCheckpointCommitTogether(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	sink, err := postgres.NewDocuments(f.mapping)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink := f.sink(t)
 	boom := errors.New("the sink fails after writing")
 	failing := &failingSink{Sink: sink, failAt: 5, err: boom}
 	opts := migration.Options{Workers: 1, BatchSize: 40}
@@ -147,10 +154,7 @@ func TestRowsAndCheckpointCommitTogether(t *testing.T) {
 func TestTransientBatchFailuresAreRetriedOnce(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	sink, err := postgres.NewDocuments(f.mapping)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink := f.sink(t)
 	failing := &failingSink{Sink: sink, failAt: 3, err: retry.Mark(errors.New("connection reset"), true)}
 	opts := migration.Options{Workers: 4, BatchSize: 25, Retry: retry.Policy{Attempts: 3}}
 	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, failing), opts)
@@ -199,10 +203,7 @@ func (s *slowSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (
 func TestTableSecondsAreWallTime(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	sink, err := postgres.NewDocuments(f.mapping)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink := f.sink(t)
 	slow := &slowSink{Sink: sink, delay: 150 * time.Millisecond}
 	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, slow), migration.Options{Workers: 4, BatchSize: 25})
 	if err != nil {
@@ -225,10 +226,7 @@ func TestTableSecondsAreWallTime(t *testing.T) {
 func TestStopLetsTheBatchInFlightCommit(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	sink, err := postgres.NewDocuments(f.mapping)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink := f.sink(t)
 	stop := make(chan struct{})
 	stopping := &slowSink{Sink: sink, stopAt: 3, stop: stop}
 	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, stopping), migration.Options{Workers: 1, BatchSize: 30, Stop: stop})
