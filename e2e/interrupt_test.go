@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 	"github.com/baasmigrate/baasmigrate/e2e/firestoreemu"
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
@@ -324,4 +326,51 @@ func TestPlanExitsOneWhenMigrateWouldRefuse(t *testing.T) {
 		t.Fatalf("plan does not say migrate would refuse:\nstdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)
 	}
 	f.run(2, "migrate", "--only", "documents", "--mapping", mapping)
+}
+
+// TestFilesInterruptedBySIGTERM stops a copy of files to a versioned S3
+// bucket with SIGTERM after its first commit, with uploads in flight: exit
+// 3, the summary says interrupted, and the resumed run completes the
+// target with every object uploaded exactly once.
+func TestFilesInterruptedBySIGTERM(t *testing.T) {
+	src := newFilesSource(t)
+	objs := filesDemo(9, 400, []int{7 << 20, 6 << 20})
+	src.seed(objs)
+	ft := newFilesTarget(t, src, true)
+	ctx := context.Background()
+	if err := ft.s3.MakeBucket(ctx, ft.bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ft.s3.EnableVersioning(ctx, ft.bucket); err != nil {
+		t.Fatal(err)
+	}
+	opts := []string{"--workers", "3", "--batch-size", "10", "--objects-part-size", "5MiB", "--allow-rejects"}
+	sum := filepath.Join(ft.work, "interrupted.json")
+	p := clitest.Start(t, ft.env, ft.args(append([]string{"-v", "--summary", sum}, opts...)...)...)
+	if !p.WaitStderr(t, "msg=progress", 2*time.Minute) {
+		t.Fatalf("the run ended before committing anything:\n%s", p.Result().Stderr)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	<-p.Done()
+	res := p.Result()
+	if res.Code != 3 || !strings.Contains(res.Stderr, "interrupted; run the same command again to resume") {
+		t.Fatalf("exit %d, want 3 with the resume message:\n%s", res.Code, res.Stderr)
+	}
+	checkStreamLog(t, "files", res.Stderr)
+	s := readRunSummary(t, sum)
+	// The files table holds exactly what the summary counts as loaded.
+	if !s.Interrupted || s.Error != "" || s.Totals.Read == 0 || s.Totals.Read >= int64(len(objs)) || int64(ft.committed()) != s.Totals.Loaded {
+		t.Fatalf("summary of the interrupted run: interrupted=%v error=%q totals %+v, %d committed, %d objects",
+			s.Interrupted, s.Error, s.Totals, ft.committed(), len(objs))
+	}
+	final, _ := ft.migrate(0, opts...)
+	if final.Totals.Read != int64(len(objs)) || !final.Jobs[0].Resumed {
+		t.Fatalf("final run: %+v resumed=%v; want all %d objects", final.Totals, final.Jobs[0].Resumed, len(objs))
+	}
+	ft.compare(src, filesS3Rejects)
+	for key, versions := range ft.s3Versions() {
+		if len(versions) != 1 {
+			t.Errorf("%q was uploaded %d times: %v", key, len(versions), versions)
+		}
+	}
 }
