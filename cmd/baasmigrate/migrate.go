@@ -91,7 +91,7 @@ type migrateRun struct {
 func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 	f := m.cmd.Flags()
 	for _, k := range kinds {
-		m.sum.Jobs = append(m.sum.Jobs, jobSummary{Kind: string(k.Kind), Status: statusNotStarted})
+		m.sum.Jobs = append(m.sum.Jobs, jobSummary{Kind: string(k.Kind), Status: statusNotStarted, BillableReads: -1, Tables: []tableSummary{}})
 	}
 	target := pluginConfig(f, []plugin.Option{postgresOption})
 	m.secrets = append(m.secrets, secretValues([]plugin.Option{postgresOption}, target)...)
@@ -110,14 +110,19 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 		progress = barProgress{w: m.cmd.ErrOrStderr()}
 	}
 	for i, k := range kinds {
+		if ctx.Err() != nil {
+			return migration.ErrInterrupted
+		}
 		cfg := pluginConfig(f, k.Options)
 		m.secrets = append(m.secrets, secretValues(k.Options, cfg)...)
 		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
+			m.sum.Jobs[i].Status = statusFailed
 			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w (or leave %ss out with --only)", k.Kind, err, k.Kind)}
 		}
 		env := &buildEnv{Command: "migrate", Config: cfg, Pool: pool, State: state, Log: m.log, Stderr: m.cmd.ErrOrStderr(), Workers: m.workers, Restart: m.restart}
 		job, err := k.Build(ctx, env)
 		if err != nil {
+			m.sum.Jobs[i].Status = statusFailed
 			return fmt.Errorf("preparing to migrate %ss: %w", k.Kind, err)
 		}
 		res, err := migration.Execute(workContext(ctx), pool, state, job, migration.Options{

@@ -145,10 +145,12 @@ func printSummary(w io.Writer, s *migrateSummary) {
 		switch j.Status {
 		case statusAlreadyFinished:
 			fmt.Fprintf(w, "%s: already migrated by run %d; nothing to do, nothing changed (use --restart to copy again; unchanged rows are not rewritten)\n", j.Kind, j.Run)
-		case statusInterrupted:
-			fmt.Fprintf(w, "%s: run %d interrupted; the counts are what it committed\n", j.Kind, j.Run)
-		case statusFailed:
-			fmt.Fprintf(w, "%s: run %d failed; the counts are what it committed\n", j.Kind, j.Run)
+		case statusInterrupted, statusFailed:
+			if j.Run == 0 {
+				fmt.Fprintf(w, "%s: %s before a run was planned\n", j.Kind, j.Status)
+			} else {
+				fmt.Fprintf(w, "%s: run %d %s; the counts are what it committed\n", j.Kind, j.Run, j.Status)
+			}
 		case statusNotStarted:
 			fmt.Fprintf(w, "%s: not started\n", j.Kind)
 		}
