@@ -1,8 +1,11 @@
 package migration_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -249,5 +252,46 @@ func TestStopLetsTheBatchInFlightCommit(t *testing.T) {
 	}
 	if !res.Run.Resumed || f.rows(t) != int64(f.docs) || f.committed(t) != int64(f.docs) {
 		t.Fatalf("resumed=%v, %d rows, %d committed; want %d", res.Run.Resumed, f.rows(t), f.committed(t), f.docs)
+	}
+}
+
+// cancellingSink cancels the run's context during its nth batch and fails
+// that batch the way an upload cut off by the cancellation fails: marked
+// retryable.
+type cancellingSink struct {
+	loaders.Sink
+	at     int64
+	cancel context.CancelFunc
+	calls  atomic.Int64
+}
+
+func (s *cancellingSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
+	if s.calls.Add(1) == s.at {
+		s.cancel()
+		<-ctx.Done()
+		return loaders.Outcome{}, retry.Mark(fmt.Errorf("uploading: %w", ctx.Err()), true)
+	}
+	return s.Sink.Write(ctx, tx, recs)
+}
+
+// TestCancelledBatchIsNotRetried cancels the run while a batch is written:
+// the batch is not retried (no "retrying" warning), Execute reports an
+// interruption, not an error, and what committed before stays.
+func TestCancelledBatchIsNotRetried(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	sink := &cancellingSink{Sink: f.sink(t), at: 3, cancel: cancel}
+	_, err := migration.Execute(ctx, f.pool, f.state, f.job(t, sink), migration.Options{Workers: 1, BatchSize: 30, Log: log})
+	if !errors.Is(err, migration.ErrInterrupted) || err.Error() != migration.ErrInterrupted.Error() {
+		t.Fatalf("Execute = %v, want just ErrInterrupted", err)
+	}
+	if strings.Contains(logs.String(), "retrying") || sink.calls.Load() != 3 {
+		t.Fatalf("%d batches written; the cancelled one was retried:\n%s", sink.calls.Load(), logs.String())
+	}
+	if rows, committed := f.rows(t), f.committed(t); rows != committed || committed == 0 {
+		t.Fatalf("%d rows, checkpoints cover %d; want equal and not 0", rows, committed)
 	}
 }
