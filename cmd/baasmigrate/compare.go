@@ -32,7 +32,11 @@ source reads. It writes nothing anywhere — not even baasmigrate's state schema
 target is read in one read-only transaction.
 
 The comparison reads every source record once (its cost is printed); --counts-only
-skips it and reports the DDL and the estimate from aggregation counts alone.`,
+skips it and reports the DDL and the estimate from aggregation counts alone.
+
+Exit status: 0 migrate would run; 1 migrate would refuse (the target's tables
+disagree with the mapping: see "migrate would refuse" in the report); 2 error;
+3 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runCompare(cmd, "plan") },
 	}
@@ -45,13 +49,13 @@ skips it and reports the DDL and the estimate from aggregation counts alone.`,
 func newVerifyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Compare source and target by content; exit 0 identical, 1 different, 2 error",
+		Short: "Compare source and target by content; exit 0 identical, 1 different, 2 error, 3 interrupted",
 		Long: `verify reads every source record and every target row, in key order, and compares them
 by key and by a canonical content checksum. Per table it reports, VDiff-style, how
 many records were processed, matching, mismatched, missing in the target and extra in
 the target, with sample keys and the differing fields named.
 
-Exit status: 0 identical, 1 differences, 2 error.`,
+Exit status: 0 identical, 1 differences, 2 error, 3 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runCompare(cmd, "verify") },
 	}
@@ -128,6 +132,13 @@ func runCompare(cmd *cobra.Command, command string) error {
 	}
 	if command == "verify" && !doc.Identical {
 		return &exitStatus{code: exitProblems}
+	}
+	if command == "plan" {
+		for _, k := range reports {
+			if k.DDLProblems != "" {
+				return &exitStatus{code: exitProblems, err: fmt.Errorf("%ss: migrate would refuse: %s", k.Kind, k.DDLProblems)}
+			}
+		}
 	}
 	return nil
 }

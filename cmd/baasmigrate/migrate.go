@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -25,7 +28,14 @@ not change.
 
 Records the target cannot hold are rejected with a reason, stored in the table
 baasmigrate.rejects, and counted in the summary; the exit status is then 1
-unless --allow-rejects is given.`,
+unless --allow-rejects is given.
+
+On SIGINT or SIGTERM (Ctrl-C, docker stop, systemd, Kubernetes) migrate stops
+reading at once, lets the batches in flight commit (at most 20s; a second signal
+rolls them back at once), prints and writes the summary, and exits 3: run the same
+command again to resume. The summary (text on standard output, JSON with
+--summary) is written however the run ends, with the error and the next step; see
+docs/reports.md.`,
 		Args: cobra.NoArgs,
 		RunE: runMigrate,
 	}
@@ -57,9 +67,35 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
-	log := newLogger(cmd)
+	m := &migrateRun{
+		cmd: cmd, log: newLogger(cmd), workers: workers, batchSize: batchSize, restart: restart,
+		sum: &migrateSummary{Started: time.Now().UTC()},
+	}
+	err = m.run(ctx, kinds)
+	return m.end(ctx, err, summaryPath, allowRejects)
+}
+
+// migrateRun is one invocation of migrate: its settings and its summary.
+type migrateRun struct {
+	cmd                *cobra.Command
+	log                *slog.Logger
+	workers, batchSize int
+	restart            bool
+	sum                *migrateSummary
+	secrets            []string // values that must not appear in the summary
+}
+
+// run migrates each kind in turn, recording every job in the summary as it
+// ends (or fails, or is interrupted). ctx ends at the first interrupt; the
+// batches in flight commit under the work context.
+func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
+	f := m.cmd.Flags()
+	for _, k := range kinds {
+		m.sum.Jobs = append(m.sum.Jobs, jobSummary{Kind: string(k.Kind), Status: statusNotStarted, BillableReads: -1, Tables: []tableSummary{}})
+	}
 	target := pluginConfig(f, []plugin.Option{postgresOption})
-	pool, err := connectTarget(ctx, target.String("postgres"), workers)
+	m.secrets = append(m.secrets, secretValues([]plugin.Option{postgresOption}, target)...)
+	pool, err := connectTarget(ctx, target.String("postgres"), m.workers)
 	if err != nil {
 		return err
 	}
@@ -69,50 +105,89 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 
-	var progress migration.Progress = logProgress{log: log, interval: 5 * time.Second}
-	if showProgress(cmd, cmd.ErrOrStderr()) {
-		progress = barProgress{w: cmd.ErrOrStderr()}
+	var progress migration.Progress = logProgress{log: m.log, interval: 5 * time.Second}
+	if showProgress(m.cmd, m.cmd.ErrOrStderr()) {
+		progress = barProgress{w: m.cmd.ErrOrStderr()}
 	}
-	sum := &migrateSummary{Started: time.Now().UTC()}
-	for _, k := range kinds {
+	for i, k := range kinds {
+		if ctx.Err() != nil {
+			return migration.ErrInterrupted
+		}
 		cfg := pluginConfig(f, k.Options)
+		m.secrets = append(m.secrets, secretValues(k.Options, cfg)...)
 		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
+			m.sum.Jobs[i].Status = statusFailed
 			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w (or leave %ss out with --only)", k.Kind, err, k.Kind)}
 		}
-		env := &buildEnv{Command: "migrate", Config: cfg, Pool: pool, State: state, Log: log, Stderr: cmd.ErrOrStderr(), Workers: workers, Restart: restart}
+		env := &buildEnv{Command: "migrate", Config: cfg, Pool: pool, State: state, Log: m.log, Stderr: m.cmd.ErrOrStderr(), Workers: m.workers, Restart: m.restart}
 		job, err := k.Build(ctx, env)
 		if err != nil {
+			m.sum.Jobs[i].Status = statusFailed
 			return fmt.Errorf("preparing to migrate %ss: %w", k.Kind, err)
 		}
-		res, err := migration.Execute(ctx, pool, state, job, migration.Options{
-			Workers: workers, BatchSize: batchSize, Restart: restart, Progress: progress, Log: log,
+		res, err := migration.Execute(workContext(ctx), pool, state, job, migration.Options{
+			Workers: m.workers, BatchSize: m.batchSize, Restart: m.restart, Progress: progress, Log: m.log, Stop: ctx.Done(),
 		})
 		closeErr := job.Extractor.Close()
+		if res != nil {
+			m.sum.Jobs[i] = summarize(string(k.Kind), res, err)
+			for _, w := range res.Warnings {
+				m.sum.Warnings = append(m.sum.Warnings, fmt.Sprintf("%ss: %s", k.Kind, w))
+			}
+			if res.SnapshotRenewals > 0 {
+				m.sum.Warnings = append(m.sum.Warnings, fmt.Sprintf("%ss: %d stream(s) outlived the source's snapshot window and continued at a new read time", k.Kind, res.SnapshotRenewals))
+			}
+		}
+		if err == migration.ErrInterrupted {
+			return err
+		}
 		if err != nil {
 			return fmt.Errorf("migrating %ss: %w", k.Kind, err)
 		}
 		if closeErr != nil {
-			log.Warn("closing the source connection", "kind", k.Kind, "err", closeErr)
+			m.log.Warn("closing the source connection", "kind", k.Kind, "err", closeErr)
 		}
-		sum.Jobs = append(sum.Jobs, summarize(string(k.Kind), res))
-		for _, w := range res.Warnings {
-			sum.Warnings = append(sum.Warnings, fmt.Sprintf("%ss: %s", k.Kind, w))
-		}
-		if res.SnapshotRenewals > 0 {
-			sum.Warnings = append(sum.Warnings, fmt.Sprintf("%ss: %d stream(s) outlived the source's snapshot window and continued at a new read time", k.Kind, res.SnapshotRenewals))
-		}
-	}
-	sum.Elapsed = time.Since(sum.Started).Seconds()
-	sum.total()
-	printSummary(cmd.OutOrStdout(), sum)
-	if summaryPath != "" {
-		if err := writeSummaryJSON(summaryPath, sum); err != nil {
-			return err
-		}
-	}
-	if sum.Totals.Rejected > 0 && !allowRejects {
-		fmt.Fprintf(os.Stderr, "baasmigrate: %d record(s) rejected; see baasmigrate.rejects in the target (exit 1; --allow-rejects to accept)\n", sum.Totals.Rejected)
-		return &exitStatus{code: exitProblems}
 	}
 	return nil
+}
+
+// end completes the summary with how the invocation ended, prints it and
+// writes it (--summary) whatever happened, and returns the exit status.
+func (m *migrateRun) end(ctx context.Context, err error, summaryPath string, allowRejects bool) error {
+	sum := m.sum
+	sum.Elapsed = time.Since(sum.Started).Seconds()
+	sum.total()
+	// An error after the first interrupt is the interrupt's doing unless it
+	// says otherwise.
+	interrupted := errors.Is(err, migration.ErrInterrupted) || (err != nil && ctx.Err() != nil)
+	var status error
+	switch {
+	case interrupted:
+		sum.Interrupted, sum.ExitStatus = true, exitInterrupted
+		if err != migration.ErrInterrupted && !errors.Is(err, context.Canceled) {
+			sum.Error = redact(err.Error(), m.secrets)
+		}
+		sum.NextStep = "run the same command again to resume: everything committed is kept, and the run continues from its checkpoints"
+		status = &exitStatus{code: exitInterrupted, err: errors.New(interruptedMessage)}
+	case err != nil:
+		sum.Error, sum.ExitStatus = redact(err.Error(), m.secrets), exitError
+		sum.NextStep = "fix what the error names, then run the same command again: it resumes from the last checkpoint"
+		status = err
+	case sum.Totals.Rejected > 0 && !allowRejects:
+		sum.ExitStatus = exitProblems
+		sum.NextStep = "see the rejected records (reason and whole record) in the table baasmigrate.rejects; fix the mapping or the data and run again, or accept them with --allow-rejects"
+		status = &exitStatus{code: exitProblems, err: fmt.Errorf("%d record(s) rejected; see baasmigrate.rejects in the target (exit 1; --allow-rejects to accept)", sum.Totals.Rejected)}
+	default:
+		sum.NextStep = "baasmigrate verify compares the target with the source by content"
+	}
+	printSummary(m.cmd.OutOrStdout(), sum)
+	if summaryPath != "" {
+		if werr := writeSummaryJSON(summaryPath, sum); werr != nil {
+			if status == nil || sum.ExitStatus == exitProblems {
+				return &exitStatus{code: exitError, err: werr}
+			}
+			fmt.Fprintln(os.Stderr, "baasmigrate:", werr)
+		}
+	}
+	return status
 }

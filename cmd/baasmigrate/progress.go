@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -59,14 +60,21 @@ func (s *barStream) Add(records, bytes int64) {
 	_ = s.bar.Add64(records)
 }
 
-func (s *barStream) Finish() {
+// Finish fills the bar when the stream is complete, and otherwise leaves
+// it where the stream stopped.
+func (s *barStream) Finish(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err != nil {
+		_ = s.bar.Exit()
+		return
+	}
 	_ = s.bar.Finish()
 }
 
-// logProgress reports progress as log lines, at most every interval, for
-// runs whose stderr is not a terminal.
+// logProgress reports progress as log lines, for runs whose stderr is not a
+// terminal: after the first commit of a stream (the run is moving), then at
+// most every interval.
 type logProgress struct {
 	log      *slog.Logger
 	interval time.Duration
@@ -74,7 +82,7 @@ type logProgress struct {
 
 func (p logProgress) StartStream(info migration.StreamInfo) migration.StreamProgress {
 	p.log.Info("reading stream", "kind", info.Kind, "stream", info.Name, "total", info.Total, "total_bytes", info.TotalBytes, "already_committed", info.Done)
-	return &logStream{p: p, kind: info.Kind, stream: info.Name, total: info.Total, records: info.Done, start: time.Now(), last: time.Now()}
+	return &logStream{p: p, kind: info.Kind, stream: info.Name, total: info.Total, records: info.Done, start: time.Now()}
 }
 
 type logStream struct {
@@ -92,16 +100,24 @@ func (s *logStream) Add(records, bytes int64) {
 	defer s.mu.Unlock()
 	s.records += records
 	s.bytes += bytes
-	if time.Since(s.last) >= s.p.interval {
+	if s.last.IsZero() || time.Since(s.last) >= s.p.interval {
 		s.last = time.Now()
 		s.p.log.Info("progress", "stream", s.stream, "records", s.records, "total", s.total, "bytes", s.bytes)
 	}
 }
 
-func (s *logStream) Finish() {
+func (s *logStream) Finish(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.p.log.Info("stream done", "stream", s.stream, "records", s.records, "bytes", s.bytes, "elapsed", time.Since(s.start).Round(time.Millisecond))
+	elapsed := time.Since(s.start).Round(time.Millisecond)
+	switch {
+	case err == nil:
+		s.p.log.Info("stream done", "stream", s.stream, "records", s.records, "bytes", s.bytes, "elapsed", elapsed)
+	case errors.Is(err, migration.ErrInterrupted):
+		s.p.log.Info("stream interrupted", "stream", s.stream, "records", s.records, "bytes", s.bytes, "elapsed", elapsed)
+	default:
+		s.p.log.Info("stream failed", "stream", s.stream, "records", s.records, "bytes", s.bytes, "elapsed", elapsed, "err", err)
+	}
 }
 
 func truncate(s string, n int) string {

@@ -24,7 +24,17 @@ Auth users (passwords keep working), Firestore documents (every subcollection an
 reference) and Storage files, into PostgreSQL and an S3-compatible store or a directory.
 
 Every flag can also be set in a YAML file given with --config (keys are flag names);
-command-line flags win over the file, the file over environment variables.`,
+command-line flags win over the file, the file over environment variables.
+
+Exit status (every command):
+  0  done, nothing to report
+  1  done, with problems: records rejected (migrate, unless --allow-rejects),
+     differences (verify), or a plan that migrate would refuse (plan)
+  2  error: the command could not do its job (the message says why)
+  3  interrupted by SIGINT or SIGTERM: run the same command again to resume.
+     The first signal stops reading and lets the batches in flight commit (at
+     most 20s); a second one stops at once, rolling them back. Either way
+     nothing committed is lost and the re-run continues from the checkpoints.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

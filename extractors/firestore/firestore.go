@@ -128,8 +128,10 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 		return nil, fmt.Errorf("--%s must be at least 1", PageSizeOption.Name)
 	}
 	window, err := time.ParseDuration(cfg.String(SnapshotWindowOption.Name))
-	if err != nil {
-		return nil, fmt.Errorf("--%s: %w", SnapshotWindowOption.Name, err)
+	if err != nil || window <= 0 {
+		// Zero or less would make every read time count as expired.
+		return nil, fmt.Errorf("--%s: %q is not a positive duration like 1h (or 168h with point-in-time recovery)",
+			SnapshotWindowOption.Name, cfg.String(SnapshotWindowOption.Name))
 	}
 	policy, err := retry.FromConfig(cfg)
 	if err != nil {

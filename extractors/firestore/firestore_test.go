@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 
 	"cloud.google.com/go/firestore"
@@ -130,6 +131,19 @@ func checkOrder(t *testing.T, name string, cmp func(a, b string) int, ordered []
 			if (i < j) != (got < 0) || (i == j) != (got == 0) || (i > j) != (got > 0) {
 				t.Errorf("%s(%q, %q) = %d", name, ordered[i], ordered[j], got)
 			}
+		}
+	}
+}
+
+// TestNewRefusesANonPositiveSnapshotWindow: a window of zero or less would
+// renew the snapshot forever (or never); it is refused with the flag named.
+func TestNewRefusesANonPositiveSnapshotWindow(t *testing.T) {
+	for _, w := range []string{"0", "0s", "-1h", "soon"} {
+		_, err := fsx.New(context.Background(), plugin.Config{
+			"firebase-project": "p", "firestore-emulator-host": "127.0.0.1:1", "firestore-snapshot-window": w,
+		})
+		if err == nil || !strings.Contains(err.Error(), "--firestore-snapshot-window") {
+			t.Errorf("window %q: New = %v; want it refused, naming the flag", w, err)
 		}
 	}
 }

@@ -114,10 +114,45 @@ func Run(t testing.TB, env []string, args ...string) Result {
 // Process is a run in the background.
 type Process struct {
 	cmd  *exec.Cmd
-	out  bytes.Buffer
-	errb bytes.Buffer
+	out  output
+	errb output
 	done chan struct{}
 	err  error
+}
+
+// output collects what a process writes, safely read while it runs, and
+// wakes those waiting for a piece of text.
+type output struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced at every write
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.changed != nil {
+		close(o.changed)
+		o.changed = nil
+	}
+	return o.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// next returns the text so far and a channel closed at the next write.
+func (o *output) next() (string, <-chan struct{}) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.changed == nil {
+		o.changed = make(chan struct{})
+	}
+	return o.buf.String(), o.changed
 }
 
 // Start starts the binary in the background. The test's cleanup kills it if
@@ -142,6 +177,36 @@ func Start(t testing.TB, env []string, args ...string) *Process {
 func (p *Process) Kill() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("sending %v to baasmigrate: %v", sig, err)
+	}
+}
+
+// WaitStderr waits until the process has written text to its standard
+// error and returns true, or returns false when it exits first. It fails t
+// when neither happens within limit (a guard against a hung run, not a
+// timing assertion).
+func (p *Process) WaitStderr(t testing.TB, text string, limit time.Duration) bool {
+	t.Helper()
+	timeout := time.After(limit)
+	for {
+		so, changed := p.errb.next()
+		if strings.Contains(so, text) {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-p.done:
+			return strings.Contains(p.errb.String(), text)
+		case <-timeout:
+			t.Fatalf("baasmigrate wrote no %q to stderr within %s; so far:\n%s", text, limit, so)
+		}
+	}
 }
 
 // Done is closed when the process has exited.

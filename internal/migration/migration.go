@@ -54,7 +54,18 @@ type Options struct {
 	// Retry is the policy for retrying a batch after a transient target
 	// error; zero means retry.Default.
 	Retry retry.Policy
+	// Stop, when closed, asks the run to stop early (an interrupt): reading
+	// stops at once and no new batch is begun, while the batches in flight
+	// commit (or, when ctx ends first, roll back). Execute then returns
+	// ErrInterrupted; everything committed stays, and the next Execute
+	// resumes from there. Nil never stops.
+	Stop <-chan struct{}
 }
+
+// ErrInterrupted is returned by Execute when the run stopped early because
+// Options.Stop was closed or ctx ended: every committed batch is kept with
+// its checkpoint, and the next Execute of the job resumes the run.
+var ErrInterrupted = errors.New("interrupted")
 
 // Progress receives progress reports. Implementations must be safe for
 // concurrent use.
@@ -78,19 +89,33 @@ type StreamInfo struct {
 type StreamProgress interface {
 	// Add reports records committed and, for files, their bytes.
 	Add(records, bytes int64)
-	// Finish is called once when the stream is complete or abandoned.
-	Finish()
+	// Finish is called once when the stream is complete (err is nil) or
+	// abandoned: err is ErrInterrupted when the run was stopped, else why
+	// the stream failed.
+	Finish(err error)
 }
 
-// Result describes a finished (or already finished) run.
+// Result describes a finished (or already finished) run, or as much as is
+// known of one that failed or was interrupted.
 type Result struct {
 	Job string
+	// Run is the run executed: started, resumed, or (AlreadyFinished) the
+	// one that had completed. Nil when Execute failed before choosing one.
 	Run *postgres.Run
 	// AlreadyFinished is true when nothing was done because the job's last
-	// run had completed (use Options.Restart to copy again).
+	// run had completed (use Options.Restart to copy again). Tables and
+	// Rejects are then empty: this Execute read and wrote nothing.
 	AlreadyFinished bool
-	Tables          []postgres.TableSummary
-	Rejects         []postgres.RejectSample
+	// Tables are the run's counts per target table, over every attempt of
+	// the run (a resumed run includes what earlier attempts committed).
+	// After a failure they are what the checkpoints cover, when the target
+	// still answered.
+	Tables  []postgres.TableSummary
+	Rejects []postgres.RejectSample
+	// WriteTimes is, per target table, the wall-clock time this Execute
+	// spent writing and committing batches holding its rows: the union of
+	// those intervals over all workers, so never more than Elapsed.
+	WriteTimes map[string]time.Duration
 	// SnapshotRenewals counts streams continued at a new read time because
 	// the run outlived the source's snapshot window.
 	SnapshotRenewals int
@@ -106,7 +131,11 @@ type Result struct {
 }
 
 // Execute runs job to completion against the target pool, resuming the
-// job's unfinished run when there is one.
+// job's unfinished run when there is one. On failure it returns the error
+// with a Result holding what is known (see Result); when the run was
+// stopped (Options.Stop, or ctx ended) the error is ErrInterrupted, joined
+// with the failure that happened while stopping if it was not just the
+// cancellation.
 func Execute(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job Job, opts Options) (*Result, error) {
 	start := time.Now()
 	if opts.Workers < 1 {
@@ -121,16 +150,52 @@ func Execute(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 	if opts.Retry.Attempts == 0 {
 		opts.Retry = retry.Default
 	}
-	name := postgres.Job(job.Kind, job.Extractor.Source())
-	res := &Result{Job: name, BillableReads: -1}
+	// stopCtx ends when the run is asked to stop: planning and reading use
+	// it, while commits use ctx so that the batches in flight finish.
+	stopCtx, cancelStop := context.WithCancel(ctx)
+	defer cancelStop()
+	if opts.Stop != nil {
+		go func() {
+			select {
+			case <-opts.Stop:
+				cancelStop()
+			case <-stopCtx.Done():
+			}
+		}()
+	}
+	e := &executor{pool: pool, state: state, job: job, opts: opts, stopCtx: stopCtx, walls: map[string]*wallTime{}}
+	res := &Result{Job: postgres.Job(job.Kind, job.Extractor.Source()), BillableReads: -1}
+	err := e.execute(ctx, res)
+	if err != nil && e.stopping() {
+		if err = e.stopped(ctx, err); !errors.Is(err, ErrInterrupted) {
+			err = fmt.Errorf("%w; while stopping: %w", ErrInterrupted, err)
+		}
+	}
+	if err != nil && res.Run != nil && !res.AlreadyFinished {
+		// Report what the checkpoints cover, with a context of its own: ctx
+		// may be why the run stopped.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if serr := summarize(sctx, state, res); serr != nil {
+			opts.Log.Warn("could not read the run's counts for the summary", "run", res.Run.ID, "err", serr)
+		}
+	}
+	res.WriteTimes = e.writeTimes()
+	res.Elapsed = time.Since(start)
+	return res, err
+}
 
-	lockConn, err := pool.Acquire(ctx)
+// execute is Execute's work. It fills res as far as it gets.
+func (e *executor) execute(ctx context.Context, res *Result) error {
+	job, opts, state, pool, name := e.job, e.opts, e.state, e.pool, res.Job
+	rctx := e.stopCtx
+	lockConn, err := pool.Acquire(rctx)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to the target: %w", err)
+		return fmt.Errorf("connecting to the target: %w", err)
 	}
 	defer lockConn.Release()
-	if err := postgres.LockJob(ctx, lockConn, name); err != nil {
-		return nil, err
+	if err := postgres.LockJob(rctx, lockConn, name); err != nil {
+		return err
 	}
 	defer func() {
 		// Unlock, then close the session rather than return it to the pool:
@@ -145,49 +210,52 @@ func Execute(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 	// settings is done, anything else plans a new run.
 	var run *postgres.Run
 	if !opts.Restart {
-		if run, err = state.RunningRun(ctx, name); err != nil {
-			return nil, err
+		if run, err = state.RunningRun(rctx, name); err != nil {
+			return err
 		}
 	}
 	if run != nil {
 		if !maps.Equal(run.Config, job.Config) {
-			return nil, fmt.Errorf("the interrupted run %d of %s was started with different settings (%s); "+
+			return fmt.Errorf("the interrupted run %d of %s was started with different settings (%s); "+
 				"re-run with the original settings to resume it, or pass --restart to start over",
 				run.ID, name, configDiff(run.Config, job.Config))
 		}
 		opts.Log.Info("resuming interrupted run", "job", name, "run", run.ID)
 	} else {
 		if !opts.Restart {
-			last, err := state.LastFinishedRun(ctx, name)
+			last, err := state.LastFinishedRun(rctx, name)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if last != nil && maps.Equal(last.Config, job.Config) {
+				// Nothing to do, and nothing done: no counts to report.
 				res.Run, res.AlreadyFinished = last, true
-				return finish(ctx, state, res, start)
+				return nil
 			}
 			if last != nil {
 				res.Notes = append(res.Notes, fmt.Sprintf("the settings changed since run %d (%s): a new run copies everything again; unchanged rows are not rewritten",
 					last.ID, configDiff(last.Config, job.Config)))
 			}
 		}
-		if run, err = plan(ctx, state, name, job, opts); err != nil {
-			return nil, err
+		if run, err = plan(rctx, state, name, job, opts); err != nil {
+			return err
 		}
 	}
 	res.Run = run
-	if err := job.Sink.Prepare(ctx, pool); err != nil {
-		return nil, err
+	e.run = run
+	if err := job.Sink.Prepare(rctx, pool); err != nil {
+		return err
 	}
-
-	e := &executor{pool: pool, state: state, job: job, opts: opts, run: run}
 	for _, st := range run.Streams {
+		if e.stopping() {
+			return ErrInterrupted
+		}
 		if err := e.stream(ctx, st); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := state.FinishRun(ctx, run); err != nil {
-		return nil, err
+		return err
 	}
 	res.SnapshotRenewals = e.renewals
 	if m, ok := job.Extractor.(extractors.ReadMeter); ok {
@@ -195,22 +263,20 @@ func Execute(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 	}
 	if r, ok := job.Sink.(loaders.Reporter); ok {
 		if res.Warnings, err = r.Warnings(ctx, pool); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return finish(ctx, state, res, start)
+	return summarize(ctx, state, res)
 }
 
-func finish(ctx context.Context, state *postgres.State, res *Result, start time.Time) (*Result, error) {
+// summarize reads res.Run's counts and first rejects.
+func summarize(ctx context.Context, state *postgres.State, res *Result) error {
 	var err error
 	if res.Tables, err = state.Summary(ctx, res.Run); err != nil {
-		return nil, err
+		return err
 	}
-	if res.Rejects, err = state.Rejects(ctx, res.Run, 10); err != nil {
-		return nil, err
-	}
-	res.Elapsed = time.Since(start)
-	return res, nil
+	res.Rejects, err = state.Rejects(ctx, res.Run, 10)
+	return err
 }
 
 func configDiff(was, now map[string]string) string {
@@ -265,13 +331,21 @@ type executor struct {
 	job   Job
 	opts  Options
 	run   *postgres.Run
+	// stopCtx ends when the run is to stop (Options.Stop, or ctx ended).
+	stopCtx context.Context
 
-	mu       sync.Mutex // guards renewals and stream read times
+	mu       sync.Mutex // guards renewals, stream read times and walls
 	renewals int
+	walls    map[string]*wallTime // per target table
 }
 
-// stream reads the unfinished partitions of st, Workers at a time.
-func (e *executor) stream(ctx context.Context, st *postgres.StreamState) error {
+// stopping reports whether the run was asked to stop.
+func (e *executor) stopping() bool { return e.stopCtx.Err() != nil }
+
+// stream reads the unfinished partitions of st, Workers at a time. When
+// the run is asked to stop, it lets the batches in flight commit and
+// returns ErrInterrupted.
+func (e *executor) stream(ctx context.Context, st *postgres.StreamState) (err error) {
 	var todo []*postgres.PartitionState
 	for _, p := range st.Partitions {
 		if !p.Done {
@@ -283,20 +357,39 @@ func (e *executor) stream(ctx context.Context, st *postgres.StreamState) error {
 	}
 	var sp StreamProgress = nopProgress{}
 	if e.opts.Progress != nil {
-		info, err := e.streamInfo(ctx, st)
+		info, err := e.streamInfo(e.stopCtx, st)
 		if err != nil {
 			return err
 		}
 		sp = e.opts.Progress.StartStream(info)
 	}
-	defer sp.Finish()
+	defer func() { sp.Finish(err) }()
 
+	// A partition that stops because the run is stopping returns nil, so
+	// that the others' batches in flight are not cancelled.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.Workers)
 	for _, p := range todo {
+		if e.stopping() {
+			break
+		}
 		g.Go(func() error { return e.partition(gctx, st, p, sp) })
 	}
-	return g.Wait()
+	return e.stopped(ctx, g.Wait())
+}
+
+// stopped turns err into ErrInterrupted when it is the run stopping (or
+// ctx ending) rather than a failure: no error at all while stopping, a
+// cancellation, or anything once ctx ended (a statement cut off
+// mid-way fails in many ways).
+func (e *executor) stopped(ctx context.Context, err error) error {
+	if !e.stopping() {
+		return err
+	}
+	if err == nil || errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return ErrInterrupted
+	}
+	return err
 }
 
 // streamInfo gathers what progress reporting wants to know of a stream:
@@ -317,6 +410,9 @@ func (e *executor) streamInfo(ctx context.Context, st *postgres.StreamState) (St
 	}
 	if err != nil {
 		info.Total, info.TotalBytes = -1, -1
+		if e.stopping() {
+			return info, ErrInterrupted
+		}
 		e.opts.Log.Warn("could not size the stream for progress", "stream", st.Name, "err", err)
 	}
 	done, err := e.state.StreamRead(ctx, e.run, st.Name)
@@ -337,17 +433,33 @@ type batch struct {
 
 // partition reads p from its checkpoint and commits it batch by batch. A
 // reader goroutine fills batches while the current one is written, so
-// reading and writing overlap; at most two batches wait in between.
+// reading and writing overlap; at most two batches wait in between. When
+// the run is asked to stop, reading ends at once, the batch being committed
+// finishes, and the batches read but not begun are dropped (the next run
+// reads them again from the checkpoint); it then returns nil.
 func (e *executor) partition(ctx context.Context, st *postgres.StreamState, p *postgres.PartitionState, sp StreamProgress) error {
 	batches := make(chan batch, 2)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(batches)
-		return e.read(gctx, st, p, batches)
+		rctx, cancel := context.WithCancel(gctx)
+		defer cancel()
+		defer context.AfterFunc(e.stopCtx, cancel)()
+		err := e.read(rctx, st, p, batches)
+		if err != nil && e.stopping() {
+			return nil // what was not committed is read again on resume
+		}
+		return err
 	})
 	g.Go(func() error {
 		for b := range batches {
+			if e.stopping() {
+				return nil
+			}
 			if err := e.commit(gctx, p, b); err != nil {
+				if errors.Is(err, ErrInterrupted) {
+					return nil
+				}
 				return err
 			}
 			sp.Add(int64(len(b.recs)), b.bytes)
@@ -442,7 +554,7 @@ func (e *executor) renew(ctx context.Context, st *postgres.StreamState, expired 
 // died before the reply) finds the checkpoint already advanced and stops:
 // the batch is in.
 func (e *executor) commit(ctx context.Context, p *postgres.PartitionState, b batch) error {
-	err := retry.Do(ctx, e.opts.Retry, isTransient, func(attempt int, err error, delay time.Duration) {
+	err := retry.Do(ctx, e.opts.Retry, e.retryable(ctx), func(attempt int, err error, delay time.Duration) {
 		e.opts.Log.Warn("retrying a batch after a target error", "partition", p.Stream+"/"+p.ID, "attempt", attempt, "delay", delay, "err", err)
 	}, func(ctx context.Context) error {
 		return e.commitOnce(ctx, p, b)
@@ -465,7 +577,20 @@ func (e *executor) commit(ctx context.Context, p *postgres.PartitionState, b bat
 	return nil
 }
 
+// retryable returns commit's retry classification: isTransient, except
+// that nothing is retried once ctx ended or the run is stopping (a
+// cancelled statement is not a target failure).
+func (e *executor) retryable(ctx context.Context) func(error) bool {
+	return func(err error) bool {
+		return ctx.Err() == nil && !e.stopping() && isTransient(err)
+	}
+}
+
 func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b batch) error {
+	if e.stopping() {
+		// Stopping between two attempts: leave the batch to the next run.
+		return ErrInterrupted
+	}
 	// The transaction begins with the sink's first statement (see lazyTx).
 	tx := &lazyTx{pool: e.pool}
 	defer tx.Rollback(context.WithoutCancel(ctx))
@@ -485,7 +610,77 @@ func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("committing a batch of %d records: %w", len(b.recs), err)
 	}
+	e.wrote(counts, began, time.Now())
 	return nil
+}
+
+// wrote records that a batch with rows of these tables was written and
+// committed from began to ended.
+func (e *executor) wrote(counts map[string]postgres.TableCounts, began, ended time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for t := range counts {
+		w := e.walls[t]
+		if w == nil {
+			w = &wallTime{}
+			e.walls[t] = w
+		}
+		w.add(began, ended)
+	}
+}
+
+// writeTimes returns the wall-clock writing time per table so far.
+func (e *executor) writeTimes() map[string]time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]time.Duration, len(e.walls))
+	for t, w := range e.walls {
+		out[t] = w.total()
+	}
+	return out
+}
+
+// wallTime is the length of a union of time intervals: how long at least
+// one of several workers was busy.
+type wallTime struct {
+	spans []span
+	limit int // merge when spans reaches it
+}
+
+type span struct{ from, to time.Time }
+
+func (w *wallTime) add(from, to time.Time) {
+	w.spans = append(w.spans, span{from, to})
+	if len(w.spans) >= w.limit {
+		w.merge()
+		// Amortised: merge again only when the list has doubled.
+		w.limit = max(64, 2*len(w.spans))
+	}
+}
+
+// merge sorts the spans and joins those that overlap or touch.
+func (w *wallTime) merge() {
+	slices.SortFunc(w.spans, func(a, b span) int { return a.from.Compare(b.from) })
+	out := w.spans[:0]
+	for _, s := range w.spans {
+		if n := len(out); n > 0 && !s.from.After(out[n-1].to) {
+			if s.to.After(out[n-1].to) {
+				out[n-1].to = s.to
+			}
+			continue
+		}
+		out = append(out, s)
+	}
+	w.spans = out
+}
+
+func (w *wallTime) total() time.Duration {
+	w.merge()
+	var d time.Duration
+	for _, s := range w.spans {
+		d += s.to.Sub(s.from)
+	}
+	return d
 }
 
 // tally turns a sink's outcome into per-table counts and stored rejects.
@@ -527,4 +722,4 @@ func isTransient(err error) bool {
 type nopProgress struct{}
 
 func (nopProgress) Add(int64, int64) {}
-func (nopProgress) Finish()          {}
+func (nopProgress) Finish(error)     {}

@@ -1,10 +1,15 @@
 package migration_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/firestore"
 	"github.com/jackc/pgx/v5"
@@ -87,6 +92,16 @@ func (f *fixture) job(t *testing.T, sink loaders.Sink) migration.Job {
 	return migration.Job{Kind: record.KindDocument, Extractor: ex, Sink: sink, Config: map[string]string{"test": "1"}}
 }
 
+// sink returns the documents sink of the fixture's mapping.
+func (f *fixture) sink(t *testing.T) loaders.Sink {
+	t.Helper()
+	sink, err := postgres.NewDocuments(f.mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sink
+}
+
 func (f *fixture) rows(t *testing.T) int64 {
 	t.Helper()
 	var total int64
@@ -116,10 +131,7 @@ func (f *fixture) committed(t *testing.T) int64 {
 func TestRowsAndCheckpointCommitTogether(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	sink, err := postgres.NewDocuments(f.mapping)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink := f.sink(t)
 	boom := errors.New("the sink fails after writing")
 	failing := &failingSink{Sink: sink, failAt: 5, err: boom}
 	opts := migration.Options{Workers: 1, BatchSize: 40}
@@ -145,10 +157,7 @@ func TestRowsAndCheckpointCommitTogether(t *testing.T) {
 func TestTransientBatchFailuresAreRetriedOnce(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	sink, err := postgres.NewDocuments(f.mapping)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink := f.sink(t)
 	failing := &failingSink{Sink: sink, failAt: 3, err: retry.Mark(errors.New("connection reset"), true)}
 	opts := migration.Options{Workers: 4, BatchSize: 25, Retry: retry.Policy{Attempts: 3}}
 	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, failing), opts)
@@ -167,5 +176,122 @@ func TestTransientBatchFailuresAreRetriedOnce(t *testing.T) {
 	res, err = migration.Execute(ctx, f.pool, f.state, f.job(t, sink), opts)
 	if err != nil || !res.AlreadyFinished {
 		t.Fatalf("second Execute: %+v, %v; want AlreadyFinished", res, err)
+	}
+}
+
+// slowSink makes writing a batch of root "users" documents slow, as a busy
+// target would, and can close a channel at its nth batch.
+type slowSink struct {
+	loaders.Sink
+	delay  time.Duration
+	stopAt int64
+	stop   chan struct{}
+	calls  atomic.Int64
+}
+
+func (s *slowSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
+	if len(recs) > 0 && strings.HasPrefix(recs[0].Key, "users/") && strings.Count(recs[0].Key, "/") == 1 {
+		time.Sleep(s.delay) // the slow write under test, not synchronisation
+	}
+	out, err := s.Sink.Write(ctx, tx, recs)
+	if n := s.calls.Add(1); n == s.stopAt {
+		close(s.stop)
+	}
+	return out, err
+}
+
+// TestTableSecondsAreWallTime writes one table's batches slowly on four
+// workers at once: the table's seconds are the wall-clock time its batches
+// took, which can never exceed the run, not the sum over the workers.
+func TestTableSecondsAreWallTime(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sink := f.sink(t)
+	slow := &slowSink{Sink: sink, delay: 150 * time.Millisecond}
+	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, slow), migration.Options{Workers: 4, BatchSize: 25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Tables) == 0 {
+		t.Fatal("no tables in the result")
+	}
+	for _, tb := range res.Tables {
+		if w := res.WriteTimes[tb.Table]; w <= 0 || w > res.Elapsed {
+			t.Errorf("table %s: %s of writing in a run of %s", tb.Table, w, res.Elapsed)
+		}
+	}
+}
+
+// TestStopLetsTheBatchInFlightCommit closes Options.Stop while a batch is
+// being written: that batch commits, no other starts, Execute says the run
+// was interrupted and reports what is committed; the next Execute resumes
+// and completes the target.
+func TestStopLetsTheBatchInFlightCommit(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sink := f.sink(t)
+	stop := make(chan struct{})
+	stopping := &slowSink{Sink: sink, stopAt: 3, stop: stop}
+	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, stopping), migration.Options{Workers: 1, BatchSize: 30, Stop: stop})
+	if !errors.Is(err, migration.ErrInterrupted) || err.Error() != migration.ErrInterrupted.Error() {
+		t.Fatalf("Execute = %v, want just ErrInterrupted", err)
+	}
+	if n := stopping.calls.Load(); n != 3 {
+		t.Fatalf("%d batches written; want the 3 started before the stop", n)
+	}
+	var read int64
+	for _, tb := range res.Tables {
+		read += tb.Read
+	}
+	if rows, committed := f.rows(t), f.committed(t); rows != committed || committed == 0 || read != committed {
+		t.Fatalf("after the stop: %d rows, checkpoints cover %d, result reads %d; want equal and not 0", rows, committed, read)
+	}
+	res, err = migration.Execute(ctx, f.pool, f.state, f.job(t, sink), migration.Options{Workers: 4, BatchSize: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Run.Resumed || f.rows(t) != int64(f.docs) || f.committed(t) != int64(f.docs) {
+		t.Fatalf("resumed=%v, %d rows, %d committed; want %d", res.Run.Resumed, f.rows(t), f.committed(t), f.docs)
+	}
+}
+
+// cancellingSink cancels the run's context during its nth batch and fails
+// that batch the way an upload cut off by the cancellation fails: marked
+// retryable.
+type cancellingSink struct {
+	loaders.Sink
+	at     int64
+	cancel context.CancelFunc
+	calls  atomic.Int64
+}
+
+func (s *cancellingSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
+	if s.calls.Add(1) == s.at {
+		s.cancel()
+		<-ctx.Done()
+		return loaders.Outcome{}, retry.Mark(fmt.Errorf("uploading: %w", ctx.Err()), true)
+	}
+	return s.Sink.Write(ctx, tx, recs)
+}
+
+// TestCancelledBatchIsNotRetried cancels the run while a batch is written:
+// the batch is not retried (no "retrying" warning), Execute reports an
+// interruption, not an error, and what committed before stays.
+func TestCancelledBatchIsNotRetried(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	sink := &cancellingSink{Sink: f.sink(t), at: 3, cancel: cancel}
+	_, err := migration.Execute(ctx, f.pool, f.state, f.job(t, sink), migration.Options{Workers: 1, BatchSize: 30, Log: log})
+	if !errors.Is(err, migration.ErrInterrupted) || err.Error() != migration.ErrInterrupted.Error() {
+		t.Fatalf("Execute = %v, want just ErrInterrupted", err)
+	}
+	if strings.Contains(logs.String(), "retrying") || sink.calls.Load() != 3 {
+		t.Fatalf("%d batches written; the cancelled one was retried:\n%s", sink.calls.Load(), logs.String())
+	}
+	if rows, committed := f.rows(t), f.committed(t); rows != committed || committed == 0 {
+		t.Fatalf("%d rows, checkpoints cover %d; want equal and not 0", rows, committed)
 	}
 }
