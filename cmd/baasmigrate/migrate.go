@@ -9,6 +9,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
 
@@ -30,7 +31,7 @@ unless --allow-rejects is given.`,
 		RunE: runMigrate,
 	}
 	f := cmd.Flags()
-	addOptionFlags(f, []plugin.Option{postgresOption})
+	addOptionFlags(f, targetOptions)
 	f.String("only", "", "Comma-separated kinds to migrate: documents, users, files (default: all)")
 	f.Int("workers", 4, "Partitions read and written at the same time")
 	f.Int("batch-size", 500, "Records committed per transaction")
@@ -58,8 +59,12 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 		return &exitStatus{code: exitError, err: err}
 	}
 	log := newLogger(cmd)
-	target := pluginConfig(f, []plugin.Option{postgresOption})
-	pool, err := connectTarget(ctx, target.String("postgres"), workers)
+	target := pluginConfig(f, targetOptions)
+	targetTimeout, err := retry.Timeout(target, retry.TargetTimeoutOption)
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
+	pool, err := connectTarget(ctx, target.String("postgres"), workers, targetTimeout)
 	if err != nil {
 		return err
 	}

@@ -442,9 +442,12 @@ func (e *executor) renew(ctx context.Context, st *postgres.StreamState, expired 
 // died before the reply) finds the checkpoint already advanced and stops:
 // the batch is in.
 func (e *executor) commit(ctx context.Context, p *postgres.PartitionState, b batch) error {
-	err := retry.Do(ctx, e.opts.Retry, isTransient, func(attempt int, err error, delay time.Duration) {
-		e.opts.Log.Warn("retrying a batch after a target error", "partition", p.Stream+"/"+p.ID, "attempt", attempt, "delay", delay, "err", err)
-	}, func(ctx context.Context) error {
+	// Only what failure.Classify calls transient is retried, and not when
+	// an inner retry loop (an object's upload) already gave up on it.
+	// Retries are logged to the run's logger: debug, and a warning past
+	// retry.WarnAfter.
+	what := fmt.Sprintf("writing a batch of %d records of partition %s/%s", len(b.recs), p.Stream, p.ID)
+	err := retry.Do(retry.WithLogger(ctx, e.opts.Log), e.opts.Retry, what, func(ctx context.Context) error {
 		return e.commitOnce(ctx, p, b)
 	})
 	if errors.Is(err, postgres.ErrCheckpointMoved) {
@@ -516,12 +519,6 @@ func tally(recs []record.Record, out loaders.Outcome, took time.Duration) (map[s
 		counts[t] = c
 	}
 	return counts, rejects, nil
-}
-
-// isTransient says which batch failures are retried whole: transient
-// target errors, and sink errors marked retryable (a failed upload).
-func isTransient(err error) bool {
-	return postgres.IsTransient(err) || retry.IsRetryable(err)
 }
 
 type nopProgress struct{}
