@@ -89,8 +89,15 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return fmt.Errorf("preparing to migrate %ss: %w", k.Kind, err)
 		}
+		// A batch the target fails transiently is retried by the same
+		// policy as source calls; its statements have --target-timeout.
+		batchRetry, err := retry.FromConfig(cfg)
+		if err != nil {
+			return &exitStatus{code: exitError, err: err}
+		}
+		batchRetry.Timeout = 0
 		res, err := migration.Execute(ctx, pool, state, job, migration.Options{
-			Workers: workers, BatchSize: batchSize, Restart: restart, Progress: progress, Log: log,
+			Workers: workers, BatchSize: batchSize, Restart: restart, Progress: progress, Log: log, Retry: batchRetry,
 		})
 		closeErr := job.Extractor.Close()
 		if err != nil {

@@ -222,7 +222,7 @@ func Do(ctx context.Context, p Policy, what string, fn func(ctx context.Context)
 		}
 		var stall *StallError
 		if errors.As(err, &stall) && ctx.Err() == nil {
-			Logger(ctx).Warn("the other side stopped answering; cut the call, retrying it", "op", what, "after", stall.Timeout, "attempt", b.attempt)
+			Logger(ctx).Warn("the other side stopped answering; cut the call, retrying it", "op", what, "after", stall.Timeout, "attempt", b.attempt, "err", err)
 		}
 		if err := b.Retry(ctx, err); err != nil {
 			return err
@@ -336,7 +336,7 @@ func Logger(ctx context.Context) *slog.Logger {
 var (
 	AttemptsOption = plugin.Option{
 		Name:    "retry-attempts",
-		Help:    "Calls made to the source before a failing operation is given up (throttling and outages are retried with backoff).",
+		Help:    "Attempts at a failing operation (a source call, an object copy, a batch written to the target) before it is given up; throttling, outages and timeouts are retried with backoff, a full disk or refused credentials are not.",
 		Default: "8",
 	}
 	BackoffOption = plugin.Option{
