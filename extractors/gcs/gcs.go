@@ -404,6 +404,7 @@ type objectReader struct {
 	r       *storage.Reader
 	w       *retry.Watchdog
 	retries *retry.Backoff
+	broken  error // why the current reader failed; the next Read resumes
 }
 
 // reopen opens the object at the current offset, retrying by the policy.
@@ -465,6 +466,16 @@ func (o *objectReader) openOnce() error {
 
 func (o *objectReader) Read(p []byte) (int, error) {
 	for {
+		if o.broken != nil {
+			err := o.broken
+			o.broken = nil
+			if err := o.retries.Retry(o.ctx, err); err != nil {
+				return 0, err
+			}
+			if err := o.reopen(); err != nil {
+				return 0, err
+			}
+		}
 		o.w.Alive()
 		n, err := o.r.Read(p)
 		o.w.Hold()
@@ -475,15 +486,9 @@ func (o *objectReader) Read(p []byte) (int, error) {
 		if strings.Contains(err.Error(), "bad CRC") {
 			return n, &ChecksumError{Bucket: o.e.name, Name: o.name, Err: err}
 		}
-		err = fmt.Errorf("reading gs://%s/%s at byte %d: %w", o.e.name, o.name, o.offset, o.w.Err(err))
+		o.broken = fmt.Errorf("reading gs://%s/%s at byte %d: %w", o.e.name, o.name, o.offset, o.w.Err(err))
 		if n > 0 {
-			return n, nil // report the failure at the next Read, after resuming
-		}
-		if err := o.retries.Retry(o.ctx, err); err != nil {
-			return 0, err
-		}
-		if err := o.reopen(); err != nil {
-			return 0, err
+			return n, nil // resume at the next Read
 		}
 	}
 }
