@@ -200,19 +200,7 @@ func TestDocumentsSourceFrozenMidRun(t *testing.T) {
 
 	// Freeze the source once the run has committed something: it is then
 	// reading mid-stream.
-	ctx := context.Background()
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		var n int64
-		_ = f.pool.QueryRow(ctx, `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&n)
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the run committed nothing in five minutes:\n%s", run.output())
-		}
-		time.Sleep(5 * time.Millisecond) // polling the target, as TestDocumentsSnapshotExpiry does
-	}
+	f.waitForCommit(5*time.Minute, run.output)
 	emu.signal(t, syscall.SIGSTOP)
 	stall := run.waitFor(t, "stopped answering")
 	emu.signal(t, syscall.SIGCONT)
@@ -226,6 +214,25 @@ func TestDocumentsSourceFrozenMidRun(t *testing.T) {
 	}
 	checkBalance(t, f.summary(sum))
 	compareDocs(t, f.sourceDocs(demoapp.Groups...), f.targetDocs(loadMapping(t, mapping)))
+}
+
+// waitForCommit waits until a running migration has committed a batch,
+// polling the target, and fails the test (with output()) when it has not
+// within limit.
+func (f *docsFixture) waitForCommit(limit time.Duration, output func() string) {
+	f.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		var n int64
+		_ = f.pool.QueryRow(context.Background(), `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&n)
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("the run committed nothing in %s\n%s", limit, output())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the target for progress
+	}
 }
 
 // TestFilesDiskFullFailsAtOnceAndResumes copies files into a directory on

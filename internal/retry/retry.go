@@ -184,10 +184,12 @@ func (b *Backoff) Again(ctx context.Context, err error) error {
 func (b *Backoff) wait(ctx context.Context, err error, class failure.Class, counted bool) error {
 	d := jitter(b.delay)
 	log := Logger(ctx)
-	log.Debug("retrying", "op", b.what, "attempt", b.attempt, "of", b.p.Attempts, "delay", d, "class", class, "err", err)
+	log.Debug("retrying", "op", b.what, "attempt", b.attempt, "of", b.p.Attempts, "delay", d, "class", class,
+		"gives_up_within", b.p.Patience(), "err", err)
 	if elapsed := time.Since(b.start); !b.warned && elapsed > WarnAfter {
 		b.warned = true
-		log.Warn("still retrying", "op", b.what, "for", elapsed.Round(time.Second), "attempt", b.attempt, "of", b.p.Attempts, "err", err)
+		log.Warn("still retrying", "op", b.what, "for", elapsed.Round(time.Second), "attempt", b.attempt, "of", b.p.Attempts,
+			"gives_up_within", b.p.Patience(), "err", err)
 	}
 	t := time.NewTimer(d)
 	select {
