@@ -111,6 +111,7 @@ func startWatched(t *testing.T, env []string, args ...string) *watchedRun {
 	t.Helper()
 	r := &watchedRun{cmd: exec.Command(clitest.Binary(t), args...), lines: make(chan string, 1024), done: make(chan struct{})}
 	r.cmd.Env = env
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with a test that panics
 	pipe, err := r.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -276,6 +277,7 @@ func TestFilesDiskFullFailsAtOnceAndResumes(t *testing.T) {
 	if !strings.Contains(res.Stderr, "no space left on the target directory: free space and run again to resume") {
 		t.Fatalf("the error does not say the disk is full and what to do:\n%s", res.Stderr)
 	}
+	t.Logf("into a full disk:\n%s", res.Stderr)
 	// Attempts counted in the retry log: a full disk is not retried.
 	if n := strings.Count(res.Stderr, "retrying"); n > 0 {
 		t.Fatalf("a full disk was retried %d times:\n%s", n, res.Stderr)
@@ -324,6 +326,7 @@ func TestTargetLockTimesOutAndRetries(t *testing.T) {
 	release := lockRows()
 	res := f.run(2, append(args, "--restart")...)
 	release()
+	t.Logf("with the lock held:\n%s", res.Stderr)
 	if n := strings.Count(res.Stderr, "msg=retrying"); n != 2 {
 		t.Errorf("%d retries logged, want 2 (3 attempts):\n%s", n, res.Stderr)
 	}

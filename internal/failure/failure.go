@@ -239,12 +239,31 @@ func IsEncodeError(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "unable to encode")
 }
 
+// Advise returns err with its Advice put before it ("no space left on the
+// target directory: free space and run again to resume: write …"), or err
+// itself when there is none or it was given already.
+func Advise(err error, where string) error {
+	if a := Advice(err, where); a != "" {
+		return &advised{err: err, advice: a}
+	}
+	return err
+}
+
+type advised struct {
+	err    error
+	advice string
+}
+
+func (e *advised) Error() string { return e.advice + ": " + e.err.Error() }
+func (e *advised) Unwrap() error { return e.err }
+
 // Advice says what the user can do about err, naming where (such as "the
 // target directory") when it is about a disk, and that a re-run resumes;
-// "" when there is nothing specific to say.
+// "" when there is nothing specific to say, or Advise said it already.
 func Advice(err error, where string) string {
-	if err == nil {
-		return ""
+	var done *advised
+	if err == nil || errors.As(err, &done) {
+		return "" // said already
 	}
 	if where == "" {
 		where = "the device"

@@ -64,8 +64,13 @@ var Default = Policy{Attempts: 8, Initial: 250 * time.Millisecond, Max: 15 * tim
 const WarnAfter = 30 * time.Second
 
 // Patience is the longest p can take to give up: every attempt running to
-// its Timeout (when set) plus every delay at its longest.
+// its Timeout (when set) plus every delay at its longest (MaxDelays).
 func (p Policy) Patience() time.Duration {
+	return p.MaxDelays() + time.Duration(max(p.Attempts, 1))*p.Timeout
+}
+
+// MaxDelays is the longest p waits between attempts, in total.
+func (p Policy) MaxDelays() time.Duration {
 	var total time.Duration
 	delay := p.Initial
 	for i := 1; i < max(p.Attempts, 1); i++ {
@@ -74,7 +79,7 @@ func (p Policy) Patience() time.Duration {
 			delay = p.Max
 		}
 	}
-	return total + time.Duration(max(p.Attempts, 1))*p.Timeout
+	return total
 }
 
 // IsRetryable reports whether err is worth retrying: failure.Classify
@@ -108,7 +113,7 @@ func (e *GaveUpError) Error() string {
 	}
 	s += ": " + e.Err.Error()
 	if a := failure.Advice(e.Err, ""); a != "" {
-		s += " (" + a + ")"
+		s += "; " + a
 	}
 	return s
 }
@@ -156,8 +161,9 @@ func (p Policy) Start(what string) *Backoff {
 }
 
 // Retry decides about err, the failure of the current attempt: it returns
-// err itself when it is not to be retried (not transient, already given
-// up by an inner retry loop, or ctx ended), a *GaveUpError when the
+// err itself when it is not to be retried (not transient — then with
+// failure.Advice put before it —, already given up by an inner retry loop,
+// or ctx ended), a *GaveUpError when the
 // attempts are used up, or nil after logging the retry and waiting its
 // delay.
 func (b *Backoff) Retry(ctx context.Context, err error) error {
@@ -166,8 +172,11 @@ func (b *Backoff) Retry(ctx context.Context, err error) error {
 	}
 	class := failure.Classify(err)
 	var gaveUp *GaveUpError
-	if class != failure.Transient || errors.As(err, &gaveUp) {
+	if errors.As(err, &gaveUp) {
 		return err
+	}
+	if class != failure.Transient {
+		return failure.Advise(err, "") // a full disk says so
 	}
 	if b.attempt >= b.p.Attempts {
 		return &GaveUpError{What: b.what, Attempts: b.attempt, Elapsed: time.Since(b.start), Err: err}
@@ -185,11 +194,11 @@ func (b *Backoff) wait(ctx context.Context, err error, class failure.Class, coun
 	d := jitter(b.delay)
 	log := Logger(ctx)
 	log.Debug("retrying", "op", b.what, "attempt", b.attempt, "of", b.p.Attempts, "delay", d, "class", class,
-		"gives_up_within", b.p.Patience(), "err", err)
+		"max_total_delay", b.p.MaxDelays(), "err", err)
 	if elapsed := time.Since(b.start); !b.warned && elapsed > WarnAfter {
 		b.warned = true
 		log.Warn("still retrying", "op", b.what, "for", elapsed.Round(time.Second), "attempt", b.attempt, "of", b.p.Attempts,
-			"gives_up_within", b.p.Patience(), "err", err)
+			"max_total_delay", b.p.MaxDelays(), "err", err)
 	}
 	t := time.NewTimer(d)
 	select {

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/baasmigrate/baasmigrate/internal/failure"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
@@ -212,6 +215,38 @@ func TestFromConfigTimeouts(t *testing.T) {
 		}
 		if _, err := Timeout(plugin.Config{"target-timeout": bad}, TargetTimeoutOption); err == nil || !strings.Contains(err.Error(), "--target-timeout") {
 			t.Errorf("--target-timeout %q: err %v, want a refusal naming the option", bad, err)
+		}
+	}
+}
+
+// TestDoFailsAtOnceOnAFullDisk: a full disk — the target database's
+// (SQLSTATE 53100) or a directory's (ENOSPC, here from /dev/full) — is not
+// retried, and the error says what to do, once however many loops it
+// passes through.
+func TestDoFailsAtOnceOnAFullDisk(t *testing.T) {
+	full := []error{fmt.Errorf("committing a batch: %w", &pgconn.PgError{Code: "53100", Message: "could not extend file"})}
+	if f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0); err == nil {
+		_, werr := f.Write([]byte("x"))
+		f.Close()
+		full = append(full, fmt.Errorf("writing a file: %w", werr))
+	}
+	for _, cause := range full {
+		ctx, log := logTo()
+		calls := 0
+		err := Do(ctx, fast, "outer", func(ctx context.Context) error {
+			return Do(ctx, fast, "inner", func(context.Context) error {
+				calls++
+				return cause
+			})
+		})
+		if calls != 1 || strings.Contains(log.String(), "retrying") {
+			t.Errorf("%v: %d calls, retries logged:\n%s", cause, calls, log)
+		}
+		if !strings.Contains(err.Error(), "free space") || strings.Count(err.Error(), "free space") != 1 {
+			t.Errorf("%v: the error should say once what to do: %v", cause, err)
+		}
+		if failure.Classify(err) != failure.Permanent {
+			t.Errorf("%v: class %v, want permanent", cause, failure.Classify(err))
 		}
 	}
 }

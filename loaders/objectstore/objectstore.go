@@ -389,8 +389,8 @@ func (s *Store) copyOne(ctx context.Context, rec record.Record, absent bool) (Re
 				err = failure.Mark(err, failure.Transient)
 			}
 			// A full or read-only disk fails the run at once, saying so.
-			if advice := failure.Advice(err, s.where()); advice != "" && failure.Classify(err) == failure.Permanent {
-				return res, fmt.Errorf("copying object %q to %s: %s: %w", f.Name, s.t, advice, err)
+			if failure.Classify(err) == failure.Permanent {
+				return res, fmt.Errorf("copying object %q to %s: %w", f.Name, s.t, failure.Advise(err, s.where()))
 			}
 			if err := retries.Retry(ctx, err); err != nil {
 				var gaveUp *retry.GaveUpError
