@@ -346,3 +346,25 @@ func TestTargetLockTimesOutAndRetries(t *testing.T) {
 	}
 	compareDocs(t, f.sourceDocs("items"), f.targetDocs(loadMapping(t, mapping)))
 }
+
+// TestTimeoutsRefuseZeroAndNegative: --source-timeout and --target-timeout
+// refuse durations that would mean "no deadline" or nonsense, naming the
+// option, before anything is read or written.
+func TestTimeoutsRefuseZeroAndNegative(t *testing.T) {
+	f := newDocsFixture(t)
+	f.seed([]demoapp.Doc{{Path: "items/a", Fields: map[string]any{"n": int64(1)}}})
+	for _, cmd := range []string{"migrate", "verify"} {
+		for _, bad := range []string{"0", "-1h", "soon"} {
+			for _, opt := range []string{"--source-timeout", "--target-timeout"} {
+				res := f.run(2, cmd, "--only", "documents", opt, bad)
+				if !strings.Contains(res.Stderr, opt+": ") || !strings.Contains(res.Stderr, "is not a positive duration") {
+					t.Errorf("%s %s %s: want a refusal naming the option, got:\n%s", cmd, opt, bad, res.Stderr)
+				}
+			}
+		}
+	}
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("a refused run created %d tables (%v)", n, err)
+	}
+}

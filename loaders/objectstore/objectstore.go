@@ -297,7 +297,9 @@ func (s *Store) Copy(ctx context.Context, recs []record.Record) ([]Result, error
 		for _, r := range recs {
 			keys = append(keys, s.Key(r.Key))
 		}
-		exists, _ = l.existing(ctx, keys) // on error, look at each object instead
+		lctx, w := retry.Watch(ctx, s.opts.Retry.Timeout, s.opts.Retry.TimeoutOption)
+		exists, _ = l.existing(lctx, keys) // on error (or silence), look at each object instead
+		w.Stop()
 	}
 	// Largest first: the batch is done when its last object is, so the
 	// long copies should not start last. Slots are taken here, in that
@@ -414,33 +416,35 @@ func (s *Store) where() string {
 // attempt copies one object once: skip when the target holds it already
 // (unless it is known to be absent), else stream, upload and confirm.
 func (s *Store) attempt(ctx context.Context, rec record.Record, key string, f File, absent bool) (Outcome, error) {
+	// The target's clock (--target-timeout) runs except while the source
+	// is opened or read.
+	ctx, w := retry.Watch(ctx, s.opts.Retry.Timeout, s.opts.Retry.TimeoutOption)
+	defer w.Stop()
 	if !absent {
 		same, err := s.t.holds(ctx, key, f)
 		if err != nil {
-			return 0, fmt.Errorf("looking at the target object: %w", err)
+			return 0, fmt.Errorf("looking at the target object: %w", w.Err(err))
 		}
 		if same {
 			return Skipped, nil
 		}
 	}
+	release := w.Hold()
 	rc, err := rec.Open(ctx)
+	release()
 	if err != nil {
 		return 0, err
 	}
 	defer rc.Close()
-	// The target's clock (--target-timeout) runs except while the source
-	// is read.
-	pctx, w := retry.Watch(ctx, s.opts.Retry.Timeout, s.opts.Retry.TimeoutOption)
-	defer w.Stop()
 	v := newVerifier(sourceReader{rc, w}, f)
-	st, err := s.t.put(pctx, key, f, v)
+	st, err := s.t.put(ctx, key, f, v)
 	if err != nil {
 		return 0, w.Err(err)
 	}
 	if !v.verified() {
 		return 0, fmt.Errorf("the upload of %q completed before its bytes were verified", key)
 	}
-	if err := s.t.check(pctx, key, f, st); err != nil {
+	if err := s.t.check(ctx, key, f, st); err != nil {
 		return 0, w.Err(err)
 	}
 	return Copied, nil
