@@ -33,7 +33,8 @@ var targetOptions = []plugin.Option{postgresOption, retry.TargetTimeoutOption}
 // (--target-timeout; 0: its default) bounds every statement and every wait
 // for a lock on the server (statement_timeout, lock_timeout) and each
 // connection attempt: a statement that hangs fails with SQLSTATE 57014 or
-// 55P03, which the migration retries as transient.
+// 55P03, which the migration retries as transient; a server that answers
+// nothing at all fails the session with a timeout shortly after.
 func connectTarget(ctx context.Context, dsn string, workers int, timeout time.Duration) (*pgxpool.Pool, error) {
 	if dsn == "" {
 		return nil, fmt.Errorf("no target database: pass --postgres or set DATABASE_URL")
@@ -61,6 +62,16 @@ func connectTarget(ctx context.Context, dsn string, workers int, timeout time.Du
 	// the cause, a little before the statement timeout would.
 	cfg.ConnConfig.RuntimeParams["lock_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
 	cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt((timeout + timeout/10).Milliseconds(), 10)
+	// A server (or a path to it) that is frozen answers nothing at all:
+	// the client gives up a little after the server's own timeouts would.
+	dial := cfg.ConnConfig.DialFunc
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return retry.ReplyDeadlineConn(c, timeout+timeout/5), nil
+	}
 	// Doubles print exactly whatever the server's settings, so that the
 	// upsert's comparison of old and new rows sees every change.
 	cfg.ConnConfig.RuntimeParams["extra_float_digits"] = "3"
