@@ -10,7 +10,6 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/extractors/extractortest"
 	"github.com/baasmigrate/baasmigrate/extractors/gcs"
 	"github.com/baasmigrate/baasmigrate/extractors/gcs/gcstest"
+	"github.com/baasmigrate/baasmigrate/internal/faultnet"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
@@ -321,7 +321,12 @@ func TestReadResumesAfterTheSourceFreezes(t *testing.T) {
 	recs := readAll(t, f.ctx, ex, extractors.Partition{Stream: "s", ID: "p"}, "")
 
 	retries := make(chan string, 16)
-	ctx := retry.WithLogger(f.ctx, slog.New(&retryHandler{ch: retries}))
+	ctx := retry.WithLogger(f.ctx, faultnet.OnLog("retrying", func(a map[string]string) {
+		select {
+		case retries <- a["err"]:
+		default:
+		}
+	}))
 	rc, err := recs[0].Open(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -356,27 +361,3 @@ func TestReadResumesAfterTheSourceFreezes(t *testing.T) {
 		t.Fatalf("read %d bytes after resuming, want the %d stored (equal: false)", len(got), len(data))
 	}
 }
-
-// retryHandler sends the error of every "retrying" log record on ch.
-type retryHandler struct{ ch chan string }
-
-func (h *retryHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *retryHandler) Handle(_ context.Context, r slog.Record) error {
-	if r.Message != "retrying" {
-		return nil
-	}
-	var msg string
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "err" {
-			msg = a.Value.String()
-		}
-		return true
-	})
-	select {
-	case h.ch <- msg:
-	default:
-	}
-	return nil
-}
-func (h *retryHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *retryHandler) WithGroup(string) slog.Handler      { return h }
