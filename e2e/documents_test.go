@@ -506,19 +506,7 @@ func TestDocumentsSnapshotExpiry(t *testing.T) {
 	args := []string{"migrate", "--only", "documents", "--mapping", mapping, "--workers", "1", "--batch-size", "10", "--firestore-page-size", "10"}
 
 	p := clitest.Start(t, f.env(), args...)
-	ctx := context.Background()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var n int64
-		_ = f.pool.QueryRow(ctx, `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&n)
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first run committed nothing in a minute")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	f.waitForCommit(time.Minute, func() string { return "" })
 	p.Kill()
 	// Let the snapshot leave the emulator's two-second window. This sleep
 	// is the passing of time under test, not synchronisation.

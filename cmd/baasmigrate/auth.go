@@ -73,7 +73,7 @@ func runVerifyPassword(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
-	pool, err := connectTarget(ctx, cfg.String(postgresOption.Name), 1)
+	pool, err := connectTarget(ctx, cfg.String(postgresOption.Name), 1, 0)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
@@ -223,7 +223,7 @@ func runAuthExport(cmd *cobra.Command, _ []string) error {
 	}
 	cfg := pluginConfig(f, []plugin.Option{postgresOption, usersSchemaOption})
 	schema := cfg.String(usersSchemaOption.Name)
-	pool, err := connectTarget(ctx, cfg.String(postgresOption.Name), 1)
+	pool, err := connectTarget(ctx, cfg.String(postgresOption.Name), 1, 0)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
 
@@ -65,7 +66,7 @@ Exit status: 0 identical, 1 differences, 2 error, 3 interrupted.`,
 
 func addCompareFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	addOptionFlags(f, []plugin.Option{postgresOption})
+	addOptionFlags(f, targetOptions)
 	f.String("only", "", "Comma-separated kinds to compare: documents, users, files (default: all)")
 	f.Int("samples", 5, "Sample keys to show per table and kind of difference")
 	f.String("format", "table", "Output format: table, json or html")
@@ -94,8 +95,12 @@ func runCompare(cmd *cobra.Command, command string) error {
 		return &exitStatus{code: exitError, err: err}
 	}
 	log := newLogger(cmd)
-	target := pluginConfig(f, []plugin.Option{postgresOption})
-	pool, err := connectTarget(ctx, target.String("postgres"), 1)
+	target := pluginConfig(f, targetOptions)
+	targetTimeout, err := retry.Timeout(target, retry.TargetTimeoutOption)
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
+	pool, err := connectTarget(ctx, target.String("postgres"), 1, targetTimeout)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}

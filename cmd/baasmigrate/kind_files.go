@@ -69,7 +69,8 @@ func init() {
 	registerKind(&kindSpec{
 		Kind: record.KindFile,
 		Options: append(append([]plugin.Option(nil), gcsSpec().Options...), objectsOption, objectsPrefixOption,
-			objectsConcurrencyOption, objectsInflightOption, objectsPartSizeOption, filesTableOption, filesSchemaOption, shareTablesOption),
+			objectsConcurrencyOption, objectsInflightOption, objectsPartSizeOption, filesTableOption, filesSchemaOption, shareTablesOption,
+			retry.TargetTimeoutOption),
 		Build:   buildFiles,
 		Compare: compareFiles,
 	})
@@ -95,10 +96,16 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	if err != nil {
 		return migration.Job{}, err
 	}
+	// Objects are retried by the same policy as source calls, each
+	// attempt cut when the object store is silent for --target-timeout.
 	policy, err := retry.FromConfig(cfg)
 	if err != nil {
 		return migration.Job{}, err
 	}
+	if policy.Timeout, err = retry.Timeout(cfg, retry.TargetTimeoutOption); err != nil {
+		return migration.Job{}, err
+	}
+	policy.TimeoutOption = retry.TargetTimeoutOption.Name
 	store, err := objectstore.Open(cfg.String(objectsOption.Name), objectstore.Options{
 		Prefix: cfg.String(objectsPrefixOption.Name), Concurrency: concurrency, MaxInflight: inflight,
 		PartSize: partSize, Retry: policy,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
 
@@ -40,7 +41,7 @@ docs/reports.md.`,
 		RunE: runMigrate,
 	}
 	f := cmd.Flags()
-	addOptionFlags(f, []plugin.Option{postgresOption})
+	addOptionFlags(f, targetOptions)
 	f.String("only", "", "Comma-separated kinds to migrate: documents, users, files (default: all)")
 	f.Int("workers", 4, "Partitions read and written at the same time")
 	f.Int("batch-size", 500, "Records committed per transaction")
@@ -93,9 +94,13 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 	for _, k := range kinds {
 		m.sum.Jobs = append(m.sum.Jobs, jobSummary{Kind: string(k.Kind), Status: statusNotStarted, BillableReads: -1, Tables: []tableSummary{}})
 	}
-	target := pluginConfig(f, []plugin.Option{postgresOption})
-	m.secrets = append(m.secrets, secretValues([]plugin.Option{postgresOption}, target)...)
-	pool, err := connectTarget(ctx, target.String("postgres"), m.workers)
+	target := pluginConfig(f, targetOptions)
+	m.secrets = append(m.secrets, secretValues(targetOptions, target)...)
+	targetTimeout, err := retry.Timeout(target, retry.TargetTimeoutOption)
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
+	pool, err := connectTarget(ctx, target.String("postgres"), m.workers, targetTimeout)
 	if err != nil {
 		return err
 	}
@@ -125,8 +130,16 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 			m.sum.Jobs[i].Status = statusFailed
 			return fmt.Errorf("preparing to migrate %ss: %w", k.Kind, err)
 		}
+		// A batch the target fails transiently is retried by the same
+		// policy as source calls; its statements have --target-timeout.
+		batchRetry, err := retry.FromConfig(cfg)
+		if err != nil {
+			m.sum.Jobs[i].Status = statusFailed
+			return &exitStatus{code: exitError, err: err}
+		}
+		batchRetry.Timeout = 0
 		res, err := migration.Execute(workContext(ctx), pool, state, job, migration.Options{
-			Workers: m.workers, BatchSize: m.batchSize, Restart: m.restart, Progress: progress, Log: m.log, Stop: ctx.Done(),
+			Workers: m.workers, BatchSize: m.batchSize, Restart: m.restart, Progress: progress, Log: m.log, Stop: ctx.Done(), Retry: batchRetry,
 		})
 		closeErr := job.Extractor.Close()
 		if res != nil {

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 )
 
 // newRootCommand builds the command tree.
@@ -39,14 +40,19 @@ Exit status (every command):
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", "", "YAML file of settings; keys are flag names (e.g. `workers: 8`)")
-	root.PersistentFlags().BoolP("verbose", "v", false, "Log progress notes as well as warnings")
+	root.PersistentFlags().BoolP("verbose", "v", false, "Log progress notes and every retry as well as warnings")
 	root.PersistentFlags().Bool("no-progress", false, "Do not draw progress bars (they are also off when stderr is not a terminal)")
 	root.AddCommand(newMigrateCommand(), newInferCommand())
 	for _, add := range extraCommands {
 		root.AddCommand(add())
 	}
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		return applyConfigFile(cmd, root)
+		if err := applyConfigFile(cmd, root); err != nil {
+			return err
+		}
+		// Retries of every source and target call are logged here.
+		cmd.SetContext(retry.WithLogger(cmd.Context(), newLogger(cmd)))
+		return nil
 	}
 	return root
 }
@@ -182,12 +188,13 @@ func pluginConfig(fs *pflag.FlagSet, opts []plugin.Option) plugin.Config {
 	return cfg
 }
 
-// newLogger returns the logger for cmd: warnings (or info with --verbose)
-// as text on stderr.
+// newLogger returns the logger for cmd: warnings (or, with --verbose,
+// everything down to debug: progress notes and each retry) as text on
+// stderr.
 func newLogger(cmd *cobra.Command) *slog.Logger {
 	level := slog.LevelWarn
 	if v, _ := cmd.Flags().GetBool("verbose"); v {
-		level = slog.LevelInfo
+		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -91,7 +90,9 @@ func newAPI(ctx context.Context, cfg plugin.Config, tenant string) (*apiExtracto
 		host = strings.TrimPrefix(strings.TrimPrefix(host, "http://"), "https://")
 		e.emulator = true
 		e.base = "http://" + host + "/identitytoolkit.googleapis.com" + path
-		e.client = &http.Client{Transport: emulatorAuth{http.DefaultTransport}, Timeout: 2 * time.Minute}
+		// No overall client timeout: each call is cut after --source-timeout
+		// without an answer (see call).
+		e.client = &http.Client{Transport: emulatorAuth{http.DefaultTransport}}
 		return e, nil
 	}
 	creds, err := firebase.ClientOptions(cfg)
@@ -102,7 +103,6 @@ func newAPI(ctx context.Context, cfg plugin.Config, tenant string) (*apiExtracto
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Firebase Auth: %w", err)
 	}
-	client.Timeout = 2 * time.Minute
 	e.client = client
 	e.base = "https://identitytoolkit.googleapis.com" + path
 	return e, nil
@@ -262,7 +262,8 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("Firebase Auth answered %d: %s", e.Status, e.Message)
 }
 
-// Retryable marks throttling and server errors for retry.Do.
+// Retryable marks throttling and server errors as transient
+// (failure.Classify).
 func (e *apiError) Retryable() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
@@ -272,10 +273,13 @@ func isBadRequest(err error) bool {
 	return errors.As(err, &ae) && ae.Status == http.StatusBadRequest
 }
 
-// call makes one API request with retries of throttling, server errors and
-// network failures, decoding the JSON answer into out.
+// call makes one API request under the extractor's retry policy and
+// decodes the JSON answer into out. A request that gets no answer, or
+// whose answer stops arriving, for --source-timeout is cut and retried;
+// throttling, server errors and network failures are retried too
+// (failure.Classify).
 func (e *apiExtractor) call(ctx context.Context, what, method, u string, body []byte, out any) error {
-	err := retry.Do(ctx, e.policy, isRetryable, nil, func(ctx context.Context) error {
+	err := retry.Do(ctx, e.policy, what+" from "+e.source, func(ctx context.Context) error {
 		var rd io.Reader
 		if body != nil {
 			rd = bytes.NewReader(body)
@@ -289,18 +293,13 @@ func (e *apiExtractor) call(ctx context.Context, what, method, u string, body []
 		}
 		resp, err := e.client.Do(req)
 		if err != nil {
-			// A network failure (refused, reset, timed out) may pass, and
-			// is marked so for the caller too; the caller's own
-			// cancellation is not one.
-			if ctx.Err() != nil {
-				return err
-			}
-			return retry.Mark(err, true)
+			return err
 		}
 		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
+		retry.Alive(ctx)
+		data, err := io.ReadAll(aliveReader{ctx, resp.Body})
 		if err != nil {
-			return retry.Mark(fmt.Errorf("reading the answer: %w", err), true)
+			return fmt.Errorf("reading the answer: %w", err)
 		}
 		if resp.StatusCode != http.StatusOK {
 			var g struct {
@@ -322,21 +321,24 @@ func (e *apiExtractor) call(ctx context.Context, what, method, u string, body []
 		}
 		return nil
 	})
-	if err != nil {
+	var gaveUp *retry.GaveUpError
+	if err != nil && !errors.As(err, &gaveUp) {
 		return fmt.Errorf("%s from %s: %w", what, e.source, err)
 	}
-	return nil
+	return err
 }
 
-// isRetryable classifies API call failures: marked errors, and network
-// errors other than the caller's own cancellation.
-func isRetryable(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
+// aliveReader tells the call's watchdog about every chunk of the answer
+// that arrives, so that only silence cuts a long answer.
+type aliveReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (a aliveReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		retry.Alive(a.ctx)
 	}
-	if retry.IsRetryable(err) {
-		return true
-	}
-	var netErr net.Error
-	return errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+	return n, err
 }

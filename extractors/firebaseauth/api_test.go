@@ -16,7 +16,10 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/faultnet"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
@@ -208,5 +211,44 @@ func TestAPIErrorsAreReportedNotHidden(t *testing.T) {
 	}
 	if _, err := resumeIndex([]User{{UID: "b"}, {UID: "a"}}, "zz"); err == nil {
 		t.Fatal("a lost resume position in an unsorted page was accepted")
+	}
+}
+
+// TestAPIPageStallIsCutAndResumed reads users through a network path that
+// freezes after the first user: the next page request gets no answer, is
+// cut after --source-timeout, logged as a retry, and — once the path
+// thaws — fetched again from its page token, so every user is read once.
+func TestAPIPageStallIsCutAndResumed(t *testing.T) {
+	host := testenv.AuthEmulatorHost(t)
+	project := testenv.FreshProjectID(t)
+	uids := seedEmulator(t, host, project, "", 9)
+	proxy := faultnet.NewProxy(t, host)
+	e, err := newAPI(context.Background(), plugin.Config{
+		"firebase-project": project, EmulatorOption.Name: proxy.Addr(), PageSizeOption.Name: "3",
+		"source-timeout": "1s", "retry-backoff": "1ms",
+	}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	var retried []string
+	ctx := retry.WithLogger(context.Background(), faultnet.OnLog("retrying", func(a map[string]string) {
+		retried = append(retried, a["err"])
+		proxy.Thaw()
+	}))
+	var got []string
+	err = e.Read(ctx, extractors.Partition{}, time.Time{}, "", func(r record.Record) error {
+		got = append(got, r.Key)
+		proxy.Freeze() // the next request waits
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if strings.Join(got, ",") != strings.Join(uids, ",") {
+		t.Fatalf("read %v, want %v", got, uids)
+	}
+	if len(retried) == 0 || !strings.Contains(retried[0], "no answer for 1s (--source-timeout)") {
+		t.Fatalf("retries %q: want the stalled page cut and retried", retried)
 	}
 }

@@ -113,7 +113,7 @@ var HashOptions = []plugin.Option{HashSignerKeyOption, HashSaltSeparatorOption, 
 // Options are all the extractor's options, the hash parameters included.
 var Options = append([]plugin.Option{
 	projectOption, firebase.CredentialsOption, EmulatorOption, ExportOption, ExportFormatOption, TenantOption, PageSizeOption,
-	retry.AttemptsOption, retry.BackoffOption,
+	retry.AttemptsOption, retry.BackoffOption, retry.SourceTimeoutOption,
 }, HashOptions...)
 
 func init() {

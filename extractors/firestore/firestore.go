@@ -91,6 +91,7 @@ func init() {
 		Options: []plugin.Option{
 			firebase.ProjectOption, firebase.CredentialsOption, DatabaseOption, EmulatorOption,
 			CollectionsOption, PageSizeOption, SnapshotWindowOption, retry.AttemptsOption, retry.BackoffOption,
+			retry.SourceTimeoutOption,
 		},
 		New: func(ctx context.Context, cfg plugin.Config) (extractors.Extractor, error) { return New(ctx, cfg) },
 	})
@@ -230,6 +231,7 @@ func (e *Extractor) SnapshotTime(ctx context.Context) (time.Time, error) {
 			if err != nil {
 				return err
 			}
+			retry.Alive(ctx)
 			if resp.ReadTime != nil && t.IsZero() {
 				t = resp.ReadTime.AsTime()
 			}
@@ -319,6 +321,7 @@ func (e *Extractor) rootCollections(ctx context.Context, readTime time.Time) ([]
 			if err != nil {
 				return err
 			}
+			retry.Alive(ctx)
 			ids = append(ids, id)
 		}
 	})
@@ -400,6 +403,7 @@ func (e *Extractor) splitPoints(ctx context.Context, c string, n int, readTime t
 			if err != nil {
 				return err
 			}
+			retry.Alive(ctx)
 			if len(cur.Values) == 0 {
 				continue
 			}
@@ -450,6 +454,7 @@ func (e *Extractor) Count(ctx context.Context, s extractors.Stream) (int64, erro
 			if err != nil {
 				return err
 			}
+			retry.Alive(ctx)
 			if r := resp.GetResult(); r != nil {
 				n = r.AggregateFields["n"].GetIntegerValue()
 			}
@@ -465,7 +470,7 @@ func (e *Extractor) Count(ctx context.Context, s extractors.Stream) (int64, erro
 func (e *Extractor) Read(ctx context.Context, p extractors.Partition, readTime time.Time, after string, emit func(record.Record) error) error {
 	for {
 		n, last, err := e.readPage(ctx, p, readTime, after, emit)
-		if err != nil && !(n > 0 && isRetryable(err)) {
+		if err != nil && !(n > 0 && retry.IsRetryable(err)) {
 			return err
 		}
 		if err == nil && n < e.pageSize {
@@ -501,6 +506,7 @@ func (e *Extractor) readPage(ctx context.Context, p extractors.Partition, readTi
 				e.reads.Add(int64(got))
 				return err
 			}
+			retry.Alive(ctx)
 			if resp.Document == nil {
 				continue
 			}
@@ -510,7 +516,11 @@ func (e *Extractor) readPage(ctx context.Context, p extractors.Partition, readTi
 				emitErr = err
 				return emitErr
 			}
-			if err := emit(rec); err != nil {
+			// Waiting for the target is not the source's silence.
+			release := retry.Hold(ctx)
+			err = emit(rec)
+			release()
+			if err != nil {
 				emitErr = err
 				return emitErr
 			}
@@ -560,29 +570,18 @@ func (e *Extractor) relative(name string) string {
 	return strings.TrimPrefix(name, e.root+"/")
 }
 
-// do runs fn with retries of transient Firestore errors. An error that
-// remains is marked with its class (retry.IsRetryable), so callers can tell
-// an outage from a refusal.
+// do runs fn under the extractor's retry policy: each call is cut after
+// --source-timeout without a message (fn calls retry.Alive on each one,
+// and holds the clock with retry.Hold while it hands a document on), and
+// transient failures (failure.Classify) are retried. An error that remains
+// keeps its class, so callers can tell an outage from a refusal.
 func (e *Extractor) do(ctx context.Context, what string, fn func(ctx context.Context) error) error {
-	if err := retry.Do(ctx, e.policy, isRetryable, nil, fn); err != nil {
-		return retry.Mark(fmt.Errorf("%s: %w", what, err), isRetryable(err))
+	err := retry.Do(ctx, e.policy, what, fn)
+	var gaveUp *retry.GaveUpError
+	if err != nil && !errors.As(err, &gaveUp) {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return nil
-}
-
-// isRetryable says which Firestore errors are worth another attempt:
-// UNAVAILABLE, RESOURCE_EXHAUSTED (throttling), DEADLINE_EXCEEDED, ABORTED
-// and INTERNAL.
-func isRetryable(err error) bool {
-	s, ok := status.FromError(err)
-	if !ok {
-		return false
-	}
-	switch s.Code() {
-	case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded, codes.Aborted, codes.Internal:
-		return true
-	}
-	return false
+	return err
 }
 
 // isExpired recognises Firestore refusing a read time older than it keeps.

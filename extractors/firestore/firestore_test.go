@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/firestore"
 
@@ -14,7 +15,10 @@ import (
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/extractortest"
 	fsx "github.com/baasmigrate/baasmigrate/extractors/firestore"
+	"github.com/baasmigrate/baasmigrate/internal/faultnet"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
@@ -145,5 +149,69 @@ func TestNewRefusesANonPositiveSnapshotWindow(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "--firestore-snapshot-window") {
 			t.Errorf("window %q: New = %v; want it refused, naming the flag", w, err)
 		}
+	}
+}
+
+// TestStalledStreamIsCutAndResumed reads a partition through a network
+// path that freezes in the middle of a RunQuery stream (after the first
+// document of a page of large ones): the silent stream is cut after
+// --source-timeout, the cut is logged as a retry, and once the path thaws
+// the query resumes after the last document read — every document once, in
+// order.
+func TestStalledStreamIsCutAndResumed(t *testing.T) {
+	ctx := context.Background()
+	host := testenv.FirestoreEmulatorHost(t)
+	project := testenv.FreshProjectID(t)
+	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
+	client, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var docs []demoapp.Doc
+	var want []string
+	for i := range 200 {
+		path := fmt.Sprintf("big/d%03d", i)
+		docs = append(docs, demoapp.Doc{Path: path, Fields: map[string]any{"pad": strings.Repeat("x", 16<<10)}})
+		want = append(want, path)
+	}
+	if err := demoapp.Seed(ctx, client, docs); err != nil {
+		t.Fatal(err)
+	}
+	proxy := faultnet.NewProxy(t, host)
+	ex, err := fsx.New(ctx, plugin.Config{
+		"firebase-project": project, "firestore-emulator-host": proxy.Addr(), "firestore-page-size": "1000",
+		"firestore-snapshot-window": "1h", "source-timeout": "1s", "retry-backoff": "1ms",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	streams, err := ex.Plan(ctx, 1, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var retried []string
+	var got []string
+	rctx := retry.WithLogger(ctx, faultnet.OnLog("retrying", func(a map[string]string) {
+		retried = append(retried, a["err"])
+		t.Logf("retry after %d documents: %s", len(got), a["err"])
+		proxy.Thaw()
+	}))
+	err = ex.Read(rctx, streams[0].Partitions[0], time.Time{}, "", func(r record.Record) error {
+		got = append(got, r.Key)
+		if len(got) == 1 {
+			proxy.Freeze()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("read %d documents %v…, want the %d in order", len(got), got[:min(len(got), 5)], len(want))
+	}
+	if len(retried) == 0 || !strings.Contains(retried[0], "no answer for 1s (--source-timeout)") {
+		t.Fatalf("retries %q: want the stalled stream cut and retried", retried)
 	}
 }

@@ -37,7 +37,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
-	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
@@ -78,7 +77,7 @@ func init() {
 		Help: "Every object of a Cloud Storage (Firebase Storage) bucket, with its metadata and download tokens.",
 		Options: []plugin.Option{
 			firebase.ProjectOption, firebase.CredentialsOption, BucketOption, EmulatorOption, PrefixOption, PageSizeOption,
-			retry.AttemptsOption, retry.BackoffOption,
+			retry.AttemptsOption, retry.BackoffOption, retry.SourceTimeoutOption,
 		},
 		New: func(ctx context.Context, cfg plugin.Config) (extractors.Extractor, error) { return New(ctx, cfg) },
 	})
@@ -98,6 +97,7 @@ type Extractor struct {
 	name     string
 	prefix   string
 	pageSize int
+	policy   retry.Policy
 }
 
 var (
@@ -145,14 +145,13 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Cloud Storage: %w", err)
 	}
-	// The client retries every idempotent call (listing pages, opening and
-	// resuming reads) by our policy, instead of its default of retrying
-	// until the context ends.
-	client.SetRetry(storage.WithMaxAttempts(policy.Attempts),
-		storage.WithBackoff(gax.Backoff{Initial: max(policy.Initial, time.Millisecond), Max: policy.Max, Multiplier: 2}))
+	// The client retries nothing itself: listings, opens and interrupted
+	// reads are retried by our policy (list, open, objectReader), which
+	// cuts silent calls, logs every retry and resumes where it was.
+	client.SetRetry(storage.WithPolicy(storage.RetryNever))
 	return &Extractor{
 		client: client, bucket: client.Bucket(name), name: name,
-		prefix: cfg.String(PrefixOption.Name), pageSize: pageSize,
+		prefix: cfg.String(PrefixOption.Name), pageSize: pageSize, policy: policy,
 	}, nil
 }
 
@@ -272,35 +271,57 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 }
 
 // list calls fn for every object with a name in [start, end) under the
-// prefix, in name order, page by page. The client retries failed page
-// requests; an error left after that is marked with its class. An error
-// from fn is returned unchanged. attrs, when not nil, restricts what the
+// prefix, in name order, page by page. A page request that fails
+// transiently, or gets no answer for --source-timeout, is retried by the
+// extractor's policy from the object after the last one handed to fn; an
+// error left after that keeps its class (failure.Classify). An error from
+// fn is returned unchanged. attrs, when not nil, restricts what the
 // listing returns.
 func (e *Extractor) list(ctx context.Context, what, start, end string, attrs []string, fn func(*storage.ObjectAttrs) error) error {
-	q := &storage.Query{Prefix: e.prefix, StartOffset: start, EndOffset: end, Projection: storage.ProjectionNoACL}
-	if attrs != nil {
-		if err := q.SetAttrSelection(attrs); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+	var fnErr error
+	err := retry.Do(ctx, e.policy, what, func(ctx context.Context) error {
+		q := &storage.Query{Prefix: e.prefix, StartOffset: start, EndOffset: end, Projection: storage.ProjectionNoACL}
+		if attrs != nil {
+			if err := q.SetAttrSelection(attrs); err != nil {
+				return err
+			}
 		}
+		it := e.bucket.Objects(ctx, q)
+		it.PageInfo().MaxSize = e.pageSize
+		for {
+			a, err := it.Next()
+			if err == iterator.Done {
+				return nil
+			}
+			if errors.Is(err, storage.ErrBucketNotExist) {
+				return fmt.Errorf("bucket %q does not exist (set --%s)", e.name, BucketOption.Name)
+			}
+			if err != nil {
+				return err
+			}
+			retry.Alive(ctx)
+			release := retry.Hold(ctx) // fn may wait for the target
+			fnErr = fn(a)
+			release()
+			if fnErr != nil {
+				return errStop
+			}
+			start = a.Name + "\x00" // the smallest name after a's
+		}
+	})
+	if fnErr != nil {
+		return fnErr
 	}
-	it := e.bucket.Objects(ctx, q)
-	it.PageInfo().MaxSize = e.pageSize
-	for {
-		a, err := it.Next()
-		if err == iterator.Done {
-			return nil
-		}
-		if errors.Is(err, storage.ErrBucketNotExist) {
-			return fmt.Errorf("%s: bucket %q does not exist (set --%s)", what, e.name, BucketOption.Name)
-		}
-		if err != nil {
-			return retry.Mark(fmt.Errorf("%s: %w", what, err), isRetryable(err))
-		}
-		if err := fn(a); err != nil {
-			return err
-		}
+	var gaveUp *retry.GaveUpError
+	if err != nil && !errors.As(err, &gaveUp) {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	return err
 }
+
+// errStop ends a listing when its callback fails (a permanent error: the
+// callback's own error is returned instead).
+var errStop = errors.New("stopped by the callback")
 
 // toRecord turns listed attributes into a file record.
 func (e *Extractor) toRecord(a *storage.ObjectAttrs) record.Record {
@@ -358,56 +379,122 @@ func (e *ChecksumError) Unwrap() error { return e.Err }
 // ChecksumMismatch marks the error as a checksum mismatch for sinks.
 func (e *ChecksumError) ChecksumMismatch() bool { return true }
 
-// open starts reading generation gen of name, undecompressed. The client
-// retries a failed open, and resumes a read after a broken connection by
-// requesting the remaining range of the same generation.
+// open starts reading generation gen of name, undecompressed, with the
+// extractor's retry policy: a failed or silent open is retried, and a read
+// that breaks or stalls (no bytes for --source-timeout while the reader
+// waits for them) resumes at the byte where it stopped, from the same
+// generation.
 func (e *Extractor) open(ctx context.Context, name string, gen int64) (io.ReadCloser, error) {
-	obj := e.bucket.Object(name).ReadCompressed(true)
-	if gen != 0 {
-		obj = obj.Generation(gen)
+	o := &objectReader{e: e, ctx: ctx, name: name, gen: gen}
+	if err := o.reopen(); err != nil {
+		return nil, err
 	}
-	r, err := obj.NewReader(ctx)
-	if errors.Is(err, storage.ErrObjectNotExist) {
-		gone := &GoneError{Bucket: e.name, Name: name, Generation: gen}
-		a, aerr := e.bucket.Object(name).Attrs(ctx)
-		switch {
-		case aerr == nil && a.Generation == gen:
-			// Listed and still there, yet not readable: worth another try.
-			return nil, retry.Mark(fmt.Errorf("opening gs://%s/%s: not found, though generation %d is still listed", e.name, name, gen), true)
-		case aerr == nil:
-			gone.Now = a.Generation
-		}
-		return nil, gone
-	}
-	if err != nil {
-		return nil, retry.Mark(fmt.Errorf("opening gs://%s/%s: %w", e.name, name, err), isRetryable(err))
-	}
-	return &objectReader{r: r, bucket: e.name, name: name}, nil
+	return o, nil
 }
 
-// objectReader names the object in read errors and turns the client's own
-// CRC check failure into a ChecksumError.
+// objectReader reads one object, resuming after transient failures; it
+// names the object in read errors and turns the client's own CRC check
+// failure into a ChecksumError.
 type objectReader struct {
-	r            *storage.Reader
-	bucket, name string
+	e       *Extractor
+	ctx     context.Context
+	name    string
+	gen     int64
+	offset  int64
+	r       *storage.Reader
+	w       *retry.Watchdog
+	retries *retry.Backoff
+	broken  error // why the current reader failed; the next Read resumes
+}
+
+// reopen opens the object at the current offset, retrying by the policy.
+func (o *objectReader) reopen() error {
+	if o.retries == nil {
+		o.retries = o.e.policy.Start(fmt.Sprintf("reading gs://%s/%s", o.e.name, o.name))
+	}
+	for {
+		err := o.openOnce()
+		if err == nil {
+			return nil
+		}
+		if err := o.retries.Retry(o.ctx, err); err != nil {
+			return err
+		}
+	}
+}
+
+func (o *objectReader) openOnce() error {
+	e := o.e
+	obj := e.bucket.Object(o.name).ReadCompressed(true)
+	if o.gen != 0 {
+		obj = obj.Generation(o.gen)
+	}
+	ctx, w := retry.Watch(o.ctx, e.policy.Timeout, e.policy.TimeoutOption)
+	r, err := obj.NewRangeReader(ctx, o.offset, -1)
+	if err != nil {
+		err = w.Err(err)
+		w.Stop()
+	}
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		gone := &GoneError{Bucket: e.name, Name: o.name, Generation: o.gen}
+		actx, aw := retry.Watch(o.ctx, e.policy.Timeout, e.policy.TimeoutOption)
+		a, aerr := e.bucket.Object(o.name).Attrs(actx)
+		aerr = aw.Err(aerr)
+		aw.Stop()
+		switch {
+		case aerr == nil && a.Generation == o.gen:
+			// Listed and still there, yet not readable: worth another try.
+			return retry.Mark(fmt.Errorf("opening gs://%s/%s: not found, though generation %d is still listed", e.name, o.name, o.gen), true)
+		case aerr == nil:
+			gone.Now = a.Generation
+		case !errors.Is(aerr, storage.ErrObjectNotExist):
+			return fmt.Errorf("opening gs://%s/%s: %w", e.name, o.name, aerr)
+		}
+		return gone
+	}
+	if err != nil {
+		return fmt.Errorf("opening gs://%s/%s: %w", e.name, o.name, err)
+	}
+	w.Hold() // the clock runs only while Read waits for bytes
+	if o.r != nil {
+		o.r.Close()
+		o.w.Stop()
+	}
+	o.r, o.w = r, w
+	return nil
 }
 
 func (o *objectReader) Read(p []byte) (int, error) {
-	n, err := o.r.Read(p)
-	if err != nil && err != io.EOF {
-		if strings.Contains(err.Error(), "bad CRC") {
-			return n, &ChecksumError{Bucket: o.bucket, Name: o.name, Err: err}
+	for {
+		if o.broken != nil {
+			err := o.broken
+			o.broken = nil
+			if err := o.retries.Retry(o.ctx, err); err != nil {
+				return 0, err
+			}
+			if err := o.reopen(); err != nil {
+				return 0, err
+			}
 		}
-		return n, retry.Mark(fmt.Errorf("reading gs://%s/%s: %w", o.bucket, o.name, err), isRetryable(err))
+		o.w.Alive()
+		n, err := o.r.Read(p)
+		o.w.Hold()
+		o.offset += int64(n)
+		if err == nil || err == io.EOF {
+			return n, err
+		}
+		if strings.Contains(err.Error(), "bad CRC") {
+			return n, &ChecksumError{Bucket: o.e.name, Name: o.name, Err: err}
+		}
+		o.broken = fmt.Errorf("reading gs://%s/%s at byte %d: %w", o.e.name, o.name, o.offset, o.w.Err(err))
+		if n > 0 {
+			return n, nil // resume at the next Read
+		}
 	}
-	return n, err
 }
 
-func (o *objectReader) Close() error { return o.r.Close() }
-
-// isRetryable says which Cloud Storage errors are worth another attempt:
-// those the client library itself considers transient (429, 5xx,
-// connection resets and refusals, timeouts), and errors marked retryable.
-func isRetryable(err error) bool {
-	return storage.ShouldRetry(err) || retry.IsRetryable(err)
+func (o *objectReader) Close() error {
+	err := o.r.Close()
+	o.w.Stop()
+	return err
 }

@@ -10,9 +10,12 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,8 +26,10 @@ import (
 	"github.com/baasmigrate/baasmigrate/extractors/extractortest"
 	"github.com/baasmigrate/baasmigrate/extractors/gcs"
 	"github.com/baasmigrate/baasmigrate/extractors/gcs/gcstest"
+	"github.com/baasmigrate/baasmigrate/internal/faultnet"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/loaders/objectstore"
 )
 
@@ -41,12 +46,13 @@ type fixture struct {
 	client *storage.Client
 	bucket string
 	host   string
+	proc   *os.Process // the private fake-gcs-server
 	data   map[string][]byte
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	host := gcstest.MemoryEmulator(t)
+	host, proc := gcstest.MemoryEmulatorProcess(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	client, err := storage.NewClient(ctx, option.WithEndpoint(host+"/storage/v1/"), option.WithoutAuthentication(), storage.WithJSONReads())
@@ -54,7 +60,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	f := &fixture{ctx: ctx, client: client, bucket: "bkt", host: host, data: map[string][]byte{}}
+	f := &fixture{ctx: ctx, client: client, bucket: "bkt", host: host, proc: proc, data: map[string][]byte{}}
 	if err := client.Bucket(f.bucket).Create(ctx, "p", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -298,5 +304,60 @@ func TestDefaultBucketAndMissingBucket(t *testing.T) {
 	_, err = ex.Plan(f.ctx, 4, time.Time{})
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("planning a missing bucket: %v", err)
+	}
+}
+
+// TestReadResumesAfterTheSourceFreezes stops the Cloud Storage server
+// (SIGSTOP) in the middle of an object's bytes for longer than
+// --source-timeout: the silent read is cut, the cut is logged as a retry,
+// and once the server continues (SIGCONT) the read resumes at the byte
+// where it stopped and delivers the object exactly.
+func TestReadResumesAfterTheSourceFreezes(t *testing.T) {
+	f := newFixture(t)
+	data := make([]byte, 48<<20)
+	rand.NewChaCha8([32]byte{4, 2}).Read(data)
+	f.put(t, "big.bin", data, func(w *storage.Writer) { w.ChunkSize = 16 << 20 })
+	ex := f.extractor(t, plugin.Config{"source-timeout": "1s", "retry-backoff": "1ms"})
+	recs := readAll(t, f.ctx, ex, extractors.Partition{Stream: "s", ID: "p"}, "")
+
+	retries := make(chan string, 16)
+	ctx := retry.WithLogger(f.ctx, faultnet.OnLog("retrying", func(a map[string]string) {
+		select {
+		case retries <- a["err"]:
+		default:
+		}
+	}))
+	rc, err := recs[0].Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	head := make([]byte, 1<<20)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	continued := make(chan string, 1)
+	go func() {
+		line := <-retries // the first retry: the read was cut
+		f.proc.Signal(syscall.SIGCONT)
+		continued <- line
+	}()
+	rest, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("reading after the freeze: %v", err)
+	}
+	select {
+	case line := <-continued:
+		if !strings.Contains(line, "no answer for 1s (--source-timeout)") {
+			t.Errorf("the retry does not say the source was silent: %s", line)
+		}
+	default:
+		t.Fatal("the object was read through a frozen server without a retry: the freeze came too late to test anything")
+	}
+	if got := append(head, rest...); !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes after resuming, want the %d stored (equal: false)", len(got), len(data))
 	}
 }

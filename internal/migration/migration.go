@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/failure"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/loaders"
@@ -554,10 +555,18 @@ func (e *executor) renew(ctx context.Context, st *postgres.StreamState, expired 
 // died before the reply) finds the checkpoint already advanced and stops:
 // the batch is in.
 func (e *executor) commit(ctx context.Context, p *postgres.PartitionState, b batch) error {
-	err := retry.Do(ctx, e.opts.Retry, e.retryable(ctx), func(attempt int, err error, delay time.Duration) {
-		e.opts.Log.Warn("retrying a batch after a target error", "partition", p.Stream+"/"+p.ID, "attempt", attempt, "delay", delay, "err", err)
-	}, func(ctx context.Context) error {
-		return e.commitOnce(ctx, p, b)
+	// Only what failure.Classify calls transient is retried, and not when
+	// an inner retry loop (an object's upload) already gave up on it, nor
+	// once ctx ended or the run is stopping (a cancelled statement is not a
+	// target failure). Retries are logged to the run's logger: debug, and a
+	// warning past retry.WarnAfter.
+	what := fmt.Sprintf("writing a batch of %d records of partition %s/%s", len(b.recs), p.Stream, p.ID)
+	err := retry.Do(retry.WithLogger(ctx, e.opts.Log), e.opts.Retry, what, func(actx context.Context) error {
+		err := e.commitOnce(actx, p, b)
+		if err != nil && (ctx.Err() != nil || e.stopping()) {
+			return failure.Mark(err, failure.Permanent)
+		}
+		return err
 	})
 	if errors.Is(err, postgres.ErrCheckpointMoved) {
 		cursor, done, cerr := e.state.PartitionCursor(ctx, e.run, p)
@@ -575,15 +584,6 @@ func (e *executor) commit(ctx context.Context, p *postgres.PartitionState, b bat
 	}
 	p.Cursor, p.Done = b.cursor, b.done
 	return nil
-}
-
-// retryable returns commit's retry classification: isTransient, except
-// that nothing is retried once ctx ended or the run is stopping (a
-// cancelled statement is not a target failure).
-func (e *executor) retryable(ctx context.Context) func(error) bool {
-	return func(err error) bool {
-		return ctx.Err() == nil && !e.stopping() && isTransient(err)
-	}
 }
 
 func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b batch) error {
@@ -711,12 +711,6 @@ func tally(recs []record.Record, out loaders.Outcome, took time.Duration) (map[s
 		counts[t] = c
 	}
 	return counts, rejects, nil
-}
-
-// isTransient says which batch failures are retried whole: transient
-// target errors, and sink errors marked retryable (a failed upload).
-func isTransient(err error) bool {
-	return postgres.IsTransient(err) || retry.IsRetryable(err)
 }
 
 type nopProgress struct{}

@@ -63,16 +63,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
-	"net"
 	"net/url"
 	"slices"
-	"strings"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/baasmigrate/baasmigrate/internal/failure"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
 )
@@ -90,7 +87,9 @@ type Options struct {
 	// are uploaded in parts (default 64 MiB, at least 5 MiB).
 	PartSize int64
 	// Retry is the policy for transient failures of one object (default
-	// retry.Default).
+	// retry.Default). Its Timeout, when set, cuts an attempt whose target
+	// has been silent that long (time spent reading the source does not
+	// count), and the attempt is retried.
 	Retry retry.Policy
 	// ChecksumAttempts is how many times an object whose bytes do not match
 	// its checksum is copied before it is rejected (default 3).
@@ -298,7 +297,9 @@ func (s *Store) Copy(ctx context.Context, recs []record.Record) ([]Result, error
 		for _, r := range recs {
 			keys = append(keys, s.Key(r.Key))
 		}
-		exists, _ = l.existing(ctx, keys) // on error, look at each object instead
+		lctx, w := retry.Watch(ctx, s.opts.Retry.Timeout, s.opts.Retry.TimeoutOption)
+		exists, _ = l.existing(lctx, keys) // on error (or silence), look at each object instead
+		w.Stop()
 	}
 	// Largest first: the batch is done when its last object is, so the
 	// long copies should not start last. Slots are taken here, in that
@@ -360,8 +361,8 @@ func (s *Store) copyOne(ctx context.Context, rec record.Record, absent bool) (Re
 		return reject(fmt.Sprintf("object %q: the record carries no content", f.Name))
 	}
 
-	delay := s.opts.Retry.Initial
-	var transient, mismatches int
+	retries := s.opts.Retry.Start(fmt.Sprintf("copying object %q to %s", f.Name, s.t))
+	var mismatches int
 	for {
 		outcome, err := s.attempt(ctx, rec, res.Key, f, absent)
 		absent = false // a failed attempt may have stored the object after all
@@ -379,82 +380,84 @@ func (s *Store) copyOne(ctx context.Context, rec record.Record, absent bool) (Re
 			if mismatches++; mismatches >= s.opts.ChecksumAttempts {
 				return reject(fmt.Sprintf("object %q: checksum mismatch in each of %d copies; last: %v", f.Name, mismatches, err))
 			}
+			if err := retries.Again(ctx, err); err != nil {
+				return res, err
+			}
 		default:
 			if reason, ok := s.t.refusal(err); ok {
 				return reject(fmt.Sprintf("object %q cannot be stored as %q in %s: %s", f.Name, res.Key, s.t, reason))
 			}
-			if !s.isTransient(err) {
+			if s.t.transient(err) {
+				err = failure.Mark(err, failure.Transient)
+			}
+			// A full or read-only disk fails the run at once, saying so.
+			if failure.Classify(err) == failure.Permanent {
+				return res, fmt.Errorf("copying object %q to %s: %w", f.Name, s.t, failure.Advise(err, s.where()))
+			}
+			if err := retries.Retry(ctx, err); err != nil {
+				var gaveUp *retry.GaveUpError
+				if errors.As(err, &gaveUp) {
+					return res, err
+				}
 				return res, fmt.Errorf("copying object %q to %s: %w", f.Name, s.t, err)
 			}
-			if transient++; transient >= s.opts.Retry.Attempts {
-				return res, retry.Mark(fmt.Errorf("copying object %q to %s: gave up after %d attempts: %w", f.Name, s.t, transient, err), true)
-			}
-		}
-		if err := sleep(ctx, jitter(delay)); err != nil {
-			return res, err
-		}
-		if delay *= 2; delay > s.opts.Retry.Max {
-			delay = s.opts.Retry.Max
 		}
 	}
+}
+
+// where names the target in advice about its disk.
+func (s *Store) where() string {
+	if _, ok := s.t.(*dirTarget); ok {
+		return "the target directory"
+	}
+	return "the target"
 }
 
 // attempt copies one object once: skip when the target holds it already
 // (unless it is known to be absent), else stream, upload and confirm.
 func (s *Store) attempt(ctx context.Context, rec record.Record, key string, f File, absent bool) (Outcome, error) {
+	// The target's clock (--target-timeout) runs except while the source
+	// is opened or read.
+	ctx, w := retry.Watch(ctx, s.opts.Retry.Timeout, s.opts.Retry.TimeoutOption)
+	defer w.Stop()
 	if !absent {
 		same, err := s.t.holds(ctx, key, f)
 		if err != nil {
-			return 0, fmt.Errorf("looking at the target object: %w", err)
+			return 0, fmt.Errorf("looking at the target object: %w", w.Err(err))
 		}
 		if same {
 			return Skipped, nil
 		}
 	}
+	release := w.Hold()
 	rc, err := rec.Open(ctx)
+	release()
 	if err != nil {
 		return 0, err
 	}
 	defer rc.Close()
-	v := newVerifier(rc, f)
+	v := newVerifier(sourceReader{rc, w}, f)
 	st, err := s.t.put(ctx, key, f, v)
 	if err != nil {
-		return 0, err
+		return 0, w.Err(err)
 	}
 	if !v.verified() {
 		return 0, fmt.Errorf("the upload of %q completed before its bytes were verified", key)
 	}
 	if err := s.t.check(ctx, key, f, st); err != nil {
-		return 0, err
+		return 0, w.Err(err)
 	}
 	return Copied, nil
 }
 
-// isTransient says which failures of one object are retried: those the
-// source or the target classify so, and network failures.
-func (s *Store) isTransient(err error) bool {
-	if retry.IsRetryable(err) || s.t.transient(err) {
-		return true
-	}
-	var netErr net.Error
-	return errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "connection reset")
+// sourceReader holds the target's watchdog while the source is read.
+type sourceReader struct {
+	r io.Reader
+	w *retry.Watchdog
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return d*3/4 + time.Duration(rand.Int64N(int64(d)/2+1))
+func (r sourceReader) Read(p []byte) (int, error) {
+	r.w.Hold()
+	defer r.w.Alive()
+	return r.r.Read(p)
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,6 +69,15 @@ func Binary(t testing.TB) string {
 // STORAGE_EMULATOR_HOST.
 func MemoryEmulator(t testing.TB) string {
 	t.Helper()
+	url, _ := MemoryEmulatorProcess(t)
+	return url
+}
+
+// MemoryEmulatorProcess is MemoryEmulator that also returns the server's
+// process, for tests that freeze it (SIGSTOP). The process is continued
+// and killed when t ends.
+func MemoryEmulatorProcess(t testing.TB) (string, *os.Process) {
+	t.Helper()
 	bin := Binary(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -86,6 +96,7 @@ func MemoryEmulator(t testing.TB) string {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
 		_ = cmd.Process.Kill()
 		<-exited
 	})
@@ -96,7 +107,7 @@ func MemoryEmulator(t testing.TB) string {
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return "http://" + host
+				return "http://" + host, cmd.Process
 			}
 		}
 		select {
