@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -286,7 +287,7 @@ func TestConformanceFiles(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					return ex
+					return withoutPositions{ex}
 				},
 				Want:        want,
 				Times:       true,
@@ -371,4 +372,19 @@ func utf16Units(s string) []uint16 {
 		out = append(out, uint16(r))
 	}
 	return out
+}
+
+// withoutPositions drops the position field from the records of a file
+// extractor: it holds a plan id no expected record can know.
+// TestRecordsCarryTheirPosition checks positions.
+type withoutPositions struct{ extractors.Extractor }
+
+func (w withoutPositions) Read(ctx context.Context, p extractors.Partition, readTime time.Time, after string, emit func(record.Record) error) error {
+	return w.Extractor.Read(ctx, p, readTime, after, func(r record.Record) error {
+		if _, ok := r.Fields[fPosition]; ok {
+			r.Fields = maps.Clone(r.Fields)
+			delete(r.Fields, fPosition)
+		}
+		return emit(r)
+	})
 }
