@@ -57,8 +57,8 @@ type UserLayout struct {
 // the same checks, the same hash_config_id — or, with a nil layout, returns
 // the reason Write would reject it. Reasons never contain hashes or the
 // hash parameters. It writes nothing. Write may still reject a user Layout
-// accepts: when PostgreSQL refuses one of its values, or when its uid comes
-// twice in one batch.
+// accepts: when PostgreSQL refuses one of its values, or when its uid came
+// before in the same source (see Users).
 func (s *Users) Layout(rec record.Record) (*UserLayout, string) {
 	rows, reason := s.rows(rec)
 	if reason != "" {
@@ -79,8 +79,10 @@ func (s *Users) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 	err := db.QueryRow(ctx, `SELECT
 			EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
 			to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL
-				AND to_regclass($5) IS NOT NULL AND to_regclass($6) IS NOT NULL`,
+				AND to_regclass($5) IS NOT NULL AND to_regclass($6) IS NOT NULL
+				AND to_regclass($7) IS NOT NULL AND to_regclass($8) IS NOT NULL`,
 		s.cfg.Schema, s.table(UsersTable), s.table(ProvidersTable), s.table(MFATable), s.table(HashConfigsTable), s.table("duplicate_emails"),
+		s.table(PositionsTable), s.table(DuplicateUIDsView),
 	).Scan(&schema, &complete)
 	if err != nil {
 		return nil, fmt.Errorf("reading the catalog: %w", err)
