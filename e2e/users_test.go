@@ -849,3 +849,67 @@ func TestUsersSameUIDTwiceSurvivesKill(t *testing.T) {
 	res := clitest.Run(t, env, append(args, "--summary", sum)...)
 	usersCheckRepeats(t, dsn, res, sum, n, repeats, func(rec int) int { return rec + 1 })
 }
+
+// TestUsersNotUTF8OrWithBOM: an export with a byte order mark loads; a
+// JSON or accounts.json record with a byte that is not UTF-8 — in the uid
+// or another field — is rejected naming its record and line, never loaded
+// with U+FFFD in place of the byte, and verify does not call the target
+// identical.
+func TestUsersNotUTF8OrWithBOM(t *testing.T) {
+	for name, src := range map[string]string{
+		"users.json": "\xef\xbb\xbf{\"users\": [\n{\"localId\":\"ok1\",\"email\":\"ok1@x.test\"},\n{\"localId\":\"bad\xffuid\"},\n" +
+			"{\"localId\":\"carol\",\"displayName\":\"Caro\xc3l\"},\n{\"localId\":\"ok2\"}]}",
+		"accounts.json": "\xef\xbb\xbf{\"kind\":\"identitytoolkit#DownloadAccountResponse\",\"users\":[\n{\"localId\":\"ok1\",\"email\":\"ok1@x.test\"},\n" +
+			"{\"localId\":\"bad\xffuid\"},\n{\"localId\":\"carol\",\"displayName\":\"Caro\xc3l\"},\n{\"localId\":\"ok2\"}]}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dsn := testenv.NewDatabase(t)
+			env := clitest.Env("DATABASE_URL=" + dsn)
+			dir := t.TempDir()
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			sum := filepath.Join(dir, "summary.json")
+			res := clitest.Run(t, env, "migrate", "--only", "users", "--auth-export", path, "--summary", sum)
+			if res.Code != 1 {
+				t.Fatalf("exit %d, want 1\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+			}
+			data, err := os.ReadFile(sum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s summaryJSON
+			if err := json.Unmarshal(data, &s); err != nil {
+				t.Fatal(err)
+			}
+			checkBalance(t, s)
+			if s.Totals.Read != 4 || s.Totals.Loaded != 2 || s.Totals.Rejected != 2 {
+				t.Fatalf("read %d, loaded %d, rejected %d; want 4 = 2 + 2", s.Totals.Read, s.Totals.Loaded, s.Totals.Rejected)
+			}
+			ctx := context.Background()
+			pool, err := pgxpool.New(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			var uids string
+			if err := pool.QueryRow(ctx, `SELECT string_agg(uid, ',' ORDER BY uid) FROM firebase_auth.users`).Scan(&uids); err != nil || uids != "ok1,ok2" {
+				t.Fatalf("users in the target: %q, %v; want ok1,ok2", uids, err)
+			}
+			for key, want := range map[string]string{
+				"#record 2": `record 2 (line 3): the uid "bad\xffuid" is not valid UTF-8`,
+				"carol":     `record 3 (line 4): field "displayName" is not valid UTF-8`,
+			} {
+				var reason string
+				if err := pool.QueryRow(ctx, `SELECT reason FROM baasmigrate.rejects WHERE source_key = $1`, key).Scan(&reason); err != nil || !strings.Contains(reason, want) {
+					t.Errorf("reject %s: %q, %v; want %q", key, reason, err, want)
+				}
+			}
+			res = clitest.Run(t, env, "verify", "--only", "users", "--auth-export", path, "--format", "json")
+			if tr := usersCompareReport(t, res.Stdout); res.Code != 1 || tr.Identical() || tr.Matching != 2 || tr.Rejected != 2 {
+				t.Fatalf("verify: exit %d, %+v; want 2 matching and 2 rejected", res.Code, tr)
+			}
+		})
+	}
+}
