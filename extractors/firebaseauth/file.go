@@ -302,10 +302,13 @@ func (e *fileExtractor) readJSON(f *os.File, cur fileCursor, send func(User, fil
 		line := lines.at(start)
 		label := fmt.Sprintf("record %d", n)
 		var u User
+		// encoding/json would turn a byte that is not UTF-8, or an escaped
+		// lone surrogate, into U+FFFD: the user would be renamed or
+		// altered without a word.
 		if bad := invalidUTF8At(raw); bad >= 0 {
-			// encoding/json would turn the byte into U+FFFD: the user
-			// would be renamed or altered without a word.
 			u = userWithInvalidUTF8(raw, bad, label, line, start)
+		} else if bad := loneSurrogateAt(raw); bad >= 0 {
+			u = userWithLoneSurrogate(raw, bad, label, line, start)
 		} else {
 			u = userFromJSON(decodeRecord(raw), label)
 		}

@@ -483,3 +483,24 @@ func TestRecordsCarryTheirPosition(t *testing.T) {
 		})
 	}
 }
+
+// TestLoneSurrogateIsRejectedNotReplaced: JSON can escape half of a UTF-16
+// surrogate pair (JavaScript strings, and so Firebase uids, can hold one);
+// encoding/json decodes it to U+FFFD. Found by FuzzJSONExport.
+func TestLoneSurrogateIsRejectedNotReplaced(t *testing.T) {
+	src := "{\"users\": [\n{\"localId\":\"a\\ud800b\"},\n{\"localId\":\"ok\",\"displayName\":\"\\ud83d\\ude00 \\\\ud800\"},\n" +
+		"{\"localId\":\"c\",\n\"email\":\"\\udc00\"}]}"
+	us := users(t, checkResumeFromEveryCursor(t, mustFile(t, writeFile(t, "users.json", src))))
+	if len(us) != 3 {
+		t.Fatalf("%d users, want 3", len(us))
+	}
+	if u := us[0]; u.UID != "#record 1" || !strings.Contains(u.Invalid, `record 1 (line 2): the uid "a\\ud800b" holds \ud800, half of a UTF-16 surrogate pair`) {
+		t.Errorf("uid with a lone surrogate: %q / %q", u.UID, u.Invalid)
+	}
+	if u := us[1]; u.Invalid != "" || *u.DisplayName != "\U0001F600 \\ud800" {
+		t.Errorf("a pair and an escaped backslash are not surrogates: %+v", u)
+	}
+	if u := us[2]; u.UID != "c" || !strings.Contains(u.Invalid, `record 3 (line 4): field "email" holds \udc00`) || !strings.Contains(u.Invalid, "line 5)") {
+		t.Errorf("email with a lone surrogate: %q / %q", u.UID, u.Invalid)
+	}
+}

@@ -72,6 +72,68 @@ func invalidUTF8At(b []byte) int {
 	return -1
 }
 
+// loneSurrogateAt returns the index in the JSON text b of the first \u
+// escape of a UTF-16 surrogate that is not half of a pair, or -1.
+// encoding/json decodes such an escape to U+FFFD; JavaScript strings (and
+// so Firebase) can hold one, UTF-8 and PostgreSQL cannot.
+func loneSurrogateAt(b []byte) int {
+	if !bytes.Contains(b, []byte(`\u`)) && !bytes.Contains(b, []byte(`\U`)) {
+		return -1
+	}
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(b):
+			if b[i+1] != 'u' {
+				i++ // an escaped character
+				continue
+			}
+			r, ok := hex4(b, i+2)
+			if !ok {
+				i++
+				continue
+			}
+			switch {
+			case r >= 0xD800 && r < 0xDC00:
+				if i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+					if low, ok := hex4(b, i+8); ok && low >= 0xDC00 && low < 0xE000 {
+						i += 11 // the pair
+						continue
+					}
+				}
+				return i
+			case r >= 0xDC00 && r < 0xE000:
+				return i
+			}
+			i += 5
+		}
+	}
+	return -1
+}
+
+// hex4 reads the four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
 // decodeRecord decodes one account's JSON text (valid UTF-8) as
 // userFromJSON wants it: numbers kept as json.Number.
 func decodeRecord(raw []byte) any {
@@ -127,6 +189,24 @@ func jsonMembers(raw []byte) []jsonMember {
 // the field; its uid is the account's when that is valid, else made from
 // label.
 func userWithInvalidUTF8(raw []byte, bad int, label string, line, start int64) User {
+	return userWithBadText(raw, bad, invalidUTF8At, label, line, start,
+		fmt.Sprintf("is not valid UTF-8 (byte 0x%02x", raw[bad]))
+}
+
+// userWithLoneSurrogate is the rejected stand-in for an account whose text
+// has, at index bad, a \u escape of half a UTF-16 surrogate pair.
+func userWithLoneSurrogate(raw []byte, bad int, label string, line, start int64) User {
+	return userWithBadText(raw, bad, loneSurrogateAt, label, line, start,
+		fmt.Sprintf("holds %s, half of a UTF-16 surrogate pair, which UTF-8 and PostgreSQL cannot hold (", raw[bad:bad+6]))
+}
+
+// userWithBadText is the rejected stand-in for an account whose text raw
+// (starting at file offset start on line line) has text that cannot be
+// stored exactly at index bad, as find finds it; problem says what, and
+// opens a parenthesis closed by the byte's offset and line. It names the
+// record, the field, and the uid (escaped) when the uid holds the problem;
+// its own uid is the account's when that is sound, else made from label.
+func userWithBadText(raw []byte, bad int, find func([]byte) int, label string, line, start int64, problem string) User {
 	u := User{UID: "#" + label}
 	members := jsonMembers(raw)
 	where := ""
@@ -135,7 +215,7 @@ func userWithInvalidUTF8(raw []byte, bad int, label string, line, start int64) U
 			continue
 		}
 		text := raw[m.valueStart:m.end]
-		if i := invalidUTF8At(text); i >= 0 {
+		if i := find(text); i >= 0 {
 			where, bad = "the uid "+strconv.Quote(string(text[1:len(text)-1])), m.valueStart+i
 		} else {
 			var uid string
@@ -156,9 +236,9 @@ func userWithInvalidUTF8(raw []byte, bad int, label string, line, start int64) U
 		where = "the record"
 	}
 	badLine := line + int64(bytes.Count(raw[:bad], []byte{'\n'}))
-	u.Invalid = fmt.Sprintf("%s (line %d): %s is not valid UTF-8 (byte 0x%02x at byte offset %d, line %d); "+
-		"a Firebase export is UTF-8, so the file is damaged or was re-encoded — the user is rejected rather than altered",
-		label, line, where, raw[bad], start+int64(bad), badLine)
+	u.Invalid = fmt.Sprintf("%s (line %d): %s %s at byte offset %d, line %d); "+
+		"it cannot be stored as it is, so the user is rejected rather than altered",
+		label, line, where, problem, start+int64(bad), badLine)
 	return u
 }
 
