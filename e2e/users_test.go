@@ -808,6 +808,19 @@ func TestUsersSameUIDTwiceInAnExport(t *testing.T) {
 			args := []string{"migrate", "--only", "users", "--auth-export", path, "--batch-size", "50", "--summary", sum}
 			usersCheckRepeats(t, dsn, clitest.Run(t, env, args...), sum, n, repeats, lineOf)
 			usersCheckRepeats(t, dsn, clitest.Run(t, env, append(args, "--restart")...), sum, n, repeats, lineOf)
+			// verify reports the repeats as migrate's rejects, not as
+			// differences, and matches each row once.
+			res := clitest.Run(t, env, "verify", "--only", "users", "--auth-export", path, "--format", "json")
+			tr := usersCompareReport(t, res.Stdout)
+			if res.Code != 1 || tr.Source != int64(n-len(repeats)) || tr.Matching != int64(n-len(repeats)) || tr.Rejected != int64(len(repeats)) ||
+				tr.Mismatched+tr.MissingInTarget+tr.ExtraInTarget != 0 {
+				t.Fatalf("verify: exit %d, %+v; want %d matching and %d rejected", res.Code, tr, n-len(repeats), len(repeats))
+			}
+			for _, line := range tr.SampleLines() {
+				if !strings.HasPrefix(line, "rejected ") || !strings.Contains(line, "appears more than once") {
+					t.Errorf("verify sample %q, want the repeats rejected", line)
+				}
+			}
 		})
 	}
 }

@@ -475,14 +475,9 @@ func (s *Users) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []repeat, 
 	}
 	for _, r := range repeats {
 		_, firstRejected := out.Rejects[r.firstIndex]
-		what := "is the one migrated"
-		if r.firstIndex >= 0 && firstRejected {
-			what = "was rejected too"
-		}
-		out.Reject(r.index, fmt.Sprintf("uid %q appears more than once in %s: %s repeats %s, which %s; a Firebase uid is unique, "+
-			"so one of the two accounts is wrong — compare them and load the right one yourself if it is this one",
-			r.rows.uid, r.rows.pos.File, r.rows.pos, r.first, what))
-		if r.firstIndex >= 0 && firstRejected {
+		firstRejected = firstRejected && r.firstIndex >= 0
+		out.Reject(r.index, RepeatedUIDReason(r.rows.uid, *r.rows.pos, r.first, firstRejected))
+		if firstRejected {
 			continue
 		}
 		cols.file = append(cols.file, r.rows.pos.File)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 )
@@ -51,6 +52,22 @@ type UserLayout struct {
 	User      []any
 	Providers [][]any
 	MFA       [][]any
+	// Position is where an export file holds the user; nil for users from
+	// the API.
+	Position *firebaseauth.Position
+}
+
+// RepeatedUIDReason is why Write rejects an occurrence of a uid after its
+// first in the same run of an export file: repeat repeats first, which was
+// migrated unless firstRejected.
+func RepeatedUIDReason(uid string, repeat, first firebaseauth.Position, firstRejected bool) string {
+	what := "is the one migrated"
+	if firstRejected {
+		what = "was rejected too"
+	}
+	return fmt.Sprintf("uid %q appears more than once in %s: %s repeats %s, which %s; a Firebase uid is unique, "+
+		"so one of the two accounts is wrong — compare them and load the right one yourself if it is this one",
+		uid, repeat.File, repeat, first, what)
 }
 
 // Layout lays rec out exactly as Write would store it — the same decoding,
@@ -64,7 +81,7 @@ func (s *Users) Layout(rec record.Record) (*UserLayout, string) {
 	if reason != "" {
 		return nil, reason
 	}
-	return &UserLayout{UID: rows.uid, User: rows.user, Providers: rows.providers, MFA: rows.mfa}, ""
+	return &UserLayout{UID: rows.uid, User: rows.user, Providers: rows.providers, MFA: rows.mfa, Position: rows.pos}, ""
 }
 
 // Schema is the schema of the sink's tables.
