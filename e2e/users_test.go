@@ -462,15 +462,7 @@ func TestUsersKillAndResume(t *testing.T) {
 	}
 	sum := filepath.Join(f.dir, "summary.json")
 	f.run(0, append(args, "--summary", sum)...)
-	data, err := os.ReadFile(sum)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s summaryJSON
-	if err := json.Unmarshal(data, &s); err != nil {
-		t.Fatal(err)
-	}
-	checkBalance(t, s)
+	s := usersSummary(t, sum)
 	if s.Totals.Read != int64(n) || s.Totals.Rejected != 0 || !s.Jobs[0].Resumed {
 		t.Fatalf("after %d kills: read %d, rejected %d, resumed %v; want %d, 0, true", kills, s.Totals.Read, s.Totals.Rejected, s.Jobs[0].Resumed, n)
 	}
@@ -526,12 +518,7 @@ func TestUsersFromExportFiles(t *testing.T) {
 			if out := res.Stdout + res.Stderr; !strings.Contains(out, "share an e-mail address") || !strings.Contains(out, "fx-alice fx-frank") {
 				t.Errorf("the shared e-mail address of fx-alice and fx-frank was not reported:\n%s", res.Stderr)
 			}
-			data, _ := os.ReadFile(sum)
-			var s summaryJSON
-			if err := json.Unmarshal(data, &s); err != nil {
-				t.Fatal(err)
-			}
-			checkBalance(t, s)
+			s := usersSummary(t, sum)
 			if s.Totals.Read != c.read || (s.Totals.Rejected == 1) != c.reject {
 				t.Fatalf("read %d, rejected %d", s.Totals.Read, s.Totals.Rejected)
 			}
@@ -735,16 +722,11 @@ func usersExportWithRepeats(t *testing.T, dir, format string, n int, repeats map
 	return path
 }
 
-// usersCheckRepeats checks the target after a run over a file with
-// repeats: every uid once, with the values of its first occurrence; every
-// repeat rejected with a reason naming both positions; the summary's
-// counts add up and its warning names the repeated uids.
-func usersCheckRepeats(t *testing.T, dsn string, res clitest.Result, sum string, n int, repeats map[int]int, lineOf func(int) int) {
+// usersSummary reads the --summary file at path and checks that its
+// counts add up.
+func usersSummary(t *testing.T, path string) summaryJSON {
 	t.Helper()
-	if res.Code != 1 {
-		t.Fatalf("exit %d, want 1 (rejects)\n%s\n%s", res.Code, res.Stdout, res.Stderr)
-	}
-	data, err := os.ReadFile(sum)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -753,9 +735,30 @@ func usersCheckRepeats(t *testing.T, dsn string, res clitest.Result, sum string,
 		t.Fatal(err)
 	}
 	checkBalance(t, s)
-	if s.Totals.Read != int64(n) || s.Totals.Rejected != int64(len(repeats)) || s.Totals.Loaded != int64(n-len(repeats)) {
-		t.Errorf("read %d, loaded %d, rejected %d; want %d = %d + %d", s.Totals.Read, s.Totals.Loaded, s.Totals.Rejected, n, n-len(repeats), len(repeats))
+	return s
+}
+
+// usersCheckRejectedRun wants res to be a migrate run that exited 1 for
+// its rejects, and its summary file sum to count read records of which
+// rejected were rejected, the rest loaded.
+func usersCheckRejectedRun(t *testing.T, res clitest.Result, sum string, read, rejected int64) {
+	t.Helper()
+	if res.Code != 1 {
+		t.Fatalf("exit %d, want 1 (rejects)\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}
+	s := usersSummary(t, sum)
+	if s.Totals.Read != read || s.Totals.Rejected != rejected || s.Totals.Loaded != read-rejected {
+		t.Errorf("read %d, loaded %d, rejected %d; want %d = %d + %d", s.Totals.Read, s.Totals.Loaded, s.Totals.Rejected, read, read-rejected, rejected)
+	}
+}
+
+// usersCheckRepeats checks the target after a run over a file with
+// repeats: every uid once, with the values of its first occurrence; every
+// repeat rejected with a reason naming both positions; the summary's
+// counts add up and its warning names the repeated uids.
+func usersCheckRepeats(t *testing.T, dsn string, res clitest.Result, sum string, n int, repeats map[int]int, lineOf func(int) int) {
+	t.Helper()
+	usersCheckRejectedRun(t, res, sum, int64(n), int64(len(repeats)))
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
@@ -885,21 +888,7 @@ func TestUsersNotUTF8OrWithBOM(t *testing.T) {
 			}
 			sum := filepath.Join(dir, "summary.json")
 			res := clitest.Run(t, env, "migrate", "--only", "users", "--auth-export", path, "--summary", sum)
-			if res.Code != 1 {
-				t.Fatalf("exit %d, want 1\n%s\n%s", res.Code, res.Stdout, res.Stderr)
-			}
-			data, err := os.ReadFile(sum)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var s summaryJSON
-			if err := json.Unmarshal(data, &s); err != nil {
-				t.Fatal(err)
-			}
-			checkBalance(t, s)
-			if s.Totals.Read != 4 || s.Totals.Loaded != 2 || s.Totals.Rejected != 2 {
-				t.Fatalf("read %d, loaded %d, rejected %d; want 4 = 2 + 2", s.Totals.Read, s.Totals.Loaded, s.Totals.Rejected)
-			}
+			usersCheckRejectedRun(t, res, sum, 4, 2)
 			ctx := context.Background()
 			pool, err := pgxpool.New(ctx, dsn)
 			if err != nil {

@@ -225,26 +225,26 @@ func authExportJSONOf(t *testing.T, us []User) string {
 }
 
 // authExportCSVOf writes users as `firebase auth:export --format=csv` does:
-// 28 columns and a trailing comma, values with a comma or quote quoted.
+// 52 columns and a trailing comma, values with a comma, quote or line
+// break quoted, quotes doubled.
 func authExportCSVOf(us []User) string {
 	q := func(s *string) string {
 		if s == nil {
 			return ""
 		}
-		if strings.ContainsAny(*s, ",\"\n") {
+		if strings.ContainsAny(*s, ",\"\n\r") {
 			return `"` + strings.ReplaceAll(*s, `"`, `""`) + `"`
 		}
 		return *s
 	}
 	var b strings.Builder
 	for _, u := range us {
-		row := make([]string, csvOldColumns)
+		row := make([]string, csvNewColumns)
 		uid := u.UID
-		row[csvUID] = q(&uid)
-		row[csvEmail] = q(u.Email)
-		row[csvEmailVerified] = fmt.Sprint(u.EmailVerified)
+		row[csvUID], row[csvEmail], row[csvEmailVerified] = q(&uid), q(u.Email), fmt.Sprint(u.EmailVerified)
 		if u.Password != nil {
-			row[csvPasswordHash], row[csvSalt] = u.Password.Hash, u.Password.Salt
+			hash, salt := u.Password.Hash, u.Password.Salt
+			row[csvPasswordHash], row[csvSalt] = q(&hash), q(&salt)
 		}
 		row[csvDisplayName], row[csvPhotoURL] = q(u.DisplayName), q(u.PhotoURL)
 		for _, p := range u.Providers {
@@ -255,11 +255,13 @@ func authExportCSVOf(us []User) string {
 				}
 			}
 		}
-		row[csvCreatedAt] = fmt.Sprint(u.CreatedAt.UnixMilli())
-		row[csvLastLoginAt] = fmt.Sprint(u.LastSignInAt.UnixMilli())
-		row[csvPhoneNumber] = q(u.PhoneNumber)
-		row[csvDisabled] = fmt.Sprint(u.Disabled)
-		row[csvCustomAttrs] = q(u.CustomClaims)
+		if !u.CreatedAt.IsZero() {
+			row[csvCreatedAt] = fmt.Sprint(u.CreatedAt.UnixMilli())
+		}
+		if !u.LastSignInAt.IsZero() {
+			row[csvLastLoginAt] = fmt.Sprint(u.LastSignInAt.UnixMilli())
+		}
+		row[csvPhoneNumber], row[csvDisabled], row[csvCustomAttrs] = q(u.PhoneNumber), fmt.Sprint(u.Disabled), q(u.CustomClaims)
 		b.WriteString(strings.Join(row, ",") + ",\n")
 	}
 	return b.String()
