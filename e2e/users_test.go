@@ -462,15 +462,7 @@ func TestUsersKillAndResume(t *testing.T) {
 	}
 	sum := filepath.Join(f.dir, "summary.json")
 	f.run(0, append(args, "--summary", sum)...)
-	data, err := os.ReadFile(sum)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s summaryJSON
-	if err := json.Unmarshal(data, &s); err != nil {
-		t.Fatal(err)
-	}
-	checkBalance(t, s)
+	s := usersSummary(t, sum)
 	if s.Totals.Read != int64(n) || s.Totals.Rejected != 0 || !s.Jobs[0].Resumed {
 		t.Fatalf("after %d kills: read %d, rejected %d, resumed %v; want %d, 0, true", kills, s.Totals.Read, s.Totals.Rejected, s.Jobs[0].Resumed, n)
 	}
@@ -526,12 +518,7 @@ func TestUsersFromExportFiles(t *testing.T) {
 			if out := res.Stdout + res.Stderr; !strings.Contains(out, "share an e-mail address") || !strings.Contains(out, "fx-alice fx-frank") {
 				t.Errorf("the shared e-mail address of fx-alice and fx-frank was not reported:\n%s", res.Stderr)
 			}
-			data, _ := os.ReadFile(sum)
-			var s summaryJSON
-			if err := json.Unmarshal(data, &s); err != nil {
-				t.Fatal(err)
-			}
-			checkBalance(t, s)
+			s := usersSummary(t, sum)
 			if s.Totals.Read != c.read || (s.Totals.Rejected == 1) != c.reject {
 				t.Fatalf("read %d, rejected %d", s.Totals.Read, s.Totals.Rejected)
 			}
@@ -694,5 +681,237 @@ func TestUsersBadHashParametersQuoteNoSecret(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q; want 2 and a message about the hash parameters", usersRedact(bad), res.Code, res.Stderr)
 		}
 		usersNoSecrets(t, "output", res.Stdout+res.Stderr)
+	}
+}
+
+// usersExportWithRepeats writes an export of n users in format (json, csv
+// or accounts.json), record i (1-based) with uid "u%05d" of i, except that
+// the records in repeats (record → the earlier record whose uid it
+// repeats) hold an earlier uid again, with another e-mail address. JSON
+// records start on line i+1, CSV rows on line i.
+func usersExportWithRepeats(t *testing.T, dir, format string, n int, repeats map[int]int) string {
+	t.Helper()
+	var b strings.Builder
+	switch format {
+	case "json":
+		b.WriteString("{\"users\": [\n")
+	case "accounts.json":
+		b.WriteString(`{"kind":"identitytoolkit#DownloadAccountResponse","users":[` + "\n")
+	}
+	for i := 1; i <= n; i++ {
+		uid, email := fmt.Sprintf("u%05d", i), fmt.Sprintf("u%05d@first.test", i)
+		if first, ok := repeats[i]; ok {
+			uid, email = fmt.Sprintf("u%05d", first), fmt.Sprintf("u%05d@again.test", first)
+		}
+		if format == "csv" {
+			b.WriteString(uid + "," + email + ",false" + strings.Repeat(",", 26) + "\n")
+			continue
+		}
+		if i > 1 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, `{"localId":%q,"email":%q,"createdAt":"1600000000000"}`, uid, email)
+	}
+	if format != "csv" {
+		b.WriteString("]}")
+	}
+	path := filepath.Join(dir, "users."+map[string]string{"json": "json", "csv": "csv", "accounts.json": "accounts.json"}[format])
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// usersSummary reads the --summary file at path and checks that its
+// counts add up.
+func usersSummary(t *testing.T, path string) summaryJSON {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s summaryJSON
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	checkBalance(t, s)
+	return s
+}
+
+// usersCheckRejectedRun wants res to be a migrate run that exited 1 for
+// its rejects, and its summary file sum to count read records of which
+// rejected were rejected, the rest loaded.
+func usersCheckRejectedRun(t *testing.T, res clitest.Result, sum string, read, rejected int64) {
+	t.Helper()
+	if res.Code != 1 {
+		t.Fatalf("exit %d, want 1 (rejects)\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	s := usersSummary(t, sum)
+	if s.Totals.Read != read || s.Totals.Rejected != rejected || s.Totals.Loaded != read-rejected {
+		t.Errorf("read %d, loaded %d, rejected %d; want %d = %d + %d", s.Totals.Read, s.Totals.Loaded, s.Totals.Rejected, read, read-rejected, rejected)
+	}
+}
+
+// usersCheckRepeats checks the target after a run over a file with
+// repeats: every uid once, with the values of its first occurrence; every
+// repeat rejected with a reason naming both positions; the summary's
+// counts add up and its warning names the repeated uids.
+func usersCheckRepeats(t *testing.T, dsn string, res clitest.Result, sum string, n int, repeats map[int]int, lineOf func(int) int) {
+	t.Helper()
+	usersCheckRejectedRun(t, res, sum, int64(n), int64(len(repeats)))
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var rows, again int
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE email LIKE '%@again.test') FROM firebase_auth.users`).Scan(&rows, &again); err != nil {
+		t.Fatal(err)
+	}
+	if rows != n-len(repeats) || again != 0 {
+		t.Errorf("%d users in the target, %d of them from a repeat; want %d and 0", rows, again, n-len(repeats))
+	}
+	out := res.Stdout + res.Stderr
+	if !strings.Contains(out, fmt.Sprintf("an export file holds %d uid(s) more than once", len(repeats))) {
+		t.Errorf("no warning naming the repeated uids:\n%s", out)
+	}
+	for rec, first := range repeats {
+		uid := fmt.Sprintf("u%05d", first)
+		var reason string
+		err := pool.QueryRow(ctx, `SELECT reason FROM baasmigrate.rejects WHERE source_key = $1`, uid).Scan(&reason)
+		want := fmt.Sprintf("record %d (line %d) repeats record %d (line %d)", rec, lineOf(rec), first, lineOf(first))
+		if err != nil || !strings.Contains(reason, want) {
+			t.Errorf("reject of %s: %q, %v; want it to say %q", uid, reason, err, want)
+		}
+		if w := fmt.Sprintf("%q: record %d (line %d) migrated, record %d (line %d) rejected", uid, first, lineOf(first), rec, lineOf(rec)); !strings.Contains(out, w) {
+			t.Errorf("the warning does not say %s:\n%s", w, out)
+		}
+	}
+}
+
+// TestUsersSameUIDTwiceInAnExport: a uid an export holds twice — in
+// batches committed apart, or in one batch — loads its first occurrence
+// and rejects the other naming both, in every file format; a restarted run
+// does the same.
+func TestUsersSameUIDTwiceInAnExport(t *testing.T) {
+	const n = 400
+	repeats := map[int]int{300: 3, 305: 302} // another batch; the same batch of 50
+	for _, format := range []string{"json", "csv", "accounts.json"} {
+		t.Run(format, func(t *testing.T) {
+			dsn := testenv.NewDatabase(t)
+			env := clitest.Env("DATABASE_URL=" + dsn)
+			dir := t.TempDir()
+			path := usersExportWithRepeats(t, dir, format, n, repeats)
+			lineOf := func(rec int) int { return rec + 1 }
+			if format == "csv" {
+				lineOf = func(rec int) int { return rec }
+			}
+			sum := filepath.Join(dir, "summary.json")
+			args := []string{"migrate", "--only", "users", "--auth-export", path, "--batch-size", "50", "--summary", sum}
+			usersCheckRepeats(t, dsn, clitest.Run(t, env, args...), sum, n, repeats, lineOf)
+			usersCheckRepeats(t, dsn, clitest.Run(t, env, append(args, "--restart")...), sum, n, repeats, lineOf)
+			// verify reports the repeats as migrate's rejects, not as
+			// differences, and matches each row once.
+			res := clitest.Run(t, env, "verify", "--only", "users", "--auth-export", path, "--format", "json")
+			tr := usersCompareReport(t, res.Stdout)
+			if res.Code != 1 || tr.Source != int64(n-len(repeats)) || tr.Matching != int64(n-len(repeats)) || tr.Rejected != int64(len(repeats)) ||
+				tr.Mismatched+tr.MissingInTarget+tr.ExtraInTarget != 0 {
+				t.Fatalf("verify: exit %d, %+v; want %d matching and %d rejected", res.Code, tr, n-len(repeats), len(repeats))
+			}
+			for _, line := range tr.SampleLines() {
+				if !strings.HasPrefix(line, "rejected ") || !strings.Contains(line, "appears more than once") {
+					t.Errorf("verify sample %q, want the repeats rejected", line)
+				}
+			}
+		})
+	}
+}
+
+// TestUsersSameUIDTwiceSurvivesKill: the first occurrence of a repeated
+// uid is committed, the process is killed -9, and the run resumed by new
+// processes still rejects the repeat: detection does not rest on memory.
+func TestUsersSameUIDTwiceSurvivesKill(t *testing.T) {
+	const n = 3000
+	repeats := map[int]int{2950: 20, 1600: 1500, 2990: 2980}
+	dsn := testenv.NewDatabase(t)
+	env := clitest.Env("DATABASE_URL=" + dsn)
+	dir := t.TempDir()
+	path := usersExportWithRepeats(t, dir, "json", n, repeats)
+	sum := filepath.Join(dir, "summary.json")
+	args := []string{"migrate", "--only", "users", "--auth-export", path, "--batch-size", "20"}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	committed := func() int64 {
+		var c int64
+		_ = pool.QueryRow(ctx, `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&c)
+		return c
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	kills := 0
+	for attempt := 0; attempt < 3; attempt++ {
+		target := min(committed()+100+r.Int64N(600), 2500) // well before the end: the run would exit 1
+		if clitest.KillAt(t, env, args, target, committed, time.Minute) {
+			kills++
+		}
+	}
+	if kills < 2 {
+		t.Fatalf("only %d of 3 attempts were killed mid-run", kills)
+	}
+	res := clitest.Run(t, env, append(args, "--summary", sum)...)
+	usersCheckRepeats(t, dsn, res, sum, n, repeats, func(rec int) int { return rec + 1 })
+}
+
+// TestUsersNotUTF8OrWithBOM: an export with a byte order mark loads; a
+// JSON or accounts.json record with a byte that is not UTF-8 — in the uid
+// or another field — is rejected naming its record and line, never loaded
+// with U+FFFD in place of the byte, and verify does not call the target
+// identical.
+func TestUsersNotUTF8OrWithBOM(t *testing.T) {
+	for name, src := range map[string]string{
+		"users.json": "\xef\xbb\xbf{\"users\": [\n{\"localId\":\"ok1\",\"email\":\"ok1@x.test\"},\n{\"localId\":\"bad\xffuid\"},\n" +
+			"{\"localId\":\"carol\",\"displayName\":\"Caro\xc3l\"},\n{\"localId\":\"ok2\"}]}",
+		"accounts.json": "\xef\xbb\xbf{\"kind\":\"identitytoolkit#DownloadAccountResponse\",\"users\":[\n{\"localId\":\"ok1\",\"email\":\"ok1@x.test\"},\n" +
+			"{\"localId\":\"bad\xffuid\"},\n{\"localId\":\"carol\",\"displayName\":\"Caro\xc3l\"},\n{\"localId\":\"ok2\"}]}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dsn := testenv.NewDatabase(t)
+			env := clitest.Env("DATABASE_URL=" + dsn)
+			dir := t.TempDir()
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			sum := filepath.Join(dir, "summary.json")
+			res := clitest.Run(t, env, "migrate", "--only", "users", "--auth-export", path, "--summary", sum)
+			usersCheckRejectedRun(t, res, sum, 4, 2)
+			ctx := context.Background()
+			pool, err := pgxpool.New(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			var uids string
+			if err := pool.QueryRow(ctx, `SELECT string_agg(uid, ',' ORDER BY uid) FROM firebase_auth.users`).Scan(&uids); err != nil || uids != "ok1,ok2" {
+				t.Fatalf("users in the target: %q, %v; want ok1,ok2", uids, err)
+			}
+			for key, want := range map[string]string{
+				"#record 2": `record 2 (line 3): the uid "bad\xffuid" is not valid UTF-8`,
+				"carol":     `record 3 (line 4): field "displayName" is not valid UTF-8`,
+			} {
+				var reason string
+				if err := pool.QueryRow(ctx, `SELECT reason FROM baasmigrate.rejects WHERE source_key = $1`, key).Scan(&reason); err != nil || !strings.Contains(reason, want) {
+					t.Errorf("reject %s: %q, %v; want %q", key, reason, err, want)
+				}
+			}
+			res = clitest.Run(t, env, "verify", "--only", "users", "--auth-export", path, "--format", "json")
+			if tr := usersCompareReport(t, res.Stdout); res.Code != 1 || tr.Identical() || tr.Matching != 2 || tr.Rejected != 2 {
+				t.Fatalf("verify: exit %d, %+v; want 2 matching and 2 rejected", res.Code, tr)
+			}
+		})
 	}
 }

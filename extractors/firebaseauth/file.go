@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -109,17 +110,28 @@ func (e *fileExtractor) Close() error { return nil }
 
 // Plan returns one stream with one partition covering the file, whose End
 // is the file's fingerprint (size and a digest of its first 64 KiB), so
-// that resuming over a changed file fails instead of mixing two files.
+// that resuming over a changed file fails instead of mixing two files,
+// and a random plan id, so that every record of a run carries the same
+// Position.Read and records of different runs never do.
 func (e *fileExtractor) Plan(_ context.Context, _ int, _ time.Time) ([]extractors.Stream, error) {
 	fp, err := fingerprint(e.path)
 	if err != nil {
 		return nil, err
 	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("making a plan id: %w", err)
+	}
 	return []extractors.Stream{{
 		Name: "users", Kind: record.KindUser,
-		Partitions: []extractors.Partition{{Stream: "users", ID: "p0000", End: fp}},
+		Partitions: []extractors.Partition{{Stream: "users", ID: "p0000", End: fp + planSeparator + hex.EncodeToString(id[:])}},
 	}}, nil
 }
+
+// planSeparator separates the file's fingerprint from the plan id in a
+// partition's End. The plan id tells one run's reading of the file from
+// another's (see Position.Read); runs planned before it existed have none.
+const planSeparator = ";plan="
 
 func fingerprint(path string) (string, error) {
 	f, err := os.Open(path)
@@ -170,21 +182,27 @@ func (e *fileExtractor) Read(ctx context.Context, p extractors.Partition, _ time
 	if err != nil {
 		return err
 	}
-	if p.End != "" && fp != p.End {
-		return fmt.Errorf("%s changed since this run was planned (%s, now %s); pass --restart to migrate the new file from the start", e.path, p.End, fp)
+	planned, _, _ := strings.Cut(p.End, planSeparator)
+	if planned != "" && fp != planned {
+		return fmt.Errorf("%s changed since this run was planned (%s, now %s); pass --restart to migrate the new file from the start", e.path, planned, fp)
+	}
+	read := p.End
+	if read == "" {
+		read = fp
 	}
 	f, err := os.Open(e.path)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", e.path, err)
 	}
 	defer f.Close()
-	send := func(u User, c fileCursor) error {
+	send := func(u User, c fileCursor, line int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if u.Invalid == "" && u.TenantID != e.tenant {
 			u.Invalid = tenantMismatch(u.TenantID, e.tenant)
 		}
+		u.Position = &Position{File: e.path, Read: read, Record: c.Records, Line: line}
 		return emit(u.Record(c.String()))
 	}
 	if e.format == formatCSV {
@@ -206,7 +224,7 @@ func tenantMismatch(got, want string) string {
 
 // readJSON streams the "users" array of a JSON export (or a top-level
 // array of users), one account object at a time.
-func (e *fileExtractor) readJSON(f *os.File, cur fileCursor, send func(User, fileCursor) error) error {
+func (e *fileExtractor) readJSON(f *os.File, cur fileCursor, send func(User, fileCursor, int64) error) error {
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", e.path, err)
@@ -216,7 +234,8 @@ func (e *fileExtractor) readJSON(f *os.File, cur fileCursor, send func(User, fil
 	var base int64
 	topObject := true
 	if cur.Offset == 0 {
-		in = f
+		base = bomLength(f)
+		in = io.NewSectionReader(f, base, st.Size()-base)
 	} else {
 		// Resume: the text after the checkpoint continues the users array
 		// ("," and the next account, or "]"). Feed the decoder a synthetic
@@ -262,10 +281,11 @@ func (e *fileExtractor) readJSON(f *os.File, cur fileCursor, send func(User, fil
 		return fail("reading the start of the file", fmt.Errorf(`want an object with a "users" array, found %v`, tok))
 	}
 	n := cur.Records
+	lines := newLineCounter(f, base+dec.InputOffset(), st.Size())
 	for dec.More() {
-		var v any
+		var raw json.RawMessage
 		before := base + dec.InputOffset()
-		if err := dec.Decode(&v); err != nil {
+		if err := dec.Decode(&raw); err != nil {
 			var syn *json.SyntaxError
 			if errors.As(err, &syn) {
 				// The decoder's own offset is unreliable after Token
@@ -277,8 +297,22 @@ func (e *fileExtractor) readJSON(f *os.File, cur fileCursor, send func(User, fil
 			return fail(fmt.Sprintf("reading record %d", n+1), err)
 		}
 		n++
-		u := userFromJSON(v, fmt.Sprintf("record %d", n))
-		if err := send(u, fileCursor{Offset: base + dec.InputOffset(), Records: n}); err != nil {
+		end := base + dec.InputOffset()
+		start := end - int64(len(raw))
+		line := lines.at(start)
+		label := fmt.Sprintf("record %d", n)
+		var u User
+		// encoding/json would turn a byte that is not UTF-8, or an escaped
+		// lone surrogate, into U+FFFD: the user would be renamed or
+		// altered without a word.
+		if bad := invalidUTF8At(raw); bad >= 0 {
+			u = userWithInvalidUTF8(raw, bad, label, line, start)
+		} else if bad := loneSurrogateAt(raw); bad >= 0 {
+			u = userWithLoneSurrogate(raw, bad, label, line, start)
+		} else {
+			u = userFromJSON(decodeRecord(raw), label)
+		}
+		if err := send(u, fileCursor{Offset: end, Records: n}, line); err != nil {
 			return err
 		}
 	}
@@ -395,17 +429,14 @@ func afterSeparator(f *os.File, off, size int64) (int64, error) {
 }
 
 // readCSV streams the rows of an auth:export CSV file.
-func (e *fileExtractor) readCSV(f *os.File, cur fileCursor, send func(User, fileCursor) error) error {
+func (e *fileExtractor) readCSV(f *os.File, cur fileCursor, send func(User, fileCursor, int64) error) error {
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", e.path, err)
 	}
 	start := cur.Offset
 	if start == 0 {
-		var bom [3]byte
-		if n, _ := f.ReadAt(bom[:], 0); n == 3 && bytes.Equal(bom[:], []byte{0xEF, 0xBB, 0xBF}) {
-			start = 3
-		}
+		start = bomLength(f)
 	}
 	cr := &csvReader{r: bufio.NewReaderSize(io.NewSectionReader(f, start, st.Size()-start), 256<<10), off: start, line: lineAt(f, start)}
 	n := cur.Records
@@ -418,7 +449,12 @@ func (e *fileExtractor) readCSV(f *os.File, cur fileCursor, send func(User, file
 			return fmt.Errorf("%s: %w (the rows after it cannot be read)", e.path, err)
 		}
 		n++
-		if err := send(userFromCSV(row, line), fileCursor{Offset: cr.off, Records: n}); err != nil {
+		u := csvUserWithInvalidUTF8(row, line)
+		if u == nil {
+			uu := userFromCSV(row, line)
+			u = &uu
+		}
+		if err := send(*u, fileCursor{Offset: cr.off, Records: n}, int64(line)); err != nil {
 			return err
 		}
 	}

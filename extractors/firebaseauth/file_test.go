@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/record"
@@ -79,6 +80,12 @@ func writeFile(t *testing.T, name, content string) string {
 // readAll plans ex and reads its only partition from after.
 func readAll(t *testing.T, ex extractors.Extractor, after string) ([]record.Record, error) {
 	t.Helper()
+	return readPartition(t, ex, planOne(t, ex), after)
+}
+
+// planOne plans ex and returns its only partition.
+func planOne(t *testing.T, ex extractors.Extractor) extractors.Partition {
+	t.Helper()
 	streams, err := ex.Plan(context.Background(), 4, time.Time{})
 	if err != nil {
 		t.Fatal(err)
@@ -86,8 +93,14 @@ func readAll(t *testing.T, ex extractors.Extractor, after string) ([]record.Reco
 	if len(streams) != 1 || len(streams[0].Partitions) != 1 {
 		t.Fatalf("plan = %+v, want one stream with one partition", streams)
 	}
+	return streams[0].Partitions[0]
+}
+
+// readPartition reads the planned partition p from after.
+func readPartition(t *testing.T, ex extractors.Extractor, p extractors.Partition, after string) ([]record.Record, error) {
+	t.Helper()
 	var out []record.Record
-	err = ex.Read(context.Background(), streams[0].Partitions[0], time.Time{}, after, func(r record.Record) error {
+	err := ex.Read(context.Background(), p, time.Time{}, after, func(r record.Record) error {
 		out = append(out, r)
 		return nil
 	})
@@ -107,12 +120,13 @@ func mustFile(t *testing.T, path string) *fileExtractor {
 // record's cursor, and wants exactly the records after it each time.
 func checkResumeFromEveryCursor(t *testing.T, e extractors.Extractor) []record.Record {
 	t.Helper()
-	all, err := readAll(t, e, "")
+	p := planOne(t, e)
+	all, err := readPartition(t, e, p, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, r := range all {
-		rest, err := readAll(t, e, r.Cursor)
+		rest, err := readPartition(t, e, p, r.Cursor)
 		if err != nil {
 			t.Fatalf("resuming after record %d (%s): %v", i+1, r.Cursor, err)
 		}
@@ -163,6 +177,7 @@ func TestAuthExportJSON(t *testing.T) {
 		Providers: []Provider{{ProviderID: "google.com", RawID: "1234567890", Email: ptr("alice@gmail.com"),
 			DisplayName: ptr("Alice G"), PhotoURL: ptr("https://example.com/a.png")}},
 	}
+	a.Position = nil // TestRecordsCarryTheirPosition
 	if !reflect.DeepEqual(a, want) {
 		t.Fatalf("alice =\n%+v\nwant\n%+v", a, want)
 	}
@@ -358,5 +373,134 @@ func TestCursorAndOptionErrors(t *testing.T) {
 	}
 	if !errors.Is(context.Canceled, context.Canceled) {
 		t.Fatal()
+	}
+}
+
+// TestInvalidUTF8IsRejectedNotReplaced: encoding/json turns a byte that is
+// not UTF-8 into U+FFFD; a user must never be renamed or altered that way.
+// The record is rejected with its position, and the uid is shown escaped.
+func TestInvalidUTF8IsRejectedNotReplaced(t *testing.T) {
+	for _, c := range []struct{ name, src, wantUID, wantName string }{
+		{"auth-export.json", "{\"users\": [\n{\"localId\":\"ok\"},\n{\"localId\":\"bad\xffuid\",\n \"email\":\"x@y\"},\n{\"localId\":\"carol\",\n\"displayName\":\"Caro\xc3l\"},\n{\"localId\":\"dave\"}]}",
+			"record 2 (line 3): the uid", "record 3 (line 5): field \"displayName\" is not valid UTF-8 (byte 0xc3 at byte offset 108, line 6)"},
+		{"accounts.json", `{"kind":"identitytoolkit#DownloadAccountResponse","users":[{"localId":"ok"},` + "\n" +
+			`{"localId":"bad` + "\xff" + `uid","email":"x@y"},` + "\n" + `{"localId":"carol",` + "\n" + `"displayName":"Caro` + "\xc3" + `l"},{"localId":"dave"}]}`,
+			"record 2 (line 2): the uid", "record 3 (line 3): field \"displayName\" is not valid UTF-8 (byte 0xc3 at byte offset 153, line 4)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			recs := checkResumeFromEveryCursor(t, mustFile(t, writeFile(t, c.name, c.src)))
+			us := users(t, recs)
+			if len(us) != 4 {
+				t.Fatalf("%d users, want 4", len(us))
+			}
+			for _, r := range recs {
+				data, _ := r.MarshalJSON()
+				if strings.ContainsRune(r.Key, utf8.RuneError) || strings.ContainsRune(string(data), utf8.RuneError) {
+					t.Errorf("record %q holds U+FFFD: %s", r.Key, data)
+				}
+			}
+			if us[0].Invalid != "" || us[3].Invalid != "" || us[3].UID != "dave" {
+				t.Fatalf("valid users around the bad ones: %+v / %+v", us[0], us[3])
+			}
+			if u := us[1]; u.UID != "#record 2" || !strings.Contains(u.Invalid, c.wantUID) ||
+				!strings.Contains(u.Invalid, `"bad\xffuid"`) || !strings.Contains(u.Invalid, "not valid UTF-8") {
+				t.Errorf("bad uid: %q / %q", u.UID, u.Invalid)
+			}
+			if u := us[2]; u.UID != "carol" || !strings.Contains(u.Invalid, c.wantName) {
+				t.Errorf("bad display name: %q / %q", u.UID, u.Invalid)
+			}
+		})
+	}
+	t.Run("csv", func(t *testing.T) {
+		row := func(uid, name string) string {
+			return uid + ",,false,,," + name + strings.Repeat(",", 22) + "\n"
+		}
+		src := row("ok", "") + row("bad\xffuid", "") + row("carol", "Caro\xc3l") + row("dave", "")
+		us := users(t, checkResumeFromEveryCursor(t, mustFile(t, writeFile(t, "users.csv", src))))
+		if len(us) != 4 || us[0].Invalid != "" || us[3].Invalid != "" {
+			t.Fatalf("users: %+v", us)
+		}
+		if u := us[1]; u.UID != "#line 2" || !strings.Contains(u.Invalid, `line 2`) || !strings.Contains(u.Invalid, `"bad\xffuid"`) {
+			t.Errorf("bad uid: %q / %q", u.UID, u.Invalid)
+		}
+		if u := us[2]; u.UID != "carol" || !strings.Contains(u.Invalid, `line 3: field 6`) || !strings.Contains(u.Invalid, "not valid UTF-8") {
+			t.Errorf("bad display name: %q / %q", u.UID, u.Invalid)
+		}
+	})
+}
+
+// TestLeadingBOMIsAccepted: editors and Windows tools put a UTF-8 byte
+// order mark before the text; it is not part of the data.
+func TestLeadingBOMIsAccepted(t *testing.T) {
+	for name, src := range map[string]string{
+		"users.json":    authExportJSON,
+		"accounts.json": emulatorAccounts,
+		"users.csv":     authExportCSV,
+		"noext":         authExportJSON,
+	} {
+		t.Run(name, func(t *testing.T) {
+			plain := users(t, checkResumeFromEveryCursor(t, mustFile(t, writeFile(t, name, src))))
+			bom := users(t, checkResumeFromEveryCursor(t, mustFile(t, writeFile(t, name, "\xef\xbb\xbf"+src))))
+			if len(bom) != len(plain) {
+				t.Fatalf("with a BOM: %d users, without: %d", len(bom), len(plain))
+			}
+			for i := range bom {
+				bom[i].Position, plain[i].Position = nil, nil
+				if !reflect.DeepEqual(bom[i], plain[i]) {
+					t.Errorf("user %d with a BOM:\n%+v\nwithout:\n%+v", i, bom[i], plain[i])
+				}
+			}
+		})
+	}
+}
+
+// TestRecordsCarryTheirPosition: every user read from a file says where it
+// was (record number and first line), the same when the read resumes.
+func TestRecordsCarryTheirPosition(t *testing.T) {
+	for _, c := range []struct {
+		name, src string
+		lines     []int64
+	}{
+		{"users.json", authExportJSON, []int64{2, 31, 44}},
+		{"users.csv", authExportCSV, []int64{1, 2, 3, 5}},
+		{"top-array.json", "[{\"localId\":\"a\"},{\"localId\":\"b\"}\n,\n\n {\"localId\":\"c\"}]", []int64{1, 1, 4}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := mustFile(t, writeFile(t, c.name, c.src))
+			us := users(t, checkResumeFromEveryCursor(t, e))
+			if len(us) != len(c.lines) {
+				t.Fatalf("%d users, want %d", len(us), len(c.lines))
+			}
+			for i, u := range us {
+				p := u.Position
+				if p == nil || p.File != e.path || p.Read == "" || p.Record != int64(i+1) || p.Line != c.lines[i] {
+					t.Errorf("user %d: position %+v, want record %d at line %d of %s", i, p, i+1, c.lines[i], e.path)
+				}
+				if p != nil && p.Read != us[0].Position.Read {
+					t.Errorf("user %d: read %q, want the run's %q", i, p.Read, us[0].Position.Read)
+				}
+			}
+		})
+	}
+}
+
+// TestLoneSurrogateIsRejectedNotReplaced: JSON can escape half of a UTF-16
+// surrogate pair (JavaScript strings, and so Firebase uids, can hold one);
+// encoding/json decodes it to U+FFFD. Found by FuzzJSONExport.
+func TestLoneSurrogateIsRejectedNotReplaced(t *testing.T) {
+	src := "{\"users\": [\n{\"localId\":\"a\\ud800b\"},\n{\"localId\":\"ok\",\"displayName\":\"\\ud83d\\ude00 \\\\ud800\"},\n" +
+		"{\"localId\":\"c\",\n\"email\":\"\\udc00\"}]}"
+	us := users(t, checkResumeFromEveryCursor(t, mustFile(t, writeFile(t, "users.json", src))))
+	if len(us) != 3 {
+		t.Fatalf("%d users, want 3", len(us))
+	}
+	if u := us[0]; u.UID != "#record 1" || !strings.Contains(u.Invalid, `record 1 (line 2): the uid "a\\ud800b" holds \ud800, half of a UTF-16 surrogate pair`) {
+		t.Errorf("uid with a lone surrogate: %q / %q", u.UID, u.Invalid)
+	}
+	if u := us[1]; u.Invalid != "" || *u.DisplayName != "\U0001F600 \\ud800" {
+		t.Errorf("a pair and an escaped backslash are not surrogates: %+v", u)
+	}
+	if u := us[2]; u.UID != "c" || !strings.Contains(u.Invalid, `record 3 (line 4): field "email" holds \udc00`) || !strings.Contains(u.Invalid, "line 5)") {
+		t.Errorf("email with a lone surrogate: %q / %q", u.UID, u.Invalid)
 	}
 }

@@ -52,7 +52,31 @@ type User struct {
 	// as a user (a field of the wrong type, a CSV row with the wrong number
 	// of columns). Sinks must reject such a record with this reason.
 	Invalid string
+	// Position is where an export file holds the user; nil for users read
+	// from the Auth API, whose uids are unique by construction.
+	Position *Position
 }
+
+// Position is where in an export file a user was read. A Firebase uid is
+// unique, but a file can hold one twice (two exports concatenated, a
+// hand-edited file): sinks use positions to load the first occurrence
+// only and to report every other, across batches, workers and resumed
+// runs.
+type Position struct {
+	// File is the export file's absolute path.
+	File string
+	// Read identifies one planned reading of the file, the same for every
+	// record of a run (resumed or not) and different for every new run:
+	// an occurrence recorded by an earlier run is not a duplicate of one
+	// read now.
+	Read string
+	// Record is the record's 1-based number in the file, and Line the
+	// 1-based line it starts on.
+	Record, Line int64
+}
+
+// String names the position in messages: "record 12 (line 40)".
+func (p Position) String() string { return fmt.Sprintf("record %d (line %d)", p.Record, p.Line) }
 
 // Password is a user's password hash, verbatim from the source.
 type Password struct {
@@ -108,6 +132,7 @@ const (
 	fMFA            = "mfa"
 	fExtra          = "extra"
 	fInvalid        = "invalid"
+	fPosition       = "position"
 )
 
 // Record turns u into a user record with the given cursor. Key is the uid.
@@ -179,6 +204,12 @@ func (u User) Record(cursor string) record.Record {
 	if u.Invalid != "" {
 		f[fInvalid] = record.String(u.Invalid)
 	}
+	if p := u.Position; p != nil {
+		f[fPosition] = record.Map(map[string]record.Value{
+			"file": record.String(p.File), "read": record.String(p.Read),
+			"record": record.Int(p.Record), "line": record.Int(p.Line),
+		})
+	}
 	return record.Record{Kind: record.KindUser, Key: u.UID, CreateTime: u.CreatedAt, Fields: f, Cursor: cursor}
 }
 
@@ -247,6 +278,16 @@ func UserFromRecord(r record.Record) (User, error) {
 	}
 	if v, ok := r.Fields[fExtra]; ok {
 		u.Extra = g.mapOf(v)
+	}
+	if v, ok := r.Fields[fPosition]; ok {
+		pg := getter{m: g.mapOf(v)}
+		u.Position = &Position{
+			File: derefStr(pg.str("file")), Read: derefStr(pg.str("read")),
+			Record: pg.intField("record"), Line: pg.intField("line"),
+		}
+		if pg.err != nil && g.err == nil {
+			g.err = pg.err
+		}
 	}
 	if g.err != nil {
 		return User{}, fmt.Errorf("user record %q: %w", r.Key, g.err)
@@ -325,6 +366,18 @@ func (g *getter) int(v record.Value) int64 {
 	if v.Type() != record.TypeInt {
 		g.fail("version", v, record.TypeInt)
 		return math.MinInt64
+	}
+	return v.IntValue()
+}
+
+func (g *getter) intField(k string) int64 {
+	v, ok := g.m[k]
+	if !ok {
+		return 0
+	}
+	if v.Type() != record.TypeInt {
+		g.fail(k, v, record.TypeInt)
+		return 0
 	}
 	return v.IntValue()
 }

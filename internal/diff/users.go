@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,6 +56,11 @@ type Users struct {
 		tx pgx.Tx
 		q  targetQuery
 	}
+	// firsts holds where an export file first held each uid, to report
+	// later occurrences as migrate's rejects (a uid's row must be compared
+	// once). It grows with the file's users; the API lists each uid once.
+	mu     sync.Mutex
+	firsts map[string]firebaseauth.Position
 }
 
 var _ KeyLookup = (*Users)(nil)
@@ -128,6 +134,20 @@ func (a *Users) Route(rec record.Record) Routed {
 	l, reason := a.sink.Layout(rec)
 	if reason != "" {
 		return Routed{Table: a.table, Reject: reason}
+	}
+	if p := l.Position; p != nil {
+		a.mu.Lock()
+		first, repeated := a.firsts[l.UID]
+		if !repeated {
+			if a.firsts == nil {
+				a.firsts = map[string]firebaseauth.Position{}
+			}
+			a.firsts[l.UID] = *p
+		}
+		a.mu.Unlock()
+		if repeated && (first.Record != p.Record || first.File != p.File) {
+			return Routed{Table: a.table, Reject: postgres.RepeatedUIDReason(l.UID, *p, first, false)}
+		}
 	}
 	fields := a.rowFields(postgres.UsersTable, a.cols.user, l.User)
 	var providers, mfa []record.Value

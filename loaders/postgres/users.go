@@ -27,6 +27,12 @@ const (
 	ProvidersTable   = "provider_identities"
 	MFATable         = "mfa_factors"
 	HashConfigsTable = "hash_configs"
+	// PositionsTable records where in an export file each loaded user,
+	// and each rejected repeat of its uid, was read.
+	PositionsTable = "source_positions"
+	// DuplicateUIDsView lists the uids an export file holds more than
+	// once: the occurrence migrated and the ones rejected.
+	DuplicateUIDsView = "duplicate_uids"
 )
 
 // userColumns are the columns of the users table, in row order.
@@ -105,6 +111,17 @@ type UsersConfig struct {
 // PostgreSQL refuses any part of is rejected whole. Child rows the source
 // no longer has are deleted, and rows equal to the target's are not
 // rewritten, so a re-run changes nothing.
+//
+// A uid is unique in Firebase, but an export file can hold one twice (two
+// exports concatenated, a hand-edited file). Users read from a file carry
+// their firebaseauth.Position, and the sink stores the position of every
+// user it loads in source_positions, in the batch's transaction: the first
+// occurrence of a uid in a run is loaded, and every later one — in the same
+// batch, a later batch, or after a kill and a resume — is rejected naming
+// both positions, never written over it. Warnings lists such uids (the view
+// duplicate_uids holds them all). Users from the Auth API have no position:
+// the API lists each uid once, so only a repeat within one batch could be
+// seen, and is rejected.
 type Users struct {
 	cfg       UsersConfig
 	hashID    string // the hash_configs row users reference; "" without one
@@ -113,8 +130,12 @@ type Users struct {
 	mfa       *tableDef
 	labels    struct{ users, providers, mfa string }
 	// SQL that deletes child rows of the batch's users that the batch does
-	// not have, and that finds e-mail addresses shared with them.
+	// not have.
 	deleteProviders, deleteMFA string
+	// SQL that reads the loaded positions of uids, records those of loaded
+	// users (and forgets older runs' for them), forgets the positions of
+	// users loaded from the API, and records rejected repeats.
+	loadedPositions, recordPositions, forgetPositions, recordRepeats string
 }
 
 var _ loaders.Sink = (*Users)(nil)
@@ -149,6 +170,19 @@ func NewUsers(cfg UsersConfig) *Users {
 		AND (uid, provider_id, provider_uid) NOT IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))`, s.table(ProvidersTable))
 	s.deleteMFA = fmt.Sprintf(`DELETE FROM %s WHERE uid = ANY($1::text[])
 		AND (uid, enrollment_id) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))`, s.table(MFATable))
+	pos := s.table(PositionsTable)
+	s.loadedPositions = `SELECT uid, file, read, record, line FROM ` + pos + ` WHERE loaded AND uid = ANY($1::text[])`
+	s.recordPositions = `WITH new (uid, file, read, record, line) AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+		), older AS (
+			DELETE FROM ` + pos + ` p USING new n WHERE p.uid = n.uid AND (p.read, p.file) IS DISTINCT FROM (n.read, n.file)
+		)
+		INSERT INTO ` + pos + ` (file, read, record, line, uid, loaded) SELECT file, read, record, line, uid, true FROM new
+		ON CONFLICT (read, file, record) DO UPDATE SET uid = EXCLUDED.uid, line = EXCLUDED.line, loaded = true`
+	s.forgetPositions = `DELETE FROM ` + pos + ` WHERE uid = ANY($1::text[])`
+	s.recordRepeats = `INSERT INTO ` + pos + ` (file, read, record, line, uid, loaded)
+		SELECT file, read, record, line, uid, false FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) AS n (file, read, record, line, uid)
+		ON CONFLICT (read, file, record) DO UPDATE SET uid = EXCLUDED.uid, line = EXCLUDED.line, loaded = false`
 	return s
 }
 
@@ -232,6 +266,26 @@ func (s *Users) usersDDL() []string {
 				array_agg(uid ORDER BY created_at NULLS LAST, uid) AS uids
 			FROM ` + q(UsersTable) + ` WHERE email IS NOT NULL
 			GROUP BY lower(email) HAVING count(*) > 1`,
+		// read identifies one run's reading of the file (its plan);
+		// loaded marks the occurrence whose values the users row holds.
+		`CREATE TABLE IF NOT EXISTS ` + q(PositionsTable) + ` (
+			file   text NOT NULL,
+			read   text NOT NULL,
+			record bigint NOT NULL,
+			line   bigint NOT NULL,
+			uid    text NOT NULL,
+			loaded boolean NOT NULL,
+			PRIMARY KEY (read, file, record)
+		)`,
+		`CREATE INDEX IF NOT EXISTS source_positions_uid ON ` + q(PositionsTable) + ` (uid)`,
+		`CREATE OR REPLACE VIEW ` + q(DuplicateUIDsView) + ` AS
+			SELECT l.uid, l.file, l.record AS migrated_record, l.line AS migrated_line,
+				array_agg(r.record ORDER BY r.record) AS rejected_records,
+				array_agg(r.line ORDER BY r.record) AS rejected_lines
+			FROM ` + q(PositionsTable) + ` l
+			JOIN ` + q(PositionsTable) + ` r ON r.uid = l.uid AND r.read = l.read AND r.file = l.file AND NOT r.loaded
+			WHERE l.loaded
+			GROUP BY l.uid, l.file, l.record, l.line`,
 	}
 }
 
@@ -272,6 +326,7 @@ func (b beginner) Begin(ctx context.Context) (pgx.Tx, error) { return b.db.Begin
 // userRows are one user's rows in the three tables.
 type userRows struct {
 	uid       string
+	pos       *firebaseauth.Position // nil for users from the API
 	user      []any
 	providers [][]any
 	mfa       [][]any
@@ -280,12 +335,12 @@ type userRows struct {
 // Write stores a batch of users. Records the extractor marked invalid, and
 // users whose data cannot be stored (an undecodable Firebase hash, custom
 // claims that are not a JSON object, a value PostgreSQL refuses), are
-// rejected with the reason; the others load.
+// rejected with the reason; so is every occurrence of a uid after its
+// first (see Users); the others load.
 func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
 	out := loaders.Outcome{Tables: make([]string, len(recs))}
-	var batch []*userRows
-	var index []int // batch[j] is recs[index[j]]
-	first := map[string]int{}
+	all := make([]*userRows, len(recs))
+	var positioned []string
 	for i, rec := range recs {
 		out.Tables[i] = s.labels.users
 		rows, reason := s.rows(rec)
@@ -293,17 +348,57 @@ func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 			out.Reject(i, reason)
 			continue
 		}
-		if j, dup := first[rows.uid]; dup {
-			out.Reject(i, fmt.Sprintf("uid %q appears again in the source (first as record %d of this batch); a Firebase uid is unique", rows.uid, j+1))
+		all[i] = rows
+		if rows.pos != nil {
+			positioned = append(positioned, rows.uid)
+		}
+	}
+	kept, err := s.loadedOccurrences(ctx, tx, positioned)
+	if err != nil {
+		return out, err
+	}
+	var batch []*userRows
+	var index []int // batch[j] is recs[index[j]]
+	var repeats []repeat
+	inBatch := map[string]int{} // uid → index in recs of its first occurrence
+	for i, rows := range all {
+		if rows == nil {
 			continue
 		}
-		first[rows.uid] = i
+		if rows.pos != nil {
+			if k, ok := kept[occurrenceKey{rows.uid, rows.pos.File, rows.pos.Read}]; ok && k.Record != rows.pos.Record {
+				// Loaded by an earlier batch of this run.
+				repeats = append(repeats, repeat{index: i, rows: rows, first: k, firstIndex: -1})
+				continue
+			}
+		}
+		if j, dup := inBatch[rows.uid]; dup {
+			if first := all[j]; first.pos != nil && rows.pos != nil {
+				repeats = append(repeats, repeat{index: i, rows: rows, first: *first.pos, firstIndex: j})
+			} else {
+				out.Reject(i, fmt.Sprintf("uid %q appears again in the source (first as record %d of this batch); a Firebase uid is unique", rows.uid, j+1))
+			}
+			continue
+		}
+		inBatch[rows.uid] = i
 		batch = append(batch, rows)
 		index = append(index, i)
 	}
-	if len(batch) == 0 {
-		return out, nil
+	if len(batch) > 0 {
+		if err := s.writeBatch(ctx, tx, batch, index, &out); err != nil {
+			return out, err
+		}
 	}
+	if err := s.rejectRepeats(ctx, tx, repeats, &out); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// writeBatch writes batch (batch[j] is record index[j]) and, when
+// PostgreSQL refuses something in it, user by user to find and reject
+// which.
+func (s *Users) writeBatch(ctx context.Context, tx pgx.Tx, batch []*userRows, index []int, out *loaders.Outcome) error {
 	changed, err := s.writeAll(ctx, tx, batch)
 	switch {
 	case err == nil:
@@ -323,13 +418,81 @@ func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 			case isDataError(err):
 				out.Reject(index[j], "PostgreSQL refused the user: "+errorText(err))
 			default:
-				return out, fmt.Errorf("loading user %q: %w", rows.uid, err)
+				return fmt.Errorf("loading user %q: %w", rows.uid, err)
 			}
 		}
 	default:
-		return out, fmt.Errorf("loading %d users into schema %q: %w", len(batch), s.cfg.Schema, err)
+		return fmt.Errorf("loading %d users into schema %q: %w", len(batch), s.cfg.Schema, err)
 	}
-	return out, nil
+	return nil
+}
+
+// occurrenceKey is a uid as read by one run from one file.
+type occurrenceKey struct{ uid, file, read string }
+
+// repeat is an occurrence of a uid after its first in the same run of the
+// same file: record index, whose first occurrence was first (record
+// firstIndex of this batch, or -1 when an earlier batch loaded it).
+type repeat struct {
+	index      int
+	rows       *userRows
+	first      firebaseauth.Position
+	firstIndex int
+}
+
+// loadedOccurrences returns the stored positions of the loaded users
+// among uids.
+func (s *Users) loadedOccurrences(ctx context.Context, tx pgx.Tx, uids []string) (map[occurrenceKey]firebaseauth.Position, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, s.loadedPositions, uids)
+	if err != nil {
+		return nil, fmt.Errorf("reading where the batch's users were read before: %w", err)
+	}
+	kept := map[occurrenceKey]firebaseauth.Position{}
+	var uid string
+	var p firebaseauth.Position
+	_, err = pgx.ForEachRow(rows, []any{&uid, &p.File, &p.Read, &p.Record, &p.Line}, func() error {
+		kept[occurrenceKey{uid, p.File, p.Read}] = p
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading where the batch's users were read before: %w", err)
+	}
+	return kept, nil
+}
+
+// rejectRepeats rejects the repeats, naming both occurrences, and records
+// the repeats whose first occurrence is loaded, for Warnings.
+func (s *Users) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []repeat, out *loaders.Outcome) error {
+	if len(repeats) == 0 {
+		return nil
+	}
+	var cols struct {
+		file, read, uid []string
+		record, line    []int64
+	}
+	for _, r := range repeats {
+		_, firstRejected := out.Rejects[r.firstIndex]
+		firstRejected = firstRejected && r.firstIndex >= 0
+		out.Reject(r.index, RepeatedUIDReason(r.rows.uid, *r.rows.pos, r.first, firstRejected))
+		if firstRejected {
+			continue
+		}
+		cols.file = append(cols.file, r.rows.pos.File)
+		cols.read = append(cols.read, r.rows.pos.Read)
+		cols.uid = append(cols.uid, r.rows.uid)
+		cols.record = append(cols.record, r.rows.pos.Record)
+		cols.line = append(cols.line, r.rows.pos.Line)
+	}
+	if len(cols.uid) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, s.recordRepeats, cols.file, cols.read, cols.record, cols.line, cols.uid); err != nil {
+		return fmt.Errorf("recording uids that appear more than once: %w", err)
+	}
+	return nil
 }
 
 // writeAll upserts the users of set and their child rows, and deletes
@@ -397,12 +560,48 @@ func (s *Users) write(ctx context.Context, tx pgx.Tx, set []*userRows) (map[stri
 		return nil, err
 	}
 	changed[s.labels.mfa] += tag.RowsAffected()
+	if err := s.recordLoaded(ctx, tx, set); err != nil {
+		return nil, err
+	}
 	for k, v := range changed {
 		if v == 0 {
 			delete(changed, k)
 		}
 	}
 	return changed, nil
+}
+
+// recordLoaded stores where the users of set were read: the positions of
+// those from a file (forgetting older runs' positions of their uids), and
+// no position for those from the API.
+func (s *Users) recordLoaded(ctx context.Context, tx pgx.Tx, set []*userRows) error {
+	var fromAPI []string
+	var cols struct {
+		uid, file, read []string
+		record, line    []int64
+	}
+	for _, r := range set {
+		if r.pos == nil {
+			fromAPI = append(fromAPI, r.uid)
+			continue
+		}
+		cols.uid = append(cols.uid, r.uid)
+		cols.file = append(cols.file, r.pos.File)
+		cols.read = append(cols.read, r.pos.Read)
+		cols.record = append(cols.record, r.pos.Record)
+		cols.line = append(cols.line, r.pos.Line)
+	}
+	if len(cols.uid) > 0 {
+		if _, err := tx.Exec(ctx, s.recordPositions, cols.uid, cols.file, cols.read, cols.record, cols.line); err != nil {
+			return err
+		}
+	}
+	if len(fromAPI) > 0 {
+		if _, err := tx.Exec(ctx, s.forgetPositions, fromAPI); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func nonNil(s []string) []string {
@@ -412,12 +611,68 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// Warnings reports e-mail addresses (compared without case) that several
-// users share. Firebase allows it when "one account per e-mail address" is
+// Warnings reports uids an export file holds more than once (see Users),
+// and e-mail addresses (compared without case) that several users share.
+func (s *Users) Warnings(ctx context.Context, db loaders.DB) ([]string, error) {
+	var out []string
+	dup, err := s.duplicateUIDWarning(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	if dup != "" {
+		out = append(out, dup)
+	}
+	emails, err := s.sharedEmailWarnings(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, emails...), nil
+}
+
+// duplicateUIDWarning names up to five uids of duplicate_uids with their
+// positions; "" when there are none.
+func (s *Users) duplicateUIDWarning(ctx context.Context, db loaders.DB) (string, error) {
+	rows, err := db.Query(ctx, `SELECT uid, file, migrated_record, migrated_line, rejected_records, rejected_lines, count(*) OVER ()
+		FROM `+s.table(DuplicateUIDsView)+` ORDER BY file, migrated_record LIMIT 5`)
+	if err != nil {
+		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
+	}
+	var (
+		total, line int64
+		samples     []string
+		uid, file   string
+		first       firebaseauth.Position
+		recs, lines []int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&uid, &file, &first.Record, &first.Line, &recs, &lines, &total}, func() error {
+		var rejected []string
+		for i, r := range recs {
+			line = 0
+			if i < len(lines) {
+				line = lines[i]
+			}
+			rejected = append(rejected, firebaseauth.Position{Record: r, Line: line}.String())
+		}
+		samples = append(samples, fmt.Sprintf("%q: %s migrated, %s rejected (%s)", uid, first, strings.Join(rejected, ", "), file))
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
+	}
+	if total == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("an export file holds %d uid(s) more than once: %s. Only the first occurrence of each was migrated; "+
+		"the others are rejected, stored with their reason. A Firebase uid is unique: check which account is right; see SELECT * FROM %s",
+		total, strings.Join(samples, "; "), s.table(DuplicateUIDsView)), nil
+}
+
+// sharedEmailWarnings reports e-mail addresses (compared without case)
+// that several users share. Firebase allows it when "one account per e-mail address" is
 // off, across providers of linked accounts, and across tenants; all such
 // users are loaded, and the view duplicate_emails lists every address.
 // Only uids are named, never the addresses.
-func (s *Users) Warnings(ctx context.Context, db loaders.DB) ([]string, error) {
+func (s *Users) sharedEmailWarnings(ctx context.Context, db loaders.DB) ([]string, error) {
 	rows, err := db.Query(ctx, `SELECT uids FROM `+s.table("duplicate_emails")+` ORDER BY uids[1]`)
 	if err != nil {
 		return nil, fmt.Errorf("looking for shared e-mail addresses: %w", err)
@@ -489,7 +744,7 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 	if u.TenantID != "" {
 		tenant = u.TenantID
 	}
-	r := &userRows{uid: u.UID}
+	r := &userRows{uid: u.UID, pos: u.Position}
 	r.user = []any{
 		u.UID, tenant, optStr(u.Email), u.EmailVerified, optStr(u.PhoneNumber), optStr(u.DisplayName), optStr(u.PhotoURL),
 		u.Disabled, nullTime(u.CreatedAt), nullTime(u.LastSignInAt), nullTime(u.LastRefreshAt),

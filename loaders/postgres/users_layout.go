@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 )
@@ -51,20 +52,36 @@ type UserLayout struct {
 	User      []any
 	Providers [][]any
 	MFA       [][]any
+	// Position is where an export file holds the user; nil for users from
+	// the API.
+	Position *firebaseauth.Position
+}
+
+// RepeatedUIDReason is why Write rejects an occurrence of a uid after its
+// first in the same run of an export file: repeat repeats first, which was
+// migrated unless firstRejected.
+func RepeatedUIDReason(uid string, repeat, first firebaseauth.Position, firstRejected bool) string {
+	what := "is the one migrated"
+	if firstRejected {
+		what = "was rejected too"
+	}
+	return fmt.Sprintf("uid %q appears more than once in %s: %s repeats %s, which %s; a Firebase uid is unique, "+
+		"so one of the two accounts is wrong — compare them and load the right one yourself if it is this one",
+		uid, repeat.File, repeat, first, what)
 }
 
 // Layout lays rec out exactly as Write would store it — the same decoding,
 // the same checks, the same hash_config_id — or, with a nil layout, returns
 // the reason Write would reject it. Reasons never contain hashes or the
 // hash parameters. It writes nothing. Write may still reject a user Layout
-// accepts: when PostgreSQL refuses one of its values, or when its uid comes
-// twice in one batch.
+// accepts: when PostgreSQL refuses one of its values, or when its uid came
+// before in the same source (see Users).
 func (s *Users) Layout(rec record.Record) (*UserLayout, string) {
 	rows, reason := s.rows(rec)
 	if reason != "" {
 		return nil, reason
 	}
-	return &UserLayout{UID: rows.uid, User: rows.user, Providers: rows.providers, MFA: rows.mfa}, ""
+	return &UserLayout{UID: rows.uid, User: rows.user, Providers: rows.providers, MFA: rows.mfa, Position: rows.pos}, ""
 }
 
 // Schema is the schema of the sink's tables.
@@ -79,8 +96,10 @@ func (s *Users) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 	err := db.QueryRow(ctx, `SELECT
 			EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
 			to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL
-				AND to_regclass($5) IS NOT NULL AND to_regclass($6) IS NOT NULL`,
+				AND to_regclass($5) IS NOT NULL AND to_regclass($6) IS NOT NULL
+				AND to_regclass($7) IS NOT NULL AND to_regclass($8) IS NOT NULL`,
 		s.cfg.Schema, s.table(UsersTable), s.table(ProvidersTable), s.table(MFATable), s.table(HashConfigsTable), s.table("duplicate_emails"),
+		s.table(PositionsTable), s.table(DuplicateUIDsView),
 	).Scan(&schema, &complete)
 	if err != nil {
 		return nil, fmt.Errorf("reading the catalog: %w", err)
