@@ -396,9 +396,10 @@ func filesKeys[V any](m map[string]V) []string {
 }
 
 // filesS3Rejects are the objects of filesDemo that MinIO cannot hold: it
-// refuses "." and ".." segments and segments over 255 bytes, and S3 keeps
-// only header-token metadata keys.
-var filesS3Rejects = []string{"../up", "a/../b", "dot/./x", strings.Repeat("n", 1020), "meta/unicode-key.txt"}
+// refuses "." and ".." segments and segments over 255 bytes, drops a
+// leading "/" and merges "//" (so "/lead" would be the object "lead"), and
+// S3 keeps only header-token metadata keys.
+var filesS3Rejects = []string{"../up", "a/../b", "dot/./x", "/lead", "//double", "trail/", strings.Repeat("n", 1020), "meta/unicode-key.txt"}
 
 // TestFilesToS3AndDirectory copies a bucket of small, empty, large,
 // compressed and oddly named objects to MinIO and to a directory, compares
@@ -824,5 +825,133 @@ func TestFilesDeletedBetweenListAndRead(t *testing.T) {
 	}
 	if got, want := len(ft.rows()), len(recs)-len(filesS3Rejects)-2; got != want {
 		t.Errorf("%d rows, want %d", got, want)
+	}
+}
+
+// TestFilesKeyCollisions migrates objects whose names one target holds as
+// one object: "abs" and "/abs" on MinIO (which drops the leading "/"), and
+// "Case.txt" and "case.txt" on a directory compared without case (as on
+// macOS or Windows, forced here with --objects-case-insensitive). No
+// object overwrites another: a key the target would merge is rejected, and
+// objects of one key are rejected naming each other — within a batch both,
+// across batches the later one, and the summary names both.
+func TestFilesKeyCollisions(t *testing.T) {
+	src := newFilesSource(t)
+	src.seed([]*filesObject{
+		{name: "abs", data: []byte("plain name")},
+		{name: "/abs", data: []byte("leading slash")},
+		{name: "Case.txt", data: []byte("upper case")},
+		{name: "case.txt", data: []byte("lower case")},
+		{name: "keep.txt", data: []byte("unrelated")},
+	})
+	t.Run("S3", func(t *testing.T) {
+		ft := newFilesTarget(t, src, true)
+		ft.migrate(1)
+		ft.compare(src, []string{"/abs"})
+		if reason := ft.rejects()["/abs"]; !strings.Contains(reason, `starts with "/"`) || !strings.Contains(reason, "MinIO") {
+			t.Errorf("/abs: reason %q", reason)
+		}
+	})
+	t.Run("CaseInsensitiveDirectory", func(t *testing.T) {
+		ft := newFilesTarget(t, src, false)
+		ft.migrate(1, "--objects-case-insensitive")
+		ft.compare(src, []string{"/abs", "Case.txt", "case.txt"})
+		rejects := ft.rejects()
+		if !strings.Contains(rejects["Case.txt"], `"case.txt"`) || !strings.Contains(rejects["case.txt"], `"Case.txt"`) {
+			t.Errorf("the colliding objects do not name each other: %q", rejects)
+		}
+		for _, name := range []string{"Case.txt", "case.txt"} {
+			if _, err := os.Stat(filepath.Join(ft.dir, name)); err == nil {
+				t.Errorf("%s was written", name)
+			}
+		}
+	})
+	t.Run("CaseInsensitiveDirectoryAcrossBatches", func(t *testing.T) {
+		ft := newFilesTarget(t, src, false)
+		_, res := ft.migrate(1, "--objects-case-insensitive", "--batch-size", "1", "--workers", "2")
+		ft.compare(src, []string{"/abs", "Case.txt|case.txt"})
+		rows, rejects := ft.rows(), ft.rejects()
+		stored, rejected := "Case.txt", "case.txt"
+		if _, ok := rows[stored]; !ok {
+			stored, rejected = rejected, stored
+		}
+		if !strings.Contains(rejects[rejected], "gs://"+filesBucket+"/"+stored) {
+			t.Errorf("%s: reason %q does not name %s", rejected, rejects[rejected], stored)
+		}
+		if !strings.Contains(res.Stdout+res.Stderr, "target key collision") || !strings.Contains(res.Stdout+res.Stderr, "gs://"+filesBucket+"/"+rejected) {
+			t.Errorf("the summary does not report the collision:\n%s\n%s", res.Stdout, res.Stderr)
+		}
+		// Re-runs keep it so.
+		ft.migrate(1, "--objects-case-insensitive", "--restart")
+		ft.compare(src, []string{"/abs", rejected})
+	})
+}
+
+// TestFilesTargetOwnership: a directory written by one bucket's job is
+// refused to another bucket's job unless it passes --share-target; a file
+// already in the directory that baasmigrate did not write is left alone
+// (its object rejected) unless --objects-overwrite.
+func TestFilesTargetOwnership(t *testing.T) {
+	src := newFilesSource(t)
+	src.seed([]*filesObject{{name: "a.txt", data: []byte("bucket one")}, {name: "README.txt", data: []byte("from the bucket")}})
+	const other = "other-files.appspot.com"
+	ctx := context.Background()
+	if err := src.client.Bucket(other).Create(ctx, "demo-files", nil); err != nil {
+		t.Fatal(err)
+	}
+	w := src.client.Bucket(other).Object("b.txt").NewWriter(ctx)
+	w.Write([]byte("bucket two"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFilesTarget(t, src, false)
+	if err := os.MkdirAll(ft.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ft.dir, "README.txt"), []byte("the admin's notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ft.migrate(1)
+	if reason := ft.rejects()["README.txt"]; !strings.Contains(reason, "did not write") || !strings.Contains(reason, "--objects-overwrite") {
+		t.Errorf("README.txt: reason %q, want a file baasmigrate did not write", reason)
+	}
+	if got, _ := os.ReadFile(filepath.Join(ft.dir, "README.txt")); string(got) != "the admin's notes" {
+		t.Errorf("README.txt was overwritten: %q", got)
+	}
+	ft.migrate(0, "--restart", "--objects-overwrite")
+	if got, _ := os.ReadFile(filepath.Join(ft.dir, "README.txt")); string(got) != "from the bucket" {
+		t.Errorf("--objects-overwrite did not replace README.txt: %q", got)
+	}
+
+	args := []string{"migrate", "--only", "files", "--storage-bucket", other, "--objects", ft.url}
+	res := clitest.Run(t, ft.env, args...)
+	if res.Code != 2 || !strings.Contains(res.Stderr, "--share-target") || !strings.Contains(res.Stderr, filesBucket) {
+		t.Fatalf("another bucket's job into the same directory: exit %d, want 2 naming the owner and --share-target\n%s", res.Code, res.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(ft.dir, "b.txt")); err == nil {
+		t.Errorf("the refused job wrote b.txt")
+	}
+	res = clitest.Run(t, ft.env, append(args, "--share-target")...)
+	if res.Code != 0 {
+		t.Fatalf("with --share-target: exit %d\n%s", res.Code, res.Stderr)
+	}
+	if got, _ := os.ReadFile(filepath.Join(ft.dir, "b.txt")); string(got) != "bucket two" {
+		t.Errorf("b.txt holds %q", got)
+	}
+}
+
+// TestFilesCredentialsInURL: credentials in the --objects URL are refused
+// with where credentials come from, and the secret is not repeated.
+func TestFilesCredentialsInURL(t *testing.T) {
+	src := newFilesSource(t)
+	src.seed([]*filesObject{{name: "a.txt", data: []byte("a")}})
+	ft := newFilesTarget(t, src, true)
+	u := strings.Replace(ft.url, "s3://", "s3://someone:Hunter2Secret@", 1)
+	res := clitest.Run(t, ft.env, "migrate", "--only", "files", "--storage-bucket", filesBucket, "--objects", u)
+	if res.Code != 2 || !strings.Contains(res.Stderr, "AWS_ACCESS_KEY_ID") {
+		t.Errorf("exit %d, want 2 saying where credentials come from\n%s", res.Code, res.Stderr)
+	}
+	if strings.Contains(res.Stdout+res.Stderr, "Hunter2Secret") {
+		t.Errorf("the secret is repeated:\n%s\n%s", res.Stdout, res.Stderr)
 	}
 }

@@ -143,6 +143,9 @@ func addOptionFlags(fs *pflag.FlagSet, opts []plugin.Option) {
 			help += fmt.Sprintf(" (default %q)", o.Default)
 		}
 		fs.String(o.Name, "", help)
+		if o.Switch {
+			fs.Lookup(o.Name).NoOptDefVal = "true"
+		}
 	}
 }
 

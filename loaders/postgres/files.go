@@ -55,11 +55,16 @@ type Files struct {
 	label  string
 	schema string
 	def    *tableDef
-	// db reads the table outside a batch's transaction (set by Prepare).
-	db loaders.DB
+	// owner is the job writing through Files, and shareTarget lets it
+	// write into a store another job writes into (SetOwner).
+	owner       string
+	shareTarget bool
 }
 
-var _ loaders.Sink = (*Files)(nil)
+var (
+	_ loaders.Sink     = (*Files)(nil)
+	_ loaders.Reporter = (*Files)(nil)
+)
 
 // NewFiles loads into schema.table ("" means "public" and
 // DefaultFilesTable) and copies bytes with store.
@@ -161,9 +166,10 @@ func (f *Files) Layout(rec record.Record) ([]any, string) {
 }
 
 // Prepare creates the schema and table when missing, and the target
-// bucket or directory.
+// bucket or directory; it records the owner of the store and refuses a
+// store another job writes into unless told to share it (see SetOwner and
+// prepareKeys).
 func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
-	f.db = db
 	err := pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error {
 		// Two processes preparing the same target serialise here.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
@@ -179,7 +185,14 @@ func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
 	if err != nil {
 		return fmt.Errorf("creating the files table %s: %w", f.name.Sanitize(), err)
 	}
-	return f.store.Prepare(ctx)
+	if err := f.store.Prepare(ctx); err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error { return f.prepareKeys(ctx, tx) })
+	if err != nil {
+		return fmt.Errorf("recording the keys of %s: %w", f.store, err)
+	}
+	return nil
 }
 
 // Write copies the batch's objects (concurrently, within the store's
@@ -195,20 +208,26 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	for i := range out.Tables {
 		out.Tables[i] = f.label
 	}
-	taken, err := f.keysOfOtherBuckets(ctx, recs)
+	// Every key is claimed before any object is copied: an object landing
+	// on a key another object holds is rejected, never written over it.
+	taken, claims, err := f.claimKeys(ctx, tx, recs)
 	if err != nil {
 		return out, err
 	}
 	var copyIdx []int
 	var toCopy []record.Record
+	var guard []bool
 	for i, rec := range recs {
 		if _, ok := taken[i]; ok {
 			continue
 		}
 		copyIdx = append(copyIdx, i)
 		toCopy = append(toCopy, rec)
+		// A key this tool has no record of writing may hold someone
+		// else's object: it is not replaced.
+		guard = append(guard, claims[i].fresh)
 	}
-	copiedResults, err := f.store.Copy(ctx, toCopy)
+	copiedResults, err := f.store.CopyGuarded(ctx, toCopy, guard)
 	if err != nil {
 		return out, err
 	}
@@ -252,53 +271,14 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 		out.Reject(presentIdx[j], reason)
 	}
 	out.AddChanged(f.label, changed)
-	return out, nil
-}
-
-// keysOfOtherBuckets finds the batch's objects whose target key an object
-// of another bucket already holds in the same store (two buckets migrated
-// into one store without --objects-prefix): copying would overwrite it, so
-// they are rejected with the reason. It reads outside the batch's
-// transaction.
-func (f *Files) keysOfOtherBuckets(ctx context.Context, recs []record.Record) (map[int]string, error) {
-	if f.db == nil || len(recs) == 0 {
-		return nil, nil
-	}
-	type pending struct {
-		i      int
-		bucket string
-	}
-	keys := make([]string, 0, len(recs))
-	byKey := map[string][]pending{}
-	for i, rec := range recs {
-		file, err := objectstore.FileFromRecord(rec)
-		if err != nil {
-			continue // the store rejects it with the reason
-		}
-		k := f.store.Key(file.Name)
-		keys = append(keys, k)
-		byKey[k] = append(byKey[k], pending{i, file.Bucket})
-	}
-	rows, err := f.db.Query(ctx, `SELECT target_key, bucket, name FROM `+f.name.Sanitize()+`
-		WHERE target = $1 AND target_key = ANY($2)`, f.store.String(), keys)
-	if err != nil {
-		return nil, fmt.Errorf("checking target keys in %s: %w", f.name.Sanitize(), err)
-	}
-	defer rows.Close()
-	out := map[int]string{}
-	for rows.Next() {
-		var key, otherBucket, otherName string
-		if err := rows.Scan(&key, &otherBucket, &otherName); err != nil {
-			return nil, fmt.Errorf("checking target keys in %s: %w", f.name.Sanitize(), err)
-		}
-		for _, p := range byKey[key] {
-			if p.bucket != otherBucket {
-				out[p.i] = fmt.Sprintf("target key %q already holds gs://%s/%s, migrated from another bucket into the same store; "+
-					"copying would overwrite it (give each bucket its own --objects-prefix)", key, otherBucket, otherName)
-			}
+	// Keys claimed by this batch for objects it did not store go back.
+	var release [][]byte
+	for i := range out.Rejects {
+		if c, ok := claims[i]; ok && c.fresh {
+			release = append(release, c.fold)
 		}
 	}
-	return out, rows.Err()
+	return out, f.releaseKeys(ctx, tx, release)
 }
 
 // row is the table row of an object copied or present under key.
