@@ -838,11 +838,11 @@ func TestFilesDeletedBetweenListAndRead(t *testing.T) {
 func TestFilesKeyCollisions(t *testing.T) {
 	src := newFilesSource(t)
 	src.seed([]*filesObject{
-		{name: "abs", data: []byte("plain name")},
-		{name: "/abs", data: []byte("leading slash")},
-		{name: "Case.txt", data: []byte("upper case")},
-		{name: "case.txt", data: []byte("lower case")},
-		{name: "keep.txt", data: []byte("unrelated")},
+		{name: "abs", data: []byte("plain name"), contentType: "text/plain"},
+		{name: "/abs", data: []byte("leading slash"), contentType: "text/plain"},
+		{name: "Case.txt", data: []byte("upper case"), contentType: "text/plain"},
+		{name: "case.txt", data: []byte("lower case"), contentType: "text/plain"},
+		{name: "keep.txt", data: []byte("unrelated"), contentType: "text/plain"},
 	})
 	t.Run("S3", func(t *testing.T) {
 		ft := newFilesTarget(t, src, true)
@@ -854,7 +854,8 @@ func TestFilesKeyCollisions(t *testing.T) {
 	})
 	t.Run("CaseInsensitiveDirectory", func(t *testing.T) {
 		ft := newFilesTarget(t, src, false)
-		ft.migrate(1, "--objects-case-insensitive")
+		// One partition, one batch: both are in it.
+		ft.migrate(1, "--objects-case-insensitive", "--workers", "1")
 		ft.compare(src, []string{"/abs", "Case.txt", "case.txt"})
 		rejects := ft.rejects()
 		if !strings.Contains(rejects["Case.txt"], `"case.txt"`) || !strings.Contains(rejects["case.txt"], `"Case.txt"`) {
@@ -893,7 +894,8 @@ func TestFilesKeyCollisions(t *testing.T) {
 // (its object rejected) unless --objects-overwrite.
 func TestFilesTargetOwnership(t *testing.T) {
 	src := newFilesSource(t)
-	src.seed([]*filesObject{{name: "a.txt", data: []byte("bucket one")}, {name: "README.txt", data: []byte("from the bucket")}})
+	src.seed([]*filesObject{{name: "a.txt", data: []byte("bucket one"), contentType: "text/plain"},
+		{name: "README.txt", data: []byte("from the bucket"), contentType: "text/plain"}})
 	const other = "other-files.appspot.com"
 	ctx := context.Background()
 	if err := src.client.Bucket(other).Create(ctx, "demo-files", nil); err != nil {
@@ -954,4 +956,77 @@ func TestFilesCredentialsInURL(t *testing.T) {
 	if strings.Contains(res.Stdout+res.Stderr, "Hunter2Secret") {
 		t.Errorf("the secret is repeated:\n%s\n%s", res.Stdout, res.Stderr)
 	}
+}
+
+// TestFilesKeyCollisionsKillAndResume migrates 150 pairs of names equal but
+// for case into a directory compared without case, in small batches over
+// three workers, killing the binary (kill -9) mid-run several times, then
+// lets it finish: no pair ends with both objects stored; every stored
+// object holds its own bytes; every rejected one names the other of its
+// pair; and the counts balance.
+func TestFilesKeyCollisionsKillAndResume(t *testing.T) {
+	src := newFilesSource(t)
+	// Pairs of the first kind sort next to each other (mostly one batch);
+	// those of the second far apart (other partitions, other workers).
+	pairs := make([][2]string, 150)
+	var objs []*filesObject
+	for i := range pairs {
+		pairs[i] = [2]string{fmt.Sprintf("img/%03d.JPG", i), fmt.Sprintf("img/%03d.jpg", i)}
+		if i%2 == 1 {
+			pairs[i] = [2]string{fmt.Sprintf("Docs/%03d.pdf", i), fmt.Sprintf("docs/%03d.pdf", i)}
+		}
+		for _, name := range pairs[i] {
+			objs = append(objs, &filesObject{name: name, data: []byte("bytes of " + name), contentType: "image/jpeg"})
+		}
+	}
+	src.seed(objs)
+	ft := newFilesTarget(t, src, false)
+	args := ft.args("--objects-case-insensitive", "--workers", "3", "--batch-size", "3", "--allow-rejects")
+	// Objects settled: stored (a row) or rejected.
+	settled := func() int64 {
+		var n int64
+		_ = ft.pool.QueryRow(context.Background(), `SELECT count(*) FROM baasmigrate.rejects`).Scan(&n)
+		return n + int64(ft.committed())
+	}
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	killed := 0
+	for attempt := 0; attempt < 3; attempt++ {
+		target := settled() + 20 + int64(r.IntN(50))
+		if clitest.KillAt(t, ft.env, args, target, settled, time.Minute) {
+			killed++
+		}
+	}
+	if killed < 2 {
+		t.Fatalf("only %d of 3 attempts were killed mid-run", killed)
+	}
+	s, _ := ft.migrate(0, "--objects-case-insensitive", "--workers", "3", "--batch-size", "3", "--allow-rejects")
+	if s.Totals.Read != int64(len(objs)) {
+		t.Errorf("final run read %d, want %d", s.Totals.Read, len(objs))
+	}
+	rows, rejects := ft.rows(), ft.rejects()
+	var wantRejected []string
+	for _, pair := range pairs {
+		upper, lower := pair[0], pair[1]
+		_, rowU := rows[upper]
+		_, rowL := rows[lower]
+		switch {
+		case rowU && rowL:
+			t.Errorf("%s and %s are both stored", upper, lower)
+		case rowU:
+			wantRejected = append(wantRejected, lower)
+		case rowL:
+			wantRejected = append(wantRejected, upper)
+		default:
+			wantRejected = append(wantRejected, upper, lower)
+		}
+		for name, other := range map[string]string{upper: lower, lower: upper} {
+			if reason, ok := rejects[name]; ok && !strings.Contains(reason, other) {
+				t.Errorf("%s: reason %q does not name %s", name, reason, other)
+			}
+		}
+	}
+	// compare reads each stored object back by its name: on this
+	// case-sensitive disk, a file under the other name of its pair would
+	// not be found.
+	ft.compare(src, wantRejected)
 }

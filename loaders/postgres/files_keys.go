@@ -109,6 +109,7 @@ func (f *Files) prepareKeys(ctx context.Context, tx pgx.Tx) error {
 	if err != nil {
 		return err
 	}
+	defer rows.Close()
 	var folds, keys, buckets, names [][]byte
 	for rows.Next() {
 		var b, n, k []byte
@@ -120,6 +121,7 @@ func (f *Files) prepareKeys(ctx context.Context, tx pgx.Tx) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	rows.Close()
 	if len(folds) > 0 {
 		_, err = tx.Exec(ctx, `INSERT INTO `+StateSchema+`.object_keys (target, fold, target_key, bucket, name)
 			SELECT $1, f, k, b, n FROM unnest($2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[]) AS u(f, k, b, n)
@@ -280,6 +282,7 @@ func (f *Files) Warnings(ctx context.Context, db loaders.DB) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading target key collisions: %w", err)
 	}
+	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var key, bucket, name []byte
