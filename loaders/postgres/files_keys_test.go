@@ -27,6 +27,18 @@ func filesSink(t *testing.T, pool *pgxpool.Pool, dir string, opts objectstore.Op
 	return sink, sink.Prepare(context.Background(), pool)
 }
 
+// foldedFilesSink prepares a files sink on a fresh database and a
+// directory whose keys it compares without case.
+func foldedFilesSink(t *testing.T) (*pgxpool.Pool, string, *Files) {
+	t.Helper()
+	pool, dir := testenv.NewPool(t), t.TempDir()
+	sink, err := filesSink(t, pool, dir, objectstore.Options{CaseInsensitive: true}, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool, dir, sink
+}
+
 // writeFiles writes recs through sink in one committed transaction and
 // returns the rejects.
 func writeFiles(t *testing.T, pool *pgxpool.Pool, sink *Files, recs ...record.Record) map[int]string {
@@ -51,12 +63,7 @@ func writeFiles(t *testing.T, pool *pgxpool.Pool, sink *Files, recs ...record.Re
 // the run's warnings name both.
 func TestFilesKeyCollisionsCaseInsensitive(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.NewPool(t)
-	dir := t.TempDir()
-	sink, err := filesSink(t, pool, dir, objectstore.Options{CaseInsensitive: true}, "", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, dir, sink := foldedFilesSink(t)
 	rejects := writeFiles(t, pool, sink,
 		fileRecord("Case.txt", []byte("upper"), false, objectstore.File{}),
 		fileRecord("case.txt", []byte("lower"), false, objectstore.File{}),
@@ -112,12 +119,7 @@ func TestFilesKeyCollisionsCaseInsensitive(t *testing.T) {
 // stay.
 func TestFilesKeyClaimWaitsForConcurrentBatch(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.NewPool(t)
-	dir := t.TempDir()
-	sink, err := filesSink(t, pool, dir, objectstore.Options{CaseInsensitive: true}, "", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, dir, sink := foldedFilesSink(t)
 	tx1, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
