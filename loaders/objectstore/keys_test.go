@@ -60,7 +60,8 @@ func TestS3RefusesKeysMinIOMerges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"/abs": `starts with "/"`, "a//b": "empty path segment"}
+	want := map[string]string{"/abs": `starts with "/" (an empty first path segment), which S3-compatible stores such as MinIO drop, merge or refuse (there it would be the object "abs")`,
+		"a//b": "empty path segment"}
 	for _, r := range res {
 		if reason, bad := want[r.File.Name]; bad {
 			if r.Outcome != objectstore.Rejected || !strings.Contains(r.Reason, reason) {
