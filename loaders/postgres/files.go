@@ -200,8 +200,10 @@ func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
 // present. Outcome.Changed counts the objects whose bytes were copied plus
 // the rows of already-present objects that were inserted or changed;
 // objects present with unchanged rows are the skipped ones (loaded minus
-// changed). Objects the store rejects, and rows PostgreSQL refuses, are
-// rejects. An error means the batch failed as a whole; it is marked
+// changed). Objects the store rejects, rows PostgreSQL refuses, objects
+// whose key another object holds or wants in the same batch (claimKeys),
+// and objects whose key holds something this tool did not write (unless
+// the store replaces foreign objects) are rejects. An error means the batch failed as a whole; it is marked
 // retryable when the store says so.
 func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
 	out := loaders.Outcome{Tables: make([]string, len(recs))}
