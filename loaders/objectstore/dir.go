@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // tempDirName is the directory, at the top of a directory target, where
@@ -142,7 +144,9 @@ func (t *dirTarget) keyProblem(key string) string {
 			return fmt.Sprintf("its path segment %d is %d bytes long; file names are at most %d", i+1, len(s), maxNameBytes)
 		}
 	}
-	if segs[0] == tempDirName {
+	// Without case too: on a case-insensitive file system it is the same
+	// directory.
+	if strings.EqualFold(norm.NFC.String(segs[0]), tempDirName) {
 		return fmt.Sprintf("%s/ is where baasmigrate keeps temporary files", tempDirName)
 	}
 	return ""
