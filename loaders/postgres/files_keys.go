@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,9 +19,10 @@ import (
 // an object store, and which jobs write into it. Object names are kept as
 // bytea: any byte a source allows (NUL, invalid UTF-8) fits.
 //
-// object_keys has one row per key in use, keyed by the key as the store
-// compares keys (fold: the key itself, or folded for a case-insensitive
-// directory): two objects of one fold are one object in the store. A row
+// object_keys has one row per key in use, keyed by the SHA-256 of the key
+// as the store compares keys (Store.Fold: the key itself, or folded for a
+// case-insensitive directory; hashed, as a key may be longer than an index
+// entry can be): two objects of one fold are one object in the store. A row
 // is inserted in a batch's transaction before its object is copied, so a
 // concurrent batch wanting the same fold waits for that transaction, and
 // it commits with the object's metadata row: after a crash, nothing of an
@@ -33,12 +35,12 @@ var keysDDL = []string{
 	`CREATE SCHEMA IF NOT EXISTS ` + StateSchema,
 	`CREATE TABLE IF NOT EXISTS ` + StateSchema + `.object_keys (
 		target     text   NOT NULL,
-		fold       bytea  NOT NULL,
+		fold_sha256 bytea NOT NULL,
 		target_key bytea  NOT NULL,
 		bucket     bytea  NOT NULL,
 		name       bytea  NOT NULL,
 		rivals     text[] NOT NULL DEFAULT '{}',
-		PRIMARY KEY (target, fold)
+		PRIMARY KEY (target, fold_sha256)
 	)`,
 	`CREATE TABLE IF NOT EXISTS ` + StateSchema + `.object_targets (
 		target     text        NOT NULL,
@@ -116,14 +118,14 @@ func (f *Files) prepareKeys(ctx context.Context, tx pgx.Tx) error {
 		if err := rows.Scan(&b, &n, &k); err != nil {
 			return err
 		}
-		folds, keys, buckets, names = append(folds, []byte(f.store.Fold(string(k)))), append(keys, k), append(buckets, b), append(names, n)
+		folds, keys, buckets, names = append(folds, foldDigest(f.store.Fold(string(k)))), append(keys, k), append(buckets, b), append(names, n)
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
 	rows.Close()
 	if len(folds) > 0 {
-		_, err = tx.Exec(ctx, `INSERT INTO `+StateSchema+`.object_keys (target, fold, target_key, bucket, name)
+		_, err = tx.Exec(ctx, `INSERT INTO `+StateSchema+`.object_keys (target, fold_sha256, target_key, bucket, name)
 			SELECT $1, f, k, b, n FROM unnest($2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[]) AS u(f, k, b, n)
 			ON CONFLICT DO NOTHING`, target, folds, keys, buckets, names)
 	}
@@ -161,7 +163,7 @@ func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 			continue // Copy rejects it with the reason
 		}
 		key := f.store.Key(file.Name)
-		fold := f.store.Fold(key)
+		fold := string(foldDigest(f.store.Fold(key)))
 		byFold[fold] = append(byFold[fold], len(wants))
 		wants = append(wants, want{i: i, file: file, key: key, fold: []byte(fold), bucket: []byte(file.Bucket), name: []byte(file.Name)})
 	}
@@ -201,11 +203,11 @@ func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 		return rejects, claims, nil
 	}
 	target := f.store.String()
-	// In fold order, so that batches claiming overlapping keys wait for
+	// In digest order, so that batches claiming overlapping keys wait for
 	// each other in one order and never deadlock.
-	rows, err := tx.Query(ctx, `INSERT INTO `+StateSchema+`.object_keys (target, fold, target_key, bucket, name)
+	rows, err := tx.Query(ctx, `INSERT INTO `+StateSchema+`.object_keys (target, fold_sha256, target_key, bucket, name)
 		SELECT $1, f, k, b, n FROM unnest($2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[]) AS u(f, k, b, n) ORDER BY f
-		ON CONFLICT DO NOTHING RETURNING fold`, target, folds, keys, buckets, names)
+		ON CONFLICT DO NOTHING RETURNING fold_sha256`, target, folds, keys, buckets, names)
 	if err != nil {
 		return nil, nil, fmt.Errorf("claiming the target keys of %d objects: %w", len(folds), err)
 	}
@@ -217,8 +219,8 @@ func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	for _, fo := range inserted {
 		fresh[string(fo)] = true
 	}
-	rows, err = tx.Query(ctx, `SELECT fold, target_key, bucket, name FROM `+StateSchema+`.object_keys
-		WHERE target = $1 AND fold = ANY($2)`, target, folds)
+	rows, err = tx.Query(ctx, `SELECT fold_sha256, target_key, bucket, name FROM `+StateSchema+`.object_keys
+		WHERE target = $1 AND fold_sha256 = ANY($2)`, target, folds)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the holders of %d target keys: %w", len(folds), err)
 	}
@@ -253,7 +255,7 @@ func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	if len(rivalFolds) > 0 {
 		_, err := tx.Exec(ctx, `UPDATE `+StateSchema+`.object_keys k SET rivals = array(SELECT DISTINCT unnest(k.rivals || u.rivals) ORDER BY 1)
 			FROM (SELECT f, array_agg(r) AS rivals FROM unnest($2::bytea[], $3::text[]) AS u(f, r) GROUP BY f) u
-			WHERE k.target = $1 AND k.fold = u.f`, target, rivalFolds, rivals)
+			WHERE k.target = $1 AND k.fold_sha256 = u.f`, target, rivalFolds, rivals)
 		if err != nil {
 			return nil, nil, fmt.Errorf("recording objects rejected for their target key: %w", err)
 		}
@@ -267,7 +269,7 @@ func (f *Files) releaseKeys(ctx context.Context, tx pgx.Tx, folds [][]byte) erro
 	if len(folds) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM `+StateSchema+`.object_keys WHERE target = $1 AND fold = ANY($2)`, f.store.String(), folds); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM `+StateSchema+`.object_keys WHERE target = $1 AND fold_sha256 = ANY($2)`, f.store.String(), folds); err != nil {
 		return fmt.Errorf("releasing the target keys of %d rejected objects: %w", len(folds), err)
 	}
 	return nil
@@ -278,7 +280,7 @@ func (f *Files) releaseKeys(ctx context.Context, tx pgx.Tx, folds [][]byte) erro
 // collision with an object stored earlier.
 func (f *Files) Warnings(ctx context.Context, db loaders.DB) ([]string, error) {
 	rows, err := db.Query(ctx, `SELECT target_key, bucket, name, rivals FROM `+StateSchema+`.object_keys
-		WHERE target = $1 AND cardinality(rivals) > 0 ORDER BY fold LIMIT 21`, f.store.String())
+		WHERE target = $1 AND cardinality(rivals) > 0 ORDER BY target_key LIMIT 21`, f.store.String())
 	if err != nil {
 		return nil, fmt.Errorf("reading target key collisions: %w", err)
 	}
@@ -299,6 +301,13 @@ func (f *Files) Warnings(ctx context.Context, db loaders.DB) ([]string, error) {
 			string(key), f.store, objectName(string(bucket), string(name)), strings.Join(rivals, ", ")))
 	}
 	return out, rows.Err()
+}
+
+// foldDigest is the SHA-256 of a folded key, which stands for it in
+// object_keys.
+func foldDigest(fold string) []byte {
+	sum := sha256.Sum256([]byte(fold))
+	return sum[:]
 }
 
 // objectName names a source object for users.
