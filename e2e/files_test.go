@@ -396,9 +396,10 @@ func filesKeys[V any](m map[string]V) []string {
 }
 
 // filesS3Rejects are the objects of filesDemo that MinIO cannot hold: it
-// refuses "." and ".." segments and segments over 255 bytes, and S3 keeps
-// only header-token metadata keys.
-var filesS3Rejects = []string{"../up", "a/../b", "dot/./x", strings.Repeat("n", 1020), "meta/unicode-key.txt"}
+// refuses "." and ".." segments and segments over 255 bytes, drops a
+// leading "/" and merges "//" (so "/lead" would be the object "lead"), and
+// S3 keeps only header-token metadata keys.
+var filesS3Rejects = []string{"../up", "a/../b", "dot/./x", "/lead", "//double", "trail/", strings.Repeat("n", 1020), "meta/unicode-key.txt"}
 
 // TestFilesToS3AndDirectory copies a bucket of small, empty, large,
 // compressed and oddly named objects to MinIO and to a directory, compares
@@ -825,4 +826,207 @@ func TestFilesDeletedBetweenListAndRead(t *testing.T) {
 	if got, want := len(ft.rows()), len(recs)-len(filesS3Rejects)-2; got != want {
 		t.Errorf("%d rows, want %d", got, want)
 	}
+}
+
+// TestFilesKeyCollisions migrates objects whose names one target holds as
+// one object: "abs" and "/abs" on MinIO (which drops the leading "/"), and
+// "Case.txt" and "case.txt" on a directory compared without case (as on
+// macOS or Windows, forced here with --objects-case-insensitive). No
+// object overwrites another: a key the target would merge is rejected, and
+// objects of one key are rejected naming each other — within a batch both,
+// across batches the later one, and the summary names both.
+func TestFilesKeyCollisions(t *testing.T) {
+	src := newFilesSource(t)
+	src.seed([]*filesObject{
+		{name: "abs", data: []byte("plain name"), contentType: "text/plain"},
+		{name: "/abs", data: []byte("leading slash"), contentType: "text/plain"},
+		{name: "Case.txt", data: []byte("upper case"), contentType: "text/plain"},
+		{name: "case.txt", data: []byte("lower case"), contentType: "text/plain"},
+		{name: "keep.txt", data: []byte("unrelated"), contentType: "text/plain"},
+	})
+	t.Run("S3", func(t *testing.T) {
+		ft := newFilesTarget(t, src, true)
+		ft.migrate(1)
+		ft.compare(src, []string{"/abs"})
+		if reason := ft.rejects()["/abs"]; !strings.Contains(reason, `starts with "/"`) || !strings.Contains(reason, `it would be the object "abs"`) {
+			t.Errorf("/abs: reason %q", reason)
+		}
+	})
+	t.Run("CaseInsensitiveDirectory", func(t *testing.T) {
+		ft := newFilesTarget(t, src, false)
+		// One partition, one batch: both are in it.
+		ft.migrate(1, "--objects-case-insensitive", "--workers", "1")
+		ft.compare(src, []string{"/abs", "Case.txt", "case.txt"})
+		rejects := ft.rejects()
+		if !strings.Contains(rejects["Case.txt"], `"case.txt"`) || !strings.Contains(rejects["case.txt"], `"Case.txt"`) {
+			t.Errorf("the colliding objects do not name each other: %q", rejects)
+		}
+		for _, name := range []string{"Case.txt", "case.txt"} {
+			if _, err := os.Stat(filepath.Join(ft.dir, name)); err == nil {
+				t.Errorf("%s was written", name)
+			}
+		}
+	})
+	t.Run("CaseInsensitiveDirectoryAcrossBatches", func(t *testing.T) {
+		ft := newFilesTarget(t, src, false)
+		_, res := ft.migrate(1, "--objects-case-insensitive", "--batch-size", "1", "--workers", "2")
+		ft.compare(src, []string{"/abs", "Case.txt|case.txt"})
+		rows, rejects := ft.rows(), ft.rejects()
+		stored, rejected := "Case.txt", "case.txt"
+		if _, ok := rows[stored]; !ok {
+			stored, rejected = rejected, stored
+		}
+		if !strings.Contains(rejects[rejected], "gs://"+filesBucket+"/"+stored) {
+			t.Errorf("%s: reason %q does not name %s", rejected, rejects[rejected], stored)
+		}
+		if !strings.Contains(res.Stdout+res.Stderr, "target key collision") || !strings.Contains(res.Stdout+res.Stderr, "gs://"+filesBucket+"/"+rejected) {
+			t.Errorf("the summary does not report the collision:\n%s\n%s", res.Stdout, res.Stderr)
+		}
+		// Re-runs keep it so.
+		ft.migrate(1, "--objects-case-insensitive", "--restart")
+		ft.compare(src, []string{"/abs", rejected})
+	})
+}
+
+// TestFilesTargetOwnership: a directory written by one bucket's job is
+// refused to another bucket's job unless it passes --share-target; a file
+// already in the directory that baasmigrate did not write is left alone
+// (its object rejected) unless --objects-overwrite.
+func TestFilesTargetOwnership(t *testing.T) {
+	src := newFilesSource(t)
+	src.seed([]*filesObject{{name: "a.txt", data: []byte("bucket one"), contentType: "text/plain"},
+		{name: "README.txt", data: []byte("from the bucket"), contentType: "text/plain"}})
+	const other = "other-files.appspot.com"
+	ctx := context.Background()
+	if err := src.client.Bucket(other).Create(ctx, "demo-files", nil); err != nil {
+		t.Fatal(err)
+	}
+	w := src.client.Bucket(other).Object("b.txt").NewWriter(ctx)
+	w.Write([]byte("bucket two"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFilesTarget(t, src, false)
+	if err := os.MkdirAll(ft.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ft.dir, "README.txt"), []byte("the admin's notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ft.migrate(1)
+	if reason := ft.rejects()["README.txt"]; !strings.Contains(reason, "did not write") || !strings.Contains(reason, "--objects-overwrite") {
+		t.Errorf("README.txt: reason %q, want a file baasmigrate did not write", reason)
+	}
+	if got, _ := os.ReadFile(filepath.Join(ft.dir, "README.txt")); string(got) != "the admin's notes" {
+		t.Errorf("README.txt was overwritten: %q", got)
+	}
+	ft.migrate(0, "--restart", "--objects-overwrite")
+	if got, _ := os.ReadFile(filepath.Join(ft.dir, "README.txt")); string(got) != "from the bucket" {
+		t.Errorf("--objects-overwrite did not replace README.txt: %q", got)
+	}
+
+	args := []string{"migrate", "--only", "files", "--storage-bucket", other, "--objects", ft.url}
+	res := clitest.Run(t, ft.env, args...)
+	if res.Code != 2 || !strings.Contains(res.Stderr, "--share-target") || !strings.Contains(res.Stderr, filesBucket) {
+		t.Fatalf("another bucket's job into the same directory: exit %d, want 2 naming the owner and --share-target\n%s", res.Code, res.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(ft.dir, "b.txt")); err == nil {
+		t.Errorf("the refused job wrote b.txt")
+	}
+	res = clitest.Run(t, ft.env, append(args, "--share-target")...)
+	if res.Code != 0 {
+		t.Fatalf("with --share-target: exit %d\n%s", res.Code, res.Stderr)
+	}
+	if got, _ := os.ReadFile(filepath.Join(ft.dir, "b.txt")); string(got) != "bucket two" {
+		t.Errorf("b.txt holds %q", got)
+	}
+}
+
+// TestFilesCredentialsInURL: credentials in the --objects URL are refused
+// with where credentials come from, and the secret is not repeated.
+func TestFilesCredentialsInURL(t *testing.T) {
+	src := newFilesSource(t)
+	src.seed([]*filesObject{{name: "a.txt", data: []byte("a")}})
+	ft := newFilesTarget(t, src, true)
+	u := strings.Replace(ft.url, "s3://", "s3://someone:Hunter2Secret@", 1)
+	res := clitest.Run(t, ft.env, "migrate", "--only", "files", "--storage-bucket", filesBucket, "--objects", u)
+	if res.Code != 2 || !strings.Contains(res.Stderr, "AWS_ACCESS_KEY_ID") {
+		t.Errorf("exit %d, want 2 saying where credentials come from\n%s", res.Code, res.Stderr)
+	}
+	if strings.Contains(res.Stdout+res.Stderr, "Hunter2Secret") {
+		t.Errorf("the secret is repeated:\n%s\n%s", res.Stdout, res.Stderr)
+	}
+}
+
+// TestFilesKeyCollisionsKillAndResume migrates 150 pairs of names equal but
+// for case into a directory compared without case, in small batches over
+// three workers, killing the binary (kill -9) mid-run several times, then
+// lets it finish: no pair ends with both objects stored; every stored
+// object holds its own bytes; every rejected one names the other of its
+// pair; and the counts balance.
+func TestFilesKeyCollisionsKillAndResume(t *testing.T) {
+	src := newFilesSource(t)
+	// Pairs of the first kind sort next to each other (mostly one batch);
+	// those of the second far apart (other partitions, other workers).
+	pairs := make([][2]string, 150)
+	var objs []*filesObject
+	for i := range pairs {
+		pairs[i] = [2]string{fmt.Sprintf("img/%03d.JPG", i), fmt.Sprintf("img/%03d.jpg", i)}
+		if i%2 == 1 {
+			pairs[i] = [2]string{fmt.Sprintf("Docs/%03d.pdf", i), fmt.Sprintf("docs/%03d.pdf", i)}
+		}
+		for _, name := range pairs[i] {
+			objs = append(objs, &filesObject{name: name, data: []byte("bytes of " + name), contentType: "image/jpeg"})
+		}
+	}
+	src.seed(objs)
+	ft := newFilesTarget(t, src, false)
+	args := ft.args("--objects-case-insensitive", "--workers", "3", "--batch-size", "3", "--allow-rejects")
+	// Objects settled: stored (a row) or rejected.
+	settled := func() int64 {
+		var n int64
+		_ = ft.pool.QueryRow(context.Background(), `SELECT count(*) FROM baasmigrate.rejects`).Scan(&n)
+		return n + int64(ft.committed())
+	}
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	killed := 0
+	for attempt := 0; attempt < 3; attempt++ {
+		target := settled() + 20 + int64(r.IntN(50))
+		if clitest.KillAt(t, ft.env, args, target, settled, time.Minute) {
+			killed++
+		}
+	}
+	if killed < 2 {
+		t.Fatalf("only %d of 3 attempts were killed mid-run", killed)
+	}
+	s, _ := ft.migrate(0, "--objects-case-insensitive", "--workers", "3", "--batch-size", "3", "--allow-rejects")
+	if s.Totals.Read != int64(len(objs)) {
+		t.Errorf("final run read %d, want %d", s.Totals.Read, len(objs))
+	}
+	rows, rejects := ft.rows(), ft.rejects()
+	var wantRejected []string
+	for _, pair := range pairs {
+		upper, lower := pair[0], pair[1]
+		_, rowU := rows[upper]
+		_, rowL := rows[lower]
+		switch {
+		case rowU && rowL:
+			t.Errorf("%s and %s are both stored", upper, lower)
+		case rowU:
+			wantRejected = append(wantRejected, lower)
+		case rowL:
+			wantRejected = append(wantRejected, upper)
+		default:
+			wantRejected = append(wantRejected, upper, lower)
+		}
+		for name, other := range map[string]string{upper: lower, lower: upper} {
+			if reason, ok := rejects[name]; ok && !strings.Contains(reason, other) {
+				t.Errorf("%s: reason %q does not name %s", name, reason, other)
+			}
+		}
+	}
+	// compare reads each stored object back by its name: on this
+	// case-sensitive disk, a file under the other name of its pair would
+	// not be found.
+	ft.compare(src, wantRejected)
 }

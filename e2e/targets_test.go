@@ -93,7 +93,7 @@ func TestDocumentsNULInIDsAreRejectedByName(t *testing.T) {
 // TestTwoSourcesDoNotShareTables migrates two Firestore projects into one
 // database with mappings naming the same table: the second project's
 // migrate refuses before writing anything, naming both sources and the
-// table, and plan says migrate would refuse; with --share-target-tables it
+// table, and plan says migrate would refuse; with --share-target it
 // goes ahead.
 func TestTwoSourcesDoNotShareTables(t *testing.T) {
 	a := newDocsFixture(t)
@@ -113,7 +113,7 @@ func TestTwoSourcesDoNotShareTables(t *testing.T) {
 		return res
 	}
 	res := run(2, "migrate", "--only", "documents", "--mapping", mapping)
-	for _, want := range []string{"projects/" + a.project + "/", "projects/" + b.project + "/", `"public"."users"`, "--share-target-tables"} {
+	for _, want := range []string{"projects/" + a.project + "/", "projects/" + b.project + "/", `"public"."users"`, "--share-target"} {
 		if !strings.Contains(res.Stderr, want) {
 			t.Errorf("the refusal does not name %s:\n%s", want, res.Stderr)
 		}
@@ -127,9 +127,9 @@ func TestTwoSourcesDoNotShareTables(t *testing.T) {
 	if !strings.Contains(res.Stdout+res.Stderr, "projects/"+a.project+"/") {
 		t.Errorf("plan does not say migrate would refuse:\n%s\n%s", res.Stdout, res.Stderr)
 	}
-	run(0, "migrate", "--only", "documents", "--mapping", mapping, "--share-target-tables")
+	run(0, "migrate", "--only", "documents", "--mapping", mapping, "--share-target")
 	if err := a.pool.QueryRow(context.Background(), `SELECT name FROM users WHERE id = 'u1'`).Scan(&name); err != nil || name != "from B" {
-		t.Fatalf("with --share-target-tables users/u1 is %q (%v); want the second source's", name, err)
+		t.Fatalf("with --share-target users/u1 is %q (%v); want the second source's", name, err)
 	}
 }
 
@@ -249,7 +249,7 @@ func TestFilesNULInNameIsRejectedByName(t *testing.T) {
 
 // TestTwoBucketsDoNotShareTheFilesTable: a second bucket migrated into the
 // same files table is refused, naming both buckets, unless
-// --share-target-tables is given.
+// --share-target is given.
 func TestTwoBucketsDoNotShareTheFilesTable(t *testing.T) {
 	src := newFilesSource(t)
 	src.seed([]*filesObject{{name: "a.txt", data: []byte("a")}})
@@ -272,8 +272,8 @@ func TestTwoBucketsDoNotShareTheFilesTable(t *testing.T) {
 	if res.Code != 2 || !strings.Contains(res.Stderr, "gs://"+filesBucket) || !strings.Contains(res.Stderr, "gs://"+other) {
 		t.Fatalf("second bucket: exit %d; want 2 naming both buckets\n%s", res.Code, res.Stderr)
 	}
-	if res := clitest.Run(t, ft.env, append(args, "--share-target-tables")...); res.Code != 0 {
-		t.Fatalf("second bucket with --share-target-tables: exit %d\n%s", res.Code, res.Stderr)
+	if res := clitest.Run(t, ft.env, append(args, "--share-target")...); res.Code != 0 {
+		t.Fatalf("second bucket with --share-target: exit %d\n%s", res.Code, res.Stderr)
 	}
 	var n int
 	if err := ft.pool.QueryRow(ctx, `SELECT count(*) FROM files`).Scan(&n); err != nil || n != 2 {

@@ -45,6 +45,16 @@ var (
 		Help:    "Objects larger than this are uploaded to S3 in parts of this size, streamed (at least 5MiB).",
 		Default: "64MiB",
 	}
+	objectsCaseInsensitiveOption = plugin.Option{
+		Name:   "objects-case-insensitive",
+		Help:   "Compare object keys without case and Unicode normalization, as macOS and Windows file systems do, whatever the target says of itself (a directory is probed; an S3 bucket compares exactly); objects whose keys then coincide are rejected.",
+		Switch: true,
+	}
+	objectsOverwriteOption = plugin.Option{
+		Name:   "objects-overwrite",
+		Help:   "Replace objects or files already in the target that baasmigrate did not write (by default such an object is left alone and its source object rejected).",
+		Switch: true,
+	}
 	filesTableOption = plugin.Option{
 		Name:    "files-table",
 		Help:    "PostgreSQL table that gets one metadata row per object.",
@@ -69,8 +79,8 @@ func init() {
 	registerKind(&kindSpec{
 		Kind: record.KindFile,
 		Options: append(append([]plugin.Option(nil), gcsSpec().Options...), objectsOption, objectsPrefixOption,
-			objectsConcurrencyOption, objectsInflightOption, objectsPartSizeOption, filesTableOption, filesSchemaOption, shareTablesOption,
-			retry.TargetTimeoutOption),
+			objectsConcurrencyOption, objectsInflightOption, objectsPartSizeOption, objectsCaseInsensitiveOption, objectsOverwriteOption,
+			shareTablesOption, filesTableOption, filesSchemaOption, retry.TargetTimeoutOption),
 		Build:   buildFiles,
 		Compare: compareFiles,
 	})
@@ -106,9 +116,16 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		return migration.Job{}, err
 	}
 	policy.TimeoutOption = retry.TargetTimeoutOption.Name
+	var switches [3]bool
+	for i, o := range []plugin.Option{objectsCaseInsensitiveOption, objectsOverwriteOption, shareTablesOption} {
+		if switches[i], err = cfg.Bool(o.Name); err != nil {
+			return migration.Job{}, err
+		}
+	}
+	caseInsensitive, overwrite, share := switches[0], switches[1], switches[2]
 	store, err := objectstore.Open(cfg.String(objectsOption.Name), objectstore.Options{
 		Prefix: cfg.String(objectsPrefixOption.Name), Concurrency: concurrency, MaxInflight: inflight,
-		PartSize: partSize, Retry: policy,
+		PartSize: partSize, Retry: policy, CaseInsensitive: caseInsensitive, ReplaceForeign: overwrite,
 	})
 	if err != nil {
 		return migration.Job{}, fmt.Errorf("--%s: %w", objectsOption.Name, err)
@@ -123,19 +140,22 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		ex.Close()
 		return migration.Job{}, err
 	}
-	sink.SetOwner(owner)
+	sink.SetTableOwner(owner)
 	// Refuse before the run is recorded; Prepare checks again, atomically.
 	if err := postgres.CheckTableOwners(ctx, env.Pool, owner, []pgx.Identifier{{sink.Schema(), sink.Name()}}); err != nil {
 		ex.Close()
 		return migration.Job{}, err
 	}
-	return migration.Job{
-		Kind: record.KindFile, Extractor: ex, Sink: sink,
-		Config: map[string]string{
-			"objects": store.String(), "objects-prefix": cfg.String(objectsPrefixOption.Name),
-			"files-table": cfg.String(filesSchemaOption.Name) + "." + cfg.String(filesTableOption.Name),
-		},
-	}, nil
+	sink.SetOwner(ex.Source(), share)
+	conf := map[string]string{
+		"objects": store.String(), "objects-prefix": cfg.String(objectsPrefixOption.Name),
+		"files-table": cfg.String(filesSchemaOption.Name) + "." + cfg.String(filesTableOption.Name),
+	}
+	if caseInsensitive {
+		// How keys are compared is part of where objects go.
+		conf[objectsCaseInsensitiveOption.Name] = "true"
+	}
+	return migration.Job{Kind: record.KindFile, Extractor: ex, Sink: sink, Config: conf}, nil
 }
 
 // compareFiles prepares plan and verify for files: the same bucket,
@@ -174,7 +194,7 @@ func compareFiles(ctx context.Context, env *buildEnv) (*comparer, error) {
 		ex.Close()
 		return nil, err
 	}
-	sink.SetOwner(owner)
+	sink.SetTableOwner(owner)
 	return &comparer{
 		Extractor: ex,
 		Adapter:   adapter,

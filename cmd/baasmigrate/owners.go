@@ -1,20 +1,19 @@
 package main
 
 import (
-	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
 
-// shareTablesOption lets a job write target tables another source owns.
+// shareTablesOption lets a job write into a target (PostgreSQL tables, a
+// bucket or a directory) that another source's job created or writes into.
 var shareTablesOption = plugin.Option{
-	Name: "share-target-tables",
-	Help: "Write target tables even when another source's migration created them (both sources' rows then share the tables, and a key both have is overwritten by the later run). " +
-		"Without it, such a job stops before writing anything and names the tables and the other source.",
-	Default: "false",
+	Name: "share-target",
+	Help: "Write into target tables, a bucket or a directory that another source's migration wrote (both sources' records then share them, and a key both have is written by the later run). " +
+		"Without it, such a job stops before writing anything and names the target and the other source.",
+	Switch: true,
 }
 
 // tableOwner is the owner a job's sink claims its tables for: the job's
@@ -22,13 +21,9 @@ var shareTablesOption = plugin.Option{
 // ?collections=, a Cloud Storage prefix), so that jobs reading parts of
 // one source share its tables and jobs of another source are refused.
 func tableOwner(cfg plugin.Config, source string) (postgres.Owner, error) {
-	share := false
-	if v := cfg.String(shareTablesOption.Name); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return postgres.Owner{}, fmt.Errorf("--%s: %q is not true or false", shareTablesOption.Name, v)
-		}
-		share = b
+	share, err := cfg.Bool(shareTablesOption.Name)
+	if err != nil {
+		return postgres.Owner{}, err
 	}
 	owner, _, _ := strings.Cut(source, "?")
 	if rest, ok := strings.CutPrefix(owner, "gcs:gs://"); ok {

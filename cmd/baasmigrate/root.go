@@ -159,8 +159,8 @@ func addOptionFlags(fs *pflag.FlagSet, opts []plugin.Option) {
 			help += fmt.Sprintf(" (default %q)", o.Default)
 		}
 		fs.String(o.Name, "", help)
-		if o.Default == "false" {
-			fs.Lookup(o.Name).NoOptDefVal = "true" // a switch: --name alone means true
+		if o.Switch {
+			fs.Lookup(o.Name).NoOptDefVal = "true" // --name alone means true
 		}
 	}
 }

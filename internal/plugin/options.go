@@ -27,6 +27,9 @@ type Option struct {
 	Required bool
 	// Secret options are never printed, logged or written to reports.
 	Secret bool
+	// Switch options are true or false; a flag given without a value
+	// (--name) means true. Read them with Config.Bool.
+	Switch bool
 }
 
 // Config holds the option values a plugin is constructed with.
@@ -46,6 +49,19 @@ func (c Config) Int(name string, def int) (int, error) {
 		return 0, fmt.Errorf("option --%s: %q is not a whole number", name, s)
 	}
 	return n, nil
+}
+
+// Bool returns the value of a Switch option (false when unset).
+func (c Config) Bool(name string) (bool, error) {
+	s := c[name]
+	if s == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("option --%s: %q is not true or false", name, s)
+	}
+	return b, nil
 }
 
 // CheckRequired returns one error naming every required option that is

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // tempDirName is the directory, at the top of a directory target, where
@@ -42,18 +44,21 @@ type dirTarget struct {
 
 	mu   sync.Mutex
 	root *os.Root
+	// cmp is how the directory's file system compares names, probed by
+	// prepare.
+	cmp KeyComparison
 }
 
 func newDir(u *url.URL) (*dirTarget, error) {
 	if u.Host != "" && u.Host != "localhost" {
-		return nil, fmt.Errorf("object store URL %q: a file URL has no host (file:///absolute/path)", u.String())
+		return nil, fmt.Errorf("object store URL %q: a file URL has no host (file:///absolute/path)", redactURL(u.String()))
 	}
 	if len(u.Query()) > 0 {
-		return nil, fmt.Errorf("object store URL %q: file URLs take no parameters", u.String())
+		return nil, fmt.Errorf("object store URL %q: file URLs take no parameters", redactURL(u.String()))
 	}
 	p := filepath.Clean(filepath.FromSlash(u.Path))
 	if !filepath.IsAbs(p) {
-		return nil, fmt.Errorf("object store URL %q: want an absolute path (file:///absolute/path)", u.String())
+		return nil, fmt.Errorf("object store URL %q: want an absolute path (file:///absolute/path)", redactURL(u.String()))
 	}
 	return &dirTarget{path: p}, nil
 }
@@ -102,8 +107,18 @@ func (t *dirTarget) prepare(context.Context) error {
 			return fmt.Errorf("removing the temporary file of an interrupted run: %w", err)
 		}
 	}
+	if t.cmp, err = probeComparison(root, tempDirName); err != nil {
+		root.Close()
+		return fmt.Errorf("probing how the directory compares file names: %w", err)
+	}
 	t.root = root
 	return nil
+}
+
+func (t *dirTarget) comparison() KeyComparison {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cmp
 }
 
 func randomName() string {
@@ -120,22 +135,18 @@ func (t *dirTarget) keyProblem(key string) string {
 	if strings.ContainsRune(key, 0) {
 		return "it contains a NUL byte"
 	}
+	if p := segmentProblem(key); p != "" {
+		return p
+	}
 	segs := strings.Split(key, "/")
 	for i, s := range segs {
-		switch {
-		case s == "" && i == 0:
-			return "it starts with \"/\" (an empty first path segment)"
-		case s == "" && i == len(segs)-1:
-			return "it ends with \"/\", so it would be a directory, not a file"
-		case s == "":
-			return "it has an empty path segment (\"//\")"
-		case s == "." || s == "..":
-			return fmt.Sprintf("it has a %q path segment", s)
-		case len(s) > maxNameBytes:
+		if len(s) > maxNameBytes {
 			return fmt.Sprintf("its path segment %d is %d bytes long; file names are at most %d", i+1, len(s), maxNameBytes)
 		}
 	}
-	if segs[0] == tempDirName {
+	// Without case too: on a case-insensitive file system it is the same
+	// directory.
+	if strings.EqualFold(norm.NFC.String(segs[0]), tempDirName) {
 		return fmt.Sprintf("%s/ is where baasmigrate keeps temporary files", tempDirName)
 	}
 	return ""
@@ -157,12 +168,16 @@ func (t *dirTarget) ready() (*os.Root, error) {
 // holds reports whether key is a regular file with f's size and CRC-32C
 // (or MD5 when that is all the source declares), read back from disk.
 // Without a checksum to compare it is never the same.
-func (t *dirTarget) holds(_ context.Context, key string, f File) (bool, error) {
+func (t *dirTarget) holds(_ context.Context, key string, f File) (same, present bool, err error) {
 	root, err := t.ready()
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	return sameFile(root, key, f)
+	if same, err = sameFile(root, key, f); same || err != nil {
+		return same, same, err
+	}
+	_, err = root.Lstat(key)
+	return false, err == nil, nil
 }
 
 // sameFile reports whether key is a regular file in root with f's size

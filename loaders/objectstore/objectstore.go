@@ -11,20 +11,28 @@
 //	file:///srv/files
 //
 // S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and
-// AWS_SESSION_TOKEN), or the shared credentials file; with an endpoint,
-// requests are path-style. The bucket (or directory) is created when
-// missing.
+// AWS_SESSION_TOKEN), or the shared credentials file, never from the URL (a
+// URL carrying them is refused); with an endpoint, requests are
+// path-style. The bucket (or directory) is created when missing.
 //
 // # Keys
 //
 // An object's target key is Options.Prefix followed by its name, unchanged.
 // A name the target cannot hold exactly is rejected with the reason, never
-// rewritten: for a directory, names with empty, "." or ".." segments (which
-// includes a leading or trailing "/"), segments over 255 bytes, or NUL; for
-// S3, keys over 1,024 bytes and whatever the server refuses (MinIO refuses
-// "." and ".." segments too). A directory target cannot be escaped: files
-// are created through an os.Root, which refuses "..", absolute names and
-// symbolic links that lead outside.
+// rewritten: names with empty, "." or ".." segments (which includes a
+// leading, trailing or doubled "/"), which a directory cannot hold and
+// S3-compatible stores such as MinIO merge ("/abs" is "abs" there); for a
+// directory also segments over 255 bytes and NUL; for S3 keys over 1,024
+// bytes, not UTF-8, and whatever the server refuses. A directory target
+// cannot be escaped: files are created through an os.Root, which refuses
+// "..", absolute names and symbolic links that lead outside.
+//
+// Distinct accepted names give distinct keys, but a target may still hold
+// two keys as one object: a directory on a case-insensitive or normalizing
+// file system (probed by Prepare; Options.CaseInsensitive forces it).
+// Store.Fold gives a key as the target identifies it; callers detect
+// collisions by comparing folds (loaders/postgres records them). CopyGuarded
+// leaves alone an object someone else put at a key.
 //
 // # Copies
 //
@@ -65,6 +73,7 @@ import (
 	"io/fs"
 	"net/url"
 	"slices"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -94,6 +103,15 @@ type Options struct {
 	// ChecksumAttempts is how many times an object whose bytes do not match
 	// its checksum is copied before it is rejected (default 3).
 	ChecksumAttempts int
+	// CaseInsensitive compares keys as a case-insensitive, normalizing file
+	// system does (see KeyComparison), whatever the target says of itself:
+	// for a directory target on a file system the probe of Prepare cannot
+	// see through (a network share), or to test.
+	CaseInsensitive bool
+	// ReplaceForeign lets CopyGuarded replace an object that is already at
+	// a guarded key with other bytes; without it such an object is left
+	// alone and the record rejected.
+	ReplaceForeign bool
 }
 
 // Defaults of Options.
@@ -156,8 +174,12 @@ type target interface {
 	// can).
 	metadataProblem(f File) string
 	// holds reports whether key already holds f's bytes (same size and
-	// checksum) and metadata.
-	holds(ctx context.Context, key string, f File) (bool, error)
+	// checksum) and metadata (same), and whether anything is there at all
+	// (present).
+	holds(ctx context.Context, key string, f File) (same, present bool, err error)
+	// comparison is how the target tells keys apart; it is known once
+	// prepare has run.
+	comparison() KeyComparison
 	// put stores the bytes read from v under key with f's metadata. It must
 	// not make the object visible unless v reached its end verified. It
 	// returns what the target says it stored, when it says.
@@ -225,7 +247,16 @@ func Open(rawURL string, opts Options) (*Store, error) {
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL, secrets included
+		}
 		return nil, fmt.Errorf("object store URL %q: %v", redactURL(rawURL), err)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("object store URL %q carries credentials, which are not used: "+
+			"give S3 credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), "+
+			"or a profile in ~/.aws/credentials, and leave them out of the URL", redactURL(rawURL))
 	}
 	var t target
 	switch u.Scheme {
@@ -242,13 +273,31 @@ func Open(rawURL string, opts Options) (*Store, error) {
 	return &Store{t: t, opts: opts, count: semaphore.NewWeighted(int64(opts.Concurrency)), bytes: semaphore.NewWeighted(opts.MaxInflight)}, nil
 }
 
-// redactURL drops a user:password part, should a URL carry one.
+// redactURL replaces a user:password part, should a URL carry one, with
+// REDACTED — also in a URL that does not parse: everything of the
+// authority (after "://", before the next "/", "?" or "#") up to its last
+// "@" goes. A query or fragment holding an "@" (an endpoint with
+// credentials, perhaps escaped) is replaced whole.
 func redactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		u.User = url.User("REDACTED")
-		return u.String()
+	head, tail := raw, ""
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		head, tail = raw[:i], raw[i:]
+		if strings.Contains(tail, "@") || strings.Contains(strings.ToLower(tail), "%40") {
+			tail = tail[:1] + "REDACTED"
+		}
 	}
-	return raw
+	auth := 0
+	if i := strings.Index(head, "://"); i >= 0 {
+		auth = i + 3
+	}
+	end := strings.IndexByte(head[auth:], '/')
+	if end < 0 {
+		end = len(head) - auth
+	}
+	if at := strings.LastIndex(head[auth:auth+end], "@"); at >= 0 {
+		head = head[:auth] + "REDACTED" + head[auth+at:]
+	}
+	return head + tail
 }
 
 // String names the target, without secrets ("s3://files at http://127.0.0.1:9000").
@@ -265,6 +314,21 @@ func (s *Store) Prepare(ctx context.Context) error {
 
 // Key returns the target key of an object name.
 func (s *Store) Key(name string) string { return s.opts.Prefix + name }
+
+// Comparison is how the target tells keys apart: what the target is
+// (directories are probed by Prepare), or CaseInsensitive when
+// Options.CaseInsensitive says so. Before Prepare, a directory counts as
+// Exact.
+func (s *Store) Comparison() KeyComparison {
+	if s.opts.CaseInsensitive {
+		return CaseInsensitive
+	}
+	return s.t.comparison()
+}
+
+// Fold returns key as the target identifies it: two keys with the same
+// Fold are one object there (see KeyComparison). Call it after Prepare.
+func (s *Store) Fold(key string) string { return foldKey(s.Comparison(), key) }
 
 // Problem says why f cannot be stored in the target as it is — its key or
 // its metadata — in the words of the reason Copy rejects it with; "" when
@@ -288,6 +352,15 @@ func (s *Store) Problem(f File) string {
 // batch again later may help. Objects copied before such an error stay
 // copied and are skipped by the next attempt.
 func (s *Store) Copy(ctx context.Context, recs []record.Record) ([]Result, error) {
+	return s.CopyGuarded(ctx, recs, nil)
+}
+
+// CopyGuarded is Copy, except that an object already at the key of a
+// record with guard[i] set, holding other bytes (or metadata), is left
+// alone and the record rejected with the reason — unless
+// Options.ReplaceForeign. The caller guards the keys it has no record of
+// writing: what is there was put by someone else. guard may be nil.
+func (s *Store) CopyGuarded(ctx context.Context, recs []record.Record, guard []bool) ([]Result, error) {
 	results := make([]Result, len(recs))
 	// Which keys exist at all, in one listing: a fresh copy then asks
 	// nothing per object before uploading it.
@@ -327,7 +400,8 @@ func (s *Store) Copy(ctx context.Context, recs []record.Record) ([]Result, error
 			defer s.bytes.Release(weight)
 			defer s.count.Release(1)
 			absent := exists != nil && !exists[s.Key(recs[i].Key)]
-			r, err := s.copyOne(gctx, recs[i], absent)
+			guarded := i < len(guard) && guard[i] && !s.opts.ReplaceForeign
+			r, err := s.copyOne(gctx, recs[i], absent, guarded)
 			results[i] = r
 			return err
 		})
@@ -342,9 +416,10 @@ func (s *Store) Copy(ctx context.Context, recs []record.Record) ([]Result, error
 }
 
 // copyOne copies one record, holding a slot of the Store's limits. absent
-// says a listing just now found no
-// object under its key, so the first attempt need not look for one.
-func (s *Store) copyOne(ctx context.Context, rec record.Record, absent bool) (Result, error) {
+// says a listing just now found no object under its key, so the first
+// attempt need not look for one; guarded says another object there must
+// not be replaced.
+func (s *Store) copyOne(ctx context.Context, rec record.Record, absent, guarded bool) (Result, error) {
 	f, err := FileFromRecord(rec)
 	if err != nil {
 		return Result{Outcome: Rejected, Reason: err.Error()}, nil
@@ -364,8 +439,13 @@ func (s *Store) copyOne(ctx context.Context, rec record.Record, absent bool) (Re
 	retries := s.opts.Retry.Start(fmt.Sprintf("copying object %q to %s", f.Name, s.t))
 	var mismatches int
 	for {
-		outcome, err := s.attempt(ctx, rec, res.Key, f, absent)
+		outcome, err := s.attempt(ctx, rec, res.Key, f, absent, guarded)
 		absent = false // a failed attempt may have stored the object after all
+		var foreign *foreignError
+		if errors.As(err, &foreign) {
+			return reject(fmt.Sprintf("object %q: %s already holds %s that baasmigrate did not write; it is left alone "+
+				"(remove it, give --objects-prefix, or pass --objects-overwrite to replace it)", f.Name, s.t, foreign.what))
+		}
 		if err == nil {
 			res.Outcome = outcome
 			return res, nil
@@ -413,20 +493,30 @@ func (s *Store) where() string {
 	return "the target"
 }
 
+// foreignError is an attempt finding, at a guarded key, something other
+// than the object.
+type foreignError struct{ what string }
+
+func (e *foreignError) Error() string { return e.what + " is already at the key" }
+
 // attempt copies one object once: skip when the target holds it already
-// (unless it is known to be absent), else stream, upload and confirm.
-func (s *Store) attempt(ctx context.Context, rec record.Record, key string, f File, absent bool) (Outcome, error) {
+// (unless it is known to be absent), else — unless guarded and something
+// else is there — stream, upload and confirm.
+func (s *Store) attempt(ctx context.Context, rec record.Record, key string, f File, absent, guarded bool) (Outcome, error) {
 	// The target's clock (--target-timeout) runs except while the source
 	// is opened or read.
 	ctx, w := retry.Watch(ctx, s.opts.Retry.Timeout, s.opts.Retry.TimeoutOption)
 	defer w.Stop()
 	if !absent {
-		same, err := s.t.holds(ctx, key, f)
+		same, present, err := s.t.holds(ctx, key, f)
 		if err != nil {
 			return 0, fmt.Errorf("looking at the target object: %w", w.Err(err))
 		}
 		if same {
 			return Skipped, nil
+		}
+		if present && guarded {
+			return 0, &foreignError{fmt.Sprintf("%q, with other bytes or metadata", key)}
 		}
 	}
 	release := w.Hold()

@@ -345,7 +345,7 @@ func TestDirectoryNamesCannotEscape(t *testing.T) {
 	bad := map[string]string{
 		"../up": `".." path segment`, "a/../b": `".." path segment`, "dot/./x": `"." path segment`, "/lead": `starts with "/"`,
 		"//double": `starts with "/"`, "mid//dle": `empty path segment`, "trail/": `ends with "/"`,
-		strings.Repeat("n", 1020): "1020 bytes long", "link/escape": "refuses", ".baasmigrate-tmp/x": "temporary files",
+		strings.Repeat("n", 1020): "1020 bytes long", "link/escape": "refuses", ".baasmigrate-tmp/x": "temporary files", ".BaasMigrate-TMP/y": "temporary files",
 		"a/b": "a file is where its directory",
 	}
 	var recs []record.Record

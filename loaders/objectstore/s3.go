@@ -49,7 +49,10 @@ func newS3(u *url.URL, partSize int64) (*s3Target, error) {
 	if strings.Trim(u.Path, "/") != "" {
 		return nil, fmt.Errorf("object store URL %q: put a key prefix in --objects-prefix, not in the URL", redactURL(u.String()))
 	}
-	q := u.Query()
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("object store URL %q: its parameters do not parse (%v)", redactURL(u.String()), redactURL(err.Error()))
+	}
 	for k := range q {
 		if k != "endpoint" && k != "region" {
 			return nil, fmt.Errorf("object store URL %q: unknown parameter %q (known: endpoint, region)", redactURL(u.String()), k)
@@ -61,7 +64,7 @@ func newS3(u *url.URL, partSize int64) (*s3Target, error) {
 	if endpoint != "" {
 		e, err := url.Parse(endpoint)
 		if err != nil || e.Host == "" || (e.Scheme != "http" && e.Scheme != "https") {
-			return nil, fmt.Errorf("object store URL: endpoint %q is not an http:// or https:// URL", endpoint)
+			return nil, fmt.Errorf("object store URL: endpoint %q is not an http:// or https:// URL", redactURL(endpoint))
 		}
 		if e.User != nil {
 			return nil, errors.New("object store URL: put S3 credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, not in the endpoint")
@@ -122,6 +125,15 @@ func (t *s3Target) keyProblem(key string) string {
 		return fmt.Sprintf("the key is %d bytes long; S3 keys are at most %d", len(key), maxS3Key)
 	case !utf8.ValidString(key):
 		return "the key is not valid UTF-8"
+	}
+	if p := segmentProblem(key); p != "" {
+		// AWS keeps such keys apart; MinIO and other stores keeping
+		// objects as files do not (see segmentProblem).
+		p += ", which S3-compatible stores such as MinIO drop, merge or refuse"
+		if merged := strings.Trim(strings.Join(strings.FieldsFunc(key, func(r rune) bool { return r == '/' }), "/"), "/"); merged != "" && merged != key {
+			p += fmt.Sprintf(" (there it would be the object %q)", merged)
+		}
+		return p
 	}
 	return ""
 }
@@ -242,13 +254,17 @@ func sameMetadata(st minio.ObjectInfo, f File) bool {
 	return true
 }
 
-func (t *s3Target) holds(ctx context.Context, key string, f File) (bool, error) {
+func (t *s3Target) holds(ctx context.Context, key string, f File) (same, present bool, err error) {
 	st, ok, err := t.stat(ctx, key)
 	if err != nil || !ok {
-		return false, err
+		return false, false, err
 	}
-	return sameBytes(st, f) && sameMetadata(st, f), nil
+	return sameBytes(st, f) && sameMetadata(st, f), true, nil
 }
+
+// comparison: S3 keys are compared byte for byte (keys MinIO would merge
+// are refused by keyProblem).
+func (t *s3Target) comparison() KeyComparison { return Exact }
 
 func (t *s3Target) put(ctx context.Context, key string, f File, v *verifier) (stored, error) {
 	if f.Size == 0 {

@@ -55,16 +55,22 @@ type Files struct {
 	label  string
 	schema string
 	def    *tableDef
-	// db reads the table outside a batch's transaction (set by Prepare).
-	db    loaders.DB
-	owner Owner
+	// tableOwner is the source the table is claimed for (SetTableOwner);
+	// owner is the job writing through Files, and shareTarget lets it
+	// write into a store another job writes into (SetOwner).
+	tableOwner  Owner
+	owner       string
+	shareTarget bool
 }
 
-// SetOwner makes Prepare claim the table for o, refusing a table another
-// source owns (see ClaimTables); PlannedDDL then says so.
-func (f *Files) SetOwner(o Owner) { f.owner = o }
+// SetTableOwner makes Prepare claim the table for o, refusing a table
+// another source owns (see ClaimTables); PlannedDDL then says so.
+func (f *Files) SetTableOwner(o Owner) { f.tableOwner = o }
 
-var _ loaders.Sink = (*Files)(nil)
+var (
+	_ loaders.Sink     = (*Files)(nil)
+	_ loaders.Reporter = (*Files)(nil)
+)
 
 // NewFiles loads into schema.table ("" means "public" and
 // DefaultFilesTable) and copies bytes with store.
@@ -134,7 +140,7 @@ func (f *Files) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 	if err != nil {
 		return nil, fmt.Errorf("reading the catalog: %w", err)
 	}
-	if err := CheckTableOwners(ctx, db, f.owner, []pgx.Identifier{f.name}); err != nil {
+	if err := CheckTableOwners(ctx, db, f.tableOwner, []pgx.Identifier{f.name}); err != nil {
 		return nil, err
 	}
 	if table {
@@ -197,16 +203,17 @@ func rowProblem(file objectstore.File) string {
 	return ""
 }
 
-// Prepare claims the table (see SetOwner), creates the schema and table
-// when missing, and the target bucket or directory.
+// Prepare claims the table (see SetTableOwner), creates the schema and
+// table when missing, and the target bucket or directory; it records the
+// owner of the store and refuses a store another job writes into unless
+// told to share it (see SetOwner and prepareKeys).
 func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
-	f.db = db
 	err := pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error {
 		// Two processes preparing the same target serialise here.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
 			return err
 		}
-		if err := ClaimTables(ctx, tx, f.owner, []pgx.Identifier{f.name}); err != nil {
+		if err := ClaimTables(ctx, tx, f.tableOwner, []pgx.Identifier{f.name}); err != nil {
 			return err
 		}
 		for _, s := range f.ddl() {
@@ -219,7 +226,14 @@ func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
 	if err != nil {
 		return fmt.Errorf("creating the files table %s: %w", f.name.Sanitize(), err)
 	}
-	return f.store.Prepare(ctx)
+	if err := f.store.Prepare(ctx); err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error { return f.prepareKeys(ctx, tx) })
+	if err != nil {
+		return fmt.Errorf("recording the keys of %s: %w", f.store, err)
+	}
+	return nil
 }
 
 // Write copies the batch's objects (concurrently, within the store's
@@ -227,15 +241,23 @@ func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
 // present. Outcome.Changed counts the objects whose bytes were copied plus
 // the rows of already-present objects that were inserted or changed;
 // objects present with unchanged rows are the skipped ones (loaded minus
-// changed). Objects the store rejects, and rows PostgreSQL refuses, are
-// rejects. An error means the batch failed as a whole; it is marked
+// changed). Objects the store rejects, rows PostgreSQL refuses, objects
+// whose key another object holds or wants in the same batch (claimKeys),
+// and objects whose key holds something this tool did not write (unless
+// the store replaces foreign objects) are rejects. An error means the batch failed as a whole; it is marked
 // retryable when the store says so.
 func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
 	out := loaders.Outcome{Tables: make([]string, len(recs))}
 	for i := range out.Tables {
 		out.Tables[i] = f.label
 	}
-	taken := map[int]string{}
+	// Every key is claimed before any object is copied: an object landing
+	// on a key another object holds is rejected, never written over it.
+	// Claims of objects rejected below are released at the end.
+	taken, claims, err := f.claimKeys(ctx, tx, recs)
+	if err != nil {
+		return out, err
+	}
 	for i, rec := range recs {
 		if file, err := objectstore.FileFromRecord(rec); err == nil {
 			if reason := rowProblem(file); reason != "" {
@@ -243,19 +265,20 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 			}
 		}
 	}
-	if err := f.keysOfOtherBuckets(ctx, recs, taken); err != nil {
-		return out, err
-	}
 	var copyIdx []int
 	var toCopy []record.Record
+	var guard []bool
 	for i, rec := range recs {
 		if _, ok := taken[i]; ok {
 			continue
 		}
 		copyIdx = append(copyIdx, i)
 		toCopy = append(toCopy, rec)
+		// A key this tool has no record of writing may hold someone
+		// else's object: it is not replaced.
+		guard = append(guard, claims[i].fresh)
 	}
-	copiedResults, err := f.store.Copy(ctx, toCopy)
+	copiedResults, err := f.store.CopyGuarded(ctx, toCopy, guard)
 	if err != nil {
 		return out, err
 	}
@@ -299,55 +322,14 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 		out.Reject(presentIdx[j], reason)
 	}
 	out.AddChanged(f.label, changed)
-	return out, nil
-}
-
-// keysOfOtherBuckets finds the batch's objects whose target key an object
-// of another bucket already holds in the same store (two buckets migrated
-// into one store without --objects-prefix): copying would overwrite it, so
-// they are added to taken with the reason. Objects already in taken are
-// not looked up. It reads outside the batch's transaction.
-func (f *Files) keysOfOtherBuckets(ctx context.Context, recs []record.Record, taken map[int]string) error {
-	if f.db == nil || len(recs) == 0 {
-		return nil
-	}
-	type pending struct {
-		i      int
-		bucket string
-	}
-	keys := make([]string, 0, len(recs))
-	byKey := map[string][]pending{}
-	for i, rec := range recs {
-		if _, ok := taken[i]; ok {
-			continue
-		}
-		file, err := objectstore.FileFromRecord(rec)
-		if err != nil {
-			continue // the store rejects it with the reason
-		}
-		k := f.store.Key(file.Name)
-		keys = append(keys, k)
-		byKey[k] = append(byKey[k], pending{i, file.Bucket})
-	}
-	rows, err := f.db.Query(ctx, `SELECT target_key, bucket, name FROM `+f.name.Sanitize()+`
-		WHERE target = $1 AND target_key = ANY($2)`, f.store.String(), keys)
-	if err != nil {
-		return fmt.Errorf("checking target keys in %s: %w", f.name.Sanitize(), err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var key, otherBucket, otherName string
-		if err := rows.Scan(&key, &otherBucket, &otherName); err != nil {
-			return fmt.Errorf("checking target keys in %s: %w", f.name.Sanitize(), err)
-		}
-		for _, p := range byKey[key] {
-			if p.bucket != otherBucket {
-				taken[p.i] = fmt.Sprintf("target key %q already holds gs://%s/%s, migrated from another bucket into the same store; "+
-					"copying would overwrite it (give each bucket its own --objects-prefix)", key, otherBucket, otherName)
-			}
+	// Keys claimed by this batch for objects it did not store go back.
+	var release [][]byte
+	for i := range out.Rejects {
+		if c, ok := claims[i]; ok && c.fresh {
+			release = append(release, c.fold)
 		}
 	}
-	return rows.Err()
+	return out, f.releaseKeys(ctx, tx, release)
 }
 
 // row is the table row of an object copied or present under key.

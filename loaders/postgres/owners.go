@@ -22,7 +22,7 @@ type Owner struct {
 	// "" claims and checks nothing (tests, tools).
 	Source string
 	// Share lets the job write tables other sources claimed; its source is
-	// then recorded as one more owner (--share-target-tables).
+	// then recorded as one more owner (--share-target).
 	Share bool
 }
 
@@ -80,7 +80,7 @@ func CheckTableOwners(ctx context.Context, db loaders.DB, o Owner, tables []pgx.
 	sort.Strings(conflicts)
 	return fmt.Errorf("this job migrates %s into tables another source's migration wrote; it would overwrite or mix that source's rows:\n  %s\n"+
 		"write this source to other tables (another schema in the mapping, another --files-table), "+
-		"or pass --share-target-tables if both sources belong in the same tables",
+		"or pass --share-target if both sources belong in the same tables",
 		o.Source, strings.Join(conflicts, "\n  "))
 }
 

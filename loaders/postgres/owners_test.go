@@ -42,7 +42,7 @@ func TestTablesBelongToTheirSource(t *testing.T) {
 	}
 	sinkB.SetOwner(b)
 	err = sinkB.Prepare(ctx, pool)
-	for _, want := range []string{a.Source, b.Source, `"public"."users"`, "--share-target-tables"} {
+	for _, want := range []string{a.Source, b.Source, `"public"."users"`, "--share-target"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("second source's Prepare: %v; want a refusal naming %s", err, want)
 		}
@@ -76,11 +76,11 @@ func TestTablesBelongToTheirSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := NewFiles(store, "", "")
-	files.SetOwner(Owner{Source: "gcs:gs://a"})
+	files.SetTableOwner(Owner{Source: "gcs:gs://a"})
 	if err := files.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	files.SetOwner(Owner{Source: "gcs:gs://b"})
+	files.SetTableOwner(Owner{Source: "gcs:gs://b"})
 	if err := files.Prepare(ctx, pool); err == nil || !strings.Contains(err.Error(), "gcs:gs://a") {
 		t.Fatalf("second bucket's Prepare: %v; want a refusal", err)
 	}
