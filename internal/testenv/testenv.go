@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -328,7 +329,15 @@ func NewDatabase(t testing.TB) string {
 			t.Logf("testenv: kept database %s of the failed test (%s=1)", name, KeepDatabasesVar)
 			return
 		}
-		if err := execOnce(base, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+		drop := "DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)"
+		err := execOnce(base, drop)
+		var pgErr *pgconn.PgError
+		if admin, ok := Lookup(PostgresAdminURLVar); ok && errors.As(err, &pgErr) && pgErr.Code == "42501" {
+			// A session of another role is on the database (an
+			// autovacuum worker, say): only a superuser may end it.
+			err = execOnce(admin, drop)
+		}
+		if err != nil {
 			t.Errorf("testenv: dropping database %s: %v", name, err)
 		}
 	})
