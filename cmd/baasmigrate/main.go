@@ -122,10 +122,19 @@ func (in *interrupts) received() bool { return in.count.Load() > 0 }
 // over. Outside main it is ctx itself.
 func workContext(ctx context.Context) context.Context {
 	if in, ok := ctx.Value(interruptsKey{}).(*interrupts); ok {
-		return in.work
+		return valuesOf{Context: in.work, values: ctx}
 	}
 	return ctx
 }
+
+// valuesOf is a context that ends with its Context but carries the values
+// of another (the retry logger of the command's context, say).
+type valuesOf struct {
+	context.Context
+	values context.Context
+}
+
+func (c valuesOf) Value(key any) any { return c.values.Value(key) }
 
 // startProfile writes a CPU profile to $BAASMIGRATE_CPUPROFILE when it is
 // set, for engineers measuring the tool (see BENCHMARKS.md).

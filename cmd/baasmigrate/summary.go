@@ -47,12 +47,15 @@ const (
 )
 
 type jobSummary struct {
-	Kind             string         `json:"kind"`
-	Job              string         `json:"job,omitempty"`
-	Status           string         `json:"status"`
-	Run              int64          `json:"run,omitempty"`
-	Resumed          bool           `json:"resumed"`
-	AlreadyFinished  bool           `json:"already_finished"`
+	Kind            string `json:"kind"`
+	Job             string `json:"job,omitempty"`
+	Status          string `json:"status"`
+	Run             int64  `json:"run,omitempty"`
+	Resumed         bool   `json:"resumed"`
+	AlreadyFinished bool   `json:"already_finished"`
+	// EarlierRejects counts, for an already finished job, the records its
+	// completed run rejected (not part of this invocation's counts).
+	EarlierRejects   int64          `json:"earlier_rejects,omitempty"`
 	SnapshotRenewals int            `json:"snapshot_renewals"`
 	BillableReads    int64          `json:"billable_reads"`
 	Elapsed          float64        `json:"elapsed_seconds"`
@@ -86,7 +89,7 @@ type rejectSample struct {
 // summarize describes one job's result; err is how Execute ended.
 func summarize(kind string, r *migration.Result, err error) jobSummary {
 	js := jobSummary{
-		Kind: kind, Job: r.Job, Status: statusFinished, AlreadyFinished: r.AlreadyFinished,
+		Kind: kind, Job: r.Job, Status: statusFinished, AlreadyFinished: r.AlreadyFinished, EarlierRejects: r.EarlierRejects,
 		SnapshotRenewals: r.SnapshotRenewals, BillableReads: r.BillableReads, Elapsed: r.Elapsed.Seconds(),
 		Tables: []tableSummary{}, Notes: r.Notes,
 	}
@@ -118,6 +121,16 @@ func summarize(kind string, r *migration.Result, err error) jobSummary {
 	return js
 }
 
+// earlierRejects counts the records that completed runs of already
+// finished jobs rejected: a no-op re-run still exits 1 for them.
+func (s *migrateSummary) earlierRejects() int64 {
+	var n int64
+	for _, j := range s.Jobs {
+		n += j.EarlierRejects
+	}
+	return n
+}
+
 func (s *migrateSummary) total() {
 	s.Totals = summaryCounts{}
 	for _, j := range s.Jobs {
@@ -145,6 +158,9 @@ func printSummary(w io.Writer, s *migrateSummary) {
 		switch j.Status {
 		case statusAlreadyFinished:
 			fmt.Fprintf(w, "%s: already migrated by run %d; nothing to do, nothing changed (use --restart to copy again; unchanged rows are not rewritten)\n", j.Kind, j.Run)
+			if j.EarlierRejects > 0 {
+				fmt.Fprintf(w, "%s: run %d rejected %d record(s); they are not in the target (see baasmigrate.rejects)\n", j.Kind, j.Run, j.EarlierRejects)
+			}
 		case statusInterrupted, statusFailed:
 			if j.Run == 0 {
 				fmt.Fprintf(w, "%s: %s before a run was planned\n", j.Kind, j.Status)

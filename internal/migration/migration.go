@@ -107,6 +107,10 @@ type Result struct {
 	// run had completed (use Options.Restart to copy again). Tables and
 	// Rejects are then empty: this Execute read and wrote nothing.
 	AlreadyFinished bool
+	// EarlierRejects is, when AlreadyFinished, how many records the
+	// completed run rejected: they are still not in the target (their
+	// reasons are in baasmigrate.rejects), so a no-op re-run reports them.
+	EarlierRejects int64
 	// Tables are the run's counts per target table, over every attempt of
 	// the run (a resumed run includes what earlier attempts committed).
 	// After a failure they are what the checkpoints cover, when the target
@@ -231,6 +235,13 @@ func (e *executor) execute(ctx context.Context, res *Result) error {
 			if last != nil && maps.Equal(last.Config, job.Config) {
 				// Nothing to do, and nothing done: no counts to report.
 				res.Run, res.AlreadyFinished = last, true
+				tables, err := state.Summary(rctx, last)
+				if err != nil {
+					return err
+				}
+				for _, t := range tables {
+					res.EarlierRejects += t.Rejected
+				}
 				return nil
 			}
 			if last != nil {
