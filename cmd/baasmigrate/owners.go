@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/pflag"
+
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
@@ -22,13 +24,9 @@ var shareTablesOption = plugin.Option{
 // ?collections=, a Cloud Storage prefix), so that jobs reading parts of
 // one source share its tables and jobs of another source are refused.
 func tableOwner(cfg plugin.Config, source string) (postgres.Owner, error) {
-	share := false
-	if v := cfg.String(shareTablesOption.Name); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return postgres.Owner{}, fmt.Errorf("--%s: %q is not true or false", shareTablesOption.Name, v)
-		}
-		share = b
+	share, err := shareTables(cfg)
+	if err != nil {
+		return postgres.Owner{}, err
 	}
 	owner, _, _ := strings.Cut(source, "?")
 	if rest, ok := strings.CutPrefix(owner, "gcs:gs://"); ok {
@@ -36,4 +34,27 @@ func tableOwner(cfg plugin.Config, source string) (postgres.Owner, error) {
 		owner = "gcs:gs://" + bucket
 	}
 	return postgres.Owner{Source: owner, Share: share}, nil
+}
+
+// shareTables reads --share-target-tables.
+func shareTables(cfg plugin.Config) (bool, error) {
+	v := cfg.String(shareTablesOption.Name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("--%s: %q is not true or false", shareTablesOption.Name, v)
+	}
+	return b, nil
+}
+
+// optionGiven reports, for buildEnv.Given, whether the user set an option
+// on the command line or in the --config file, rather than leaving it to
+// the environment or its default.
+func optionGiven(fs *pflag.FlagSet) func(name string) bool {
+	return func(name string) bool {
+		f := fs.Lookup(name)
+		return f != nil && f.Changed
+	}
 }
