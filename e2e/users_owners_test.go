@@ -90,6 +90,16 @@ func TestTwoUsersSourcesDoNotShareTables(t *testing.T) {
 	if name, runs := state(); name != wantName || runs != wantRuns {
 		t.Fatalf("after A's API again u1 is %q with %d runs; want %q and %d", name, runs, wantName, wantRuns)
 	}
+	// The project may be named in the --config file too.
+	config := filepath.Join(a.dir, "config.yaml")
+	if err := os.WriteFile(config, []byte("firebase-project: "+a.project+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.run(0, "migrate", "--only", "users", "--auth-export", export("another-export-of-a"), "--config", config)
+	wantName, wantRuns = "from another-export-of-a", 4
+	if name, runs := state(); name != wantName || runs != wantRuns {
+		t.Fatalf("after A's export named in --config u1 is %q with %d runs; want %q and %d", name, runs, wantName, wantRuns)
+	}
 
 	// The user says B belongs in the same tables.
 	a.run(0, "migrate", "--only", "users", "--firebase-project", b.project, "--share-target-tables")
