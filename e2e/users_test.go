@@ -563,8 +563,6 @@ func TestUsersFromExportFiles(t *testing.T) {
 // TestUsersMalformedFilesNameTheLine checks that a file that stops parsing
 // fails the run with the line (and, for JSON, record and byte offset).
 func TestUsersMalformedFilesNameTheLine(t *testing.T) {
-	dsn := testenv.NewDatabase(t)
-	env := clitest.Env("DATABASE_URL=" + dsn)
 	dir := t.TempDir()
 	cases := map[string]struct{ content, want string }{
 		"bad.json": {"{\"users\": [\n{\"localId\": \"a\"},\n{\"localId\": \"b\" \"c\"}]}", "reading record 2: line 3, byte offset 46"},
@@ -575,6 +573,9 @@ func TestUsersMalformedFilesNameTheLine(t *testing.T) {
 		if err := os.WriteFile(path, []byte(c.content), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// A database each: two files that do not name their project are
+		// two sources, and the second would be refused the first's tables.
+		env := clitest.Env("DATABASE_URL=" + testenv.NewDatabase(t))
 		res := clitest.Run(t, env, "migrate", "--only", "users", "--auth-export", path)
 		if res.Code != 2 || !strings.Contains(res.Stderr, c.want) {
 			t.Errorf("%s: exit %d, stderr %q; want 2 and %q", name, res.Code, res.Stderr, c.want)

@@ -19,7 +19,9 @@ import (
 // objects already uploaded and verified) and the new cursor commit together.
 type Sink interface {
 	// Prepare creates or updates what the sink writes to (tables, buckets).
-	// It is idempotent.
+	// It is idempotent. It is called before a new run is recorded: an error
+	// (a target the sink refuses to write, such as tables another source
+	// owns) leaves no run behind.
 	Prepare(ctx context.Context, db DB) error
 	// Write stores recs inside tx and reports, per record, where it went or
 	// why it was rejected. tx begins with its first statement: slow work

@@ -124,7 +124,7 @@ func runCompare(cmd *cobra.Command, command string) error {
 		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
 		}
-		env := &buildEnv{Command: command, Config: cfg, Pool: pool, State: state, Log: log, Stderr: cmd.ErrOrStderr(), Workers: 4}
+		env := &buildEnv{Command: command, Config: cfg, Pool: pool, State: state, Log: log, Stderr: cmd.ErrOrStderr(), Workers: 4, Given: optionGiven(f)}
 		kr, err := compareKind(ctx, cmd, command, k, env, samples)
 		if err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("%s %ss: %w", command, k.Kind, err)}

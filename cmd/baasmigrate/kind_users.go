@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/extractors/firebase"
 	"github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
@@ -22,7 +24,7 @@ var usersSchemaOption = plugin.Option{
 func init() {
 	registerKind(&kindSpec{
 		Kind:    record.KindUser,
-		Options: append(append([]plugin.Option(nil), firebaseauth.Options...), usersSchemaOption),
+		Options: append(append([]plugin.Option(nil), firebaseauth.Options...), usersSchemaOption, shareTablesOption),
 		Build:   buildUsers,
 		Compare: compareUsers,
 	})
@@ -40,14 +42,25 @@ func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	if err != nil {
 		return migration.Job{}, err
 	}
+	schema := env.Config.String(usersSchemaOption.Name)
+	sink := postgres.NewUsers(postgres.UsersConfig{Schema: schema, Hash: hash, Log: env.Log})
+	owner, err := usersOwner(env, ex)
+	if err != nil {
+		ex.Close()
+		return migration.Job{}, err
+	}
+	sink.SetOwner(owner)
+	// Refuse before the run is recorded; Prepare checks again, atomically.
+	if err := postgres.CheckTableOwners(ctx, env.Pool, owner, sink.Tables()); err != nil {
+		ex.Close()
+		return migration.Job{}, err
+	}
 	if hash.IsZero() {
 		fmt.Fprintf(env.Stderr, "users: no password hash parameters (--%s, --%s, --%s, --%s): Firebase scrypt hashes are copied, "+
 			"but cannot be verified until a run with them (add them and pass --restart; unchanged rows are not rewritten)\n",
 			firebaseauth.HashSignerKeyOption.Name, firebaseauth.HashSaltSeparatorOption.Name,
 			firebaseauth.HashRoundsOption.Name, firebaseauth.HashMemCostOption.Name)
 	}
-	schema := env.Config.String(usersSchemaOption.Name)
-	sink := postgres.NewUsers(postgres.UsersConfig{Schema: schema, Hash: hash, Log: env.Log})
 	return migration.Job{
 		Kind: record.KindUser, Extractor: ex, Sink: sink,
 		Config: map[string]string{
@@ -80,6 +93,12 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 	}
 	cfg := postgres.UsersConfig{Schema: env.Config.String(usersSchemaOption.Name), Hash: hash}
 	sink := postgres.NewUsers(cfg)
+	owner, err := usersOwner(env, ex)
+	if err != nil {
+		ex.Close()
+		return nil, err
+	}
+	sink.SetOwner(owner)
 	return &comparer{
 		Extractor: ex,
 		Adapter:   diff.NewUsers(cfg, firebaseauth.ListsInUIDOrder(ex)),
@@ -92,4 +111,36 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 			return out, err
 		},
 	}, nil
+}
+
+// usersOwner is the owner the users sink claims its tables for: the
+// Firebase project (and tenant) the users belong to, so that the Auth API
+// and every export of one project load into the same tables, while the
+// users of another project or tenant, whose uids would overwrite these, are
+// refused. The Auth API names its project. An export file does not say
+// which project it comes from: it counts as an export of the project
+// --firebase-project names when the user gave that on the command line or
+// in --config — not when it only comes from GCLOUD_PROJECT or
+// GOOGLE_CLOUD_PROJECT, which name whatever project the shell works on
+// (Cloud Shell sets one) — and is otherwise a source of its own, named by
+// its path, with a hint in a refusal.
+func usersOwner(env *buildEnv, ex extractors.Extractor) (postgres.Owner, error) {
+	share, err := env.Config.Bool(shareTablesOption.Name)
+	if err != nil {
+		return postgres.Owner{}, err
+	}
+	o := postgres.Owner{Source: ex.Source(), Share: share}
+	if env.Config.String(firebaseauth.ExportOption.Name) == "" {
+		return o, nil
+	}
+	project := env.Config.String(firebase.ProjectOption.Name)
+	if project != "" && env.Given != nil && env.Given(firebase.ProjectOption.Name) {
+		o.Source = firebaseauth.ProjectSource(project, env.Config.String(firebaseauth.TenantOption.Name))
+		return o, nil
+	}
+	o.Hint = fmt.Sprintf("An export file does not say which project it comes from: it is a source of its own unless --%[1]s names its project "+
+		"(on the command line or in --config; GCLOUD_PROJECT and GOOGLE_CLOUD_PROJECT are not taken for it). "+
+		"If this file is an export of the project whose users these tables hold, pass --%[1]s with that project's ID.",
+		firebase.ProjectOption.Name)
+	return o, nil
 }

@@ -58,6 +58,10 @@ type buildEnv struct {
 	Workers int
 	// Restart is set when the user asked to start over.
 	Restart bool
+	// Given reports whether the user set an option on the command line or
+	// in the --config file (not through the environment or its default);
+	// nil means never.
+	Given func(option string) bool
 }
 
 var kindSpecs []*kindSpec

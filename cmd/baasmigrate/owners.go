@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 
+	"github.com/spf13/pflag"
+
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
@@ -31,4 +33,14 @@ func tableOwner(cfg plugin.Config, source string) (postgres.Owner, error) {
 		owner = "gcs:gs://" + bucket
 	}
 	return postgres.Owner{Source: owner, Share: share}, nil
+}
+
+// optionGiven reports, for buildEnv.Given, whether the user set an option
+// on the command line or in the --config file, rather than leaving it to
+// the environment or its default.
+func optionGiven(fs *pflag.FlagSet) func(name string) bool {
+	return func(name string) bool {
+		f := fs.Lookup(name)
+		return f != nil && f.Changed
+	}
 }

@@ -81,10 +81,9 @@ func newAPI(ctx context.Context, cfg plugin.Config, tenant string) (*apiExtracto
 	}
 	e := &apiExtractor{pageSize: pageSize, policy: policy}
 	path := "/v1/projects/" + url.PathEscape(project)
-	e.source = "firebaseauth:projects/" + project
+	e.source = ProjectSource(project, tenant)
 	if tenant != "" {
 		path += "/tenants/" + url.PathEscape(tenant)
-		e.source += "/tenants/" + tenant
 	}
 	if host := cfg.String(EmulatorOption.Name); host != "" {
 		host = strings.TrimPrefix(strings.TrimPrefix(host, "http://"), "https://")
@@ -117,8 +116,19 @@ func (a emulatorAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	return a.next.RoundTrip(r)
 }
 
-// Source names the project (and tenant).
+// Source names the project (and tenant): ProjectSource.
 func (e *apiExtractor) Source() string { return e.source }
+
+// ProjectSource names the users of a project (with tenant "", its own
+// users) or of one of its tenants as the Auth API extractor's Source does:
+// "firebaseauth:projects/P" or "firebaseauth:projects/P/tenants/T".
+func ProjectSource(project, tenant string) string {
+	s := "firebaseauth:projects/" + project
+	if tenant != "" {
+		s += "/tenants/" + tenant
+	}
+	return s
+}
 
 // Close releases idle connections.
 func (e *apiExtractor) Close() error {

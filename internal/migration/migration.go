@@ -226,37 +226,40 @@ func (e *executor) execute(ctx context.Context, res *Result) error {
 				run.ID, name, configDiff(run.Config, job.Config))
 		}
 		opts.Log.Info("resuming interrupted run", "job", name, "run", run.ID)
-	} else {
-		if !opts.Restart {
-			last, err := state.LastFinishedRun(rctx, name)
+		res.Run, e.run = run, run
+	} else if !opts.Restart {
+		last, err := state.LastFinishedRun(rctx, name)
+		if err != nil {
+			return err
+		}
+		if last != nil && maps.Equal(last.Config, job.Config) {
+			// Nothing to do, and nothing done: no counts to report.
+			res.Run, res.AlreadyFinished = last, true
+			tables, err := state.Summary(rctx, last)
 			if err != nil {
 				return err
 			}
-			if last != nil && maps.Equal(last.Config, job.Config) {
-				// Nothing to do, and nothing done: no counts to report.
-				res.Run, res.AlreadyFinished = last, true
-				tables, err := state.Summary(rctx, last)
-				if err != nil {
-					return err
-				}
-				for _, t := range tables {
-					res.EarlierRejects += t.Rejected
-				}
-				return nil
+			for _, t := range tables {
+				res.EarlierRejects += t.Rejected
 			}
-			if last != nil {
-				res.Notes = append(res.Notes, fmt.Sprintf("the settings changed since run %d (%s): a new run copies everything again; unchanged rows are not rewritten",
-					last.ID, configDiff(last.Config, job.Config)))
-			}
+			return nil
 		}
+		if last != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("the settings changed since run %d (%s): a new run copies everything again; unchanged rows are not rewritten",
+				last.ID, configDiff(last.Config, job.Config)))
+		}
+	}
+	// The sink prepares the target before a new run is recorded: when it
+	// refuses (tables another source owns, claimed since the job was
+	// built), no run is left behind to resume.
+	if err := job.Sink.Prepare(rctx, pool); err != nil {
+		return err
+	}
+	if run == nil {
 		if run, err = plan(rctx, state, name, job, opts); err != nil {
 			return err
 		}
-	}
-	res.Run = run
-	e.run = run
-	if err := job.Sink.Prepare(rctx, pool); err != nil {
-		return err
+		res.Run, e.run = run, run
 	}
 	for _, st := range run.Streams {
 		if e.stopping() {

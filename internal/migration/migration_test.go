@@ -295,3 +295,33 @@ func TestCancelledBatchIsNotRetried(t *testing.T) {
 		t.Fatalf("%d rows, checkpoints cover %d; want equal and not 0", rows, committed)
 	}
 }
+
+// TestRefusedPrepareRecordsNoRun: when another source claims the tables
+// after the job was built (between its early check and Prepare), Execute
+// fails with the refusal before recording a run, so that no run of the
+// refused job is left to resume.
+func TestRefusedPrepareRecordsNoRun(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	other, err := postgres.NewDocuments(f.mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.SetOwner(postgres.Owner{Source: "firestore:projects/another/databases/(default)"})
+	if err := other.Prepare(ctx, f.pool); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := postgres.NewDocuments(f.mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := f.job(t, sink)
+	sink.SetOwner(postgres.Owner{Source: job.Extractor.Source()})
+	if _, err := migration.Execute(ctx, f.pool, f.state, job, migration.Options{Workers: 1}); err == nil || !strings.Contains(err.Error(), "projects/another/") {
+		t.Fatalf("Execute = %v; want the refusal", err)
+	}
+	var runs int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM baasmigrate.runs`).Scan(&runs); err != nil || runs != 0 {
+		t.Fatalf("%d runs recorded (%v); want none", runs, err)
+	}
+}

@@ -24,6 +24,10 @@ type Owner struct {
 	// Share lets the job write tables other sources claimed; its source is
 	// then recorded as one more owner (--share-target).
 	Share bool
+	// Hint, when set, ends a refusal: how the user could say that this job
+	// reads the same source as the tables' owner (an export file of users
+	// is its own source unless --firebase-project names its project).
+	Hint string
 }
 
 // ownersDDL creates the table of table owners; it is part of the state
@@ -78,10 +82,14 @@ func CheckTableOwners(ctx context.Context, db loaders.DB, o Owner, tables []pgx.
 		return nil
 	}
 	sort.Strings(conflicts)
+	hint := ""
+	if o.Hint != "" {
+		hint = "\n" + o.Hint
+	}
 	return fmt.Errorf("this job migrates %s into tables another source's migration wrote; it would overwrite or mix that source's rows:\n  %s\n"+
-		"write this source to other tables (another schema in the mapping, another --files-table), "+
-		"or pass --share-target if both sources belong in the same tables",
-		o.Source, strings.Join(conflicts, "\n  "))
+		"write this source to other tables (another schema in the mapping, another --users-schema, another --files-table), "+
+		"or pass --share-target if both sources belong in the same tables%s",
+		o.Source, strings.Join(conflicts, "\n  "), hint)
 }
 
 // ClaimTables checks tables like CheckTableOwners and records o.Source as

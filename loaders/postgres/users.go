@@ -124,6 +124,7 @@ type UsersConfig struct {
 // seen, and is rejected.
 type Users struct {
 	cfg       UsersConfig
+	owner     Owner
 	hashID    string // the hash_configs row users reference; "" without one
 	users     *tableDef
 	providers *tableDef
@@ -187,6 +188,22 @@ func NewUsers(cfg UsersConfig) *Users {
 }
 
 func (s *Users) table(name string) string { return pgx.Identifier{s.cfg.Schema, name}.Sanitize() }
+
+// SetOwner makes Prepare claim the schema's tables (Tables) for o, refusing
+// tables another source owns (see ClaimTables); PlannedDDL then says so.
+// Two Firebase projects, or two tenants, share no users tables unless
+// o.Share: their uids would overwrite each other's rows.
+func (s *Users) SetOwner(o Owner) { s.owner = o }
+
+// Tables lists the tables the sink writes, schema-qualified, for
+// ClaimTables and CheckTableOwners.
+func (s *Users) Tables() []pgx.Identifier {
+	var out []pgx.Identifier
+	for _, t := range []string{UsersTable, ProvidersTable, MFATable, HashConfigsTable, PositionsTable} {
+		out = append(out, pgx.Identifier{s.cfg.Schema, t})
+	}
+	return out
+}
 
 // HashConfigID is the id of the hash_configs row the sink's users
 // reference; "" without hash parameters.
@@ -289,11 +306,15 @@ func (s *Users) usersDDL() []string {
 	}
 }
 
-// Prepare creates the schema and tables when missing and stores the hash
-// configuration.
+// Prepare claims the tables (see SetOwner), creates the schema and tables
+// when missing and stores the hash configuration, in one transaction: a
+// refused job creates and stores nothing.
 func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
 	err := pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
+			return err
+		}
+		if err := ClaimTables(ctx, tx, s.owner, s.Tables()); err != nil {
 			return err
 		}
 		for _, stmt := range s.usersDDL() {

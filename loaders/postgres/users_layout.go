@@ -90,8 +90,13 @@ func (s *Users) Schema() string { return s.cfg.Schema }
 // PlannedDDL returns what Prepare would change in db, for `plan`: the
 // statements creating the schema's tables when any is missing, and the
 // storing of the hash parameters when db does not hold them yet (shown
-// without the secrets). It only reads the catalog and hash_configs.
+// without the secrets). It only reads the catalog, hash_configs and the
+// table owners; when another source owns the tables (see SetOwner) it
+// returns the refusal Prepare would.
 func (s *Users) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, error) {
+	if err := CheckTableOwners(ctx, db, s.owner, s.Tables()); err != nil {
+		return nil, err
+	}
 	var schema, complete, stored bool
 	err := db.QueryRow(ctx, `SELECT
 			EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
