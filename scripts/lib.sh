@@ -212,7 +212,9 @@ pg_major() {
 # that user, who then owns the cluster.
 as_pg() {
 	if [[ $EUID -eq 0 ]]; then
-		runuser -u postgres -- "$@"
+		# From /: the caller's directory may be closed to postgres (paths
+		# given are absolute).
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
