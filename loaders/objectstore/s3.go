@@ -463,7 +463,11 @@ func (t *s3Target) refusal(err error) (string, bool) {
 // transient recognises S3 errors worth retrying: throttling, server errors
 // and timeouts.
 func (t *s3Target) transient(err error) bool {
-	r := minio.ToErrorResponse(err)
+	// minio.ToErrorResponse does not look into wrapped errors.
+	var r minio.ErrorResponse
+	if !errors.As(err, &r) {
+		return false
+	}
 	switch r.Code {
 	case "SlowDown", "SlowDownWrite", "SlowDownRead", "ServiceUnavailable", "InternalError", "RequestTimeout",
 		"RequestTimeTooSkewed", "XMinioServerNotInitialized", "OperationAborted":
