@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,8 +64,14 @@ func startCluster(bin string) (*cluster, error) {
 	if c.asPostgres {
 		parent = "/var/tmp"
 	}
+	c.sweep(parent)
 	dir, err := os.MkdirTemp(parent, "baasmigrate-chaos-pg-")
 	if err != nil {
+		return nil, err
+	}
+	// The owner's pid lets a later campaign stop this cluster if this one
+	// dies without Close (SIGKILL).
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	c.data, c.log = filepath.Join(dir, "data"), filepath.Join(dir, "postgres.log")
@@ -154,6 +161,26 @@ func (c *cluster) restart() error {
 		return fmt.Errorf("pg_ctl restart: %w: %s", err, out)
 	}
 	return nil
+}
+
+// sweep stops and removes the clusters of campaigns that died without
+// cleaning up (their owner.pid names no live process).
+func (c *cluster) sweep(parent string) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	dirs, _ := filepath.Glob(filepath.Join(parent, "baasmigrate-chaos-pg-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && syscall.Kill(pid, 0) == nil {
+			continue // its campaign still runs
+		}
+		old := &cluster{bin: c.bin, data: filepath.Join(dir, "data"), asPostgres: c.asPostgres}
+		old.stop()
+	}
 }
 
 // stop stops the cluster and removes its directory.
