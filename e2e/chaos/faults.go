@@ -63,6 +63,25 @@ func (e *caseEnv) waitExit(p *proc, d time.Duration) bool {
 	return exited
 }
 
+// startUntil starts a run with args and waits until a seeded random
+// number of records in [lo, hi) is committed. It returns the running
+// process and the records committed by then; when the run ended first it
+// records that as a problem (the fault, what, was never injected) and
+// returns nil.
+func (c *Campaign) startUntil(ctx context.Context, e *caseEnv, args []string, lo, hi int64, what string) (*proc, int64, error) {
+	target := c.pick(lo, hi)
+	p, err := start(c.cfg.Binary, e.env, args)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !waitProgress(ctx, p, target, e.progress, c.cfg.RunTimeout) {
+		e.waitExit(p, c.cfg.RunTimeout)
+		e.res.problem("the run ended (exit %d) before %s at %d committed: %s", p.code, what, target, tail(p.stderr(), 300))
+		return nil, 0, nil
+	}
+	return p, e.progress(ctx), nil
+}
+
 func (c *Campaign) kill9(ctx context.Context, e *caseEnv) error {
 	var at []string
 	for range 2 {
@@ -91,17 +110,10 @@ func (c *Campaign) kill9(ctx context.Context, e *caseEnv) error {
 }
 
 func (c *Campaign) sigterm(ctx context.Context, e *caseEnv) error {
-	target := c.pick(e.seeded/10, e.seeded/3)
-	p, err := start(c.cfg.Binary, e.env, e.args)
-	if err != nil {
+	p, at, err := c.startUntil(ctx, e, e.args, e.seeded/10, e.seeded/3, "SIGTERM")
+	if p == nil {
 		return err
 	}
-	if !waitProgress(ctx, p, target, e.progress, c.cfg.RunTimeout) {
-		e.waitExit(p, c.cfg.RunTimeout)
-		e.res.problem("the run ended (exit %d) before SIGTERM could be sent at %d committed", p.code, target)
-		return nil
-	}
-	at := e.progress(ctx)
 	t0 := time.Now()
 	p.signal(syscall.SIGTERM)
 	e.res.Injected = append(e.res.Injected, fmt.Sprintf("SIGTERM at %d of %d committed", at, e.seeded))
@@ -117,17 +129,10 @@ func (c *Campaign) sigterm(ctx context.Context, e *caseEnv) error {
 }
 
 func (c *Campaign) pgRestart(ctx context.Context, e *caseEnv) error {
-	target := c.pick(e.seeded/10, e.seeded/2)
-	p, err := start(c.cfg.Binary, e.env, e.args)
-	if err != nil {
+	p, at, err := c.startUntil(ctx, e, e.args, e.seeded/10, e.seeded/2, "the restart")
+	if p == nil {
 		return err
 	}
-	if !waitProgress(ctx, p, target, e.progress, c.cfg.RunTimeout) {
-		e.waitExit(p, c.cfg.RunTimeout)
-		e.res.problem("the run ended (exit %d) before the restart at %d committed", p.code, target)
-		return nil
-	}
-	at := e.progress(ctx)
 	if err := c.cluster.restart(); err != nil {
 		p.kill()
 		return err
@@ -152,17 +157,10 @@ func (c *Campaign) sourceStall(ctx context.Context, e *caseEnv) error {
 	if e.cs.Kind == Documents {
 		return c.documentsStall(ctx, e, args)
 	}
-	target := c.pick(e.seeded/10, e.seeded/3)
-	p, err := start(c.cfg.Binary, e.env, args)
-	if err != nil {
+	p, at, err := c.startUntil(ctx, e, args, e.seeded/10, e.seeded/3, "the stall")
+	if p == nil {
 		return err
 	}
-	if !waitProgress(ctx, p, target, e.progress, c.cfg.RunTimeout) {
-		e.waitExit(p, c.cfg.RunTimeout)
-		e.res.problem("the run ended (exit %d) before the stall at %d committed: %s", p.code, target, tail(p.stderr(), 300))
-		return nil
-	}
-	at := e.progress(ctx)
 	var freeze, thaw func()
 	if e.cs.Kind == Users {
 		freeze, thaw = e.freeze.freeze, e.freeze.thaw
