@@ -29,7 +29,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/baasmigrate/baasmigrate/e2e/firestoreemu"
-	"github.com/baasmigrate/baasmigrate/extractors/gcs/gcstest"
 )
 
 // Kind is a kind of record the campaign migrates.
@@ -227,7 +226,7 @@ type Campaign struct {
 	cfg     Config
 	rng     *rand.Rand
 	hooks   *firestoreemu.Hooks
-	gcs     *gcstest.Server // nil when Config.StorageHost was given
+	gcs     *fakeGCS // nil when Config.StorageHost was given
 	cluster *cluster
 	cleanup []func()
 	seq     int
@@ -282,7 +281,7 @@ func (c *Campaign) Close() error {
 		c.cluster = nil
 	}
 	if c.gcs != nil {
-		c.gcs.Stop()
+		c.gcs.stop()
 		c.gcs = nil
 	}
 	if c.ownWork {
@@ -301,14 +300,11 @@ func (c *Campaign) storage() (host string, pid int, err error) {
 		return c.cfg.StorageHost, c.cfg.StoragePID, nil
 	}
 	if c.gcs == nil {
-		if c.cfg.FakeGCSBinary == "" {
-			return "", 0, errors.New("chaos: no fake-gcs-server binary (set BAASMIGRATE_FAKE_GCS_SERVER or run make services-up)")
-		}
-		if c.gcs, err = gcstest.StartMemory(c.cfg.FakeGCSBinary); err != nil {
+		if c.gcs, err = startFakeGCS(c.cfg.FakeGCSBinary); err != nil {
 			return "", 0, err
 		}
 	}
-	return c.gcs.URL, c.gcs.Cmd.Process.Pid, nil
+	return c.gcs.url, c.gcs.cmd.Process.Pid, nil
 }
 
 // Run runs one case. Errors of the harness itself (a service it could not

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,38 +68,10 @@ func Binary(t testing.TB) string {
 // STORAGE_EMULATOR_HOST.
 func MemoryEmulator(t testing.TB) string {
 	t.Helper()
-	srv, err := StartMemory(Binary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	return srv.URL
-}
-
-// Server is a running fake-gcs-server.
-type Server struct {
-	// URL is "http://127.0.0.1:PORT".
-	URL string
-	// Cmd is its process (to signal it, e.g. SIGSTOP in fault tests).
-	Cmd    *exec.Cmd
-	exited chan error
-}
-
-// Stop kills the server (continuing it first, should it be stopped) and
-// waits for it to exit.
-func (s *Server) Stop() {
-	_ = s.Cmd.Process.Signal(syscall.SIGCONT)
-	_ = s.Cmd.Process.Kill()
-	<-s.exited
-}
-
-// StartMemory starts the fake-gcs-server binary bin with the memory
-// backend on a free loopback port and waits (at most 30 s) until it
-// answers; the caller stops it. It dies with the calling process on Linux.
-func StartMemory(bin string) (*Server, error) {
+	bin := Binary(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
@@ -110,26 +81,29 @@ func StartMemory(bin string) (*Server, error) {
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	setDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting fake-gcs-server: %w", err)
+		t.Fatalf("starting fake-gcs-server: %v", err)
 	}
-	s := &Server{URL: "http://" + host, Cmd: cmd, exited: make(chan error, 1)}
-	go func() { s.exited <- cmd.Wait(); close(s.exited) }()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/_internal/healthcheck", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/_internal/healthcheck", nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s, nil
+				return "http://" + host
 			}
 		}
 		select {
-		case err := <-s.exited:
-			return nil, fmt.Errorf("fake-gcs-server exited at start: %v", err)
+		case err := <-exited:
+			t.Fatalf("fake-gcs-server exited at start: %v", err)
 		case <-ctx.Done():
-			_ = cmd.Process.Kill()
-			return nil, fmt.Errorf("fake-gcs-server did not answer on %s within 30s", host)
+			t.Fatalf("fake-gcs-server did not answer on %s within 30s", host)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
