@@ -49,7 +49,6 @@ type caseEnv struct {
 	// Proxies in front of a source or the object store, and the tmpfs
 	// mount of a disk-full case.
 	source      *faultProxy
-	freeze      *freezeProxy
 	objectProxy *faultProxy
 	mount       string
 
@@ -282,19 +281,12 @@ func (c *Campaign) setupUsers(ctx context.Context, e *caseEnv, base []string) er
 	}
 	e.seeded = int64(n)
 	host := c.cfg.AuthHost
-	switch e.cs.Fault {
-	case SourceErrors:
+	if e.cs.Fault == SourceErrors || e.cs.Fault == SourceStall {
 		if e.source, err = newFaultProxy("http://"+host, false, c.cfg.Seed); err != nil {
 			return err
 		}
-		e.closers = append(e.closers, e.source.close)
+		e.closers = append(e.closers, e.source.unhold, e.source.close)
 		host = e.source.HostPort()
-	case SourceStall:
-		if e.freeze, err = newFreezeProxy(host); err != nil {
-			return err
-		}
-		e.closers = append(e.closers, e.freeze.close)
-		host = e.freeze.HostPort()
 	}
 	e.env = environ(append(base, "FIREBASE_AUTH_EMULATOR_HOST="+host,
 		"FIREBASE_HASH_SIGNER_KEY="+demoapp.HashSignerKey, "FIREBASE_HASH_SALT_SEPARATOR="+demoapp.HashSaltSeparator,

@@ -157,21 +157,42 @@ func (c *Campaign) sourceStall(ctx context.Context, e *caseEnv) error {
 	if e.cs.Kind == Documents {
 		return c.documentsStall(ctx, e, args)
 	}
-	p, at, err := c.startUntil(ctx, e, args, e.seeded/10, e.seeded/3, "the stall")
-	if p == nil {
-		return err
-	}
-	var freeze, thaw func()
+	var (
+		p    *proc
+		t0   time.Time
+		thaw func()
+		err  error
+	)
 	if e.cs.Kind == Users {
-		freeze, thaw = e.freeze.freeze, e.freeze.thaw
-		e.res.Injected = append(e.res.Injected, fmt.Sprintf("Auth emulator frozen (TCP proxy relays nothing) at %d of %d committed", at, e.seeded))
+		// Hold the source's answers from a seeded page on: the pages are
+		// read ahead of the writes, so a point in committed records could
+		// fall after the last page.
+		pages := max(e.seeded/50, 2)
+		n := c.pick(1, pages/2)
+		e.source.hold(n)
+		if p, err = start(c.cfg.Binary, e.env, args); err != nil {
+			return err
+		}
+		for t0 = e.source.held(); t0.IsZero(); t0 = e.source.held() {
+			if p.wait(5 * time.Millisecond) {
+				e.source.unhold()
+				e.res.problem("the run ended (exit %d) before request %d to the Auth emulator: %s", p.code, n, tail(p.stderr(), 300))
+				e.res.Exits = append(e.res.Exits, p.code)
+				return nil
+			}
+		}
+		thaw = e.source.unhold
+		e.res.Injected = append(e.res.Injected, fmt.Sprintf("Auth emulator unanswering (a proxy holds every request from number %d of about %d pages on)", n, pages))
 	} else {
-		freeze = func() { _ = syscall.Kill(e.gcsPID, syscall.SIGSTOP) }
+		var at int64
+		if p, at, err = c.startUntil(ctx, e, args, e.seeded/10, e.seeded/3, "the stall"); p == nil {
+			return err
+		}
+		t0 = time.Now()
+		_ = syscall.Kill(e.gcsPID, syscall.SIGSTOP)
 		thaw = func() { _ = syscall.Kill(e.gcsPID, syscall.SIGCONT) }
 		e.res.Injected = append(e.res.Injected, fmt.Sprintf("fake-gcs-server SIGSTOP at %d of %d committed", at, e.seeded))
 	}
-	t0 := time.Now()
-	freeze()
 	deadline := t0.Add(c.stallLimit())
 	var seen time.Time
 	var line string
@@ -188,7 +209,7 @@ func (c *Campaign) sourceStall(ctx context.Context, e *caseEnv) error {
 	thaw()
 	e.res.Injected[len(e.res.Injected)-1] += fmt.Sprintf(", released after %.1fs", held.Seconds())
 	if seen.IsZero() {
-		e.res.problem("the stall was not noticed: no timeout or retry logged within %.0fs (with --source-timeout %s -v)", held.Seconds(), c.cfg.SourceTimeout)
+		e.res.problem("the stall was not noticed: no timeout or retry logged within %.0fs (with --source-timeout %s -v); the log ends: %s", held.Seconds(), c.cfg.SourceTimeout, tail(p.stderr(), 400))
 	} else {
 		e.res.StallDetect = seen.Sub(t0)
 		e.res.note("stall noticed after %.1fs: %s", e.res.StallDetect.Seconds(), tail(line, 160))

@@ -10,13 +10,15 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // faultProxy is an HTTP reverse proxy that, while enabled, answers a
 // seeded share of requests with an error status (503 by default) and cuts
 // the connection of another share without answering — a flaky network
-// or an overloaded server. Disabled, it passes everything through, so a
-// re-run sees the same endpoint without the faults.
+// or an overloaded server — or holds requests unanswered (hold). Disabled,
+// it passes everything through, so a re-run sees the same endpoint without
+// the faults.
 type faultProxy struct {
 	ln    net.Listener
 	srv   *http.Server
@@ -31,6 +33,14 @@ type faultProxy struct {
 	body     string
 
 	errors, cuts, passed atomic.Int64
+
+	// Holding: from request number holdFrom on, requests get no answer
+	// until released (or their client gives up) — a server that stopped
+	// answering. heldSince is when the first one was held.
+	requests  atomic.Int64
+	holdFrom  int64
+	heldSince time.Time
+	released  chan struct{}
 }
 
 // newFaultProxy proxies to upstream ("http://host:port"). keepHost keeps
@@ -78,6 +88,31 @@ func (p *faultProxy) set(errShare, cutShare float64, status int, body string) {
 	p.enabled, p.errShare, p.cutShare, p.status, p.body = true, errShare, cutShare, status, body
 }
 
+// hold makes request number n and every later one wait, unanswered, until
+// unhold.
+func (p *faultProxy) hold(n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holdFrom, p.released = n, make(chan struct{})
+}
+
+// unhold lets held requests through and stops holding.
+func (p *faultProxy) unhold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.holdFrom > 0 {
+		close(p.released)
+		p.holdFrom = 0
+	}
+}
+
+// held returns when the first request was held (zero: none yet).
+func (p *faultProxy) held() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.heldSince
+}
+
 // disable lets everything through.
 func (p *faultProxy) disable() {
 	p.mu.Lock()
@@ -86,7 +121,21 @@ func (p *faultProxy) disable() {
 }
 
 func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := p.requests.Add(1)
 	p.mu.Lock()
+	if p.holdFrom > 0 && n >= p.holdFrom {
+		if p.heldSince.IsZero() {
+			p.heldSince = time.Now()
+		}
+		released := p.released
+		p.mu.Unlock()
+		select {
+		case <-released:
+		case <-r.Context().Done():
+			return
+		}
+		p.mu.Lock()
+	}
 	action := 0
 	if p.enabled {
 		x := p.rng.Float64()
@@ -128,135 +177,3 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *faultProxy) close() { _ = p.srv.Close() }
-
-// freezeProxy is a TCP proxy that can freeze: while frozen it accepts
-// connections and reads what clients send but relays nothing in either
-// direction — what a client sees of a server stopped with SIGSTOP (the
-// kernel still completes handshakes and buffers requests).
-type freezeProxy struct {
-	ln       net.Listener
-	upstream string
-
-	mu     sync.Mutex
-	thawed chan struct{} // closed while not frozen
-	conns  map[net.Conn]bool
-	closed bool
-}
-
-func newFreezeProxy(upstream string) (*freezeProxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	p := &freezeProxy{ln: ln, upstream: upstream, thawed: make(chan struct{}), conns: map[net.Conn]bool{}}
-	close(p.thawed)
-	go p.accept()
-	return p, nil
-}
-
-func (p *freezeProxy) HostPort() string { return p.ln.Addr().String() }
-
-func (p *freezeProxy) freeze() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	select {
-	case <-p.thawed:
-		p.thawed = make(chan struct{})
-	default:
-	}
-}
-
-func (p *freezeProxy) thaw() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	select {
-	case <-p.thawed:
-	default:
-		close(p.thawed)
-	}
-}
-
-// gate waits until the proxy is not frozen.
-func (p *freezeProxy) gate() {
-	p.mu.Lock()
-	ch := p.thawed
-	p.mu.Unlock()
-	<-ch
-}
-
-func (p *freezeProxy) track(c net.Conn, add bool) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if add {
-		if p.closed {
-			return false
-		}
-		p.conns[c] = true
-	} else {
-		delete(p.conns, c)
-	}
-	return true
-}
-
-func (p *freezeProxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		go p.serve(c)
-	}
-}
-
-func (p *freezeProxy) serve(c net.Conn) {
-	if !p.track(c, true) {
-		c.Close()
-		return
-	}
-	defer p.track(c, false)
-	defer c.Close()
-	p.gate()
-	up, err := net.Dial("tcp", p.upstream)
-	if err != nil {
-		return
-	}
-	if !p.track(up, true) {
-		up.Close()
-		return
-	}
-	defer p.track(up, false)
-	defer up.Close()
-	done := make(chan struct{}, 2)
-	relay := func(dst, src net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			if n > 0 {
-				p.gate()
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					break
-				}
-			}
-			if err != nil {
-				break
-			}
-		}
-		done <- struct{}{}
-	}
-	go relay(up, c)
-	go relay(c, up)
-	<-done
-}
-
-// close stops accepting and closes every connection (thawing first, so
-// no relay stays blocked).
-func (p *freezeProxy) close() {
-	p.thaw()
-	p.ln.Close()
-	p.mu.Lock()
-	p.closed = true
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-}
