@@ -53,6 +53,7 @@ type caseEnv struct {
 	mount       string
 
 	closers []func()
+	runs    int // runs started, for their log files
 }
 
 func (e *caseEnv) close() {

@@ -70,7 +70,7 @@ func (e *caseEnv) waitExit(p *proc, d time.Duration) bool {
 // returns nil.
 func (c *Campaign) startUntil(ctx context.Context, e *caseEnv, args []string, lo, hi int64, what string) (*proc, int64, error) {
 	target := c.pick(lo, hi)
-	p, err := start(c.cfg.Binary, e.env, args)
+	p, err := e.start(c.cfg.Binary, e.env, args)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -87,7 +87,7 @@ func (c *Campaign) kill9(ctx context.Context, e *caseEnv) error {
 	for range 2 {
 		done := e.progress(ctx)
 		target := c.pick(done, done+(e.seeded-done)*2/3)
-		p, err := start(c.cfg.Binary, e.env, e.args)
+		p, err := e.start(c.cfg.Binary, e.env, e.args)
 		if err != nil {
 			return err
 		}
@@ -170,7 +170,7 @@ func (c *Campaign) sourceStall(ctx context.Context, e *caseEnv) error {
 		pages := max(e.seeded/50, 2)
 		n := c.pick(1, pages/2)
 		e.source.hold(n)
-		if p, err = start(c.cfg.Binary, e.env, args); err != nil {
+		if p, err = e.start(c.cfg.Binary, e.env, args); err != nil {
 			return err
 		}
 		for t0 = e.source.held(); t0.IsZero(); t0 = e.source.held() {
@@ -234,7 +234,7 @@ func (c *Campaign) documentsStall(ctx context.Context, e *caseEnv, args []string
 		return err
 	}
 	e.res.Injected = append(e.res.Injected, fmt.Sprintf("Firestore emulator stall: one RunQuery stream held after %d documents", after))
-	p, err := start(c.cfg.Binary, e.env, args)
+	p, err := e.start(c.cfg.Binary, e.env, args)
 	if err != nil {
 		return err
 	}
@@ -282,7 +282,7 @@ func (c *Campaign) documentsStall(ctx context.Context, e *caseEnv, args []string
 // runFaulted runs the binary once to its end under a fault that it should
 // ride out, and records a problem unless it exits 0.
 func (c *Campaign) runFaulted(e *caseEnv, what string) {
-	p, err := start(c.cfg.Binary, e.env, e.args)
+	p, err := e.start(c.cfg.Binary, e.env, e.args)
 	if err != nil {
 		e.res.problem("starting the binary: %v", err)
 		return
@@ -348,7 +348,7 @@ const (
 
 func (c *Campaign) diskFull(ctx context.Context, e *caseEnv) error {
 	e.res.Injected = append(e.res.Injected, "directory target on a tmpfs a quarter the size of the files, then grown for the re-run")
-	p, err := start(c.cfg.Binary, e.env, e.args)
+	p, err := e.start(c.cfg.Binary, e.env, e.args)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -35,8 +36,25 @@ type logLine struct {
 	text string
 }
 
-// start runs bin with args and env in the background.
-func start(bin string, env, args []string) (*proc, error) {
+// start runs bin with args and env in the background, its stderr also
+// written to run-N.log in the case's directory (kept with -keep).
+func (e *caseEnv) start(bin string, env, args []string) (*proc, error) {
+	e.runs++
+	logf, err := os.Create(filepath.Join(e.dir, fmt.Sprintf("run-%02d.log", e.runs)))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(logf, "$ baasmigrate %s\n", strings.Join(redact(args), " "))
+	p, err := start(bin, env, args, logf)
+	if err != nil {
+		logf.Close()
+	}
+	return p, err
+}
+
+// start runs bin with args and env in the background; stderr lines are
+// also written to logf, which is closed when the process has exited.
+func start(bin string, env, args []string, logf *os.File) (*proc, error) {
 	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stdout = &p.stdout
@@ -55,6 +73,7 @@ func start(bin string, env, args []string) (*proc, error) {
 			p.mu.Lock()
 			p.lines = append(p.lines, logLine{time.Now(), sc.Text()})
 			p.mu.Unlock()
+			fmt.Fprintln(logf, sc.Text())
 		}
 		err := p.cmd.Wait()
 		var exit *exec.ExitError
@@ -65,6 +84,8 @@ func start(bin string, env, args []string) (*proc, error) {
 		default:
 			p.code = -1
 		}
+		fmt.Fprintf(logf, "(exit %d)\n", p.code)
+		logf.Close()
 		close(p.done)
 	}()
 	return p, nil
@@ -126,7 +147,7 @@ func (o outcome) stderr() string { return o.p.stderr() }
 
 // runToEnd runs the binary to completion, killing it after RunTimeout.
 func (c *Campaign) runToEnd(ctx context.Context, env *caseEnv, args, vars []string) outcome {
-	p, err := start(c.cfg.Binary, vars, args)
+	p, err := env.start(c.cfg.Binary, vars, args)
 	if err != nil {
 		return outcome{code: -2, p: &proc{}}
 	}

@@ -40,6 +40,7 @@ func run() (int, error) {
 	record := flag.String("record", "", "Markdown file whose chaos section gets the report (e.g. RELIABILITY.md)")
 	sourceTimeout := flag.Duration("source-timeout", 5*time.Second, "--source-timeout given to the binary in stall cases")
 	binary := flag.String("binary", "", "baasmigrate binary (default: built from this checkout)")
+	keep := flag.Bool("keep", false, "keep the work directory: each case's mapping and every run's log (run-NN.log)")
 	flag.Parse()
 	if *seed == 0 {
 		*seed = uint64(time.Now().UnixNano()) % 1_000_000
@@ -92,7 +93,11 @@ func run() (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	defer os.RemoveAll(work)
+	if *keep {
+		fmt.Fprintf(os.Stderr, "[chaos] keeping the work directory %s\n", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
 	cfg.WorkDir = work
 	if cfg.Binary == "" {
 		cfg.Binary = filepath.Join(work, "baasmigrate")
