@@ -256,10 +256,9 @@ func redactURL(raw string) string {
 func (s *Store) String() string { return s.t.String() }
 
 // Prepare creates the bucket or directory when it does not exist and
-// checks that it can be written, retrying transient failures (a throttled
-// or reset request) with the store's retry policy like object copies.
+// checks that it can be written.
 func (s *Store) Prepare(ctx context.Context) error {
-	if err := retry.Do(ctx, s.opts.Retry, s.isTransient, nil, s.t.prepare); err != nil {
+	if err := s.t.prepare(ctx); err != nil {
 		return fmt.Errorf("preparing %s: %w", s.t, err)
 	}
 	return nil
