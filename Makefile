@@ -9,6 +9,8 @@
 #   make bench-documents, bench-files
 #                       benchmark programs; they record their section in BENCHMARKS.md
 #   make check-report   render a verify report of the demo in headless Chromium (after make demo)
+#   make fuzz           run every native Go fuzz target for FUZZTIME (default 30s) each
+#   make chaos          services-up, then the fault campaign (e2e/chaos); records RELIABILITY.md
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -17,8 +19,11 @@ SHELL := bash
 GO ?= go
 ENV_FILE := .local/services.env
 TEST_TIMEOUT ?= 25m
+FUZZTIME ?= 30s
+# CHAOS_FLAGS is passed to the campaign, e.g. CHAOS_FLAGS='-seed 42 -only documents/kill9'.
+CHAOS_FLAGS ?=
 
-.PHONY: services-up services-down build test demo lint bench-documents bench-files check-report
+.PHONY: services-up services-down build test demo lint bench-documents bench-files check-report fuzz chaos
 
 services-up:
 	scripts/services-up.sh
@@ -68,3 +73,16 @@ bench-files: services-up
 
 check-report:
 	scripts/check-html-report.sh
+
+# Seed corpora already run as ordinary tests under `make test`; this adds
+# FUZZTIME of random exploration per target, one target at a time.
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+# The fault campaign: kinds x faults, each verified (verify + direct counts).
+# Not part of `make test` (about 10 minutes). Exits non-zero when anything
+# was lost or duplicated, or a case failed; the seed it prints makes the
+# kill points repeatable (CHAOS_FLAGS='-seed N').
+chaos: services-up
+	set -a; . $(ENV_FILE); set +a; \
+	$(GO) run ./e2e/chaos/cmd/chaos -record RELIABILITY.md $(CHAOS_FLAGS)

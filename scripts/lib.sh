@@ -10,7 +10,11 @@
 #   .local/log/NAME.log  the service's stdout+stderr (previous run: NAME.log.1);
 #                        install-*.log, build-*.log, initdb.log for the setup steps
 #   .local/secrets/      generated passwords and keys (mode 600), kept across runs
-#   .local/pg/data       the throwaway PostgreSQL cluster (owned by postgres)
+#   .local/pg/data       the throwaway PostgreSQL cluster (owned by postgres). As
+#                        root, when the postgres user cannot reach .local (a
+#                        checkout under a mode-700 home or mktemp -d directory),
+#                        it lives in /var/tmp/baasmigrate-HASH/ instead, with its
+#                        log; .local/pg-location records where (see pg_place)
 #   .local/minio/data    MinIO's drive; .local/gcs/data fake-gcs-server's objects
 #   .local/firebase/     generated firebase.json, firebase-tools' config and debug log
 #   .local/services.env  `export` lines that tests, the CLI and the demo read
@@ -24,7 +28,15 @@ RUN_DIR=$LOCAL_DIR/run
 LOG_DIR=$LOCAL_DIR/log
 ENV_FILE=$LOCAL_DIR/services.env
 NPM_DIR=$LOCAL_DIR/npm
-PG_DATA=$LOCAL_DIR/pg/data
+# PG_HOME holds the cluster (data/) and, when it was moved out of .local, its
+# log; PG_LOCATION_FILE records a moved location so that services-down and
+# the next services-up find it.
+PG_LOCATION_FILE=$LOCAL_DIR/pg-location
+PG_HOME=$LOCAL_DIR/pg
+if [[ -s $PG_LOCATION_FILE ]]; then
+	PG_HOME=$(head -n1 "$PG_LOCATION_FILE")
+fi
+PG_DATA=$PG_HOME/data
 
 # Pinned versions. Changing one here makes the next services-up reinstall it.
 FAKE_GCS_MODULE=github.com/fsouza/fake-gcs-server
@@ -200,7 +212,9 @@ pg_major() {
 # that user, who then owns the cluster.
 as_pg() {
 	if [[ $EUID -eq 0 ]]; then
-		runuser -u postgres -- "$@"
+		# From /: the caller's directory may be closed to postgres (paths
+		# given are absolute).
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi

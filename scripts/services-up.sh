@@ -102,6 +102,8 @@ up_postgres() {
 		useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
 	fi
 
+	pg_place
+
 	# The cluster is throwaway: recreate it rather than fail when it cannot
 	# be used — its superuser password was deleted, or it was made by
 	# another PostgreSQL major version.
@@ -117,12 +119,6 @@ up_postgres() {
 	fi
 	PG_ADMIN_PASSWORD=$(secret_file "$LOCAL_DIR/secrets/pg-admin-password" 18)
 	pw=$(secret_file "$LOCAL_DIR/secrets/pg-password" 18)
-	mkdir -p "$LOCAL_DIR/pg"
-	if [[ $EUID -eq 0 ]]; then
-		chown postgres: "$LOCAL_DIR/pg"
-		as_pg test -x "$LOCAL_DIR/pg" ||
-			die "postgres: user postgres cannot reach $LOCAL_DIR/pg (a parent directory is not world-executable); chmod o+x the parents or set BAASMIGRATE_LOCAL_DIR"
-	fi
 
 	if pg_running; then
 		running_port=$(sed -n 4p "$PG_DATA/postmaster.pid")
@@ -149,11 +145,10 @@ up_postgres() {
 		pick_port postgres "$override"
 		port=$PICKED_PORT
 		pg_write_conf "$port"
-		rotate_log postgres
-		[[ $EUID -ne 0 ]] || chown postgres: "$LOG_DIR/postgres.log"
+		pg_rotate_log
 		# setsid: keep the postmaster out of the caller's process group
 		# (Ctrl-C); 9>&-: and out of our lock (see start_daemon).
-		if ! as_pg setsid --wait "$PG_BIN/pg_ctl" start -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -w -t 60 >/dev/null 9>&-; then
+		if ! as_pg setsid --wait "$PG_BIN/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -w -t 60 >/dev/null 9>&-; then
 			fail_service postgres "failed to start"
 		fi
 		wait_ready postgres "" 30 pg_check "$port"
@@ -178,10 +173,67 @@ up_postgres() {
 	env_line BAASMIGRATE_PG_ADMIN_URL "postgres://postgres:$PG_ADMIN_PASSWORD@127.0.0.1:$port/postgres?sslmode=disable"
 }
 
+# PG_LOG is the server log pg_ctl writes as the postgres user.
+PG_LOG=$LOG_DIR/postgres.log
+
+# pg_place decides where the cluster lives (PG_HOME, PG_DATA, PG_LOG). As a
+# normal user: .local/pg. As root the server runs as the postgres user, who
+# must be able to reach its data directory and log: when a parent of .local
+# is closed to others (a mode-700 home, a mktemp -d directory), the cluster
+# goes to /var/tmp/baasmigrate-HASH (HASH: of this checkout's .local path,
+# so two checkouts never share one), its log beside it and linked from
+# .local/log/postgres.log. The choice is recorded in .local/pg-location; a
+# recorded location is kept while postgres can reach it.
+pg_place() {
+	local home=$LOCAL_DIR/pg alt
+	if [[ $EUID -ne 0 ]]; then
+		PG_HOME=$home
+	elif [[ -s $PG_LOCATION_FILE ]] && as_pg test -x "$PG_HOME" -a -w "$PG_HOME"; then
+		: # keep the recorded location
+	else
+		mkdir -p "$home"
+		chown postgres: "$home"
+		if as_pg test -x "$home" -a -w "$home"; then
+			PG_HOME=$home
+		else
+			alt=/var/tmp/baasmigrate-$(printf '%s' "$LOCAL_DIR" | sha256sum | cut -c1-16)
+			mkdir -p "$alt"
+			chown postgres: "$alt"
+			chmod 700 "$alt"
+			as_pg test -x "$alt" -a -w "$alt" || die "postgres: user postgres can reach neither $home nor $alt"
+			if [[ $PG_HOME != "$alt" ]]; then
+				warn "postgres: user postgres cannot reach $home (a parent directory is closed to others); the cluster lives in $alt instead (recorded in $PG_LOCATION_FILE; services-down finds it there)"
+			fi
+			PG_HOME=$alt
+		fi
+	fi
+	PG_DATA=$PG_HOME/data
+	if [[ $PG_HOME == "$home" ]]; then
+		rm -f "$PG_LOCATION_FILE"
+		PG_LOG=$LOG_DIR/postgres.log
+	else
+		printf '%s\n' "$PG_HOME" >"$PG_LOCATION_FILE"
+		PG_LOG=$PG_HOME/postgres.log
+	fi
+}
+
+# pg_rotate_log keeps one previous server log (like rotate_log), where the
+# postgres user can write it; a log moved out of .local is linked from
+# .local/log/postgres.log.
+pg_rotate_log() {
+	mkdir -p "$LOG_DIR"
+	if [[ -e $PG_LOG ]]; then mv -f "$PG_LOG" "$PG_LOG.1"; fi
+	: >"$PG_LOG"
+	[[ $EUID -ne 0 ]] || chown postgres: "$PG_LOG"
+	if [[ $PG_LOG != "$LOG_DIR/postgres.log" ]]; then
+		ln -sfn "$PG_LOG" "$LOG_DIR/postgres.log"
+	fi
+}
+
 # pg_initdb creates the throwaway cluster, owned by postgres, with a
 # superuser password and password (SCRAM) authentication everywhere.
 pg_initdb() {
-	local pwfile=$LOCAL_DIR/pg/initdb-pwfile
+	local pwfile=$PG_HOME/initdb-pwfile
 	log "postgres: initdb $PG_DATA ($("$PG_BIN/pg_ctl" --version))"
 	rm -rf "$PG_DATA"
 	(

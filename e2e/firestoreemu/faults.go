@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"time"
 
 	pb "cloud.google.com/go/firestore/apiv1/firestorepb"
 	"google.golang.org/grpc"
@@ -21,6 +22,13 @@ import (
 // it runs, with Code. With AfterDocuments it cuts server streams (RunQuery,
 // BatchGetDocuments, Listen, RunAggregationQuery): the stream ends with Code
 // when it is about to send document number AfterDocuments+1.
+//
+// With Stall the rule delays instead of failing: the matching call (before
+// it runs) or stream (before it sends document number AfterDocuments+1)
+// blocks, sending nothing, until the stall duration has passed, the client
+// cancels (the call then ends with the client's cancellation), or the
+// project's faults are cleared or replaced; after an elapsed or cleared
+// stall the call carries on normally. Code is not used by a stall rule.
 type FaultRule struct {
 	// Methods restricts the rule to these RPC method names ("Commit",
 	// "RunQuery", ...); empty means every method.
@@ -35,7 +43,29 @@ type FaultRule struct {
 	AfterDocuments *int `json:"afterDocuments,omitempty"`
 	// Times bounds how many failures the rule injects; 0 means no bound.
 	Times int `json:"times,omitempty"`
+	// Stall makes this a stall rule: a Go duration ("30s") or "forever"
+	// (until the client cancels or the faults are cleared).
+	Stall string `json:"stall,omitempty"`
 }
+
+// StallEvent is one stall a rule injected, as the faults hook reports it.
+type StallEvent struct {
+	// Rule is the index of the rule in FaultConfig.Rules.
+	Rule   int    `json:"rule"`
+	Method string `json:"method"`
+	// Start is when the stall began.
+	Start time.Time `json:"start"`
+	// Seconds is how long the call was held (so far, while Ended is "").
+	Seconds float64 `json:"seconds"`
+	// Ended says what ended it: "elapsed" (its duration passed),
+	// "cancelled" (the client gave up: its deadline or cancellation),
+	// "cleared" (the faults were cleared or replaced), or "" (still
+	// stalled).
+	Ended string `json:"ended"`
+}
+
+// maxStallEvents bounds the stall events kept per project (the newest win).
+const maxStallEvents = 1000
 
 // FaultConfig is the JSON body that sets the faults of one project (or of
 // every project, for project "-"). Seed makes the choice of affected calls
@@ -52,6 +82,9 @@ type FaultStatus struct {
 	Seed     uint64      `json:"seed"`
 	Rules    []FaultRule `json:"rules"`
 	Injected []int64     `json:"injected"`
+	// Stalls lists the stalls injected under this configuration, oldest
+	// first (at most the last 1,000).
+	Stalls []StallEvent `json:"stalls"`
 }
 
 // allProjects is the project key of faults that apply to every project.
@@ -60,8 +93,28 @@ const allProjects = "-"
 type projectFaults struct {
 	cfg      FaultConfig
 	codes    []codes.Code
+	stalls   []time.Duration // per rule: 0 none, < 0 forever
 	rng      *rand.Rand
 	injected []int64
+	events   []*StallEvent
+	// released is closed when this configuration is cleared or replaced,
+	// which ends its stalls.
+	released chan struct{}
+}
+
+// parseStall maps a rule's Stall to a duration: 0 for none, -1 for forever.
+func parseStall(s string) (time.Duration, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case "forever":
+		return -1, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("stall %q is neither a positive duration nor \"forever\"", s)
+	}
+	return d, nil
 }
 
 // faultInjector holds the fault configurations and applies them through
@@ -89,12 +142,17 @@ func parseCode(name string) (codes.Code, error) {
 
 // set replaces the faults of a project.
 func (f *faultInjector) set(project string, cfg FaultConfig) error {
-	pf := &projectFaults{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), injected: make([]int64, len(cfg.Rules))}
+	pf := &projectFaults{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), injected: make([]int64, len(cfg.Rules)), released: make(chan struct{})}
 	for i, r := range cfg.Rules {
 		c, err := parseCode(r.Code)
 		if err != nil {
 			return fmt.Errorf("rule %d: %w", i, err)
 		}
+		st, err := parseStall(r.Stall)
+		if err != nil {
+			return fmt.Errorf("rule %d: %w", i, err)
+		}
+		pf.stalls = append(pf.stalls, st)
 		if r.Fraction != nil && (*r.Fraction < 0 || *r.Fraction > 1) {
 			return fmt.Errorf("rule %d: fraction %v is not within [0, 1]", i, *r.Fraction)
 		}
@@ -108,6 +166,9 @@ func (f *faultInjector) set(project string, cfg FaultConfig) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if old := f.byProject[project]; old != nil {
+		close(old.released)
+	}
 	f.byProject[project] = pf
 	return nil
 }
@@ -117,21 +178,29 @@ func (f *faultInjector) set(project string, cfg FaultConfig) error {
 func (f *faultInjector) clear(project string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if project == "" {
-		f.byProject = map[string]*projectFaults{}
-		return
+	for key, pf := range f.byProject {
+		if project == "" || key == project {
+			close(pf.released)
+			delete(f.byProject, key)
+		}
 	}
-	delete(f.byProject, project)
 }
 
 func (f *faultInjector) status(project string) FaultStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := FaultStatus{Project: project, Rules: []FaultRule{}, Injected: []int64{}}
+	st := FaultStatus{Project: project, Rules: []FaultRule{}, Injected: []int64{}, Stalls: []StallEvent{}}
 	if pf := f.byProject[project]; pf != nil {
 		st.Seed = pf.cfg.Seed
 		st.Rules = pf.cfg.Rules
 		st.Injected = append(st.Injected, pf.injected...)
+		for _, ev := range pf.events {
+			e := *ev
+			if e.Ended == "" {
+				e.Seconds = time.Since(e.Start).Seconds()
+			}
+			st.Stalls = append(st.Stalls, e)
+		}
 	}
 	return st
 }
@@ -160,8 +229,63 @@ func (pf *projectFaults) roll(i int) bool {
 	return true
 }
 
-// callFault returns the error to fail a call with, or nil.
-func (f *faultInjector) callFault(project, method string) error {
+// pendingStall is a stall decided under the injector's lock, to be waited
+// out (by wait) without it.
+type pendingStall struct {
+	d        time.Duration // < 0: forever
+	released <-chan struct{}
+	event    *StallEvent
+}
+
+// inject counts one injection of rule i and returns the error to fail
+// with, or, for a stall rule, the stall to wait out. Callers hold f.mu.
+func (pf *projectFaults) inject(i int, method, what string) (*pendingStall, error) {
+	pf.injected[i]++
+	if d := pf.stalls[i]; d != 0 {
+		ev := &StallEvent{Rule: i, Method: method, Start: time.Now()}
+		if len(pf.events) == maxStallEvents {
+			pf.events = pf.events[1:]
+		}
+		pf.events = append(pf.events, ev)
+		return &pendingStall{d: d, released: pf.released, event: ev}, nil
+	}
+	return nil, status.Errorf(pf.codes[i], "firestoreemu: injected fault (rule %d)%s", i, what)
+}
+
+// wait blocks for a stall: until its duration passes, its configuration is
+// cleared or replaced (then it returns nil and the call carries on), or
+// ctx ends (then it returns the client's cancellation as a status error).
+func (f *faultInjector) wait(ctx context.Context, ps *pendingStall) error {
+	if ps == nil {
+		return nil
+	}
+	var timeout <-chan time.Time
+	if ps.d > 0 {
+		t := time.NewTimer(ps.d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var ended string
+	var err error
+	select {
+	case <-timeout:
+		ended = "elapsed"
+	case <-ps.released:
+		ended = "cleared"
+	case <-ctx.Done():
+		ended = "cancelled"
+		err = status.FromContextError(ctx.Err()).Err()
+	}
+	f.mu.Lock()
+	ps.event.Ended = ended
+	ps.event.Seconds = time.Since(ps.event.Start).Seconds()
+	f.mu.Unlock()
+	return err
+}
+
+// callFault returns the error to fail a call with, or the stall to hold it
+// in, or neither.
+func (f *faultInjector) callFault(project, method string) (*pendingStall, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, key := range []string{project, allProjects} {
@@ -173,11 +297,10 @@ func (f *faultInjector) callFault(project, method string) error {
 			if r.AfterDocuments != nil || !ruleMatches(r, method) || !pf.roll(i) {
 				continue
 			}
-			pf.injected[i]++
-			return status.Errorf(pf.codes[i], "firestoreemu: injected fault (rule %d) on %s", i, method)
+			return pf.inject(i, method, " on "+method)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // streamDecision remembers, for one stream, whether a stream-cut rule
@@ -187,10 +310,11 @@ type streamDecision struct {
 	rule int
 }
 
-// cut returns the error to end a stream with before it sends one more
-// document, having sent sent documents so far, or nil. Rules are looked up
-// on every document, so a rule set while a stream is open applies to it.
-func (f *faultInjector) cut(project, method string, sent int, decided map[streamDecision]bool) error {
+// cut returns the error to end a stream with, or the stall to hold it in,
+// before it sends one more document, having sent sent documents so far, or
+// neither. Rules are looked up on every document, so a rule set while a
+// stream is open applies to it.
+func (f *faultInjector) cut(project, method string, sent int, decided map[streamDecision]bool) (*pendingStall, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, key := range []string{project, allProjects} {
@@ -214,11 +338,10 @@ func (f *faultInjector) cut(project, method string, sent int, decided map[stream
 			if !applies {
 				continue
 			}
-			pf.injected[i]++
-			return status.Errorf(pf.codes[i], "firestoreemu: injected fault (rule %d): %s stream cut after %d documents", i, method, sent)
+			return pf.inject(i, method, fmt.Sprintf(": %s stream cut after %d documents", method, sent))
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func methodName(full string) string { return full[strings.LastIndexByte(full, '/')+1:] }
@@ -255,7 +378,11 @@ func projectFromName(name string) string {
 }
 
 func (f *faultInjector) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := f.callFault(projectOf(req), methodName(info.FullMethod)); err != nil {
+	stall, err := f.callFault(projectOf(req), methodName(info.FullMethod))
+	if err == nil {
+		err = f.wait(ctx, stall)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return handler(ctx, req)
@@ -284,22 +411,30 @@ func (s *faultStream) RecvMsg(m any) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.checked {
+		s.mu.Unlock()
 		return nil
 	}
 	s.checked = true
 	s.project = projectOf(m)
 	s.decided = map[streamDecision]bool{}
-	return s.inj.callFault(s.project, s.method)
+	stall, err := s.inj.callFault(s.project, s.method)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.inj.wait(s.Context(), stall)
 }
 
 func (s *faultStream) SendMsg(m any) error {
 	if carriesDocument(m) {
 		s.mu.Lock()
-		err := s.inj.cut(s.project, s.method, s.sent, s.decided)
+		stall, err := s.inj.cut(s.project, s.method, s.sent, s.decided)
 		s.sent++
 		s.mu.Unlock()
+		if err == nil {
+			err = s.inj.wait(s.Context(), stall)
+		}
 		if err != nil {
 			return err
 		}

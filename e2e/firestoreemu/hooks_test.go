@@ -2,6 +2,7 @@ package firestoreemu_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -393,5 +394,128 @@ func TestMainBinary(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("binary did not exit within 15s of SIGTERM")
+	}
+}
+
+// TestStallFault holds calls and streams without an error: a stalled unary
+// call ends only when the client's deadline passes, a stalled stream
+// resumes where it stopped once the faults are cleared, and a timed stall
+// just delays. The status reports each stall and what ended it.
+func TestStallFault(t *testing.T) {
+	t.Parallel()
+	h := hooks(t)
+	ctx := testContext(t)
+	c, project := newClient(t)
+	for i := 0; i < 5; i++ {
+		mustSet(t, ctx, c.Doc(fmt.Sprintf("s/d%d", i)), map[string]any{"i": i})
+	}
+	t.Cleanup(func() { _ = h.ClearFaults(ctx, project) })
+	raw := newRawClient(t)
+	noRetry := gax.WithRetry(func() gax.Retryer { return nil })
+
+	// A unary call stalled "forever" ends with the client's deadline.
+	if err := h.SetFaults(ctx, project, firestoreemu.FaultConfig{Rules: []firestoreemu.FaultRule{{Methods: []string{"GetDocument"}, Stall: "forever", Times: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err := raw.GetDocument(callCtx, &pb.GetDocumentRequest{Name: docName(project, "s/d1")}, noRetry)
+	cancel()
+	wantCode(t, err, codes.DeadlineExceeded, "get stalled forever")
+	st := waitStalls(t, h, project, func(ev []firestoreemu.StallEvent) bool { return len(ev) == 1 && ev[0].Ended != "" })
+	if ev := st.Stalls[0]; ev.Ended != "cancelled" || ev.Method != "GetDocument" || ev.Rule != 0 || st.Injected[0] != 1 {
+		t.Fatalf("stall status after a cancelled call: %+v", st)
+	}
+	// Times: 1 — the next call is not held.
+	mustGet(t, ctx, c.Doc("s/d1"))
+
+	// A RunQuery stream stalled after 2 documents sends nothing more until
+	// the faults are cleared, then carries on: every document once.
+	two := 2
+	if err := h.SetFaults(ctx, project, firestoreemu.FaultConfig{Rules: []firestoreemu.FaultRule{{Methods: []string{"RunQuery"}, AfterDocuments: &two, Stall: "forever", Times: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	it := c.Collection("s").Documents(ctx)
+	defer it.Stop()
+	var got []string
+	for range 2 {
+		d, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, d.Ref.ID)
+	}
+	waitStalls(t, h, project, func(ev []firestoreemu.StallEvent) bool { return len(ev) == 1 && ev[0].Ended == "" })
+	next := make(chan error, 1)
+	go func() {
+		for {
+			d, err := it.Next()
+			if err != nil {
+				if errors.Is(err, iterator.Done) {
+					err = nil
+				}
+				next <- err
+				return
+			}
+			got = append(got, d.Ref.ID)
+		}
+	}()
+	select {
+	case err := <-next:
+		t.Fatalf("a stalled stream went on before the faults were cleared: %v", err)
+	default:
+	}
+	st, err = h.Faults(ctx, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ClearFaults(ctx, project); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-next; err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"d0", "d1", "d2", "d3", "d4"}; !eq(got, want) {
+		t.Fatalf("stream after a cleared stall: %v, want %v", got, want)
+	}
+	if len(st.Stalls) != 1 || st.Stalls[0].Method != "RunQuery" || st.Stalls[0].Ended != "" {
+		t.Fatalf("status during the stall: %+v", st)
+	}
+
+	// A stall with a duration delays the call, which then succeeds.
+	if err := h.SetFaults(ctx, project, firestoreemu.FaultConfig{Rules: []firestoreemu.FaultRule{{Methods: []string{"GetDocument"}, Stall: "50ms"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.GetDocument(ctx, &pb.GetDocumentRequest{Name: docName(project, "s/d2")}, noRetry); err != nil {
+		t.Fatal(err)
+	}
+	st, err = h.Faults(ctx, project)
+	if err != nil || len(st.Stalls) != 1 || st.Stalls[0].Ended != "elapsed" || st.Stalls[0].Seconds < 0.05 {
+		t.Fatalf("status after a timed stall: %+v %v", st, err)
+	}
+	// Bad stalls are refused.
+	for _, bad := range []string{"soon", "0s", "-1s"} {
+		if err := h.SetFaults(ctx, project, firestoreemu.FaultConfig{Rules: []firestoreemu.FaultRule{{Stall: bad}}}); err == nil {
+			t.Errorf("stall %q accepted", bad)
+		}
+	}
+}
+
+// waitStalls polls a project's fault status until ok accepts its stalls.
+func waitStalls(t *testing.T, h *firestoreemu.Hooks, project string, ok func([]firestoreemu.StallEvent) bool) firestoreemu.FaultStatus {
+	t.Helper()
+	ctx := testContext(t)
+	for {
+		st, err := h.Faults(ctx, project)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(st.Stalls) {
+			return st
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("stalls never reached the wanted state: %+v", st.Stalls)
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }

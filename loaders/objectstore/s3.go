@@ -99,7 +99,36 @@ func newS3(u *url.URL, partSize int64) (*s3Target, error) {
 
 func (t *s3Target) String() string { return fmt.Sprintf("s3://%s at %s", t.bucket, t.endpoint) }
 
+// prepareAttempts and prepareBackoff bound the retries of prepare (about
+// 6 s of delays in all): the Store retries object copies, not this.
+const (
+	prepareAttempts = 6
+	prepareBackoff  = 200 * time.Millisecond
+)
+
+// prepare creates the bucket when it does not exist, retrying throttling,
+// server errors and cut connections (one 503 SlowDown must not fail a
+// whole run).
 func (t *s3Target) prepare(ctx context.Context) error {
+	delay := prepareBackoff
+	for attempt := 1; ; attempt++ {
+		err := t.prepareOnce(ctx)
+		var urlErr *url.Error // the HTTP client's: a refused, reset or cut connection
+		if err == nil || attempt == prepareAttempts || !(t.transient(err) || errors.As(err, &urlErr)) {
+			return err
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+		delay *= 2
+	}
+}
+
+func (t *s3Target) prepareOnce(ctx context.Context) error {
 	ok, err := t.core.BucketExists(ctx, t.bucket)
 	if err != nil {
 		return fmt.Errorf("looking for bucket %q: %w", t.bucket, err)
@@ -479,7 +508,11 @@ func (t *s3Target) refusal(err error) (string, bool) {
 // transient recognises S3 errors worth retrying: throttling, server errors
 // and timeouts.
 func (t *s3Target) transient(err error) bool {
-	r := minio.ToErrorResponse(err)
+	// minio.ToErrorResponse does not look into wrapped errors.
+	var r minio.ErrorResponse
+	if !errors.As(err, &r) {
+		return false
+	}
 	switch r.Code {
 	case "SlowDown", "SlowDownWrite", "SlowDownRead", "ServiceUnavailable", "InternalError", "RequestTimeout",
 		"RequestTimeTooSkewed", "XMinioServerNotInitialized", "OperationAborted":
