@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/api/iterator"
 
+	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
@@ -419,25 +420,8 @@ func TestUsersEmulatorPasswordsSurviveMigration(t *testing.T) {
 func TestUsersKillAndResume(t *testing.T) {
 	f := newUsersFixture(t)
 	n := 3000
-	var users []*auth.UserToImport
-	r := rand.New(rand.NewPCG(7, 7))
-	for i := 0; i < n; i++ {
-		u := (&auth.UserToImport{}).UID(fmt.Sprintf("k%05d", i)).Email(fmt.Sprintf("k%05d@example.test", i)).
-			Metadata(&auth.UserMetadata{CreationTimestamp: 1600000000000 + int64(i)})
-		switch i % 3 {
-		case 0:
-			h := make([]byte, 64)
-			for j := range h {
-				h[j] = byte(r.IntN(256))
-			}
-			u.PasswordHash(h).PasswordSalt([]byte(fmt.Sprintf("s%d", i)))
-		case 1:
-			u.ProviderData([]*auth.UserProvider{{ProviderID: "google.com", UID: fmt.Sprintf("g%d", i)}}).CustomClaims(map[string]any{"i": float64(i)})
-		case 2:
-			u.EmailVerified(true).DisplayName(fmt.Sprintf("User %d", i)).Disabled(i%2 == 0)
-		}
-		users = append(users, u)
-	}
+	users := demoapp.VariedUsers(7, "k%05d", n)
+	r := rand.New(rand.NewPCG(7, 7)) // kill points
 	f.importUsers(users)
 	f.createMFAUsers("m", 60)
 	n += 60

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/storage"
 	firebase "firebase.google.com/go/v4"
-	"firebase.google.com/go/v4/auth"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
@@ -241,32 +239,6 @@ func countRejects(ctx context.Context, pool *pgxpool.Pool, kind string) (int64, 
 
 // --- users ---------------------------------------------------------------------
 
-// chaosUsers returns n users: password hashes (random bytes: the campaign
-// counts users, it does not check passwords), Google identities, custom
-// claims, disabled accounts.
-func chaosUsers(seed uint64, n int) []*auth.UserToImport {
-	r := rand.New(rand.NewPCG(seed, 9))
-	out := make([]*auth.UserToImport, n)
-	for i := range n {
-		u := (&auth.UserToImport{}).UID(fmt.Sprintf("u%06d", i)).Email(fmt.Sprintf("u%06d@example.test", i)).
-			Metadata(&auth.UserMetadata{CreationTimestamp: 1600000000000 + int64(i)})
-		switch i % 3 {
-		case 0:
-			h := make([]byte, 64)
-			for j := range h {
-				h[j] = byte(r.IntN(256))
-			}
-			u.PasswordHash(h).PasswordSalt([]byte(fmt.Sprintf("s%d", i)))
-		case 1:
-			u.ProviderData([]*auth.UserProvider{{ProviderID: "google.com", UID: fmt.Sprintf("g%d", i)}}).CustomClaims(map[string]any{"i": float64(i)})
-		case 2:
-			u.EmailVerified(true).DisplayName(fmt.Sprintf("User %d", i)).Disabled(i%2 == 0)
-		}
-		out[i] = u
-	}
-	return out
-}
-
 func (c *Campaign) setupUsers(ctx context.Context, e *caseEnv, base []string) error {
 	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: e.project})
 	if err != nil {
@@ -277,7 +249,7 @@ func (c *Campaign) setupUsers(ctx context.Context, e *caseEnv, base []string) er
 		return err
 	}
 	n := max(c.cfg.Scale.Users, 1)
-	if err := demoapp.SeedUsers(ctx, client, chaosUsers(c.cfg.Seed+uint64(c.seq), n)); err != nil {
+	if err := demoapp.SeedUsers(ctx, client, demoapp.VariedUsers(c.cfg.Seed+uint64(c.seq), "u%06d", n)); err != nil {
 		return err
 	}
 	e.seeded = int64(n)

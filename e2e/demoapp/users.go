@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"firebase.google.com/go/v4/auth"
@@ -79,4 +80,34 @@ func SeedUsers(ctx context.Context, c *auth.Client, users []*auth.UserToImport) 
 		}
 	}
 	return nil
+}
+
+// VariedUsers returns n users to import, with uid fmt.Sprintf(uidFormat, i)
+// and e-mail <uid>@example.test, for tests that count and compare users
+// rather than check passwords: every third has a password hash of random
+// bytes (drawn from seed), every third a Google identity and custom claims,
+// every third a verified address, a display name and, half of them,
+// disabled.
+func VariedUsers(seed uint64, uidFormat string, n int) []*auth.UserToImport {
+	r := rand.New(rand.NewPCG(seed, 9))
+	out := make([]*auth.UserToImport, n)
+	for i := range n {
+		uid := fmt.Sprintf(uidFormat, i)
+		u := (&auth.UserToImport{}).UID(uid).Email(uid + "@example.test").
+			Metadata(&auth.UserMetadata{CreationTimestamp: 1600000000000 + int64(i)})
+		switch i % 3 {
+		case 0:
+			h := make([]byte, 64)
+			for j := range h {
+				h[j] = byte(r.IntN(256))
+			}
+			u.PasswordHash(h).PasswordSalt([]byte(fmt.Sprintf("s%d", i)))
+		case 1:
+			u.ProviderData([]*auth.UserProvider{{ProviderID: "google.com", UID: fmt.Sprintf("g%d", i)}}).CustomClaims(map[string]any{"i": float64(i)})
+		case 2:
+			u.EmailVerified(true).DisplayName(fmt.Sprintf("User %d", i)).Disabled(i%2 == 0)
+		}
+		out[i] = u
+	}
+	return out
 }
