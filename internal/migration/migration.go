@@ -181,7 +181,7 @@ func Execute(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 		// may be why the run stopped.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if serr := summarize(sctx, state, res); serr != nil {
+		if serr := summarize(sctx, state, res, opts); serr != nil {
 			opts.Log.Warn("could not read the run's counts for the summary", "run", res.Run.ID, "err", serr)
 		}
 	}
@@ -215,7 +215,9 @@ func (e *executor) execute(ctx context.Context, res *Result) error {
 	// settings is done, anything else plans a new run.
 	var run *postgres.Run
 	if !opts.Restart {
-		if run, err = state.RunningRun(rctx, name); err != nil {
+		if run, err = retried(rctx, opts, "reading the job's unfinished run", func(ctx context.Context) (*postgres.Run, error) {
+			return state.RunningRun(ctx, name)
+		}); err != nil {
 			return err
 		}
 	}
@@ -228,14 +230,18 @@ func (e *executor) execute(ctx context.Context, res *Result) error {
 		opts.Log.Info("resuming interrupted run", "job", name, "run", run.ID)
 		res.Run, e.run = run, run
 	} else if !opts.Restart {
-		last, err := state.LastFinishedRun(rctx, name)
+		last, err := retried(rctx, opts, "reading the job's last finished run", func(ctx context.Context) (*postgres.Run, error) {
+			return state.LastFinishedRun(ctx, name)
+		})
 		if err != nil {
 			return err
 		}
 		if last != nil && maps.Equal(last.Config, job.Config) {
 			// Nothing to do, and nothing done: no counts to report.
 			res.Run, res.AlreadyFinished = last, true
-			tables, err := state.Summary(rctx, last)
+			tables, err := retried(rctx, opts, "reading the counts of the finished run", func(ctx context.Context) ([]postgres.TableSummary, error) {
+				return state.Summary(ctx, last)
+			})
 			if err != nil {
 				return err
 			}
@@ -269,7 +275,9 @@ func (e *executor) execute(ctx context.Context, res *Result) error {
 			return err
 		}
 	}
-	if err := state.FinishRun(ctx, run); err != nil {
+	if _, err := retried(ctx, opts, "recording the run as finished", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, state.FinishRun(ctx, run)
+	}); err != nil {
 		return err
 	}
 	res.SnapshotRenewals = e.renewals
@@ -281,17 +289,34 @@ func (e *executor) execute(ctx context.Context, res *Result) error {
 			return err
 		}
 	}
-	return summarize(ctx, state, res)
+	return summarize(ctx, state, res, opts)
 }
 
 // summarize reads res.Run's counts and first rejects.
-func summarize(ctx context.Context, state *postgres.State, res *Result) error {
+func summarize(ctx context.Context, state *postgres.State, res *Result, opts Options) error {
 	var err error
-	if res.Tables, err = state.Summary(ctx, res.Run); err != nil {
+	if res.Tables, err = retried(ctx, opts, "reading the run's counts", func(ctx context.Context) ([]postgres.TableSummary, error) {
+		return state.Summary(ctx, res.Run)
+	}); err != nil {
 		return err
 	}
-	res.Rejects, err = state.Rejects(ctx, res.Run, 10)
+	res.Rejects, err = retried(ctx, opts, "reading the run's first rejects", func(ctx context.Context) ([]postgres.RejectSample, error) {
+		return state.Rejects(ctx, res.Run, 10)
+	})
 	return err
+}
+
+// retried runs fn, a read or an idempotent write of the tool's state
+// outside a batch, under the run's retry policy: a target that restarts
+// or drops a connection between batches costs a retry, not the run.
+func retried[T any](ctx context.Context, opts Options, what string, fn func(context.Context) (T, error)) (T, error) {
+	var out T
+	err := retry.Do(retry.WithLogger(ctx, opts.Log), opts.Retry, what, func(ctx context.Context) error {
+		var err error
+		out, err = fn(ctx)
+		return err
+	})
+	return out, err
 }
 
 func configDiff(was, now map[string]string) string {
@@ -430,7 +455,9 @@ func (e *executor) streamInfo(ctx context.Context, st *postgres.StreamState) (St
 		}
 		e.opts.Log.Warn("could not size the stream for progress", "stream", st.Name, "err", err)
 	}
-	done, err := e.state.StreamRead(ctx, e.run, st.Name)
+	done, err := retried(ctx, e.opts, fmt.Sprintf("reading the progress of stream %q", st.Name), func(ctx context.Context) (int64, error) {
+		return e.state.StreamRead(ctx, e.run, st.Name)
+	})
 	if err != nil {
 		return info, err
 	}
@@ -552,7 +579,9 @@ func (e *executor) renew(ctx context.Context, st *postgres.StreamState, expired 
 	if err != nil {
 		return fmt.Errorf("taking a new snapshot time for stream %q: %w", st.Name, err)
 	}
-	if err := e.state.RenewReadTime(ctx, e.run, st.Name, t); err != nil {
+	if _, err := retried(ctx, e.opts, "recording the new read time", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, e.state.RenewReadTime(ctx, e.run, st.Name, t)
+	}); err != nil {
 		return err
 	}
 	e.opts.Log.Warn("the run outlived the source's snapshot window; continuing at a new read time. "+
@@ -583,7 +612,15 @@ func (e *executor) commit(ctx context.Context, p *postgres.PartitionState, b bat
 		return err
 	})
 	if errors.Is(err, postgres.ErrCheckpointMoved) {
-		cursor, done, cerr := e.state.PartitionCursor(ctx, e.run, p)
+		type position struct {
+			cursor string
+			done   bool
+		}
+		pos, cerr := retried(ctx, e.opts, "reading the partition's checkpoint", func(ctx context.Context) (position, error) {
+			c, d, err := e.state.PartitionCursor(ctx, e.run, p)
+			return position{c, d}, err
+		})
+		cursor, done := pos.cursor, pos.done
 		if cerr != nil {
 			return cerr
 		}

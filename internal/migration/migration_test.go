@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
+	"github.com/baasmigrate/baasmigrate/extractors"
 	fsx "github.com/baasmigrate/baasmigrate/extractors/firestore"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
@@ -323,5 +324,75 @@ func TestRefusedPrepareRecordsNoRun(t *testing.T) {
 	var runs int
 	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM baasmigrate.runs`).Scan(&runs); err != nil || runs != 0 {
 		t.Fatalf("%d runs recorded (%v); want none", runs, err)
+	}
+}
+
+// terminatingCounter counts a stream's records for progress after ending
+// every session the target's pool holds, as a PostgreSQL restart does
+// between two batches; the next state statement meets a dead connection.
+type terminatingCounter struct {
+	extractors.Extractor
+	terminate func()
+}
+
+func (c terminatingCounter) Count(ctx context.Context, s extractors.Stream) (int64, error) {
+	c.terminate()
+	return c.Extractor.(extractors.Counter).Count(ctx, s)
+}
+
+type quietProgress struct{}
+
+func (quietProgress) StartStream(migration.StreamInfo) migration.StreamProgress { return quietStream{} }
+
+type quietStream struct{}
+
+func (quietStream) Add(int64, int64) {}
+func (quietStream) Finish(error)     {}
+
+// TestStateReadsSurviveLostSessions ends the target's sessions before every
+// stream (what a PostgreSQL restart does): the reads and writes of the
+// tool's state between batches are retried like batches, and the run
+// completes exactly instead of failing on the first dead connection.
+func TestStateReadsSurviveLostSessions(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	admin, err := pgx.Connect(ctx, testenv.PostgresAdminURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var db string
+	if err := f.pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	terminations := 0
+	terminate := func() {
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1`, db).Scan(&n); err != nil {
+			t.Errorf("ending the target's sessions: %v", err)
+			return
+		}
+		terminations += n
+		// Wait until they are gone, so that the next statement meets a
+		// dead connection rather than a dying one.
+		for {
+			var left int
+			if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, db).Scan(&left); err != nil || left == 0 {
+				return
+			}
+		}
+	}
+	job := f.job(t, f.sink(t))
+	job.Extractor = terminatingCounter{Extractor: job.Extractor, terminate: terminate}
+	opts := migration.Options{Workers: 2, BatchSize: 40, Progress: quietProgress{},
+		Retry: retry.Policy{Attempts: 4, Initial: time.Millisecond, Max: 10 * time.Millisecond}}
+	if _, err := migration.Execute(ctx, f.pool, f.state, job, opts); err != nil {
+		t.Fatalf("Execute with the target's sessions ended before each stream: %v", err)
+	}
+	if terminations == 0 {
+		t.Fatal("no session was ended; the test did not test anything")
+	}
+	if rows, committed := f.rows(t), f.committed(t); rows != int64(f.docs) || committed != int64(f.docs) {
+		t.Fatalf("%d rows, checkpoints cover %d; want %d", rows, committed, f.docs)
 	}
 }
