@@ -14,6 +14,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 FUZZTIME=${FUZZTIME:-30s}
+# Minimizing a failing input may take long on targets that touch files;
+# a short bound keeps a find from looking like a hang.
+FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-5s}
 read -r -a pkgs <<<"${FUZZ_PACKAGES:-./...}"
 
 log() { printf '[fuzz] %s\n' "$*" >&2; }
@@ -26,6 +29,7 @@ log() { printf '[fuzz] %s\n' "$*" >&2; }
 targets=()
 while read -r pkg dir files; do
 	[[ -n $pkg && -n $files ]] || continue
+	# shellcheck disable=SC2086 # $files is a list of file names (no spaces in Go file names here)
 	(cd "$dir" && grep -qE '^func Fuzz[A-Za-z0-9_]*\(' $files) || continue
 	if ! out=$(go test -list '^Fuzz' "$pkg" 2>&1); then
 		log "go test -list failed in $pkg:"
@@ -51,7 +55,7 @@ for t in "${targets[@]}"; do
 	logf=$(mktemp)
 	# -run '^$': no ordinary tests; ^NAME$: exactly this target (go test
 	# refuses -fuzz patterns matching more than one).
-	if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tee "$logf"; then
+	if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZETIME" "$pkg" 2>&1 | tee "$logf"; then
 		rm -f "$logf"
 		continue
 	fi
