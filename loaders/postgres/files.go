@@ -253,7 +253,9 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	}
 	// Every key is claimed before any object is copied: an object landing
 	// on a key another object holds is rejected, never written over it.
-	// Claims of objects rejected below are released at the end.
+	// An object whose row the table cannot hold claims none (it cannot be
+	// stored, so it collides with nothing); claims of objects rejected
+	// below are released at the end.
 	taken, claims, err := f.claimKeys(ctx, tx, recs)
 	if err != nil {
 		return out, err

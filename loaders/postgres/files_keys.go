@@ -159,8 +159,8 @@ func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	byFold := map[string][]int{} // fold → indexes in wants
 	for i, rec := range recs {
 		file, err := objectstore.FileFromRecord(rec)
-		if err != nil || f.store.Problem(file) != "" {
-			continue // Copy rejects it with the reason
+		if err != nil || f.store.Problem(file) != "" || rowProblem(file) != "" {
+			continue // rejected with the reason, so it claims no key
 		}
 		key := f.store.Key(file.Name)
 		fold := string(foldDigest(f.store.Fold(key)))

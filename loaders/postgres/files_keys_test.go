@@ -253,3 +253,29 @@ func TestFilesLongKeys(t *testing.T) {
 		t.Errorf("rejects %v, want at most the long name's row refused", rejects)
 	}
 }
+
+// TestFilesRowProblemClaimsNoKey: an object whose row the files table
+// cannot hold (a NUL in its metadata) is rejected for that, and claims no
+// key: an object whose key folds onto its own still loads, in the same
+// batch as in the next one, and no collision is reported.
+func TestFilesRowProblemClaimsNoKey(t *testing.T) {
+	ctx := context.Background()
+	pool, dir, sink := foldedFilesSink(t)
+	rejects := writeFiles(t, pool, sink,
+		fileRecord("Report.pdf", []byte("bad"), false, objectstore.File{ContentType: "text/plain\x00"}),
+		fileRecord("report.pdf", []byte("good"), false, objectstore.File{}),
+	)
+	if len(rejects) != 1 || !strings.Contains(rejects[0], "NUL") {
+		t.Fatalf("rejects %v, want only Report.pdf, for its NUL byte", rejects)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "report.pdf")); err != nil || string(got) != "good" {
+		t.Errorf("report.pdf holds %q (%v), want the good object's bytes", got, err)
+	}
+	rejects = writeFiles(t, pool, sink, fileRecord("REPORT.PDF", []byte("bad"), false, objectstore.File{ContentType: "x\x00"}))
+	if len(rejects) != 1 || !strings.Contains(rejects[0], "NUL") {
+		t.Fatalf("next batch: rejects %v, want REPORT.PDF rejected for its NUL byte", rejects)
+	}
+	if warnings, err := sink.Warnings(ctx, pool); err != nil || len(warnings) != 0 {
+		t.Errorf("warnings %q (%v), want no key collision", warnings, err)
+	}
+}
