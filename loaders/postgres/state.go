@@ -304,15 +304,23 @@ func nullTime(t time.Time) *time.Time {
 }
 
 // FinishRun marks r finished. It refuses while a partition is not done.
+// Finishing a run already finished succeeds, so that a retry after an
+// ambiguous commit (the reply lost) is harmless.
 func (s *State) FinishRun(ctx context.Context, r *Run) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE baasmigrate.runs SET status = 'finished', finished_at = now()
-		WHERE id = $1 AND status = 'running'
-		AND NOT EXISTS (SELECT 1 FROM baasmigrate.partitions WHERE run_id = $1 AND NOT done)`, r.ID)
+	var status string
+	err := s.pool.QueryRow(ctx, `WITH finished AS (
+			UPDATE baasmigrate.runs SET status = 'finished', finished_at = now()
+			WHERE id = $1 AND status = 'running'
+			AND NOT EXISTS (SELECT 1 FROM baasmigrate.partitions WHERE run_id = $1 AND NOT done)
+			RETURNING status)
+		SELECT status FROM finished
+		UNION ALL SELECT status FROM baasmigrate.runs WHERE id = $1 AND status = 'finished'
+		LIMIT 1`, r.ID).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("finishing run %d: it is no longer running or has unfinished partitions", r.ID)
+	}
 	if err != nil {
 		return fmt.Errorf("finishing run %d: %w", r.ID, err)
-	}
-	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("finishing run %d: it is no longer running or has unfinished partitions", r.ID)
 	}
 	return nil
 }
@@ -320,8 +328,10 @@ func (s *State) FinishRun(ctx context.Context, r *Run) error {
 // RenewReadTime records that stream continues at a new snapshot because
 // the old one left the source's retention window.
 func (s *State) RenewReadTime(ctx context.Context, r *Run, stream string, t time.Time) error {
+	// Guarded by the new time, so that a retry after an ambiguous commit
+	// does not count the renewal twice.
 	_, err := s.pool.Exec(ctx, `UPDATE baasmigrate.streams SET read_time = $3, renewals = renewals + 1
-		WHERE run_id = $1 AND stream = $2`, r.ID, storeText(stream), t)
+		WHERE run_id = $1 AND stream = $2 AND read_time IS DISTINCT FROM $3`, r.ID, storeText(stream), t)
 	if err != nil {
 		return fmt.Errorf("recording a new read time for stream %q: %w", stream, err)
 	}
