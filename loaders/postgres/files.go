@@ -254,18 +254,11 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	// Every key is claimed before any object is copied: an object landing
 	// on a key another object holds is rejected, never written over it.
 	// An object whose row the table cannot hold claims none (it cannot be
-	// stored, so it collides with nothing); claims of objects rejected
-	// below are released at the end.
+	// stored, so it collides with nothing) and is rejected with that
+	// reason; claims of objects rejected below are released at the end.
 	taken, claims, err := f.claimKeys(ctx, tx, recs)
 	if err != nil {
 		return out, err
-	}
-	for i, rec := range recs {
-		if file, err := objectstore.FileFromRecord(rec); err == nil {
-			if reason := rowProblem(file); reason != "" {
-				taken[i] = reason
-			}
-		}
 	}
 	var copyIdx []int
 	var toCopy []record.Record

@@ -145,8 +145,9 @@ type claim struct {
 // because another object lands on the same key — within the batch (all of
 // them are rejected, each naming the others) or already holding it (this
 // one is rejected, naming it, and recorded among the key's rivals) — and
-// the claims of the others. A record the store rejects by itself (not a
-// file, a key it cannot hold) gets neither.
+// the claims of the others. A record whose row the table cannot hold
+// (rowProblem) is rejected with that reason and claims nothing; one the
+// store rejects by itself (not a file, a key it cannot hold) gets neither.
 func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) (map[int]string, map[int]claim, error) {
 	type want struct {
 		i            int
@@ -157,17 +158,24 @@ func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	}
 	var wants []want
 	byFold := map[string][]int{} // fold → indexes in wants
+	rejects := map[int]string{}
 	for i, rec := range recs {
 		file, err := objectstore.FileFromRecord(rec)
-		if err != nil || f.store.Problem(file) != "" || rowProblem(file) != "" {
-			continue // rejected with the reason, so it claims no key
+		if err != nil {
+			continue // the store rejects it with the reason
+		}
+		if reason := rowProblem(file); reason != "" {
+			rejects[i] = reason // before the store's own problem, as Layout
+			continue
+		}
+		if f.store.Problem(file) != "" {
+			continue // the store rejects it with the reason
 		}
 		key := f.store.Key(file.Name)
 		fold := string(foldDigest(f.store.Fold(key)))
 		byFold[fold] = append(byFold[fold], len(wants))
 		wants = append(wants, want{i: i, file: file, key: key, fold: []byte(fold), bucket: []byte(file.Bucket), name: []byte(file.Name)})
 	}
-	rejects := map[int]string{}
 	cmp := f.store.Comparison()
 	var folds, keys, buckets, names [][]byte
 	for fold, idx := range byFold {
