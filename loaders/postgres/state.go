@@ -237,7 +237,7 @@ func (s *State) loadRun(ctx context.Context, where string, args ...any) (*Run, e
 		if err := rows.Scan(&p.Stream, &p.ID, &p.Start, &p.End, &p.Cursor, &p.Done); err != nil {
 			return nil, fmt.Errorf("reading run %d's partitions: %w", r.ID, err)
 		}
-		for _, v := range []*string{&p.Stream, &p.Start, &p.End, &p.Cursor} {
+		for _, v := range []*string{&p.Stream, &p.ID, &p.Start, &p.End, &p.Cursor} {
 			if *v, err = loadText(*v); err != nil {
 				return nil, fmt.Errorf("reading run %d's partitions: %w", r.ID, err)
 			}

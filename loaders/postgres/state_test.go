@@ -261,3 +261,31 @@ func TestStateHoldsKeysTextCannot(t *testing.T) {
 		t.Fatalf("renewal not recorded: %+v", got.Streams[0])
 	}
 }
+
+// TestStateResumesPartitionIDTextCannotHold: StartRun stores a partition
+// ID through storeText, so a resumed run must read it back decoded, or its
+// checkpoints (which encode the ID again) find no partition.
+func TestStateResumesPartitionIDTextCannotHold(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	st, err := OpenState(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "p\x00\xff"
+	parts := []extractors.Partition{{Stream: "s", ID: id}}
+	if _, err := st.StartRun(ctx, "documents odd id", record.KindDocument, nil, []extractors.Stream{{Name: "s", Partitions: parts}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.RunningRun(ctx, "documents odd id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := got.Streams[0].Partitions[0]
+	if p.ID != id {
+		t.Fatalf("resumed partition ID %q, want %q", p.ID, id)
+	}
+	if err := commit(ctx, pool, st, got, p, "c", true, map[string]TableCounts{"t": {Read: 1}}, nil); err != nil {
+		t.Fatalf("checkpointing the resumed partition: %v", err)
+	}
+}
