@@ -241,8 +241,18 @@ func textCodec(typ record.Type, mk func(string) record.Value) elemCodec {
 
 // textSafe reports whether PostgreSQL text (UTF8 database) holds s exactly:
 // valid UTF-8 without NUL.
-func textSafe(s string) bool {
-	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+func textSafe(s string) bool { return TextProblem(s) == "" }
+
+// TextProblem says why PostgreSQL text (UTF8 database) cannot hold s
+// exactly ("contains a NUL byte", "is not valid UTF-8"), or returns "".
+func TextProblem(s string) string {
+	switch {
+	case strings.IndexByte(s, 0) >= 0:
+		return "contains a NUL byte"
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	}
+	return ""
 }
 
 func midnight(t time.Time) time.Time {

@@ -17,13 +17,13 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/transformers"
 )
 
 // StateSchema is the schema holding the tool's state.
@@ -418,18 +418,6 @@ func textSafe(s string) string {
 	return strings.ReplaceAll(s, "\x00", `\x00`)
 }
 
-// textProblem says why PostgreSQL text cannot hold s exactly ("contains a
-// NUL byte", "is not valid UTF-8"), or returns "".
-func textProblem(s string) string {
-	switch {
-	case strings.IndexByte(s, 0) >= 0:
-		return "contains a NUL byte"
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
-	}
-	return ""
-}
-
 // storedTextPrefix starts a state value stored as base64 (see storeText).
 const storedTextPrefix = "baasmigrate-base64:"
 
@@ -441,7 +429,7 @@ const storedTextPrefix = "baasmigrate-base64:"
 // back unchanged. Equal keys encode equally, so SQL compares encoded
 // values as it compared keys.
 func storeText(s string) string {
-	if textProblem(s) == "" && !strings.HasPrefix(s, storedTextPrefix) {
+	if transformers.TextProblem(s) == "" && !strings.HasPrefix(s, storedTextPrefix) {
 		return s
 	}
 	return storedTextPrefix + base64.StdEncoding.EncodeToString([]byte(s))
