@@ -56,10 +56,7 @@ func CheckTableOwners(ctx context.Context, db loaders.DB, o Owner, tables []pgx.
 	if !exists {
 		return nil
 	}
-	schemas, names := make([]string, len(tables)), make([]string, len(tables))
-	for i, t := range tables {
-		schemas[i], names[i] = t[0], t[1]
-	}
+	schemas, names := splitTables(tables)
 	rows, err := db.Query(ctx, `SELECT o.schema_name, o.table_name, string_agg(o.source, ', ' ORDER BY o.claimed_at, o.source)
 		FROM baasmigrate.table_owners o JOIN unnest($1::text[], $2::text[]) AS t(s, n) ON o.schema_name = t.s AND o.table_name = t.n
 		GROUP BY o.schema_name, o.table_name
@@ -114,13 +111,20 @@ func ClaimTables(ctx context.Context, tx pgx.Tx, o Owner, tables []pgx.Identifie
 	if err := CheckTableOwners(ctx, tx, o, tables); err != nil {
 		return err
 	}
-	schemas, names := make([]string, len(tables)), make([]string, len(tables))
-	for i, t := range tables {
-		schemas[i], names[i] = t[0], t[1]
-	}
+	schemas, names := splitTables(tables)
 	if _, err := tx.Exec(ctx, `INSERT INTO baasmigrate.table_owners (schema_name, table_name, source)
 		SELECT s, n, $3 FROM unnest($1::text[], $2::text[]) AS t(s, n) ON CONFLICT DO NOTHING`, schemas, names, o.Source); err != nil {
 		return fmt.Errorf("claiming the target tables: %w", err)
 	}
 	return nil
+}
+
+// splitTables returns the schemas and the names of tables (schema, name),
+// as the parallel arrays the owner queries unnest.
+func splitTables(tables []pgx.Identifier) (schemas, names []string) {
+	schemas, names = make([]string, len(tables)), make([]string, len(tables))
+	for i, t := range tables {
+		schemas[i], names[i] = t[0], t[1]
+	}
+	return schemas, names
 }
