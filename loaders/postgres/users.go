@@ -182,7 +182,7 @@ func NewUsers(cfg UsersConfig) *Users {
 		ON CONFLICT (read, file, record) DO UPDATE SET uid = EXCLUDED.uid, line = EXCLUDED.line, loaded = true`
 	s.forgetPositions = `DELETE FROM ` + pos + ` WHERE uid = ANY($1::text[])`
 	s.recordRepeats = `INSERT INTO ` + pos + ` (file, read, record, line, uid, loaded)
-		SELECT file, read, record, line, uid, false FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) AS n (file, read, record, line, uid)
+		SELECT file, read, record, line, uid, false FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS n (uid, file, read, record, line)
 		ON CONFLICT (read, file, record) DO UPDATE SET uid = EXCLUDED.uid, line = EXCLUDED.line, loaded = false`
 	return s
 }
@@ -490,10 +490,7 @@ func (s *Users) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []repeat, 
 	if len(repeats) == 0 {
 		return nil
 	}
-	var cols struct {
-		file, read, uid []string
-		record, line    []int64
-	}
+	var cols positionColumns
 	for _, r := range repeats {
 		_, firstRejected := out.Rejects[r.firstIndex]
 		firstRejected = firstRejected && r.firstIndex >= 0
@@ -501,16 +498,12 @@ func (s *Users) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []repeat, 
 		if firstRejected {
 			continue
 		}
-		cols.file = append(cols.file, r.rows.pos.File)
-		cols.read = append(cols.read, r.rows.pos.Read)
-		cols.uid = append(cols.uid, r.rows.uid)
-		cols.record = append(cols.record, r.rows.pos.Record)
-		cols.line = append(cols.line, r.rows.pos.Line)
+		cols.add(r.rows.uid, *r.rows.pos)
 	}
 	if len(cols.uid) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, s.recordRepeats, cols.file, cols.read, cols.record, cols.line, cols.uid); err != nil {
+	if _, err := tx.Exec(ctx, s.recordRepeats, cols.args()...); err != nil {
 		return fmt.Errorf("recording uids that appear more than once: %w", err)
 	}
 	return nil
@@ -597,23 +590,16 @@ func (s *Users) write(ctx context.Context, tx pgx.Tx, set []*userRows) (map[stri
 // no position for those from the API.
 func (s *Users) recordLoaded(ctx context.Context, tx pgx.Tx, set []*userRows) error {
 	var fromAPI []string
-	var cols struct {
-		uid, file, read []string
-		record, line    []int64
-	}
+	var cols positionColumns
 	for _, r := range set {
 		if r.pos == nil {
 			fromAPI = append(fromAPI, r.uid)
 			continue
 		}
-		cols.uid = append(cols.uid, r.uid)
-		cols.file = append(cols.file, r.pos.File)
-		cols.read = append(cols.read, r.pos.Read)
-		cols.record = append(cols.record, r.pos.Record)
-		cols.line = append(cols.line, r.pos.Line)
+		cols.add(r.uid, *r.pos)
 	}
 	if len(cols.uid) > 0 {
-		if _, err := tx.Exec(ctx, s.recordPositions, cols.uid, cols.file, cols.read, cols.record, cols.line); err != nil {
+		if _, err := tx.Exec(ctx, s.recordPositions, cols.args()...); err != nil {
 			return err
 		}
 	}
@@ -624,6 +610,23 @@ func (s *Users) recordLoaded(ctx context.Context, tx pgx.Tx, set []*userRows) er
 	}
 	return nil
 }
+
+// positionColumns are users' positions as the parallel arrays that
+// recordPositions and recordRepeats unnest, in their parameter order.
+type positionColumns struct {
+	uid, file, read []string
+	record, line    []int64
+}
+
+func (c *positionColumns) add(uid string, p firebaseauth.Position) {
+	c.uid = append(c.uid, uid)
+	c.file = append(c.file, p.File)
+	c.read = append(c.read, p.Read)
+	c.record = append(c.record, p.Record)
+	c.line = append(c.line, p.Line)
+}
+
+func (c *positionColumns) args() []any { return []any{c.uid, c.file, c.read, c.record, c.line} }
 
 func nonNil(s []string) []string {
 	if s == nil {
