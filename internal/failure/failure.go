@@ -133,8 +133,13 @@ func Classify(err error) Class {
 		return httpClass(gErr.Code)
 	}
 	var mErr minio.ErrorResponse
-	if errors.As(err, &mErr) && mErr.StatusCode != 0 {
-		return httpClass(mErr.StatusCode)
+	if errors.As(err, &mErr) {
+		if s3TransientCodes[mErr.Code] {
+			return Transient
+		}
+		if mErr.StatusCode != 0 {
+			return httpClass(mErr.StatusCode)
+		}
 	}
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		return Permanent
@@ -156,6 +161,15 @@ func Classify(err error) Class {
 		}
 	}
 	return Permanent
+}
+
+// s3TransientCodes are S3 error codes worth retrying whatever their HTTP
+// status (RequestTimeout is a 400, RequestTimeTooSkewed a 403,
+// OperationAborted a 409): throttling, a server starting, a clock skew
+// the client corrects.
+var s3TransientCodes = map[string]bool{
+	"SlowDown": true, "SlowDownWrite": true, "SlowDownRead": true, "ServiceUnavailable": true, "InternalError": true,
+	"RequestTimeout": true, "RequestTimeTooSkewed": true, "XMinioServerNotInitialized": true, "OperationAborted": true,
 }
 
 // transientMessages are failures some clients report without a type.

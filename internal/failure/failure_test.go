@@ -111,6 +111,9 @@ func realErrors(t *testing.T) map[string]struct {
 		out[fmt.Sprintf("minio %d", code)] = c{fmt.Errorf("put: %w", minio.ErrorResponse{StatusCode: code, Code: "X"}), want}
 	}
 	out["minio 507 storage full"] = c{minio.ErrorResponse{StatusCode: 507, Code: "XMinioStorageFull"}, Permanent}
+	out["S3 RequestTimeout (a 400)"] = c{fmt.Errorf("put: %w", minio.ErrorResponse{StatusCode: 400, Code: "RequestTimeout"}), Transient}
+	out["S3 RequestTimeTooSkewed (a 403)"] = c{minio.ErrorResponse{StatusCode: 403, Code: "RequestTimeTooSkewed"}, Transient}
+	out["S3 SlowDown without a status"] = c{minio.ErrorResponse{Code: "SlowDown"}, Transient}
 
 	out["marked transient"] = c{fmt.Errorf("x: %w", Mark(errors.New("odd"), Transient)), Transient}
 	out["marked permanent over a network error"] = c{Mark(fmt.Errorf("x: %w", net.ErrClosed), Permanent), Permanent}

@@ -323,6 +323,4 @@ func (t *dirTarget) refusal(err error) (string, bool) {
 	return "", false
 }
 
-func (t *dirTarget) transient(error) bool { return false }
-
 func (t *dirTarget) mismatch(error) bool { return false }

@@ -190,8 +190,6 @@ type target interface {
 	// refusal says why err means the target refuses this object for good
 	// (a name or metadata it cannot hold); ok is false otherwise.
 	refusal(err error) (reason string, ok bool)
-	// transient reports whether err is worth retrying.
-	transient(err error) bool
 	// mismatch reports whether err is the target refusing bytes that do
 	// not match the checksums sent with them.
 	mismatch(err error) bool
@@ -466,9 +464,6 @@ func (s *Store) copyOne(ctx context.Context, rec record.Record, absent, guarded 
 		default:
 			if reason, ok := s.t.refusal(err); ok {
 				return reject(fmt.Sprintf("object %q cannot be stored as %q in %s: %s", f.Name, res.Key, s.t, reason))
-			}
-			if s.t.transient(err) {
-				err = failure.Mark(err, failure.Transient)
 			}
 			// A full or read-only disk fails the run at once, saying so.
 			if failure.Classify(err) == failure.Permanent {

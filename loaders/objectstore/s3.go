@@ -20,6 +20,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 )
 
 // maxS3Key is the longest key S3 accepts, in bytes.
@@ -99,33 +101,15 @@ func newS3(u *url.URL, partSize int64) (*s3Target, error) {
 
 func (t *s3Target) String() string { return fmt.Sprintf("s3://%s at %s", t.bucket, t.endpoint) }
 
-// prepareAttempts and prepareBackoff bound the retries of prepare (about
-// 6 s of delays in all): the Store retries object copies, not this.
-const (
-	prepareAttempts = 6
-	prepareBackoff  = 200 * time.Millisecond
-)
+// preparePolicy bounds the retries of prepare (about 6 s of delays over
+// 6 attempts): the Store retries object copies, not this.
+var preparePolicy = retry.Policy{Attempts: 6, Initial: 200 * time.Millisecond, Max: 3200 * time.Millisecond}
 
-// prepare creates the bucket when it does not exist, retrying throttling,
-// server errors and cut connections (one 503 SlowDown must not fail a
-// whole run).
+// prepare creates the bucket when it does not exist, retrying what
+// failure.Classify calls transient — throttling, server errors, cut
+// connections (one 503 SlowDown must not fail a whole run).
 func (t *s3Target) prepare(ctx context.Context) error {
-	delay := prepareBackoff
-	for attempt := 1; ; attempt++ {
-		err := t.prepareOnce(ctx)
-		var urlErr *url.Error // the HTTP client's: a refused, reset or cut connection
-		if err == nil || attempt == prepareAttempts || !(t.transient(err) || errors.As(err, &urlErr)) {
-			return err
-		}
-		timer := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return err
-		case <-timer.C:
-		}
-		delay *= 2
-	}
+	return retry.Do(ctx, preparePolicy, "", t.prepareOnce)
 }
 
 func (t *s3Target) prepareOnce(ctx context.Context) error {
@@ -503,22 +487,6 @@ func (t *s3Target) refusal(err error) (string, bool) {
 		return fmt.Sprintf("the server refuses it (%s: %s)", r.Code, r.Message), true
 	}
 	return "", false
-}
-
-// transient recognises S3 errors worth retrying: throttling, server errors
-// and timeouts.
-func (t *s3Target) transient(err error) bool {
-	// minio.ToErrorResponse does not look into wrapped errors.
-	var r minio.ErrorResponse
-	if !errors.As(err, &r) {
-		return false
-	}
-	switch r.Code {
-	case "SlowDown", "SlowDownWrite", "SlowDownRead", "ServiceUnavailable", "InternalError", "RequestTimeout",
-		"RequestTimeTooSkewed", "XMinioServerNotInitialized", "OperationAborted":
-		return true
-	}
-	return r.StatusCode >= 500 || r.StatusCode == http.StatusTooManyRequests
 }
 
 // mismatch recognises S3 refusing bytes that do not match the checksums
