@@ -67,6 +67,23 @@ type Extractor interface {
 	Close() error
 }
 
+// Parter is implemented by extractors that may read part of a source
+// (some collections of a Firestore database, a prefix of a bucket).
+type Parter interface {
+	// WholeSource is Source without what narrows the read to a part: the
+	// source whose target tables jobs reading its parts share.
+	WholeSource() string
+}
+
+// WholeSource returns ex's WholeSource (see Parter), or its Source when ex
+// always reads its source whole.
+func WholeSource(ex Extractor) string {
+	if p, ok := ex.(Parter); ok {
+		return p.WholeSource()
+	}
+	return ex.Source()
+}
+
 // Snapshotter is implemented by extractors whose source can serve reads at a
 // past time for a limited window (Firestore: one hour; seven days with
 // point-in-time recovery).

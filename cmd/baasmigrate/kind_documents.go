@@ -76,7 +76,7 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		ex.Close()
 		return migration.Job{}, err
 	}
-	owner, err := tableOwner(env.Config, ex.Source())
+	owner, err := tableOwner(env.Config, ex)
 	if err != nil {
 		ex.Close()
 		return migration.Job{}, err
@@ -116,7 +116,7 @@ func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
 		ex.Close()
 		return nil, err
 	}
-	owner, err := tableOwner(env.Config, ex.Source())
+	owner, err := tableOwner(env.Config, ex)
 	if err != nil {
 		ex.Close()
 		return nil, err

@@ -135,7 +135,7 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		return migration.Job{}, err
 	}
 	sink := postgres.NewFiles(store, cfg.String(filesSchemaOption.Name), cfg.String(filesTableOption.Name))
-	owner, err := tableOwner(cfg, ex.Source())
+	owner, err := tableOwner(cfg, ex)
 	if err != nil {
 		ex.Close()
 		return migration.Job{}, err
@@ -189,7 +189,7 @@ func compareFiles(ctx context.Context, env *buildEnv) (*comparer, error) {
 		Bucket: ex.Bucket(), Prefix: cfg.String(gcs.PrefixOption.Name),
 	})
 	sink := postgres.NewFiles(store, schema, table)
-	owner, err := tableOwner(cfg, ex.Source())
+	owner, err := tableOwner(cfg, ex)
 	if err != nil {
 		ex.Close()
 		return nil, err

@@ -1,10 +1,9 @@
 package main
 
 import (
-	"strings"
-
 	"github.com/spf13/pflag"
 
+	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
@@ -18,21 +17,16 @@ var shareTablesOption = plugin.Option{
 	Switch: true,
 }
 
-// tableOwner is the owner a job's sink claims its tables for: the job's
-// source with what only narrows a job within it taken off (Firestore's
-// ?collections=, a Cloud Storage prefix), so that jobs reading parts of
-// one source share its tables and jobs of another source are refused.
-func tableOwner(cfg plugin.Config, source string) (postgres.Owner, error) {
+// tableOwner is the owner a job's sink claims its tables for: the whole
+// source the job reads part of (extractors.WholeSource), so that jobs
+// reading parts of one source share its tables and jobs of another source
+// are refused.
+func tableOwner(cfg plugin.Config, ex extractors.Extractor) (postgres.Owner, error) {
 	share, err := cfg.Bool(shareTablesOption.Name)
 	if err != nil {
 		return postgres.Owner{}, err
 	}
-	owner, _, _ := strings.Cut(source, "?")
-	if rest, ok := strings.CutPrefix(owner, "gcs:gs://"); ok {
-		bucket, _, _ := strings.Cut(rest, "/")
-		owner = "gcs:gs://" + bucket
-	}
-	return postgres.Owner{Source: owner, Share: share}, nil
+	return postgres.Owner{Source: extractors.WholeSource(ex), Share: share}, nil
 }
 
 // optionGiven reports, for buildEnv.Given, whether the user set an option

@@ -194,12 +194,19 @@ func (emulatorCreds) RequireTransportSecurity() bool { return false }
 // A run restricted to some root collections (--collections) is a job of its
 // own: its checkpoints and mapping do not stand for the others.
 func (e *Extractor) Source() string {
-	s := "firestore:" + strings.TrimSuffix(e.root, "/documents")
+	s := e.WholeSource()
 	if len(e.collections) > 0 {
 		sorted := slices.Sorted(slices.Values(e.collections))
 		s += "?collections=" + strings.Join(sorted, ",")
 	}
 	return s
+}
+
+var _ extractors.Parter = (*Extractor)(nil)
+
+// WholeSource is the database, whichever collections are read.
+func (e *Extractor) WholeSource() string {
+	return "firestore:" + strings.TrimSuffix(e.root, "/documents")
 }
 
 // Close releases the connection.

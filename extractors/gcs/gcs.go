@@ -163,6 +163,11 @@ func (e *Extractor) Source() string {
 	return "gcs:" + e.streamName()
 }
 
+var _ extractors.Parter = (*Extractor)(nil)
+
+// WholeSource is the bucket, whatever prefix is read.
+func (e *Extractor) WholeSource() string { return "gcs:gs://" + e.name }
+
 func (e *Extractor) streamName() string { return "gs://" + e.name + "/" + e.prefix }
 
 // Close releases the client.
