@@ -9,16 +9,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/failure"
 )
 
-// IsTransient reports whether err from the target database is worth
-// retrying the whole transaction for (failure.Classify says Transient): a
-// lost or refused connection, a deadlock, serialization failure, lock or
-// statement timeout (--target-timeout), the server restarting or short of
-// resources other than disk. Data errors (a refused value, a constraint),
-// a full disk (53100) and the caller's own cancellation are not.
-func IsTransient(err error) bool {
-	return err != nil && failure.Classify(err) == failure.Transient
-}
-
 // isDataError reports whether err is about a row itself (failure.Classify
 // says Record), so that the row is rejected (with the reason stored) and
 // the others load: a value PostgreSQL refuses (SQLSTATE class 22), a
@@ -30,16 +20,12 @@ func isDataError(err error) bool {
 	return err != nil && failure.Classify(err) == failure.Record
 }
 
-// isEncodeError recognises pgx's refusal to encode a value. Its message
-// quotes the value, so it is never shown: see errorText.
-func isEncodeError(err error) bool { return failure.IsEncodeError(err) }
-
 // errorText is the user-facing reason of a rejected row: PostgreSQL's
 // message and detail, without the query or its parameters, and without a
 // detail that lists the whole failing row (it would show every value,
 // password hashes included).
 func errorText(err error) string {
-	if isEncodeError(err) {
+	if failure.IsEncodeError(err) {
 		return "a value could not be encoded for its column type (the whole record is kept in baasmigrate.rejects)"
 	}
 	var pgErr *pgconn.PgError

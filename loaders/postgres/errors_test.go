@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/baasmigrate/baasmigrate/internal/failure"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -25,8 +26,8 @@ func TestErrorClasses(t *testing.T) {
 		{"42P01", false, false}, // table dropped
 	} {
 		err := &pgconn.PgError{Code: tc.code, Message: "m"}
-		if isDataError(err) != tc.data || IsTransient(err) != tc.transient {
-			t.Errorf("%s: data %v transient %v; want %v %v", tc.code, isDataError(err), IsTransient(err), tc.data, tc.transient)
+		if isDataError(err) != tc.data || (failure.Classify(err) == failure.Transient) != tc.transient {
+			t.Errorf("%s: data %v transient %v; want %v %v", tc.code, isDataError(err), (failure.Classify(err) == failure.Transient), tc.data, tc.transient)
 		}
 	}
 }
