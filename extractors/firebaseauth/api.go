@@ -331,11 +331,7 @@ func (e *apiExtractor) call(ctx context.Context, what, method, u string, body []
 		}
 		return nil
 	})
-	var gaveUp *retry.GaveUpError
-	if err != nil && !errors.As(err, &gaveUp) {
-		return fmt.Errorf("%s from %s: %w", what, e.source, err)
-	}
-	return err
+	return retry.Describe(what+" from "+e.source, err)
 }
 
 // aliveReader tells the call's watchdog about every chunk of the answer

@@ -583,12 +583,7 @@ func (e *Extractor) relative(name string) string {
 // transient failures (failure.Classify) are retried. An error that remains
 // keeps its class, so callers can tell an outage from a refusal.
 func (e *Extractor) do(ctx context.Context, what string, fn func(ctx context.Context) error) error {
-	err := retry.Do(ctx, e.policy, what, fn)
-	var gaveUp *retry.GaveUpError
-	if err != nil && !errors.As(err, &gaveUp) {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return err
+	return retry.Describe(what, retry.Do(ctx, e.policy, what, fn))
 }
 
 // isExpired recognises Firestore refusing a read time older than it keeps.

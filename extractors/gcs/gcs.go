@@ -317,11 +317,7 @@ func (e *Extractor) list(ctx context.Context, what, start, end string, attrs []s
 	if fnErr != nil {
 		return fnErr
 	}
-	var gaveUp *retry.GaveUpError
-	if err != nil && !errors.As(err, &gaveUp) {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return err
+	return retry.Describe(what, err)
 }
 
 // errStop ends a listing when its callback fails (a permanent error: the

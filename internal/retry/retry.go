@@ -120,6 +120,17 @@ func (e *GaveUpError) Error() string {
 
 func (e *GaveUpError) Unwrap() error { return e.Err }
 
+// Describe returns err, the outcome of retrying the operation what,
+// prefixed with what ("what: err") — unless it is a *GaveUpError, which
+// names the operation already. A nil err stays nil.
+func Describe(what string, err error) error {
+	var gaveUp *GaveUpError
+	if err == nil || errors.As(err, &gaveUp) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
 // StallError says an attempt was cut because the other side sent nothing
 // for Timeout. It is transient.
 type StallError struct {

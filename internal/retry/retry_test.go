@@ -250,3 +250,17 @@ func TestDoFailsAtOnceOnAFullDisk(t *testing.T) {
 		}
 	}
 }
+
+func TestDescribeNamesTheOperationOnce(t *testing.T) {
+	base := errors.New("refused")
+	if err := Describe("listing", base); err.Error() != "listing: refused" || !errors.Is(err, base) {
+		t.Errorf("Describe = %v", err)
+	}
+	gaveUp := &GaveUpError{What: "listing", Attempts: 2, Err: base}
+	if err := Describe("listing", fmt.Errorf("x: %w", gaveUp)); err.Error() != "x: "+gaveUp.Error() {
+		t.Errorf("Describe of a give-up = %v", err)
+	}
+	if Describe("listing", nil) != nil {
+		t.Error("Describe(nil) is not nil")
+	}
+}

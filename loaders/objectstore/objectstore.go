@@ -434,7 +434,8 @@ func (s *Store) copyOne(ctx context.Context, rec record.Record, absent, guarded 
 		return reject(fmt.Sprintf("object %q: the record carries no content", f.Name))
 	}
 
-	retries := s.opts.Retry.Start(fmt.Sprintf("copying object %q to %s", f.Name, s.t))
+	what := fmt.Sprintf("copying object %q to %s", f.Name, s.t)
+	retries := s.opts.Retry.Start(what)
 	var mismatches int
 	for {
 		outcome, err := s.attempt(ctx, rec, res.Key, f, absent, guarded)
@@ -467,14 +468,10 @@ func (s *Store) copyOne(ctx context.Context, rec record.Record, absent, guarded 
 			}
 			// A full or read-only disk fails the run at once, saying so.
 			if failure.Classify(err) == failure.Permanent {
-				return res, fmt.Errorf("copying object %q to %s: %w", f.Name, s.t, failure.Advise(err, s.where()))
+				return res, fmt.Errorf("%s: %w", what, failure.Advise(err, s.where()))
 			}
 			if err := retries.Retry(ctx, err); err != nil {
-				var gaveUp *retry.GaveUpError
-				if errors.As(err, &gaveUp) {
-					return res, err
-				}
-				return res, fmt.Errorf("copying object %q to %s: %w", f.Name, s.t, err)
+				return res, retry.Describe(what, err)
 			}
 		}
 	}
