@@ -125,13 +125,9 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 // (Cloud Shell sets one) — and is otherwise a source of its own, named by
 // its path, with a hint in a refusal.
 func usersOwner(env *buildEnv, ex extractors.Extractor) (postgres.Owner, error) {
-	share, err := env.Config.Bool(shareTablesOption.Name)
-	if err != nil {
-		return postgres.Owner{}, err
-	}
-	o := postgres.Owner{Source: ex.Source(), Share: share}
-	if env.Config.String(firebaseauth.ExportOption.Name) == "" {
-		return o, nil
+	o, err := tableOwner(env.Config, ex)
+	if err != nil || env.Config.String(firebaseauth.ExportOption.Name) == "" {
+		return o, err
 	}
 	project := env.Config.String(firebase.ProjectOption.Name)
 	if project != "" && env.Given != nil && env.Given(firebase.ProjectOption.Name) {
