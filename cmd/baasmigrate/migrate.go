@@ -173,6 +173,7 @@ func (m *migrateRun) end(ctx context.Context, err error, summaryPath string, all
 	// An error after the first interrupt is the interrupt's doing unless it
 	// says otherwise.
 	interrupted := errors.Is(err, migration.ErrInterrupted) || (err != nil && ctx.Err() != nil)
+	rejected := sum.Totals.Rejected + sum.earlierRejects()
 	var status error
 	switch {
 	case interrupted:
@@ -186,10 +187,10 @@ func (m *migrateRun) end(ctx context.Context, err error, summaryPath string, all
 		sum.Error, sum.ExitStatus = redact(err.Error(), m.secrets), exitError
 		sum.NextStep = "fix what the error names, then run the same command again: it resumes from the last checkpoint"
 		status = err
-	case sum.Totals.Rejected+sum.earlierRejects() > 0 && !allowRejects:
+	case rejected > 0 && !allowRejects:
 		sum.ExitStatus = exitProblems
 		sum.NextStep = "see the rejected records (reason and whole record) in the table baasmigrate.rejects; fix the mapping or the data and run again, or accept them with --allow-rejects"
-		status = &exitStatus{code: exitProblems, err: fmt.Errorf("%d record(s) rejected; see baasmigrate.rejects in the target (exit 1; --allow-rejects to accept)", sum.Totals.Rejected+sum.earlierRejects())}
+		status = &exitStatus{code: exitProblems, err: fmt.Errorf("%d record(s) rejected; see baasmigrate.rejects in the target (exit 1; --allow-rejects to accept)", rejected)}
 	default:
 		sum.NextStep = "baasmigrate verify compares the target with the source by content"
 	}
