@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/baasmigrate/baasmigrate/e2e/firestoreemu"
+	"github.com/baasmigrate/baasmigrate/extractors/gcs/gcstest"
 )
 
 // Kind is a kind of record the campaign migrates.
@@ -226,7 +227,7 @@ type Campaign struct {
 	cfg     Config
 	rng     *rand.Rand
 	hooks   *firestoreemu.Hooks
-	gcs     *fakeGCS // nil when Config.StorageHost was given
+	gcs     *gcstest.Server // nil when Config.StorageHost was given
 	cluster *cluster
 	cleanup []func()
 	seq     int
@@ -281,7 +282,7 @@ func (c *Campaign) Close() error {
 		c.cluster = nil
 	}
 	if c.gcs != nil {
-		c.gcs.stop()
+		c.gcs.Stop()
 		c.gcs = nil
 	}
 	if c.ownWork {
@@ -300,11 +301,15 @@ func (c *Campaign) storage() (host string, pid int, err error) {
 		return c.cfg.StorageHost, c.cfg.StoragePID, nil
 	}
 	if c.gcs == nil {
-		if c.gcs, err = startFakeGCS(c.cfg.FakeGCSBinary); err != nil {
+		if c.cfg.FakeGCSBinary == "" {
+			return "", 0, errors.New("chaos: no fake-gcs-server binary (set BAASMIGRATE_FAKE_GCS_SERVER or run make services-up)")
+		}
+		// The campaign's own server, so a stall case may SIGSTOP it.
+		if c.gcs, err = gcstest.Start(c.cfg.FakeGCSBinary); err != nil {
 			return "", 0, err
 		}
 	}
-	return c.gcs.url, c.gcs.cmd.Process.Pid, nil
+	return c.gcs.URL, c.gcs.Process.Pid, nil
 }
 
 // Run runs one case. Errors of the harness itself (a service it could not

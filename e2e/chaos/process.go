@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,59 +207,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// fakeGCS is a fake-gcs-server the campaign started. (Like
-// extractors/gcs/gcstest.MemoryEmulator, which needs a testing.TB.)
-type fakeGCS struct {
-	cmd    *exec.Cmd
-	url    string
-	exited chan struct{}
-}
-
-// stop continues (should it be stopped) and kills the server.
-func (d *fakeGCS) stop() {
-	_ = d.cmd.Process.Signal(syscall.SIGCONT)
-	_ = d.cmd.Process.Kill()
-	<-d.exited
-}
-
-// startFakeGCS starts bin with the memory backend on a free loopback port
-// (the campaign's own, so a stall case may SIGSTOP it).
-func startFakeGCS(bin string) (*fakeGCS, error) {
-	if bin == "" {
-		return nil, errors.New("chaos: no fake-gcs-server binary (set BAASMIGRATE_FAKE_GCS_SERVER or run make services-up)")
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	host := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "-scheme", "http", "-host", "127.0.0.1", "-port", fmt.Sprint(port),
-		"-backend", "memory", "-public-host", host, "-external-url", "http://"+host, "-log-level", "error")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting fake-gcs-server: %w", err)
-	}
-	d := &fakeGCS{cmd: cmd, url: "http://" + host, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(d.exited) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if res, err := http.Get(d.url + "/_internal/healthcheck"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return d, nil
-			}
-		}
-		select {
-		case <-d.exited:
-			return nil, errors.New("fake-gcs-server exited at start")
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			d.stop()
-			return nil, fmt.Errorf("fake-gcs-server did not answer on %s within 30s", host)
-		}
-	}
 }

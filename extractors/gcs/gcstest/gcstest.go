@@ -29,31 +29,31 @@ import (
 // <module root>/.local/bin, where `make services-up` installs it.
 const BinaryVar = "BAASMIGRATE_FAKE_GCS_SERVER"
 
-// Binary returns the path of the fake-gcs-server binary, skipping t (or
-// failing it when services are required) when there is none.
-func Binary(t testing.TB) string {
-	t.Helper()
+// Find returns the path of the fake-gcs-server binary: $BAASMIGRATE_FAKE_GCS_SERVER,
+// else fake-gcs-server on PATH, else <module root>/.local/bin/fake-gcs-server;
+// "" when there is none.
+func Find() string {
 	if p := os.Getenv(BinaryVar); p != "" {
 		return p
 	}
 	if p, err := exec.LookPath("fake-gcs-server"); err == nil {
 		return p
 	}
-	if dir, err := os.Getwd(); err == nil {
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				p := filepath.Join(dir, ".local", "bin", "fake-gcs-server")
-				if _, err := os.Stat(p); err == nil {
-					return p
-				}
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
+	if root, err := testenv.ModuleRoot(); err == nil {
+		p := filepath.Join(root, ".local", "bin", "fake-gcs-server")
+		if _, err := os.Stat(p); err == nil {
+			return p
 		}
+	}
+	return ""
+}
+
+// Binary returns the path of the fake-gcs-server binary, skipping t (or
+// failing it when services are required) when there is none.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := Find(); p != "" {
+		return p
 	}
 	msg := "fake-gcs-server not found (set " + BinaryVar + ", put it on PATH, or run `make services-up`)"
 	if testenv.ServicesRequired() {
@@ -78,10 +78,37 @@ func MemoryEmulator(t testing.TB) string {
 // and killed when t ends.
 func MemoryEmulatorProcess(t testing.TB) (string, *os.Process) {
 	t.Helper()
-	bin := Binary(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := Start(Binary(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s.URL, s.Process
+}
+
+// Server is a fake-gcs-server that Start started.
+type Server struct {
+	URL     string      // "http://127.0.0.1:PORT"
+	Process *os.Process // for callers that freeze it (SIGSTOP)
+	exited  chan struct{}
+}
+
+// Stop continues the server (should it be stopped), kills it and waits
+// for its exit.
+func (s *Server) Stop() {
+	_ = s.Process.Signal(syscall.SIGCONT)
+	_ = s.Process.Kill()
+	<-s.exited
+}
+
+// Start starts bin with the memory backend on a free loopback port and
+// waits up to 30s for it to answer. It needs no testing.TB, so a harness
+// outside tests (e2e/chaos) starts its server the same way; the caller
+// stops it.
+func Start(bin string) (*Server, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
@@ -91,30 +118,27 @@ func MemoryEmulatorProcess(t testing.TB) (string, *os.Process) {
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	setDeathSignal(cmd)
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting fake-gcs-server: %v", err)
+		return nil, fmt.Errorf("starting fake-gcs-server: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGCONT)
-		_ = cmd.Process.Kill()
-		<-exited
-	})
+	s := &Server{URL: "http://" + host, Process: cmd.Process, exited: make(chan struct{})}
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(s.exited) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/_internal/healthcheck", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/_internal/healthcheck", nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return "http://" + host, cmd.Process
+				return s, nil
 			}
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("fake-gcs-server exited at start: %v", err)
+		case <-s.exited:
+			return nil, fmt.Errorf("fake-gcs-server exited at start: %v", waitErr)
 		case <-ctx.Done():
-			t.Fatalf("fake-gcs-server did not answer on %s within 30s", host)
+			s.Stop()
+			return nil, fmt.Errorf("fake-gcs-server did not answer on %s within 30s", host)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/baasmigrate/baasmigrate/e2e/chaos"
+	"github.com/baasmigrate/baasmigrate/extractors/gcs/gcstest"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
@@ -85,7 +86,7 @@ func run() (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	cfg.FakeGCSBinary = fakeGCS(root)
+	cfg.FakeGCSBinary = gcstest.Find()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -169,23 +170,4 @@ func selectCases(only string) ([]chaos.Case, error) {
 		}
 	}
 	return out, nil
-}
-
-// fakeGCS finds fake-gcs-server as extractors/gcs/gcstest does.
-func fakeGCS(root string) string {
-	if p := os.Getenv("BAASMIGRATE_FAKE_GCS_SERVER"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("fake-gcs-server"); err == nil {
-		return p
-	}
-	if p := filepath.Join(root, ".local", "bin", "fake-gcs-server"); fileExists(p) {
-		return p
-	}
-	return ""
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
