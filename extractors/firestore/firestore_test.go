@@ -29,18 +29,8 @@ import (
 // so that split points fall among both.
 func TestConformance(t *testing.T) {
 	ctx := context.Background()
-	host := testenv.FirestoreEmulatorHost(t)
-	project := testenv.FreshProjectID(t)
-	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
-	client, err := firestore.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
 	scale := demoapp.Scale{Users: 60, Posts: 40, CommentsPerPost: 2, Orders: 30, ItemsPerOrder: 3, Archive: 12}
-	if err := demoapp.Seed(ctx, client, append(demoapp.Documents(3, scale), legacyDocs()...)); err != nil {
-		t.Fatal(err)
-	}
+	host, project, client := seedEmulator(t, append(demoapp.Documents(3, scale), legacyDocs()...))
 	want, err := demoapp.ReadAll(ctx, client, project, slices.Concat(demoapp.Groups, []string{"legacy", "sub"})...)
 	if err != nil {
 		t.Fatal(err)
@@ -160,14 +150,6 @@ func TestNewRefusesANonPositiveSnapshotWindow(t *testing.T) {
 // order.
 func TestStalledStreamIsCutAndResumed(t *testing.T) {
 	ctx := context.Background()
-	host := testenv.FirestoreEmulatorHost(t)
-	project := testenv.FreshProjectID(t)
-	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
-	client, err := firestore.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
 	var docs []demoapp.Doc
 	var want []string
 	for i := range 200 {
@@ -175,9 +157,7 @@ func TestStalledStreamIsCutAndResumed(t *testing.T) {
 		docs = append(docs, demoapp.Doc{Path: path, Fields: map[string]any{"pad": strings.Repeat("x", 16<<10)}})
 		want = append(want, path)
 	}
-	if err := demoapp.Seed(ctx, client, docs); err != nil {
-		t.Fatal(err)
-	}
+	host, project, _ := seedEmulator(t, docs)
 	proxy := faultnet.NewProxy(t, host)
 	ex, err := fsx.New(ctx, plugin.Config{
 		"firebase-project": project, "firestore-emulator-host": proxy.Addr(), "firestore-page-size": "1000",
@@ -214,4 +194,23 @@ func TestStalledStreamIsCutAndResumed(t *testing.T) {
 	if len(retried) == 0 || !strings.Contains(retried[0], "no answer for 1s (--source-timeout)") {
 		t.Fatalf("retries %q: want the stalled stream cut and retried", retried)
 	}
+}
+
+// seedEmulator seeds docs into a fresh project of the Firestore emulator,
+// with FIRESTORE_EMULATOR_HOST set for t, and returns the emulator's host,
+// the project and a client on it (closed when t ends).
+func seedEmulator(t *testing.T, docs []demoapp.Doc) (host, project string, client *firestore.Client) {
+	t.Helper()
+	host = testenv.FirestoreEmulatorHost(t)
+	project = testenv.FreshProjectID(t)
+	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
+	client, err := firestore.NewClient(context.Background(), project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	if err := demoapp.Seed(context.Background(), client, docs); err != nil {
+		t.Fatal(err)
+	}
+	return host, project, client
 }
