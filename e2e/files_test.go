@@ -225,6 +225,19 @@ func newFilesTarget(t *testing.T, src *filesSource, s3 bool) *filesTarget {
 	return ft
 }
 
+// makeVersionedBucket creates the target bucket with versioning on, so a
+// test can count the uploads of each object.
+func (ft *filesTarget) makeVersionedBucket() {
+	ft.t.Helper()
+	ctx := context.Background()
+	if err := ft.s3.MakeBucket(ctx, ft.bucket, minio.MakeBucketOptions{}); err != nil {
+		ft.t.Fatal(err)
+	}
+	if err := ft.s3.EnableVersioning(ctx, ft.bucket); err != nil {
+		ft.t.Fatal(err)
+	}
+}
+
 func (ft *filesTarget) args(extra ...string) []string {
 	return append([]string{"migrate", "--only", "files", "--storage-bucket", filesBucket, "--objects", ft.url}, extra...)
 }
@@ -480,13 +493,7 @@ func TestFilesKillAndResume(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ft := newFilesTarget(t, src, s3)
 			if s3 {
-				ctx := context.Background()
-				if err := ft.s3.MakeBucket(ctx, ft.bucket, minio.MakeBucketOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				if err := ft.s3.EnableVersioning(ctx, ft.bucket); err != nil {
-					t.Fatal(err)
-				}
+				ft.makeVersionedBucket()
 			}
 			args := ft.args("--workers", "3", "--batch-size", "15", "--objects-concurrency", "6", "--objects-part-size", "5MiB", "--allow-rejects")
 			inodes := map[string]uint64{}
@@ -552,13 +559,7 @@ func TestFilesKillMidMultipart(t *testing.T) {
 	}
 	src.seed(objs)
 	ft := newFilesTarget(t, src, true)
-	ctx := context.Background()
-	if err := ft.s3.MakeBucket(ctx, ft.bucket, minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ft.s3.EnableVersioning(ctx, ft.bucket); err != nil {
-		t.Fatal(err)
-	}
+	ft.makeVersionedBucket()
 	args := []string{"--storage-prefix", "videos/", "--workers", "1", "--objects-concurrency", "1", "--objects-part-size", "5MiB"}
 	p := clitest.Start(t, ft.env, ft.args(args...)...)
 	cut := 0

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 	"github.com/baasmigrate/baasmigrate/e2e/firestoreemu"
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
@@ -337,13 +335,7 @@ func TestFilesInterruptedBySIGTERM(t *testing.T) {
 	objs := filesDemo(9, 400, []int{7 << 20, 6 << 20})
 	src.seed(objs)
 	ft := newFilesTarget(t, src, true)
-	ctx := context.Background()
-	if err := ft.s3.MakeBucket(ctx, ft.bucket, minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ft.s3.EnableVersioning(ctx, ft.bucket); err != nil {
-		t.Fatal(err)
-	}
+	ft.makeVersionedBucket()
 	opts := []string{"--workers", "3", "--batch-size", "10", "--objects-part-size", "5MiB", "--allow-rejects"}
 	sum := filepath.Join(ft.work, "interrupted.json")
 	p := clitest.Start(t, ft.env, ft.args(append([]string{"-v", "--summary", sum}, opts...)...)...)
