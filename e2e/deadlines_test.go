@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,26 +10,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
-	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
 // These tests freeze and fill real services: a Firestore emulator process
 // stopped with SIGSTOP, a directory target on a tiny tmpfs, a PostgreSQL
 // table whose rows another session holds locked. Each starts its own
 // instance of what it breaks; the shared services are never touched.
-
-var (
-	emuBuildOnce sync.Once
-	emuBin       string
-	emuBuildErr  error
-)
 
 // frozenEmulator is a Firestore emulator running as a process of its own,
 // so that it can be stopped (SIGSTOP) and continued (SIGCONT).
@@ -39,32 +30,11 @@ type frozenEmulator struct {
 	host string
 }
 
-// startEmulatorProcess builds e2e/firestoreemu/cmd/firestoreemu once and
-// runs it on a free port for the duration of t.
+// startEmulatorProcess builds e2e/firestoreemu/cmd/firestoreemu once
+// (clitest.Build) and runs it on a free port for the duration of t.
 func startEmulatorProcess(t *testing.T) *frozenEmulator {
 	t.Helper()
-	emuBuildOnce.Do(func() {
-		root, err := testenv.ModuleRoot()
-		if err != nil {
-			emuBuildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "firestoreemu-bin-")
-		if err != nil {
-			emuBuildErr = err
-			return
-		}
-		emuBin = filepath.Join(dir, "firestoreemu")
-		cmd := exec.Command("go", "build", "-o", emuBin, "./e2e/firestoreemu/cmd/firestoreemu")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			emuBuildErr = fmt.Errorf("building the Firestore emulator: %v\n%s", err, out)
-		}
-	})
-	if emuBuildErr != nil {
-		t.Fatal(emuBuildErr)
-	}
-	cmd := exec.Command(emuBin, "--port", "0")
+	cmd := exec.Command(clitest.Build(t, "./e2e/firestoreemu/cmd/firestoreemu"), "--port", "0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -95,94 +65,20 @@ func (e *frozenEmulator) signal(t *testing.T, sig syscall.Signal) {
 	}
 }
 
-// watchedRun is the CLI running in the background with its stderr read
-// line by line as it comes.
-type watchedRun struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr strings.Builder
-	lines  chan string
-	done   chan struct{}
-}
-
-// startWatched starts the CLI; every stderr line is kept and also sent on
-// lines (dropped when nobody listens).
-func startWatched(t *testing.T, env []string, args ...string) *watchedRun {
+// waitLine waits for a stderr line of the run containing sub and returns
+// the first such line, failing t when the run ends (or ten minutes pass)
+// without one.
+func waitLine(t *testing.T, p *clitest.Process, sub string) string {
 	t.Helper()
-	r := &watchedRun{cmd: exec.Command(clitest.Binary(t), args...), lines: make(chan string, 1024), done: make(chan struct{})}
-	r.cmd.Env = env
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with a test that panics
-	pipe, err := r.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	if !p.WaitStderr(t, sub, 10*time.Minute) {
+		t.Fatalf("the run ended without a line containing %q:\n%s", sub, p.Stderr())
 	}
-	r.cmd.Stdout = io.Discard
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(r.done)
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			r.mu.Lock()
-			r.stderr.WriteString(sc.Text() + "\n")
-			r.mu.Unlock()
-			select {
-			case r.lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = r.cmd.Process.Kill()
-		<-r.done
-		_ = r.cmd.Wait()
-	})
-	return r
-}
-
-// waitFor returns the first stderr line containing any of subs, failing t
-// when the run ends (or ten minutes pass) without one.
-func (r *watchedRun) waitFor(t *testing.T, subs ...string) string {
-	t.Helper()
-	timeout := time.After(10 * time.Minute)
-	for {
-		select {
-		case l := <-r.lines:
-			for _, s := range subs {
-				if strings.Contains(l, s) {
-					return l
-				}
-			}
-		case <-r.done:
-			t.Fatalf("the run ended without a line containing %q:\n%s", subs, r.output())
-		case <-timeout:
-			t.Fatalf("no line containing %q in ten minutes:\n%s", subs, r.output())
+	for _, l := range strings.Split(p.Stderr(), "\n") {
+		if strings.Contains(l, sub) {
+			return l
 		}
 	}
-}
-
-// wait waits for the run to end and returns its exit status.
-func (r *watchedRun) wait(t *testing.T) int {
-	t.Helper()
-	<-r.done
-	err := r.cmd.Wait()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &exit):
-		return exit.ExitCode()
-	}
-	t.Fatalf("running baasmigrate: %v", err)
-	return -1
-}
-
-func (r *watchedRun) output() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stderr.String()
+	return ""
 }
 
 // TestDocumentsSourceFrozenMidRun stops the Firestore emulator (SIGSTOP)
@@ -196,20 +92,20 @@ func TestDocumentsSourceFrozenMidRun(t *testing.T) {
 	f.seed(demoapp.Documents(11, demoapp.Scale{Users: 600, Posts: 200, CommentsPerPost: 1, Orders: 50, ItemsPerOrder: 1}))
 	mapping := f.infer()
 	sum := filepath.Join(f.dir, "summary.json")
-	run := startWatched(t, f.env(), "migrate", "-v", "--only", "documents", "--mapping", mapping, "--workers", "1",
+	run := clitest.Start(t, f.env(), "migrate", "-v", "--only", "documents", "--mapping", mapping, "--workers", "1",
 		"--batch-size", "10", "--firestore-page-size", "25", "--source-timeout", "2s", "--retry-backoff", "10ms", "--summary", sum)
 
 	// Freeze the source once the run has committed something: it is then
 	// reading mid-stream.
-	f.waitForCommit(5*time.Minute, run.output)
+	f.waitForCommit(5*time.Minute, run.Stderr)
 	emu.signal(t, syscall.SIGSTOP)
-	stall := run.waitFor(t, "stopped answering")
+	stall := waitLine(t, run, "stopped answering")
 	emu.signal(t, syscall.SIGCONT)
 	t.Logf("stall detected: %s", stall)
-	if code := run.wait(t); code != 0 {
-		t.Fatalf("migrate exited %d after the source came back:\n%s", code, run.output())
+	if code := run.Result().Code; code != 0 {
+		t.Fatalf("migrate exited %d after the source came back:\n%s", code, run.Stderr())
 	}
-	out := run.output()
+	out := run.Stderr()
 	if !strings.Contains(stall, "no answer for 2s (--source-timeout)") || !strings.Contains(out, "level=DEBUG msg=retrying") {
 		t.Fatalf("want the stall and its retry logged:\n%s", out)
 	}
@@ -338,11 +234,11 @@ func TestTargetLockTimesOutAndRetries(t *testing.T) {
 
 	// The lock goes after the first retry: the run only waits.
 	release = lockRows()
-	run := startWatched(t, f.env(), append(args, "--restart", "--retry-attempts", "8")...)
-	run.waitFor(t, "msg=retrying")
+	run := clitest.Start(t, f.env(), append(args, "--restart", "--retry-attempts", "8")...)
+	waitLine(t, run, "msg=retrying")
 	release()
-	if code := run.wait(t); code != 0 {
-		t.Fatalf("migrate exited %d after the lock was released:\n%s", code, run.output())
+	if code := run.Result().Code; code != 0 {
+		t.Fatalf("migrate exited %d after the lock was released:\n%s", code, run.Stderr())
 	}
 	compareDocs(t, f.sourceDocs("items"), f.targetDocs(loadMapping(t, mapping)))
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,10 +21,15 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildMu sync.Mutex
+	builds  = map[string]*build{}
 )
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
 
 // Binary returns the path of a baasmigrate binary built from this checkout,
 // once per test process. It is built without the race detector, which would
@@ -31,28 +37,44 @@ var (
 // run under -race.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	return Build(t, "./cmd/baasmigrate")
+}
+
+// Build returns the path of a binary built from pkg, a main package of this
+// module given from its root ("./cmd/baasmigrate"), once per test process
+// and without the race detector, as Binary does.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	b := builds[pkg]
+	if b == nil {
+		b = &build{}
+		builds[pkg] = b
+	}
+	buildMu.Unlock()
+	b.once.Do(func() {
 		root, err := testenv.ModuleRoot()
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		dir, err := os.MkdirTemp("", "baasmigrate-bin-")
+		name := path.Base(pkg)
+		dir, err := os.MkdirTemp("", name+"-bin-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "baasmigrate")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/baasmigrate")
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", b.path, pkg)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = errors.New("building baasmigrate: " + err.Error() + "\n" + string(out))
+			b.err = errors.New("building " + name + ": " + err.Error() + "\n" + string(out))
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // Result is what one run of the binary produced.
@@ -208,6 +230,10 @@ func (p *Process) WaitStderr(t testing.TB, text string, limit time.Duration) boo
 		}
 	}
 }
+
+// Stderr returns what the process has written to its standard error so
+// far.
+func (p *Process) Stderr() string { return p.errb.String() }
 
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
