@@ -90,13 +90,20 @@ func (f *docsFixture) infer(extra ...string) string {
 
 func (f *docsFixture) summary(path string) summaryJSON {
 	f.t.Helper()
+	return readSummary[summaryJSON](f.t, path)
+}
+
+// readSummary reads the --summary file at path into a T (summaryJSON,
+// runSummaryJSON), failing t when it is missing or not JSON.
+func readSummary[T any](t testing.TB, path string) T {
+	t.Helper()
+	var s T
 	data, err := os.ReadFile(path)
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatalf("the summary was not written: %v", err)
 	}
-	var s summaryJSON
 	if err := json.Unmarshal(data, &s); err != nil {
-		f.t.Fatal(err)
+		t.Fatalf("summary %s: %v\n%s", path, err, data)
 	}
 	return s
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -251,14 +250,7 @@ func (ft *filesTarget) migrate(wantCode int, extra ...string) (summaryJSON, clit
 	if res.Code != wantCode {
 		ft.t.Fatalf("migrate exited %d, want %d\nstdout:\n%s\nstderr:\n%s", res.Code, wantCode, res.Stdout, res.Stderr)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		ft.t.Fatal(err)
-	}
-	var s summaryJSON
-	if err := json.Unmarshal(data, &s); err != nil {
-		ft.t.Fatal(err)
-	}
+	s := readSummary[summaryJSON](ft.t, path)
 	checkBalance(ft.t, s)
 	return s, res
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -25,19 +24,6 @@ type runSummaryJSON struct {
 	Interrupted bool   `json:"interrupted"`
 	NextStep    string `json:"next_step"`
 	ExitStatus  int    `json:"exit_status"`
-}
-
-func readRunSummary(t *testing.T, path string) runSummaryJSON {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("the summary was not written: %v", err)
-	}
-	var s runSummaryJSON
-	if err := json.Unmarshal(data, &s); err != nil {
-		t.Fatalf("summary %s: %v\n%s", path, err, data)
-	}
-	return s
 }
 
 // TestMigrateInterruptedBySignals interrupts migrate with SIGTERM, then the
@@ -83,7 +69,7 @@ func TestMigrateInterruptedBySignals(t *testing.T) {
 		if !strings.Contains(res.Stdout, "interrupted") {
 			t.Errorf("%s: the summary on stdout does not say the run was interrupted:\n%s", name, res.Stdout)
 		}
-		s := readRunSummary(t, sum)
+		s := readSummary[runSummaryJSON](t, sum)
 		if !s.Interrupted || s.Error != "" || s.ExitStatus != 3 || !strings.Contains(s.NextStep, "run the same command again") {
 			t.Errorf("%s: summary interrupted=%v error=%q exit_status=%d next_step=%q", name, s.Interrupted, s.Error, s.ExitStatus, s.NextStep)
 		}
@@ -144,7 +130,7 @@ func TestMigrateInterruptedBySignals(t *testing.T) {
 	}
 
 	res = f.run(0, args...)
-	s := readRunSummary(t, sum)
+	s := readSummary[runSummaryJSON](t, sum)
 	if s.Interrupted || s.Error != "" || s.ExitStatus != 0 || len(s.Jobs) != 1 || !s.Jobs[0].Resumed {
 		t.Fatalf("final run: %+v\n%s", s, res.Stdout)
 	}
@@ -245,7 +231,7 @@ func TestMigrateFailureWritesTheSummary(t *testing.T) {
 	t.Cleanup(func() { hooks.ClearFaults(context.Background(), f.project) })
 	sum := filepath.Join(f.dir, "summary.json")
 	res := f.run(2, "migrate", "-v", "--only", "documents", "--mapping", mapping, "--retry-attempts", "1", "--summary", sum)
-	s := readRunSummary(t, sum)
+	s := readSummary[runSummaryJSON](t, sum)
 	if s.Error == "" || s.Interrupted || s.ExitStatus != 2 || s.NextStep == "" {
 		t.Fatalf("summary of a failed run: error=%q interrupted=%v exit_status=%d next_step=%q", s.Error, s.Interrupted, s.ExitStatus, s.NextStep)
 	}
@@ -278,12 +264,12 @@ func TestMigrateNoOpRerunReportsNothingChanged(t *testing.T) {
 	mapping := f.infer()
 	sum := filepath.Join(f.dir, "summary.json")
 	f.run(0, "migrate", "--only", "documents", "--mapping", mapping, "--summary", sum)
-	first := readRunSummary(t, sum)
+	first := readSummary[runSummaryJSON](t, sum)
 	if first.Totals.Changed == 0 || first.Totals.Read == 0 {
 		t.Fatalf("first run: %+v", first.Totals)
 	}
 	res := f.run(0, "migrate", "--only", "documents", "--mapping", mapping, "--summary", sum)
-	s := readRunSummary(t, sum)
+	s := readSummary[runSummaryJSON](t, sum)
 	if len(s.Jobs) != 1 || !s.Jobs[0].AlreadyFinished {
 		t.Fatalf("second run: %+v", s.Jobs)
 	}
@@ -349,7 +335,7 @@ func TestFilesInterruptedBySIGTERM(t *testing.T) {
 		t.Fatalf("exit %d, want 3 with the resume message:\n%s", res.Code, res.Stderr)
 	}
 	checkStreamLog(t, "files", res.Stderr)
-	s := readRunSummary(t, sum)
+	s := readSummary[runSummaryJSON](t, sum)
 	// The files table holds exactly what the summary counts as loaded.
 	if !s.Interrupted || s.Error != "" || s.Totals.Read == 0 || s.Totals.Read >= int64(len(objs)) || int64(ft.committed()) != s.Totals.Loaded {
 		t.Fatalf("summary of the interrupted run: interrupted=%v error=%q totals %+v, %d committed, %d objects",

@@ -711,14 +711,7 @@ func usersExportWithRepeats(t *testing.T, dir, format string, n int, repeats map
 // counts add up.
 func usersSummary(t *testing.T, path string) summaryJSON {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s summaryJSON
-	if err := json.Unmarshal(data, &s); err != nil {
-		t.Fatal(err)
-	}
+	s := readSummary[summaryJSON](t, path)
 	checkBalance(t, s)
 	return s
 }
