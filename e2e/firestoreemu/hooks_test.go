@@ -111,15 +111,24 @@ func TestReadCounter(t *testing.T) {
 	}
 }
 
-func TestFaultInjection(t *testing.T) {
-	t.Parallel()
+// faultProject returns the emulator's hooks, a context and a client on a
+// fresh project holding n documents coll/d<i> {"i": i}, for a test that
+// injects faults; the project's faults are cleared when t ends.
+func faultProject(t *testing.T, coll string, n int) (*firestoreemu.Hooks, context.Context, *firestore.Client, string) {
+	t.Helper()
 	h := hooks(t)
 	ctx := testContext(t)
 	c, project := newClient(t)
-	for i := 0; i < 10; i++ {
-		mustSet(t, ctx, c.Doc(fmt.Sprintf("f/d%d", i)), map[string]any{"i": i})
-	}
 	t.Cleanup(func() { _ = h.ClearFaults(ctx, project) })
+	for i := 0; i < n; i++ {
+		mustSet(t, ctx, c.Doc(fmt.Sprintf("%s/d%d", coll, i)), map[string]any{"i": i})
+	}
+	return h, ctx, c, project
+}
+
+func TestFaultInjection(t *testing.T) {
+	t.Parallel()
+	h, ctx, c, project := faultProject(t, "f", 10)
 
 	// Commits fail twice with UNAVAILABLE: the client retries them and
 	// succeeds; reads are untouched.
@@ -238,14 +247,8 @@ func TestFaultInjection(t *testing.T) {
 // resumes with its token and sees each change exactly once.
 func TestListenSurvivesStreamCut(t *testing.T) {
 	t.Parallel()
-	h := hooks(t)
-	ctx := testContext(t)
-	c, project := newClient(t)
-	t.Cleanup(func() { _ = h.ClearFaults(ctx, project) })
+	h, ctx, c, project := faultProject(t, "cut", 3)
 	col := c.Collection("cut")
-	for i := 0; i < 3; i++ {
-		mustSet(t, ctx, col.Doc(fmt.Sprintf("d%d", i)), map[string]any{"i": i})
-	}
 	s := watchQuery(t, ctx, col.Query)
 	if docs, _ := describe(t, s.next(t)); len(docs) != 3 {
 		t.Fatalf("initial: %v", docs)
@@ -403,13 +406,7 @@ func TestMainBinary(t *testing.T) {
 // just delays. The status reports each stall and what ended it.
 func TestStallFault(t *testing.T) {
 	t.Parallel()
-	h := hooks(t)
-	ctx := testContext(t)
-	c, project := newClient(t)
-	for i := 0; i < 5; i++ {
-		mustSet(t, ctx, c.Doc(fmt.Sprintf("s/d%d", i)), map[string]any{"i": i})
-	}
-	t.Cleanup(func() { _ = h.ClearFaults(ctx, project) })
+	h, ctx, c, project := faultProject(t, "s", 5)
 	raw := newRawClient(t)
 	noRetry := gax.WithRetry(func() gax.Retryer { return nil })
 
