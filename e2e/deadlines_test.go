@@ -120,9 +120,7 @@ func (f *docsFixture) waitForCommit(limit time.Duration, output func() string) {
 	f.t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		var n int64
-		_ = f.pool.QueryRow(context.Background(), `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&n)
-		if n > 0 {
+		if committedRecords(f.pool) > 0 {
 			return
 		}
 		if time.Now().After(deadline) {

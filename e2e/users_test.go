@@ -427,12 +427,7 @@ func TestUsersKillAndResume(t *testing.T) {
 	n += 60
 
 	args := append([]string{"migrate", "--only", "users", "--firebase-project", f.project, "--batch-size", "20", "--auth-page-size", "150"}, usersHashFlags()...)
-	ctx := context.Background()
-	committed := func() int64 {
-		var c int64
-		_ = f.pool.QueryRow(ctx, `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&c)
-		return c
-	}
+	committed := func() int64 { return committedRecords(f.pool) }
 	kills := 0
 	for attempt := 0; attempt < 3; attempt++ {
 		target := committed() + 100 + r.Int64N(600)
@@ -824,11 +819,7 @@ func TestUsersSameUIDTwiceSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	committed := func() int64 {
-		var c int64
-		_ = pool.QueryRow(ctx, `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&c)
-		return c
-	}
+	committed := func() int64 { return committedRecords(pool) }
 	r := rand.New(rand.NewPCG(9, 9))
 	kills := 0
 	for attempt := 0; attempt < 3; attempt++ {
