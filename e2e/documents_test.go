@@ -236,6 +236,18 @@ func loadMapping(t *testing.T, path string) *mappings.Mapping {
 	return m
 }
 
+// saveMapping writes m to path, for the next run to use.
+func saveMapping(t *testing.T, path string, m *mappings.Mapping) {
+	t.Helper()
+	text, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // rowVersions returns every table's (key, xmin) pairs: xmin changes
 // whenever PostgreSQL rewrites a row.
 func (f *docsFixture) rowVersions(m *mappings.Mapping) map[string]string {
@@ -405,13 +417,7 @@ func TestDocumentsConflictsAndRejects(t *testing.T) {
 		kept = append(kept, tb)
 	}
 	m.Tables = kept
-	text, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(mappingPath, text, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	saveMapping(t, mappingPath, m)
 	sum := filepath.Join(f.dir, "summary.json")
 	res := f.run(1, "migrate", "--only", "documents", "--mapping", mappingPath, "--summary", sum)
 	if !strings.Contains(res.Stderr, "2 record(s) rejected") {
@@ -722,13 +728,7 @@ func TestDocumentsChangedSettingsStartANewRun(t *testing.T) {
 	f.run(0, "migrate", "--only", "documents", "--mapping", mapping)
 	m := loadMapping(t, mapping)
 	m.Tables[0].Name = "renamed_things"
-	text, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(mapping, text, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	saveMapping(t, mapping, m)
 	res := f.run(0, "migrate", "--only", "documents", "--mapping", mapping)
 	if strings.Contains(res.Stdout, "already migrated") || !strings.Contains(res.Stdout, "settings changed since run") {
 		t.Fatalf("a changed mapping did not start a new run:\n%s", res.Stdout)

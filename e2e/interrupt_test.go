@@ -298,13 +298,7 @@ func TestPlanExitsOneWhenMigrateWouldRefuse(t *testing.T) {
 			}
 		}
 	}
-	text, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(mapping, text, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	saveMapping(t, mapping, m)
 	res := f.run(1, "plan", "--only", "documents", "--mapping", mapping)
 	if !strings.Contains(res.Stdout, "migrate would refuse") || !strings.Contains(res.Stderr, "migrate would refuse") {
 		t.Fatalf("plan does not say migrate would refuse:\nstdout:\n%s\nstderr:\n%s", res.Stdout, res.Stderr)

@@ -145,13 +145,7 @@ func TestRenamedParentTable(t *testing.T) {
 	f.run(0, "migrate", "--only", "documents", "--mapping", mapping)
 	m := loadMapping(t, mapping)
 	m.TableFor("users").Name = "members"
-	text, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(mapping, text, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	saveMapping(t, mapping, m)
 	f.seed([]demoapp.Doc{{Path: "users/u2/orders/o2", Fields: map[string]any{"n": int64(3)}}})
 	res := f.run(0, "plan", "--only", "documents", "--mapping", mapping)
 	if !strings.Contains(res.Stdout, `move the foreign key of "public"."users_orders" from "public"."users"`) {
@@ -201,10 +195,7 @@ func TestNamesThatCollideWithinOneSource(t *testing.T) {
 	}
 	m := loadMapping(t, mapping)
 	m.Tables[1].Name = m.Tables[0].Name
-	text, _ := m.Marshal()
-	if err := os.WriteFile(mapping, text, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	saveMapping(t, mapping, m)
 	res := f.run(2, "migrate", "--only", "documents", "--mapping", mapping, "--restart")
 	if !strings.Contains(res.Stderr, `"userOrders"`) || !strings.Contains(res.Stderr, `"user_orders"`) {
 		t.Fatalf("the refusal does not name both collections:\n%s", res.Stderr)
