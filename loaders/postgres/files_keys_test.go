@@ -29,18 +29,6 @@ func filesSink(t *testing.T, pool *pgxpool.Pool, dir string, opts objectstore.Op
 	return sink, sink.Prepare(context.Background(), pool)
 }
 
-// foldedFilesSink prepares a files sink on a fresh database and a
-// directory whose keys it compares without case.
-func foldedFilesSink(t *testing.T) (*pgxpool.Pool, string, *Files) {
-	t.Helper()
-	pool, dir := testenv.NewPool(t), t.TempDir()
-	sink, err := filesSink(t, pool, dir, objectstore.Options{CaseInsensitive: true}, "", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pool, dir, sink
-}
-
 // writeFiles writes recs through sink in one committed transaction and
 // returns the rejects.
 func writeFiles(t *testing.T, pool *pgxpool.Pool, sink *Files, recs ...record.Record) map[int]string {
@@ -65,7 +53,7 @@ func writeFiles(t *testing.T, pool *pgxpool.Pool, sink *Files, recs ...record.Re
 // the run's warnings name both.
 func TestFilesKeyCollisionsCaseInsensitive(t *testing.T) {
 	ctx := context.Background()
-	pool, dir, sink := foldedFilesSink(t)
+	pool, dir, sink := newDirectoryFiles(t, objectstore.Options{CaseInsensitive: true})
 	rejects := writeFiles(t, pool, sink,
 		fileRecord("Case.txt", []byte("upper"), false, objectstore.File{}),
 		fileRecord("case.txt", []byte("lower"), false, objectstore.File{}),
@@ -121,7 +109,7 @@ func TestFilesKeyCollisionsCaseInsensitive(t *testing.T) {
 // stay.
 func TestFilesKeyClaimWaitsForConcurrentBatch(t *testing.T) {
 	ctx := context.Background()
-	pool, dir, sink := foldedFilesSink(t)
+	pool, dir, sink := newDirectoryFiles(t, objectstore.Options{CaseInsensitive: true})
 	tx1, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +227,7 @@ func TestFilesTargetOwnedByAnotherJob(t *testing.T) {
 // key, the name, then refuses the row: the object is rejected with
 // PostgreSQL's reason.)
 func TestFilesLongKeys(t *testing.T) {
-	pool, _, sink := foldedFilesSink(t)
+	pool, _, sink := newDirectoryFiles(t, objectstore.Options{CaseInsensitive: true})
 	// Random segments: PostgreSQL compresses repetitive index entries.
 	var segs []string
 	for i := range 300 {
@@ -260,7 +248,7 @@ func TestFilesLongKeys(t *testing.T) {
 // batch as in the next one, and no collision is reported.
 func TestFilesRowProblemClaimsNoKey(t *testing.T) {
 	ctx := context.Background()
-	pool, dir, sink := foldedFilesSink(t)
+	pool, dir, sink := newDirectoryFiles(t, objectstore.Options{CaseInsensitive: true})
 	rejects := writeFiles(t, pool, sink,
 		fileRecord("Report.pdf", []byte("bad"), false, objectstore.File{ContentType: "text/plain\x00"}),
 		fileRecord("report.pdf", []byte("good"), false, objectstore.File{}),

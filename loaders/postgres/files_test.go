@@ -44,17 +44,12 @@ func fileRecord(name string, data []byte, gone bool, f objectstore.File) record.
 }
 
 // newDirectoryFiles is a files sink into public.files of a fresh database
-// and a fresh directory, prepared.
-func newDirectoryFiles(t *testing.T) (*pgxpool.Pool, string, *Files) {
+// and a fresh directory opened with opts, prepared.
+func newDirectoryFiles(t *testing.T, opts objectstore.Options) (*pgxpool.Pool, string, *Files) {
 	t.Helper()
-	pool := testenv.NewPool(t)
-	dir := t.TempDir()
-	store, err := objectstore.Open("file://"+dir, objectstore.Options{})
+	pool, dir := testenv.NewPool(t), t.TempDir()
+	sink, err := filesSink(t, pool, dir, opts, "", false)
 	if err != nil {
-		t.Fatal(err)
-	}
-	sink := NewFiles(store, "", "")
-	if err := sink.Prepare(context.Background(), pool); err != nil {
 		t.Fatal(err)
 	}
 	return pool, dir, sink
@@ -169,7 +164,7 @@ type loadersOutcome struct {
 // is rejected with the reason instead of overwriting the first one's.
 func TestFilesRefuseAKeyAnotherBucketHolds(t *testing.T) {
 	ctx := context.Background()
-	pool, dir, sink := newDirectoryFiles(t)
+	pool, dir, sink := newDirectoryFiles(t, objectstore.Options{})
 	write := func(recs ...record.Record) map[int]string {
 		t.Helper()
 		var rejects map[int]string
@@ -207,7 +202,7 @@ func TestFilesRefuseAKeyAnotherBucketHolds(t *testing.T) {
 // batch loads.
 func TestFilesRejectNamesTextCannotHold(t *testing.T) {
 	ctx := context.Background()
-	pool, dir, sink := newDirectoryFiles(t)
+	pool, dir, sink := newDirectoryFiles(t, objectstore.Options{})
 	recs := []record.Record{
 		fileRecord("a\x00b.png", []byte("nul"), false, objectstore.File{}),
 		fileRecord("ok.png", []byte("ok"), false, objectstore.File{}),
