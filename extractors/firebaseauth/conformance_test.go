@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/extractortest"
+	"github.com/baasmigrate/baasmigrate/internal/faultnet"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
@@ -39,13 +39,7 @@ func conformanceConfig(project, host string, pageSize int) plugin.Config {
 // nothing listens on.
 func unreachableExtractor(t *testing.T) extractors.Extractor {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
-	ex, err := New(context.Background(), conformanceConfig("demo-unreachable", closed, 10))
+	ex, err := New(context.Background(), conformanceConfig("demo-unreachable", faultnet.ClosedAddr(t), 10))
 	if err != nil {
 		t.Fatal(err)
 	}

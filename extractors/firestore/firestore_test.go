@@ -3,7 +3,6 @@ package firestore_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -53,13 +52,7 @@ func TestConformance(t *testing.T) {
 		Times:      true,
 		Partitions: []int{1, 3, 8, 24},
 		Unreachable: func(t *testing.T) extractors.Extractor {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			closed := ln.Addr().String()
-			ln.Close()
-			ex, err := fsx.New(ctx, config(closed))
+			ex, err := fsx.New(ctx, config(faultnet.ClosedAddr(t)))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -180,12 +179,7 @@ func TestConformance(t *testing.T) {
 		Want:  want,
 		Times: true,
 		Unreachable: func(t *testing.T) extractors.Extractor {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			closed := "http://" + ln.Addr().String()
-			ln.Close()
+			closed := "http://" + faultnet.ClosedAddr(t)
 			ex, err := gcs.New(f.ctx, plugin.Config{"storage-bucket": "b", "storage-emulator-host": closed, "retry-attempts": "2", "retry-backoff": "1ms"})
 			if err != nil {
 				t.Fatal(err)

@@ -18,19 +18,9 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-)
 
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+	"github.com/baasmigrate/baasmigrate/internal/faultnet"
+)
 
 // realErrors makes errors the way the tool meets them: from the kernel,
 // the network, and the libraries' own error types.
@@ -57,7 +47,7 @@ func realErrors(t *testing.T) map[string]struct {
 	_, err := os.Open("/no/such/file")
 	out["ENOENT"] = c{err, Permanent}
 
-	addr := closedAddr(t)
+	addr := faultnet.ClosedAddr(t)
 	_, err = net.Dial("tcp", addr)
 	out["connection refused"] = c{err, Transient}
 	_, err = (&http.Client{}).Get("http://" + addr + "/")

@@ -11,6 +11,19 @@ import (
 	"testing"
 )
 
+// ClosedAddr returns a loopback address ("127.0.0.1:PORT") nothing listens
+// on, for a service that cannot be reached.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
 // Proxy forwards TCP connections to one upstream address.
 type Proxy struct {
 	ln     net.Listener
