@@ -21,6 +21,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
@@ -351,7 +352,7 @@ func (c *Campaign) setupFiles(ctx context.Context, e *caseEnv, base []string) er
 		e.s3Bucket = strings.ToLower(strings.ReplaceAll(e.project, "_", "-"))
 		objects = fmt.Sprintf("s3://%s?endpoint=%s&region=%s", e.s3Bucket, endpoint, c.cfg.S3Region)
 		vars = append(vars, "AWS_ACCESS_KEY_ID="+c.cfg.S3AccessKey, "AWS_SECRET_ACCESS_KEY="+c.cfg.S3SecretKey)
-		hostPort, secure := strings.TrimPrefix(strings.TrimPrefix(c.cfg.S3Endpoint, "http://"), "https://"), strings.HasPrefix(c.cfg.S3Endpoint, "https://")
+		hostPort, secure := testenv.S3Config{Endpoint: c.cfg.S3Endpoint}.Host()
 		if e.s3, err = minio.New(hostPort, &minio.Options{Creds: credentials.NewStaticV4(c.cfg.S3AccessKey, c.cfg.S3SecretKey, ""), Secure: secure, Region: c.cfg.S3Region}); err != nil {
 			return err
 		}
