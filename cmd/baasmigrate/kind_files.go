@@ -116,13 +116,14 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		return migration.Job{}, err
 	}
 	policy.TimeoutOption = retry.TargetTimeoutOption.Name
-	var switches [3]bool
-	for i, o := range []plugin.Option{objectsCaseInsensitiveOption, objectsOverwriteOption, shareTablesOption} {
-		if switches[i], err = cfg.Bool(o.Name); err != nil {
-			return migration.Job{}, err
-		}
+	caseInsensitive, err := cfg.Bool(objectsCaseInsensitiveOption.Name)
+	if err != nil {
+		return migration.Job{}, err
 	}
-	caseInsensitive, overwrite, share := switches[0], switches[1], switches[2]
+	overwrite, err := cfg.Bool(objectsOverwriteOption.Name)
+	if err != nil {
+		return migration.Job{}, err
+	}
 	store, err := objectstore.Open(cfg.String(objectsOption.Name), objectstore.Options{
 		Prefix: cfg.String(objectsPrefixOption.Name), Concurrency: concurrency, MaxInflight: inflight,
 		PartSize: partSize, Retry: policy, CaseInsensitive: caseInsensitive, ReplaceForeign: overwrite,
@@ -146,7 +147,7 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		ex.Close()
 		return migration.Job{}, err
 	}
-	sink.SetOwner(ex.Source(), share)
+	sink.SetOwner(ex.Source(), owner.Share)
 	conf := map[string]string{
 		"objects": store.String(), "objects-prefix": cfg.String(objectsPrefixOption.Name),
 		"files-table": cfg.String(filesSchemaOption.Name) + "." + cfg.String(filesTableOption.Name),
