@@ -3,8 +3,6 @@ package firebaseauth
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -63,7 +61,7 @@ func FuzzCSVExport(f *testing.F) {
 // records read before any error.
 func fuzzRead(t *testing.T, name string, data []byte) []record.Record {
 	t.Helper()
-	e := mustFile(t, fuzzFile(t, name, data))
+	e := mustFile(t, writeFile(t, name, string(data)))
 	p := planOne(t, e)
 	recs, err := readPartition(t, e, p, "")
 	if err != nil && !strings.Contains(err.Error(), "line ") {
@@ -107,15 +105,6 @@ func fuzzRead(t *testing.T, name string, data []byte) []record.Record {
 	return recs
 }
 
-func fuzzFile(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // comparable drops what depends on the bytes' layout (the position, the
 // wording of a reason, which names lines) from the users read.
 func comparableUsers(t *testing.T, recs []record.Record) []User {
@@ -147,7 +136,7 @@ func fuzzReencodeJSON(t *testing.T, name string, data []byte, recs []record.Reco
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := mustFile(t, fuzzFile(t, name, again))
+	e := mustFile(t, writeFile(t, name, string(again)))
 	recs2, err := readAll(t, e, "")
 	if err != nil {
 		// The original may fail too, after the records (a non-export).
@@ -177,7 +166,7 @@ func fuzzReencodeCSV(t *testing.T, recs []record.Record) {
 		return
 	}
 	again := authExportCSVOf(valid)
-	recs2, err := readAll(t, mustFile(t, fuzzFile(t, "again.csv", []byte(again))), "")
+	recs2, err := readAll(t, mustFile(t, writeFile(t, "again.csv", again)), "")
 	if err != nil {
 		t.Fatalf("re-encoded: %v\n%s", err, again)
 	}
