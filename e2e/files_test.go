@@ -363,7 +363,7 @@ func (ft *filesTarget) compare(src *filesSource, wantRejected []string) {
 		sum := md5.Sum(o.data)
 		if r.size != int64(len(o.data)) || r.md5 != hex.EncodeToString(sum[:]) || r.crc32c != fmt.Sprintf("%08x", crc32.Checksum(o.data, filesCastagnoli)) ||
 			r.key != name || r.contentType != o.contentType || r.encoding != o.contentEncoding || r.generation == 0 || r.created.IsZero() ||
-			fmt.Sprint(r.metadata) != fmt.Sprint(o.metadata) || !slices.Equal(r.tokens, objectstore.File{Metadata: o.metadata}.DownloadTokens()) {
+			fmt.Sprint(r.metadata) != fmt.Sprint(o.metadata) || !slices.Equal(r.tokens, record.File{Metadata: o.metadata}.DownloadTokens()) {
 			ft.t.Errorf("%q: row %+v does not describe the object", name, r)
 		}
 		got, err := ft.targetBytes(name)
@@ -377,7 +377,7 @@ func (ft *filesTarget) compare(src *filesSource, wantRejected []string) {
 				continue
 			}
 			crc := crc32.Checksum(o.data, filesCastagnoli)
-			wantCRC := objectstore.File{CRC32C: crc, HasCRC32C: true}.CRC32CBytes()
+			wantCRC := record.File{CRC32C: crc, HasCRC32C: true}.CRC32CBytes()
 			if st.ContentType != o.contentType || st.Metadata.Get("Cache-Control") != o.cacheControl || st.Metadata.Get("Content-Encoding") != o.contentEncoding ||
 				st.ChecksumCRC32C != base64.StdEncoding.EncodeToString(wantCRC) || len(st.UserMetadata) != len(o.metadata) {
 				ft.t.Errorf("%q: stored %s %v %v crc %s, want %s %s crc %s and %d custom keys", name, st.ContentType, st.Metadata, st.UserMetadata, st.ChecksumCRC32C, o.contentType, o.cacheControl, base64.StdEncoding.EncodeToString(wantCRC), len(o.metadata))

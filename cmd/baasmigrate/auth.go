@@ -20,9 +20,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/passwords"
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
@@ -140,7 +140,7 @@ func checkPassword(ctx context.Context, pool *pgxpool.Pool, schema, uid string, 
 		return false, fmt.Errorf("user %q has no password (signs in with: %s)", uid, strings.Join(providers, ", "))
 	}
 	switch *algorithm {
-	case firebaseauth.AlgorithmFirebaseScrypt:
+	case passwords.FirebaseScrypt:
 		if configID == nil || key == nil {
 			return false, fmt.Errorf("user %q has a Firebase scrypt hash but the migration was given no hash parameters; "+
 				"run migrate again with --hash-signer-key, --hash-salt-separator, --hash-rounds, --hash-mem-cost and --restart", uid)
@@ -150,7 +150,7 @@ func checkPassword(ctx context.Context, pool *pgxpool.Pool, schema, uid string, 
 			return false, fmt.Errorf("the stored hash parameters %s: %w", *configID, err)
 		}
 		return params.Verify(password, salt, hash)
-	case firebaseauth.AlgorithmEmulatorFake:
+	case passwords.EmulatorFake:
 		want := "fakeHash:salt=" + *saltVerbatim + ":password=" + string(password)
 		return subtle.ConstantTimeCompare([]byte(want), []byte(*hashVerbatim)) == 1, nil
 	}
@@ -370,7 +370,7 @@ func hashFor(u exportUser, params map[string]firebasescrypt.Params, encode func(
 	switch {
 	case u.Algorithm == "":
 		return ""
-	case u.Algorithm != firebaseauth.AlgorithmFirebaseScrypt:
+	case u.Algorithm != passwords.FirebaseScrypt:
 		s.notes["exported without their password ("+u.Algorithm+" hashes cannot be verified there; they must reset it)"]++
 		return ""
 	}

@@ -210,7 +210,7 @@ func (e *apiExtractor) Read(ctx context.Context, _ extractors.Partition, _ time.
 
 // resumeIndex returns where to continue in a page refetched after a
 // checkpoint at uid.
-func resumeIndex(users []User, uid string) (int, error) {
+func resumeIndex(users []record.User, uid string) (int, error) {
 	sorted := true
 	for i, u := range users {
 		if u.UID == uid {
@@ -232,12 +232,12 @@ func resumeIndex(users []User, uid string) (int, error) {
 }
 
 // page fetches one page of users and the token of the next.
-func (e *apiExtractor) page(ctx context.Context, token string) ([]User, string, error) {
+func (e *apiExtractor) page(ctx context.Context, token string) ([]record.User, string, error) {
 	return e.pageOf(ctx, token, e.pageSize)
 }
 
 // pageOf fetches a page of at most size users.
-func (e *apiExtractor) pageOf(ctx context.Context, token string, size int) ([]User, string, error) {
+func (e *apiExtractor) pageOf(ctx context.Context, token string, size int) ([]record.User, string, error) {
 	q := url.Values{"maxResults": {strconv.Itoa(size)}}
 	if token != "" {
 		q.Set("nextPageToken", token)
@@ -249,7 +249,7 @@ func (e *apiExtractor) pageOf(ctx context.Context, token string, size int) ([]Us
 	if err := e.call(ctx, "listing users", http.MethodGet, e.base+"/accounts:batchGet?"+q.Encode(), nil, &resp); err != nil {
 		return nil, "", err
 	}
-	users := make([]User, len(resp.Users))
+	users := make([]record.User, len(resp.Users))
 	for i, raw := range resp.Users {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()

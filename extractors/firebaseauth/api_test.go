@@ -21,6 +21,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
+	"github.com/baasmigrate/baasmigrate/passwords"
 )
 
 // emulatorPost calls the Auth emulator's REST API as an admin.
@@ -121,7 +122,7 @@ func TestAPIListsResumesMidPageAndCounts(t *testing.T) {
 
 	us := users(t, all)
 	u0, u1, u2, u3 := us[0], us[1], us[2], us[3]
-	if u0.Password == nil || u0.Password.Algorithm != AlgorithmFirebaseScrypt || !strings.Contains(u0.Password.Hash, "_") {
+	if u0.Password == nil || u0.Password.Algorithm != passwords.FirebaseScrypt || !strings.Contains(u0.Password.Hash, "_") {
 		t.Fatalf("u000 password = %+v, want the emulator's URL-safe text kept", u0.Password)
 	}
 	if u1.Password != nil || *u1.CustomClaims != `{"role":"editor","n":1.0}` || u1.Providers[0].RawID != "gu001" {
@@ -209,7 +210,7 @@ func TestAPIErrorsAreReportedNotHidden(t *testing.T) {
 	if _, err := readAll(t, e, "{not json"); err == nil {
 		t.Fatal("a garbage cursor was accepted")
 	}
-	if _, err := resumeIndex([]User{{UID: "b"}, {UID: "a"}}, "zz"); err == nil {
+	if _, err := resumeIndex([]record.User{{UID: "b"}, {UID: "a"}}, "zz"); err == nil {
 		t.Fatal("a lost resume position in an unsorted page was accepted")
 	}
 }

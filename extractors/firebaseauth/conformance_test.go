@@ -23,6 +23,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
+	"github.com/baasmigrate/baasmigrate/passwords"
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
@@ -153,27 +154,27 @@ func TestConformanceAPI(t *testing.T) {
 }
 
 // conformanceUsers are users with every field an auth:export file holds.
-func conformanceUsers(n int) []User {
-	var out []User
+func conformanceUsers(n int) []record.User {
+	var out []record.User
 	for i := range n {
 		uid := fmt.Sprintf("file-%03d", i)
 		if i%10 == 7 {
 			uid = fmt.Sprintf("Fïlé,%03d \"q\"", i) // quoted in CSV
 		}
-		u := User{UID: uid, Email: ptr(fmt.Sprintf("f%03d@example.test", i)), EmailVerified: i%2 == 0,
+		u := record.User{UID: uid, Email: ptr(fmt.Sprintf("f%03d@example.test", i)), EmailVerified: i%2 == 0,
 			CreatedAt: time.UnixMilli(1600000000000 + int64(i)).UTC(), LastSignInAt: time.UnixMilli(1700000000000 + int64(i)*7).UTC()}
 		switch i % 4 {
 		case 0:
-			u.Password = &Password{Algorithm: AlgorithmFirebaseScrypt, Hash: base64.StdEncoding.EncodeToString([]byte("hash-" + uid)), Salt: base64.StdEncoding.EncodeToString([]byte("salt" + uid))}
+			u.Password = &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: base64.StdEncoding.EncodeToString([]byte("hash-" + uid)), Salt: base64.StdEncoding.EncodeToString([]byte("salt" + uid))}
 		case 1:
 			u.DisplayName, u.PhotoURL = ptr("Name, "+uid), ptr("https://example.test/"+fmt.Sprint(i))
-			u.Providers = []Provider{{ProviderID: "google.com", RawID: fmt.Sprint(1000 + i), Email: ptr(fmt.Sprintf("g%d@gmail.test", i))}}
+			u.Providers = []record.Provider{{ProviderID: "google.com", RawID: fmt.Sprint(1000 + i), Email: ptr(fmt.Sprintf("g%d@gmail.test", i))}}
 		case 2:
 			u.Disabled = true
 			u.PhoneNumber = ptr(fmt.Sprintf("+1555000%04d", i))
 			u.CustomClaims = ptr(fmt.Sprintf(`{"tier":%d,"role":"r,w"}`, i))
 		case 3:
-			u.Providers = []Provider{{ProviderID: "github.com", RawID: fmt.Sprint(i), DisplayName: ptr("gh " + fmt.Sprint(i))}}
+			u.Providers = []record.Provider{{ProviderID: "github.com", RawID: fmt.Sprint(i), DisplayName: ptr("gh " + fmt.Sprint(i))}}
 		}
 		out = append(out, u)
 	}
@@ -181,7 +182,7 @@ func conformanceUsers(n int) []User {
 }
 
 // authExportJSONOf writes users as `firebase auth:export` JSON does.
-func authExportJSONOf(t *testing.T, us []User) string {
+func authExportJSONOf(t *testing.T, us []record.User) string {
 	t.Helper()
 	var parts []string
 	for _, u := range us {
@@ -221,7 +222,7 @@ func authExportJSONOf(t *testing.T, us []User) string {
 // authExportCSVOf writes users as `firebase auth:export --format=csv` does:
 // 52 columns and a trailing comma, values with a comma, quote or line
 // break quoted, quotes doubled.
-func authExportCSVOf(us []User) string {
+func authExportCSVOf(us []record.User) string {
 	q := func(s *string) string {
 		if s == nil {
 			return ""
@@ -377,9 +378,9 @@ type withoutPositions struct{ extractors.Extractor }
 
 func (w withoutPositions) Read(ctx context.Context, p extractors.Partition, readTime time.Time, after string, emit func(record.Record) error) error {
 	return w.Extractor.Read(ctx, p, readTime, after, func(r record.Record) error {
-		if _, ok := r.Fields[fPosition]; ok {
+		if _, ok := r.Fields[record.UserFieldPosition]; ok {
 			r.Fields = maps.Clone(r.Fields)
-			delete(r.Fields, fPosition)
+			delete(r.Fields, record.UserFieldPosition)
 		}
 		return emit(r)
 	})

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/passwords"
 )
 
 // The column layout of `firebase auth:export --format=csv` rows
@@ -44,12 +47,12 @@ var csvProviders = []struct {
 // userFromCSV reads one auth:export CSV row. CSV cannot tell an empty value
 // from a missing one: empty columns are read as missing. A row it cannot
 // read comes back with Invalid set, for the sink to reject.
-func userFromCSV(row []string, line int) User {
+func userFromCSV(row []string, line int) record.User {
 	n := len(row)
 	if (n == csvOldColumns+1 || n == csvNewColumns+1) && row[n-1] == "" {
 		n-- // the trailing comma
 	}
-	u := User{UID: row[csvUID]}
+	u := record.User{UID: row[csvUID]}
 	if u.UID == "" {
 		u.UID = fmt.Sprintf("#line %d", line)
 	}
@@ -107,7 +110,7 @@ func userFromCSV(row []string, line int) User {
 	u.CustomClaims = opt(csvCustomAttrs)
 	if row[csvPasswordHash] != "" {
 		// auth:export writes only Firebase scrypt hashes (it drops others).
-		u.Password = &Password{Algorithm: AlgorithmFirebaseScrypt, Hash: row[csvPasswordHash], Salt: row[csvSalt]}
+		u.Password = &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: row[csvPasswordHash], Salt: row[csvSalt]}
 	} else if row[csvSalt] != "" {
 		problem("has a salt but no password hash")
 	}
@@ -121,7 +124,7 @@ func userFromCSV(row []string, line int) User {
 			}
 			continue
 		}
-		u.Providers = append(u.Providers, Provider{
+		u.Providers = append(u.Providers, record.Provider{
 			ProviderID: p.id, RawID: row[p.col],
 			Email: opt(p.col + 1), DisplayName: opt(p.col + 2), PhotoURL: opt(p.col + 3),
 		})

@@ -195,14 +195,14 @@ func (e *fileExtractor) Read(ctx context.Context, p extractors.Partition, _ time
 		return fmt.Errorf("opening %s: %w", e.path, err)
 	}
 	defer f.Close()
-	send := func(u User, c fileCursor, line int64) error {
+	send := func(u record.User, c fileCursor, line int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if u.Invalid == "" && u.TenantID != e.tenant {
 			u.Invalid = tenantMismatch(u.TenantID, e.tenant)
 		}
-		u.Position = &Position{File: e.path, Read: read, Record: c.Records, Line: line}
+		u.Position = &record.Position{File: e.path, Read: read, Record: c.Records, Line: line}
 		return emit(u.Record(c.String()))
 	}
 	if e.format == formatCSV {
@@ -224,7 +224,7 @@ func tenantMismatch(got, want string) string {
 
 // readJSON streams the "users" array of a JSON export (or a top-level
 // array of users), one account object at a time.
-func (e *fileExtractor) readJSON(f *os.File, cur fileCursor, send func(User, fileCursor, int64) error) error {
+func (e *fileExtractor) readJSON(f *os.File, cur fileCursor, send func(record.User, fileCursor, int64) error) error {
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", e.path, err)
@@ -301,7 +301,7 @@ func (e *fileExtractor) readJSON(f *os.File, cur fileCursor, send func(User, fil
 		start := end - int64(len(raw))
 		line := lines.at(start)
 		label := fmt.Sprintf("record %d", n)
-		var u User
+		var u record.User
 		// encoding/json would turn a byte that is not UTF-8, or an escaped
 		// lone surrogate, into U+FFFD: the user would be renamed or
 		// altered without a word.
@@ -429,7 +429,7 @@ func afterSeparator(f *os.File, off, size int64) (int64, error) {
 }
 
 // readCSV streams the rows of an auth:export CSV file.
-func (e *fileExtractor) readCSV(f *os.File, cur fileCursor, send func(User, fileCursor, int64) error) error {
+func (e *fileExtractor) readCSV(f *os.File, cur fileCursor, send func(record.User, fileCursor, int64) error) error {
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", e.path, err)

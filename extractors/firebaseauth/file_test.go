@@ -13,6 +13,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/passwords"
 )
 
 // authExportJSON is laid out exactly as `firebase auth:export users.json`
@@ -143,11 +144,11 @@ func checkResumeFromEveryCursor(t *testing.T, e extractors.Extractor) []record.R
 	return all
 }
 
-func users(t *testing.T, recs []record.Record) []User {
+func users(t *testing.T, recs []record.Record) []record.User {
 	t.Helper()
-	out := make([]User, len(recs))
+	out := make([]record.User, len(recs))
 	for i, r := range recs {
-		u, err := UserFromRecord(r)
+		u, err := record.UserFrom(r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,15 +167,15 @@ func TestAuthExportJSON(t *testing.T) {
 		t.Fatalf("%d users, want 3", len(us))
 	}
 	a := us[0]
-	want := User{
+	want := record.User{
 		UID: "alice", Email: ptr("alice@example.com"), EmailVerified: true, DisplayName: ptr(`Alice, "Al"`),
 		CreatedAt: time.UnixMilli(1600000000123).UTC(), LastSignInAt: time.UnixMilli(1700000001000).UTC(),
 		CustomClaims: ptr(`{"admin":true,"tier":2,"big":12345678901234567890}`),
-		Password: &Password{Algorithm: AlgorithmFirebaseScrypt,
+		Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt,
 			Hash: "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ==", Salt: "42xEC+ixf3L2lw=="},
-		MFA: []MFAFactor{{EnrollmentID: "enr1", FactorID: "phone", DisplayName: ptr("work phone"), PhoneNumber: ptr("+15555550100"),
+		MFA: []record.MFAFactor{{EnrollmentID: "enr1", FactorID: "phone", DisplayName: ptr("work phone"), PhoneNumber: ptr("+15555550100"),
 			EnrolledAt: time.Date(2024, 1, 2, 3, 4, 5, 678e6, time.UTC)}},
-		Providers: []Provider{{ProviderID: "google.com", RawID: "1234567890", Email: ptr("alice@gmail.com"),
+		Providers: []record.Provider{{ProviderID: "google.com", RawID: "1234567890", Email: ptr("alice@gmail.com"),
 			DisplayName: ptr("Alice G"), PhotoURL: ptr("https://example.com/a.png")}},
 	}
 	a.Position = nil // TestRecordsCarryTheirPosition
@@ -199,7 +200,7 @@ func TestEmulatorAccountsJSON(t *testing.T) {
 	e := mustFile(t, writeFile(t, "accounts.json", emulatorAccounts))
 	us := users(t, checkResumeFromEveryCursor(t, e))
 	u := us[0]
-	if u.Password == nil || u.Password.Algorithm != AlgorithmEmulatorFake || u.Password.Salt != "fakeSaltMRmWNZYR2cyN9tqJkg7N" {
+	if u.Password == nil || u.Password.Algorithm != passwords.EmulatorFake || u.Password.Salt != "fakeSaltMRmWNZYR2cyN9tqJkg7N" {
 		t.Fatalf("password = %+v, want the emulator's fake hash kept verbatim and marked", u.Password)
 	}
 	if *u.DisplayName != "" || *u.PhotoURL != "" {
@@ -253,7 +254,7 @@ func TestJSONRecordProblemsAreRejectsNotFailures(t *testing.T) {
 			t.Errorf("%s: Invalid = %q, want %q", k, g, w)
 		}
 	}
-	if p := us[5].Password; p.Algorithm != AlgorithmUnknown || p.Hash != "abc" || *p.Version != 2 {
+	if p := us[5].Password; p.Algorithm != passwords.Unknown || p.Hash != "abc" || *p.Version != 2 {
 		t.Errorf("version 2 password = %+v, want UNKNOWN kept verbatim", p)
 	}
 	if c := *us[6].CustomClaims; c != `{"a":1.50}` {
@@ -319,7 +320,7 @@ func TestAuthExportCSV(t *testing.T) {
 	}
 	a := us[0]
 	if a.Invalid != "" || *a.DisplayName != `Alice, "Al"` || *a.CustomClaims != `{"admin":true,"note":"say \"hi\""}` ||
-		a.Password.Algorithm != AlgorithmFirebaseScrypt || a.Password.Salt != "42xEC+ixf3L2lw==" || !a.EmailVerified {
+		a.Password.Algorithm != passwords.FirebaseScrypt || a.Password.Salt != "42xEC+ixf3L2lw==" || !a.EmailVerified {
 		t.Fatalf("alice = %+v (claims %q)", a, derefStr(a.CustomClaims))
 	}
 	if len(a.Providers) != 2 || a.Providers[0].ProviderID != "google.com" || a.Providers[1].ProviderID != "apple.com" || a.Providers[1].RawID != "appleid" {

@@ -17,7 +17,7 @@
 // # Records
 //
 // Every user is one record of kind user whose key is the uid, exactly. Its
-// fields follow User (see User.Record and UserFromRecord, which sinks use to
+// fields follow record.User (see record.User.Record and UserFromRecord, which sinks use to
 // read them back). Password hashes are kept as the source's text with an
 // algorithm mark; decoding and validating them is the sink's job, so that a
 // bad hash rejects one user instead of stopping the run.
@@ -28,7 +28,7 @@
 // CSV quote) fails the read with the line and byte offset: nothing after it
 // can be trusted. A record that parses but cannot be a user (a field of the
 // wrong type, a CSV row with a shifted column count, an account of another
-// tenant) is emitted with User.Invalid set, and the sink rejects it with
+// tenant) is emitted with record.User.Invalid set, and the sink rejects it with
 // that reason; the rest of the file loads.
 package firebaseauth
 

@@ -69,12 +69,12 @@ func fuzzRead(t *testing.T, name string, data []byte) []record.Record {
 	}
 	inputHasFFFD := bytes.Contains(data, []byte("\uFFFD")) || bytes.Contains(bytes.ToLower(data), []byte(`\ufffd`))
 	for i, r := range recs {
-		u, uerr := UserFromRecord(r)
+		u, uerr := record.UserFrom(r)
 		if uerr != nil {
 			t.Fatalf("record %d: %v", i+1, uerr)
 		}
 		if back := u.Record(r.Cursor); back.Key != r.Key || !record.Equal(record.Map(back.Fields), record.Map(r.Fields)) {
-			t.Fatalf("record %d does not survive User and back:\n%v\n%v", i+1, r.Fields, back.Fields)
+			t.Fatalf("record %d does not survive record.User and back:\n%v\n%v", i+1, r.Fields, back.Fields)
 		}
 		if u.Position == nil || u.Position.Record != int64(i+1) || u.Position.Line < 1 {
 			t.Fatalf("record %d: position %+v", i+1, u.Position)
@@ -107,7 +107,7 @@ func fuzzRead(t *testing.T, name string, data []byte) []record.Record {
 
 // comparable drops what depends on the bytes' layout (the position, the
 // wording of a reason, which names lines) from the users read.
-func comparableUsers(t *testing.T, recs []record.Record) []User {
+func comparableUsers(t *testing.T, recs []record.Record) []record.User {
 	t.Helper()
 	us := users(t, recs)
 	for i := range us {
@@ -156,7 +156,7 @@ func fuzzReencodeJSON(t *testing.T, name string, data []byte, recs []record.Reco
 // be written back unambiguously.
 func fuzzReencodeCSV(t *testing.T, recs []record.Record) {
 	t.Helper()
-	var valid []User
+	var valid []record.User
 	for _, u := range users(t, recs) {
 		if u.Invalid == "" && (u.CustomClaims == nil || !strings.Contains(*u.CustomClaims, `\`)) {
 			valid = append(valid, u)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
 )
 
 // utf8BOM is the byte order mark some editors and Windows tools put before
@@ -188,14 +190,14 @@ func jsonMembers(raw []byte) []jsonMember {
 // UTF-8 at index bad. It names the record, the byte's offset and line and
 // the field; its uid is the account's when that is valid, else made from
 // label.
-func userWithInvalidUTF8(raw []byte, bad int, label string, line, start int64) User {
+func userWithInvalidUTF8(raw []byte, bad int, label string, line, start int64) record.User {
 	return userWithBadText(raw, bad, invalidUTF8At, label, line, start,
 		fmt.Sprintf("is not valid UTF-8 (byte 0x%02x", raw[bad]))
 }
 
 // userWithLoneSurrogate is the rejected stand-in for an account whose text
 // has, at index bad, a \u escape of half a UTF-16 surrogate pair.
-func userWithLoneSurrogate(raw []byte, bad int, label string, line, start int64) User {
+func userWithLoneSurrogate(raw []byte, bad int, label string, line, start int64) record.User {
 	return userWithBadText(raw, bad, loneSurrogateAt, label, line, start,
 		fmt.Sprintf("holds %s, half of a UTF-16 surrogate pair, which UTF-8 and PostgreSQL cannot hold (", raw[bad:bad+6]))
 }
@@ -206,8 +208,8 @@ func userWithLoneSurrogate(raw []byte, bad int, label string, line, start int64)
 // opens a parenthesis closed by the byte's offset and line. It names the
 // record, the field, and the uid (escaped) when the uid holds the problem;
 // its own uid is the account's when that is sound, else made from label.
-func userWithBadText(raw []byte, bad int, find func([]byte) int, label string, line, start int64, problem string) User {
-	u := User{UID: "#" + label}
+func userWithBadText(raw []byte, bad int, find func([]byte) int, label string, line, start int64, problem string) record.User {
+	u := record.User{UID: "#" + label}
 	members := jsonMembers(raw)
 	where := ""
 	for _, m := range members {
@@ -244,12 +246,12 @@ func userWithBadText(raw []byte, bad int, find func([]byte) int, label string, l
 
 // csvUserWithInvalidUTF8 returns the rejected stand-in for a CSV row, on
 // line line, with a field that is not UTF-8; nil when every field is.
-func csvUserWithInvalidUTF8(row []string, line int) *User {
+func csvUserWithInvalidUTF8(row []string, line int) *record.User {
 	for i, f := range row {
 		if utf8.ValidString(f) {
 			continue
 		}
-		u := &User{UID: row[csvUID]}
+		u := &record.User{UID: row[csvUID]}
 		what := fmt.Sprintf("field %d", i+1)
 		if !utf8.ValidString(u.UID) || u.UID == "" {
 			u.UID = fmt.Sprintf("#line %d", line)

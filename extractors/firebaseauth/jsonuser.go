@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/passwords"
 )
 
 // userFromJSON reads one account object as the Identity Toolkit API
@@ -22,13 +23,13 @@ import (
 // A value it cannot read does not stop it: the user comes back with Invalid
 // set (and a Key made from label when there is no localId), so the record
 // is rejected with its reason and the rest of the source still loads.
-func userFromJSON(v any, label string) User {
+func userFromJSON(v any, label string) record.User {
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return User{UID: "#" + label, Invalid: fmt.Sprintf("%s is a JSON %s, not an account object", label, jsonKind(v))}
+		return record.User{UID: "#" + label, Invalid: fmt.Sprintf("%s is a JSON %s, not an account object", label, jsonKind(v))}
 	}
 	r := jsonFields{obj: obj, used: map[string]bool{}}
-	u := User{}
+	u := record.User{}
 	if id := r.str("localId"); id != nil && *id != "" {
 		u.UID = *id
 	} else {
@@ -56,13 +57,13 @@ func userFromJSON(v any, label string) User {
 	version := r.int("version")
 	algorithm := r.str("hashAlgorithm") // only in hand-made import files
 	if hash != nil && *hash != "" {
-		p := &Password{Algorithm: AlgorithmFirebaseScrypt, Hash: *hash, Salt: derefStr(salt), Version: version}
+		p := &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: *hash, Salt: derefStr(salt), Version: version}
 		switch {
 		case strings.HasPrefix(*hash, "fakeHash:"):
-			p.Algorithm = AlgorithmEmulatorFake
+			p.Algorithm = passwords.EmulatorFake
 		case version != nil && *version != 0,
 			algorithm != nil && !strings.EqualFold(*algorithm, "SCRYPT"):
-			p.Algorithm = AlgorithmUnknown
+			p.Algorithm = passwords.Unknown
 		}
 		u.Password = p
 	} else {
@@ -77,7 +78,7 @@ func userFromJSON(v any, label string) User {
 			continue
 		}
 		pr := jsonFields{obj: pobj, used: map[string]bool{}}
-		p := Provider{
+		p := record.Provider{
 			ProviderID:  derefStr(pr.str("providerId")),
 			RawID:       derefStr(pr.str("rawId")),
 			FederatedID: pr.str("federatedId"),
@@ -106,7 +107,7 @@ func userFromJSON(v any, label string) User {
 			continue
 		}
 		mr := jsonFields{obj: mobj, used: map[string]bool{}}
-		m := MFAFactor{
+		m := record.MFAFactor{
 			EnrollmentID:            derefStr(mr.str("mfaEnrollmentId")),
 			DisplayName:             mr.str("displayName"),
 			PhoneNumber:             mr.str("phoneInfo"),
@@ -398,4 +399,11 @@ func jsonKind(v any) string {
 		return "object"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+func derefStr(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

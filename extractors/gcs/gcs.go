@@ -18,7 +18,7 @@
 // # Records
 //
 // Record.Key is the object name, exactly. Fields are those of
-// objectstore.File (size, HTTP metadata, md5, crc32c, generation, custom
+// record.File (size, HTTP metadata, md5, crc32c, generation, custom
 // metadata including firebaseStorageDownloadTokens); CreateTime and
 // UpdateTime are the object's. Record.Open streams the object's stored bytes
 // (never decompressed, so they match md5 and crc32c) pinned to the listed
@@ -45,7 +45,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
-	"github.com/baasmigrate/baasmigrate/loaders/objectstore"
 )
 
 // Options of the gcs extractor.
@@ -326,7 +325,7 @@ var errStop = errors.New("stopped by the callback")
 
 // toRecord turns listed attributes into a file record.
 func (e *Extractor) toRecord(a *storage.ObjectAttrs) record.Record {
-	f := objectstore.File{
+	f := record.File{
 		Bucket: a.Bucket, Name: a.Name, Size: a.Size,
 		ContentType: a.ContentType, CacheControl: a.CacheControl, ContentDisposition: a.ContentDisposition,
 		ContentEncoding: a.ContentEncoding, ContentLanguage: a.ContentLanguage,

@@ -29,7 +29,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
-	"github.com/baasmigrate/baasmigrate/loaders/objectstore"
 )
 
 // oddNames are names Cloud Storage accepts that trip up naive code.
@@ -224,12 +223,12 @@ func TestRecordAttributesAndBytes(t *testing.T) {
 		}
 	}
 	r := byKey["photos/ü 1.jpg"]
-	got, err := objectstore.FileFromRecord(r)
+	got, err := record.FileFrom(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := md5.Sum(data)
-	want := objectstore.File{
+	want := record.File{
 		Bucket: f.bucket, Name: "photos/ü 1.jpg", Size: int64(len(data)),
 		ContentType: "image/jpeg", CacheControl: "public, max-age=60", ContentDisposition: `inline; filename="a.jpg"`, ContentLanguage: "de",
 		MD5: sum[:], CRC32C: crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), HasCRC32C: true,

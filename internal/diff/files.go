@@ -297,7 +297,7 @@ func (c *fileCursor) Next(ctx context.Context) (Item, bool, error) {
 // fill reads the next chunk of rows and adds to each what the object
 // store holds for it.
 func (c *fileCursor) fill(ctx context.Context) error {
-	var files []objectstore.File
+	var files []record.File
 	for len(c.buf) < c.a.chunk {
 		vals, ok, err := c.c.Next(ctx)
 		if err != nil {
@@ -337,8 +337,8 @@ func (c *fileCursor) fill(ctx context.Context) error {
 // rowFile is what a row says of its object: name, size and checksums. A
 // checksum the row does not hold in the sink's form (lowercase hex) is
 // left out, so the object cannot be found to match it.
-func rowFile(it Item) objectstore.File {
-	f := objectstore.File{Name: it.Key[1]}
+func rowFile(it Item) record.File {
+	f := record.File{Name: it.Key[1]}
 	if v, ok := it.Fields["size"]; ok && v.Type() == record.TypeInt {
 		f.Size = v.IntValue()
 	}

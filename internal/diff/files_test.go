@@ -31,7 +31,7 @@ const filesTestBucket = "demo.appspot.com"
 func filesTestRecord(name string, data []byte, generation int64) record.Record {
 	sum := md5.Sum(data)
 	created := time.Date(2023, 1, 2, 3, 4, 5, 123456789, time.UTC)
-	f := objectstore.File{
+	f := record.File{
 		Bucket: filesTestBucket, Name: name, Size: int64(len(data)),
 		ContentType: "image/png", CacheControl: "max-age=60", ContentDisposition: `inline; filename="ü.png"`,
 		ContentEncoding: "identity", ContentLanguage: "fr", StorageClass: "STANDARD",
@@ -207,7 +207,7 @@ func TestFilesCompare(t *testing.T) {
 	var wantBytes int64
 	for _, r := range recs {
 		if n := r.Key; n != "dir/y" && n != "empty" && n != "../escape" {
-			wantBytes += r.Fields[objectstore.FieldSize].IntValue()
+			wantBytes += r.Fields[record.FileFieldSize].IntValue()
 		}
 	}
 	if copyBytes != wantBytes {

@@ -60,7 +60,7 @@ type Users struct {
 	// later occurrences as migrate's rejects (a uid's row must be compared
 	// once). It grows with the file's users; the API lists each uid once.
 	mu     sync.Mutex
-	firsts map[string]firebaseauth.Position
+	firsts map[string]record.Position
 }
 
 var _ KeyLookup = (*Users)(nil)
@@ -140,7 +140,7 @@ func (a *Users) Route(rec record.Record) Routed {
 		first, repeated := a.firsts[l.UID]
 		if !repeated {
 			if a.firsts == nil {
-				a.firsts = map[string]firebaseauth.Position{}
+				a.firsts = map[string]record.Position{}
 			}
 			a.firsts[l.UID] = *p
 		}

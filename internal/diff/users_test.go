@@ -20,6 +20,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/passwords"
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
@@ -59,21 +60,21 @@ func usersTestParams(t *testing.T, rounds int) firebasescrypt.Params {
 func sp(s string) *string { return &s }
 
 // fullUser has a value in every column and child table the sink writes.
-func fullUser(uid string) firebaseauth.User {
+func fullUser(uid string) record.User {
 	v := int64(0)
-	return firebaseauth.User{
+	return record.User{
 		UID: uid, TenantID: "tenant-1", Email: sp(uid + "@example.test"), PhoneNumber: sp("+15555550100"),
 		DisplayName: sp("Name " + uid), PhotoURL: sp("https://example.test/" + uid), EmailVerified: true,
 		CreatedAt: time.UnixMilli(1600000000123), LastSignInAt: time.UnixMilli(1700000000456), LastRefreshAt: time.UnixMicro(1700000000456789),
 		PasswordUpdatedAt: time.UnixMilli(1650000000000), ValidSince: time.Unix(1660000000, 0),
 		CustomClaims: sp(`{"role": "admin", "n": 1.0, "big": 12345678901234567890, "nested": {"b": [1, 2e2], "a": null}}`),
-		Password:     &firebaseauth.Password{Algorithm: firebaseauth.AlgorithmFirebaseScrypt, Hash: usersTestHash, Salt: usersTestSalt, Version: &v},
-		Providers: []firebaseauth.Provider{
+		Password:     &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: usersTestHash, Salt: usersTestSalt, Version: &v},
+		Providers: []record.Provider{
 			{ProviderID: "google.com", RawID: "g-" + uid, FederatedID: sp("fed"), Email: sp("g@gmail.test"), DisplayName: sp("G"),
 				PhotoURL: sp("https://g.test/p"), PhoneNumber: sp("+1"), Name: sp("screen"), Extra: map[string]record.Value{"x": record.Int(1)}},
 			{ProviderID: "apple.com", RawID: "a-" + uid},
 		},
-		MFA: []firebaseauth.MFAFactor{
+		MFA: []record.MFAFactor{
 			{EnrollmentID: "e2", FactorID: "phone", DisplayName: sp("phone"), PhoneNumber: sp("+1***"), UnobfuscatedPhoneNumber: sp("+15555550100"),
 				EnrolledAt: time.UnixMicro(1700000000123456), Extra: map[string]record.Value{"y": record.String("z")}},
 			{EnrollmentID: "e1", FactorID: "email", EmailAddr: sp("mfa@example.test")},
@@ -201,7 +202,7 @@ func TestUsersEveryColumnIsCompared(t *testing.T) {
 	}
 	untouched := []string{"plain-a", "plain-b", "phone-only"}
 	recs = append(recs, fullUser("plain-a").Record("c"), fullUser("plain-b").Record("c"),
-		firebaseauth.User{UID: "phone-only", PhoneNumber: sp("+15555550199")}.Record("c"))
+		record.User{UID: "phone-only", PhoneNumber: sp("+15555550199")}.Record("c"))
 	slices.SortFunc(recs, func(a, b record.Record) int { return firebaseauth.CompareUIDs(a.Key, b.Key) })
 	writeUserRecords(t, pool, sink, recs)
 
@@ -237,7 +238,7 @@ func TestUsersHashParameters(t *testing.T) {
 	ctx := context.Background()
 	params := usersTestParams(t, 8)
 	pool, sink := usersDB(t, params)
-	recs := []record.Record{fullUser("a").Record("c"), firebaseauth.User{UID: "b", Email: sp("b@example.test")}.Record("c")}
+	recs := []record.Record{fullUser("a").Record("c"), record.User{UID: "b", Email: sp("b@example.test")}.Record("c")}
 	writeUserRecords(t, pool, sink, recs)
 	both := "hashConfigId,hashParameters"
 	for name, c := range map[string]struct {
@@ -304,11 +305,11 @@ func TestUsersRejectsAsTheSinkDoes(t *testing.T) {
 	params := usersTestParams(t, 8)
 	pool, sink := usersDB(t, params)
 	bad := []record.Record{
-		firebaseauth.User{UID: "bad-hash", Password: &firebaseauth.Password{Algorithm: firebaseauth.AlgorithmFirebaseScrypt, Hash: "no!base64", Salt: ""}}.Record("c"),
-		firebaseauth.User{UID: "bad-claims", CustomClaims: sp(`[1, 2]`)}.Record("c"),
-		firebaseauth.User{UID: "invalid", Invalid: "line 3 has 7 columns"}.Record("c"),
+		record.User{UID: "bad-hash", Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: "no!base64", Salt: ""}}.Record("c"),
+		record.User{UID: "bad-claims", CustomClaims: sp(`[1, 2]`)}.Record("c"),
+		record.User{UID: "invalid", Invalid: "line 3 has 7 columns"}.Record("c"),
 	}
-	good := firebaseauth.User{UID: "good"}.Record("c")
+	good := record.User{UID: "good"}.Record("c")
 	var want []string
 	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
 		out, err := sink.Write(context.Background(), tx, bad)
@@ -344,7 +345,7 @@ func TestUsersListingOrderMerge(t *testing.T) {
 	uids := []string{"ｚ-fullwidth", "😀-emoji", "z", "é", "\ue000", "a\U0010ffff", "Z"}
 	var recs []record.Record
 	for _, uid := range uids {
-		recs = append(recs, firebaseauth.User{UID: uid, DisplayName: sp(uid)}.Record("c"))
+		recs = append(recs, record.User{UID: uid, DisplayName: sp(uid)}.Record("c"))
 	}
 	slices.SortFunc(recs, func(a, b record.Record) int { return firebaseauth.CompareUIDs(a.Key, b.Key) })
 	writeUserRecords(t, pool, sink, recs)

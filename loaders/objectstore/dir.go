@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
 )
 
 // tempDirName is the directory, at the top of a directory target, where
@@ -154,7 +156,7 @@ func (t *dirTarget) keyProblem(key string) string {
 
 // metadataProblem accepts everything: a directory keeps no metadata (the
 // metadata table in PostgreSQL does).
-func (t *dirTarget) metadataProblem(File) string { return "" }
+func (t *dirTarget) metadataProblem(record.File) string { return "" }
 
 func (t *dirTarget) ready() (*os.Root, error) {
 	t.mu.Lock()
@@ -168,7 +170,7 @@ func (t *dirTarget) ready() (*os.Root, error) {
 // holds reports whether key is a regular file with f's size and CRC-32C
 // (or MD5 when that is all the source declares), read back from disk.
 // Without a checksum to compare it is never the same.
-func (t *dirTarget) holds(_ context.Context, key string, f File) (same, present bool, err error) {
+func (t *dirTarget) holds(_ context.Context, key string, f record.File) (same, present bool, err error) {
 	root, err := t.ready()
 	if err != nil {
 		return false, false, err
@@ -182,7 +184,7 @@ func (t *dirTarget) holds(_ context.Context, key string, f File) (same, present 
 
 // sameFile reports whether key is a regular file in root with f's size
 // and checksum (see holds).
-func sameFile(root *os.Root, key string, f File) (bool, error) {
+func sameFile(root *os.Root, key string, f record.File) (bool, error) {
 	st, err := root.Lstat(key)
 	if err != nil || !st.Mode().IsRegular() || st.Size() != f.Size || (!f.HasCRC32C && f.MD5 == nil) {
 		return false, nil
@@ -221,7 +223,7 @@ func sameFile(root *os.Root, key string, f File) (bool, error) {
 // they were read to the end and verified renames it to key (replacing
 // what was there) and fsyncs the directory. The file's modification time
 // is the object's update time.
-func (t *dirTarget) put(_ context.Context, key string, f File, v *verifier) (_ stored, err error) {
+func (t *dirTarget) put(_ context.Context, key string, f record.File, v *verifier) (_ stored, err error) {
 	root, err := t.ready()
 	if err != nil {
 		return stored{}, err
@@ -290,7 +292,7 @@ func (t *dirTarget) put(_ context.Context, key string, f File, v *verifier) (_ s
 
 // check confirms the file in place has the object's size; its bytes were
 // verified on their way to the disk.
-func (t *dirTarget) check(_ context.Context, key string, f File, _ stored) error {
+func (t *dirTarget) check(_ context.Context, key string, f record.File, _ stored) error {
 	root, err := t.ready()
 	if err != nil {
 		return err

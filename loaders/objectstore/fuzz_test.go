@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders/objectstore"
 )
 
@@ -91,7 +92,7 @@ func FuzzKeyMapping(f *testing.F) {
 		for label, s := range targets {
 			accepted := map[string]string{} // name → key
 			for _, name := range []string{a, b} {
-				if s.Problem(objectstore.File{Name: name}) != "" {
+				if s.Problem(record.File{Name: name}) != "" {
 					continue
 				}
 				key := s.Key(name)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
 )
 
 // Verdict is how the object a target holds under a key compares with a
@@ -57,7 +59,7 @@ func (v Verdict) String() string {
 // directory target reads its files back, Options.Concurrency at a time.
 // Only the bytes are compared, not the HTTP or custom metadata an S3
 // object carries.
-func (s *Store) Inspect(ctx context.Context, files []File) ([]Verdict, error) {
+func (s *Store) Inspect(ctx context.Context, files []record.File) ([]Verdict, error) {
 	keys := make([]string, len(files))
 	for i, f := range files {
 		keys[i] = s.Key(f.Name)
@@ -70,7 +72,7 @@ func (s *Store) Inspect(ctx context.Context, files []File) ([]Verdict, error) {
 }
 
 // inspect is Inspect for an S3 bucket.
-func (t *s3Target) inspect(ctx context.Context, keys []string, files []File, concurrency int) ([]Verdict, error) {
+func (t *s3Target) inspect(ctx context.Context, keys []string, files []record.File, concurrency int) ([]Verdict, error) {
 	out := make([]Verdict, len(keys))
 	var valid []string
 	for i, k := range keys {
@@ -136,7 +138,7 @@ func (t *s3Target) inspect(ctx context.Context, keys []string, files []File, con
 
 // inspect is Inspect for a directory: each file is looked at and, when
 // its size is right, read back and checksummed.
-func (t *dirTarget) inspect(ctx context.Context, keys []string, files []File, concurrency int) ([]Verdict, error) {
+func (t *dirTarget) inspect(ctx context.Context, keys []string, files []record.File, concurrency int) ([]Verdict, error) {
 	out := make([]Verdict, len(keys))
 	root, err := os.OpenRoot(t.path) // never created here: inspecting writes nothing
 	if errors.Is(err, fs.ErrNotExist) {

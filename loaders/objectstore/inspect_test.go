@@ -49,7 +49,7 @@ func TestInspect(t *testing.T) {
 				t.Fatal(err)
 			}
 			src := newSource()
-			none := []objectstore.File{mustFile(t, src.file("x", []byte("x"), objectstore.File{}))}
+			none := []record.File{mustFile(t, src.file("x", []byte("x"), record.File{}))}
 			if v, err := fresh.Inspect(ctx, none); err != nil || v[0] != objectstore.Absent {
 				t.Fatalf("inspecting a target that does not exist: %v, %v", v, err)
 			}
@@ -63,14 +63,14 @@ func TestInspect(t *testing.T) {
 
 			store := open(t, url, objectstore.Options{Prefix: "p/", PartSize: 5 << 20})
 			recs := []record.Record{
-				src.file("kept", []byte("kept bytes"), objectstore.File{}),
-				src.file("empty", nil, objectstore.File{}),
-				src.file("ü/one", []byte("one"), objectstore.File{}),
-				src.file("ö/two", []byte("two"), objectstore.File{}),
-				src.file("big", randomBytes(6<<20, 1), objectstore.File{}),
-				src.file("removed", []byte("removed"), objectstore.File{}),
-				src.file("same-size", []byte("original"), objectstore.File{}),
-				src.file("resized", []byte("original"), objectstore.File{}),
+				src.file("kept", []byte("kept bytes"), record.File{}),
+				src.file("empty", nil, record.File{}),
+				src.file("ü/one", []byte("one"), record.File{}),
+				src.file("ö/two", []byte("two"), record.File{}),
+				src.file("big", randomBytes(6<<20, 1), record.File{}),
+				src.file("removed", []byte("removed"), record.File{}),
+				src.file("same-size", []byte("original"), record.File{}),
+				src.file("resized", []byte("original"), record.File{}),
 			}
 			res, err := store.Copy(ctx, recs)
 			if err != nil {
@@ -103,16 +103,16 @@ func TestInspect(t *testing.T) {
 			put("p/same-size", []byte("ORIGINAL"))
 			put("p/resized", []byte("longer than the original"))
 
-			files := make([]objectstore.File, 0, len(recs)+2)
+			files := make([]record.File, 0, len(recs)+2)
 			for _, r := range recs {
 				files = append(files, mustFile(t, r))
 			}
-			files = append(files, mustFile(t, src.file("never-copied", []byte("n"), objectstore.File{})))
+			files = append(files, mustFile(t, src.file("never-copied", []byte("n"), record.File{})))
 			bad := "a//b" // an empty segment: no file can have it
 			if e != nil {
 				bad = string([]byte{0xff}) // not UTF-8: no S3 key
 			}
-			files = append(files, mustFile(t, src.file(bad, []byte("b"), objectstore.File{})))
+			files = append(files, mustFile(t, src.file(bad, []byte("b"), record.File{})))
 			want := map[string]objectstore.Verdict{
 				"kept": objectstore.Holds, "empty": objectstore.Holds, "ü/one": objectstore.Holds, "ö/two": objectstore.Holds,
 				"big": objectstore.Holds, "removed": objectstore.Absent, "same-size": objectstore.OtherChecksum,
@@ -130,7 +130,7 @@ func TestInspect(t *testing.T) {
 			// One object at a time gives the same answers (the listing's
 			// range is then the one key).
 			for i, f := range files {
-				v, err := store.Inspect(ctx, []objectstore.File{f})
+				v, err := store.Inspect(ctx, []record.File{f})
 				if err != nil || v[0] != got[i] {
 					t.Errorf("%q alone: %v (%v), want %v", f.Name, v, err, got[i])
 				}
@@ -152,7 +152,7 @@ func TestInspect(t *testing.T) {
 				{[]string{"kept", "empty", "ü/one", "ö/two", "big", "removed", "same-size", "resized", "never-copied"}, 2},
 				{[]string{"ü/one", "ö/two"}, 1},
 			} {
-				var sub []objectstore.File
+				var sub []record.File
 				for _, f := range files {
 					for _, n := range c.names {
 						if f.Name == n {
@@ -206,9 +206,9 @@ func countingStore(t *testing.T, e *s3Env, prefix string) (_ *objectstore.Store,
 	return s, requests, heads
 }
 
-func mustFile(t *testing.T, r record.Record) objectstore.File {
+func mustFile(t *testing.T, r record.Record) record.File {
 	t.Helper()
-	f, err := objectstore.FileFromRecord(r)
+	f, err := record.FileFrom(r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,10 +51,10 @@ func TestS3RefusesKeysMinIOMerges(t *testing.T) {
 	e := newS3(t)
 	src := newSource()
 	recs := []record.Record{
-		src.file("abs", []byte("plain"), objectstore.File{}),
-		src.file("/abs", []byte("leading slash"), objectstore.File{}),
-		src.file("a/b", []byte("one slash"), objectstore.File{}),
-		src.file("a//b", []byte("two slashes"), objectstore.File{}),
+		src.file("abs", []byte("plain"), record.File{}),
+		src.file("/abs", []byte("leading slash"), record.File{}),
+		src.file("a/b", []byte("one slash"), record.File{}),
+		src.file("a//b", []byte("two slashes"), record.File{}),
 	}
 	res, err := open(t, e.url, objectstore.Options{}).Copy(e.ctx, recs)
 	if err != nil {
@@ -123,8 +123,8 @@ func TestKeyComparison(t *testing.T) {
 func TestGuardedCopyLeavesForeignObjects(t *testing.T) {
 	ctx := context.Background()
 	src := newSource()
-	notes := src.file("notes.txt", []byte("from the source"), objectstore.File{})
-	same := src.file("same.txt", []byte("identical"), objectstore.File{})
+	notes := src.file("notes.txt", []byte("from the source"), record.File{})
+	same := src.file("same.txt", []byte("identical"), record.File{})
 	t.Run("Directory", func(t *testing.T) {
 		dir := t.TempDir()
 		for name, data := range map[string]string{"notes.txt": "the user's own notes", "same.txt": "identical"} {

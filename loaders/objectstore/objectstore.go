@@ -153,7 +153,7 @@ func (o Outcome) String() string {
 type Result struct {
 	Outcome Outcome
 	// File is the decoded record (zero when it could not be decoded).
-	File File
+	File record.File
 	// Key is the object's key in the target ("" when rejected before one
 	// was made).
 	Key string
@@ -172,21 +172,21 @@ type target interface {
 	keyProblem(key string) string
 	// metadataProblem says why f's metadata cannot be stored ("" when it
 	// can).
-	metadataProblem(f File) string
+	metadataProblem(f record.File) string
 	// holds reports whether key already holds f's bytes (same size and
 	// checksum) and metadata (same), and whether anything is there at all
 	// (present).
-	holds(ctx context.Context, key string, f File) (same, present bool, err error)
+	holds(ctx context.Context, key string, f record.File) (same, present bool, err error)
 	// comparison is how the target tells keys apart; it is known once
 	// prepare has run.
 	comparison() KeyComparison
 	// put stores the bytes read from v under key with f's metadata. It must
 	// not make the object visible unless v reached its end verified. It
 	// returns what the target says it stored, when it says.
-	put(ctx context.Context, key string, f File, v *verifier) (stored, error)
+	put(ctx context.Context, key string, f record.File, v *verifier) (stored, error)
 	// check confirms after put that key holds f's size and checksum, from
 	// what put returned or by looking.
-	check(ctx context.Context, key string, f File, st stored) error
+	check(ctx context.Context, key string, f record.File, st stored) error
 	// refusal says why err means the target refuses this object for good
 	// (a name or metadata it cannot hold); ok is false otherwise.
 	refusal(err error) (reason string, ok bool)
@@ -196,7 +196,7 @@ type target interface {
 	// inspect compares the objects under keys with files, writing
 	// nothing, at most concurrency requests or reads at a time (see
 	// Store.Inspect).
-	inspect(ctx context.Context, keys []string, files []File, concurrency int) ([]Verdict, error)
+	inspect(ctx context.Context, keys []string, files []record.File, concurrency int) ([]Verdict, error)
 }
 
 // stored is what a target reported about an object it just stored.
@@ -332,7 +332,7 @@ func (s *Store) Fold(key string) string { return foldKey(s.Comparison(), key) }
 // its metadata — in the words of the reason Copy rejects it with; "" when
 // nothing refuses it before an upload is tried (the server may still
 // refuse it).
-func (s *Store) Problem(f File) string {
+func (s *Store) Problem(f record.File) string {
 	key := s.Key(f.Name)
 	if p := s.t.keyProblem(key); p != "" {
 		return fmt.Sprintf("object %q cannot be stored as %q in %s: %s", f.Name, key, s.t, p)
@@ -379,7 +379,7 @@ func (s *Store) CopyGuarded(ctx context.Context, recs []record.Record, guard []b
 	sizes := make([]int64, len(recs))
 	for i, r := range recs {
 		order[i] = i
-		if v, ok := r.Fields[FieldSize]; ok {
+		if v, ok := r.Fields[record.FileFieldSize]; ok {
 			sizes[i] = v.IntValue()
 		}
 	}
@@ -418,7 +418,7 @@ func (s *Store) CopyGuarded(ctx context.Context, recs []record.Record, guard []b
 // attempt need not look for one; guarded says another object there must
 // not be replaced.
 func (s *Store) copyOne(ctx context.Context, rec record.Record, absent, guarded bool) (Result, error) {
-	f, err := FileFromRecord(rec)
+	f, err := record.FileFrom(rec)
 	if err != nil {
 		return Result{Outcome: Rejected, Reason: err.Error()}, nil
 	}
@@ -494,7 +494,7 @@ func (e *foreignError) Error() string { return e.what + " is already at the key"
 // attempt copies one object once: skip when the target holds it already
 // (unless it is known to be absent), else — unless guarded and something
 // else is there — stream, upload and confirm.
-func (s *Store) attempt(ctx context.Context, rec record.Record, key string, f File, absent, guarded bool) (Outcome, error) {
+func (s *Store) attempt(ctx context.Context, rec record.Record, key string, f record.File, absent, guarded bool) (Outcome, error) {
 	// The target's clock (--target-timeout) runs except while the source
 	// is opened or read.
 	ctx, w := retry.Watch(ctx, s.opts.Retry.Timeout, s.opts.Retry.TimeoutOption)

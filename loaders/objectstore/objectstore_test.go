@@ -45,7 +45,7 @@ func newSource() *source { return &source{data: map[string][]byte{}} }
 
 // file returns the record of name holding data, declaring f's metadata and
 // the true checksums unless f already sets them.
-func (s *source) file(name string, data []byte, f objectstore.File) record.Record {
+func (s *source) file(name string, data []byte, f record.File) record.Record {
 	s.data[name] = data
 	f.Name, f.Bucket, f.Size = name, "src", int64(len(data))
 	if f.MD5 == nil {
@@ -155,16 +155,16 @@ func outcomes(rs []objectstore.Result) map[string]objectstore.Outcome {
 func TestS3CopyVerifySkip(t *testing.T) {
 	e := newS3(t)
 	src := newSource()
-	meta := objectstore.File{
+	meta := record.File{
 		ContentType: "image/png", CacheControl: "public, max-age=3600", ContentDisposition: `attachment; filename="ü.png"`,
 		ContentEncoding: "identity", ContentLanguage: "fr",
 		Metadata: map[string]string{"firebaseStorageDownloadTokens": "tok-a,tok-b", "Owner": "Zoë ", "plain": "x"},
 	}
 	recs := []record.Record{
 		src.file("small/ü 1#?.png", randomBytes(1000, 1), meta),
-		src.file("empty", nil, objectstore.File{}),
+		src.file("empty", nil, record.File{}),
 		src.file("big/multi.bin", randomBytes(12<<20+12345, 2), meta),
-		src.file("exact-part", randomBytes(5<<20, 3), objectstore.File{}),
+		src.file("exact-part", randomBytes(5<<20, 3), record.File{}),
 	}
 	store := open(t, e.url, objectstore.Options{PartSize: 5 << 20, Prefix: "pre/"})
 	res, err := store.Copy(e.ctx, recs)
@@ -237,7 +237,7 @@ func TestS3CopyVerifySkip(t *testing.T) {
 }
 
 func b64crc(c uint32) string {
-	f := objectstore.File{CRC32C: c, HasCRC32C: true}
+	f := record.File{CRC32C: c, HasCRC32C: true}
 	return base64Std(f.CRC32CBytes())
 }
 
@@ -249,12 +249,12 @@ func TestChecksumMismatchAndGone(t *testing.T) {
 	dir := t.TempDir()
 	for _, target := range []string{e.url, "file://" + dir} {
 		src := newSource()
-		bad := src.file("bad-single", randomBytes(2000, 4), objectstore.File{CRC32C: 1234, HasCRC32C: true})
-		badMulti := src.file("bad-multi", randomBytes(6<<20, 5), objectstore.File{CRC32C: 99, HasCRC32C: true})
+		bad := src.file("bad-single", randomBytes(2000, 4), record.File{CRC32C: 1234, HasCRC32C: true})
+		badMulti := src.file("bad-multi", randomBytes(6<<20, 5), record.File{CRC32C: 99, HasCRC32C: true})
 		// An MD5 is checked here when it is the only checksum declared.
-		badMD5 := src.file("bad-md5", randomBytes(10, 6), objectstore.File{MD5: make([]byte, 16)})
-		delete(badMD5.Fields, objectstore.FieldCRC32C)
-		gone := src.file("gone", []byte("x"), objectstore.File{})
+		badMD5 := src.file("bad-md5", randomBytes(10, 6), record.File{MD5: make([]byte, 16)})
+		delete(badMD5.Fields, record.FileFieldCRC32C)
+		gone := src.file("gone", []byte("x"), record.File{})
 		delete(src.data, "gone")
 		store := open(t, target, objectstore.Options{PartSize: 5 << 20})
 		res, err := store.Copy(e.ctx, []record.Record{bad, badMulti, badMD5, gone})
@@ -351,11 +351,11 @@ func TestDirectoryNamesCannotEscape(t *testing.T) {
 	var recs []record.Record
 	want := map[string][]byte{}
 	for _, n := range ok {
-		recs = append(recs, src.file(n, []byte("content of "+n), objectstore.File{}))
+		recs = append(recs, src.file(n, []byte("content of "+n), record.File{}))
 		want[n] = []byte("content of " + n)
 	}
 	for n := range bad {
-		recs = append(recs, src.file(n, []byte("content of "+n), objectstore.File{}))
+		recs = append(recs, src.file(n, []byte("content of "+n), record.File{}))
 	}
 	store := open(t, "file://"+dir, objectstore.Options{})
 	// "a" first, so that "a/b" meets the file.
@@ -401,7 +401,7 @@ func TestLimitsInFlight(t *testing.T) {
 		if i%10 == 0 {
 			size = 3 << 20 // larger than MaxInflight: copied alone
 		}
-		recs = append(recs, src.file(fmt.Sprintf("o%02d", i), randomBytes(size, uint64(i)), objectstore.File{}))
+		recs = append(recs, src.file(fmt.Sprintf("o%02d", i), randomBytes(size, uint64(i)), record.File{}))
 	}
 	store := open(t, "file://"+t.TempDir(), objectstore.Options{Concurrency: 4, MaxInflight: 1 << 20})
 	if _, err := store.Copy(context.Background(), recs); err != nil {
@@ -449,7 +449,7 @@ func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 func TestS3ServerChecksMD5(t *testing.T) {
 	e := newS3(t)
 	src := newSource()
-	rec := src.file("md5-only-wrong", randomBytes(3000, 9), objectstore.File{MD5: make([]byte, 16)})
+	rec := src.file("md5-only-wrong", randomBytes(3000, 9), record.File{MD5: make([]byte, 16)})
 	res, err := open(t, e.url, objectstore.Options{}).Copy(e.ctx, []record.Record{rec})
 	if err != nil {
 		t.Fatal(err)

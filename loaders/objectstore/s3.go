@@ -21,6 +21,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
 )
 
@@ -153,7 +154,7 @@ func (t *s3Target) keyProblem(key string) string {
 
 // metadataProblem refuses custom metadata S3 cannot hold exactly: keys that
 // are not HTTP header tokens, and keys equal but for case (S3 folds them).
-func (t *s3Target) metadataProblem(f File) string {
+func (t *s3Target) metadataProblem(f record.File) string {
 	seen := map[string]string{}
 	for k := range f.Metadata {
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -194,7 +195,7 @@ func decodeHeaderValue(v string) string {
 // putOptions carries f's HTTP and custom metadata. Custom keys are given
 // with their x-amz-meta- prefix, so that minio-go never mistakes a custom
 // key for a standard header.
-func (t *s3Target) putOptions(f File) minio.PutObjectOptions {
+func (t *s3Target) putOptions(f record.File) minio.PutObjectOptions {
 	meta := make(map[string]string, len(f.Metadata)+2)
 	for k, v := range f.Metadata {
 		meta["x-amz-meta-"+k] = headerValue(v)
@@ -227,7 +228,7 @@ func (t *s3Target) stat(ctx context.Context, key string) (minio.ObjectInfo, bool
 // sameBytes compares a stored object with f: the same size, and the same
 // full-object CRC-32C or, for objects stored in one part, the same MD5
 // (the ETag). An object neither can be compared with is not the same.
-func sameBytes(st minio.ObjectInfo, f File) bool {
+func sameBytes(st minio.ObjectInfo, f record.File) bool {
 	if st.Size != f.Size {
 		return false
 	}
@@ -240,7 +241,7 @@ func sameBytes(st minio.ObjectInfo, f File) bool {
 
 // sameMetadata compares the stored HTTP and custom metadata with f's;
 // custom keys case-insensitively, as S3 folds them.
-func sameMetadata(st minio.ObjectInfo, f File) bool {
+func sameMetadata(st minio.ObjectInfo, f record.File) bool {
 	if f.ContentType != "" && st.ContentType != f.ContentType {
 		return false
 	}
@@ -267,7 +268,7 @@ func sameMetadata(st minio.ObjectInfo, f File) bool {
 	return true
 }
 
-func (t *s3Target) holds(ctx context.Context, key string, f File) (same, present bool, err error) {
+func (t *s3Target) holds(ctx context.Context, key string, f record.File) (same, present bool, err error) {
 	st, ok, err := t.stat(ctx, key)
 	if err != nil || !ok {
 		return false, false, err
@@ -279,7 +280,7 @@ func (t *s3Target) holds(ctx context.Context, key string, f File) (same, present
 // are refused by keyProblem).
 func (t *s3Target) comparison() KeyComparison { return Exact }
 
-func (t *s3Target) put(ctx context.Context, key string, f File, v *verifier) (stored, error) {
+func (t *s3Target) put(ctx context.Context, key string, f record.File, v *verifier) (stored, error) {
 	if f.Size == 0 {
 		// No body is sent: verify the (empty) source before the PUT.
 		if _, err := v.Read(make([]byte, 1)); err != io.EOF {
@@ -308,7 +309,7 @@ func (t *s3Target) put(ctx context.Context, key string, f File, v *verifier) (st
 // CRC-32C in a trailer, and completes the upload claiming the source's
 // full-object CRC-32C, which the server checks against what it stored. A
 // failed upload is aborted.
-func (t *s3Target) putMultipart(ctx context.Context, key string, f File, v *verifier) (_ stored, err error) {
+func (t *s3Target) putMultipart(ctx context.Context, key string, f record.File, v *verifier) (_ stored, err error) {
 	t.abortStale(ctx, key)
 	opts := t.putOptions(f)
 	opts.UserMetadata["x-amz-checksum-algorithm"] = "CRC32C"
@@ -405,7 +406,7 @@ func (p *partReader) Read(b []byte) (int, error) {
 // check compares what the server reports it stored — from the upload's
 // response, or else read back with a HEAD — with the source's size and
 // CRC-32C (or MD5 for an object stored in one part without a CRC).
-func (t *s3Target) check(ctx context.Context, key string, f File, st stored) error {
+func (t *s3Target) check(ctx context.Context, key string, f record.File, st stored) error {
 	info := minio.ObjectInfo{Size: st.size, ChecksumCRC32C: st.crc32c, ETag: st.etag}
 	if !st.known || (st.crc32c == "" && (f.MD5 == nil || strings.Contains(st.etag, "-"))) {
 		var ok bool

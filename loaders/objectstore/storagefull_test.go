@@ -39,7 +39,7 @@ func TestS3StorageFullIsNotRetried(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "testtesttest")
 	s := open(t, "s3://full?endpoint="+srv.URL+"&region=us-east-1", objectstore.Options{})
 	src := newSource()
-	_, err := s.Copy(context.Background(), []record.Record{src.file("a.txt", []byte("hello"), objectstore.File{})})
+	_, err := s.Copy(context.Background(), []record.Record{src.file("a.txt", []byte("hello"), record.File{})})
 	if err == nil {
 		t.Fatal("copy to a full server succeeded")
 	}

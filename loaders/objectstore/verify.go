@@ -9,6 +9,8 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -47,7 +49,7 @@ func isMismatch(err error) bool {
 // for a final one-byte probe that the source has ended.
 type verifier struct {
 	r    io.Reader
-	f    File
+	f    record.File
 	n    int64
 	md5  hash.Hash // nil unless the source declares an MD5 and no CRC-32C
 	crc  uint32
@@ -55,7 +57,7 @@ type verifier struct {
 	err  error
 }
 
-func newVerifier(r io.Reader, f File) *verifier {
+func newVerifier(r io.Reader, f record.File) *verifier {
 	v := &verifier{r: r, f: f}
 	if f.MD5 != nil && !f.HasCRC32C {
 		// The CRC-32C, computed in hardware, suffices when declared; MD5

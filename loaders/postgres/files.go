@@ -165,7 +165,7 @@ func (f *Files) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 // reject an object Layout accepts: when the source or the target fails it
 // for good, or PostgreSQL refuses a value.
 func (f *Files) Layout(rec record.Record) ([]any, string) {
-	file, err := objectstore.FileFromRecord(rec)
+	file, err := record.FileFrom(rec)
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -182,7 +182,7 @@ func (f *Files) Layout(rec record.Record) ([]any, string) {
 // returns "": a text value with a NUL byte or invalid UTF-8, which
 // PostgreSQL text and jsonb refuse. Such an object is rejected before its
 // bytes are copied, with the name written as Go's %q does.
-func rowProblem(file objectstore.File) string {
+func rowProblem(file record.File) string {
 	if why := transformers.TextProblem(file.Name); why != "" {
 		return fmt.Sprintf("object name %q %s, which the files table's text key cannot hold", file.Name, why)
 	}
@@ -329,7 +329,7 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 }
 
 // row is the table row of an object copied or present under key.
-func (f *Files) row(file objectstore.File, key string) []any {
+func (f *Files) row(file record.File, key string) []any {
 	var md5, crc any
 	if file.MD5 != nil {
 		md5 = hex.EncodeToString(file.MD5)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
-	"github.com/baasmigrate/baasmigrate/loaders/objectstore"
 )
 
 // keysDDL creates the tables that record which object owns which key of
@@ -151,7 +150,7 @@ type claim struct {
 func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) (map[int]string, map[int]claim, error) {
 	type want struct {
 		i            int
-		file         objectstore.File
+		file         record.File
 		key          string
 		fold         []byte
 		bucket, name []byte
@@ -160,7 +159,7 @@ func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	byFold := map[string][]int{} // fold → indexes in wants
 	rejects := map[int]string{}
 	for i, rec := range recs {
-		file, err := objectstore.FileFromRecord(rec)
+		file, err := record.FileFrom(rec)
 		if err != nil {
 			continue // the store rejects it with the reason
 		}

@@ -55,11 +55,11 @@ func TestFilesKeyCollisionsCaseInsensitive(t *testing.T) {
 	ctx := context.Background()
 	pool, dir, sink := newDirectoryFiles(t, objectstore.Options{CaseInsensitive: true})
 	rejects := writeFiles(t, pool, sink,
-		fileRecord("Case.txt", []byte("upper"), false, objectstore.File{}),
-		fileRecord("case.txt", []byte("lower"), false, objectstore.File{}),
-		fileRecord("caf\u00e9", []byte("nfc"), false, objectstore.File{}),
-		fileRecord("cafe\u0301", []byte("nfd"), false, objectstore.File{}),
-		fileRecord("other.txt", []byte("alone"), false, objectstore.File{}),
+		fileRecord("Case.txt", []byte("upper"), false, record.File{}),
+		fileRecord("case.txt", []byte("lower"), false, record.File{}),
+		fileRecord("caf\u00e9", []byte("nfc"), false, record.File{}),
+		fileRecord("cafe\u0301", []byte("nfd"), false, record.File{}),
+		fileRecord("other.txt", []byte("alone"), false, record.File{}),
 	)
 	for i, other := range map[int]string{0: `"case.txt"`, 1: `"Case.txt"`, 2: "\"cafe\u0301\"", 3: "\"caf\u00e9\""} {
 		if !strings.Contains(rejects[i], "target key collision") || !strings.Contains(rejects[i], other) {
@@ -79,10 +79,10 @@ func TestFilesKeyCollisionsCaseInsensitive(t *testing.T) {
 	}
 
 	// Across batches: the first one stored keeps its key.
-	if rejects := writeFiles(t, pool, sink, fileRecord("Photo.JPG", []byte("first"), false, objectstore.File{})); len(rejects) != 0 {
+	if rejects := writeFiles(t, pool, sink, fileRecord("Photo.JPG", []byte("first"), false, record.File{})); len(rejects) != 0 {
 		t.Fatalf("Photo.JPG: %v", rejects)
 	}
-	rejects = writeFiles(t, pool, sink, fileRecord("photo.jpg", []byte("second"), false, objectstore.File{}))
+	rejects = writeFiles(t, pool, sink, fileRecord("photo.jpg", []byte("second"), false, record.File{}))
 	if !strings.Contains(rejects[0], "target key collision") || !strings.Contains(rejects[0], "gs://demo.appspot.com/Photo.JPG") {
 		t.Errorf("photo.jpg: %v, want rejected naming Photo.JPG", rejects)
 	}
@@ -97,8 +97,8 @@ func TestFilesKeyCollisionsCaseInsensitive(t *testing.T) {
 		t.Errorf("warnings %q, want one naming both Photo.JPG and photo.jpg", warnings)
 	}
 	// A re-run keeps it so, and a rejected object's key is free again.
-	if rejects := writeFiles(t, pool, sink, fileRecord("Photo.JPG", []byte("first"), false, objectstore.File{}),
-		fileRecord("CASE.TXT", []byte("now alone"), false, objectstore.File{})); len(rejects) != 0 {
+	if rejects := writeFiles(t, pool, sink, fileRecord("Photo.JPG", []byte("first"), false, record.File{}),
+		fileRecord("CASE.TXT", []byte("now alone"), false, record.File{})); len(rejects) != 0 {
 		t.Errorf("re-run: %v", rejects)
 	}
 }
@@ -115,7 +115,7 @@ func TestFilesKeyClaimWaitsForConcurrentBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx1.Rollback(ctx)
-	out1, err := sink.Write(ctx, tx1, []record.Record{fileRecord("Report.PDF", []byte("worker one"), false, objectstore.File{})})
+	out1, err := sink.Write(ctx, tx1, []record.Record{fileRecord("Report.PDF", []byte("worker one"), false, record.File{})})
 	if err != nil || len(out1.Rejects) != 0 {
 		t.Fatalf("worker one: %v %v", out1.Rejects, err)
 	}
@@ -132,7 +132,7 @@ func TestFilesKeyClaimWaitsForConcurrentBatch(t *testing.T) {
 	go func() {
 		var rejects map[int]string
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			out, err := sink.Write(ctx, tx, []record.Record{fileRecord("report.pdf", []byte("worker two"), false, objectstore.File{})})
+			out, err := sink.Write(ctx, tx, []record.Record{fileRecord("report.pdf", []byte("worker two"), false, record.File{})})
 			rejects = out.Rejects
 			return err
 		})
@@ -183,8 +183,8 @@ func TestFilesLeaveForeignFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rejects := writeFiles(t, pool, sink, fileRecord("README.txt", []byte("from the bucket"), false, objectstore.File{}),
-		fileRecord("same.txt", []byte("same"), false, objectstore.File{}))
+	rejects := writeFiles(t, pool, sink, fileRecord("README.txt", []byte("from the bucket"), false, record.File{}),
+		fileRecord("same.txt", []byte("same"), false, record.File{}))
 	if len(rejects) != 1 || !strings.Contains(rejects[0], "did not write") {
 		t.Errorf("rejects %v, want README.txt rejected as a file baasmigrate did not write", rejects)
 	}
@@ -192,7 +192,7 @@ func TestFilesLeaveForeignFiles(t *testing.T) {
 		t.Errorf("README.txt was overwritten: %q", got)
 	}
 	// An object this tool wrote is updated when the source changes.
-	if rejects := writeFiles(t, pool, sink, fileRecord("same.txt", []byte("changed at the source"), false, objectstore.File{})); len(rejects) != 0 {
+	if rejects := writeFiles(t, pool, sink, fileRecord("same.txt", []byte("changed at the source"), false, record.File{})); len(rejects) != 0 {
 		t.Errorf("update of an object written earlier: %v", rejects)
 	}
 }
@@ -235,8 +235,8 @@ func TestFilesLongKeys(t *testing.T) {
 		segs = append(segs, hex.EncodeToString(sum[:5]))
 	}
 	name := strings.Join(segs, "/")
-	rejects := writeFiles(t, pool, sink, fileRecord(name, []byte("deep"), false, objectstore.File{}),
-		fileRecord("short", []byte("short"), false, objectstore.File{}))
+	rejects := writeFiles(t, pool, sink, fileRecord(name, []byte("deep"), false, record.File{}),
+		fileRecord("short", []byte("short"), false, record.File{}))
 	if len(rejects) > 1 || (len(rejects) == 1 && !strings.Contains(rejects[0], "index row size")) {
 		t.Errorf("rejects %v, want at most the long name's row refused", rejects)
 	}
@@ -250,8 +250,8 @@ func TestFilesRowProblemClaimsNoKey(t *testing.T) {
 	ctx := context.Background()
 	pool, dir, sink := newDirectoryFiles(t, objectstore.Options{CaseInsensitive: true})
 	rejects := writeFiles(t, pool, sink,
-		fileRecord("Report.pdf", []byte("bad"), false, objectstore.File{ContentType: "text/plain\x00"}),
-		fileRecord("report.pdf", []byte("good"), false, objectstore.File{}),
+		fileRecord("Report.pdf", []byte("bad"), false, record.File{ContentType: "text/plain\x00"}),
+		fileRecord("report.pdf", []byte("good"), false, record.File{}),
 	)
 	if len(rejects) != 1 || !strings.Contains(rejects[0], "NUL") {
 		t.Fatalf("rejects %v, want only Report.pdf, for its NUL byte", rejects)
@@ -259,7 +259,7 @@ func TestFilesRowProblemClaimsNoKey(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(dir, "report.pdf")); err != nil || string(got) != "good" {
 		t.Errorf("report.pdf holds %q (%v), want the good object's bytes", got, err)
 	}
-	rejects = writeFiles(t, pool, sink, fileRecord("REPORT.PDF", []byte("bad"), false, objectstore.File{ContentType: "x\x00"}))
+	rejects = writeFiles(t, pool, sink, fileRecord("REPORT.PDF", []byte("bad"), false, record.File{ContentType: "x\x00"}))
 	if len(rejects) != 1 || !strings.Contains(rejects[0], "NUL") {
 		t.Fatalf("next batch: rejects %v, want REPORT.PDF rejected for its NUL byte", rejects)
 	}

@@ -25,7 +25,7 @@ import (
 
 // fileRecord is a file record whose bytes are data (nil content: the
 // object is gone at the source).
-func fileRecord(name string, data []byte, gone bool, f objectstore.File) record.Record {
+func fileRecord(name string, data []byte, gone bool, f record.File) record.Record {
 	sum := md5.Sum(data)
 	f.Bucket, f.Name, f.Size = "demo.appspot.com", name, int64(len(data))
 	f.MD5, f.CRC32C, f.HasCRC32C = sum[:], crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), true
@@ -75,14 +75,14 @@ func TestFilesWriteRowsAfterCopies(t *testing.T) {
 		t.Fatalf("Prepare is not idempotent: %v", err)
 	}
 	recs := []record.Record{
-		fileRecord("users/ü 1/avatar.png", []byte("png bytes"), false, objectstore.File{
+		fileRecord("users/ü 1/avatar.png", []byte("png bytes"), false, record.File{
 			ContentType: "image/png", CacheControl: "max-age=60", ContentDisposition: "inline", ContentEncoding: "identity",
 			ContentLanguage: "en", StorageClass: "STANDARD",
 			Metadata: map[string]string{"firebaseStorageDownloadTokens": "t1,t2", "Custom Key": "v"},
 		}),
-		fileRecord("empty", nil, false, objectstore.File{}),
-		fileRecord("../escape", []byte("no"), false, objectstore.File{}),
-		fileRecord("gone", []byte("x"), true, objectstore.File{}),
+		fileRecord("empty", nil, false, record.File{}),
+		fileRecord("../escape", []byte("no"), false, record.File{}),
+		fileRecord("gone", []byte("x"), true, record.File{}),
 	}
 	write := func(recs []record.Record) (changed int64, rejects map[int]string) {
 		t.Helper()
@@ -178,15 +178,15 @@ func TestFilesRefuseAKeyAnotherBucketHolds(t *testing.T) {
 		}
 		return rejects
 	}
-	first := fileRecord("avatar.png", []byte("from bucket A"), false, objectstore.File{})
+	first := fileRecord("avatar.png", []byte("from bucket A"), false, record.File{})
 	if rejects := write(first); len(rejects) != 0 {
 		t.Fatalf("first bucket: %v", rejects)
 	}
-	second := fileRecord("avatar.png", []byte("from bucket B, other bytes"), false, objectstore.File{})
-	f, _ := objectstore.FileFromRecord(second)
+	second := fileRecord("avatar.png", []byte("from bucket B, other bytes"), false, record.File{})
+	f, _ := record.FileFrom(second)
 	f.Bucket = "other.appspot.com"
 	second.Fields = f.Fields()
-	rejects := write(second, fileRecord("new.png", []byte("n"), false, objectstore.File{}))
+	rejects := write(second, fileRecord("new.png", []byte("n"), false, record.File{}))
 	if len(rejects) != 1 || !strings.Contains(rejects[0], "gs://demo.appspot.com/avatar.png") {
 		t.Fatalf("second bucket: rejects %v; want avatar.png refused, naming the first bucket's object", rejects)
 	}
@@ -204,10 +204,10 @@ func TestFilesRejectNamesTextCannotHold(t *testing.T) {
 	ctx := context.Background()
 	pool, dir, sink := newDirectoryFiles(t, objectstore.Options{})
 	recs := []record.Record{
-		fileRecord("a\x00b.png", []byte("nul"), false, objectstore.File{}),
-		fileRecord("ok.png", []byte("ok"), false, objectstore.File{}),
-		fileRecord("bad\xff.png", []byte("latin-1"), false, objectstore.File{}),
-		fileRecord("meta.png", []byte("m"), false, objectstore.File{Metadata: map[string]string{"k": "v\x00"}}),
+		fileRecord("a\x00b.png", []byte("nul"), false, record.File{}),
+		fileRecord("ok.png", []byte("ok"), false, record.File{}),
+		fileRecord("bad\xff.png", []byte("latin-1"), false, record.File{}),
+		fileRecord("meta.png", []byte("m"), false, record.File{Metadata: map[string]string{"k": "v\x00"}}),
 	}
 	var out loaders.Outcome
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {

@@ -21,7 +21,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/transformers"
 )
@@ -165,7 +164,7 @@ type StreamState struct {
 
 // PartitionState is a partition's checkpoint.
 type PartitionState struct {
-	extractors.Partition
+	record.Partition
 	// Cursor is the position after the last committed record.
 	Cursor string
 	Done   bool
@@ -257,7 +256,7 @@ func (s *State) loadRun(ctx context.Context, where string, args ...any) (*Run, e
 // none of it. A run of the job still running is abandoned in the same
 // transaction (for --restart; its counts and rejects stay for the record),
 // so a failed start leaves the interrupted run resumable.
-func (s *State) StartRun(ctx context.Context, job string, kind record.Kind, config map[string]string, streams []extractors.Stream) (*Run, error) {
+func (s *State) StartRun(ctx context.Context, job string, kind record.Kind, config map[string]string, streams []record.Stream) (*Run, error) {
 	cfg, err := json.Marshal(config)
 	if err != nil {
 		return nil, fmt.Errorf("encoding run configuration: %w", err)

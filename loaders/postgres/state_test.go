@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
@@ -33,8 +32,8 @@ func TestStateRunLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, err := st.StartRun(ctx, job, record.KindDocument, map[string]string{"mapping": "m1"}, []extractors.Stream{
-		{Name: "users", ReadTime: rt, Partitions: []extractors.Partition{{Stream: "users", ID: "p0", End: "users/m"}, {Stream: "users", ID: "p1", Start: "users/m"}}},
+	run, err := st.StartRun(ctx, job, record.KindDocument, map[string]string{"mapping": "m1"}, []record.Stream{
+		{Name: "users", ReadTime: rt, Partitions: []record.Partition{{Stream: "users", ID: "p0", End: "users/m"}, {Stream: "users", ID: "p1", Start: "users/m"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -100,8 +99,8 @@ func TestCheckpointIsFencedByTheCursor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, err := st.StartRun(ctx, "documents x", record.KindDocument, nil, []extractors.Stream{
-		{Name: "s", Partitions: []extractors.Partition{{Stream: "s", ID: "p0"}}},
+	run, err := st.StartRun(ctx, "documents x", record.KindDocument, nil, []record.Stream{
+		{Name: "s", Partitions: []record.Partition{{Stream: "s", ID: "p0"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -134,8 +133,8 @@ func TestCheckpointStoresRejectsWithHostileKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, err := st.StartRun(ctx, "documents y", record.KindDocument, nil, []extractors.Stream{
-		{Name: "s", Partitions: []extractors.Partition{{Stream: "s", ID: "p0"}}},
+	run, err := st.StartRun(ctx, "documents y", record.KindDocument, nil, []record.Stream{
+		{Name: "s", Partitions: []record.Partition{{Stream: "s", ID: "p0"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -214,11 +213,11 @@ func TestStateHoldsKeysTextCannot(t *testing.T) {
 	}
 	stream := "s\x00\xff"
 	bounds := []string{"", "s/a\x00b", "s/\xffc", storedTextPrefix + "czE=", ""}
-	var parts []extractors.Partition
+	var parts []record.Partition
 	for i := 0; i+1 < len(bounds); i++ {
-		parts = append(parts, extractors.Partition{Stream: stream, ID: fmt.Sprintf("p%d", i), Start: bounds[i], End: bounds[i+1]})
+		parts = append(parts, record.Partition{Stream: stream, ID: fmt.Sprintf("p%d", i), Start: bounds[i], End: bounds[i+1]})
 	}
-	run, err := st.StartRun(ctx, "documents nul", record.KindDocument, nil, []extractors.Stream{{Name: stream, Partitions: parts}})
+	run, err := st.StartRun(ctx, "documents nul", record.KindDocument, nil, []record.Stream{{Name: stream, Partitions: parts}})
 	if err != nil {
 		t.Fatalf("recording a plan with NUL in its bounds: %v", err)
 	}
@@ -273,8 +272,8 @@ func TestStateResumesPartitionIDTextCannotHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := "p\x00\xff"
-	parts := []extractors.Partition{{Stream: "s", ID: id}}
-	if _, err := st.StartRun(ctx, "documents odd id", record.KindDocument, nil, []extractors.Stream{{Name: "s", Partitions: parts}}); err != nil {
+	parts := []record.Partition{{Stream: "s", ID: id}}
+	if _, err := st.StartRun(ctx, "documents odd id", record.KindDocument, nil, []record.Stream{{Name: "s", Partitions: parts}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := st.RunningRun(ctx, "documents odd id")

@@ -11,9 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
+	"github.com/baasmigrate/baasmigrate/passwords"
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
@@ -114,7 +114,7 @@ type UsersConfig struct {
 //
 // A uid is unique in Firebase, but an export file can hold one twice (two
 // exports concatenated, a hand-edited file). Users read from a file carry
-// their firebaseauth.Position, and the sink stores the position of every
+// their record.Position, and the sink stores the position of every
 // user it loads in source_positions, in the batch's transaction: the first
 // occurrence of a uid in a run is loaded, and every later one — in the same
 // batch, a later batch, or after a kill and a resume — is rejected naming
@@ -347,7 +347,7 @@ func (b beginner) Begin(ctx context.Context) (pgx.Tx, error) { return b.db.Begin
 // userRows are one user's rows in the three tables.
 type userRows struct {
 	uid       string
-	pos       *firebaseauth.Position // nil for users from the API
+	pos       *record.Position // nil for users from the API
 	user      []any
 	providers [][]any
 	mfa       [][]any
@@ -457,13 +457,13 @@ type occurrenceKey struct{ uid, file, read string }
 type repeat struct {
 	index      int
 	rows       *userRows
-	first      firebaseauth.Position
+	first      record.Position
 	firstIndex int
 }
 
 // loadedOccurrences returns the stored positions of the loaded users
 // among uids.
-func (s *Users) loadedOccurrences(ctx context.Context, tx pgx.Tx, uids []string) (map[occurrenceKey]firebaseauth.Position, error) {
+func (s *Users) loadedOccurrences(ctx context.Context, tx pgx.Tx, uids []string) (map[occurrenceKey]record.Position, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
@@ -471,9 +471,9 @@ func (s *Users) loadedOccurrences(ctx context.Context, tx pgx.Tx, uids []string)
 	if err != nil {
 		return nil, fmt.Errorf("reading where the batch's users were read before: %w", err)
 	}
-	kept := map[occurrenceKey]firebaseauth.Position{}
+	kept := map[occurrenceKey]record.Position{}
 	var uid string
-	var p firebaseauth.Position
+	var p record.Position
 	_, err = pgx.ForEachRow(rows, []any{&uid, &p.File, &p.Read, &p.Record, &p.Line}, func() error {
 		kept[occurrenceKey{uid, p.File, p.Read}] = p
 		return nil
@@ -618,7 +618,7 @@ type positionColumns struct {
 	record, line    []int64
 }
 
-func (c *positionColumns) add(uid string, p firebaseauth.Position) {
+func (c *positionColumns) add(uid string, p record.Position) {
 	c.uid = append(c.uid, uid)
 	c.file = append(c.file, p.File)
 	c.read = append(c.read, p.Read)
@@ -665,7 +665,7 @@ func (s *Users) duplicateUIDWarning(ctx context.Context, db loaders.DB) (string,
 		total, line int64
 		samples     []string
 		uid, file   string
-		first       firebaseauth.Position
+		first       record.Position
 		recs, lines []int64
 	)
 	_, err = pgx.ForEachRow(rows, []any{&uid, &file, &first.Record, &first.Line, &recs, &lines, &total}, func() error {
@@ -675,7 +675,7 @@ func (s *Users) duplicateUIDWarning(ctx context.Context, db loaders.DB) (string,
 			if i < len(lines) {
 				line = lines[i]
 			}
-			rejected = append(rejected, firebaseauth.Position{Record: r, Line: line}.String())
+			rejected = append(rejected, record.Position{Record: r, Line: line}.String())
 		}
 		samples = append(samples, fmt.Sprintf("%q: %s migrated, %s rejected (%s)", uid, first, strings.Join(rejected, ", "), file))
 		return nil
@@ -717,7 +717,7 @@ func (s *Users) sharedEmailWarnings(ctx context.Context, db loaders.DB) ([]strin
 // rows lays a user record out as rows, or says why it cannot be stored.
 // Reasons never contain password hashes or the hash parameters.
 func (s *Users) rows(rec record.Record) (*userRows, string) {
-	u, err := firebaseauth.UserFromRecord(rec)
+	u, err := record.UserFrom(rec)
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -742,7 +742,7 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 			version = *p.Version
 		}
 		switch p.Algorithm {
-		case firebaseauth.AlgorithmFirebaseScrypt:
+		case passwords.FirebaseScrypt:
 			h, err := firebasescrypt.DecodeBase64(p.Hash)
 			if err != nil {
 				return nil, "the Firebase scrypt password hash is not base64 (" + err.Error() + ")"
@@ -758,7 +758,7 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 			if s.hashID != "" {
 				hashConfig = s.hashID
 			}
-		case firebaseauth.AlgorithmEmulatorFake, firebaseauth.AlgorithmUnknown:
+		case passwords.EmulatorFake, passwords.Unknown:
 			hashVerbatim, saltVerbatim = p.Hash, p.Salt
 		default:
 			return nil, fmt.Sprintf("unknown password algorithm mark %q", p.Algorithm)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 )
@@ -54,13 +53,13 @@ type UserLayout struct {
 	MFA       [][]any
 	// Position is where an export file holds the user; nil for users from
 	// the API.
-	Position *firebaseauth.Position
+	Position *record.Position
 }
 
 // RepeatedUIDReason is why Write rejects an occurrence of a uid after its
 // first in the same run of an export file: repeat repeats first, which was
 // migrated unless firstRejected.
-func RepeatedUIDReason(uid string, repeat, first firebaseauth.Position, firstRejected bool) string {
+func RepeatedUIDReason(uid string, repeat, first record.Position, firstRejected bool) string {
 	what := "is the one migrated"
 	if firstRejected {
 		what = "was rejected too"

@@ -19,6 +19,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/passwords"
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
@@ -70,17 +71,17 @@ func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
 	return n
 }
 
-func alice() firebaseauth.User {
-	return firebaseauth.User{
+func alice() record.User {
+	return record.User{
 		UID: "Alice", Email: strp("alice@example.com"), EmailVerified: true, DisplayName: strp(""),
 		CreatedAt:    time.UnixMilli(1600000000123).UTC(),
 		CustomClaims: strp(`{"admin":true,"big":12345678901234567890,"f":1.0}`),
-		Password:     &firebaseauth.Password{Algorithm: firebaseauth.AlgorithmFirebaseScrypt, Hash: testHash, Salt: testSalt},
-		Providers: []firebaseauth.Provider{
+		Password:     &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: testHash, Salt: testSalt},
+		Providers: []record.Provider{
 			{ProviderID: "google.com", RawID: "g1", Email: strp("alice@gmail.com")},
 			{ProviderID: "password", RawID: "alice@example.com"},
 		},
-		MFA:   []firebaseauth.MFAFactor{{EnrollmentID: "m1", FactorID: "phone", PhoneNumber: strp("+15555550100"), EnrolledAt: time.UnixMilli(1700000000000).UTC()}},
+		MFA:   []record.MFAFactor{{EnrollmentID: "m1", FactorID: "phone", PhoneNumber: strp("+15555550100"), EnrolledAt: time.UnixMilli(1700000000000).UTC()}},
 		Extra: map[string]record.Value{"screenName": record.String("al")},
 	}
 }
@@ -96,11 +97,11 @@ func TestUsersLoadReRunAndChildRowSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := alice()
-	bob := firebaseauth.User{UID: "bob", Email: strp("BOB@example.com"), Disabled: true,
-		Providers: []firebaseauth.Provider{{ProviderID: "github.com", RawID: "42"}}}
-	emu := firebaseauth.User{UID: "emu", Password: &firebaseauth.Password{Algorithm: firebaseauth.AlgorithmEmulatorFake, Hash: "fakeHash:salt=s:password=p", Salt: "s"}}
+	bob := record.User{UID: "bob", Email: strp("BOB@example.com"), Disabled: true,
+		Providers: []record.Provider{{ProviderID: "github.com", RawID: "42"}}}
+	emu := record.User{UID: "emu", Password: &passwords.Credential{Algorithm: passwords.EmulatorFake, Hash: "fakeHash:salt=s:password=p", Salt: "s"}}
 	v := int64(3)
-	unk := firebaseauth.User{UID: "unk", Password: &firebaseauth.Password{Algorithm: firebaseauth.AlgorithmUnknown, Hash: "$2a$whatever", Salt: "", Version: &v}}
+	unk := record.User{UID: "unk", Password: &passwords.Credential{Algorithm: passwords.Unknown, Hash: "$2a$whatever", Salt: "", Version: &v}}
 	recs := []record.Record{a.Record("1"), bob.Record("2"), emu.Record("3"), unk.Record("4")}
 
 	out := writeUsers(t, pool, s, recs...)
@@ -171,15 +172,15 @@ func TestUsersRejectWholeUsersAndLoadTheRest(t *testing.T) {
 	if err := s.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	good := firebaseauth.User{UID: "good", Email: strp("g@example.com")}
-	badHash := firebaseauth.User{UID: "badhash", Password: &firebaseauth.Password{Algorithm: firebaseauth.AlgorithmFirebaseScrypt, Hash: "not*base64", Salt: testSalt}}
-	badClaims := firebaseauth.User{UID: "badclaims", CustomClaims: strp(`[1,2]`)}
-	invalid := firebaseauth.User{UID: "#line 9", Invalid: "line 9 has 30 columns"}
+	good := record.User{UID: "good", Email: strp("g@example.com")}
+	badHash := record.User{UID: "badhash", Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: "not*base64", Salt: testSalt}}
+	badClaims := record.User{UID: "badclaims", CustomClaims: strp(`[1,2]`)}
+	invalid := record.User{UID: "#line 9", Invalid: "line 9 has 30 columns"}
 	// PostgreSQL refuses a NUL in text: in a child row, the whole user goes.
-	nul := firebaseauth.User{UID: "nul", Email: strp("n@example.com"),
-		Providers: []firebaseauth.Provider{{ProviderID: "google.com", RawID: "x", DisplayName: strp("a\x00b")}}}
-	dupProv := firebaseauth.User{UID: "dupprov", Providers: []firebaseauth.Provider{{ProviderID: "a", RawID: "1"}, {ProviderID: "a", RawID: "1"}}}
-	noParams := firebaseauth.User{UID: "noparams", Password: &firebaseauth.Password{Algorithm: firebaseauth.AlgorithmFirebaseScrypt, Hash: testHash, Salt: testSalt}}
+	nul := record.User{UID: "nul", Email: strp("n@example.com"),
+		Providers: []record.Provider{{ProviderID: "google.com", RawID: "x", DisplayName: strp("a\x00b")}}}
+	dupProv := record.User{UID: "dupprov", Providers: []record.Provider{{ProviderID: "a", RawID: "1"}, {ProviderID: "a", RawID: "1"}}}
+	noParams := record.User{UID: "noparams", Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: testHash, Salt: testSalt}}
 	recs := []record.Record{good.Record(""), badHash.Record(""), badClaims.Record(""), invalid.Record(""), nul.Record(""),
 		dupProv.Record(""), noParams.Record(""), good.Record("")}
 	out := writeUsers(t, pool, s, recs...)
@@ -216,8 +217,8 @@ func TestUsersReportSharedEmails(t *testing.T) {
 	if err := s.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	a := firebaseauth.User{UID: "a", Email: strp("Same@Example.com"), CreatedAt: time.UnixMilli(1).UTC()}
-	b := firebaseauth.User{UID: "b", Email: strp("same@example.com"), CreatedAt: time.UnixMilli(2).UTC()}
+	a := record.User{UID: "a", Email: strp("Same@Example.com"), CreatedAt: time.UnixMilli(1).UTC()}
+	b := record.User{UID: "b", Email: strp("same@example.com"), CreatedAt: time.UnixMilli(2).UTC()}
 	writeUsers(t, pool, s, a.Record(""))
 	if w, err := s.Warnings(ctx, pool); err != nil || len(w) != 0 {
 		t.Fatalf("warned about one user: %v, %v", w, err)
@@ -319,7 +320,7 @@ func TestUsersSameUIDTwiceInAFile(t *testing.T) {
 	}
 	const file = "/exports/users.json"
 	at := func(uid, email, read string, rec, line int64) record.Record {
-		u := firebaseauth.User{UID: uid, Email: strp(email), Position: &firebaseauth.Position{File: file, Read: read, Record: rec, Line: line}}
+		u := record.User{UID: uid, Email: strp(email), Position: &record.Position{File: file, Read: read, Record: rec, Line: line}}
 		return u.Record(fmt.Sprint(rec))
 	}
 	email := func(uid string) string {
@@ -380,7 +381,7 @@ func TestUsersSameUIDTwiceInAFile(t *testing.T) {
 	// be detected, and loading one ends what was known about its file.
 	out = writeUsers(t, pool, newSink(), at("u4", "four@x", "R2", 7, 20), at("u4", "again@x", "R2", 8, 21))
 	wantRejects(out, map[int][]string{1: {`uid "u4"`}})
-	api := firebaseauth.User{UID: "u4", Email: strp("api@x")}
+	api := record.User{UID: "u4", Email: strp("api@x")}
 	out = writeUsers(t, pool, newSink(), api.Record("u4"), api.Record("u4"))
 	wantRejects(out, map[int][]string{1: {`uid "u4" appears again`}})
 	if email("u4") != "api@x" {

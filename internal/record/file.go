@@ -1,32 +1,30 @@
-package objectstore
+package record
 
 import (
 	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/baasmigrate/baasmigrate/internal/record"
 )
 
 // Field names of file records. Extractors of files (extractors/gcs, later
 // S3 and Supabase sources) fill them through File.Fields; sinks read them
-// back with FileFromRecord. The migration executor reads FieldSize for byte
+// back with FileFrom. The migration executor reads FileFieldSize for byte
 // progress.
 const (
-	FieldBucket             = "bucket"
-	FieldSize               = "size"
-	FieldContentType        = "contentType"
-	FieldCacheControl       = "cacheControl"
-	FieldContentDisposition = "contentDisposition"
-	FieldContentEncoding    = "contentEncoding"
-	FieldContentLanguage    = "contentLanguage"
-	FieldMD5                = "md5"
-	FieldCRC32C             = "crc32c"
-	FieldGeneration         = "generation"
-	FieldMetageneration     = "metageneration"
-	FieldStorageClass       = "storageClass"
-	FieldMetadata           = "metadata"
+	FileFieldBucket             = "bucket"
+	FileFieldSize               = "size"
+	FileFieldContentType        = "contentType"
+	FileFieldCacheControl       = "cacheControl"
+	FileFieldContentDisposition = "contentDisposition"
+	FileFieldContentEncoding    = "contentEncoding"
+	FileFieldContentLanguage    = "contentLanguage"
+	FileFieldMD5                = "md5"
+	FileFieldCRC32C             = "crc32c"
+	FileFieldGeneration         = "generation"
+	FileFieldMetageneration     = "metageneration"
+	FileFieldStorageClass       = "storageClass"
+	FileFieldMetadata           = "metadata"
 )
 
 // DownloadTokensKey is the custom metadata key under which Firebase keeps an
@@ -82,55 +80,55 @@ func (f File) CRC32CBytes() []byte {
 	return binary.BigEndian.AppendUint32(nil, f.CRC32C)
 }
 
-// Fields encodes f as the fields of a file record. Empty strings, a nil MD5
+// Fields encodes f as the fields of a file  Empty strings, a nil MD5
 // and a missing CRC32C are left out.
-func (f File) Fields() map[string]record.Value {
-	m := map[string]record.Value{
-		FieldBucket: record.String(f.Bucket),
-		FieldSize:   record.Int(f.Size),
+func (f File) Fields() map[string]Value {
+	m := map[string]Value{
+		FileFieldBucket: String(f.Bucket),
+		FileFieldSize:   Int(f.Size),
 	}
 	for k, v := range map[string]string{
-		FieldContentType: f.ContentType, FieldCacheControl: f.CacheControl,
-		FieldContentDisposition: f.ContentDisposition, FieldContentEncoding: f.ContentEncoding,
-		FieldContentLanguage: f.ContentLanguage, FieldStorageClass: f.StorageClass,
+		FileFieldContentType: f.ContentType, FileFieldCacheControl: f.CacheControl,
+		FileFieldContentDisposition: f.ContentDisposition, FileFieldContentEncoding: f.ContentEncoding,
+		FileFieldContentLanguage: f.ContentLanguage, FileFieldStorageClass: f.StorageClass,
 	} {
 		if v != "" {
-			m[k] = record.String(v)
+			m[k] = String(v)
 		}
 	}
 	if f.MD5 != nil {
-		m[FieldMD5] = record.Bytes(f.MD5)
+		m[FileFieldMD5] = Bytes(f.MD5)
 	}
 	if f.HasCRC32C {
-		m[FieldCRC32C] = record.Int(int64(f.CRC32C))
+		m[FileFieldCRC32C] = Int(int64(f.CRC32C))
 	}
 	if f.Generation != 0 {
-		m[FieldGeneration] = record.Int(f.Generation)
+		m[FileFieldGeneration] = Int(f.Generation)
 	}
 	if f.Metageneration != 0 {
-		m[FieldMetageneration] = record.Int(f.Metageneration)
+		m[FileFieldMetageneration] = Int(f.Metageneration)
 	}
 	if len(f.Metadata) > 0 {
-		md := make(map[string]record.Value, len(f.Metadata))
+		md := make(map[string]Value, len(f.Metadata))
 		for k, v := range f.Metadata {
-			md[k] = record.String(v)
+			md[k] = String(v)
 		}
-		m[FieldMetadata] = record.Map(md)
+		m[FileFieldMetadata] = Map(md)
 	}
 	return m
 }
 
-// FileFromRecord decodes a file record made by File.Fields. It fails when
+// FileFrom decodes a file record made by File.Fields. It fails when
 // rec is not a file record or a field has the wrong type.
-func FileFromRecord(rec record.Record) (File, error) {
-	if rec.Kind != record.KindFile {
+func FileFrom(rec Record) (File, error) {
+	if rec.Kind != KindFile {
 		return File{}, fmt.Errorf("record %q is a %s, not a file", rec.Key, rec.Kind)
 	}
 	f := File{Name: rec.Key, Created: rec.CreateTime, Updated: rec.UpdateTime}
 	var problems []string
 	str := func(name string, dst *string) {
 		if v, ok := rec.Fields[name]; ok {
-			if v.Type() != record.TypeString {
+			if v.Type() != TypeString {
 				problems = append(problems, fmt.Sprintf("%s is a %s, not a string", name, v.Type()))
 				return
 			}
@@ -142,46 +140,46 @@ func FileFromRecord(rec record.Record) (File, error) {
 		if !ok {
 			return false
 		}
-		if v.Type() != record.TypeInt {
+		if v.Type() != TypeInt {
 			problems = append(problems, fmt.Sprintf("%s is a %s, not an integer", name, v.Type()))
 			return false
 		}
 		*dst = v.IntValue()
 		return true
 	}
-	str(FieldBucket, &f.Bucket)
-	str(FieldContentType, &f.ContentType)
-	str(FieldCacheControl, &f.CacheControl)
-	str(FieldContentDisposition, &f.ContentDisposition)
-	str(FieldContentEncoding, &f.ContentEncoding)
-	str(FieldContentLanguage, &f.ContentLanguage)
-	str(FieldStorageClass, &f.StorageClass)
-	if !integer(FieldSize, &f.Size) || f.Size < 0 {
+	str(FileFieldBucket, &f.Bucket)
+	str(FileFieldContentType, &f.ContentType)
+	str(FileFieldCacheControl, &f.CacheControl)
+	str(FileFieldContentDisposition, &f.ContentDisposition)
+	str(FileFieldContentEncoding, &f.ContentEncoding)
+	str(FileFieldContentLanguage, &f.ContentLanguage)
+	str(FileFieldStorageClass, &f.StorageClass)
+	if !integer(FileFieldSize, &f.Size) || f.Size < 0 {
 		problems = append(problems, "size is missing or negative")
 	}
-	integer(FieldGeneration, &f.Generation)
-	integer(FieldMetageneration, &f.Metageneration)
+	integer(FileFieldGeneration, &f.Generation)
+	integer(FileFieldMetageneration, &f.Metageneration)
 	var crc int64
-	if integer(FieldCRC32C, &crc) {
+	if integer(FileFieldCRC32C, &crc) {
 		if crc < 0 || crc > 0xFFFFFFFF {
 			problems = append(problems, fmt.Sprintf("crc32c %d is out of range", crc))
 		}
 		f.CRC32C, f.HasCRC32C = uint32(crc), true
 	}
-	if v, ok := rec.Fields[FieldMD5]; ok {
-		if v.Type() != record.TypeBytes || len(v.BytesValue()) != 16 {
+	if v, ok := rec.Fields[FileFieldMD5]; ok {
+		if v.Type() != TypeBytes || len(v.BytesValue()) != 16 {
 			problems = append(problems, "md5 is not 16 bytes")
 		} else {
 			f.MD5 = v.BytesValue()
 		}
 	}
-	if v, ok := rec.Fields[FieldMetadata]; ok {
-		if v.Type() != record.TypeMap {
+	if v, ok := rec.Fields[FileFieldMetadata]; ok {
+		if v.Type() != TypeMap {
 			problems = append(problems, "metadata is not a map")
 		} else {
 			f.Metadata = make(map[string]string, len(v.MapValue()))
 			for k, mv := range v.MapValue() {
-				if mv.Type() != record.TypeString {
+				if mv.Type() != TypeString {
 					problems = append(problems, fmt.Sprintf("metadata %q is a %s, not a string", k, mv.Type()))
 					continue
 				}

@@ -1,35 +1,21 @@
-package firebaseauth
+package record
 
 import (
 	"fmt"
 	"math"
 	"time"
 
-	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/passwords"
 )
 
-// Password algorithms, as records and the target mark them.
-const (
-	// AlgorithmFirebaseScrypt is Firebase's modified scrypt with the
-	// project's hash parameters (passwords/firebasescrypt): every hash
-	// Firebase hands out through its API and auth:export.
-	AlgorithmFirebaseScrypt = "FIREBASE_SCRYPT"
-	// AlgorithmEmulatorFake is the Auth emulator's stand-in
-	// ("fakeHash:salt=…:password=…"), which holds the password in clear.
-	AlgorithmEmulatorFake = "EMULATOR_FAKE"
-	// AlgorithmUnknown marks a hash the source says is not Firebase scrypt
-	// (a non-zero password version, or another hashAlgorithm). It is kept
-	// verbatim; it cannot be verified until the user resets the password.
-	AlgorithmUnknown = "UNKNOWN"
-)
-
-// User is one Firebase Auth account as read from any source. Optional
+// User is one account of a source's authentication service, in the shape
+// every users extractor produces and every users sink reads (UserFrom). Optional
 // strings are nil when the source does not have them, and "" when it has
 // them empty; times are zero when unknown.
 type User struct {
 	UID string
-	// TenantID is the Identity Platform tenant; "" for the project's own
-	// users.
+	// TenantID is the source's tenant (Identity Platform tenant, ...); ""
+	// for a project's own users.
 	TenantID                                  string
 	Email, PhoneNumber, DisplayName, PhotoURL *string
 	EmailVerified, Disabled                   bool
@@ -39,15 +25,15 @@ type User struct {
 	// tokens issued before it are invalid.
 	ValidSince time.Time
 	// CustomClaims is the custom claims JSON object, as text exactly as the
-	// source has it (Firebase stores it as a string).
+	// source has it (some sources store it as a string).
 	CustomClaims *string
 	// Password is nil for users without one (OAuth-, phone-, link-only).
-	Password  *Password
+	Password  *passwords.Credential
 	Providers []Provider
 	MFA       []MFAFactor
 	// Extra holds the source's fields that have no place above, so nothing
 	// is dropped (screenName, language, emailLinkSignin, ...).
-	Extra map[string]record.Value
+	Extra map[string]Value
 	// Invalid, when not empty, says why the source record could not be read
 	// as a user (a field of the wrong type, a CSV row with the wrong number
 	// of columns). Sinks must reject such a record with this reason.
@@ -57,7 +43,7 @@ type User struct {
 	Position *Position
 }
 
-// Position is where in an export file a user was read. A Firebase uid is
+// Position is where in an export file a user was read. A uid is
 // unique, but a file can hold one twice (two exports concatenated, a
 // hand-edited file): sinks use positions to load the first occurrence
 // only and to report every other, across batches, workers and resumed
@@ -78,18 +64,6 @@ type Position struct {
 // String names the position in messages: "record 12 (line 40)".
 func (p Position) String() string { return fmt.Sprintf("record %d (line %d)", p.Record, p.Line) }
 
-// Password is a user's password hash, verbatim from the source.
-type Password struct {
-	// Algorithm is one of the Algorithm constants.
-	Algorithm string
-	// Hash and Salt are the source's text: base64 (standard or URL-safe)
-	// for AlgorithmFirebaseScrypt, anything for the others.
-	Hash, Salt string
-	// Version is the source's password version when it gives one (0 is
-	// Firebase scrypt).
-	Version *int64
-}
-
 // Provider is an identity linked to the account (google.com, password,
 // phone, an OIDC or SAML provider, ...).
 type Provider struct {
@@ -97,7 +71,7 @@ type Provider struct {
 	// RawID is the user's id at the provider.
 	RawID                                                        string
 	FederatedID, Email, DisplayName, PhotoURL, PhoneNumber, Name *string
-	Extra                                                        map[string]record.Value
+	Extra                                                        map[string]Value
 }
 
 // MFAFactor is an enrolled second factor.
@@ -108,11 +82,11 @@ type MFAFactor struct {
 	FactorID                                                     string
 	DisplayName, PhoneNumber, UnobfuscatedPhoneNumber, EmailAddr *string
 	EnrolledAt                                                   time.Time
-	Extra                                                        map[string]record.Value
+	Extra                                                        map[string]Value
 }
 
-// Field names of user records. Together with the Algorithm constants they
-// are the contract between this extractor and the users sink.
+// Field names of user records: the encoding of a User in Record.Fields,
+// read back by UserFrom.
 const (
 	fTenant         = "tenantId"
 	fEmail          = "email"
@@ -135,14 +109,17 @@ const (
 	fPosition       = "position"
 )
 
+// UserFieldPosition is the field of a user record that holds its Position.
+const UserFieldPosition = fPosition
+
 // Record turns u into a user record with the given cursor. Key is the uid.
-func (u User) Record(cursor string) record.Record {
-	f := map[string]record.Value{
-		fEmailVerified: record.Bool(u.EmailVerified),
-		fDisabled:      record.Bool(u.Disabled),
+func (u User) Record(cursor string) Record {
+	f := map[string]Value{
+		fEmailVerified: Bool(u.EmailVerified),
+		fDisabled:      Bool(u.Disabled),
 	}
 	if u.TenantID != "" {
-		f[fTenant] = record.String(u.TenantID)
+		f[fTenant] = String(u.TenantID)
 	}
 	putStr(f, fEmail, u.Email)
 	putStr(f, fPhone, u.PhoneNumber)
@@ -155,20 +132,27 @@ func (u User) Record(cursor string) record.Record {
 	putTime(f, fPasswordUpdate, u.PasswordUpdatedAt)
 	putTime(f, fValidSince, u.ValidSince)
 	if p := u.Password; p != nil {
-		m := map[string]record.Value{
-			"algorithm": record.String(p.Algorithm),
-			"hash":      record.String(p.Hash),
-			"salt":      record.String(p.Salt),
+		m := map[string]Value{
+			"algorithm": String(p.Algorithm),
+			"hash":      String(p.Hash),
+			"salt":      String(p.Salt),
 		}
 		if p.Version != nil {
-			m["version"] = record.Int(*p.Version)
+			m["version"] = Int(*p.Version)
 		}
-		f[fPassword] = record.Map(m)
+		if len(p.Params) > 0 {
+			params := make(map[string]Value, len(p.Params))
+			for k, v := range p.Params {
+				params[k] = String(v)
+			}
+			m["params"] = Map(params)
+		}
+		f[fPassword] = Map(m)
 	}
 	if len(u.Providers) > 0 {
-		arr := make([]record.Value, len(u.Providers))
+		arr := make([]Value, len(u.Providers))
 		for i, p := range u.Providers {
-			m := map[string]record.Value{"providerId": record.String(p.ProviderID), "rawId": record.String(p.RawID)}
+			m := map[string]Value{"providerId": String(p.ProviderID), "rawId": String(p.RawID)}
 			putStr(m, "federatedId", p.FederatedID)
 			putStr(m, "email", p.Email)
 			putStr(m, "displayName", p.DisplayName)
@@ -176,47 +160,47 @@ func (u User) Record(cursor string) record.Record {
 			putStr(m, "phoneNumber", p.PhoneNumber)
 			putStr(m, "screenName", p.Name)
 			if len(p.Extra) > 0 {
-				m["extra"] = record.Map(p.Extra)
+				m["extra"] = Map(p.Extra)
 			}
-			arr[i] = record.Map(m)
+			arr[i] = Map(m)
 		}
-		f[fProviders] = record.Array(arr...)
+		f[fProviders] = Array(arr...)
 	}
 	if len(u.MFA) > 0 {
-		arr := make([]record.Value, len(u.MFA))
+		arr := make([]Value, len(u.MFA))
 		for i, m := range u.MFA {
-			v := map[string]record.Value{"enrollmentId": record.String(m.EnrollmentID), "factorId": record.String(m.FactorID)}
+			v := map[string]Value{"enrollmentId": String(m.EnrollmentID), "factorId": String(m.FactorID)}
 			putStr(v, "displayName", m.DisplayName)
 			putStr(v, "phoneNumber", m.PhoneNumber)
 			putStr(v, "unobfuscatedPhoneNumber", m.UnobfuscatedPhoneNumber)
 			putStr(v, "emailAddress", m.EmailAddr)
 			putTime(v, "enrolledAt", m.EnrolledAt)
 			if len(m.Extra) > 0 {
-				v["extra"] = record.Map(m.Extra)
+				v["extra"] = Map(m.Extra)
 			}
-			arr[i] = record.Map(v)
+			arr[i] = Map(v)
 		}
-		f[fMFA] = record.Array(arr...)
+		f[fMFA] = Array(arr...)
 	}
 	if len(u.Extra) > 0 {
-		f[fExtra] = record.Map(u.Extra)
+		f[fExtra] = Map(u.Extra)
 	}
 	if u.Invalid != "" {
-		f[fInvalid] = record.String(u.Invalid)
+		f[fInvalid] = String(u.Invalid)
 	}
 	if p := u.Position; p != nil {
-		f[fPosition] = record.Map(map[string]record.Value{
-			"file": record.String(p.File), "read": record.String(p.Read),
-			"record": record.Int(p.Record), "line": record.Int(p.Line),
+		f[fPosition] = Map(map[string]Value{
+			"file": String(p.File), "read": String(p.Read),
+			"record": Int(p.Record), "line": Int(p.Line),
 		})
 	}
-	return record.Record{Kind: record.KindUser, Key: u.UID, CreateTime: u.CreatedAt, Fields: f, Cursor: cursor}
+	return Record{Kind: KindUser, Key: u.UID, CreateTime: u.CreatedAt, Fields: f, Cursor: cursor}
 }
 
-// UserFromRecord reads a record made by User.Record back. It fails only
-// for a record this package did not make.
-func UserFromRecord(r record.Record) (User, error) {
-	if r.Kind != record.KindUser {
+// UserFrom reads a record made by User.Record back. It fails only for a
+// record User.Record did not make.
+func UserFrom(r Record) (User, error) {
+	if r.Kind != KindUser {
 		return User{}, fmt.Errorf("record %q is a %s, not a user", r.Key, r.Kind)
 	}
 	g := getter{m: r.Fields}
@@ -239,7 +223,7 @@ func UserFromRecord(r record.Record) (User, error) {
 	}
 	if v, ok := r.Fields[fPassword]; ok {
 		pg := getter{m: g.mapOf(v)}
-		u.Password = &Password{
+		u.Password = &passwords.Credential{
 			Algorithm: derefStr(pg.str("algorithm")),
 			Hash:      derefStr(pg.str("hash")),
 			Salt:      derefStr(pg.str("salt")),
@@ -247,6 +231,21 @@ func UserFromRecord(r record.Record) (User, error) {
 		if vv, ok := pg.m["version"]; ok {
 			n := pg.int(vv)
 			u.Password.Version = &n
+		}
+		if vv, ok := pg.m["params"]; ok {
+			for k, pv := range pg.mapOf(vv) {
+				if pv.Type() != TypeString {
+					pg.fail("params."+k, pv, TypeString)
+					continue
+				}
+				if u.Password.Params == nil {
+					u.Password.Params = map[string]string{}
+				}
+				u.Password.Params[k] = pv.StringValue()
+			}
+			if pg.err != nil && g.err == nil {
+				g.err = pg.err
+			}
 		}
 	}
 	for _, v := range g.arrayOf(fProviders) {
@@ -295,15 +294,15 @@ func UserFromRecord(r record.Record) (User, error) {
 	return u, nil
 }
 
-func putStr(m map[string]record.Value, k string, s *string) {
+func putStr(m map[string]Value, k string, s *string) {
 	if s != nil {
-		m[k] = record.String(*s)
+		m[k] = String(*s)
 	}
 }
 
-func putTime(m map[string]record.Value, k string, t time.Time) {
+func putTime(m map[string]Value, k string, t time.Time) {
 	if !t.IsZero() {
-		m[k] = record.Timestamp(t)
+		m[k] = Timestamp(t)
 	}
 }
 
@@ -316,11 +315,11 @@ func derefStr(s *string) string {
 
 // getter reads typed fields, remembering the first type mismatch.
 type getter struct {
-	m   map[string]record.Value
+	m   map[string]Value
 	err error
 }
 
-func (g *getter) fail(k string, v record.Value, want record.Type) {
+func (g *getter) fail(k string, v Value, want Type) {
 	if g.err == nil {
 		g.err = fmt.Errorf("field %q is %s, want %s", k, v.Type(), want)
 	}
@@ -331,8 +330,8 @@ func (g *getter) str(k string) *string {
 	if !ok {
 		return nil
 	}
-	if v.Type() != record.TypeString {
-		g.fail(k, v, record.TypeString)
+	if v.Type() != TypeString {
+		g.fail(k, v, TypeString)
 		return nil
 	}
 	s := v.StringValue()
@@ -344,8 +343,8 @@ func (g *getter) bool(k string) bool {
 	if !ok {
 		return false
 	}
-	if v.Type() != record.TypeBool {
-		g.fail(k, v, record.TypeBool)
+	if v.Type() != TypeBool {
+		g.fail(k, v, TypeBool)
 	}
 	return v.BoolValue()
 }
@@ -355,16 +354,16 @@ func (g *getter) time(k string) time.Time {
 	if !ok {
 		return time.Time{}
 	}
-	if v.Type() != record.TypeTimestamp {
-		g.fail(k, v, record.TypeTimestamp)
+	if v.Type() != TypeTimestamp {
+		g.fail(k, v, TypeTimestamp)
 		return time.Time{}
 	}
 	return v.TimeValue()
 }
 
-func (g *getter) int(v record.Value) int64 {
-	if v.Type() != record.TypeInt {
-		g.fail("version", v, record.TypeInt)
+func (g *getter) int(v Value) int64 {
+	if v.Type() != TypeInt {
+		g.fail("version", v, TypeInt)
 		return math.MinInt64
 	}
 	return v.IntValue()
@@ -375,31 +374,31 @@ func (g *getter) intField(k string) int64 {
 	if !ok {
 		return 0
 	}
-	if v.Type() != record.TypeInt {
-		g.fail(k, v, record.TypeInt)
+	if v.Type() != TypeInt {
+		g.fail(k, v, TypeInt)
 		return 0
 	}
 	return v.IntValue()
 }
 
-func (g *getter) mapOf(v record.Value) map[string]record.Value {
-	if v.Type() == record.TypeNull {
+func (g *getter) mapOf(v Value) map[string]Value {
+	if v.Type() == TypeNull {
 		return nil
 	}
-	if v.Type() != record.TypeMap {
-		g.fail("(nested)", v, record.TypeMap)
+	if v.Type() != TypeMap {
+		g.fail("(nested)", v, TypeMap)
 		return nil
 	}
 	return v.MapValue()
 }
 
-func (g *getter) arrayOf(k string) []record.Value {
+func (g *getter) arrayOf(k string) []Value {
 	v, ok := g.m[k]
 	if !ok {
 		return nil
 	}
-	if v.Type() != record.TypeArray {
-		g.fail(k, v, record.TypeArray)
+	if v.Type() != TypeArray {
+		g.fail(k, v, TypeArray)
 		return nil
 	}
 	return v.ArrayValue()
