@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,6 +88,14 @@ type Sizer interface {
 	Size(ctx context.Context, s Stream) (records, bytes int64, err error)
 }
 
+// KeyOrderer is implemented by extractors whose partitions deliver records
+// in a known order of their keys (for documents: of each path segment), so
+// that plan and verify merge them with target rows read in that order;
+// other extractors' records are looked up in the target by key.
+type KeyOrderer interface {
+	KeyOrder() record.KeyOrder
+}
+
 // ReadMeter is implemented by extractors whose source bills per record read;
 // it reports the billable reads made so far.
 type ReadMeter interface {
@@ -96,15 +106,22 @@ type ReadMeter interface {
 // than the source keeps. The caller picks a new read time and continues.
 var ErrSnapshotExpired = errors.New("snapshot read time is no longer available at the source")
 
-// Spec describes a registered extractor.
+// Spec describes a registered extractor: what one source offers for one
+// kind of record.
 type Spec struct {
-	// Name is the extractor's registry name ("firestore").
+	// Source is the platform the extractor reads ("firebase"), the value
+	// of --source.
+	Source string
+	// Name is the extractor's own name ("firestore"), unique in the
+	// registry.
 	Name string
-	// Kind is the kind of records it produces.
+	// Kind is the kind of records it produces; a source registers at most
+	// one extractor per kind.
 	Kind record.Kind
-	// Help is one sentence for `baasmigrate help`.
+	// Help is one sentence for `baasmigrate sources`.
 	Help string
-	// Options are its settings; the CLI turns them into flags.
+	// Options are its settings; the CLI turns them into flags. Extractors
+	// of one source share options by name (plugin.Merge).
 	Options []plugin.Option
 	// New builds an extractor from resolved option values.
 	New func(ctx context.Context, cfg plugin.Config) (Extractor, error)
@@ -116,12 +133,21 @@ var (
 )
 
 // Register adds an extractor to the registry. It panics on a duplicate
-// name; call it from init.
+// name or a second extractor of one source for one kind; call it from
+// init.
 func Register(s Spec) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
+	if s.Source == "" || s.Name == "" || s.Kind == "" || s.New == nil {
+		panic(fmt.Sprintf("extractors: %q registered without a source, name, kind or constructor", s.Name))
+	}
 	if _, dup := registry[s.Name]; dup {
 		panic(fmt.Sprintf("extractors: %q registered twice", s.Name))
+	}
+	for _, o := range registry {
+		if o.Source == s.Source && o.Kind == s.Kind {
+			panic(fmt.Sprintf("extractors: source %q registers two extractors of %ss (%q, %q)", s.Source, s.Kind, o.Name, s.Name))
+		}
 	}
 	registry[s.Name] = s
 }
@@ -134,7 +160,50 @@ func Lookup(name string) (Spec, bool) {
 	return s, ok
 }
 
-// All returns every registered extractor, sorted by name.
+// ForKind returns the extractor source registers for kind. The error says
+// what is registered: the sources, or the kinds source offers.
+func ForKind(source string, kind record.Kind) (Spec, error) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	var kinds []string
+	for _, s := range registry {
+		if s.Source != source {
+			continue
+		}
+		if s.Kind == kind {
+			return s, nil
+		}
+		kinds = append(kinds, string(s.Kind)+"s")
+	}
+	if len(kinds) == 0 {
+		return Spec{}, fmt.Errorf("unknown source %q (registered: %s)", source, strings.Join(sourcesLocked(), ", "))
+	}
+	sort.Strings(kinds)
+	return Spec{}, fmt.Errorf("source %q has no %ss (it offers %s)", source, kind, strings.Join(kinds, ", "))
+}
+
+// Sources returns the names of the registered sources, sorted.
+func Sources() []string {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	return sourcesLocked()
+}
+
+func sourcesLocked() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range registry {
+		if !seen[s.Source] {
+			seen[s.Source] = true
+			out = append(out, s.Source)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// All returns every registered extractor, sorted by source, then in the
+// order of record.Kinds.
 func All() []Spec {
 	registryMu.Lock()
 	defer registryMu.Unlock()
@@ -142,6 +211,11 @@ func All() []Spec {
 	for _, s := range registry {
 		out = append(out, s)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Source != out[j].Source {
+			return out[i].Source < out[j].Source
+		}
+		return slices.Index(record.Kinds, out[i].Kind) < slices.Index(record.Kinds, out[j].Kind)
+	})
 	return out
 }

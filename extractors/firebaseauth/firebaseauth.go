@@ -118,6 +118,7 @@ var Options = append([]plugin.Option{
 
 func init() {
 	extractors.Register(extractors.Spec{
+		Source:  "firebase",
 		Name:    "firebaseauth",
 		Kind:    record.KindUser,
 		Help:    "Firebase Authentication users with their password hashes, from the Auth API or an export file.",

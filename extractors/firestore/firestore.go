@@ -85,9 +85,10 @@ var (
 
 func init() {
 	extractors.Register(extractors.Spec{
-		Name: "firestore",
-		Kind: record.KindDocument,
-		Help: "Every document of a Cloud Firestore database, subcollections included.",
+		Source: "firebase",
+		Name:   "firestore",
+		Kind:   record.KindDocument,
+		Help:   "Every document of a Cloud Firestore database, subcollections included.",
 		Options: []plugin.Option{
 			firebase.ProjectOption, firebase.CredentialsOption, DatabaseOption, EmulatorOption,
 			CollectionsOption, PageSizeOption, SnapshotWindowOption, retry.AttemptsOption, retry.BackoffOption,

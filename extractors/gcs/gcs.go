@@ -71,9 +71,10 @@ var (
 
 func init() {
 	extractors.Register(extractors.Spec{
-		Name: "gcs",
-		Kind: record.KindFile,
-		Help: "Every object of a Cloud Storage (Firebase Storage) bucket, with its metadata and download tokens.",
+		Source: "firebase",
+		Name:   "gcs",
+		Kind:   record.KindFile,
+		Help:   "Every object of a Cloud Storage (Firebase Storage) bucket, with its metadata and download tokens.",
 		Options: []plugin.Option{
 			firebase.ProjectOption, firebase.CredentialsOption, BucketOption, EmulatorOption, PrefixOption, PageSizeOption,
 			retry.AttemptsOption, retry.BackoffOption, retry.SourceTimeoutOption,
