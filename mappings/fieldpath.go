@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// ParseFieldPath splits a field path written in Firestore's field-path syntax
+// ParseFieldPath splits a field path written in the field-path syntax
 // into its segments (map keys, outermost first).
 //
 // Segments are joined by ".". A segment matching [A-Za-z_][A-Za-z0-9_]* may be
@@ -75,7 +75,7 @@ func ParseFieldPath(path string) ([]string, error) {
 	}
 }
 
-// FormatFieldPath writes segments in Firestore's field-path syntax, quoting
+// FormatFieldPath writes segments in the field-path syntax, quoting
 // only the segments that need it (see ParseFieldPath). The result is the one
 // canonical spelling of the path; mappings store field paths in this form.
 func FormatFieldPath(segs []string) string {

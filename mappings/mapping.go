@@ -1,5 +1,5 @@
 // Package mappings holds the mapping format: the reviewable, committable
-// YAML file that says how Firestore documents become PostgreSQL rows (one
+// YAML file that says how a source's documents become PostgreSQL rows (one
 // table per collection path pattern, which fields become which typed
 // columns, what is excluded), its validation, and the schema inference that
 // writes a first mapping from a scan of the documents.
@@ -10,9 +10,9 @@ package mappings
 
 // The meta columns every table has besides its key and mapped columns.
 const (
-	// ColCreateTime holds Firestore's create time (timestamptz).
+	// ColCreateTime holds the source's create time (timestamptz).
 	ColCreateTime = "_create_time"
-	// ColUpdateTime holds Firestore's update time (timestamptz).
+	// ColUpdateTime holds the source's update time (timestamptz).
 	ColUpdateTime = "_update_time"
 	// ColOverflow holds, as a typed JSON object (jsonb), every field and
 	// value no column captures; NULL when there is none.
@@ -36,7 +36,7 @@ const DefaultSchema = "public"
 // may not use it.
 const StateSchema = "baasmigrate"
 
-// Mapping says how the documents of one Firestore database become rows.
+// Mapping says how the documents of one source database become rows.
 type Mapping struct {
 	// Version is the format version, CurrentVersion.
 	Version int
@@ -77,7 +77,7 @@ type Table struct {
 
 // Column maps one field path to one typed column.
 type Column struct {
-	// Field is the Firestore field path (see ParseFieldPath).
+	// Field is the source field path (see ParseFieldPath).
 	Field string
 	// Name is the column name.
 	Name string
@@ -85,7 +85,7 @@ type Column struct {
 	// spelling of SupportedTypes, e.g. "text", "double precision",
 	// "bigint[]".
 	Type string
-	// Source says which Firestore values the column holds and so what they
+	// Source says which source values the column holds and so what they
 	// become when read back (AllowedSources(Type)); "" means the type's
 	// default. Other values of the field go to the overflow column.
 	Source string

@@ -13,7 +13,7 @@ import (
 // one.
 const maxIdentifierBytes = 63
 
-// SanitizeName turns a Firestore name (collection ID or field name) into a
+// SanitizeName turns a source name (collection ID or field name) into a
 // PostgreSQL identifier deterministically: camelCase becomes snake_case,
 // ASCII letters are lower-cased, every run of other characters becomes one
 // "_", leading and trailing "_" are dropped, a name that would start with a
@@ -87,7 +87,7 @@ func shortHash(s string) string {
 
 // nameRequest asks for an identifier for one original name.
 type nameRequest struct {
-	original  string // the Firestore name or path it stands for
+	original  string // the source name or path it stands for
 	candidate string // the sanitized name wanted
 }
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Sources name what Firestore values a column holds (Column.Source). Scalar
+// Sources name what source values a column holds (Column.Source). Scalar
 // sources are record.Type names plus "number" (integers and doubles) and
 // "any" (every value, jsonb only); an array source is its element source
 // followed by "[]".

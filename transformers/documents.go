@@ -1,6 +1,6 @@
 // Package transformers turns source records into target rows according to
 // a mapping (package mappings), and rows back into records for
-// verification. Documents does it for Firestore documents: one row per
+// verification. Documents does it for documents: one row per
 // document in the table of its collection pattern, mapped fields in typed
 // columns, and everything else in the lossless overflow column.
 package transformers
@@ -129,7 +129,7 @@ type Row struct {
 	// Each is of the Go type pgx encodes for the column type (see the
 	// package's column type table in docs/mapping.md).
 	Values []any
-	// CreateTime and UpdateTime are Firestore's; the zero time is NULL.
+	// CreateTime and UpdateTime are the source's; the zero time is NULL.
 	CreateTime, UpdateTime time.Time
 	// Overflow is the typed JSON object of everything no column holds, or
 	// nil (SQL NULL) when there is nothing.

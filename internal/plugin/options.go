@@ -12,7 +12,7 @@ import (
 
 // Option describes one setting of a plugin.
 type Option struct {
-	// Name is the flag and config-file key, in kebab case ("firebase-project").
+	// Name is the flag and config-file key, in kebab case ("objects-prefix").
 	// Plugins of the same source share options by using the same name with
 	// the same meaning.
 	Name string

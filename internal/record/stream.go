@@ -18,8 +18,8 @@ type Partition struct {
 }
 
 // Stream is an independently resumable sequence of records of one kind: a
-// Firestore root collection with everything under it, a project's users, a
-// bucket's objects.
+// root collection with everything under it, a project's users, a bucket's
+// objects.
 type Stream struct {
 	Name string
 	Kind Kind

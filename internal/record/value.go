@@ -1,10 +1,11 @@
 // Package record holds the source-neutral data model every extractor produces
 // and every transformer and loader consumes: records (users, documents, files)
-// carrying typed values in Cloud Firestore's type system.
+// carrying typed values.
 //
-// Firestore's model is the richest of the sources baasmigrate reads, so other
-// sources map into it: null, bool, int64, double, timestamp (µs), string,
-// bytes, reference, geo point, array, map and vector.
+// The type system is the richest document model among the sources
+// baasmigrate reads, and every source maps into it: null, bool, int64,
+// double, timestamp (µs), string, bytes, reference, geo point, array, map
+// and vector.
 package record
 
 import (
@@ -17,7 +18,7 @@ import (
 // Type is the type of a Value.
 type Type uint8
 
-// The value types, in Firestore's cross-type sort order (Compare relies on
+// The value types, in their cross-type sort order (Compare relies on
 // it): null < bool < number < timestamp < string < bytes < reference <
 // geo point < array < vector < map. TypeInt and TypeDouble share one rank.
 const (
@@ -97,8 +98,8 @@ func Int(i int64) Value { return Value{typ: TypeInt, n: uint64(i)} }
 // Double returns a double value; NaN, ±Inf and -0 are kept as given.
 func Double(f float64) Value { return Value{typ: TypeDouble, n: math.Float64bits(f)} }
 
-// Timestamp returns a timestamp value truncated to microseconds (Firestore's
-// precision), in UTC.
+// Timestamp returns a timestamp value truncated to microseconds (the
+// model's precision), in UTC.
 func Timestamp(t time.Time) Value {
 	return Value{typ: TypeTimestamp, t: t.UTC().Truncate(time.Microsecond)}
 }
@@ -128,7 +129,7 @@ func Array(elems ...Value) Value {
 	return Value{typ: TypeArray, arr: elems}
 }
 
-// Vector returns a vector value (Firestore's vector embedding type). The
+// Vector returns a vector value (a vector embedding). The
 // slice is retained.
 func Vector(elems []float64) Value {
 	if elems == nil {
@@ -231,8 +232,8 @@ func (v Value) MapValue() map[string]Value {
 	return v.m
 }
 
-// SortedKeys returns the keys of m in byte order, the order Firestore uses
-// for map entries.
+// SortedKeys returns the keys of m in byte order, the canonical order of
+// map entries.
 func SortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -245,7 +246,7 @@ func SortedKeys[V any](m map[string]V) []string {
 // Equal reports whether a and b are the same value: same type and same
 // content, with integers and doubles compared exactly as stored (Int(1) is
 // not Equal to Double(1)) and NaN equal to NaN. It is the identity used by
-// round-trip checks; Compare gives Firestore's query semantics.
+// round-trip checks; Compare gives the model's query order.
 func Equal(a, b Value) bool {
 	if a.typ != b.typ {
 		return false
