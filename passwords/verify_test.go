@@ -228,3 +228,207 @@ func TestAlgorithms(t *testing.T) {
 		}
 	}
 }
+
+// A bcrypt, argon2 and phpass hash of the vectors, to break in the cases
+// below.
+const (
+	bcryptHash = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"
+	argonHash  = "$argon2id$v=19$m=256,t=2,p=1$c29tZXNhbHQ$nf65EOgLrQMR/uIPnA4rEsF5h7TKyQwu9U1bMCHGi/4"
+	sha1Hex    = "a9993e364706816aba3e25717850c26c9cd0d89d"
+)
+
+func with(m map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == "<delete>" {
+			delete(out, kv[i])
+			continue
+		}
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+var (
+	scryptParams = map[string]string{"n": "16", "r": "1", "p": "1"}
+	scryptHash   = "d9ZXYjhleyA7GcpCwYoEl/FrSETjB0ro39/6P+3iFEL80Aad7QlI+DJqdToPyB8X6NPg+y4NNijPNeIMONGJBg=="
+	fbHash       = "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ=="
+)
+
+// malformedCases are credentials Check must refuse, with a word the error
+// must contain so that it fails for the right reason.
+var malformedCases = []struct {
+	name string
+	cred Credential
+	want string
+}{
+	{"firebase no signer key", Credential{Algorithm: FirebaseScrypt, Hash: fbHash, Salt: fbSalt, Params: with(fbParams("8", "14"), "signer_key", "<delete>")}, "signer_key"},
+	{"firebase no rounds", Credential{Algorithm: FirebaseScrypt, Hash: fbHash, Salt: fbSalt, Params: with(fbParams("8", "14"), "rounds", "<delete>")}, "rounds"},
+	{"firebase rounds 9", Credential{Algorithm: FirebaseScrypt, Hash: fbHash, Salt: fbSalt, Params: fbParams("9", "14")}, "rounds"},
+	{"firebase mem_cost 20", Credential{Algorithm: FirebaseScrypt, Hash: fbHash, Salt: fbSalt, Params: fbParams("8", "20")}, "mem_cost"},
+	{"firebase signer key not base64", Credential{Algorithm: FirebaseScrypt, Hash: fbHash, Salt: fbSalt, Params: with(fbParams("8", "14"), "signer_key", "not*base64")}, "signer key"},
+	{"firebase hash not base64", Credential{Algorithm: FirebaseScrypt, Hash: "%%%", Salt: fbSalt, Params: fbParams("8", "14")}, "Hash"},
+	{"firebase hash of another key", Credential{Algorithm: FirebaseScrypt, Hash: "AAAA", Salt: fbSalt, Params: fbParams("8", "14")}, "signer key"},
+	{"firebase unknown parameter", Credential{Algorithm: FirebaseScrypt, Hash: fbHash, Salt: fbSalt, Params: with(fbParams("8", "14"), "memcost", "14")}, "memcost"},
+
+	{"bcrypt truncated", Credential{Algorithm: Bcrypt, Hash: bcryptHash[:59]}, "60"},
+	{"bcrypt $2x$", Credential{Algorithm: Bcrypt, Hash: "$2x$" + bcryptHash[4:]}, "$2a$"},
+	{"bcrypt cost 3", Credential{Algorithm: Bcrypt, Hash: "$2a$03$" + bcryptHash[7:]}, "cost"},
+	{"bcrypt cost 32", Credential{Algorithm: Bcrypt, Hash: "$2a$32$" + bcryptHash[7:]}, "cost"},
+	{"bcrypt bad alphabet", Credential{Algorithm: Bcrypt, Hash: bcryptHash[:20] + "+" + bcryptHash[21:]}, "alphabet"},
+	{"bcrypt with salt", Credential{Algorithm: Bcrypt, Hash: bcryptHash, Salt: "CCCC"}, "Salt"},
+	{"bcrypt with params", Credential{Algorithm: Bcrypt, Hash: bcryptHash, Params: map[string]string{"cost": "5"}}, "cost"},
+
+	{"argon2id as argon2i", Credential{Algorithm: Argon2i, Hash: argonHash}, "$argon2i$"},
+	{"argon2 version 16", Credential{Algorithm: Argon2i, Hash: "$argon2i$m=256,t=2,p=1$c29tZXNhbHQ$/U3YPXYsSb3q9XxHvc0MLxur+GP960kN9j7emXX8zwY"}, "version"},
+	{"argon2 v=16", Credential{Algorithm: Argon2id, Hash: strings.Replace(argonHash, "v=19", "v=16", 1)}, "version"},
+	{"argon2 missing $", Credential{Algorithm: Argon2id, Hash: strings.Replace(argonHash, "p=1$", "p=1", 1)}, "salt$hash"},
+	{"argon2 order", Credential{Algorithm: Argon2id, Hash: strings.Replace(argonHash, "m=256,t=2", "t=2,m=256", 1)}, "m="},
+	{"argon2 t=0", Credential{Algorithm: Argon2id, Hash: strings.Replace(argonHash, "t=2", "t=0", 1)}, "t"},
+	{"argon2 m under 8p", Credential{Algorithm: Argon2id, Hash: strings.Replace(argonHash, "m=256,t=2,p=1", "m=16,t=2,p=4", 1)}, "8 KiB"},
+	{"argon2 keyid", Credential{Algorithm: Argon2id, Hash: strings.Replace(argonHash, "p=1", "p=1,keyid=abc", 1)}, "keyid"},
+	{"argon2 short salt", Credential{Algorithm: Argon2id, Hash: strings.Replace(argonHash, "c29tZXNhbHQ", "c29tZQ", 1)}, "8 bytes"},
+	{"argon2 salt not base64", Credential{Algorithm: Argon2id, Hash: strings.Replace(argonHash, "c29tZXNhbHQ", "c29t*XNhbHQ", 1)}, "salt"},
+	{"argon2 with salt", Credential{Algorithm: Argon2id, Hash: argonHash, Salt: "c29tZXNhbHQ"}, "Salt"},
+
+	{"scrypt no n", Credential{Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "n", "<delete>")}, `"n"`},
+	{"scrypt n not a power of two", Credential{Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "n", "1000")}, "power of two"},
+	{"scrypt n 1", Credential{Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "n", "1")}, `"n"`},
+	{"scrypt r not a number", Credential{Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "r", "eight")}, `"r"`},
+	{"scrypt key_length differs", Credential{Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "key_length", "32")}, "key_length"},
+	{"scrypt hash not hex", Credential{Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "encoding", "hex")}, "hex"},
+	{"scrypt unknown encoding", Credential{Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "encoding", "base32")}, "encoding"},
+	{"scrypt typo", Credential{Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "encodng", "hex")}, "encodng"},
+	{"scrypt empty hash", Credential{Algorithm: Scrypt, Params: scryptParams}, "Hash"},
+
+	{"pbkdf2 no iterations", Credential{Algorithm: PBKDF2SHA256, Hash: scryptHash, Salt: "c2FsdA"}, "iterations"},
+	{"pbkdf2 iterations 0", Credential{Algorithm: PBKDF2SHA256, Hash: scryptHash, Params: map[string]string{"iterations": "0"}}, "iterations"},
+	{"pbkdf2 salt not hex", Credential{Algorithm: PBKDF2SHA512, Hash: sha1Hex, Salt: "salt", Params: map[string]string{"iterations": "1", "encoding": "hex"}}, "Salt"},
+	{"django wrong digest", Credential{Algorithm: PBKDF2SHA512, Hash: "pbkdf2_sha256$10000$seasalt$CWWFdHOWwPnki7HvkcqN9iA2T3KLW1cf2uZ5kvArtVY="}, "iterations"},
+	{"django missing field", Credential{Algorithm: PBKDF2SHA256, Hash: "pbkdf2_sha256$10000$CWWFdHOWwPnki7HvkcqN9iA2T3KLW1cf2uZ5kvArtVY="}, "pbkdf2_sha256$"},
+	{"django hash not base64", Credential{Algorithm: PBKDF2SHA256, Hash: "pbkdf2_sha256$10000$seasalt$CWWFdHOWwPnki7Hv*"}, "base64"},
+	{"passlib zero-padded rounds", Credential{Algorithm: PBKDF2SHA256, Hash: "$pbkdf2-sha256$01212$4vjV83LKPjQzk31VI4E0Vw$hsYF68OiOUPdDZ1Fg.fJPeq1h/gXXY7acBp9/6c.tmQ"}, "iteration"},
+	{"django with params", Credential{Algorithm: PBKDF2SHA256, Hash: "pbkdf2_sha256$10000$seasalt$CWWFdHOWwPnki7HvkcqN9iA2T3KLW1cf2uZ5kvArtVY=", Params: map[string]string{"iterations": "10000"}}, "iterations"},
+
+	{"sha1 short hash", Credential{Algorithm: SHA1, Hash: sha1Hex[:38]}, "bytes"},
+	{"sha256 given a sha1 hash", Credential{Algorithm: SHA256, Hash: sha1Hex}, "bytes"},
+	{"md5 not hex", Credential{Algorithm: MD5, Hash: "900150983cd24fb0d6963f7d28e17fzz"}, "hex"},
+	{"sha1 salt without position", Credential{Algorithm: SHA1, Hash: sha1Hex, Salt: "a"}, "salt_position"},
+	{"sha1 position none with salt", Credential{Algorithm: SHA1, Hash: sha1Hex, Salt: "a", Params: map[string]string{"salt_position": "none"}}, "salt_position"},
+	{"sha1 position without salt", Credential{Algorithm: SHA1, Hash: sha1Hex, Params: map[string]string{"salt_position": "prefix"}}, "Salt"},
+	{"sha1 bad position", Credential{Algorithm: SHA1, Hash: sha1Hex, Salt: "a", Params: map[string]string{"salt_position": "before"}}, "salt_position"},
+	{"sha1 bad salt encoding", Credential{Algorithm: SHA1, Hash: sha1Hex, Salt: "a", Params: map[string]string{"salt_position": "prefix", "salt_encoding": "utf8"}}, "salt_encoding"},
+
+	{"phpass $1$", Credential{Algorithm: PHPass, Hash: "$1$9IQRaTwmfeRo7ud9Fh4E2PdI0S3r.L0"}, "$P$"},
+	{"phpass short", Credential{Algorithm: PHPass, Hash: "$P$9IQRaTwmfeRo7ud9Fh4E2PdI0S3r.L"}, "34"},
+	{"phpass count 2^6", Credential{Algorithm: PHPass, Hash: "$P$4IQRaTwmfeRo7ud9Fh4E2PdI0S3r.L0"}, "2^7"},
+	{"phpass count 2^31", Credential{Algorithm: PHPass, Hash: "$P$TIQRaTwmfeRo7ud9Fh4E2PdI0S3r.L0"}, "2^30"},
+	{"phpass bad alphabet", Credential{Algorithm: PHPass, Hash: "$P$9IQRaTwmfeRo7ud9Fh4E2PdI0S3r+L0"}, "alphabet"},
+
+	{"emulator other salt", Credential{Algorithm: EmulatorFake, Salt: "s2", Hash: "fakeHash:salt=s:password=p"}, "fakeHash"},
+	{"emulator not fake", Credential{Algorithm: EmulatorFake, Hash: fbHash}, "fakeHash"},
+	{"none with a hash", Credential{Algorithm: None, Hash: bcryptHash}, "no hash"},
+}
+
+func TestMalformed(t *testing.T) {
+	for _, m := range malformedCases {
+		t.Run(m.name, func(t *testing.T) {
+			err := Check(m.cred)
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Check = %v; want ErrMalformed", err)
+			}
+			if !strings.Contains(err.Error(), m.want) {
+				t.Errorf("Check = %q; want it to mention %q", err, m.want)
+			}
+			if ok, verr := Verify(m.cred, []byte("password")); ok || !errors.Is(verr, ErrMalformed) {
+				t.Errorf("Verify = %v, %v; want false, ErrMalformed", ok, verr)
+			}
+		})
+	}
+}
+
+// TestRefusesAbsurdCosts: parameters a forged row could use to make Verify
+// allocate gigabytes or compute for hours fail Check, before any work. Each
+// would take seconds to hours if Verify ran it.
+func TestRefusesAbsurdCosts(t *testing.T) {
+	argon := func(mtp string) Credential {
+		return Credential{Algorithm: Argon2id, Hash: strings.Replace(argonHash, "m=256,t=2,p=1", mtp, 1)}
+	}
+	for name, c := range map[string]Credential{
+		"argon2 m=4GiB":          argon("m=4194304,t=1,p=1"),
+		"argon2 m=1GiB+1":        argon("m=1048577,t=1,p=1"),
+		"argon2 m=1GiB t=5":      argon("m=1048576,t=5,p=1"),
+		"argon2 t=2^32-1":        argon("m=256,t=4294967295,p=1"),
+		"argon2 p=256":           argon("m=4096,t=1,p=256"),
+		"scrypt N=2^30":          {Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "n", "1073741824")},
+		"scrypt 128rN=2GiB":      {Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "n", "1048576", "r", "16")},
+		"scrypt NRP over 2^25":   {Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "n", "16384", "r", "8", "p", "1024")},
+		"scrypt p huge":          {Algorithm: Scrypt, Hash: scryptHash, Params: with(scryptParams, "p", "9223372036854775807")},
+		"pbkdf2 1e9 iterations":  {Algorithm: PBKDF2SHA256, Hash: scryptHash, Params: map[string]string{"iterations": "1000000000"}},
+		"pbkdf2 blocks × iter":   {Algorithm: PBKDF2SHA256, Hash: strings.Repeat("AAAA", 256), Params: map[string]string{"iterations": "1000000"}},
+		"pbkdf2 hash over 1 KiB": {Algorithm: PBKDF2SHA256, Hash: strings.Repeat("AAAA", 400), Params: map[string]string{"iterations": "1"}},
+		"django 2^62 iterations": {Algorithm: PBKDF2SHA256, Hash: "pbkdf2_sha256$4611686018427387904$seasalt$CWWFdHOWwPnki7HvkcqN9iA2T3KLW1cf2uZ5kvArtVY="},
+		"firebase mem_cost 31":   {Algorithm: FirebaseScrypt, Hash: fbHash, Salt: fbSalt, Params: fbParams("8", "31")},
+		"bcrypt cost 99":         {Algorithm: Bcrypt, Hash: "$2a$99$" + bcryptHash[7:]},
+		"phpass count 2^31":      {Algorithm: PHPass, Hash: "$P$T" + strings.Repeat("a", 30)},
+	} {
+		if err := Check(c); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Check = %v; want ErrMalformed", name, err)
+		}
+	}
+}
+
+// TestErrorsKeepSecrets: no error quotes a hash, a salt or a Firebase
+// project secret, whatever is wrong with the credential.
+func TestErrorsKeepSecrets(t *testing.T) {
+	const (
+		secretKey = "U2VjcmV0U2lnbmVyS2V5UXVpdGVMb25nMTIzNDU2Nzg5MA==" // base64, decodes
+		secretSep = "U2VjcmV0U2Vw"
+		badKey    = "Secret*Signer*Key*Not*Base64"
+		hashText  = "SecretHashValue0123456789SecretHashValue"
+		saltText  = "SecretSaltValue0123"
+	)
+	creds := []Credential{
+		{Algorithm: FirebaseScrypt, Hash: hashText, Salt: saltText, Params: map[string]string{"signer_key": secretKey, "salt_separator": secretSep, "rounds": "8", "mem_cost": "14"}},
+		{Algorithm: FirebaseScrypt, Hash: hashText, Salt: saltText, Params: map[string]string{"signer_key": badKey, "salt_separator": secretSep, "rounds": "8", "mem_cost": "14"}},
+		{Algorithm: FirebaseScrypt, Hash: hashText, Salt: saltText, Params: map[string]string{"signer_key": secretKey, "salt_separator": badKey, "rounds": "8", "mem_cost": "14"}},
+		{Algorithm: FirebaseScrypt, Hash: "*" + hashText, Salt: saltText, Params: map[string]string{"signer_key": secretKey, "rounds": "8", "mem_cost": "14"}},
+		{Algorithm: FirebaseScrypt, Hash: fbHash, Salt: "*" + saltText, Params: map[string]string{"signer_key": secretKey, "rounds": "8", "mem_cost": "14"}},
+		{Algorithm: Bcrypt, Hash: hashText},
+		{Algorithm: Bcrypt, Hash: bcryptHash, Salt: saltText},
+		{Algorithm: Argon2id, Hash: "$argon2id$" + hashText},
+		{Algorithm: Argon2i, Hash: "$argon2i$v=19$m=256,t=2,p=1$" + saltText + "*$" + hashText},
+		{Algorithm: Scrypt, Hash: "*" + hashText, Salt: saltText, Params: scryptParams},
+		{Algorithm: Scrypt, Hash: scryptHash, Salt: "*" + saltText, Params: scryptParams},
+		{Algorithm: PBKDF2SHA256, Hash: "pbkdf2_sha256$1$" + saltText + "$" + hashText + "*"},
+		{Algorithm: PBKDF2SHA512, Hash: "$pbkdf2-sha512$1$" + saltText + "*$" + hashText},
+		{Algorithm: PBKDF2SHA512, Hash: hashText + "*", Salt: saltText, Params: map[string]string{"iterations": "1", "encoding": "hex"}},
+		{Algorithm: SHA256, Hash: hashText, Salt: saltText, Params: map[string]string{"salt_position": "suffix"}},
+		{Algorithm: MD5, Hash: hashText, Salt: saltText},
+		{Algorithm: PHPass, Hash: "$P$" + hashText},
+		{Algorithm: EmulatorFake, Hash: hashText, Salt: saltText},
+		{Algorithm: None, Hash: hashText, Salt: saltText},
+		{Algorithm: Unknown, Hash: hashText, Salt: saltText},
+	}
+	for i, c := range creds {
+		_, err := Verify(c, []byte("password"))
+		errs := []error{err}
+		if c.Algorithm != Unknown { // well formed whatever it holds
+			errs = append(errs, Check(c))
+		}
+		for _, err := range errs {
+			if err == nil {
+				t.Errorf("credential %d (%s) gave no error", i, c.Algorithm)
+				continue
+			}
+			for _, secret := range []string{secretKey, secretSep, badKey, hashText, saltText, "Secret"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("credential %d (%s): error %q quotes a secret", i, c.Algorithm, err)
+				}
+			}
+		}
+	}
+}
