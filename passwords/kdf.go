@@ -31,8 +31,22 @@ const (
 )
 
 // prepareFirebase reads a Firebase scrypt credential: Hash and Salt in
-// Firebase's base64, the project's parameters in Params.
+// Firebase's base64, the project's parameters in Params (an absent
+// salt_separator is an empty one). A Hash in Supabase's "$fbscrypt$…" or
+// Kratos' "$firescrypt$…" form carries the parameters and salt itself, and
+// Salt and Params stay empty.
 func prepareFirebase(c Credential) (verifier, error) {
+	if strings.HasPrefix(c.Hash, firebasescrypt.SupabasePrefix) || strings.HasPrefix(c.Hash, firebasescrypt.KratosPrefix) {
+		if err := noSalt(c); err != nil {
+			return nil, err
+		}
+		p, salt, h, err := firebasescrypt.ParseEncoded(c.Hash)
+		if err != nil {
+			// ParseEncoded never quotes the string's values.
+			return nil, malformed(c, "%v", err)
+		}
+		return func(password []byte) (bool, error) { return p.Verify(password, salt, h) }, nil
+	}
 	if err := onlyParams(c, "signer_key", "salt_separator", "rounds", "mem_cost"); err != nil {
 		return nil, err
 	}

@@ -162,13 +162,21 @@ func onlyParams(c Credential, allowed ...string) error {
 	return nil
 }
 
-// noSalt is the rule of the self-describing formats: the salt lives in
-// Hash, so Salt and Params stay empty.
+// noSalt is the rule of the self-describing formats: the salt and the
+// parameters live in Hash, so Salt and Params stay empty.
 func noSalt(c Credential) error {
 	if c.Salt != "" {
 		return malformed(c, "Salt must be empty: the salt is part of Hash")
 	}
-	return onlyParams(c)
+	keys := make([]string, 0, len(c.Params))
+	for k := range c.Params {
+		keys = append(keys, k)
+	}
+	if len(keys) > 0 {
+		sort.Strings(keys)
+		return malformed(c, "Params must be empty: the parameters are part of Hash (found %q)", keys[0])
+	}
+	return nil
 }
 
 // intParam reads the decimal parameter name of c, which must lie in

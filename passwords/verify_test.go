@@ -33,6 +33,14 @@ var vectors = []vector{
 	// vectors of passwords/firebasescrypt's own tests.
 	{"firebase readme", Credential{Algorithm: FirebaseScrypt, Salt: fbSalt, Params: fbParams("8", "14"),
 		Hash: "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ=="}, "user1password", "user1passwor"},
+	// The same README user in the forms passwords/firebasescrypt encodes
+	// for Supabase Auth and Ory Kratos (its TestVectors round-trips them).
+	{"firebase as $fbscrypt$", Credential{Algorithm: FirebaseScrypt,
+		Hash: "$fbscrypt$v=1,n=14,r=8,p=1,ss=" + fbSeparator + ",sk=" + fbSignerKey + "$" + fbSalt + "$lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ=="},
+		"user1password", "User1password"},
+	{"firebase as $firescrypt$", Credential{Algorithm: FirebaseScrypt,
+		Hash: "$firescrypt$ln=14,r=8,p=1$" + fbSalt + "$lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ==$" + fbSeparator + "$" + fbSignerKey},
+		"user1password", "hunter2"},
 	{"firebase passwap", Credential{Algorithm: FirebaseScrypt, Salt: fbSalt, Params: fbParams("4", "10"),
 		Hash: "EQ0tlNdKv5ZBDYN7ofOYlhhTEe5Tu9bueDmtDUhLPM+9dcS1u1ALgMcT6N1+U9GsDlVdd3FE2dmz37fU5Y8A9Q=="}, "user1password", "user2password"},
 
@@ -272,6 +280,8 @@ var malformedCases = []struct {
 	{"firebase signer key not base64", Credential{Algorithm: FirebaseScrypt, Hash: fbHash, Salt: fbSalt, Params: with(fbParams("8", "14"), "signer_key", "not*base64")}, "signer key"},
 	{"firebase hash not base64", Credential{Algorithm: FirebaseScrypt, Hash: "%%%", Salt: fbSalt, Params: fbParams("8", "14")}, "Hash"},
 	{"firebase hash of another key", Credential{Algorithm: FirebaseScrypt, Hash: "AAAA", Salt: fbSalt, Params: fbParams("8", "14")}, "signer key"},
+	{"firebase encoded with params", Credential{Algorithm: FirebaseScrypt, Hash: "$firescrypt$ln=14,r=8,p=1$" + fbSalt + "$" + fbHash + "$" + fbSeparator + "$" + fbSignerKey, Params: fbParams("8", "14")}, "Params must be empty"},
+	{"firebase encoded p=2", Credential{Algorithm: FirebaseScrypt, Hash: "$firescrypt$ln=14,r=8,p=2$" + fbSalt + "$" + fbHash + "$" + fbSeparator + "$" + fbSignerKey}, "p=1"},
 	{"firebase unknown parameter", Credential{Algorithm: FirebaseScrypt, Hash: fbHash, Salt: fbSalt, Params: with(fbParams("8", "14"), "memcost", "14")}, "memcost"},
 
 	{"bcrypt truncated", Credential{Algorithm: Bcrypt, Hash: bcryptHash[:59]}, "60"},
