@@ -442,3 +442,41 @@ func TestErrorsKeepSecrets(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheck: Check reads any credential without panicking, and its errors
+// never quote the hash or the salt. (Verify is Check followed by the
+// computation; fuzzing it would spend the fuzzer's time in the caps.)
+func FuzzCheck(f *testing.F) {
+	for _, v := range vectors {
+		p := v.cred.Params
+		f.Add(v.cred.Algorithm, v.cred.Hash, v.cred.Salt, p["n"]+p["iterations"]+p["rounds"], p["encoding"], p["salt_position"])
+	}
+	for _, m := range malformedCases {
+		f.Add(m.cred.Algorithm, m.cred.Hash, m.cred.Salt, "", "", "")
+	}
+	f.Fuzz(func(t *testing.T, alg, hash, salt, num, enc, pos string) {
+		params := map[string]string{}
+		for k, v := range map[string]string{"n": num, "r": "1", "p": "1", "iterations": num, "encoding": enc, "salt_position": pos} {
+			if v != "" {
+				params[k] = v
+			}
+		}
+		for _, c := range []Credential{
+			{Algorithm: alg, Hash: hash, Salt: salt},
+			{Algorithm: alg, Hash: hash, Salt: salt, Params: params},
+		} {
+			err := Check(c)
+			if err == nil {
+				continue
+			}
+			for _, secret := range []string{hash, salt} {
+				// Long enough and hash-like (a digit, not the algorithm's
+				// name) not to occur in an error's own words by chance.
+				hashLike := len(secret) >= 12 && strings.ContainsAny(secret, "0123456789") && !strings.Contains(alg, secret)
+				if hashLike && strings.Contains(err.Error(), secret) {
+					t.Fatalf("Check(%s) error %q quotes the hash or salt", alg, err)
+				}
+			}
+		}
+	})
+}
