@@ -40,7 +40,8 @@ var algorithms = []string{
 func Algorithms() []string { return append([]string(nil), algorithms...) }
 
 // Verify reports whether password is the one c was made from. Comparisons
-// take the same time wherever the hashes differ.
+// take the same time wherever the hashes differ. Verify, Check and
+// Algorithms are safe for concurrent use.
 //
 // A false result with a nil error is a wrong password. An error means no
 // answer could be given: the credential is malformed (ErrMalformed, see
@@ -122,11 +123,26 @@ func prepare(c Credential) (verifier, error) {
 	case "":
 		return nil, fmt.Errorf("%w: the credential names no algorithm (want one of %s)", ErrUnknownAlgorithm, strings.Join(algorithms, ", "))
 	}
-	name := c.Algorithm
-	if len(name) > 40 {
-		name = name[:40] + "…"
+	if !looksLikeName(c.Algorithm) {
+		// Perhaps a hash put in the wrong field: not quoted.
+		return nil, fmt.Errorf("%w: the algorithm field holds %d bytes that are not a name (want one of %s)",
+			ErrUnknownAlgorithm, len(c.Algorithm), strings.Join(algorithms, ", "))
 	}
-	return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownAlgorithm, name, strings.Join(algorithms, ", "))
+	return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownAlgorithm, c.Algorithm, strings.Join(algorithms, ", "))
+}
+
+// looksLikeName reports whether s could be an algorithm's name (at most 32
+// letters, digits, '_' and '-'), and so be quoted in an error.
+func looksLikeName(s string) bool {
+	if len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func cannot(err error) verifier {

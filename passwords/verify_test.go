@@ -199,10 +199,13 @@ func TestCannotVerify(t *testing.T) {
 }
 
 func TestUnknownAlgorithm(t *testing.T) {
-	for _, name := range []string{"", "bcrypt", "SHA384", "FIREBASE-SCRYPT"} {
+	for _, name := range []string{"", "bcrypt", "SHA384", "FIREBASE-SCRYPT", "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"} {
 		c := Credential{Algorithm: name, Hash: "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"}
 		if err := Check(c); !errors.Is(err, ErrUnknownAlgorithm) {
 			t.Errorf("Check(%q) = %v; want ErrUnknownAlgorithm", name, err)
+		}
+		if err := Check(c); name != "" && strings.Contains(err.Error(), name) != looksLikeName(name) {
+			t.Errorf("Check(%q) = %q; want the name quoted only when it looks like one", name, err)
 		}
 		if ok, err := Verify(c, []byte("U*U")); ok || !errors.Is(err, ErrUnknownAlgorithm) {
 			t.Errorf("Verify(%q) = %v, %v; want false, ErrUnknownAlgorithm", name, ok, err)
