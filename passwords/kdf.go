@@ -178,8 +178,8 @@ func prepareArgon2(c Credential) (verifier, error) {
 	case m*t > maxArgon2MemoryTime:
 		return nil, malformed(c, "Hash's memory × passes (m·t) is over the %d KiB this package verifies", maxArgon2MemoryTime)
 	}
-	salt, err1 := decodeB64Strict(base64.RawStdEncoding, parts[2])
-	key, err2 := decodeB64Strict(base64.RawStdEncoding, parts[3])
+	salt, err1 := decodeUnpadded(base64.RawStdEncoding, parts[2])
+	key, err2 := decodeUnpadded(base64.RawStdEncoding, parts[3])
 	switch {
 	case err1 != nil:
 		return nil, malformed(c, "the salt in Hash is not base64")
@@ -310,7 +310,7 @@ func preparePBKDF2(c Credential) (verifier, error) {
 			key, err = base64.StdEncoding.DecodeString(parts[2])
 		} else {
 			ab64 := func(s string) ([]byte, error) {
-				return decodeB64Strict(base64.RawStdEncoding, strings.ReplaceAll(s, ".", "+"))
+				return decodeUnpadded(base64.RawStdEncoding, strings.ReplaceAll(s, ".", "+"))
 			}
 			if salt, err = ab64(parts[1]); err != nil {
 				return nil, malformed(c, "the salt in Hash is not passlib base64")

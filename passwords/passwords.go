@@ -274,8 +274,8 @@ func decode(c Credential, field, s, enc string) ([]byte, error) {
 // lengths.
 func equal(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
 
-// decodeB64Strict decodes unpadded (or padded) base64 in alphabet enc, for
-// the modular formats whose alphabet is fixed.
-func decodeB64Strict(enc *base64.Encoding, s string) ([]byte, error) {
+// decodeUnpadded decodes base64 in the unpadded alphabet enc, tolerating
+// padding, for the modular formats whose alphabet is fixed.
+func decodeUnpadded(enc *base64.Encoding, s string) ([]byte, error) {
 	return enc.DecodeString(strings.TrimRight(s, "="))
 }
