@@ -347,3 +347,16 @@ func preparePBKDF2(c Credential) (verifier, error) {
 		return equal(got, key), nil
 	}, nil
 }
+
+// FirebaseScryptParams returns the Params of a FIREBASE_SCRYPT credential
+// for the project configuration p: signer_key and salt_separator in
+// standard base64, rounds and mem_cost in decimal. The map holds the
+// project's secrets; it is the caller's.
+func FirebaseScryptParams(p firebasescrypt.Params) map[string]string {
+	return map[string]string{
+		"signer_key":     base64.StdEncoding.EncodeToString(p.SignerKey()),
+		"salt_separator": base64.StdEncoding.EncodeToString(p.SaltSeparator()),
+		"rounds":         strconv.Itoa(p.Rounds()),
+		"mem_cost":       strconv.Itoa(p.MemCost()),
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
 // vector is one published test vector: a credential, the password it was
@@ -482,4 +484,21 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FirebaseScryptParams writes the Params Verify reads: the README vector
+// verifies through them.
+func TestFirebaseScryptParams(t *testing.T) {
+	p, err := firebasescrypt.ParseParams(fbSignerKey, fbSeparator, 8, 14)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := FirebaseScryptParams(p)
+	if params["signer_key"] != fbSignerKey || params["salt_separator"] != fbSeparator || params["rounds"] != "8" || params["mem_cost"] != "14" {
+		t.Fatalf("FirebaseScryptParams wrote other values than the configuration's (keys %d)", len(params))
+	}
+	c := Credential{Algorithm: FirebaseScrypt, Salt: fbSalt, Params: params, Hash: fbHash}
+	if ok, err := Verify(c, []byte("user1password")); !ok || err != nil {
+		t.Fatalf("Verify = %v, %v", ok, err)
+	}
 }
