@@ -77,9 +77,9 @@ func Verify(c Credential, password []byte) (bool, error) {
 //   - bcrypt costs 4 to 31 and phpass costs 7 to 30 are their formats'
 //     own ranges; the top of each takes hours or minutes to verify.
 //
-// Hashes made by any configuration a service actually uses (Appwrite's
-// argon2 at 64 MiB, Django's PBKDF2 at over a million iterations, RFC
-// 9106's second recommendation) fall well inside.
+// The settings services and guides use fall well inside (Django's PBKDF2
+// at over a million iterations, OWASP's and RFC 9106's second Argon2id
+// recommendations); RFC 9106's first, 2 GiB, does not.
 func Check(c Credential) error {
 	_, err := prepare(c)
 	return err
