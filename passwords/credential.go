@@ -38,4 +38,28 @@ const (
 	// password is captured at the user's first login against the old
 	// service.
 	None = "NONE"
+
+	// Bcrypt is bcrypt in its modular crypt form "$2a$", "$2b$" or "$2y$"
+	// (Supabase Auth, Appwrite, most PHP and Node applications).
+	Bcrypt = "BCRYPT"
+	// Argon2id and Argon2i are Argon2 (RFC 9106) version 19 in the PHC
+	// string form "$argon2id$v=19$m=…,t=…,p=…$salt$hash".
+	Argon2id = "ARGON2ID"
+	Argon2i  = "ARGON2I"
+	// Scrypt is standard scrypt (RFC 7914) with N, r, p in Params.
+	Scrypt = "SCRYPT"
+	// PBKDF2SHA256 and PBKDF2SHA512 are PBKDF2 (RFC 8018) with HMAC-SHA-256
+	// or HMAC-SHA-512, with the iteration count in Params or in a Django or
+	// passlib modular string.
+	PBKDF2SHA256 = "PBKDF2_SHA256"
+	PBKDF2SHA512 = "PBKDF2_SHA512"
+	// SHA1, SHA256, SHA512 and MD5 are one pass of the digest over the
+	// password, optionally with a salt before or after it: legacy imports,
+	// verifiable but not safe to keep.
+	SHA1   = "SHA1"
+	SHA256 = "SHA256"
+	SHA512 = "SHA512"
+	MD5    = "MD5"
+	// PHPass is phpass' portable hash "$P$…" (WordPress) or "$H$…" (phpBB).
+	PHPass = "PHPASS"
 )
