@@ -95,7 +95,10 @@ func runCompare(cmd *cobra.Command, command string) error {
 		return &exitStatus{code: exitError, err: err}
 	}
 	log := newLogger(cmd)
-	target := pluginConfig(f, targetOptions)
+	target, err := pluginConfig(f, targetOptions)
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
 	targetTimeout, err := retry.Timeout(target, retry.TargetTimeoutOption)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
@@ -120,7 +123,10 @@ func runCompare(cmd *cobra.Command, command string) error {
 			log.Warn("this kind cannot be compared yet; skipped", "kind", k.Kind)
 			continue
 		}
-		cfg := pluginConfig(f, k.Options)
+		cfg, err := pluginConfig(f, k.Options)
+		if err != nil {
+			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
+		}
 		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
 		}
