@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -75,7 +76,7 @@ func applyConfigFile(cmd, root *cobra.Command) error {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+		return fmt.Errorf("config file %s", yamlError(path, err))
 	}
 	if len(doc.Content) == 0 {
 		return nil
@@ -111,6 +112,19 @@ func applyConfigFile(cmd, root *cobra.Command) error {
 		return fmt.Errorf("config file problems:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+// yamlLine is how the YAML parser places a syntax error.
+var yamlLine = regexp.MustCompile(`^yaml: line ([0-9]+): `)
+
+// yamlError places a YAML syntax error of the file at path as
+// "path:line: message", the way compilers do.
+func yamlError(path string, err error) string {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s:%s: %s", path, m[1], msg[len(m[0]):])
+	}
+	return path + ": " + strings.TrimPrefix(msg, "yaml: ")
 }
 
 // scalarValue renders a YAML scalar or a list of scalars as a flag value.
