@@ -68,7 +68,10 @@ func runVerifyPassword(cmd *cobra.Command, _ []string) error {
 	if uid == "" {
 		return &exitStatus{code: exitError, err: errors.New("--uid is required")}
 	}
-	cfg := pluginConfig(cmd.Flags(), []plugin.Option{postgresOption, usersSchemaOption})
+	cfg, err := pluginConfig(cmd.Flags(), []plugin.Option{postgresOption, usersSchemaOption})
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
 	password, err := readPassword(cmd, uid)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
@@ -221,7 +224,10 @@ func runAuthExport(cmd *cobra.Command, _ []string) error {
 	if out == "" {
 		return &exitStatus{code: exitError, err: errors.New("--out FILE is required (the file holds the project's signer key, so it is never written to the terminal)")}
 	}
-	cfg := pluginConfig(f, []plugin.Option{postgresOption, usersSchemaOption})
+	cfg, err := pluginConfig(f, []plugin.Option{postgresOption, usersSchemaOption})
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
 	schema := cfg.String(usersSchemaOption.Name)
 	pool, err := connectTarget(ctx, cfg.String(postgresOption.Name), 1, 0)
 	if err != nil {

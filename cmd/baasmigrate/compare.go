@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
@@ -95,7 +93,10 @@ func runCompare(cmd *cobra.Command, command string) error {
 		return &exitStatus{code: exitError, err: err}
 	}
 	log := newLogger(cmd)
-	target := pluginConfig(f, targetOptions)
+	target, err := pluginConfig(f, targetOptions)
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
 	targetTimeout, err := retry.Timeout(target, retry.TargetTimeoutOption)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
@@ -120,7 +121,10 @@ func runCompare(cmd *cobra.Command, command string) error {
 			log.Warn("this kind cannot be compared yet; skipped", "kind", k.Kind)
 			continue
 		}
-		cfg := pluginConfig(f, k.Options)
+		cfg, err := pluginConfig(f, k.Options)
+		if err != nil {
+			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
+		}
 		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
 		}
@@ -166,7 +170,7 @@ func compareKind(ctx context.Context, cmd *cobra.Command, command string, k *kin
 			}
 		}
 		price, _ := cmd.Flags().GetFloat64("price-per-100k-reads")
-		est, err := estimate(ctx, c.Extractor, env.Workers, price)
+		est, err := diff.EstimateReads(ctx, c.Extractor, env.Workers, price)
 		if err != nil {
 			return kr, err
 		}
@@ -185,51 +189,6 @@ func compareKind(ctx context.Context, cmd *cobra.Command, command string, k *kin
 		kr.Bytes = &b
 	}
 	return kr, nil
-}
-
-// estimate projects migrate's source reads from cheap aggregation counts
-// where the source offers them.
-func estimate(ctx context.Context, ex extractors.Extractor, workers int, price float64) (*diff.Estimate, error) {
-	counter, ok := ex.(extractors.Counter)
-	if !ok {
-		return nil, nil
-	}
-	meter, metered := ex.(extractors.ReadMeter)
-	var before int64
-	if metered {
-		before = meter.BillableReads()
-	}
-	var rt time.Time
-	if s, ok := ex.(extractors.Snapshotter); ok {
-		t, err := s.SnapshotTime(ctx)
-		if err != nil {
-			return nil, err
-		}
-		rt = t
-	}
-	streams, err := ex.Plan(ctx, workers, rt)
-	if err != nil {
-		return nil, err
-	}
-	e := &diff.Estimate{PricePer100k: price}
-	for _, st := range streams {
-		if st.ReadTime.IsZero() {
-			st.ReadTime = rt
-		}
-		n, err := counter.Count(ctx, st)
-		if err != nil {
-			return nil, err
-		}
-		e.Records += n
-	}
-	// Migrate pays one read per record, plus what planning just cost (the
-	// listing, partitioning and counting it repeats).
-	e.Reads = e.Records
-	if metered {
-		e.Reads += meter.BillableReads() - before
-	}
-	e.Cost = float64(e.Reads) * price / 100000
-	return e, nil
 }
 
 func writeReport(stdout io.Writer, path, format string, doc *diff.Document) error {

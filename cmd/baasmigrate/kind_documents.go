@@ -259,7 +259,10 @@ fields and collections that migrate then puts in _overflow or rejects.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			opts := append(append([]plugin.Option(nil), firestoreSpec().Options...), sampleOption)
-			cfg := pluginConfig(cmd.Flags(), opts)
+			cfg, err := pluginConfig(cmd.Flags(), opts)
+			if err != nil {
+				return &exitStatus{code: exitError, err: err}
+			}
 			if err := plugin.CheckRequired(opts, cfg); err != nil {
 				return &exitStatus{code: exitError, err: err}
 			}

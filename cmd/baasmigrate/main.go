@@ -57,7 +57,7 @@ func main() {
 	stopProfile := startProfile()
 	err := newRootCommand().ExecuteContext(in.context())
 	stopProfile()
-	os.Exit(exitCode(err, in.received()))
+	os.Exit(exitCode(os.Stderr, err, in.received()))
 }
 
 // interrupts turns SIGINT and SIGTERM into two stages of cancellation.
@@ -159,24 +159,26 @@ func startProfile() (stop func()) {
 	}
 }
 
-// exitCode prints err (once) and returns the process exit status for it.
-// A command that fails after an interrupt was interrupted: it exits 3,
-// without reporting the cancellation as an error.
-func exitCode(err error, interrupted bool) int {
+// exitCode prints err (once, on stderr) and returns the process exit
+// status for it: 0 for none; the code of an *exitStatus in its chain; 2
+// for any other error (a usage error among them). A command that fails
+// after an interrupt was interrupted: it exits 3, without reporting the
+// cancellation as an error.
+func exitCode(stderr io.Writer, err error, interrupted bool) int {
 	if err == nil {
 		return exitOK
 	}
 	var st *exitStatus
 	if errors.As(err, &st) && !(interrupted && st.code == exitError) {
 		if st.err != nil {
-			fmt.Fprintln(os.Stderr, "baasmigrate:", st.err)
+			fmt.Fprintln(stderr, "baasmigrate:", st.err)
 		}
 		return st.code
 	}
 	if interrupted {
-		fmt.Fprintln(os.Stderr, "baasmigrate:", interruptedMessage)
+		fmt.Fprintln(stderr, "baasmigrate:", interruptedMessage)
 		return exitInterrupted
 	}
-	fmt.Fprintln(os.Stderr, "baasmigrate:", err)
+	fmt.Fprintln(stderr, "baasmigrate:", err)
 	return exitError
 }

@@ -94,7 +94,10 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 	for _, k := range kinds {
 		m.sum.Jobs = append(m.sum.Jobs, jobSummary{Kind: string(k.Kind), Status: statusNotStarted, BillableReads: -1, Tables: []tableSummary{}})
 	}
-	target := pluginConfig(f, targetOptions)
+	target, err := pluginConfig(f, targetOptions)
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
 	m.secrets = append(m.secrets, secretValues(targetOptions, target)...)
 	targetTimeout, err := retry.Timeout(target, retry.TargetTimeoutOption)
 	if err != nil {
@@ -118,8 +121,12 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 		if ctx.Err() != nil {
 			return migration.ErrInterrupted
 		}
-		cfg := pluginConfig(f, k.Options)
+		cfg, err := pluginConfig(f, k.Options)
 		m.secrets = append(m.secrets, secretValues(k.Options, cfg)...)
+		if err != nil {
+			m.sum.Jobs[i].Status = statusFailed
+			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
+		}
 		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
 			m.sum.Jobs[i].Status = statusFailed
 			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w (or leave %ss out with --only)", k.Kind, err, k.Kind)}

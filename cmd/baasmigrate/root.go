@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -39,7 +41,8 @@ Exit status (every command):
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().String("config", "", "YAML file of settings; keys are flag names (e.g. `workers: 8`)")
+	root.SetFlagErrorFunc(flagError)
+	root.PersistentFlags().String("config", "", "YAML `file` of settings; keys are flag names (e.g. workers: 8)")
 	root.PersistentFlags().BoolP("verbose", "v", false, "Log progress notes and every retry as well as warnings")
 	root.PersistentFlags().Bool("no-progress", false, "Do not draw progress bars (they are also off when stderr is not a terminal)")
 	root.AddCommand(newMigrateCommand(), newInferCommand())
@@ -73,7 +76,7 @@ func applyConfigFile(cmd, root *cobra.Command) error {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+		return fmt.Errorf("config file %s", yamlError(path, err))
 	}
 	if len(doc.Content) == 0 {
 		return nil
@@ -102,13 +105,26 @@ func applyConfigFile(cmd, root *cobra.Command) error {
 			continue
 		}
 		if err := cmd.Flags().Set(k.Value, val); err != nil {
-			problems = append(problems, fmt.Sprintf("%s:%d: %s: %v", path, v.Line, k.Value, err))
+			problems = append(problems, fmt.Sprintf("%s:%d: %v", path, v.Line, flagError(cmd, err)))
 		}
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("config file problems:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+// yamlLine is how the YAML parser places a syntax error.
+var yamlLine = regexp.MustCompile(`^yaml: line ([0-9]+): `)
+
+// yamlError places a YAML syntax error of the file at path as
+// "path:line: message", the way compilers do.
+func yamlError(path string, err error) string {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s:%s: %s", path, m[1], msg[len(m[0]):])
+	}
+	return path + ": " + strings.TrimPrefix(msg, "yaml: ")
 }
 
 // scalarValue renders a YAML scalar or a list of scalars as a flag value.
@@ -143,49 +159,84 @@ func allFlagNames(root *cobra.Command) map[string]bool {
 	return names
 }
 
-// addOptionFlags registers one string flag per plugin option. Defaults are
-// not put into the flags: pluginConfig resolves them, after the
-// environment.
+// addOptionFlags registers one flag per plugin option, named in help by
+// its type ("--source-timeout duration"; a Switch takes no value). A value
+// given on the command line or in the --config file is checked against
+// the type as it is set. Defaults are not put into the flags:
+// pluginConfig resolves them, after the environment.
 func addOptionFlags(fs *pflag.FlagSet, opts []plugin.Option) {
 	for _, o := range opts {
 		if fs.Lookup(o.Name) != nil {
 			continue
 		}
-		help := o.Help
+		// pflag would take a backquoted word in the help as the value's
+		// name; the type names it instead.
+		help := strings.ReplaceAll(o.Help, "`", `"`)
 		if len(o.Env) > 0 {
 			help += " (env " + strings.Join(o.Env, ", ") + ")"
 		}
 		if o.Default != "" {
-			help += fmt.Sprintf(" (default %q)", o.Default)
+			if o.ValueType() == plugin.String {
+				help += fmt.Sprintf(" (default %q)", o.Default)
+			} else {
+				help += fmt.Sprintf(" (default %s)", o.Default)
+			}
 		}
-		fs.String(o.Name, "", help)
-		if o.Switch {
+		fs.Var(&optionValue{option: o}, o.Name, help)
+		if o.ValueType() == plugin.Switch {
 			fs.Lookup(o.Name).NoOptDefVal = "true" // --name alone means true
 		}
 	}
 }
 
-// pluginConfig resolves option values: flag or config file, then the
-// environment, then the default.
-func pluginConfig(fs *pflag.FlagSet, opts []plugin.Option) plugin.Config {
-	cfg := plugin.Config{}
-	for _, o := range opts {
-		f := fs.Lookup(o.Name)
-		if f != nil && f.Changed {
-			cfg[o.Name] = f.Value.String()
-			continue
-		}
-		for _, env := range o.Env {
-			if v := os.Getenv(env); v != "" {
-				cfg[o.Name] = v
-				break
-			}
-		}
-		if cfg[o.Name] == "" && o.Default != "" {
-			cfg[o.Name] = o.Default
+// optionValue is the flag of a plugin option: its text, checked against
+// the option's type when set.
+type optionValue struct {
+	option plugin.Option
+	value  string
+}
+
+func (v *optionValue) String() string { return v.value }
+
+func (v *optionValue) Set(s string) error {
+	if err := v.option.Check(s); err != nil {
+		return err
+	}
+	v.value = s
+	return nil
+}
+
+// Type is the value's name in help; "bool" tells pflag to show none.
+func (v *optionValue) Type() string {
+	if v.option.ValueType() == plugin.Switch {
+		return "bool"
+	}
+	return v.option.ValueType().ValueName()
+}
+
+// flagError returns a flag's parse error without pflag's preamble when
+// the cause names the option itself (a plugin option's check does).
+func flagError(_ *cobra.Command, err error) error {
+	var invalid *pflag.InvalidValueError
+	if errors.As(err, &invalid) {
+		if _, ok := invalid.GetFlag().Value.(*optionValue); ok {
+			return invalid.Unwrap()
 		}
 	}
-	return cfg
+	return err
+}
+
+// pluginConfig resolves option values: flag or config file, then the
+// environment, then the default (plugin.Resolve), each checked against its
+// option's type.
+func pluginConfig(fs *pflag.FlagSet, opts []plugin.Option) (plugin.Config, error) {
+	return plugin.Resolve(opts, func(name string) (string, bool) {
+		f := fs.Lookup(name)
+		if f == nil || !f.Changed {
+			return "", false
+		}
+		return f.Value.String(), true
+	}, os.Getenv)
 }
 
 // newLogger returns the logger for cmd: warnings (or, with --verbose,

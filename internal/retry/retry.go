@@ -358,22 +358,26 @@ func Logger(ctx context.Context) *slog.Logger {
 var (
 	AttemptsOption = plugin.Option{
 		Name:    "retry-attempts",
+		Type:    plugin.Int,
 		Help:    "Attempts at a failing operation (a source call, an object copy, a batch written to the target) before it is given up; throttling, outages and timeouts are retried with backoff, a full disk or refused credentials are not.",
 		Default: "8",
 	}
 	BackoffOption = plugin.Option{
 		Name:    "retry-backoff",
+		Type:    plugin.Duration,
 		Help:    "Delay before the first retry; it doubles up to 15s.",
 		Default: "250ms",
 	}
 	SourceTimeoutOption = plugin.Option{
 		Name: "source-timeout",
+		Type: plugin.Duration,
 		Help: "Longest wait for one answer from the source: a call, a page, the next message of a stream, the next bytes of a file. " +
 			"A source silent for longer is cut, and the read retried from where it was.",
 		Default: "1m",
 	}
 	TargetTimeoutOption = plugin.Option{
 		Name: "target-timeout",
+		Type: plugin.Duration,
 		Help: "Longest wait for one statement, commit or object-store request of the target. " +
 			"One that takes longer (blocked by a lock, say) is cut and the batch retried.",
 		Default: "2m",
