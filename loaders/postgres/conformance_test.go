@@ -109,7 +109,7 @@ func badDocs() []record.Record {
 		// An ID PostgreSQL refuses: beyond what a btree index entry holds,
 		// even compressed.
 		conformanceDoc("items/"+incompressible(12000), 5),
-		conformanceDoc("items/a\x00b", 2), // a NUL byte, which a text key cannot hold
+		conformanceDoc("items/a\x00b", 2),    // a NUL byte, which a text key cannot hold
 		conformanceDoc("items/odd/parts", 6), // not a document path
 		notDoc,
 	}
@@ -231,8 +231,10 @@ func storedUsers(versions bool) func(t *testing.T, pool *pgxpool.Pool) map[strin
 
 func TestUsersConformance(t *testing.T) {
 	loadertest.Run(t, loadertest.Harness{
-		Pool:     newPool,
-		Sink:     func(t *testing.T, _ *pgxpool.Pool) loaders.Sink { return postgres.NewUsers(postgres.UsersConfig{Hash: testParams(t)}) },
+		Pool: newPool,
+		Sink: func(t *testing.T, _ *pgxpool.Pool) loaders.Sink {
+			return postgres.NewUsers(postgres.UsersConfig{Hash: testParams(t)})
+		},
 		Good:     goodUsers,
 		Bad:      badUsers,
 		Stored:   storedUsers(false),
