@@ -269,11 +269,15 @@ func goodFiles(n int) []record.Record {
 }
 
 func badFiles() []record.Record {
+	// Copied, then refused by PostgreSQL: a time beyond timestamptz.
+	farFuture := conformanceFile("far-future.txt", []byte("f"), false, nil)
+	farFuture.CreateTime = time.Date(294500, 1, 1, 0, 0, 0, 0, time.UTC)
 	return []record.Record{
 		conformanceFile("../escape.txt", []byte("no"), false, nil),
 		conformanceFile("gone.txt", []byte("vanished at the source"), true, nil),
 		conformanceFile("nul\x00name.txt", []byte("x"), false, nil),
 		conformanceFile("meta.txt", []byte("m"), false, map[string]string{"k": "v\x00"}),
+		farFuture,
 	}
 }
 
