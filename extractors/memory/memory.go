@@ -191,8 +191,10 @@ func (e *Extractor) Plan(ctx context.Context, partitions int, readTime time.Time
 
 // Read emits the records of p after the cursor after, in key order. Each
 // record emitted counts as one billable read. An error from emit is
-// returned unchanged; a read time older than the window fails with
-// extractors.ErrSnapshotExpired.
+// returned unchanged. When readTime is older than the window before any
+// record (the clock may move during the read), Read fails
+// with extractors.ErrSnapshotExpired; the caller continues from the last
+// cursor it got at a new read time.
 func (e *Extractor) Read(ctx context.Context, p extractors.Partition, readTime time.Time, after string, emit func(record.Record) error) error {
 	if err := e.usable(ctx); err != nil {
 		return err
@@ -201,15 +203,17 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, readTime t
 	if st == nil {
 		return fmt.Errorf("reading partition %s of %s: no stream %q", p.ID, e.Source(), p.Stream)
 	}
-	if err := e.readable(readTime); err != nil {
-		return fmt.Errorf("reading partition %s/%s of %s: %w", p.Stream, p.ID, e.Source(), err)
-	}
 	lo, hi := st.bounds(p)
 	if after != "" {
 		lo = max(lo, upperBound(st.keys, after))
 	}
 	for i := lo; i < hi; i++ {
 		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("reading partition %s/%s of %s: %w", p.Stream, p.ID, e.Source(), err)
+		}
+		// A read time can expire in the middle of a read, as a
+		// Firestore query's does between two pages.
+		if err := e.readable(readTime); err != nil {
 			return fmt.Errorf("reading partition %s/%s of %s: %w", p.Stream, p.ID, e.Source(), err)
 		}
 		r := st.recs[i]

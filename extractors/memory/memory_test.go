@@ -185,6 +185,20 @@ func TestSnapshotsExpireWithTheClock(t *testing.T) {
 	if err := read(time.Time{}); err != nil {
 		t.Fatalf("the latest data: %v", err)
 	}
+	// The clock moving during a read ends it there, after the records
+	// read so far.
+	rt, _ = ex.SnapshotTime(ctx)
+	var got []string
+	err = ex.Read(ctx, p, rt, "", func(r record.Record) error {
+		got = append(got, r.Key)
+		if len(got) == 3 {
+			clock.Advance(time.Hour)
+		}
+		return nil
+	})
+	if !errors.Is(err, extractors.ErrSnapshotExpired) || len(got) != 3 {
+		t.Fatalf("the window passed during a read: %v after %d records; want ErrSnapshotExpired after 3", err, len(got))
+	}
 }
 
 // TestRefusesAmbiguousSources: duplicate or empty keys, and a stream of two

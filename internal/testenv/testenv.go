@@ -438,3 +438,25 @@ func randomHex(n int) string {
 	_, _ = rand.Read(buf) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(buf)
 }
+
+// CommittedRecords returns how many records the checkpoints of every run
+// in db's database cover: the sum of baasmigrate.partition_counts.read,
+// which grows only when a batch commits with its checkpoint. It is 0
+// before the state schema exists (the first instants of a run). Kill-and-
+// resume tests poll it to kill a run at a chosen point and compare it with
+// the rows stored; it takes a context and returns errors, so that a poll
+// during a PostgreSQL restart or from another goroutine can ignore them.
+func CommittedRecords(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}) (int64, error) {
+	var n int64
+	err := db.QueryRow(ctx, `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&n)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("counting the records the checkpoints cover: %w", err)
+	}
+	return n, nil
+}
