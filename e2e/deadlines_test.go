@@ -16,6 +16,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
 // These tests freeze and fill real services: a Firestore emulator process
@@ -120,7 +121,7 @@ func (f *docsFixture) waitForCommit(limit time.Duration, output func() string) {
 	f.t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		if committedRecords(f.pool) > 0 {
+		if testenv.Committed(f.pool)() > 0 {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -93,15 +93,6 @@ func (f *docsFixture) summary(path string) summaryJSON {
 	return readSummary[summaryJSON](f.t, path)
 }
 
-// committedRecords returns how many records the runs on pool's database
-// have committed so far: 0 before the state schema exists, as in the first
-// instants of a run.
-func committedRecords(pool *pgxpool.Pool) int64 {
-	var n int64
-	_ = pool.QueryRow(context.Background(), `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&n)
-	return n
-}
-
 // readSummary reads the --summary file at path into a T (summaryJSON,
 // runSummaryJSON), failing t when it is missing or not JSON.
 func readSummary[T any](t testing.TB, path string) T {
@@ -356,7 +347,7 @@ func TestDocumentsKillAndResume(t *testing.T) {
 	mapping := f.infer()
 	args := []string{"migrate", "--only", "documents", "--mapping", mapping, "--workers", "4", "--batch-size", "150", "--firestore-page-size", "400"}
 
-	committed := func() int64 { return committedRecords(f.pool) }
+	committed := testenv.Committed(f.pool)
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	midRun := 0
 	for attempt := 0; attempt < 5; attempt++ {

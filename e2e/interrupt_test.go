@@ -14,6 +14,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 	"github.com/baasmigrate/baasmigrate/e2e/firestoreemu"
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
 // runSummaryJSON is `migrate --summary` with the fields that say how the
@@ -45,8 +46,8 @@ func TestMigrateInterruptedBySignals(t *testing.T) {
 		"--batch-size", "20", "--firestore-page-size", "50", "--summary", sum}
 	ctx := context.Background()
 	committed := func() int64 {
-		var n int64
-		if err := f.pool.QueryRow(ctx, `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&n); err != nil {
+		n, err := testenv.CommittedRecords(ctx, f.pool)
+		if err != nil {
 			t.Fatal(err)
 		}
 		return n

@@ -427,7 +427,7 @@ func TestUsersKillAndResume(t *testing.T) {
 	n += 60
 
 	args := append([]string{"migrate", "--only", "users", "--firebase-project", f.project, "--batch-size", "20", "--auth-page-size", "150"}, usersHashFlags()...)
-	committed := func() int64 { return committedRecords(f.pool) }
+	committed := testenv.Committed(f.pool)
 	kills := 0
 	for attempt := 0; attempt < 3; attempt++ {
 		target := committed() + 100 + r.Int64N(600)
@@ -819,7 +819,7 @@ func TestUsersSameUIDTwiceSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	committed := func() int64 { return committedRecords(pool) }
+	committed := testenv.Committed(pool)
 	r := rand.New(rand.NewPCG(9, 9))
 	kills := 0
 	for attempt := 0; attempt < 3; attempt++ {

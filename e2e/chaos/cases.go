@@ -64,10 +64,9 @@ func (e *caseEnv) close() {
 // progress is the number of records committed so far (0 before the state
 // schema exists, or while PostgreSQL restarts).
 func (e *caseEnv) progress(ctx context.Context) int64 {
-	var n int64
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	_ = e.pool.QueryRow(ctx, `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&n)
+	n, _ := testenv.CommittedRecords(ctx, e.pool)
 	return n
 }
 

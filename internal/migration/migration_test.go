@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,12 +15,12 @@ import (
 	"cloud.google.com/go/firestore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/genproto/googleapis/type/latlng"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 	"github.com/baasmigrate/baasmigrate/extractors"
-	fsx "github.com/baasmigrate/baasmigrate/extractors/firestore"
+	"github.com/baasmigrate/baasmigrate/extractors/memory"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
-	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
@@ -49,43 +50,101 @@ type fixture struct {
 	pool    *pgxpool.Pool
 	state   *postgres.State
 	mapping *mappings.Mapping
-	cfg     plugin.Config
+	recs    []record.Record // the source's documents
 	docs    int
 }
 
+// newFixture makes the sample application's documents (demoapp's
+// generator, as the e2e tests seed them into Firestore) a source held in
+// memory, with a mapping inferred from their paths, and a fresh target.
+// The engine's behaviour under test does not depend on Firestore: the
+// Firestore extractor passes the same extractortest suite as
+// extractors/memory.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	host := testenv.FirestoreEmulatorHost(t)
-	project := testenv.FreshProjectID(t)
-	t.Setenv("FIRESTORE_EMULATOR_HOST", host)
-	client, err := firestore.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
 	docs := demoapp.Documents(9, demoapp.Scale{Users: 300, Posts: 200, CommentsPerPost: 2, Orders: 100, ItemsPerOrder: 2, Archive: 10})
-	if err := demoapp.Seed(ctx, client, docs); err != nil {
-		t.Fatal(err)
-	}
 	in := mappings.NewInferrer(mappings.InferOptions{})
-	for _, d := range docs {
+	recs := make([]record.Record, len(docs))
+	written := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	for i, d := range docs {
 		in.Observe(d.Path, nil)
+		recs[i] = record.Record{Kind: record.KindDocument, Key: d.Path, Fields: goFields(t, d.Fields),
+			CreateTime: written, UpdateTime: written.Add(time.Duration(i) * time.Microsecond)}
 	}
 	pool := testenv.NewPool(t)
 	state, err := postgres.OpenState(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{
-		pool: pool, state: state, mapping: in.Mapping(), docs: len(docs),
-		cfg: plugin.Config{"firebase-project": project, "firestore-emulator-host": host, "firestore-page-size": "64", "firestore-snapshot-window": "1h"},
+	return &fixture{pool: pool, state: state, mapping: in.Mapping(), recs: recs, docs: len(docs)}
+}
+
+// goFields converts demoapp's field values (as the Firestore Go client
+// takes them) into record values, as the Firestore extractor reads them.
+func goFields(t *testing.T, m map[string]any) map[string]record.Value {
+	t.Helper()
+	out := make(map[string]record.Value, len(m))
+	for k, v := range m {
+		out[k] = goValue(t, v)
 	}
+	return out
+}
+
+func goValue(t *testing.T, v any) record.Value {
+	t.Helper()
+	switch x := v.(type) {
+	case nil:
+		return record.Null()
+	case bool:
+		return record.Bool(x)
+	case int64:
+		return record.Int(x)
+	case float64:
+		return record.Double(x)
+	case time.Time:
+		return record.Timestamp(x)
+	case string:
+		return record.String(x)
+	case []byte:
+		return record.Bytes(x)
+	case *latlng.LatLng:
+		return record.Geo(x.Latitude, x.Longitude)
+	case firestore.Vector64:
+		return record.Vector([]float64(x))
+	case []string:
+		vals := make([]record.Value, len(x))
+		for i, e := range x {
+			vals[i] = record.String(e)
+		}
+		return record.Array(vals...)
+	case []any:
+		vals := make([]record.Value, len(x))
+		for i, e := range x {
+			vals[i] = goValue(t, e)
+		}
+		return record.Array(vals...)
+	case map[string]any:
+		return record.Map(goFields(t, x))
+	}
+	// demoapp's document references are a string type of its own.
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
+		return record.Reference(rv.String())
+	}
+	t.Fatalf("demoapp value %T has no record value", v)
+	return record.Value{}
 }
 
 func (f *fixture) job(t *testing.T, sink loaders.Sink) migration.Job {
 	t.Helper()
-	ex, err := fsx.New(context.Background(), f.cfg)
+	return f.jobWith(t, sink, memory.Options{})
+}
+
+// jobWith is job with a source made with opts (its Name is set).
+func (f *fixture) jobWith(t *testing.T, sink loaders.Sink, opts memory.Options) migration.Job {
+	t.Helper()
+	opts.Name = "demoapp"
+	ex, err := memory.New(f.recs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +178,8 @@ func (f *fixture) rows(t *testing.T) int64 {
 // committed is the number of records the checkpoints cover.
 func (f *fixture) committed(t *testing.T) int64 {
 	t.Helper()
-	var n int64
-	if err := f.pool.QueryRow(context.Background(), `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&n); err != nil {
+	n, err := testenv.CommittedRecords(context.Background(), f.pool)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -394,5 +453,52 @@ func TestStateReadsSurviveLostSessions(t *testing.T) {
 	}
 	if rows, committed := f.rows(t), f.committed(t); rows != int64(f.docs) || committed != int64(f.docs) {
 		t.Fatalf("%d rows, checkpoints cover %d; want %d", rows, committed, f.docs)
+	}
+}
+
+// clockSink moves the source's clock by its window during its nth batch,
+// as a run outliving the window does.
+type clockSink struct {
+	loaders.Sink
+	clock *memory.Clock
+	by    time.Duration
+	at    int64
+	calls atomic.Int64
+}
+
+func (s *clockSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
+	if s.calls.Add(1) == s.at {
+		s.clock.Advance(s.by)
+	}
+	return s.Sink.Write(ctx, tx, recs)
+}
+
+// TestExpiredSnapshotIsRenewed lets the source's snapshot window pass
+// while a stream is read (its 3rd batch of 30 is written, the reader
+// ahead): the partition continues at a new read time from the last record
+// it read, each later stream renews too (recorded, and counted in the
+// result), and the target ends up exact, no record counted twice.
+func TestExpiredSnapshotIsRenewed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	clock := memory.NewClock(memory.Epoch)
+	sink := &clockSink{Sink: f.sink(t), clock: clock, by: 2 * time.Minute, at: 4}
+	job := f.jobWith(t, sink, memory.Options{Clock: clock, Window: time.Minute})
+	res, err := migration.Execute(ctx, f.pool, f.state, job, migration.Options{Workers: 1, BatchSize: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var renewed int
+	var first, now time.Time
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE renewals > 0), min(first_read_time), max(read_time) FROM baasmigrate.streams`).
+		Scan(&renewed, &first, &now); err != nil {
+		t.Fatal(err)
+	}
+	if res.SnapshotRenewals == 0 || renewed != res.SnapshotRenewals || !first.Equal(memory.Epoch) || !now.Equal(memory.Epoch.Add(2*time.Minute)) {
+		t.Fatalf("%d renewals reported, %d streams renewed, read times from %v to %v; want renewals, at %v then %v",
+			res.SnapshotRenewals, renewed, first, now, memory.Epoch, memory.Epoch.Add(2*time.Minute))
+	}
+	if f.rows(t) != int64(f.docs) || f.committed(t) != int64(f.docs) {
+		t.Fatalf("%d rows, %d committed; want %d", f.rows(t), f.committed(t), f.docs)
 	}
 }

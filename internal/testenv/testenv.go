@@ -438,3 +438,44 @@ func randomHex(n int) string {
 	_, _ = rand.Read(buf) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(buf)
 }
+
+// RowQuerier is what CommittedRecords reads through: a pgx pool,
+// connection or transaction.
+type RowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// CommittedRecords returns how many records the checkpoints of every run
+// in db's database cover: the sum of baasmigrate.partition_counts.read,
+// which grows only when a batch commits with its checkpoint. It is 0
+// before the state schema exists (the first instants of a run). Kill-and-
+// resume tests compare it with the rows stored, and poll it (Committed) to
+// kill a run at a chosen point.
+func CommittedRecords(ctx context.Context, db RowQuerier) (int64, error) {
+	var n int64
+	err := db.QueryRow(ctx, `SELECT coalesce(sum(read), 0) FROM baasmigrate.partition_counts`).Scan(&n)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("counting the records the checkpoints cover: %w", err)
+	}
+	return n, nil
+}
+
+// committedPollTimeout bounds one poll of Committed.
+const committedPollTimeout = 2 * time.Second
+
+// Committed returns a function polling CommittedRecords, for
+// clitest.KillAt's progress and waiting loops: it reports 0 while the count
+// cannot be read (a target restarting, say), and waits at most two seconds
+// per call. It is safe to call from any goroutine.
+func Committed(db RowQuerier) func() int64 {
+	return func() int64 {
+		ctx, cancel := context.WithTimeout(context.Background(), committedPollTimeout)
+		defer cancel()
+		n, _ := CommittedRecords(ctx, db)
+		return n
+	}
+}

@@ -187,3 +187,36 @@ func TestNewDatabase(t *testing.T) {
 		t.Errorf("database %q still exists after the test's cleanup", name)
 	}
 }
+
+// TestCommittedRecords: 0 without the state schema, the sum of the
+// partitions' read counts with it, and an error (0 from Committed) when
+// the database cannot be read.
+func TestCommittedRecords(t *testing.T) {
+	ctx := context.Background()
+	pool := NewPool(t)
+	if n, err := CommittedRecords(ctx, pool); n != 0 || err != nil {
+		t.Fatalf("before the state schema: %d, %v; want 0, nil", n, err)
+	}
+	for _, stmt := range []string{
+		`CREATE SCHEMA baasmigrate`,
+		`CREATE TABLE baasmigrate.partition_counts (read bigint NOT NULL)`,
+		`INSERT INTO baasmigrate.partition_counts VALUES (3), (4)`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := CommittedRecords(ctx, pool); n != 7 || err != nil {
+		t.Fatalf("CommittedRecords = %d, %v; want 7", n, err)
+	}
+	if n := Committed(pool)(); n != 7 {
+		t.Fatalf("Committed = %d; want 7", n)
+	}
+	pool.Close()
+	if _, err := CommittedRecords(ctx, pool); err == nil {
+		t.Fatal("no error from a closed pool")
+	}
+	if n := Committed(pool)(); n != 0 {
+		t.Fatalf("Committed from a closed pool = %d; want 0", n)
+	}
+}

@@ -1,0 +1,248 @@
+package memory_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/extractors/extractortest"
+	"github.com/baasmigrate/baasmigrate/extractors/memory"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+)
+
+// source returns documents in three root collections (one with a single
+// record, keys with unicode, NUL and bytes that sort around "/") and users
+// in a stream of their own.
+func source() []record.Record {
+	t0 := time.Date(2023, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	var recs []record.Record
+	add := func(kind record.Kind, key string, i int) {
+		recs = append(recs, record.Record{
+			Kind: kind, Key: key, CreateTime: t0.Add(time.Duration(i) * time.Second), UpdateTime: t0.Add(time.Duration(i) * time.Minute),
+			Fields: map[string]record.Value{"n": record.Int(int64(i)), "key": record.String(key)},
+		})
+	}
+	for i := range 60 {
+		add(record.KindDocument, fmt.Sprintf("users/u%03d", i), i)
+		if i%3 == 0 {
+			add(record.KindDocument, fmt.Sprintf("users/u%03d/orders/o%d", i, i), i)
+		}
+	}
+	for i, k := range []string{"posts/é", "posts/a-b", "posts/a\x00b", "posts/a", "posts/Z", "posts/日本", "posts/a.b", "posts/a0"} {
+		add(record.KindDocument, k, 100+i)
+	}
+	add(record.KindDocument, "single/only", 200)
+	for i := range 25 {
+		add(record.KindUser, fmt.Sprintf("uid-%02d", i), 300+i)
+	}
+	return recs
+}
+
+func streamOf(r record.Record) string {
+	if r.Kind == record.KindUser {
+		return "users"
+	}
+	s, _, _ := strings.Cut(r.Key, "/")
+	return "documents:" + s
+}
+
+func newSource(t *testing.T, opts memory.Options) *memory.Extractor {
+	t.Helper()
+	if opts.StreamOf == nil {
+		opts.StreamOf = streamOf
+	}
+	ex, err := memory.New(source(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ex
+}
+
+func TestConformance(t *testing.T) {
+	want := map[string]record.Record{}
+	for _, r := range source() {
+		want[r.Key] = r
+	}
+	extractortest.Run(t, extractortest.Harness{
+		New:         func(t *testing.T) extractors.Extractor { return newSource(t, memory.Options{Name: "conformance"}) },
+		Want:        want,
+		Times:       true,
+		Partitions:  []int{1, 2, 3, 8, 500},
+		ResumeEvery: 1,
+	})
+}
+
+// TestPartitionsAreKeyRangesInByteOrder: every partition delivers its keys
+// in byte order, within [Start, End), and the ranges of a stream follow
+// each other.
+func TestPartitionsAreKeyRangesInByteOrder(t *testing.T) {
+	ctx := context.Background()
+	ex := newSource(t, memory.Options{})
+	if ex.KeyOrder() != record.ByteOrder {
+		t.Fatal("KeyOrder is not record.ByteOrder")
+	}
+	streams, err := ex.Plan(ctx, 4, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range streams {
+		for i, p := range st.Partitions {
+			if (i == 0) != (p.Start == "") || (i == len(st.Partitions)-1) != (p.End == "") {
+				t.Errorf("%s/%s: open bounds only at the stream's ends: %+v", st.Name, p.ID, p)
+			}
+			if i > 0 && st.Partitions[i-1].End != p.Start {
+				t.Errorf("%s: partition %s starts at %q, the previous ends at %q", st.Name, p.ID, p.Start, st.Partitions[i-1].End)
+			}
+			var keys []string
+			if err := ex.Read(ctx, p, time.Time{}, "", func(r record.Record) error {
+				if r.Cursor != r.Key {
+					t.Errorf("%q: cursor %q, want the key", r.Key, r.Cursor)
+				}
+				keys = append(keys, r.Key)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.IsSortedFunc(keys, record.ByteOrder.Compare) {
+				t.Errorf("%s/%s: keys out of byte order: %q", st.Name, p.ID, keys)
+			}
+			for _, k := range keys {
+				if k < p.Start || (p.End != "" && k >= p.End) {
+					t.Errorf("%s/%s: key %q outside [%q, %q)", st.Name, p.ID, k, p.Start, p.End)
+				}
+			}
+		}
+	}
+}
+
+// TestCountsAndBillableReads: Count is the number of records a stream's
+// partitions hold, and every record emitted is one billable read.
+func TestCountsAndBillableReads(t *testing.T) {
+	ctx := context.Background()
+	ex := newSource(t, memory.Options{})
+	streams, err := ex.Plan(ctx, 3, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total, emitted int64
+	for _, st := range streams {
+		n, err := ex.Count(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+		var read int64
+		for _, p := range st.Partitions {
+			if err := ex.Read(ctx, p, time.Time{}, "", func(record.Record) error { read++; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if read != n {
+			t.Errorf("stream %s: Count %d, read %d", st.Name, n, read)
+		}
+		emitted += read
+	}
+	if total != int64(len(source())) || ex.BillableReads() != emitted {
+		t.Fatalf("counted %d of %d records; %d billable reads for %d emitted", total, len(source()), ex.BillableReads(), emitted)
+	}
+}
+
+// TestSnapshotsExpireWithTheClock: a read time stays readable for the
+// window of the fake clock, then fails with ErrSnapshotExpired; the zero
+// read time always reads.
+func TestSnapshotsExpireWithTheClock(t *testing.T) {
+	ctx := context.Background()
+	clock := memory.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 999, time.UTC))
+	ex := newSource(t, memory.Options{Clock: clock, Window: time.Minute})
+	rt, err := ex.SnapshotTime(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rt.Equal(clock.Now().Truncate(time.Microsecond)) || ex.SnapshotWindow() != time.Minute {
+		t.Fatalf("SnapshotTime %v, window %v", rt, ex.SnapshotWindow())
+	}
+	streams, err := ex.Plan(ctx, 1, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := streams[0].Partitions[0]
+	read := func(at time.Time) error {
+		return ex.Read(ctx, p, at, "", func(record.Record) error { return nil })
+	}
+	clock.Advance(time.Minute - time.Microsecond)
+	if err := read(rt); err != nil {
+		t.Fatalf("within the window: %v", err)
+	}
+	clock.Advance(time.Microsecond)
+	if err := read(rt); !errors.Is(err, extractors.ErrSnapshotExpired) {
+		t.Fatalf("after the window: %v, want ErrSnapshotExpired", err)
+	}
+	if err := read(time.Time{}); err != nil {
+		t.Fatalf("the latest data: %v", err)
+	}
+	// The clock moving during a read ends it there, after the records
+	// read so far.
+	rt, _ = ex.SnapshotTime(ctx)
+	var got []string
+	err = ex.Read(ctx, p, rt, "", func(r record.Record) error {
+		got = append(got, r.Key)
+		if len(got) == 3 {
+			clock.Advance(time.Hour)
+		}
+		return nil
+	})
+	if !errors.Is(err, extractors.ErrSnapshotExpired) || len(got) != 3 {
+		t.Fatalf("the window passed during a read: %v after %d records; want ErrSnapshotExpired after 3", err, len(got))
+	}
+}
+
+// TestRefusesAmbiguousSources: duplicate or empty keys, and a stream of two
+// kinds, are errors.
+func TestRefusesAmbiguousSources(t *testing.T) {
+	doc := func(k string) record.Record { return record.Record{Kind: record.KindDocument, Key: k} }
+	for name, recs := range map[string][]record.Record{
+		"duplicate key": {doc("a/1"), doc("a/1")},
+		"empty key":     {doc("")},
+		"no kind":       {{Key: "a/1"}},
+		"mixed kinds":   {doc("a/1"), {Kind: record.KindUser, Key: "a/2"}},
+	} {
+		if _, err := memory.New(recs, memory.Options{Name: "x"}); err == nil {
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+}
+
+// TestEmptySourceAndClose: an empty source plans no stream; a closed
+// extractor refuses to read.
+func TestEmptySourceAndClose(t *testing.T) {
+	ctx := context.Background()
+	ex, err := memory.New(nil, memory.Options{Name: "empty"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if streams, err := ex.Plan(ctx, 4, time.Time{}); err != nil || len(streams) != 0 {
+		t.Fatalf("Plan of an empty source: %v, %v", streams, err)
+	}
+	if ex.Source() != "memory:empty" {
+		t.Fatalf("Source = %q", ex.Source())
+	}
+	ex = newSource(t, memory.Options{})
+	streams, _ := ex.Plan(ctx, 1, time.Time{})
+	ex.Close()
+	if err := ex.Read(ctx, streams[0].Partitions[0], time.Time{}, "", func(record.Record) error { return nil }); err == nil {
+		t.Fatal("a closed extractor read")
+	}
+}
+
+// TestNotRegistered: the package adds nothing to the registry, so no
+// --source can name it.
+func TestNotRegistered(t *testing.T) {
+	if all := extractors.All(); len(all) != 0 {
+		t.Fatalf("registered: %+v", all)
+	}
+}
