@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/passwords"
 )
@@ -108,4 +110,32 @@ func (s *Users) upgradeDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 				DROP CONSTRAINT IF EXISTS `+hashConfigsParamsCheck+`, ADD `+hashParametersCheck)
 	}
 	return out, nil
+}
+
+// ColumnExists reports whether table of schema has column.
+func ColumnExists(ctx context.Context, db loaders.DB, schema, table, column string) (bool, error) {
+	var ok bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND attnum > 0 AND NOT attisdropped)`,
+		pgx.Identifier{schema, table}.Sanitize(), column).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("reading the columns of %s: %w", pgx.Identifier{schema, table}.Sanitize(), err)
+	}
+	return ok, nil
+}
+
+// HashConfigExprs returns SQL expressions reading the algorithm and the
+// parameters (jsonb) of the hash_configs row aliased alias, for readers
+// that must not write (plan, verify): in the current layout, or in the
+// first layout exactly as upgradeDDL will convert it.
+func HashConfigExprs(ctx context.Context, db loaders.DB, schema, alias string) (algorithm, parameters string, err error) {
+	current, err := ColumnExists(ctx, db, schema, HashConfigsTable, "parameters")
+	if err != nil {
+		return "", "", err
+	}
+	if current {
+		return alias + ".algorithm", alias + ".parameters", nil
+	}
+	b64 := func(col string) string { return `translate(encode(` + alias + `.` + col + `, 'base64'), E'\n', '')` }
+	return `'` + passwords.FirebaseScrypt + `'::text`, `jsonb_build_object('signer_key', ` + b64("signer_key") + `, 'salt_separator', ` +
+		b64("salt_separator") + `, 'rounds', ` + alias + `.rounds::text, 'mem_cost', ` + alias + `.mem_cost::text)`, nil
 }
