@@ -80,4 +80,3 @@ func Verify(c Credential, password []byte) (bool, error) {
 	}
 	return false, fmt.Errorf("%w: %s", ErrCannotVerify, strings.ToLower(c.Algorithm))
 }
-

@@ -46,7 +46,7 @@ type Users struct {
 	sink    *postgres.Users
 	shared  *passwords.Credential
 	order   record.KeyOrder // nil: the source has none
-	table   string // the report's table name: schema.users
+	table   string          // the report's table name: schema.users
 	schema  string
 	cursors int
 	cols    struct{ user, providers, mfa []postgres.UsersColumn }

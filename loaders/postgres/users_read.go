@@ -37,17 +37,20 @@ type StoredUser struct {
 	HashConfigID string
 }
 
-// ErrNoUser is returned (wrapped) by ReadUser for a uid the table does not
-// hold.
-var ErrNoUser = errors.New("no such user")
+// NoUserError is ReadUser's error for a uid the table does not hold.
+type NoUserError struct{ UID, Schema string }
+
+func (e *NoUserError) Error() string {
+	return fmt.Sprintf("no user with uid %q in schema %q", e.UID, e.Schema)
+}
 
 // ErrOldUsersLayout is returned (wrapped) when the tables were made by an
 // earlier version and not upgraded yet: the next migrate (Prepare)
 // upgrades them.
 var ErrOldUsersLayout = errors.New("the users tables have the layout of an earlier version; run migrate --only users once to upgrade them")
 
-// ReadUser returns the user uid of the users tables in schema, or an error
-// wrapping ErrNoUser.
+// ReadUser returns the user uid of the users tables in schema, or a
+// *NoUserError.
 func ReadUser(ctx context.Context, db loaders.DB, schema, uid string) (*StoredUser, error) {
 	var found *StoredUser
 	err := readUsers(ctx, db, schema, ` WHERE u.uid = $1`, []any{uid}, func(u *StoredUser) error {
@@ -58,7 +61,7 @@ func ReadUser(ctx context.Context, db loaders.DB, schema, uid string) (*StoredUs
 		return nil, err
 	}
 	if found == nil {
-		return nil, fmt.Errorf("%w: no user with uid %q in schema %q", ErrNoUser, uid, schema)
+		return nil, &NoUserError{UID: uid, Schema: schema}
 	}
 	return found, nil
 }
@@ -68,6 +71,14 @@ func ReadUser(ctx context.Context, db loaders.DB, schema, uid string) (*StoredUs
 // fn's first error, which it returns.
 func EachUser(ctx context.Context, db loaders.DB, schema string, fn func(*StoredUser) error) error {
 	return readUsers(ctx, db, schema, ` ORDER BY u.created_at NULLS LAST, u.uid`, nil, fn)
+}
+
+// CheckUsersTables returns the error EachUser would return before reading
+// any user: tables missing, of an earlier layout, or hash_configs not
+// readable by this role.
+func CheckUsersTables(ctx context.Context, db loaders.DB, schema string) error {
+	_, err := readHashConfigs(ctx, db, schema)
+	return err
 }
 
 // hashConfig is one row of hash_configs.
