@@ -64,8 +64,10 @@ func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		return migration.Job{}, err
 	}
 	if shared == nil {
-		warnNoSharedHash(env.Stderr, ex, "%s are copied, but cannot be verified until a run with them "+
-			"(add them and pass --restart; unchanged rows are not rewritten)")
+		warnNoSharedHash(env.Stderr, ex, func(hashes string) string {
+			return hashes + " are copied, but cannot be verified until a run with them " +
+				"(add them and pass --restart; unchanged rows are not rewritten)"
+		})
 	}
 	return migration.Job{
 		Kind: record.KindUser, Extractor: ex, Sink: sink,
@@ -94,8 +96,10 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 		return nil, err
 	}
 	if shared == nil {
-		warnNoSharedHash(env.Stderr, ex, "the target's users are expected to reference none, so users migrated with parameters "+
-			"show hashConfigId and hashParameters as different; give the project's parameters to compare them")
+		warnNoSharedHash(env.Stderr, ex, func(string) string {
+			return "the target's users are expected to reference none, so users migrated with parameters " +
+				"show hashConfigId and hashParameters as different; give the project's parameters to compare them"
+		})
 	}
 	cfg := postgres.UsersConfig{Schema: env.Config.String(usersSchemaOption.Name), SharedHash: shared}
 	sink := postgres.NewUsers(cfg)
@@ -134,18 +138,15 @@ func sharedHash(ex extractors.Extractor) (*passwords.Credential, error) {
 }
 
 // warnNoSharedHash tells, for an extractor that takes shared hash
-// parameters but was given none, what follows: consequence with %s for
-// the hashes concerned ("Firebase scrypt hashes"), or without it.
-func warnNoSharedHash(w io.Writer, ex extractors.Extractor, consequence string) {
+// parameters but was given none, what follows: consequence of the hashes
+// concerned ("Firebase scrypt hashes").
+func warnNoSharedHash(w io.Writer, ex extractors.Extractor, consequence func(hashes string) string) {
 	sh, ok := ex.(extractors.SharedHasher)
 	if !ok {
 		return
 	}
 	hashes, options := sh.SharedHashMissing()
-	if strings.Contains(consequence, "%s") {
-		consequence = fmt.Sprintf(consequence, hashes)
-	}
-	fmt.Fprintf(w, "users: no password hash parameters (%s): %s\n", strings.Join(options, ", "), consequence)
+	fmt.Fprintf(w, "users: no password hash parameters (%s): %s\n", strings.Join(options, ", "), consequence(hashes))
 }
 
 // usersOwner is the owner the users sink claims its tables for: the

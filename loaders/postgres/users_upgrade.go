@@ -99,12 +99,9 @@ func (s *Users) upgradeDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 		}
 	}
 	if hcExists && !hcHasParams {
-		b64 := func(col string) string { return `translate(encode(` + col + `, 'base64'), E'\n', '')` }
 		add("upgrade "+hc+": add the column parameters", `ALTER TABLE `+hc+` ADD COLUMN IF NOT EXISTS parameters jsonb`)
-		add("upgrade "+hc+": move the Firebase scrypt parameters into it (values not shown)", `UPDATE `+hc+` SET algorithm = '`+passwords.FirebaseScrypt+`', parameters = jsonb_build_object(
-				'signer_key', `+b64("signer_key")+`, 'salt_separator', `+b64("salt_separator")+`,
-				'rounds', rounds::text, 'mem_cost', mem_cost::text)
-			WHERE parameters IS NULL`)
+		add("upgrade "+hc+": move the Firebase scrypt parameters into it (values not shown)",
+			`UPDATE `+hc+` h SET algorithm = '`+passwords.FirebaseScrypt+`', parameters = `+firstLayoutParameters("h")+` WHERE parameters IS NULL`)
 		add("upgrade "+hc+": drop the scrypt-only columns", `ALTER TABLE `+hc+` DROP COLUMN IF EXISTS signer_key, DROP COLUMN IF EXISTS salt_separator,
 				DROP COLUMN IF EXISTS rounds, DROP COLUMN IF EXISTS mem_cost, ALTER COLUMN parameters SET NOT NULL,
 				DROP CONSTRAINT IF EXISTS `+hashConfigsParamsCheck+`, ADD `+hashParametersCheck)
@@ -135,7 +132,15 @@ func HashConfigExprs(ctx context.Context, db loaders.DB, schema, alias string) (
 	if current {
 		return alias + ".algorithm", alias + ".parameters", nil
 	}
+	return `'` + passwords.FirebaseScrypt + `'::text`, firstLayoutParameters(alias), nil
+}
+
+// firstLayoutParameters is the parameters object of a hash_configs row of
+// the first layout, aliased alias (passwords' contract for Firebase
+// scrypt: the key and separator in padded standard base64 — encode breaks
+// lines, which are removed — rounds and mem_cost in decimal).
+func firstLayoutParameters(alias string) string {
 	b64 := func(col string) string { return `translate(encode(` + alias + `.` + col + `, 'base64'), E'\n', '')` }
-	return `'` + passwords.FirebaseScrypt + `'::text`, `jsonb_build_object('signer_key', ` + b64("signer_key") + `, 'salt_separator', ` +
-		b64("salt_separator") + `, 'rounds', ` + alias + `.rounds::text, 'mem_cost', ` + alias + `.mem_cost::text)`, nil
+	return `jsonb_build_object('signer_key', ` + b64("signer_key") + `, 'salt_separator', ` + b64("salt_separator") +
+		`, 'rounds', ` + alias + `.rounds::text, 'mem_cost', ` + alias + `.mem_cost::text)`
 }
