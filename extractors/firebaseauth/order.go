@@ -96,10 +96,13 @@ func (uidOrder) Compare(a, b string) int { return CompareUIDs(a, b) }
 // OrderBy sorts by byte order (COLLATE "C") after prefixing every
 // character from U+E000 to U+FFFF with U+10FFFF, which puts it after the
 // supplementary characters as UTF-16 does (exact for uids without
-// U+10FFFF itself; the diff checks the order it reads). It needs a UTF8
-// database, as uids outside ASCII do anyway.
+// U+10FFFF itself; the diff checks the order it reads). In a database
+// whose encoding is not UTF8, which cannot hold such uids as characters,
+// it is plain byte order; the expression names no character the encoding
+// lacks, so it works there too.
 func (uidOrder) OrderBy(col string) string {
-	return `regexp_replace(` + col + `, '([\uE000-\uFFFF])', chr(1114111) || '\1', 'g') COLLATE "C"`
+	return `(CASE WHEN current_setting('server_encoding') = 'UTF8' THEN regexp_replace(` + col +
+		`, '([\uE000-\uFFFF])', convert_from('\xf48fbfbf'::bytea, 'UTF8') || '\1', 'g') ELSE ` + col + ` END) COLLATE "C"`
 }
 
 // KeyOrder is UIDOrder: the Auth API lists users in uid order.
