@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"maps"
 	"strings"
 	"testing"
@@ -137,6 +138,14 @@ func TestUsersUpgradeTheFirstLayout(t *testing.T) {
 		if _, err := pool.Exec(ctx, q.sql, q.args...); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	// The tools reading users want the upgrade first, and say so.
+	if err := postgres.CheckUsersTables(ctx, pool, postgres.DefaultUsersSchema); !errors.Is(err, postgres.ErrOldUsersLayout) {
+		t.Errorf("CheckUsersTables on the first layout: %v", err)
+	}
+	if _, err := postgres.ReadUser(ctx, pool, postgres.DefaultUsersSchema, "old"); !errors.Is(err, postgres.ErrOldUsersLayout) {
+		t.Errorf("ReadUser on the first layout: %v", err)
 	}
 
 	plan, err := s.PlannedDDL(ctx, pool)
