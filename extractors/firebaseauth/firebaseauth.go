@@ -17,10 +17,21 @@
 // # Records
 //
 // Every user is one record of kind user whose key is the uid, exactly. Its
-// fields follow record.User (see record.User.Record and UserFromRecord, which sinks use to
-// read them back). Password hashes are kept as the source's text with an
-// algorithm mark; decoding and validating them is the sink's job, so that a
-// bad hash rejects one user instead of stopping the run.
+// fields follow record.User (see record.User.Record and record.UserFrom,
+// which sinks use to read them back). Password hashes are kept as the
+// source's text with an algorithm mark; decoding and validating them is the
+// sink's job, so that a bad hash rejects one user instead of stopping the
+// run.
+//
+// # Abilities
+//
+// Both extractors are extractors.SharedHasher: the project's hash
+// parameters (--hash-*) reach the users sink as a FIREBASE_SCRYPT
+// credential (HashCredential). The API extractor is an
+// extractors.KeyOrderer (UIDOrder: the Auth API lists users in UTF-16 order
+// of their uids), so plan and verify merge it with the table; the file
+// extractor is an extractors.TargetOwner (an export file is its project's
+// only when the user named the project).
 //
 // # Bad input
 //
