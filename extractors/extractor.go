@@ -16,6 +16,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/passwords"
 )
 
 // Partition and Stream are defined in package record, which loaders and
@@ -94,6 +95,34 @@ type Sizer interface {
 // other extractors' records are looked up in the target by key.
 type KeyOrderer interface {
 	KeyOrder() record.KeyOrder
+}
+
+// SharedHasher is implemented by extractors of users whose password hashes
+// need parameters that every user of the source shares and that the source
+// does not export (Firebase scrypt: the project's hash configuration), so
+// the user gives them as options. The users sink stores them once and has
+// the row of every user whose credential has their algorithm refer to them.
+type SharedHasher interface {
+	// SharedHash returns the shared parameters as a credential with only
+	// Algorithm and Params set, or nil when the options give none. The
+	// error says which options are wrong or missing, never their values.
+	SharedHash() (*passwords.Credential, error)
+	// SharedHashMissing says, for the warning shown when SharedHash is
+	// nil, which hashes then cannot be verified ("Firebase scrypt
+	// hashes") and the options that give the parameters ("--hash-rounds").
+	SharedHashMissing() (hashes string, options []string)
+}
+
+// TargetOwner is implemented by extractors whose claim on the target's
+// tables depends on how the user configured them (an export file counts as
+// its project's only when the user named the project). The engine claims
+// tables for WholeSource otherwise.
+type TargetOwner interface {
+	// TargetOwner returns the source to claim the tables for ("" keeps
+	// WholeSource) and a hint added to a refusal ("" for none). given
+	// reports whether the user set an option on the command line or in the
+	// --config file rather than through the environment or its default.
+	TargetOwner(given func(option string) bool) (source, hint string)
 }
 
 // ReadMeter is implemented by extractors whose source bills per record read;

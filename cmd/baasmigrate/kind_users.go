@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
-	"github.com/baasmigrate/baasmigrate/extractors/firebase"
-	"github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/passwords"
+
+	_ "github.com/baasmigrate/baasmigrate/extractors/firebaseauth" // TEMP until merge: extractors/all registers every source
 )
 
 // usersSchemaOption is where Auth users go.
@@ -21,29 +24,34 @@ var usersSchemaOption = plugin.Option{
 	Default: postgres.DefaultUsersSchema,
 }
 
+// tenantSetting is the option whose value an interrupted users run must
+// resume with, as runs recorded it from the start ("auth-tenant").
+const tenantSetting = "auth-tenant"
+
 func init() {
 	registerKind(&kindSpec{
 		Kind:    record.KindUser,
-		Options: append(append([]plugin.Option(nil), firebaseauth.Options...), usersSchemaOption, shareTablesOption),
+		Options: append(append([]plugin.Option(nil), kindOptions(record.KindUser)...), usersSchemaOption, shareTablesOption),
 		Build:   buildUsers,
 		Compare: compareUsers,
 	})
 }
 
-// buildUsers assembles the Firebase Auth → PostgreSQL job. The schema, the
-// tenant and the hash configuration (by fingerprint, never its value) are
+// buildUsers assembles the users → PostgreSQL job. The schema, the tenant
+// and the shared hash parameters (by fingerprint, never their value) are
 // the run's settings: an interrupted run resumes only with the same ones.
 func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
-	hash, err := firebaseauth.HashParams(env.Config)
+	_, ex, err := env.Extractor(ctx, record.KindUser)
 	if err != nil {
 		return migration.Job{}, err
 	}
-	ex, err := firebaseauth.New(ctx, env.Config)
+	shared, err := sharedHash(ex)
 	if err != nil {
+		ex.Close()
 		return migration.Job{}, err
 	}
 	schema := env.Config.String(usersSchemaOption.Name)
-	sink := postgres.NewUsers(postgres.UsersConfig{Schema: schema, Hash: hash, Log: env.Log})
+	sink := postgres.NewUsers(postgres.UsersConfig{Schema: schema, SharedHash: shared, Log: env.Log})
 	owner, err := usersOwner(env, ex)
 	if err != nil {
 		ex.Close()
@@ -55,43 +63,45 @@ func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		ex.Close()
 		return migration.Job{}, err
 	}
-	if hash.IsZero() {
-		fmt.Fprintf(env.Stderr, "users: no password hash parameters (--%s, --%s, --%s, --%s): Firebase scrypt hashes are copied, "+
-			"but cannot be verified until a run with them (add them and pass --restart; unchanged rows are not rewritten)\n",
-			firebaseauth.HashSignerKeyOption.Name, firebaseauth.HashSaltSeparatorOption.Name,
-			firebaseauth.HashRoundsOption.Name, firebaseauth.HashMemCostOption.Name)
+	if shared == nil {
+		warnNoSharedHash(env.Stderr, ex, func(hashes string) string {
+			return hashes + " are copied, but cannot be verified until a run with them " +
+				"(add them and pass --restart; unchanged rows are not rewritten)"
+		})
 	}
 	return migration.Job{
 		Kind: record.KindUser, Extractor: ex, Sink: sink,
 		Config: map[string]string{
 			"users-schema": schema,
-			"auth-tenant":  env.Config.String(firebaseauth.TenantOption.Name),
+			tenantSetting:  env.Config.String(tenantSetting),
 			"hash-config":  sink.HashConfigID(),
 		},
 	}, nil
 }
 
 // compareUsers prepares plan and verify for users: the same source, schema
-// and hash parameters as migrate, so that each user is compared with
-// exactly the rows migrate would write for it, the parameters its hash
-// references included. Users from the Auth API come in uid order and are
-// merged with the table; users from a file are looked up by uid.
+// and shared hash parameters as migrate, so that each user is compared
+// with exactly the rows migrate would write for it, the parameters its
+// hash references included. Users of a source with a key order
+// (extractors.KeyOrderer) are merged with the table read in that order;
+// others are looked up by uid.
 func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
-	hash, err := firebaseauth.HashParams(env.Config)
+	_, ex, err := env.Extractor(ctx, record.KindUser)
 	if err != nil {
 		return nil, err
 	}
-	ex, err := firebaseauth.New(ctx, env.Config)
+	shared, err := sharedHash(ex)
 	if err != nil {
+		ex.Close()
 		return nil, err
 	}
-	if hash.IsZero() {
-		fmt.Fprintf(env.Stderr, "users: no password hash parameters (--%s, --%s, --%s, --%s): the target's users are expected to reference none, "+
-			"so users migrated with parameters show hashConfigId and hashParameters as different; give the project's parameters to compare them\n",
-			firebaseauth.HashSignerKeyOption.Name, firebaseauth.HashSaltSeparatorOption.Name,
-			firebaseauth.HashRoundsOption.Name, firebaseauth.HashMemCostOption.Name)
+	if shared == nil {
+		warnNoSharedHash(env.Stderr, ex, func(string) string {
+			return "the target's users are expected to reference none, so users migrated with parameters " +
+				"show hashConfigId and hashParameters as different; give the project's parameters to compare them"
+		})
 	}
-	cfg := postgres.UsersConfig{Schema: env.Config.String(usersSchemaOption.Name), Hash: hash}
+	cfg := postgres.UsersConfig{Schema: env.Config.String(usersSchemaOption.Name), SharedHash: shared}
 	sink := postgres.NewUsers(cfg)
 	owner, err := usersOwner(env, ex)
 	if err != nil {
@@ -99,9 +109,13 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 		return nil, err
 	}
 	sink.SetOwner(owner)
+	var order record.KeyOrder
+	if ko, ok := ex.(extractors.KeyOrderer); ok {
+		order = ko.KeyOrder()
+	}
 	return &comparer{
 		Extractor: ex,
-		Adapter:   diff.NewUsers(cfg, firebaseauth.ListsInUIDOrder(ex)),
+		Adapter:   diff.NewUsers(cfg, order),
 		DDL: func(ctx context.Context) ([]diff.DDL, error) {
 			stmts, err := sink.PlannedDDL(ctx, env.Pool)
 			out := make([]diff.DDL, len(stmts))
@@ -113,30 +127,70 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 	}, nil
 }
 
+// sharedHash returns the shared hash parameters ex offers
+// (extractors.SharedHasher); nil when it offers none.
+func sharedHash(ex extractors.Extractor) (*passwords.Credential, error) {
+	sh, ok := ex.(extractors.SharedHasher)
+	if !ok {
+		return nil, nil
+	}
+	return sh.SharedHash()
+}
+
+// warnNoSharedHash tells, for an extractor that takes shared hash
+// parameters but was given none, what follows: consequence of the hashes
+// concerned ("Firebase scrypt hashes").
+func warnNoSharedHash(w io.Writer, ex extractors.Extractor, consequence func(hashes string) string) {
+	sh, ok := ex.(extractors.SharedHasher)
+	if !ok {
+		return
+	}
+	hashes, options := sh.SharedHashMissing()
+	fmt.Fprintf(w, "users: no password hash parameters (%s): %s\n", strings.Join(options, ", "), consequence(hashes))
+}
+
 // usersOwner is the owner the users sink claims its tables for: the
-// Firebase project (and tenant) the users belong to, so that the Auth API
-// and every export of one project load into the same tables, while the
-// users of another project or tenant, whose uids would overwrite these, are
-// refused. The Auth API names its project. An export file does not say
-// which project it comes from: it counts as an export of the project
-// --firebase-project names when the user gave that on the command line or
-// in --config — not when it only comes from GCLOUD_PROJECT or
-// GOOGLE_CLOUD_PROJECT, which name whatever project the shell works on
-// (Cloud Shell sets one) — and is otherwise a source of its own, named by
-// its path, with a hint in a refusal.
+// source the users belong to (a Firebase project and tenant), so that the
+// users of another, whose uids would overwrite these, are refused. An
+// extractor whose claim depends on what the user named explicitly (an
+// export file counts as its project's only when the project was named)
+// says so through extractors.TargetOwner, with a hint for the refusal.
 func usersOwner(env *buildEnv, ex extractors.Extractor) (postgres.Owner, error) {
 	o, err := tableOwner(env.Config, ex)
-	if err != nil || env.Config.String(firebaseauth.ExportOption.Name) == "" {
+	if err != nil {
 		return o, err
 	}
-	project := env.Config.String(firebase.ProjectOption.Name)
-	if project != "" && env.Given != nil && env.Given(firebase.ProjectOption.Name) {
-		o.Source = firebaseauth.ProjectSource(project, env.Config.String(firebaseauth.TenantOption.Name))
-		return o, nil
+	if to, ok := ex.(extractors.TargetOwner); ok {
+		source, hint := to.TargetOwner(env.Given)
+		if source != "" {
+			o.Source = source
+		}
+		o.Hint = hint
 	}
-	o.Hint = fmt.Sprintf("An export file does not say which project it comes from: it is a source of its own unless --%[1]s names its project "+
-		"(on the command line or in --config; GCLOUD_PROJECT and GOOGLE_CLOUD_PROJECT are not taken for it). "+
-		"If this file is an export of the project whose users these tables hold, pass --%[1]s with that project's ID.",
-		firebase.ProjectOption.Name)
 	return o, nil
+}
+
+// TEMP until merge: the "sources" helper adds buildEnv.Source,
+// buildEnv.Extractor and kindOptions to kinds.go; these minimal versions
+// (the one source there is) let this branch build. Delete them then.
+
+// Extractor builds the extractor of kind of the run's source. TEMP.
+func (e *buildEnv) Extractor(ctx context.Context, kind record.Kind) (extractors.Spec, extractors.Extractor, error) {
+	spec, err := extractors.ForKind("firebase", kind)
+	if err != nil {
+		return extractors.Spec{}, nil, err
+	}
+	ex, err := spec.New(ctx, e.Config)
+	return spec, ex, err
+}
+
+// kindOptions lists the options of every source's extractor of kind. TEMP.
+func kindOptions(kind record.Kind) []plugin.Option {
+	var lists [][]plugin.Option
+	for _, s := range extractors.All() {
+		if s.Kind == kind {
+			lists = append(lists, s.Options)
+		}
+	}
+	return plugin.Merge(lists...)
 }

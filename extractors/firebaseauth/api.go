@@ -49,6 +49,7 @@ type apiExtractor struct {
 	emulator bool
 	pageSize int
 	policy   retry.Policy
+	hashes
 }
 
 var (

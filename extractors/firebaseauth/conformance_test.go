@@ -341,8 +341,15 @@ func TestAPIListsInUIDOrder(t *testing.T) {
 			t.Errorf("UIDFromListingOrderKey(ListingOrderKey(%q)) = %q", uid, back)
 		}
 	}
-	if !ListsInUIDOrder(e) || ListsInUIDOrder(mustFile(t, writeFile(t, "u.json", `{"users":[]}`))) {
-		t.Fatal("ListsInUIDOrder: the API lists in uid order, files do not")
+	var file extractors.Extractor = mustFile(t, writeFile(t, "u.json", `{"users":[]}`))
+	if ko, ok := any(e).(extractors.KeyOrderer); !ok || ko.KeyOrder() != UIDOrder {
+		t.Fatal("KeyOrder: the API lists in uid order")
+	}
+	if _, ok := file.(extractors.KeyOrderer); ok {
+		t.Fatal("KeyOrder: files come in no order")
+	}
+	if !slices.IsSortedFunc(got, UIDOrder.Compare) {
+		t.Fatalf("UIDOrder.Compare disagrees with the listing %q", got)
 	}
 
 	// Resuming from a checkpoint whose user was deleted continues at the

@@ -36,6 +36,9 @@ type fileExtractor struct {
 	path   string // absolute
 	format string
 	tenant string
+	hashes
+	// project is --firebase-project, for TargetOwner.
+	project string
 }
 
 var _ extractors.Extractor = (*fileExtractor)(nil)

@@ -17,10 +17,21 @@
 // # Records
 //
 // Every user is one record of kind user whose key is the uid, exactly. Its
-// fields follow record.User (see record.User.Record and UserFromRecord, which sinks use to
-// read them back). Password hashes are kept as the source's text with an
-// algorithm mark; decoding and validating them is the sink's job, so that a
-// bad hash rejects one user instead of stopping the run.
+// fields follow record.User (see record.User.Record and record.UserFrom,
+// which sinks use to read them back). Password hashes are kept as the
+// source's text with an algorithm mark; decoding and validating them is the
+// sink's job, so that a bad hash rejects one user instead of stopping the
+// run.
+//
+// # Abilities
+//
+// Both extractors are extractors.SharedHasher: the project's hash
+// parameters (--hash-*) reach the users sink as a FIREBASE_SCRYPT
+// credential (HashCredential). The API extractor is an
+// extractors.KeyOrderer (UIDOrder: the Auth API lists users in UTF-16 order
+// of their uids), so plan and verify merge it with the table; the file
+// extractor is an extractors.TargetOwner (an export file is its project's
+// only when the user named the project).
 //
 // # Bad input
 //
@@ -34,13 +45,16 @@ package firebaseauth
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"strconv"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/firebase"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
+	"github.com/baasmigrate/baasmigrate/passwords"
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
@@ -128,13 +142,89 @@ func init() {
 }
 
 // New builds the extractor cfg describes: a file reader when --auth-export
-// is set, else an Auth API (or emulator) reader.
+// is set, else an Auth API (or emulator) reader. Both offer the hash
+// parameters cfg gives as their SharedHash; invalid ones fail New (see
+// HashParams).
 func New(ctx context.Context, cfg plugin.Config) (extractors.Extractor, error) {
+	hash, err := HashParams(cfg)
+	if err != nil {
+		return nil, err
+	}
 	tenant := cfg.String(TenantOption.Name)
 	if path := cfg.String(ExportOption.Name); path != "" {
-		return newFile(path, cfg.String(ExportFormatOption.Name), tenant)
+		f, err := newFile(path, cfg.String(ExportFormatOption.Name), tenant)
+		if err != nil {
+			return nil, err
+		}
+		f.hashes = hashes{hash}
+		f.project = cfg.String(projectOption.Name)
+		return f, nil
 	}
-	return newAPI(ctx, cfg, tenant)
+	a, err := newAPI(ctx, cfg, tenant)
+	if err != nil {
+		return nil, err
+	}
+	a.hashes = hashes{hash}
+	return a, nil
+}
+
+// hashes gives both extractors the project's hash parameters as their
+// extractors.SharedHasher ability.
+type hashes struct{ params firebasescrypt.Params }
+
+// SharedHash returns the project's hash parameters (HashCredential), or
+// nil when the options give none.
+func (h hashes) SharedHash() (*passwords.Credential, error) {
+	if h.params.IsZero() {
+		return nil, nil
+	}
+	return HashCredential(h.params), nil
+}
+
+// SharedHashMissing names Firebase scrypt hashes and the four hash options.
+func (hashes) SharedHashMissing() (string, []string) {
+	var names []string
+	for _, o := range HashOptions {
+		names = append(names, "--"+o.Name)
+	}
+	return "Firebase scrypt hashes", names
+}
+
+// HashCredential is p as the shared credential of passwords' contract:
+// algorithm FIREBASE_SCRYPT with Params "signer_key" and "salt_separator"
+// (padded standard base64), "rounds" and "mem_cost" (decimal). It holds the
+// project's secrets.
+func HashCredential(p firebasescrypt.Params) *passwords.Credential {
+	return &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Params: map[string]string{
+		"signer_key":     base64.StdEncoding.EncodeToString(p.SignerKey()),
+		"salt_separator": base64.StdEncoding.EncodeToString(p.SaltSeparator()),
+		"rounds":         strconv.Itoa(p.Rounds()),
+		"mem_cost":       strconv.Itoa(p.MemCost()),
+	}}
+}
+
+var (
+	_ extractors.SharedHasher = (*apiExtractor)(nil)
+	_ extractors.SharedHasher = (*fileExtractor)(nil)
+	_ extractors.TargetOwner  = (*fileExtractor)(nil)
+)
+
+// TargetOwner: an export file does not say which project it comes from. It
+// counts as an export of the project --firebase-project names when the
+// user gave that on the command line or in --config — not when it only
+// comes from GCLOUD_PROJECT or GOOGLE_CLOUD_PROJECT, which name whatever
+// project the shell works on (Cloud Shell sets one) — so that the Auth API
+// and every export of one project load into the same tables; otherwise it
+// is a source of its own (its Source, named by its path), and a refusal
+// says how to name its project.
+func (e *fileExtractor) TargetOwner(given func(option string) bool) (source, hint string) {
+	if e.project != "" && given != nil && given(firebase.ProjectOption.Name) {
+		return ProjectSource(e.project, e.tenant), ""
+	}
+	return "", fmt.Sprintf("An export file does not say which project it comes from: it is a source of its own unless --%[1]s names its project "+
+		"(on the command line or in --config; GCLOUD_PROJECT and GOOGLE_CLOUD_PROJECT are not taken for it). "+
+		"If this file is an export of the project whose users these tables hold, pass --%[1]s with that project's ID.",
+		firebase.ProjectOption.Name)
 }
 
 // HashParams returns the hash parameters cfg gives, or the zero Params when

@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/record"
 )
 
 // The order of the Auth API's listing.
@@ -82,10 +83,29 @@ func CompareUIDs(a, b string) int {
 	return strings.Compare(ListingOrderKey(a), ListingOrderKey(b))
 }
 
-// ListsInUIDOrder reports whether ex is this package's extractor reading
-// the Auth API (or its emulator), whose records come in CompareUIDs order.
-// Export files come in whatever order they were written.
-func ListsInUIDOrder(ex extractors.Extractor) bool {
-	_, ok := ex.(*apiExtractor)
-	return ok
+// UIDOrder is the order in which the Auth API lists uids (CompareUIDs),
+// for plan and verify, which merge the listing with the target's users
+// table read in the same order. Export files come in whatever order they
+// were written, so their extractors have no key order.
+var UIDOrder record.KeyOrder = uidOrder{}
+
+type uidOrder struct{}
+
+func (uidOrder) Compare(a, b string) int { return CompareUIDs(a, b) }
+
+// OrderBy sorts by byte order (COLLATE "C") after prefixing every
+// character from U+E000 to U+FFFF with U+10FFFF, which puts it after the
+// supplementary characters as UTF-16 does (exact for uids without
+// U+10FFFF itself; the diff checks the order it reads). In a database
+// whose encoding is not UTF8, which cannot hold such uids as characters,
+// it is plain byte order; the expression names no character the encoding
+// lacks, so it works there too.
+func (uidOrder) OrderBy(col string) string {
+	return `(CASE WHEN current_setting('server_encoding') = 'UTF8' THEN regexp_replace(` + col +
+		`, '([\uE000-\uFFFF])', convert_from('\xf48fbfbf'::bytea, 'UTF8') || '\1', 'g') ELSE ` + col + ` END) COLLATE "C"`
 }
+
+// KeyOrder is UIDOrder: the Auth API lists users in uid order.
+func (e *apiExtractor) KeyOrder() record.KeyOrder { return UIDOrder }
+
+var _ extractors.KeyOrderer = (*apiExtractor)(nil)

@@ -17,36 +17,36 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
-	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
+	"github.com/baasmigrate/baasmigrate/passwords"
 )
 
-// Users adapts Firebase Auth users (extractors/firebaseauth) and the users
-// sink's tables (loaders/postgres.Users) to the engine.
+// Users adapts user records (record.User) and the users sink's tables
+// (loaders/postgres.Users) to the engine.
 //
 // A user is compared as one item of its schema's users table: every column
 // of its users row, its provider_identities rows folded into the field
 // providerUserInfo and its mfa_factors rows into mfaInfo, and the hash
-// parameters its row references (hashParameters). The source side is the
-// record laid out by the sink itself (postgres.Users.Layout: the same
-// decoding, checks and hash_config_id migrate writes, with this command's
-// hash parameters), so what is compared is exactly what the target should
-// hold, and records the sink would reject are reported with its reason.
-// Field names are Firebase's (displayName, passwordHash, salt,
-// providerUserInfo, ...). Values — hashes, salts, the parameters — are only
-// ever checksummed; reports name fields, never values.
+// shared parameters its row references (hashParameters). The source side
+// is the record laid out by the sink itself (postgres.Users.Layout: the
+// same decoding, checks and hash_config_id migrate writes, with this
+// command's shared hash parameters), so what is compared is exactly what
+// the target should hold, and records the sink would reject are reported
+// with its reason. Field names are those of the first source, Firebase
+// (displayName, passwordHash, salt, providerUserInfo, ...). Values —
+// hashes, salts, the parameters — are only ever checksummed; reports name
+// fields, never values.
 //
-// Users from the Auth API come in uid listing order (see
-// firebaseauth.ListingOrderKey) and are merged with a cursor over the table
-// in that order; users from an export file are looked up by uid, 500 at a
-// time.
+// Users of a source with a key order (extractors.KeyOrderer: the Firebase
+// Auth API lists by uid) are merged with a cursor over the table in that
+// order; users of other sources (export files) are looked up by uid, 500
+// at a time.
 type Users struct {
 	sink    *postgres.Users
-	params  firebasescrypt.Params
-	ordered bool
-	table   string // the report's table name: schema.users
+	shared  *passwords.Credential
+	order   record.KeyOrder // nil: the source has none
+	table   string          // the report's table name: schema.users
 	schema  string
 	cursors int
 	cols    struct{ user, providers, mfa []postgres.UsersColumn }
@@ -63,14 +63,18 @@ type Users struct {
 	firsts map[string]record.Position
 }
 
-var _ KeyLookup = (*Users)(nil)
+var (
+	_ KeyLookup   = (*Users)(nil)
+	_ KeyComparer = (*Users)(nil)
+)
 
-// NewUsers prepares comparing users with the tables cfg describes; cfg.Hash
-// are the parameters the target should reference. ordered says the source
-// delivers users in uid listing order (firebaseauth.ListsInUIDOrder).
-func NewUsers(cfg postgres.UsersConfig, ordered bool) *Users {
+// NewUsers prepares comparing users with the tables cfg describes;
+// cfg.SharedHash are the parameters the target should reference. order is
+// the order in which the source delivers users (its
+// extractors.KeyOrderer), nil when it has none.
+func NewUsers(cfg postgres.UsersConfig, order record.KeyOrder) *Users {
 	sink := postgres.NewUsers(cfg)
-	a := &Users{sink: sink, params: cfg.Hash, ordered: ordered, schema: sink.Schema()}
+	a := &Users{sink: sink, shared: cfg.SharedHash, order: order, schema: sink.Schema()}
 	a.table = a.schema + "." + postgres.UsersTable
 	a.cols.user = postgres.UsersColumns(postgres.UsersTable)
 	a.cols.providers = postgres.UsersColumns(postgres.ProvidersTable)
@@ -87,8 +91,20 @@ func (a *Users) Tables() []string { return []string{a.table} }
 // StreamTables is the users table for the one stream of users.
 func (a *Users) StreamTables(string) []string { return []string{a.table} }
 
-// Ordered reports whether users come in uid listing order.
-func (a *Users) Ordered(string) bool { return a.ordered }
+// Ordered reports whether users come in a key order of the source's.
+func (a *Users) Ordered(string) bool { return a.order != nil }
+
+// CompareKeys orders uids in the source's key order (byte order without
+// one).
+func (a *Users) CompareKeys(x, y []string) int {
+	if a.order == nil || len(x) == 0 || len(y) == 0 {
+		return CompareKeys(x, y)
+	}
+	if c := a.order.Compare(x[0], y[0]); c != 0 {
+		return c
+	}
+	return len(x) - len(y)
+}
 
 // Names of the compared fields that are not columns of the users table.
 const (
@@ -107,7 +123,7 @@ var fieldNames = map[string]map[string]string{
 		"tokens_valid_after": "validSince", "custom_claims": "customAttributes", "password_algorithm": "passwordAlgorithm",
 		"password_hash": "passwordHash", "password_salt": "salt", "password_hash_verbatim": "passwordHashVerbatim",
 		"password_salt_verbatim": "saltVerbatim", "password_version": "passwordVersion", "hash_config_id": "hashConfigId",
-		"extra": "extra",
+		"extra": "extra", "password_parameters": "passwordParameters",
 	},
 	postgres.ProvidersTable: {
 		"provider_id": "providerId", "provider_uid": "rawId", "federated_id": "federatedId", "email": "email",
@@ -159,10 +175,9 @@ func (a *Users) Route(rec record.Record) Routed {
 	}
 	foldChildren(fields, providers, mfa)
 	if _, ok := fields[fieldName(postgres.UsersTable, "hash_config_id")]; ok {
-		fields[fieldHashParams] = hashParamsDigest(postgres.HashConfigAlgorithm, a.params.SignerKey(), a.params.SaltSeparator(),
-			int64(a.params.Rounds()), int64(a.params.MemCost()))
+		fields[fieldHashParams] = hashParamsDigest(a.shared.Algorithm, a.shared.Params)
 	}
-	return Routed{Table: a.table, Item: Item{Key: []string{firebaseauth.ListingOrderKey(l.UID)}, Label: l.UID, Fields: fields}}
+	return Routed{Table: a.table, Item: Item{Key: []string{l.UID}, Label: l.UID, Fields: fields}}
 }
 
 // rowFields names the values of one row of table; the uid, the item's key,
@@ -205,20 +220,21 @@ func foldChildren(fields map[string]record.Value, providers, mfa []record.Value)
 	}
 }
 
-// hashParamsDigest stands for a set of hash parameters in the compared
-// content: a SHA-256 over all of them, so that the secrets themselves are
-// never part of an item.
-func hashParamsDigest(algorithm string, key, sep []byte, rounds, memCost int64) record.Value {
+// hashParamsDigest stands for a set of shared hash parameters in the
+// compared content: a SHA-256 over the algorithm and every parameter, so
+// that the secrets themselves are never part of an item.
+func hashParamsDigest(algorithm string, params map[string]string) record.Value {
 	h := sha256.New()
 	var n [8]byte
-	for _, b := range [][]byte{[]byte(algorithm), key, sep} {
-		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+	field := func(s string) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
 		h.Write(n[:])
-		h.Write(b)
+		h.Write([]byte(s))
 	}
-	for _, x := range []int64{rounds, memCost} {
-		binary.BigEndian.PutUint64(n[:], uint64(x))
-		h.Write(n[:])
+	field(algorithm)
+	for _, k := range record.SortedKeys(params) {
+		field(k)
+		field(params[k])
 	}
 	return record.Bytes(h.Sum(nil))
 }
@@ -290,11 +306,11 @@ func textColumnValue(c postgres.UsersColumn, s string) record.Value {
 	return record.String(s)
 }
 
-// jsonColumnValue reads a jsonb column: custom claims as canonical JSON
-// text (jsonb reorders keys, drops spaces and rewrites numbers), the extra
-// columns as the typed JSON the sink writes.
+// jsonColumnValue reads a jsonb column: custom claims and password
+// parameters as canonical JSON text (jsonb reorders keys, drops spaces and
+// rewrites numbers), the extra columns as the typed JSON the sink writes.
 func jsonColumnValue(column string, text []byte) record.Value {
-	if column == "custom_claims" {
+	if column == "custom_claims" || column == "password_parameters" {
 		if c, ok := canonicalJSON(text); ok {
 			return record.String(c)
 		}
@@ -419,11 +435,20 @@ func (a *Users) buildQuery(ctx context.Context, tx pgx.Tx) (targetQuery, error) 
 		}
 		exists[name] = ok
 	}
+	// Tables of an earlier layout lack password_parameters until migrate
+	// upgrades them; they hold none.
+	hasParams, err := postgres.ColumnExists(ctx, tx, a.schema, postgres.UsersTable, "password_parameters")
+	if err != nil {
+		return targetQuery{}, err
+	}
 	var sel []string
 	for _, c := range a.cols.user {
 		q := "u." + pgx.Identifier{c.Name}.Sanitize()
 		if c.Type == "jsonb" {
 			q += "::text" // the text: pgx would decode numbers as float64
+		}
+		if c.Name == "password_parameters" && !hasParams {
+			q = "NULL::text"
 		}
 		sel = append(sel, q)
 	}
@@ -457,18 +482,22 @@ func (a *Users) buildQuery(ctx context.Context, tx pgx.Tx) (targetQuery, error) 
 			return targetQuery{}, fmt.Errorf("cannot compare the users' hash parameters: this role may not read %s (it holds the signer key); "+
 				"run verify as the role that ran migrate, or GRANT SELECT on it", tbl(postgres.HashConfigsTable))
 		}
-		sel = append(sel, "h.id IS NOT NULL", "h.algorithm", "h.signer_key", "h.salt_separator", "h.rounds::bigint", "h.mem_cost::bigint")
+		alg, params, err := postgres.HashConfigExprs(ctx, tx, a.schema, "h")
+		if err != nil {
+			return targetQuery{}, err
+		}
+		sel = append(sel, "h.id IS NOT NULL", alg, "("+params+")::text")
 		from += " LEFT JOIN " + tbl(postgres.HashConfigsTable) + " h ON h.id = u.hash_config_id"
 	} else {
-		sel = append(sel, "false", "NULL::text", "NULL::bytea", "NULL::bytea", "NULL::bigint", "NULL::bigint")
+		sel = append(sel, "false", "NULL::text", "NULL::text")
 	}
 	return targetQuery{sql: "SELECT " + strings.Join(sel, ", ") + " FROM " + from, cols: len(a.cols.user)}, nil
 }
 
 // item rebuilds a user from the values of a query row.
 func (a *Users) item(q targetQuery, vals []any) (Item, error) {
-	if len(vals) != q.cols+8 {
-		return Item{}, fmt.Errorf("reading %s: %d columns, want %d", a.table, len(vals), q.cols+8)
+	if len(vals) != q.cols+5 {
+		return Item{}, fmt.Errorf("reading %s: %d columns, want %d", a.table, len(vals), q.cols+5)
 	}
 	var uid string
 	for i, c := range a.cols.user {
@@ -508,47 +537,23 @@ func (a *Users) item(q targetQuery, vals []any) (Item, error) {
 		h := vals[q.cols+2:]
 		if found, _ := h[0].(bool); found {
 			alg, _ := h[1].(string)
-			key, _ := h[2].([]byte)
-			sep, _ := h[3].([]byte)
-			rounds, _ := h[4].(int64)
-			memCost, _ := h[5].(int64)
-			fields[fieldHashParams] = hashParamsDigest(alg, key, sep, rounds, memCost)
+			text, _ := h[2].(string)
+			var params map[string]string
+			if err := json.Unmarshal([]byte(text), &params); err != nil {
+				// Not an object of text: differs from any parameters.
+				fields[fieldHashParams] = record.String("(hash_configs parameters that are not an object of text)")
+			} else {
+				fields[fieldHashParams] = hashParamsDigest(alg, params)
+			}
 		} else {
 			fields[fieldHashParams] = record.String("(no such row in hash_configs)")
 		}
 	}
-	return Item{Key: []string{firebaseauth.ListingOrderKey(uid)}, Label: uid, Fields: fields}, nil
+	return Item{Key: []string{uid}, Label: uid, Fields: fields}, nil
 }
 
-// order is the ORDER BY that reads the table in uid listing order. Byte
-// order (COLLATE "C") is that order unless a uid has a character from
-// U+E000 to U+FFFF, which must sort after the supplementary characters;
-// only then is each such character prefixed with U+10FFFF, which does
-// that (for uids without U+10FFFF itself; the cursor checks the order it
-// gets).
-func (a *Users) order(ctx context.Context, tx pgx.Tx) (string, error) {
-	const byteOrder = ` ORDER BY u.uid COLLATE "C"`
-	var utf8 bool
-	if err := tx.QueryRow(ctx, `SELECT current_setting('server_encoding') = 'UTF8'`).Scan(&utf8); err != nil {
-		return "", err
-	}
-	if !utf8 {
-		return byteOrder, nil
-	}
-	var marked bool
-	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+pgx.Identifier{a.schema, postgres.UsersTable}.Sanitize()+
-		` WHERE uid ~ '[\uE000-\uFFFF]')`).Scan(&marked)
-	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", a.table, err)
-	}
-	if !marked {
-		return byteOrder, nil
-	}
-	return ` ORDER BY regexp_replace(u.uid, '([\uE000-\uFFFF])', chr(1114111) || '\1', 'g') COLLATE "C"`, nil
-}
-
-// Open opens a cursor over the users table in uid listing order, or
-// returns nil when the table does not exist.
+// Open opens a cursor over the users table in the source's key order
+// (byte order without one), or returns nil when the table does not exist.
 func (a *Users) Open(ctx context.Context, tx pgx.Tx, table string) (TargetCursor, error) {
 	if table != a.table {
 		return nil, nil
@@ -561,12 +566,12 @@ func (a *Users) Open(ctx context.Context, tx pgx.Tx, table string) (TargetCursor
 	if err != nil {
 		return nil, err
 	}
-	order, err := a.order(ctx, tx)
-	if err != nil {
-		return nil, err
+	order := a.order
+	if order == nil {
+		order = record.ByteOrder
 	}
 	a.cursors++
-	c, err := postgres.OpenCursor(ctx, tx, fmt.Sprintf("diff_users_%d", a.cursors), q.sql+order, 500)
+	c, err := postgres.OpenCursor(ctx, tx, fmt.Sprintf("diff_users_%d", a.cursors), q.sql+" ORDER BY "+order.OrderBy("u.uid"), 500)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", a.table, err)
 	}
@@ -592,8 +597,8 @@ func (c *userCursor) Next(ctx context.Context) (Item, bool, error) {
 	if err != nil {
 		return Item{}, false, err
 	}
-	if c.last != nil && CompareKeys(it.Key, c.last.Key) <= 0 {
-		return Item{}, false, fmt.Errorf("reading %s: user %q came after %q, not in uid listing order", c.a.table, it.Label, c.last.Label)
+	if c.last != nil && c.a.CompareKeys(it.Key, c.last.Key) <= 0 {
+		return Item{}, false, fmt.Errorf("reading %s: user %q came after %q, not in the source's uid order", c.a.table, it.Label, c.last.Label)
 	}
 	c.last = &it
 	return it, true, nil
@@ -615,7 +620,7 @@ func (a *Users) Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]st
 	}
 	uids := make([]string, len(keys))
 	for i, k := range keys {
-		uids[i] = firebaseauth.UIDFromListingOrderKey(k[0])
+		uids[i] = k[0]
 	}
 	rows, err := tx.Query(ctx, q.sql+" WHERE u.uid = ANY($1::text[])", uids)
 	if err != nil {

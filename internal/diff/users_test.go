@@ -88,7 +88,7 @@ func usersDB(t *testing.T, hash firebasescrypt.Params) (*pgxpool.Pool, *postgres
 	t.Helper()
 	ctx := context.Background()
 	pool := testenv.NewPool(t)
-	sink := postgres.NewUsers(postgres.UsersConfig{Hash: hash})
+	sink := postgres.NewUsers(postgres.UsersConfig{SharedHash: sharedOf(hash)})
 	if err := sink.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
@@ -109,13 +109,25 @@ func writeUserRecords(t *testing.T, pool *pgxpool.Pool, sink *postgres.Users, re
 	}
 }
 
+// sharedOf is p as the sink's shared credential; nil for the zero Params.
+func sharedOf(p firebasescrypt.Params) *passwords.Credential {
+	if p.IsZero() {
+		return nil
+	}
+	return firebaseauth.HashCredential(p)
+}
+
 func compareUsers(t *testing.T, pool *pgxpool.Pool, hash firebasescrypt.Params, ordered bool, recs []record.Record) *TableReport {
 	t.Helper()
 	if !ordered {
 		recs = slices.Clone(recs)
 		rand.Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
 	}
-	rep, err := Compare(context.Background(), &recordsExtractor{recs}, pool, NewUsers(postgres.UsersConfig{Hash: hash}, ordered), Options{Samples: 100})
+	var order record.KeyOrder
+	if ordered {
+		order = firebaseauth.UIDOrder
+	}
+	rep, err := Compare(context.Background(), &recordsExtractor{recs}, pool, NewUsers(postgres.UsersConfig{SharedHash: sharedOf(hash)}, order), Options{Samples: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +159,8 @@ func tamperSQL(column, typ string) string {
 		return "NOT " + column
 	case typ == "timestamptz":
 		return fmt.Sprintf("coalesce(%s, now()) + interval '1 microsecond'", column)
+	case column == "password_parameters":
+		return `'{"iterations": "2"}'`
 	case typ == "jsonb" && column == "custom_claims":
 		return `'{"role": "admin", "n": 1.5}'`
 	case typ == "jsonb":
@@ -256,7 +270,7 @@ func TestUsersHashParameters(t *testing.T) {
 		}
 		checkNoSecrets(t, name, tr)
 	}
-	if _, err := pool.Exec(ctx, `UPDATE firebase_auth.hash_configs SET signer_key = signer_key || '\x00'`); err != nil {
+	if _, err := pool.Exec(ctx, `UPDATE firebase_auth.hash_configs SET parameters = parameters || jsonb_build_object('signer_key', (parameters->>'signer_key') || 'AA==')`); err != nil {
 		t.Fatal(err)
 	}
 	tr := compareUsers(t, pool, params, false, recs)
@@ -392,5 +406,58 @@ func TestCanonicalJSON(t *testing.T) {
 	}
 	if _, ok := canonicalJSON([]byte(`{"a":1} x`)); ok {
 		t.Error("trailing garbage accepted")
+	}
+}
+
+// TestUsersOfEveryAlgorithmAndTheFirstLayout: users of other algorithms,
+// with their own parameters or none, compare equal to what the sink wrote;
+// and users in tables still of the first layout (before migrate upgrades
+// them) compare equal too, their parameters read as the upgrade will
+// convert them.
+func TestUsersOfEveryAlgorithmAndTheFirstLayout(t *testing.T) {
+	ctx := context.Background()
+	params := usersTestParams(t, 8)
+	pool, sink := usersDB(t, params)
+	recs := []record.Record{
+		fullUser("fb").Record("c"),
+		record.User{UID: "pb", Password: &passwords.Credential{Algorithm: "PBKDF2_SHA256", Hash: "q83vEjRWeJCrze8SNFZ4kA==", Salt: "c2FsdA==",
+			Params: map[string]string{"iterations": "1000", "key_length": "16"}}}.Record("c"),
+		record.User{UID: "none", Password: &passwords.Credential{Algorithm: passwords.None}}.Record("c"),
+	}
+	slices.SortFunc(recs, func(a, b record.Record) int { return firebaseauth.UIDOrder.Compare(a.Key, b.Key) })
+	writeUserRecords(t, pool, sink, recs)
+	for _, ordered := range []bool{true, false} {
+		if tr := compareUsers(t, pool, params, ordered, recs); !tr.Identical() || tr.Matching != 3 {
+			t.Fatalf("ordered=%v: %+v %q", ordered, tr, tr.SampleLines())
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE firebase_auth.users SET password_parameters = '{"iterations": "1001", "key_length": "16"}' WHERE uid = 'pb'`); err != nil {
+		t.Fatal(err)
+	}
+	if got := mismatches(compareUsers(t, pool, params, false, recs)); got["pb"] != "passwordParameters" || len(got) != 1 {
+		t.Fatalf("other iterations: %v", got)
+	}
+
+	// Back to the first layout, with the Firebase user only.
+	for _, q := range []string{
+		`DELETE FROM firebase_auth.users WHERE uid <> 'fb'`,
+		`ALTER TABLE firebase_auth.users DROP COLUMN password_parameters`,
+		`ALTER TABLE firebase_auth.hash_configs ADD COLUMN signer_key bytea, ADD COLUMN salt_separator bytea, ADD COLUMN rounds integer, ADD COLUMN mem_cost integer`,
+		`UPDATE firebase_auth.hash_configs SET algorithm = 'SCRYPT', signer_key = decode(parameters->>'signer_key', 'base64'),
+			salt_separator = decode(parameters->>'salt_separator', 'base64'), rounds = (parameters->>'rounds')::integer, mem_cost = (parameters->>'mem_cost')::integer`,
+		`ALTER TABLE firebase_auth.hash_configs DROP COLUMN parameters`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	fb := recs[slices.IndexFunc(recs, func(r record.Record) bool { return r.Key == "fb" })]
+	for _, ordered := range []bool{true, false} {
+		if tr := compareUsers(t, pool, params, ordered, []record.Record{fb}); !tr.Identical() || tr.Matching != 1 {
+			t.Fatalf("first layout, ordered=%v: %+v %q", ordered, tr, tr.SampleLines())
+		}
+	}
+	if got := mismatches(compareUsers(t, pool, usersTestParams(t, 7), true, []record.Record{fb})); got["fb"] != "hashConfigId,hashParameters" {
+		t.Fatalf("first layout, other parameters: %v", got)
 	}
 }

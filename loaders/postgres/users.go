@@ -3,10 +3,16 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -59,6 +65,9 @@ var userColumns = []struct{ name, ddlType string }{
 	{"password_version", "bigint"},
 	{"hash_config_id", "text"},
 	{"extra", "jsonb"},
+	// password_parameters comes last: tables of earlier versions gain it
+	// at the end (see upgradeDDL).
+	{"password_parameters", "jsonb"},
 }
 
 var providerColumns = []struct{ name, ddlType string }{
@@ -92,20 +101,25 @@ type UsersConfig struct {
 	// Identity Platform tenant into its own schema: uids are unique only
 	// within a tenant.
 	Schema string
-	// Hash is the project's password hash configuration, stored in
-	// hash_configs and referenced by every user with a Firebase scrypt
-	// hash. The zero value stores the hashes without a reference; they
-	// cannot be verified until a run with the parameters.
-	Hash firebasescrypt.Params
+	// SharedHash holds the parameters every user's hash of one algorithm
+	// shares (Algorithm and Params; Hash and Salt unused), such as Firebase
+	// scrypt's project configuration: stored once in hash_configs, and
+	// referenced by every user whose credential has that algorithm. nil
+	// stores the hashes without a reference; where their algorithm needs
+	// such parameters they cannot be verified until a run with them.
+	// Params may hold secrets (Firebase scrypt's signer key): they are
+	// stored, never shown.
+	SharedHash *passwords.Credential
 	// Log receives warnings (users sharing an e-mail address); nil
 	// discards them.
 	Log *slog.Logger
 }
 
-// Users loads Firebase Auth users (records made by extractors/firebaseauth)
-// into four tables of one schema: users keyed by uid, their provider
-// identities and MFA factors, and the hash configuration their password
-// hashes need. docs/auth.md describes the layout.
+// Users loads users (record.User) into four tables of one schema: users
+// keyed by uid, with each user's password algorithm, hash, salt and
+// parameters; their provider identities and MFA factors; and the shared
+// hash parameters (hash_configs) their password hashes may need.
+// docs/auth.md describes the layout.
 //
 // A user and its child rows are written all or nothing: a record
 // PostgreSQL refuses any part of is rejected whole. Child rows the source
@@ -126,6 +140,7 @@ type Users struct {
 	cfg       UsersConfig
 	owner     Owner
 	hashID    string // the hash_configs row users reference; "" without one
+	hashErr   error  // why cfg.SharedHash cannot be stored; Prepare returns it
 	users     *tableDef
 	providers *tableDef
 	mfa       *tableDef
@@ -150,8 +165,8 @@ func NewUsers(cfg UsersConfig) *Users {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Users{cfg: cfg}
-	if !cfg.Hash.IsZero() {
-		s.hashID = "scrypt-" + cfg.Hash.Fingerprint()
+	if cfg.SharedHash != nil {
+		s.hashID, s.hashErr = hashConfigID(*cfg.SharedHash)
 	}
 	def := func(table string, cols []struct{ name, ddlType string }, key ...string) *tableDef {
 		names := make([]string, len(cols))
@@ -206,8 +221,51 @@ func (s *Users) Tables() []pgx.Identifier {
 }
 
 // HashConfigID is the id of the hash_configs row the sink's users
-// reference; "" without hash parameters.
+// reference; "" without shared hash parameters. It depends only on the
+// parameters (see hashConfigID), never shows them, and is the same in
+// every database.
 func (s *Users) HashConfigID() string { return s.hashID }
+
+// hashConfigID names a set of shared hash parameters by a fingerprint of
+// them. Firebase scrypt's keep the ids of earlier versions,
+// "scrypt-" + firebasescrypt.Params.Fingerprint, which rows and
+// interrupted runs already refer to; other algorithms' are the algorithm
+// in lower case, "-", and the first 16 hex digits of a SHA-256 over the
+// algorithm and the sorted parameters.
+func hashConfigID(c passwords.Credential) (string, error) {
+	if c.Algorithm == "" || !slices.Contains(passwords.Algorithms(), c.Algorithm) {
+		return "", fmt.Errorf("the shared password hash parameters are of an unknown algorithm %q", c.Algorithm)
+	}
+	if c.Algorithm == passwords.FirebaseScrypt {
+		rounds, err := strconv.Atoi(c.Params["rounds"])
+		if err != nil {
+			return "", errors.New("the shared password hash parameters: rounds is not a number")
+		}
+		memCost, err := strconv.Atoi(c.Params["mem_cost"])
+		if err != nil {
+			return "", errors.New("the shared password hash parameters: mem_cost is not a number")
+		}
+		p, err := firebasescrypt.ParseParams(c.Params["signer_key"], c.Params["salt_separator"], rounds, memCost)
+		if err != nil {
+			return "", fmt.Errorf("the shared password hash parameters: %w", err)
+		}
+		return "scrypt-" + p.Fingerprint(), nil
+	}
+	h := sha256.New()
+	var n [8]byte
+	field := func(b string) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write([]byte(b))
+	}
+	field("baasmigrate-hash-config-v1")
+	field(c.Algorithm)
+	for _, k := range slices.Sorted(maps.Keys(c.Params)) {
+		field(k)
+		field(c.Params[k])
+	}
+	return strings.ToLower(c.Algorithm) + "-" + hex.EncodeToString(h.Sum(nil))[:16], nil
+}
 
 // usersDDL creates the schema; every statement is idempotent.
 func (s *Users) usersDDL() []string {
@@ -215,15 +273,13 @@ func (s *Users) usersDDL() []string {
 	return []string{
 		`CREATE SCHEMA IF NOT EXISTS ` + pgx.Identifier{s.cfg.Schema}.Sanitize(),
 		`CREATE TABLE IF NOT EXISTS ` + q(HashConfigsTable) + ` (
-			id             text PRIMARY KEY,
-			algorithm      text NOT NULL,
-			signer_key     bytea NOT NULL,
-			salt_separator bytea NOT NULL,
-			rounds         integer NOT NULL,
-			mem_cost       integer NOT NULL,
-			added_at       timestamptz NOT NULL DEFAULT now()
+			id         text PRIMARY KEY,
+			algorithm  text NOT NULL,
+			parameters jsonb NOT NULL ` + hashParametersCheck + `,
+			added_at   timestamptz NOT NULL DEFAULT now()
 		)`,
-		// The signer key is a secret: nobody but the owner by default.
+		// Parameters can be secrets (Firebase scrypt's signer key): nobody
+		// but the owner by default.
 		`REVOKE ALL ON ` + q(HashConfigsTable) + ` FROM PUBLIC`,
 		`CREATE TABLE IF NOT EXISTS ` + q(UsersTable) + ` (
 			uid                    text PRIMARY KEY,
@@ -240,7 +296,7 @@ func (s *Users) usersDDL() []string {
 			password_updated_at    timestamptz,
 			tokens_valid_after     timestamptz,
 			custom_claims          jsonb CHECK (jsonb_typeof(custom_claims) = 'object'),
-			password_algorithm     text CHECK (password_algorithm IN ('FIREBASE_SCRYPT', 'EMULATOR_FAKE', 'UNKNOWN')),
+			password_algorithm     text ` + s.algorithmCheck() + `,
 			password_hash          bytea,
 			password_salt          bytea,
 			password_hash_verbatim text,
@@ -248,7 +304,8 @@ func (s *Users) usersDDL() []string {
 			password_version       bigint,
 			hash_config_id         text REFERENCES ` + q(HashConfigsTable) + `,
 			extra                  jsonb,
-			CHECK ((password_algorithm IS NULL) = (password_hash IS NULL AND password_hash_verbatim IS NULL))
+			password_parameters    jsonb ` + passwordParametersCheck + `,
+			` + passwordHashCheck + `
 		)`,
 		`CREATE INDEX IF NOT EXISTS users_email_lower ON ` + q(UsersTable) + ` (lower(email))`,
 		`CREATE INDEX IF NOT EXISTS users_phone_number ON ` + q(UsersTable) + ` (phone_number)`,
@@ -307,9 +364,13 @@ func (s *Users) usersDDL() []string {
 }
 
 // Prepare claims the tables (see SetOwner), creates the schema and tables
-// when missing and stores the hash configuration, in one transaction: a
-// refused job creates and stores nothing.
+// when missing, upgrades tables of earlier versions (upgradeDDL) and stores
+// the shared hash parameters, in one transaction: a refused job creates,
+// changes and stores nothing.
 func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
+	if s.hashErr != nil {
+		return s.hashErr
+	}
 	err := pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
 			return err
@@ -322,12 +383,24 @@ func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
 				return fmt.Errorf("%w\nin: %s", err, firstLine(stmt))
 			}
 		}
+		upgrade, err := s.upgradeDDL(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, stmt := range upgrade {
+			if _, err := tx.Exec(ctx, stmt.SQL); err != nil {
+				return fmt.Errorf("%s: %w", stmt.What, err)
+			}
+		}
 		if s.hashID == "" {
 			return nil
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO `+s.table(HashConfigsTable)+` (id, algorithm, signer_key, salt_separator, rounds, mem_cost)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-			s.hashID, HashConfigAlgorithm, s.cfg.Hash.SignerKey(), s.cfg.Hash.SaltSeparator(), s.cfg.Hash.Rounds(), s.cfg.Hash.MemCost())
+		params, err := json.Marshal(nonNilParams(s.cfg.SharedHash.Params))
+		if err != nil {
+			return fmt.Errorf("encoding the password hash parameters: %w", err)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO `+s.table(HashConfigsTable)+` (id, algorithm, parameters)
+			VALUES ($1, $2, $3::text::jsonb) ON CONFLICT (id) DO NOTHING`, s.hashID, s.cfg.SharedHash.Algorithm, string(params))
 		if err != nil {
 			return fmt.Errorf("storing the password hash parameters: %w", err)
 		}
@@ -354,8 +427,9 @@ type userRows struct {
 }
 
 // Write stores a batch of users. Records the extractor marked invalid, and
-// users whose data cannot be stored (an undecodable Firebase hash, custom
-// claims that are not a JSON object, a value PostgreSQL refuses), are
+// users whose data cannot be stored (a credential of an unknown algorithm
+// or one passwords.Check refuses, an undecodable Firebase scrypt hash,
+// custom claims that are not a JSON object, a value PostgreSQL refuses), are
 // rejected with the reason; so is every occurrence of a uid after its
 // first (see Users); the others load.
 func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
@@ -733,16 +807,21 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		claims = text
 	}
 	var (
-		algorithm, hashVerbatim, saltVerbatim, hashConfig, version any
-		hash, salt                                                 any
+		algorithm, hashVerbatim, saltVerbatim, hashConfig, version, params any
+		hash, salt                                                         any
 	)
 	if p := u.Password; p != nil {
+		if !slices.Contains(passwords.Algorithms(), p.Algorithm) {
+			return nil, fmt.Sprintf("unknown password algorithm mark %q", p.Algorithm)
+		}
 		algorithm = p.Algorithm
 		if p.Version != nil {
 			version = *p.Version
 		}
 		switch p.Algorithm {
 		case passwords.FirebaseScrypt:
+			// Stored decoded, as bytes: Firebase hands the same hash out in
+			// several base64 flavours.
 			h, err := firebasescrypt.DecodeBase64(p.Hash)
 			if err != nil {
 				return nil, "the Firebase scrypt password hash is not base64 (" + err.Error() + ")"
@@ -755,13 +834,24 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 				return nil, "the Firebase scrypt password hash is empty"
 			}
 			hash, salt = h, sl
-			if s.hashID != "" {
-				hashConfig = s.hashID
-			}
-		case passwords.EmulatorFake, passwords.Unknown:
-			hashVerbatim, saltVerbatim = p.Hash, p.Salt
+		case passwords.None:
 		default:
-			return nil, fmt.Sprintf("unknown password algorithm mark %q", p.Algorithm)
+			// The source's text, exactly: self-describing hashes ($2b$...,
+			// $argon2id$...) and hex or base64 digests alike.
+			hashVerbatim, saltVerbatim = p.Hash, p.Salt
+		}
+		if err := passwords.Check(*p); err != nil {
+			return nil, err.Error()
+		}
+		if len(p.Params) > 0 {
+			text, err := json.Marshal(p.Params)
+			if err != nil {
+				return nil, "the password parameters cannot be encoded: " + err.Error()
+			}
+			params = text
+		}
+		if s.hashID != "" && p.Algorithm == s.cfg.SharedHash.Algorithm {
+			hashConfig = s.hashID
 		}
 	}
 	var tenant any
@@ -773,7 +863,7 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		u.UID, tenant, optStr(u.Email), u.EmailVerified, optStr(u.PhoneNumber), optStr(u.DisplayName), optStr(u.PhotoURL),
 		u.Disabled, nullTime(u.CreatedAt), nullTime(u.LastSignInAt), nullTime(u.LastRefreshAt),
 		nullTime(u.PasswordUpdatedAt), nullTime(u.ValidSince), claims,
-		algorithm, hash, salt, hashVerbatim, saltVerbatim, version, hashConfig, typedJSON(u.Extra),
+		algorithm, hash, salt, hashVerbatim, saltVerbatim, version, hashConfig, typedJSON(u.Extra), params,
 	}
 	seen := map[string]bool{}
 	for _, p := range u.Providers {
@@ -799,6 +889,14 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		})
 	}
 	return r, ""
+}
+
+// nonNilParams is params, or an empty map for nil (stored as {}).
+func nonNilParams(params map[string]string) map[string]string {
+	if params == nil {
+		return map[string]string{}
+	}
+	return params
 }
 
 func optStr(s *string) any {

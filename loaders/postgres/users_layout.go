@@ -3,15 +3,13 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 )
-
-// HashConfigAlgorithm is the algorithm Prepare records in hash_configs
-// beside the project's parameters.
-const HashConfigAlgorithm = "SCRYPT"
 
 // UsersColumn is a column of one of the users sink's tables.
 type UsersColumn struct {
@@ -87,12 +85,16 @@ func (s *Users) Layout(rec record.Record) (*UserLayout, string) {
 func (s *Users) Schema() string { return s.cfg.Schema }
 
 // PlannedDDL returns what Prepare would change in db, for `plan`: the
-// statements creating the schema's tables when any is missing, and the
-// storing of the hash parameters when db does not hold them yet (shown
-// without the secrets). It only reads the catalog, hash_configs and the
-// table owners; when another source owns the tables (see SetOwner) it
-// returns the refusal Prepare would.
+// statements creating the schema's tables when any is missing, those
+// upgrading tables of an earlier version (see upgradeDDL), and the storing
+// of the shared hash parameters when db does not hold them yet (shown
+// without their values, which can be secrets). It only reads the catalog,
+// hash_configs and the table owners; when another source owns the tables
+// (see SetOwner) it returns the refusal Prepare would.
 func (s *Users) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, error) {
+	if s.hashErr != nil {
+		return nil, s.hashErr
+	}
 	if err := CheckTableOwners(ctx, db, s.owner, s.Tables()); err != nil {
 		return nil, err
 	}
@@ -117,6 +119,11 @@ func (s *Users) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 			out = append(out, Statement{What: describeDDL(stmt), SQL: stmt})
 		}
 	}
+	upgrade, err := s.upgradeDDL(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, upgrade...)
 	if s.hashID == "" {
 		return out, nil
 	}
@@ -126,11 +133,17 @@ func (s *Users) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 		}
 	}
 	if !stored {
+		names := slices.Sorted(maps.Keys(s.cfg.SharedHash.Params))
+		var pairs []string
+		for _, n := range names {
+			pairs = append(pairs, fmt.Sprintf("'%s', <%s>", strings.ReplaceAll(n, "'", "''"), strings.ReplaceAll(n, "_", " ")))
+		}
 		out = append(out, Statement{
-			What: fmt.Sprintf("store the password hash parameters as %s (the signer key and salt separator are secrets, not shown)", s.hashID),
-			SQL: fmt.Sprintf(`INSERT INTO %s (id, algorithm, signer_key, salt_separator, rounds, mem_cost)
-VALUES ('%s', '%s', <signer key>, <salt separator>, %d, %d) ON CONFLICT (id) DO NOTHING`,
-				s.table(HashConfigsTable), s.hashID, HashConfigAlgorithm, s.cfg.Hash.Rounds(), s.cfg.Hash.MemCost()),
+			What: fmt.Sprintf("store the shared password hash parameters as %s (%s: %s; values not shown, some are secrets)",
+				s.hashID, s.cfg.SharedHash.Algorithm, strings.Join(names, ", ")),
+			SQL: fmt.Sprintf(`INSERT INTO %s (id, algorithm, parameters)
+VALUES ('%s', '%s', jsonb_build_object(%s)) ON CONFLICT (id) DO NOTHING`,
+				s.table(HashConfigsTable), s.hashID, s.cfg.SharedHash.Algorithm, strings.Join(pairs, ", ")),
 		})
 	}
 	return out, nil

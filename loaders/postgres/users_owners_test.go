@@ -24,7 +24,7 @@ func TestUsersTablesBelongToTheirProject(t *testing.T) {
 	if err := sinkA.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	sinkB := postgres.NewUsers(postgres.UsersConfig{Hash: testParams(t)})
+	sinkB := postgres.NewUsers(postgres.UsersConfig{SharedHash: testShared(t)})
 	sinkB.SetOwner(b)
 	err := sinkB.Prepare(ctx, pool)
 	for _, want := range []string{a.Source, b.Source, `"firebase_auth"."users"`, `"firebase_auth"."provider_identities"`, "--share-target", b.Hint} {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"os"
@@ -38,6 +39,16 @@ func testParams(t *testing.T) firebasescrypt.Params {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// testShared is testParams as the sink's shared credential.
+func testShared(t *testing.T) *passwords.Credential {
+	t.Helper()
+	p := testParams(t)
+	return &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Params: map[string]string{
+		"signer_key": base64.StdEncoding.EncodeToString(p.SignerKey()), "salt_separator": base64.StdEncoding.EncodeToString(p.SaltSeparator()),
+		"rounds": fmt.Sprint(p.Rounds()), "mem_cost": fmt.Sprint(p.MemCost()),
+	}}
 }
 
 // writeUsers writes recs in one committed transaction.
@@ -89,7 +100,7 @@ func alice() record.User {
 func TestUsersLoadReRunAndChildRowSync(t *testing.T) {
 	ctx := context.Background()
 	pool := testenv.NewPool(t)
-	s := postgres.NewUsers(postgres.UsersConfig{Schema: "fb auth", Hash: testParams(t)})
+	s := postgres.NewUsers(postgres.UsersConfig{Schema: "fb auth", SharedHash: testShared(t)})
 	if err := s.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
@@ -114,17 +125,19 @@ func TestUsersLoadReRunAndChildRowSync(t *testing.T) {
 	}
 	// Exact values, hash bytes and the parameters' reference included.
 	var (
-		hash, salt, key                   []byte
+		hash, salt                        []byte
 		claims, extra, alg, cfgID, dispNm string
+		keyB64                            string
 	)
 	err := pool.QueryRow(ctx, `SELECT u.password_hash, u.password_salt, u.custom_claims::text, u.extra::text, u.password_algorithm,
-		u.hash_config_id, u.display_name, h.signer_key FROM `+users+` u JOIN "fb auth".hash_configs h ON h.id = u.hash_config_id WHERE uid = 'Alice'`).
-		Scan(&hash, &salt, &claims, &extra, &alg, &cfgID, &dispNm, &key)
+		u.hash_config_id, u.display_name, h.parameters->>'signer_key' FROM `+users+` u JOIN "fb auth".hash_configs h ON h.id = u.hash_config_id WHERE uid = 'Alice'`).
+		Scan(&hash, &salt, &claims, &extra, &alg, &cfgID, &dispNm, &keyB64)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := testParams(t)
-	if ok, _ := p.Verify([]byte("user1password"), salt, hash); !ok || !bytes.Equal(key, p.SignerKey()) || cfgID != s.HashConfigID() {
+	key, _ := base64.StdEncoding.DecodeString(keyB64)
+	if ok, _ := p.Verify([]byte("user1password"), salt, hash); !ok || !bytes.Equal(key, p.SignerKey()) || cfgID != s.HashConfigID() || cfgID != "scrypt-"+p.Fingerprint() {
 		t.Fatal("the stored hash, salt and parameters do not verify user1password")
 	}
 	if claims != `{"f": 1.0, "big": 12345678901234567890, "admin": true}` || extra != `{"screenName": "al"}` || alg != "FIREBASE_SCRYPT" || dispNm != "" {
@@ -270,7 +283,7 @@ func TestUsersMigrationFromFile(t *testing.T) {
 		}
 		defer ex.Close()
 		res, err := migration.Execute(ctx, pool, state, migration.Job{
-			Kind: record.KindUser, Extractor: ex, Sink: postgres.NewUsers(postgres.UsersConfig{Hash: testParams(t)}),
+			Kind: record.KindUser, Extractor: ex, Sink: postgres.NewUsers(postgres.UsersConfig{SharedHash: testShared(t)}),
 			Config: map[string]string{"hash_config": "scrypt-" + testParams(t).Fingerprint()},
 		}, migration.Options{BatchSize: 7, Restart: restart})
 		if err != nil {

@@ -1,0 +1,394 @@
+// Package authexport writes migrated users (record.User, as the users
+// tables hold them) as import files for self-hosted auth servers —
+// Supabase Auth and Ory Kratos — one JSON request body per line, with each
+// password hash in a form the server verifies at sign-in where it can.
+//
+// Which credentials each format carries (anything else is exported without
+// its password, counted in Stats.Notes, and the user must reset it):
+//
+//   - supabase: FIREBASE_SCRYPT (as "$fbscrypt$…"), BCRYPT and ARGON2ID /
+//     ARGON2I (their own "$2b$…" / "$argon2id$…" strings); supabase/auth
+//     internal/crypto/password.go verifies these three families.
+//   - kratos: FIREBASE_SCRYPT (as "$firescrypt$…"), BCRYPT, ARGON2ID and
+//     ARGON2I (as they are), and any hash already in one of the other forms
+//     ory/kratos hash/hash_comparator.go verifies ("$pbkdf2-sha256$…",
+//     "$scrypt$…", "$sha1$…", "$md5$…", "{SSHA}…", …). PBKDF2, scrypt, SHA
+//     and MD5 hashes given as a separate hash, salt and parameters are not
+//     converted yet.
+package authexport
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/passwords"
+	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
+)
+
+// Formats are the names of the formats New accepts.
+var Formats = []string{"supabase", "kratos"}
+
+// Options tune the Kratos format.
+type Options struct {
+	// KratosSchemaID is the identity schema of the identities ("default"
+	// when empty).
+	KratosSchemaID string
+	// KratosExternalID also sets external_id to the uid (Kratos versions
+	// without the field refuse it).
+	KratosExternalID bool
+}
+
+// Stats count what an Exporter did, for its report.
+type Stats struct {
+	// Written users; WithHash of them carry a password hash the server
+	// verifies.
+	Written, WithHash int
+	// Skipped lists the uids not written, by reason.
+	Skipped map[string][]string
+	// Notes counts the users written with a caveat, by note.
+	Notes map[string]int
+}
+
+func (s *Stats) skip(reason, uid string) { s.Skipped[reason] = append(s.Skipped[reason], uid) }
+
+// Exporter writes users in one format. Give it the users oldest first:
+// for Supabase, of two users sharing an e-mail address the first keeps it.
+// It is not safe for concurrent use.
+type Exporter struct {
+	format    string
+	opts      Options
+	seenEmail map[string]string // lower-case e-mail → first uid
+	Stats     Stats
+}
+
+// New returns an Exporter for format ("supabase" or "kratos").
+func New(format string, opts Options) (*Exporter, error) {
+	if format != "supabase" && format != "kratos" {
+		return nil, fmt.Errorf("%q is not supabase or kratos", format)
+	}
+	if opts.KratosSchemaID == "" {
+		opts.KratosSchemaID = "default"
+	}
+	return &Exporter{format: format, opts: opts, seenEmail: map[string]string{},
+		Stats: Stats{Skipped: map[string][]string{}, Notes: map[string]int{}}}, nil
+}
+
+// Write writes u as one line to w, or skips it (Stats.Skipped) when the
+// server cannot hold it.
+func (e *Exporter) Write(w io.Writer, u *record.User) error {
+	body := e.Body(u)
+	if body == nil {
+		return nil
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encoding user %q: %w", u.UID, err)
+	}
+	if _, err := w.Write(append(data, '\n')); err != nil {
+		return err
+	}
+	e.Stats.Written++
+	return nil
+}
+
+// Body returns u as one request body of the format, or nil when the
+// server cannot hold u (counted in Stats.Skipped).
+func (e *Exporter) Body(u *record.User) map[string]any {
+	if e.format == "supabase" {
+		return e.supabaseUser(u)
+	}
+	return e.kratosIdentity(u)
+}
+
+// Report writes the statistics for a person: out and format name what was
+// written. Only uids are named, never addresses or hashes.
+func (s *Stats) Report(w io.Writer, out, format string) {
+	fmt.Fprintf(w, "wrote %d users to %s for %s (%d with a password hash it verifies)\n", s.Written, out, format, s.WithHash)
+	notes := make([]string, 0, len(s.Notes))
+	for n := range s.Notes {
+		notes = append(notes, n)
+	}
+	sort.Strings(notes)
+	for _, n := range notes {
+		fmt.Fprintf(w, "  %d users: %s\n", s.Notes[n], n)
+	}
+	reasons := make([]string, 0, len(s.Skipped))
+	for r := range s.Skipped {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		uids := s.Skipped[r]
+		sample := uids
+		if len(sample) > 10 {
+			sample = sample[:10]
+		}
+		fmt.Fprintf(w, "  skipped %d users: %s (uids: %s)\n", len(uids), r, strings.Join(sample, ", "))
+	}
+}
+
+// Algorithm names of passwords' contract that only this package needs.
+const (
+	bcryptAlg   = "BCRYPT"
+	argon2idAlg = "ARGON2ID"
+	argon2iAlg  = "ARGON2I"
+)
+
+var (
+	bcryptHash = regexp.MustCompile(`^\$2[abxy]?\$[0-9]{2}\$[./A-Za-z0-9]{53}$`)
+	argon2Hash = regexp.MustCompile(`^\$argon2(id|i)\$v=(16|19)\$m=[0-9]+,t=[0-9]+,p=[0-9]+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$`)
+	// kratosNative are the other forms Kratos' hash comparator reads.
+	kratosNative = regexp.MustCompile(`^(\$pbkdf2-sha[0-9]{1,3}\$|\$scrypt\$|\$sha(1|256|512)\$|\$md5\$|\$md5-crypt\$|\$sha256-crypt\$|\$sha512-crypt\$|\$hmac-[a-z0-9]+\$|\{SSHA(256|512)?\})`)
+)
+
+// hashFor returns u's hash in the format's form, or "" with a note why
+// there is none.
+func (e *Exporter) hashFor(u *record.User) string {
+	c := u.Password
+	if c == nil {
+		return ""
+	}
+	without := func(why string) string {
+		e.Stats.Notes["exported without their password ("+why+"; they must reset it)"]++
+		return ""
+	}
+	var enc string
+	switch c.Algorithm {
+	case passwords.FirebaseScrypt:
+		p, salt, hash, err := firebaseScrypt(*c)
+		if err != nil {
+			// The reason of earlier versions, without "; they must reset it".
+			e.Stats.Notes["exported without their password ("+err.Error()+")"]++
+			return ""
+		}
+		if e.format == "supabase" {
+			enc, err = p.SupabaseHash(salt, hash)
+		} else {
+			enc, err = p.KratosHash(salt, hash)
+		}
+		if err != nil {
+			e.Stats.Notes["exported without their password ("+err.Error()+")"]++
+			return ""
+		}
+	case bcryptAlg:
+		if !bcryptHash.MatchString(c.Hash) {
+			return without("a bcrypt hash that is not in the $2b$ form")
+		}
+		enc = c.Hash
+	case argon2idAlg, argon2iAlg:
+		if !argon2Hash.MatchString(c.Hash) {
+			return without("an argon2 hash that is not a PHC string")
+		}
+		enc = c.Hash
+	default:
+		if e.format == "kratos" && c.Salt == "" && len(c.Params) == 0 && kratosNative.MatchString(c.Hash) {
+			enc = c.Hash
+			break
+		}
+		if c.Algorithm == passwords.EmulatorFake || c.Algorithm == passwords.Unknown {
+			return without(c.Algorithm + " hashes cannot be verified there")
+		}
+		if c.Algorithm == passwords.None {
+			return without("the source exported no hash")
+		}
+		return without(c.Algorithm + " hashes cannot be written for " + e.format + " by this version")
+	}
+	e.Stats.WithHash++
+	return enc
+}
+
+// firebaseScrypt decodes a Firebase scrypt credential with the project's
+// parameters (passwords' contract: signer_key and salt_separator in
+// standard base64, rounds and mem_cost in decimal) into Params and the raw
+// salt and hash. Errors never quote values.
+func firebaseScrypt(c passwords.Credential) (firebasescrypt.Params, []byte, []byte, error) {
+	if c.Params["signer_key"] == "" {
+		return firebasescrypt.Params{}, nil, nil, fmt.Errorf("migrate was given no hash parameters")
+	}
+	rounds, err1 := strconv.Atoi(c.Params["rounds"])
+	memCost, err2 := strconv.Atoi(c.Params["mem_cost"])
+	if err1 != nil || err2 != nil {
+		return firebasescrypt.Params{}, nil, nil, fmt.Errorf("the stored hash parameters: rounds or mem_cost is not a number")
+	}
+	p, err := firebasescrypt.ParseParams(c.Params["signer_key"], c.Params["salt_separator"], rounds, memCost)
+	if err != nil {
+		return firebasescrypt.Params{}, nil, nil, fmt.Errorf("the stored hash parameters: %w", err)
+	}
+	salt, err := firebasescrypt.DecodeBase64(c.Salt)
+	if err != nil {
+		return firebasescrypt.Params{}, nil, nil, fmt.Errorf("the salt is not base64")
+	}
+	hash, err := firebasescrypt.DecodeBase64(c.Hash)
+	if err != nil {
+		return firebasescrypt.Params{}, nil, nil, fmt.Errorf("the hash is not base64")
+	}
+	return p, salt, hash, nil
+}
+
+// supabaseUIDNamespace derives Supabase user ids from uids (UUID version
+// 5). It never changes, so exports are stable.
+var supabaseUIDNamespace = uuid.MustParse("a3f2c6e8-1b47-5d90-8e21-4c7b9f0d6a15")
+
+// SupabaseID is the Supabase user id of a uid (of tenant, "" for none).
+func SupabaseID(tenant, uid string) string {
+	name := uid
+	if tenant != "" {
+		name = tenant + "/" + uid
+	}
+	return uuid.NewSHA1(supabaseUIDNamespace, []byte(name)).String()
+}
+
+func str(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// supabaseUser is one request body for Supabase Auth's admin API (fields
+// of AdminUserParams in supabase/auth internal/api/admin.go), or nil when
+// Supabase cannot hold the user.
+func (e *Exporter) supabaseUser(u *record.User) map[string]any {
+	email, phone := str(u.Email), str(u.PhoneNumber)
+	if email == "" && phone == "" {
+		e.Stats.skip("Supabase needs an e-mail address or a phone number", u.UID)
+		return nil
+	}
+	if email != "" {
+		k := strings.ToLower(email)
+		if first, dup := e.seenEmail[k]; dup {
+			e.Stats.skip("e-mail address already used by an older account, which Supabase does not allow (first uid: "+first+")", u.UID)
+			return nil
+		}
+		e.seenEmail[k] = u.UID
+	}
+	body := map[string]any{"id": SupabaseID(u.TenantID, u.UID)}
+	if email != "" {
+		body["email"] = email
+		body["email_confirm"] = u.EmailVerified
+	}
+	if phone != "" {
+		body["phone"] = phone
+		body["phone_confirm"] = true // Firebase phone numbers are verified by SMS
+	}
+	if h := e.hashFor(u); h != "" {
+		body["password_hash"] = h
+	}
+	meta := map[string]any{}
+	if v := str(u.DisplayName); v != "" {
+		meta["display_name"] = v
+	}
+	if v := str(u.PhotoURL); v != "" {
+		meta["avatar_url"] = v
+	}
+	if len(meta) > 0 {
+		body["user_metadata"] = meta
+	}
+	app := map[string]any{}
+	if u.CustomClaims != nil && *u.CustomClaims != "" {
+		if err := json.Unmarshal([]byte(*u.CustomClaims), &app); err != nil {
+			app = map[string]any{}
+		}
+	}
+	app["firebase_uid"] = u.UID
+	if len(u.Providers) > 0 {
+		app["firebase_providers"] = providerList(u.Providers)
+	}
+	body["app_metadata"] = app
+	if u.Disabled {
+		body["ban_duration"] = "876000h" // Supabase's way to disable: a 100-year ban
+	}
+	return body
+}
+
+type provider struct {
+	ProviderID  string `json:"provider_id"`
+	ProviderUID string `json:"provider_uid"`
+}
+
+func providerList(ps []record.Provider) []provider {
+	out := make([]provider, len(ps))
+	for i, p := range ps {
+		out[i] = provider{p.ProviderID, p.RawID}
+	}
+	return out
+}
+
+// kratosIdentity is one request body for Ory Kratos' admin API
+// (CreateIdentityBody in ory/kratos identity/handler.go).
+func (e *Exporter) kratosIdentity(u *record.User) map[string]any {
+	email, phone := str(u.Email), str(u.PhoneNumber)
+	traits := map[string]any{}
+	switch {
+	case email != "":
+		traits["email"] = email
+	case phone != "":
+		traits["phone"] = phone
+		e.Stats.Notes["have no e-mail: their phone number is in traits.phone, which your identity schema must define"]++
+	default:
+		e.Stats.Notes["have neither e-mail nor phone: their traits are empty, which your identity schema must allow"]++
+	}
+	body := map[string]any{"schema_id": e.opts.KratosSchemaID, "traits": traits, "state": "active"}
+	if u.Disabled {
+		body["state"] = "inactive"
+	}
+	creds := map[string]any{}
+	if h := e.hashFor(u); h != "" {
+		creds["password"] = map[string]any{"config": map[string]any{"hashed_password": h}}
+	}
+	var oidc []map[string]any
+	for _, p := range u.Providers {
+		switch p.ProviderID {
+		case "password", "phone", "firebase", "anonymous":
+			continue
+		}
+		oidc = append(oidc, map[string]any{"provider": strings.TrimSuffix(p.ProviderID, ".com"), "subject": p.RawID})
+	}
+	if len(oidc) > 0 {
+		creds["oidc"] = map[string]any{"config": map[string]any{"providers": oidc}}
+	}
+	if len(creds) > 0 {
+		body["credentials"] = creds
+	}
+	if email != "" {
+		status := "pending"
+		if u.EmailVerified {
+			status = "completed"
+		}
+		body["verifiable_addresses"] = []map[string]any{{"value": email, "verified": u.EmailVerified, "via": "email", "status": status}}
+		body["recovery_addresses"] = []map[string]any{{"value": email, "via": "email"}}
+	}
+	admin := map[string]any{"firebase_uid": u.UID}
+	if u.TenantID != "" {
+		admin["firebase_tenant_id"] = u.TenantID
+	}
+	if u.CustomClaims != nil && *u.CustomClaims != "" {
+		admin["custom_claims"] = json.RawMessage(*u.CustomClaims)
+	}
+	if v := str(u.DisplayName); v != "" {
+		admin["display_name"] = v
+	}
+	if v := str(u.PhotoURL); v != "" {
+		admin["photo_url"] = v
+	}
+	if phone != "" {
+		admin["phone_number"] = phone
+	}
+	if !u.CreatedAt.IsZero() {
+		admin["created_at"] = u.CreatedAt.UTC().Format(time.RFC3339Nano)
+	}
+	body["metadata_admin"] = admin
+	if e.opts.KratosExternalID {
+		body["external_id"] = u.UID
+	}
+	return body
+}

@@ -1,0 +1,204 @@
+package authexport
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/passwords"
+	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
+)
+
+// The Firebase scrypt vector of passwords/firebasescrypt's tests
+// (firebase/scrypt's README): password "user1password".
+const (
+	testSignerKey = "jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA=="
+	testHash      = "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ=="
+	testSalt      = "42xEC+ixf3L2lw=="
+)
+
+func sp(s string) *string { return &s }
+
+func firebaseCred(withParams bool) *passwords.Credential {
+	c := &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: testHash, Salt: testSalt}
+	if withParams {
+		c.Params = map[string]string{"signer_key": testSignerKey, "salt_separator": "Bw==", "rounds": "8", "mem_cost": "14"}
+	}
+	return c
+}
+
+// users is one user of each case, oldest first.
+func users(t *testing.T) []*record.User {
+	t.Helper()
+	bc, err := bcrypt.GenerateFromPassword([]byte("bcrypt pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	return []*record.User{
+		{UID: "fb", Email: sp("A@example.test"), EmailVerified: true, CreatedAt: created, Password: firebaseCred(true),
+			CustomClaims: sp(`{"role": "admin"}`), Providers: []record.Provider{{ProviderID: "password", RawID: "a@example.test"}, {ProviderID: "google.com", RawID: "g-1"}}},
+		{UID: "fb-noparams", Email: sp("b@example.test"), Password: firebaseCred(false)},
+		{UID: "bc", Email: sp("c@example.test"), Disabled: true, Password: &passwords.Credential{Algorithm: "BCRYPT", Hash: string(bc)}},
+		{UID: "argon", Email: sp("d@example.test"), Password: &passwords.Credential{Algorithm: "ARGON2ID",
+			Hash: "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"}},
+		{UID: "pb", Email: sp("e@example.test"), Password: &passwords.Credential{Algorithm: "PBKDF2_SHA256", Hash: "q83vEjRWeJCrze8SNFZ4kA==", Salt: "c2FsdA==",
+			Params: map[string]string{"iterations": "1000"}}},
+		{UID: "pb-kratos", Email: sp("f@example.test"), Password: &passwords.Credential{Algorithm: "PBKDF2_SHA256",
+			Hash: "$pbkdf2-sha256$i=1000,l=32$c2FsdHNhbHQ$ZmFrZWhhc2hmYWtlaGFzaGZha2VoYXNoZmFrZWhhc2g"}},
+		{UID: "none", Email: sp("g@example.test"), Password: &passwords.Credential{Algorithm: passwords.None}},
+		{UID: "same-address", Email: sp("a@EXAMPLE.test")},
+		{UID: "phone", PhoneNumber: sp("+15555550123")},
+		{UID: "nothing"},
+	}
+}
+
+func export(t *testing.T, format string, opts Options) (map[string]map[string]any, *Exporter) {
+	t.Helper()
+	e, err := New(format, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	for _, u := range users(t) {
+		if err := e.Write(&b, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := map[string]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		uid, _ := path(m, "metadata_admin", "firebase_uid").(string)
+		if s, ok := path(m, "app_metadata", "firebase_uid").(string); ok {
+			uid = s
+		}
+		out[uid] = m
+	}
+	if len(out) != e.Stats.Written {
+		t.Fatalf("%d lines, Stats.Written %d", len(out), e.Stats.Written)
+	}
+	return out, e
+}
+
+func path(v any, keys ...string) any {
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+func TestSupabase(t *testing.T) {
+	got, e := export(t, "supabase", Options{})
+	if ok, err := firebasescrypt.VerifyEncoded([]byte("user1password"), got["fb"]["password_hash"].(string)); !ok || err != nil {
+		t.Errorf("the Firebase scrypt hash does not verify: %v", err)
+	}
+	if h, _ := got["bc"]["password_hash"].(string); bcrypt.CompareHashAndPassword([]byte(h), []byte("bcrypt pw")) != nil || got["bc"]["ban_duration"] != "876000h" {
+		t.Errorf("bcrypt user: %v", got["bc"])
+	}
+	if !strings.HasPrefix(got["argon"]["password_hash"].(string), "$argon2id$v=19$") {
+		t.Errorf("argon2id user: %v", got["argon"])
+	}
+	for _, uid := range []string{"fb-noparams", "pb", "pb-kratos", "none", "phone"} {
+		if _, ok := got[uid]["password_hash"]; ok || got[uid] == nil {
+			t.Errorf("%s: %v; want exported without a password hash", uid, got[uid])
+		}
+	}
+	if e.Stats.WithHash != 3 || e.Stats.Written != 8 {
+		t.Errorf("stats %+v", e.Stats)
+	}
+	for reason, uids := range map[string]string{
+		"already used by an older account":                   "same-address",
+		"Supabase needs an e-mail address or a phone number": "nothing",
+	} {
+		found := false
+		for r, u := range e.Stats.Skipped {
+			found = found || (strings.Contains(r, reason) && strings.Join(u, ",") == uids)
+		}
+		if !found {
+			t.Errorf("not skipped for %q: %v", reason, e.Stats.Skipped)
+		}
+	}
+	for _, note := range []string{"migrate was given no hash parameters", "PBKDF2_SHA256 hashes cannot be written for supabase", "the source exported no hash"} {
+		found := false
+		for n := range e.Stats.Notes {
+			found = found || strings.Contains(n, note)
+		}
+		if !found {
+			t.Errorf("no note %q: %v", note, e.Stats.Notes)
+		}
+	}
+	if got["fb"]["id"] != SupabaseID("", "fb") || path(got["fb"], "app_metadata", "role") != "admin" || got["phone"]["phone_confirm"] != true {
+		t.Errorf("fb %v; phone %v", got["fb"], got["phone"])
+	}
+	var report bytes.Buffer
+	e.Stats.Report(&report, "out.jsonl", "supabase")
+	if !strings.HasPrefix(report.String(), "wrote 8 users to out.jsonl for supabase (3 with a password hash it verifies)") ||
+		strings.Contains(report.String(), testSignerKey[:16]) || strings.Contains(report.String(), "example.test") {
+		t.Errorf("report:\n%s", report.String())
+	}
+}
+
+func TestKratos(t *testing.T) {
+	got, e := export(t, "kratos", Options{KratosSchemaID: "people", KratosExternalID: true})
+	hashOf := func(uid string) string {
+		h, _ := path(got[uid], "credentials", "password", "config", "hashed_password").(string)
+		return h
+	}
+	if ok, err := firebasescrypt.VerifyEncoded([]byte("user1password"), hashOf("fb")); !ok || err != nil || !strings.HasPrefix(hashOf("fb"), firebasescrypt.KratosPrefix) {
+		t.Errorf("the Firebase scrypt hash does not verify: %v", err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hashOf("bc")), []byte("bcrypt pw")) != nil || got["bc"]["state"] != "inactive" {
+		t.Errorf("bcrypt user: %v", got["bc"])
+	}
+	if !strings.HasPrefix(hashOf("argon"), "$argon2id$") || !strings.HasPrefix(hashOf("pb-kratos"), "$pbkdf2-sha256$i=1000,l=32$") {
+		t.Errorf("argon2 %q, pbkdf2 in Kratos' form %q", hashOf("argon"), hashOf("pb-kratos"))
+	}
+	for _, uid := range []string{"fb-noparams", "pb", "none", "same-address", "phone", "nothing"} {
+		if hashOf(uid) != "" || got[uid] == nil {
+			t.Errorf("%s: %v; want exported without a password hash", uid, got[uid])
+		}
+	}
+	if e.Stats.WithHash != 4 || e.Stats.Written != 10 || len(e.Stats.Skipped) != 0 {
+		t.Errorf("stats %+v", e.Stats)
+	}
+	fb := got["fb"]
+	if fb["schema_id"] != "people" || fb["external_id"] != "fb" || path(fb, "credentials", "oidc", "config", "providers") == nil ||
+		path(fb, "metadata_admin", "created_at") != "2020-01-02T03:04:05Z" || path(fb, "traits", "email") != "A@example.test" {
+		t.Errorf("fb: %v", fb)
+	}
+	if path(got["phone"], "traits", "phone") != "+15555550123" {
+		t.Errorf("phone: %v", got["phone"])
+	}
+	if _, err := New("auth0", Options{}); err == nil {
+		t.Error("New accepts an unknown format")
+	}
+}
+
+// TestNoSecretsInNotes: a note about unusable parameters names no value.
+func TestNoSecretsInNotes(t *testing.T) {
+	e, _ := New("kratos", Options{})
+	c := firebaseCred(true)
+	c.Params["signer_key"] = testSignerKey + "!"
+	e.Body(&record.User{UID: "x", Password: c})
+	for n := range e.Stats.Notes {
+		if strings.Contains(n, testSignerKey[:16]) || strings.Contains(n, base64.StdEncoding.EncodeToString([]byte{7})) {
+			t.Errorf("note %q quotes a secret", n)
+		}
+	}
+	if len(e.Stats.Notes) != 2 || e.Stats.WithHash != 0 { // the parameters, and the empty traits
+		t.Errorf("stats %+v", e.Stats)
+	}
+}
