@@ -6,6 +6,7 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"hash"
 	"strconv"
 	"strings"
@@ -359,4 +360,22 @@ func FirebaseScryptParams(p firebasescrypt.Params) map[string]string {
 		"rounds":         strconv.Itoa(p.Rounds()),
 		"mem_cost":       strconv.Itoa(p.MemCost()),
 	}
+}
+
+// FirebaseScryptParamsFrom reads Params made by FirebaseScryptParams back
+// into the project's parameters. A missing signer key is ErrCannotVerify:
+// the migration was given none. Errors name the parameter, never its value.
+func FirebaseScryptParamsFrom(params map[string]string) (firebasescrypt.Params, error) {
+	if params["signer_key"] == "" {
+		return firebasescrypt.Params{}, fmt.Errorf("%w: no Firebase hash parameters", ErrCannotVerify)
+	}
+	rounds, err := strconv.Atoi(params["rounds"])
+	if err != nil {
+		return firebasescrypt.Params{}, errors.New("rounds is not a number")
+	}
+	memCost, err := strconv.Atoi(params["mem_cost"])
+	if err != nil {
+		return firebasescrypt.Params{}, errors.New("mem_cost is not a number")
+	}
+	return firebasescrypt.ParseParams(params["signer_key"], params["salt_separator"], rounds, memCost)
 }

@@ -137,7 +137,7 @@ func checkPassword(ctx context.Context, pool *pgxpool.Pool, schema, uid string, 
 	switch {
 	case err == nil:
 		return ok, nil
-	case errors.Is(err, passwords.ErrCannotVerify) && u.HashConfigID == "":
+	case (errors.Is(err, passwords.ErrCannotVerify) || errors.Is(err, passwords.ErrMalformed)) && u.HashConfigID == "" && len(c.Params) == 0:
 		return false, fmt.Errorf("user %q has a %s hash but the migration was given no hash parameters for it; "+
 			"run migrate again with the source's hash parameters and --restart (%w)", uid, c.Algorithm, err)
 	}

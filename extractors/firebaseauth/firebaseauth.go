@@ -45,9 +45,7 @@ package firebaseauth
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
-	"strconv"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/firebase"
@@ -195,12 +193,7 @@ func (hashes) SharedHashMissing() (string, []string) {
 // (padded standard base64), "rounds" and "mem_cost" (decimal). It holds the
 // project's secrets.
 func HashCredential(p firebasescrypt.Params) *passwords.Credential {
-	return &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Params: map[string]string{
-		"signer_key":     base64.StdEncoding.EncodeToString(p.SignerKey()),
-		"salt_separator": base64.StdEncoding.EncodeToString(p.SaltSeparator()),
-		"rounds":         strconv.Itoa(p.Rounds()),
-		"mem_cost":       strconv.Itoa(p.MemCost()),
-	}}
+	return &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Params: passwords.FirebaseScryptParams(p)}
 }
 
 var (

@@ -23,7 +23,6 @@ import (
 	"io"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -214,12 +213,7 @@ func firebaseScrypt(c passwords.Credential) (firebasescrypt.Params, []byte, []by
 	if c.Params["signer_key"] == "" {
 		return firebasescrypt.Params{}, nil, nil, fmt.Errorf("migrate was given no hash parameters")
 	}
-	rounds, err1 := strconv.Atoi(c.Params["rounds"])
-	memCost, err2 := strconv.Atoi(c.Params["mem_cost"])
-	if err1 != nil || err2 != nil {
-		return firebasescrypt.Params{}, nil, nil, fmt.Errorf("the stored hash parameters: rounds or mem_cost is not a number")
-	}
-	p, err := firebasescrypt.ParseParams(c.Params["signer_key"], c.Params["salt_separator"], rounds, memCost)
+	p, err := passwords.FirebaseScryptParamsFrom(c.Params)
 	if err != nil {
 		return firebasescrypt.Params{}, nil, nil, fmt.Errorf("the stored hash parameters: %w", err)
 	}

@@ -233,7 +233,7 @@ func TestUsersConformance(t *testing.T) {
 	loadertest.Run(t, loadertest.Harness{
 		Pool: newPool,
 		Sink: func(t *testing.T, _ *pgxpool.Pool) loaders.Sink {
-			return postgres.NewUsers(postgres.UsersConfig{Hash: testParams(t)})
+			return postgres.NewUsers(postgres.UsersConfig{SharedHash: testShared(t)})
 		},
 		Good:     goodUsers,
 		Bad:      badUsers,

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -237,15 +236,7 @@ func hashConfigID(c passwords.Credential) (string, error) {
 		return "", fmt.Errorf("the shared password hash parameters are of an unknown algorithm %q", c.Algorithm)
 	}
 	if c.Algorithm == passwords.FirebaseScrypt {
-		rounds, err := strconv.Atoi(c.Params["rounds"])
-		if err != nil {
-			return "", errors.New("the shared password hash parameters: rounds is not a number")
-		}
-		memCost, err := strconv.Atoi(c.Params["mem_cost"])
-		if err != nil {
-			return "", errors.New("the shared password hash parameters: mem_cost is not a number")
-		}
-		p, err := firebasescrypt.ParseParams(c.Params["signer_key"], c.Params["salt_separator"], rounds, memCost)
+		p, err := passwords.FirebaseScryptParamsFrom(c.Params)
 		if err != nil {
 			return "", fmt.Errorf("the shared password hash parameters: %w", err)
 		}
@@ -840,8 +831,20 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 			// $argon2id$...) and hex or base64 digests alike.
 			hashVerbatim, saltVerbatim = p.Hash, p.Salt
 		}
-		if err := passwords.Check(*p); err != nil {
-			return nil, err.Error()
+		// A Firebase scrypt hash without parameters of its own uses the
+		// project's (shared, checked when the sink is configured; absent
+		// when the run was given none, and the hash is then kept to be
+		// verified later): its hash and salt were decoded above.
+		// A credential without parameters of its own is checked with the
+		// shared ones of its algorithm, which the reader gives it back.
+		check := *p
+		if len(check.Params) == 0 && s.cfg.SharedHash != nil && check.Algorithm == s.cfg.SharedHash.Algorithm {
+			check.Params = s.cfg.SharedHash.Params
+		}
+		if p.Algorithm != passwords.FirebaseScrypt || len(p.Params) > 0 {
+			if err := passwords.Check(check); err != nil {
+				return nil, err.Error()
+			}
 		}
 		if len(p.Params) > 0 {
 			text, err := json.Marshal(p.Params)

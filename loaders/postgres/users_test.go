@@ -45,10 +45,7 @@ func testParams(t *testing.T) firebasescrypt.Params {
 func testShared(t *testing.T) *passwords.Credential {
 	t.Helper()
 	p := testParams(t)
-	return &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Params: map[string]string{
-		"signer_key": base64.StdEncoding.EncodeToString(p.SignerKey()), "salt_separator": base64.StdEncoding.EncodeToString(p.SaltSeparator()),
-		"rounds": fmt.Sprint(p.Rounds()), "mem_cost": fmt.Sprint(p.MemCost()),
-	}}
+	return &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Params: passwords.FirebaseScryptParams(p)}
 }
 
 // writeUsers writes recs in one committed transaction.
