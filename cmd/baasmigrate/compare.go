@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -90,7 +89,7 @@ func runCompare(cmd *cobra.Command, command string) error {
 	default:
 		return &exitStatus{code: exitError, err: fmt.Errorf("--format: %q is not table, json or html", format)}
 	}
-	kinds, err := selectKinds(only)
+	kinds, err := selectKinds(only, sourceName(f))
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
@@ -124,7 +123,7 @@ func runCompare(cmd *cobra.Command, command string) error {
 		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
 		}
-		env := &buildEnv{Command: command, Config: cfg, Pool: pool, State: state, Log: log, Stderr: cmd.ErrOrStderr(), Workers: 4, Given: optionGiven(f)}
+		env := &buildEnv{Command: command, Source: sourceName(f), Config: cfg, Pool: pool, State: state, Log: log, Stderr: cmd.ErrOrStderr(), Workers: 4, Given: optionGiven(f)}
 		kr, err := compareKind(ctx, cmd, command, k, env, samples)
 		if err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("%s %ss: %w", command, k.Kind, err)}
@@ -199,23 +198,12 @@ func estimate(ctx context.Context, ex extractors.Extractor, workers int, price f
 	if metered {
 		before = meter.BillableReads()
 	}
-	var rt time.Time
-	if s, ok := ex.(extractors.Snapshotter); ok {
-		t, err := s.SnapshotTime(ctx)
-		if err != nil {
-			return nil, err
-		}
-		rt = t
-	}
-	streams, err := ex.Plan(ctx, workers, rt)
+	_, streams, err := extractors.PlanSnapshot(ctx, ex, workers)
 	if err != nil {
 		return nil, err
 	}
 	e := &diff.Estimate{PricePer100k: price}
 	for _, st := range streams {
-		if st.ReadTime.IsZero() {
-			st.ReadTime = rt
-		}
 		n, err := counter.Count(ctx, st)
 		if err != nil {
 			return nil, err

@@ -104,11 +104,7 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 		Adapter:   diff.NewUsers(cfg, firebaseauth.ListsInUIDOrder(ex)),
 		DDL: func(ctx context.Context) ([]diff.DDL, error) {
 			stmts, err := sink.PlannedDDL(ctx, env.Pool)
-			out := make([]diff.DDL, len(stmts))
-			for i, s := range stmts {
-				out[i] = diff.DDL{What: s.What, SQL: s.SQL}
-			}
-			return out, err
+			return diff.DDLFrom(stmts), err
 		},
 	}, nil
 }
