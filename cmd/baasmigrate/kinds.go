@@ -58,7 +58,7 @@ type buildEnv struct {
 	// Source is the platform migrated from (--source; "" for the default).
 	Source string
 	Config plugin.Config
-	Pool    *pgxpool.Pool
+	Pool   *pgxpool.Pool
 	// State is the tool's state; nil for commands that must not create it
 	// (plan).
 	State   *postgres.State
