@@ -161,7 +161,7 @@ func (f *docsFixture) targetDocs(m *mappings.Mapping) map[string]postgres.Docume
 	}
 	out := map[string]postgres.DocumentRow{}
 	for _, tb := range m.Tables {
-		err := postgres.ReadDocuments(ctx, f.pool, m, tr, tb, func(r postgres.DocumentRow) error {
+		err := postgres.ReadDocuments(ctx, f.pool, m, tr, tb, nil, func(r postgres.DocumentRow) error {
 			if _, dup := out[r.Path]; dup {
 				return fmt.Errorf("document %s has two rows", r.Path)
 			}

@@ -363,7 +363,7 @@ func (ft *filesTarget) compare(src *filesSource, wantRejected []string) {
 		sum := md5.Sum(o.data)
 		if r.size != int64(len(o.data)) || r.md5 != hex.EncodeToString(sum[:]) || r.crc32c != fmt.Sprintf("%08x", crc32.Checksum(o.data, filesCastagnoli)) ||
 			r.key != name || r.contentType != o.contentType || r.encoding != o.contentEncoding || r.generation == 0 || r.created.IsZero() ||
-			fmt.Sprint(r.metadata) != fmt.Sprint(o.metadata) || !slices.Equal(r.tokens, record.File{Metadata: o.metadata}.DownloadTokens()) {
+			fmt.Sprint(r.metadata) != fmt.Sprint(o.metadata) || !slices.Equal(r.tokens, gcs.DownloadTokens(o.metadata)) {
 			ft.t.Errorf("%q: row %+v does not describe the object", name, r)
 		}
 		got, err := ft.targetBytes(name)

@@ -90,9 +90,13 @@ type Sizer interface {
 }
 
 // KeyOrderer is implemented by extractors whose partitions deliver records
-// in a known order of their keys (for documents: of each path segment), so
-// that plan and verify merge them with target rows read in that order;
-// other extractors' records are looked up in the target by key.
+// in a known order of their keys (for documents: of each path segment, a
+// document's key being its ancestors' IDs and its own), so that plan and
+// verify merge them with target rows read in that order (KeyOrder's
+// OrderBy); records of one partition come in strictly increasing order by
+// it. Other extractors' records are looked up in the target by key where
+// the kind's comparison can, and are otherwise taken to come in byte order
+// (record.ByteOrder, see KeyOrderOf).
 type KeyOrderer interface {
 	KeyOrder() record.KeyOrder
 }
@@ -123,6 +127,73 @@ type TargetOwner interface {
 	// reports whether the user set an option on the command line or in the
 	// --config file rather than through the environment or its default.
 	TargetOwner(given func(option string) bool) (source, hint string)
+}
+
+// Bucketed is implemented by extractors of files that read one bucket, or
+// the part of it whose object names start with a prefix. Plan and verify
+// compare exactly the target rows of that bucket and prefix; the bucket is
+// the one file records name in their bucket field (record.File.Bucket).
+type Bucketed interface {
+	// Bucket is the name of the bucket read, as file records give it.
+	Bucket() string
+	// Prefix is what the names of the objects read start with ("" for
+	// every object of the bucket).
+	Prefix() string
+}
+
+// ObjectNamer is implemented by extractors of files whose platform writes
+// an object's address its own way ("gs://bucket/name"). Messages about an
+// object (a target key collision, say) name it so, for objects of any
+// bucket of the same platform.
+type ObjectNamer interface {
+	// ObjectURL returns the address of object name in bucket. It must be
+	// a pure function of its arguments.
+	ObjectURL(bucket, name string) string
+}
+
+// ObjectURL names object name of bucket as ex's platform does (see
+// ObjectNamer), or "bucket/name" when ex has no naming of its own.
+func ObjectURL(ex Extractor, bucket, name string) string {
+	if n, ok := ex.(ObjectNamer); ok {
+		return n.ObjectURL(bucket, name)
+	}
+	return bucket + "/" + name
+}
+
+// KeyOrderOf returns ex's key order (see KeyOrderer), or record.ByteOrder
+// when ex does not declare one.
+func KeyOrderOf(ex Extractor) record.KeyOrder {
+	if k, ok := ex.(KeyOrderer); ok {
+		if o := k.KeyOrder(); o != nil {
+			return o
+		}
+	}
+	return record.ByteOrder
+}
+
+// PlanSnapshot plans ex's streams the way a run does: it takes one read
+// time from the source when ex is a Snapshotter (otherwise readTime is
+// zero), plans at most partitions partitions per stream at that time, and
+// sets every stream's zero ReadTime to it, so each returned stream says
+// the time its partitions are to be read at. A failure to take the read
+// time is returned as "taking a snapshot time of the source: ..."; an
+// error from Plan is returned unchanged, for the caller to say what it
+// was planning.
+func PlanSnapshot(ctx context.Context, ex Extractor, partitions int) (readTime time.Time, streams []Stream, err error) {
+	if s, ok := ex.(Snapshotter); ok {
+		if readTime, err = s.SnapshotTime(ctx); err != nil {
+			return time.Time{}, nil, fmt.Errorf("taking a snapshot time of the source: %w", err)
+		}
+	}
+	if streams, err = ex.Plan(ctx, partitions, readTime); err != nil {
+		return time.Time{}, nil, err
+	}
+	for i := range streams {
+		if streams[i].ReadTime.IsZero() {
+			streams[i].ReadTime = readTime
+		}
+	}
+	return readTime, streams, nil
 }
 
 // ReadMeter is implemented by extractors whose source bills per record read;

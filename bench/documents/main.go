@@ -258,11 +258,7 @@ func extractOnly(ctx context.Context, project, host string, workers, want int) (
 	}
 	defer ex.Close()
 	start, cpu0 := time.Now(), processCPU()
-	rt, err := ex.SnapshotTime(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	streams, err := ex.Plan(ctx, workers, rt)
+	rt, streams, err := extractors.PlanSnapshot(ctx, ex, workers)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -7,11 +7,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
@@ -20,8 +18,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/mappings"
-
-	_ "github.com/baasmigrate/baasmigrate/extractors/firestore"
 )
 
 var (
@@ -36,28 +32,20 @@ var (
 	}
 )
 
-func firestoreSpec() extractors.Spec {
-	spec, ok := extractors.Lookup("firestore")
-	if !ok {
-		panic("the firestore extractor is not registered")
-	}
-	return spec
-}
-
 func init() {
 	registerKind(&kindSpec{
 		Kind:    record.KindDocument,
-		Options: append(append([]plugin.Option(nil), firestoreSpec().Options...), mappingOption, sampleOption, shareTablesOption),
+		Options: []plugin.Option{mappingOption, sampleOption, shareTablesOption},
 		Build:   buildDocuments,
 		Compare: compareDocuments,
 	})
 }
 
-// buildDocuments assembles the Firestore → PostgreSQL job. The mapping is,
+// buildDocuments assembles the documents → PostgreSQL job. The mapping is,
 // in order: --mapping; the one stored with the interrupted (or finished)
 // run of the same source, so a resumed run keeps its layout; an inferred one.
 func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
-	ex, err := firestoreSpec().New(ctx, env.Config)
+	_, ex, err := env.Extractor(ctx, record.KindDocument)
 	if err != nil {
 		return migration.Job{}, err
 	}
@@ -94,9 +82,10 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 }
 
 // compareDocuments prepares plan and verify for documents, with the same
-// mapping migrate would use.
+// mapping migrate would use, merging in the source's order of document
+// IDs (extractors.KeyOrderOf).
 func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
-	ex, err := firestoreSpec().New(ctx, env.Config)
+	_, ex, err := env.Extractor(ctx, record.KindDocument)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +100,7 @@ func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
 			roots = append(roots, c)
 		}
 	}
-	a, err := diff.NewDocuments(m, roots...)
+	a, err := diff.NewDocuments(m, extractors.KeyOrderOf(ex), roots...)
 	if err != nil {
 		ex.Close()
 		return nil, err
@@ -127,129 +116,50 @@ func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
 		DDL: func(ctx context.Context) ([]diff.DDL, error) {
 			stmts, err := postgres.SchemaChanges(ctx, env.Pool, m)
 			err = errors.Join(postgres.CheckTableOwners(ctx, env.Pool, owner, postgres.MappingTables(m)), err)
-			out := make([]diff.DDL, len(stmts))
-			for i, s := range stmts {
-				out[i] = diff.DDL{What: s.What, SQL: s.SQL}
-			}
-			return out, err
+			return diff.DDLFrom(stmts), err
 		},
 	}, nil
 }
 
+// documentsMapping chooses the mapping (migration.ChooseMapping) from
+// --mapping, the state (unless --restart) and, except for verify, the
+// source, and says which it took.
 func documentsMapping(ctx context.Context, env *buildEnv, ex extractors.Extractor) (*mappings.Mapping, error) {
-	if path := env.Config.String(mappingOption.Name); path != "" {
-		return mappings.Load(path)
-	}
-	if env.State != nil && !env.Restart {
-		job := postgres.Job(record.KindDocument, ex.Source())
-		run, err := env.State.RunningRun(ctx, job)
-		if err != nil {
-			return nil, err
-		}
-		if run == nil {
-			if run, err = env.State.LastFinishedRun(ctx, job); err != nil {
-				return nil, err
-			}
-		}
-		if run != nil && run.Config["mapping"] != "" {
-			env.Log.Info("using the mapping stored with run", "run", run.ID)
-			return mappings.Parse([]byte(run.Config["mapping"]), fmt.Sprintf("(mapping of run %d)", run.ID))
-		}
-	}
-	if env.Command == "verify" {
-		return nil, errors.New("no mapping to verify against: pass --mapping, or run migrate first (it stores the mapping it used)")
-	}
 	sample, err := env.Config.Int(sampleOption.Name, 0)
 	if err != nil {
 		return nil, err
 	}
-	res, err := inferMapping(ctx, ex, env.Workers, sample)
+	got, err := migration.ChooseMapping(ctx, ex, migration.MappingRequest{
+		Path: env.Config.String(mappingOption.Name), State: env.State, Restart: env.Restart,
+		NoInfer: env.Command == "verify", Workers: env.Workers, Sample: sample,
+	})
+	if errors.Is(err, migration.ErrNoMapping) {
+		return nil, errors.New("no mapping to verify against: pass --mapping, or run migrate first (it stores the mapping it used)")
+	}
 	if err != nil {
 		return nil, err
 	}
-	note := "it is stored with the run"
-	if env.Command == "plan" {
-		note = "migrate without --mapping would infer the same from the same data"
-	}
-	fmt.Fprintf(env.Stderr, "no --mapping: inferred one from %d documents (%d tables, %d billable reads); %s. "+
-		"To review or edit it first: baasmigrate infer --out mapping.yaml\n", res.documents, len(res.mapping.Tables), res.reads, note)
-	return res.mapping, nil
-}
-
-type inference struct {
-	mapping   *mappings.Mapping
-	documents int64
-	reads     int64
-	elapsed   time.Duration
-}
-
-var errSampleFull = errors.New("sample complete")
-
-// inferMapping scans the source (every document, or the first sample of
-// each root collection) and infers a mapping. Streams and partitions are
-// read in parallel, workers at a time.
-func inferMapping(ctx context.Context, ex extractors.Extractor, workers, sample int) (*inference, error) {
-	start := time.Now()
-	var readTime time.Time
-	if s, ok := ex.(extractors.Snapshotter); ok {
-		t, err := s.SnapshotTime(ctx)
-		if err != nil {
-			return nil, err
+	switch got.From {
+	case migration.MappingFromRun:
+		env.Log.Info("using the mapping stored with run", "run", got.Run)
+	case migration.MappingFromInferred:
+		note := "it is stored with the run"
+		if env.Command == "plan" {
+			note = "migrate without --mapping would infer the same from the same data"
 		}
-		readTime = t
+		fmt.Fprintf(env.Stderr, "no --mapping: inferred one from %d documents (%d tables, %d billable reads); %s. "+
+			"To review or edit it first: baasmigrate infer --out mapping.yaml\n", got.Inference.Documents, len(got.Mapping.Tables), got.Inference.Reads, note)
 	}
-	parts := workers
-	if sample > 0 {
-		parts = 1 // a sample is the first documents of each root collection, deterministically
-	}
-	streams, err := ex.Plan(ctx, parts, readTime)
-	if err != nil {
-		return nil, fmt.Errorf("planning the scan: %w", err)
-	}
-	in := mappings.NewInferrer(mappings.InferOptions{})
-	var docs atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(workers, 1))
-	for _, st := range streams {
-		rt := st.ReadTime
-		if rt.IsZero() {
-			rt = readTime
-		}
-		for _, p := range st.Partitions {
-			g.Go(func() error {
-				n := 0
-				err := ex.Read(gctx, p, rt, "", func(r record.Record) error {
-					in.Observe(r.Key, r.Fields)
-					docs.Add(1)
-					if n++; sample > 0 && n >= sample {
-						return errSampleFull
-					}
-					return nil
-				})
-				if errors.Is(err, errSampleFull) {
-					return nil
-				}
-				return err
-			})
-		}
-	}
-	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("scanning documents: %w", err)
-	}
-	res := &inference{mapping: in.Mapping(), documents: docs.Load(), reads: -1, elapsed: time.Since(start)}
-	if m, ok := ex.(extractors.ReadMeter); ok {
-		res.reads = m.BillableReads()
-	}
-	return res, nil
+	return got.Mapping, nil
 }
 
 func newInferCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "infer",
-		Short: "Scan Firestore and write a mapping (YAML) of collections to tables",
-		Long: `infer reads the documents of a Firestore database and writes a mapping: one table per
-collection path pattern (users/{}/orders → users_orders), a typed column per field,
-a lossless _overflow column for everything else. Review it, edit it (rename, retype,
+		Short: "Scan the source's documents (Firestore) and write a mapping (YAML) of collections to tables",
+		Long: `infer reads the documents of the source (--source; for firebase, a Firestore database)
+and writes a mapping: one table per collection path pattern (users/{}/orders →
+users_orders), a typed column per field, a lossless _overflow column for everything else. Review it, edit it (rename, retype,
 exclude, flatten), commit it, and pass it to migrate with --mapping.
 
 Without --sample every document is read (one billed read each); with --sample N only
@@ -258,7 +168,12 @@ fields and collections that migrate then puts in _overflow or rejects.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			opts := append(append([]plugin.Option(nil), firestoreSpec().Options...), sampleOption)
+			source := sourceName(cmd.Flags())
+			spec, err := extractors.ForKind(source, record.KindDocument)
+			if err != nil {
+				return &exitStatus{code: exitError, err: fmt.Errorf("--source: %w", err)}
+			}
+			opts := plugin.Merge(spec.Options, []plugin.Option{sampleOption})
 			cfg, err := pluginConfig(cmd.Flags(), opts)
 			if err != nil {
 				return &exitStatus{code: exitError, err: err}
@@ -271,16 +186,17 @@ fields and collections that migrate then puts in _overflow or rejects.`,
 				return &exitStatus{code: exitError, err: err}
 			}
 			workers, _ := cmd.Flags().GetInt("workers")
-			ex, err := firestoreSpec().New(ctx, cfg)
+			env := &buildEnv{Command: "infer", Source: source, Config: cfg}
+			_, ex, err := env.Extractor(ctx, record.KindDocument)
 			if err != nil {
 				return err
 			}
 			defer ex.Close()
-			res, err := inferMapping(ctx, ex, workers, sample)
+			res, err := migration.Infer(ctx, ex, workers, sample)
 			if err != nil {
 				return err
 			}
-			text, err := res.mapping.Marshal()
+			text, err := res.Mapping.Marshal()
 			if err != nil {
 				return err
 			}
@@ -293,12 +209,12 @@ fields and collections that migrate then puts in _overflow or rejects.`,
 				return fmt.Errorf("writing the mapping: %w", err)
 			}
 			reads := "unknown"
-			if res.reads >= 0 {
-				reads = strconv.FormatInt(res.reads, 10)
+			if res.Reads >= 0 {
+				reads = strconv.FormatInt(res.Reads, 10)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: %d tables from %d documents in %s (%s billable reads)\n",
-				out, len(res.mapping.Tables), res.documents, res.elapsed.Round(time.Millisecond), reads)
-			for _, t := range res.mapping.Tables {
+				out, len(res.Mapping.Tables), res.Documents, res.Elapsed.Round(time.Millisecond), reads)
+			for _, t := range res.Mapping.Tables {
 				for _, c := range t.Columns {
 					if c.Note != "" {
 						fmt.Fprintf(cmd.ErrOrStderr(), "  table %s: field %s → column %s (%s)\n", t.Name, c.Field, c.Name, c.Note)
@@ -311,6 +227,6 @@ fields and collections that migrate then puts in _overflow or rejects.`,
 	f := cmd.Flags()
 	f.String("out", "", "Write the mapping to this `file` (default: standard output)")
 	f.Int("workers", 4, "Partitions read at the same time")
-	addOptionFlags(f, append(append([]plugin.Option(nil), firestoreSpec().Options...), sampleOption))
+	addOptionFlags(f, plugin.Merge([]plugin.Option{sourceOption, sampleOption}, extractorOptions(record.KindDocument)))
 	return cmd
 }

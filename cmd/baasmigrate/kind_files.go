@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
-	"github.com/baasmigrate/baasmigrate/extractors/gcs"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
@@ -19,7 +18,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
 
-// Options of the files kind, besides the gcs extractor's.
+// Options of the files kind, besides its extractor's.
 var (
 	objectsOption = plugin.Option{
 		Name:     "objects",
@@ -67,26 +66,24 @@ var (
 	}
 )
 
-func gcsSpec() extractors.Spec {
-	spec, ok := extractors.Lookup("gcs")
-	if !ok {
-		panic("the gcs extractor is not registered")
-	}
-	return spec
-}
-
 func init() {
 	registerKind(&kindSpec{
 		Kind: record.KindFile,
-		Options: append(append([]plugin.Option(nil), gcsSpec().Options...), objectsOption, objectsPrefixOption,
+		Options: []plugin.Option{objectsOption, objectsPrefixOption,
 			objectsConcurrencyOption, objectsInflightOption, objectsPartSizeOption, objectsCaseInsensitiveOption, objectsOverwriteOption,
-			shareTablesOption, filesTableOption, filesSchemaOption, retry.TargetTimeoutOption),
+			shareTablesOption, filesTableOption, filesSchemaOption, retry.TargetTimeoutOption},
 		Build:   buildFiles,
 		Compare: compareFiles,
 	})
 }
 
-// buildFiles assembles the Cloud Storage → object store + PostgreSQL job.
+// objectURL names source objects in the files sink's messages as ex's
+// platform does (extractors.ObjectURL).
+func objectURL(ex extractors.Extractor) func(bucket, name string) string {
+	return func(bucket, name string) string { return extractors.ObjectURL(ex, bucket, name) }
+}
+
+// buildFiles assembles the bucket → object store + PostgreSQL job.
 // The target URL, key prefix and table are part of the run's settings: a
 // run resumes only into the same place.
 func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
@@ -131,11 +128,12 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	if err != nil {
 		return migration.Job{}, fmt.Errorf("--%s: %w", objectsOption.Name, err)
 	}
-	ex, err := gcsSpec().New(ctx, cfg)
+	_, ex, err := env.Extractor(ctx, record.KindFile)
 	if err != nil {
 		return migration.Job{}, err
 	}
 	sink := postgres.NewFiles(store, cfg.String(filesSchemaOption.Name), cfg.String(filesTableOption.Name))
+	sink.SetObjectURL(objectURL(ex))
 	owner, err := tableOwner(cfg, ex)
 	if err != nil {
 		ex.Close()
@@ -180,14 +178,19 @@ func compareFiles(ctx context.Context, env *buildEnv) (*comparer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", objectsOption.Name, err)
 	}
-	ex, err := gcs.New(ctx, cfg)
+	spec, ex, err := env.Extractor(ctx, record.KindFile)
 	if err != nil {
 		return nil, err
+	}
+	b, ok := ex.(extractors.Bucketed)
+	if !ok {
+		ex.Close()
+		return nil, fmt.Errorf("the %s extractor does not say which bucket it reads (extractors.Bucketed), so its files cannot be compared with the target", spec.Name)
 	}
 	schema, table := cfg.String(filesSchemaOption.Name), cfg.String(filesTableOption.Name)
 	adapter := diff.NewFiles(diff.FilesConfig{
 		Store: store, Schema: schema, Table: table,
-		Bucket: ex.Bucket(), Prefix: cfg.String(gcs.PrefixOption.Name),
+		Bucket: b.Bucket(), Prefix: b.Prefix(), ObjectURL: objectURL(ex),
 	})
 	sink := postgres.NewFiles(store, schema, table)
 	owner, err := tableOwner(cfg, ex)
@@ -201,11 +204,7 @@ func compareFiles(ctx context.Context, env *buildEnv) (*comparer, error) {
 		Adapter:   adapter,
 		DDL: func(ctx context.Context) ([]diff.DDL, error) {
 			stmts, err := sink.PlannedDDL(ctx, env.Pool)
-			out := make([]diff.DDL, len(stmts))
-			for i, s := range stmts {
-				out[i] = diff.DDL{What: s.What, SQL: s.SQL}
-			}
-			return out, err
+			return diff.DDLFrom(stmts), err
 		},
 		Bytes: func(*diff.Report) int64 { return adapter.BytesToCopy() },
 	}, nil

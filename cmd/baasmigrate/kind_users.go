@@ -13,8 +13,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/passwords"
-
-	_ "github.com/baasmigrate/baasmigrate/extractors/firebaseauth" // TEMP until merge: extractors/all registers every source
 )
 
 // usersSchemaOption is where Auth users go.
@@ -118,11 +116,7 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 		Adapter:   diff.NewUsers(cfg, order),
 		DDL: func(ctx context.Context) ([]diff.DDL, error) {
 			stmts, err := sink.PlannedDDL(ctx, env.Pool)
-			out := make([]diff.DDL, len(stmts))
-			for i, s := range stmts {
-				out[i] = diff.DDL{What: s.What, SQL: s.SQL}
-			}
-			return out, err
+			return diff.DDLFrom(stmts), err
 		},
 	}, nil
 }
@@ -168,29 +162,4 @@ func usersOwner(env *buildEnv, ex extractors.Extractor) (postgres.Owner, error) 
 		o.Hint = hint
 	}
 	return o, nil
-}
-
-// TEMP until merge: the "sources" helper adds buildEnv.Source,
-// buildEnv.Extractor and kindOptions to kinds.go; these minimal versions
-// (the one source there is) let this branch build. Delete them then.
-
-// Extractor builds the extractor of kind of the run's source. TEMP.
-func (e *buildEnv) Extractor(ctx context.Context, kind record.Kind) (extractors.Spec, extractors.Extractor, error) {
-	spec, err := extractors.ForKind("firebase", kind)
-	if err != nil {
-		return extractors.Spec{}, nil, err
-	}
-	ex, err := spec.New(ctx, e.Config)
-	return spec, ex, err
-}
-
-// kindOptions lists the options of every source's extractor of kind. TEMP.
-func kindOptions(kind record.Kind) []plugin.Option {
-	var lists [][]plugin.Option
-	for _, s := range extractors.All() {
-		if s.Kind == kind {
-			lists = append(lists, s.Options)
-		}
-	}
-	return plugin.Merge(lists...)
 }

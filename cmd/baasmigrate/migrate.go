@@ -64,7 +64,7 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 	if workers < 1 || batchSize < 1 {
 		return &exitStatus{code: exitError, err: fmt.Errorf("--workers and --batch-size must be at least 1")}
 	}
-	kinds, err := selectKinds(only)
+	kinds, err := selectKinds(only, sourceName(f))
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
@@ -131,7 +131,7 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 			m.sum.Jobs[i].Status = statusFailed
 			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w (or leave %ss out with --only)", k.Kind, err, k.Kind)}
 		}
-		env := &buildEnv{Command: "migrate", Config: cfg, Pool: pool, State: state, Log: m.log, Stderr: m.cmd.ErrOrStderr(), Workers: m.workers, Restart: m.restart, Given: optionGiven(f)}
+		env := &buildEnv{Command: "migrate", Source: sourceName(f), Config: cfg, Pool: pool, State: state, Log: m.log, Stderr: m.cmd.ErrOrStderr(), Workers: m.workers, Restart: m.restart, Given: optionGiven(f)}
 		job, err := k.Build(ctx, env)
 		if err != nil {
 			m.sum.Jobs[i].Status = statusFailed

@@ -72,22 +72,11 @@ func open(t *testing.T, h Harness) extractors.Extractor {
 // plan plans with n partitions at a fresh snapshot, as the executor does.
 func plan(t *testing.T, ex extractors.Extractor, n int) []extractors.Stream {
 	t.Helper()
-	ctx := context.Background()
-	var rt time.Time
-	if s, ok := ex.(extractors.Snapshotter); ok {
-		var err error
-		if rt, err = s.SnapshotTime(ctx); err != nil {
-			t.Fatalf("SnapshotTime: %v", err)
-		}
-	}
-	streams, err := ex.Plan(ctx, n, rt)
+	_, streams, err := extractors.PlanSnapshot(context.Background(), ex, n)
 	if err != nil {
 		t.Fatalf("Plan(%d): %v", n, err)
 	}
 	for i := range streams {
-		if streams[i].ReadTime.IsZero() {
-			streams[i].ReadTime = rt
-		}
 		if len(streams[i].Partitions) == 0 || len(streams[i].Partitions) > max(n, 1) {
 			t.Fatalf("stream %q: %d partitions planned for at most %d", streams[i].Name, len(streams[i].Partitions), n)
 		}

@@ -617,8 +617,8 @@ func ComparePaths(a, b string) int {
 // then every other ID by its UTF-8 bytes. A numeric ID is "__id" + an int64
 // in canonical decimal + "__" (__id7__, __id-3__, __id0__); anything else —
 // __id007__, __id+7__, __id-0__, __id9223372036854775808__, __id__ — is an
-// ordinary string. The PostgreSQL loader orders key columns by the same
-// rule (loaders/postgres documentSelect).
+// ordinary string. IDOrder.OrderBy is the same rule in SQL, for reading
+// target tables in this order.
 func CompareIDs(a, b string) int {
 	na, aNum := numericID(a)
 	nb, bNum := numericID(b)

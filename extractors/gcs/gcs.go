@@ -19,7 +19,8 @@
 //
 // Record.Key is the object name, exactly. Fields are those of
 // record.File (size, HTTP metadata, md5, crc32c, generation, custom
-// metadata including firebaseStorageDownloadTokens); CreateTime and
+// metadata including firebaseStorageDownloadTokens, and those tokens as
+// its DownloadTokens); CreateTime and
 // UpdateTime are the object's. Record.Open streams the object's stored bytes
 // (never decompressed, so they match md5 and crc32c) pinned to the listed
 // generation: the bytes always belong to the metadata in the record. When
@@ -83,6 +84,24 @@ func init() {
 	})
 }
 
+// DownloadTokensKey is the custom metadata key under which Firebase keeps an
+// object's download tokens, comma-separated. Existing clients put a token in
+// their download URLs, so the tokens are migrated with the object: records
+// carry them as record.File.DownloadTokens (and the metadata keeps the key).
+const DownloadTokensKey = "firebaseStorageDownloadTokens"
+
+// DownloadTokens returns the Firebase download tokens that custom metadata
+// holds, in order, without empty entries; nil when there are none.
+func DownloadTokens(metadata map[string]string) []string {
+	var out []string
+	for _, t := range strings.Split(metadata[DownloadTokensKey], ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // objectWeight is the planning weight of one object on top of its bytes:
 // the latency of a request, expressed in bytes at a typical rate.
 const objectWeight = 512 << 10
@@ -101,8 +120,10 @@ type Extractor struct {
 }
 
 var (
-	_ extractors.Extractor = (*Extractor)(nil)
-	_ extractors.Sizer     = (*Extractor)(nil)
+	_ extractors.Extractor   = (*Extractor)(nil)
+	_ extractors.Sizer       = (*Extractor)(nil)
+	_ extractors.Bucketed    = (*Extractor)(nil)
+	_ extractors.ObjectNamer = (*Extractor)(nil)
 )
 
 // New connects to the bucket cfg names. The bucket defaults to Firebase's
@@ -157,6 +178,12 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 
 // Bucket is the name of the bucket read.
 func (e *Extractor) Bucket() string { return e.name }
+
+// Prefix is what the names of the objects read start with (--storage-prefix).
+func (e *Extractor) Prefix() string { return e.prefix }
+
+// ObjectURL names an object as Cloud Storage does: gs://bucket/name.
+func (e *Extractor) ObjectURL(bucket, name string) string { return "gs://" + bucket + "/" + name }
 
 // Source identifies the bucket and prefix.
 func (e *Extractor) Source() string {
@@ -332,7 +359,7 @@ func (e *Extractor) toRecord(a *storage.ObjectAttrs) record.Record {
 		ContentEncoding: a.ContentEncoding, ContentLanguage: a.ContentLanguage,
 		MD5: a.MD5, CRC32C: a.CRC32C, HasCRC32C: true,
 		Generation: a.Generation, Metageneration: a.Metageneration, StorageClass: a.StorageClass,
-		Metadata: a.Metadata, Created: a.Created, Updated: a.Updated,
+		Metadata: a.Metadata, DownloadTokens: DownloadTokens(a.Metadata), Created: a.Created, Updated: a.Updated,
 	}
 	if len(f.MD5) == 0 {
 		f.MD5 = nil

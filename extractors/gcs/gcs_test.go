@@ -233,8 +233,9 @@ func TestRecordAttributesAndBytes(t *testing.T) {
 		ContentType: "image/jpeg", CacheControl: "public, max-age=60", ContentDisposition: `inline; filename="a.jpg"`, ContentLanguage: "de",
 		MD5: sum[:], CRC32C: crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), HasCRC32C: true,
 		Generation: attrs.Generation, Metageneration: attrs.Metageneration, StorageClass: attrs.StorageClass,
-		Metadata: map[string]string{"firebaseStorageDownloadTokens": "tok-1,tok-2", "Mixed Key": "Wert ü"},
-		Created:  r.CreateTime, Updated: r.UpdateTime,
+		Metadata:       map[string]string{"firebaseStorageDownloadTokens": "tok-1,tok-2", "Mixed Key": "Wert ü"},
+		DownloadTokens: []string{"tok-1", "tok-2"},
+		Created:        r.CreateTime, Updated: r.UpdateTime,
 	}
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 		t.Errorf("file\n got %+v\nwant %+v", got, want)
@@ -242,7 +243,7 @@ func TestRecordAttributesAndBytes(t *testing.T) {
 	if r.CreateTime.IsZero() || r.UpdateTime.Before(r.CreateTime) || r.CreateTime.Sub(attrs.Created).Abs() > time.Millisecond {
 		t.Errorf("times %v / %v, want the object's (%v)", r.CreateTime, r.UpdateTime, attrs.Created)
 	}
-	if toks := got.DownloadTokens(); !slices.Equal(toks, []string{"tok-1", "tok-2"}) {
+	if toks := got.DownloadTokens; !slices.Equal(toks, []string{"tok-1", "tok-2"}) {
 		t.Errorf("download tokens %v", toks)
 	}
 	for key, body := range map[string][]byte{"photos/ü 1.jpg": data, "text.gz": gz.Bytes(), "empty": nil} {
@@ -352,5 +353,41 @@ func TestReadResumesAfterTheSourceFreezes(t *testing.T) {
 	}
 	if got := append(head, rest...); !bytes.Equal(got, data) {
 		t.Fatalf("read %d bytes after resuming, want the %d stored (equal: false)", len(got), len(data))
+	}
+}
+
+// TestDownloadTokens: the tokens are the metadata value split at commas,
+// in order, trimmed, without empty entries; nil without any.
+func TestDownloadTokens(t *testing.T) {
+	for in, want := range map[string][]string{
+		"":                 nil,
+		" , ,":             nil,
+		"a":                {"a"},
+		"tok-2, tok-1,,x ": {"tok-2", "tok-1", "x"},
+	} {
+		if got := gcs.DownloadTokens(map[string]string{gcs.DownloadTokensKey: in, "other": "y,z"}); !slices.Equal(got, want) {
+			t.Errorf("DownloadTokens(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := gcs.DownloadTokens(nil); got != nil {
+		t.Errorf("DownloadTokens(nil) = %q", got)
+	}
+}
+
+// TestBucketAbilities: the extractor names its bucket and prefix for plan
+// and verify, and objects as gs:// URLs.
+func TestBucketAbilities(t *testing.T) {
+	ex, err := gcs.New(context.Background(), plugin.Config{"storage-bucket": "b", "storage-prefix": "p/", "storage-emulator-host": "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	var e extractors.Extractor = ex
+	b, ok := e.(extractors.Bucketed)
+	if !ok || b.Bucket() != "b" || b.Prefix() != "p/" {
+		t.Errorf("Bucketed: %v, bucket %q prefix %q", ok, ex.Bucket(), ex.Prefix())
+	}
+	if got := extractors.ObjectURL(e, "other", "a/b c"); got != "gs://other/a/b c" {
+		t.Errorf("ObjectURL = %q", got)
 	}
 }

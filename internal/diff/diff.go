@@ -29,6 +29,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
 
 // Sample outcomes.
@@ -223,17 +224,11 @@ func Compare(ctx context.Context, ex extractors.Extractor, pool *pgxpool.Pool, a
 		opts.Samples = 5
 	}
 	rep := &Report{SourceReads: -1}
-	if s, ok := ex.(extractors.Snapshotter); ok {
-		t, err := s.SnapshotTime(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("taking a snapshot time of the source: %w", err)
-		}
-		rep.ReadTime = t
-	}
-	streams, err := ex.Plan(ctx, 1, rep.ReadTime)
+	readTime, streams, err := extractors.PlanSnapshot(ctx, ex, 1)
 	if err != nil {
 		return nil, fmt.Errorf("listing the source: %w", err)
 	}
+	rep.ReadTime = readTime
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, fmt.Errorf("reading the target: %w", err)
@@ -248,7 +243,7 @@ func Compare(ctx context.Context, ex extractors.Extractor, pool *pgxpool.Pool, a
 		c.report(name)
 	}
 	for _, st := range streams {
-		if err := c.stream(ctx, ex, st, rep.ReadTime); err != nil {
+		if err := c.stream(ctx, ex, st); err != nil {
 			return nil, err
 		}
 	}
@@ -348,10 +343,8 @@ func (c *comparison) extra(ts *tableState, it *Item) {
 	c.sample(ts, Sample{Outcome: ExtraInTarget, Key: it.Label})
 }
 
-func (c *comparison) stream(ctx context.Context, ex extractors.Extractor, st extractors.Stream, rt time.Time) error {
-	if !st.ReadTime.IsZero() {
-		rt = st.ReadTime
-	}
+func (c *comparison) stream(ctx context.Context, ex extractors.Extractor, st extractors.Stream) error {
+	rt := st.ReadTime
 	if kl, ok := c.a.(KeyLookup); ok && !kl.Ordered(st.Name) {
 		return c.lookupStream(ctx, kl, ex, st, rt)
 	}
@@ -559,5 +552,15 @@ func DifferingFields(a, b map[string]record.Value) []string {
 		}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// DDLFrom lists the statements a sink would run (postgres.SchemaChanges,
+// a sink's PlannedDDL) as the plan shows them, in the same order.
+func DDLFrom(stmts []postgres.Statement) []DDL {
+	out := make([]DDL, len(stmts))
+	for i, s := range stmts {
+		out[i] = DDL{What: s.What, SQL: s.SQL}
+	}
 	return out
 }

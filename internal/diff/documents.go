@@ -10,16 +10,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	fsx "github.com/baasmigrate/baasmigrate/extractors/firestore"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/mappings"
 	"github.com/baasmigrate/baasmigrate/transformers"
 )
 
-// Documents adapts Firestore documents and the tables of a mapping.
+// Documents adapts documents and the tables of a mapping.
 type Documents struct {
 	m       *mappings.Mapping
+	order   record.KeyOrder
 	tr      *transformers.Documents
 	byName  map[string]*mappings.Table
 	streams map[string][]string // root collection → tables under it
@@ -31,15 +31,21 @@ var (
 	_ KeyComparer = (*Documents)(nil)
 )
 
-// NewDocuments prepares comparing documents through mapping m. With roots,
-// only the tables under those root collections are compared (the source was
-// read with --collections).
-func NewDocuments(m *mappings.Mapping, roots ...string) (*Documents, error) {
+// NewDocuments prepares comparing documents through mapping m. order is
+// the source's order of document IDs (extractors.KeyOrderOf; nil for
+// record.ByteOrder): the source delivers each table's documents in it, key
+// segment by key segment, and the table is read in it. With roots, only the
+// tables under those root collections are compared (the source was read
+// with --collections).
+func NewDocuments(m *mappings.Mapping, order record.KeyOrder, roots ...string) (*Documents, error) {
 	tr, err := transformers.NewDocuments(m)
 	if err != nil {
 		return nil, err
 	}
-	d := &Documents{m: m, tr: tr, byName: map[string]*mappings.Table{}, streams: map[string][]string{}}
+	if order == nil {
+		order = record.ByteOrder
+	}
+	d := &Documents{m: m, order: order, tr: tr, byName: map[string]*mappings.Table{}, streams: map[string][]string{}}
 	for _, t := range m.Tables {
 		root, _, _ := strings.Cut(t.Collection, "/")
 		if len(roots) > 0 && !slices.Contains(roots, root) {
@@ -65,11 +71,11 @@ func (d *Documents) Tables() []string {
 }
 
 // CompareKeys orders two keys of a table (the ancestor document IDs, then
-// the document's own) as Firestore orders document names: ID by ID, numeric
-// IDs first (firestore.CompareIDs). The source delivers documents in that
-// order and postgres.OpenDocumentCursor reads rows in it.
+// the document's own) ID by ID in the source's order of IDs, the shorter
+// first when one is a prefix of the other. The source delivers documents
+// in that order and postgres.OpenDocumentCursor reads rows in it.
 func (d *Documents) CompareKeys(a, b []string) int {
-	return slices.CompareFunc(a, b, fsx.CompareIDs)
+	return slices.CompareFunc(a, b, d.order.Compare)
 }
 
 // StreamTables lists the tables of the collections under a root collection.
@@ -106,7 +112,7 @@ func (d *Documents) Open(ctx context.Context, tx pgx.Tx, table string) (TargetCu
 		return nil, err
 	}
 	d.cursors++
-	cur, err := postgres.OpenDocumentCursor(ctx, tx, fmt.Sprintf("diff_%d", d.cursors), d.m, d.tr, t)
+	cur, err := postgres.OpenDocumentCursor(ctx, tx, fmt.Sprintf("diff_%d", d.cursors), d.m, d.tr, t, d.order)
 	if err != nil {
 		return nil, err
 	}
@@ -123,14 +129,15 @@ func (c documentCursor) Next(ctx context.Context) (Item, bool, error) {
 	return Item{Key: row.Key, Label: row.Path, Fields: withTimes(row.Fields, row.CreateTime, row.UpdateTime), Placeholder: row.Missing, Problem: row.Problem}, true, nil
 }
 
-// Names of the document times in compared content: Firestore reserves
-// field names of the form __x__, so no field can collide with them.
+// Names of the document times in compared content. Field names of the
+// form __x__ are reserved by document sources (docs/sources.md), so no
+// field can collide with them.
 const (
 	createTimeField = "__create_time__"
 	updateTimeField = "__update_time__"
 )
 
-// withTimes adds Firestore's create and update times to the compared
+// withTimes adds the documents' create and update times to the compared
 // content.
 func withTimes(fields map[string]record.Value, create, update time.Time) map[string]record.Value {
 	out := make(map[string]record.Value, len(fields)+2)

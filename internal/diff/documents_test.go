@@ -36,11 +36,31 @@ func (e *docsExtractor) Read(_ context.Context, _ extractors.Partition, _ time.T
 }
 
 func TestDocumentKeysCompareLikeFirestore(t *testing.T) {
-	d := &Documents{}
+	d := &Documents{order: fsx.IDOrder}
 	ordered := [][]string{
 		{"__id-5__"}, {"__id-5__", "__id2__"}, {"__id-5__", "a"}, {"__id1__"}, {"__id10__"},
 		{"0"}, {"A"}, {"__id007__"}, {"b"}, {"b", "__id-1__"},
 	}
+	for i := range ordered {
+		for j := range ordered {
+			got := d.CompareKeys(ordered[i], ordered[j])
+			if (i < j) != (got < 0) || (i == j) != (got == 0) || (i > j) != (got > 0) {
+				t.Errorf("CompareKeys(%q, %q) = %d", ordered[i], ordered[j], got)
+			}
+		}
+	}
+}
+
+// TestDocumentKeysCompareInByteOrderByDefault: without a source order,
+// keys compare ID by ID in bytes, a prefix first.
+func TestDocumentKeysCompareInByteOrderByDefault(t *testing.T) {
+	in := mappings.NewInferrer(mappings.InferOptions{})
+	in.Observe("c/x", nil)
+	d, err := NewDocuments(in.Mapping(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ordered := [][]string{{"0"}, {"A"}, {"__id007__"}, {"__id10__"}, {"__id1__"}, {"__id1__", "a"}, {"b"}}
 	for i := range ordered {
 		for j := range ordered {
 			got := d.CompareKeys(ordered[i], ordered[j])
@@ -92,7 +112,7 @@ func TestCompareMergesNumericIDs(t *testing.T) {
 
 	compare := func() *Report {
 		t.Helper()
-		a, err := NewDocuments(m)
+		a, err := NewDocuments(m, fsx.IDOrder)
 		if err != nil {
 			t.Fatal(err)
 		}

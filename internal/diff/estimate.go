@@ -2,7 +2,6 @@ package diff
 
 import (
 	"context"
-	"time"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 )
@@ -28,23 +27,12 @@ func EstimateReads(ctx context.Context, ex extractors.Extractor, partitions int,
 	if metered {
 		before = meter.BillableReads()
 	}
-	var readTime time.Time
-	if s, ok := ex.(extractors.Snapshotter); ok {
-		t, err := s.SnapshotTime(ctx)
-		if err != nil {
-			return nil, err
-		}
-		readTime = t
-	}
-	streams, err := ex.Plan(ctx, partitions, readTime)
+	_, streams, err := extractors.PlanSnapshot(ctx, ex, partitions)
 	if err != nil {
 		return nil, err
 	}
 	e := &Estimate{PricePer100k: pricePer100k}
 	for _, st := range streams {
-		if st.ReadTime.IsZero() {
-			st.ReadTime = readTime
-		}
 		n, err := counter.Count(ctx, st)
 		if err != nil {
 			return nil, err

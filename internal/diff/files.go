@@ -16,9 +16,10 @@ import (
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
 
-// Files adapts the objects of a Cloud Storage bucket (extractors/gcs) and
-// what the files sink (loaders/postgres.Files) made of them: a row of the
-// metadata table and an object in the object store.
+// Files adapts the objects of a source bucket (an extractor of files, see
+// extractors.Bucketed) and what the files sink (loaders/postgres.Files)
+// made of them: a row of the metadata table and an object in the object
+// store.
 //
 // An object is compared as one item of the table, keyed (bucket, name) and
 // merged in the byte order of names — the order of the bucket's listing,
@@ -65,8 +66,11 @@ type FilesConfig struct {
 	// postgres.DefaultFilesTable).
 	Schema, Table string
 	// Bucket is the source bucket, and Prefix the start of the names
-	// compared ("" for all).
+	// compared ("" for all): the extractor's (extractors.Bucketed).
 	Bucket, Prefix string
+	// ObjectURL, if set, names source objects in reasons as the source
+	// does (extractors.ObjectURL); by default "bucket/name".
+	ObjectURL func(bucket, name string) string
 }
 
 // fileChunk is how many rows are read, and their objects inspected, at a
@@ -85,6 +89,7 @@ const (
 // table and the object store.
 func NewFiles(cfg FilesConfig) *Files {
 	sink := postgres.NewFiles(cfg.Store, cfg.Schema, cfg.Table)
+	sink.SetObjectURL(cfg.ObjectURL)
 	return &Files{
 		sink: sink, store: cfg.Store, bucket: cfg.Bucket, prefix: cfg.Prefix,
 		table: sink.Schema() + "." + sink.Name(), cols: postgres.FilesColumns(), chunk: fileChunk,

@@ -37,8 +37,9 @@ func filesTestRecord(name string, data []byte, generation int64) record.Record {
 		ContentEncoding: "identity", ContentLanguage: "fr", StorageClass: "STANDARD",
 		MD5: sum[:], CRC32C: crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), HasCRC32C: true,
 		Generation: generation, Metageneration: 3,
-		Metadata: map[string]string{"firebaseStorageDownloadTokens": "t-1, t-2", "z": "last", "a": "<&> \"quoted\"", "ü": "ß 😀"},
-		Created:  created, Updated: created.Add(time.Duration(generation) * time.Hour),
+		Metadata:       map[string]string{"firebaseStorageDownloadTokens": "t-1, t-2", "z": "last", "a": "<&> \"quoted\"", "ü": "ß 😀"},
+		DownloadTokens: []string{"t-1", "t-2"},
+		Created:        created, Updated: created.Add(time.Duration(generation) * time.Hour),
 	}
 	return record.Record{
 		Kind: record.KindFile, Key: name, CreateTime: f.Created, UpdateTime: f.Updated, Fields: f.Fields(), Cursor: name,

@@ -345,22 +345,9 @@ func configDiff(was, now map[string]string) string {
 // plan asks the extractor for streams and partitions, takes one snapshot
 // time for all of them, and stores the plan as a new run.
 func plan(ctx context.Context, state *postgres.State, name string, job Job, opts Options) (*postgres.Run, error) {
-	var readTime time.Time
-	if s, ok := job.Extractor.(extractors.Snapshotter); ok {
-		t, err := s.SnapshotTime(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("taking a snapshot time of the source: %w", err)
-		}
-		readTime = t
-	}
-	streams, err := job.Extractor.Plan(ctx, opts.Workers, readTime)
+	_, streams, err := extractors.PlanSnapshot(ctx, job.Extractor, opts.Workers)
 	if err != nil {
 		return nil, fmt.Errorf("planning %s: %w", name, err)
-	}
-	for i := range streams {
-		if streams[i].ReadTime.IsZero() {
-			streams[i].ReadTime = readTime
-		}
 	}
 	return state.StartRun(ctx, name, job.Kind, job.Config, streams)
 }

@@ -25,12 +25,8 @@ const (
 	FileFieldMetageneration     = "metageneration"
 	FileFieldStorageClass       = "storageClass"
 	FileFieldMetadata           = "metadata"
+	FileFieldDownloadTokens     = "downloadTokens"
 )
-
-// DownloadTokensKey is the custom metadata key under which Firebase keeps an
-// object's download tokens, comma-separated. Existing clients put a token in
-// their download URLs, so the tokens are migrated with the object.
-const DownloadTokensKey = "firebaseStorageDownloadTokens"
 
 // File is what a file record says about an object at its source: its
 // identity, size, checksums and HTTP metadata. The bytes come from the
@@ -53,22 +49,15 @@ type File struct {
 	Generation, Metageneration int64
 	StorageClass               string
 	// Metadata is the object's custom metadata, keys and values exactly as
-	// the source holds them (DownloadTokensKey included).
+	// the source holds them (whatever the source derives DownloadTokens
+	// from included).
 	Metadata map[string]string
+	// DownloadTokens are the object's download tokens, in order: secrets
+	// that existing clients put in the object's download URLs, so they are
+	// migrated with it; nil when the source has none.
+	DownloadTokens []string
 	// Created and Updated are the source's timestamps.
 	Created, Updated time.Time
-}
-
-// DownloadTokens returns the Firebase download tokens of the object, in
-// order, without empty entries.
-func (f File) DownloadTokens() []string {
-	var out []string
-	for _, t := range strings.Split(f.Metadata[DownloadTokensKey], ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 // CRC32CBytes returns the CRC-32C big-endian, the form Cloud Storage and S3
@@ -114,6 +103,13 @@ func (f File) Fields() map[string]Value {
 			md[k] = String(v)
 		}
 		m[FileFieldMetadata] = Map(md)
+	}
+	if len(f.DownloadTokens) > 0 {
+		toks := make([]Value, len(f.DownloadTokens))
+		for i, t := range f.DownloadTokens {
+			toks[i] = String(t)
+		}
+		m[FileFieldDownloadTokens] = Array(toks...)
 	}
 	return m
 }
@@ -184,6 +180,19 @@ func FileFrom(rec Record) (File, error) {
 					continue
 				}
 				f.Metadata[k] = mv.StringValue()
+			}
+		}
+	}
+	if v, ok := rec.Fields[FileFieldDownloadTokens]; ok {
+		if v.Type() != TypeArray {
+			problems = append(problems, "downloadTokens is not an array")
+		} else {
+			for i, t := range v.ArrayValue() {
+				if t.Type() != TypeString {
+					problems = append(problems, fmt.Sprintf("download token %d is a %s, not a string", i, t.Type()))
+					continue
+				}
+				f.DownloadTokens = append(f.DownloadTokens, t.StringValue())
 			}
 		}
 	}

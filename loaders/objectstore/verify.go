@@ -33,7 +33,8 @@ func (e *MismatchError) ChecksumMismatch() bool { return true }
 
 // isMismatch reports whether err is, or wraps, an error saying bytes did
 // not match their checksum: a MismatchError, or a source's own error with a
-// ChecksumMismatch() bool method (extractors/gcs.ChecksumError).
+// ChecksumMismatch() bool method (an extractor of files reading bytes that
+// fail the checksum their source sent).
 func isMismatch(err error) bool {
 	var m interface{ ChecksumMismatch() bool }
 	return errors.As(err, &m) && m.ChecksumMismatch()

@@ -199,8 +199,8 @@ type column struct {
 func documentColumns(t *mappings.Table) []column {
 	var cols []column
 	for _, k := range t.KeyColumns() {
-		// Byte-order collation: string IDs compare as Firestore compares them
-		// (numeric IDs, __id<n>__, are ordered by documentSelect).
+		// Byte-order collation, the order of most IDs; a source's own order
+		// of IDs is applied when reading (documentSelect).
 		cols = append(cols, column{name: k, ddlType: `text COLLATE "C"`, key: true})
 	}
 	for _, c := range t.Columns {

@@ -14,7 +14,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/transformers"
 )
 
-// Documents loads Firestore documents into the tables of a mapping.
+// Documents loads document records into the tables of a mapping.
 type Documents struct {
 	mapping *mappings.Mapping
 	tr      *transformers.Documents

@@ -62,7 +62,15 @@ type Files struct {
 	tableOwner  Owner
 	owner       string
 	shareTarget bool
+	// objectURL names source objects in messages (SetObjectURL).
+	objectURL func(bucket, name string) string
 }
+
+// SetObjectURL makes messages about a source object (target key
+// collisions, also stored in baasmigrate.object_keys) name it with fn, the
+// source's way of writing an object's address; by default an object is
+// named "bucket/name".
+func (f *Files) SetObjectURL(fn func(bucket, name string) string) { f.objectURL = fn }
 
 // SetTableOwner makes Prepare claim the table for o, refusing a table
 // another source owns (see ClaimTables); PlannedDDL then says so.
@@ -342,7 +350,7 @@ func (f *Files) row(file record.File, key string) []any {
 		meta = map[string]string{}
 	}
 	metaJSON, _ := json.Marshal(meta) // a map of strings always encodes
-	tokens := file.DownloadTokens()
+	tokens := file.DownloadTokens
 	if tokens == nil {
 		tokens = []string{}
 	}

@@ -192,13 +192,13 @@ func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 				var others []string
 				for _, k := range idx {
 					if k != j {
-						others = append(others, fmt.Sprintf("%q (%s)", wants[k].key, objectName(wants[k].file.Bucket, wants[k].file.Name)))
+						others = append(others, fmt.Sprintf("%q (%s)", wants[k].key, f.objectName(wants[k].file.Bucket, wants[k].file.Name)))
 					}
 				}
 				rejects[wants[j].i] = fmt.Sprintf("target key collision: object %s would be stored as %q, which %s (comparing keys %s) "+
 					"holds as one object with %s; none of them is stored, so that none overwrites another "+
 					"(rename one at the source, or give each bucket its own --objects-prefix)",
-					objectName(wants[j].file.Bucket, wants[j].file.Name), wants[j].key, f.store, cmp, strings.Join(others, ", "))
+					f.objectName(wants[j].file.Bucket, wants[j].file.Name), wants[j].key, f.store, cmp, strings.Join(others, ", "))
 			}
 			continue
 		}
@@ -251,13 +251,13 @@ func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 			claims[w.i] = claim{fold: fold, fresh: fresh[string(fold)]}
 			continue
 		}
-		other := objectName(string(h.Bucket), string(h.Name))
+		other := f.objectName(string(h.Bucket), string(h.Name))
 		rejects[w.i] = fmt.Sprintf("target key collision: object %s would be stored as %q, which %s (comparing keys %s) "+
 			"holds as one object with %q, where %s is already stored; it is not stored, so that neither overwrites the other "+
 			"(rename one at the source, or give each bucket its own --objects-prefix)",
-			objectName(w.file.Bucket, w.file.Name), w.key, f.store, cmp, string(h.Key), other)
+			f.objectName(w.file.Bucket, w.file.Name), w.key, f.store, cmp, string(h.Key), other)
 		rivalFolds = append(rivalFolds, fold)
-		rivals = append(rivals, textSafe(objectName(w.file.Bucket, w.file.Name)))
+		rivals = append(rivals, textSafe(f.objectName(w.file.Bucket, w.file.Name)))
 	}
 	if len(rivalFolds) > 0 {
 		_, err := tx.Exec(ctx, `UPDATE `+StateSchema+`.object_keys k SET rivals = array(SELECT DISTINCT unnest(k.rivals || u.rivals) ORDER BY 1)
@@ -305,7 +305,7 @@ func (f *Files) Warnings(ctx context.Context, db loaders.DB) ([]string, error) {
 		}
 		slices.Sort(rivals)
 		out = append(out, fmt.Sprintf("target key collision: %q in %s holds %s; rejected because they land on the same key: %s",
-			string(key), f.store, objectName(string(bucket), string(name)), strings.Join(rivals, ", ")))
+			string(key), f.store, f.objectName(string(bucket), string(name)), strings.Join(rivals, ", ")))
 	}
 	return out, rows.Err()
 }
@@ -317,5 +317,11 @@ func foldDigest(fold string) []byte {
 	return sum[:]
 }
 
-// objectName names a source object for users.
-func objectName(bucket, name string) string { return "gs://" + bucket + "/" + name }
+// objectName names a source object for users: as SetObjectURL says, or
+// "bucket/name".
+func (f *Files) objectName(bucket, name string) string {
+	if f.objectURL != nil {
+		return f.objectURL(bucket, name)
+	}
+	return bucket + "/" + name
+}

@@ -54,6 +54,7 @@ func writeFiles(t *testing.T, pool *pgxpool.Pool, sink *Files, recs ...record.Re
 func TestFilesKeyCollisionsCaseInsensitive(t *testing.T) {
 	ctx := context.Background()
 	pool, dir, sink := newDirectoryFiles(t, objectstore.Options{CaseInsensitive: true})
+	sink.SetObjectURL(gsURL)
 	rejects := writeFiles(t, pool, sink,
 		fileRecord("Case.txt", []byte("upper"), false, record.File{}),
 		fileRecord("case.txt", []byte("lower"), false, record.File{}),
@@ -249,6 +250,7 @@ func TestFilesLongKeys(t *testing.T) {
 func TestFilesRowProblemClaimsNoKey(t *testing.T) {
 	ctx := context.Background()
 	pool, dir, sink := newDirectoryFiles(t, objectstore.Options{CaseInsensitive: true})
+	sink.SetObjectURL(gsURL)
 	rejects := writeFiles(t, pool, sink,
 		fileRecord("Report.pdf", []byte("bad"), false, record.File{ContentType: "text/plain\x00"}),
 		fileRecord("report.pdf", []byte("good"), false, record.File{}),

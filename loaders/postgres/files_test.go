@@ -78,7 +78,8 @@ func TestFilesWriteRowsAfterCopies(t *testing.T) {
 		fileRecord("users/ü 1/avatar.png", []byte("png bytes"), false, record.File{
 			ContentType: "image/png", CacheControl: "max-age=60", ContentDisposition: "inline", ContentEncoding: "identity",
 			ContentLanguage: "en", StorageClass: "STANDARD",
-			Metadata: map[string]string{"firebaseStorageDownloadTokens": "t1,t2", "Custom Key": "v"},
+			Metadata:       map[string]string{"firebaseStorageDownloadTokens": "t1,t2", "Custom Key": "v"},
+			DownloadTokens: []string{"t1", "t2"},
 		}),
 		fileRecord("empty", nil, false, record.File{}),
 		fileRecord("../escape", []byte("no"), false, record.File{}),
@@ -153,6 +154,22 @@ func TestFilesWriteRowsAfterCopies(t *testing.T) {
 	}
 }
 
+// gsURL names objects as the Cloud Storage extractor does.
+func gsURL(bucket, name string) string { return "gs://" + bucket + "/" + name }
+
+// TestFilesObjectName: objects are named "bucket/name" in messages unless
+// the source's naming is set.
+func TestFilesObjectName(t *testing.T) {
+	f := NewFiles(nil, "", "")
+	if got := f.objectName("b", "a/n"); got != "b/a/n" {
+		t.Errorf("default name %q, want b/a/n", got)
+	}
+	f.SetObjectURL(gsURL)
+	if got := f.objectName("b", "a/n"); got != "gs://b/a/n" {
+		t.Errorf("name %q, want gs://b/a/n", got)
+	}
+}
+
 type loadersOutcome struct {
 	changed int64
 	rejects map[int]string
@@ -165,6 +182,7 @@ type loadersOutcome struct {
 func TestFilesRefuseAKeyAnotherBucketHolds(t *testing.T) {
 	ctx := context.Background()
 	pool, dir, sink := newDirectoryFiles(t, objectstore.Options{})
+	sink.SetObjectURL(gsURL)
 	write := func(recs ...record.Record) map[int]string {
 		t.Helper()
 		var rejects map[int]string

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -33,10 +32,13 @@ type DocumentRow struct {
 	Problem string
 }
 
-// documentSelect is the query reading table t in key order (Firestore's
-// document order within the table): key column by key column, each in the
-// order of document IDs (orderByDocumentID).
-func documentSelect(m *mappings.Mapping, t *mappings.Table) string {
+// documentSelect is the query reading table t in key order: key column by
+// key column, each in order (the source's order of document IDs; nil for
+// record.ByteOrder).
+func documentSelect(m *mappings.Mapping, t *mappings.Table, order record.KeyOrder) string {
+	if order == nil {
+		order = record.ByteOrder
+	}
 	var sel []string
 	for _, c := range documentColumns(t) {
 		q := pgx.Identifier{c.name}.Sanitize()
@@ -45,31 +47,12 @@ func documentSelect(m *mappings.Mapping, t *mappings.Table) string {
 		}
 		sel = append(sel, q)
 	}
-	order := make([]string, len(t.KeyColumns()))
+	keys := make([]string, len(t.KeyColumns()))
 	for i, k := range t.KeyColumns() {
-		order[i] = orderByDocumentID(k)
+		keys[i] = order.OrderBy(pgx.Identifier{k}.Sanitize())
 	}
 	return fmt.Sprintf("SELECT %s FROM %s ORDER BY %s", strings.Join(sel, ", "),
-		pgx.Identifier{m.Schema, t.Name}.Sanitize(), strings.Join(order, ", "))
-}
-
-// numericIDPattern matches the document IDs Firestore orders as numbers:
-// "__id" + an int64 in canonical decimal + "__" (no plus sign, no leading
-// zero, no -0); the pattern admits up to 19 digits, the int64 range is
-// checked on the value. It is the rule of extractors/firestore CompareIDs.
-const numericIDPattern = `^__id(0|-?[1-9][0-9]{0,18})__$`
-
-// orderByDocumentID returns the ORDER BY items that sort key column k as
-// Firestore sorts document IDs: numeric IDs first, by value, then the
-// others by their bytes. Both use the "C" collation whatever the column's
-// (a table created by hand may have another, even a nondeterministic one,
-// which regular expressions refuse). CASE tests the pattern before the
-// cast, so that only digits are ever cast.
-func orderByDocumentID(k string) string {
-	c := pgx.Identifier{k}.Sanitize() + ` COLLATE "C"`
-	n := fmt.Sprintf("substr(%s, 5, length(%s) - 6)::numeric", c, c)
-	return fmt.Sprintf(`CASE WHEN %s !~ '%s' THEN NULL WHEN %s BETWEEN %d AND %d THEN %s END NULLS LAST, %s`,
-		c, numericIDPattern, n, math.MinInt64, math.MaxInt64, n, c)
+		pgx.Identifier{m.Schema, t.Name}.Sanitize(), strings.Join(keys, ", "))
 }
 
 // decodeDocument rebuilds a document from the values of a documentSelect
@@ -106,10 +89,12 @@ func decodeDocument(tr *transformers.Documents, t *mappings.Table, vals []any) (
 	return row, nil
 }
 
-// ReadDocuments streams the rows of table t in key order and rebuilds each
-// document with the mapping's inverse transform. It holds one row at a time.
-func ReadDocuments(ctx context.Context, db loaders.DB, m *mappings.Mapping, tr *transformers.Documents, t *mappings.Table, fn func(DocumentRow) error) error {
-	rows, err := db.Query(ctx, documentSelect(m, t))
+// ReadDocuments streams the rows of table t in key order (order, applied
+// key column by key column; nil for record.ByteOrder) and rebuilds each
+// document with the mapping's inverse transform. It holds one row at a
+// time.
+func ReadDocuments(ctx context.Context, db loaders.DB, m *mappings.Mapping, tr *transformers.Documents, t *mappings.Table, order record.KeyOrder, fn func(DocumentRow) error) error {
+	rows, err := db.Query(ctx, documentSelect(m, t, order))
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", t.Name, err)
 	}
@@ -201,9 +186,11 @@ type DocumentCursor struct {
 	t  *mappings.Table
 }
 
-// OpenDocumentCursor opens a cursor over table t inside tx.
-func OpenDocumentCursor(ctx context.Context, tx pgx.Tx, name string, m *mappings.Mapping, tr *transformers.Documents, t *mappings.Table) (*DocumentCursor, error) {
-	c, err := OpenCursor(ctx, tx, name, documentSelect(m, t), 500)
+// OpenDocumentCursor opens a cursor over table t inside tx, reading its
+// rows in key order (order, applied key column by key column; nil for
+// record.ByteOrder).
+func OpenDocumentCursor(ctx context.Context, tx pgx.Tx, name string, m *mappings.Mapping, tr *transformers.Documents, t *mappings.Table, order record.KeyOrder) (*DocumentCursor, error) {
+	c, err := OpenCursor(ctx, tx, name, documentSelect(m, t, order), 500)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", t.Name, err)
 	}

@@ -1,0 +1,157 @@
+package migration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/mappings"
+)
+
+// Inference is what Infer found.
+type Inference struct {
+	Mapping *mappings.Mapping
+	// Documents is the number of documents observed.
+	Documents int64
+	// Reads is what the scan cost in billable source reads; -1 when the
+	// source does not meter them (extractors.ReadMeter).
+	Reads   int64
+	Elapsed time.Duration
+}
+
+var errSampleFull = errors.New("sample complete")
+
+// Infer scans the documents ex reads and infers a mapping from them: every
+// document when sample is 0, else the first sample documents of each
+// stream (a root collection), deterministically — each stream is then read
+// as one partition. Streams and partitions are read in parallel, workers at
+// a time, at one snapshot (extractors.PlanSnapshot).
+func Infer(ctx context.Context, ex extractors.Extractor, workers, sample int) (*Inference, error) {
+	start := time.Now()
+	parts := workers
+	if sample > 0 {
+		parts = 1
+	}
+	_, streams, err := extractors.PlanSnapshot(ctx, ex, parts)
+	if err != nil {
+		return nil, fmt.Errorf("planning the scan: %w", err)
+	}
+	in := mappings.NewInferrer(mappings.InferOptions{})
+	var docs atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(workers, 1))
+	for _, st := range streams {
+		for _, p := range st.Partitions {
+			g.Go(func() error {
+				n := 0
+				err := ex.Read(gctx, p, st.ReadTime, "", func(r record.Record) error {
+					in.Observe(r.Key, r.Fields)
+					docs.Add(1)
+					if n++; sample > 0 && n >= sample {
+						return errSampleFull
+					}
+					return nil
+				})
+				if errors.Is(err, errSampleFull) {
+					return nil
+				}
+				return err
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("scanning documents: %w", err)
+	}
+	res := &Inference{Mapping: in.Mapping(), Documents: docs.Load(), Reads: -1, Elapsed: time.Since(start)}
+	if m, ok := ex.(extractors.ReadMeter); ok {
+		res.Reads = m.BillableReads()
+	}
+	return res, nil
+}
+
+// MappingRequest says where a documents job may take its mapping from.
+type MappingRequest struct {
+	// Path is a mapping file to load ("" for none); it wins over all else.
+	Path string
+	// State, when set and Restart is not, is searched for the mapping
+	// stored with the job's interrupted run, or else its last finished one,
+	// so that a resumed or repeated run keeps its layout. It is only read.
+	State   *postgres.State
+	Restart bool
+	// NoInfer forbids scanning the source for a mapping (verify: it
+	// compares with what migrate did, not with a guess).
+	NoInfer bool
+	// Workers and Sample tune the inference (see Infer).
+	Workers, Sample int
+}
+
+// Where a mapping came from (ChosenMapping.From).
+const (
+	MappingFromFile     = "file"
+	MappingFromRun      = "run"
+	MappingFromInferred = "inferred"
+)
+
+// ChosenMapping is the mapping a documents job uses and where it came from.
+type ChosenMapping struct {
+	Mapping *mappings.Mapping
+	// From is MappingFromFile, MappingFromRun or MappingFromInferred.
+	From string
+	// Run is the run whose stored mapping it is (MappingFromRun).
+	Run int64
+	// Inference is set for MappingFromInferred.
+	Inference *Inference
+}
+
+// ErrNoMapping is returned by ChooseMapping when there is no file, no
+// stored mapping and inference is forbidden.
+var ErrNoMapping = errors.New("no mapping: none given, none stored with a run of the job, and inferring one is not allowed")
+
+// ChooseMapping picks the mapping a documents job reading ex uses, in
+// order: the file req.Path; the one stored (Job.Config "mapping") with the
+// interrupted, or else the last finished, run of the same job (kind and
+// ex.Source()), unless req.Restart; one inferred from the source (Infer),
+// unless req.NoInfer, in which case the error is ErrNoMapping.
+func ChooseMapping(ctx context.Context, ex extractors.Extractor, req MappingRequest) (*ChosenMapping, error) {
+	if req.Path != "" {
+		m, err := mappings.Load(req.Path)
+		if err != nil {
+			return nil, err
+		}
+		return &ChosenMapping{Mapping: m, From: MappingFromFile}, nil
+	}
+	if req.State != nil && !req.Restart {
+		job := postgres.Job(record.KindDocument, ex.Source())
+		run, err := req.State.RunningRun(ctx, job)
+		if err != nil {
+			return nil, err
+		}
+		if run == nil {
+			if run, err = req.State.LastFinishedRun(ctx, job); err != nil {
+				return nil, err
+			}
+		}
+		if run != nil && run.Config["mapping"] != "" {
+			m, err := mappings.Parse([]byte(run.Config["mapping"]), fmt.Sprintf("(mapping of run %d)", run.ID))
+			if err != nil {
+				return nil, err
+			}
+			return &ChosenMapping{Mapping: m, From: MappingFromRun, Run: run.ID}, nil
+		}
+	}
+	if req.NoInfer {
+		return nil, ErrNoMapping
+	}
+	res, err := Infer(ctx, ex, req.Workers, req.Sample)
+	if err != nil {
+		return nil, err
+	}
+	return &ChosenMapping{Mapping: res.Mapping, From: MappingFromInferred, Inference: res}, nil
+}
