@@ -91,7 +91,7 @@ func TestHelpValueNames(t *testing.T) {
 				t.Errorf("%s --%s: value named %q", c.CommandPath(), f.Name, name)
 			}
 			if v, ok := f.Value.(*optionValue); ok {
-				if want := v.option.ValueType().ValueName(); name != want {
+				if want := v.option.Type.ValueName(); name != want {
 					t.Errorf("%s --%s: value named %q, want its type's %q", c.CommandPath(), f.Name, name, want)
 				}
 				if usage != f.Usage || strings.Contains(usage, "`") {
@@ -143,13 +143,12 @@ func TestOptionFlagsByType(t *testing.T) {
 		{Name: "d", Help: "A wait.", Type: plugin.Duration, Default: "1m"},
 		{Name: "s", Help: "A size.", Type: plugin.Size, Default: "256MiB"},
 		{Name: "b", Help: "A switch.", Type: plugin.Switch},
-		{Name: "old", Help: "An old switch.", Switch: true},
 		{Name: "t", Help: "Text.", Default: "x y"},
 	})
 	usage := fs.FlagUsages()
 	for _, want := range []string{
 		"--n int ", `A "count". (default 4)`, "--d duration ", "(default 1m)", "--s size ", "(default 256MiB)",
-		"--b ", "--old ", "--t string ", `(default "x y")`,
+		"--b ", "--t string ", `(default "x y")`,
 	} {
 		if !strings.Contains(usage, want) {
 			t.Errorf("usage lacks %q:\n%s", want, usage)
@@ -158,10 +157,10 @@ func TestOptionFlagsByType(t *testing.T) {
 	if strings.Contains(usage, `[="true"]`) || strings.Contains(usage, "--b bool") {
 		t.Errorf("a switch shows a value:\n%s", usage)
 	}
-	if err := fs.Parse([]string{"--b", "--old", "--s", "2MiB", "--d", "90s"}); err != nil {
+	if err := fs.Parse([]string{"--b", "--s", "2MiB", "--d", "90s"}); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]string{"b": "true", "old": "true", "s": "2MiB", "d": "90s"} {
+	for name, want := range map[string]string{"b": "true", "s": "2MiB", "d": "90s"} {
 		if got := fs.Lookup(name).Value.String(); got != want {
 			t.Errorf("--%s = %q, want %q", name, got, want)
 		}

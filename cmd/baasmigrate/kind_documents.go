@@ -29,6 +29,7 @@ var (
 		Name:    "sample",
 		Help:    "When inferring a mapping, read at most this many documents per root collection (0: all, the exact choice).",
 		Default: "0",
+		Type:    plugin.Int,
 	}
 )
 

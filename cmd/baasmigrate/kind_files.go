@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -33,26 +32,29 @@ var (
 		Name:    "objects-concurrency",
 		Help:    "Objects copied at the same time, over all partitions.",
 		Default: strconv.Itoa(objectstore.DefaultConcurrency),
+		Type:    plugin.Int,
 	}
 	objectsInflightOption = plugin.Option{
 		Name:    "objects-max-inflight",
 		Help:    "Total size of the objects copied at the same time (e.g. 256MiB); a larger object is copied alone.",
 		Default: "256MiB",
+		Type:    plugin.Size,
 	}
 	objectsPartSizeOption = plugin.Option{
 		Name:    "objects-part-size",
 		Help:    "Objects larger than this are uploaded to S3 in parts of this size, streamed (at least 5MiB).",
 		Default: "64MiB",
+		Type:    plugin.Size,
 	}
 	objectsCaseInsensitiveOption = plugin.Option{
-		Name:   "objects-case-insensitive",
-		Help:   "Compare object keys without case and Unicode normalization, as macOS and Windows file systems do, whatever the target says of itself (a directory is probed; an S3 bucket compares exactly); objects whose keys then coincide are rejected.",
-		Switch: true,
+		Name: "objects-case-insensitive",
+		Help: "Compare object keys without case and Unicode normalization, as macOS and Windows file systems do, whatever the target says of itself (a directory is probed; an S3 bucket compares exactly); objects whose keys then coincide are rejected.",
+		Type: plugin.Switch,
 	}
 	objectsOverwriteOption = plugin.Option{
-		Name:   "objects-overwrite",
-		Help:   "Replace objects or files already in the target that baasmigrate did not write (by default such an object is left alone and its source object rejected).",
-		Switch: true,
+		Name: "objects-overwrite",
+		Help: "Replace objects or files already in the target that baasmigrate did not write (by default such an object is left alone and its source object rejected).",
+		Type: plugin.Switch,
 	}
 	filesTableOption = plugin.Option{
 		Name:    "files-table",
@@ -95,11 +97,11 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	if concurrency < 1 {
 		return migration.Job{}, fmt.Errorf("--%s must be at least 1", objectsConcurrencyOption.Name)
 	}
-	inflight, err := parseSize(objectsInflightOption.Name, cfg.String(objectsInflightOption.Name))
+	inflight, err := cfg.Size(objectsInflightOption.Name)
 	if err != nil {
 		return migration.Job{}, err
 	}
-	partSize, err := parseSize(objectsPartSizeOption.Name, cfg.String(objectsPartSizeOption.Name))
+	partSize, err := cfg.Size(objectsPartSizeOption.Name)
 	if err != nil {
 		return migration.Job{}, err
 	}
@@ -208,27 +210,4 @@ func compareFiles(ctx context.Context, env *buildEnv) (*comparer, error) {
 		},
 		Bytes: func(*diff.Report) int64 { return adapter.BytesToCopy() },
 	}, nil
-}
-
-// parseSize reads a byte size: a whole number with an optional unit (B,
-// KiB, MiB, GiB, or KB, MB, GB as powers of 1000).
-func parseSize(option, s string) (int64, error) {
-	orig := s
-	s = strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 1 {
-		return 0, fmt.Errorf("--%s: %q is not a size like 256MiB", option, orig)
-	}
-	return n * mult, nil
 }

@@ -14,7 +14,7 @@ var shareTablesOption = plugin.Option{
 	Name: "share-target",
 	Help: "Write into target tables, a bucket or a directory that another source's migration wrote (both sources' records then share them, and a key both have is written by the later run). " +
 		"Without it, such a job stops before writing anything and names the target and the other source.",
-	Switch: true,
+	Type: plugin.Switch,
 }
 
 // tableOwner is the owner a job's sink claims its tables for: the whole

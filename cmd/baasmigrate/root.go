@@ -176,14 +176,14 @@ func addOptionFlags(fs *pflag.FlagSet, opts []plugin.Option) {
 			help += " (env " + strings.Join(o.Env, ", ") + ")"
 		}
 		if o.Default != "" {
-			if o.ValueType() == plugin.String {
+			if o.Type == plugin.String {
 				help += fmt.Sprintf(" (default %q)", o.Default)
 			} else {
 				help += fmt.Sprintf(" (default %s)", o.Default)
 			}
 		}
 		fs.Var(&optionValue{option: o}, o.Name, help)
-		if o.ValueType() == plugin.Switch {
+		if o.Type == plugin.Switch {
 			fs.Lookup(o.Name).NoOptDefVal = "true" // --name alone means true
 		}
 	}
@@ -208,10 +208,10 @@ func (v *optionValue) Set(s string) error {
 
 // Type is the value's name in help; "bool" tells pflag to show none.
 func (v *optionValue) Type() string {
-	if v.option.ValueType() == plugin.Switch {
+	if v.option.Type == plugin.Switch {
 		return "bool"
 	}
-	return v.option.ValueType().ValueName()
+	return v.option.Type.ValueName()
 }
 
 // flagError returns a flag's parse error without pflag's preamble when

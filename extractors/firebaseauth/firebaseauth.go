@@ -80,6 +80,7 @@ var (
 		Name:    "auth-page-size",
 		Help:    "Users fetched per Auth API page (at most 1000).",
 		Default: "1000",
+		Type:    plugin.Int,
 	}
 	// projectOption is the shared project option, not required here: an
 	// export file needs no project.
@@ -111,11 +112,13 @@ var (
 		Name: "hash-rounds",
 		Help: "The project's password hash rounds (1-8).",
 		Env:  []string{"FIREBASE_HASH_ROUNDS"},
+		Type: plugin.Int,
 	}
 	HashMemCostOption = plugin.Option{
 		Name: "hash-mem-cost",
 		Help: "The project's password hash mem_cost (1-14).",
 		Env:  []string{"FIREBASE_HASH_MEM_COST"},
+		Type: plugin.Int,
 	}
 )
 

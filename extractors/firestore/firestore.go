@@ -75,11 +75,13 @@ var (
 		Name:    "firestore-page-size",
 		Help:    "Documents fetched per query page; bounds memory per partition.",
 		Default: "1000",
+		Type:    plugin.Int,
 	}
 	SnapshotWindowOption = plugin.Option{
 		Name:    "firestore-snapshot-window",
 		Help:    "How long Firestore keeps past versions readable: 1h, or 168h with point-in-time recovery.",
 		Default: "1h",
+		Type:    plugin.Duration,
 	}
 )
 

@@ -67,6 +67,7 @@ var (
 		Name:    "storage-page-size",
 		Help:    "Objects listed per request; bounds memory per partition.",
 		Default: "1000",
+		Type:    plugin.Int,
 	}
 )
 

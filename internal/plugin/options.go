@@ -37,11 +37,6 @@ type Option struct {
 	Required bool
 	// Secret options are never printed, logged or written to reports.
 	Secret bool
-	// Switch is the former spelling of Type: Switch, kept while plugins
-	// move over; true means the same as Type: Switch.
-	//
-	// Deprecated: set Type to Switch.
-	Switch bool
 }
 
 // Type is the kind of value an option takes.
@@ -83,14 +78,6 @@ func (t Type) ValueName() string {
 	return "string"
 }
 
-// ValueType returns o's type, counting the deprecated Switch field.
-func (o Option) ValueType() Type {
-	if o.Switch {
-		return Switch
-	}
-	return o.Type
-}
-
 // Check reports whether value is valid for o's type; "" (unset) always
 // is. The error names the option and says what a valid value looks like.
 func (o Option) Check(value string) error {
@@ -98,7 +85,7 @@ func (o Option) Check(value string) error {
 		return nil
 	}
 	var err error
-	switch o.ValueType() {
+	switch o.Type {
 	case Int:
 		_, err = parseInt(value)
 	case Duration:
@@ -279,7 +266,7 @@ func Merge(lists ...[]Option) []Option {
 	for _, l := range lists {
 		for _, o := range l {
 			if prev, ok := byName[o.Name]; ok {
-				if prev.Secret != o.Secret || prev.Help != o.Help || prev.ValueType() != o.ValueType() {
+				if prev.Secret != o.Secret || prev.Help != o.Help || prev.Type != o.Type {
 					panic(fmt.Sprintf("plugin: option --%s declared twice with different meanings", o.Name))
 				}
 				continue

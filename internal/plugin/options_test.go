@@ -48,16 +48,6 @@ func TestCheckByType(t *testing.T) {
 	}
 }
 
-func TestDeprecatedSwitchField(t *testing.T) {
-	o := Option{Name: "s", Switch: true}
-	if o.ValueType() != Switch || o.ValueType().ValueName() != "" {
-		t.Errorf("Switch: true: type %v (value name %q), want Switch with no value name", o.ValueType(), o.ValueType().ValueName())
-	}
-	if err := o.Check("maybe"); err == nil {
-		t.Error("Switch: true accepts \"maybe\"")
-	}
-}
-
 func TestValueNames(t *testing.T) {
 	want := map[Type]string{String: "string", Int: "int", Duration: "duration", Size: "size", Switch: ""}
 	for typ, name := range want {
@@ -172,11 +162,4 @@ func TestMergeRefusesTypeDisagreement(t *testing.T) {
 		}
 	}()
 	Merge([]Option{{Name: "n", Help: "h", Type: Int}}, []Option{{Name: "n", Help: "h"}})
-}
-
-func TestMergeSwitchSpellingsAgree(t *testing.T) {
-	got := Merge([]Option{{Name: "n", Help: "h", Switch: true}}, []Option{{Name: "n", Help: "h", Type: Switch}})
-	if len(got) != 1 {
-		t.Fatalf("Merge = %v, want one option", got)
-	}
 }
