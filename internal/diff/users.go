@@ -33,13 +33,13 @@ import (
 // same decoding, checks and hash_config_id migrate writes, with this
 // command's shared hash parameters), so what is compared is exactly what
 // the target should hold, and records the sink would reject are reported
-// with its reason. Field names are those of the first source, Firebase
-// (displayName, passwordHash, salt, providerUserInfo, ...). Values —
+// with its reason. Field names are those of the record shape
+// (record.User: displayName, passwordHash, salt, providerUserInfo, ...). Values —
 // hashes, salts, the parameters — are only ever checksummed; reports name
 // fields, never values.
 //
-// Users of a source with a key order (extractors.KeyOrderer: the Firebase
-// Auth API lists by uid) are merged with a cursor over the table in that
+// Users of a source with a key order (extractors.KeyOrderer: an API
+// that lists by uid) are merged with a cursor over the table in that
 // order; users of other sources (export files) are looked up by uid, 500
 // at a time.
 type Users struct {

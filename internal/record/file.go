@@ -7,9 +7,8 @@ import (
 	"time"
 )
 
-// Field names of file records. Extractors of files (extractors/gcs, later
-// S3 and Supabase sources) fill them through File.Fields; sinks read them
-// back with FileFrom. The migration executor reads FileFieldSize for byte
+// Field names of file records. Extractors of files fill them through
+// File.Fields; sinks read them back with FileFrom. The migration executor reads FileFieldSize for byte
 // progress.
 const (
 	FileFieldBucket             = "bucket"

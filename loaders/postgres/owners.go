@@ -18,7 +18,7 @@ import (
 // each other's rows, unless Share says the user wants exactly that.
 type Owner struct {
 	// Source identifies the source database, bucket or project, the same
-	// for every job reading it ("firestore:projects/p/databases/(default)").
+	// for every job reading it (extractors.WholeSource).
 	// "" claims and checks nothing (tests, tools).
 	Source string
 	// Share lets the job write tables other sources claimed; its source is
@@ -26,7 +26,7 @@ type Owner struct {
 	Share bool
 	// Hint, when set, ends a refusal: how the user could say that this job
 	// reads the same source as the tables' owner (an export file of users
-	// is its own source unless --firebase-project names its project).
+	// is its own source unless an option names its project).
 	Hint string
 }
 

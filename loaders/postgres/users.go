@@ -125,7 +125,7 @@ type UsersConfig struct {
 // no longer has are deleted, and rows equal to the target's are not
 // rewritten, so a re-run changes nothing.
 //
-// A uid is unique in Firebase, but an export file can hold one twice (two
+// A uid is unique at its source, but an export file can hold one twice (two
 // exports concatenated, a hand-edited file). Users read from a file carry
 // their record.Position, and the sink stores the position of every
 // user it loads in source_positions, in the batch's transaction: the first
@@ -205,7 +205,7 @@ func (s *Users) table(name string) string { return pgx.Identifier{s.cfg.Schema, 
 
 // SetOwner makes Prepare claim the schema's tables (Tables) for o, refusing
 // tables another source owns (see ClaimTables); PlannedDDL then says so.
-// Two Firebase projects, or two tenants, share no users tables unless
+// Two projects, or two tenants, share no users tables unless
 // o.Share: their uids would overwrite each other's rows.
 func (s *Users) SetOwner(o Owner) { s.owner = o }
 
@@ -757,9 +757,10 @@ func (s *Users) duplicateUIDWarning(ctx context.Context, db loaders.DB) (string,
 }
 
 // sharedEmailWarnings reports e-mail addresses (compared without case)
-// that several users share. Firebase allows it when "one account per e-mail address" is
-// off, across providers of linked accounts, and across tenants; all such
-// users are loaded, and the view duplicate_emails lists every address.
+// that several users share. Sources allow it (when "one account per
+// e-mail address" is off), across providers of linked accounts, and across
+// tenants; all such users are loaded, and the view duplicate_emails lists
+// every address.
 // Only uids are named, never the addresses.
 func (s *Users) sharedEmailWarnings(ctx context.Context, db loaders.DB) ([]string, error) {
 	rows, err := db.Query(ctx, `SELECT uids FROM `+s.table("duplicate_emails")+` ORDER BY uids[1]`)
