@@ -237,7 +237,13 @@ func (e *executor) execute(ctx context.Context, res *Result) error {
 			return err
 		}
 		if last != nil && maps.Equal(last.Config, job.Config) {
-			// Nothing to do, and nothing done: no counts to report.
+			// Nothing to copy, and nothing done: no counts to report. The
+			// sink still brings what it writes to this version's layout
+			// (tables an earlier version made are upgraded by Prepare), so
+			// that a no-op re-run is the upgrade the docs promise.
+			if err := job.Sink.Prepare(rctx, pool); err != nil {
+				return err
+			}
 			res.Run, res.AlreadyFinished = last, true
 			tables, err := retried(rctx, opts, "reading the counts of the finished run", func(ctx context.Context) ([]postgres.TableSummary, error) {
 				return state.Summary(ctx, last)

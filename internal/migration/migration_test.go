@@ -502,3 +502,38 @@ func TestExpiredSnapshotIsRenewed(t *testing.T) {
 		t.Fatalf("%d rows, %d committed; want %d", f.rows(t), f.committed(t), f.docs)
 	}
 }
+
+// preparingSink counts the calls to its sink's Prepare.
+type preparingSink struct {
+	loaders.Sink
+	prepared int
+}
+
+func (s *preparingSink) Prepare(ctx context.Context, db loaders.DB) error {
+	s.prepared++
+	return s.Sink.Prepare(ctx, db)
+}
+
+// TestNoOpReRunStillPrepares: a re-run of a finished job with the same
+// settings copies nothing, but still has the sink prepare its target, so
+// tables an earlier version made are upgraded by the re-run the docs
+// tell users to make.
+func TestNoOpReRunStillPrepares(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	first := &preparingSink{Sink: f.sink(t)}
+	if _, err := migration.Execute(ctx, f.pool, f.state, f.job(t, first), migration.Options{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	again := &preparingSink{Sink: f.sink(t)}
+	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, again), migration.Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.AlreadyFinished {
+		t.Fatalf("the re-run was not a no-op: %+v", res)
+	}
+	if first.prepared != 1 || again.prepared != 1 {
+		t.Fatalf("Prepare called %d times by the run and %d by the no-op re-run; want 1 and 1", first.prepared, again.prepared)
+	}
+}
