@@ -33,6 +33,17 @@ type Sink interface {
 	Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (Outcome, error)
 }
 
+// Upgrader is implemented by sinks whose target an earlier version of
+// baasmigrate may have laid out differently (the users tables). Upgrade
+// brings such a target to this version's layout and does nothing else: no
+// statement at all when the target is absent or already current. It is
+// idempotent. The engine calls it when a re-run finds nothing to copy (a
+// run that copies calls Prepare, which upgrades as well), so that the
+// re-run users are told to make is the upgrade.
+type Upgrader interface {
+	Upgrade(ctx context.Context, db DB) error
+}
+
 // Reporter is implemented by sinks with findings about the loaded data as
 // a whole (users sharing an e-mail address, say). Warnings is called once
 // after a run completes; what it returns is added to the summary. It must

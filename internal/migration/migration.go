@@ -237,12 +237,14 @@ func (e *executor) execute(ctx context.Context, res *Result) error {
 			return err
 		}
 		if last != nil && maps.Equal(last.Config, job.Config) {
-			// Nothing to copy, and nothing done: no counts to report. The
-			// sink still brings what it writes to this version's layout
-			// (tables an earlier version made are upgraded by Prepare), so
-			// that a no-op re-run is the upgrade the docs promise.
-			if err := job.Sink.Prepare(rctx, pool); err != nil {
-				return err
+			// Nothing to copy, and nothing done: no counts to report. A
+			// sink whose target an earlier version laid out differently
+			// still upgrades it (loaders.Upgrader), so that this re-run is
+			// the upgrade the docs promise; nothing else is touched.
+			if u, ok := job.Sink.(loaders.Upgrader); ok {
+				if err := u.Upgrade(rctx, pool); err != nil {
+					return fmt.Errorf("upgrading the target to this version's layout: %w", err)
+				}
 			}
 			res.Run, res.AlreadyFinished = last, true
 			tables, err := retried(rctx, opts, "reading the counts of the finished run", func(ctx context.Context) ([]postgres.TableSummary, error) {

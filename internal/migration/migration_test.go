@@ -503,29 +503,34 @@ func TestExpiredSnapshotIsRenewed(t *testing.T) {
 	}
 }
 
-// preparingSink counts the calls to its sink's Prepare.
-type preparingSink struct {
+// upgradingSink counts the calls to its sink's Prepare and to Upgrade.
+type upgradingSink struct {
 	loaders.Sink
-	prepared int
+	prepared, upgraded int
 }
 
-func (s *preparingSink) Prepare(ctx context.Context, db loaders.DB) error {
+func (s *upgradingSink) Prepare(ctx context.Context, db loaders.DB) error {
 	s.prepared++
 	return s.Sink.Prepare(ctx, db)
 }
 
-// TestNoOpReRunStillPrepares: a re-run of a finished job with the same
-// settings copies nothing, but still has the sink prepare its target, so
-// tables an earlier version made are upgraded by the re-run the docs
-// tell users to make.
-func TestNoOpReRunStillPrepares(t *testing.T) {
+func (s *upgradingSink) Upgrade(context.Context, loaders.DB) error {
+	s.upgraded++
+	return nil
+}
+
+// TestNoOpReRunUpgradesOnly: a re-run of a finished job with the same
+// settings copies nothing and prepares nothing, but has a sink that can
+// upgrade its target do so, so that tables an earlier version made are
+// upgraded by the re-run the docs tell users to make.
+func TestNoOpReRunUpgradesOnly(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	first := &preparingSink{Sink: f.sink(t)}
+	first := &upgradingSink{Sink: f.sink(t)}
 	if _, err := migration.Execute(ctx, f.pool, f.state, f.job(t, first), migration.Options{Workers: 2}); err != nil {
 		t.Fatal(err)
 	}
-	again := &preparingSink{Sink: f.sink(t)}
+	again := &upgradingSink{Sink: f.sink(t)}
 	res, err := migration.Execute(ctx, f.pool, f.state, f.job(t, again), migration.Options{Workers: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -533,7 +538,7 @@ func TestNoOpReRunStillPrepares(t *testing.T) {
 	if !res.AlreadyFinished {
 		t.Fatalf("the re-run was not a no-op: %+v", res)
 	}
-	if first.prepared != 1 || again.prepared != 1 {
-		t.Fatalf("Prepare called %d times by the run and %d by the no-op re-run; want 1 and 1", first.prepared, again.prepared)
+	if first.prepared != 1 || again.prepared != 0 || again.upgraded != 1 {
+		t.Fatalf("run: Prepare ×%d; no-op re-run: Prepare ×%d, Upgrade ×%d; want 1; 0, 1", first.prepared, again.prepared, again.upgraded)
 	}
 }
