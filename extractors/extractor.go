@@ -89,6 +89,25 @@ type Sizer interface {
 	Size(ctx context.Context, s Stream) (records, bytes int64, err error)
 }
 
+// Configured is implemented by extractors with settings that, beyond
+// Source, decide whether an interrupted run may resume: the engine stores
+// them with the run, and a run resumes (or a finished one counts as done)
+// only with the same ones.
+type Configured interface {
+	// RunSettings returns the settings by name, values as the user gave
+	// them; a setting that is unset is present with "". It must not
+	// contain secrets.
+	RunSettings() map[string]string
+}
+
+// Rooted is implemented by extractors of documents that can read only some
+// root collections (and everything under them): plan and verify then
+// compare only the tables of those.
+type Rooted interface {
+	// Roots returns the root collections read, or nil when every one is.
+	Roots() []string
+}
+
 // KeyOrderer is implemented by extractors whose partitions deliver records
 // in a known order of their keys (for documents: of each path segment, a
 // document's key being its ancestors' IDs and its own), so that plan and

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -78,7 +77,7 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	}
 	return migration.Job{
 		Kind: record.KindDocument, Extractor: ex, Sink: sink,
-		Config: map[string]string{"mapping": string(text), "collections": env.Config.String("collections")},
+		Config: runConfig(ex, map[string]string{"mapping": string(text)}),
 	}, nil
 }
 
@@ -96,10 +95,8 @@ func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
 		return nil, err
 	}
 	var roots []string
-	for _, c := range strings.Split(env.Config.String("collections"), ",") {
-		if c = strings.TrimSpace(c); c != "" {
-			roots = append(roots, c)
-		}
+	if r, ok := ex.(extractors.Rooted); ok {
+		roots = r.Roots()
 	}
 	a, err := diff.NewDocuments(m, extractors.KeyOrderOf(ex), roots...)
 	if err != nil {

@@ -22,14 +22,10 @@ var usersSchemaOption = plugin.Option{
 	Default: postgres.DefaultUsersSchema,
 }
 
-// tenantSetting is the option whose value an interrupted users run must
-// resume with, as runs recorded it from the start ("auth-tenant").
-const tenantSetting = "auth-tenant"
-
 func init() {
 	registerKind(&kindSpec{
 		Kind:    record.KindUser,
-		Options: append(append([]plugin.Option(nil), kindOptions(record.KindUser)...), usersSchemaOption, shareTablesOption),
+		Options: []plugin.Option{usersSchemaOption, shareTablesOption},
 		Build:   buildUsers,
 		Compare: compareUsers,
 	})
@@ -69,11 +65,7 @@ func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	}
 	return migration.Job{
 		Kind: record.KindUser, Extractor: ex, Sink: sink,
-		Config: map[string]string{
-			"users-schema": schema,
-			tenantSetting:  env.Config.String(tenantSetting),
-			"hash-config":  sink.HashConfigID(),
-		},
+		Config: runConfig(ex, map[string]string{"users-schema": schema, "hash-config": sink.HashConfigID()}),
 	}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -101,6 +102,17 @@ func registerKind(k *kindSpec) {
 	slices.SortFunc(kindSpecs, func(a, b *kindSpec) int {
 		return slices.Index(record.Kinds, a.Kind) - slices.Index(record.Kinds, b.Kind)
 	})
+}
+
+// runConfig is a job's settings: the sink's (target) settings, plus the
+// settings the extractor says a run is bound to (extractors.Configured). A
+// run resumes, or counts as done, only with the same ones.
+func runConfig(ex extractors.Extractor, target map[string]string) map[string]string {
+	out := maps.Clone(target)
+	if c, ok := ex.(extractors.Configured); ok {
+		maps.Copy(out, c.RunSettings())
+	}
+	return out
 }
 
 // kindOptions lists, each once, the options of every registered extractor

@@ -50,6 +50,7 @@ type apiExtractor struct {
 	pageSize int
 	policy   retry.Policy
 	hashes
+	settings
 }
 
 var (

@@ -37,6 +37,7 @@ type fileExtractor struct {
 	format string
 	tenant string
 	hashes
+	settings
 	// project is --firebase-project, for TargetOwner.
 	project string
 }

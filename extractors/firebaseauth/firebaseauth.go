@@ -46,6 +46,7 @@ package firebaseauth
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/firebase"
@@ -158,6 +159,7 @@ func New(ctx context.Context, cfg plugin.Config) (extractors.Extractor, error) {
 			return nil, err
 		}
 		f.hashes = hashes{hash}
+		f.settings = settings{TenantOption.Name: tenant}
 		f.project = cfg.String(projectOption.Name)
 		return f, nil
 	}
@@ -166,12 +168,21 @@ func New(ctx context.Context, cfg plugin.Config) (extractors.Extractor, error) {
 		return nil, err
 	}
 	a.hashes = hashes{hash}
+	a.settings = settings{TenantOption.Name: tenant}
 	return a, nil
 }
 
 // hashes gives both extractors the project's hash parameters as their
 // extractors.SharedHasher ability.
 type hashes struct{ params firebasescrypt.Params }
+
+// settings are the options a users run is bound to
+// (extractors.Configured): --auth-tenant, as given. Runs have recorded it
+// from the first version on.
+type settings map[string]string
+
+// RunSettings returns a copy of s.
+func (s settings) RunSettings() map[string]string { return maps.Clone(s) }
 
 // SharedHash returns the project's hash parameters (HashCredential), or
 // nil when the options give none.

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,10 +107,12 @@ type Extractor struct {
 	project, db string
 	root        string // "projects/P/databases/D/documents"
 	collections []string
-	pageSize    int
-	window      time.Duration
-	policy      retry.Policy
-	reads       atomic.Int64
+	// settings are the options a run is bound to (extractors.Configured).
+	settings map[string]string
+	pageSize int
+	window   time.Duration
+	policy   retry.Policy
+	reads    atomic.Int64
 }
 
 var (
@@ -152,6 +155,7 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 		e.db = "(default)"
 	}
 	e.root = fmt.Sprintf("projects/%s/databases/%s/documents", e.project, e.db)
+	e.settings = map[string]string{CollectionsOption.Name: cfg.String(CollectionsOption.Name)}
 	for _, c := range strings.Split(cfg.String(CollectionsOption.Name), ",") {
 		if c = strings.TrimSpace(c); c != "" {
 			e.collections = append(e.collections, c)
@@ -649,3 +653,15 @@ func numericID(id string) (int64, bool) {
 	}
 	return n, true
 }
+
+// RunSettings is --collections as given: a run reading some root
+// collections resumes only with the same ones.
+func (e *Extractor) RunSettings() map[string]string { return maps.Clone(e.settings) }
+
+// Roots returns the root collections --collections names, or nil for all.
+func (e *Extractor) Roots() []string { return slices.Clone(e.collections) }
+
+var (
+	_ extractors.Configured = (*Extractor)(nil)
+	_ extractors.Rooted     = (*Extractor)(nil)
+)
