@@ -1,8 +1,9 @@
 // Package extractortest is the conformance suite every extractor passes:
 // partitions cover the source exactly once, reading from any cursor a read
-// returned yields exactly the remainder, values round-trip, the caller's
-// errors come back unchanged, and source failures are classified as
-// retryable or not.
+// returned yields exactly the remainder, values round-trip, an extractor
+// with a key order (extractors.KeyOrderer) delivers every stream in it, the
+// caller's errors come back unchanged, and source failures are classified
+// as retryable or not.
 //
 // An extractor's own test seeds a real source (an emulator or a file) and
 // calls Run:
@@ -17,6 +18,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +57,9 @@ func Run(t *testing.T, h Harness) {
 	}
 	for _, n := range h.Partitions {
 		t.Run(fmt.Sprintf("CoverExactlyOnce/%d", n), func(t *testing.T) { coverExactlyOnce(t, h, n) })
+	}
+	for _, n := range h.Partitions {
+		t.Run(fmt.Sprintf("InKeyOrder/%d", n), func(t *testing.T) { inKeyOrder(t, h, n) })
 	}
 	t.Run("ResumeFromEveryCursor", func(t *testing.T) { resume(t, h) })
 	t.Run("CallerErrorsComeBackUnchanged", func(t *testing.T) { callerErrors(t, h) })
@@ -129,6 +135,51 @@ func coverExactlyOnce(t *testing.T, h Harness, n int) {
 			t.Errorf("record %q read but not in the source", key)
 		}
 	}
+}
+
+// inKeyOrder checks, for an extractor with a key order, what plan and
+// verify rely on to merge a stream with the target read in that order
+// (diff: "not in key order, so it cannot be merged"): each stream's
+// records, read partition after partition in the order Plan lists them,
+// come strictly increasing by KeyCompare. Extractors without a key order
+// skip it.
+func inKeyOrder(t *testing.T, h Harness, n int) {
+	ex := open(t, h)
+	ko, ok := ex.(extractors.KeyOrderer)
+	if !ok {
+		t.Skip("the extractor has no key order (extractors.KeyOrderer)")
+	}
+	order := ko.KeyOrder()
+	if order == nil {
+		t.Fatal("KeyOrder() returned nil")
+	}
+	for _, st := range plan(t, ex, n) {
+		var prev record.Record
+		prevAt := ""
+		for _, p := range st.Partitions {
+			for _, r := range readAll(t, ex, p, st.ReadTime, "") {
+				at := st.Name + "/" + p.ID
+				if prevAt != "" && KeyCompare(order, r.Kind, prev.Key, r.Key) >= 0 {
+					t.Errorf("stream %q: %q (partition %s) is read after %q (partition %s) but does not sort after it in the extractor's key order",
+						st.Name, r.Key, at, prev.Key, prevAt)
+				}
+				prev, prevAt = r, at
+			}
+		}
+	}
+}
+
+// KeyCompare orders two keys of records of kind as an extractor with key
+// order delivers them: a document's key path segment by path segment,
+// each by order and the shorter path first when one is a prefix of the
+// other (diff.Documents.CompareKeys, and the target's tables read with
+// order.OrderBy on each key column); any other record's whole key by
+// order (the users table read with order.OrderBy on uid).
+func KeyCompare(order record.KeyOrder, kind record.Kind, a, b string) int {
+	if kind != record.KindDocument {
+		return order.Compare(a, b)
+	}
+	return slices.CompareFunc(strings.Split(a, "/"), strings.Split(b, "/"), order.Compare)
 }
 
 func checkRecord(t *testing.T, h Harness, r record.Record) {
