@@ -70,9 +70,14 @@ type Options struct {
 	// Name identifies the source: Source returns "memory:" + Name. Runs
 	// over extractors with the same name and kind resume each other.
 	Name string
-	// StreamOf names the stream a record belongs to. Nil puts every record
-	// in the stream named after the first "/"-separated segment of its key
-	// (a document's root collection; the whole key when it has no "/").
+	// StreamOf names the stream a record belongs to. Nil puts a document
+	// in the stream named after its root collection (the first
+	// "/"-separated segment of its key), as plan and verify expect
+	// (diff.Documents.StreamTables), and every other record in one stream
+	// per kind, named after it ("users", "files"): the users and files
+	// comparisons merge all of a kind's records with its one table. (A
+	// source holding users and a root collection named "users" needs a
+	// StreamOf.)
 	StreamOf func(record.Record) string
 	// Clock gives snapshot times; nil makes a fresh clock at Epoch.
 	Clock *Clock
@@ -182,6 +187,9 @@ func keyCompare(kind record.Kind, order record.KeyOrder) func(a, b string) int {
 
 // rootSegment is the default StreamOf.
 func rootSegment(r record.Record) string {
+	if r.Kind != record.KindDocument {
+		return string(r.Kind) + "s"
+	}
 	s, _, _ := strings.Cut(r.Key, "/")
 	return s
 }

@@ -322,6 +322,33 @@ func TestSnapshotsExpireWithTheClock(t *testing.T) {
 	}
 }
 
+// TestDefaultStreams: without StreamOf, documents are streamed by root
+// collection and other records in one stream per kind (so a root
+// collection named "users" next to users needs a StreamOf).
+func TestDefaultStreams(t *testing.T) {
+	recs := []record.Record{
+		{Kind: record.KindDocument, Key: "people/a"}, {Kind: record.KindDocument, Key: "people/a/orders/x"},
+		{Kind: record.KindDocument, Key: "posts/p"}, {Kind: record.KindUser, Key: "u-1"}, {Kind: record.KindUser, Key: "u/2"},
+		{Kind: record.KindFile, Key: "img/a.png"}, {Kind: record.KindFile, Key: "notes.txt"},
+	}
+	ex, err := memory.New(recs, memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams, err := ex.Plan(context.Background(), 1, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, st := range streams {
+		n, _ := ex.Count(context.Background(), st)
+		got = append(got, fmt.Sprintf("%s:%s:%d", st.Name, st.Kind, n))
+	}
+	if want := []string{"files:file:2", "people:document:2", "posts:document:1", "users:user:2"}; !slices.Equal(got, want) {
+		t.Errorf("streams %q, want %q", got, want)
+	}
+}
+
 // TestRefusesAmbiguousSources: duplicate or empty keys, and a stream of two
 // kinds, are errors.
 func TestRefusesAmbiguousSources(t *testing.T) {
@@ -332,7 +359,8 @@ func TestRefusesAmbiguousSources(t *testing.T) {
 		"no kind":       {{Key: "a/1"}},
 		"mixed kinds":   {doc("a/1"), {Kind: record.KindUser, Key: "a/2"}},
 	} {
-		if _, err := memory.New(recs, memory.Options{Name: "x"}); err == nil {
+		oneStream := func(record.Record) string { return "a" }
+		if _, err := memory.New(recs, memory.Options{Name: "x", StreamOf: oneStream}); err == nil {
 			t.Errorf("%s: New succeeded", name)
 		}
 	}
