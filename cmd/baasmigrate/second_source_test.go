@@ -116,7 +116,7 @@ func secondSourceRecords(t *testing.T) map[record.Kind][]record.Record {
 			"name": record.String(name), "age": record.Int(age), "score": record.Double(float64(age) / 4),
 			"active": record.Bool(age%2 == 0), "tags": record.Array(record.String("x"), record.String(name)),
 			"address": record.Map(map[string]record.Value{"city": record.String("Lyon"), "zip": record.Int(69000 + age)}),
-			"joined": record.Timestamp(t0.Add(-time.Duration(age) * 24 * time.Hour)), "avatar": record.Bytes([]byte{0, 1, byte(age)}),
+			"joined":  record.Timestamp(t0.Add(-time.Duration(age) * 24 * time.Hour)), "avatar": record.Bytes([]byte{0, 1, byte(age)}),
 			"home": record.Geo(45.76, 4.84), "nothing": record.Null(),
 		}
 	}
@@ -296,16 +296,31 @@ func TestSecondSource(t *testing.T) {
 		t.Fatalf("verify after migrate: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 
-	// A second migrate changes nothing.
+	// A second migrate changes nothing: every job is already finished;
+	// and one started over (--restart) reads everything again and changes
+	// no row.
 	if res := run(t, args("migrate", "--summary", summary)...); res.code != 0 {
 		t.Fatalf("second migrate: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	for _, j := range readSummary(t, summary).Jobs {
+		if !j.AlreadyFinished || len(j.Tables) != 0 {
+			t.Errorf("second migrate, %ss: %+v, want already finished with nothing read", j.Kind, j)
+		}
+	}
+	if res := run(t, args("migrate", "--restart", "--summary", summary)...); res.code != 0 {
+		t.Fatalf("migrate --restart: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	read := map[string]int64{}
+	for _, j := range readSummary(t, summary).Jobs {
 		for _, tb := range j.Tables {
-			if tb.Loaded != 0 || tb.Rejected != 0 {
-				t.Errorf("second migrate, %s table %s: %+v, want nothing loaded", j.Kind, tb.Table, tb.summaryCounts)
+			read[j.Kind] += tb.Read
+			if tb.Changed != 0 || tb.Rejected != 0 {
+				t.Errorf("migrate --restart, %s table %s: %+v, want no row changed", j.Kind, tb.Table, tb.summaryCounts)
 			}
 		}
+	}
+	if read["document"] != int64(len(recs[record.KindDocument])) || read["user"] != 3 || read["file"] != 3 {
+		t.Errorf("migrate --restart read %v", read)
 	}
 
 	// Passwords: bcrypt and argon2id are verified, NONE cannot be.
@@ -370,5 +385,26 @@ func TestSecondSource(t *testing.T) {
 	}
 	if count(t, pool, "users_orders") != before {
 		t.Error("plan changed the orders table")
+	}
+
+	// Migrating again (--restart) writes exactly the change.
+	if res := run(t, args("migrate", "--restart", "--summary", summary)...); res.code != 0 {
+		t.Fatalf("migrate --restart after a change: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	changes := map[string]int64{}
+	for _, j := range readSummary(t, summary).Jobs {
+		for _, tb := range j.Tables {
+			changes[tb.Table] += tb.Changed
+		}
+	}
+	var total int64
+	for _, n := range changes {
+		total += n
+	}
+	if total != 1 || changes["users_orders"] != 1 {
+		t.Errorf("migrate --restart after a change changed %v, want one row of users_orders", changes)
+	}
+	if res := run(t, args("verify")...); res.code != 0 {
+		t.Errorf("verify after migrating the change: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
