@@ -237,6 +237,11 @@ func TestSecondSource(t *testing.T) {
 		t.Fatalf("sources: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 
+	// infer reads the source's documents: a table per collection pattern.
+	if res := run(t, "infer", "--source", "memory"); res.code != 0 || !strings.Contains(res.stdout, "users_orders") || !strings.Contains(res.stdout, "posts") {
+		t.Fatalf("infer: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+
 	// plan before anything: exit 0 (differences are what plan shows), and
 	// nothing written.
 	if res := run(t, args("plan")...); res.code != 0 {
