@@ -142,18 +142,26 @@ func coverExactlyOnce(t *testing.T, h Harness, n int) {
 // the target read in the same order (diff: "not in key order, so it
 // cannot be merged"): each stream's records, read partition after
 // partition in the order Plan lists them, come strictly increasing by
-// KeyCompare in the extractor's key order (extractors.KeyOrderOf). Without
-// a key order (extractors.KeyOrderer) that is byte order, which the
-// documents and files comparisons merge in; users are then looked up by
-// uid in any order, so their streams are not checked.
+// KeyCompare in the order the kind's comparison merges in:
+//   - documents: the extractor's key order (extractors.KeyOrderOf, byte
+//     order without extractors.KeyOrderer), path segment by path segment;
+//   - users: the extractor's key order; without one they are looked up by
+//     uid in any order, and not checked;
+//   - files: byte order of names, whatever the extractor declares (the
+//     files comparison reads the table ORDER BY name COLLATE "C").
 func inKeyOrder(t *testing.T, h Harness, n int) {
 	ex := open(t, h)
-	order := extractors.KeyOrderOf(ex)
 	_, declared := ex.(extractors.KeyOrderer)
 	checked := 0
 	for _, st := range plan(t, ex, n) {
-		if !declared && st.Kind == record.KindUser {
-			continue
+		order := extractors.KeyOrderOf(ex)
+		switch st.Kind {
+		case record.KindUser:
+			if !declared {
+				continue
+			}
+		case record.KindFile:
+			order = record.ByteOrder
 		}
 		checked++
 		var prev record.Record
@@ -162,8 +170,8 @@ func inKeyOrder(t *testing.T, h Harness, n int) {
 			for _, r := range readAll(t, ex, p, st.ReadTime, "") {
 				at := st.Name + "/" + p.ID
 				if prevAt != "" && KeyCompare(order, r.Kind, prev.Key, r.Key) >= 0 {
-					t.Errorf("stream %q: %q (partition %s) is read after %q (partition %s) but does not sort after it in the extractor's key order",
-						st.Name, r.Key, at, prev.Key, prevAt)
+					t.Errorf("stream %q: %q (partition %s) is read after %q (partition %s) but does not sort after it in the order plan and verify merge %ss in",
+						st.Name, r.Key, at, prev.Key, prevAt, r.Kind)
 				}
 				prev, prevAt = r, at
 			}

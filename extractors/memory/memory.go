@@ -7,7 +7,7 @@
 // default) the way plan and verify read the target (extractors.KeyOrderer):
 // documents path segment by path segment, the shorter path first when one
 // is a prefix of the other ("users/a/orders/x" before "users/a-b"), users
-// and files by their whole key. Each stream is split into partitions by
+// by their whole key; files always in the byte order of their names. Each stream is split into partitions by
 // key ranges; a record's cursor is its key, so reading after a cursor
 // resumes exactly.
 // The extractor also offers the optional abilities the engine uses:
@@ -86,8 +86,9 @@ type Options struct {
 	// extractors.ErrSnapshotExpired.
 	Window time.Duration
 	// Order is the order of keys the source delivers (KeyOrder), applied
-	// to each path segment of a document's key and to the whole key of
-	// other records; nil means record.ByteOrder.
+	// to each path segment of a document's key and to the whole uid of a
+	// user; nil means record.ByteOrder. Files always come in the byte
+	// order of their names.
 	Order record.KeyOrder
 }
 
@@ -175,9 +176,14 @@ func New(recs []record.Record, opts Options) (*Extractor, error) {
 // keyCompare orders the keys of records of kind by order: documents path
 // segment by path segment (the order diff.Documents.CompareKeys merges
 // with and postgres reads tables in: each ID by order, then the shorter
-// path first), other records by the whole key.
+// path first), users by the whole key, and files by the bytes of their
+// names whatever order is (an object store's listing order, which the
+// files comparison merges in).
 func keyCompare(kind record.Kind, order record.KeyOrder) func(a, b string) int {
-	if kind != record.KindDocument {
+	switch kind {
+	case record.KindFile:
+		return record.ByteOrder.Compare
+	case record.KindUser:
 		return order.Compare
 	}
 	return func(a, b string) int {
@@ -338,8 +344,9 @@ func (e *Extractor) Count(ctx context.Context, s extractors.Stream) (int64, erro
 func (e *Extractor) BillableReads() int64 { return e.reads.Load() }
 
 // KeyOrder is Options.Order (record.ByteOrder by default): partitions
-// deliver documents in it path segment by path segment, other records by
-// whole key, and the partitions of a stream follow each other in it.
+// deliver documents in it path segment by path segment and users by
+// whole key (files in byte order), and the partitions of a stream follow
+// each other in it.
 func (e *Extractor) KeyOrder() record.KeyOrder { return e.order }
 
 // Close makes later calls fail. It is idempotent.

@@ -199,8 +199,8 @@ func (lengthFirst) Compare(a, b string) int {
 func (lengthFirst) OrderBy(col string) string { return "length(" + col + "), " + col + ` COLLATE "C"` }
 
 // TestOrderOption: Options.Order is the key order, applied per segment to
-// documents and to the whole key of other records, and the suite holds
-// with it (partitions and cursors found by that order).
+// documents and to the whole uid of users (files keep byte order), and the
+// suite holds with it (partitions and cursors found by that order).
 func TestOrderOption(t *testing.T) {
 	recs := []record.Record{
 		{Kind: record.KindDocument, Key: "c/ccc"},
@@ -210,6 +210,9 @@ func TestOrderOption(t *testing.T) {
 		{Kind: record.KindUser, Key: "zz"},
 		{Kind: record.KindUser, Key: "aaa"},
 		{Kind: record.KindUser, Key: "b"},
+		{Kind: record.KindFile, Key: "ccc"},
+		{Kind: record.KindFile, Key: "bb.txt"},
+		{Kind: record.KindFile, Key: "a.txt"},
 	}
 	byKind := func(r record.Record) string { return string(r.Kind) }
 	ex, err := memory.New(recs, memory.Options{StreamOf: byKind, Order: lengthFirst{}})
@@ -219,7 +222,7 @@ func TestOrderOption(t *testing.T) {
 	if _, ok := ex.KeyOrder().(lengthFirst); !ok {
 		t.Fatalf("KeyOrder = %T", ex.KeyOrder())
 	}
-	want := []string{"c/a/s/y", "c/a/s/yy", "c/bb/s/x", "c/ccc", "b", "zz", "aaa"}
+	want := []string{"c/a/s/y", "c/a/s/yy", "c/bb/s/x", "c/ccc", "a.txt", "bb.txt", "ccc", "b", "zz", "aaa"} // document, file, user streams
 	for _, n := range []int{1, 3} {
 		if got := readKeys(t, ex, n); !slices.Equal(got, want) {
 			t.Errorf("%d partitions: read %q, want %q", n, got, want)
