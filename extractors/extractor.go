@@ -113,9 +113,10 @@ type Rooted interface {
 // document's key being its ancestors' IDs and its own), so that plan and
 // verify merge them with target rows read in that order (KeyOrder's
 // OrderBy); records of one partition come in strictly increasing order by
-// it. Other extractors' records are looked up in the target by key where
-// the kind's comparison can, and are otherwise taken to come in byte order
-// (record.ByteOrder, see KeyOrderOf).
+// it, and so do a stream's partitions, read one after the other in the
+// order Plan lists them. Other extractors' records are looked up in the
+// target by key where the kind's comparison can (users), and are otherwise
+// taken to come in byte order (record.ByteOrder, see KeyOrderOf).
 type KeyOrderer interface {
 	KeyOrder() record.KeyOrder
 }

@@ -1,8 +1,9 @@
 // Package extractortest is the conformance suite every extractor passes:
 // partitions cover the source exactly once, reading from any cursor a read
-// returned yields exactly the remainder, values round-trip, the caller's
-// errors come back unchanged, and source failures are classified as
-// retryable or not.
+// returned yields exactly the remainder, values round-trip, every stream
+// comes in the extractor's key order (byte order without one),
+// users and files come in one stream each, the caller's errors come back
+// unchanged, and source failures are classified as retryable or not.
 //
 // An extractor's own test seeds a real source (an emulator or a file) and
 // calls Run:
@@ -17,6 +18,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +58,10 @@ func Run(t *testing.T, h Harness) {
 	for _, n := range h.Partitions {
 		t.Run(fmt.Sprintf("CoverExactlyOnce/%d", n), func(t *testing.T) { coverExactlyOnce(t, h, n) })
 	}
+	for _, n := range h.Partitions {
+		t.Run(fmt.Sprintf("InKeyOrder/%d", n), func(t *testing.T) { inKeyOrder(t, h, n) })
+	}
+	t.Run("UsersAndFilesInOneStream", func(t *testing.T) { oneStreamPerKind(t, h) })
 	t.Run("ResumeFromEveryCursor", func(t *testing.T) { resume(t, h) })
 	t.Run("CallerErrorsComeBackUnchanged", func(t *testing.T) { callerErrors(t, h) })
 	if h.Unreachable != nil {
@@ -129,6 +136,85 @@ func coverExactlyOnce(t *testing.T, h Harness, n int) {
 			t.Errorf("record %q read but not in the source", key)
 		}
 	}
+}
+
+// inKeyOrder checks what plan and verify rely on to merge a stream with
+// the target read in the same order (diff: "not in key order, so it
+// cannot be merged"): each stream's records, read partition after
+// partition in the order Plan lists them, come strictly increasing by
+// KeyCompare in the order the kind's comparison merges in:
+//   - documents: the extractor's key order (extractors.KeyOrderOf, byte
+//     order without extractors.KeyOrderer), path segment by path segment;
+//   - users: the extractor's key order; without one they are looked up by
+//     uid in any order, and not checked;
+//   - files: byte order of names, whatever the extractor declares (the
+//     files comparison reads the table ORDER BY name COLLATE "C").
+func inKeyOrder(t *testing.T, h Harness, n int) {
+	ex := open(t, h)
+	_, declared := ex.(extractors.KeyOrderer)
+	checked := 0
+	for _, st := range plan(t, ex, n) {
+		order := extractors.KeyOrderOf(ex)
+		switch st.Kind {
+		case record.KindUser:
+			if !declared {
+				continue
+			}
+		case record.KindFile:
+			order = record.ByteOrder
+		}
+		checked++
+		var prev record.Record
+		prevAt := ""
+		for _, p := range st.Partitions {
+			for _, r := range readAll(t, ex, p, st.ReadTime, "") {
+				at := st.Name + "/" + p.ID
+				if prevAt != "" && KeyCompare(order, r.Kind, prev.Key, r.Key) >= 0 {
+					t.Errorf("stream %q: %q (partition %s) is read after %q (partition %s) but does not sort after it in the order plan and verify merge %ss in",
+						st.Name, r.Key, at, prev.Key, prevAt, r.Kind)
+				}
+				prev, prevAt = r, at
+			}
+		}
+	}
+	if checked == 0 {
+		t.Skip("only users, without a key order: the comparison looks them up by uid")
+	}
+}
+
+// oneStreamPerKind checks what the users and files comparisons of plan and
+// verify rely on: all of a kind's records go to one table, which they
+// merge with (or look up in) one stream, and whose remaining rows they
+// count as extra when that stream ends. So an extractor plans at most one
+// stream of users and one of files; documents may come in any number
+// (one per root collection, named after it).
+func oneStreamPerKind(t *testing.T, h Harness) {
+	ex := open(t, h)
+	for _, n := range []int{1, 8} {
+		seen := map[record.Kind]string{}
+		for _, st := range plan(t, ex, n) {
+			if st.Kind == record.KindDocument {
+				continue
+			}
+			if prev, dup := seen[st.Kind]; dup {
+				t.Errorf("Plan(%d): %ss in two streams, %q and %q; plan and verify need them in one", n, st.Kind, prev, st.Name)
+			}
+			seen[st.Kind] = st.Name
+		}
+	}
+}
+
+// KeyCompare orders two keys of records of kind as an extractor with key
+// order delivers them: a document's key path segment by path segment,
+// each by order and the shorter path first when one is a prefix of the
+// other (diff.Documents.CompareKeys, and the target's tables read with
+// order.OrderBy on each key column); any other record's whole key by
+// order (the users table read with order.OrderBy on uid).
+func KeyCompare(order record.KeyOrder, kind record.Kind, a, b string) int {
+	if kind != record.KindDocument {
+		return order.Compare(a, b)
+	}
+	return slices.CompareFunc(strings.Split(a, "/"), strings.Split(b, "/"), order.Compare)
 }
 
 func checkRecord(t *testing.T, h Harness, r record.Record) {

@@ -3,8 +3,13 @@
 // it shows the smallest complete extractor.
 //
 // Records are given in Go, grouped into streams. Each stream is ordered by
-// key bytes (record.ByteOrder) and split into partitions by key ranges;
-// a record's cursor is its key, so reading after a cursor resumes exactly.
+// key in the source's key order (Options.Order, record.ByteOrder by
+// default) the way plan and verify read the target (extractors.KeyOrderer):
+// documents path segment by path segment, the shorter path first when one
+// is a prefix of the other ("users/a/orders/x" before "users/a-b"), users
+// by their whole key; files always in the byte order of their names. Each stream is split into partitions by
+// key ranges; a record's cursor is its key, so reading after a cursor
+// resumes exactly.
 // The extractor also offers the optional abilities the engine uses:
 // Snapshotter (over a fake Clock the test controls), Counter, ReadMeter and
 // KeyOrderer.
@@ -65,9 +70,14 @@ type Options struct {
 	// Name identifies the source: Source returns "memory:" + Name. Runs
 	// over extractors with the same name and kind resume each other.
 	Name string
-	// StreamOf names the stream a record belongs to. Nil puts every record
-	// in the stream named after the first "/"-separated segment of its key
-	// (a document's root collection; the whole key when it has no "/").
+	// StreamOf names the stream a record belongs to. Nil puts a document
+	// in the stream named after its root collection (the first
+	// "/"-separated segment of its key), as plan and verify expect
+	// (diff.Documents.StreamTables), and every other record in one stream
+	// per kind, named after it ("users", "files"): the users and files
+	// comparisons merge all of a kind's records with its one table. (A
+	// source holding users and a root collection named "users" needs a
+	// StreamOf.)
 	StreamOf func(record.Record) string
 	// Clock gives snapshot times; nil makes a fresh clock at Epoch.
 	Clock *Clock
@@ -75,6 +85,11 @@ type Options struct {
 	// zero): a Read at an older read time fails with
 	// extractors.ErrSnapshotExpired.
 	Window time.Duration
+	// Order is the order of keys the source delivers (KeyOrder), applied
+	// to each path segment of a document's key and to the whole uid of a
+	// user; nil means record.ByteOrder. Files always come in the byte
+	// order of their names.
+	Order record.KeyOrder
 }
 
 // Extractor reads records held in memory. It is safe for concurrent use.
@@ -84,16 +99,18 @@ type Extractor struct {
 	name    string
 	clock   *Clock
 	window  time.Duration
+	order   record.KeyOrder
 	streams []*stream // by name
 	byName  map[string]*stream
 	reads   atomic.Int64
 	closed  atomic.Bool
 }
 
-// stream is one stream's records, sorted by key bytes.
+// stream is one stream's records, sorted by cmp.
 type stream struct {
 	name string
 	kind record.Kind
+	cmp  func(a, b string) int
 	keys []string
 	recs []record.Record
 }
@@ -120,7 +137,10 @@ func New(recs []record.Record, opts Options) (*Extractor, error) {
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
 	}
-	e := &Extractor{name: opts.Name, clock: opts.Clock, window: opts.Window, byName: map[string]*stream{}}
+	if opts.Order == nil {
+		opts.Order = record.ByteOrder
+	}
+	e := &Extractor{name: opts.Name, clock: opts.Clock, window: opts.Window, order: opts.Order, byName: map[string]*stream{}}
 	seen := make(map[string]bool, len(recs))
 	for i, r := range recs {
 		if r.Key == "" || r.Kind == "" {
@@ -133,7 +153,7 @@ func New(recs []record.Record, opts Options) (*Extractor, error) {
 		name := opts.StreamOf(r)
 		st := e.byName[name]
 		if st == nil {
-			st = &stream{name: name, kind: r.Kind}
+			st = &stream{name: name, kind: r.Kind, cmp: keyCompare(r.Kind, opts.Order)}
 			e.byName[name] = st
 			e.streams = append(e.streams, st)
 		}
@@ -144,7 +164,7 @@ func New(recs []record.Record, opts Options) (*Extractor, error) {
 	}
 	sort.Slice(e.streams, func(i, j int) bool { return e.streams[i].name < e.streams[j].name })
 	for _, st := range e.streams {
-		slices.SortFunc(st.recs, func(a, b record.Record) int { return record.ByteOrder.Compare(a.Key, b.Key) })
+		slices.SortFunc(st.recs, func(a, b record.Record) int { return st.cmp(a.Key, b.Key) })
 		st.keys = make([]string, len(st.recs))
 		for i, r := range st.recs {
 			st.keys[i] = r.Key
@@ -153,8 +173,29 @@ func New(recs []record.Record, opts Options) (*Extractor, error) {
 	return e, nil
 }
 
+// keyCompare orders the keys of records of kind by order: documents path
+// segment by path segment (the order diff.Documents.CompareKeys merges
+// with and postgres reads tables in: each ID by order, then the shorter
+// path first), users by the whole key, and files by the bytes of their
+// names whatever order is (an object store's listing order, which the
+// files comparison merges in).
+func keyCompare(kind record.Kind, order record.KeyOrder) func(a, b string) int {
+	switch kind {
+	case record.KindFile:
+		return record.ByteOrder.Compare
+	case record.KindUser:
+		return order.Compare
+	}
+	return func(a, b string) int {
+		return slices.CompareFunc(strings.Split(a, "/"), strings.Split(b, "/"), order.Compare)
+	}
+}
+
 // rootSegment is the default StreamOf.
 func rootSegment(r record.Record) string {
+	if r.Kind != record.KindDocument {
+		return string(r.Kind) + "s"
+	}
 	s, _, _ := strings.Cut(r.Key, "/")
 	return s
 }
@@ -189,7 +230,8 @@ func (e *Extractor) Plan(ctx context.Context, partitions int, readTime time.Time
 	return out, nil
 }
 
-// Read emits the records of p after the cursor after, in key order. Each
+// Read emits the records of p after the cursor after, in the stream's
+// order (see the package comment). Each
 // record emitted counts as one billable read. An error from emit is
 // returned unchanged. When readTime is older than the window before any
 // record (the clock may move during the read), Read fails
@@ -205,7 +247,7 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, readTime t
 	}
 	lo, hi := st.bounds(p)
 	if after != "" {
-		lo = max(lo, upperBound(st.keys, after))
+		lo = max(lo, st.upperBound(after))
 	}
 	for i := lo; i < hi; i++ {
 		if err := ctx.Err(); err != nil {
@@ -230,17 +272,17 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, readTime t
 func (st *stream) bounds(p extractors.Partition) (lo, hi int) {
 	lo, hi = 0, len(st.keys)
 	if p.Start != "" {
-		lo, _ = slices.BinarySearch(st.keys, p.Start)
+		lo, _ = slices.BinarySearchFunc(st.keys, p.Start, st.cmp)
 	}
 	if p.End != "" {
-		hi, _ = slices.BinarySearch(st.keys, p.End)
+		hi, _ = slices.BinarySearchFunc(st.keys, p.End, st.cmp)
 	}
 	return lo, max(lo, hi)
 }
 
 // upperBound is the index of the first key after k.
-func upperBound(keys []string, k string) int {
-	i, found := slices.BinarySearch(keys, k)
+func (st *stream) upperBound(k string) int {
+	i, found := slices.BinarySearchFunc(st.keys, k, st.cmp)
 	if found {
 		i++
 	}
@@ -301,8 +343,11 @@ func (e *Extractor) Count(ctx context.Context, s extractors.Stream) (int64, erro
 // BillableReads is the number of records emitted so far.
 func (e *Extractor) BillableReads() int64 { return e.reads.Load() }
 
-// KeyOrder is record.ByteOrder: partitions deliver keys in byte order.
-func (e *Extractor) KeyOrder() record.KeyOrder { return record.ByteOrder }
+// KeyOrder is Options.Order (record.ByteOrder by default): partitions
+// deliver documents in it path segment by path segment and users by
+// whole key (files in byte order), and the partitions of a stream follow
+// each other in it.
+func (e *Extractor) KeyOrder() record.KeyOrder { return e.order }
 
 // Close makes later calls fail. It is idempotent.
 func (e *Extractor) Close() error {

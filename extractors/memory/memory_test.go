@@ -16,8 +16,9 @@ import (
 )
 
 // source returns documents in three root collections (one with a single
-// record, keys with unicode, NUL and bytes that sort around "/") and users
-// in a stream of their own.
+// record, keys with unicode, NUL and bytes that sort around "/", and
+// subcollections of documents whose IDs are prefixes of others, where
+// whole-key and segment orders differ) and users in a stream of their own.
 func source() []record.Record {
 	t0 := time.Date(2023, 5, 6, 7, 8, 9, 123456000, time.UTC)
 	var recs []record.Record
@@ -35,6 +36,9 @@ func source() []record.Record {
 	}
 	for i, k := range []string{"posts/é", "posts/a-b", "posts/a\x00b", "posts/a", "posts/Z", "posts/日本", "posts/a.b", "posts/a0"} {
 		add(record.KindDocument, k, 100+i)
+	}
+	for i, k := range []string{"posts/a/comments/c1", "posts/a-b/comments/c2", "posts/a/comments/c1/likes/l", "posts/a\x00b/x/y"} {
+		add(record.KindDocument, k, 150+i)
 	}
 	add(record.KindDocument, "single/only", 200)
 	for i := range 25 {
@@ -77,10 +81,10 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// TestPartitionsAreKeyRangesInByteOrder: every partition delivers its keys
-// in byte order, within [Start, End), and the ranges of a stream follow
-// each other.
-func TestPartitionsAreKeyRangesInByteOrder(t *testing.T) {
+// TestPartitionsAreKeyRangesInKeyOrder: every partition delivers its keys
+// in the extractor's order (documents segment by segment), within
+// [Start, End), and the ranges of a stream follow each other.
+func TestPartitionsAreKeyRangesInKeyOrder(t *testing.T) {
 	ctx := context.Background()
 	ex := newSource(t, memory.Options{})
 	if ex.KeyOrder() != record.ByteOrder {
@@ -91,6 +95,7 @@ func TestPartitionsAreKeyRangesInByteOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, st := range streams {
+		cmp := func(a, b string) int { return extractortest.KeyCompare(record.ByteOrder, st.Kind, a, b) }
 		for i, p := range st.Partitions {
 			if (i == 0) != (p.Start == "") || (i == len(st.Partitions)-1) != (p.End == "") {
 				t.Errorf("%s/%s: open bounds only at the stream's ends: %+v", st.Name, p.ID, p)
@@ -108,16 +113,135 @@ func TestPartitionsAreKeyRangesInByteOrder(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.IsSortedFunc(keys, record.ByteOrder.Compare) {
-				t.Errorf("%s/%s: keys out of byte order: %q", st.Name, p.ID, keys)
+			if !slices.IsSortedFunc(keys, cmp) {
+				t.Errorf("%s/%s: keys out of order: %q", st.Name, p.ID, keys)
 			}
 			for _, k := range keys {
-				if k < p.Start || (p.End != "" && k >= p.End) {
+				if (p.Start != "" && cmp(k, p.Start) < 0) || (p.End != "" && cmp(k, p.End) >= 0) {
 					t.Errorf("%s/%s: key %q outside [%q, %q)", st.Name, p.ID, k, p.Start, p.End)
 				}
 			}
 		}
 	}
+}
+
+// readKeys reads every stream of ex with n partitions and returns its keys
+// in the order read.
+func readKeys(t *testing.T, ex *memory.Extractor, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	streams, err := ex.Plan(ctx, n, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, st := range streams {
+		for _, p := range st.Partitions {
+			if err := ex.Read(ctx, p, time.Time{}, "", func(r record.Record) error {
+				keys = append(keys, r.Key)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return keys
+}
+
+// TestDocumentsInSegmentOrder: documents come path segment by path
+// segment, as diff.Documents.CompareKeys merges them and the loaders read
+// tables ("users/a/orders/x" before "users/a-b", which whole-key byte
+// order puts first since '-' < '/'); users and files keep whole-key order
+// (the users table is read ORDER BY uid COLLATE "C").
+func TestDocumentsInSegmentOrder(t *testing.T) {
+	recs := []record.Record{
+		{Kind: record.KindDocument, Key: "users/a-b"},
+		{Kind: record.KindDocument, Key: "users/a/orders/x"},
+		{Kind: record.KindDocument, Key: "users/a"},
+		{Kind: record.KindDocument, Key: "users/a/orders/x/items/1"},
+		{Kind: record.KindDocument, Key: "users/a.b"},
+		{Kind: record.KindDocument, Key: "users/a/orders/x-y"},
+		{Kind: record.KindFile, Key: "img/a/x.png"},
+		{Kind: record.KindFile, Key: "img/a-b.png"},
+		{Kind: record.KindUser, Key: "u/a/x"},
+		{Kind: record.KindUser, Key: "u/a-b"},
+	}
+	byKind := func(r record.Record) string { return string(r.Kind) }
+	ex, err := memory.New(recs, memory.Options{StreamOf: byKind})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"users/a", "users/a/orders/x", "users/a/orders/x/items/1", "users/a/orders/x-y", "users/a-b", "users/a.b", // document
+		"img/a-b.png", "img/a/x.png", // file: bytes
+		"u/a-b", "u/a/x", // user: bytes
+	}
+	for _, n := range []int{1, 2, 4} {
+		if got := readKeys(t, ex, n); !slices.Equal(got, want) {
+			t.Errorf("%d partitions: read\n %q\nwant\n %q", n, got, want)
+		}
+	}
+	if record.ByteOrder.Compare("users/a-b", "users/a/orders/x") >= 0 {
+		t.Fatal("the example does not tell the orders apart")
+	}
+}
+
+// lengthFirst orders IDs by length, then bytes: an order of its own, to
+// see Options.Order applied to each segment.
+type lengthFirst struct{}
+
+func (lengthFirst) Compare(a, b string) int {
+	if c := len(a) - len(b); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
+}
+func (lengthFirst) OrderBy(col string) string { return "length(" + col + "), " + col + ` COLLATE "C"` }
+
+// TestOrderOption: Options.Order is the key order, applied per segment to
+// documents and to the whole uid of users (files keep byte order), and the
+// suite holds with it (partitions and cursors found by that order).
+func TestOrderOption(t *testing.T) {
+	recs := []record.Record{
+		{Kind: record.KindDocument, Key: "c/ccc"},
+		{Kind: record.KindDocument, Key: "c/bb/s/x"},
+		{Kind: record.KindDocument, Key: "c/a/s/yy"},
+		{Kind: record.KindDocument, Key: "c/a/s/y"},
+		{Kind: record.KindUser, Key: "zz"},
+		{Kind: record.KindUser, Key: "aaa"},
+		{Kind: record.KindUser, Key: "b"},
+		{Kind: record.KindFile, Key: "ccc"},
+		{Kind: record.KindFile, Key: "bb.txt"},
+		{Kind: record.KindFile, Key: "a.txt"},
+	}
+	byKind := func(r record.Record) string { return string(r.Kind) }
+	ex, err := memory.New(recs, memory.Options{StreamOf: byKind, Order: lengthFirst{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ex.KeyOrder().(lengthFirst); !ok {
+		t.Fatalf("KeyOrder = %T", ex.KeyOrder())
+	}
+	want := []string{"c/a/s/y", "c/a/s/yy", "c/bb/s/x", "c/ccc", "a.txt", "bb.txt", "ccc", "b", "zz", "aaa"} // document, file, user streams
+	for _, n := range []int{1, 3} {
+		if got := readKeys(t, ex, n); !slices.Equal(got, want) {
+			t.Errorf("%d partitions: read %q, want %q", n, got, want)
+		}
+	}
+	all := map[string]record.Record{}
+	for _, r := range source() {
+		all[r.Key] = r
+	}
+	extractortest.Run(t, extractortest.Harness{
+		New: func(t *testing.T) extractors.Extractor {
+			ex, err := memory.New(source(), memory.Options{StreamOf: streamOf, Order: lengthFirst{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ex
+		},
+		Want: all, Times: true, Partitions: []int{1, 3, 8}, ResumeEvery: 1,
+	})
 }
 
 // TestCountsAndBillableReads: Count is the number of records a stream's
@@ -201,6 +325,33 @@ func TestSnapshotsExpireWithTheClock(t *testing.T) {
 	}
 }
 
+// TestDefaultStreams: without StreamOf, documents are streamed by root
+// collection and other records in one stream per kind (so a root
+// collection named "users" next to users needs a StreamOf).
+func TestDefaultStreams(t *testing.T) {
+	recs := []record.Record{
+		{Kind: record.KindDocument, Key: "people/a"}, {Kind: record.KindDocument, Key: "people/a/orders/x"},
+		{Kind: record.KindDocument, Key: "posts/p"}, {Kind: record.KindUser, Key: "u-1"}, {Kind: record.KindUser, Key: "u/2"},
+		{Kind: record.KindFile, Key: "img/a.png"}, {Kind: record.KindFile, Key: "notes.txt"},
+	}
+	ex, err := memory.New(recs, memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams, err := ex.Plan(context.Background(), 1, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, st := range streams {
+		n, _ := ex.Count(context.Background(), st)
+		got = append(got, fmt.Sprintf("%s:%s:%d", st.Name, st.Kind, n))
+	}
+	if want := []string{"files:file:2", "people:document:2", "posts:document:1", "users:user:2"}; !slices.Equal(got, want) {
+		t.Errorf("streams %q, want %q", got, want)
+	}
+}
+
 // TestRefusesAmbiguousSources: duplicate or empty keys, and a stream of two
 // kinds, are errors.
 func TestRefusesAmbiguousSources(t *testing.T) {
@@ -211,7 +362,8 @@ func TestRefusesAmbiguousSources(t *testing.T) {
 		"no kind":       {{Key: "a/1"}},
 		"mixed kinds":   {doc("a/1"), {Kind: record.KindUser, Key: "a/2"}},
 	} {
-		if _, err := memory.New(recs, memory.Options{Name: "x"}); err == nil {
+		oneStream := func(record.Record) string { return "a" }
+		if _, err := memory.New(recs, memory.Options{Name: "x", StreamOf: oneStream}); err == nil {
 			t.Errorf("%s: New succeeded", name)
 		}
 	}
