@@ -108,6 +108,24 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 		return err
 	}
 	defer pool.Close()
+	// Every kind's settings are resolved and checked (types, required
+	// options, from flags, --config and the environment) before anything
+	// is read or written (the target is only connected to), so a bad value
+	// for a later kind stops the run before an earlier kind is migrated.
+	cfgs := make([]plugin.Config, len(kinds))
+	for i, k := range kinds {
+		cfg, err := pluginConfig(f, k.Options)
+		m.secrets = append(m.secrets, secretValues(k.Options, cfg)...)
+		if err != nil {
+			m.sum.Jobs[i].Status = statusFailed
+			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
+		}
+		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
+			m.sum.Jobs[i].Status = statusFailed
+			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w (or leave %ss out with --only)", k.Kind, err, k.Kind)}
+		}
+		cfgs[i] = cfg
+	}
 	state, err := postgres.OpenState(ctx, pool)
 	if err != nil {
 		return err
@@ -121,16 +139,7 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 		if ctx.Err() != nil {
 			return migration.ErrInterrupted
 		}
-		cfg, err := pluginConfig(f, k.Options)
-		m.secrets = append(m.secrets, secretValues(k.Options, cfg)...)
-		if err != nil {
-			m.sum.Jobs[i].Status = statusFailed
-			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
-		}
-		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
-			m.sum.Jobs[i].Status = statusFailed
-			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w (or leave %ss out with --only)", k.Kind, err, k.Kind)}
-		}
+		cfg := cfgs[i]
 		env := &buildEnv{Command: "migrate", Source: sourceName(f), Config: cfg, Pool: pool, State: state, Log: m.log, Stderr: m.cmd.ErrOrStderr(), Workers: m.workers, Restart: m.restart, Given: optionGiven(f)}
 		job, err := k.Build(ctx, env)
 		if err != nil {

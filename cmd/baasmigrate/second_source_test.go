@@ -413,3 +413,33 @@ func TestSecondSource(t *testing.T) {
 		t.Errorf("verify after migrating the change: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// TestLaterKindsSettingsAreCheckedFirst: a setting of the last kind
+// (files' required --objects) that is missing stops migrate before the
+// first kind is migrated: nothing is written to the target, not even the
+// tool's state.
+func TestLaterKindsSettingsAreCheckedFirst(t *testing.T) {
+	dsn := testenv.NewDatabase(t)
+	clearServiceEnv(t)
+	registerMemorySource()
+	memorySource.Lock()
+	memorySource.recs = secondSourceRecords(t)
+	memorySource.Unlock()
+	res := run(t, "migrate", "--source", "memory", "--postgres", dsn)
+	if res.code != exitError || !strings.Contains(res.stderr, "files: missing required option(s): --objects") {
+		t.Fatalf("exit %d, want 2 naming --objects of files:\n%s", res.code, res.stderr)
+	}
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var schemas int64
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM information_schema.schemata
+		WHERE schema_name NOT IN ('public', 'information_schema') AND schema_name NOT LIKE 'pg\_%'`).Scan(&schemas); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, pool, "information_schema.tables WHERE table_schema = 'public'"); schemas != 0 || n != 0 {
+		t.Fatalf("%d schemas and %d public tables created; want none", schemas, n)
+	}
+}
