@@ -296,10 +296,25 @@ func ForKind(source string, kind record.Kind) (Spec, error) {
 		kinds = append(kinds, string(s.Kind)+"s")
 	}
 	if len(kinds) == 0 {
-		return Spec{}, fmt.Errorf("unknown source %q (registered: %s)", source, strings.Join(sourcesLocked(), ", "))
+		return Spec{}, unknownSourceLocked(source)
 	}
 	sort.Strings(kinds)
 	return Spec{}, fmt.Errorf("source %q has no %ss (it offers %s)", source, kind, strings.Join(kinds, ", "))
+}
+
+// CheckSource returns nil when source is registered, and otherwise an
+// error listing the registered sources.
+func CheckSource(source string) error {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if slices.Contains(sourcesLocked(), source) {
+		return nil
+	}
+	return unknownSourceLocked(source)
+}
+
+func unknownSourceLocked(source string) error {
+	return fmt.Errorf("unknown source %q (registered: %s)", source, strings.Join(sourcesLocked(), ", "))
 }
 
 // Sources returns the names of the registered sources, sorted.

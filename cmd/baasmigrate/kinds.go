@@ -155,8 +155,7 @@ func allKindOptions() []plugin.Option {
 // extractor and their own. It fails for an unknown source (listing the
 // registered ones), an unknown kind, and a kind source does not offer.
 func selectKinds(only, source string) ([]*kindSpec, error) {
-	if !slices.Contains(extractors.Sources(), source) {
-		_, err := extractors.ForKind(source, record.KindDocument) // says which sources there are
+	if err := extractors.CheckSource(source); err != nil {
 		return nil, fmt.Errorf("--source: %w", err)
 	}
 	want := map[record.Kind]bool{}

@@ -396,12 +396,10 @@ func FromConfig(cfg plugin.Config) (Policy, error) {
 		return p, fmt.Errorf("--%s must be at least 1", AttemptsOption.Name)
 	}
 	p.Attempts = n
-	if s := cfg.String(BackoffOption.Name); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return p, fmt.Errorf("--%s: %q is not a duration like 250ms", BackoffOption.Name, s)
+	if cfg.String(BackoffOption.Name) != "" {
+		if p.Initial, err = cfg.Duration(BackoffOption.Name); err != nil {
+			return p, err
 		}
-		p.Initial = d
 	}
 	if p.Timeout, err = Timeout(cfg, SourceTimeoutOption); err != nil {
 		return p, err
@@ -417,8 +415,11 @@ func Timeout(cfg plugin.Config, o plugin.Option) (time.Duration, error) {
 	if s == "" {
 		s = o.Default
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
+	d, err := plugin.Config{o.Name: s}.Duration(o.Name)
+	if err != nil {
+		return 0, err
+	}
+	if d == 0 {
 		return 0, fmt.Errorf("--%s: %q is not a positive duration like 30s or 2m", o.Name, s)
 	}
 	return d, nil
