@@ -267,7 +267,12 @@ func (s *Users) usersDDL() []string {
 			id         text PRIMARY KEY,
 			algorithm  text NOT NULL,
 			parameters jsonb NOT NULL ` + hashParametersCheck + `,
-			added_at   timestamptz NOT NULL DEFAULT now()
+			signer_key     bytea,
+			salt_separator bytea,
+			rounds         integer,
+			mem_cost       integer,
+			added_at   timestamptz NOT NULL DEFAULT now(),
+			` + hashConfigsFirebaseColumns + `
 		)`,
 		// Parameters can be secrets (Firebase scrypt's signer key): nobody
 		// but the owner by default.
@@ -390,8 +395,9 @@ func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
 		if err != nil {
 			return fmt.Errorf("encoding the password hash parameters: %w", err)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO `+s.table(HashConfigsTable)+` (id, algorithm, parameters)
-			VALUES ($1, $2, $3::text::jsonb) ON CONFLICT (id) DO NOTHING`, s.hashID, s.cfg.SharedHash.Algorithm, string(params))
+		args := append([]any{s.hashID, s.cfg.SharedHash.Algorithm, string(params)}, s.firebaseColumns()...)
+		_, err = tx.Exec(ctx, `INSERT INTO `+s.table(HashConfigsTable)+` (id, algorithm, parameters, signer_key, salt_separator, rounds, mem_cost)
+			VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`, args...)
 		if err != nil {
 			return fmt.Errorf("storing the password hash parameters: %w", err)
 		}
@@ -401,6 +407,54 @@ func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
 		return fmt.Errorf("creating the users tables in schema %q: %w", s.cfg.Schema, err)
 	}
 	return nil
+}
+
+// Upgrade brings tables an earlier version made to this version's layout
+// (upgradeDDL), under the lock and in one transaction as Prepare does, and
+// does nothing else: it creates no table, stores no hash parameters and
+// claims nothing. When the tables are absent or already current it only
+// reads the catalog and issues no other statement. It is idempotent. (The
+// engine calls it, as loaders.Upgrader, on a re-run with nothing to copy.)
+func (s *Users) Upgrade(ctx context.Context, db loaders.DB) error {
+	upgrade, err := s.upgradeDDL(ctx, db)
+	if err != nil || len(upgrade) == 0 {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
+			return err
+		}
+		// Another run may have upgraded them meanwhile.
+		upgrade, err := s.upgradeDDL(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, stmt := range upgrade {
+			if _, err := tx.Exec(ctx, stmt.SQL); err != nil {
+				return fmt.Errorf("%s: %w", stmt.What, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("upgrading the users tables in schema %q: %w", s.cfg.Schema, err)
+	}
+	return nil
+}
+
+// firebaseColumns are the values of hash_configs' signer_key,
+// salt_separator, rounds and mem_cost for the shared parameters: Firebase
+// scrypt's, as earlier versions stored them, or four nils (NULL) for
+// other algorithms.
+func (s *Users) firebaseColumns() []any {
+	if s.cfg.SharedHash == nil || s.cfg.SharedHash.Algorithm != passwords.FirebaseScrypt {
+		return []any{nil, nil, nil, nil}
+	}
+	p, err := passwords.FirebaseScryptParamsFrom(s.cfg.SharedHash.Params) // checked by hashConfigID
+	if err != nil {
+		return []any{nil, nil, nil, nil}
+	}
+	return []any{p.SignerKey(), p.SaltSeparator(), p.Rounds(), p.MemCost()}
 }
 
 // beginner adapts loaders.DB to pgx.BeginFunc.
