@@ -459,6 +459,8 @@ func FuzzCheck(f *testing.F) {
 	for _, m := range malformedCases {
 		f.Add(m.cred.Algorithm, m.cred.Hash, m.cred.Salt, "", "", "")
 	}
+	f.Add(FirebaseScrypt, "$fbscrypt$v=1,n=14,r=8,p=1,Zq9xSecret=1,sk=a2V5$YQ==$Yg==", "", "", "", "")
+	f.Add(FirebaseScrypt, "$firescrypt$ln=14,r=8,p=1,ln2Secret=1$YQ==$Yg==$Bw==$a2V5", "", "", "", "")
 	f.Fuzz(func(t *testing.T, alg, hash, salt, num, enc, pos string) {
 		params := map[string]string{}
 		for k, v := range map[string]string{"n": num, "r": "1", "p": "1", "iterations": num, "encoding": enc, "salt_position": pos} {
@@ -480,6 +482,19 @@ func FuzzCheck(f *testing.F) {
 				hashLike := len(secret) >= 12 && strings.ContainsAny(secret, "0123456789") && !strings.Contains(alg, secret)
 				if hashLike && strings.Contains(err.Error(), secret) {
 					t.Fatalf("Check(%s) error %q quotes the hash or salt", alg, err)
+				}
+			}
+			// Nor a piece of them (a parameter name inside an encoded
+			// hash): pieces of 8 or more characters with a letter and a
+			// digit, which the errors' own words (algorithm names aside)
+			// never are.
+			names := strings.ToLower(strings.Join(Algorithms(), " ") + " " + alg)
+			for _, frag := range strings.FieldsFunc(hash+"$"+salt, func(r rune) bool { return strings.ContainsRune("$,=:; ", r) }) {
+				hashLike := len(frag) >= 8 && strings.ContainsAny(frag, "0123456789") &&
+					strings.ContainsFunc(frag, func(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }) &&
+					!strings.Contains(names, strings.ToLower(frag))
+				if hashLike && strings.Contains(err.Error(), frag) {
+					t.Fatalf("Check(%s) error %q quotes a piece of the hash or salt, %q", alg, err, frag)
 				}
 			}
 		}

@@ -864,8 +864,9 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		if p.Version != nil {
 			version = *p.Version
 		}
-		switch p.Algorithm {
-		case passwords.FirebaseScrypt:
+		encoded := p.Algorithm == passwords.FirebaseScrypt && firebaseEncoded(p.Hash)
+		switch {
+		case p.Algorithm == passwords.FirebaseScrypt && !encoded:
 			// Stored decoded, as bytes: Firebase hands the same hash out in
 			// several base64 flavours.
 			h, err := firebasescrypt.DecodeBase64(p.Hash)
@@ -880,23 +881,29 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 				return nil, "the Firebase scrypt password hash is empty"
 			}
 			hash, salt = h, sl
-		case passwords.None:
+		case p.Algorithm == passwords.None:
 		default:
 			// The source's text, exactly: self-describing hashes ($2b$...,
-			// $argon2id$...) and hex or base64 digests alike.
+			// $argon2id$..., Firebase scrypt's $fbscrypt$... and
+			// $firescrypt$..., which carry their parameters and salt) and
+			// hex or base64 digests alike.
 			hashVerbatim, saltVerbatim = p.Hash, p.Salt
 		}
-		// A Firebase scrypt hash without parameters of its own uses the
-		// project's (shared, checked when the sink is configured; absent
-		// when the run was given none, and the hash is then kept to be
-		// verified later): its hash and salt were decoded above.
-		// A credential without parameters of its own is checked with the
-		// shared ones of its algorithm, which the reader gives it back.
+		// Every credential is checked (passwords.Check) except two kinds,
+		// stored as earlier versions stored them: EMULATOR_FAKE, the Auth
+		// emulator's clear-text stand-in, kept verbatim whatever it holds;
+		// and a Firebase scrypt hash without parameters of its own, whose
+		// hash and salt were decoded above and which uses the project's
+		// shared parameters — checking it against them would reject hashes
+		// earlier versions stored (and without them there is nothing to
+		// check it against until a run is given them). Any other credential
+		// without parameters of its own is checked with the shared ones of
+		// its algorithm, which the reader gives back to it.
 		check := *p
-		if len(check.Params) == 0 && s.cfg.SharedHash != nil && check.Algorithm == s.cfg.SharedHash.Algorithm {
+		if len(check.Params) == 0 && !encoded && s.cfg.SharedHash != nil && check.Algorithm == s.cfg.SharedHash.Algorithm {
 			check.Params = s.cfg.SharedHash.Params
 		}
-		if p.Algorithm != passwords.FirebaseScrypt || len(p.Params) > 0 {
+		if p.Algorithm != passwords.EmulatorFake && (p.Algorithm != passwords.FirebaseScrypt || encoded || len(p.Params) > 0) {
 			if err := passwords.Check(check); err != nil {
 				return nil, err.Error()
 			}
@@ -908,7 +915,7 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 			}
 			params = text
 		}
-		if s.hashID != "" && p.Algorithm == s.cfg.SharedHash.Algorithm {
+		if s.hashID != "" && p.Algorithm == s.cfg.SharedHash.Algorithm && !encoded {
 			hashConfig = s.hashID
 		}
 	}
@@ -947,6 +954,13 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		})
 	}
 	return r, ""
+}
+
+// firebaseEncoded reports whether a Firebase scrypt hash is in one of the
+// self-describing forms passwords.Check accepts (Supabase's $fbscrypt$…,
+// Kratos' $firescrypt$…), which carry their own parameters and salt.
+func firebaseEncoded(hash string) bool {
+	return strings.HasPrefix(hash, firebasescrypt.SupabasePrefix) || strings.HasPrefix(hash, firebasescrypt.KratosPrefix)
 }
 
 // nonNilParams is params, or an empty map for nil (stored as {}).

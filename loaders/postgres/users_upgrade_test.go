@@ -477,3 +477,68 @@ func TestUsersUpgrade(t *testing.T) {
 		t.Errorf("Upgrade of current tables issued %d statements and %d transactions", db.execs, db.begins)
 	}
 }
+
+// TestUsersStoreEncodedFirebaseHashes: Firebase scrypt hashes in the
+// self-describing $fbscrypt$ and $firescrypt$ forms are checked, stored
+// verbatim without a reference to the shared parameters (they carry their
+// own) and read back ready to verify; a malformed one is rejected without
+// quoting it. EMULATOR_FAKE credentials are stored verbatim as earlier
+// versions did, even with a salt their fakeHash does not repeat.
+func TestUsersStoreEncodedFirebaseHashes(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	s := postgres.NewUsers(postgres.UsersConfig{SharedHash: testShared(t)})
+	if err := s.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	p := testParams(t)
+	hash, _ := base64.StdEncoding.DecodeString(testHash)
+	salt, _ := base64.StdEncoding.DecodeString(testSalt)
+	supa, err := p.SupabaseHash(salt, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kratos, err := p.KratosHash(salt, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &passwords.Credential{Algorithm: passwords.EmulatorFake, Hash: "fakeHash:salt=a:password=pw", Salt: "b"}
+	out := writeUsers(t, pool, s,
+		record.User{UID: "supa", Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: supa}}.Record("1"),
+		record.User{UID: "kratos", Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: kratos}}.Record("2"),
+		record.User{UID: "bad", Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: "$fbscrypt$v=1,n=14,r=8,p=1,zz=secretvalue$c2FsdA==$aGFzaA=="}}.Record("3"),
+		record.User{UID: "emu", Password: fake}.Record("4"),
+	)
+	if len(out.Rejects) != 1 || out.Rejects[2] == "" {
+		t.Fatalf("rejects %v; want bad only", out.Rejects)
+	}
+	if strings.Contains(out.Rejects[2], "secretvalue") || strings.Contains(out.Rejects[2], "zz") {
+		t.Errorf("the reason quotes the hash: %q", out.Rejects[2])
+	}
+	for uid, stored := range map[string]string{"supa": supa, "kratos": kratos} {
+		var verbatim string
+		var config *string
+		var bytes bool
+		if err := pool.QueryRow(ctx, `SELECT password_hash_verbatim, hash_config_id, password_hash IS NOT NULL FROM firebase_auth.users WHERE uid = $1`,
+			uid).Scan(&verbatim, &config, &bytes); err != nil {
+			t.Fatal(err)
+		}
+		if verbatim != stored || config != nil || bytes {
+			t.Errorf("%s: stored verbatim %v, config %v, bytes %v", uid, verbatim == stored, config, bytes)
+		}
+		u, err := postgres.ReadUser(ctx, pool, postgres.DefaultUsersSchema, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := passwords.Verify(*u.Password, []byte("user1password")); !ok || err != nil {
+			t.Errorf("%s read back does not verify: %v, %v", uid, ok, err)
+		}
+	}
+	u, err := postgres.ReadUser(ctx, pool, postgres.DefaultUsersSchema, "emu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Password.Hash != fake.Hash || u.Password.Salt != fake.Salt {
+		t.Errorf("EMULATOR_FAKE read back differs")
+	}
+}
