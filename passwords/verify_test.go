@@ -517,3 +517,35 @@ func TestFirebaseScryptParams(t *testing.T) {
 		t.Fatalf("Verify = %v, %v", ok, err)
 	}
 }
+
+// TestFirebaseWithoutParameters: a Firebase scrypt hash without the
+// project's parameters cannot be verified (ErrCannotVerify), from Verify
+// and FirebaseScryptParamsFrom alike; parameters given in part, or not
+// numbers, are malformed.
+func TestFirebaseWithoutParameters(t *testing.T) {
+	for _, params := range []map[string]string{nil, {}, {"salt_separator": ""}} {
+		c := Credential{Algorithm: FirebaseScrypt, Hash: fbHash, Salt: fbSalt, Params: params}
+		if err := Check(c); err != nil {
+			t.Errorf("Check(%v) = %v; want nil, the hash and salt are well formed", params, err)
+		}
+		if ok, err := Verify(c, []byte("user1password")); ok || !errors.Is(err, ErrCannotVerify) || errors.Is(err, ErrMalformed) {
+			t.Errorf("Verify(%v) = %v, %v; want ErrCannotVerify", params, ok, err)
+		}
+		if _, err := FirebaseScryptParamsFrom(params); !errors.Is(err, ErrCannotVerify) {
+			t.Errorf("FirebaseScryptParamsFrom(%v) = %v; want ErrCannotVerify", params, err)
+		}
+	}
+	if err := Check(Credential{Algorithm: FirebaseScrypt, Hash: "%%%", Salt: fbSalt}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a hash that is not base64, without parameters: %v; want ErrMalformed", err)
+	}
+	for name, params := range map[string]map[string]string{
+		"no signer key":       with(fbParams("8", "14"), "signer_key", "<delete>"),
+		"rounds not a number": fbParams("eight", "14"),
+		"mem_cost missing":    with(fbParams("8", "14"), "mem_cost", "<delete>"),
+		"rounds 9":            fbParams("9", "14"),
+	} {
+		if _, err := FirebaseScryptParamsFrom(params); !errors.Is(err, ErrMalformed) || strings.Contains(err.Error(), fbSignerKey) {
+			t.Errorf("FirebaseScryptParamsFrom, %s: %v; want ErrMalformed", name, err)
+		}
+	}
+}
