@@ -242,6 +242,16 @@ func hashConfigID(c passwords.Credential) (string, error) {
 		}
 		return "scrypt-" + p.Fingerprint(), nil
 	}
+	return strings.ToLower(c.Algorithm) + "-" + hex.EncodeToString(HashParamsDigest(c.Algorithm, c.Params))[:16], nil
+}
+
+// HashParamsDigest stands for a set of shared hash parameters without
+// showing them: a SHA-256 over "baasmigrate-hash-config-v1", the algorithm,
+// and each parameter's name and value in name order, each prefixed with
+// its length. The hash_configs ids of algorithms other than Firebase
+// scrypt are made of it (hashConfigID), and plan and verify compare it in
+// place of the parameters.
+func HashParamsDigest(algorithm string, params map[string]string) []byte {
 	h := sha256.New()
 	var n [8]byte
 	field := func(b string) {
@@ -250,12 +260,12 @@ func hashConfigID(c passwords.Credential) (string, error) {
 		h.Write([]byte(b))
 	}
 	field("baasmigrate-hash-config-v1")
-	field(c.Algorithm)
-	for _, k := range slices.Sorted(maps.Keys(c.Params)) {
+	field(algorithm)
+	for _, k := range slices.Sorted(maps.Keys(params)) {
 		field(k)
-		field(c.Params[k])
+		field(params[k])
 	}
-	return strings.ToLower(c.Algorithm) + "-" + hex.EncodeToString(h.Sum(nil))[:16], nil
+	return h.Sum(nil)
 }
 
 // usersDDL creates the schema; every statement is idempotent.

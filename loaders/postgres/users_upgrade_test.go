@@ -325,6 +325,11 @@ func TestUsersSharedHashOfAnotherAlgorithm(t *testing.T) {
 	if !strings.HasPrefix(s.HashConfigID(), "sha256-") || strings.Contains(s.HashConfigID(), "suffix") {
 		t.Fatalf("id %q", s.HashConfigID())
 	}
+	// Rows refer to the id: it never changes (SHA-256 over the
+	// length-prefixed fields, see postgres.HashParamsDigest).
+	if s.HashConfigID() != "sha256-abab70acc4ad5e5b" {
+		t.Errorf("id %q changed", s.HashConfigID())
+	}
 	plan, err := s.PlannedDDL(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
