@@ -159,8 +159,9 @@ func ColumnExists(ctx context.Context, db loaders.DB, schema, table, column stri
 
 // HashConfigExprs returns SQL expressions reading the algorithm and the
 // parameters (jsonb) of the hash_configs row aliased alias, for readers
-// that must not write (plan, verify): in the current layout, or in the
-// first layout exactly as upgradeDDL will convert it.
+// that must not write (plan, verify, and ReadUser and EachUser behind auth
+// verify-password and auth export): in the current layout, or in the first
+// layout exactly as upgradeDDL will convert it.
 func HashConfigExprs(ctx context.Context, db loaders.DB, schema, alias string) (algorithm, parameters string, err error) {
 	current, err := ColumnExists(ctx, db, schema, HashConfigsTable, "parameters")
 	if err != nil {
