@@ -210,6 +210,12 @@ func TestUsersUpgradeTheFirstLayout(t *testing.T) {
 	// Backends of earlier versions read the four columns: they keep their
 	// values.
 	checkFirebaseColumns(t, pool, postgres.DefaultUsersSchema, s.HashConfigID(), p)
+	// And tables made fresh have them too, filled the same way.
+	fresh := postgres.NewUsers(postgres.UsersConfig{Schema: "fresh", SharedHash: testShared(t)})
+	if err := fresh.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	checkFirebaseColumns(t, pool, "fresh", fresh.HashConfigID(), p)
 
 	old, err := postgres.ReadUser(ctx, pool, postgres.DefaultUsersSchema, "old")
 	if err != nil {
