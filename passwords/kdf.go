@@ -51,9 +51,20 @@ func prepareFirebase(c Credential) (verifier, error) {
 	if err := onlyParams(c, "signer_key", "salt_separator", "rounds", "mem_cost"); err != nil {
 		return nil, err
 	}
+	if noFirebaseParams(c.Params) {
+		// The project's parameters are missing altogether: the hash is
+		// well formed if it and the salt decode, and cannot be verified.
+		if _, err := decode(c, "Hash", c.Hash, encBase64); err != nil {
+			return nil, err
+		}
+		if _, err := decode(c, "Salt", c.Salt, encBase64); err != nil {
+			return nil, err
+		}
+		return cannot(errNoFirebaseParams), nil
+	}
 	key, ok := c.Params["signer_key"]
 	if !ok || key == "" {
-		return nil, malformed(c, "parameter %q is missing: the migration was given no Firebase hash parameters", "signer_key")
+		return nil, malformed(c, "parameter %q is missing", "signer_key")
 	}
 	rounds, _, err := intParam(c, "rounds", firebasescrypt.MinRounds, firebasescrypt.MaxRounds, true)
 	if err != nil {
@@ -362,20 +373,48 @@ func FirebaseScryptParams(p firebasescrypt.Params) map[string]string {
 	}
 }
 
+// errNoFirebaseParams is the ErrCannotVerify of a Firebase scrypt hash
+// without the project's parameters.
+var errNoFirebaseParams = fmt.Errorf("%w: %s: the hash needs the project's parameters (signer_key, salt_separator, rounds, mem_cost) "+
+	"and the credential has none: the migration was given no Firebase hash parameters", ErrCannotVerify, FirebaseScrypt)
+
+// noFirebaseParams reports whether params hold none of Firebase scrypt's
+// project parameters (an empty value counts as absent).
+func noFirebaseParams(params map[string]string) bool {
+	for _, k := range []string{"signer_key", "salt_separator", "rounds", "mem_cost"} {
+		if params[k] != "" {
+			return false
+		}
+	}
+	return true
+}
+
 // FirebaseScryptParamsFrom reads Params made by FirebaseScryptParams back
-// into the project's parameters. A missing signer key is ErrCannotVerify:
-// the migration was given none. Errors name the parameter, never its value.
+// into the project's parameters. Params holding none of them are
+// ErrCannotVerify (the migration was given none), as Verify says for a
+// Firebase scrypt credential without them; some but not all, or values
+// out of range, are ErrMalformed. Errors name the parameter, never its
+// value.
 func FirebaseScryptParamsFrom(params map[string]string) (firebasescrypt.Params, error) {
+	if noFirebaseParams(params) {
+		return firebasescrypt.Params{}, errNoFirebaseParams
+	}
+	c := Credential{Algorithm: FirebaseScrypt}
 	if params["signer_key"] == "" {
-		return firebasescrypt.Params{}, fmt.Errorf("%w: no Firebase hash parameters", ErrCannotVerify)
+		return firebasescrypt.Params{}, malformed(c, "parameter %q is missing", "signer_key")
 	}
 	rounds, err := strconv.Atoi(params["rounds"])
 	if err != nil {
-		return firebasescrypt.Params{}, errors.New("rounds is not a number")
+		return firebasescrypt.Params{}, malformed(c, "parameter %q is not a whole number", "rounds")
 	}
 	memCost, err := strconv.Atoi(params["mem_cost"])
 	if err != nil {
-		return firebasescrypt.Params{}, errors.New("mem_cost is not a number")
+		return firebasescrypt.Params{}, malformed(c, "parameter %q is not a whole number", "mem_cost")
 	}
-	return firebasescrypt.ParseParams(params["signer_key"], params["salt_separator"], rounds, memCost)
+	p, err := firebasescrypt.ParseParams(params["signer_key"], params["salt_separator"], rounds, memCost)
+	if err != nil {
+		// ParseParams names the parameter and never quotes it.
+		return firebasescrypt.Params{}, fmt.Errorf("%w: %s: %w", ErrMalformed, FirebaseScrypt, err)
+	}
+	return p, nil
 }

@@ -17,7 +17,9 @@ import (
 var (
 	// ErrCannotVerify means the credential holds nothing a password can be
 	// checked against (None, Unknown): the user must sign in once through
-	// the old service, which captures the password, or reset it.
+	// the old service, which captures the password, or reset it; or that
+	// the shared parameters its algorithm needs are missing (Firebase
+	// scrypt without the project's).
 	ErrCannotVerify = errors.New("the password cannot be verified against this credential")
 	// ErrMalformed means the credential is not well formed for its
 	// algorithm: a hash or salt that does not decode, a parameter missing,
@@ -60,7 +62,10 @@ func Verify(c Credential, password []byte) (bool, error) {
 // Check returns nil when c is well formed for its algorithm: the hash and
 // salt decode, the parameters the algorithm needs are present, none it
 // does not know is, and all are in range. None and Unknown credentials are
-// well formed (Verify then says ErrCannotVerify). Errors wrap ErrMalformed
+// well formed (Verify then says ErrCannotVerify), and so is a Firebase
+// scrypt hash and salt without any of the project's parameters (the
+// migration was given none; Verify says ErrCannotVerify, as
+// FirebaseScryptParamsFrom does). Errors wrap ErrMalformed
 // or ErrUnknownAlgorithm; they name the field or parameter at fault and
 // never quote a hash, a salt or a parameter's value.
 //

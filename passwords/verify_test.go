@@ -459,6 +459,8 @@ func FuzzCheck(f *testing.F) {
 	for _, m := range malformedCases {
 		f.Add(m.cred.Algorithm, m.cred.Hash, m.cred.Salt, "", "", "")
 	}
+	f.Add(FirebaseScrypt, "$fbscrypt$v=1,n=14,r=8,p=1,Zq9xSecret=1,sk=a2V5$YQ==$Yg==", "", "", "", "")
+	f.Add(FirebaseScrypt, "$firescrypt$ln=14,r=8,p=1,ln2Secret=1$YQ==$Yg==$Bw==$a2V5", "", "", "", "")
 	f.Fuzz(func(t *testing.T, alg, hash, salt, num, enc, pos string) {
 		params := map[string]string{}
 		for k, v := range map[string]string{"n": num, "r": "1", "p": "1", "iterations": num, "encoding": enc, "salt_position": pos} {
@@ -482,6 +484,19 @@ func FuzzCheck(f *testing.F) {
 					t.Fatalf("Check(%s) error %q quotes the hash or salt", alg, err)
 				}
 			}
+			// Nor a piece of them (a parameter name inside an encoded
+			// hash): pieces of 8 or more characters with a letter and a
+			// digit, which the errors' own words (algorithm names aside)
+			// never are.
+			names := strings.ToLower(strings.Join(Algorithms(), " ") + " " + alg)
+			for _, frag := range strings.FieldsFunc(hash+"$"+salt, func(r rune) bool { return strings.ContainsRune("$,=:; ", r) }) {
+				hashLike := len(frag) >= 8 && strings.ContainsAny(frag, "0123456789") &&
+					strings.ContainsFunc(frag, func(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }) &&
+					!strings.Contains(names, strings.ToLower(frag))
+				if hashLike && strings.Contains(err.Error(), frag) {
+					t.Fatalf("Check(%s) error %q quotes a piece of the hash or salt, %q", alg, err, frag)
+				}
+			}
 		}
 	})
 }
@@ -500,5 +515,37 @@ func TestFirebaseScryptParams(t *testing.T) {
 	c := Credential{Algorithm: FirebaseScrypt, Salt: fbSalt, Params: params, Hash: fbHash}
 	if ok, err := Verify(c, []byte("user1password")); !ok || err != nil {
 		t.Fatalf("Verify = %v, %v", ok, err)
+	}
+}
+
+// TestFirebaseWithoutParameters: a Firebase scrypt hash without the
+// project's parameters cannot be verified (ErrCannotVerify), from Verify
+// and FirebaseScryptParamsFrom alike; parameters given in part, or not
+// numbers, are malformed.
+func TestFirebaseWithoutParameters(t *testing.T) {
+	for _, params := range []map[string]string{nil, {}, {"salt_separator": ""}} {
+		c := Credential{Algorithm: FirebaseScrypt, Hash: fbHash, Salt: fbSalt, Params: params}
+		if err := Check(c); err != nil {
+			t.Errorf("Check(%v) = %v; want nil, the hash and salt are well formed", params, err)
+		}
+		if ok, err := Verify(c, []byte("user1password")); ok || !errors.Is(err, ErrCannotVerify) || errors.Is(err, ErrMalformed) {
+			t.Errorf("Verify(%v) = %v, %v; want ErrCannotVerify", params, ok, err)
+		}
+		if _, err := FirebaseScryptParamsFrom(params); !errors.Is(err, ErrCannotVerify) {
+			t.Errorf("FirebaseScryptParamsFrom(%v) = %v; want ErrCannotVerify", params, err)
+		}
+	}
+	if err := Check(Credential{Algorithm: FirebaseScrypt, Hash: "%%%", Salt: fbSalt}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a hash that is not base64, without parameters: %v; want ErrMalformed", err)
+	}
+	for name, params := range map[string]map[string]string{
+		"no signer key":       with(fbParams("8", "14"), "signer_key", "<delete>"),
+		"rounds not a number": fbParams("eight", "14"),
+		"mem_cost missing":    with(fbParams("8", "14"), "mem_cost", "<delete>"),
+		"rounds 9":            fbParams("9", "14"),
+	} {
+		if _, err := FirebaseScryptParamsFrom(params); !errors.Is(err, ErrMalformed) || strings.Contains(err.Error(), fbSignerKey) {
+			t.Errorf("FirebaseScryptParamsFrom, %s: %v; want ErrMalformed", name, err)
+		}
 	}
 }

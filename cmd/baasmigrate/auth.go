@@ -137,9 +137,18 @@ func checkPassword(ctx context.Context, pool *pgxpool.Pool, schema, uid string, 
 	switch {
 	case err == nil:
 		return ok, nil
-	case (errors.Is(err, passwords.ErrCannotVerify) || errors.Is(err, passwords.ErrMalformed)) && u.HashConfigID == "" && len(c.Params) == 0:
-		return false, fmt.Errorf("user %q has a %s hash but the migration was given no hash parameters for it; "+
-			"run migrate again with the source's hash parameters and --restart (%w)", uid, c.Algorithm, err)
+	case errors.Is(err, passwords.ErrCannotVerify) && u.HashConfigID == "":
+		// Only an algorithm whose hashes need shared parameters (today
+		// Firebase scrypt) says ErrCannotVerify here: None and Unknown were
+		// answered above, and a malformed credential is ErrMalformed.
+		what, options := c.Algorithm, "the source's hash parameters"
+		if c.Algorithm == passwords.FirebaseScrypt {
+			// The Firebase users extractor's options, as earlier versions
+			// named them.
+			what, options = "Firebase scrypt", "--hash-signer-key, --hash-salt-separator, --hash-rounds, --hash-mem-cost"
+		}
+		return false, fmt.Errorf("user %q has a %s hash but the migration was given no hash parameters; "+
+			"run migrate again with %s and --restart", uid, what, options)
 	}
 	return false, fmt.Errorf("checking the %s password of %q: %w", c.Algorithm, uid, err)
 }

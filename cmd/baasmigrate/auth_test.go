@@ -29,12 +29,19 @@ func TestCheckPasswordDispatchesOnTheAlgorithm(t *testing.T) {
 	fb := &passwords.Credential{Algorithm: passwords.FirebaseScrypt,
 		Hash: "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ==", Salt: "42xEC+ixf3L2lw=="}
 	bc, _ := bcrypt.GenerateFromPassword([]byte("bcrypt pw"), bcrypt.MinCost)
+	rawSalt, _ := firebasescrypt.DecodeBase64(fb.Salt)
+	rawHash, _ := firebasescrypt.DecodeBase64(fb.Hash)
+	encoded, err := params.KratosHash(rawSalt, rawHash)
+	if err != nil {
+		t.Fatal(err)
+	}
 	users := []record.User{
 		{UID: "fb", Password: fb},
 		{UID: "bc", Password: &passwords.Credential{Algorithm: "BCRYPT", Hash: string(bc)}},
 		{UID: "emu", Password: &passwords.Credential{Algorithm: passwords.EmulatorFake, Hash: "fakeHash:salt=s:password=emu pw", Salt: "s"}},
 		{UID: "none", Password: &passwords.Credential{Algorithm: passwords.None}},
 		{UID: "unknown", Password: &passwords.Credential{Algorithm: passwords.Unknown, Hash: "whatever"}},
+		{UID: "enc", Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: encoded}},
 		{UID: "oauth", Providers: []record.Provider{{ProviderID: "google.com", RawID: "g"}}},
 	}
 	load := func(schema string, shared *passwords.Credential, us []record.User) {
@@ -61,6 +68,12 @@ func TestCheckPasswordDispatchesOnTheAlgorithm(t *testing.T) {
 	}
 	load("with_params", firebaseauth.HashCredential(params), users)
 	load("no_params", nil, users[:1])
+	// A malformed bcrypt hash where no hash parameters were given: an
+	// error about the hash, not about parameters.
+	if _, err := pool.Exec(ctx, `INSERT INTO no_params.users (uid, email_verified, disabled, password_algorithm, password_hash_verbatim, password_salt_verbatim)
+		VALUES ('badbc', false, false, 'BCRYPT', '$2b$not-bcrypt', '')`); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, c := range []struct {
 		schema, uid, password string
@@ -71,6 +84,8 @@ func TestCheckPasswordDispatchesOnTheAlgorithm(t *testing.T) {
 		{"with_params", "fb", "user2password", false, ""},
 		{"with_params", "bc", "bcrypt pw", true, ""},
 		{"with_params", "bc", "bcrypt pW", false, ""},
+		{"with_params", "enc", "user1password", true, ""},
+		{"with_params", "enc", "user2password", false, ""},
 		{"with_params", "emu", "emu pw", true, ""},
 		{"with_params", "emu", "other", false, ""},
 		{"with_params", "none", "x", false, "its source exports none (NONE)"},
@@ -78,6 +93,8 @@ func TestCheckPasswordDispatchesOnTheAlgorithm(t *testing.T) {
 		{"with_params", "oauth", "x", false, "has no password (signs in with: google.com)"},
 		{"with_params", "nobody", "x", false, `no user with uid "nobody" in schema "with_params"`},
 		{"no_params", "fb", "user1password", false, "the migration was given no hash parameters"},
+		{"no_params", "fb", "user1password", false, "--hash-signer-key, --hash-salt-separator, --hash-rounds, --hash-mem-cost"},
+		{"no_params", "badbc", "x", false, "checking the BCRYPT password"},
 	} {
 		ok, err := checkPassword(ctx, pool, c.schema, c.uid, []byte(c.password))
 		if c.err == "" && (err != nil || ok != c.match) {

@@ -208,8 +208,20 @@ func (e *Exporter) hashFor(u *record.User) string {
 // firebaseScrypt decodes a Firebase scrypt credential with the project's
 // parameters (passwords' contract: signer_key and salt_separator in
 // standard base64, rounds and mem_cost in decimal) into Params and the raw
-// salt and hash. Errors never quote values.
+// salt and hash; a hash in Supabase's "$fbscrypt$…" or Kratos'
+// "$firescrypt$…" form carries them itself. Errors never quote values.
 func firebaseScrypt(c passwords.Credential) (firebasescrypt.Params, []byte, []byte, error) {
+	if strings.HasPrefix(c.Hash, firebasescrypt.SupabasePrefix) || strings.HasPrefix(c.Hash, firebasescrypt.KratosPrefix) {
+		if c.Salt != "" || len(c.Params) > 0 {
+			return firebasescrypt.Params{}, nil, nil, fmt.Errorf("an encoded Firebase scrypt hash with a separate salt or parameters")
+		}
+		p, salt, hash, err := firebasescrypt.ParseEncoded(c.Hash)
+		if err != nil {
+			// ParseEncoded never quotes the string.
+			return firebasescrypt.Params{}, nil, nil, fmt.Errorf("the encoded hash: %w", err)
+		}
+		return p, salt, hash, nil
+	}
 	if c.Params["signer_key"] == "" {
 		return firebasescrypt.Params{}, nil, nil, fmt.Errorf("migrate was given no hash parameters")
 	}

@@ -202,3 +202,39 @@ func TestNoSecretsInNotes(t *testing.T) {
 		t.Errorf("stats %+v", e.Stats)
 	}
 }
+
+// TestEncodedFirebaseHash: a Firebase scrypt hash stored in Supabase's or
+// Kratos' self-describing form is exported in the form of the format,
+// and still verifies.
+func TestEncodedFirebaseHash(t *testing.T) {
+	p, err := firebasescrypt.ParseParams(testSignerKey, "Bw==", 8, 14)
+	if err != nil {
+		t.Fatal(err)
+	}
+	salt, _ := base64.StdEncoding.DecodeString(testSalt)
+	hash, _ := base64.StdEncoding.DecodeString(testHash)
+	supa, err := p.SupabaseHash(salt, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kratos, err := p.KratosHash(salt, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stored := range []string{supa, kratos} {
+		for format, prefix := range map[string]string{"supabase": firebasescrypt.SupabasePrefix, "kratos": firebasescrypt.KratosPrefix} {
+			e, err := New(format, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := e.hashFor(&record.User{UID: "enc", Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: stored}})
+			if !strings.HasPrefix(got, prefix) || e.Stats.WithHash != 1 {
+				t.Errorf("%s of a stored %s hash: prefix %q, notes %v", format, stored[:10], got[:min(len(got), 12)], e.Stats.Notes)
+				continue
+			}
+			if ok, err := firebasescrypt.VerifyEncoded([]byte("user1password"), got); !ok || err != nil {
+				t.Errorf("%s of a stored %s hash does not verify: %v", format, stored[:10], err)
+			}
+		}
+	}
+}

@@ -3,8 +3,6 @@ package diff
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -221,22 +219,10 @@ func foldChildren(fields map[string]record.Value, providers, mfa []record.Value)
 }
 
 // hashParamsDigest stands for a set of shared hash parameters in the
-// compared content: a SHA-256 over the algorithm and every parameter, so
-// that the secrets themselves are never part of an item.
+// compared content (postgres.HashParamsDigest), so that the secrets
+// themselves are never part of an item.
 func hashParamsDigest(algorithm string, params map[string]string) record.Value {
-	h := sha256.New()
-	var n [8]byte
-	field := func(s string) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
-	}
-	field(algorithm)
-	for _, k := range record.SortedKeys(params) {
-		field(k)
-		field(params[k])
-	}
-	return record.Bytes(h.Sum(nil))
+	return record.Bytes(postgres.HashParamsDigest(algorithm, params))
 }
 
 // columnValue turns a column's value — as the sink hands it to pgx, as

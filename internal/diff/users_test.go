@@ -442,7 +442,11 @@ func TestUsersOfEveryAlgorithmAndTheFirstLayout(t *testing.T) {
 	for _, q := range []string{
 		`DELETE FROM firebase_auth.users WHERE uid <> 'fb'`,
 		`ALTER TABLE firebase_auth.users DROP COLUMN password_parameters`,
-		`ALTER TABLE firebase_auth.hash_configs ADD COLUMN signer_key bytea, ADD COLUMN salt_separator bytea, ADD COLUMN rounds integer, ADD COLUMN mem_cost integer`,
+		// The Firebase scrypt columns are there (the current layout keeps
+		// them); the first layout had no check on them.
+		`ALTER TABLE firebase_auth.hash_configs DROP CONSTRAINT hash_configs_firebase_scrypt_columns,
+			ADD COLUMN IF NOT EXISTS signer_key bytea, ADD COLUMN IF NOT EXISTS salt_separator bytea,
+			ADD COLUMN IF NOT EXISTS rounds integer, ADD COLUMN IF NOT EXISTS mem_cost integer`,
 		`UPDATE firebase_auth.hash_configs SET algorithm = 'SCRYPT', signer_key = decode(parameters->>'signer_key', 'base64'),
 			salt_separator = decode(parameters->>'salt_separator', 'base64'), rounds = (parameters->>'rounds')::integer, mem_cost = (parameters->>'mem_cost')::integer`,
 		`ALTER TABLE firebase_auth.hash_configs DROP COLUMN parameters`,

@@ -68,8 +68,8 @@ func (f File) CRC32CBytes() []byte {
 	return binary.BigEndian.AppendUint32(nil, f.CRC32C)
 }
 
-// Fields encodes f as the fields of a file  Empty strings, a nil MD5
-// and a missing CRC32C are left out.
+// Fields encodes f as the fields of a file record (the FileField* names).
+// Empty strings, a nil MD5 and a missing CRC32C are left out.
 func (f File) Fields() map[string]Value {
 	m := map[string]Value{
 		FileFieldBucket: String(f.Bucket),

@@ -242,6 +242,16 @@ func hashConfigID(c passwords.Credential) (string, error) {
 		}
 		return "scrypt-" + p.Fingerprint(), nil
 	}
+	return strings.ToLower(c.Algorithm) + "-" + hex.EncodeToString(HashParamsDigest(c.Algorithm, c.Params))[:16], nil
+}
+
+// HashParamsDigest stands for a set of shared hash parameters without
+// showing them: a SHA-256 over "baasmigrate-hash-config-v1", the algorithm,
+// and each parameter's name and value in name order, each prefixed with
+// its length. The hash_configs ids of algorithms other than Firebase
+// scrypt are made of it (hashConfigID), and plan and verify compare it in
+// place of the parameters.
+func HashParamsDigest(algorithm string, params map[string]string) []byte {
 	h := sha256.New()
 	var n [8]byte
 	field := func(b string) {
@@ -250,12 +260,12 @@ func hashConfigID(c passwords.Credential) (string, error) {
 		h.Write([]byte(b))
 	}
 	field("baasmigrate-hash-config-v1")
-	field(c.Algorithm)
-	for _, k := range slices.Sorted(maps.Keys(c.Params)) {
+	field(algorithm)
+	for _, k := range slices.Sorted(maps.Keys(params)) {
 		field(k)
-		field(c.Params[k])
+		field(params[k])
 	}
-	return strings.ToLower(c.Algorithm) + "-" + hex.EncodeToString(h.Sum(nil))[:16], nil
+	return h.Sum(nil)
 }
 
 // usersDDL creates the schema; every statement is idempotent.
@@ -267,7 +277,12 @@ func (s *Users) usersDDL() []string {
 			id         text PRIMARY KEY,
 			algorithm  text NOT NULL,
 			parameters jsonb NOT NULL ` + hashParametersCheck + `,
-			added_at   timestamptz NOT NULL DEFAULT now()
+			signer_key     bytea,
+			salt_separator bytea,
+			rounds         integer,
+			mem_cost       integer,
+			added_at   timestamptz NOT NULL DEFAULT now(),
+			` + hashConfigsFirebaseColumns + `
 		)`,
 		// Parameters can be secrets (Firebase scrypt's signer key): nobody
 		// but the owner by default.
@@ -390,8 +405,9 @@ func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
 		if err != nil {
 			return fmt.Errorf("encoding the password hash parameters: %w", err)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO `+s.table(HashConfigsTable)+` (id, algorithm, parameters)
-			VALUES ($1, $2, $3::text::jsonb) ON CONFLICT (id) DO NOTHING`, s.hashID, s.cfg.SharedHash.Algorithm, string(params))
+		args := append([]any{s.hashID, s.cfg.SharedHash.Algorithm, string(params)}, s.firebaseColumns()...)
+		_, err = tx.Exec(ctx, `INSERT INTO `+s.table(HashConfigsTable)+` (id, algorithm, parameters, signer_key, salt_separator, rounds, mem_cost)
+			VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`, args...)
 		if err != nil {
 			return fmt.Errorf("storing the password hash parameters: %w", err)
 		}
@@ -401,6 +417,54 @@ func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
 		return fmt.Errorf("creating the users tables in schema %q: %w", s.cfg.Schema, err)
 	}
 	return nil
+}
+
+// Upgrade brings tables an earlier version made to this version's layout
+// (upgradeDDL), under the lock and in one transaction as Prepare does, and
+// does nothing else: it creates no table, stores no hash parameters and
+// claims nothing. When the tables are absent or already current it only
+// reads the catalog and issues no other statement. It is idempotent. (The
+// engine calls it, as loaders.Upgrader, on a re-run with nothing to copy.)
+func (s *Users) Upgrade(ctx context.Context, db loaders.DB) error {
+	upgrade, err := s.upgradeDDL(ctx, db)
+	if err != nil || len(upgrade) == 0 {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
+			return err
+		}
+		// Another run may have upgraded them meanwhile.
+		upgrade, err := s.upgradeDDL(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, stmt := range upgrade {
+			if _, err := tx.Exec(ctx, stmt.SQL); err != nil {
+				return fmt.Errorf("%s: %w", stmt.What, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("upgrading the users tables in schema %q: %w", s.cfg.Schema, err)
+	}
+	return nil
+}
+
+// firebaseColumns are the values of hash_configs' signer_key,
+// salt_separator, rounds and mem_cost for the shared parameters: Firebase
+// scrypt's, as earlier versions stored them, or four nils (NULL) for
+// other algorithms.
+func (s *Users) firebaseColumns() []any {
+	if s.cfg.SharedHash == nil || s.cfg.SharedHash.Algorithm != passwords.FirebaseScrypt {
+		return []any{nil, nil, nil, nil}
+	}
+	p, err := passwords.FirebaseScryptParamsFrom(s.cfg.SharedHash.Params) // checked by hashConfigID
+	if err != nil {
+		return []any{nil, nil, nil, nil}
+	}
+	return []any{p.SignerKey(), p.SaltSeparator(), p.Rounds(), p.MemCost()}
 }
 
 // beginner adapts loaders.DB to pgx.BeginFunc.
@@ -810,8 +874,9 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		if p.Version != nil {
 			version = *p.Version
 		}
-		switch p.Algorithm {
-		case passwords.FirebaseScrypt:
+		encoded := p.Algorithm == passwords.FirebaseScrypt && firebaseEncoded(p.Hash)
+		switch {
+		case p.Algorithm == passwords.FirebaseScrypt && !encoded:
 			// Stored decoded, as bytes: Firebase hands the same hash out in
 			// several base64 flavours.
 			h, err := firebasescrypt.DecodeBase64(p.Hash)
@@ -826,23 +891,29 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 				return nil, "the Firebase scrypt password hash is empty"
 			}
 			hash, salt = h, sl
-		case passwords.None:
+		case p.Algorithm == passwords.None:
 		default:
 			// The source's text, exactly: self-describing hashes ($2b$...,
-			// $argon2id$...) and hex or base64 digests alike.
+			// $argon2id$..., Firebase scrypt's $fbscrypt$... and
+			// $firescrypt$..., which carry their parameters and salt) and
+			// hex or base64 digests alike.
 			hashVerbatim, saltVerbatim = p.Hash, p.Salt
 		}
-		// A Firebase scrypt hash without parameters of its own uses the
-		// project's (shared, checked when the sink is configured; absent
-		// when the run was given none, and the hash is then kept to be
-		// verified later): its hash and salt were decoded above.
-		// A credential without parameters of its own is checked with the
-		// shared ones of its algorithm, which the reader gives it back.
+		// Every credential is checked (passwords.Check) except two kinds,
+		// stored as earlier versions stored them: EMULATOR_FAKE, the Auth
+		// emulator's clear-text stand-in, kept verbatim whatever it holds;
+		// and a Firebase scrypt hash without parameters of its own, whose
+		// hash and salt were decoded above and which uses the project's
+		// shared parameters — checking it against them would reject hashes
+		// earlier versions stored (and without them there is nothing to
+		// check it against until a run is given them). Any other credential
+		// without parameters of its own is checked with the shared ones of
+		// its algorithm, which the reader gives back to it.
 		check := *p
-		if len(check.Params) == 0 && s.cfg.SharedHash != nil && check.Algorithm == s.cfg.SharedHash.Algorithm {
+		if len(check.Params) == 0 && !encoded && s.cfg.SharedHash != nil && check.Algorithm == s.cfg.SharedHash.Algorithm {
 			check.Params = s.cfg.SharedHash.Params
 		}
-		if p.Algorithm != passwords.FirebaseScrypt || len(p.Params) > 0 {
+		if p.Algorithm != passwords.EmulatorFake && (p.Algorithm != passwords.FirebaseScrypt || encoded || len(p.Params) > 0) {
 			if err := passwords.Check(check); err != nil {
 				return nil, err.Error()
 			}
@@ -854,7 +925,7 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 			}
 			params = text
 		}
-		if s.hashID != "" && p.Algorithm == s.cfg.SharedHash.Algorithm {
+		if s.hashID != "" && p.Algorithm == s.cfg.SharedHash.Algorithm && !encoded {
 			hashConfig = s.hashID
 		}
 	}
@@ -893,6 +964,13 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		})
 	}
 	return r, ""
+}
+
+// firebaseEncoded reports whether a Firebase scrypt hash is in one of the
+// self-describing forms passwords.Check accepts (Supabase's $fbscrypt$…,
+// Kratos' $firescrypt$…), which carry their own parameters and salt.
+func firebaseEncoded(hash string) bool {
+	return strings.HasPrefix(hash, firebasescrypt.SupabasePrefix) || strings.HasPrefix(hash, firebasescrypt.KratosPrefix)
 }
 
 // nonNilParams is params, or an empty map for nil (stored as {}).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
+	"github.com/baasmigrate/baasmigrate/passwords"
 )
 
 // UsersColumn is a column of one of the users sink's tables.
@@ -134,6 +135,10 @@ func (s *Users) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 	}
 	if !stored {
 		names := slices.Sorted(maps.Keys(s.cfg.SharedHash.Params))
+		firebaseShown := "NULL, NULL, NULL, NULL"
+		if s.cfg.SharedHash.Algorithm == passwords.FirebaseScrypt {
+			firebaseShown = "<signer key>, <salt separator>, <rounds>, <mem cost>"
+		}
 		var pairs []string
 		for _, n := range names {
 			pairs = append(pairs, fmt.Sprintf("'%s', <%s>", strings.ReplaceAll(n, "'", "''"), strings.ReplaceAll(n, "_", " ")))
@@ -141,9 +146,9 @@ func (s *Users) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 		out = append(out, Statement{
 			What: fmt.Sprintf("store the shared password hash parameters as %s (%s: %s; values not shown, some are secrets)",
 				s.hashID, s.cfg.SharedHash.Algorithm, strings.Join(names, ", ")),
-			SQL: fmt.Sprintf(`INSERT INTO %s (id, algorithm, parameters)
-VALUES ('%s', '%s', jsonb_build_object(%s)) ON CONFLICT (id) DO NOTHING`,
-				s.table(HashConfigsTable), s.hashID, s.cfg.SharedHash.Algorithm, strings.Join(pairs, ", ")),
+			SQL: fmt.Sprintf(`INSERT INTO %s (id, algorithm, parameters, signer_key, salt_separator, rounds, mem_cost)
+VALUES ('%s', '%s', jsonb_build_object(%s), %s) ON CONFLICT (id) DO NOTHING`,
+				s.table(HashConfigsTable), s.hashID, s.cfg.SharedHash.Algorithm, strings.Join(pairs, ", "), firebaseShown),
 		})
 	}
 	return out, nil

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
@@ -44,11 +42,6 @@ func (e *NoUserError) Error() string {
 	return fmt.Sprintf("no user with uid %q in schema %q", e.UID, e.Schema)
 }
 
-// ErrOldUsersLayout is returned (wrapped) when the tables were made by an
-// earlier version and not upgraded yet: the next migrate (Prepare)
-// upgrades them.
-var ErrOldUsersLayout = errors.New("the users tables have the layout of an earlier version; run migrate --only users once to upgrade them")
-
 // ReadUser returns the user uid of the users tables in schema, or a
 // *NoUserError.
 func ReadUser(ctx context.Context, db loaders.DB, schema, uid string) (*StoredUser, error) {
@@ -74,8 +67,8 @@ func EachUser(ctx context.Context, db loaders.DB, schema string, fn func(*Stored
 }
 
 // CheckUsersTables returns the error EachUser would return before reading
-// any user: tables missing, of an earlier layout, or hash_configs not
-// readable by this role.
+// any user: tables missing, or hash_configs not readable by this role.
+// Tables of an earlier layout, not upgraded yet, are read as they are.
 func CheckUsersTables(ctx context.Context, db loaders.DB, schema string) error {
 	_, err := readHashConfigs(ctx, db, schema)
 	return err
@@ -87,20 +80,15 @@ type hashConfig struct {
 	params    map[string]string
 }
 
-// readHashConfigs reads every row of hash_configs by id.
+// readHashConfigs reads every row of hash_configs by id, of the current
+// layout or of an earlier one (see HashConfigExprs).
 func readHashConfigs(ctx context.Context, db loaders.DB, schema string) (map[string]hashConfig, error) {
 	hc := pgx.Identifier{schema, HashConfigsTable}.Sanitize()
-	var current bool
-	if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'parameters' AND NOT attisdropped)`,
-		hc).Scan(&current); err != nil {
-		return nil, fmt.Errorf("reading the layout of %s: %w", hc, err)
+	alg, params, err := HashConfigExprs(ctx, db, schema, "h")
+	if err != nil {
+		return nil, err
 	}
-	if !current {
-		if ok, err := TableExists(ctx, db, schema, HashConfigsTable); err != nil || ok {
-			return nil, errors.Join(err, fmt.Errorf("schema %q: %w", schema, ErrOldUsersLayout))
-		}
-	}
-	rows, err := db.Query(ctx, `SELECT id, algorithm, parameters::text FROM `+hc)
+	rows, err := db.Query(ctx, `SELECT h.id, `+alg+`, (`+params+`)::text FROM `+hc+` h`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the hash parameters in schema %q (did migrate --only users run?): %w", schema, err)
 	}
@@ -128,18 +116,22 @@ func readUsers(ctx context.Context, db loaders.DB, schema, tail string, args []a
 	if err != nil {
 		return err
 	}
+	// Tables of the first layout have no per-user parameters.
+	userParams := "NULL::text"
+	if ok, err := ColumnExists(ctx, db, schema, UsersTable, "password_parameters"); err != nil {
+		return err
+	} else if ok {
+		userParams = "u.password_parameters::text"
+	}
 	u := pgx.Identifier{schema, UsersTable}.Sanitize()
 	p := pgx.Identifier{schema, ProvidersTable}.Sanitize()
 	rows, err := db.Query(ctx, `SELECT u.uid, coalesce(u.tenant_id, ''), u.email, u.phone_number, u.display_name, u.photo_url,
 			u.email_verified, u.disabled, u.created_at, u.last_sign_in_at, u.last_refresh_at, u.password_updated_at, u.tokens_valid_after,
 			u.custom_claims::text, u.password_algorithm, u.password_hash, u.password_salt, u.password_hash_verbatim,
-			u.password_salt_verbatim, u.password_version, coalesce(u.hash_config_id, ''), u.password_parameters::text,
+			u.password_salt_verbatim, u.password_version, coalesce(u.hash_config_id, ''), `+userParams+`,
 			coalesce((SELECT json_agg(json_build_object('provider_id', provider_id, 'provider_uid', provider_uid,
 				'email', email, 'display_name', display_name) ORDER BY provider_id, provider_uid) FROM `+p+` WHERE uid = u.uid), '[]')
 		FROM `+u+` u`+tail, args...)
-	if isUndefinedColumn(err) {
-		return fmt.Errorf("schema %q: %w", schema, ErrOldUsersLayout)
-	}
 	if err != nil {
 		return fmt.Errorf("reading users in schema %q: %w", schema, err)
 	}
@@ -157,9 +149,6 @@ func readUsers(ctx context.Context, db loaders.DB, schema, tail string, args []a
 			&x.EmailVerified, &x.Disabled, &created, &signIn, &refresh, &pwAt, &valid,
 			&x.CustomClaims, &algorithm, &hash, &salt, &hashText, &saltText, &version, &x.HashConfigID, &userParams,
 			&providers); err != nil {
-			if isUndefinedColumn(err) {
-				return fmt.Errorf("schema %q: %w", schema, ErrOldUsersLayout)
-			}
 			return fmt.Errorf("reading users in schema %q: %w", schema, err)
 		}
 		for _, t := range []struct {
@@ -214,19 +203,9 @@ func readUsers(ctx context.Context, db loaders.DB, schema, tail string, args []a
 		}
 	}
 	if err := rows.Err(); err != nil {
-		if isUndefinedColumn(err) {
-			return fmt.Errorf("schema %q: %w", schema, ErrOldUsersLayout)
-		}
 		return fmt.Errorf("reading users in schema %q: %w", schema, err)
 	}
 	return nil
-}
-
-// isUndefinedColumn reports whether err is PostgreSQL's undefined_column:
-// a table of an earlier layout.
-func isUndefinedColumn(err error) bool {
-	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == "42703"
 }
 
 func deref(s *string) string {

@@ -20,6 +20,9 @@ const (
 	oldPasswordHashCheck   = "users_check"
 	paramsCheckName        = "users_password_parameters_check"
 	hashConfigsParamsCheck = "hash_configs_parameters_check"
+	// hashConfigsFirebaseCheck: hash_configs' Firebase scrypt columns are
+	// set exactly in FIREBASE_SCRYPT rows.
+	hashConfigsFirebaseCheck = "hash_configs_firebase_scrypt_columns"
 )
 
 // jsonTextObject is a CHECK that column is a JSON object of text values.
@@ -30,6 +33,12 @@ func jsonTextObject(column string) string {
 var (
 	// hashParametersCheck keeps hash_configs.parameters an object of text.
 	hashParametersCheck = `CONSTRAINT ` + hashConfigsParamsCheck + ` ` + jsonTextObject("parameters")
+	// hashConfigsFirebaseColumns keeps signer_key, salt_separator, rounds
+	// and mem_cost set in FIREBASE_SCRYPT rows (the values of parameters,
+	// as earlier versions stored them, for the backends that read them)
+	// and null in every other row.
+	hashConfigsFirebaseColumns = `CONSTRAINT ` + hashConfigsFirebaseCheck + ` CHECK (num_nulls(signer_key, salt_separator, rounds, mem_cost) =
+		CASE WHEN algorithm = '` + passwords.FirebaseScrypt + `' THEN 0 ELSE 4 END)`
 	// passwordParametersCheck keeps users.password_parameters an object of
 	// text, or NULL.
 	passwordParametersCheck = `CONSTRAINT ` + paramsCheckName + ` ` + jsonTextObject("password_parameters")
@@ -53,17 +62,21 @@ func (s *Users) algorithmCheck() string {
 // version to the current layout, reading only the catalog: the per-user
 // password_parameters column; the algorithm check widened to every name
 // of passwords.Algorithms; the hash check allowing NONE; hash_configs'
-// scrypt-only columns (signer_key, salt_separator, rounds, mem_cost, with
-// algorithm 'SCRYPT') turned into algorithm FIREBASE_SCRYPT and a
-// parameters object (signer_key and salt_separator in padded standard
-// base64, rounds and mem_cost in decimal). None when the tables are
-// current or missing (usersDDL creates them). Each statement is safe to
-// run again.
+// parameters column, filled for the rows of the first layout (algorithm
+// 'SCRYPT', Firebase scrypt's parameters in signer_key, salt_separator,
+// rounds and mem_cost) with those parameters (signer_key and
+// salt_separator in padded standard base64, rounds and mem_cost in
+// decimal) and their algorithm renamed FIREBASE_SCRYPT. The four columns
+// stay, as backends of earlier versions read them: nullable, set exactly
+// for FIREBASE_SCRYPT rows (hashConfigsFirebaseColumns), and filled back
+// from parameters in tables an interim version made without them. None
+// when the tables are current or missing (usersDDL creates them). Each
+// statement is safe to run again, alone or in order, on every layout.
 func (s *Users) upgradeDDL(ctx context.Context, db loaders.DB) ([]Statement, error) {
 	users, hc := s.table(UsersTable), s.table(HashConfigsTable)
 	var (
-		usersExists, hcExists, hasParams, hasHashCheck, hasOldCheck, hcHasParams bool
-		algorithmDef                                                             *string
+		usersExists, hcExists, hasParams, hasHashCheck, hasOldCheck, hcHasParams, hcHasKey, hcHasCheck bool
+		algorithmDef                                                                                   *string
 	)
 	err := db.QueryRow(ctx, `WITH u AS (SELECT to_regclass($1) AS oid), h AS (SELECT to_regclass($2) AS oid)
 		SELECT (SELECT oid FROM u) IS NOT NULL, (SELECT oid FROM h) IS NOT NULL,
@@ -71,9 +84,11 @@ func (s *Users) upgradeDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 			EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = (SELECT oid FROM u) AND conname = $3),
 			EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = (SELECT oid FROM u) AND conname = $4),
 			EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = (SELECT oid FROM h) AND attname = 'parameters' AND NOT attisdropped),
+			EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = (SELECT oid FROM h) AND attname = 'signer_key' AND NOT attisdropped),
+			EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = (SELECT oid FROM h) AND conname = $6),
 			(SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = (SELECT oid FROM u) AND conname = $5)`,
-		users, hc, passwordHashCheckName, oldPasswordHashCheck, algorithmCheckName,
-	).Scan(&usersExists, &hcExists, &hasParams, &hasHashCheck, &hasOldCheck, &hcHasParams, &algorithmDef)
+		users, hc, passwordHashCheckName, oldPasswordHashCheck, algorithmCheckName, hashConfigsFirebaseCheck,
+	).Scan(&usersExists, &hcExists, &hasParams, &hasHashCheck, &hasOldCheck, &hcHasParams, &hcHasKey, &hcHasCheck, &algorithmDef)
 	if err != nil {
 		return nil, fmt.Errorf("reading the layout of the users tables: %w", err)
 	}
@@ -98,13 +113,35 @@ func (s *Users) upgradeDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 					`, DROP CONSTRAINT IF EXISTS `+passwordHashCheckName+`, ADD `+passwordHashCheck)
 		}
 	}
-	if hcExists && !hcHasParams {
-		add("upgrade "+hc+": add the column parameters", `ALTER TABLE `+hc+` ADD COLUMN IF NOT EXISTS parameters jsonb`)
-		add("upgrade "+hc+": move the Firebase scrypt parameters into it (values not shown)",
-			`UPDATE `+hc+` h SET algorithm = '`+passwords.FirebaseScrypt+`', parameters = `+firstLayoutParameters("h")+` WHERE parameters IS NULL`)
-		add("upgrade "+hc+": drop the scrypt-only columns", `ALTER TABLE `+hc+` DROP COLUMN IF EXISTS signer_key, DROP COLUMN IF EXISTS salt_separator,
-				DROP COLUMN IF EXISTS rounds, DROP COLUMN IF EXISTS mem_cost, ALTER COLUMN parameters SET NOT NULL,
-				DROP CONSTRAINT IF EXISTS `+hashConfigsParamsCheck+`, ADD `+hashParametersCheck)
+	if hcExists && (!hcHasParams || !hcHasKey || !hcHasCheck) {
+		// Adding every column first makes each later statement valid
+		// whatever the table held; PostgreSQL cannot alter a column the
+		// same statement adds, and those it adds are nullable.
+		keep := `ADD COLUMN IF NOT EXISTS signer_key bytea, ADD COLUMN IF NOT EXISTS salt_separator bytea,
+				ADD COLUMN IF NOT EXISTS rounds integer, ADD COLUMN IF NOT EXISTS mem_cost integer`
+		if hcHasKey {
+			keep = `ALTER COLUMN signer_key DROP NOT NULL, ALTER COLUMN salt_separator DROP NOT NULL,
+				ALTER COLUMN rounds DROP NOT NULL, ALTER COLUMN mem_cost DROP NOT NULL`
+		}
+		add("upgrade "+hc+": add the column parameters; keep signer_key, salt_separator, rounds and mem_cost for Firebase scrypt rows (null for other algorithms)",
+			`ALTER TABLE `+hc+` ADD COLUMN IF NOT EXISTS parameters jsonb, `+keep)
+		if !hcHasParams {
+			add("upgrade "+hc+": copy the Firebase scrypt parameters into it, algorithm "+passwords.FirebaseScrypt+" (values not shown)",
+				`UPDATE `+hc+` h SET algorithm = '`+passwords.FirebaseScrypt+`', parameters = `+firstLayoutParameters("h")+
+					` WHERE parameters IS NULL AND signer_key IS NOT NULL`)
+		}
+		if !hcHasKey {
+			add("upgrade "+hc+": fill signer_key, salt_separator, rounds and mem_cost of the Firebase scrypt rows from parameters (values not shown)",
+				`UPDATE `+hc+` SET signer_key = decode(parameters->>'signer_key', 'base64'),
+					salt_separator = decode(coalesce(parameters->>'salt_separator', ''), 'base64'),
+					rounds = (parameters->>'rounds')::integer, mem_cost = (parameters->>'mem_cost')::integer
+				WHERE algorithm = '`+passwords.FirebaseScrypt+`' AND parameters IS NOT NULL
+					AND num_nulls(signer_key, salt_separator, rounds, mem_cost) > 0`)
+		}
+		add("upgrade "+hc+": require parameters, and the Firebase scrypt columns exactly for "+passwords.FirebaseScrypt+" rows",
+			`ALTER TABLE `+hc+` ALTER COLUMN parameters SET NOT NULL,
+				DROP CONSTRAINT IF EXISTS `+hashConfigsParamsCheck+`, ADD `+hashParametersCheck+`,
+				DROP CONSTRAINT IF EXISTS `+hashConfigsFirebaseCheck+`, ADD `+hashConfigsFirebaseColumns)
 	}
 	return out, nil
 }
@@ -122,8 +159,9 @@ func ColumnExists(ctx context.Context, db loaders.DB, schema, table, column stri
 
 // HashConfigExprs returns SQL expressions reading the algorithm and the
 // parameters (jsonb) of the hash_configs row aliased alias, for readers
-// that must not write (plan, verify): in the current layout, or in the
-// first layout exactly as upgradeDDL will convert it.
+// that must not write (plan, verify, and ReadUser and EachUser behind auth
+// verify-password and auth export): in the current layout, or in the first
+// layout exactly as upgradeDDL will convert it.
 func HashConfigExprs(ctx context.Context, db loaders.DB, schema, alias string) (algorithm, parameters string, err error) {
 	current, err := ColumnExists(ctx, db, schema, HashConfigsTable, "parameters")
 	if err != nil {

@@ -1,20 +1,23 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
-	"errors"
 	"maps"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/passwords"
+	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
 // firstLayoutDDL is the DDL of the users tables as the first version made
@@ -140,12 +143,17 @@ func TestUsersUpgradeTheFirstLayout(t *testing.T) {
 		}
 	}
 
-	// The tools reading users want the upgrade first, and say so.
-	if err := postgres.CheckUsersTables(ctx, pool, postgres.DefaultUsersSchema); !errors.Is(err, postgres.ErrOldUsersLayout) {
+	// The tools reading users read the first layout as it is.
+	if err := postgres.CheckUsersTables(ctx, pool, postgres.DefaultUsersSchema); err != nil {
 		t.Errorf("CheckUsersTables on the first layout: %v", err)
 	}
-	if _, err := postgres.ReadUser(ctx, pool, postgres.DefaultUsersSchema, "old"); !errors.Is(err, postgres.ErrOldUsersLayout) {
+	if u, err := postgres.ReadUser(ctx, pool, postgres.DefaultUsersSchema, "old"); err != nil {
 		t.Errorf("ReadUser on the first layout: %v", err)
+	} else if ok, err := passwords.Verify(*u.Password, []byte("user1password")); !ok || err != nil || u.HashConfigID != s.HashConfigID() {
+		t.Errorf("the old user read from the first layout does not verify: %v, %v", ok, err)
+	}
+	if err := postgres.EachUser(ctx, pool, postgres.DefaultUsersSchema, func(*postgres.StoredUser) error { return nil }); err != nil {
+		t.Errorf("EachUser on the first layout: %v", err)
 	}
 
 	plan, err := s.PlannedDDL(ctx, pool)
@@ -160,7 +168,7 @@ func TestUsersUpgradeTheFirstLayout(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"password_parameters", "allow every password algorithm", "NONE", "add the column parameters",
-		"move the Firebase scrypt parameters", "drop the scrypt-only columns"} {
+		"copy the Firebase scrypt parameters", "keep signer_key, salt_separator, rounds and mem_cost", "exactly for FIREBASE_SCRYPT rows"} {
 		if !strings.Contains(strings.Join(whats, "\n"), want) {
 			t.Errorf("the plan does not %q:\n%s", want, strings.Join(whats, "\n"))
 		}
@@ -174,6 +182,13 @@ func TestUsersUpgradeTheFirstLayout(t *testing.T) {
 	}
 	if err := s.Prepare(ctx, pool); err != nil {
 		t.Fatalf("second Prepare: %v", err)
+	}
+	// Each statement of the upgrade is safe to run again on the upgraded
+	// tables.
+	for _, st := range plan {
+		if _, err := pool.Exec(ctx, st.SQL); err != nil {
+			t.Errorf("re-running %q: %v", st.What, err)
+		}
 	}
 	if plan, err := s.PlannedDDL(ctx, pool); err != nil || len(plan) != 0 {
 		t.Fatalf("after the upgrade PlannedDDL = %+v, %v; want nothing", plan, err)
@@ -189,9 +204,18 @@ func TestUsersUpgradeTheFirstLayout(t *testing.T) {
 	var cols []string
 	rows, _ := pool.Query(ctx, `SELECT column_name FROM information_schema.columns WHERE table_schema = 'firebase_auth' AND table_name = 'hash_configs' ORDER BY 1`)
 	cols, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || strings.Join(cols, ",") != "added_at,algorithm,id,parameters" {
+	if err != nil || strings.Join(cols, ",") != "added_at,algorithm,id,mem_cost,parameters,rounds,salt_separator,signer_key" {
 		t.Errorf("hash_configs columns %v, %v", cols, err)
 	}
+	// Backends of earlier versions read the four columns: they keep their
+	// values.
+	checkFirebaseColumns(t, pool, postgres.DefaultUsersSchema, s.HashConfigID(), p)
+	// And tables made fresh have them too, filled the same way.
+	fresh := postgres.NewUsers(postgres.UsersConfig{Schema: "fresh", SharedHash: testShared(t)})
+	if err := fresh.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	checkFirebaseColumns(t, pool, "fresh", fresh.HashConfigID(), p)
 
 	old, err := postgres.ReadUser(ctx, pool, postgres.DefaultUsersSchema, "old")
 	if err != nil {
@@ -307,6 +331,11 @@ func TestUsersSharedHashOfAnotherAlgorithm(t *testing.T) {
 	if !strings.HasPrefix(s.HashConfigID(), "sha256-") || strings.Contains(s.HashConfigID(), "suffix") {
 		t.Fatalf("id %q", s.HashConfigID())
 	}
+	// Rows refer to the id: it never changes (SHA-256 over the
+	// length-prefixed fields, see postgres.HashParamsDigest).
+	if s.HashConfigID() != "sha256-abab70acc4ad5e5b" {
+		t.Errorf("id %q changed", s.HashConfigID())
+	}
 	plan, err := s.PlannedDDL(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
@@ -328,5 +357,199 @@ func TestUsersSharedHashOfAnotherAlgorithm(t *testing.T) {
 		Params: map[string]string{"signer_key": "!!", "salt_separator": "", "rounds": "8", "mem_cost": "14"}}})
 	if err := bad.Prepare(ctx, pool); err == nil || !strings.Contains(err.Error(), "hash parameters") {
 		t.Fatalf("Prepare with unusable parameters: %v", err)
+	}
+}
+
+// checkFirebaseColumns fails unless the hash_configs row id of schema
+// holds p in signer_key, salt_separator, rounds and mem_cost, as the first
+// version stored them.
+func checkFirebaseColumns(t *testing.T, pool *pgxpool.Pool, schema, id string, p firebasescrypt.Params) {
+	t.Helper()
+	var key, sep []byte
+	var rounds, memCost *int
+	err := pool.QueryRow(context.Background(), `SELECT signer_key, salt_separator, rounds, mem_cost FROM `+
+		pgx.Identifier{schema, "hash_configs"}.Sanitize()+` WHERE id = $1`, id).Scan(&key, &sep, &rounds, &memCost)
+	if err != nil {
+		t.Fatalf("reading the Firebase scrypt columns of %s: %v", schema, err)
+	}
+	if !bytes.Equal(key, p.SignerKey()) || !bytes.Equal(sep, p.SaltSeparator()) || rounds == nil || *rounds != p.Rounds() ||
+		memCost == nil || *memCost != p.MemCost() {
+		t.Errorf("%s: signer_key, salt_separator, rounds, mem_cost do not hold the project's parameters", schema)
+	}
+}
+
+// TestUsersHashConfigsKeepTheFirebaseColumns: new tables have
+// signer_key, salt_separator, rounds and mem_cost, filled for Firebase
+// scrypt's row as the first version did and null for other algorithms;
+// the check refuses a row that breaks this.
+func TestUsersHashConfigsKeepTheFirebaseColumns(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	fb := postgres.NewUsers(postgres.UsersConfig{Schema: "fresh_fb", SharedHash: testShared(t)})
+	if err := fb.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	checkFirebaseColumns(t, pool, "fresh_fb", fb.HashConfigID(), testParams(t))
+	var alg string
+	if err := pool.QueryRow(ctx, `SELECT algorithm FROM fresh_fb.hash_configs`).Scan(&alg); err != nil || alg != passwords.FirebaseScrypt {
+		t.Errorf("algorithm %q, %v", alg, err)
+	}
+	sha := postgres.NewUsers(postgres.UsersConfig{Schema: "fresh_sha", SharedHash: &passwords.Credential{Algorithm: "SHA256",
+		Params: map[string]string{"salt_position": "suffix"}}})
+	if err := sha.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	var nulls int
+	if err := pool.QueryRow(ctx, `SELECT num_nulls(signer_key, salt_separator, rounds, mem_cost) FROM fresh_sha.hash_configs`).Scan(&nulls); err != nil || nulls != 4 {
+		t.Errorf("a SHA256 row has %d of the Firebase columns null (%v); want 4", 4-nulls, err)
+	}
+	for _, q := range []string{
+		`INSERT INTO fresh_fb.hash_configs (id, algorithm, parameters) VALUES ('x', 'FIREBASE_SCRYPT', '{}')`,
+		`INSERT INTO fresh_fb.hash_configs (id, algorithm, parameters, rounds) VALUES ('y', 'SHA256', '{}', 8)`,
+	} {
+		if _, err := pool.Exec(ctx, q); err == nil || !strings.Contains(err.Error(), "hash_configs_firebase_scrypt_columns") {
+			t.Errorf("%s: %v; want the check to refuse it", q, err)
+		}
+	}
+	// Tables an interim version made without the four columns get them
+	// back, filled from parameters, by Upgrade.
+	if _, err := pool.Exec(ctx, `ALTER TABLE fresh_fb.hash_configs DROP COLUMN signer_key, DROP COLUMN salt_separator,
+		DROP COLUMN rounds, DROP COLUMN mem_cost`); err != nil {
+		t.Fatal(err)
+	}
+	if err := fb.Upgrade(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	checkFirebaseColumns(t, pool, "fresh_fb", fb.HashConfigID(), testParams(t))
+	if plan, err := fb.PlannedDDL(ctx, pool); err != nil || len(plan) != 0 {
+		t.Errorf("after Upgrade PlannedDDL = %+v, %v; want nothing", plan, err)
+	}
+}
+
+// countingDB counts the statements other than catalog reads that go
+// through it: Exec, Begin and everything inside a transaction.
+type countingDB struct {
+	*pgxpool.Pool
+	execs, begins int
+}
+
+func (c *countingDB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	c.execs++
+	return c.Pool.Exec(ctx, sql, args...)
+}
+
+func (c *countingDB) Begin(ctx context.Context) (pgx.Tx, error) {
+	c.begins++
+	return c.Pool.Begin(ctx)
+}
+
+// TestUsersUpgrade: Upgrade brings tables of the first layout to the
+// current one and does nothing else; on current tables, or where there
+// are none, it issues no statement and creates nothing.
+func TestUsersUpgrade(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	s := postgres.NewUsers(postgres.UsersConfig{SharedHash: testShared(t)})
+
+	// Absent: nothing created.
+	db := &countingDB{Pool: pool}
+	if err := s.Upgrade(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	var schema bool
+	if err := pool.QueryRow(ctx, `SELECT to_regnamespace('firebase_auth') IS NOT NULL`).Scan(&schema); err != nil || schema || db.execs+db.begins != 0 {
+		t.Fatalf("Upgrade without tables: schema made %v (%v), %d statements, %d transactions", schema, err, db.execs, db.begins)
+	}
+
+	// The first layout: upgraded, the parameters stay where they were.
+	for _, stmt := range firstLayoutDDL {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%v\n%s", err, stmt)
+		}
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO firebase_auth.hash_configs (id, algorithm, signer_key, salt_separator, rounds, mem_cost)
+		VALUES ($1, 'SCRYPT', $2, $3, 8, 14)`, s.HashConfigID(), testParams(t).SignerKey(), testParams(t).SaltSeparator()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Upgrade(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if plan, err := s.PlannedDDL(ctx, pool); err != nil || len(plan) != 0 {
+		t.Fatalf("after Upgrade PlannedDDL = %+v, %v; want nothing", plan, err)
+	}
+	checkFirebaseColumns(t, pool, postgres.DefaultUsersSchema, s.HashConfigID(), testParams(t))
+
+	// Current: no statement at all.
+	db = &countingDB{Pool: pool}
+	if err := s.Upgrade(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if db.execs+db.begins != 0 {
+		t.Errorf("Upgrade of current tables issued %d statements and %d transactions", db.execs, db.begins)
+	}
+}
+
+// TestUsersStoreEncodedFirebaseHashes: Firebase scrypt hashes in the
+// self-describing $fbscrypt$ and $firescrypt$ forms are checked, stored
+// verbatim without a reference to the shared parameters (they carry their
+// own) and read back ready to verify; a malformed one is rejected without
+// quoting it. EMULATOR_FAKE credentials are stored verbatim as earlier
+// versions did, even with a salt their fakeHash does not repeat.
+func TestUsersStoreEncodedFirebaseHashes(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	s := postgres.NewUsers(postgres.UsersConfig{SharedHash: testShared(t)})
+	if err := s.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	p := testParams(t)
+	hash, _ := base64.StdEncoding.DecodeString(testHash)
+	salt, _ := base64.StdEncoding.DecodeString(testSalt)
+	supa, err := p.SupabaseHash(salt, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kratos, err := p.KratosHash(salt, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &passwords.Credential{Algorithm: passwords.EmulatorFake, Hash: "fakeHash:salt=a:password=pw", Salt: "b"}
+	out := writeUsers(t, pool, s,
+		record.User{UID: "supa", Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: supa}}.Record("1"),
+		record.User{UID: "kratos", Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: kratos}}.Record("2"),
+		record.User{UID: "bad", Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: "$fbscrypt$v=1,n=14,r=8,p=1,zz=secretvalue$c2FsdA==$aGFzaA=="}}.Record("3"),
+		record.User{UID: "emu", Password: fake}.Record("4"),
+	)
+	if len(out.Rejects) != 1 || out.Rejects[2] == "" {
+		t.Fatalf("rejects %v; want bad only", out.Rejects)
+	}
+	if strings.Contains(out.Rejects[2], "secretvalue") || strings.Contains(out.Rejects[2], "zz") {
+		t.Errorf("the reason quotes the hash: %q", out.Rejects[2])
+	}
+	for uid, stored := range map[string]string{"supa": supa, "kratos": kratos} {
+		var verbatim string
+		var config *string
+		var bytes bool
+		if err := pool.QueryRow(ctx, `SELECT password_hash_verbatim, hash_config_id, password_hash IS NOT NULL FROM firebase_auth.users WHERE uid = $1`,
+			uid).Scan(&verbatim, &config, &bytes); err != nil {
+			t.Fatal(err)
+		}
+		if verbatim != stored || config != nil || bytes {
+			t.Errorf("%s: stored verbatim %v, config %v, bytes %v", uid, verbatim == stored, config, bytes)
+		}
+		u, err := postgres.ReadUser(ctx, pool, postgres.DefaultUsersSchema, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := passwords.Verify(*u.Password, []byte("user1password")); !ok || err != nil {
+			t.Errorf("%s read back does not verify: %v, %v", uid, ok, err)
+		}
+	}
+	u, err := postgres.ReadUser(ctx, pool, postgres.DefaultUsersSchema, "emu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Password.Hash != fake.Hash || u.Password.Salt != fake.Salt {
+		t.Errorf("EMULATOR_FAKE read back differs")
 	}
 }

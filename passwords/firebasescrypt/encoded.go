@@ -121,7 +121,8 @@ func parseKratos(rest string) (Params, []byte, []byte, error) {
 }
 
 // parseParamList splits "a=1,b=2" requiring the keys in want (in order)
-// and allowing those in optional after them.
+// and allowing those in optional after them. Errors name parameters by
+// position or by the names in want and optional, never by text of s.
 func parseParamList(s string, want, optional []string) (map[string]string, error) {
 	kv := map[string]string{}
 	for i, f := range strings.Split(s, ",") {
@@ -130,14 +131,15 @@ func parseParamList(s string, want, optional []string) (map[string]string, error
 			return nil, fmt.Errorf("%w: parameter %d is not key=value", ErrMalformedEncoding, i+1)
 		}
 		if _, dup := kv[k]; dup {
-			return nil, fmt.Errorf("%w: parameter %q given twice", ErrMalformedEncoding, k)
+			return nil, fmt.Errorf("%w: parameter %d repeats an earlier one", ErrMalformedEncoding, i+1)
 		}
 		known := false
 		for _, w := range append(append([]string(nil), want...), optional...) {
 			known = known || w == k
 		}
 		if !known {
-			return nil, fmt.Errorf("%w: unknown parameter %q", ErrMalformedEncoding, k)
+			// Its name comes from the hash: never quoted.
+			return nil, fmt.Errorf("%w: parameter %d is not one of %s", ErrMalformedEncoding, i+1, strings.Join(append(append([]string(nil), want...), optional...), ", "))
 		}
 		kv[k] = v
 	}

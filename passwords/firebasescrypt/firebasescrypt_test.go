@@ -340,3 +340,32 @@ func TestParseEncodedRefusesMalformedStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestParseEncodedErrorsQuoteNoFragment: ParseEncoded's errors name
+// parameters by position or by the names the forms define, never by any
+// piece of the string (an unknown or repeated parameter's name included).
+func TestParseEncodedErrorsQuoteNoFragment(t *testing.T) {
+	own := map[string]bool{"v": true, "n": true, "r": true, "p": true, "ln": true, "ss": true, "sk": true, "fbscrypt": true, "firescrypt": true}
+	for _, bad := range []string{
+		"$fbscrypt$v=1,n=14,r=8,p=1,Zq9xSecret=1,sk=" + vectorKey + "$YQ==$Yg==",
+		"$fbscrypt$v=1,n=14,r=8,p=1,sk=a2V5,sk=a2V5$YQ==$Yg==",
+		"$fbscrypt$v=1,Zq9xSecret=1,n=14,r=8,p=1$YQ==$Yg==",
+		"$firescrypt$ln=14,r=8,p=1,ln=14$YQ==$Yg==$Bw==$" + vectorKey,
+		"$firescrypt$ln=14,r=8,p=1,Zq9xSecret$YQ==$Yg==$Bw==$" + vectorKey,
+		"$firescrypt$ln=14,r=8,Zq9xSecret=2$YQ==$Yg==$Bw==$" + vectorKey,
+	} {
+		_, _, _, err := ParseEncoded(bad)
+		if err == nil {
+			t.Errorf("ParseEncoded accepted malformed string %d", len(bad))
+			continue
+		}
+		for _, frag := range strings.FieldsFunc(bad, func(r rune) bool { return r == '$' || r == ',' || r == '=' }) {
+			if len(frag) < 2 || own[frag] || strings.Trim(frag, "0123456789") == "" {
+				continue
+			}
+			if strings.Contains(err.Error(), frag) {
+				t.Errorf("error %q quotes %q, a piece of the hash", err, frag)
+			}
+		}
+	}
+}
