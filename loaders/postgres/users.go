@@ -153,7 +153,10 @@ type Users struct {
 	loadedPositions, recordPositions, forgetPositions, recordRepeats string
 }
 
-var _ loaders.Sink = (*Users)(nil)
+var (
+	_ loaders.Sink     = (*Users)(nil)
+	_ loaders.Upgrader = (*Users)(nil)
+)
 
 // NewUsers prepares the users sink.
 func NewUsers(cfg UsersConfig) *Users {
