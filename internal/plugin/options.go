@@ -161,7 +161,7 @@ func (c Config) Int(name string, def int) (int, error) {
 	}
 	n, err := parseInt(s)
 	if err != nil {
-		return 0, fmt.Errorf("option --%s: %w", name, err)
+		return 0, fmt.Errorf("--%s: %w", name, err)
 	}
 	return n, nil
 }
@@ -200,7 +200,7 @@ func (c Config) Bool(name string) (bool, error) {
 	}
 	b, err := parseBool(s)
 	if err != nil {
-		return false, fmt.Errorf("option --%s: %w", name, err)
+		return false, fmt.Errorf("--%s: %w", name, err)
 	}
 	return b, nil
 }
