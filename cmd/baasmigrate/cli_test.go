@@ -486,3 +486,30 @@ func TestWorkContext(t *testing.T) {
 		t.Error("outside main the work context is not the context itself")
 	}
 }
+
+// TestSourcesShowsOptionTypes: `sources` names each option's type as
+// --help does, quoting only string defaults, in text and in JSON.
+func TestSourcesShowsOptionTypes(t *testing.T) {
+	res := run(t, "sources")
+	for _, want := range []string{"--auth-page-size int (default 1000)", `--auth-export-format string (default "auto")`, "--firestore-snapshot-window duration (default 1h)"} {
+		if res.code != 0 || !strings.Contains(res.stdout, want) {
+			t.Fatalf("sources: exit %d, output lacks %q:\n%s", res.code, want, res.stdout)
+		}
+	}
+	res = run(t, "sources", "--format", "json")
+	var l sourceList
+	if err := json.Unmarshal([]byte(res.stdout), &l); err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]string{}
+	for _, s := range l.Sources {
+		for _, k := range s.Kinds {
+			for _, o := range k.Options {
+				types[o.Name] = o.Type
+			}
+		}
+	}
+	if types["auth-page-size"] != "int" || types["firestore-snapshot-window"] != "duration" || types["firebase-project"] != "string" {
+		t.Fatalf("types %v", types)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -55,6 +56,9 @@ type kindInfo struct {
 
 type optionInfo struct {
 	Name string `json:"name"`
+	// Type is the value's type as --help shows it ("int", "duration",
+	// "size", "string"), or "switch".
+	Type string `json:"type"`
 	// Default is left out for secret options.
 	Default  string   `json:"default,omitempty"`
 	Env      []string `json:"env,omitempty"`
@@ -73,7 +77,10 @@ func listSources() sourceList {
 		}
 		k := kindInfo{Kind: string(spec.Kind), Extractor: spec.Name, Help: spec.Help, Options: []optionInfo{}}
 		for _, o := range plugin.Merge(spec.Options) {
-			oi := optionInfo{Name: o.Name, Default: o.Default, Env: o.Env, Help: o.Help, Required: o.Required, Secret: o.Secret}
+			oi := optionInfo{Name: o.Name, Type: o.Type.ValueName(), Default: o.Default, Env: o.Env, Help: o.Help, Required: o.Required, Secret: o.Secret}
+			if o.Type == plugin.Switch {
+				oi.Type = "switch"
+			}
 			if o.Secret {
 				oi.Default = ""
 			}
@@ -104,12 +111,19 @@ func (l sourceList) writeText(w io.Writer) error {
 					notes = append(notes, "secret")
 				}
 				if o.Default != "" {
-					notes = append(notes, fmt.Sprintf("default %q", o.Default))
+					def := o.Default
+					if o.Type == "string" {
+						def = strconv.Quote(def)
+					}
+					notes = append(notes, "default "+def)
 				}
 				if len(o.Env) > 0 {
 					notes = append(notes, "env "+strings.Join(o.Env, ", "))
 				}
 				line := "    --" + o.Name
+				if o.Type != "switch" {
+					line += " " + o.Type
+				}
 				if len(notes) > 0 {
 					line += " (" + strings.Join(notes, "; ") + ")"
 				}
