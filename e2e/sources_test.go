@@ -36,8 +36,8 @@ func TestSourcesLists(t *testing.T) {
 	}
 	for _, want := range []string{
 		"firebase (--source firebase)", "users: extractor firebaseauth.", "documents: extractor firestore.", "files: extractor gcs.",
-		"--firebase-project (required; env GCLOUD_PROJECT, GOOGLE_CLOUD_PROJECT)", "--hash-signer-key (secret;", `--firestore-database (default "(default)")`,
-		"--storage-prefix\n",
+		"--firebase-project string (required; env GCLOUD_PROJECT, GOOGLE_CLOUD_PROJECT)", "--hash-signer-key string (secret;", `--firestore-database string (default "(default)")`,
+		"--storage-prefix string\n", "--firestore-page-size int (default 1000)",
 	} {
 		if !strings.Contains(res.Stdout, want) {
 			t.Errorf("sources does not say %q:\n%s", want, res.Stdout)
