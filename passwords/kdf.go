@@ -139,117 +139,135 @@ func isBcryptChar(b byte) bool {
 	return b == '.' || b == '/' || b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9'
 }
 
-// prepareArgon2 reads a PHC string "$argon2id$v=19$m=<KiB>,t=<passes>,
+// decodeArgon2 reads a PHC string "$argon2id$v=19$m=<KiB>,t=<passes>,
 // p=<lanes>$<salt>$<hash>" (or "$argon2i$…") with salt and hash in
 // standard base64, unpadded as PHC says (padding is tolerated).
-func prepareArgon2(c Credential) (verifier, error) {
+func decodeArgon2(c Credential) (Decoded, error) {
 	if err := noSalt(c); err != nil {
-		return nil, err
+		return Decoded{}, err
 	}
 	prefix := "$argon2id$"
 	if c.Algorithm == Argon2i {
 		prefix = "$argon2i$"
 	}
 	if !strings.HasPrefix(c.Hash, prefix) {
-		return nil, malformed(c, "Hash does not start with %s", prefix)
+		return Decoded{}, malformed(c, "Hash does not start with %s", prefix)
 	}
 	parts := strings.Split(strings.TrimPrefix(c.Hash, prefix), "$")
 	if len(parts) == 3 && strings.HasPrefix(parts[0], "m=") {
-		return nil, malformed(c, "Hash has no v= field: Argon2 version 16 (0x10) hashes are not supported, only version 19")
+		return Decoded{}, malformed(c, "Hash has no v= field: Argon2 version 16 (0x10) hashes are not supported, only version 19")
 	}
 	if len(parts) != 4 {
-		return nil, malformed(c, "Hash is not v=19$m=…,t=…,p=…$salt$hash after %s", prefix)
+		return Decoded{}, malformed(c, "Hash is not v=19$m=…,t=…,p=…$salt$hash after %s", prefix)
 	}
 	if parts[0] != "v="+strconv.Itoa(argon2.Version) {
-		return nil, malformed(c, "Hash is not of Argon2 version 19 (v=19), the only one supported")
+		return Decoded{}, malformed(c, "Hash is not of Argon2 version 19 (v=19), the only one supported")
 	}
 	fields := strings.Split(parts[1], ",")
 	if len(fields) != 3 {
-		return nil, malformed(c, "Hash's parameters are not exactly m=…,t=…,p=… (keyid and data are not supported)")
+		return Decoded{}, malformed(c, "Hash's parameters are not exactly m=…,t=…,p=… (keyid and data are not supported)")
 	}
 	var vals [3]uint64
 	for i, want := range []string{"m", "t", "p"} {
 		k, v, ok := strings.Cut(fields[i], "=")
 		if !ok || k != want {
-			return nil, malformed(c, "Hash's parameter %d is not %s=…", i+1, want)
+			return Decoded{}, malformed(c, "Hash's parameter %d is not %s=…", i+1, want)
 		}
 		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil || n < 1 {
-			return nil, malformed(c, "Hash's parameter %s is not a positive whole number", want)
+			return Decoded{}, malformed(c, "Hash's parameter %s is not a positive whole number", want)
 		}
 		vals[i] = n
 	}
 	m, t, p := vals[0], vals[1], vals[2]
 	switch {
 	case p > 255:
-		return nil, malformed(c, "Hash's parallelism p is over 255")
+		return Decoded{}, malformed(c, "Hash's parallelism p is over 255")
 	case m < 8*p:
-		return nil, malformed(c, "Hash's memory m is under 8 KiB per lane")
+		return Decoded{}, malformed(c, "Hash's memory m is under 8 KiB per lane")
 	case m > maxArgon2Memory:
-		return nil, malformed(c, "Hash's memory m is over the 1 GiB (%d KiB) this package verifies", maxArgon2Memory)
+		return Decoded{}, malformed(c, "Hash's memory m is over the 1 GiB (%d KiB) this package verifies", maxArgon2Memory)
 	case m*t > maxArgon2MemoryTime:
-		return nil, malformed(c, "Hash's memory × passes (m·t) is over the %d KiB this package verifies", maxArgon2MemoryTime)
+		return Decoded{}, malformed(c, "Hash's memory × passes (m·t) is over the %d KiB this package verifies", maxArgon2MemoryTime)
 	}
 	salt, err1 := decodeUnpadded(base64.RawStdEncoding, parts[2])
 	key, err2 := decodeUnpadded(base64.RawStdEncoding, parts[3])
 	switch {
 	case err1 != nil:
-		return nil, malformed(c, "the salt in Hash is not base64")
+		return Decoded{}, malformed(c, "the salt in Hash is not base64")
 	case err2 != nil:
-		return nil, malformed(c, "the hash in Hash is not base64")
+		return Decoded{}, malformed(c, "the hash in Hash is not base64")
 	case len(salt) < minArgon2Salt:
-		return nil, malformed(c, "the salt in Hash is under %d bytes", minArgon2Salt)
+		return Decoded{}, malformed(c, "the salt in Hash is under %d bytes", minArgon2Salt)
 	case len(key) < minArgon2Key || len(key) > maxKeyLen:
-		return nil, malformed(c, "the hash in Hash is not %d to %d bytes", minArgon2Key, maxKeyLen)
+		return Decoded{}, malformed(c, "the hash in Hash is not %d to %d bytes", minArgon2Key, maxKeyLen)
+	}
+	return Decoded{Algorithm: c.Algorithm, Hash: key, Salt: salt, Memory: int64(m), Passes: int64(t), Lanes: int64(p)}, nil
+}
+
+// prepareArgon2 verifies what decodeArgon2 read.
+func prepareArgon2(c Credential) (verifier, error) {
+	d, err := decodeArgon2(c)
+	if err != nil {
+		return nil, err
 	}
 	derive := argon2.IDKey
 	if c.Algorithm == Argon2i {
 		derive = argon2.Key
 	}
 	return func(password []byte) (bool, error) {
-		got := derive(password, salt, uint32(t), uint32(m), uint8(p), uint32(len(key)))
-		return equal(got, key), nil
+		got := derive(password, d.Salt, uint32(d.Passes), uint32(d.Memory), uint8(d.Lanes), uint32(len(d.Hash)))
+		return equal(got, d.Hash), nil
 	}, nil
 }
 
-// prepareScrypt reads standard scrypt: Params n, r, p and optionally
+// decodeScrypt reads standard scrypt: Params n, r, p and optionally
 // key_length, encoding and salt_encoding; Hash and Salt in base64 unless
 // encoding says hex.
-func prepareScrypt(c Credential) (verifier, error) {
+func decodeScrypt(c Credential) (Decoded, error) {
 	if err := onlyParams(c, "n", "r", "p", "key_length", "encoding", "salt_encoding"); err != nil {
-		return nil, err
+		return Decoded{}, err
 	}
 	n, _, err := intParam(c, "n", 2, maxScryptMemory/128, true)
 	if err != nil {
-		return nil, err
+		return Decoded{}, err
 	}
 	if n&(n-1) != 0 {
-		return nil, malformed(c, "parameter %q is not a power of two", "n")
+		return Decoded{}, malformed(c, "parameter %q is not a power of two", "n")
 	}
 	r, _, err := intParam(c, "r", 1, maxScryptMemory/256, true)
 	if err != nil {
-		return nil, err
+		return Decoded{}, err
 	}
 	p, _, err := intParam(c, "p", 1, maxScryptWork, true)
 	if err != nil {
-		return nil, err
+		return Decoded{}, err
 	}
 	if 128*r*n > maxScryptMemory {
-		return nil, malformed(c, "parameters n and r need over 1 GiB of memory (128·r·n), more than this package verifies")
+		return Decoded{}, malformed(c, "parameters n and r need over 1 GiB of memory (128·r·n), more than this package verifies")
 	}
 	if n*r > maxScryptWork || n*r*p > maxScryptWork {
-		return nil, malformed(c, "parameters n·r·p are over the 2^25 this package verifies")
+		return Decoded{}, malformed(c, "parameters n·r·p are over the 2^25 this package verifies")
 	}
 	key, salt, err := hashAndSalt(c, encBase64, "")
+	if err != nil {
+		return Decoded{}, err
+	}
+	return Decoded{Algorithm: c.Algorithm, Hash: key, Salt: salt, N: n, R: r, P: p}, nil
+}
+
+// prepareScrypt verifies what decodeScrypt read.
+func prepareScrypt(c Credential) (verifier, error) {
+	d, err := decodeScrypt(c)
 	if err != nil {
 		return nil, err
 	}
 	return func(password []byte) (bool, error) {
-		got, err := scrypt.Key(password, salt, int(n), int(r), int(p), len(key))
+		got, err := scrypt.Key(password, d.Salt, int(d.N), int(d.R), int(d.P), len(d.Hash))
 		if err != nil {
 			return false, malformed(c, "computing scrypt: %v", err)
 		}
-		return equal(got, key), nil
+		return equal(got, d.Hash), nil
 	}, nil
 }
 
@@ -279,7 +297,7 @@ func hashAndSalt(c Credential, hashDefault, saltDefault string) (key, salt []byt
 	return key, salt, nil
 }
 
-// preparePBKDF2 reads PBKDF2 in one of three forms:
+// decodePBKDF2 reads PBKDF2 in one of three forms:
 //
 //   - Django's "pbkdf2_sha256$<iterations>$<salt>$<base64 hash>" in Hash
 //     (the salt is text, used as its bytes);
@@ -290,7 +308,7 @@ func hashAndSalt(c Credential, hashDefault, saltDefault string) (key, salt []byt
 //     encoding says hex.
 //
 // The modular forms carry everything: Salt and Params stay empty.
-func preparePBKDF2(c Credential) (verifier, error) {
+func decodePBKDF2(c Credential) (Decoded, error) {
 	newHash, django, passlib := sha256.New, "pbkdf2_sha256$", "$pbkdf2-sha256$"
 	if c.Algorithm == PBKDF2SHA512 {
 		newHash, django, passlib = sha512.New, "pbkdf2_sha512$", "$pbkdf2-sha512$"
@@ -303,7 +321,7 @@ func preparePBKDF2(c Credential) (verifier, error) {
 	switch {
 	case strings.HasPrefix(c.Hash, django), strings.HasPrefix(c.Hash, passlib):
 		if err := noSalt(c); err != nil {
-			return nil, err
+			return Decoded{}, err
 		}
 		isDjango := strings.HasPrefix(c.Hash, django)
 		prefix := passlib
@@ -312,10 +330,10 @@ func preparePBKDF2(c Credential) (verifier, error) {
 		}
 		parts := strings.Split(strings.TrimPrefix(c.Hash, prefix), "$")
 		if len(parts) != 3 {
-			return nil, malformed(c, "Hash is not %s<iterations>$<salt>$<hash>", prefix)
+			return Decoded{}, malformed(c, "Hash is not %s<iterations>$<salt>$<hash>", prefix)
 		}
 		if iter, err = strconv.ParseInt(parts[0], 10, 64); err != nil || strings.HasPrefix(parts[0], "0") {
-			return nil, malformed(c, "the iteration count in Hash is not a whole number")
+			return Decoded{}, malformed(c, "the iteration count in Hash is not a whole number")
 		}
 		if isDjango {
 			salt = []byte(parts[1])
@@ -325,38 +343,51 @@ func preparePBKDF2(c Credential) (verifier, error) {
 				return decodeUnpadded(base64.RawStdEncoding, strings.ReplaceAll(s, ".", "+"))
 			}
 			if salt, err = ab64(parts[1]); err != nil {
-				return nil, malformed(c, "the salt in Hash is not passlib base64")
+				return Decoded{}, malformed(c, "the salt in Hash is not passlib base64")
 			}
 			key, err = ab64(parts[2])
 		}
 		if err != nil {
-			return nil, malformed(c, "the hash in Hash is not base64")
+			return Decoded{}, malformed(c, "the hash in Hash is not base64")
 		}
 		if len(key) == 0 || len(key) > maxKeyLen {
-			return nil, malformed(c, "the hash in Hash is not 1 to %d bytes", maxKeyLen)
+			return Decoded{}, malformed(c, "the hash in Hash is not 1 to %d bytes", maxKeyLen)
 		}
 	default:
 		if err := onlyParams(c, "iterations", "key_length", "encoding", "salt_encoding"); err != nil {
-			return nil, err
+			return Decoded{}, err
 		}
 		if iter, _, err = intParam(c, "iterations", 1, maxPBKDF2Work, true); err != nil {
-			return nil, err
+			return Decoded{}, err
 		}
 		if key, salt, err = hashAndSalt(c, encBase64, ""); err != nil {
-			return nil, err
+			return Decoded{}, err
 		}
 	}
 	size := newHash().Size()
 	blocks := int64((len(key) + size - 1) / size)
 	if iter < 1 || iter > maxPBKDF2Work || iter*blocks > maxPBKDF2Work {
-		return nil, malformed(c, "iterations × output blocks is not 1 to %d, the work this package verifies", maxPBKDF2Work)
+		return Decoded{}, malformed(c, "iterations × output blocks is not 1 to %d, the work this package verifies", maxPBKDF2Work)
+	}
+	return Decoded{Algorithm: c.Algorithm, Hash: key, Salt: salt, Iterations: iter}, nil
+}
+
+// preparePBKDF2 verifies what decodePBKDF2 read.
+func preparePBKDF2(c Credential) (verifier, error) {
+	d, err := decodePBKDF2(c)
+	if err != nil {
+		return nil, err
+	}
+	newHash := sha256.New
+	if c.Algorithm == PBKDF2SHA512 {
+		newHash = sha512.New
 	}
 	return func(password []byte) (bool, error) {
-		got, err := pbkdf2.Key(func() hash.Hash { return newHash() }, string(password), salt, int(iter), len(key))
+		got, err := pbkdf2.Key(func() hash.Hash { return newHash() }, string(password), d.Salt, int(d.Iterations), len(d.Hash))
 		if err != nil {
 			return false, malformed(c, "computing PBKDF2: %v", err)
 		}
-		return equal(got, key), nil
+		return equal(got, d.Hash), nil
 	}, nil
 }
 

@@ -17,65 +17,78 @@ const (
 	saltNone   = "none"   // digest(password)
 )
 
-// prepareDigest reads a salted (or unsalted) SHA-1, SHA-256, SHA-512 or
+// decodeDigest reads a salted (or unsalted) SHA-1, SHA-256, SHA-512 or
 // MD5 credential: Hash in hex unless Params "encoding" says base64; Salt as
 // text unless "salt_encoding" says base64 or hex; "salt_position" says
 // where the salt goes and is required when Salt is not empty.
-func prepareDigest(c Credential) (verifier, error) {
+func decodeDigest(c Credential) (Decoded, error) {
 	if err := onlyParams(c, "salt_position", "encoding", "salt_encoding"); err != nil {
-		return nil, err
+		return Decoded{}, err
 	}
-	var newHash func() hash.Hash
-	switch c.Algorithm {
-	case SHA1:
-		newHash = sha1.New
-	case SHA256:
-		newHash = sha256.New
-	case SHA512:
-		newHash = sha512.New
-	default:
-		newHash = md5.New
-	}
+	newHash := digestHash(c.Algorithm)
 	pos, given := c.Params["salt_position"]
 	switch {
 	case given && pos != saltPrefix && pos != saltSuffix && pos != saltNone:
-		return nil, malformed(c, "parameter %q must be %s, %s or %s", "salt_position", saltPrefix, saltSuffix, saltNone)
+		return Decoded{}, malformed(c, "parameter %q must be %s, %s or %s", "salt_position", saltPrefix, saltSuffix, saltNone)
 	case !given && c.Salt != "":
-		return nil, malformed(c, "parameter %q is missing: say whether the salt goes before (%s) or after (%s) the password",
+		return Decoded{}, malformed(c, "parameter %q is missing: say whether the salt goes before (%s) or after (%s) the password",
 			"salt_position", saltPrefix, saltSuffix)
 	case !given:
 		pos = saltNone
 	case pos == saltNone && c.Salt != "":
-		return nil, malformed(c, "Salt is given but parameter %q is %s", "salt_position", saltNone)
+		return Decoded{}, malformed(c, "Salt is given but parameter %q is %s", "salt_position", saltNone)
 	case pos != saltNone && c.Salt == "":
-		return nil, malformed(c, "parameter %q is %s but Salt is empty", "salt_position", pos)
+		return Decoded{}, malformed(c, "parameter %q is %s but Salt is empty", "salt_position", pos)
 	}
 	hashEnc, saltEnc, err := encodings(c, encHex, encText)
 	if err != nil {
-		return nil, err
+		return Decoded{}, err
 	}
 	want, err := decode(c, "Hash", c.Hash, hashEnc)
 	if err != nil {
-		return nil, err
+		return Decoded{}, err
 	}
 	if size := newHash().Size(); len(want) != size {
-		return nil, malformed(c, "Hash is %d bytes, want %d", len(want), size)
+		return Decoded{}, malformed(c, "Hash is %d bytes, want %d", len(want), size)
 	}
 	salt, err := decode(c, "Salt", c.Salt, saltEnc)
 	if err != nil {
+		return Decoded{}, err
+	}
+	return Decoded{Algorithm: c.Algorithm, Hash: want, Salt: salt, SaltPosition: pos}, nil
+}
+
+// prepareDigest verifies what decodeDigest read.
+func prepareDigest(c Credential) (verifier, error) {
+	d, err := decodeDigest(c)
+	if err != nil {
 		return nil, err
 	}
+	newHash := digestHash(c.Algorithm)
 	return func(password []byte) (bool, error) {
 		h := newHash()
-		if pos == saltPrefix {
-			h.Write(salt)
+		if d.SaltPosition == saltPrefix {
+			h.Write(d.Salt)
 		}
 		h.Write(password)
-		if pos == saltSuffix {
-			h.Write(salt)
+		if d.SaltPosition == saltSuffix {
+			h.Write(d.Salt)
 		}
-		return equal(h.Sum(nil), want), nil
+		return equal(h.Sum(nil), d.Hash), nil
 	}, nil
+}
+
+// digestHash is the digest of SHA1, SHA256, SHA512 or (anything else) MD5.
+func digestHash(algorithm string) func() hash.Hash {
+	switch algorithm {
+	case SHA1:
+		return sha1.New
+	case SHA256:
+		return sha256.New
+	case SHA512:
+		return sha512.New
+	}
+	return md5.New
 }
 
 // itoa64 is the alphabet of phpass' (and crypt(3)'s) base64.

@@ -167,7 +167,8 @@ at sign-in where it has one — so passwords keep working there too:
                      uid is kept in app_metadata.firebase_uid
   --format kratos    request bodies for Ory Kratos' POST /admin/identities, with
                      credentials.password.config.hashed_password "$firescrypt$…" for
-                     Firebase scrypt, bcrypt, argon2 and Kratos' own hash forms as they are
+                     Firebase scrypt; PBKDF2, scrypt, SHA-1/256/512 and MD5 converted to
+                     Kratos' forms; bcrypt, argon2 and Kratos' own forms as they are
 
 Users with other hashes are exported without their password, and the report says so.
 Firebase scrypt hashes embed the project's signer key: the file is created readable by

@@ -9,16 +9,18 @@
 //   - supabase: FIREBASE_SCRYPT (as "$fbscrypt$…"), BCRYPT and ARGON2ID /
 //     ARGON2I (their own "$2b$…" / "$argon2id$…" strings); supabase/auth
 //     internal/crypto/password.go verifies these three families.
-//   - kratos: FIREBASE_SCRYPT (as "$firescrypt$…"), BCRYPT, ARGON2ID and
-//     ARGON2I (as they are), and any hash already in one of the other forms
-//     ory/kratos hash/hash_comparator.go verifies ("$pbkdf2-sha256$…",
-//     "$scrypt$…", "$sha1$…", "$md5$…", "{SSHA}…", …). PBKDF2, scrypt, SHA
-//     and MD5 hashes given as a separate hash, salt and parameters are not
-//     converted yet.
+//   - kratos: FIREBASE_SCRYPT (as "$firescrypt$…"), BCRYPT (as it is, cost
+//     up to 15), ARGON2ID and ARGON2I (rewritten unpadded), PBKDF2_SHA256
+//     and PBKDF2_SHA512, SCRYPT, SHA1, SHA256, SHA512 and MD5 in any form
+//     passwords.Verify reads (converted by kratosHash to the form ory/kratos
+//     hash/hash_comparator.go verifies, within its hash/hash_limits.go
+//     bounds), and any hash already in one of Kratos' own forms
+//     ("$pbkdf2-sha256$i=…", "$scrypt$…", "$sha1$…", "$md5$…", "{SSHA}…", …).
 package authexport
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -182,13 +184,37 @@ func (e *Exporter) hashFor(u *record.User) string {
 		if !bcryptHash.MatchString(c.Hash) {
 			return without("a bcrypt hash that is not in the $2b$ form")
 		}
+		if e.format == "kratos" && bcryptCost(c.Hash) > kratosMaxBcryptCost {
+			return without(fmt.Sprintf("a bcrypt cost over %d, which Kratos refuses", kratosMaxBcryptCost))
+		}
 		enc = c.Hash
 	case argon2idAlg, argon2iAlg:
+		if e.format == "kratos" {
+			h, err := kratosHash(*c)
+			if err != nil {
+				return without(kratosWhy(c.Algorithm, err))
+			}
+			enc = h
+			break
+		}
 		if !argon2Hash.MatchString(c.Hash) {
 			return without("an argon2 hash that is not a PHC string")
 		}
 		enc = c.Hash
 	default:
+		if e.format == "kratos" && kratosConverts(c.Algorithm) {
+			h, err := kratosHash(*c)
+			if err == nil {
+				enc = h
+				break
+			}
+			if !errors.Is(err, errKratosBounds) && c.Salt == "" && len(c.Params) == 0 && kratosNative.MatchString(c.Hash) {
+				// Already in a form of Kratos' own ("$pbkdf2-sha256$i=…").
+				enc = c.Hash
+				break
+			}
+			return without(kratosWhy(c.Algorithm, err))
+		}
 		if e.format == "kratos" && c.Salt == "" && len(c.Params) == 0 && kratosNative.MatchString(c.Hash) {
 			enc = c.Hash
 			break
@@ -203,6 +229,15 @@ func (e *Exporter) hashFor(u *record.User) string {
 	}
 	e.Stats.WithHash++
 	return enc
+}
+
+// kratosWhy is the note of a credential kratosHash could not convert.
+func kratosWhy(algorithm string, err error) string {
+	if errors.Is(err, errKratosBounds) {
+		return "a hash " + err.Error() + " (ory/kratos hash/hash_limits.go)"
+	}
+	// passwords' errors never quote a hash, a salt or a parameter's value.
+	return "a malformed " + algorithm + " credential: " + err.Error()
 }
 
 // firebaseScrypt decodes a Firebase scrypt credential with the project's
