@@ -50,8 +50,10 @@ type Options struct {
 
 // Stats count what an Exporter did, for its report.
 type Stats struct {
-	// Written users; WithHash of them carry a password hash the server
-	// verifies.
+	// Written users; WithHash of them carry a password hash in a form the
+	// server verifies natively. Whether a hash matches the user's password
+	// (one made with another signer key, say) cannot be known without the
+	// password, so WithHash claims nothing about that.
 	Written, WithHash int
 	// Skipped lists the uids not written, by reason.
 	Skipped map[string][]string
@@ -113,7 +115,7 @@ func (e *Exporter) Body(u *record.User) map[string]any {
 // Report writes the statistics for a person: out and format name what was
 // written. Only uids are named, never addresses or hashes.
 func (s *Stats) Report(w io.Writer, out, format string) {
-	fmt.Fprintf(w, "wrote %d users to %s for %s (%d with a password hash it verifies)\n", s.Written, out, format, s.WithHash)
+	fmt.Fprintf(w, "wrote %d users to %s for %s (%d with a password hash in a form it verifies natively; no password was checked)\n", s.Written, out, format, s.WithHash)
 	notes := make([]string, 0, len(s.Notes))
 	for n := range s.Notes {
 		notes = append(notes, n)
