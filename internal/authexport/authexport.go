@@ -59,9 +59,18 @@ type Stats struct {
 	Skipped map[string][]string
 	// Notes counts the users written with a caveat, by note.
 	Notes map[string]int
+	// Listed names the users written with a caveat that concerns each
+	// of them (uids by note), such as a value the target cannot hold.
+	Listed map[string][]string
 }
 
 func (s *Stats) skip(reason, uid string) { s.Skipped[reason] = append(s.Skipped[reason], uid) }
+
+func (s *Stats) list(note, uid string) { s.Listed[note] = append(s.Listed[note], uid) }
+
+// supabaseMaxHash is the length of supabase/auth's auth.users
+// encrypted_password column (varchar(255), migrations/00_init_auth_schema.up.sql).
+const supabaseMaxHash = 255
 
 // Exporter writes users in one format. Give it the users oldest first:
 // for Supabase, of two users sharing an e-mail address the first keeps it.
@@ -82,7 +91,7 @@ func New(format string, opts Options) (*Exporter, error) {
 		opts.KratosSchemaID = "default"
 	}
 	return &Exporter{format: format, opts: opts, seenEmail: map[string]string{},
-		Stats: Stats{Skipped: map[string][]string{}, Notes: map[string]int{}}}, nil
+		Stats: Stats{Skipped: map[string][]string{}, Notes: map[string]int{}, Listed: map[string][]string{}}}, nil
 }
 
 // Write writes u as one line to w, or skips it (Stats.Skipped) when the
@@ -124,19 +133,30 @@ func (s *Stats) Report(w io.Writer, out, format string) {
 	for _, n := range notes {
 		fmt.Fprintf(w, "  %d users: %s\n", s.Notes[n], n)
 	}
+	listed := make([]string, 0, len(s.Listed))
+	for n := range s.Listed {
+		listed = append(listed, n)
+	}
+	sort.Strings(listed)
+	for _, n := range listed {
+		fmt.Fprintf(w, "  %d users: %s (uids: %s)\n", len(s.Listed[n]), n, sample(s.Listed[n]))
+	}
 	reasons := make([]string, 0, len(s.Skipped))
 	for r := range s.Skipped {
 		reasons = append(reasons, r)
 	}
 	sort.Strings(reasons)
 	for _, r := range reasons {
-		uids := s.Skipped[r]
-		sample := uids
-		if len(sample) > 10 {
-			sample = sample[:10]
-		}
-		fmt.Fprintf(w, "  skipped %d users: %s (uids: %s)\n", len(uids), r, strings.Join(sample, ", "))
+		fmt.Fprintf(w, "  skipped %d users: %s (uids: %s)\n", len(s.Skipped[r]), r, sample(s.Skipped[r]))
 	}
+}
+
+// sample joins the first ten uids, with "…" when there are more.
+func sample(uids []string) string {
+	if len(uids) > 10 {
+		return strings.Join(uids[:10], ", ") + ", …"
+	}
+	return strings.Join(uids, ", ")
 }
 
 // Algorithm names of passwords' contract that only this package needs.
@@ -228,6 +248,13 @@ func (e *Exporter) hashFor(u *record.User) string {
 			return without("the source exported no hash")
 		}
 		return without(c.Algorithm + " hashes cannot be written for " + e.format + " by this version")
+	}
+	if e.format == "supabase" && len(enc) > supabaseMaxHash {
+		// The admin API would store it in a varchar(255) column: refused or
+		// cut, never verifiable. (Postgres counts characters; every form
+		// written here is ASCII, so bytes and characters agree.)
+		e.Stats.list(fmt.Sprintf("exported without their password (its %s hash in Supabase's form is longer than the %d characters of auth.users.encrypted_password; they must reset it)", c.Algorithm, supabaseMaxHash), u.UID)
+		return ""
 	}
 	e.Stats.WithHash++
 	return enc

@@ -243,3 +243,39 @@ func TestEncodedFirebaseHash(t *testing.T) {
 		}
 	}
 }
+
+// TestSupabaseHashTooLong: Supabase's auth.users.encrypted_password is
+// varchar(255); a Firebase scrypt credential with a 64-byte salt encodes
+// to a longer "$fbscrypt$…" string, so the user is exported without a
+// password, listed by uid. Kratos has no such bound and keeps the hash.
+func TestSupabaseHashTooLong(t *testing.T) {
+	c := firebaseCred(true)
+	c.Salt = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x42}, 64))
+	u := &record.User{UID: "long-salt", Email: sp("h@example.test"), Password: c}
+	e, _ := New("supabase", Options{})
+	body := e.Body(u)
+	if h, ok := body["password_hash"].(string); ok {
+		t.Fatalf("a %d-byte password_hash was emitted for a varchar(255) column", len(h))
+	}
+	found := false
+	for note, uids := range e.Stats.Listed {
+		found = found || (strings.Contains(note, "255") && strings.Join(uids, ",") == "long-salt")
+	}
+	if !found || e.Stats.WithHash != 0 {
+		t.Errorf("stats %+v; want long-salt listed for a hash over 255 bytes", e.Stats)
+	}
+	var report bytes.Buffer
+	e.Stats.Report(&report, "out.jsonl", "supabase")
+	if !strings.Contains(report.String(), "255") || !strings.Contains(report.String(), "long-salt") {
+		t.Errorf("report:\n%s", report.String())
+	}
+	k, _ := New("kratos", Options{})
+	if h, _ := path(k.Body(u), "credentials", "password", "config", "hashed_password").(string); len(h) <= 255 {
+		t.Errorf("kratos hash %d bytes; want the long one kept", len(h))
+	}
+	// The usual Firebase salt (12 bytes) fits.
+	e, _ = New("supabase", Options{})
+	if h, _ := e.Body(&record.User{UID: "fb", Email: sp("a@example.test"), Password: firebaseCred(true)})["password_hash"].(string); h == "" || len(h) > 255 {
+		t.Errorf("a usual Firebase hash: %d bytes", len(h))
+	}
+}
