@@ -180,7 +180,7 @@ its owner only; treat it like the hashes themselves. docs/auth.md shows how to i
 	f.String("format", "", "supabase or kratos")
 	f.String("out", "", "Write to this `file` (created with mode 0600)")
 	f.String("kratos-schema-id", "default", "Kratos identity schema id for the identities")
-	f.Bool("kratos-external-id", false, "Also set Kratos' external_id to the Firebase uid (Kratos versions without the field refuse it)")
+	f.Bool("kratos-external-id", false, "Also set Kratos' external_id to the Firebase uid, for uids of up to 64 bytes (Kratos' column; longer ones are listed and left unset; Kratos versions without the field refuse it)")
 	addOptionFlags(f, []plugin.Option{postgresOption, usersSchemaOption})
 	return cmd
 }

@@ -44,7 +44,9 @@ type Options struct {
 	// when empty).
 	KratosSchemaID string
 	// KratosExternalID also sets external_id to the uid (Kratos versions
-	// without the field refuse it).
+	// without the field refuse it), for uids of up to 64 bytes: longer
+	// ones (Firebase allows 128 characters) are left without external_id
+	// and listed in Stats.Listed; metadata_admin.firebase_uid has every uid.
 	KratosExternalID bool
 }
 
@@ -71,6 +73,12 @@ func (s *Stats) list(note, uid string) { s.Listed[note] = append(s.Listed[note],
 // supabaseMaxHash is the length of supabase/auth's auth.users
 // encrypted_password column (varchar(255), migrations/00_init_auth_schema.up.sql).
 const supabaseMaxHash = 255
+
+// kratosMaxExternalID is the length of ory/kratos' identities.external_id
+// column (VARCHAR(64), persistence/sql/migrations/sql/
+// 20250708190000000000_identities_external_id.*.up.sql), counted in bytes
+// here: a uid of at most 64 bytes has at most 64 characters.
+const kratosMaxExternalID = 64
 
 // Exporter writes users in one format. Give it the users oldest first:
 // for Supabase, of two users sharing an e-mail address the first keeps it.
@@ -458,7 +466,13 @@ func (e *Exporter) kratosIdentity(u *record.User) map[string]any {
 	}
 	body["metadata_admin"] = admin
 	if e.opts.KratosExternalID {
-		body["external_id"] = u.UID
+		if len(u.UID) > kratosMaxExternalID {
+			// One such identity fails a whole PATCH /admin/identities batch
+			// (HTTP 500): leave it unset; metadata_admin has the uid.
+			e.Stats.list(fmt.Sprintf("external_id left unset: the uid is longer than Kratos' external_id holds (%d bytes); it is in metadata_admin.firebase_uid", kratosMaxExternalID), u.UID)
+		} else {
+			body["external_id"] = u.UID
+		}
 	}
 	return body
 }

@@ -279,3 +279,39 @@ func TestSupabaseHashTooLong(t *testing.T) {
 		t.Errorf("a usual Firebase hash: %d bytes", len(h))
 	}
 }
+
+// TestKratosExternalIDTooLong: Kratos' identities.external_id is
+// varchar(64) and Firebase uids go to 128 characters. A longer uid is
+// never emitted as external_id (one such identity failed a whole batch
+// import): it stays in metadata_admin.firebase_uid, listed by uid.
+func TestKratosExternalIDTooLong(t *testing.T) {
+	long := strings.Repeat("u", 128)
+	at64 := strings.Repeat("v", 64)
+	e, _ := New("kratos", Options{KratosExternalID: true})
+	var b bytes.Buffer
+	for _, uid := range []string{long, at64} {
+		if err := e.Write(&b, &record.User{UID: uid, Email: sp(uid[:1] + "@example.test")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || e.Stats.Written != 2 {
+		t.Fatalf("%d lines; want both identities written", len(lines))
+	}
+	var first, second map[string]any
+	json.Unmarshal([]byte(lines[0]), &first)
+	json.Unmarshal([]byte(lines[1]), &second)
+	if _, ok := first["external_id"]; ok || path(first, "metadata_admin", "firebase_uid") != long {
+		t.Errorf("128-character uid: external_id %v, metadata_admin %v", first["external_id"], first["metadata_admin"])
+	}
+	if second["external_id"] != at64 {
+		t.Errorf("64-character uid: external_id %v; want it set", second["external_id"])
+	}
+	found := false
+	for note, uids := range e.Stats.Listed {
+		found = found || (strings.Contains(note, "external_id") && strings.Join(uids, ",") == long)
+	}
+	if !found {
+		t.Errorf("listed %v; want the long uid listed for external_id", e.Stats.Listed)
+	}
+}
