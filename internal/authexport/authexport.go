@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"regexp"
 	"sort"
 	"strings"
@@ -373,8 +374,16 @@ func (e *Exporter) supabaseUser(u *record.User) map[string]any {
 	}
 	app := map[string]any{}
 	if u.CustomClaims != nil && *u.CustomClaims != "" {
-		if err := json.Unmarshal([]byte(*u.CustomClaims), &app); err != nil {
-			app = map[string]any{}
+		claims, err := decodeExact(*u.CustomClaims)
+		switch {
+		case err != nil:
+			e.Stats.list("custom claims not exported: they are not a JSON object", u.UID)
+		case beyond53(claims):
+			e.Stats.list("custom claims hold integers beyond 2^53: exact in the file, but Supabase's admin API decodes app_metadata into float64 "+
+				"(AdminUserParams in supabase/auth internal/api/admin.go) and stores them rounded; set them in auth.users.raw_app_meta_data with SQL after the import", u.UID)
+			app = claims
+		default:
+			app = claims
 		}
 	}
 	app["firebase_uid"] = u.UID
@@ -386,6 +395,54 @@ func (e *Exporter) supabaseUser(u *record.User) map[string]any {
 		body["ban_duration"] = "876000h" // Supabase's way to disable: a 100-year ban
 	}
 	return body
+}
+
+// decodeExact decodes a JSON object keeping every number as written
+// (json.Number), so that encoding it again changes no digit.
+func decodeExact(s string) (map[string]any, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m == nil || dec.More() {
+		return nil, errors.New("not one JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("not one JSON object")
+	}
+	return m, nil
+}
+
+// maxExact is 2^53: every integer of at most this magnitude is exact in a
+// float64.
+var maxExact = new(big.Int).Lsh(big.NewInt(1), 53)
+
+// beyond53 reports whether v (as decodeExact returns it) holds an integer
+// literal of magnitude over 2^53, which a float64 decoder rounds.
+func beyond53(v any) bool {
+	switch v := v.(type) {
+	case json.Number:
+		if strings.ContainsAny(string(v), ".eE") {
+			return false
+		}
+		n, ok := new(big.Int).SetString(string(v), 10)
+		return ok && n.CmpAbs(maxExact) > 0
+	case map[string]any:
+		for _, x := range v {
+			if beyond53(x) {
+				return true
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if beyond53(x) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type provider struct {
@@ -450,7 +507,11 @@ func (e *Exporter) kratosIdentity(u *record.User) map[string]any {
 		admin["firebase_tenant_id"] = u.TenantID
 	}
 	if u.CustomClaims != nil && *u.CustomClaims != "" {
-		admin["custom_claims"] = json.RawMessage(*u.CustomClaims)
+		if json.Valid([]byte(*u.CustomClaims)) {
+			admin["custom_claims"] = json.RawMessage(*u.CustomClaims) // exact: Kratos stores it as raw JSON
+		} else {
+			e.Stats.list("custom claims not exported: they are not JSON", u.UID)
+		}
 	}
 	if v := str(u.DisplayName); v != "" {
 		admin["display_name"] = v

@@ -315,3 +315,37 @@ func TestKratosExternalIDTooLong(t *testing.T) {
 		t.Errorf("listed %v; want the long uid listed for external_id", e.Stats.Listed)
 	}
 }
+
+// TestSupabaseClaimsExact: custom claims reach the Supabase file exactly
+// (they went through float64 and 12345678901234567890 became
+// 12345678901234567000), and integers beyond 2^53, which Supabase's admin
+// API rounds when it decodes the body, are listed by uid.
+func TestSupabaseClaimsExact(t *testing.T) {
+	claims := `{"big":12345678901234567890,"nested":{"n":[-9007199254740993]},"edge":9007199254740992,"f":1.5,"s":"x"}`
+	e, _ := New("supabase", Options{})
+	var b bytes.Buffer
+	users := []*record.User{
+		{UID: "big", Email: sp("a@example.test"), CustomClaims: sp(claims)},
+		{UID: "small", Email: sp("b@example.test"), CustomClaims: sp(`{"n":9007199254740992,"m":-9007199254740992}`)},
+	}
+	for _, u := range users {
+		if err := e.Write(&b, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := b.String()
+	for _, want := range []string{`"big":12345678901234567890`, `"n":[-9007199254740993]`, `"edge":9007199254740992`, `"f":1.5`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("file lacks %s:\n%s", want, out)
+		}
+	}
+	var listed []string
+	for note, uids := range e.Stats.Listed {
+		if strings.Contains(note, "2^53") {
+			listed = append(listed, uids...)
+		}
+	}
+	if strings.Join(listed, ",") != "big" {
+		t.Errorf("listed for 2^53: %v (all: %v); want only big", listed, e.Stats.Listed)
+	}
+}
