@@ -82,7 +82,8 @@ const supabaseMaxHash = 255
 const kratosMaxExternalID = 64
 
 // Exporter writes users in one format. Give it the users oldest first:
-// for Supabase, of two users sharing an e-mail address the first keeps it.
+// of two users whose e-mail addresses differ at most in case, the first is
+// written and the later one skipped (Stats.Skipped), in every format.
 // It is not safe for concurrent use.
 type Exporter struct {
 	format    string
@@ -342,13 +343,8 @@ func (e *Exporter) supabaseUser(u *record.User) map[string]any {
 		e.Stats.skip("Supabase needs an e-mail address or a phone number", u.UID)
 		return nil
 	}
-	if email != "" {
-		k := strings.ToLower(email)
-		if first, dup := e.seenEmail[k]; dup {
-			e.Stats.skip("e-mail address already used by an older account, which Supabase does not allow (first uid: "+first+")", u.UID)
-			return nil
-		}
-		e.seenEmail[k] = u.UID
+	if e.duplicate(u.UID, email) {
+		return nil
 	}
 	body := map[string]any{"id": SupabaseID(u.TenantID, u.UID)}
 	if email != "" {
@@ -458,10 +454,40 @@ func providerList(ps []record.Provider) []provider {
 	return out
 }
 
+// duplicate reports whether an earlier user had email in another case
+// (or with surrounding blanks), and then skips uid with a reason that
+// names the first uid and how the server treats the address: both
+// lower-case it — supabase/auth validateEmail (internal/api/mail.go) and
+// NewUser (internal/models/user.go), then adminUserCreate answers 422
+// email_exists (internal/api/admin.go); ory/kratos lower-cases verifiable
+// and recovery addresses on import (identity/handler.go) and credential
+// identifiers (x/normalize.go), then answers 409 Conflict.
+func (e *Exporter) duplicate(uid, email string) bool {
+	if email == "" {
+		return false
+	}
+	k := strings.ToLower(strings.TrimSpace(email))
+	first, dup := e.seenEmail[k]
+	if !dup {
+		e.seenEmail[k] = uid
+		return false
+	}
+	server := "Supabase lower-cases addresses and answers 422 email_exists for the later one"
+	if e.format == "kratos" {
+		server = "Kratos lower-cases addresses and answers 409 Conflict for the later one"
+	}
+	e.Stats.skip("e-mail address already used by an older account, differing at most in case ("+server+"; first uid: "+first+")", uid)
+	return true
+}
+
 // kratosIdentity is one request body for Ory Kratos' admin API
-// (CreateIdentityBody in ory/kratos identity/handler.go).
+// (CreateIdentityBody in ory/kratos identity/handler.go), or nil when
+// Kratos cannot hold the user.
 func (e *Exporter) kratosIdentity(u *record.User) map[string]any {
 	email, phone := str(u.Email), str(u.PhoneNumber)
+	if e.duplicate(u.UID, email) {
+		return nil
+	}
 	traits := map[string]any{}
 	switch {
 	case email != "":

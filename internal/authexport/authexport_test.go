@@ -171,12 +171,17 @@ func TestKratos(t *testing.T) {
 	if hashOf("pb") != "$pbkdf2-sha256$i=1000,l=16$c2FsdA$q83vEjRWeJCrze8SNFZ4kA" {
 		t.Errorf("pbkdf2 as hash + salt + parameters: %q", hashOf("pb"))
 	}
-	for _, uid := range []string{"fb-noparams", "none", "same-address", "phone", "nothing"} {
+	for _, uid := range []string{"fb-noparams", "none", "phone", "nothing"} {
 		if hashOf(uid) != "" || got[uid] == nil {
 			t.Errorf("%s: %v; want exported without a password hash", uid, got[uid])
 		}
 	}
-	if e.Stats.WithHash != 5 || e.Stats.Written != 10 || len(e.Stats.Skipped) != 0 {
+	// same-address differs from fb's address only in case: Kratos would
+	// answer 409, so it is skipped and reported (TestCaseInsensitiveDuplicates).
+	if _, ok := got["same-address"]; ok || len(e.Stats.Skipped) != 1 {
+		t.Errorf("same-address: %v, skipped %v; want it skipped", got["same-address"], e.Stats.Skipped)
+	}
+	if e.Stats.WithHash != 5 || e.Stats.Written != 9 {
 		t.Errorf("stats %+v", e.Stats)
 	}
 	fb := got["fb"]
@@ -347,5 +352,41 @@ func TestSupabaseClaimsExact(t *testing.T) {
 	}
 	if strings.Join(listed, ",") != "big" {
 		t.Errorf("listed for 2^53: %v (all: %v); want only big", listed, e.Stats.Listed)
+	}
+}
+
+// TestCaseInsensitiveDuplicates: in every format, a later user whose
+// address differs from an earlier one's only in case is skipped and
+// reported with both uids (never the address), with how the server would
+// treat it; both servers lower-case addresses.
+func TestCaseInsensitiveDuplicates(t *testing.T) {
+	for format, server := range map[string]string{"supabase": "422 email_exists", "kratos": "409 Conflict"} {
+		e, _ := New(format, Options{})
+		var b bytes.Buffer
+		for _, u := range []*record.User{
+			{UID: "first", Email: sp("Dup@Example.com")},
+			{UID: "second", Email: sp("dup@example.com")},
+			{UID: "third", Email: sp(" DUP@EXAMPLE.COM")},
+			{UID: "other", Email: sp("other@example.com")},
+		} {
+			if err := e.Write(&b, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if e.Stats.Written != 2 || strings.Contains(b.String(), `"second"`) || strings.Contains(b.String(), `"third"`) {
+			t.Errorf("%s: wrote %d:\n%s", format, e.Stats.Written, b.String())
+		}
+		found := false
+		for r, uids := range e.Stats.Skipped {
+			found = found || (strings.Contains(r, "first uid: first") && strings.Contains(r, server) && strings.Join(uids, ",") == "second,third")
+		}
+		if !found {
+			t.Errorf("%s: skipped %v; want second and third, saying %q", format, e.Stats.Skipped, server)
+		}
+		var report bytes.Buffer
+		e.Stats.Report(&report, "out.jsonl", format)
+		if strings.Contains(strings.ToLower(report.String()), "dup@") {
+			t.Errorf("%s: the report names an address:\n%s", format, report.String())
+		}
 	}
 }
