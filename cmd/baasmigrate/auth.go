@@ -170,7 +170,16 @@ at sign-in where it has one — so passwords keep working there too:
                      Firebase scrypt; PBKDF2, scrypt, SHA-1/256/512 and MD5 converted to
                      Kratos' forms; bcrypt, argon2 and Kratos' own forms as they are
 
+E-mail addresses are written as confirmed (--email-confirm all, the default): Firebase lets
+users with an unverified address sign in, Supabase Auth refuses them ("email_not_confirmed")
+and Kratos does with its require_verified_address hook. --email-confirm verified keeps
+Firebase's emailVerified instead; either way it is kept as firebase_email_verified in
+app_metadata / metadata_admin. Phone numbers are always confirmed (Firebase verified them
+by SMS).
+
 Users with other hashes are exported without their password, and the report says so.
+Of users whose addresses differ only in case, the oldest is written and the others are
+skipped and reported, as both servers lower-case addresses and refuse the second.
 Firebase scrypt hashes embed the project's signer key: the file is created readable by
 its owner only; treat it like the hashes themselves. docs/auth.md shows how to import it.`,
 		Args: cobra.NoArgs,
@@ -179,6 +188,7 @@ its owner only; treat it like the hashes themselves. docs/auth.md shows how to i
 	f := cmd.Flags()
 	f.String("format", "", "supabase or kratos")
 	f.String("out", "", "Write to this `file` (created with mode 0600)")
+	f.String("email-confirm", authexport.ConfirmAll, "Which e-mail addresses to write as confirmed: all (users sign in as on Firebase, where unverified addresses sign in too) or verified (Firebase's emailVerified)")
 	f.String("kratos-schema-id", "default", "Kratos identity schema id for the identities")
 	f.Bool("kratos-external-id", false, "Also set Kratos' external_id to the Firebase uid, for uids of up to 64 bytes (Kratos' column; longer ones are listed and left unset; Kratos versions without the field refuse it)")
 	addOptionFlags(f, []plugin.Option{postgresOption, usersSchemaOption})
@@ -192,7 +202,11 @@ func runAuthExport(cmd *cobra.Command, _ []string) error {
 	out, _ := f.GetString("out")
 	schemaID, _ := f.GetString("kratos-schema-id")
 	externalID, _ := f.GetBool("kratos-external-id")
-	exp, err := authexport.New(format, authexport.Options{KratosSchemaID: schemaID, KratosExternalID: externalID})
+	confirm, _ := f.GetString("email-confirm")
+	if confirm != authexport.ConfirmAll && confirm != authexport.ConfirmVerified {
+		return &exitStatus{code: exitError, err: fmt.Errorf("--email-confirm %q: want %s or %s", confirm, authexport.ConfirmVerified, authexport.ConfirmAll)}
+	}
+	exp, err := authexport.New(format, authexport.Options{KratosSchemaID: schemaID, KratosExternalID: externalID, EmailConfirm: confirm})
 	if err != nil {
 		return &exitStatus{code: exitError, err: fmt.Errorf("--format: %w", err)}
 	}

@@ -108,3 +108,19 @@ func TestCheckPasswordDispatchesOnTheAlgorithm(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthExportEmailConfirmFlag: --email-confirm defaults to "all" (users
+// sign in as on Firebase) and refuses other values, naming the flag.
+func TestAuthExportEmailConfirmFlag(t *testing.T) {
+	cmd := newAuthExportCommand()
+	f := cmd.Flags().Lookup("email-confirm")
+	if f == nil || f.DefValue != "all" {
+		t.Fatalf("--email-confirm: %+v; want a flag defaulting to all", f)
+	}
+	cmd.SetArgs([]string{"--format", "supabase", "--email-confirm", "some", "--out", t.TempDir() + "/x.jsonl"})
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.Execute()
+	if err == nil || !strings.Contains(err.Error(), "--email-confirm") || !strings.Contains(err.Error(), "verified or all") {
+		t.Errorf("--email-confirm some: %v", err)
+	}
+}

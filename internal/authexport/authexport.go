@@ -39,8 +39,27 @@ import (
 // Formats are the names of the formats New accepts.
 var Formats = []string{"supabase", "kratos"}
 
-// Options tune the Kratos format.
+// EmailConfirm values: which e-mail addresses are written as confirmed.
+const (
+	// ConfirmAll confirms every address (the default): Firebase lets users
+	// with unverified addresses sign in with their password, Supabase Auth
+	// refuses them (400 email_not_confirmed) and Kratos does with its
+	// require_verified_address login hook.
+	ConfirmAll = "all"
+	// ConfirmVerified confirms the addresses Firebase marks emailVerified.
+	ConfirmVerified = "verified"
+)
+
+// Options tune the formats.
 type Options struct {
+	// EmailConfirm is ConfirmAll ("" means it) or ConfirmVerified: which
+	// addresses are written as confirmed (Supabase email_confirm, Kratos
+	// verifiable_addresses[].verified and status). Firebase's own flag is
+	// kept beside them either way (firebase_email_verified in app_metadata
+	// and metadata_admin). Phone numbers are always confirmed: Firebase
+	// holds a phone number once it was verified by SMS and has no flag for
+	// an unverified one.
+	EmailConfirm string
 	// KratosSchemaID is the identity schema of the identities ("default"
 	// when empty).
 	KratosSchemaID string
@@ -96,6 +115,13 @@ type Exporter struct {
 func New(format string, opts Options) (*Exporter, error) {
 	if format != "supabase" && format != "kratos" {
 		return nil, fmt.Errorf("%q is not supabase or kratos", format)
+	}
+	switch opts.EmailConfirm {
+	case "":
+		opts.EmailConfirm = ConfirmAll
+	case ConfirmAll, ConfirmVerified:
+	default:
+		return nil, fmt.Errorf("email confirmation %q is not %s or %s", opts.EmailConfirm, ConfirmVerified, ConfirmAll)
 	}
 	if opts.KratosSchemaID == "" {
 		opts.KratosSchemaID = "default"
@@ -349,7 +375,9 @@ func (e *Exporter) supabaseUser(u *record.User) map[string]any {
 	body := map[string]any{"id": SupabaseID(u.TenantID, u.UID)}
 	if email != "" {
 		body["email"] = email
-		body["email_confirm"] = u.EmailVerified
+		// supabase/auth internal/api/token.go refuses password sign-in
+		// with an unconfirmed e-mail (email_not_confirmed).
+		body["email_confirm"] = e.confirmed(u)
 	}
 	if phone != "" {
 		body["phone"] = phone
@@ -383,6 +411,9 @@ func (e *Exporter) supabaseUser(u *record.User) map[string]any {
 		}
 	}
 	app["firebase_uid"] = u.UID
+	if email != "" {
+		app["firebase_email_verified"] = u.EmailVerified
+	}
 	if len(u.Providers) > 0 {
 		app["firebase_providers"] = providerList(u.Providers)
 	}
@@ -454,6 +485,12 @@ func providerList(ps []record.Provider) []provider {
 	return out
 }
 
+// confirmed reports whether u's e-mail address is written as confirmed
+// (Options.EmailConfirm).
+func (e *Exporter) confirmed(u *record.User) bool {
+	return e.opts.EmailConfirm == ConfirmAll || u.EmailVerified
+}
+
 // duplicate reports whether an earlier user had email in another case
 // (or with surrounding blanks), and then skips uid with a reason that
 // names the first uid and how the server treats the address: both
@@ -520,15 +557,26 @@ func (e *Exporter) kratosIdentity(u *record.User) map[string]any {
 	if len(creds) > 0 {
 		body["credentials"] = creds
 	}
+	// ory/kratos identity/extension_verification.go keeps an imported
+	// address that matches one the identity schema marks verifiable (and
+	// drops the others), so a confirmed address is not asked for again,
+	// nor refused by the require_verified_address login hook.
 	if email != "" {
+		ok := e.confirmed(u)
 		status := "pending"
-		if u.EmailVerified {
+		if ok {
 			status = "completed"
 		}
-		body["verifiable_addresses"] = []map[string]any{{"value": email, "verified": u.EmailVerified, "via": "email", "status": status}}
+		body["verifiable_addresses"] = []map[string]any{{"value": email, "verified": ok, "via": "email", "status": status}}
 		body["recovery_addresses"] = []map[string]any{{"value": email, "via": "email"}}
+	} else if phone != "" {
+		// Firebase phone numbers are verified by SMS.
+		body["verifiable_addresses"] = []map[string]any{{"value": phone, "verified": true, "via": "sms", "status": "completed"}}
 	}
 	admin := map[string]any{"firebase_uid": u.UID}
+	if email != "" {
+		admin["firebase_email_verified"] = u.EmailVerified
+	}
 	if u.TenantID != "" {
 		admin["firebase_tenant_id"] = u.TenantID
 	}

@@ -390,3 +390,50 @@ func TestCaseInsensitiveDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// TestEmailConfirm: by default every address is written as confirmed,
+// so users with an unverified address sign in as they did on Firebase
+// (Supabase refuses password sign-in for unconfirmed e-mails); with
+// "verified" Firebase's flag decides. Firebase's flag is kept beside it,
+// and phone numbers are confirmed either way.
+func TestEmailConfirm(t *testing.T) {
+	unverified := &record.User{UID: "u", Email: sp("u@example.test")}
+	verified := &record.User{UID: "v", Email: sp("v@example.test"), EmailVerified: true}
+	phoneOnly := &record.User{UID: "p", PhoneNumber: sp("+15555550123")}
+	for _, c := range []struct {
+		mode      string
+		wantUnver bool
+	}{{"", true}, {"all", true}, {"verified", false}} {
+		s, err := New("supabase", Options{EmailConfirm: c.mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := New("kratos", Options{EmailConfirm: c.mode})
+		for _, u := range []*record.User{unverified, verified} {
+			want := c.wantUnver || u.EmailVerified
+			sb, kr := s.Body(u), k.Body(u)
+			if sb["email_confirm"] != want || path(sb, "app_metadata", "firebase_email_verified") != u.EmailVerified {
+				t.Errorf("%q supabase %s: %v", c.mode, u.UID, sb)
+			}
+			addrs, _ := kr["verifiable_addresses"].([]map[string]any)
+			status := "pending"
+			if want {
+				status = "completed"
+			}
+			if len(addrs) != 1 || addrs[0]["verified"] != want || addrs[0]["status"] != status || addrs[0]["via"] != "email" ||
+				path(kr, "metadata_admin", "firebase_email_verified") != u.EmailVerified {
+				t.Errorf("%q kratos %s: %v; metadata_admin %v", c.mode, u.UID, addrs, kr["metadata_admin"])
+			}
+		}
+		if sb := s.Body(phoneOnly); sb["phone_confirm"] != true {
+			t.Errorf("%q supabase phone: %v", c.mode, sb)
+		}
+		addrs, _ := k.Body(phoneOnly)["verifiable_addresses"].([]map[string]any)
+		if len(addrs) != 1 || addrs[0]["value"] != "+15555550123" || addrs[0]["via"] != "sms" || addrs[0]["verified"] != true || addrs[0]["status"] != "completed" {
+			t.Errorf("%q kratos phone: %v", c.mode, addrs)
+		}
+	}
+	if _, err := New("supabase", Options{EmailConfirm: "some"}); err == nil {
+		t.Error(`New accepts EmailConfirm "some"`)
+	}
+}
