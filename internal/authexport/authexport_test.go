@@ -437,3 +437,23 @@ func TestEmailConfirm(t *testing.T) {
 		t.Error(`New accepts EmailConfirm "some"`)
 	}
 }
+
+// TestClaimsNotJSON: claims that are not a JSON object are left out and
+// listed by uid, in both formats, rather than dropped silently or failing
+// the whole export (json.Marshal refuses an invalid json.RawMessage).
+func TestClaimsNotJSON(t *testing.T) {
+	for _, format := range Formats {
+		e, _ := New(format, Options{})
+		var b bytes.Buffer
+		if err := e.Write(&b, &record.User{UID: "bad", Email: sp("a@example.test"), CustomClaims: sp(`{"role":`)}); err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		found := false
+		for note, uids := range e.Stats.Listed {
+			found = found || (strings.Contains(note, "custom claims not exported") && strings.Join(uids, ",") == "bad")
+		}
+		if e.Stats.Written != 1 || !found {
+			t.Errorf("%s: stats %+v", format, e.Stats)
+		}
+	}
+}
