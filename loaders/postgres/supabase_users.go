@@ -537,3 +537,40 @@ func SupabaseCredential(encrypted string) *passwords.Credential {
 	}
 	return &passwords.Credential{Algorithm: passwords.Unknown, Hash: encrypted}
 }
+
+var _ loaders.Reporter = (*SupabaseUsers)(nil)
+
+// Warnings reports the loaded users (those of auth.users with a
+// firebase_uid) linked at Firebase to sign-in providers that got no
+// identity because Supabase Auth has no provider for them (Identity
+// Platform's oidc.* and saml.*, Play Games, ...), by provider, naming up to
+// five uids each: they cannot sign in that way on Supabase.
+func (s *SupabaseUsers) Warnings(ctx context.Context, db loaders.DB) ([]string, error) {
+	known := []string{"password", "phone"}
+	for p := range supabaseProviders {
+		known = append(known, p)
+	}
+	slices.Sort(known)
+	rows, err := db.Query(ctx, `SELECT p->>'provider_id', count(DISTINCT u.id),
+			(array_agg(DISTINCT u.raw_app_meta_data->>'firebase_uid'))[1:5]
+		FROM `+s.users+` u, jsonb_array_elements(CASE WHEN jsonb_typeof(u.raw_app_meta_data->'firebase_providers') = 'array'
+			THEN u.raw_app_meta_data->'firebase_providers' ELSE '[]' END) p
+		WHERE u.raw_app_meta_data ? 'firebase_uid' AND NOT (p->>'provider_id' = ANY ($1::text[]))
+		GROUP BY 1 ORDER BY 1`, known)
+	if err != nil {
+		return nil, fmt.Errorf("looking for sign-in providers Supabase Auth has no identity for: %w", err)
+	}
+	var out []string
+	var provider string
+	var n int64
+	var uids []string
+	_, err = pgx.ForEachRow(rows, []any{&provider, &n, &uids}, func() error {
+		out = append(out, fmt.Sprintf("%d user(s) signed in at Firebase with %s, which Supabase Auth has no provider for: no identity was written "+
+			"(uids %s; the link stays in raw_app_meta_data.firebase_providers)", n, provider, strings.Join(uids, ", ")))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("looking for sign-in providers Supabase Auth has no identity for: %w", err)
+	}
+	return out, nil
+}

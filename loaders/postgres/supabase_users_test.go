@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/baasmigrate/baasmigrate/internal/authexport"
 	"github.com/baasmigrate/baasmigrate/internal/record"
@@ -113,6 +114,15 @@ func TestSupabaseUsersPrepareRefuses(t *testing.T) {
 	}
 }
 
+func bcryptOf(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
 type supabaseUserRow struct {
 	ID, Aud, Role, Instance, Password string
 	Email, Phone                      *string
@@ -156,6 +166,7 @@ func TestSupabaseUsersFields(t *testing.T) {
 		{UID: "phone-only", PhoneNumber: sp("+1 555 0100"), Disabled: true, CreatedAt: created},
 		{UID: "dup", Email: sp("alice@example.com"), CreatedAt: created.Add(time.Hour)},
 		{UID: "taken-google", Email: sp("t@example.com"), Providers: []record.Provider{{ProviderID: "google.com", RawID: "g-1"}}},
+		{UID: "bcrypt", Email: sp("b@example.com"), Password: &passwords.Credential{Algorithm: "BCRYPT", Hash: bcryptOf(t, "secret pw")}},
 		{UID: "long-hash", Email: sp("l@example.com"), Password: &passwords.Credential{Algorithm: "BCRYPT", Hash: "$2b$10$" + strings.Repeat("a", 300)}},
 	}
 	var recs []record.Record
@@ -167,7 +178,7 @@ func TestSupabaseUsersFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := writeSupabase(t, pool, s, recs...)
-	for i, want := range map[int]string{2: "e-mail address (lower-cased", 3: "google identity \"g-1\" is also user", 4: "cannot be written in a form Supabase Auth verifies"} {
+	for i, want := range map[int]string{2: "e-mail address (lower-cased", 3: "google identity \"g-1\" is also user", 5: "cannot be written in a form Supabase Auth verifies"} {
 		if !strings.Contains(out.Rejects[i], want) {
 			t.Errorf("record %d: reject %q, want one saying %q", i, out.Rejects[i], want)
 		}
@@ -202,6 +213,17 @@ func TestSupabaseUsersFields(t *testing.T) {
 	}
 	if want := fmt.Sprintf("[azure:ms-1:ms-1 email:%s:%s google:g-1:g-1]", a.ID, a.ID); fmt.Sprint(idents) != want {
 		t.Errorf("alice's identities %v; want %s", idents, want)
+	}
+	b := readSupabaseUser(t, pool, "bcrypt")
+	if ok, err := passwords.Verify(*postgres.SupabaseCredential(b.Password), []byte("secret pw")); !ok || err != nil {
+		t.Errorf("the bcrypt hash does not verify: %v %v", ok, err)
+	}
+	if ok, _ := passwords.Verify(*postgres.SupabaseCredential(b.Password), []byte("secret pW")); ok {
+		t.Errorf("the bcrypt hash verifies a wrong password")
+	}
+	warnings, err := s.Warnings(ctx, pool)
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "1 user(s) signed in at Firebase with oidc.corp") || !strings.Contains(warnings[0], "alice") {
+		t.Errorf("warnings %q, %v; want one about alice's oidc.corp", warnings, err)
 	}
 	p := readSupabaseUser(t, pool, "phone-only")
 	if p.Phone == nil || *p.Phone != "15550100" || p.PhoneAt == nil || !p.PhoneAt.Equal(created) || p.Banned == nil || p.Banned.Before(time.Now().AddDate(100, 0, 0)) || p.Password != "" {
