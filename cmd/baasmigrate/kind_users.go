@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/authexport"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
@@ -22,10 +23,33 @@ var usersSchemaOption = plugin.Option{
 	Default: postgres.DefaultUsersSchema,
 }
 
+// Users targets: baasmigrate's own users tables, or Supabase Auth's.
+const (
+	usersTargetBaasmigrate = "baasmigrate"
+	usersTargetSupabase    = "supabase"
+)
+
+// usersTargetOption chooses where Auth users go.
+var usersTargetOption = plugin.Option{
+	Name: "users-target",
+	Help: "Where Auth users go: baasmigrate (its own users tables, in --users-schema) or supabase " +
+		"(Supabase Auth's auth.users and auth.identities in the --postgres database, which must hold them; see docs/auth.md).",
+	Default: usersTargetBaasmigrate,
+}
+
+// usersEmailConfirmOption is auth export's --email-confirm, for the
+// Supabase target.
+var usersEmailConfirmOption = plugin.Option{
+	Name: "email-confirm",
+	Help: "With --users-target supabase, which e-mail addresses get an email_confirmed_at: all (users sign in as on Firebase, " +
+		"where unverified addresses sign in too; Supabase Auth refuses password sign-in to an unconfirmed address) or verified (Firebase's emailVerified).",
+	Default: authexport.ConfirmAll,
+}
+
 func init() {
 	registerKind(&kindSpec{
 		Kind:    record.KindUser,
-		Options: []plugin.Option{usersSchemaOption, shareTablesOption},
+		Options: []plugin.Option{usersSchemaOption, shareTablesOption, usersTargetOption, usersEmailConfirmOption},
 		Build:   buildUsers,
 		Compare: compareUsers,
 	})
@@ -35,6 +59,10 @@ func init() {
 // and the shared hash parameters (by fingerprint, never their value) are
 // the run's settings: an interrupted run resumes only with the same ones.
 func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
+	target, err := usersTarget(env)
+	if err != nil {
+		return migration.Job{}, err
+	}
 	_, ex, err := env.Extractor(ctx, record.KindUser)
 	if err != nil {
 		return migration.Job{}, err
@@ -43,6 +71,9 @@ func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	if err != nil {
 		ex.Close()
 		return migration.Job{}, err
+	}
+	if target == usersTargetSupabase {
+		return buildSupabaseUsers(env, ex, shared)
 	}
 	schema := env.Config.String(usersSchemaOption.Name)
 	sink := postgres.NewUsers(postgres.UsersConfig{Schema: schema, SharedHash: shared, Log: env.Log})
@@ -76,6 +107,14 @@ func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
 // (extractors.KeyOrderer) are merged with the table read in that order;
 // others are looked up by uid.
 func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
+	target, err := usersTarget(env)
+	if err != nil {
+		return nil, err
+	}
+	if target == usersTargetSupabase {
+		return nil, fmt.Errorf("%s cannot compare users with Supabase Auth's tables yet (--users-target supabase): it compares baasmigrate's users tables only; "+
+			"after migrate, check auth.users and auth.identities as docs/auth.md (Loading Supabase Auth directly) says", env.Command)
+	}
 	_, ex, err := env.Extractor(ctx, record.KindUser)
 	if err != nil {
 		return nil, err
@@ -110,6 +149,47 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 			stmts, err := sink.PlannedDDL(ctx, env.Pool)
 			return diff.DDLFrom(stmts), err
 		},
+	}, nil
+}
+
+// usersTarget returns --users-target, checked.
+func usersTarget(env *buildEnv) (string, error) {
+	target := env.Config.String(usersTargetOption.Name)
+	switch target {
+	case usersTargetBaasmigrate, "":
+		return usersTargetBaasmigrate, nil
+	case usersTargetSupabase:
+		if env.Given != nil && env.Given(usersSchemaOption.Name) {
+			return "", fmt.Errorf("--users-schema names baasmigrate's users tables; with --users-target supabase users go to Supabase Auth's auth schema")
+		}
+		return target, nil
+	}
+	return "", fmt.Errorf("--users-target %q: want %s or %s", target, usersTargetBaasmigrate, usersTargetSupabase)
+}
+
+// buildSupabaseUsers assembles the users → Supabase Auth job. The target,
+// the e-mail confirmation rule and the shared hash parameters (by
+// fingerprint) are the run's settings: an interrupted run resumes only
+// with the same ones, and never into baasmigrate's own tables (whose runs
+// have no users-target setting).
+func buildSupabaseUsers(env *buildEnv, ex extractors.Extractor, shared *passwords.Credential) (migration.Job, error) {
+	confirm := env.Config.String(usersEmailConfirmOption.Name)
+	sink, err := postgres.NewSupabaseUsers(postgres.SupabaseUsersConfig{EmailConfirm: confirm, SharedHash: shared})
+	if err != nil {
+		ex.Close()
+		return migration.Job{}, fmt.Errorf("--email-confirm: %w", err)
+	}
+	if shared == nil {
+		warnNoSharedHash(env.Stderr, ex, func(hashes string) string {
+			return "users with " + hashes + " are rejected: Supabase Auth verifies them only with the project's parameters " +
+				"(add them and run again; the users loaded are not rewritten)"
+		})
+	}
+	hashID := postgres.NewUsers(postgres.UsersConfig{SharedHash: shared}).HashConfigID()
+	return migration.Job{
+		Kind: record.KindUser, Extractor: ex, Sink: sink,
+		Config: runConfig(ex, map[string]string{"users-target": usersTargetSupabase, "supabase-schema": postgres.SupabaseSchema,
+			"email-confirm": confirm, "hash-config": hashID}),
 	}, nil
 }
 

@@ -216,39 +216,78 @@ func (e *Exporter) hashFor(u *record.User) string {
 	if c == nil {
 		return ""
 	}
-	without := func(why string) string {
-		e.Stats.Notes["exported without their password ("+why+"; they must reset it)"]++
-		return ""
+	enc, why := convertHash(e.format, *c)
+	switch why.kind {
+	case whyNone:
+		e.Stats.WithHash++
+		return enc
+	case whyReset:
+		e.Stats.Notes["exported without their password ("+why.text+"; they must reset it)"]++
+	case whyPlain:
+		// The reason of earlier versions, without "; they must reset it".
+		e.Stats.Notes["exported without their password ("+why.text+")"]++
+	case whyListed:
+		e.Stats.list("exported without their password ("+why.text+"; they must reset it)", u.UID)
 	}
+	return ""
+}
+
+// hashWhy says why convertHash wrote no hash, and how the export notes it.
+type hashWhy struct {
+	kind int
+	text string
+}
+
+const (
+	whyNone   = iota // a hash was written
+	whyReset         // noted by reason, "they must reset it"
+	whyPlain         // noted by reason as earlier versions did
+	whyListed        // listed by uid (a value the target cannot hold)
+)
+
+// SupabaseHash returns c in the form Supabase Auth verifies natively
+// (what auth export --format supabase writes as password_hash and what
+// the direct load writes to auth.users.encrypted_password): a Firebase
+// scrypt hash as "$fbscrypt$…", a bcrypt or argon2 hash as it is. The
+// error says why c has no such form (never quoting hash, salt or
+// parameter values).
+func SupabaseHash(c passwords.Credential) (string, error) {
+	enc, why := convertHash("supabase", c)
+	if why.kind != whyNone {
+		return "", errors.New(why.text)
+	}
+	return enc, nil
+}
+
+// convertHash writes c in format's form, or says why it cannot.
+func convertHash(format string, c passwords.Credential) (string, hashWhy) {
+	without := func(why string) (string, hashWhy) { return "", hashWhy{whyReset, why} }
 	var enc string
 	switch c.Algorithm {
 	case passwords.FirebaseScrypt:
-		p, salt, hash, err := firebaseScrypt(*c)
+		p, salt, hash, err := firebaseScrypt(c)
 		if err != nil {
-			// The reason of earlier versions, without "; they must reset it".
-			e.Stats.Notes["exported without their password ("+err.Error()+")"]++
-			return ""
+			return "", hashWhy{whyPlain, err.Error()}
 		}
-		if e.format == "supabase" {
+		if format == "supabase" {
 			enc, err = p.SupabaseHash(salt, hash)
 		} else {
 			enc, err = p.KratosHash(salt, hash)
 		}
 		if err != nil {
-			e.Stats.Notes["exported without their password ("+err.Error()+")"]++
-			return ""
+			return "", hashWhy{whyPlain, err.Error()}
 		}
 	case bcryptAlg:
 		if !bcryptHash.MatchString(c.Hash) {
 			return without("a bcrypt hash that is not in the $2b$ form")
 		}
-		if e.format == "kratos" && bcryptCost(c.Hash) > kratosMaxBcryptCost {
+		if format == "kratos" && bcryptCost(c.Hash) > kratosMaxBcryptCost {
 			return without(fmt.Sprintf("a bcrypt cost over %d, which Kratos refuses", kratosMaxBcryptCost))
 		}
 		enc = c.Hash
 	case argon2idAlg, argon2iAlg:
-		if e.format == "kratos" {
-			h, err := kratosHash(*c)
+		if format == "kratos" {
+			h, err := kratosHash(c)
 			if err != nil {
 				return without(kratosWhy(c.Algorithm, err))
 			}
@@ -260,8 +299,8 @@ func (e *Exporter) hashFor(u *record.User) string {
 		}
 		enc = c.Hash
 	default:
-		if e.format == "kratos" && kratosConverts(c.Algorithm) {
-			h, err := kratosHash(*c)
+		if format == "kratos" && kratosConverts(c.Algorithm) {
+			h, err := kratosHash(c)
 			if err == nil {
 				enc = h
 				break
@@ -273,7 +312,7 @@ func (e *Exporter) hashFor(u *record.User) string {
 			}
 			return without(kratosWhy(c.Algorithm, err))
 		}
-		if e.format == "kratos" && c.Salt == "" && len(c.Params) == 0 && kratosNative.MatchString(c.Hash) {
+		if format == "kratos" && c.Salt == "" && len(c.Params) == 0 && kratosNative.MatchString(c.Hash) {
 			enc = c.Hash
 			break
 		}
@@ -283,17 +322,15 @@ func (e *Exporter) hashFor(u *record.User) string {
 		if c.Algorithm == passwords.None {
 			return without("the source exported no hash")
 		}
-		return without(c.Algorithm + " hashes cannot be written for " + e.format + " by this version")
+		return without(c.Algorithm + " hashes cannot be written for " + format + " by this version")
 	}
-	if e.format == "supabase" && len(enc) > supabaseMaxHash {
+	if format == "supabase" && len(enc) > supabaseMaxHash {
 		// The admin API would store it in a varchar(255) column: refused or
 		// cut, never verifiable. (Postgres counts characters; every form
 		// written here is ASCII, so bytes and characters agree.)
-		e.Stats.list(fmt.Sprintf("exported without their password (its %s hash in Supabase's form is longer than the %d characters of auth.users.encrypted_password; they must reset it)", c.Algorithm, supabaseMaxHash), u.UID)
-		return ""
+		return "", hashWhy{whyListed, fmt.Sprintf("its %s hash in Supabase's form is longer than the %d characters of auth.users.encrypted_password", c.Algorithm, supabaseMaxHash)}
 	}
-	e.Stats.WithHash++
-	return enc
+	return enc, hashWhy{}
 }
 
 // kratosWhy is the note of a credential kratosHash could not convert.
@@ -386,42 +423,65 @@ func (e *Exporter) supabaseUser(u *record.User) map[string]any {
 	if h := e.hashFor(u); h != "" {
 		body["password_hash"] = h
 	}
-	meta := map[string]any{}
-	if v := str(u.DisplayName); v != "" {
-		meta["display_name"] = v
-	}
-	if v := str(u.PhotoURL); v != "" {
-		meta["avatar_url"] = v
-	}
+	app, meta, claimsErr := SupabaseMetadata(u)
 	if len(meta) > 0 {
 		body["user_metadata"] = meta
 	}
-	app := map[string]any{}
-	if u.CustomClaims != nil && *u.CustomClaims != "" {
-		claims, err := decodeExact(*u.CustomClaims)
-		switch {
-		case err != nil:
-			e.Stats.list("custom claims not exported: they are not a JSON object", u.UID)
-		case beyond53(claims):
-			e.Stats.list("custom claims hold integers beyond 2^53: exact in the file, but Supabase's admin API decodes app_metadata into float64 "+
-				"(AdminUserParams in supabase/auth internal/api/admin.go) and stores them rounded; set them in auth.users.raw_app_meta_data with SQL after the import", u.UID)
-			app = claims
-		default:
-			app = claims
-		}
-	}
-	app["firebase_uid"] = u.UID
-	if email != "" {
-		app["firebase_email_verified"] = u.EmailVerified
-	}
-	if len(u.Providers) > 0 {
-		app["firebase_providers"] = providerList(u.Providers)
+	switch {
+	case claimsErr != nil:
+		e.Stats.list("custom claims not exported: they are not a JSON object", u.UID)
+	case beyond53(app):
+		e.Stats.list("custom claims hold integers beyond 2^53: exact in the file, but Supabase's admin API decodes app_metadata into float64 "+
+			"(AdminUserParams in supabase/auth internal/api/admin.go) and stores them rounded; set them in auth.users.raw_app_meta_data with SQL after the import", u.UID)
 	}
 	body["app_metadata"] = app
 	if u.Disabled {
 		body["ban_duration"] = "876000h" // Supabase's way to disable: a 100-year ban
 	}
 	return body
+}
+
+// SupabaseMetadata returns u's app_metadata and user_metadata as the
+// Supabase export writes them (and the direct load writes to
+// raw_app_meta_data and raw_user_meta_data). app_metadata, which only an
+// admin can change, holds the custom claims (numbers as json.Number, so
+// exact), then firebase_uid, firebase_email_verified (with an e-mail
+// address) and firebase_providers (provider_id and provider_uid of each
+// linked provider), which win over claims of those names.
+// user_metadata holds display_name and avatar_url. err says the claims
+// are not a JSON object; app then holds the other keys.
+func SupabaseMetadata(u *record.User) (app, user map[string]any, err error) {
+	user = map[string]any{}
+	if v := str(u.DisplayName); v != "" {
+		user["display_name"] = v
+	}
+	if v := str(u.PhotoURL); v != "" {
+		user["avatar_url"] = v
+	}
+	app = map[string]any{}
+	if u.CustomClaims != nil && *u.CustomClaims != "" {
+		claims, cerr := decodeExact(*u.CustomClaims)
+		if cerr != nil {
+			err = errors.New("custom claims are not a JSON object")
+		} else {
+			app = claims
+		}
+	}
+	app["firebase_uid"] = u.UID
+	if str(u.Email) != "" {
+		app["firebase_email_verified"] = u.EmailVerified
+	}
+	if len(u.Providers) > 0 {
+		app["firebase_providers"] = providerList(u.Providers)
+	}
+	return app, user, err
+}
+
+// EmailConfirmed reports whether u's e-mail address is written as
+// confirmed under mode (Options.EmailConfirm: ConfirmAll, or "" for it,
+// or ConfirmVerified).
+func EmailConfirmed(mode string, u *record.User) bool {
+	return mode != ConfirmVerified || u.EmailVerified
 }
 
 // decodeExact decodes a JSON object keeping every number as written
@@ -488,7 +548,7 @@ func providerList(ps []record.Provider) []provider {
 // confirmed reports whether u's e-mail address is written as confirmed
 // (Options.EmailConfirm).
 func (e *Exporter) confirmed(u *record.User) bool {
-	return e.opts.EmailConfirm == ConfirmAll || u.EmailVerified
+	return EmailConfirmed(e.opts.EmailConfirm, u)
 }
 
 // duplicate reports whether an earlier user had email in another case

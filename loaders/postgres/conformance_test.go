@@ -242,6 +242,22 @@ func TestUsersConformance(t *testing.T) {
 	})
 }
 
+// Supabase Auth users: auth.users and auth.identities of the fixture
+// schema (testdata/supabase_auth.sql), helpers in supabase_users_test.go.
+
+func TestSupabaseUsersConformance(t *testing.T) {
+	loadertest.Run(t, loadertest.Harness{
+		Pool: supabasePool,
+		Sink: func(t *testing.T, _ *pgxpool.Pool) loaders.Sink {
+			return newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t)})
+		},
+		Good:     goodUsers,
+		Bad:      badSupabaseUsers,
+		Stored:   storedSupabase(false),
+		Versions: storedSupabase(true),
+	})
+}
+
 // Files: over a directory and over MinIO.
 
 func conformanceFile(name string, data []byte, gone bool, meta map[string]string) record.Record {

@@ -1,0 +1,250 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/baasmigrate/baasmigrate/internal/authexport"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/passwords"
+)
+
+// supabasePool is a fresh database with Supabase Auth's auth.users and
+// auth.identities (testdata/supabase_auth.sql).
+func supabasePool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool := newPool(t)
+	ddl, err := os.ReadFile("testdata/supabase_auth.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(context.Background(), string(ddl)); err != nil {
+		t.Fatalf("creating Supabase's auth schema: %v", err)
+	}
+	return pool
+}
+
+func newSupabaseUsers(t *testing.T, cfg postgres.SupabaseUsersConfig) *postgres.SupabaseUsers {
+	t.Helper()
+	s, err := postgres.NewSupabaseUsers(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// badSupabaseUsers are users the Supabase sink rejects: by its own checks,
+// and two PostgreSQL refuses (an address beyond varchar(255), a NUL in
+// jsonb).
+func badSupabaseUsers() []record.Record {
+	return []record.Record{
+		record.User{UID: "bad-hash", Email: sp("bh@example.com"), Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: "not*base64", Salt: testSalt}}.Record("bad-hash"),
+		record.User{UID: "bad-claims", Email: sp("bc@example.com"), CustomClaims: sp(`[1]`)}.Record("bad-claims"),
+		record.User{UID: "bad-invalid", Invalid: "line 9 has 30 columns"}.Record("bad-invalid"),
+		record.User{UID: "bad-nul", Email: sp("nul@example.com"), DisplayName: sp("a\x00b")}.Record("bad-nul"),
+		record.User{UID: "bad-long-email", Email: sp(strings.Repeat("x", 250) + "@example.com")}.Record("bad-long-email"),
+		record.User{UID: "bad-nothing"}.Record("bad-nothing"),
+	}
+}
+
+// storedSupabase digests auth.users and auth.identities by firebase_uid.
+func storedSupabase(versions bool) func(t *testing.T, pool *pgxpool.Pool) map[string]string {
+	return func(t *testing.T, pool *pgxpool.Pool) map[string]string {
+		t.Helper()
+		contents, vers := digestRows(t, pool, `
+			SELECT u.raw_app_meta_data->>'firebase_uid', 'user ' || to_jsonb(u)::text, u.xmin::text FROM auth.users u
+			UNION ALL SELECT u.raw_app_meta_data->>'firebase_uid', 'identity ' || to_jsonb(i)::text, i.xmin::text
+				FROM auth.identities i JOIN auth.users u ON u.id = i.user_id
+			ORDER BY 1, 2`)
+		if versions {
+			return vers
+		}
+		return contents
+	}
+}
+
+func writeSupabase(t *testing.T, pool *pgxpool.Pool, s loaders.Sink, recs ...record.Record) loaders.Outcome {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	out, err := s.Write(ctx, tx, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestSupabaseUsersPrepareRefuses(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	s := newSupabaseUsers(t, postgres.SupabaseUsersConfig{})
+	err := s.Prepare(ctx, pool)
+	if err == nil || !strings.Contains(err.Error(), "table auth.users does not exist") {
+		t.Fatalf("Prepare without Supabase's tables: %v", err)
+	}
+	pool = supabasePool(t)
+	if _, err := pool.Exec(ctx, `ALTER TABLE auth.users DROP COLUMN banned_until, DROP COLUMN is_anonymous`); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Prepare(ctx, pool)
+	if err == nil || !strings.Contains(err.Error(), "auth.users has no column banned_until, is_anonymous") {
+		t.Fatalf("Prepare with columns missing: %v", err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'auth' AND table_name = 'users' AND column_name IN ('banned_until', 'is_anonymous')`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("Prepare altered auth.users: %d, %v", n, err)
+	}
+}
+
+func bcryptOf(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+type supabaseUserRow struct {
+	ID, Aud, Role, Instance, Password string
+	Email, Phone                      *string
+	EmailAt, PhoneAt, Banned, Created *time.Time
+	App, Meta                         map[string]any
+}
+
+func readSupabaseUser(t *testing.T, pool *pgxpool.Pool, uid string) supabaseUserRow {
+	t.Helper()
+	var r supabaseUserRow
+	var app, meta string
+	err := pool.QueryRow(context.Background(), `SELECT id::text, aud, role, instance_id::text, encrypted_password, email, phone,
+		email_confirmed_at, phone_confirmed_at, banned_until, created_at, raw_app_meta_data::text, raw_user_meta_data::text
+		FROM auth.users WHERE id = $1::uuid`, authexport.SupabaseID("", uid)).Scan(&r.ID, &r.Aud, &r.Role, &r.Instance, &r.Password,
+		&r.Email, &r.Phone, &r.EmailAt, &r.PhoneAt, &r.Banned, &r.Created, &app, &meta)
+	if err != nil {
+		t.Fatalf("reading user %s: %v", uid, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(app))
+	dec.UseNumber()
+	if err := dec.Decode(&r.App); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(meta), &r.Meta); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestSupabaseUsersFields(t *testing.T) {
+	ctx := context.Background()
+	pool := supabasePool(t)
+	created := time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)
+	users := []record.User{
+		{UID: "alice", Email: sp("Alice@Example.COM"), EmailVerified: false, CreatedAt: created, DisplayName: sp("Alice"),
+			CustomClaims: sp(`{"big":12345678901234567890,"role":"admin"}`),
+			Password:     &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: testHash, Salt: testSalt},
+			Providers: []record.Provider{{ProviderID: "password", RawID: "Alice@Example.COM"},
+				{ProviderID: "google.com", RawID: "g-1", Email: sp("alice@gmail.com")}, {ProviderID: "microsoft.com", RawID: "ms-1"},
+				{ProviderID: "oidc.corp", RawID: "c-1"}}},
+		{UID: "phone-only", PhoneNumber: sp("+1 555 0100"), Disabled: true, CreatedAt: created},
+		{UID: "dup", Email: sp("alice@example.com"), CreatedAt: created.Add(time.Hour)},
+		{UID: "taken-google", Email: sp("t@example.com"), Providers: []record.Provider{{ProviderID: "google.com", RawID: "g-1"}}},
+		{UID: "bcrypt", Email: sp("b@example.com"), Password: &passwords.Credential{Algorithm: "BCRYPT", Hash: bcryptOf(t, "secret pw")}},
+		{UID: "long-hash", Email: sp("l@example.com"), Password: &passwords.Credential{Algorithm: "BCRYPT", Hash: "$2b$10$" + strings.Repeat("a", 300)}},
+	}
+	var recs []record.Record
+	for _, u := range users {
+		recs = append(recs, u.Record(u.UID))
+	}
+	s := newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t), EmailConfirm: authexport.ConfirmVerified})
+	if err := s.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	out := writeSupabase(t, pool, s, recs...)
+	for i, want := range map[int]string{2: "e-mail address (lower-cased", 3: "google identity \"g-1\" is also user", 5: "cannot be written in a form Supabase Auth verifies"} {
+		if !strings.Contains(out.Rejects[i], want) {
+			t.Errorf("record %d: reject %q, want one saying %q", i, out.Rejects[i], want)
+		}
+	}
+	if len(out.Rejects) != 3 {
+		t.Errorf("rejects %v; want 3", out.Rejects)
+	}
+	a := readSupabaseUser(t, pool, "alice")
+	if a.Aud != "authenticated" || a.Role != "authenticated" || a.Instance != postgres.SupabaseInstanceID || *a.Email != "alice@example.com" {
+		t.Errorf("alice: %+v", a)
+	}
+	if a.EmailAt != nil {
+		t.Errorf("alice's unverified address is confirmed with --email-confirm verified")
+	}
+	if ok, err := passwords.Verify(*postgres.SupabaseCredential(a.Password), []byte("user1password")); !ok || err != nil {
+		t.Errorf("alice's $fbscrypt$ hash does not verify: %v %v", ok, err)
+	}
+	if ok, _ := passwords.Verify(*postgres.SupabaseCredential(a.Password), []byte("user1passwore")); ok {
+		t.Errorf("alice's hash verifies a wrong password")
+	}
+	if a.App["big"] != json.Number("12345678901234567890") || a.App["role"] != "admin" || a.App["firebase_uid"] != "alice" ||
+		a.App["provider"] != "email" || fmt.Sprint(a.App["providers"]) != "[email google azure]" || a.Meta["display_name"] != "Alice" {
+		t.Errorf("alice's metadata: app %v, user %v", a.App, a.Meta)
+	}
+	rows, err := pool.Query(ctx, `SELECT provider || ':' || provider_id || ':' || (identity_data->>'sub') FROM auth.identities WHERE user_id = $1::uuid ORDER BY 1`, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idents, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("[azure:ms-1:ms-1 email:%s:%s google:g-1:g-1]", a.ID, a.ID); fmt.Sprint(idents) != want {
+		t.Errorf("alice's identities %v; want %s", idents, want)
+	}
+	b := readSupabaseUser(t, pool, "bcrypt")
+	if ok, err := passwords.Verify(*postgres.SupabaseCredential(b.Password), []byte("secret pw")); !ok || err != nil {
+		t.Errorf("the bcrypt hash does not verify: %v %v", ok, err)
+	}
+	if ok, _ := passwords.Verify(*postgres.SupabaseCredential(b.Password), []byte("secret pW")); ok {
+		t.Errorf("the bcrypt hash verifies a wrong password")
+	}
+	warnings, err := s.Warnings(ctx, pool)
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "1 user(s) signed in at Firebase with oidc.corp") || !strings.Contains(warnings[0], "alice") {
+		t.Errorf("warnings %q, %v; want one about alice's oidc.corp", warnings, err)
+	}
+	p := readSupabaseUser(t, pool, "phone-only")
+	if p.Phone == nil || *p.Phone != "15550100" || p.PhoneAt == nil || !p.PhoneAt.Equal(created) || p.Banned == nil || p.Banned.Before(time.Now().AddDate(100, 0, 0)) || p.Password != "" {
+		t.Errorf("phone-only: %+v", p)
+	}
+	// The same batch again changes nothing.
+	var before string
+	if err := pool.QueryRow(ctx, `SELECT string_agg(xmin::text, ',' ORDER BY id) FROM auth.users`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	again := writeSupabase(t, pool, newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t), EmailConfirm: authexport.ConfirmVerified}), recs...)
+	var after string
+	if err := pool.QueryRow(ctx, `SELECT string_agg(xmin::text, ',' ORDER BY id) FROM auth.users`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if before != after || len(again.Changed) != 0 || len(again.Rejects) != 3 {
+		t.Errorf("a re-run rewrote rows (xmin %s → %s) or changed %v, rejects %v", before, after, again.Changed, again.Rejects)
+	}
+	// The default confirms every address.
+	writeSupabase(t, pool, newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t)}), recs[0])
+	if a := readSupabaseUser(t, pool, "alice"); a.EmailAt == nil || !a.EmailAt.Equal(created) {
+		t.Errorf("with --email-confirm all, alice's email_confirmed_at is %v", a.EmailAt)
+	}
+}
