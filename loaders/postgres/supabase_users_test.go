@@ -74,23 +74,6 @@ func storedSupabase(versions bool) func(t *testing.T, pool *pgxpool.Pool) map[st
 	}
 }
 
-func writeSupabase(t *testing.T, pool *pgxpool.Pool, s loaders.Sink, recs ...record.Record) loaders.Outcome {
-	t.Helper()
-	ctx := context.Background()
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	out, err := s.Write(ctx, tx, recs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func TestSupabaseUsersPrepareRefuses(t *testing.T) {
 	ctx := context.Background()
@@ -177,7 +160,7 @@ func TestSupabaseUsersFields(t *testing.T) {
 	if err := s.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	out := writeSupabase(t, pool, s, recs...)
+	out := writeUsers(t, pool, s, recs...)
 	for i, want := range map[int]string{2: "e-mail address (lower-cased", 3: "google identity \"g-1\" is also user", 5: "cannot be written in a form Supabase Auth verifies"} {
 		if !strings.Contains(out.Rejects[i], want) {
 			t.Errorf("record %d: reject %q, want one saying %q", i, out.Rejects[i], want)
@@ -234,7 +217,7 @@ func TestSupabaseUsersFields(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT string_agg(xmin::text, ',' ORDER BY id) FROM auth.users`).Scan(&before); err != nil {
 		t.Fatal(err)
 	}
-	again := writeSupabase(t, pool, newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t), EmailConfirm: authexport.ConfirmVerified}), recs...)
+	again := writeUsers(t, pool, newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t), EmailConfirm: authexport.ConfirmVerified}), recs...)
 	var after string
 	if err := pool.QueryRow(ctx, `SELECT string_agg(xmin::text, ',' ORDER BY id) FROM auth.users`).Scan(&after); err != nil {
 		t.Fatal(err)
@@ -243,7 +226,7 @@ func TestSupabaseUsersFields(t *testing.T) {
 		t.Errorf("a re-run rewrote rows (xmin %s → %s) or changed %v, rejects %v", before, after, again.Changed, again.Rejects)
 	}
 	// The default confirms every address.
-	writeSupabase(t, pool, newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t)}), recs[0])
+	writeUsers(t, pool, newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t)}), recs[0])
 	if a := readSupabaseUser(t, pool, "alice"); a.EmailAt == nil || !a.EmailAt.Equal(created) {
 		t.Errorf("with --email-confirm all, alice's email_confirmed_at is %v", a.EmailAt)
 	}

@@ -48,8 +48,8 @@ func testShared(t *testing.T) *passwords.Credential {
 	return &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Params: passwords.FirebaseScryptParams(p)}
 }
 
-// writeUsers writes recs in one committed transaction.
-func writeUsers(t *testing.T, pool *pgxpool.Pool, s *postgres.Users, recs ...record.Record) loaders.Outcome {
+// writeUsers writes recs with sink s in one committed transaction.
+func writeUsers(t *testing.T, pool *pgxpool.Pool, s loaders.Sink, recs ...record.Record) loaders.Outcome {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
