@@ -15,7 +15,6 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/authexport"
 	"github.com/baasmigrate/baasmigrate/internal/record"
-	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/passwords"
 )
@@ -73,7 +72,6 @@ func storedSupabase(versions bool) func(t *testing.T, pool *pgxpool.Pool) map[st
 		return contents
 	}
 }
-
 
 func TestSupabaseUsersPrepareRefuses(t *testing.T) {
 	ctx := context.Background()
