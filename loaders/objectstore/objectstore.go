@@ -359,6 +359,13 @@ func (s *Store) Copy(ctx context.Context, recs []record.Record) ([]Result, error
 // Options.ReplaceForeign. The caller guards the keys it has no record of
 // writing: what is there was put by someone else. guard may be nil.
 func (s *Store) CopyGuarded(ctx context.Context, recs []record.Record, guard []bool) ([]Result, error) {
+	return s.CopyDecoded(ctx, recs, nil, guard)
+}
+
+// CopyDecoded is CopyGuarded for a caller that decoded the records
+// already: files[i], when not nil, is record.FileFrom(recs[i]), and is not
+// decoded again. files may be nil.
+func (s *Store) CopyDecoded(ctx context.Context, recs []record.Record, files []*record.File, guard []bool) ([]Result, error) {
 	results := make([]Result, len(recs))
 	// Which keys exist at all, in one listing: a fresh copy then asks
 	// nothing per object before uploading it.
@@ -399,7 +406,11 @@ func (s *Store) CopyGuarded(ctx context.Context, recs []record.Record, guard []b
 			defer s.count.Release(1)
 			absent := exists != nil && !exists[s.Key(recs[i].Key)]
 			guarded := i < len(guard) && guard[i] && !s.opts.ReplaceForeign
-			r, err := s.copyOne(gctx, recs[i], absent, guarded)
+			var f *record.File
+			if i < len(files) {
+				f = files[i]
+			}
+			r, err := s.copyOne(gctx, recs[i], f, absent, guarded)
 			results[i] = r
 			return err
 		})
@@ -413,14 +424,20 @@ func (s *Store) CopyGuarded(ctx context.Context, recs []record.Record, guard []b
 	return results, nil
 }
 
-// copyOne copies one record, holding a slot of the Store's limits. absent
-// says a listing just now found no object under its key, so the first
-// attempt need not look for one; guarded says another object there must
-// not be replaced.
-func (s *Store) copyOne(ctx context.Context, rec record.Record, absent, guarded bool) (Result, error) {
-	f, err := record.FileFrom(rec)
-	if err != nil {
-		return Result{Outcome: Rejected, Reason: err.Error()}, nil
+// copyOne copies one record, holding a slot of the Store's limits. decoded
+// is its file when the caller decoded it already (nil: decode it here).
+// absent says a listing just now found no object under its key, so the
+// first attempt need not look for one; guarded says another object there
+// must not be replaced.
+func (s *Store) copyOne(ctx context.Context, rec record.Record, decoded *record.File, absent, guarded bool) (Result, error) {
+	var f record.File
+	if decoded != nil {
+		f = *decoded
+	} else {
+		var err error
+		if f, err = record.FileFrom(rec); err != nil {
+			return Result{Outcome: Rejected, Reason: err.Error()}, nil
+		}
 	}
 	res := Result{File: f, Key: s.Key(f.Name)}
 	reject := func(reason string) (Result, error) {

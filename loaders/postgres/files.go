@@ -265,12 +265,15 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	// An object whose row the table cannot hold claims none (it cannot be
 	// stored, so it collides with nothing) and is rejected with that
 	// reason; claims of objects rejected below are released at the end.
-	taken, claims, err := f.claimKeys(ctx, tx, recs)
+	// Each record is decoded once, here, for the claims and the copy.
+	files := decodeFiles(recs)
+	taken, claims, err := f.claimKeys(ctx, tx, recs, files)
 	if err != nil {
 		return out, err
 	}
 	var copyIdx []int
 	var toCopy []record.Record
+	var toCopyFiles []*record.File
 	var guard []bool
 	for i, rec := range recs {
 		if _, ok := taken[i]; ok {
@@ -278,11 +281,12 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 		}
 		copyIdx = append(copyIdx, i)
 		toCopy = append(toCopy, rec)
+		toCopyFiles = append(toCopyFiles, files[i])
 		// A key this tool has no record of writing may hold someone
 		// else's object: it is not replaced.
 		guard = append(guard, claims[i].fresh)
 	}
-	copiedResults, err := f.store.CopyGuarded(ctx, toCopy, guard)
+	copiedResults, err := f.store.CopyDecoded(ctx, toCopy, toCopyFiles, guard)
 	if err != nil {
 		return out, err
 	}
@@ -334,6 +338,19 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 		}
 	}
 	return out, f.releaseKeys(ctx, tx, release)
+}
+
+// decodeFiles decodes each record of recs (record.FileFrom); an entry is
+// nil for a record that is not a file, which the store then rejects with
+// the reason.
+func decodeFiles(recs []record.Record) []*record.File {
+	files := make([]*record.File, len(recs))
+	for i, rec := range recs {
+		if file, err := record.FileFrom(rec); err == nil {
+			files[i] = &file
+		}
+	}
+	return files
 }
 
 // row is the table row of an object copied or present under key.

@@ -144,10 +144,11 @@ type claim struct {
 // because another object lands on the same key — within the batch (all of
 // them are rejected, each naming the others) or already holding it (this
 // one is rejected, naming it, and recorded among the key's rivals) — and
-// the claims of the others. A record whose row the table cannot hold
+// the claims of the others. files[i] is recs[i] decoded (decodeFiles), nil
+// when it is not a file. A record whose row the table cannot hold
 // (rowProblem) is rejected with that reason and claims nothing; one the
 // store rejects by itself (not a file, a key it cannot hold) gets neither.
-func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) (map[int]string, map[int]claim, error) {
+func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record, files []*record.File) (map[int]string, map[int]claim, error) {
 	type want struct {
 		i            int
 		file         record.File
@@ -158,11 +159,11 @@ func (f *Files) claimKeys(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	var wants []want
 	byFold := map[string][]int{} // fold → indexes in wants
 	rejects := map[int]string{}
-	for i, rec := range recs {
-		file, err := record.FileFrom(rec)
-		if err != nil {
+	for i := range recs {
+		if files[i] == nil {
 			continue // the store rejects it with the reason
 		}
+		file := *files[i]
 		if reason := rowProblem(file); reason != "" {
 			rejects[i] = reason // before the store's own problem, as Layout
 			continue
