@@ -527,7 +527,7 @@ func (e *executor) read(ctx context.Context, st *postgres.StreamState, p *postgr
 		cur.recs = append(cur.recs, r)
 		cur.cursor = r.Cursor
 		if r.Kind == record.KindFile {
-			if v, ok := r.Fields["size"]; ok {
+			if v, ok := r.Fields[record.FileFieldSize]; ok {
 				cur.bytes += v.IntValue()
 			}
 		}
