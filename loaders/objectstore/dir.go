@@ -175,23 +175,22 @@ func (t *dirTarget) holds(_ context.Context, key string, f record.File) (same, p
 	if err != nil {
 		return false, false, err
 	}
-	if same, err = sameFile(root, key, f); same || err != nil {
-		return same, same, err
-	}
-	_, err = root.Lstat(key)
-	return false, err == nil, nil
+	return sameFile(root, key, f)
 }
 
 // sameFile reports whether key is a regular file in root with f's size
-// and checksum (see holds).
-func sameFile(root *os.Root, key string, f record.File) (bool, error) {
+// and checksum (see holds), and whether anything is at key at all.
+func sameFile(root *os.Root, key string, f record.File) (same, present bool, err error) {
 	st, err := root.Lstat(key)
-	if err != nil || !st.Mode().IsRegular() || st.Size() != f.Size || (!f.HasCRC32C && f.MD5 == nil) {
-		return false, nil
+	if err != nil {
+		return false, false, nil
+	}
+	if !st.Mode().IsRegular() || st.Size() != f.Size || (!f.HasCRC32C && f.MD5 == nil) {
+		return false, true, nil
 	}
 	fh, err := root.Open(key)
 	if err != nil {
-		return false, nil
+		return false, true, nil
 	}
 	defer fh.Close()
 	useMD5 := f.MD5 != nil && !f.HasCRC32C
@@ -209,13 +208,13 @@ func sameFile(root *os.Root, key string, f record.File) (bool, error) {
 			break
 		}
 		if err != nil {
-			return false, fmt.Errorf("reading %s: %w", key, err)
+			return false, false, fmt.Errorf("reading %s: %w", key, err)
 		}
 	}
 	if f.HasCRC32C && crc != f.CRC32C {
-		return false, nil
+		return false, true, nil
 	}
-	return !useMD5 || bytes.Equal(h.Sum(nil), f.MD5), nil
+	return !useMD5 || bytes.Equal(h.Sum(nil), f.MD5), true, nil
 }
 
 // put writes the bytes to a new temporary file (in tempDirName, locked

@@ -181,7 +181,7 @@ func (t *dirTarget) inspect(ctx context.Context, keys []string, files []record.F
 				out[i] = OtherSize
 				return nil
 			}
-			same, err := sameFile(root, key, f)
+			same, _, err := sameFile(root, key, f)
 			if err != nil {
 				return err
 			}
