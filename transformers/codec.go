@@ -227,7 +227,7 @@ func newElemCodec(typ, source string) (elemCodec, error) {
 func textCodec(typ record.Type, mk func(string) record.Value) elemCodec {
 	return elemCodec{codec{
 		encode: func(v record.Value) (any, bool) {
-			if v.Type() != typ || !textSafe(v.StringValue()) {
+			if v.Type() != typ || TextProblem(v.StringValue()) != "" {
 				return nil, false
 			}
 			return v.StringValue(), true
@@ -238,10 +238,6 @@ func textCodec(typ record.Type, mk func(string) record.Value) elemCodec {
 		},
 	}, packPtr[string]}
 }
-
-// textSafe reports whether PostgreSQL text (UTF8 database) holds s exactly:
-// valid UTF-8 without NUL.
-func textSafe(s string) bool { return TextProblem(s) == "" }
 
 // TextProblem says why PostgreSQL text (UTF8 database) cannot hold s
 // exactly ("contains a NUL byte", "is not valid UTF-8"), or returns "".
