@@ -144,7 +144,7 @@ func (t *s3Target) keyProblem(key string) string {
 		// AWS keeps such keys apart; MinIO and other stores keeping
 		// objects as files do not (see segmentProblem).
 		p += ", which S3-compatible stores such as MinIO drop, merge or refuse"
-		if merged := strings.Trim(strings.Join(strings.FieldsFunc(key, func(r rune) bool { return r == '/' }), "/"), "/"); merged != "" && merged != key {
+		if merged := strings.Join(strings.FieldsFunc(key, func(r rune) bool { return r == '/' }), "/"); merged != "" && merged != key {
 			p += fmt.Sprintf(" (there it would be the object %q)", merged)
 		}
 		return p
