@@ -912,12 +912,8 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		// check it against until a run is given them). Any other credential
 		// without parameters of its own is checked with the shared ones of
 		// its algorithm, which the reader gives back to it.
-		check := *p
-		if len(check.Params) == 0 && !encoded && s.cfg.SharedHash != nil && check.Algorithm == s.cfg.SharedHash.Algorithm {
-			check.Params = s.cfg.SharedHash.Params
-		}
 		if p.Algorithm != passwords.EmulatorFake && (p.Algorithm != passwords.FirebaseScrypt || encoded || len(p.Params) > 0) {
-			if err := passwords.Check(check); err != nil {
+			if err := passwords.Check(withShared(*p, s.cfg.SharedHash)); err != nil {
 				return nil, err.Error()
 			}
 		}
@@ -967,6 +963,17 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		})
 	}
 	return r, ""
+}
+
+// withShared is c with the shared parameters of its algorithm when it has
+// none of its own and is not a Firebase scrypt hash in a self-describing
+// form (firebaseEncoded): the credential as the users tables give it back.
+func withShared(c passwords.Credential, shared *passwords.Credential) passwords.Credential {
+	encoded := c.Algorithm == passwords.FirebaseScrypt && firebaseEncoded(c.Hash)
+	if len(c.Params) == 0 && !encoded && shared != nil && c.Algorithm == shared.Algorithm {
+		c.Params = shared.Params
+	}
+	return c
 }
 
 // firebaseEncoded reports whether a Firebase scrypt hash is in one of the
