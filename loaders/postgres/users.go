@@ -392,14 +392,8 @@ func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
 				return fmt.Errorf("%w\nin: %s", err, firstLine(stmt))
 			}
 		}
-		upgrade, err := s.upgradeDDL(ctx, tx)
-		if err != nil {
+		if err := s.upgrade(ctx, tx); err != nil {
 			return err
-		}
-		for _, stmt := range upgrade {
-			if _, err := tx.Exec(ctx, stmt.SQL); err != nil {
-				return fmt.Errorf("%s: %w", stmt.What, err)
-			}
 		}
 		if s.hashID == "" {
 			return nil
@@ -438,19 +432,25 @@ func (s *Users) Upgrade(ctx context.Context, db loaders.DB) error {
 			return err
 		}
 		// Another run may have upgraded them meanwhile.
-		upgrade, err := s.upgradeDDL(ctx, tx)
-		if err != nil {
-			return err
-		}
-		for _, stmt := range upgrade {
-			if _, err := tx.Exec(ctx, stmt.SQL); err != nil {
-				return fmt.Errorf("%s: %w", stmt.What, err)
-			}
-		}
-		return nil
+		return s.upgrade(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("upgrading the users tables in schema %q: %w", s.cfg.Schema, err)
+	}
+	return nil
+}
+
+// upgrade runs the statements upgradeDDL reads from the catalog in tx,
+// which holds the DDL lock.
+func (s *Users) upgrade(ctx context.Context, tx pgx.Tx) error {
+	stmts, err := s.upgradeDDL(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, stmt := range stmts {
+		if _, err := tx.Exec(ctx, stmt.SQL); err != nil {
+			return fmt.Errorf("%s: %w", stmt.What, err)
+		}
 	}
 	return nil
 }
