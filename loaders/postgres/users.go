@@ -847,6 +847,10 @@ func (s *Users) sharedEmailWarnings(ctx context.Context, db loaders.DB) ([]strin
 		len(groups), sample, s.table("duplicate_emails"))}, nil
 }
 
+// knownAlgorithms is passwords.Algorithms(), copied once rather than per
+// user.
+var knownAlgorithms = passwords.Algorithms()
+
 // rows lays a user record out as rows, or says why it cannot be stored.
 // Reasons never contain password hashes or the hash parameters.
 func (s *Users) rows(rec record.Record) (*userRows, string) {
@@ -870,7 +874,7 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		hash, salt                                                         any
 	)
 	if p := u.Password; p != nil {
-		if !slices.Contains(passwords.Algorithms(), p.Algorithm) {
+		if !slices.Contains(knownAlgorithms, p.Algorithm) {
 			return nil, fmt.Sprintf("unknown password algorithm mark %q", p.Algorithm)
 		}
 		algorithm = p.Algorithm
