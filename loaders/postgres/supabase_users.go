@@ -235,7 +235,7 @@ func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Reco
 			continue
 		}
 		if j, dup := seen[row.uid]; dup {
-			out.Reject(i, fmt.Sprintf("uid %q appears again in the source (first as record %d of this batch); a Firebase uid is unique", row.uid, j+1))
+			out.Reject(i, repeatedInBatchReason(row.uid, j))
 			continue
 		}
 		conflict := ""

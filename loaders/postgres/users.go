@@ -529,7 +529,7 @@ func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 			if first := all[j]; first.pos != nil && rows.pos != nil {
 				repeats = append(repeats, repeat{index: i, rows: rows, first: *first.pos, firstIndex: j})
 			} else {
-				out.Reject(i, fmt.Sprintf("uid %q appears again in the source (first as record %d of this batch); a Firebase uid is unique", rows.uid, j+1))
+				out.Reject(i, repeatedInBatchReason(rows.uid, j))
 			}
 			continue
 		}
