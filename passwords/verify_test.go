@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
+	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt/scrypttest"
 )
 
 // vector is one published test vector: a credential, the password it was
@@ -20,9 +21,9 @@ type vector struct {
 // (github.com/firebase/scrypt, README "Password hashing"), as
 // passwords/firebasescrypt's tests use them.
 const (
-	fbSignerKey = "jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA=="
-	fbSeparator = "Bw=="
-	fbSalt      = "42xEC+ixf3L2lw=="
+	fbSignerKey = scrypttest.SignerKey
+	fbSeparator = scrypttest.SaltSeparator
+	fbSalt      = scrypttest.Salt
 )
 
 func fbParams(rounds, memCost string) map[string]string {

@@ -13,6 +13,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/passwords"
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
+	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt/scrypttest"
 )
 
 // TestCheckPasswordDispatchesOnTheAlgorithm: verify-password checks each
@@ -22,12 +23,12 @@ func TestCheckPasswordDispatchesOnTheAlgorithm(t *testing.T) {
 	ctx := context.Background()
 	pool := testenv.NewPool(t)
 	// firebase/scrypt's published vector: "user1password".
-	params, err := firebasescrypt.ParseParams("jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==", "Bw==", 8, 14)
+	params, err := firebasescrypt.ParseParams(scrypttest.SignerKey, "Bw==", 8, 14)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fb := &passwords.Credential{Algorithm: passwords.FirebaseScrypt,
-		Hash: "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ==", Salt: "42xEC+ixf3L2lw=="}
+		Hash: scrypttest.Hash, Salt: scrypttest.Salt}
 	bc, _ := bcrypt.GenerateFromPassword([]byte("bcrypt pw"), bcrypt.MinCost)
 	rawSalt, _ := firebasescrypt.DecodeBase64(fb.Salt)
 	rawHash, _ := firebasescrypt.DecodeBase64(fb.Hash)

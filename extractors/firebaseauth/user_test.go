@@ -9,10 +9,11 @@ import (
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/passwords"
+	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt/scrypttest"
 )
 
 func TestHashParamsAllOrNothingAndNoSecretsInErrors(t *testing.T) {
-	const key = "jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA=="
+	const key = scrypttest.SignerKey
 	p, err := HashParams(plugin.Config{})
 	if err != nil || !p.IsZero() {
 		t.Fatalf("no parameters: %v, %v", p, err)
@@ -40,7 +41,7 @@ func TestHashParamsAllOrNothingAndNoSecretsInErrors(t *testing.T) {
 // TestSharedHashIsTheProjectsParameters: both extractors hand the hash
 // options over as passwords' shared credential, and nothing without them.
 func TestSharedHashIsTheProjectsParameters(t *testing.T) {
-	const key = "jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA=="
+	const key = scrypttest.SignerKey
 	path := writeFile(t, "u.json", `{"users":[]}`)
 	ex, err := New(context.Background(), plugin.Config{ExportOption.Name: path,
 		"hash-signer-key": key, "hash-salt-separator": "Bw", "hash-rounds": "8", "hash-mem-cost": "14"})

@@ -23,9 +23,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -161,28 +162,13 @@ func (e *Exporter) Body(u *record.User) map[string]any {
 // written. Only uids are named, never addresses or hashes.
 func (s *Stats) Report(w io.Writer, out, format string) {
 	fmt.Fprintf(w, "wrote %d users to %s for %s (%d with a password hash in a form it verifies natively; no password was checked)\n", s.Written, out, format, s.WithHash)
-	notes := make([]string, 0, len(s.Notes))
-	for n := range s.Notes {
-		notes = append(notes, n)
-	}
-	sort.Strings(notes)
-	for _, n := range notes {
+	for _, n := range slices.Sorted(maps.Keys(s.Notes)) {
 		fmt.Fprintf(w, "  %d users: %s\n", s.Notes[n], n)
 	}
-	listed := make([]string, 0, len(s.Listed))
-	for n := range s.Listed {
-		listed = append(listed, n)
-	}
-	sort.Strings(listed)
-	for _, n := range listed {
+	for _, n := range slices.Sorted(maps.Keys(s.Listed)) {
 		fmt.Fprintf(w, "  %d users: %s (uids: %s)\n", len(s.Listed[n]), n, sample(s.Listed[n]))
 	}
-	reasons := make([]string, 0, len(s.Skipped))
-	for r := range s.Skipped {
-		reasons = append(reasons, r)
-	}
-	sort.Strings(reasons)
-	for _, r := range reasons {
+	for _, r := range slices.Sorted(maps.Keys(s.Skipped)) {
 		fmt.Fprintf(w, "  skipped %d users: %s (uids: %s)\n", len(s.Skipped[r]), r, sample(s.Skipped[r]))
 	}
 }

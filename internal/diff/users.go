@@ -17,7 +17,6 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
-	"github.com/baasmigrate/baasmigrate/passwords"
 )
 
 // Users adapts user records (record.User) and the users sink's tables
@@ -42,7 +41,7 @@ import (
 // at a time.
 type Users struct {
 	sink    *postgres.Users
-	shared  *passwords.Credential
+	shared  record.Value    // hashParamsDigest of the shared hash parameters, when given
 	order   record.KeyOrder // nil: the source has none
 	table   string          // the report's table name: schema.users
 	schema  string
@@ -72,7 +71,10 @@ var (
 // extractors.KeyOrderer), nil when it has none.
 func NewUsers(cfg postgres.UsersConfig, order record.KeyOrder) *Users {
 	sink := postgres.NewUsers(cfg)
-	a := &Users{sink: sink, shared: cfg.SharedHash, order: order, schema: sink.Schema()}
+	a := &Users{sink: sink, order: order, schema: sink.Schema()}
+	if cfg.SharedHash != nil {
+		a.shared = hashParamsDigest(cfg.SharedHash.Algorithm, cfg.SharedHash.Params)
+	}
 	a.table = a.schema + "." + postgres.UsersTable
 	a.cols.user = postgres.UsersColumns(postgres.UsersTable)
 	a.cols.providers = postgres.UsersColumns(postgres.ProvidersTable)
@@ -173,7 +175,7 @@ func (a *Users) Route(rec record.Record) Routed {
 	}
 	foldChildren(fields, providers, mfa)
 	if _, ok := fields[fieldName(postgres.UsersTable, "hash_config_id")]; ok {
-		fields[fieldHashParams] = hashParamsDigest(a.shared.Algorithm, a.shared.Params)
+		fields[fieldHashParams] = a.shared
 	}
 	return Routed{Table: a.table, Item: Item{Key: []string{l.UID}, Label: l.UID, Fields: fields}}
 }

@@ -235,7 +235,7 @@ func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Reco
 			continue
 		}
 		if j, dup := seen[row.uid]; dup {
-			out.Reject(i, fmt.Sprintf("uid %q appears again in the source (first as record %d of this batch); a Firebase uid is unique", row.uid, j+1))
+			out.Reject(i, repeatedInBatchReason(row.uid, j))
 			continue
 		}
 		conflict := ""
@@ -436,12 +436,7 @@ func (s *SupabaseUsers) row(rec record.Record) (*supabaseRow, string) {
 	empty := ""
 	r.pw = &empty // Supabase Auth's own value for a user without a password
 	if c := u.Password; c != nil {
-		cred := *c
-		if len(cred.Params) == 0 && s.cfg.SharedHash != nil && cred.Algorithm == s.cfg.SharedHash.Algorithm &&
-			!firebaseEncoded(cred.Hash) {
-			cred.Params = s.cfg.SharedHash.Params
-		}
-		h, err := authexport.SupabaseHash(cred)
+		h, err := authexport.SupabaseHash(withShared(*c, s.cfg.SharedHash))
 		if err != nil {
 			return nil, "the password hash cannot be written in a form Supabase Auth verifies (" + err.Error() + "); " +
 				"loaded without it the user could not sign in with the password"

@@ -392,14 +392,8 @@ func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
 				return fmt.Errorf("%w\nin: %s", err, firstLine(stmt))
 			}
 		}
-		upgrade, err := s.upgradeDDL(ctx, tx)
-		if err != nil {
+		if err := s.upgrade(ctx, tx); err != nil {
 			return err
-		}
-		for _, stmt := range upgrade {
-			if _, err := tx.Exec(ctx, stmt.SQL); err != nil {
-				return fmt.Errorf("%s: %w", stmt.What, err)
-			}
 		}
 		if s.hashID == "" {
 			return nil
@@ -438,19 +432,25 @@ func (s *Users) Upgrade(ctx context.Context, db loaders.DB) error {
 			return err
 		}
 		// Another run may have upgraded them meanwhile.
-		upgrade, err := s.upgradeDDL(ctx, tx)
-		if err != nil {
-			return err
-		}
-		for _, stmt := range upgrade {
-			if _, err := tx.Exec(ctx, stmt.SQL); err != nil {
-				return fmt.Errorf("%s: %w", stmt.What, err)
-			}
-		}
-		return nil
+		return s.upgrade(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("upgrading the users tables in schema %q: %w", s.cfg.Schema, err)
+	}
+	return nil
+}
+
+// upgrade runs the statements upgradeDDL reads from the catalog in tx,
+// which holds the DDL lock.
+func (s *Users) upgrade(ctx context.Context, tx pgx.Tx) error {
+	stmts, err := s.upgradeDDL(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, stmt := range stmts {
+		if _, err := tx.Exec(ctx, stmt.SQL); err != nil {
+			return fmt.Errorf("%s: %w", stmt.What, err)
+		}
 	}
 	return nil
 }
@@ -529,7 +529,7 @@ func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 			if first := all[j]; first.pos != nil && rows.pos != nil {
 				repeats = append(repeats, repeat{index: i, rows: rows, first: *first.pos, firstIndex: j})
 			} else {
-				out.Reject(i, fmt.Sprintf("uid %q appears again in the source (first as record %d of this batch); a Firebase uid is unique", rows.uid, j+1))
+				out.Reject(i, repeatedInBatchReason(rows.uid, j))
 			}
 			continue
 		}
@@ -847,6 +847,10 @@ func (s *Users) sharedEmailWarnings(ctx context.Context, db loaders.DB) ([]strin
 		len(groups), sample, s.table("duplicate_emails"))}, nil
 }
 
+// knownAlgorithms is passwords.Algorithms(), copied once rather than per
+// user.
+var knownAlgorithms = passwords.Algorithms()
+
 // rows lays a user record out as rows, or says why it cannot be stored.
 // Reasons never contain password hashes or the hash parameters.
 func (s *Users) rows(rec record.Record) (*userRows, string) {
@@ -870,7 +874,7 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		hash, salt                                                         any
 	)
 	if p := u.Password; p != nil {
-		if !slices.Contains(passwords.Algorithms(), p.Algorithm) {
+		if !slices.Contains(knownAlgorithms, p.Algorithm) {
 			return nil, fmt.Sprintf("unknown password algorithm mark %q", p.Algorithm)
 		}
 		algorithm = p.Algorithm
@@ -912,12 +916,8 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		// check it against until a run is given them). Any other credential
 		// without parameters of its own is checked with the shared ones of
 		// its algorithm, which the reader gives back to it.
-		check := *p
-		if len(check.Params) == 0 && !encoded && s.cfg.SharedHash != nil && check.Algorithm == s.cfg.SharedHash.Algorithm {
-			check.Params = s.cfg.SharedHash.Params
-		}
 		if p.Algorithm != passwords.EmulatorFake && (p.Algorithm != passwords.FirebaseScrypt || encoded || len(p.Params) > 0) {
-			if err := passwords.Check(check); err != nil {
+			if err := passwords.Check(withShared(*p, s.cfg.SharedHash)); err != nil {
 				return nil, err.Error()
 			}
 		}
@@ -967,6 +967,17 @@ func (s *Users) rows(rec record.Record) (*userRows, string) {
 		})
 	}
 	return r, ""
+}
+
+// withShared is c with the shared parameters of its algorithm when it has
+// none of its own and is not a Firebase scrypt hash in a self-describing
+// form (firebaseEncoded): the credential as the users tables give it back.
+func withShared(c passwords.Credential, shared *passwords.Credential) passwords.Credential {
+	encoded := c.Algorithm == passwords.FirebaseScrypt && firebaseEncoded(c.Hash)
+	if len(c.Params) == 0 && !encoded && shared != nil && c.Algorithm == shared.Algorithm {
+		c.Params = shared.Params
+	}
+	return c
 }
 
 // firebaseEncoded reports whether a Firebase scrypt hash is in one of the

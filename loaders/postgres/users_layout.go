@@ -68,6 +68,13 @@ func RepeatedUIDReason(uid string, repeat, first record.Position, firstRejected 
 		uid, repeat.File, repeat, first, what)
 }
 
+// repeatedInBatchReason is why the users sinks reject a uid that record j
+// (0-based) of the same batch already holds (Users: when either has no
+// source position; see RepeatedUIDReason).
+func repeatedInBatchReason(uid string, j int) string {
+	return fmt.Sprintf("uid %q appears again in the source (first as record %d of this batch); a Firebase uid is unique", uid, j+1)
+}
+
 // Layout lays rec out exactly as Write would store it — the same decoding,
 // the same checks, the same hash_config_id — or, with a nil layout, returns
 // the reason Write would reject it. Reasons never contain hashes or the

@@ -22,12 +22,13 @@ import (
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/passwords"
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
+	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt/scrypttest"
 )
 
 const (
-	testSignerKey = "jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA=="
-	testHash      = "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ=="
-	testSalt      = "42xEC+ixf3L2lw=="
+	testSignerKey = scrypttest.SignerKey
+	testHash      = scrypttest.Hash
+	testSalt      = scrypttest.Salt
 )
 
 func strp(s string) *string { return &s }

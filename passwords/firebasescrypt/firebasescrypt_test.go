@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt/scrypttest"
 )
 
 // Public test vectors. The first configuration and the first two rows are
@@ -23,9 +25,9 @@ import (
 // Kratos' hash tests use; "mytestpassword" is supabase/auth's
 // internal/crypto/password_test.go vector.
 const (
-	vectorKey  = "jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA=="
-	vectorSep  = "Bw=="
-	vectorSalt = "42xEC+ixf3L2lw=="
+	vectorKey  = scrypttest.SignerKey
+	vectorSep  = scrypttest.SaltSeparator
+	vectorSalt = scrypttest.Salt
 )
 
 var vectors = []struct {
