@@ -272,14 +272,6 @@ func Register(s Spec) {
 	registry[s.Name] = s
 }
 
-// Lookup returns the extractor registered under name.
-func Lookup(name string) (Spec, bool) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	s, ok := registry[name]
-	return s, ok
-}
-
 // ForKind returns the extractor source registers for kind. The error says
 // what is registered: the sources, or the kinds source offers.
 func ForKind(source string, kind record.Kind) (Spec, error) {
