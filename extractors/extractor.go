@@ -309,13 +309,6 @@ func unknownSourceLocked(source string) error {
 	return fmt.Errorf("unknown source %q (registered: %s)", source, strings.Join(sourcesLocked(), ", "))
 }
 
-// Sources returns the names of the registered sources, sorted.
-func Sources() []string {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	return sourcesLocked()
-}
-
 func sourcesLocked() []string {
 	seen := map[string]bool{}
 	var out []string
