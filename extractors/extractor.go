@@ -272,14 +272,6 @@ func Register(s Spec) {
 	registry[s.Name] = s
 }
 
-// Lookup returns the extractor registered under name.
-func Lookup(name string) (Spec, bool) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	s, ok := registry[name]
-	return s, ok
-}
-
 // ForKind returns the extractor source registers for kind. The error says
 // what is registered: the sources, or the kinds source offers.
 func ForKind(source string, kind record.Kind) (Spec, error) {
@@ -315,13 +307,6 @@ func CheckSource(source string) error {
 
 func unknownSourceLocked(source string) error {
 	return fmt.Errorf("unknown source %q (registered: %s)", source, strings.Join(sourcesLocked(), ", "))
-}
-
-// Sources returns the names of the registered sources, sorted.
-func Sources() []string {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	return sourcesLocked()
 }
 
 func sourcesLocked() []string {

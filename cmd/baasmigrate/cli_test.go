@@ -409,14 +409,7 @@ func TestMigrateSummaryOnError(t *testing.T) {
 	if res.code != exitError {
 		t.Fatalf("exit %d, want 2\n%s", res.code, res.stderr)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum migrateSummary
-	if err := json.Unmarshal(data, &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum := readSummary(t, path)
 	if sum.ExitStatus != exitError || !strings.Contains(sum.Error, "no target database") || sum.NextStep == "" || sum.Interrupted {
 		t.Errorf("summary %+v", sum)
 	}

@@ -88,7 +88,8 @@ func runCompare(cmd *cobra.Command, command string) error {
 	default:
 		return &exitStatus{code: exitError, err: fmt.Errorf("--format: %q is not table, json or html", format)}
 	}
-	kinds, err := selectKinds(only, sourceName(f))
+	source := sourceName(f)
+	kinds, err := selectKinds(only, source)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
@@ -128,7 +129,7 @@ func runCompare(cmd *cobra.Command, command string) error {
 		if err := plugin.CheckRequired(k.Options, cfg); err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
 		}
-		env := &buildEnv{Command: command, Source: sourceName(f), Config: cfg, Pool: pool, State: state, Log: log, Stderr: cmd.ErrOrStderr(), Workers: 4, Given: optionGiven(f)}
+		env := &buildEnv{Command: command, Source: source, Config: cfg, Pool: pool, State: state, Log: log, Stderr: cmd.ErrOrStderr(), Workers: 4, Given: optionGiven(f)}
 		kr, err := compareKind(ctx, cmd, command, k, env, samples)
 		if err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("%s %ss: %w", command, k.Kind, err)}

@@ -184,8 +184,7 @@ fields and collections that migrate then puts in _overflow or rejects.`,
 				return &exitStatus{code: exitError, err: err}
 			}
 			workers, _ := cmd.Flags().GetInt("workers")
-			env := &buildEnv{Command: "infer", Source: source, Config: cfg}
-			_, ex, err := env.Extractor(ctx, record.KindDocument)
+			ex, err := spec.New(ctx, cfg)
 			if err != nil {
 				return err
 			}

@@ -85,17 +85,26 @@ func objectURL(ex extractors.Extractor) func(bucket, name string) string {
 	return func(bucket, name string) string { return extractors.ObjectURL(ex, bucket, name) }
 }
 
+// objectsConcurrency is --objects-concurrency, at least 1.
+func objectsConcurrency(cfg plugin.Config) (int, error) {
+	n, err := cfg.Int(objectsConcurrencyOption.Name, objectstore.DefaultConcurrency)
+	if err != nil {
+		return 0, err
+	}
+	if n < 1 {
+		return 0, fmt.Errorf("--%s must be at least 1", objectsConcurrencyOption.Name)
+	}
+	return n, nil
+}
+
 // buildFiles assembles the bucket → object store + PostgreSQL job.
 // The target URL, key prefix and table are part of the run's settings: a
 // run resumes only into the same place.
 func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	cfg := env.Config
-	concurrency, err := cfg.Int(objectsConcurrencyOption.Name, objectstore.DefaultConcurrency)
+	concurrency, err := objectsConcurrency(cfg)
 	if err != nil {
 		return migration.Job{}, err
-	}
-	if concurrency < 1 {
-		return migration.Job{}, fmt.Errorf("--%s must be at least 1", objectsConcurrencyOption.Name)
 	}
 	inflight, err := cfg.Size(objectsInflightOption.Name)
 	if err != nil {
@@ -167,12 +176,9 @@ func buildFiles(ctx context.Context, env *buildEnv) (migration.Job, error) {
 // inspected --objects-concurrency requests or files at a time.
 func compareFiles(ctx context.Context, env *buildEnv) (*comparer, error) {
 	cfg := env.Config
-	concurrency, err := cfg.Int(objectsConcurrencyOption.Name, objectstore.DefaultConcurrency)
+	concurrency, err := objectsConcurrency(cfg)
 	if err != nil {
 		return nil, err
-	}
-	if concurrency < 1 {
-		return nil, fmt.Errorf("--%s must be at least 1", objectsConcurrencyOption.Name)
 	}
 	store, err := objectstore.Open(cfg.String(objectsOption.Name), objectstore.Options{
 		Prefix: cfg.String(objectsPrefixOption.Name), Concurrency: concurrency,

@@ -63,13 +63,8 @@ func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	if err != nil {
 		return migration.Job{}, err
 	}
-	_, ex, err := env.Extractor(ctx, record.KindUser)
+	ex, shared, err := usersExtractor(ctx, env)
 	if err != nil {
-		return migration.Job{}, err
-	}
-	shared, err := sharedHash(ex)
-	if err != nil {
-		ex.Close()
 		return migration.Job{}, err
 	}
 	if target == usersTargetSupabase {
@@ -115,13 +110,8 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 		return nil, fmt.Errorf("%s cannot compare users with Supabase Auth's tables yet (--users-target supabase): it compares baasmigrate's users tables only; "+
 			"after migrate, check auth.users and auth.identities as docs/auth.md (Loading Supabase Auth directly) says", env.Command)
 	}
-	_, ex, err := env.Extractor(ctx, record.KindUser)
+	ex, shared, err := usersExtractor(ctx, env)
 	if err != nil {
-		return nil, err
-	}
-	shared, err := sharedHash(ex)
-	if err != nil {
-		ex.Close()
 		return nil, err
 	}
 	if shared == nil {
@@ -193,14 +183,24 @@ func buildSupabaseUsers(env *buildEnv, ex extractors.Extractor, shared *password
 	}, nil
 }
 
-// sharedHash returns the shared hash parameters ex offers
-// (extractors.SharedHasher); nil when it offers none.
-func sharedHash(ex extractors.Extractor) (*passwords.Credential, error) {
+// usersExtractor builds the source's extractor of users and returns it
+// with the shared hash parameters it offers (extractors.SharedHasher; nil
+// when it offers none). On error nothing is left open.
+func usersExtractor(ctx context.Context, env *buildEnv) (extractors.Extractor, *passwords.Credential, error) {
+	_, ex, err := env.Extractor(ctx, record.KindUser)
+	if err != nil {
+		return nil, nil, err
+	}
 	sh, ok := ex.(extractors.SharedHasher)
 	if !ok {
-		return nil, nil
+		return ex, nil, nil
 	}
-	return sh.SharedHash()
+	shared, err := sh.SharedHash()
+	if err != nil {
+		ex.Close()
+		return nil, nil, err
+	}
+	return ex, shared, nil
 }
 
 // warnNoSharedHash tells, for an extractor that takes shared hash

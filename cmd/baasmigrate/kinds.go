@@ -56,7 +56,7 @@ type comparer struct {
 type buildEnv struct {
 	// Command is the subcommand running: "migrate", "plan" or "verify".
 	Command string
-	// Source is the platform migrated from (--source; "" for the default).
+	// Source is the platform migrated from (--source, resolved: never "").
 	Source string
 	Config plugin.Config
 	Pool   *pgxpool.Pool
@@ -77,11 +77,7 @@ type buildEnv struct {
 // Extractor builds the extractor env.Source registers for kind, from
 // env.Config. The error of an unknown source lists the registered ones.
 func (env *buildEnv) Extractor(ctx context.Context, kind record.Kind) (extractors.Spec, extractors.Extractor, error) {
-	source := env.Source
-	if source == "" {
-		source = sourceOption.Default
-	}
-	spec, err := extractors.ForKind(source, kind)
+	spec, err := extractors.ForKind(env.Source, kind)
 	if err != nil {
 		return extractors.Spec{}, nil, err
 	}

@@ -64,12 +64,13 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 	if workers < 1 || batchSize < 1 {
 		return &exitStatus{code: exitError, err: fmt.Errorf("--workers and --batch-size must be at least 1")}
 	}
-	kinds, err := selectKinds(only, sourceName(f))
+	source := sourceName(f)
+	kinds, err := selectKinds(only, source)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
 	m := &migrateRun{
-		cmd: cmd, log: newLogger(cmd), workers: workers, batchSize: batchSize, restart: restart,
+		cmd: cmd, log: newLogger(cmd), source: source, workers: workers, batchSize: batchSize, restart: restart,
 		sum: &migrateSummary{Started: time.Now().UTC()},
 	}
 	err = m.run(ctx, kinds)
@@ -80,6 +81,7 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 type migrateRun struct {
 	cmd                *cobra.Command
 	log                *slog.Logger
+	source             string // --source, resolved
 	workers, batchSize int
 	restart            bool
 	sum                *migrateSummary
@@ -140,7 +142,7 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 			return migration.ErrInterrupted
 		}
 		cfg := cfgs[i]
-		env := &buildEnv{Command: "migrate", Source: sourceName(f), Config: cfg, Pool: pool, State: state, Log: m.log, Stderr: m.cmd.ErrOrStderr(), Workers: m.workers, Restart: m.restart, Given: optionGiven(f)}
+		env := &buildEnv{Command: "migrate", Source: m.source, Config: cfg, Pool: pool, State: state, Log: m.log, Stderr: m.cmd.ErrOrStderr(), Workers: m.workers, Restart: m.restart, Given: optionGiven(f)}
 		job, err := k.Build(ctx, env)
 		if err != nil {
 			m.sum.Jobs[i].Status = statusFailed

@@ -154,55 +154,32 @@ type Config map[string]string
 func (c Config) String(name string) string { return c[name] }
 
 // Int returns the value of name as an int, or def when unset.
-func (c Config) Int(name string, def int) (int, error) {
+func (c Config) Int(name string, def int) (int, error) { return value(c, name, def, parseInt) }
+
+// Duration returns the value of a Duration option (0 when unset).
+func (c Config) Duration(name string) (time.Duration, error) {
+	return value(c, name, 0, parseDuration)
+}
+
+// Size returns the value of a Size option in bytes (0 when unset).
+func (c Config) Size(name string) (int64, error) { return value(c, name, 0, parseSize) }
+
+// Bool returns the value of a Switch option (false when unset).
+func (c Config) Bool(name string) (bool, error) { return value(c, name, false, parseBool) }
+
+// value parses the value of name, or returns def when unset; the error
+// names the option.
+func value[T any](c Config, name string, def T, parse func(string) (T, error)) (T, error) {
 	s := c[name]
 	if s == "" {
 		return def, nil
 	}
-	n, err := parseInt(s)
+	v, err := parse(s)
 	if err != nil {
-		return 0, fmt.Errorf("--%s: %w", name, err)
+		var zero T
+		return zero, fmt.Errorf("--%s: %w", name, err)
 	}
-	return n, nil
-}
-
-// Duration returns the value of a Duration option (0 when unset).
-func (c Config) Duration(name string) (time.Duration, error) {
-	s := c[name]
-	if s == "" {
-		return 0, nil
-	}
-	d, err := parseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("--%s: %w", name, err)
-	}
-	return d, nil
-}
-
-// Size returns the value of a Size option in bytes (0 when unset).
-func (c Config) Size(name string) (int64, error) {
-	s := c[name]
-	if s == "" {
-		return 0, nil
-	}
-	n, err := parseSize(s)
-	if err != nil {
-		return 0, fmt.Errorf("--%s: %w", name, err)
-	}
-	return n, nil
-}
-
-// Bool returns the value of a Switch option (false when unset).
-func (c Config) Bool(name string) (bool, error) {
-	s := c[name]
-	if s == "" {
-		return false, nil
-	}
-	b, err := parseBool(s)
-	if err != nil {
-		return false, fmt.Errorf("--%s: %w", name, err)
-	}
-	return b, nil
+	return v, nil
 }
 
 // Resolve builds the configuration of opts. Each option takes, in order

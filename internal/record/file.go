@@ -75,13 +75,13 @@ func (f File) Fields() map[string]Value {
 		FileFieldBucket: String(f.Bucket),
 		FileFieldSize:   Int(f.Size),
 	}
-	for k, v := range map[string]string{
-		FileFieldContentType: f.ContentType, FileFieldCacheControl: f.CacheControl,
-		FileFieldContentDisposition: f.ContentDisposition, FileFieldContentEncoding: f.ContentEncoding,
-		FileFieldContentLanguage: f.ContentLanguage, FileFieldStorageClass: f.StorageClass,
+	for _, kv := range [...][2]string{
+		{FileFieldContentType, f.ContentType}, {FileFieldCacheControl, f.CacheControl},
+		{FileFieldContentDisposition, f.ContentDisposition}, {FileFieldContentEncoding, f.ContentEncoding},
+		{FileFieldContentLanguage, f.ContentLanguage}, {FileFieldStorageClass, f.StorageClass},
 	} {
-		if v != "" {
-			m[k] = String(v)
+		if kv[1] != "" {
+			m[kv[0]] = String(kv[1])
 		}
 	}
 	if f.MD5 != nil {
