@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -227,7 +226,7 @@ func newElemCodec(typ, source string) (elemCodec, error) {
 func textCodec(typ record.Type, mk func(string) record.Value) elemCodec {
 	return elemCodec{codec{
 		encode: func(v record.Value) (any, bool) {
-			if v.Type() != typ || TextProblem(v.StringValue()) != "" {
+			if v.Type() != typ || record.TextProblem(v.StringValue()) != "" {
 				return nil, false
 			}
 			return v.StringValue(), true
@@ -237,18 +236,6 @@ func textCodec(typ record.Type, mk func(string) record.Value) elemCodec {
 			return mk(s), err
 		},
 	}, packPtr[string]}
-}
-
-// TextProblem says why PostgreSQL text (UTF8 database) cannot hold s
-// exactly ("contains a NUL byte", "is not valid UTF-8"), or returns "".
-func TextProblem(s string) string {
-	switch {
-	case strings.IndexByte(s, 0) >= 0:
-		return "contains a NUL byte"
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
-	}
-	return ""
 }
 
 func midnight(t time.Time) time.Time {

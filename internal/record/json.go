@@ -65,14 +65,14 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 		dst = v.t.AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
 		return append(dst, `"}`...)
 	case TypeString:
-		if !jsonbSafe(v.s) {
+		if TextProblem(v.s) != "" {
 			return appendTagged(dst, tagStringB64, base64.StdEncoding.EncodeToString([]byte(v.s)))
 		}
 		return appendJSONString(dst, v.s)
 	case TypeBytes:
 		return appendTagged(dst, tagBytes, base64.StdEncoding.EncodeToString([]byte(v.s)))
 	case TypeReference:
-		if !jsonbSafe(v.s) {
+		if TextProblem(v.s) != "" {
 			return appendTagged(dst, tagRefB64, base64.StdEncoding.EncodeToString([]byte(v.s)))
 		}
 		return appendTagged(dst, tagRef, v.s)
@@ -125,7 +125,7 @@ func MarshalJSONFields(dst []byte, m map[string]Value) []byte {
 // escapeKey applies the map-key escapes of typed JSON.
 func escapeKey(k string) string {
 	switch {
-	case !jsonbSafe(k):
+	case TextProblem(k) != "":
 		return keyB64Prefix + base64.StdEncoding.EncodeToString([]byte(k))
 	case strings.HasPrefix(k, "$"):
 		return "$" + k
@@ -150,9 +150,17 @@ func unescapeKey(k string) (string, error) {
 	return k, nil
 }
 
-// jsonbSafe reports whether s can be a jsonb string: valid UTF-8 without NUL.
-func jsonbSafe(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+// TextProblem says why PostgreSQL text and jsonb strings (UTF8 database)
+// cannot hold s exactly ("contains a NUL byte", "is not valid UTF-8"), or
+// returns "".
+func TextProblem(s string) string {
+	switch {
+	case strings.IndexByte(s, 0) >= 0:
+		return "contains a NUL byte"
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	}
+	return ""
 }
 
 func appendTagged(dst []byte, tag, s string) []byte {

@@ -13,7 +13,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/loaders/objectstore"
-	"github.com/baasmigrate/baasmigrate/transformers"
 )
 
 // DefaultFilesTable is the table file metadata goes to by default.
@@ -191,20 +190,20 @@ func (f *Files) Layout(rec record.Record) ([]any, string) {
 // PostgreSQL text and jsonb refuse. Such an object is rejected before its
 // bytes are copied, with the name written as Go's %q does.
 func rowProblem(file record.File) string {
-	if why := transformers.TextProblem(file.Name); why != "" {
+	if why := record.TextProblem(file.Name); why != "" {
 		return fmt.Sprintf("object name %q %s, which the files table's text key cannot hold", file.Name, why)
 	}
-	if why := transformers.TextProblem(file.Bucket); why != "" {
+	if why := record.TextProblem(file.Bucket); why != "" {
 		return fmt.Sprintf("object %q: bucket name %q %s, which the files table's text key cannot hold", file.Name, file.Bucket, why)
 	}
 	for _, v := range []string{file.ContentType, file.CacheControl, file.ContentDisposition, file.ContentEncoding, file.ContentLanguage, file.StorageClass} {
-		if why := transformers.TextProblem(v); why != "" {
+		if why := record.TextProblem(v); why != "" {
 			return fmt.Sprintf("object %q: metadata value %q %s, which a text column cannot hold", file.Name, v, why)
 		}
 	}
 	for k, v := range file.Metadata {
 		for _, x := range []string{k, v} {
-			if why := transformers.TextProblem(x); why != "" {
+			if why := record.TextProblem(x); why != "" {
 				return fmt.Sprintf("object %q: custom metadata %q %s, which a jsonb column cannot hold", file.Name, x, why)
 			}
 		}

@@ -22,7 +22,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
-	"github.com/baasmigrate/baasmigrate/transformers"
 )
 
 // StateSchema is the schema holding the tool's state.
@@ -428,7 +427,7 @@ const storedTextPrefix = "baasmigrate-base64:"
 // back unchanged. Equal keys encode equally, so SQL compares encoded
 // values as it compared keys.
 func storeText(s string) string {
-	if transformers.TextProblem(s) == "" && !strings.HasPrefix(s, storedTextPrefix) {
+	if record.TextProblem(s) == "" && !strings.HasPrefix(s, storedTextPrefix) {
 		return s
 	}
 	return storedTextPrefix + base64.StdEncoding.EncodeToString([]byte(s))
