@@ -216,6 +216,55 @@ func PlanSnapshot(ctx context.Context, ex Extractor, partitions int) (readTime t
 	return readTime, streams, nil
 }
 
+// ChangeStreamer is implemented by extractors whose source has a change
+// feed (Firestore Listen; PostgreSQL logical replication and DynamoDB
+// Streams plug in the same way). `sync` follows it after the copy;
+// extractors without one are polled and compared with the target instead.
+// Its contract is extractortest.ChangeStream.
+type ChangeStreamer interface {
+	// PositionAt returns the position from which Changes delivers every
+	// change committed after t (the read time a copy recorded for its
+	// stream). It does not contact the source.
+	PositionAt(t time.Time) (string, error)
+	// Changes follows the source from position from until ctx ends,
+	// calling emit once per consistent point, in order (see
+	// record.ChangeBatch):
+	//   - every change committed after from's time is delivered, at least
+	//     once (again after a reconnect, possibly), deletes as OpDelete;
+	//   - changes to one key come in commit order, and batches' ReadTimes
+	//     never decrease;
+	//   - a batch's Position resumes the stream just after it.
+	// hints name what the target already holds (for documents, the
+	// collection IDs of the mapping), for sources that must subscribe per
+	// collection; they never limit what is delivered: records of
+	// collections that appear later are delivered too (how they are found,
+	// and what finding them costs, is the extractor's documentation).
+	// Transient failures (a cut stream, UNAVAILABLE) are retried from the
+	// last consistent point. It returns ErrSnapshotExpired (wrapped) when
+	// from is older than the source can resume from, ctx.Err() when ctx
+	// ends, and an error from emit unchanged.
+	Changes(ctx context.Context, from string, hints ChangeHints, emit func(record.ChangeBatch) error) error
+}
+
+// ChangeHints are what a change stream may start from (see ChangeStreamer).
+type ChangeHints struct {
+	// Collections are document collection IDs (the last segment of each
+	// collection path) the target already has tables for.
+	Collections []string
+}
+
+// Getter is implemented by extractors that can read single records by key
+// at a read time (Firestore BatchGetDocuments), so that a cutover re-checks
+// only the keys that changed rather than every record.
+type Getter interface {
+	// Get reads the records with keys as they were at readTime (zero: now)
+	// and calls emit once per key, in the order given: with the record, or
+	// with nil when no record has that key at readTime. Reads are retried
+	// internally; it returns ErrSnapshotExpired (wrapped) when readTime is
+	// older than the source keeps, and an error from emit unchanged.
+	Get(ctx context.Context, keys []string, readTime time.Time, emit func(key string, rec *record.Record) error) error
+}
+
 // ReadMeter is implemented by extractors whose source bills per record read;
 // it reports the billable reads made so far.
 type ReadMeter interface {

@@ -5,6 +5,7 @@ package loaders
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -42,6 +43,45 @@ type Sink interface {
 // re-run users are told to make is the upgrade.
 type Upgrader interface {
 	Upgrade(ctx context.Context, db DB) error
+}
+
+// Deleter is implemented by sinks that can remove records the source
+// deleted (used by `sync`). Its contract is in loadertest.
+type Deleter interface {
+	// Delete removes the records with keys inside tx, as Write stores
+	// records: it must neither commit nor roll back tx. at is when the
+	// source deleted them. With soft set (see SoftDeleter) rows are kept
+	// and marked deleted at at instead of removed. A key without a row is
+	// no error, and deleting twice changes nothing. For documents, a
+	// document whose subcollections still have rows becomes a placeholder
+	// (no fields, as for a parent that exists only through its
+	// subcollections) so its children keep their parent row; a placeholder
+	// left with no child is removed. The outcome has one entry per key
+	// (Tables[i] the table of keys[i]); Changed counts rows deleted,
+	// emptied or marked.
+	Delete(ctx context.Context, tx pgx.Tx, keys []string, at time.Time, soft bool) (Outcome, error)
+}
+
+// SoftDeleter is implemented by Deleters that can mark rows deleted
+// instead of removing them. SetSoftDeletes(true), before Prepare, adds a
+// deletion-time column to the sink's tables (loaders.DeletedAtColumn); a
+// record written again clears it, and every reader of the target (verify,
+// plan, exports) treats a marked row as absent.
+type SoftDeleter interface {
+	SetSoftDeletes(on bool)
+}
+
+// DeletedAtColumn is the column soft deletes set to the source's deletion
+// time (NULL for live rows).
+const DeletedAtColumn = "_deleted_at"
+
+// Purger is implemented by sinks that keep bytes outside the database
+// (files): after the transaction that deleted their rows (hard) committed,
+// the engine calls Purge with the same keys to remove the bytes. A failure
+// leaves orphaned bytes, never a row without bytes; it is reported, and
+// Purge of an absent object is no error.
+type Purger interface {
+	Purge(ctx context.Context, keys []string) error
 }
 
 // Reporter is implemented by sinks with findings about the loaded data as
