@@ -74,7 +74,7 @@ bench-files: services-up
 # BENCH_SYNC_FLAGS shortens a smoke run, e.g. BENCH_SYNC_FLAGS='-duration 10s -cutover-docs 2000,20000'.
 BENCH_SYNC_FLAGS ?=
 bench-sync: services-up
-	set -a; . $(ENV_FILE); set +a; $(GO) run ./bench/sync -record BENCHMARKS.md $(BENCH_SYNC_FLAGS)
+	$(GO) run ./bench/sync -record BENCHMARKS.md $(BENCH_SYNC_FLAGS)
 
 check-report:
 	scripts/check-html-report.sh
