@@ -45,7 +45,7 @@ func TestCutoverNamesADifference(t *testing.T) {
 	catalog, catalogID, _ := syncTable(t, m, "sw_catalog", "title")
 
 	p := s.startSync()
-	s.cutover(0, "--prepare")
+	s.cutover(p, 0, "--prepare")
 	// A change after the bulk verify: cutover re-checks this key.
 	changed := "sw_accounts/a00003"
 	if _, err := s.client.Doc(changed).Set(ctx, map[string]any{"title": "changed after prepare", "n": int64(7)}); err != nil {
@@ -53,7 +53,7 @@ func TestCutoverNamesADifference(t *testing.T) {
 	}
 	s.waitRow(m.Schema, accounts, accountsID, "a00003", titleColumn, "changed after prepare")
 	stopSync(t, p)
-	s.cutover(0)
+	s.cutover(nil, 0)
 
 	// Behind sync's back: alter the changed document's row, delete another.
 	q := func(sql string, args ...any) {
@@ -65,11 +65,11 @@ func TestCutoverNamesADifference(t *testing.T) {
 	}
 	q(`UPDATE `+pgx.Identifier{m.Schema, accounts}.Sanitize()+` SET `+pgx.Identifier{titleColumn}.Sanitize()+` = 'tampered' WHERE `+
 		pgx.Identifier{accountsID}.Sanitize()+` = $1`, "a00003")
-	res := s.cutover(1)
+	res := s.cutover(nil, 1)
 	if !strings.Contains(res.Stdout, changed) {
 		t.Errorf("cutover does not name %s:\nstdout:\n%s\nstderr:\n%s", changed, res.Stdout, res.Stderr)
 	}
-	res = s.cutover(1, "--json")
+	res = s.cutover(nil, 1, "--json")
 	if !strings.Contains(res.Stdout, changed) {
 		t.Errorf("cutover --json does not name %s:\n%s", changed, res.Stdout)
 	}
@@ -77,7 +77,7 @@ func TestCutoverNamesADifference(t *testing.T) {
 	// A row missing from the target (counts disagree): still a difference
 	// cutover must report, not repair.
 	q(`DELETE FROM `+pgx.Identifier{m.Schema, catalog}.Sanitize()+` WHERE `+pgx.Identifier{catalogID}.Sanitize()+` = $1`, "c00004")
-	res = s.cutover(1)
+	res = s.cutover(nil, 1)
 	for _, want := range []string{changed, catalog} {
 		if !strings.Contains(res.Stdout, want) {
 			t.Errorf("cutover with a row deleted behind sync's back does not name %s:\nstdout:\n%s\nstderr:\n%s", want, res.Stdout, res.Stderr)

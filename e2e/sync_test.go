@@ -97,10 +97,40 @@ func stopSync(t *testing.T, p *clitest.Process) clitest.Result {
 	return res
 }
 
-// cutover runs `cutover` for documents and checks its exit status.
-func (s *syncDocs) cutover(want int, extra ...string) clitest.Result {
+// cutover runs `cutover` for documents and checks its exit status; on a
+// failure it shows the log of the running sync p too (when not nil).
+func (s *syncDocs) cutover(p *clitest.Process, want int, extra ...string) clitest.Result {
 	s.t.Helper()
-	return s.run(want, append([]string{"cutover", "--only", "documents"}, extra...)...)
+	args := append([]string{"cutover", "--only", "documents"}, extra...)
+	res := clitest.Run(s.t, s.env(), args...)
+	if res.Code != want {
+		log := "(sync not running)"
+		if p != nil {
+			log = syncTail(p.Stderr(), 40)
+		}
+		s.t.Fatalf("baasmigrate %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s\nsync's log (last lines):\n%s",
+			strings.Join(args, " "), res.Code, want, res.Stdout, res.Stderr, log)
+	}
+	return res
+}
+
+// syncTail is the last n lines of text.
+func syncTail(text string, n int) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// syncPositions is what the target's sync state says of the documents
+// stream: its position and the changes applied so far ("" before sync).
+func (s *syncDocs) syncPositions() string {
+	s.t.Helper()
+	var out string
+	err := s.pool.QueryRow(context.Background(), `SELECT coalesce(string_agg(position || ' ' || applied, ','), '')
+		FROM baasmigrate.sync_streams WHERE kind = 'document'`).Scan(&out)
+	if err != nil && !strings.Contains(err.Error(), "does not exist") {
+		s.t.Fatal(err)
+	}
+	return out
 }
 
 // syncBackground is a writer running in the background.
@@ -221,10 +251,25 @@ func TestSyncWriterKilledAndCutover(t *testing.T) {
 	r := rand.New(rand.NewPCG(seed, 11))
 	bg := runWriter(t, s.w)
 	for i := range 5 {
+		before := s.syncPositions()
 		p := s.startSync()
-		// A random moment: after some more of the writer's commits (sync
-		// may be starting, streaming, or applying a batch).
-		at := s.w.Stats().Commits + 5 + r.Int64N(60)
+		// A random moment: sync has committed a batch in this run (its
+		// position moved), then the writer made a random number of commits
+		// more (sync may be reading, applying, or committing a batch).
+		deadline := time.Now().Add(time.Minute)
+		for s.syncPositions() == before {
+			select {
+			case <-p.Done():
+				res := p.Result()
+				t.Fatalf("sync %d ended by itself (exit %d):\n%s", i, res.Code, res.Stderr)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sync %d committed nothing in a minute:\n%s", i, syncTail(p.Stderr(), 40))
+			}
+			time.Sleep(2 * time.Millisecond) // polling the sync state
+		}
+		at := s.w.Stats().Commits + r.Int64N(40)
 		bg.waitCommits(t, at)
 		select {
 		case <-p.Done():
@@ -233,14 +278,14 @@ func TestSyncWriterKilledAndCutover(t *testing.T) {
 		default:
 		}
 		p.Kill()
-		t.Logf("sync %d killed -9 after the writer's commit %d", i, at)
+		t.Logf("sync %d killed -9 after the writer's commit %d; state: %s", i, at, s.syncPositions())
 	}
 	p := s.startSync()
 	bg.waitCommits(t, s.w.Stats().Commits+50)
-	s.cutover(0, "--prepare")
+	s.cutover(p, 0, "--prepare")
 	bg.waitCommits(t, s.w.Stats().Commits+50)
 	bg.stop(t)
-	res := s.cutover(0)
+	res := s.cutover(p, 0)
 	t.Logf("cutover:\n%s", res.Stdout)
 	s.syncStatus()
 	stopSync(t, p)
@@ -264,7 +309,7 @@ func TestSyncChangesBeforeSyncStarts(t *testing.T) {
 	// Without sync, the target is behind: verify sees the difference.
 	s.run(1, "verify", "--only", "documents")
 	p := s.startSync()
-	s.cutover(0)
+	s.cutover(p, 0)
 	stopSync(t, p)
 	s.compare()
 }
@@ -309,7 +354,7 @@ func TestSyncCatchesUpPastTheHistory(t *testing.T) {
 	bg := runWriter(t, s.w)
 	bg.waitCommits(t, s.w.Stats().Commits+60)
 	bg.stop(t)
-	s.cutover(0)
+	s.cutover(p, 0)
 	res := stopSync(t, p)
 	if !strings.Contains(strings.ToLower(res.Stderr), "catch") {
 		t.Errorf("sync did not say it caught up by a snapshot diff:\n%s", res.Stderr)
@@ -357,7 +402,7 @@ func TestSyncSurvivesStreamFaults(t *testing.T) {
 	}
 	bg.waitCommits(t, s.w.Stats().Commits+30)
 	bg.stop(t)
-	s.cutover(0)
+	s.cutover(p, 0)
 	stopSync(t, p)
 	s.compare()
 }

@@ -303,14 +303,14 @@ func lagPhase(ctx context.Context, s stack, c config) (*lagResult, error) {
 		return ""
 	}
 	src, err := newSource(ctx, s, "lag", c.docs, syncwriter.Options{Seed: 1, Rate: c.rate, MaxBatch: c.batch, NewCollections: -1, Weights: weights,
-		OnCommit: func(seq int64, at time.Time, paths []string) {
+		OnCommit: func(seq int64, at time.Time, written, _ []string) {
 			mu.Lock()
 			defer mu.Unlock()
 			if m == nil {
 				return
 			}
 			ci := commitInfo{at: at}
-			for _, p := range paths {
+			for _, p := range written {
 				if t := tableOf(p); t != "" && !slices.Contains(ci.tables, t) {
 					ci.tables = append(ci.tables, t)
 				}

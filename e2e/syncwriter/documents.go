@@ -70,9 +70,12 @@ type Options struct {
 	// Prefix starts every collection ID the writer invents (default "sw").
 	Prefix string
 	// OnCommit, when set, is called after every successful commit with its
-	// sequence number (from 1), the source's commit time and the paths
-	// written. It runs on the writer's goroutine.
-	OnCommit func(seq int64, commitTime time.Time, paths []string)
+	// sequence number (from 1), the newest update time the source gave the
+	// documents it wrote (its commit time, unless every write was a delete
+	// or left its document unchanged: then zero or older), the paths of the
+	// documents it wrote and of those it deleted. It runs on the writer's
+	// goroutine.
+	OnCommit func(seq int64, commitTime time.Time, written, deleted []string)
 }
 
 // Stats count what a Writer did.
@@ -80,7 +83,8 @@ type Stats struct {
 	Commits int64
 	Writes  int64
 	ByOp    map[Op]int64
-	// LastCommit is the source's commit time of the last commit.
+	// LastCommit is the newest update time the source gave a document the
+	// writer wrote.
 	LastCommit time.Time
 }
 
@@ -390,27 +394,30 @@ func (w *Writer) Step(ctx context.Context) error {
 		return fmt.Errorf("committing %d writes (%s %s, …): %w", len(writes), writes[0].op, writes[0].path, err)
 	}
 	w.mu.Lock()
-	paths := make([]string, len(writes))
+	var written, deleted []string
+	var at time.Time
 	for i, x := range writes {
-		paths[i] = x.path
 		if x.after == nil {
 			w.drop(x.path)
+			deleted = append(deleted, x.path)
 		} else {
 			w.put(x.path, x.after)
+			written = append(written, x.path)
+			if i < len(res) && res[i].UpdateTime.After(at) {
+				at = res[i].UpdateTime
+			}
 		}
 		w.stats.ByOp[x.op]++
 	}
 	w.stats.Commits++
 	w.stats.Writes += int64(len(writes))
-	var at time.Time
-	if len(res) > 0 {
-		at = res[0].UpdateTime
+	if at.After(w.stats.LastCommit) {
 		w.stats.LastCommit = at
 	}
 	seq, hook := w.stats.Commits, w.opts.OnCommit
 	w.mu.Unlock()
 	if hook != nil {
-		hook(seq, at, paths)
+		hook(seq, at, written, deleted)
 	}
 	return nil
 }
