@@ -363,14 +363,14 @@ func TestSyncCatchesUpPastTheHistory(t *testing.T) {
 }
 
 // TestSyncSurvivesStreamFaults cuts sync's Listen streams with UNAVAILABLE
-// (after a few documents, and at their start) while the writer runs:
+// (after some documents, and at their start) while the writer runs:
 // nothing is lost; cutover exits 0 and the target is exact.
 func TestSyncSurvivesStreamFaults(t *testing.T) {
 	seed := syncSeed(t)
 	s := newSyncDocs(t, syncEmulatorHost(t), 300, syncwriter.Options{Seed: seed + 3, Rate: 150, MaxBatch: 4, NewCollections: 3})
 	ctx := context.Background()
 	hooks := firestoreemu.HooksFor(s.host)
-	after, half := 5, 0.5
+	after, half := 40, 0.5
 	err := hooks.SetFaults(ctx, s.project, firestoreemu.FaultConfig{Seed: seed, Rules: []firestoreemu.FaultRule{
 		{Methods: []string{"Listen"}, Code: "UNAVAILABLE", AfterDocuments: &after, Times: 6},
 		{Methods: []string{"Listen"}, Code: "UNAVAILABLE", Fraction: &half, Times: 3},
