@@ -370,16 +370,18 @@ func TestSyncSurvivesStreamFaults(t *testing.T) {
 	s := newSyncDocs(t, syncEmulatorHost(t), 300, syncwriter.Options{Seed: seed + 3, Rate: 150, MaxBatch: 4, NewCollections: 3})
 	ctx := context.Background()
 	hooks := firestoreemu.HooksFor(s.host)
-	after, half := 40, 0.5
+	// The first two Listen calls fail at once; then four streams are cut
+	// after 40 documents each: six faults, each followed by a reconnect.
+	after := 40
 	err := hooks.SetFaults(ctx, s.project, firestoreemu.FaultConfig{Seed: seed, Rules: []firestoreemu.FaultRule{
-		{Methods: []string{"Listen"}, Code: "UNAVAILABLE", AfterDocuments: &after, Times: 6},
-		{Methods: []string{"Listen"}, Code: "UNAVAILABLE", Fraction: &half, Times: 3},
+		{Methods: []string{"Listen"}, Code: "UNAVAILABLE", AfterDocuments: &after, Times: 4},
+		{Methods: []string{"Listen"}, Code: "UNAVAILABLE", Times: 2},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hooks.ClearFaults(context.Background(), s.project) })
-	p := s.startSync()
+	p := s.startSync("--retry-backoff", "20ms")
 	bg := runWriter(t, s.w)
 	// Wait until every fault was injected into sync's streams.
 	deadline := time.Now().Add(2 * time.Minute)
@@ -392,11 +394,11 @@ func TestSyncSurvivesStreamFaults(t *testing.T) {
 		for _, k := range st.Injected {
 			n += k
 		}
-		if n >= 9 {
+		if n >= 6 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of 9 faults were injected in two minutes; sync's stderr:\n%s", n, p.Stderr())
+			t.Fatalf("only %d of 6 faults were injected in two minutes; sync's stderr:\n%s", n, p.Stderr())
 		}
 		time.Sleep(20 * time.Millisecond) // polling the emulator's fault status
 	}
