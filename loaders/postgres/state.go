@@ -87,6 +87,7 @@ var stateDDL = []string{
 	)`,
 	`CREATE INDEX IF NOT EXISTS rejects_by_run ON baasmigrate.rejects (run_id, target_table)`,
 	ownersDDL,
+	syncStreamsDDL, syncChangesDDL, syncChangesIndexDDL, verificationsDDL, cutoversDDL,
 	// Rejected records are kept whole (a rejected user with its password
 	// hash): only the migrating role reads them.
 	`REVOKE ALL ON ALL TABLES IN SCHEMA baasmigrate FROM PUBLIC`,

@@ -1,0 +1,250 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/diff"
+	"github.com/baasmigrate/baasmigrate/internal/failure"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/mappings"
+)
+
+// stream follows the job's change stream from the stored position. Batches
+// the source delivers are gathered for at most FlushInterval (or until
+// BatchSize changes wait) and applied together with the position of the
+// last one. When the position is older than the source can resume from,
+// the target is caught up by a snapshot comparison first (catchUp), and
+// the stream continues from that snapshot.
+func (f *follower) stream(ctx context.Context) error {
+	cs := f.job.Extractor.(extractors.ChangeStreamer)
+	if f.reached() {
+		return errReached
+	}
+	failures := 0
+	for {
+		err := f.follow(ctx, cs)
+		switch {
+		case errors.Is(err, errReached):
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, extractors.ErrSnapshotExpired):
+			f.log.Warn("the change stream cannot resume from the stored read time (older than the source keeps): catching up by comparing a fresh snapshot with the target", "read_time", f.st.ReadTime.Format(time.RFC3339Nano), "cause", err)
+			if err := f.catchUp(ctx, cs); err != nil {
+				return err
+			}
+			failures = 0
+			continue
+		case err == nil:
+			continue
+		}
+		// The stream gave up after its own retries. Sync is meant to run
+		// for days: wait and start over from the stored position, unless
+		// the failure is one no retry can mend.
+		_ = f.state.SyncError(context.WithoutCancel(ctx), f.job.Name, err.Error())
+		if failure.Classify(err) == failure.Permanent {
+			return err
+		}
+		failures++
+		wait := min(time.Duration(failures)*f.opts.Retry.Initial*4, time.Minute)
+		f.log.Warn("the change stream failed; starting it again from the last applied position", "err", err, "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// reached reports whether the target reflects the source up to Until.
+func (f *follower) reached() bool {
+	return !f.opts.Until.IsZero() && !f.st.ReadTime.Before(f.opts.Until)
+}
+
+// follow runs the change stream once, from the stored position, applying
+// what it delivers, until it ends.
+func (f *follower) follow(ctx context.Context, cs extractors.ChangeStreamer) error {
+	g, gctx := errgroup.WithContext(ctx)
+	batches := make(chan record.ChangeBatch, 4)
+	hints := extractors.ChangeHints{}
+	if f.job.Mapping != nil {
+		hints.Collections = collectionIDs(f.job.Mapping)
+	}
+	from := f.st.Position
+	var readsBefore int64
+	meter, metered := f.job.Extractor.(extractors.ReadMeter)
+	if metered {
+		readsBefore = meter.BillableReads()
+	}
+	g.Go(func() error {
+		defer close(batches)
+		return cs.Changes(gctx, from, hints, func(b record.ChangeBatch) error {
+			f.opts.Metrics.pending(f.job.Name, len(b.Changes))
+			select {
+			case batches <- b:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+	})
+	g.Go(func() error {
+		var p pending
+		var waiting int
+		timer := time.NewTimer(time.Hour)
+		timer.Stop()
+		flush := func() error {
+			if p.empty() {
+				return nil
+			}
+			var reads int64
+			if metered {
+				now := meter.BillableReads()
+				reads, readsBefore = now-readsBefore, now
+			}
+			err := f.apply(ctx, p.live(), p.position, p.readTime, reads)
+			f.opts.Metrics.pending(f.job.Name, -waiting)
+			p, waiting = pending{}, 0
+			if err != nil {
+				return err
+			}
+			if f.st.LastError != "" {
+				_ = f.state.SyncError(ctx, f.job.Name, "")
+				f.st.LastError = ""
+			}
+			if f.reached() {
+				return errReached
+			}
+			return nil
+		}
+		for {
+			select {
+			case b, ok := <-batches:
+				if !ok {
+					return flush()
+				}
+				if p.empty() {
+					timer.Reset(f.opts.FlushInterval)
+				}
+				p.add(b)
+				waiting += len(b.Changes)
+				if len(p.changes) >= f.opts.BatchSize || (!f.opts.Until.IsZero() && !b.ReadTime.Before(f.opts.Until)) {
+					timer.Stop()
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+			case <-timer.C:
+				if err := flush(); err != nil {
+					return err
+				}
+			case <-gctx.Done():
+				// What waits is not applied: the stored position has not
+				// moved past it, so the next start delivers it again.
+				return gctx.Err()
+			}
+		}
+	})
+	return g.Wait()
+}
+
+// collectionIDs lists the collection IDs of m's tables.
+func collectionIDs(m *mappings.Mapping) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range m.Tables {
+		segs := splitPattern(t.Collection)
+		for i := 0; i < len(segs); i += 2 {
+			if !seen[segs[i]] {
+				seen[segs[i]] = true
+				out = append(out, segs[i])
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// splitPattern splits "users/{}/orders" into its segments.
+func splitPattern(p string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' {
+			out = append(out, p[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, p[start:])
+}
+
+// catchUp brings the target to a fresh snapshot of the source by
+// comparing them (the engine of plan and verify) and applying every
+// difference — upserting records the target lacks or holds otherwise,
+// deleting rows the source no longer has — then moves the stored position
+// to the snapshot, where the change stream continues.
+func (f *follower) catchUp(ctx context.Context, cs extractors.ChangeStreamer) error {
+	started := time.Now()
+	var mu sync.Mutex
+	var batch []record.Change
+	var applied, deleted int64
+	flush := func(ctx context.Context) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := f.apply(ctx, batch, "", time.Time{}, 0)
+		batch = batch[:0]
+		return err
+	}
+	rep, err := diff.Compare(ctx, f.job.Extractor, f.pool, f.job.Adapter, diff.Options{
+		OnDifference: func(ctx context.Context, d diff.Difference) error {
+			mu.Lock()
+			defer mu.Unlock()
+			c := record.Change{Op: record.OpUpsert}
+			if d.Source != nil {
+				c.Record = *d.Source
+				c.CommitTime = d.Source.UpdateTime
+				applied++
+			} else {
+				c.Op = record.OpDelete
+				c.Record = record.Record{Kind: f.job.Kind, Key: d.Key}
+				deleted++
+			}
+			batch = append(batch, c)
+			if len(batch) >= f.opts.BatchSize {
+				return flush(ctx)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("catching up by a snapshot comparison: %w", err)
+	}
+	mu.Lock()
+	err = flush(ctx)
+	mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("catching up by a snapshot comparison: %w", err)
+	}
+	pos, err := cs.PositionAt(rep.ReadTime)
+	if err != nil {
+		return err
+	}
+	note := fmt.Sprintf("caught up at %s by a snapshot comparison (the stored read time %s was older than the source keeps): %d records written, %d deleted, %d source reads, %s",
+		rep.ReadTime.Format(time.RFC3339), f.st.ReadTime.Format(time.RFC3339), applied, deleted, rep.SourceReads, time.Since(started).Round(time.Millisecond))
+	if err := f.state.SetSyncPosition(ctx, f.job.Name, pos, rep.ReadTime, note); err != nil {
+		return err
+	}
+	f.st.Position, f.st.ReadTime, f.st.Note = pos, rep.ReadTime, note
+	f.st.CatchUps++
+	f.log.Warn(note)
+	return nil
+}
