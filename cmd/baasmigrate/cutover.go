@@ -208,7 +208,7 @@ type syncStatus struct {
 	NewTables   bool      `json:"mapping_extended"`
 }
 
-type runStatus struct {
+type runLine struct {
 	Job      string    `json:"job"`
 	Run      int64     `json:"run"`
 	Status   string    `json:"status"`
@@ -233,17 +233,17 @@ func runStatus(cmd *cobra.Command, _ []string) error {
 		return &exitStatus{code: exitError, err: err}
 	}
 	doc := struct {
-		Runs     []runStatus         `json:"runs"`
+		Runs     []runLine         `json:"runs"`
 		Syncs    []syncStatus        `json:"syncs"`
 		Cutovers []*postgres.Cutover `json:"cutovers"`
-	}{Runs: []runStatus{}, Syncs: []syncStatus{}, Cutovers: []*postgres.Cutover{}}
+	}{Runs: []runLine{}, Syncs: []syncStatus{}, Cutovers: []*postgres.Cutover{}}
 	if ok {
 		runs, err := state.LatestRuns(ctx)
 		if err != nil {
 			return &exitStatus{code: exitError, err: err}
 		}
 		for _, r := range runs {
-			doc.Runs = append(doc.Runs, runStatus{Job: r.Job, Run: r.ID, Status: r.Status, Started: r.Started, Finished: r.Finished})
+			doc.Runs = append(doc.Runs, runLine{Job: r.Job, Run: r.ID, Status: r.Status, Started: r.Started, Finished: r.Finished})
 		}
 		syncs, err := state.SyncStreams(ctx)
 		if err != nil {
