@@ -399,18 +399,30 @@ func TestRecheckUsersAndFiles(t *testing.T) {
 	for _, uid := range []string{"same", "changed", "new"} {
 		src = append(src, record.User{UID: uid, DisplayName: sp(uid)}.Record("c"))
 	}
-	writeUserRecords(t, pool, sink, []record.Record{src[0], record.User{UID: "changed"}.Record("c"), record.User{UID: "gone"}.Record("c")})
+	writeUserRecords(t, pool, sink, []record.Record{src[0], record.User{UID: "changed"}.Record("c"), record.User{UID: "gone"}.Record("c"),
+		record.User{UID: "now-invalid"}.Record("c")})
+	// A user the sink would now reject: its row is one the source does
+	// not have, as for Compare.
+	src = append(src, record.User{UID: "now-invalid", CustomClaims: sp(`[1, 2]`)}.Record("c"))
 	d := &differences{t: t}
-	rep, err := Recheck(ctx, newMapGetter(src), nil, pool, NewUsers(postgres.UsersConfig{}, nil), []string{"gone", "new", "same", "changed", "never"}, time.Time{}, Options{OnDifference: d.on})
+	rep, err := Recheck(ctx, newMapGetter(src), nil, pool, NewUsers(postgres.UsersConfig{}, nil), []string{"gone", "new", "same", "changed", "never", "now-invalid"}, time.Time{}, Options{OnDifference: d.on})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"extra_in_target gone", "mismatched changed", "missing_in_target new"}
+	want := []string{"extra_in_target gone", "extra_in_target now-invalid", "mismatched changed", "missing_in_target new"}
 	if got := d.sorted(); !slices.Equal(got, want) {
 		t.Errorf("users: OnDifference saw %q, want %q", got, want)
 	}
-	if tr := rep.Tables[0]; tr.Source != 3 || tr.Matching != 1 || tr.Mismatched != 1 || tr.MissingInTarget != 1 || tr.ExtraInTarget != 1 {
+	if tr := rep.Tables[0]; tr.Source != 3 || tr.Matching != 1 || tr.Mismatched != 1 || tr.MissingInTarget != 1 || tr.ExtraInTarget != 2 || tr.Rejected != 1 {
 		t.Errorf("users: %+v", tr)
+	}
+	full, err := Compare(ctx, &recordsExtractor{src}, pool, NewUsers(postgres.UsersConfig{}, nil), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := full.Tables[0], rep.Tables[0]; a.Source != b.Source || a.Matching != b.Matching || a.Mismatched != b.Mismatched ||
+		a.MissingInTarget != b.MissingInTarget || a.ExtraInTarget != b.ExtraInTarget || a.Rejected != b.Rejected {
+		t.Errorf("users: Compare %+v, Recheck %+v", a, b)
 	}
 
 	ft := newFilesTestTarget(t)
