@@ -166,14 +166,14 @@ func (r *recheck) chunk(ctx context.Context, g extractors.Getter, keys []string,
 // StreamCount is the number of records of one source stream on either
 // side.
 type StreamCount struct {
-	Stream string
+	Stream string `json:"stream"`
 	// Source is the number of the stream's records at the read time.
-	Source int64
+	Source int64 `json:"source"`
 	// Target is the number of rows of the stream's tables that stand for
 	// records: placeholders and rows marked deleted are not counted.
-	Target int64
+	Target int64 `json:"target"`
 	// Tables are the stream's tables (Adapter.StreamTables).
-	Tables []string
+	Tables []string `json:"tables"`
 }
 
 // CountRecords counts the records of every stream of ex's source as it
