@@ -382,6 +382,8 @@ func (a *Files) Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]st
 			names = append(names, k[1])
 		}
 	}
+	// Rows are keyed below by their own names: a row that a column's
+	// collation takes as equal to a name looked up is not consulted.
 	q, err := a.query(ctx, tx, "name = ANY($1::text[])", false)
 	if err != nil {
 		return nil, err

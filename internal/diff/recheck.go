@@ -106,11 +106,17 @@ func (r *recheck) chunk(ctx context.Context, g extractors.Getter, keys []string,
 	err := g.Get(ctx, keys, readTime, func(key string, rec *record.Record) error {
 		ck := checked{key: key}
 		if rec != nil {
-			ck.rec = rec
 			ck.r = r.c.a.Route(*rec)
-			ck.admitted = r.c.admit(*rec, ck.r)
-			ck.table, ck.target = ck.r.Table, ck.r.Key
-		} else if table, target, ok := r.kr.RouteKey(key); ok {
+			if r.c.admit(*rec, ck.r) {
+				ck.rec, ck.admitted = rec, true
+				ck.table, ck.target = ck.r.Table, ck.r.Key
+				items = append(items, ck)
+				return nil
+			}
+			// A record with no place in the target: a row of its key is
+			// one the source does not have, as Compare counts it.
+		}
+		if table, target, ok := r.kr.RouteKey(key); ok {
 			ck.table, ck.target, ck.admitted = table, target, true
 		}
 		items = append(items, ck)
@@ -160,14 +166,14 @@ func (r *recheck) chunk(ctx context.Context, g extractors.Getter, keys []string,
 // StreamCount is the number of records of one source stream on either
 // side.
 type StreamCount struct {
-	Stream string
+	Stream string `json:"stream"`
 	// Source is the number of the stream's records at the read time.
-	Source int64
+	Source int64 `json:"source"`
 	// Target is the number of rows of the stream's tables that stand for
 	// records: placeholders and rows marked deleted are not counted.
-	Target int64
+	Target int64 `json:"target"`
 	// Tables are the stream's tables (Adapter.StreamTables).
-	Tables []string
+	Tables []string `json:"tables"`
 }
 
 // CountRecords counts the records of every stream of ex's source as it

@@ -58,7 +58,8 @@ func LookupDocuments(ctx context.Context, db loaders.DB, m *mappings.Mapping, tr
 	params := make([]string, len(keyCols))
 	args := make([]any, len(keyCols))
 	for i, k := range keyCols {
-		cols[i] = pgx.Identifier{k}.Sanitize()
+		// Equal bytes, whatever the column's collation.
+		cols[i] = pgx.Identifier{k}.Sanitize() + ` COLLATE "C"`
 		params[i] = fmt.Sprintf("$%d::text[]", i+1)
 		elems := make([]string, 0, len(keys))
 		for _, key := range keys {
