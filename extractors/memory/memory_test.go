@@ -398,3 +398,31 @@ func TestNotRegistered(t *testing.T) {
 		t.Fatalf("registered: %+v", all)
 	}
 }
+
+// changeSource is an empty memory source for the change-stream suite:
+// documents in collection "items" (the hinted one) and in collections
+// "later<i>" that no hint names.
+func changeSource(t *testing.T) extractortest.ChangeSource {
+	ex, err := memory.New(nil, memory.Options{Name: "changes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return extractortest.ChangeSource{
+		Extractor: ex,
+		Hints:     extractors.ChangeHints{Collections: []string{"items"}},
+		Key:       func(i int) string { return fmt.Sprintf("items/k%d", i) },
+		Unhinted:  func(i int) string { return fmt.Sprintf("later%d/k", i) },
+		Put: func(_ context.Context, key string, fields map[string]record.Value) error {
+			_, err := ex.Put(record.Record{Kind: record.KindDocument, Key: key, Fields: fields})
+			return err
+		},
+		Delete: func(_ context.Context, key string) error {
+			_, err := ex.Delete(key)
+			return err
+		},
+	}
+}
+
+func TestChangeStreamConformance(t *testing.T) {
+	extractortest.ChangeStream(t, extractortest.ChangeHarness{New: changeSource, Window: memory.DefaultWindow})
+}
