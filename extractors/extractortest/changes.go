@@ -32,8 +32,9 @@ type ChangeHarness struct {
 	// with extractors.ErrSnapshotExpired.
 	Window time.Duration
 	// Wait bounds how long the suite waits for the next batch or for
-	// Changes to return before it fails (default one minute). It only
-	// keeps a broken source from hanging the test; nothing is timed.
+	// Changes to return before it fails (default two minutes; longer than
+	// the source takes to send a heartbeat). It only keeps a broken source
+	// from hanging the test; nothing is timed.
 	Wait time.Duration
 }
 
@@ -49,7 +50,8 @@ type ChangeSource struct {
 	Hints extractors.ChangeHints
 	// Key returns the i-th key the suite writes (i from 0): distinct keys
 	// for distinct i, of records where Hints say the target has tables.
-	// No record with these keys exists before the suite writes it.
+	// No record with these keys exists before the suite writes it: every
+	// New gives a fresh database, or keys of its own.
 	Key func(i int) string
 	// Unhinted, if set, returns keys of records in collections Hints do
 	// not name and that hold no record before the suite writes one (best
@@ -107,7 +109,7 @@ type ChangeSource struct {
 //	})
 func ChangeStream(t *testing.T, h ChangeHarness) {
 	if h.Wait <= 0 {
-		h.Wait = time.Minute
+		h.Wait = 2 * time.Minute
 	}
 	t.Run("FollowsInOrderMissingNothing", func(t *testing.T) { followChanges(t, h) })
 	t.Run("ResumesFromEveryPosition", func(t *testing.T) { resumeChanges(t, h) })

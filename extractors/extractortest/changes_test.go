@@ -114,7 +114,7 @@ func TestBrokenChangeStream(t *testing.T) {
 	if mode == "" {
 		t.Skip("run by TestChangeStreamCatchesBrokenSources")
 	}
-	wait := time.Minute
+	wait := 2 * time.Minute
 	if mode == "positions-a-microsecond-late" {
 		// The last batch's Position is in the future: following from it
 		// waits for a batch that never comes, and fails after Wait.
