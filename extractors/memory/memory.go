@@ -119,7 +119,8 @@ type Options struct {
 	// source holding users and a root collection named "users" needs a
 	// StreamOf.)
 	StreamOf func(record.Record) string
-	// Clock gives snapshot times; nil makes a fresh clock at Epoch.
+	// Clock gives snapshot times and the commit times of Put and Delete;
+	// nil makes a fresh clock at Epoch.
 	Clock *Clock
 	// Window is how long a read time stays readable (DefaultWindow when
 	// zero): a Read at an older read time fails with
@@ -350,8 +351,9 @@ func (e *Extractor) Plan(ctx context.Context, partitions int, readTime time.Time
 	return out, nil
 }
 
-// Read emits the records of p after the cursor after, in the stream's
-// order (see the package comment). Each
+// Read emits the records of p as they were at readTime (zero: the latest)
+// after the cursor after, in the stream's order (see the package
+// comment). Each
 // record emitted counts as one billable read. An error from emit is
 // returned unchanged. When readTime is older than the window before any
 // record (the clock may move during the read), Read fails
