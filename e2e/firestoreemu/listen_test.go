@@ -12,6 +12,7 @@ import (
 	"cloud.google.com/go/firestore"
 	vkit "cloud.google.com/go/firestore/apiv1"
 	pb "cloud.google.com/go/firestore/apiv1/firestorepb"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -451,5 +452,47 @@ func TestManyConcurrentListeners(t *testing.T) {
 		if total != docs {
 			t.Fatalf("listener %d ended with %d documents", i, total)
 		}
+	}
+}
+
+// TestListenRefusesKindlessTarget: a query target whose from selector has no
+// collection ID (a kindless all-descendants query, which RunQuery accepts)
+// is answered with REMOVE and an INVALID_ARGUMENT cause, because whether
+// Firestore's Listen accepts one is not established; the stream goes on,
+// and a collection-group target added after it works.
+func TestListenRefusesKindlessTarget(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	c, project := newClient(t)
+	raw := newRawClient(t)
+	mustSet(t, ctx, c.Doc("kl/a"), map[string]any{"live": true})
+	mustSet(t, ctx, c.Doc("kl/a/kl/b"), map[string]any{"live": true})
+	l := openListen(t, raw, project)
+	kindless := func(id int32, sel *pb.StructuredQuery_CollectionSelector) *pb.Target {
+		return &pb.Target{TargetId: id, TargetType: &pb.Target_Query{Query: &pb.Target_QueryTarget{
+			Parent:    dbPath(project) + "/documents",
+			QueryType: &pb.Target_QueryTarget_StructuredQuery{StructuredQuery: &pb.StructuredQuery{From: []*pb.StructuredQuery_CollectionSelector{sel}}},
+		}}}
+	}
+	l.add(project, kindless(3, &pb.StructuredQuery_CollectionSelector{AllDescendants: true}))
+	l.add(project, kindless(4, &pb.StructuredQuery_CollectionSelector{}))
+	for _, id := range []int32{3, 4} {
+		select {
+		case m := <-l.msgs:
+			tc := m.GetTargetChange()
+			if tc.GetTargetChangeType() != pb.TargetChange_REMOVE || fmt.Sprint(tc.GetTargetIds()) != fmt.Sprint([]int32{id}) ||
+				codes.Code(tc.GetCause().GetCode()) != codes.InvalidArgument || !strings.Contains(tc.GetCause().GetMessage(), "collection_id") {
+				t.Fatalf("kindless target %d: got %v, want REMOVE with an INVALID_ARGUMENT cause naming collection_id", id, m)
+			}
+		case err := <-l.errs:
+			t.Fatalf("kindless target %d: the stream ended: %v", id, err)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("kindless target %d: no answer within 20s", id)
+		}
+	}
+	l.add(project, kindless(5, &pb.StructuredQuery_CollectionSelector{CollectionId: "kl", AllDescendants: true}))
+	msgs, _ := l.untilNoChange()
+	if got := sortMiddle(summarize(msgs)); !eq(got, []string{"ADD", "+a", "+b", "CURRENT"}) {
+		t.Fatalf("collection-group target after the refused ones: %v", got)
 	}
 }
