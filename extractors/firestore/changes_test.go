@@ -624,3 +624,64 @@ func TestPositionAt(t *testing.T) {
 		t.Errorf("Changes from a malformed position = %v", err)
 	}
 }
+
+// TestChangesResumeRemovedTargets: Firestore gives up a target it cannot
+// bring up to date (REMOVE); the stream resumes from the last consistent
+// point and loses nothing. REMOVEs that keep coming before any consistent
+// point end the stream with ErrSnapshotExpired, so the caller catches up
+// another way.
+func TestChangesResumeRemovedTargets(t *testing.T) {
+	emu, _ := startEmulatorWithClock(t)
+	const project = "removed"
+	client := emulatorClient(t, emu.Addr(), project)
+	ctx := context.Background()
+	if err := demoapp.Seed(ctx, client, baseDocs()); err != nil {
+		t.Fatal(err)
+	}
+	hooks := firestoreemu.HooksFor(emu.Addr())
+	ex := newExtractor(t, emu.Addr(), project)
+	start, err := ex.SnapshotTime(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := snapshot(t, ex, start)
+	from, _ := ex.PositionAt(start)
+	s := follow(t, ex, from, extractors.ChangeHints{Collections: []string{"a", "b", "c", "k"}})
+	s.until(t, start)
+	after := 2
+	if err := hooks.SetFaults(ctx, project, firestoreemu.FaultConfig{Rules: []firestoreemu.FaultRule{
+		{Methods: []string{"Listen"}, AfterDocuments: &after, Times: 3, Code: "ABORTED", RemoveTarget: true},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	w := &writer{t: t, client: client}
+	for i := range 5 {
+		w.batch(map[string]map[string]any{fmt.Sprintf("a/r%d", i): {"i": i}, fmt.Sprintf("a/1/b/1/c/r%d", i): {"i": i}})
+	}
+	writeMix(w)
+	s.until(t, w.last)
+	if st, err := hooks.Faults(ctx, project); err != nil || st.Injected[0] != 3 {
+		t.Fatalf("targets removed %v (%v), want 3", st.Injected, err)
+	}
+	apply(t, state, start, s.got)
+	sameDocuments(t, "copy + changes through removed targets", state, snapshot(t, ex, s.got[len(s.got)-1].ReadTime))
+
+	after = 0
+	if err := hooks.SetFaults(ctx, project, firestoreemu.FaultConfig{Rules: []firestoreemu.FaultRule{
+		{Methods: []string{"Listen"}, AfterDocuments: &after, Code: "ABORTED", RemoveTarget: true},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	w.set("a/always", map[string]any{"removed": true})
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if !errors.Is(err, extractors.ErrSnapshotExpired) || !strings.Contains(err.Error(), "removed") {
+			t.Fatalf("Changes = %v, want ErrSnapshotExpired saying the target kept being removed", err)
+		}
+	case b := <-s.batches:
+		t.Fatalf("a batch was delivered while every target is removed: %v", keysOf([]record.ChangeBatch{b}))
+	case <-time.After(waitLimit):
+		t.Fatal("Changes did not end")
+	}
+}
