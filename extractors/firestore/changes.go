@@ -127,7 +127,9 @@ func parsePosition(pos string) (time.Time, error) {
 // each). This does not find a new subcollection under a document that is
 // not itself written in the interval (nor under a missing document); its
 // documents are delivered once some document written later leads to it,
-// and a cutover's count check finds them meanwhile.
+// and a cutover's count check finds them meanwhile. A new target's
+// documents are held in memory until its first consistent point, like any
+// batch.
 //
 // # Cost
 //
@@ -571,9 +573,11 @@ func (f *follower) deliver(ctx context.Context, rt time.Time) error {
 		t.delivered = true
 		f.known[t.collection] = true
 	}
-	for _, c := range changes {
-		if c.Op == record.OpUpsert {
-			f.written[c.Record.Key] = true
+	if f.e.discover > 0 {
+		for _, c := range changes {
+			if c.Op == record.OpUpsert {
+				f.written[c.Record.Key] = true
+			}
 		}
 	}
 	return nil
