@@ -25,8 +25,8 @@ import (
 // IDs that appeared after it started (see Changes).
 var DiscoverIntervalOption = plugin.Option{
 	Name: "firestore-discover-interval",
-	Help: "How often sync looks for new collection IDs: one ListCollectionIds at the root and one under each document " +
-		"changed since the last look (1 read each); 0 turns the search off.",
+	Help: "How often sync looks for new subcollection IDs under the documents written since the last look (1 read each); " +
+		"new root collections are looked for at every batch (1 read). 0 turns both off.",
 	Default: "1m",
 	Type:    plugin.Duration,
 }
@@ -118,18 +118,28 @@ func parsePosition(pos string) (time.Time, error) {
 //
 // # Collections that appear later
 //
-// A document of a collection ID with no target is not sent by Firestore.
-// Every --firestore-discover-interval (default 1m; 0: never) Changes lists
-// the collection IDs at the root (1 read) and under each document upserted
-// since the last look (1 read per distinct document, also for the initial
-// documents of a new target), and gives each new ID a target without a
-// resume point: all its current documents then come as upserts (1 read
-// each). This does not find a new subcollection under a document that is
-// not itself written in the interval (nor under a missing document); its
-// documents are delivered once some document written later leads to it,
-// and a cutover's count check finds them meanwhile. A new target's
-// documents are held in memory until its first consistent point, like any
-// batch.
+// A document of a collection ID with no target is not sent by Firestore,
+// so new IDs are looked for two ways (both off with
+// --firestore-discover-interval 0):
+//   - Root collections, exactly: at each consistent point, before its batch
+//     is delivered, the root collection IDs at its read time are listed (1
+//     read per batch, heartbeats included). A new one gets a target and the
+//     batch waits for the next consistent point, at which that target is
+//     CURRENT; so a batch consistent at a time holds every root collection
+//     that existed then.
+//   - Subcollections, eventually: every --firestore-discover-interval
+//     (default 1m) the collection IDs under each document upserted since
+//     the last look are listed (1 read per distinct document, the initial
+//     documents of a new target included). This does not find a new
+//     subcollection under a document that is not itself written in the
+//     interval (nor under a missing document); its documents are delivered
+//     once some document written later leads to it, and a cutover's count
+//     check finds them meanwhile. A batch may thus be consistent at a time
+//     without a subcollection created shortly before it.
+//
+// A new ID gets a target without a resume point: all its current
+// documents come as upserts (1 read each), held in memory until its first
+// consistent point like any batch.
 //
 // # Cost
 //
@@ -148,8 +158,14 @@ func (e *Extractor) Changes(ctx context.Context, from string, hints extractors.C
 			f.known[c] = true
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	roots, err := e.collectionIDs(ctx, e.root, start)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if isExpired(err, start) {
 			return fmt.Errorf("following changes from %s: listing the root collections then: %w", from, extractors.ErrSnapshotExpired)
 		}
@@ -211,6 +227,7 @@ type follower struct {
 	written map[string]bool
 
 	// Per session.
+	stream  pb.Firestore_ListenClient
 	targets map[int32]*listenTarget
 	nextID  int32
 	pending []record.Change
@@ -296,6 +313,7 @@ func (f *follower) session(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	f.stream = stream
 	type msg struct {
 		resp *pb.ListenResponse
 		err  error
@@ -315,7 +333,7 @@ func (f *follower) session(ctx context.Context) (err error) {
 		}
 	}()
 	for _, c := range slices.Sorted(mapKeys(f.known)) {
-		if err := f.addTarget(stream, database, c, f.known[c]); err != nil {
+		if err := f.addTarget(c, f.known[c]); err != nil {
 			return err
 		}
 	}
@@ -343,7 +361,7 @@ func (f *follower) session(ctx context.Context) (err error) {
 			}
 		case <-tick:
 			release := retry.Hold(sctx)
-			err := f.discover(sctx, stream, database)
+			err := f.discover(sctx)
 			release()
 			if err != nil {
 				return err
@@ -366,7 +384,7 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 
 // addTarget adds the target of collection c to the stream, resumed from
 // pos when resume is set.
-func (f *follower) addTarget(stream pb.Firestore_ListenClient, database, c string, resume bool) error {
+func (f *follower) addTarget(c string, resume bool) error {
 	id := f.nextID
 	f.nextID++
 	t := &listenTarget{collection: c, resumed: resume, after: f.start}
@@ -384,7 +402,8 @@ func (f *follower) addTarget(stream pb.Firestore_ListenClient, database, c strin
 		target.ResumeType = &pb.Target_ReadTime{ReadTime: timestamppb.New(f.pos)}
 	}
 	f.targets[id] = t
-	err := stream.Send(&pb.ListenRequest{Database: database, TargetChange: &pb.ListenRequest_AddTarget{AddTarget: target}})
+	database := strings.TrimSuffix(f.e.root, "/documents")
+	err := f.stream.Send(&pb.ListenRequest{Database: database, TargetChange: &pb.ListenRequest_AddTarget{AddTarget: target}})
 	if err != nil {
 		return fmt.Errorf("adding the Listen target of collection %s: %w", c, err)
 	}
@@ -426,7 +445,16 @@ func (f *follower) targetChange(ctx context.Context, tc *pb.TargetChange) error 
 				return nil
 			}
 		}
-		return f.deliver(ctx, tc.ReadTime.AsTime().UTC())
+		rt := tc.ReadTime.AsTime().UTC()
+		if f.e.discover > 0 {
+			release := retry.Hold(ctx)
+			added, err := f.newRoots(ctx, rt)
+			release()
+			if err != nil || added {
+				return err // with new targets, the next consistent point holds their documents
+			}
+		}
+		return f.deliver(ctx, rt)
 	case pb.TargetChange_CURRENT:
 		for _, id := range tc.TargetIds {
 			if t := f.targets[id]; t != nil {
@@ -583,11 +611,30 @@ func (f *follower) deliver(ctx context.Context, rt time.Time) error {
 	return nil
 }
 
-// discover looks for collection IDs without a target, at the root and
-// under the documents written since the last look, and adds a fresh target
-// for each on stream.
-func (f *follower) discover(ctx context.Context, stream pb.Firestore_ListenClient, database string) error {
-	parents := []string{f.e.root}
+// newRoots lists the root collection IDs at rt and adds a fresh target for
+// each one without a target, reporting whether it added any.
+func (f *follower) newRoots(ctx context.Context, rt time.Time) (bool, error) {
+	ids, err := f.e.collectionIDs(ctx, f.e.root, rt)
+	if err != nil {
+		return false, fmt.Errorf("looking for new root collections at %s: %w", rt.Format(time.RFC3339Nano), err)
+	}
+	added := false
+	for _, c := range ids {
+		if _, ok := f.known[c]; ok || !f.e.selectedRoot(c) {
+			continue
+		}
+		f.known[c], added = false, true
+		if err := f.addTarget(c, false); err != nil {
+			return false, err
+		}
+	}
+	return added, nil
+}
+
+// discover looks for collection IDs without a target under the documents
+// upserted since the last look, and adds a fresh target for each.
+func (f *follower) discover(ctx context.Context) error {
+	var parents []string
 	for _, k := range slices.SortedFunc(mapKeys(f.written), ComparePaths) {
 		parents = append(parents, f.e.root+"/"+k)
 	}
@@ -597,11 +644,11 @@ func (f *follower) discover(ctx context.Context, stream pb.Firestore_ListenClien
 			return fmt.Errorf("looking for new collections: %w", err)
 		}
 		for _, c := range ids {
-			if _, ok := f.known[c]; ok || (parent == f.e.root && !f.e.selectedRoot(c)) {
+			if _, ok := f.known[c]; ok {
 				continue
 			}
 			f.known[c] = false
-			if err := f.addTarget(stream, database, c, false); err != nil {
+			if err := f.addTarget(c, false); err != nil {
 				return err
 			}
 		}
