@@ -685,3 +685,26 @@ func TestChangesResumeRemovedTargets(t *testing.T) {
 		t.Fatal("Changes did not end")
 	}
 }
+
+// TestChangesNewRootCollectionInItsBatch: a root collection created after
+// the stream started is in the first batch consistent at or after its
+// creation — root collection IDs are checked at every consistent point,
+// not only at the discovery interval (an hour here).
+func TestChangesNewRootCollectionInItsBatch(t *testing.T) {
+	host, project, client := seedEmulator(t, baseDocs())
+	ex := newExtractor(t, host, project, "firestore-discover-interval", "1h")
+	start, err := ex.SnapshotTime(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := snapshot(t, ex, start)
+	from, _ := ex.PositionAt(start)
+	s := follow(t, ex, from, extractors.ChangeHints{Collections: []string{"a", "b", "c", "k"}})
+	s.until(t, start)
+	w := &writer{t: t, client: client}
+	w.set("brandnew/1", map[string]any{"v": 1})
+	w.set("a/7", map[string]any{"v": 1})
+	batches := s.until(t, w.last)
+	apply(t, state, start, batches)
+	sameDocuments(t, "at the first batch after the writes", state, snapshot(t, ex, batches[len(batches)-1].ReadTime))
+}
