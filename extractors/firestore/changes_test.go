@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 	"github.com/baasmigrate/baasmigrate/e2e/firestoreemu"
@@ -707,4 +710,99 @@ func TestChangesNewRootCollectionInItsBatch(t *testing.T) {
 	batches := s.until(t, w.last)
 	apply(t, state, start, batches)
 	sameDocuments(t, "at the first batch after the writes", state, snapshot(t, ex, batches[len(batches)-1].ReadTime))
+}
+
+// TestChangesUnderConcurrentWrites: a writer makes random changes —
+// creates, updates, field deletes, deletes of leaves and of parents, new
+// root collections and new subcollections under documents it writes —
+// while Listen streams are cut at random; once it stops, the copy plus the
+// batches equals the database at the last batch's read time.
+func TestChangesUnderConcurrentWrites(t *testing.T) {
+	host, project, client := seedEmulator(t, baseDocs())
+	hooks := firestoreemu.HooksFor(host)
+	ctx := context.Background()
+	if _, err := hooks.Info(ctx); err != nil {
+		t.Skipf("the emulator at %s has no fault hooks: %v", host, err)
+	}
+	ex := newExtractor(t, host, project, "firestore-discover-interval", "10ms")
+	start, err := ex.SnapshotTime(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := snapshot(t, ex, start)
+	from, _ := ex.PositionAt(start)
+	s := follow(t, ex, from, extractors.ChangeHints{Collections: []string{"a", "b", "c", "k"}})
+	after, fraction := 5, 0.3
+	if err := hooks.SetFaults(ctx, project, firestoreemu.FaultConfig{Seed: 7, Rules: []firestoreemu.FaultRule{
+		{Methods: []string{"Listen"}, AfterDocuments: &after, Fraction: &fraction, Times: 20},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hooks.ClearFaults(context.Background(), project) })
+
+	rng := rand.New(rand.NewPCG(11, 12))
+	var live []string
+	for k := range state {
+		live = append(live, k)
+	}
+	sort.Strings(live)
+	w := &writer{t: t, client: client}
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		pick := func() string { return live[rng.IntN(len(live))] }
+		for i := range 300 {
+			var res *firestore.WriteResult
+			var err error
+			switch op := rng.IntN(10); {
+			case op < 3 || len(live) < 5: // create, sometimes in a new collection
+				path := fmt.Sprintf("a/n%d", i)
+				switch rng.IntN(4) {
+				case 0:
+					path = fmt.Sprintf("root%d/d%d", i%7, i)
+				case 1:
+					path = fmt.Sprintf("%s/sub%d/d%d", pick(), i%5, i)
+				}
+				var rs []*firestore.WriteResult
+				b := client.Batch()
+				b.Set(client.Doc(path), map[string]any{"i": i, "x": "y"})
+				if parent := path[:max(strings.LastIndex(path, "/"), 0)]; strings.Count(parent, "/") >= 1 {
+					// New subcollections come with a write to their parent.
+					parentDoc := parent[:strings.LastIndex(parent, "/")]
+					b.Set(client.Doc(parentDoc), map[string]any{"touched": i}, firestore.MergeAll)
+				}
+				if rs, err = b.Commit(ctx); err == nil {
+					res = rs[0]
+					live = append(live, path)
+				}
+			case op < 6:
+				res, err = client.Doc(pick()).Set(ctx, map[string]any{"i": i, "x": "z"}, firestore.MergeAll)
+			case op < 7:
+				res, err = client.Doc(pick()).Update(ctx, []firestore.Update{{Path: "x", Value: firestore.Delete}})
+				if status.Code(err) == codes.NotFound {
+					err = nil
+					continue
+				}
+			default:
+				j := rng.IntN(len(live))
+				res, err = client.Doc(live[j]).Delete(ctx)
+				live = append(live[:j], live[j+1:]...)
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			w.last = res.UpdateTime
+		}
+	}()
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	s.until(t, w.last)
+	st, err := hooks.Faults(ctx, project)
+	if err != nil || st.Injected[0] == 0 {
+		t.Fatalf("faults injected %v (%v): want Listen streams cut", st.Injected, err)
+	}
+	apply(t, state, start, s.got)
+	sameDocuments(t, "copy + changes under concurrent writes and cut streams", state, snapshot(t, ex, s.got[len(s.got)-1].ReadTime))
 }
