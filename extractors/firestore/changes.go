@@ -79,8 +79,10 @@ func parsePosition(pos string) (time.Time, error) {
 // position's read time (ListCollectionIds, 1 read). hints must name every
 // collection ID that held documents at that read time: a collection ID
 // missing from both is found later (below), but its deletes before that
-// are not seen. With --collections, documents whose root collection is not
-// selected are dropped.
+// are not seen. That listing is also what tells, before any Listen, a
+// position older than Firestore keeps (ErrSnapshotExpired). With
+// --collections, documents whose root collection is not selected are
+// dropped.
 //
 // # Batches
 //
@@ -161,7 +163,14 @@ func (e *Extractor) Changes(ctx context.Context, from string, hints extractors.C
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	roots, err := e.collectionIDs(ctx, e.root, start)
+	listAt := start
+	if e.window > time.Hour {
+		// Older than an hour, point-in-time recovery serves whole minutes
+		// only; a root collection created since is found at the first
+		// consistent point.
+		listAt = start.Truncate(time.Minute)
+	}
+	roots, err := e.collectionIDs(ctx, e.root, listAt)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
