@@ -95,7 +95,7 @@ func init() {
 		Options: []plugin.Option{
 			firebase.ProjectOption, firebase.CredentialsOption, DatabaseOption, EmulatorOption,
 			CollectionsOption, PageSizeOption, SnapshotWindowOption, retry.AttemptsOption, retry.BackoffOption,
-			retry.SourceTimeoutOption,
+			retry.SourceTimeoutOption, DiscoverIntervalOption,
 		},
 		New: func(ctx context.Context, cfg plugin.Config) (extractors.Extractor, error) { return New(ctx, cfg) },
 	})
@@ -113,6 +113,7 @@ type Extractor struct {
 	window   time.Duration
 	policy   retry.Policy
 	reads    atomic.Int64
+	discover time.Duration // --firestore-discover-interval (changes.go)
 }
 
 var (
@@ -144,7 +145,12 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, err
 	}
+	discover, err := discoverInterval(cfg)
+	if err != nil {
+		return nil, err
+	}
 	e := &Extractor{
+		discover: discover,
 		project:  cfg.String(firebase.ProjectOption.Name),
 		db:       cfg.String(DatabaseOption.Name),
 		pageSize: pageSize,
