@@ -23,9 +23,18 @@ type Documents struct {
 	placeholderSQL map[*mappings.Table]string
 	order          []*mappings.Table // parents before children
 	owner          Owner
+	// soft makes Prepare add loaders.DeletedAtColumn to every table
+	// (SetSoftDeletes); marked lists the tables Prepare found with it,
+	// whose upserts clear it.
+	soft   bool
+	marked map[*mappings.Table]bool
 }
 
-var _ loaders.Sink = (*Documents)(nil)
+var (
+	_ loaders.Sink        = (*Documents)(nil)
+	_ loaders.Deleter     = (*Documents)(nil)
+	_ loaders.SoftDeleter = (*Documents)(nil)
+)
 
 // NewDocuments prepares loading into the tables of m (validated).
 func NewDocuments(m *mappings.Mapping) (*Documents, error) {
@@ -34,19 +43,11 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 		return nil, err
 	}
 	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, order: tablesByDepth(m)}
+	d.buildDefs(nil)
 	for _, t := range m.Tables {
-		var names, types, keyTypes []string
-		for _, c := range documentColumns(t) {
-			names = append(names, c.name)
-			types = append(types, c.ddlType)
-			if c.key {
-				keyTypes = append(keyTypes, "text[]")
-			}
-		}
 		name := pgx.Identifier{m.Schema, t.Name}
-		d.defs[t] = newTableDef(name, names, types, t.KeyColumns())
-		params := make([]string, len(keyTypes))
-		for i := range keyTypes {
+		params := make([]string, len(t.KeyColumns()))
+		for i := range params {
 			params[i] = fmt.Sprintf("$%d::text[]", i+1)
 		}
 		d.placeholderSQL[t] = fmt.Sprintf("INSERT INTO %s (%s, %s) SELECT *, true FROM unnest(%s) ON CONFLICT DO NOTHING",
@@ -55,14 +56,64 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 	return d, nil
 }
 
+// buildDefs prepares the upserts into the mapping's tables; those of the
+// tables in marked also set loaders.DeletedAtColumn to NULL, so that a
+// document written again after a soft delete is live again.
+func (d *Documents) buildDefs(marked map[*mappings.Table]bool) {
+	d.marked = marked
+	for _, t := range d.mapping.Tables {
+		var names, types []string
+		for _, c := range documentColumns(t) {
+			names = append(names, c.name)
+			types = append(types, c.ddlType)
+		}
+		if marked[t] {
+			names = append(names, loaders.DeletedAtColumn)
+			types = append(types, "timestamptz")
+		}
+		d.defs[t] = newTableDef(pgx.Identifier{d.mapping.Schema, t.Name}, names, types, t.KeyColumns())
+	}
+}
+
 // SetOwner makes Prepare claim the mapping's tables for o, refusing
 // tables another source owns (see ClaimTables).
 func (d *Documents) SetOwner(o Owner) { d.owner = o }
 
+// SetSoftDeletes makes Prepare give every table of the mapping the column
+// loaders.DeletedAtColumn, which Delete with soft set marks. Call it before
+// Prepare.
+func (d *Documents) SetSoftDeletes(on bool) { d.soft = on }
+
 // Prepare claims the mapping's tables and creates its schema, tables,
-// columns and foreign keys.
+// columns and foreign keys (and, with soft deletes, the deletion-time
+// column). Tables that have a deletion-time column, whether added now or
+// by an earlier run with soft deletes, get upserts that clear it.
 func (d *Documents) Prepare(ctx context.Context, db loaders.DB) error {
-	return ApplySchema(ctx, db, d.mapping, d.owner)
+	if err := ApplySchemaWith(ctx, db, d.mapping, d.owner, SchemaOptions{SoftDeletes: d.soft}); err != nil {
+		return err
+	}
+	d.marked = nil
+	return d.detectMarked(ctx, db)
+}
+
+// detectMarked reads, once (Prepare, or the first batch of a sink not
+// prepared), which tables have the deletion-time column — added by this
+// run or an earlier one with soft deletes — and makes their upserts clear
+// it.
+func (d *Documents) detectMarked(ctx context.Context, db loaders.DB) error {
+	if d.marked != nil {
+		return nil
+	}
+	marked := map[*mappings.Table]bool{}
+	for _, t := range d.mapping.Tables {
+		ok, err := ColumnExists(ctx, db, d.mapping.Schema, t.Name, loaders.DeletedAtColumn)
+		if err != nil {
+			return err
+		}
+		marked[t] = ok
+	}
+	d.buildDefs(marked)
+	return nil
 }
 
 // Write upserts the documents of one batch, table by table, parents first.
@@ -72,6 +123,9 @@ func (d *Documents) Prepare(ctx context.Context, db loaders.DB) error {
 // order partitions commit in.
 func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
 	out := loaders.Outcome{Tables: make([]string, len(recs))}
+	if err := d.detectMarked(ctx, tx); err != nil {
+		return out, err
+	}
 	type pending struct {
 		rows [][]any
 		idx  []int
@@ -97,7 +151,11 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 			p = &pending{}
 			rows[row.Table] = p
 		}
-		p.rows = append(p.rows, rowValues(row))
+		vals := rowValues(row)
+		if d.marked[row.Table] {
+			vals = append(vals, nil) // live
+		}
+		p.rows = append(p.rows, vals)
 		p.idx = append(p.idx, i)
 	}
 	for _, t := range d.order {
