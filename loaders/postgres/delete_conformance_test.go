@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/loaders/loadertest"
@@ -124,6 +129,41 @@ func TestFilesDirectoryDeletes(t *testing.T) {
 		open: func(t *testing.T) string { return "file://" + t.TempDir() },
 		read: func(t *testing.T, url, key string) ([]byte, error) {
 			return os.ReadFile(filepath.Join(strings.TrimPrefix(url, "file://"), filepath.FromSlash(key)))
+		},
+	})
+}
+
+func TestFilesS3Deletes(t *testing.T) {
+	cfg := testenv.S3(t)
+	host, secure := cfg.Host()
+	client, err := minio.New(host, &minio.Options{Creds: credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""), Secure: secure, Region: cfg.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", cfg.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", cfg.SecretKey)
+	ctx := context.Background()
+	buckets := map[string]string{} // url → bucket
+	filesDeletes(t, &filesTargets{
+		open: func(t *testing.T) string {
+			bucket := strings.ReplaceAll(testenv.UniqueName("del-"+t.Name(), 40), "_", "-")
+			t.Cleanup(func() {
+				for o := range client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
+					_ = client.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{})
+				}
+				_ = client.RemoveBucket(ctx, bucket)
+			})
+			url := fmt.Sprintf("s3://%s?endpoint=%s&region=%s", bucket, cfg.Endpoint, cfg.Region)
+			buckets[url] = bucket
+			return url
+		},
+		read: func(t *testing.T, url, key string) ([]byte, error) {
+			o, err := client.GetObject(ctx, buckets[url], key, minio.GetObjectOptions{})
+			if err != nil {
+				return nil, err
+			}
+			defer o.Close()
+			return io.ReadAll(o)
 		},
 	})
 }
