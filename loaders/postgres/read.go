@@ -60,22 +60,16 @@ func documentSelect(m *mappings.Mapping, t *mappings.Table, order record.KeyOrde
 		pgx.Identifier{m.Schema, t.Name}.Sanitize(), where, strings.Join(keys, ", "))
 }
 
-// LiveRows returns the SQL condition that keeps the rows of schema.table
-// soft deletes did not mark: "alias._deleted_at IS NULL" (alias may be
-// empty) when the table has the column loaders.DeletedAtColumn, and "true"
-// when it has not (it never had soft deletes), or does not exist. Every
-// reader of a target table that soft deletes may have marked (verify,
-// plan, exports) adds it to its WHERE clause.
-func LiveRows(ctx context.Context, db loaders.DB, schema, table, alias string) (string, error) {
+// liveRows returns the SQL condition that keeps the rows of schema.table
+// soft deletes did not mark: "alias._deleted_at IS NULL" when the table
+// has the column loaders.DeletedAtColumn, and "true" when it has not (it
+// never had soft deletes) or does not exist.
+func liveRows(ctx context.Context, db loaders.DB, schema, table, alias string) (string, error) {
 	ok, err := ColumnExists(ctx, db, schema, table, loaders.DeletedAtColumn)
 	if err != nil || !ok {
 		return "true", err
 	}
-	col := pgx.Identifier{loaders.DeletedAtColumn}.Sanitize()
-	if alias != "" {
-		col = alias + "." + col
-	}
-	return col + " IS NULL", nil
+	return pgx.Identifier{alias}.Sanitize() + "." + pgx.Identifier{loaders.DeletedAtColumn}.Sanitize() + " IS NULL", nil
 }
 
 // decodeDocument rebuilds a document from the values of a documentSelect
