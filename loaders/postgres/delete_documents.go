@@ -141,20 +141,46 @@ func (d *Documents) Delete(ctx context.Context, tx pgx.Tx, keys []string, at tim
 			}
 		}
 	}
-	// Lock every row this may change, parents first, in key order.
+	// Lock every row this may change, parents first, in key order: the
+	// rows of the keys, and the placeholders above them (not the
+	// documents above them, which no delete removes, so that writes under
+	// them go on).
 	for _, t := range d.order {
 		set := keySet{}
-		for k, v := range explicit[t] {
+		for k, v := range ancestors[t] {
 			set[k] = v
 		}
-		for k, v := range ancestors[t] {
+		for k, v := range explicit[t] {
 			set[k] = v
 		}
 		if len(set) == 0 {
 			continue
 		}
-		sql := fmt.Sprintf("SELECT 1 FROM %s t WHERE %s ORDER BY %s FOR UPDATE", d.defs[t].Name.Sanitize(), keyIn(t, "t"), quoteAll(t.KeyColumns()))
-		if _, err := tx.Exec(ctx, sql, set.columns(len(t.KeyColumns()))...); err != nil {
+		n := len(t.KeyColumns())
+		args := set.columns(n)
+		var own []bool
+		for i := range args[0].([]string) {
+			key := make([]string, n)
+			for j := range key {
+				key[j] = args[j].([]string)[i]
+			}
+			_, ok := explicit[t][strings.Join(key, "\x00")]
+			own = append(own, ok)
+		}
+		var on, ucols, by []string
+		for i, k := range t.KeyColumns() {
+			by = append(by, "t."+pgx.Identifier{k}.Sanitize())
+			on = append(on, fmt.Sprintf("t.%s = u.k%d", pgx.Identifier{k}.Sanitize(), i))
+			ucols = append(ucols, fmt.Sprintf("k%d", i))
+		}
+		params := make([]string, n)
+		for i := range params {
+			params[i] = fmt.Sprintf("$%d::text[]", i+1)
+		}
+		sql := fmt.Sprintf("SELECT 1 FROM %s t JOIN unnest(%s, $%d::bool[]) AS u(%s, own) ON %s WHERE u.own OR t.%s ORDER BY %s FOR UPDATE OF t",
+			d.defs[t].Name.Sanitize(), strings.Join(params, ", "), n+1, strings.Join(ucols, ", "), strings.Join(on, " AND "),
+			pgx.Identifier{mappings.ColMissing}.Sanitize(), strings.Join(by, ", "))
+		if _, err := tx.Exec(ctx, sql, append(args, own)...); err != nil {
 			return out, fmt.Errorf("locking %d rows of %s to delete: %w", len(set), t.Name, err)
 		}
 	}

@@ -301,3 +301,78 @@ func TestDocumentsSoftDeleteColumnAndReaders(t *testing.T) {
 		t.Errorf("a/w, not written again, lost its mark: %s", rows["a/w"])
 	}
 }
+
+// A batch writing a child while a Delete holds (locked, not yet removed)
+// the placeholder above it: the batch waits, then gives the child a new
+// placeholder; the child is never refused for its parent row vanishing.
+// (Delete takes its locks before it removes anything; the interleaving
+// is forced here with the statements it runs.)
+func TestDocumentsWriteUnderAPlaceholderADeleteRemoves(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	m, d := docsTarget(t, pool, "app", false, "a/x", "a/x/b/y")
+	writeDocs(t, pool, d, "a/x/b/y") // a/x is a placeholder
+	a, b := pgx.Identifier{"app", m.TableFor("a").Name}.Sanitize(), pgx.Identifier{"app", m.TableFor("a/{}/b").Name}.Sanitize()
+
+	del, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer del.Rollback(ctx)
+	if _, err := del.Exec(ctx, `SELECT 1 FROM `+a+` WHERE _missing FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		out loaders.Outcome
+		err error
+	}
+	pid := make(chan int, 1)
+	done := make(chan result, 1)
+	go func() {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer tx.Rollback(ctx)
+		var p int
+		if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&p); err != nil {
+			done <- result{err: err}
+			return
+		}
+		pid <- p
+		out, err := d.Write(ctx, tx, []record.Record{deleteDoc("a/x/b/z", 9)})
+		if err == nil {
+			err = tx.Commit(ctx)
+		}
+		done <- result{out, err}
+	}()
+	p := <-pid
+	for blocked := false; !blocked; {
+		if err := pool.QueryRow(ctx, `SELECT cardinality(pg_blocking_pids($1)) > 0`, p).Scan(&blocked); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the batch finished while the placeholder above it was locked for a delete: %+v %v", r.out, r.err)
+		default:
+		}
+	}
+	if _, err := del.Exec(ctx, `DELETE FROM `+b+` WHERE id = 'y'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := del.Exec(ctx, `DELETE FROM `+a+` WHERE id = 'x' AND _missing`); err != nil {
+		t.Fatal(err)
+	}
+	if err := del.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || len(r.out.Rejects) > 0 {
+		t.Fatalf("the batch under the deleted placeholder: %v, rejects %v", r.err, r.out.Rejects)
+	}
+	rows := rowsOf(t, pool, m)
+	if !strings.Contains(rows["a/x"], `"_missing": true`) || rows["a/x/b/z"] == "" {
+		t.Fatalf("rows %v; want a/x/b/z under a new placeholder a/x", rows)
+	}
+}

@@ -21,6 +21,8 @@ type Documents struct {
 	defs    map[*mappings.Table]*tableDef
 	// placeholderSQL inserts missing-parent rows per table.
 	placeholderSQL map[*mappings.Table]string
+	// lockSQL share-locks rows per table, in key order, by key.
+	lockSQL map[*mappings.Table]string
 	order          []*mappings.Table // parents before children
 	owner          Owner
 	// soft makes Prepare add loaders.DeletedAtColumn to every table
@@ -42,7 +44,7 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, order: tablesByDepth(m)}
+	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, lockSQL: map[*mappings.Table]string{}, order: tablesByDepth(m)}
 	d.buildDefs(nil)
 	for _, t := range m.Tables {
 		name := pgx.Identifier{m.Schema, t.Name}
@@ -52,6 +54,7 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 		}
 		d.placeholderSQL[t] = fmt.Sprintf("INSERT INTO %s (%s, %s) SELECT *, true FROM unnest(%s) ON CONFLICT DO NOTHING",
 			name.Sanitize(), quoteAll(t.KeyColumns()), pgx.Identifier{mappings.ColMissing}.Sanitize(), strings.Join(params, ", "))
+		d.lockSQL[t] = fmt.Sprintf("SELECT 1 FROM %s t WHERE %s ORDER BY %s FOR KEY SHARE", name.Sanitize(), keyIn(t, "t"), quoteAll(t.KeyColumns()))
 	}
 	return d, nil
 }
@@ -195,6 +198,14 @@ func (d *Documents) insertPlaceholders(ctx context.Context, tx pgx.Tx, t *mappin
 	args := make([]any, len(cols))
 	for i := range cols {
 		args[i] = cols[i]
+	}
+	// The parent rows that exist are share-locked first: a concurrent
+	// Delete that would remove one (a placeholder it sees without
+	// children) waits for this batch and then sees its children, or, when
+	// it went first, the row is gone and inserted again below — never a
+	// child left without its parent row.
+	if _, err := tx.Exec(ctx, d.lockSQL[t], args...); err != nil {
+		return fmt.Errorf("locking %d parent rows of %s: %w", len(keys), t.Name, err)
 	}
 	if _, err := tx.Exec(ctx, d.placeholderSQL[t], args...); err != nil {
 		return fmt.Errorf("inserting %d missing-parent rows into %s: %w", len(keys), t.Name, err)
