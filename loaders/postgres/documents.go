@@ -23,8 +23,8 @@ type Documents struct {
 	placeholderSQL map[*mappings.Table]string
 	// lockSQL share-locks rows per table, in key order, by key.
 	lockSQL map[*mappings.Table]string
-	order          []*mappings.Table // parents before children
-	owner          Owner
+	order   []*mappings.Table // parents before children
+	owner   Owner
 	// soft makes Prepare add loaders.DeletedAtColumn to every table
 	// (SetSoftDeletes); marked lists the tables Prepare found with it,
 	// whose upserts clear it.
