@@ -50,7 +50,9 @@ func (f *Files) prepareSoft(ctx context.Context, tx pgx.Tx) error {
 			return fmt.Errorf("%s: %w", st.What, err)
 		}
 	}
+	f.detecting.Lock()
 	f.marked = nil
+	f.detecting.Unlock()
 	return f.detectMarked(ctx, tx)
 }
 
@@ -58,6 +60,8 @@ func (f *Files) prepareSoft(ctx context.Context, tx pgx.Tx) error {
 // column (added by a run with soft deletes, this one or an earlier one),
 // and if so makes the upsert clear it: an object written again is live.
 func (f *Files) detectMarked(ctx context.Context, db loaders.DB) error {
+	f.detecting.Lock()
+	defer f.detecting.Unlock()
 	if f.marked != nil {
 		return nil
 	}

@@ -45,7 +45,9 @@ func (s *Users) prepareSoft(ctx context.Context, tx pgx.Tx) error {
 			return fmt.Errorf("%s: %w", st.What, err)
 		}
 	}
+	s.detecting.Lock()
 	s.marked = nil
+	s.detecting.Unlock()
 	return s.detectMarked(ctx, tx)
 }
 
@@ -53,6 +55,8 @@ func (s *Users) prepareSoft(ctx context.Context, tx pgx.Tx) error {
 // column (added by a run with soft deletes, this one or an earlier one),
 // and if so makes upserts of users clear it: a user written again is live.
 func (s *Users) detectMarked(ctx context.Context, db loaders.DB) error {
+	s.detecting.Lock()
+	defer s.detecting.Unlock()
 	if s.marked != nil {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -26,10 +27,12 @@ type Documents struct {
 	order   []*mappings.Table // parents before children
 	owner   Owner
 	// soft makes Prepare add loaders.DeletedAtColumn to every table
-	// (SetSoftDeletes); marked lists the tables Prepare found with it,
-	// whose upserts clear it.
-	soft   bool
-	marked map[*mappings.Table]bool
+	// (SetSoftDeletes); marked lists the tables that have it, whose
+	// upserts clear it (nil until Prepare or the first batch reads the
+	// catalog, under detecting).
+	soft      bool
+	marked    map[*mappings.Table]bool
+	detecting sync.Mutex
 }
 
 var (
@@ -95,7 +98,9 @@ func (d *Documents) Prepare(ctx context.Context, db loaders.DB) error {
 	if err := ApplySchemaWith(ctx, db, d.mapping, d.owner, SchemaOptions{SoftDeletes: d.soft}); err != nil {
 		return err
 	}
+	d.detecting.Lock()
 	d.marked = nil
+	d.detecting.Unlock()
 	return d.detectMarked(ctx, db)
 }
 
@@ -104,6 +109,8 @@ func (d *Documents) Prepare(ctx context.Context, db loaders.DB) error {
 // run or an earlier one with soft deletes — and makes their upserts clear
 // it.
 func (d *Documents) detectMarked(ctx context.Context, db loaders.DB) error {
+	d.detecting.Lock()
+	defer d.detecting.Unlock()
 	if d.marked != nil {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -66,8 +67,9 @@ type Files struct {
 	// soft makes Prepare add loaders.DeletedAtColumn (SetSoftDeletes);
 	// marked is whether the table has it (nil until Prepare or the first
 	// batch reads the catalog), and then def clears it.
-	soft   bool
-	marked *bool
+	soft      bool
+	marked    *bool
+	detecting sync.Mutex
 	// bucket restricts Delete to rows of one bucket (SetBucket).
 	bucket string
 	// db is the database Prepare was given, for Purge.

@@ -13,6 +13,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -155,8 +156,9 @@ type Users struct {
 	// (SetSoftDeletes); marked is whether the table has it (nil until
 	// Prepare or the first batch reads the catalog), and then users holds
 	// upserts that clear it.
-	soft   bool
-	marked *bool
+	soft      bool
+	marked    *bool
+	detecting sync.Mutex
 }
 
 var (
