@@ -264,6 +264,13 @@ func buildSyncJobs(ctx context.Context, cmd *cobra.Command, command string, kind
 			Name: postgres.Job(k.Kind, built.Extractor.Source()), Kind: k.Kind,
 			Extractor: built.Extractor, Sink: built.Sink, Adapter: cmp.Adapter, Config: built.Config,
 		}
+		// Deletes of files name objects of the bucket read, not another
+		// bucket sharing the table.
+		if b, ok := built.Extractor.(extractors.Bucketed); ok {
+			if s, ok := built.Sink.(interface{ SetBucket(string) }); ok {
+				s.SetBucket(b.Bucket())
+			}
+		}
 		if k.Kind == record.KindDocument {
 			if j.Mapping, err = mappings.Parse([]byte(built.Config["mapping"]), "(mapping of the copy)"); err != nil {
 				closeAll()
