@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pb "cloud.google.com/go/firestore/apiv1/firestorepb"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -129,15 +130,21 @@ func parsePosition(pos string) (time.Time, error) {
 //     batch waits for the next consistent point, at which that target is
 //     CURRENT; so a batch consistent at a time holds every root collection
 //     that existed then.
-//   - Subcollections, eventually: every --firestore-discover-interval
-//     (default 1m) the collection IDs under each document upserted since
-//     the last look are listed (1 read per distinct document, the initial
-//     documents of a new target included). This does not find a new
-//     subcollection under a document that is not itself written in the
-//     interval (nor under a missing document); its documents are delivered
-//     once some document written later leads to it, and a cutover's count
-//     check finds them meanwhile. A batch may thus be consistent at a time
-//     without a subcollection created shortly before it.
+//   - Subcollections under written documents, exactly: at each consistent
+//     point, the collection IDs at its read time under every document the
+//     batch upserts are listed (1 read per distinct document and batch, 8
+//     at a time); a new one gets a target and the batch waits for the next
+//     consistent point, like a new root. So a batch holds the documents of
+//     subcollections created by the writes it reports.
+//   - Subcollections under documents written earlier, eventually: every
+//     --firestore-discover-interval (default 1m) the collection IDs under
+//     each document upserted since the last look are listed again (1 read
+//     per distinct document), finding a subcollection created later under
+//     a document that was written before.
+//   - Not found: a new subcollection under a document that was not written
+//     since the stream started (nor under a missing document); its
+//     documents are delivered once some document written later leads to
+//     it, and a cutover's count check finds them meanwhile.
 //
 // A new ID gets a target without a resume point: all its current
 // documents come as upserts (1 read each), held in memory until its first
@@ -240,8 +247,9 @@ type follower struct {
 	targets map[int32]*listenTarget
 	nextID  int32
 	pending []record.Change
-	index   map[string]int // key → its change in pending
-	healthy bool           // the session reached a consistent point
+	index   map[string]int  // key → its change in pending
+	checked map[string]bool // pending documents already looked under
+	healthy bool            // the session reached a consistent point
 }
 
 // listenTarget is one target of the current session.
@@ -317,7 +325,7 @@ func (f *follower) session(ctx context.Context) (err error) {
 	}()
 	database := strings.TrimSuffix(f.e.root, "/documents")
 	sctx = metadata.AppendToOutgoingContext(sctx, "google-cloud-resource-prefix", database)
-	f.targets, f.nextID, f.pending, f.index, f.healthy = map[int32]*listenTarget{}, 1, nil, map[string]int{}, false
+	f.targets, f.nextID, f.pending, f.index, f.checked, f.healthy = map[int32]*listenTarget{}, 1, nil, map[string]int{}, nil, false
 	stream, err := f.e.client.Listen(sctx)
 	if err != nil {
 		return err
@@ -462,6 +470,12 @@ func (f *follower) targetChange(ctx context.Context, tc *pb.TargetChange) error 
 			if err != nil || added {
 				return err // with new targets, the next consistent point holds their documents
 			}
+			release = retry.Hold(ctx)
+			added, err = f.newSubcollections(ctx, rt)
+			release()
+			if err != nil || added {
+				return err
+			}
 		}
 		return f.deliver(ctx, rt)
 	case pb.TargetChange_CURRENT:
@@ -605,7 +619,7 @@ func (f *follower) deliver(ctx context.Context, rt time.Time) error {
 		return &emitError{err}
 	}
 	f.pos, f.healthy = rt, true
-	f.pending, f.index = nil, map[string]int{}
+	f.pending, f.index, f.checked = nil, map[string]int{}, nil
 	for _, t := range f.targets {
 		t.delivered = true
 		f.known[t.collection] = true
@@ -635,6 +649,55 @@ func (f *follower) newRoots(ctx context.Context, rt time.Time) (bool, error) {
 		f.known[c], added = false, true
 		if err := f.addTarget(c, false); err != nil {
 			return false, err
+		}
+	}
+	return added, nil
+}
+
+// newSubcollections lists, at rt, the collection IDs under each document
+// the pending batch upserts (not yet looked under in this batch), and adds
+// a fresh target for each ID without one, reporting whether it added any.
+// The listings run a few at a time.
+func (f *follower) newSubcollections(ctx context.Context, rt time.Time) (bool, error) {
+	if f.checked == nil {
+		f.checked = map[string]bool{}
+	}
+	var parents []string
+	for _, c := range f.pending {
+		if c.Op == record.OpUpsert && !f.checked[c.Record.Key] {
+			f.checked[c.Record.Key] = true
+			parents = append(parents, c.Record.Key)
+		}
+	}
+	if len(parents) == 0 {
+		return false, nil
+	}
+	found := make([][]string, len(parents))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, p := range parents {
+		g.Go(func() error {
+			ids, err := f.e.collectionIDs(gctx, f.e.root+"/"+p, rt)
+			if err != nil {
+				return fmt.Errorf("looking for new collections under %s at %s: %w", p, rt.Format(time.RFC3339Nano), err)
+			}
+			found[i] = ids
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return false, err
+	}
+	added := false
+	for _, ids := range found {
+		for _, c := range ids {
+			if _, ok := f.known[c]; ok {
+				continue
+			}
+			f.known[c], added = false, true
+			if err := f.addTarget(c, false); err != nil {
+				return false, err
+			}
 		}
 	}
 	return added, nil
