@@ -66,6 +66,7 @@ When the application is about to switch, run baasmigrate cutover (see its help).
 	f.Duration("poll-interval", time.Minute, "Pause between two polls of users and files (each poll reads the whole listing)")
 	f.String("deletes", "hard", "What a record deleted at the source does to its row: hard (removed) or soft (kept, with _deleted_at set)")
 	f.String("new-collections", syncer.NewCollectionsInfer, "Documents of collections with no table: infer (create a table for them) or reject (store them as rejects)")
+	f.Duration("count-interval", 10*time.Minute, "How often documents' counts per root collection are compared with the source (cheap aggregation reads); a disagreement triggers a catch-up by snapshot comparison")
 	f.String("metrics-addr", "", "Serve Prometheus metrics on this `host:port` (/metrics)")
 	f.Duration("status-interval", 10*time.Second, "How often to log each job's progress and lag")
 	f.Bool("restart", false, "Copy everything again and follow the source from the new copy")
@@ -80,6 +81,7 @@ type syncSettings struct {
 	pollInterval   time.Duration
 	softDeletes    bool
 	newCollections string
+	countInterval  time.Duration
 }
 
 func readSyncSettings(cmd *cobra.Command) (syncSettings, error) {
@@ -89,6 +91,7 @@ func readSyncSettings(cmd *cobra.Command) (syncSettings, error) {
 	s.pollInterval, _ = f.GetDuration("poll-interval")
 	deletes, _ := f.GetString("deletes")
 	s.newCollections, _ = f.GetString("new-collections")
+	s.countInterval, _ = f.GetDuration("count-interval")
 	switch deletes {
 	case "hard":
 	case "soft":
@@ -107,7 +110,7 @@ func readSyncSettings(cmd *cobra.Command) (syncSettings, error) {
 
 func (s syncSettings) options(log *slog.Logger, m *syncer.Metrics) syncer.Options {
 	return syncer.Options{BatchSize: s.batchSize, SoftDeletes: s.softDeletes, NewCollections: s.newCollections,
-		PollInterval: s.pollInterval, Log: log, Metrics: m}
+		PollInterval: s.pollInterval, CountInterval: s.countInterval, Log: log, Metrics: m}
 }
 
 func runSync(cmd *cobra.Command, _ []string) error {

@@ -140,6 +140,12 @@ type Options struct {
 	// called Compare or Recheck, one difference at a time; an error from
 	// it stops the comparison and is returned unchanged.
 	OnDifference func(ctx context.Context, d Difference) error
+	// OnRejected, when set, is called for every source record that has no
+	// place in the target (Routed.Reject: a collection without a table),
+	// with Outcome Rejected and the record as Source, under the same terms
+	// as OnDifference. Sync's catch-up uses it to give new collections a
+	// table.
+	OnRejected func(ctx context.Context, d Difference) error
 }
 
 // Difference is one record on which the source and the target differ.
@@ -472,6 +478,18 @@ func (c *comparison) differ(ctx context.Context, ts *tableState, outcome, key st
 	return c.opts.OnDifference(ctx, d)
 }
 
+// rejected tells OnRejected about a record admit refused.
+func (c *comparison) rejected(ctx context.Context, rec record.Record, r Routed) error {
+	if c.opts.OnRejected == nil {
+		return nil
+	}
+	table := r.Table
+	if table == "" {
+		table = "(no table)"
+	}
+	return c.opts.OnRejected(ctx, Difference{Outcome: Rejected, Table: table, Key: rec.Key, Source: &rec})
+}
+
 // extra accounts for a target row the source does not have; key is the
 // source key it stands for.
 func (c *comparison) extra(ctx context.Context, ts *tableState, it *Item, key string) error {
@@ -557,7 +575,7 @@ func (c *comparison) lookupStream(ctx context.Context, kl KeyLookup, ex extracto
 		err := ex.Read(ctx, p, rt, "", func(rec record.Record) error {
 			r := c.a.Route(rec)
 			if !c.admit(rec, r) {
-				return nil
+				return c.rejected(ctx, rec, r)
 			}
 			pending[r.Table] = append(pending[r.Table], routedRecord{rec, r})
 			if len(pending[r.Table]) >= lookupBatch {
@@ -674,7 +692,7 @@ func (c *comparison) drain(ctx context.Context, table string) error {
 func (c *comparison) record(ctx context.Context, rec record.Record) error {
 	r := c.a.Route(rec)
 	if !c.admit(rec, r) {
-		return nil
+		return c.rejected(ctx, rec, r)
 	}
 	ts := c.report(r.Table)
 	if ts.lastKey != nil && c.compare(r.Key, ts.lastKey) <= 0 {
