@@ -181,6 +181,7 @@ func runSync(cmd *cobra.Command, _ []string) error {
 		}
 	}
 	opts := settings.options(log, metrics)
+	opts.WaitForLock = true
 	g, gctx := errgroup.WithContext(ctx)
 	for _, j := range jobs {
 		g.Go(func() error {

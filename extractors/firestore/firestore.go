@@ -488,8 +488,21 @@ func (e *Extractor) Count(ctx context.Context, s extractors.Stream) (int64, erro
 // that make progress (a stream cut after some documents) do not use up the
 // retry budget: only consecutive failures without a document count.
 func (e *Extractor) Read(ctx context.Context, p extractors.Partition, readTime time.Time, after string, emit func(record.Record) error) error {
+	// An error from emit ends the read, whatever its class: retrying it
+	// would deliver the record again.
+	var emitErr error
+	consume := func(r record.Record) error {
+		if err := emit(r); err != nil {
+			emitErr = err
+			return err
+		}
+		return nil
+	}
 	for {
-		n, last, err := e.readPage(ctx, p, readTime, after, emit)
+		n, last, err := e.readPage(ctx, p, readTime, after, consume)
+		if emitErr != nil {
+			return emitErr
+		}
 		if err != nil && !(n > 0 && retry.IsRetryable(err)) {
 			return err
 		}
@@ -533,16 +546,20 @@ func (e *Extractor) readPage(ctx context.Context, p extractors.Partition, readTi
 			got++
 			rec, err := e.toRecord(resp.Document)
 			if err != nil {
+				// The consumer's error is not the source's: never
+				// retried (that would deliver the record again).
 				emitErr = err
-				return emitErr
+				return retry.Mark(emitErr, false)
 			}
 			// Waiting for the target is not the source's silence.
 			release := retry.Hold(ctx)
 			err = emit(rec)
 			release()
 			if err != nil {
+				// The consumer's error is not the source's: never
+				// retried (that would deliver the record again).
 				emitErr = err
-				return emitErr
+				return retry.Mark(emitErr, false)
 			}
 			n, last = n+1, rec.Key
 		}

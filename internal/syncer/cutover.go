@@ -106,7 +106,11 @@ func waitApplied(ctx context.Context, pool *pgxpool.Pool, state *postgres.State,
 		if !running {
 			fo := opts.Follow
 			fo.Until = t
+			fo.WaitForLock = false
 			if err := Follow(ctx, pool, state, job, fo); err != nil {
+				if errors.Is(err, postgres.ErrJobLocked) {
+					continue // a sync started meanwhile: wait for it instead
+				}
 				if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 					return "", timeoutErr(ctx, job, t, opts, err)
 				}

@@ -99,6 +99,9 @@ type Options struct {
 	// something (a collection it had not found): the job then catches up
 	// by a snapshot comparison. Zero means 10 minutes.
 	CountInterval time.Duration
+	// WaitForLock makes Follow wait while another process follows the job
+	// (a cutover catching up by itself) instead of failing.
+	WaitForLock bool
 	Log           *slog.Logger
 	Retry         retry.Policy
 	Metrics       *Metrics
@@ -147,8 +150,22 @@ func Follow(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job 
 	}
 	defer lockConn.Release()
 	name := postgres.SyncJob(job.Name)
-	if err := postgres.LockJob(ctx, lockConn, name); err != nil {
-		return fmt.Errorf("%w (is a sync or cutover already running?)", err)
+	for waited := false; ; waited = true {
+		err := postgres.LockJob(ctx, lockConn, name)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, postgres.ErrJobLocked) || !opts.WaitForLock {
+			return fmt.Errorf("%w (is a sync or cutover already running?)", err)
+		}
+		if !waited {
+			opts.Log.Warn("another process follows this job now (a cutover catching up?); waiting for it to finish", "job", job.Name)
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	defer func() {
 		bg := context.WithoutCancel(ctx)

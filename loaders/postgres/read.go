@@ -167,7 +167,11 @@ func OpenCursor(ctx context.Context, tx pgx.Tx, name, query string, chunk int) (
 // Next returns the next row's values, or ok false at the end.
 func (c *Cursor) Next(ctx context.Context) (vals []any, ok bool, err error) {
 	if len(c.buf) == 0 && !c.done {
-		rows, err := c.tx.Query(ctx, fmt.Sprintf("FETCH FORWARD %d FROM %s", c.chunk, pgx.Identifier{c.name}.Sanitize()))
+		// Described afresh each time: the text of a FETCH names the cursor,
+		// not its query, so a description cached for a cursor of the same
+		// name over another table (another comparison on this pooled
+		// connection) would not fit.
+		rows, err := c.tx.Query(ctx, fmt.Sprintf("FETCH FORWARD %d FROM %s", c.chunk, pgx.Identifier{c.name}.Sanitize()), pgx.QueryExecModeDescribeExec)
 		if err != nil {
 			return nil, false, err
 		}
