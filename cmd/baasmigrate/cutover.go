@@ -234,7 +234,7 @@ func runStatus(cmd *cobra.Command, _ []string) error {
 		return &exitStatus{code: exitError, err: err}
 	}
 	doc := struct {
-		Runs     []runLine         `json:"runs"`
+		Runs     []runLine           `json:"runs"`
 		Syncs    []syncStatus        `json:"syncs"`
 		Cutovers []*postgres.Cutover `json:"cutovers"`
 	}{Runs: []runLine{}, Syncs: []syncStatus{}, Cutovers: []*postgres.Cutover{}}

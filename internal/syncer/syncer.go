@@ -102,9 +102,9 @@ type Options struct {
 	// WaitForLock makes Follow wait while another process follows the job
 	// (a cutover catching up by itself) instead of failing.
 	WaitForLock bool
-	Log           *slog.Logger
-	Retry         retry.Policy
-	Metrics       *Metrics
+	Log         *slog.Logger
+	Retry       retry.Policy
+	Metrics     *Metrics
 }
 
 func (o *Options) defaults() {
