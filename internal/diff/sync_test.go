@@ -384,8 +384,10 @@ func TestRecheckDocuments(t *testing.T) {
 		t.Errorf("Compare: %+v; Recheck: %+v", fc, c)
 	}
 
-	// Without a Getter, the extractor must be one.
-	if _, err := Recheck(ctx, nil, ex, pool, a, keys, rt, Options{}); err == nil {
+	// Without a Getter, the extractor must be one (the memory source is:
+	// hide it behind the bare interface).
+	bare := struct{ extractors.Extractor }{ex}
+	if _, err := Recheck(ctx, nil, bare, pool, a, keys, rt, Options{}); err == nil {
 		t.Error("Recheck without a Getter: no error")
 	}
 }
