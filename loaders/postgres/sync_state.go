@@ -60,9 +60,11 @@ const (
 		identical   boolean     NOT NULL,
 		excused     bigint      NOT NULL DEFAULT 0,
 		digest      text        NOT NULL,
-		report      jsonb       NOT NULL
+		report      text        NOT NULL
 	)`
 	// cutoversDDL: every cutover attempt, its freeze point and outcome.
+	// Reports are JSON kept as text: jsonb refuses the \u0000 escapes of
+	// keys a source may hold.
 	cutoversDDL = `CREATE TABLE IF NOT EXISTS baasmigrate.cutovers (
 		id            bigserial   PRIMARY KEY,
 		jobs          text[]      NOT NULL,
@@ -74,7 +76,7 @@ const (
 		reread        bigint,
 		digest        text        NOT NULL DEFAULT '',
 		operator      text        NOT NULL DEFAULT '',
-		report        jsonb
+		report        text
 	)`
 )
 
@@ -420,7 +422,7 @@ type Verification struct {
 // RecordVerification stores v.
 func (s *State) RecordVerification(ctx context.Context, v *Verification) error {
 	err := s.pool.QueryRow(ctx, `INSERT INTO baasmigrate.verifications (job, read_time, started_at, identical, excused, digest, report)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, v.Job, v.ReadTime, v.Started, v.Identical, v.Excused, v.Digest, v.Report).Scan(&v.ID)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`, v.Job, v.ReadTime, v.Started, v.Identical, v.Excused, v.Digest, string(v.Report)).Scan(&v.ID)
 	if err != nil {
 		return fmt.Errorf("recording the verification of %q: %w", v.Job, err)
 	}
@@ -431,16 +433,17 @@ func (s *State) RecordVerification(ctx context.Context, v *Verification) error {
 // nil.
 func (s *State) LastVerification(ctx context.Context, job string) (*Verification, error) {
 	v := &Verification{}
+	var report string
 	err := s.pool.QueryRow(ctx, `SELECT id, job, read_time, started_at, identical, excused, digest, report
 		FROM baasmigrate.verifications WHERE job = $1 AND identical ORDER BY read_time DESC LIMIT 1`, job).
-		Scan(&v.ID, &v.Job, &v.ReadTime, &v.Started, &v.Identical, &v.Excused, &v.Digest, &v.Report)
+		Scan(&v.ID, &v.Job, &v.ReadTime, &v.Started, &v.Identical, &v.Excused, &v.Digest, &report)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the last verification of %q: %w", job, err)
 	}
-	v.ReadTime = v.ReadTime.UTC()
+	v.ReadTime, v.Report = v.ReadTime.UTC(), json.RawMessage(report)
 	return v, nil
 }
 
@@ -475,7 +478,7 @@ func (s *State) StartCutover(ctx context.Context, c *Cutover) error {
 // Report).
 func (s *State) FinishCutover(ctx context.Context, c *Cutover) error {
 	_, err := s.pool.Exec(ctx, `UPDATE baasmigrate.cutovers SET finished_at = now(), status = $2, window_micros = $3,
-		reread = $4, digest = $5, report = $6 WHERE id = $1`, c.ID, c.Status, c.Window.Microseconds(), c.Reread, c.Digest, c.Report)
+		reread = $4, digest = $5, report = $6 WHERE id = $1`, c.ID, c.Status, c.Window.Microseconds(), c.Reread, c.Digest, string(c.Report))
 	if err != nil {
 		return fmt.Errorf("recording the outcome of cutover %d: %w", c.ID, err)
 	}
