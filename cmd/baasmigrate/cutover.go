@@ -160,7 +160,7 @@ func printCutover(w io.Writer, r *syncer.CutoverReport) {
 	for _, c := range r.Jobs {
 		how := c.Method
 		if c.Method == "recheck" {
-			how = fmt.Sprintf("re-checked %d keys changed since verification %d (%s) plus counts", c.Keys, c.Verification, c.Since.Format(time.RFC3339))
+			how = fmt.Sprintf("re-checked the %d key(s) changed since verification %d (%s), plus counts", c.Keys, c.Verification, c.Since.Format(time.RFC3339))
 		}
 		fmt.Fprintf(w, "  %s: caught up by %s; %s: %s\n", c.Job, c.CaughtUpBy, how, map[bool]string{true: "identical", false: "DIFFERENT"}[c.Identical])
 		for _, d := range c.Differences {
