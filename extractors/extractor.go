@@ -230,7 +230,10 @@ type ChangeStreamer interface {
 	// calling emit once per consistent point, in order (see
 	// record.ChangeBatch):
 	//   - every change committed after from's time is delivered, at least
-	//     once (again after a reconnect, possibly), deletes as OpDelete;
+	//     once (again after a reconnect, possibly), deletes as OpDelete —
+	//     or, for sources that report state rather than history (Firestore
+	//     Listen), each key's latest state at every consistent point, which
+	//     the sink applies the same way (extractortest: Coalesces);
 	//   - changes to one key come in commit order, and batches' ReadTimes
 	//     never decrease;
 	//   - a batch's Position resumes the stream just after it.

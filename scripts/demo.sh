@@ -66,6 +66,20 @@ bin/baasmigrate migrate --firebase-project "$PROJECT" --postgres "$TARGET" --obj
 step "Verifying by content: baasmigrate verify"
 bin/baasmigrate verify --firebase-project "$PROJECT" --postgres "$TARGET" --objects "$OBJECTS" | tail -n 1
 
+step "The app keeps running: baasmigrate sync follows it (documents: change stream; users, files: polls)"
+bin/baasmigrate sync --firebase-project "$PROJECT" --postgres "$TARGET" --objects "$OBJECTS" \
+	--mapping "$OUT/mapping.yaml" --poll-interval 2s --status-interval 0 >"$OUT/sync.out" 2>"$OUT/sync.err" &
+sync_pid=$!
+trap 'kill "$sync_pid" 2>/dev/null || true' EXIT
+"$OUT/seed-demo" --project "$PROJECT" --live-changes
+bin/baasmigrate cutover --prepare --firebase-project "$PROJECT" --postgres "$TARGET" --objects "$OBJECTS" 2>/dev/null
+echo "(writes are frozen now; in production: security rules that deny writes, see docs/sync.md)"
+bin/baasmigrate cutover --firebase-project "$PROJECT" --postgres "$TARGET" --objects "$OBJECTS" 2>/dev/null
+bin/baasmigrate status --postgres "$TARGET" | sed -n '/^syncs:/,$p'
+kill -INT "$sync_pid"
+wait "$sync_pid" || { echo "sync exited with $?; see $OUT/sync.err"; exit 1; }
+trap - EXIT
+
 step "Passwords keep working: baasmigrate auth verify-password --uid user0001"
 printf '%s\n' demo-password-1 | bin/baasmigrate auth verify-password --uid user0001 --postgres "$TARGET" && echo "right password: accepted"
 printf '%s\n' wrong-password | bin/baasmigrate auth verify-password --uid user0001 --postgres "$TARGET" || echo "wrong password: refused"

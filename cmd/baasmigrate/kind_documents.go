@@ -129,7 +129,8 @@ func documentsMapping(ctx context.Context, env *buildEnv, ex extractors.Extracto
 	}
 	got, err := migration.ChooseMapping(ctx, ex, migration.MappingRequest{
 		Path: env.Config.String(mappingOption.Name), State: env.State, Restart: env.Restart,
-		NoInfer: env.Command == "verify", Workers: env.Workers, Sample: sample,
+		NoInfer: env.Command == "verify" || env.Command == "cutover", Synced: env.Command == "verify" || env.Command == "cutover",
+		Workers: env.Workers, Sample: sample,
 	})
 	if errors.Is(err, migration.ErrNoMapping) {
 		return nil, errors.New("no mapping to verify against: pass --mapping, or run migrate first (it stores the mapping it used)")
@@ -140,6 +141,8 @@ func documentsMapping(ctx context.Context, env *buildEnv, ex extractors.Extracto
 	switch got.From {
 	case migration.MappingFromRun:
 		env.Log.Info("using the mapping stored with run", "run", got.Run)
+	case migration.MappingFromSync:
+		env.Log.Info("using the mapping sync extended with new collections")
 	case migration.MappingFromInferred:
 		note := "it is stored with the run"
 		if env.Command == "plan" {

@@ -2,6 +2,7 @@ package firestoreemu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	pb "cloud.google.com/go/firestore/apiv1/firestorepb"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -29,6 +31,12 @@ import (
 // cancels (the call then ends with the client's cancellation), or the
 // project's faults are cleared or replaced; after an elapsed or cleared
 // stall the call carries on normally. Code is not used by a stall rule.
+//
+// With RemoveTarget (Listen only, with AfterDocuments) the rule gives up a
+// target instead of cutting the stream, as Firestore does with a target it
+// cannot bring up to date: document number AfterDocuments+1 is not sent, its
+// targets get TargetChange{REMOVE, cause: Code}, and nothing more is sent
+// for them on that stream; the stream and its other targets go on.
 type FaultRule struct {
 	// Methods restricts the rule to these RPC method names ("Commit",
 	// "RunQuery", ...); empty means every method.
@@ -46,6 +54,9 @@ type FaultRule struct {
 	// Stall makes this a stall rule: a Go duration ("30s") or "forever"
 	// (until the client cancels or the faults are cleared).
 	Stall string `json:"stall,omitempty"`
+	// RemoveTarget makes a Listen stream-cut rule remove the targets of
+	// the document instead: see the type comment.
+	RemoveTarget bool `json:"removeTarget,omitempty"`
 }
 
 // StallEvent is one stall a rule injected, as the faults hook reports it.
@@ -162,6 +173,9 @@ func (f *faultInjector) set(project string, cfg FaultConfig) error {
 		if r.Times < 0 {
 			return fmt.Errorf("rule %d: times must not be negative", i)
 		}
+		if r.RemoveTarget && (r.AfterDocuments == nil || st != 0 || len(r.Methods) != 1 || !strings.EqualFold(r.Methods[0], "Listen")) {
+			return fmt.Errorf("rule %d: removeTarget needs afterDocuments, methods [\"Listen\"] and no stall", i)
+		}
 		pf.codes = append(pf.codes, c)
 	}
 	f.mu.Lock()
@@ -249,8 +263,20 @@ func (pf *projectFaults) inject(i int, method, what string) (*pendingStall, erro
 		pf.events = append(pf.events, ev)
 		return &pendingStall{d: d, released: pf.released, event: ev}, nil
 	}
+	if pf.cfg.Rules[i].RemoveTarget {
+		return nil, &removeTargetFault{code: pf.codes[i], msg: fmt.Sprintf("firestoreemu: injected fault (rule %d): target removed", i)}
+	}
 	return nil, status.Errorf(pf.codes[i], "firestoreemu: injected fault (rule %d)%s", i, what)
 }
+
+// removeTargetFault is what a RemoveTarget rule injects: the targets of the
+// document about to be sent are removed with this cause.
+type removeTargetFault struct {
+	code codes.Code
+	msg  string
+}
+
+func (f *removeTargetFault) Error() string { return f.msg }
 
 // wait blocks for a stall: until its duration passes, its configuration is
 // cleared or replaced (then it returns nil and the call carries on), or
@@ -404,6 +430,9 @@ type faultStream struct {
 	project string
 	sent    int
 	decided map[streamDecision]bool
+	// removed are the Listen targets a RemoveTarget rule gave up: nothing
+	// more is sent for them.
+	removed map[int32]bool
 }
 
 func (s *faultStream) RecvMsg(m any) error {
@@ -427,6 +456,12 @@ func (s *faultStream) RecvMsg(m any) error {
 }
 
 func (s *faultStream) SendMsg(m any) error {
+	if lr, ok := m.(*pb.ListenResponse); ok && len(s.removed) > 0 {
+		if lr = s.withoutRemoved(lr); lr == nil {
+			return nil
+		}
+		m = lr
+	}
 	if carriesDocument(m) {
 		s.mu.Lock()
 		stall, err := s.inj.cut(s.project, s.method, s.sent, s.decided)
@@ -435,11 +470,78 @@ func (s *faultStream) SendMsg(m any) error {
 		if err == nil {
 			err = s.inj.wait(s.Context(), stall)
 		}
+		var rf *removeTargetFault
+		if errors.As(err, &rf) {
+			return s.removeTargets(m.(*pb.ListenResponse), rf)
+		}
 		if err != nil {
 			return err
 		}
 	}
 	return s.ServerStream.SendMsg(m)
+}
+
+// removeTargets gives up the targets of the document change r instead of
+// sending it. SendMsg is called from the stream's one sending goroutine.
+func (s *faultStream) removeTargets(r *pb.ListenResponse, rf *removeTargetFault) error {
+	ids := r.GetDocumentChange().GetTargetIds()
+	if len(ids) == 0 {
+		return s.ServerStream.SendMsg(r) // a removal only: no target to give up
+	}
+	if s.removed == nil {
+		s.removed = map[int32]bool{}
+	}
+	for _, id := range ids {
+		s.removed[id] = true
+	}
+	return s.ServerStream.SendMsg(&pb.ListenResponse{ResponseType: &pb.ListenResponse_TargetChange{TargetChange: &pb.TargetChange{
+		TargetChangeType: pb.TargetChange_REMOVE, TargetIds: ids,
+		Cause: &rpcstatus.Status{Code: int32(rf.code), Message: rf.msg},
+	}}})
+}
+
+// withoutRemoved returns r without what concerns removed targets, or nil
+// when nothing is left to send.
+func (s *faultStream) withoutRemoved(r *pb.ListenResponse) *pb.ListenResponse {
+	keep := func(ids []int32) []int32 {
+		var out []int32
+		for _, id := range ids {
+			if !s.removed[id] {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	switch x := r.ResponseType.(type) {
+	case *pb.ListenResponse_TargetChange:
+		if len(x.TargetChange.TargetIds) == 0 {
+			return r // global
+		}
+		ids := keep(x.TargetChange.TargetIds)
+		if len(ids) == 0 {
+			return nil
+		}
+		tc := proto.Clone(x.TargetChange).(*pb.TargetChange)
+		tc.TargetIds = ids
+		return &pb.ListenResponse{ResponseType: &pb.ListenResponse_TargetChange{TargetChange: tc}}
+	case *pb.ListenResponse_DocumentChange:
+		added, removed := keep(x.DocumentChange.TargetIds), keep(x.DocumentChange.RemovedTargetIds)
+		if len(added)+len(removed) == 0 {
+			return nil
+		}
+		return &pb.ListenResponse{ResponseType: &pb.ListenResponse_DocumentChange{DocumentChange: &pb.DocumentChange{
+			Document: x.DocumentChange.Document, TargetIds: added, RemovedTargetIds: removed,
+		}}}
+	case *pb.ListenResponse_DocumentDelete:
+		if ids := x.DocumentDelete.RemovedTargetIds; len(ids) > 0 && len(keep(ids)) == 0 {
+			return nil
+		}
+	case *pb.ListenResponse_DocumentRemove:
+		if ids := x.DocumentRemove.RemovedTargetIds; len(ids) > 0 && len(keep(ids)) == 0 {
+			return nil
+		}
+	}
+	return r
 }
 
 // carriesDocument reports stream messages that count as a document sent.

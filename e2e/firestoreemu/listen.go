@@ -26,11 +26,19 @@ import (
 //     stopped matching, DocumentDelete for deleted ones, then a global
 //     NO_CHANGE with a fresh read_time and resume_token.
 //   - remove_target: TargetChange{REMOVE, [id]}.
+//   - a query target with a from selector without collection_id (kindless):
+//     TargetChange{REMOVE, [id], cause INVALID_ARGUMENT}; the stream and its
+//     other targets go on (see the README).
 //   - when idle, a global NO_CHANGE every Options.ListenHeartbeat.
 //
 // A resume token encodes the database instance and a read time; resuming
 // from a token or read_time within the history window sends exactly the
 // difference between the state at that time and now.
+
+// kindlessListenRefusal is the cause of the REMOVE that answers a query
+// target without a collection ID (see the README).
+const kindlessListenRefusal = "firestoreemu: a Listen query target needs a collection_id in every from selector; " +
+	"whether Firestore accepts a kindless Listen target is not established, so this emulator refuses it"
 
 // listenTarget is one target of a Listen stream.
 type listenTarget struct {
@@ -169,6 +177,13 @@ func (l *listener) addTarget(t *pb.Target) error {
 		parent, _, err := parseParentName(tt.Query.GetParent(), l.db.id)
 		if err != nil {
 			return err
+		}
+		for _, from := range tt.Query.GetStructuredQuery().GetFrom() {
+			if from.GetCollectionId() == "" {
+				// Whether Firestore's Listen accepts a kindless query is not
+				// established: refuse it like a target Firestore rejects.
+				return l.sendRemove(target.id, codes.InvalidArgument, kindlessListenRefusal)
+			}
 		}
 		q, err := compileQuery(l.db.id, parent, tt.Query.GetStructuredQuery())
 		if err != nil {

@@ -12,7 +12,10 @@ import (
 	"cloud.google.com/go/firestore"
 	vkit "cloud.google.com/go/firestore/apiv1"
 	pb "cloud.google.com/go/firestore/apiv1/firestorepb"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/baasmigrate/baasmigrate/e2e/firestoreemu"
 )
 
 // snapshotStream delivers query snapshots from a goroutine, so a test can
@@ -451,5 +454,104 @@ func TestManyConcurrentListeners(t *testing.T) {
 		if total != docs {
 			t.Fatalf("listener %d ended with %d documents", i, total)
 		}
+	}
+}
+
+// TestListenRefusesKindlessTarget: a query target whose from selector has no
+// collection ID (a kindless all-descendants query, which RunQuery accepts)
+// is answered with REMOVE and an INVALID_ARGUMENT cause, because whether
+// Firestore's Listen accepts one is not established; the stream goes on,
+// and a collection-group target added after it works. Other emulators
+// (Google's) may accept such a target: the test is for this one.
+func TestListenRefusesKindlessTarget(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	hooks(t)
+	c, project := newClient(t)
+	raw := newRawClient(t)
+	mustSet(t, ctx, c.Doc("kl/a"), map[string]any{"live": true})
+	mustSet(t, ctx, c.Doc("kl/a/kl/b"), map[string]any{"live": true})
+	l := openListen(t, raw, project)
+	kindless := func(id int32, sel *pb.StructuredQuery_CollectionSelector) *pb.Target {
+		return &pb.Target{TargetId: id, TargetType: &pb.Target_Query{Query: &pb.Target_QueryTarget{
+			Parent:    dbPath(project) + "/documents",
+			QueryType: &pb.Target_QueryTarget_StructuredQuery{StructuredQuery: &pb.StructuredQuery{From: []*pb.StructuredQuery_CollectionSelector{sel}}},
+		}}}
+	}
+	l.add(project, kindless(3, &pb.StructuredQuery_CollectionSelector{AllDescendants: true}))
+	l.add(project, kindless(4, &pb.StructuredQuery_CollectionSelector{}))
+	for _, id := range []int32{3, 4} {
+		select {
+		case m := <-l.msgs:
+			tc := m.GetTargetChange()
+			if tc.GetTargetChangeType() != pb.TargetChange_REMOVE || fmt.Sprint(tc.GetTargetIds()) != fmt.Sprint([]int32{id}) ||
+				codes.Code(tc.GetCause().GetCode()) != codes.InvalidArgument || !strings.Contains(tc.GetCause().GetMessage(), "collection_id") {
+				t.Fatalf("kindless target %d: got %v, want REMOVE with an INVALID_ARGUMENT cause naming collection_id", id, m)
+			}
+		case err := <-l.errs:
+			t.Fatalf("kindless target %d: the stream ended: %v", id, err)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("kindless target %d: no answer within 20s", id)
+		}
+	}
+	l.add(project, kindless(5, &pb.StructuredQuery_CollectionSelector{CollectionId: "kl", AllDescendants: true}))
+	msgs, _ := l.untilNoChange()
+	if got := sortMiddle(summarize(msgs)); !eq(got, []string{"ADD", "+a", "+b", "CURRENT"}) {
+		t.Fatalf("collection-group target after the refused ones: %v", got)
+	}
+}
+
+// TestListenFaultRemovesTarget: a removeTarget rule gives up the target of
+// the next document (REMOVE with the rule's code as the cause, the
+// document not sent) while the stream and its other targets go on, and
+// nothing more comes for the removed target.
+func TestListenFaultRemovesTarget(t *testing.T) {
+	ctx := testContext(t)
+	h := hooks(t)
+	c, project := newClient(t)
+	raw := newRawClient(t)
+	after := 0
+	if err := h.SetFaults(ctx, project, firestoreemu.FaultConfig{Rules: []firestoreemu.FaultRule{
+		{Methods: []string{"Listen"}, AfterDocuments: &after, Times: 1, Code: "ABORTED", RemoveTarget: true},
+	}}); err != nil {
+		if strings.Contains(err.Error(), "unknown field") && strings.Contains(err.Error(), "removeTarget") {
+			t.Skipf("the emulator predates removeTarget rules (rebuild it): %v", err)
+		}
+		t.Fatal(err)
+	}
+	if st, err := h.Faults(ctx, project); err != nil || len(st.Rules) != 1 || !st.Rules[0].RemoveTarget {
+		t.Skipf("the emulator does not know removeTarget rules: %v %v", st.Rules, err)
+	}
+	l := openListen(t, raw, project)
+	l.add(project, queryTarget(project, 1, "one"))
+	l.add(project, queryTarget(project, 2, "two"))
+	for range 2 {
+		if msgs, _ := l.untilNoChange(); !eq(summarize(msgs), []string{"ADD", "CURRENT"}) {
+			t.Fatalf("empty targets: %v", summarize(msgs))
+		}
+	}
+	mustSet(t, ctx, c.Doc("one/a"), map[string]any{"live": true})
+	msgs, _ := l.untilNoChange()
+	if len(msgs) != 1 {
+		t.Fatalf("after the first document: %v, want one REMOVE", summarize(msgs))
+	}
+	tc := msgs[0].GetTargetChange()
+	if tc.GetTargetChangeType() != pb.TargetChange_REMOVE || fmt.Sprint(tc.GetTargetIds()) != "[1]" || codes.Code(tc.GetCause().GetCode()) != codes.Aborted {
+		t.Fatalf("after the first document: %v, want REMOVE of target 1 with an ABORTED cause", msgs[0])
+	}
+	mustSet(t, ctx, c.Doc("one/b"), map[string]any{"live": true})
+	mustSet(t, ctx, c.Doc("two/b"), map[string]any{"live": true})
+	var later []string
+	for !contains(later, "+b") {
+		msgs, _ := l.untilNoChange()
+		later = append(later, summarize(msgs)...)
+	}
+	if !eq(later, []string{"+b"}) {
+		t.Fatalf("after the REMOVE: %v, want only two/b", later)
+	}
+	if err := h.SetFaults(ctx, project, firestoreemu.FaultConfig{Rules: []firestoreemu.FaultRule{
+		{Methods: []string{"RunQuery"}, AfterDocuments: &after, RemoveTarget: true},
+	}}); err == nil || !strings.Contains(err.Error(), "removeTarget") {
+		t.Errorf("removeTarget on RunQuery: %v, want it refused", err)
 	}
 }

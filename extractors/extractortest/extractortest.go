@@ -12,6 +12,9 @@
 //		New:  func(t *testing.T) extractors.Extractor { ... },
 //		Want: wantRecords,
 //	})
+//
+// An extractor with a change stream (extractors.ChangeStreamer) also passes
+// ChangeStream, over a source the suite writes to through a ChangeHarness.
 package extractortest
 
 import (

@@ -95,7 +95,7 @@ func init() {
 		Options: []plugin.Option{
 			firebase.ProjectOption, firebase.CredentialsOption, DatabaseOption, EmulatorOption,
 			CollectionsOption, PageSizeOption, SnapshotWindowOption, retry.AttemptsOption, retry.BackoffOption,
-			retry.SourceTimeoutOption,
+			retry.SourceTimeoutOption, DiscoverIntervalOption,
 		},
 		New: func(ctx context.Context, cfg plugin.Config) (extractors.Extractor, error) { return New(ctx, cfg) },
 	})
@@ -113,6 +113,7 @@ type Extractor struct {
 	window   time.Duration
 	policy   retry.Policy
 	reads    atomic.Int64
+	discover time.Duration // --firestore-discover-interval (changes.go)
 }
 
 var (
@@ -144,7 +145,12 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, err
 	}
+	discover, err := discoverInterval(cfg)
+	if err != nil {
+		return nil, err
+	}
 	e := &Extractor{
+		discover: discover,
 		project:  cfg.String(firebase.ProjectOption.Name),
 		db:       cfg.String(DatabaseOption.Name),
 		pageSize: pageSize,
@@ -482,8 +488,21 @@ func (e *Extractor) Count(ctx context.Context, s extractors.Stream) (int64, erro
 // that make progress (a stream cut after some documents) do not use up the
 // retry budget: only consecutive failures without a document count.
 func (e *Extractor) Read(ctx context.Context, p extractors.Partition, readTime time.Time, after string, emit func(record.Record) error) error {
+	// An error from emit ends the read, whatever its class: retrying it
+	// would deliver the record again.
+	var emitErr error
+	consume := func(r record.Record) error {
+		if err := emit(r); err != nil {
+			emitErr = err
+			return err
+		}
+		return nil
+	}
 	for {
-		n, last, err := e.readPage(ctx, p, readTime, after, emit)
+		n, last, err := e.readPage(ctx, p, readTime, after, consume)
+		if emitErr != nil {
+			return emitErr
+		}
 		if err != nil && !(n > 0 && retry.IsRetryable(err)) {
 			return err
 		}
@@ -527,16 +546,20 @@ func (e *Extractor) readPage(ctx context.Context, p extractors.Partition, readTi
 			got++
 			rec, err := e.toRecord(resp.Document)
 			if err != nil {
+				// The consumer's error is not the source's: never
+				// retried (that would deliver the record again).
 				emitErr = err
-				return emitErr
+				return retry.Mark(emitErr, false)
 			}
 			// Waiting for the target is not the source's silence.
 			release := retry.Hold(ctx)
 			err = emit(rec)
 			release()
 			if err != nil {
+				// The consumer's error is not the source's: never
+				// retried (that would deliver the record again).
 				emitErr = err
-				return emitErr
+				return retry.Mark(emitErr, false)
 			}
 			n, last = n+1, rec.Key
 		}

@@ -398,3 +398,168 @@ func TestNotRegistered(t *testing.T) {
 		t.Fatalf("registered: %+v", all)
 	}
 }
+
+// changeSource is an empty memory source for the change-stream suite:
+// documents in collection "items" (the hinted one) and in collections
+// "later<i>" that no hint names.
+func changeSource(t *testing.T) extractortest.ChangeSource {
+	ex, err := memory.New(nil, memory.Options{Name: "changes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return extractortest.ChangeSource{
+		Extractor: ex,
+		Hints:     extractors.ChangeHints{Collections: []string{"items"}},
+		Key:       func(i int) string { return fmt.Sprintf("items/k%d", i) },
+		Unhinted:  func(i int) string { return fmt.Sprintf("later%d/k", i) },
+		Put: func(_ context.Context, key string, fields map[string]record.Value) error {
+			_, err := ex.Put(record.Record{Kind: record.KindDocument, Key: key, Fields: fields})
+			return err
+		},
+		Delete: func(_ context.Context, key string) error {
+			_, err := ex.Delete(key)
+			return err
+		},
+	}
+}
+
+func TestChangeStreamConformance(t *testing.T) {
+	extractortest.ChangeStream(t, extractortest.ChangeHarness{New: changeSource, Window: memory.DefaultWindow})
+}
+
+// TestChangesAreReadAtTheirTimes: after Put and Delete, Plan, Read and
+// Count at a read time see the records as they were then (a stream whose
+// records are all deleted is no longer planned), the zero read time the
+// latest; the records given to New are there at every time; Put sets the
+// times and keeps a key's and a stream's kind.
+func TestChangesAreReadAtTheirTimes(t *testing.T) {
+	ctx := context.Background()
+	doc := func(key string, n int64) record.Record {
+		return record.Record{Kind: record.KindDocument, Key: key, Fields: map[string]record.Value{"n": record.Int(n)}}
+	}
+	clock := memory.NewClock(memory.Epoch)
+	ex, err := memory.New([]record.Record{doc("a/1", 0)}, memory.Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0, _ := ex.SnapshotTime(ctx)
+	c1, err := ex.Put(doc("a/2", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := ex.Put(doc("b/1", 2))
+	t1, _ := ex.SnapshotTime(ctx)
+	c3, _ := ex.Put(doc("a/2", 3))
+	if _, err := ex.Delete("b/1"); err != nil {
+		t.Fatal(err)
+	}
+	if !(t0.Before(c1) && c1.Before(c2) && !c2.After(t1) && t1.Before(c3)) {
+		t.Fatalf("commit times %v %v %v around snapshot times %v %v do not follow each other", c1, c2, c3, t0, t1)
+	}
+	state := func(at time.Time) string {
+		t.Helper()
+		streams, err := ex.Plan(ctx, 2, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, st := range streams {
+			st.ReadTime = at
+			n, err := ex.Count(ctx, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%s(%d):", st.Name, n))
+			for _, p := range st.Partitions {
+				if err := ex.Read(ctx, p, at, "", func(r record.Record) error {
+					out = append(out, fmt.Sprintf("%s=%d", r.Key, r.Fields["n"].IntValue()))
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	for _, c := range []struct {
+		at   time.Time
+		want string
+	}{
+		{t0, "a(1): a/1=0"},
+		{t1, "a(2): a/1=0 a/2=1 b(1): b/1=2"},
+		{time.Time{}, "a(2): a/1=0 a/2=3"},
+	} {
+		if got := state(c.at); got != c.want {
+			t.Errorf("at %v: %s; want %s", c.at, got, c.want)
+		}
+	}
+	var got *record.Record
+	if err := ex.Get(ctx, []string{"a/2"}, time.Time{}, func(_ string, r *record.Record) error { got = r; return nil }); err != nil || got == nil {
+		t.Fatalf("Get: %v, %v", got, err)
+	}
+	if !got.CreateTime.Equal(c1) || !got.UpdateTime.Equal(c3) {
+		t.Errorf("a/2: created %v, updated %v; want %v, %v", got.CreateTime, got.UpdateTime, c1, c3)
+	}
+	if _, err := ex.Put(record.Record{Kind: record.KindUser, Key: "u1"}); err != nil { // into stream "users"
+		t.Fatal(err)
+	}
+	for name, put := range map[string]func() error{
+		"a user where a document is": func() error { _, err := ex.Put(record.Record{Kind: record.KindUser, Key: "a/2"}); return err },
+		"a document in users' stream": func() error {
+			_, err := ex.Put(record.Record{Kind: record.KindDocument, Key: "users/x"})
+			return err
+		},
+		"a record without a key":      func() error { _, err := ex.Put(record.Record{Kind: record.KindDocument}); return err },
+		"the delete of a missing key": func() error { _, err := ex.Delete("b/1"); return err },
+	} {
+		if err := put(); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestChangesFollowTheClock: Changes delivers a batch when it starts and
+// one each time the clock moves (a heartbeat when nothing was committed),
+// counts every change delivered as a billable read, ends when the
+// extractor is closed, and refuses a position it did not make.
+func TestChangesFollowTheClock(t *testing.T) {
+	ctx := context.Background()
+	clock := memory.NewClock(memory.Epoch)
+	ex, err := memory.New(nil, memory.Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := ex.PositionAt(clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ex.Put(record.Record{Kind: record.KindDocument, Key: "a/1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Changes(ctx, "yesterday", extractors.ChangeHints{}, func(record.ChangeBatch) error { return nil }); err == nil {
+		t.Error("Changes from a position it did not make: no error")
+	}
+	batches := make(chan record.ChangeBatch)
+	done := make(chan error, 1)
+	go func() {
+		done <- ex.Changes(ctx, from, extractors.ChangeHints{}, func(b record.ChangeBatch) error {
+			batches <- b
+			return nil
+		})
+	}()
+	b := <-batches
+	if len(b.Changes) != 1 || b.Changes[0].Record.Key != "a/1" || !b.ReadTime.Equal(memory.Epoch.Add(time.Microsecond)) {
+		t.Fatalf("first batch %+v; want the put of a/1, consistent at its commit", b)
+	}
+	clock.Advance(time.Second)
+	if b := <-batches; len(b.Changes) != 0 || !b.ReadTime.Equal(memory.Epoch.Add(time.Second+time.Microsecond)) {
+		t.Fatalf("after Advance: %+v; want a heartbeat at the clock's time", b)
+	}
+	if n := ex.BillableReads(); n != 1 {
+		t.Errorf("%d billable reads; want 1, for the change delivered", n)
+	}
+	ex.Close()
+	if err := <-done; err == nil || errors.Is(err, context.Canceled) {
+		t.Fatalf("Changes of a closed extractor returned %v; want an error saying so", err)
+	}
+}

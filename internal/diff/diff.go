@@ -18,6 +18,7 @@ package diff
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -131,6 +132,35 @@ func (r *Report) Identical() bool {
 type Options struct {
 	// Samples is how many sample keys to keep per table and outcome.
 	Samples int
+	// OnDifference, when set, is called for every difference found
+	// (Mismatched, MissingInTarget, ExtraInTarget), in addition to the
+	// counts and samples of the report; rejected records, overflow and
+	// placeholder rows are not differences. It is called while the
+	// comparison's read-only transaction is open, from the goroutine that
+	// called Compare or Recheck, one difference at a time; an error from
+	// it stops the comparison and is returned unchanged.
+	OnDifference func(ctx context.Context, d Difference) error
+	// OnRejected, when set, is called for every source record that has no
+	// place in the target (Routed.Reject: a collection without a table),
+	// with Outcome Rejected and the record as Source, under the same terms
+	// as OnDifference. Sync's catch-up uses it to give new collections a
+	// table.
+	OnRejected func(ctx context.Context, d Difference) error
+}
+
+// Difference is one record on which the source and the target differ.
+type Difference struct {
+	// Outcome is Mismatched, MissingInTarget or ExtraInTarget.
+	Outcome string
+	// Table is the target table.
+	Table string
+	// Key is the record's source key (a document path, a uid, an object
+	// name); for ExtraInTarget, the key of the record the row was loaded
+	// from.
+	Key string
+	// Source is the source record, for Mismatched and MissingInTarget;
+	// nil for ExtraInTarget.
+	Source *record.Record
 }
 
 // Item is one keyed record on either side, ready to compare.
@@ -195,20 +225,57 @@ type KeyComparer interface {
 	CompareKeys(a, b []string) int
 }
 
+// TargetLookup is implemented by adapters that can read target rows by
+// key and count a table's rows: Recheck and CountRecords need it, and so
+// do unordered streams (KeyLookup).
+type TargetLookup interface {
+	// Lookup returns the target items of keys in table, by KeyString of
+	// their key; keys without a row (or with a row marked deleted, see
+	// loaders.DeletedAtColumn) are absent. Placeholder rows are present,
+	// with Placeholder set.
+	Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]string) (map[string]Item, error)
+	// Count returns the number of rows in table that stand for source
+	// records (placeholders and rows marked deleted excluded); 0 when the
+	// table does not exist.
+	Count(ctx context.Context, tx pgx.Tx, table string) (int64, error)
+}
+
 // KeyLookup is implemented by adapters whose source does not deliver
 // records in the target's key order (an export file, say). Their streams
 // are compared batch by batch instead of merged: the target rows of a batch
 // of source keys are looked up by key, and rows the source does not have
-// are counted (total rows minus those found), without samples.
+// are counted (total rows minus those found), without samples — and named,
+// for Options.OnDifference, when the adapter is a KeyScanner.
 type KeyLookup interface {
+	TargetLookup
 	// Ordered reports whether a stream's records come in key order.
 	Ordered(stream string) bool
-	// Lookup returns the target items of keys in table, by KeyString of
-	// their key; keys without a row are absent.
-	Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]string) (map[string]Item, error)
-	// Count returns the number of rows in table that stand for source
-	// records (placeholders excluded); 0 when the table does not exist.
-	Count(ctx context.Context, tx pgx.Tx, table string) (int64, error)
+}
+
+// KeyScanner is implemented by KeyLookup adapters that can name the rows
+// of a table that a comparison did not find in the source, so that
+// Options.OnDifference sees every row only the target has on the lookup
+// path. The engine keeps the keys it looked up in a temporary table of the
+// comparison's transaction (on the server, not in memory) and asks for the
+// rows whose key is not in it.
+type KeyScanner interface {
+	// ScanUnseen calls fn with every row of table (placeholders and rows
+	// marked deleted excluded) whose key is not in seen, the temporary
+	// table of the keys looked up: columns tbl (text, the table) and k
+	// (jsonb, the key as a JSON array of strings). Rows are read through a
+	// cursor inside tx, a chunk at a time; fn's error is returned
+	// unchanged.
+	ScanUnseen(ctx context.Context, tx pgx.Tx, table string, seen pgx.Identifier, fn func(Item) error) error
+}
+
+// KeyRouter is implemented by adapters that can place a source key
+// without its record, for Recheck of keys the source no longer has.
+type KeyRouter interface {
+	// RouteKey returns the table and target key a record with the source
+	// key key would have; ok is false when such a record would have no
+	// place in the target (no table for its collection, a key the target
+	// cannot hold, an object outside the compared bucket and prefix).
+	RouteKey(key string) (table string, targetKey []string, ok bool)
 }
 
 // KeyString joins a key into one map key.
@@ -218,7 +285,10 @@ func KeyString(key []string) string { return strings.Join(key, "\x00") }
 const lookupBatch = 500
 
 // Compare streams every record of ex's source and every row of the
-// adapter's tables and compares them.
+// adapter's tables and compares them. With opts.OnDifference set, every
+// difference is handed to it as it is found; on the lookup path
+// (KeyLookup) that needs the adapter to be a KeyScanner, and a role that
+// may create temporary tables (see KeyScanner).
 func Compare(ctx context.Context, ex extractors.Extractor, pool *pgxpool.Pool, a Adapter, opts Options) (*Report, error) {
 	if opts.Samples <= 0 {
 		opts.Samples = 5
@@ -229,19 +299,30 @@ func Compare(ctx context.Context, ex extractors.Extractor, pool *pgxpool.Pool, a
 		return nil, fmt.Errorf("listing the source: %w", err)
 	}
 	rep.ReadTime = readTime
-	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	// Rows only the target has are named on the lookup path by keeping the
+	// keys looked up in a temporary table, created before the transaction
+	// turns read-only (it is dropped with it).
+	var seen pgx.Identifier
+	if kl, ok := a.(KeyLookup); ok && opts.OnDifference != nil {
+		for _, st := range streams {
+			if kl.Ordered(st.Name) {
+				continue
+			}
+			if _, ok := a.(KeyScanner); !ok {
+				return nil, fmt.Errorf("comparing %ss: the source's records do not come in key order, and this kind cannot name the target rows the source lacks, "+
+					"which every difference being reported requires", a.Kind())
+			}
+			seen = pgx.Identifier{"baasmigrate_diff_seen"}
+		}
+	}
+	tx, err := beginSnapshot(ctx, pool, seen)
 	if err != nil {
-		return nil, fmt.Errorf("reading the target: %w", err)
+		return nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
-	c := &comparison{a: a, tx: tx, opts: opts, tables: map[string]*tableState{}, compare: CompareKeys}
-	if kc, ok := a.(KeyComparer); ok {
-		c.compare = kc.CompareKeys
-	}
-	for _, name := range a.Tables() {
-		c.report(name)
-	}
+	c := newComparison(a, tx, opts)
+	c.seen = seen
 	for _, st := range streams {
 		if err := c.stream(ctx, ex, st); err != nil {
 			return nil, err
@@ -253,15 +334,63 @@ func Compare(ctx context.Context, ex extractors.Extractor, pool *pgxpool.Pool, a
 			return nil, err
 		}
 	}
+	c.finish(rep)
+	if m, ok := ex.(extractors.ReadMeter); ok {
+		rep.SourceReads = m.BillableReads()
+	}
+	return rep, nil
+}
+
+// beginSnapshot starts the read-only, repeatable-read transaction a
+// comparison reads the target in. With seen set, it first creates that
+// temporary table (dropped when the transaction ends) to hold the keys
+// looked up (see KeyScanner); a read-only transaction may write temporary
+// tables but not create them.
+func beginSnapshot(ctx context.Context, pool *pgxpool.Pool, seen pgx.Identifier) (pgx.Tx, error) {
+	if seen == nil {
+		tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		if err != nil {
+			return nil, fmt.Errorf("reading the target: %w", err)
+		}
+		return tx, nil
+	}
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		return nil, fmt.Errorf("reading the target: %w", err)
+	}
+	for _, q := range []string{
+		"CREATE TEMPORARY TABLE " + seen.Sanitize() + " (tbl text NOT NULL, k jsonb NOT NULL, PRIMARY KEY (tbl, k)) ON COMMIT DROP",
+		"SET TRANSACTION READ ONLY",
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			tx.Rollback(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("preparing to name the target rows the source lacks (a temporary table of the keys compared): %w", err)
+		}
+	}
+	return tx, nil
+}
+
+func newComparison(a Adapter, tx pgx.Tx, opts Options) *comparison {
+	if opts.Samples <= 0 {
+		opts.Samples = 5
+	}
+	c := &comparison{a: a, tx: tx, opts: opts, tables: map[string]*tableState{}, compare: CompareKeys}
+	if kc, ok := a.(KeyComparer); ok {
+		c.compare = kc.CompareKeys
+	}
+	for _, name := range a.Tables() {
+		c.report(name)
+	}
+	return c
+}
+
+// finish adds the tables' reports to rep, sorted by table.
+func (c *comparison) finish(rep *Report) {
 	for _, ts := range c.tables {
 		ts.rep.sampled = nil
 		rep.Tables = append(rep.Tables, ts.rep)
 	}
 	sort.Slice(rep.Tables, func(i, j int) bool { return rep.Tables[i].Table < rep.Tables[j].Table })
-	if m, ok := ex.(extractors.ReadMeter); ok {
-		rep.SourceReads = m.BillableReads()
-	}
-	return rep, nil
 }
 
 type comparison struct {
@@ -272,6 +401,9 @@ type comparison struct {
 	n      int
 	// compare orders keys: the adapter's KeyComparer, or CompareKeys.
 	compare func(a, b []string) int
+	// seen, when set, is the temporary table of the keys looked up on the
+	// lookup path (see KeyScanner).
+	seen pgx.Identifier
 }
 
 type tableState struct {
@@ -333,14 +465,48 @@ func (c *comparison) sample(ts *tableState, s Sample) {
 	ts.rep.Samples = append(ts.rep.Samples, s)
 }
 
-// extra accounts for a target row the source does not have.
-func (c *comparison) extra(ts *tableState, it *Item) {
+// differ hands a difference to Options.OnDifference, when set.
+func (c *comparison) differ(ctx context.Context, ts *tableState, outcome, key string, rec *record.Record) error {
+	if c.opts.OnDifference == nil {
+		return nil
+	}
+	d := Difference{Outcome: outcome, Table: ts.rep.Table, Key: key}
+	if rec != nil {
+		r := *rec
+		d.Source = &r
+	}
+	return c.opts.OnDifference(ctx, d)
+}
+
+// rejected tells OnRejected about a record admit refused.
+func (c *comparison) rejected(ctx context.Context, rec record.Record, r Routed) error {
+	if c.opts.OnRejected == nil {
+		return nil
+	}
+	table := r.Table
+	if table == "" {
+		table = "(no table)"
+	}
+	return c.opts.OnRejected(ctx, Difference{Outcome: Rejected, Table: table, Key: rec.Key, Source: &rec})
+}
+
+// extra accounts for a target row the source does not have; key is the
+// source key it stands for.
+func (c *comparison) extra(ctx context.Context, ts *tableState, it *Item, key string) error {
 	if it.Placeholder {
 		ts.rep.Placeholders++
-		return
+		return nil
 	}
 	ts.rep.ExtraInTarget++
 	c.sample(ts, Sample{Outcome: ExtraInTarget, Key: it.Label})
+	return c.differ(ctx, ts, ExtraInTarget, key, nil)
+}
+
+// missing accounts for a source record the target lacks.
+func (c *comparison) missing(ctx context.Context, ts *tableState, rec record.Record, r Routed) error {
+	ts.rep.MissingInTarget++
+	c.sample(ts, Sample{Outcome: MissingInTarget, Key: r.Label})
+	return c.differ(ctx, ts, MissingInTarget, rec.Key, &rec)
 }
 
 func (c *comparison) stream(ctx context.Context, ex extractors.Extractor, st extractors.Stream) error {
@@ -362,9 +528,15 @@ func (c *comparison) stream(ctx context.Context, ex extractors.Extractor, st ext
 	return nil
 }
 
+// routedRecord is a source record with where it goes.
+type routedRecord struct {
+	rec record.Record
+	r   Routed
+}
+
 // lookupStream compares an unordered stream batch by batch.
 func (c *comparison) lookupStream(ctx context.Context, kl KeyLookup, ex extractors.Extractor, st extractors.Stream, rt time.Time) error {
-	pending := map[string][]Routed{}
+	pending := map[string][]routedRecord{}
 	found := map[string]int64{}
 	flush := func(table string) error {
 		batch := pending[table]
@@ -373,23 +545,29 @@ func (c *comparison) lookupStream(ctx context.Context, kl KeyLookup, ex extracto
 		}
 		delete(pending, table)
 		keys := make([][]string, len(batch))
-		for i, r := range batch {
-			keys[i] = r.Key
+		for i, b := range batch {
+			keys[i] = b.r.Key
 		}
 		items, err := kl.Lookup(ctx, c.tx, table, keys)
 		if err != nil {
 			return err
 		}
+		if err := c.remember(ctx, table, keys); err != nil {
+			return err
+		}
 		ts := c.report(table)
-		for _, r := range batch {
-			it, ok := items[KeyString(r.Key)]
+		for _, b := range batch {
+			it, ok := items[KeyString(b.r.Key)]
 			if !ok || it.Placeholder {
-				ts.rep.MissingInTarget++
-				c.sample(ts, Sample{Outcome: MissingInTarget, Key: r.Label})
+				if err := c.missing(ctx, ts, b.rec, b.r); err != nil {
+					return err
+				}
 				continue
 			}
 			found[table]++
-			c.match(ts, r, it)
+			if err := c.match(ctx, ts, b.rec, b.r, it); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
@@ -397,9 +575,9 @@ func (c *comparison) lookupStream(ctx context.Context, kl KeyLookup, ex extracto
 		err := ex.Read(ctx, p, rt, "", func(rec record.Record) error {
 			r := c.a.Route(rec)
 			if !c.admit(rec, r) {
-				return nil
+				return c.rejected(ctx, rec, r)
 			}
-			pending[r.Table] = append(pending[r.Table], r)
+			pending[r.Table] = append(pending[r.Table], routedRecord{rec, r})
 			if len(pending[r.Table]) >= lookupBatch {
 				return flush(r.Table)
 			}
@@ -413,15 +591,46 @@ func (c *comparison) lookupStream(ctx context.Context, kl KeyLookup, ex extracto
 		if err := flush(table); err != nil {
 			return err
 		}
-		n, err := kl.Count(ctx, c.tx, table)
-		if err != nil {
-			return err
-		}
 		ts := c.report(table)
-		ts.rep.ExtraInTarget += n - found[table]
+		if c.seen != nil {
+			// Every row only the target has, named.
+			err := c.a.(KeyScanner).ScanUnseen(ctx, c.tx, table, c.seen, func(it Item) error {
+				return c.extra(ctx, ts, &it, it.Label)
+			})
+			if err != nil {
+				return err
+			}
+		} else {
+			n, err := kl.Count(ctx, c.tx, table)
+			if err != nil {
+				return err
+			}
+			ts.rep.ExtraInTarget += n - found[table]
+		}
 		// The table's rows are accounted for; the final drain must not
 		// read them again.
 		ts.opened, ts.done = true, true
+	}
+	return nil
+}
+
+// remember adds keys of table to the temporary table of keys looked up,
+// when there is one.
+func (c *comparison) remember(ctx context.Context, table string, keys [][]string) error {
+	if c.seen == nil {
+		return nil
+	}
+	texts := make([]string, len(keys))
+	for i, k := range keys {
+		b, err := json.Marshal(k)
+		if err != nil {
+			return err
+		}
+		texts[i] = string(b)
+	}
+	_, err := c.tx.Exec(ctx, "INSERT INTO "+c.seen.Sanitize()+" (tbl, k) SELECT $1, x::jsonb FROM unnest($2::text[]) x ON CONFLICT DO NOTHING", table, texts)
+	if err != nil {
+		return fmt.Errorf("noting the keys compared in %s: %w", table, err)
 	}
 	return nil
 }
@@ -449,18 +658,19 @@ func (c *comparison) admit(rec record.Record, r Routed) bool {
 }
 
 // match compares a source record with the target row of the same key.
-func (c *comparison) match(ts *tableState, r Routed, it Item) {
+func (c *comparison) match(ctx context.Context, ts *tableState, rec record.Record, r Routed, it Item) error {
 	if it.Problem != "" {
 		ts.rep.Mismatched++
 		c.sample(ts, Sample{Outcome: Mismatched, Key: r.Label, Reason: it.Problem})
-		return
+		return c.differ(ctx, ts, Mismatched, rec.Key, &rec)
 	}
 	if Checksum(it.Fields) == Checksum(r.Fields) {
 		ts.rep.Matching++
-		return
+		return nil
 	}
 	ts.rep.Mismatched++
 	c.sample(ts, Sample{Outcome: Mismatched, Key: r.Label, Fields: DifferingFields(r.Fields, it.Fields)})
+	return c.differ(ctx, ts, Mismatched, rec.Key, &rec)
 }
 
 // drain counts a table's remaining target rows as extra.
@@ -471,8 +681,10 @@ func (c *comparison) drain(ctx context.Context, table string) error {
 		if err != nil || it == nil {
 			return err
 		}
-		c.extra(ts, it)
 		ts.head = nil
+		if err := c.extra(ctx, ts, it, it.Label); err != nil {
+			return err
+		}
 	}
 }
 
@@ -480,7 +692,7 @@ func (c *comparison) drain(ctx context.Context, table string) error {
 func (c *comparison) record(ctx context.Context, rec record.Record) error {
 	r := c.a.Route(rec)
 	if !c.admit(rec, r) {
-		return nil
+		return c.rejected(ctx, rec, r)
 	}
 	ts := c.report(r.Table)
 	if ts.lastKey != nil && c.compare(r.Key, ts.lastKey) <= 0 {
@@ -493,28 +705,23 @@ func (c *comparison) record(ctx context.Context, rec record.Record) error {
 			return err
 		}
 		if head == nil {
-			ts.rep.MissingInTarget++
-			c.sample(ts, Sample{Outcome: MissingInTarget, Key: r.Label})
-			return nil
+			return c.missing(ctx, ts, rec, r)
 		}
 		switch cmp := c.compare(head.Key, r.Key); {
 		case cmp < 0:
-			c.extra(ts, head)
 			ts.head = nil
+			if err := c.extra(ctx, ts, head, head.Label); err != nil {
+				return err
+			}
 			continue
 		case cmp > 0:
-			ts.rep.MissingInTarget++
-			c.sample(ts, Sample{Outcome: MissingInTarget, Key: r.Label})
-			return nil
+			return c.missing(ctx, ts, rec, r)
 		}
 		ts.head = nil
 		if head.Placeholder {
-			ts.rep.MissingInTarget++
-			c.sample(ts, Sample{Outcome: MissingInTarget, Key: r.Label})
-			return nil
+			return c.missing(ctx, ts, rec, r)
 		}
-		c.match(ts, r, *head)
-		return nil
+		return c.match(ctx, ts, rec, r, *head)
 	}
 }
 

@@ -27,8 +27,10 @@ type Documents struct {
 }
 
 var (
-	_ Adapter     = (*Documents)(nil)
-	_ KeyComparer = (*Documents)(nil)
+	_ Adapter      = (*Documents)(nil)
+	_ KeyComparer  = (*Documents)(nil)
+	_ TargetLookup = (*Documents)(nil)
+	_ KeyRouter    = (*Documents)(nil)
 )
 
 // NewDocuments prepares comparing documents through mapping m. order is
@@ -126,7 +128,58 @@ func (c documentCursor) Next(ctx context.Context) (Item, bool, error) {
 	if err != nil || !ok {
 		return Item{}, ok, err
 	}
-	return Item{Key: row.Key, Label: row.Path, Fields: withTimes(row.Fields, row.CreateTime, row.UpdateTime), Placeholder: row.Missing, Problem: row.Problem}, true, nil
+	return documentItem(row), true, nil
+}
+
+// documentItem is the compared item of a row read back.
+func documentItem(row postgres.DocumentRow) Item {
+	return Item{Key: row.Key, Label: row.Path, Fields: withTimes(row.Fields, row.CreateTime, row.UpdateTime), Placeholder: row.Missing, Problem: row.Problem}
+}
+
+// Lookup reads the rows of keys in table (see TargetLookup).
+func (d *Documents) Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]string) (map[string]Item, error) {
+	out := map[string]Item{}
+	t := d.byName[table]
+	if t == nil || len(keys) == 0 {
+		return out, nil
+	}
+	ok, err := postgres.TableExists(ctx, tx, d.m.Schema, t.Name)
+	if err != nil || !ok {
+		return out, err
+	}
+	err = postgres.LookupDocuments(ctx, tx, d.m, d.tr, t, keys, func(row postgres.DocumentRow) error {
+		out[KeyString(row.Key)] = documentItem(row)
+		return nil
+	})
+	return out, err
+}
+
+// Count returns the number of documents in table (see TargetLookup).
+func (d *Documents) Count(ctx context.Context, tx pgx.Tx, table string) (int64, error) {
+	t := d.byName[table]
+	if t == nil {
+		return 0, nil
+	}
+	return postgres.CountDocuments(ctx, tx, d.m, t)
+}
+
+// RouteKey places a document path: the table of its collection pattern
+// (among the compared ones) and its key, the ancestor IDs then its own.
+func (d *Documents) RouteKey(path string) (string, []string, bool) {
+	pattern, ids, err := mappings.PatternOf(path)
+	if err != nil {
+		return "", nil, false
+	}
+	t := d.m.TableFor(pattern)
+	if t == nil || d.byName[t.Name] != t {
+		return "", nil, false
+	}
+	for _, id := range ids {
+		if record.TextProblem(id) != "" {
+			return "", nil, false
+		}
+	}
+	return t.Name, ids, true
 }
 
 // Names of the document times in compared content. Field names of the

@@ -56,7 +56,11 @@ type Files struct {
 	copy copyTally
 }
 
-var _ Adapter = (*Files)(nil)
+var (
+	_ Adapter      = (*Files)(nil)
+	_ TargetLookup = (*Files)(nil)
+	_ KeyRouter    = (*Files)(nil)
+)
 
 // FilesConfig says what to compare files with.
 type FilesConfig struct {
@@ -209,9 +213,10 @@ func fileJSONValue(text []byte) record.Value {
 	return record.String(string(text))
 }
 
-// query is the SELECT of the bucket's rows under the prefix, in the byte
-// order of names, with jsonb and text[] read as JSON text.
-func (a *Files) query(ctx context.Context, tx pgx.Tx) (string, error) {
+// query is the SELECT of the bucket's rows under the prefix (rows marked
+// deleted excluded) that also meet cond ("" for none), with jsonb and
+// text[] read as JSON text; ordered, in the byte order of names.
+func (a *Files) query(ctx context.Context, tx pgx.Tx, cond string, ordered bool) (string, error) {
 	var sel []string
 	for _, c := range a.cols {
 		q := pgx.Identifier{c.Name}.Sanitize()
@@ -228,6 +233,18 @@ func (a *Files) query(ctx context.Context, tx pgx.Tx) (string, error) {
 	if a.prefix != "" {
 		where += " AND starts_with(name, " + textLiteral(a.prefix) + ` COLLATE "C")`
 	}
+	live, err := postgres.LiveRows(ctx, tx, a.sink.Schema(), a.sink.Name(), "")
+	if err != nil {
+		return "", err
+	}
+	where += " AND " + live
+	if cond != "" {
+		where += " AND " + cond
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(sel, ", "), pgx.Identifier{a.sink.Schema(), a.sink.Name()}.Sanitize(), where)
+	if !ordered {
+		return q, nil
+	}
 	// Byte order is COLLATE "C" in a UTF-8 database; in any other, the
 	// names' UTF-8 bytes are compared.
 	var utf8 bool
@@ -238,8 +255,7 @@ func (a *Files) query(ctx context.Context, tx pgx.Tx) (string, error) {
 	if !utf8 {
 		order = `convert_to(name, 'UTF8')`
 	}
-	return fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s", strings.Join(sel, ", "),
-		pgx.Identifier{a.sink.Schema(), a.sink.Name()}.Sanitize(), where, order), nil
+	return q + " ORDER BY " + order, nil
 }
 
 // textLiteral writes s as an SQL expression that cannot be anything but
@@ -262,7 +278,7 @@ func (a *Files) Open(ctx context.Context, tx pgx.Tx, table string) (TargetCursor
 		a.copy.targetEnd()
 		return nil, nil
 	}
-	q, err := a.query(ctx, tx)
+	q, err := a.query(ctx, tx, "", true)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +318,6 @@ func (c *fileCursor) Next(ctx context.Context) (Item, bool, error) {
 // fill reads the next chunk of rows and adds to each what the object
 // store holds for it.
 func (c *fileCursor) fill(ctx context.Context) error {
-	var files []record.File
 	for len(c.buf) < c.a.chunk {
 		vals, ok, err := c.c.Next(ctx)
 		if err != nil {
@@ -317,26 +332,116 @@ func (c *fileCursor) fill(ctx context.Context) error {
 		}
 		c.last = it.Key
 		c.buf = append(c.buf, it)
-		files = append(files, rowFile(it))
 	}
-	if len(files) == 0 {
+	return c.a.inspect(ctx, c.buf)
+}
+
+// inspect adds to each item what the object store holds for its row.
+func (a *Files) inspect(ctx context.Context, items []Item) error {
+	if len(items) == 0 {
 		return nil
 	}
-	verdicts, err := c.a.store.Inspect(ctx, files)
+	files := make([]record.File, len(items))
+	for i, it := range items {
+		files[i] = rowFile(it)
+	}
+	verdicts, err := a.store.Inspect(ctx, files)
 	if err != nil {
 		return err
 	}
 	for i, v := range verdicts {
 		switch v {
 		case objectstore.Absent:
-			c.buf[i].Fields[FieldObject] = record.String("missing")
+			items[i].Fields[FieldObject] = record.String("missing")
 		case objectstore.OtherSize:
-			c.buf[i].Fields[FieldObjectSize] = record.String("differs from the row")
+			items[i].Fields[FieldObjectSize] = record.String("differs from the row")
 		case objectstore.OtherChecksum:
-			c.buf[i].Fields[FieldObjectChecksum] = record.String("differs from the row")
+			items[i].Fields[FieldObjectChecksum] = record.String("differs from the row")
 		}
 	}
 	return nil
+}
+
+// Lookup reads the rows of keys (bucket, name) in the table, with what
+// the object store holds for each (see TargetLookup). A Files adapter
+// that looks rows up no longer adds up BytesToCopy: that follows a
+// merge only.
+func (a *Files) Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]string) (map[string]Item, error) {
+	a.copy.off = true
+	out := map[string]Item{}
+	if table != a.table || len(keys) == 0 {
+		return out, nil
+	}
+	ok, err := postgres.TableExists(ctx, tx, a.sink.Schema(), a.sink.Name())
+	if err != nil || !ok {
+		return out, err
+	}
+	var names []string
+	for _, k := range keys {
+		if len(k) == 2 && k[0] == a.bucket {
+			names = append(names, k[1])
+		}
+	}
+	// Rows are keyed below by their own names: a row that a column's
+	// collation takes as equal to a name looked up is not consulted.
+	q, err := a.query(ctx, tx, "name = ANY($1::text[])", false)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, q, names)
+	if err != nil {
+		return nil, fmt.Errorf("looking up objects in %s: %w", a.table, err)
+	}
+	var items []Item
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("looking up objects in %s: %w", a.table, err)
+		}
+		items = append(items, a.item(vals))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("looking up objects in %s: %w", a.table, err)
+	}
+	if err := a.inspect(ctx, items); err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		out[KeyString(it.Key)] = it
+	}
+	return out, nil
+}
+
+// Count returns the number of rows of the bucket's objects under the
+// prefix (rows marked deleted excluded); 0 when the table does not exist.
+func (a *Files) Count(ctx context.Context, tx pgx.Tx, table string) (int64, error) {
+	if table != a.table {
+		return 0, nil
+	}
+	ok, err := postgres.TableExists(ctx, tx, a.sink.Schema(), a.sink.Name())
+	if err != nil || !ok {
+		return 0, err
+	}
+	q, err := a.query(ctx, tx, "", false)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM ("+q+") rows").Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting %s: %w", a.table, err)
+	}
+	return n, nil
+}
+
+// RouteKey places an object name: the metadata table, keyed (bucket,
+// name), for names under the compared prefix the table can hold.
+func (a *Files) RouteKey(name string) (string, []string, bool) {
+	if name == "" || !strings.HasPrefix(name, a.prefix) || record.TextProblem(name) != "" {
+		return "", nil, false
+	}
+	return a.table, []string{a.bucket, name}, true
 }
 
 // rowFile is what a row says of its object: name, size and checksums. A
@@ -377,6 +482,8 @@ type copyTally struct {
 	targets []copyTarget
 	ended   bool
 	bytes   int64
+	// off stops the tally: the adapter looks rows up instead of merging.
+	off bool
 	// missing and mismatched count what the engine counts the same way,
 	// so that tests can check the tally follows its merge.
 	missing, mismatched int64
@@ -396,12 +503,18 @@ type copyTarget struct {
 // source notes a source item; the ones before it are settled by now: the
 // engine has read the target past each of them.
 func (t *copyTally) source(it Item, size int64) {
+	if t.off {
+		return
+	}
 	t.settle(false)
 	t.sources = append(t.sources, copySource{key: it.Key, sum: Checksum(it.Fields), size: size})
 }
 
 // target notes a row the engine reads.
 func (t *copyTally) target(it Item) {
+	if t.off {
+		return
+	}
 	t.targets = append(t.targets, copyTarget{key: it.Key, sum: Checksum(it.Fields)})
 }
 

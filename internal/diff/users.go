@@ -63,6 +63,8 @@ type Users struct {
 var (
 	_ KeyLookup   = (*Users)(nil)
 	_ KeyComparer = (*Users)(nil)
+	_ KeyScanner  = (*Users)(nil)
+	_ KeyRouter   = (*Users)(nil)
 )
 
 // NewUsers prepares comparing users with the tables cfg describes;
@@ -398,10 +400,13 @@ func canonicalNumber(s string) string {
 type targetQuery struct {
 	sql  string
 	cols int // the users columns selected first
+	// live is the condition of the rows that stand for users (not marked
+	// deleted, see loaders.DeletedAtColumn).
+	live string
 }
 
-// query returns the SELECT of users rows inside tx; a WHERE or an ORDER
-// BY is appended to it.
+// query returns the SELECT of users rows inside tx; a WHERE (with the
+// condition live) and an ORDER BY are appended to it.
 func (a *Users) query(ctx context.Context, tx pgx.Tx) (targetQuery, error) {
 	if a.built.tx == tx && a.built.q.sql != "" {
 		return a.built.q, nil
@@ -479,7 +484,11 @@ func (a *Users) buildQuery(ctx context.Context, tx pgx.Tx) (targetQuery, error) 
 	} else {
 		sel = append(sel, "false", "NULL::text", "NULL::text")
 	}
-	return targetQuery{sql: "SELECT " + strings.Join(sel, ", ") + " FROM " + from, cols: len(a.cols.user)}, nil
+	live, err := postgres.LiveRows(ctx, tx, a.schema, postgres.UsersTable, "u")
+	if err != nil {
+		return targetQuery{}, err
+	}
+	return targetQuery{sql: "SELECT " + strings.Join(sel, ", ") + " FROM " + from, cols: len(a.cols.user), live: live}, nil
 }
 
 // item rebuilds a user from the values of a query row.
@@ -559,7 +568,7 @@ func (a *Users) Open(ctx context.Context, tx pgx.Tx, table string) (TargetCursor
 		order = record.ByteOrder
 	}
 	a.cursors++
-	c, err := postgres.OpenCursor(ctx, tx, fmt.Sprintf("diff_users_%d", a.cursors), q.sql+" ORDER BY "+order.OrderBy("u.uid"), 500)
+	c, err := postgres.OpenCursor(ctx, tx, fmt.Sprintf("diff_users_%d", a.cursors), q.sql+" WHERE "+q.live+" ORDER BY "+order.OrderBy("u.uid"), 500)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", a.table, err)
 	}
@@ -610,7 +619,7 @@ func (a *Users) Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]st
 	for i, k := range keys {
 		uids[i] = k[0]
 	}
-	rows, err := tx.Query(ctx, q.sql+" WHERE u.uid = ANY($1::text[])", uids)
+	rows, err := tx.Query(ctx, q.sql+" WHERE "+q.live+" AND u.uid = ANY($1::text[])", uids)
 	if err != nil {
 		return nil, fmt.Errorf("looking up users in %s: %w", a.table, err)
 	}
@@ -632,8 +641,8 @@ func (a *Users) Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]st
 	return out, nil
 }
 
-// Count returns the number of users in the table; 0 when it does not
-// exist.
+// Count returns the number of users in the table (rows marked deleted
+// excluded); 0 when it does not exist.
 func (a *Users) Count(ctx context.Context, tx pgx.Tx, table string) (int64, error) {
 	if table != a.table {
 		return 0, nil
@@ -642,9 +651,59 @@ func (a *Users) Count(ctx context.Context, tx pgx.Tx, table string) (int64, erro
 	if err != nil || !ok {
 		return 0, err
 	}
+	live, err := postgres.LiveRows(ctx, tx, a.schema, postgres.UsersTable, "")
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{a.schema, postgres.UsersTable}.Sanitize()).Scan(&n); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{a.schema, postgres.UsersTable}.Sanitize()+` WHERE `+live).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting %s: %w", a.table, err)
 	}
 	return n, nil
+}
+
+// RouteKey places a uid: the users table, keyed by it.
+func (a *Users) RouteKey(uid string) (string, []string, bool) {
+	if uid == "" || record.TextProblem(uid) != "" {
+		return "", nil, false
+	}
+	return a.table, []string{uid}, true
+}
+
+// ScanUnseen calls fn with every user of the table (rows marked deleted
+// excluded) whose key is not in seen (see KeyScanner).
+func (a *Users) ScanUnseen(ctx context.Context, tx pgx.Tx, table string, seen pgx.Identifier, fn func(Item) error) error {
+	if table != a.table {
+		return nil
+	}
+	ok, err := postgres.TableExists(ctx, tx, a.schema, postgres.UsersTable)
+	if err != nil || !ok {
+		return err
+	}
+	q, err := a.query(ctx, tx)
+	if err != nil {
+		return err
+	}
+	a.cursors++
+	c, err := postgres.OpenCursor(ctx, tx, fmt.Sprintf("diff_users_%d", a.cursors), q.sql+" WHERE "+q.live+
+		" AND NOT EXISTS (SELECT 1 FROM "+seen.Sanitize()+" s WHERE s.tbl = "+textLiteral(a.table)+" AND s.k = jsonb_build_array(u.uid))", 500)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", a.table, err)
+	}
+	for {
+		vals, ok, err := c.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", a.table, err)
+		}
+		if !ok {
+			return nil
+		}
+		it, err := a.item(q, vals)
+		if err != nil {
+			return err
+		}
+		if err := fn(it); err != nil {
+			return err
+		}
+	}
 }

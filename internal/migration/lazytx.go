@@ -21,6 +21,11 @@ type lazyTx struct {
 
 var _ pgx.Tx = (*lazyTx)(nil)
 
+// LazyTx returns a transaction on pool that begins with its first
+// statement (see lazyTx); Commit without any statement commits nothing.
+// Roll it back when done, as any pgx.Tx.
+func LazyTx(pool *pgxpool.Pool) pgx.Tx { return &lazyTx{pool: pool} }
+
 func (l *lazyTx) get(ctx context.Context) (pgx.Tx, error) {
 	if l.tx == nil && l.err == nil {
 		l.tx, l.err = l.pool.Begin(ctx)

@@ -88,6 +88,10 @@ type MappingRequest struct {
 	// NoInfer forbids scanning the source for a mapping (verify: it
 	// compares with what migrate did, not with a guess).
 	NoInfer bool
+	// Synced prefers, in State, the mapping `sync` extended with tables
+	// for collections that appeared after the copy (verify and cutover
+	// compare with what sync did; migrate keeps its run's mapping).
+	Synced bool
 	// Workers and Sample tune the inference (see Infer).
 	Workers, Sample int
 }
@@ -96,6 +100,7 @@ type MappingRequest struct {
 const (
 	MappingFromFile     = "file"
 	MappingFromRun      = "run"
+	MappingFromSync     = "sync"
 	MappingFromInferred = "inferred"
 )
 
@@ -115,7 +120,8 @@ type ChosenMapping struct {
 var ErrNoMapping = errors.New("no mapping: none given, none stored with a run of the job, and inferring one is not allowed")
 
 // ChooseMapping picks the mapping a documents job reading ex uses, in
-// order: the file req.Path; the one stored (Job.Config "mapping") with the
+// order: the file req.Path; with req.Synced, the one sync extended; the
+// one stored (Job.Config "mapping") with the
 // interrupted, or else the last finished, run of the same job (kind and
 // ex.Source()), unless req.Restart; one inferred from the source (Infer),
 // unless req.NoInfer, in which case the error is ErrNoMapping.
@@ -129,6 +135,19 @@ func ChooseMapping(ctx context.Context, ex extractors.Extractor, req MappingRequ
 	}
 	if req.State != nil && !req.Restart {
 		job := postgres.Job(record.KindDocument, ex.Source())
+		if req.Synced {
+			text, err := req.State.SyncMapping(ctx, job)
+			if err != nil {
+				return nil, err
+			}
+			if text != "" {
+				m, err := mappings.Parse([]byte(text), "(mapping extended by sync)")
+				if err != nil {
+					return nil, err
+				}
+				return &ChosenMapping{Mapping: m, From: MappingFromSync}, nil
+			}
+		}
 		run, err := req.State.RunningRun(ctx, job)
 		if err != nil {
 			return nil, err

@@ -646,7 +646,7 @@ func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b
 	if err != nil {
 		return err
 	}
-	counts, rejects, err := tally(b.recs, out, time.Since(began))
+	counts, rejects, err := Tally(b.recs, out, time.Since(began))
 	if err != nil {
 		return err
 	}
@@ -729,8 +729,8 @@ func (w *wallTime) total() time.Duration {
 	return d
 }
 
-// tally turns a sink's outcome into per-table counts and stored rejects.
-func tally(recs []record.Record, out loaders.Outcome, took time.Duration) (map[string]postgres.TableCounts, []postgres.Reject, error) {
+// Tally turns a sink's outcome into per-table counts and stored rejects.
+func Tally(recs []record.Record, out loaders.Outcome, took time.Duration) (map[string]postgres.TableCounts, []postgres.Reject, error) {
 	if len(out.Tables) != len(recs) {
 		return nil, nil, fmt.Errorf("sink reported %d outcomes for %d records", len(out.Tables), len(recs))
 	}

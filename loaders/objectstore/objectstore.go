@@ -197,6 +197,8 @@ type target interface {
 	// nothing, at most concurrency requests or reads at a time (see
 	// Store.Inspect).
 	inspect(ctx context.Context, keys []string, files []record.File, concurrency int) ([]Verdict, error)
+	// remove deletes the object at key; an absent object is no error.
+	remove(ctx context.Context, key string) error
 }
 
 // stored is what a target reported about an object it just stored.

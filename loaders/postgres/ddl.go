@@ -29,6 +29,20 @@ type Statement struct {
 // resolve by itself — a column whose type differs from the mapping's — are
 // returned together as one error naming each.
 func SchemaChanges(ctx context.Context, db loaders.DB, m *mappings.Mapping) ([]Statement, error) {
+	return SchemaChangesWith(ctx, db, m, SchemaOptions{})
+}
+
+// SchemaOptions are what SchemaChangesWith and ApplySchemaWith add to the
+// tables of a mapping besides its columns.
+type SchemaOptions struct {
+	// SoftDeletes gives every table the column loaders.DeletedAtColumn
+	// (timestamptz, NULL for live rows), added in place to existing
+	// tables: what soft deletes mark (see Documents.SetSoftDeletes).
+	SoftDeletes bool
+}
+
+// SchemaChangesWith is SchemaChanges with the additions of opts.
+func SchemaChangesWith(ctx context.Context, db loaders.DB, m *mappings.Mapping, opts SchemaOptions) ([]Statement, error) {
 	var out []Statement
 	var conflicts []string
 	var exists bool
@@ -50,9 +64,16 @@ func SchemaChanges(ctx context.Context, db loaders.DB, m *mappings.Mapping) ([]S
 		if cols == nil {
 			out = append(out, Statement{
 				What: fmt.Sprintf("create table %s for collection %s", name.Sanitize(), t.Collection),
-				SQL:  createTableSQL(m, t),
+				SQL:  createTableSQL(m, t, opts.SoftDeletes),
 			})
 		} else {
+			if _, ok := cols[loaders.DeletedAtColumn]; opts.SoftDeletes && !ok {
+				out = append(out, Statement{
+					What: fmt.Sprintf("add column %s to %s (deletion time, for soft deletes)", loaders.DeletedAtColumn, name.Sanitize()),
+					SQL: fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s timestamptz", name.Sanitize(),
+						pgx.Identifier{loaders.DeletedAtColumn}.Sanitize()),
+				})
+			}
 			for _, c := range documentColumns(t) {
 				have, ok := cols[c.name]
 				if !ok {
@@ -151,6 +172,12 @@ func parentKeyChanges(ctx context.Context, db loaders.DB, m *mappings.Mapping, t
 // claiming the mapping's tables for o (see ClaimTables): when another
 // source owns one of them it changes nothing and says so.
 func ApplySchema(ctx context.Context, db loaders.DB, m *mappings.Mapping, o Owner) error {
+	return ApplySchemaWith(ctx, db, m, o, SchemaOptions{})
+}
+
+// ApplySchemaWith is ApplySchema with the additions of opts
+// (SchemaChangesWith).
+func ApplySchemaWith(ctx context.Context, db loaders.DB, m *mappings.Mapping, o Owner, opts SchemaOptions) error {
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("creating tables: %w", err)
@@ -163,7 +190,7 @@ func ApplySchema(ctx context.Context, db loaders.DB, m *mappings.Mapping, o Owne
 	if err := ClaimTables(ctx, tx, o, MappingTables(m)); err != nil {
 		return err
 	}
-	stmts, err := SchemaChanges(ctx, tx, m)
+	stmts, err := SchemaChangesWith(ctx, tx, m, opts)
 	if err != nil {
 		return err
 	}
@@ -214,7 +241,7 @@ func documentColumns(t *mappings.Table) []column {
 	)
 }
 
-func createTableSQL(m *mappings.Mapping, t *mappings.Table) string {
+func createTableSQL(m *mappings.Mapping, t *mappings.Table, softDeletes bool) string {
 	var defs []string
 	for _, c := range documentColumns(t) {
 		d := pgx.Identifier{c.name}.Sanitize() + " " + c.ddlType
@@ -225,6 +252,9 @@ func createTableSQL(m *mappings.Mapping, t *mappings.Table) string {
 			d += " NOT NULL DEFAULT false"
 		}
 		defs = append(defs, d)
+	}
+	if softDeletes {
+		defs = append(defs, pgx.Identifier{loaders.DeletedAtColumn}.Sanitize()+" timestamptz")
 	}
 	defs = append(defs, fmt.Sprintf("CONSTRAINT %s PRIMARY KEY (%s)",
 		pgx.Identifier{pkeyName(m, t)}.Sanitize(), quoteAll(t.KeyColumns())))

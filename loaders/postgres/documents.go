@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -21,11 +22,24 @@ type Documents struct {
 	defs    map[*mappings.Table]*tableDef
 	// placeholderSQL inserts missing-parent rows per table.
 	placeholderSQL map[*mappings.Table]string
-	order          []*mappings.Table // parents before children
-	owner          Owner
+	// lockSQL share-locks rows per table, in key order, by key.
+	lockSQL map[*mappings.Table]string
+	order   []*mappings.Table // parents before children
+	owner   Owner
+	// soft makes Prepare add loaders.DeletedAtColumn to every table
+	// (SetSoftDeletes); marked lists the tables that have it, whose
+	// upserts clear it (nil until Prepare or the first batch reads the
+	// catalog, under detecting).
+	soft      bool
+	marked    map[*mappings.Table]bool
+	detecting sync.Mutex
 }
 
-var _ loaders.Sink = (*Documents)(nil)
+var (
+	_ loaders.Sink        = (*Documents)(nil)
+	_ loaders.Deleter     = (*Documents)(nil)
+	_ loaders.SoftDeleter = (*Documents)(nil)
+)
 
 // NewDocuments prepares loading into the tables of m (validated).
 func NewDocuments(m *mappings.Mapping) (*Documents, error) {
@@ -33,36 +47,83 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, order: tablesByDepth(m)}
+	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, lockSQL: map[*mappings.Table]string{}, order: tablesByDepth(m)}
+	d.buildDefs(nil)
 	for _, t := range m.Tables {
-		var names, types, keyTypes []string
-		for _, c := range documentColumns(t) {
-			names = append(names, c.name)
-			types = append(types, c.ddlType)
-			if c.key {
-				keyTypes = append(keyTypes, "text[]")
-			}
-		}
 		name := pgx.Identifier{m.Schema, t.Name}
-		d.defs[t] = newTableDef(name, names, types, t.KeyColumns())
-		params := make([]string, len(keyTypes))
-		for i := range keyTypes {
+		params := make([]string, len(t.KeyColumns()))
+		for i := range params {
 			params[i] = fmt.Sprintf("$%d::text[]", i+1)
 		}
 		d.placeholderSQL[t] = fmt.Sprintf("INSERT INTO %s (%s, %s) SELECT *, true FROM unnest(%s) ON CONFLICT DO NOTHING",
 			name.Sanitize(), quoteAll(t.KeyColumns()), pgx.Identifier{mappings.ColMissing}.Sanitize(), strings.Join(params, ", "))
+		d.lockSQL[t] = fmt.Sprintf("SELECT 1 FROM %s t WHERE %s ORDER BY %s FOR KEY SHARE", name.Sanitize(), keyIn(t, "t"), quoteAll(t.KeyColumns()))
 	}
 	return d, nil
+}
+
+// buildDefs prepares the upserts into the mapping's tables; those of the
+// tables in marked also set loaders.DeletedAtColumn to NULL, so that a
+// document written again after a soft delete is live again.
+func (d *Documents) buildDefs(marked map[*mappings.Table]bool) {
+	d.marked = marked
+	for _, t := range d.mapping.Tables {
+		var names, types []string
+		for _, c := range documentColumns(t) {
+			names = append(names, c.name)
+			types = append(types, c.ddlType)
+		}
+		if marked[t] {
+			names = append(names, loaders.DeletedAtColumn)
+			types = append(types, "timestamptz")
+		}
+		d.defs[t] = newTableDef(pgx.Identifier{d.mapping.Schema, t.Name}, names, types, t.KeyColumns())
+	}
 }
 
 // SetOwner makes Prepare claim the mapping's tables for o, refusing
 // tables another source owns (see ClaimTables).
 func (d *Documents) SetOwner(o Owner) { d.owner = o }
 
+// SetSoftDeletes makes Prepare give every table of the mapping the column
+// loaders.DeletedAtColumn, which Delete with soft set marks. Call it before
+// Prepare.
+func (d *Documents) SetSoftDeletes(on bool) { d.soft = on }
+
 // Prepare claims the mapping's tables and creates its schema, tables,
-// columns and foreign keys.
+// columns and foreign keys (and, with soft deletes, the deletion-time
+// column). Tables that have a deletion-time column, whether added now or
+// by an earlier run with soft deletes, get upserts that clear it.
 func (d *Documents) Prepare(ctx context.Context, db loaders.DB) error {
-	return ApplySchema(ctx, db, d.mapping, d.owner)
+	if err := ApplySchemaWith(ctx, db, d.mapping, d.owner, SchemaOptions{SoftDeletes: d.soft}); err != nil {
+		return err
+	}
+	d.detecting.Lock()
+	d.marked = nil
+	d.detecting.Unlock()
+	return d.detectMarked(ctx, db)
+}
+
+// detectMarked reads, once (Prepare, or the first batch of a sink not
+// prepared), which tables have the deletion-time column — added by this
+// run or an earlier one with soft deletes — and makes their upserts clear
+// it.
+func (d *Documents) detectMarked(ctx context.Context, db loaders.DB) error {
+	d.detecting.Lock()
+	defer d.detecting.Unlock()
+	if d.marked != nil {
+		return nil
+	}
+	marked := map[*mappings.Table]bool{}
+	for _, t := range d.mapping.Tables {
+		ok, err := ColumnExists(ctx, db, d.mapping.Schema, t.Name, loaders.DeletedAtColumn)
+		if err != nil {
+			return err
+		}
+		marked[t] = ok
+	}
+	d.buildDefs(marked)
+	return nil
 }
 
 // Write upserts the documents of one batch, table by table, parents first.
@@ -72,6 +133,9 @@ func (d *Documents) Prepare(ctx context.Context, db loaders.DB) error {
 // order partitions commit in.
 func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
 	out := loaders.Outcome{Tables: make([]string, len(recs))}
+	if err := d.detectMarked(ctx, tx); err != nil {
+		return out, err
+	}
 	type pending struct {
 		rows [][]any
 		idx  []int
@@ -97,7 +161,11 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 			p = &pending{}
 			rows[row.Table] = p
 		}
-		p.rows = append(p.rows, rowValues(row))
+		vals := rowValues(row)
+		if d.marked[row.Table] {
+			vals = append(vals, nil) // live
+		}
+		p.rows = append(p.rows, vals)
 		p.idx = append(p.idx, i)
 	}
 	for _, t := range d.order {
@@ -137,6 +205,14 @@ func (d *Documents) insertPlaceholders(ctx context.Context, tx pgx.Tx, t *mappin
 	args := make([]any, len(cols))
 	for i := range cols {
 		args[i] = cols[i]
+	}
+	// The parent rows that exist are share-locked first: a concurrent
+	// Delete that would remove one (a placeholder it sees without
+	// children) waits for this batch and then sees its children, or, when
+	// it went first, the row is gone and inserted again below — never a
+	// child left without its parent row.
+	if _, err := tx.Exec(ctx, d.lockSQL[t], args...); err != nil {
+		return fmt.Errorf("locking %d parent rows of %s: %w", len(keys), t.Name, err)
 	}
 	if _, err := tx.Exec(ctx, d.placeholderSQL[t], args...); err != nil {
 		return fmt.Errorf("inserting %d missing-parent rows into %s: %w", len(keys), t.Name, err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,6 +64,16 @@ type Files struct {
 	shareTarget bool
 	// objectURL names source objects in messages (SetObjectURL).
 	objectURL func(bucket, name string) string
+	// soft makes Prepare add loaders.DeletedAtColumn (SetSoftDeletes);
+	// marked is whether the table has it (nil until Prepare or the first
+	// batch reads the catalog), and then def clears it.
+	soft      bool
+	marked    *bool
+	detecting sync.Mutex
+	// bucket restricts Delete to rows of one bucket (SetBucket).
+	bucket string
+	// db is the database Prepare was given, for Purge.
+	db loaders.DB
 }
 
 // SetObjectURL makes messages about a source object (target key
@@ -76,8 +87,11 @@ func (f *Files) SetObjectURL(fn func(bucket, name string) string) { f.objectURL 
 func (f *Files) SetTableOwner(o Owner) { f.tableOwner = o }
 
 var (
-	_ loaders.Sink     = (*Files)(nil)
-	_ loaders.Reporter = (*Files)(nil)
+	_ loaders.Sink        = (*Files)(nil)
+	_ loaders.Reporter    = (*Files)(nil)
+	_ loaders.Deleter     = (*Files)(nil)
+	_ loaders.SoftDeleter = (*Files)(nil)
+	_ loaders.Purger      = (*Files)(nil)
 )
 
 // NewFiles loads into schema.table ("" means "public" and
@@ -139,7 +153,8 @@ func (f *Files) ddl() []string {
 
 // PlannedDDL returns what Prepare would run in db, for `plan`: nothing
 // when the table exists, else the statements creating it (and its schema
-// when missing). It only reads the catalog. The bucket or directory
+// when missing); with soft deletes, the deletion-time column when the
+// table lacks it. It only reads the catalog. The bucket or directory
 // Prepare also creates is not DDL and is not listed.
 func (f *Files) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, error) {
 	var schema, table bool
@@ -151,17 +166,20 @@ func (f *Files) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 	if err := CheckTableOwners(ctx, db, f.tableOwner, []pgx.Identifier{f.name}); err != nil {
 		return nil, err
 	}
-	if table {
-		return nil, nil
-	}
 	var out []Statement
-	for _, stmt := range f.ddl() {
-		if schema && strings.HasPrefix(stmt, "CREATE SCHEMA") {
-			continue
+	if !table {
+		for _, stmt := range f.ddl() {
+			if schema && strings.HasPrefix(stmt, "CREATE SCHEMA") {
+				continue
+			}
+			out = append(out, Statement{What: describeDDL(stmt), SQL: stmt})
 		}
-		out = append(out, Statement{What: describeDDL(stmt), SQL: stmt})
 	}
-	return out, nil
+	soft, err := f.softChanges(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, soft...), nil
 }
 
 // Layout lays rec out exactly as Write would store it once its object is
@@ -229,11 +247,12 @@ func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
 				return err
 			}
 		}
-		return nil
+		return f.prepareSoft(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("creating the files table %s: %w", f.name.Sanitize(), err)
 	}
+	f.db = db
 	if err := f.store.Prepare(ctx); err != nil {
 		return err
 	}
@@ -258,6 +277,9 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	out := loaders.Outcome{Tables: make([]string, len(recs))}
 	for i := range out.Tables {
 		out.Tables[i] = f.label
+	}
+	if err := f.detectMarked(ctx, tx); err != nil {
+		return out, err
 	}
 	// Every key is claimed before any object is copied: an object landing
 	// on a key another object holds is rejected, never written over it.
@@ -304,10 +326,10 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 		case objectstore.Rejected:
 			out.Reject(i, r.Reason)
 		case objectstore.Copied:
-			copied = append(copied, f.row(r.File, r.Key))
+			copied = append(copied, f.liveRow(r.File, r.Key))
 			copiedIdx = append(copiedIdx, i)
 		case objectstore.Skipped:
-			present = append(present, f.row(r.File, r.Key))
+			present = append(present, f.liveRow(r.File, r.Key))
 			presentIdx = append(presentIdx, i)
 		default:
 			return out, fmt.Errorf("object %q: the store reported no outcome", recs[i].Key)

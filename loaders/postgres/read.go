@@ -34,8 +34,9 @@ type DocumentRow struct {
 
 // documentSelect is the query reading table t in key order: key column by
 // key column, each in order (the source's order of document IDs; nil for
-// record.ByteOrder).
-func documentSelect(m *mappings.Mapping, t *mappings.Table, order record.KeyOrder) string {
+// record.ByteOrder). With live set (the table has the column
+// loaders.DeletedAtColumn) it leaves out rows soft deletes marked.
+func documentSelect(m *mappings.Mapping, t *mappings.Table, order record.KeyOrder, live ...bool) string {
 	if order == nil {
 		order = record.ByteOrder
 	}
@@ -51,8 +52,24 @@ func documentSelect(m *mappings.Mapping, t *mappings.Table, order record.KeyOrde
 	for i, k := range t.KeyColumns() {
 		keys[i] = order.OrderBy(pgx.Identifier{k}.Sanitize())
 	}
-	return fmt.Sprintf("SELECT %s FROM %s ORDER BY %s", strings.Join(sel, ", "),
-		pgx.Identifier{m.Schema, t.Name}.Sanitize(), strings.Join(keys, ", "))
+	where := ""
+	if len(live) > 0 && live[0] {
+		where = " WHERE " + pgx.Identifier{loaders.DeletedAtColumn}.Sanitize() + " IS NULL"
+	}
+	return fmt.Sprintf("SELECT %s FROM %s%s ORDER BY %s", strings.Join(sel, ", "),
+		pgx.Identifier{m.Schema, t.Name}.Sanitize(), where, strings.Join(keys, ", "))
+}
+
+// liveRows returns the SQL condition that keeps the rows of schema.table
+// soft deletes did not mark: "alias._deleted_at IS NULL" when the table
+// has the column loaders.DeletedAtColumn, and "true" when it has not (it
+// never had soft deletes) or does not exist.
+func liveRows(ctx context.Context, db loaders.DB, schema, table, alias string) (string, error) {
+	ok, err := ColumnExists(ctx, db, schema, table, loaders.DeletedAtColumn)
+	if err != nil || !ok {
+		return "true", err
+	}
+	return pgx.Identifier{alias}.Sanitize() + "." + pgx.Identifier{loaders.DeletedAtColumn}.Sanitize() + " IS NULL", nil
 }
 
 // decodeDocument rebuilds a document from the values of a documentSelect
@@ -92,9 +109,13 @@ func decodeDocument(tr *transformers.Documents, t *mappings.Table, vals []any) (
 // ReadDocuments streams the rows of table t in key order (order, applied
 // key column by key column; nil for record.ByteOrder) and rebuilds each
 // document with the mapping's inverse transform. It holds one row at a
-// time.
+// time. Rows soft deletes marked are left out.
 func ReadDocuments(ctx context.Context, db loaders.DB, m *mappings.Mapping, tr *transformers.Documents, t *mappings.Table, order record.KeyOrder, fn func(DocumentRow) error) error {
-	rows, err := db.Query(ctx, documentSelect(m, t, order))
+	live, err := ColumnExists(ctx, db, m.Schema, t.Name, loaders.DeletedAtColumn)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", t.Name, err)
+	}
+	rows, err := db.Query(ctx, documentSelect(m, t, order, live))
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", t.Name, err)
 	}
@@ -146,7 +167,11 @@ func OpenCursor(ctx context.Context, tx pgx.Tx, name, query string, chunk int) (
 // Next returns the next row's values, or ok false at the end.
 func (c *Cursor) Next(ctx context.Context) (vals []any, ok bool, err error) {
 	if len(c.buf) == 0 && !c.done {
-		rows, err := c.tx.Query(ctx, fmt.Sprintf("FETCH FORWARD %d FROM %s", c.chunk, pgx.Identifier{c.name}.Sanitize()))
+		// Described afresh each time: the text of a FETCH names the cursor,
+		// not its query, so a description cached for a cursor of the same
+		// name over another table (another comparison on this pooled
+		// connection) would not fit.
+		rows, err := c.tx.Query(ctx, fmt.Sprintf("FETCH FORWARD %d FROM %s", c.chunk, pgx.Identifier{c.name}.Sanitize()), pgx.QueryExecModeDescribeExec)
 		if err != nil {
 			return nil, false, err
 		}
@@ -188,9 +213,13 @@ type DocumentCursor struct {
 
 // OpenDocumentCursor opens a cursor over table t inside tx, reading its
 // rows in key order (order, applied key column by key column; nil for
-// record.ByteOrder).
+// record.ByteOrder). Rows soft deletes marked are left out.
 func OpenDocumentCursor(ctx context.Context, tx pgx.Tx, name string, m *mappings.Mapping, tr *transformers.Documents, t *mappings.Table, order record.KeyOrder) (*DocumentCursor, error) {
-	c, err := OpenCursor(ctx, tx, name, documentSelect(m, t, order), 500)
+	live, err := ColumnExists(ctx, tx, m.Schema, t.Name, loaders.DeletedAtColumn)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", t.Name, err)
+	}
+	c, err := OpenCursor(ctx, tx, name, documentSelect(m, t, order, live), 500)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", t.Name, err)
 	}

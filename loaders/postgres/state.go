@@ -87,6 +87,7 @@ var stateDDL = []string{
 	)`,
 	`CREATE INDEX IF NOT EXISTS rejects_by_run ON baasmigrate.rejects (run_id, target_table)`,
 	ownersDDL,
+	syncStreamsDDL, syncChangesDDL, syncChangesIndexDDL, verificationsDDL, cutoversDDL,
 	// Rejected records are kept whole (a rejected user with its password
 	// hash): only the migrating role reads them.
 	`REVOKE ALL ON ALL TABLES IN SCHEMA baasmigrate FROM PUBLIC`,
@@ -503,6 +504,10 @@ func UnlockJob(ctx context.Context, conn *pgxpool.Conn, job string) error {
 	return nil
 }
 
+// ErrJobLocked is returned (wrapped) by LockJob when another process holds
+// the job's lock.
+var ErrJobLocked = errors.New("the job is locked by another process")
+
 // LockJob takes a session-level advisory lock on job so that two processes
 // never migrate the same job at once. The lock lives as long as conn: it is
 // released when the process exits, even by kill -9.
@@ -512,7 +517,7 @@ func LockJob(ctx context.Context, conn *pgxpool.Conn, job string) error {
 		return fmt.Errorf("locking job %q: %w", job, err)
 	}
 	if !ok {
-		return fmt.Errorf("another baasmigrate process is migrating %q into this database; wait for it to finish or stop it", job)
+		return fmt.Errorf("another baasmigrate process is migrating %q into this database; wait for it to finish or stop it: %w", job, ErrJobLocked)
 	}
 	return nil
 }

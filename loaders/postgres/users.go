@@ -13,6 +13,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -151,11 +152,20 @@ type Users struct {
 	// users (and forgets older runs' for them), forgets the positions of
 	// users loaded from the API, and records rejected repeats.
 	loadedPositions, recordPositions, forgetPositions, recordRepeats string
+	// soft makes Prepare add loaders.DeletedAtColumn to the users table
+	// (SetSoftDeletes); marked is whether the table has it (nil until
+	// Prepare or the first batch reads the catalog), and then users holds
+	// upserts that clear it.
+	soft      bool
+	marked    *bool
+	detecting sync.Mutex
 }
 
 var (
-	_ loaders.Sink     = (*Users)(nil)
-	_ loaders.Upgrader = (*Users)(nil)
+	_ loaders.Sink        = (*Users)(nil)
+	_ loaders.Upgrader    = (*Users)(nil)
+	_ loaders.Deleter     = (*Users)(nil)
+	_ loaders.SoftDeleter = (*Users)(nil)
 )
 
 // NewUsers prepares the users sink.
@@ -395,6 +405,9 @@ func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
 		if err := s.upgrade(ctx, tx); err != nil {
 			return err
 		}
+		if err := s.prepareSoft(ctx, tx); err != nil {
+			return err
+		}
 		if s.hashID == "" {
 			return nil
 		}
@@ -492,6 +505,9 @@ type userRows struct {
 // first (see Users); the others load.
 func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
 	out := loaders.Outcome{Tables: make([]string, len(recs))}
+	if err := s.detectMarked(ctx, tx); err != nil {
+		return out, err
+	}
 	all := make([]*userRows, len(recs))
 	var positioned []string
 	for i, rec := range recs {
@@ -666,7 +682,11 @@ func (s *Users) write(ctx context.Context, tx pgx.Tx, set []*userRows) (map[stri
 	var provKeys, mfaKeys [3][]string
 	for i, r := range set {
 		uids[i] = r.uid
-		users = append(users, r.user)
+		if *s.marked {
+			users = append(users, append(slices.Clone(r.user), nil)) // live
+		} else {
+			users = append(users, r.user)
+		}
 		for _, p := range r.providers {
 			providers = append(providers, p)
 			provKeys[0] = append(provKeys[0], r.uid)

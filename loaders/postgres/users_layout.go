@@ -132,6 +132,11 @@ func (s *Users) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 		return nil, err
 	}
 	out = append(out, upgrade...)
+	soft, err := s.softChanges(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, soft...)
 	if s.hashID == "" {
 		return out, nil
 	}

@@ -46,7 +46,7 @@ func (e *NoUserError) Error() string {
 // *NoUserError.
 func ReadUser(ctx context.Context, db loaders.DB, schema, uid string) (*StoredUser, error) {
 	var found *StoredUser
-	err := readUsers(ctx, db, schema, ` WHERE u.uid = $1`, []any{uid}, func(u *StoredUser) error {
+	err := readUsers(ctx, db, schema, ` AND u.uid = $1`, []any{uid}, func(u *StoredUser) error {
 		found = u
 		return nil
 	})
@@ -109,8 +109,9 @@ func readHashConfigs(ctx context.Context, db loaders.DB, schema string) (map[str
 	return out, nil
 }
 
-// readUsers reads users rows (the query's WHERE or ORDER BY appended) and
-// hands each, with its providers and credential, to fn.
+// readUsers reads users rows (the query's further condition, starting with
+// AND, or its ORDER BY appended) and hands each, with its providers and
+// credential, to fn. Users soft deletes marked are left out.
 func readUsers(ctx context.Context, db loaders.DB, schema, tail string, args []any, fn func(*StoredUser) error) error {
 	configs, err := readHashConfigs(ctx, db, schema)
 	if err != nil {
@@ -123,6 +124,10 @@ func readUsers(ctx context.Context, db loaders.DB, schema, tail string, args []a
 	} else if ok {
 		userParams = "u.password_parameters::text"
 	}
+	live, err := liveRows(ctx, db, schema, UsersTable, "u")
+	if err != nil {
+		return err
+	}
 	u := pgx.Identifier{schema, UsersTable}.Sanitize()
 	p := pgx.Identifier{schema, ProvidersTable}.Sanitize()
 	rows, err := db.Query(ctx, `SELECT u.uid, coalesce(u.tenant_id, ''), u.email, u.phone_number, u.display_name, u.photo_url,
@@ -131,7 +136,7 @@ func readUsers(ctx context.Context, db loaders.DB, schema, tail string, args []a
 			u.password_salt_verbatim, u.password_version, coalesce(u.hash_config_id, ''), `+userParams+`,
 			coalesce((SELECT json_agg(json_build_object('provider_id', provider_id, 'provider_uid', provider_uid,
 				'email', email, 'display_name', display_name) ORDER BY provider_id, provider_uid) FROM `+p+` WHERE uid = u.uid), '[]')
-		FROM `+u+` u`+tail, args...)
+		FROM `+u+` u WHERE `+live+tail, args...)
 	if err != nil {
 		return fmt.Errorf("reading users in schema %q: %w", schema, err)
 	}

@@ -22,7 +22,15 @@ func main() {
 	scale := flag.Int("scale", 1, "Multiply the demo's size by this factor")
 	users := flag.Int("users", 0, "Also import this many Auth users (needs FIREBASE_AUTH_EMULATOR_HOST)")
 	files := flag.Int("files", 0, "Also upload this many files to <project>.appspot.com (needs STORAGE_EMULATOR_HOST)")
+	live := flag.Bool("live-changes", false, "Instead of seeding, make a few changes a live app would make (documents, a new subcollection and root collection, a user, a file)")
 	flag.Parse()
+	if *live {
+		if err := liveChanges(context.Background(), *project); err != nil {
+			fmt.Fprintln(os.Stderr, "seed-demo:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(context.Background(), *project, *seed, *scale); err != nil {
 		fmt.Fprintln(os.Stderr, "seed-demo:", err)
 		os.Exit(1)

@@ -1,0 +1,117 @@
+package syncer
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+)
+
+// Metrics exports sync's progress in the Prometheus format. A nil
+// *Metrics records nothing.
+type Metrics struct {
+	registry   *prometheus.Registry
+	readTime   *prometheus.GaugeVec
+	lastCommit *prometheus.GaugeVec
+	pendingG   *prometheus.GaugeVec
+	appliedC   *prometheus.CounterVec
+	deletedC   *prometheus.CounterVec
+	rejectedC  *prometheus.CounterVec
+	lagH       *prometheus.HistogramVec
+	polls      *prometheus.CounterVec
+	pollReads  *prometheus.CounterVec
+	pollTime   *prometheus.GaugeVec
+}
+
+// NewMetrics creates sync's metrics in a registry of their own (with the
+// Go runtime and process collectors).
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	job := []string{"job"}
+	m := &Metrics{
+		registry: r,
+		readTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "baasmigrate_sync_read_time_seconds",
+			Help: "Source time (Unix seconds) up to which the target reflects the source: the last applied consistent point, or the start of the last complete poll."}, job),
+		lastCommit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "baasmigrate_sync_last_commit_time_seconds",
+			Help: "Source commit time (Unix seconds) of the last change applied."}, job),
+		pendingG: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "baasmigrate_sync_pending_changes",
+			Help: "Changes delivered by the source and not yet committed to the target."}, job),
+		appliedC: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baasmigrate_sync_applied_total",
+			Help: "Records written (created or changed) by sync."}, job),
+		deletedC: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baasmigrate_sync_deleted_total",
+			Help: "Records deleted (or marked deleted) by sync."}, job),
+		rejectedC: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baasmigrate_sync_rejected_total",
+			Help: "Records sync could not store (see baasmigrate.rejects)."}, job),
+		lagH: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "baasmigrate_sync_apply_lag_seconds",
+			Help:    "Time from a change's commit at the source to its commit in the target.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, job),
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baasmigrate_sync_polls_total",
+			Help: "Complete polls of sources without a change stream."}, job),
+		pollReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "baasmigrate_sync_poll_source_reads_total",
+			Help: "Billable source reads spent by polls."}, job),
+		pollTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "baasmigrate_sync_last_poll_seconds",
+			Help: "How long the last complete poll took."}, job),
+	}
+	r.MustRegister(m.readTime, m.lastCommit, m.pendingG, m.appliedC, m.deletedC, m.rejectedC, m.lagH, m.polls, m.pollReads, m.pollTime)
+	return m
+}
+
+// Handler serves the metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+func unix(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}
+
+func (m *Metrics) started(job string, st *postgres.SyncStream) {
+	if m == nil {
+		return
+	}
+	m.readTime.WithLabelValues(job).Set(unix(st.ReadTime))
+	m.lastCommit.WithLabelValues(job).Set(unix(st.LastCommit))
+	m.pendingG.WithLabelValues(job).Set(0)
+}
+
+func (m *Metrics) pending(job string, n int) {
+	if m == nil {
+		return
+	}
+	m.pendingG.WithLabelValues(job).Add(float64(n))
+}
+
+func (m *Metrics) applied(job string, st *postgres.SyncStream, b postgres.SyncBatch, chunk []record.Change) {
+	if m == nil {
+		return
+	}
+	m.readTime.WithLabelValues(job).Set(unix(st.ReadTime))
+	m.lastCommit.WithLabelValues(job).Set(unix(st.LastCommit))
+	m.appliedC.WithLabelValues(job).Add(float64(b.Applied))
+	m.deletedC.WithLabelValues(job).Add(float64(b.Deleted))
+	m.rejectedC.WithLabelValues(job).Add(float64(len(b.Rejects)))
+	now := time.Now()
+	h := m.lagH.WithLabelValues(job)
+	for _, c := range chunk {
+		if !c.CommitTime.IsZero() {
+			h.Observe(now.Sub(c.CommitTime).Seconds())
+		}
+	}
+}
+
+func (m *Metrics) polled(job string, r *PollResult) {
+	if m == nil {
+		return
+	}
+	m.polls.WithLabelValues(job).Inc()
+	m.pollReads.WithLabelValues(job).Add(float64(r.SourceReads))
+	m.pollTime.WithLabelValues(job).Set(r.Elapsed.Seconds())
+}

@@ -1,0 +1,137 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/diff"
+	"github.com/baasmigrate/baasmigrate/internal/failure"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+)
+
+// PollResult is what one poll found and cost.
+type PollResult struct {
+	ReadTime                time.Time
+	Added, Changed, Deleted int64
+	Unchanged               int64
+	SourceReads             int64
+	Elapsed                 time.Duration
+}
+
+// poll compares the source with the target every PollInterval and applies
+// the differences, until ctx ends (or, with Until, until a poll that
+// began at or after it completes).
+func (f *follower) poll(ctx context.Context) error {
+	failures := 0
+	for {
+		res, err := f.pollOnce(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			_ = f.state.SyncError(context.WithoutCancel(ctx), f.job.Name, err.Error())
+			if failure.Classify(err) == failure.Permanent {
+				return err
+			}
+			failures++
+			f.log.Warn("a poll failed; trying again", "err", err)
+		} else {
+			failures = 0
+			f.log.Info("poll", "added", res.Added, "changed", res.Changed, "deleted", res.Deleted, "unchanged", res.Unchanged,
+				"source_reads", res.SourceReads, "took", res.Elapsed.Round(time.Millisecond))
+			if f.reached() {
+				return errReached
+			}
+		}
+		wait := f.opts.PollInterval
+		if failures > 0 {
+			wait = min(time.Duration(failures)*f.opts.Retry.Initial*4, f.opts.PollInterval)
+		}
+		if !f.opts.Until.IsZero() {
+			wait = 0 // catching up for a cutover: poll again at once
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// pollOnce compares the whole source with the target and applies every
+// difference. The poll's read time is the source's time when it began
+// (its snapshot when the source has one): every change committed before
+// it is in the target when the poll completes.
+func (f *follower) pollOnce(ctx context.Context) (*PollResult, error) {
+	started := time.Now()
+	res := &PollResult{ReadTime: started.UTC()}
+	if s, ok := f.job.Extractor.(extractors.Snapshotter); ok {
+		t, err := s.SnapshotTime(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("taking the poll's snapshot time: %w", err)
+		}
+		res.ReadTime = t
+	}
+	var readsBefore int64 = -1
+	if m, ok := f.job.Extractor.(extractors.ReadMeter); ok {
+		readsBefore = m.BillableReads()
+	}
+	var mu sync.Mutex
+	var batch []record.Change
+	flush := func(ctx context.Context) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := f.apply(ctx, batch, "", time.Time{}, 0)
+		batch = batch[:0]
+		return err
+	}
+	rep, err := diff.Compare(ctx, f.job.Extractor, f.pool, f.job.Adapter, diff.Options{
+		OnDifference: func(ctx context.Context, d diff.Difference) error {
+			mu.Lock()
+			defer mu.Unlock()
+			c := record.Change{Op: record.OpUpsert, CommitTime: res.ReadTime}
+			switch {
+			case d.Source == nil:
+				c.Op = record.OpDelete
+				c.Record = record.Record{Kind: f.job.Kind, Key: d.Key}
+				res.Deleted++
+			case d.Outcome == diff.MissingInTarget:
+				c.Record = *d.Source
+				res.Added++
+			default:
+				c.Record = *d.Source
+				res.Changed++
+			}
+			batch = append(batch, c)
+			if len(batch) >= f.opts.BatchSize {
+				return flush(ctx)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("polling the source: %w", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if err := flush(ctx); err != nil {
+		return nil, err
+	}
+	for _, t := range rep.Tables {
+		res.Unchanged += t.Matching
+	}
+	if readsBefore >= 0 {
+		res.SourceReads = f.job.Extractor.(extractors.ReadMeter).BillableReads() - readsBefore
+	}
+	// The poll is complete: record its read time (and what it cost).
+	if err := f.apply(ctx, nil, "", res.ReadTime, res.SourceReads); err != nil {
+		return nil, err
+	}
+	res.Elapsed = time.Since(started)
+	f.opts.Metrics.polled(f.job.Name, res)
+	return res, nil
+}

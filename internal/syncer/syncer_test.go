@@ -1,0 +1,213 @@
+package syncer_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/baasmigrate/baasmigrate/extractors/memory"
+	"github.com/baasmigrate/baasmigrate/internal/diff"
+	"github.com/baasmigrate/baasmigrate/internal/migration"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/syncer"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
+	"github.com/baasmigrate/baasmigrate/loaders"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/mappings"
+)
+
+// fixture is a documents source held in memory, copied into a fresh
+// target, ready to be followed.
+type fixture struct {
+	pool  *pgxpool.Pool
+	state *postgres.State
+	clock *memory.Clock
+	ex    *memory.Extractor
+	job   *syncer.Job
+}
+
+func doc(key string, fields map[string]record.Value) record.Record {
+	return record.Record{Kind: record.KindDocument, Key: key, Fields: fields,
+		CreateTime: memory.Epoch.Add(-time.Hour), UpdateTime: memory.Epoch.Add(-time.Hour)}
+}
+
+func newFixture(t *testing.T, window time.Duration) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	recs := []record.Record{
+		doc("users/u1", map[string]record.Value{"name": record.String("Ann"), "age": record.Int(30)}),
+		doc("users/u2", map[string]record.Value{"name": record.String("Bob")}),
+		doc("users/u3", map[string]record.Value{"name": record.String("Cy")}),
+		doc("users/u3/orders/o1", map[string]record.Value{"total": record.Double(9.5)}),
+		doc("posts/p1", map[string]record.Value{"title": record.String("hello")}),
+	}
+	in := mappings.NewInferrer(mappings.InferOptions{})
+	for _, r := range recs {
+		in.Observe(r.Key, r.Fields)
+	}
+	m := in.Mapping()
+	clock := memory.NewClock(memory.Epoch)
+	ex, err := memory.New(recs, memory.Options{Name: "sync", Clock: clock, Window: window})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ex.Close() })
+	pool := testenv.NewPool(t)
+	state, err := postgres.OpenState(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remap := func(m *mappings.Mapping) (loaders.Sink, diff.Adapter, error) {
+		sink, err := postgres.NewDocuments(m)
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := diff.NewDocuments(m, record.ByteOrder)
+		return sink, a, err
+	}
+	sink, adapter, err := remap(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := migration.Execute(ctx, pool, state, migration.Job{Kind: record.KindDocument, Extractor: ex, Sink: sink, Config: map[string]string{}}, migration.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{pool: pool, state: state, clock: clock, ex: ex, job: &syncer.Job{
+		Name: res.Job, Kind: record.KindDocument, Extractor: ex, Sink: sink, Adapter: adapter, Mapping: m, Remap: remap,
+	}}
+}
+
+// follow follows the source until the target reflects it as it is now.
+func (f *fixture) follow(t *testing.T, opts syncer.Options) {
+	t.Helper()
+	f.clock.Advance(time.Millisecond)
+	opts.Until = f.clock.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := syncer.Follow(ctx, f.pool, f.state, f.job, opts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// identical compares the whole source with the target.
+func (f *fixture) identical(t *testing.T) *diff.Report {
+	t.Helper()
+	rep, err := diff.Compare(context.Background(), f.ex, f.pool, f.job.Adapter, diff.Options{Samples: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Identical() {
+		for _, tb := range rep.Tables {
+			t.Errorf("%s: %+v %v", tb.Table, *tb, tb.SampleLines())
+		}
+		t.Fatal("target differs from the source")
+	}
+	return rep
+}
+
+func (f *fixture) put(t *testing.T, key string, fields map[string]record.Value) {
+	t.Helper()
+	if _, err := f.ex.Put(record.Record{Kind: record.KindDocument, Key: key, Fields: fields}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) del(t *testing.T, key string) {
+	t.Helper()
+	if _, err := f.ex.Delete(key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) missing(t *testing.T, table, id string) (exists, placeholder bool) {
+	t.Helper()
+	err := f.pool.QueryRow(context.Background(), `SELECT _missing FROM `+pgx.Identifier{mappings.DefaultSchema, table}.Sanitize()+` WHERE id = $1`, id).Scan(&placeholder)
+	if err == pgx.ErrNoRows {
+		return false, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true, placeholder
+}
+
+// TestFollowAppliesEveryKindOfChange: updates, field deletes, creates at
+// depth under a parent that does not exist, deletes of a leaf and of a
+// parent with children (which becomes a placeholder), and a collection the
+// mapping had no table for (inferred) all converge, and a second follow
+// resumes from the stored position.
+func TestFollowAppliesEveryKindOfChange(t *testing.T) {
+	f := newFixture(t, 0)
+	f.put(t, "users/u1", map[string]record.Value{"name": record.String("Ann B.")}) // age deleted
+	f.del(t, "users/u2")
+	f.del(t, "users/u3")
+	f.put(t, "users/u9/orders/o7", map[string]record.Value{"total": record.Double(1)})
+	f.put(t, "tags/t1", map[string]record.Value{"label": record.String("new")})
+	f.follow(t, syncer.Options{BatchSize: 2})
+	f.identical(t)
+	if ok, _ := f.missing(t, "users", "u2"); ok {
+		t.Error("users/u2 was deleted at the source but has a row")
+	}
+	if ok, ph := f.missing(t, "users", "u3"); !ok || !ph {
+		t.Errorf("users/u3 (deleted, with a child) should be a placeholder: row %v, placeholder %v", ok, ph)
+	}
+	st, err := f.state.SyncStream(context.Background(), f.job.Name)
+	if err != nil || st == nil {
+		t.Fatal(st, err)
+	}
+	if !strings.Contains(st.Mapping, "tags") || st.Deleted != 2 || st.Applied != 3 {
+		t.Errorf("sync state: deleted %d applied %d, mapping extended with tags: %v", st.Deleted, st.Applied, strings.Contains(st.Mapping, "tags"))
+	}
+
+	// The child goes too: the placeholder is left with no child and goes.
+	f.del(t, "users/u3/orders/o1")
+	f.put(t, "posts/p2", map[string]record.Value{"title": record.String("again")})
+	f.follow(t, syncer.Options{})
+	f.identical(t)
+	if ok, _ := f.missing(t, "users", "u3"); ok {
+		t.Error("the placeholder users/u3 outlived its last child")
+	}
+}
+
+// TestNewCollectionsRejected: with NewCollectionsReject a document of a
+// collection without a table is stored as a reject with the reason, never
+// dropped, and the stream moves on.
+func TestNewCollectionsRejected(t *testing.T) {
+	f := newFixture(t, 0)
+	f.put(t, "tags/t1", map[string]record.Value{"label": record.String("new")})
+	f.follow(t, syncer.Options{NewCollections: syncer.NewCollectionsReject})
+	var reason string
+	if err := f.pool.QueryRow(context.Background(), `SELECT reason FROM baasmigrate.rejects WHERE source_key = 'tags/t1'`).Scan(&reason); err != nil {
+		t.Fatalf("no reject stored for tags/t1: %v", err)
+	}
+	if !strings.Contains(reason, "no table") {
+		t.Errorf("reject reason %q does not say there is no table", reason)
+	}
+}
+
+// TestCatchUpWhenThePositionExpired: a sync stopped for longer than the
+// source keeps history catches up by a snapshot comparison (deletes
+// included) and then streams again.
+func TestCatchUpWhenThePositionExpired(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	f.put(t, "users/u1", map[string]record.Value{"name": record.String("changed")})
+	f.del(t, "posts/p1")
+	f.clock.Advance(2 * time.Minute)
+	f.follow(t, syncer.Options{})
+	f.identical(t)
+	st, err := f.state.SyncStream(context.Background(), f.job.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CatchUps != 1 || !strings.Contains(st.Note, "snapshot comparison") {
+		t.Errorf("catch-ups %d, note %q", st.CatchUps, st.Note)
+	}
+	f.put(t, "posts/p3", map[string]record.Value{"title": record.String("after")})
+	f.follow(t, syncer.Options{})
+	f.identical(t)
+}
