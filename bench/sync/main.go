@@ -9,7 +9,9 @@
 //     which every table it wrote to has reached its commit time. Reported:
 //     p50, p90, p99 and max lag (source commit → applied, within the poll's
 //     resolution), writes applied per second, the sync process's CPU and
-//     peak RSS, and its RSS over time (first third against last third);
+//     peak RSS, and its RSS over time (second sixth against last third).
+//     With -compare-discovery (default) the phase runs again with sync's
+//     discovery of new collections off, to show what discovery costs;
 //   - cutover window: for each of -cutover-docs documents, migrate, sync,
 //     `cutover --prepare`, then -cutover-changes document writes, then
 //     `cutover`: the window it reports and its wall time, next to a full
@@ -59,6 +61,9 @@ type config struct {
 	record         string
 	skipLag        bool
 	skipCutover    bool
+	// compareDiscovery repeats the lag phase with sync's discovery of new
+	// collections off (--firestore-discover-interval 0).
+	compareDiscovery bool
 }
 
 func main() {
@@ -74,6 +79,7 @@ func main() {
 	flag.StringVar(&c.record, "record", "", "Also write the result section into this Markdown file (e.g. BENCHMARKS.md)")
 	flag.BoolVar(&c.skipLag, "skip-lag", false, "Skip the lag phase")
 	flag.BoolVar(&c.skipCutover, "skip-cutover", false, "Skip the cutover phase")
+	flag.BoolVar(&c.compareDiscovery, "compare-discovery", true, "Repeat the lag phase with sync's discovery of new collections off (--firestore-discover-interval 0), to show its cost")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -124,10 +130,18 @@ func run(ctx context.Context, c config) error {
 		return fmt.Errorf("building: %v\n%s", err, out)
 	}
 
-	var lag *lagResult
+	var lags []*lagResult
 	if !c.skipLag {
-		if lag, err = lagPhase(ctx, s, c); err != nil {
-			return fmt.Errorf("lag phase: %w", err)
+		variants := [][]string{nil}
+		if c.compareDiscovery {
+			variants = append(variants, []string{"--firestore-discover-interval", "0"})
+		}
+		for i, flags := range variants {
+			lag, err := lagPhase(ctx, s, c, fmt.Sprintf("lag%d", i+1), flags...)
+			if err != nil {
+				return fmt.Errorf("lag phase %v: %w", flags, err)
+			}
+			lags = append(lags, lag)
 		}
 	}
 	var cuts []cutoverResult
@@ -140,7 +154,7 @@ func run(ctx context.Context, c config) error {
 			cuts = append(cuts, r)
 		}
 	}
-	section := report(c, lag, cuts)
+	section := report(c, lags, cuts)
 	fmt.Print(section)
 	if c.record != "" {
 		return benchreport.Record(c.record, "sync", section)
@@ -221,8 +235,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func startSync(s stack, src *source) (*syncProcess, error) {
-	p := &syncProcess{cmd: command(src.env, s.bin, "sync", "--only", "documents", "--no-progress"), stderr: &lockedBuffer{}, done: make(chan struct{})}
+func startSync(s stack, src *source, extra ...string) (*syncProcess, error) {
+	args := append([]string{"sync", "--only", "documents", "--no-progress"}, extra...)
+	p := &syncProcess{cmd: command(src.env, s.bin, args...), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
@@ -267,6 +282,7 @@ type lagResult struct {
 	load                      string
 	tables, startDocs         int
 	pollInterval              time.Duration
+	flags                     string // sync's flags beyond --only documents
 }
 
 // commitInfo is one commit of the writer: when the source committed it and
@@ -283,7 +299,7 @@ type sample struct {
 	newest map[string]time.Time
 }
 
-func lagPhase(ctx context.Context, s stack, c config) (*lagResult, error) {
+func lagPhase(ctx context.Context, s stack, c config, name string, syncFlags ...string) (*lagResult, error) {
 	weights := map[syncwriter.Op]int{syncwriter.OpUpdate: 45, syncwriter.OpOverwrite: 10, syncwriter.OpFieldDelete: 10,
 		syncwriter.OpAdd: 25, syncwriter.OpDeleteLeaf: 7, syncwriter.OpRecreate: 3}
 	var mu sync.Mutex
@@ -302,7 +318,7 @@ func lagPhase(ctx context.Context, s stack, c config) (*lagResult, error) {
 		}
 		return ""
 	}
-	src, err := newSource(ctx, s, "lag", c.docs, syncwriter.Options{Seed: 1, Rate: c.rate, MaxBatch: c.batch, NewCollections: -1, Weights: weights,
+	src, err := newSource(ctx, s, name, c.docs, syncwriter.Options{Seed: 1, Rate: c.rate, MaxBatch: c.batch, NewCollections: -1, Weights: weights,
 		OnCommit: func(seq int64, at time.Time, written, _ []string) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -337,7 +353,7 @@ func lagPhase(ctx context.Context, s stack, c config) (*lagResult, error) {
 		}
 	}
 
-	p, err := startSync(s, src)
+	p, err := startSync(s, src, syncFlags...)
 	if err != nil {
 		return nil, err
 	}
@@ -401,7 +417,7 @@ func lagPhase(ctx context.Context, s stack, c config) (*lagResult, error) {
 		p.stop()
 		return nil, fmt.Errorf("waiting for sync to apply a first change: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "lag: writer at %.0f writes/s for %s\n", c.rate, c.duration)
+	fmt.Fprintf(os.Stderr, "%s: writer at %.0f writes/s for %s, sync %v\n", name, c.rate, c.duration, syncFlags)
 	wctx, stopWriter := context.WithTimeout(ctx, c.duration)
 	start := time.Now()
 	werr := src.w.Run(wctx)
@@ -468,8 +484,9 @@ func lagPhase(ctx context.Context, s stack, c config) (*lagResult, error) {
 	if n := len(rss); n >= 6 {
 		r.rssFirst, r.rssLast = mean(rss[n/6:n/3]), mean(rss[2*n/3:])
 	}
-	fmt.Fprintf(os.Stderr, "lag: %d writes in %d commits, p50 %s p99 %s, applied %.0f writes/s, peak RSS %d MiB\n",
-		r.writes, r.commits, r.p50, r.p99, r.appliedRate, r.peak>>20)
+	r.flags = strings.Join(syncFlags, " ")
+	fmt.Fprintf(os.Stderr, "%s: %d writes in %d commits, p50 %s p99 %s, applied %.0f writes/s, peak RSS %d MiB\n",
+		name, r.writes, r.commits, r.p50, r.p99, r.appliedRate, r.peak>>20)
 	return r, nil
 }
 
@@ -644,7 +661,7 @@ func cutoverFigures(out string) (window time.Duration, reread int64, ok bool) {
 	return window, reread, ok
 }
 
-func report(c config, lag *lagResult, cuts []cutoverResult) string {
+func report(c config, lags []*lagResult, cuts []cutoverResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Sync and cutover: Firestore emulator → PostgreSQL\n\nMeasured %s on %s. Command: `go run ./bench/sync -record BENCHMARKS.md`",
 		time.Now().UTC().Format("2006-01-02"), benchreport.Machine())
@@ -652,36 +669,59 @@ func report(c config, lag *lagResult, cuts []cutoverResult) string {
 		fmt.Fprintf(&b, " (here `-rate %g -duration %s`)", c.rate, c.duration)
 	}
 	b.WriteString(".\n\n")
-	if lag != nil {
+	if len(lags) > 0 {
+		l := lags[0]
 		fmt.Fprintf(&b, `### Lag under a steady writer
 
-A writer (e2e/syncwriter, seeded) made %d document writes in %d commits (1–%d writes each: updates, overwrites,
-field deletes, adds, deletes, re-creations) for %s against a source of %d documents in %d tables, asking for %.0f
-writes/s and achieving %.0f writes/s, while `+"`baasmigrate sync --only documents`"+` followed it. Lag is the source's
-commit time → the first poll of the target (every %s, an index on _update_time) at which every table the commit
-wrote has reached that time; %d commits measured.
+A writer (e2e/syncwriter, seeded) makes document writes at %.0f/s for %s, in commits of 1–%d writes (updates,
+overwrites, field deletes, adds, deletes, re-creations), against a source of %d documents in %d tables, while
+`+"`baasmigrate sync --only documents`"+` follows it. Lag is the source's commit time → the first poll of the
+target (every %s, an index on _update_time) at which every table the commit wrote has reached that time.
+Each column is its own run, one after the other, each with a fresh source and target.
 
-| figure | value | goal |
-|---|---:|---:|
-| p50 lag | %s | |
-| p90 lag | %s | |
-| p99 lag | **%s** | < 1 s |
-| max lag | %s | |
-| writes applied per second (all writes ÷ time until the last was applied) | %.0f | = the writer's rate |
-| applied ÷ written rate | **%.2f** | 1.00 |
-| time from the writer's end to the last write applied | %s | |
-| CPU of sync (user + system) | %s (%.0f%% of one core) | |
-| peak RSS of sync | %d MiB | |
-| RSS, mean of the second sixth of the run → last third | %d MiB → %d MiB (**%.2f**) | flat (≈ 1.00) |
-
-RSS every second (MiB): %s. Load average at the end: %s.
-
-`, lag.writes, lag.commits, c.batch, lag.duration.Round(time.Millisecond), lag.startDocs, lag.tables, c.rate, lag.achievedRate,
-			lag.pollInterval, lag.measured,
-			lag.p50.Round(time.Millisecond), lag.p90.Round(time.Millisecond), lag.p99.Round(time.Millisecond), lag.maxLag.Round(time.Millisecond),
-			lag.appliedRate, lag.appliedRate/lag.achievedRate, lag.catchUp.Round(time.Millisecond),
-			lag.cpu.Round(time.Millisecond), 100*lag.cpu.Seconds()/(lag.duration+lag.catchUp).Seconds(), lag.peak>>20,
-			lag.rssFirst>>20, lag.rssLast>>20, ratio(lag.rssLast, lag.rssFirst), mibList(lag.rssSamples), lag.load)
+`, c.rate, c.duration, c.batch, l.startDocs, l.tables, l.pollInterval)
+		row := func(name string, f func(*lagResult) string) {
+			fmt.Fprintf(&b, "| %s |", name)
+			for _, l := range lags {
+				fmt.Fprintf(&b, " %s |", f(l))
+			}
+			b.WriteString("\n")
+		}
+		ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+		b.WriteString("| figure |")
+		for _, l := range lags {
+			name := "sync (defaults)"
+			if l.flags != "" {
+				name = "sync `" + l.flags + "`"
+			}
+			fmt.Fprintf(&b, " %s |", name)
+		}
+		b.WriteString("\n|---|" + strings.Repeat("---:|", len(lags)) + "\n")
+		row("writes made (commits) / achieved rate", func(l *lagResult) string {
+			return fmt.Sprintf("%d (%d) / %.0f/s", l.writes, l.commits, l.achievedRate)
+		})
+		row("p50 lag", func(l *lagResult) string { return ms(l.p50) })
+		row("p90 lag", func(l *lagResult) string { return ms(l.p90) })
+		row("p99 lag (goal < 1 s)", func(l *lagResult) string { return "**" + ms(l.p99) + "**" })
+		row("max lag", func(l *lagResult) string { return ms(l.maxLag) })
+		row("writes applied per second (all ÷ time until the last was applied)", func(l *lagResult) string { return fmt.Sprintf("%.0f", l.appliedRate) })
+		row("applied ÷ written rate (goal 1.00)", func(l *lagResult) string { return fmt.Sprintf("**%.2f**", l.appliedRate/l.achievedRate) })
+		row("writer's end → last write applied", func(l *lagResult) string { return ms(l.catchUp) })
+		row("CPU of sync (share of one core)", func(l *lagResult) string {
+			return fmt.Sprintf("%s (%.0f%%)", ms(l.cpu), 100*l.cpu.Seconds()/(l.duration+l.catchUp).Seconds())
+		})
+		row("peak RSS of sync", func(l *lagResult) string { return fmt.Sprintf("%d MiB", l.peak>>20) })
+		row("RSS: second sixth → last third (goal ≈ 1.00)", func(l *lagResult) string {
+			return fmt.Sprintf("%d → %d MiB (**%.2f**)", l.rssFirst>>20, l.rssLast>>20, ratio(l.rssLast, l.rssFirst))
+		})
+		b.WriteString("\n")
+		for _, l := range lags {
+			name := "defaults"
+			if l.flags != "" {
+				name = "`" + l.flags + "`"
+			}
+			fmt.Fprintf(&b, "RSS every second, %s (MiB): %s. Load average after it: %s.\n\n", name, mibList(l.rssSamples), l.load)
+		}
 	}
 	if len(cuts) > 0 {
 		b.WriteString(`### Cutover window
