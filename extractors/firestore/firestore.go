@@ -325,30 +325,10 @@ func (e *Extractor) Plan(ctx context.Context, partitions int, readTime time.Time
 // rootCollections lists the database's root collection IDs in Firestore's
 // order, checking that every --collections entry exists.
 func (e *Extractor) rootCollections(ctx context.Context, readTime time.Time) ([]string, error) {
-	var ids []string
-	err := e.do(ctx, "listing root collections", func(ctx context.Context) error {
-		ids = ids[:0]
-		req := &pb.ListCollectionIdsRequest{Parent: e.root, PageSize: 1000}
-		if !readTime.IsZero() {
-			req.ConsistencySelector = &pb.ListCollectionIdsRequest_ReadTime{ReadTime: timestamppb.New(readTime)}
-		}
-		it := e.client.ListCollectionIds(ctx, req)
-		for {
-			id, err := it.Next()
-			if err == iterator.Done {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			retry.Alive(ctx)
-			ids = append(ids, id)
-		}
-	})
+	ids, err := e.collectionIDs(ctx, e.root, readTime)
 	if err != nil {
 		return nil, err
 	}
-	e.reads.Add(1)
 	var missing []string
 	for _, c := range e.collections {
 		if !slices.Contains(ids, c) {

@@ -79,48 +79,11 @@ func (f *follower) pollOnce(ctx context.Context) (*PollResult, error) {
 	if m, ok := f.job.Extractor.(extractors.ReadMeter); ok {
 		readsBefore = m.BillableReads()
 	}
-	var mu sync.Mutex
-	var batch []record.Change
-	flush := func(ctx context.Context) error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := f.apply(ctx, batch, "", time.Time{}, 0)
-		batch = batch[:0]
-		return err
-	}
-	rep, err := diff.Compare(ctx, f.job.Extractor, f.pool, f.job.Adapter, diff.Options{
-		OnDifference: func(ctx context.Context, d diff.Difference) error {
-			mu.Lock()
-			defer mu.Unlock()
-			c := record.Change{Op: record.OpUpsert, CommitTime: res.ReadTime}
-			switch {
-			case d.Source == nil:
-				c.Op = record.OpDelete
-				c.Record = record.Record{Kind: f.job.Kind, Key: d.Key}
-				res.Deleted++
-			case d.Outcome == diff.MissingInTarget:
-				c.Record = *d.Source
-				res.Added++
-			default:
-				c.Record = *d.Source
-				res.Changed++
-			}
-			batch = append(batch, c)
-			if len(batch) >= f.opts.BatchSize {
-				return flush(ctx)
-			}
-			return nil
-		},
-	})
+	rep, n, err := f.reconcile(ctx, res.ReadTime)
 	if err != nil {
 		return nil, fmt.Errorf("polling the source: %w", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if err := flush(ctx); err != nil {
-		return nil, err
-	}
+	res.Added, res.Changed, res.Deleted = n.added, n.changed, n.deleted
 	for _, t := range rep.Tables {
 		res.Unchanged += t.Matching
 	}
@@ -134,4 +97,60 @@ func (f *follower) pollOnce(ctx context.Context) (*PollResult, error) {
 	res.Elapsed = time.Since(started)
 	f.opts.Metrics.polled(f.job.Name, res)
 	return res, nil
+}
+
+// reconciled counts what reconcile applied.
+type reconciled struct{ added, changed, deleted int64 }
+
+// reconcile compares the whole source with the target (at a fresh
+// snapshot) and applies every difference in batches: records the target
+// lacks or holds otherwise are written, rows the source no longer has are
+// deleted, and records without a place in the target go to the sink too,
+// which gives a new collection its table or stores the reject. A change's
+// commit time is the record's update time, or at when it has none (and
+// for deletes).
+func (f *follower) reconcile(ctx context.Context, at time.Time) (*diff.Report, reconciled, error) {
+	var mu sync.Mutex
+	var n reconciled
+	var batch []record.Change
+	flush := func(ctx context.Context) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := f.apply(ctx, batch, "", time.Time{}, 0)
+		batch = batch[:0]
+		return err
+	}
+	apply := func(ctx context.Context, d diff.Difference) error {
+		mu.Lock()
+		defer mu.Unlock()
+		c := record.Change{Op: record.OpUpsert, CommitTime: at}
+		switch {
+		case d.Source == nil:
+			c.Op = record.OpDelete
+			c.Record = record.Record{Kind: f.job.Kind, Key: d.Key}
+			n.deleted++
+		case d.Outcome == diff.Mismatched:
+			c.Record = *d.Source
+			n.changed++
+		default:
+			c.Record = *d.Source
+			n.added++
+		}
+		if d.Source != nil && !d.Source.UpdateTime.IsZero() {
+			c.CommitTime = d.Source.UpdateTime
+		}
+		batch = append(batch, c)
+		if len(batch) >= f.opts.BatchSize {
+			return flush(ctx)
+		}
+		return nil
+	}
+	rep, err := diff.Compare(ctx, f.job.Extractor, f.pool, f.job.Adapter, diff.Options{OnDifference: apply, OnRejected: apply})
+	if err != nil {
+		return nil, n, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return rep, n, flush(ctx)
 }

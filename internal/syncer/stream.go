@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -246,49 +245,11 @@ func splitPattern(p string) []string {
 // to the snapshot, where the change stream continues.
 func (f *follower) catchUp(ctx context.Context, cs extractors.ChangeStreamer) error {
 	started := time.Now()
-	var mu sync.Mutex
-	var batch []record.Change
-	var applied, deleted int64
-	flush := func(ctx context.Context) error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := f.apply(ctx, batch, "", time.Time{}, 0)
-		batch = batch[:0]
-		return err
-	}
-	onDiff := func(ctx context.Context, d diff.Difference) error {
-		mu.Lock()
-		defer mu.Unlock()
-		c := record.Change{Op: record.OpUpsert}
-		if d.Source != nil {
-			c.Record = *d.Source
-			c.CommitTime = d.Source.UpdateTime
-			applied++
-		} else {
-			c.Op = record.OpDelete
-			c.Record = record.Record{Kind: f.job.Kind, Key: d.Key}
-			deleted++
-		}
-		batch = append(batch, c)
-		if len(batch) >= f.opts.BatchSize {
-			return flush(ctx)
-		}
-		return nil
-	}
-	// Records without a table are written too: the new collections they
-	// belong to get a table (or they are stored as rejects), as in the
-	// stream.
-	rep, err := diff.Compare(ctx, f.job.Extractor, f.pool, f.job.Adapter, diff.Options{OnDifference: onDiff, OnRejected: onDiff})
+	rep, n, err := f.reconcile(ctx, time.Now().UTC())
 	if err != nil {
 		return fmt.Errorf("catching up by a snapshot comparison: %w", err)
 	}
-	mu.Lock()
-	err = flush(ctx)
-	mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("catching up by a snapshot comparison: %w", err)
-	}
+	applied, deleted := n.added+n.changed, n.deleted
 	pos, err := cs.PositionAt(rep.ReadTime)
 	if err != nil {
 		return err

@@ -269,6 +269,26 @@ func (s *State) AdvanceSync(ctx context.Context, tx pgx.Tx, st *SyncStream, b Sy
 	if !b.ReadTime.IsZero() {
 		rt = b.ReadTime
 	}
+	var newRejects int64
+	if len(b.Rejects) > 0 {
+		// A record sync cannot store is met again at every poll (and after
+		// a catch-up): its reject is stored once per sync, reason and all.
+		var tables, keys, reasons []string
+		var recs [][]byte
+		for _, rj := range b.Rejects {
+			tables, keys = append(tables, textSafe(rj.Table)), append(keys, textSafe(rj.SourceKey))
+			reasons, recs = append(reasons, textSafe(rj.Reason)), append(recs, rj.Record)
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO baasmigrate.rejects (run_id, kind, stream, target_table, source_key, reason, record)
+			SELECT $1, $2, 'sync', t, k, r, rec::jsonb FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS x(t, k, r, rec)
+			WHERE NOT EXISTS (SELECT 1 FROM baasmigrate.rejects o
+				WHERE o.run_id = $1 AND o.target_table = x.t AND o.source_key = x.k AND o.reason = x.r)`,
+			st.RunID, string(st.Kind), tables, keys, reasons, bytesToText(recs))
+		if err != nil {
+			return fmt.Errorf("storing %d rejected records of a sync batch of %q: %w", len(b.Rejects), st.Job, err)
+		}
+		newRejects = tag.RowsAffected()
+	}
 	tag, err := tx.Exec(ctx, `UPDATE baasmigrate.sync_streams SET
 			position = $3, read_time = $4,
 			last_commit_time = greatest(last_commit_time, $5),
@@ -277,7 +297,7 @@ func (s *State) AdvanceSync(ctx context.Context, tx pgx.Tx, st *SyncStream, b Sy
 			last_batch_at = now(), updated_at = now()
 		WHERE job = $1 AND position = $2`,
 		st.Job, storeText(st.Position), storeText(pos), nullTime(rt), nullTime(b.LastCommit),
-		b.Applied, b.Deleted, int64(len(b.Rejects)), b.SourceReads)
+		b.Applied, b.Deleted, newRejects, b.SourceReads)
 	if err != nil {
 		return fmt.Errorf("recording sync progress of %q: %w", st.Job, err)
 	}
@@ -300,17 +320,15 @@ func (s *State) AdvanceSync(ctx context.Context, tx pgx.Tx, st *SyncStream, b Sy
 			return fmt.Errorf("recording the keys changed by a sync batch of %q: %w", st.Job, err)
 		}
 	}
-	if len(b.Rejects) > 0 {
-		rows := make([][]any, len(b.Rejects))
-		for i, rj := range b.Rejects {
-			rows[i] = []any{st.RunID, string(st.Kind), "sync", textSafe(rj.Table), textSafe(rj.SourceKey), textSafe(rj.Reason), rj.Record}
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{StateSchema, "rejects"},
-			[]string{"run_id", "kind", "stream", "target_table", "source_key", "reason", "record"}, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("storing %d rejected records of a sync batch of %q: %w", len(b.Rejects), st.Job, err)
-		}
-	}
 	return nil
+}
+
+func bytesToText(b [][]byte) []string {
+	out := make([]string, len(b))
+	for i, x := range b {
+		out[i] = string(x)
+	}
+	return out
 }
 
 // Apply updates st after the commit of b.
