@@ -228,13 +228,32 @@ func (s *syncDocs) compare() {
 		len(src), len(s.w.Groups()), len(m.Tables), s.w.Stats())
 }
 
+// syncStatusJSON is the part of `status --json` the tests read.
+type syncStatusJSON struct {
+	Syncs []struct {
+		Kind            string    `json:"kind"`
+		Mode            string    `json:"mode"`
+		Running         bool      `json:"running"`
+		ReadTime        time.Time `json:"read_time"`
+		LagSeconds      float64   `json:"lag_seconds"`
+		Applied         int64     `json:"applied"`
+		Deleted         int64     `json:"deleted"`
+		MappingExtended bool      `json:"mapping_extended"`
+	} `json:"syncs"`
+	Cutovers []struct {
+		ID         int64
+		FreezeTime time.Time
+		Status     string
+	} `json:"cutovers"`
+}
+
 // syncStatus runs `status --json` and decodes it.
-func (s *syncDocs) syncStatus() map[string]any {
+func (s *syncDocs) syncStatus() syncStatusJSON {
 	s.t.Helper()
 	res := s.run(0, "status", "--json")
-	var out map[string]any
+	var out syncStatusJSON
 	if err := json.Unmarshal([]byte(res.Stdout), &out); err != nil {
-		s.t.Fatalf("status --json is not a JSON object: %v\n%s", err, res.Stdout)
+		s.t.Fatalf("status --json: %v\n%s", err, res.Stdout)
 	}
 	return out
 }
@@ -287,8 +306,23 @@ func TestSyncWriterKilledAndCutover(t *testing.T) {
 	bg.stop(t)
 	res := s.cutover(p, 0)
 	t.Logf("cutover:\n%s", res.Stdout)
-	s.syncStatus()
+	// status tells the same story: a running documents stream that applied
+	// the writer's changes, including deletes, extended the mapping, and
+	// reflects the source at least up to the cutover's freeze point, which
+	// is recorded as identical.
+	st := s.syncStatus()
+	if len(st.Syncs) != 1 || len(st.Cutovers) == 0 {
+		t.Fatalf("status --json: %+v; want one sync and the cutovers", st)
+	}
+	sy, cut := st.Syncs[0], st.Cutovers[0]
+	if sy.Kind != "document" || sy.Mode != "stream" || !sy.Running || sy.Applied == 0 || sy.Deleted == 0 || !sy.MappingExtended ||
+		sy.ReadTime.Before(cut.FreezeTime) || cut.Status != "identical" {
+		t.Errorf("status --json after cutover: sync %+v, last cutover %+v", sy, cut)
+	}
 	stopSync(t, p)
+	if st := s.syncStatus(); st.Syncs[0].Running {
+		t.Errorf("status says sync runs after it stopped: %+v", st.Syncs[0])
+	}
 	s.compare()
 	if st := s.w.Stats(); st.ByOp[syncwriter.OpDeleteParent] == 0 || st.ByOp[syncwriter.OpNewSubcoll] == 0 || st.ByOp[syncwriter.OpFieldDelete] == 0 {
 		t.Errorf("the writer did not make every kind of change: %v", st.ByOp)
