@@ -348,12 +348,14 @@ func TestSyncChangesBeforeSyncStarts(t *testing.T) {
 	s.compare()
 }
 
-// TestSyncCatchesUpPastTheHistory runs against an emulator that keeps two
-// seconds of history: a sync started after the migration's read time left
-// that window cannot stream from it, says so, catches up by a snapshot
-// diff (deletes included), then follows the writer; cutover exits 0 and
-// the target is exact.
-func TestSyncCatchesUpPastTheHistory(t *testing.T) {
+// syncPastTheHistory prepares a sync that must catch up: against its own
+// emulator keeping two seconds of history, it migrates the writer's
+// documents, makes changes of every kind (new collections and
+// subcollections, deletes), and waits until the emulator refuses to read at
+// the migration's read time, so the position sync would start from is out
+// of the source's window.
+func syncPastTheHistory(t *testing.T) *syncDocs {
+	t.Helper()
 	seed := syncSeed(t)
 	emu := firestoreemu.New(firestoreemu.Options{History: 2 * time.Second})
 	t.Cleanup(func() { emu.Close() })
@@ -367,32 +369,65 @@ func TestSyncCatchesUpPastTheHistory(t *testing.T) {
 	if err := s.w.Steps(ctx, 100); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until the emulator refuses to read at the migration's read
-	// time: the position sync would start from is out of its window.
 	var readTime time.Time
 	if err := s.pool.QueryRow(ctx, `SELECT max(read_time) FROM baasmigrate.streams`).Scan(&readTime); err != nil {
 		t.Fatal(err)
 	}
+	// WithReadOptions changes the client it is called on: probe with a
+	// client of its own.
+	probe, err := firestore.NewClient(ctx, s.project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	probe.WithReadOptions(firestore.ReadTime(readTime))
 	deadline := time.Now().Add(time.Minute)
 	for {
-		_, err := s.client.WithReadOptions(firestore.ReadTime(readTime)).Collection("probe").Doc("x").Get(ctx)
+		_, err := probe.Collection("probe").Doc("x").Get(ctx)
 		if status.Code(err) == codes.FailedPrecondition {
-			break
+			return s
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the emulator still reads at %s after a minute (last: %v)", readTime, err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling the emulator's window
 	}
+}
+
+// TestSyncCatchesUpPastTheHistory: a sync whose starting read time has left
+// the source's window says so, catches up by a snapshot comparison (new
+// collections get tables, deletes are applied), then follows the writer;
+// cutover exits 0 and the target is exact.
+func TestSyncCatchesUpPastTheHistory(t *testing.T) {
+	s := syncPastTheHistory(t)
+	p := s.startSync()
+	if !p.WaitStderr(t, "catching up by comparing a fresh snapshot", time.Minute) {
+		t.Fatalf("sync ended without saying it catches up:\n%s", p.Result().Stderr)
+	}
+	if !p.WaitStderr(t, "by a snapshot comparison", time.Minute) {
+		t.Fatalf("sync ended without saying it caught up:\n%s", p.Result().Stderr)
+	}
+	bg := runWriter(t, s.w)
+	bg.waitCommits(t, s.w.Stats().Commits+60)
+	bg.stop(t)
+	s.cutover(p, 0)
+	stopSync(t, p)
+	s.compare()
+}
+
+// TestCutoverWhileSyncCatchesUp starts a sync that must catch up past the
+// source's window (and add tables for collections that appeared meanwhile)
+// with the writer running at once, and runs cutover as soon as the writer
+// stops, without waiting for anything: cutover waits for sync, exits 0, and
+// the target is exact.
+func TestCutoverWhileSyncCatchesUp(t *testing.T) {
+	s := syncPastTheHistory(t)
 	p := s.startSync()
 	bg := runWriter(t, s.w)
 	bg.waitCommits(t, s.w.Stats().Commits+60)
 	bg.stop(t)
 	s.cutover(p, 0)
-	res := stopSync(t, p)
-	if !strings.Contains(strings.ToLower(res.Stderr), "catch") {
-		t.Errorf("sync did not say it caught up by a snapshot diff:\n%s", res.Stderr)
-	}
+	stopSync(t, p)
 	s.compare()
 }
 
