@@ -727,6 +727,15 @@ Each column is its own run, one after the other, each with a fresh source and ta
 			return fmt.Sprintf("%d → %d MiB (**%.2f**)", l.rssFirst>>20, l.rssLast>>20, ratio(l.rssLast, l.rssFirst))
 		})
 		b.WriteString("\n")
+		if len(lags) == 2 {
+			on, off := lags[0], lags[1]
+			fmt.Fprintf(&b, "Discovery on ÷ off: p99 lag %.2f×, max lag %.2f×, applied rate %.2f×, CPU %.2f×, peak RSS %.2f×. "+
+				"Sync's discovery lists, every `--firestore-discover-interval` (default 1m), the collection IDs under each document "+
+				"upserted since its last look, one call per document (docs/sources.md); at this rate that is tens of thousands of "+
+				"calls made while the stream waits, which shows as the max lag and the time after the writer's end.\n\n",
+				on.p99.Seconds()/off.p99.Seconds(), on.maxLag.Seconds()/off.maxLag.Seconds(), on.appliedRate/off.appliedRate,
+				on.cpu.Seconds()/off.cpu.Seconds(), float64(on.peak)/float64(off.peak))
+		}
 		for _, l := range lags {
 			name := "defaults"
 			if l.flags != "" {
