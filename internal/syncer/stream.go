@@ -32,6 +32,11 @@ func (f *follower) stream(ctx context.Context) error {
 		err := f.follow(ctx, cs)
 		switch {
 		case errors.Is(err, errReached):
+			// A cutover catching up: the target reflects the stored point.
+			f.held = heldPoint{position: f.st.Position, readTime: f.st.ReadTime}
+			if cerr := f.checkCounts(ctx, cs); cerr != nil {
+				return cerr
+			}
 			return err
 		case errors.Is(err, errCountDue):
 			if cerr := f.checkCounts(ctx, cs); cerr != nil {
@@ -224,6 +229,18 @@ func (f *follower) checkCounts(ctx context.Context, cs extractors.ChangeStreamer
 		return store()
 	}
 	f.lastMismatch = mismatch
+	if !f.opts.Until.IsZero() {
+		// A cutover catching up writes only what the stream cannot have
+		// known about — records of collections without a table — and
+		// repairs nothing else: what still differs, it reports.
+		f.log.Warn("the source holds records the change stream did not deliver: writing those of collections it had not found (a snapshot comparison)", "streams", off)
+		if _, n, err := f.reconcile(ctx, time.Now().UTC(), true); err != nil {
+			return fmt.Errorf("writing the records of collections the change stream had not found: %w", err)
+		} else {
+			f.log.Warn("records of new collections written", "records", n.added)
+		}
+		return store()
+	}
 	f.log.Warn("the source holds records the change stream did not deliver (a collection it had not found?): catching up by a snapshot comparison", "streams", off)
 	return f.catchUp(ctx, cs)
 }
@@ -265,7 +282,7 @@ func splitPattern(p string) []string {
 // to the snapshot, where the change stream continues.
 func (f *follower) catchUp(ctx context.Context, cs extractors.ChangeStreamer) error {
 	started := time.Now()
-	rep, n, err := f.reconcile(ctx, time.Now().UTC())
+	rep, n, err := f.reconcile(ctx, time.Now().UTC(), false)
 	if err != nil {
 		return fmt.Errorf("catching up by a snapshot comparison: %w", err)
 	}
