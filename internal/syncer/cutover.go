@@ -17,6 +17,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
 // CutoverOptions tune Prepare and Cutover.
@@ -187,6 +188,9 @@ func prepareJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, 
 	if err != nil {
 		return nil, err
 	}
+	if err := adoptSyncedMapping(ctx, state, job); err != nil {
+		return nil, err
+	}
 	c := &JobCheck{Job: job.Name, Kind: string(job.Kind), Method: "bulk", CaughtUpBy: by, Since: v0}
 	var mu sync.Mutex
 	var differing []diff.Difference
@@ -329,8 +333,34 @@ func Cutover(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 	return finish("different", nil)
 }
 
+// adoptSyncedMapping switches job's adapter to the mapping sync stored,
+// when sync extended it (new collections) since job was built: a running
+// sync may have done so while the cutover waited.
+func adoptSyncedMapping(ctx context.Context, state *postgres.State, job *Job) error {
+	if job.Remap == nil {
+		return nil
+	}
+	text, err := state.SyncMapping(ctx, job.Name)
+	if err != nil || text == "" {
+		return err
+	}
+	m, err := mappings.Parse([]byte(text), "(mapping extended by sync)")
+	if err != nil {
+		return err
+	}
+	_, adapter, err := job.Remap(m)
+	if err != nil {
+		return err
+	}
+	job.Adapter, job.Mapping = adapter, m
+	return nil
+}
+
 // checkJob verifies one job at the freeze point f.
 func checkJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job *Job, f time.Time, opts CutoverOptions) (*JobCheck, error) {
+	if err := adoptSyncedMapping(ctx, state, job); err != nil {
+		return nil, err
+	}
 	c := &JobCheck{Job: job.Name, Kind: string(job.Kind), ReadTime: f}
 	getter, canGet := job.Extractor.(extractors.Getter)
 	var v *postgres.Verification

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 // *Metrics records nothing.
 type Metrics struct {
 	registry   *prometheus.Registry
+	lag        *lagCollector
 	readTime   *prometheus.GaugeVec
 	lastCommit *prometheus.GaugeVec
 	pendingG   *prometheus.GaugeVec
@@ -57,7 +59,10 @@ func NewMetrics() *Metrics {
 		pollTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "baasmigrate_sync_last_poll_seconds",
 			Help: "How long the last complete poll took."}, job),
 	}
-	r.MustRegister(m.readTime, m.lastCommit, m.pendingG, m.appliedC, m.deletedC, m.rejectedC, m.lagH, m.polls, m.pollReads, m.pollTime)
+	m.lag = &lagCollector{desc: prometheus.NewDesc("baasmigrate_sync_lag_seconds",
+		"How far the target is behind the source now: the time since the source time it reflects (baasmigrate_sync_read_time_seconds).",
+		[]string{"job"}, nil), readTimes: map[string]time.Time{}}
+	r.MustRegister(m.lag, m.readTime, m.lastCommit, m.pendingG, m.appliedC, m.deletedC, m.rejectedC, m.lagH, m.polls, m.pollReads, m.pollTime)
 	return m
 }
 
@@ -77,6 +82,7 @@ func (m *Metrics) started(job string, st *postgres.SyncStream) {
 	if m == nil {
 		return
 	}
+	m.lag.set(job, st.ReadTime)
 	m.readTime.WithLabelValues(job).Set(unix(st.ReadTime))
 	m.lastCommit.WithLabelValues(job).Set(unix(st.LastCommit))
 	m.pendingG.WithLabelValues(job).Set(0)
@@ -93,6 +99,7 @@ func (m *Metrics) applied(job string, st *postgres.SyncStream, b postgres.SyncBa
 	if m == nil {
 		return
 	}
+	m.lag.set(job, st.ReadTime)
 	m.readTime.WithLabelValues(job).Set(unix(st.ReadTime))
 	m.lastCommit.WithLabelValues(job).Set(unix(st.LastCommit))
 	m.appliedC.WithLabelValues(job).Add(float64(b.Applied))
@@ -114,4 +121,32 @@ func (m *Metrics) polled(job string, r *PollResult) {
 	m.polls.WithLabelValues(job).Inc()
 	m.pollReads.WithLabelValues(job).Add(float64(r.SourceReads))
 	m.pollTime.WithLabelValues(job).Set(r.Elapsed.Seconds())
+}
+
+// lagCollector reports each job's lag computed when scraped, so that it
+// grows while nothing is applied.
+type lagCollector struct {
+	desc      *prometheus.Desc
+	mu        sync.Mutex
+	readTimes map[string]time.Time
+}
+
+func (c *lagCollector) set(job string, t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readTimes[job] = t
+}
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for job, t := range c.readTimes {
+		if t.IsZero() {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, max(now.Sub(t).Seconds(), 0), job)
+	}
 }

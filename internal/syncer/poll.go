@@ -79,7 +79,7 @@ func (f *follower) pollOnce(ctx context.Context) (*PollResult, error) {
 	if m, ok := f.job.Extractor.(extractors.ReadMeter); ok {
 		readsBefore = m.BillableReads()
 	}
-	rep, n, err := f.reconcile(ctx, res.ReadTime)
+	rep, n, err := f.reconcile(ctx, res.ReadTime, false)
 	if err != nil {
 		return nil, fmt.Errorf("polling the source: %w", err)
 	}
@@ -108,8 +108,9 @@ type reconciled struct{ added, changed, deleted int64 }
 // deleted, and records without a place in the target go to the sink too,
 // which gives a new collection its table or stores the reject. A change's
 // commit time is the record's update time, or at when it has none (and
-// for deletes).
-func (f *follower) reconcile(ctx context.Context, at time.Time) (*diff.Report, reconciled, error) {
+// for deletes). With onlyRejected, only the records without a place in
+// the target are written (the collections a change stream had not found).
+func (f *follower) reconcile(ctx context.Context, at time.Time, onlyRejected bool) (*diff.Report, reconciled, error) {
 	var mu sync.Mutex
 	var n reconciled
 	var batch []record.Change
@@ -146,7 +147,11 @@ func (f *follower) reconcile(ctx context.Context, at time.Time) (*diff.Report, r
 		}
 		return nil
 	}
-	rep, err := diff.Compare(ctx, f.job.Extractor, f.pool, f.job.Adapter, diff.Options{OnDifference: apply, OnRejected: apply})
+	opts := diff.Options{OnDifference: apply, OnRejected: apply}
+	if onlyRejected {
+		opts.OnDifference = nil
+	}
+	rep, err := diff.Compare(ctx, f.job.Extractor, f.pool, f.job.Adapter, opts)
 	if err != nil {
 		return nil, n, err
 	}

@@ -31,12 +31,16 @@ func (f *follower) stream(ctx context.Context) error {
 	for {
 		err := f.follow(ctx, cs)
 		switch {
-		case errors.Is(err, errReached), errors.Is(err, errCountDue):
+		case errors.Is(err, errReached):
+			// A cutover catching up: the target reflects the stored point.
+			f.held = heldPoint{position: f.st.Position, readTime: f.st.ReadTime}
 			if cerr := f.checkCounts(ctx, cs); cerr != nil {
 				return cerr
 			}
-			if errors.Is(err, errReached) {
-				return err
+			return err
+		case errors.Is(err, errCountDue):
+			if cerr := f.checkCounts(ctx, cs); cerr != nil {
+				return cerr
 			}
 			continue
 		case ctx.Err() != nil:
@@ -115,7 +119,16 @@ func (f *follower) follow(ctx context.Context, cs extractors.ChangeStreamer) err
 				now := meter.BillableReads()
 				reads, readsBefore = now-readsBefore, now
 			}
-			err := f.apply(ctx, p.live(), p.position, p.readTime, reads)
+			// When counts are due (sync only, not a cutover catching up),
+			// the changes are applied but the position is held until the
+			// counts at its read time agree (checkCounts): a stored read
+			// time never claims what a count check has just contradicted.
+			countDue := f.opts.Until.IsZero() && f.job.Mapping != nil && !p.readTime.IsZero() && time.Since(f.lastCount) >= f.opts.CountInterval
+			pos, rt := p.position, p.readTime
+			if countDue {
+				f.held, pos, rt = heldPoint{position: p.position, readTime: p.readTime}, "", time.Time{}
+			}
+			err := f.apply(ctx, p.live(), pos, rt, reads)
 			f.opts.Metrics.pending(f.job.Name, -waiting)
 			p, waiting = pending{}, 0
 			if err != nil {
@@ -125,11 +138,11 @@ func (f *follower) follow(ctx context.Context, cs extractors.ChangeStreamer) err
 				_ = f.state.SyncError(ctx, f.job.Name, "")
 				f.st.LastError = ""
 			}
+			if countDue {
+				return errCountDue
+			}
 			if f.reached() {
 				return errReached
-			}
-			if f.job.Mapping != nil && !p.readTime.IsZero() && time.Since(f.lastCount) >= f.opts.CountInterval {
-				return errCountDue
 			}
 			return nil
 		}
@@ -167,26 +180,38 @@ func (f *follower) follow(ctx context.Context, cs extractors.ChangeStreamer) err
 // errCountDue stops the change stream for a count comparison.
 var errCountDue = errors.New("counts are due")
 
+// heldPoint is a consistent point whose changes are applied but whose
+// position is not stored yet, waiting for a count check.
+type heldPoint struct {
+	position string
+	readTime time.Time
+}
+
 // checkCounts compares, for documents, the source's record count per
-// stream at the stored read time with the target's rows (the stream is
-// stopped: the target reflects exactly that time). When they disagree the
-// stream missed something — Firestore sends nothing for a collection ID
-// nobody listens to, and a subcollection created under a document nobody
-// wrote since cannot be found otherwise — and the job catches up by a
-// snapshot comparison, unless the same disagreement outlived the last
-// catch-up (records the target rejects), which is only logged.
+// stream at the held consistent point with the target's rows (the stream
+// is stopped: the target reflects exactly that point). When they agree,
+// the point's position is stored. When they disagree the stream missed
+// something — Firestore sends nothing for a collection ID nobody listens
+// to, and a subcollection created under a document nobody wrote since
+// cannot be found otherwise — and the job catches up by a snapshot
+// comparison (which stores a newer position), unless the same
+// disagreement outlived the last catch-up (records the target rejects),
+// which is only logged.
 func (f *follower) checkCounts(ctx context.Context, cs extractors.ChangeStreamer) error {
 	f.lastCount = time.Now()
-	if _, ok := f.job.Extractor.(extractors.Counter); !ok || f.job.Mapping == nil || f.st.ReadTime.IsZero() {
-		return nil
+	held := f.held
+	f.held = heldPoint{}
+	store := func() error { return f.apply(ctx, nil, held.position, held.readTime, 0) }
+	if _, ok := f.job.Extractor.(extractors.Counter); !ok || held.readTime.IsZero() {
+		return store()
 	}
-	counts, err := diff.CountRecords(ctx, f.job.Extractor, f.pool, f.job.Adapter, f.st.ReadTime)
+	counts, err := diff.CountRecords(ctx, f.job.Extractor, f.pool, f.job.Adapter, held.readTime)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		f.log.Warn("could not compare counts with the source; trying again later", "err", err)
-		return nil
+		return store()
 	}
 	var off []string
 	for _, c := range counts {
@@ -196,14 +221,26 @@ func (f *follower) checkCounts(ctx context.Context, cs extractors.ChangeStreamer
 	}
 	if len(off) == 0 {
 		f.lastMismatch = ""
-		return nil
+		return store()
 	}
 	mismatch := fmt.Sprint(off)
 	if mismatch == f.lastMismatch {
 		f.log.Warn("counts still disagree after a catch-up (records the target rejects? see baasmigrate.rejects)", "streams", off)
-		return nil
+		return store()
 	}
 	f.lastMismatch = mismatch
+	if !f.opts.Until.IsZero() {
+		// A cutover catching up writes only what the stream cannot have
+		// known about — records of collections without a table — and
+		// repairs nothing else: what still differs, it reports.
+		f.log.Warn("the source holds records the change stream did not deliver: writing those of collections it had not found (a snapshot comparison)", "streams", off)
+		if _, n, err := f.reconcile(ctx, time.Now().UTC(), true); err != nil {
+			return fmt.Errorf("writing the records of collections the change stream had not found: %w", err)
+		} else {
+			f.log.Warn("records of new collections written", "records", n.added)
+		}
+		return store()
+	}
 	f.log.Warn("the source holds records the change stream did not deliver (a collection it had not found?): catching up by a snapshot comparison", "streams", off)
 	return f.catchUp(ctx, cs)
 }
@@ -245,7 +282,7 @@ func splitPattern(p string) []string {
 // to the snapshot, where the change stream continues.
 func (f *follower) catchUp(ctx context.Context, cs extractors.ChangeStreamer) error {
 	started := time.Now()
-	rep, n, err := f.reconcile(ctx, time.Now().UTC())
+	rep, n, err := f.reconcile(ctx, time.Now().UTC(), false)
 	if err != nil {
 		return fmt.Errorf("catching up by a snapshot comparison: %w", err)
 	}

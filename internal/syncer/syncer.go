@@ -93,11 +93,12 @@ type Options struct {
 	// CountInterval is how often a streamed job compares the source's
 	// record counts with the target's rows (extractors.Counter; cheap at
 	// the source: Firestore bills 1 read per 1,000 documents counted), at a
-	// consistent point the target reflects exactly: first once the stream
-	// has caught up after starting, then every CountInterval, and when
-	// Until is reached. Counts that disagree mean the stream missed
-	// something (a collection it had not found): the job then catches up
-	// by a snapshot comparison. Zero means 10 minutes.
+	// consistent point the target reflects exactly: at the first
+	// consistent point after starting, then every CountInterval (not when
+	// following Until: a cutover reports, it does not repair). Counts that
+	// disagree mean the stream missed something (a collection it had not
+	// found): the job then catches up by a snapshot comparison. Zero means
+	// 10 minutes.
 	CountInterval time.Duration
 	// WaitForLock makes Follow wait while another process follows the job
 	// (a cutover catching up by itself) instead of failing.
@@ -206,6 +207,7 @@ type follower struct {
 	// disagreement a catch-up does not mend is not caught up forever.
 	lastCount    time.Time
 	lastMismatch string
+	held         heldPoint
 }
 
 // start loads the job's sync state, or records it from the copy's last

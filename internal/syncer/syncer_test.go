@@ -211,3 +211,42 @@ func TestCatchUpWhenThePositionExpired(t *testing.T) {
 	f.follow(t, syncer.Options{})
 	f.identical(t)
 }
+
+// TestCountsTriggerACatchUp: a row the stream will never deliver again
+// (removed behind sync's back here; in production, a collection the stream
+// had not found) makes the counts at the first consistent point disagree,
+// and sync catches up by a snapshot comparison.
+func TestCountsTriggerACatchUp(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := f.pool.Exec(ctx, `DELETE FROM public.posts WHERE id = 'p1'`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- syncer.Follow(ctx, f.pool, f.state, f.job, syncer.Options{CountInterval: time.Hour}) }()
+	for {
+		if ok, _ := f.missing(t, "posts", "p1"); ok {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("sync ended before restoring the row: %v", err)
+		case <-ctx.Done():
+			t.Fatal("the row removed behind sync's back was not restored")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.state.SyncStream(context.Background(), f.job.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CatchUps != 1 {
+		t.Errorf("catch-ups %d, want 1", st.CatchUps)
+	}
+	f.identical(t)
+}
