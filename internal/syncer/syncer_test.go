@@ -250,3 +250,30 @@ func TestCountsTriggerACatchUp(t *testing.T) {
 	}
 	f.identical(t)
 }
+
+// TestSoftDeletes: with SoftDeletes a deleted document's row stays, marked
+// with the deletion time; comparisons treat it as absent, and writing the
+// document again clears the mark.
+func TestSoftDeletes(t *testing.T) {
+	f := newFixture(t, 0)
+	at, err := f.ex.Delete("users/u2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.follow(t, syncer.Options{SoftDeletes: true})
+	f.identical(t)
+	var deletedAt *time.Time
+	q := `SELECT _deleted_at FROM public.users WHERE id = 'u2'`
+	if err := f.pool.QueryRow(context.Background(), q).Scan(&deletedAt); err != nil {
+		t.Fatalf("the soft-deleted row is gone: %v", err)
+	}
+	if deletedAt == nil || !deletedAt.Equal(at) {
+		t.Errorf("_deleted_at = %v, want the source's deletion time %v", deletedAt, at)
+	}
+	f.put(t, "users/u2", map[string]record.Value{"name": record.String("back")})
+	f.follow(t, syncer.Options{SoftDeletes: true})
+	f.identical(t)
+	if err := f.pool.QueryRow(context.Background(), q).Scan(&deletedAt); err != nil || deletedAt != nil {
+		t.Errorf("after re-creation: _deleted_at %v, err %v; want NULL", deletedAt, err)
+	}
+}
