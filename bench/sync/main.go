@@ -62,7 +62,7 @@ type config struct {
 	skipLag        bool
 	skipCutover    bool
 	// compareDiscovery repeats the lag phase with sync's discovery of new
-	// collections off (--firestore-discover-interval 0).
+	// collections off (--firestore-discover=false).
 	compareDiscovery bool
 }
 
@@ -79,7 +79,7 @@ func main() {
 	flag.StringVar(&c.record, "record", "", "Also write the result section into this Markdown file (e.g. BENCHMARKS.md)")
 	flag.BoolVar(&c.skipLag, "skip-lag", false, "Skip the lag phase")
 	flag.BoolVar(&c.skipCutover, "skip-cutover", false, "Skip the cutover phase")
-	flag.BoolVar(&c.compareDiscovery, "compare-discovery", true, "Repeat the lag phase with sync's discovery of new collections off (--firestore-discover-interval 0), to show its cost")
+	flag.BoolVar(&c.compareDiscovery, "compare-discovery", true, "Repeat the lag phase with sync's discovery of new collections off (--firestore-discover=false), to show its cost")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -134,7 +134,7 @@ func run(ctx context.Context, c config) error {
 	if !c.skipLag {
 		variants := [][]string{nil}
 		if c.compareDiscovery {
-			variants = append(variants, []string{"--firestore-discover-interval", "0"})
+			variants = append(variants, []string{"--firestore-discover=false"})
 		}
 		for i, flags := range variants {
 			lag, err := lagPhase(ctx, s, c, fmt.Sprintf("lag%d", i+1), flags...)
@@ -730,9 +730,8 @@ Each column is its own run, one after the other, each with a fresh source and ta
 		if len(lags) == 2 {
 			on, off := lags[0], lags[1]
 			fmt.Fprintf(&b, "Discovery on ÷ off: p99 lag %.2f×, max lag %.2f×, applied rate %.2f×, CPU %.2f×, peak RSS %.2f×. "+
-				"Sync's discovery lists, every `--firestore-discover-interval` (default 1m), the collection IDs under each document "+
-				"upserted since its last look, one call per document (docs/sources.md); at this rate that is tens of thousands of "+
-				"calls made while the stream waits, which shows as the max lag and the time after the writer's end.\n\n",
+				"Sync's discovery lists, at every consistent point, the root collections and the collection IDs under each document "+
+				"the batch writes, one call per document (docs/sources.md), before the batch is applied.\n\n",
 				on.p99.Seconds()/off.p99.Seconds(), on.maxLag.Seconds()/off.maxLag.Seconds(), on.appliedRate/off.appliedRate,
 				on.cpu.Seconds()/off.cpu.Seconds(), float64(on.peak)/float64(off.peak))
 		}

@@ -22,28 +22,14 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/retry"
 )
 
-// DiscoverIntervalOption is how often a change stream looks for collection
-// IDs that appeared after it started (see Changes).
-var DiscoverIntervalOption = plugin.Option{
-	Name: "firestore-discover-interval",
-	Help: "How often sync looks for new subcollection IDs under the documents written since the last look (1 read each); " +
-		"new root collections are looked for at every batch (1 read). 0 turns both off.",
-	Default: "1m",
-	Type:    plugin.Duration,
-}
-
-// discoverInterval reads --firestore-discover-interval (its default when
-// unset).
-func discoverInterval(cfg plugin.Config) (time.Duration, error) {
-	s := cfg.String(DiscoverIntervalOption.Name)
-	if s == "" {
-		s = DiscoverIntervalOption.Default
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("--%s: %q is not a duration like 1m (or 0 to turn discovery off)", DiscoverIntervalOption.Name, s)
-	}
-	return d, nil
+// DiscoverOption turns on the change stream's search for collection IDs
+// that appear after it started (see Changes).
+var DiscoverOption = plugin.Option{
+	Name: "firestore-discover",
+	Help: "Look for new collections while following changes: root collections at every batch (1 read), subcollections under every document a batch writes (1 read each). " +
+		"--firestore-discover=false leaves them to sync's count checks.",
+	Default: "true",
+	Type:    plugin.Switch,
 }
 
 var _ extractors.ChangeStreamer = (*Extractor)(nil)
@@ -122,29 +108,21 @@ func parsePosition(pos string) (time.Time, error) {
 // # Collections that appear later
 //
 // A document of a collection ID with no target is not sent by Firestore,
-// so new IDs are looked for two ways (both off with
-// --firestore-discover-interval 0):
-//   - Root collections, exactly: at each consistent point, before its batch
-//     is delivered, the root collection IDs at its read time are listed (1
-//     read per batch, heartbeats included). A new one gets a target and the
-//     batch waits for the next consistent point, at which that target is
-//     CURRENT; so a batch consistent at a time holds every root collection
-//     that existed then.
-//   - Subcollections under written documents, exactly: at each consistent
-//     point, the collection IDs at its read time under every document the
-//     batch upserts are listed (1 read per distinct document and batch, 8
-//     at a time); a new one gets a target and the batch waits for the next
-//     consistent point, like a new root. So a batch holds the documents of
-//     subcollections created by the writes it reports.
-//   - Subcollections under documents written earlier, eventually: every
-//     --firestore-discover-interval (default 1m) the collection IDs under
-//     each document upserted since the last look are listed again (1 read
-//     per distinct document), finding a subcollection created later under
-//     a document that was written before.
-//   - Not found: a new subcollection under a document that was not written
-//     since the stream started (nor under a missing document); its
-//     documents are delivered once some document written later leads to
-//     it, and a cutover's count check finds them meanwhile.
+// so new IDs are looked for at each consistent point, before its batch is
+// delivered (both off with --firestore-discover=false):
+//   - Root collections: the root collection IDs at the batch's read time
+//     are listed (1 read per batch, heartbeats included).
+//   - Subcollections under the documents the batch upserts: the collection
+//     IDs under each, at the batch's read time, are listed (1 read per
+//     distinct document and batch, 8 at a time).
+//
+// A new ID gets a target and the batch waits for the next consistent
+// point, at which that target is CURRENT; so a batch holds every root
+// collection that existed at its read time and the subcollections created
+// by the writes it reports. Not found: a new subcollection under a
+// document the stream does not see written (created in a gap, or later
+// under a document written earlier, or under a missing document); sync's
+// count checks find those (internal/syncer).
 //
 // A new ID gets a target without a resume point: all its current
 // documents come as upserts (1 read each), held in memory until its first
@@ -161,7 +139,7 @@ func (e *Extractor) Changes(ctx context.Context, from string, hints extractors.C
 	if err != nil {
 		return err
 	}
-	f := &follower{e: e, emit: emit, start: start, pos: start, known: map[string]bool{}, written: map[string]bool{}}
+	f := &follower{e: e, emit: emit, start: start, pos: start, known: map[string]bool{}}
 	for _, c := range hints.Collections {
 		if c != "" {
 			f.known[c] = true
@@ -238,9 +216,6 @@ type follower struct {
 	// resumed from pos (it was CURRENT at a consistent point delivered);
 	// one that cannot is added afresh on a reconnect.
 	known map[string]bool
-	// written are documents (relative paths) upserted since the last
-	// discovery, to look for new collections under.
-	written map[string]bool
 
 	// Per session.
 	stream  pb.Firestore_ListenClient
@@ -354,12 +329,6 @@ func (f *follower) session(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	var tick <-chan time.Time
-	if d := f.e.discover; d > 0 {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		tick = t.C
-	}
 	for {
 		select {
 		case m := <-msgs:
@@ -374,13 +343,6 @@ func (f *follower) session(ctx context.Context) (err error) {
 			}
 			retry.Alive(sctx)
 			if err := f.handle(sctx, m.resp); err != nil {
-				return err
-			}
-		case <-tick:
-			release := retry.Hold(sctx)
-			err := f.discover(sctx)
-			release()
-			if err != nil {
 				return err
 			}
 		case <-sctx.Done():
@@ -463,7 +425,7 @@ func (f *follower) targetChange(ctx context.Context, tc *pb.TargetChange) error 
 			}
 		}
 		rt := tc.ReadTime.AsTime().UTC()
-		if f.e.discover > 0 {
+		if f.e.discover {
 			release := retry.Hold(ctx)
 			added, err := f.newRoots(ctx, rt)
 			release()
@@ -624,13 +586,6 @@ func (f *follower) deliver(ctx context.Context, rt time.Time) error {
 		t.delivered = true
 		f.known[t.collection] = true
 	}
-	if f.e.discover > 0 {
-		for _, c := range changes {
-			if c.Op == record.OpUpsert {
-				f.written[c.Record.Key] = true
-			}
-		}
-	}
 	return nil
 }
 
@@ -701,30 +656,4 @@ func (f *follower) newSubcollections(ctx context.Context, rt time.Time) (bool, e
 		}
 	}
 	return added, nil
-}
-
-// discover looks for collection IDs without a target under the documents
-// upserted since the last look, and adds a fresh target for each.
-func (f *follower) discover(ctx context.Context) error {
-	var parents []string
-	for _, k := range slices.SortedFunc(mapKeys(f.written), ComparePaths) {
-		parents = append(parents, f.e.root+"/"+k)
-	}
-	for _, parent := range parents {
-		ids, err := f.e.collectionIDs(ctx, parent, time.Time{})
-		if err != nil {
-			return fmt.Errorf("looking for new collections: %w", err)
-		}
-		for _, c := range ids {
-			if _, ok := f.known[c]; ok {
-				continue
-			}
-			f.known[c] = false
-			if err := f.addTarget(c, false); err != nil {
-				return err
-			}
-		}
-		delete(f.written, strings.TrimPrefix(parent, f.e.root+"/"))
-	}
-	return nil
 }

@@ -34,7 +34,7 @@ func newExtractor(t *testing.T, host, project string, extra ...string) *fsx.Extr
 	t.Helper()
 	cfg := plugin.Config{
 		"firebase-project": project, "firestore-emulator-host": host, "firestore-snapshot-window": "1h",
-		"retry-attempts": "5", "retry-backoff": "1ms", "firestore-discover-interval": "0",
+		"retry-attempts": "5", "retry-backoff": "1ms", "firestore-discover": "false",
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		cfg[extra[i]] = extra[i+1]
@@ -481,7 +481,7 @@ func TestChangesSurviveCutStreams(t *testing.T) {
 // discovery and their documents delivered.
 func TestChangesFindNewCollections(t *testing.T) {
 	host, project, client := seedEmulator(t, baseDocs())
-	ex := newExtractor(t, host, project, "firestore-discover-interval", "20ms")
+	ex := newExtractor(t, host, project, "firestore-discover", "true")
 	ctx := context.Background()
 	start, err := ex.SnapshotTime(ctx)
 	if err != nil {
@@ -691,11 +691,10 @@ func TestChangesResumeRemovedTargets(t *testing.T) {
 
 // TestChangesNewRootCollectionInItsBatch: a root collection created after
 // the stream started is in the first batch consistent at or after its
-// creation — root collection IDs are checked at every consistent point,
-// not only at the discovery interval (an hour here).
+// creation — root collection IDs are checked at every consistent point.
 func TestChangesNewRootCollectionInItsBatch(t *testing.T) {
 	host, project, client := seedEmulator(t, baseDocs())
-	ex := newExtractor(t, host, project, "firestore-discover-interval", "1h")
+	ex := newExtractor(t, host, project, "firestore-discover", "true")
 	start, err := ex.SnapshotTime(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -724,7 +723,7 @@ func TestChangesUnderConcurrentWrites(t *testing.T) {
 	if _, err := hooks.Info(ctx); err != nil {
 		t.Skipf("the emulator at %s has no fault hooks: %v", host, err)
 	}
-	ex := newExtractor(t, host, project, "firestore-discover-interval", "10ms")
+	ex := newExtractor(t, host, project, "firestore-discover", "true")
 	start, err := ex.SnapshotTime(ctx)
 	if err != nil {
 		t.Fatal(err)

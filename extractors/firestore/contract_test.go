@@ -18,7 +18,7 @@ func TestChangeStreamContract(t *testing.T) {
 	extractortest.ChangeStream(t, extractortest.ChangeHarness{
 		New: func(t *testing.T) extractortest.ChangeSource {
 			host, project, client := seedEmulator(t, baseDocs())
-			ex := newExtractor(t, host, project, "firestore-discover-interval", "100ms")
+			ex := newExtractor(t, host, project, "firestore-discover", "true")
 			return extractortest.ChangeSource{
 				Extractor: ex,
 				Hints:     extractors.ChangeHints{Collections: []string{"items", "a", "b", "c", "k"}},

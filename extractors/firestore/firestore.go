@@ -95,7 +95,7 @@ func init() {
 		Options: []plugin.Option{
 			firebase.ProjectOption, firebase.CredentialsOption, DatabaseOption, EmulatorOption,
 			CollectionsOption, PageSizeOption, SnapshotWindowOption, retry.AttemptsOption, retry.BackoffOption,
-			retry.SourceTimeoutOption, DiscoverIntervalOption,
+			retry.SourceTimeoutOption, DiscoverOption,
 		},
 		New: func(ctx context.Context, cfg plugin.Config) (extractors.Extractor, error) { return New(ctx, cfg) },
 	})
@@ -113,7 +113,7 @@ type Extractor struct {
 	window   time.Duration
 	policy   retry.Policy
 	reads    atomic.Int64
-	discover time.Duration // --firestore-discover-interval (changes.go)
+	discover bool // --firestore-discover (changes.go)
 }
 
 var (
@@ -145,7 +145,10 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, err
 	}
-	discover, err := discoverInterval(cfg)
+	discover := true // the option's default, also when a caller's config lacks it
+	if cfg.String(DiscoverOption.Name) != "" {
+		discover, err = cfg.Bool(DiscoverOption.Name)
+	}
 	if err != nil {
 		return nil, err
 	}
