@@ -397,6 +397,14 @@ func (f *follower) commitOnce(ctx context.Context, chunk []record.Change, b *pos
 		case record.OpUpsert:
 			ups = append(ups, c.Record)
 		case record.OpDelete:
+			// A document of a collection without a table was never stored
+			// (created and deleted before sync applied it): nothing to
+			// delete, nothing to reject.
+			if f.job.Mapping != nil {
+				if p, _, err := mappings.PatternOf(c.Record.Key); err == nil && f.job.Mapping.TableFor(p) == nil {
+					break
+				}
+			}
 			deletes[c.CommitTime] = append(deletes[c.CommitTime], c.Record.Key)
 		}
 		if c.CommitTime.After(b.LastCommit) {

@@ -277,3 +277,27 @@ func TestSoftDeletes(t *testing.T) {
 		t.Errorf("after re-creation: _deleted_at %v, err %v; want NULL", deletedAt, err)
 	}
 }
+
+// TestDeleteOfANeverStoredDocumentIsNoReject: a document of a brand-new
+// collection created and deleted before sync applied it arrives as one
+// delete of a key no table holds: the target already lacks it, so nothing
+// is rejected (status and metrics would report a record sync could not
+// store) and no table is created.
+func TestDeleteOfANeverStoredDocumentIsNoReject(t *testing.T) {
+	f := newFixture(t, 0)
+	f.put(t, "tags/t1", map[string]record.Value{"label": record.String("short-lived")})
+	f.del(t, "tags/t1")
+	f.follow(t, syncer.Options{})
+	f.identical(t)
+	st, err := f.state.SyncStream(context.Background(), f.job.Name)
+	if err != nil || st == nil {
+		t.Fatal(st, err)
+	}
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM baasmigrate.rejects WHERE source_key = 'tags/t1'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if st.Rejected != 0 || n != 0 {
+		t.Errorf("deleting a document the target never held: %d rejected in the sync state, %d rejects stored; want none", st.Rejected, n)
+	}
+}
