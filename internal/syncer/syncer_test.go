@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -299,5 +300,61 @@ func TestDeleteOfANeverStoredDocumentIsNoReject(t *testing.T) {
 	}
 	if st.Rejected != 0 || n != 0 {
 		t.Errorf("deleting a document the target never held: %d rejected in the sync state, %d rejects stored; want none", st.Rejected, n)
+	}
+}
+
+// TestRejectedRecordCatchesUpOnce: a record the target rejects makes the
+// counts of its stream disagree for good. Sync catches up once for it;
+// later writes to the same stream change both counts but not how far they
+// disagree, and must not start another snapshot comparison of the whole
+// source at every count check.
+func TestRejectedRecordCatchesUpOnce(t *testing.T) {
+	f := newFixture(t, 0)
+	// A subcollection without a table, rejected: the users stream counts
+	// one record more at the source than rows in the target, for good.
+	f.put(t, "users/u1/notes/n1", map[string]record.Value{"text": record.String("no table")})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- syncer.Follow(ctx, f.pool, f.state, f.job, syncer.Options{NewCollections: syncer.NewCollectionsReject, CountInterval: time.Nanosecond})
+	}()
+	waitFor := func(what string, ok func(st *postgres.SyncStream) bool) {
+		t.Helper()
+		for {
+			st, err := f.state.SyncStream(ctx, f.job.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st != nil && ok(st) {
+				return
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("sync ended before %s: %v", what, err)
+			case <-ctx.Done():
+				t.Fatalf("timed out waiting for %s", what)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	waitFor("the first catch-up", func(st *postgres.SyncStream) bool { return st.CatchUps >= 1 })
+	for i, id := range []string{"u5", "u6"} {
+		at, err := f.ex.Put(record.Record{Kind: record.KindDocument, Key: "users/" + id, Fields: map[string]record.Value{"name": record.String(id)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(fmt.Sprintf("write %d applied and its counts checked", i+1), func(st *postgres.SyncStream) bool { return !st.ReadTime.Before(at) })
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.state.SyncStream(context.Background(), f.job.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CatchUps != 1 {
+		t.Errorf("catch-ups %d, want 1: the same disagreement (one rejected record) was caught up again", st.CatchUps)
 	}
 }
