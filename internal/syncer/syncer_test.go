@@ -227,8 +227,12 @@ func TestCountsTriggerACatchUp(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- syncer.Follow(ctx, f.pool, f.state, f.job, syncer.Options{CountInterval: time.Hour}) }()
 	for {
+		// The row is written before the catch-up records itself: wait for
+		// both.
 		if ok, _ := f.missing(t, "posts", "p1"); ok {
-			break
+			if st, err := f.state.SyncStream(ctx, f.job.Name); err == nil && st != nil && st.CatchUps > 0 {
+				break
+			}
 		}
 		select {
 		case err := <-done:
