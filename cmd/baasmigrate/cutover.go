@@ -293,7 +293,7 @@ func runStatus(cmd *cobra.Command, _ []string) error {
 		fmt.Fprintf(out, "  %s (%s, %s): source time %s, lag %s; applied %d, deleted %d, rejected %d",
 			s.Job, s.Mode, state, s.ReadTime.Format(time.RFC3339Nano), (time.Duration(s.LagSeconds * float64(time.Second))).Round(time.Millisecond), s.Applied, s.Deleted, s.Rejected)
 		if s.Mode == "poll" {
-			fmt.Fprintf(out, ", %d polls, %d source reads", s.Batches, s.SourceReads)
+			fmt.Fprintf(out, ", %d batches, %d source reads", s.Batches, s.SourceReads)
 		}
 		fmt.Fprintln(out)
 		if s.Note != "" {

@@ -175,6 +175,13 @@ func runSync(cmd *cobra.Command, _ []string) error {
 	defer closeJobs()
 	if restart {
 		for _, j := range jobs {
+			running, err := postgres.SyncRunning(ctx, pool, j.Name)
+			if err != nil {
+				return err
+			}
+			if running {
+				return &exitStatus{code: exitError, err: fmt.Errorf("--restart: another process follows %s now; stop it first", j.Name)}
+			}
 			if err := state.ResetSync(ctx, j.Name); err != nil {
 				return err
 			}

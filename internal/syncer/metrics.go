@@ -88,6 +88,15 @@ func (m *Metrics) started(job string, st *postgres.SyncStream) {
 	m.pendingG.WithLabelValues(job).Set(0)
 }
 
+// pendingNone says nothing waits (a stream that ended drops what it
+// delivered and did not apply; it comes again).
+func (m *Metrics) pendingNone(job string) {
+	if m == nil {
+		return
+	}
+	m.pendingG.WithLabelValues(job).Set(0)
+}
+
 func (m *Metrics) pending(job string, n int) {
 	if m == nil {
 		return

@@ -82,6 +82,7 @@ func (f *follower) reached() bool {
 // what it delivers, until it ends.
 func (f *follower) follow(ctx context.Context, cs extractors.ChangeStreamer) error {
 	g, gctx := errgroup.WithContext(ctx)
+	defer f.opts.Metrics.pendingNone(f.job.Name)
 	batches := make(chan record.ChangeBatch, 4)
 	hints := extractors.ChangeHints{}
 	if f.job.Mapping != nil {

@@ -237,13 +237,19 @@ func (s *State) StartSync(ctx context.Context, job string, kind record.Kind, mod
 }
 
 // ResetSync forgets job's sync state (sync --restart): the next StartSync
-// begins from the copy again.
+// begins from the copy again, and the next cutover, having no bulk
+// verification, compares everything. Callers make sure no sync runs.
 func (s *State) ResetSync(ctx context.Context, job string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE baasmigrate.runs SET status = 'abandoned', finished_at = now() WHERE job = $1 AND status = 'running'`, SyncJob(job)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM baasmigrate.sync_changes WHERE job = $1`, job); err != nil {
+			return err
+		}
+		// A bulk verification excused keys by the changes recorded since:
+		// without them it proves nothing, so the next cutover compares all.
+		if _, err := tx.Exec(ctx, `DELETE FROM baasmigrate.verifications WHERE job = $1`, job); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM baasmigrate.sync_streams WHERE job = $1`, job)
