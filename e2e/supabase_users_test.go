@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -118,5 +121,103 @@ func TestUsersIntoSupabaseAuth(t *testing.T) {
 	plan := clitest.Run(t, env, append([]string{"plan", "--only", "users", "--users-target", "supabase", "--auth-export", path}, usersHashFlags()...)...)
 	if plan.Code == 0 || !strings.Contains(plan.Stderr, "cannot compare users with Supabase Auth's tables yet") {
 		t.Errorf("plan --users-target supabase: exit %d\n%s", plan.Code, plan.Stderr)
+	}
+}
+
+// TestUsersIntoSupabaseSameUIDTwice: an export file holding uids twice, in
+// batches committed apart and in one batch, loaded into Supabase Auth by
+// runs killed -9 and resumed by new processes: every uid lands in
+// auth.users once, with its first occurrence's values, and every repeat is
+// rejected naming both positions (detection rests on the database, not on
+// a process's memory). A re-run of the file rejects the same repeats and
+// rewrites nothing. No table of the tool's is created in schema auth.
+func TestUsersIntoSupabaseSameUIDTwice(t *testing.T) {
+	const n = 1500
+	repeats := map[int]int{1450: 20, 800: 700, 1490: 1480, 1495: 1496}
+	// 1495 holds u01496's uid before 1496 does: 1495 is its first
+	// occurrence in file order, 1496 the repeat.
+	ctx := context.Background()
+	dsn := testenv.NewDatabase(t)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ddl, err := os.ReadFile(filepath.Join("..", "loaders", "postgres", "testdata", "supabase_auth.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, string(ddl)); err != nil {
+		t.Fatalf("creating Supabase's auth schema: %v", err)
+	}
+	env := clitest.Env("DATABASE_URL=" + dsn)
+	dir := t.TempDir()
+	path := usersExportWithRepeats(t, dir, "json", n, repeats)
+	lineOf := func(rec int) int { return rec + 1 }
+	sum := filepath.Join(dir, "summary.json")
+	args := []string{"migrate", "--only", "users", "--users-target", "supabase", "--auth-export", path, "--batch-size", "20"}
+	committed := testenv.Committed(pool)
+	r := rand.New(rand.NewPCG(12, 12))
+	kills := 0
+	for attempt := 0; attempt < 3; attempt++ {
+		target := min(committed()+100+r.Int64N(300), 1300) // well before the end: the run would exit 1
+		if clitest.KillAt(t, env, args, target, committed, time.Minute) {
+			kills++
+		}
+	}
+	if kills < 2 {
+		t.Fatalf("only %d of 3 attempts were killed mid-run", kills)
+	}
+	// record → the record whose values auth.users must hold for its uid.
+	rejected := map[int]int{1450: 20, 800: 700, 1490: 1480, 1496: 1495}
+	check := func(res clitest.Result) {
+		t.Helper()
+		usersCheckRejectedRun(t, res, sum, n, int64(len(rejected)))
+		var rows, again int
+		if err := pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE email LIKE '%@again.test') FROM auth.users`).Scan(&rows, &again); err != nil {
+			t.Fatal(err)
+		}
+		if rows != n-len(rejected) || again != 1 { // u01496@again.test, record 1495, is a first occurrence
+			t.Errorf("%d users in auth.users, %d from an @again.test record; want %d and 1", rows, again, n-len(rejected))
+		}
+		var email string
+		if err := pool.QueryRow(ctx, `SELECT email FROM auth.users WHERE raw_app_meta_data->>'firebase_uid' = 'u01496'`).Scan(&email); err != nil || email != "u01496@again.test" {
+			t.Errorf("u01496 holds %q (%v); want its first occurrence's u01496@again.test", email, err)
+		}
+		out := res.Stdout + res.Stderr
+		if !strings.Contains(out, fmt.Sprintf("an export file holds %d uid(s) more than once", len(rejected))) {
+			t.Errorf("no warning naming the repeated uids:\n%s", out)
+		}
+		for rec, first := range rejected {
+			uid := fmt.Sprintf("u%05d", rec) // 1496
+			if f, ok := repeats[rec]; ok {
+				uid = fmt.Sprintf("u%05d", f)
+			}
+			var reason string
+			err := pool.QueryRow(ctx, `SELECT reason FROM baasmigrate.rejects WHERE source_key = $1`, uid).Scan(&reason)
+			want := fmt.Sprintf("record %d (line %d) repeats record %d (line %d)", rec, lineOf(rec), first, lineOf(first))
+			if err != nil || !strings.Contains(reason, want) {
+				t.Errorf("reject of %s: %q, %v; want it to say %q", uid, reason, err, want)
+			}
+		}
+	}
+	check(clitest.Run(t, env, append(args, "--summary", sum)...))
+	var extra int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+		WHERE s.nspname = 'auth' AND c.relkind IN ('r', 'v') AND c.relname NOT IN ('users', 'identities')`).Scan(&extra); err != nil || extra != 0 {
+		t.Errorf("%d tables or views of the tool's in schema auth (%v)", extra, err)
+	}
+
+	versions := `SELECT (SELECT string_agg(xmin::text, ',' ORDER BY id) FROM auth.users) || '|' || (SELECT string_agg(xmin::text, ',' ORDER BY id) FROM auth.identities)`
+	var before, after string
+	if err := pool.QueryRow(ctx, versions).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	check(clitest.Run(t, env, append(args, "--summary", sum, "--restart")...))
+	if err := pool.QueryRow(ctx, versions).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if before != after {
+		t.Errorf("a re-run of the file rewrote rows of auth.users or auth.identities")
 	}
 }

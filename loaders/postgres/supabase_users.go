@@ -58,6 +58,12 @@ var (
 		"last_sign_in_at", "created_at", "updated_at"}
 )
 
+// SupabasePositionsTable, in StateSchema, records where in an export file
+// each user SupabaseUsers loaded, and each rejected repeat of its uid, was
+// read (see SupabaseUsers): Supabase's auth schema gets no table of the
+// tool's.
+const SupabasePositionsTable = "supabase_user_positions"
+
 // SupabaseUsersConfig configures the Supabase Auth users sink.
 type SupabaseUsersConfig struct {
 	// Schema holds Supabase Auth's users and identities tables; ""
@@ -89,12 +95,31 @@ type SupabaseUsersConfig struct {
 // are rejected with the reason. Rows equal to what would be written are
 // not rewritten, so a re-run changes nothing. Identities a user no longer
 // has at the source are not deleted.
+//
+// An export file can hold a uid twice (two exports concatenated, a
+// hand-edited file), and both occurrences land on one auth.users id. As
+// Users does with its source_positions, the sink records, in the batch's
+// transaction, the record.Position of every user it loads from a file in
+// StateSchema's SupabasePositionsTable (by target schema and auth.users
+// id): the first occurrence of a uid in a run (record.Position.Read) is
+// loaded, and every later one — in the same batch, a later batch, or after
+// a kill and a resume — is rejected with RepeatedUIDReason, naming both
+// positions, never written over it. The same occurrence at the same
+// position (a retried or resumed batch) is not a repeat, nor is an
+// occurrence of a new run of the file, which replaces the older run's
+// positions. Warnings names such uids. Users from the Auth API have no
+// position: only a repeat within one batch is seen, and rejected; loading
+// one forgets the file positions of its id.
 type SupabaseUsers struct {
 	cfg                                      SupabaseUsersConfig
 	users                                    string // sanitized table names
 	idents                                   string
 	labels                                   struct{ users, idents string }
 	upsertUsers, upsertIdents, foreignIdents string
+	// SQL on SupabasePositionsTable, as Users' loadedPositions,
+	// recordPositions, forgetPositions and recordRepeats; $1 is the target
+	// schema.
+	loadedPositions, recordPositions, forgetPositions, recordRepeats string
 }
 
 var _ loaders.Sink = (*SupabaseUsers)(nil)
@@ -146,14 +171,81 @@ func NewSupabaseUsers(cfg SupabaseUsersConfig) (*SupabaseUsers, error) {
 			AS n (pid, uid, data, provider, last_at, created)
 		ON CONFLICT (provider_id, provider) DO UPDATE SET ` + assign + `
 		WHERE t.user_id = EXCLUDED.user_id AND (` + old + `) IS DISTINCT FROM (` + new + `)`
+	pos := supabasePositions.Sanitize()
+	s.loadedPositions = `SELECT id, file, read, record, line FROM ` + pos + ` WHERE target_schema = $1 AND loaded AND id = ANY($2::text[])`
+	s.recordPositions = `WITH new (id, uid, file, read, record, line) AS (
+			SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+		), older AS (
+			DELETE FROM ` + pos + ` p USING new n
+			WHERE p.target_schema = $1 AND p.id = n.id AND (p.read, p.file) IS DISTINCT FROM (n.read, n.file)
+		)
+		INSERT INTO ` + pos + ` (target_schema, file, read, record, line, id, uid, loaded)
+		SELECT $1, file, read, record, line, id, uid, true FROM new
+		ON CONFLICT (target_schema, read, file, record) DO UPDATE SET id = EXCLUDED.id, uid = EXCLUDED.uid, line = EXCLUDED.line, loaded = true`
+	s.forgetPositions = `DELETE FROM ` + pos + ` WHERE target_schema = $1 AND id = ANY($2::text[])`
+	s.recordRepeats = `INSERT INTO ` + pos + ` (target_schema, file, read, record, line, id, uid, loaded)
+		SELECT $1, file, read, record, line, id, uid, false
+		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS n (id, uid, file, read, record, line)
+		ON CONFLICT (target_schema, read, file, record) DO UPDATE SET id = EXCLUDED.id, uid = EXCLUDED.uid, line = EXCLUDED.line, loaded = false`
 	s.foreignIdents = `SELECT n.uid, n.provider, n.pid FROM unnest($1::text[], $2::text[], $3::text[]) AS n (pid, uid, provider)
 		JOIN ` + s.idents + ` t ON t.provider_id = n.pid AND t.provider = n.provider AND t.user_id <> n.uid::uuid`
 	return s, nil
 }
 
+// supabasePositions is SupabasePositionsTable, schema-qualified.
+var supabasePositions = pgx.Identifier{StateSchema, SupabasePositionsTable}
+
+// supabasePositionsDDL creates SupabasePositionsTable; every statement is
+// idempotent. target_schema is the schema of the auth.users the row's
+// user went to (SupabaseUsersConfig.Schema), id its auth.users id (text),
+// read one run's reading of the file (record.Position.Read); loaded marks
+// the occurrence whose values auth.users holds, the others are repeats
+// rejected.
+var supabasePositionsDDL = []string{
+	`CREATE SCHEMA IF NOT EXISTS ` + pgx.Identifier{StateSchema}.Sanitize(),
+	`CREATE TABLE IF NOT EXISTS ` + supabasePositions.Sanitize() + ` (
+		target_schema text   NOT NULL,
+		file          text   NOT NULL,
+		read          text   NOT NULL,
+		record        bigint NOT NULL,
+		line          bigint NOT NULL,
+		id            text   NOT NULL,
+		uid           text   NOT NULL,
+		loaded        boolean NOT NULL,
+		PRIMARY KEY (target_schema, read, file, record)
+	)`,
+	`CREATE INDEX IF NOT EXISTS supabase_user_positions_id ON ` + supabasePositions.Sanitize() + ` (target_schema, id)`,
+}
+
+// PlannedDDL returns what Prepare would run in db, for `plan`: the
+// statements creating SupabasePositionsTable (and the state schema when
+// missing) when the table does not exist, else nothing. It only reads the
+// catalog; it does not check Supabase's tables (Prepare does).
+func (s *SupabaseUsers) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, error) {
+	var schema, table bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), to_regclass($2) IS NOT NULL`,
+		StateSchema, supabasePositions.Sanitize()).Scan(&schema, &table)
+	if err != nil {
+		return nil, fmt.Errorf("reading the catalog: %w", err)
+	}
+	if table {
+		return nil, nil
+	}
+	var out []Statement
+	for _, stmt := range supabasePositionsDDL {
+		if schema && strings.HasPrefix(stmt, "CREATE SCHEMA") {
+			continue
+		}
+		out = append(out, Statement{What: describeDDL(stmt), SQL: stmt})
+	}
+	return out, nil
+}
+
 // Prepare checks that auth.users and auth.identities exist with every
 // column the sink writes, and that identities are unique by (provider_id,
-// provider), as Supabase Auth's migrations make them; it changes nothing.
+// provider), as Supabase Auth's migrations make them; it changes none of
+// Supabase's tables. When they pass, it creates SupabasePositionsTable in
+// StateSchema if missing (see PlannedDDL); a refused job creates nothing.
 func (s *SupabaseUsers) Prepare(ctx context.Context, db loaders.DB) error {
 	var problems []string
 	for _, t := range []struct {
@@ -201,12 +293,27 @@ func (s *SupabaseUsers) Prepare(ctx context.Context, db loaders.DB) error {
 			"point --postgres at the Supabase database and let Supabase Auth run its migrations first; baasmigrate creates and alters none of its tables",
 			strings.Join(problems, "; "))
 	}
+	err := pgx.BeginFunc(ctx, beginner{db}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
+			return err
+		}
+		for _, stmt := range supabasePositionsDDL {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("%w\nin: %s", err, firstLine(stmt))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", supabasePositions.Sanitize(), err)
+	}
 	return nil
 }
 
 // supabaseRow is one user's values for auth.users and its identities.
 type supabaseRow struct {
 	uid, id              string
+	pos                  *record.Position // nil for users from the API
 	email, phone, pw     *string
 	emailAt, phoneAt     *time.Time
 	lastAt, created, ban *time.Time
@@ -220,13 +327,12 @@ type supabaseIdentity struct {
 
 // Write stores a batch of users in auth.users and auth.identities (see
 // SupabaseUsers), rejecting the users that cannot be stored with the
-// reason; the others load.
+// reason, and every occurrence of a uid after its first (see
+// SupabaseUsers); the others load.
 func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
 	out := loaders.Outcome{Tables: make([]string, len(recs))}
-	var batch []*supabaseRow
-	var index []int
-	seen := map[string]int{}
-	claimed := map[[2]string]int{} // identity → record index
+	all := make([]*supabaseRow, len(recs))
+	var positioned []string
 	for i, rec := range recs {
 		out.Tables[i] = s.labels.users
 		row, reason := s.row(rec)
@@ -234,10 +340,40 @@ func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Reco
 			out.Reject(i, reason)
 			continue
 		}
-		if j, dup := seen[row.uid]; dup {
-			out.Reject(i, repeatedInBatchReason(row.uid, j))
+		all[i] = row
+		if row.pos != nil {
+			positioned = append(positioned, row.id)
+		}
+	}
+	kept, err := s.loadedOccurrences(ctx, tx, positioned)
+	if err != nil {
+		return out, err
+	}
+	var batch []*supabaseRow
+	var index []int // batch[j] is recs[index[j]]
+	var repeats []supabaseRepeat
+	seen := map[string]int{}       // uid → index in recs of its first occurrence
+	claimed := map[[2]string]int{} // identity → record index
+	for i, row := range all {
+		if row == nil {
 			continue
 		}
+		if row.pos != nil {
+			if k, ok := kept[occurrenceKey{row.id, row.pos.File, row.pos.Read}]; ok && k.Record != row.pos.Record {
+				// Loaded by an earlier batch of this run.
+				repeats = append(repeats, supabaseRepeat{index: i, row: row, first: k, firstIndex: -1})
+				continue
+			}
+		}
+		if j, dup := seen[row.uid]; dup {
+			if first := all[j]; first.pos != nil && row.pos != nil {
+				repeats = append(repeats, supabaseRepeat{index: i, row: row, first: *first.pos, firstIndex: j})
+			} else {
+				out.Reject(i, repeatedInBatchReason(row.uid, j))
+			}
+			continue
+		}
+		seen[row.uid] = i
 		conflict := ""
 		for _, id := range row.idents {
 			if j, ok := claimed[[2]string{id.provider, id.providerID}]; ok {
@@ -252,17 +388,27 @@ func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Reco
 		for _, id := range row.idents {
 			claimed[[2]string{id.provider, id.providerID}] = i
 		}
-		seen[row.uid] = i
 		batch = append(batch, row)
 		index = append(index, i)
 	}
-	if len(batch) == 0 {
-		return out, nil
+	if len(batch) > 0 {
+		if err := s.writeBatch(ctx, tx, batch, index, &out); err != nil {
+			return out, err
+		}
 	}
+	if err := s.rejectRepeats(ctx, tx, repeats, &out); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// writeBatch writes batch (batch[j] is record index[j]) and, when
+// something in it is refused, user by user to find and reject which.
+func (s *SupabaseUsers) writeBatch(ctx context.Context, tx pgx.Tx, batch []*supabaseRow, index []int, out *loaders.Outcome) error {
 	changed, err := s.writeAll(ctx, tx, batch)
 	switch {
 	case err == nil:
-		s.count(&out, changed)
+		s.count(out, changed)
 	case isDataError(err) || errors.As(err, new(*supabaseRefusal)):
 		// Find and reject the users refused, each under its own savepoint.
 		for j, row := range batch {
@@ -270,19 +416,104 @@ func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Reco
 			var refusal *supabaseRefusal
 			switch {
 			case err == nil:
-				s.count(&out, changed)
+				s.count(out, changed)
 			case errors.As(err, &refusal):
 				out.Reject(index[j], refusal.reason)
 			case isDataError(err):
 				out.Reject(index[j], supabaseReason(err))
 			default:
-				return out, fmt.Errorf("loading user %q into %s: %w", row.uid, s.labels.users, err)
+				return fmt.Errorf("loading user %q into %s: %w", row.uid, s.labels.users, err)
 			}
 		}
 	default:
-		return out, fmt.Errorf("loading %d users into %s: %w", len(batch), s.labels.users, err)
+		return fmt.Errorf("loading %d users into %s: %w", len(batch), s.labels.users, err)
 	}
-	return out, nil
+	return nil
+}
+
+// supabaseRepeat is an occurrence of a uid after its first in the same
+// run of the same file: record index, whose first occurrence was first
+// (record firstIndex of this batch, or -1 when an earlier batch loaded
+// it).
+type supabaseRepeat struct {
+	index      int
+	row        *supabaseRow
+	first      record.Position
+	firstIndex int
+}
+
+// loadedOccurrences returns the stored positions of the loaded users
+// among ids (auth.users ids), by id, file and reading.
+func (s *SupabaseUsers) loadedOccurrences(ctx context.Context, tx pgx.Tx, ids []string) (map[occurrenceKey]record.Position, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, s.loadedPositions, s.cfg.Schema, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading where the batch's users were read before: %w", err)
+	}
+	kept := map[occurrenceKey]record.Position{}
+	var id string
+	var p record.Position
+	_, err = pgx.ForEachRow(rows, []any{&id, &p.File, &p.Read, &p.Record, &p.Line}, func() error {
+		kept[occurrenceKey{id, p.File, p.Read}] = p
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading where the batch's users were read before: %w", err)
+	}
+	return kept, nil
+}
+
+// rejectRepeats rejects the repeats, naming both occurrences, and records
+// those whose first occurrence is loaded, for Warnings.
+func (s *SupabaseUsers) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []supabaseRepeat, out *loaders.Outcome) error {
+	var ids []string
+	var cols positionColumns
+	for _, r := range repeats {
+		_, firstRejected := out.Rejects[r.firstIndex]
+		firstRejected = firstRejected && r.firstIndex >= 0
+		out.Reject(r.index, RepeatedUIDReason(r.row.uid, *r.row.pos, r.first, firstRejected))
+		if firstRejected {
+			continue
+		}
+		ids = append(ids, r.row.id)
+		cols.add(r.row.uid, *r.row.pos)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, s.recordRepeats, append([]any{s.cfg.Schema, ids}, cols.args()...)...); err != nil {
+		return fmt.Errorf("recording uids that appear more than once: %w", err)
+	}
+	return nil
+}
+
+// recordLoaded stores where the users of set were read: the positions of
+// those from a file (forgetting older runs' positions of their ids), and
+// no position for those from the API.
+func (s *SupabaseUsers) recordLoaded(ctx context.Context, tx pgx.Tx, set []*supabaseRow) error {
+	var fromAPI, ids []string
+	var cols positionColumns
+	for _, r := range set {
+		if r.pos == nil {
+			fromAPI = append(fromAPI, r.id)
+			continue
+		}
+		ids = append(ids, r.id)
+		cols.add(r.uid, *r.pos)
+	}
+	if len(ids) > 0 {
+		if _, err := tx.Exec(ctx, s.recordPositions, append([]any{s.cfg.Schema, ids}, cols.args()...)...); err != nil {
+			return fmt.Errorf("recording where the users were read: %w", err)
+		}
+	}
+	if len(fromAPI) > 0 {
+		if _, err := tx.Exec(ctx, s.forgetPositions, s.cfg.Schema, fromAPI); err != nil {
+			return fmt.Errorf("forgetting where users now loaded from the API were read: %w", err)
+		}
+	}
+	return nil
 }
 
 func (s *SupabaseUsers) count(out *loaders.Outcome, changed [2]int64) {
@@ -386,7 +617,7 @@ func (s *SupabaseUsers) write(ctx context.Context, tx pgx.Tx, set []*supabaseRow
 		}
 		changed[1] = tag.RowsAffected()
 	}
-	return changed, nil
+	return changed, s.recordLoaded(ctx, tx, set)
 }
 
 // row lays a user out for Supabase, or says why it cannot be stored.
@@ -406,7 +637,7 @@ func (s *SupabaseUsers) row(rec record.Record) (*supabaseRow, string) {
 	if email == "" && phone == "" {
 		return nil, "Supabase needs an e-mail address or a phone number"
 	}
-	r := &supabaseRow{uid: u.UID, id: authexport.SupabaseID(u.TenantID, u.UID)}
+	r := &supabaseRow{uid: u.UID, id: authexport.SupabaseID(u.TenantID, u.UID), pos: u.Position}
 	// Times Supabase requires for a confirmation: when the user was
 	// created (a fixed value, so that re-runs write the same), or the Unix
 	// epoch for a user without a creation time.
@@ -535,12 +766,71 @@ func SupabaseCredential(encrypted string) *passwords.Credential {
 
 var _ loaders.Reporter = (*SupabaseUsers)(nil)
 
-// Warnings reports the loaded users (those of auth.users with a
-// firebase_uid) linked at Firebase to sign-in providers that got no
-// identity because Supabase Auth has no provider for them (Identity
-// Platform's oidc.* and saml.*, Play Games, ...), by provider, naming up to
-// five uids each: they cannot sign in that way on Supabase.
+// Warnings reports uids an export file holds more than once (see
+// SupabaseUsers), naming up to five with their positions, and the loaded
+// users (those of auth.users with a firebase_uid) linked at Firebase to
+// sign-in providers that got no identity because Supabase Auth has no
+// provider for them (Identity Platform's oidc.* and saml.*, Play Games,
+// ...), by provider, naming up to five uids each: they cannot sign in that
+// way on Supabase.
 func (s *SupabaseUsers) Warnings(ctx context.Context, db loaders.DB) ([]string, error) {
+	var out []string
+	dup, err := s.duplicateUIDWarning(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	if dup != "" {
+		out = append(out, dup)
+	}
+	providers, err := s.providerWarnings(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, providers...), nil
+}
+
+// duplicateUIDWarning names up to five uids of SupabasePositionsTable
+// with a rejected repeat, with their positions; "" when there are none.
+func (s *SupabaseUsers) duplicateUIDWarning(ctx context.Context, db loaders.DB) (string, error) {
+	pos := supabasePositions.Sanitize()
+	rows, err := db.Query(ctx, `SELECT l.uid, l.file, l.record, l.line,
+			array_agg(r.record ORDER BY r.record), array_agg(r.line ORDER BY r.record), count(*) OVER ()
+		FROM `+pos+` l JOIN `+pos+` r ON r.target_schema = l.target_schema AND r.id = l.id
+			AND r.read = l.read AND r.file = l.file AND NOT r.loaded
+		WHERE l.target_schema = $1 AND l.loaded
+		GROUP BY l.uid, l.file, l.record, l.line ORDER BY l.file, l.record LIMIT 5`, s.cfg.Schema)
+	if err != nil {
+		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
+	}
+	var (
+		total       int64
+		samples     []string
+		uid, file   string
+		first       record.Position
+		recs, lines []int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&uid, &file, &first.Record, &first.Line, &recs, &lines, &total}, func() error {
+		var rejected []string
+		for i, r := range recs {
+			rejected = append(rejected, record.Position{Record: r, Line: lines[i]}.String())
+		}
+		samples = append(samples, fmt.Sprintf("%q: %s migrated, %s rejected (%s)", uid, first, strings.Join(rejected, ", "), file))
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
+	}
+	if total == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("an export file holds %d uid(s) more than once: %s. Only the first occurrence of each was loaded into %s; "+
+		"the others are rejected, stored with their reason. A Firebase uid is unique: check which account is right; see SELECT * FROM %s WHERE target_schema = '%s'",
+		total, strings.Join(samples, "; "), s.labels.users, pos, s.cfg.Schema), nil
+}
+
+// providerWarnings reports the users signed in at Firebase with providers
+// Supabase Auth has none for (see Warnings).
+func (s *SupabaseUsers) providerWarnings(ctx context.Context, db loaders.DB) ([]string, error) {
 	known := []string{"password", "phone"}
 	for p := range supabaseProviders {
 		known = append(known, p)

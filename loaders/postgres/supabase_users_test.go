@@ -15,6 +15,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/authexport"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/passwords"
 )
@@ -227,5 +228,105 @@ func TestSupabaseUsersFields(t *testing.T) {
 	writeUsers(t, pool, newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t)}), recs[0])
 	if a := readSupabaseUser(t, pool, "alice"); a.EmailAt == nil || !a.EmailAt.Equal(created) {
 		t.Errorf("with --email-confirm all, alice's email_confirmed_at is %v", a.EmailAt)
+	}
+}
+
+// A uid an export file holds twice is loaded into auth.users from its
+// first occurrence only; every later occurrence — in the same batch or a
+// batch committed apart, by another sink (another process, a resumed run
+// after a kill) — is rejected naming both positions, never written over
+// it. A retried batch (the same occurrence at the same position) and a
+// new run of the file are not duplicates. The positions are kept in the
+// tool's state schema, not in Supabase's auth schema.
+func TestSupabaseUsersSameUIDTwiceInAFile(t *testing.T) {
+	ctx := context.Background()
+	pool := supabasePool(t)
+	newSink := func() *postgres.SupabaseUsers {
+		s := newSupabaseUsers(t, postgres.SupabaseUsersConfig{})
+		if err := s.Prepare(ctx, pool); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	newSink()
+	const file = "/exports/users.json"
+	at := func(uid, email, read string, rec, line int64) record.Record {
+		u := record.User{UID: uid, Email: sp(email), Position: &record.Position{File: file, Read: read, Record: rec, Line: line}}
+		return u.Record(fmt.Sprint(rec))
+	}
+	email := func(uid string) string {
+		t.Helper()
+		r := readSupabaseUser(t, pool, uid)
+		if r.Email == nil {
+			return ""
+		}
+		return *r.Email
+	}
+	wantRejects := func(out loaders.Outcome, want map[int][]string) {
+		t.Helper()
+		if len(out.Rejects) != len(want) {
+			t.Fatalf("rejects %v, want %d", out.Rejects, len(want))
+		}
+		for i, ws := range want {
+			for _, w := range ws {
+				if !strings.Contains(out.Rejects[i], w) {
+					t.Errorf("record %d: reason %q, want %q", i, out.Rejects[i], w)
+				}
+			}
+		}
+	}
+
+	// Run 1, batch 1: u1 and u2.
+	out := writeUsers(t, pool, newSink(), at("u1", "first@x.io", "R1", 1, 2), at("u2", "two@x.io", "R1", 2, 5))
+	wantRejects(out, nil)
+	// Batch 2, another sink: u1 again, then u3 twice.
+	out = writeUsers(t, pool, newSink(), at("u1", "second@x.io", "R1", 3, 9), at("u3", "three@x.io", "R1", 4, 12), at("u3", "other@x.io", "R1", 5, 15))
+	wantRejects(out, map[int][]string{
+		0: {`uid "u1" appears more than once in /exports/users.json`, "record 3 (line 9)", "record 1 (line 2)"},
+		2: {`uid "u3"`, "record 5 (line 15)", "record 4 (line 12)"},
+	})
+	if email("u1") != "first@x.io" || email("u3") != "three@x.io" {
+		t.Fatalf("a later occurrence overwrote the first: u1 %s, u3 %s", email("u1"), email("u3"))
+	}
+	if n := count(t, pool, `SELECT count(*) FROM auth.users`); n != 3 {
+		t.Fatalf("%d users in auth.users, want 3", n)
+	}
+	// A retried batch (a resumed run) holds the same occurrences: not
+	// duplicates, and nothing changes.
+	out = writeUsers(t, pool, newSink(), at("u1", "first@x.io", "R1", 1, 2), at("u3", "three@x.io", "R1", 4, 12))
+	wantRejects(out, nil)
+	if len(out.Changed) != 0 {
+		t.Fatalf("a retried batch changed %v", out.Changed)
+	}
+	w, err := newSink().Warnings(ctx, pool)
+	if err != nil || len(w) != 1 || !strings.Contains(w[0], `2 uid(s)`) || !strings.Contains(w[0], `"u1": record 1 (line 2) migrated, record 3 (line 9) rejected`) {
+		t.Fatalf("warnings = %q, %v; want one naming u1 and u3 and where they are", w, err)
+	}
+
+	// Run 2 of the (changed) file: u1 at record 3 is its first occurrence now.
+	out = writeUsers(t, pool, newSink(), at("u1", "second@x.io", "R2", 3, 9), at("u3", "three@x.io", "R2", 1, 1))
+	wantRejects(out, nil)
+	if email("u1") != "second@x.io" {
+		t.Fatalf("run 2 did not load u1 from its own first occurrence: %s", email("u1"))
+	}
+	if w, err := newSink().Warnings(ctx, pool); err != nil || len(w) != 0 {
+		t.Fatalf("warnings after run 2 without duplicates: %q, %v", w, err)
+	}
+
+	// Users from the API have no position: a load from it forgets the
+	// file's positions of the uid.
+	api := record.User{UID: "u1", Email: sp("api@x.io")}
+	out = writeUsers(t, pool, newSink(), api.Record("u1"))
+	wantRejects(out, nil)
+	if email("u1") != "api@x.io" {
+		t.Fatalf("the API's u1 was not loaded: %s", email("u1"))
+	}
+	if n := count(t, pool, `SELECT count(*) FROM baasmigrate.supabase_user_positions WHERE uid = 'u1'`); n != 0 {
+		t.Fatalf("%d stale positions of u1", n)
+	}
+	// Nothing of the sink's own is in Supabase's schema.
+	if n := count(t, pool, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'auth' AND c.relkind IN ('r', 'v') AND c.relname NOT IN ('users', 'identities')`); n != 0 {
+		t.Fatalf("%d tables or views of the sink in schema auth", n)
 	}
 }
