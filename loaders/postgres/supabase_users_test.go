@@ -94,6 +94,42 @@ func TestSupabaseUsersPrepareRefuses(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'auth' AND table_name = 'users' AND column_name IN ('banned_until', 'is_anonymous')`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("Prepare altered auth.users: %d, %v", n, err)
 	}
+	if n := count(t, pool, `SELECT count(*) FROM pg_namespace WHERE nspname = 'baasmigrate'`); n != 0 {
+		t.Fatalf("a refused Prepare created the state schema")
+	}
+}
+
+// PlannedDDL lists the position table Prepare creates in the state schema,
+// and creates nothing; after Prepare it lists nothing.
+func TestSupabaseUsersPlannedDDL(t *testing.T) {
+	ctx := context.Background()
+	pool := supabasePool(t)
+	s := newSupabaseUsers(t, postgres.SupabaseUsersConfig{})
+	stmts, err := s.PlannedDDL(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sqls []string
+	for _, st := range stmts {
+		sqls = append(sqls, st.SQL)
+	}
+	all := strings.Join(sqls, "\n")
+	if len(stmts) != 3 || !strings.Contains(all, `CREATE SCHEMA IF NOT EXISTS "baasmigrate"`) ||
+		!strings.Contains(all, `CREATE TABLE IF NOT EXISTS "baasmigrate"."supabase_user_positions"`) || strings.Contains(all, "auth") {
+		t.Fatalf("planned DDL:\n%s", all)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM pg_namespace WHERE nspname = 'baasmigrate'`); n != 0 {
+		t.Fatalf("PlannedDDL created the state schema")
+	}
+	if err := s.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Prepare(ctx, pool); err != nil {
+		t.Fatalf("a second Prepare: %v", err)
+	}
+	if stmts, err := s.PlannedDDL(ctx, pool); err != nil || len(stmts) != 0 {
+		t.Fatalf("planned DDL after Prepare: %v, %v", stmts, err)
+	}
 }
 
 func bcryptOf(t *testing.T, pw string) string {
