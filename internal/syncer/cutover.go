@@ -310,8 +310,12 @@ func Cutover(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 		}
 		return rep, err
 	}
+	// --max-wait bounds the whole wait, not each job's.
+	deadline := time.Now().Add(opts.MaxWait)
 	for i, job := range jobs {
-		by, err := waitApplied(ctx, pool, state, job, freeze[i], opts)
+		wait := opts
+		wait.MaxWait = max(time.Until(deadline), time.Millisecond)
+		by, err := waitApplied(ctx, pool, state, job, freeze[i], wait)
 		if err != nil {
 			return finish("failed", err)
 		}

@@ -16,9 +16,12 @@ import (
 type PollResult struct {
 	ReadTime                time.Time
 	Added, Changed, Deleted int64
-	Unchanged               int64
-	SourceReads             int64
-	Elapsed                 time.Duration
+	// Unplaced counts source records the target has no place for, offered
+	// to the sink again at every poll (their reject is stored once).
+	Unplaced    int64
+	Unchanged   int64
+	SourceReads int64
+	Elapsed     time.Duration
 }
 
 // poll compares the source with the target every PollInterval and applies
@@ -40,7 +43,7 @@ func (f *follower) poll(ctx context.Context) error {
 			f.log.Warn("a poll failed; trying again", "err", err)
 		} else {
 			failures = 0
-			f.log.Info("poll", "added", res.Added, "changed", res.Changed, "deleted", res.Deleted, "unchanged", res.Unchanged,
+			f.log.Info("poll", "added", res.Added, "changed", res.Changed, "deleted", res.Deleted, "unchanged", res.Unchanged, "unplaced", res.Unplaced,
 				"source_reads", res.SourceReads, "took", res.Elapsed.Round(time.Millisecond))
 			if f.reached() {
 				return errReached
@@ -83,7 +86,7 @@ func (f *follower) pollOnce(ctx context.Context) (*PollResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("polling the source: %w", err)
 	}
-	res.Added, res.Changed, res.Deleted = n.added, n.changed, n.deleted
+	res.Added, res.Changed, res.Deleted, res.Unplaced = n.added, n.changed, n.deleted, n.unplaced
 	for _, t := range rep.Tables {
 		res.Unchanged += t.Matching
 	}
@@ -100,7 +103,10 @@ func (f *follower) pollOnce(ctx context.Context) (*PollResult, error) {
 }
 
 // reconciled counts what reconcile applied.
-type reconciled struct{ added, changed, deleted int64 }
+// unplaced counts records the target had no place for (a collection
+// without a table), offered to the sink: it gives them a table, or rejects
+// them (stored once).
+type reconciled struct{ added, changed, deleted, unplaced int64 }
 
 // reconcile compares the whole source with the target (at a fresh
 // snapshot) and applies every difference in batches: records the target
@@ -134,6 +140,9 @@ func (f *follower) reconcile(ctx context.Context, at time.Time, onlyRejected boo
 		case d.Outcome == diff.Mismatched:
 			c.Record = *d.Source
 			n.changed++
+		case d.Outcome == diff.Rejected:
+			c.Record = *d.Source
+			n.unplaced++
 		default:
 			c.Record = *d.Source
 			n.added++

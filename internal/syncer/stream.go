@@ -241,7 +241,7 @@ func (f *follower) checkCounts(ctx context.Context, cs extractors.ChangeStreamer
 		if _, n, err := f.reconcile(ctx, time.Now().UTC(), true); err != nil {
 			return fmt.Errorf("writing the records of collections the change stream had not found: %w", err)
 		} else {
-			f.log.Warn("records of new collections written", "records", n.added)
+			f.log.Warn("records of new collections offered to the target (given a table, or rejected)", "records", n.unplaced)
 		}
 		return store()
 	}
@@ -290,12 +290,12 @@ func (f *follower) catchUp(ctx context.Context, cs extractors.ChangeStreamer) er
 	if err != nil {
 		return fmt.Errorf("catching up by a snapshot comparison: %w", err)
 	}
-	applied, deleted := n.added+n.changed, n.deleted
+	applied, deleted := n.added+n.changed+n.unplaced, n.deleted
 	pos, err := cs.PositionAt(rep.ReadTime)
 	if err != nil {
 		return err
 	}
-	note := fmt.Sprintf("caught up at %s by a snapshot comparison (from %s): %d records written, %d deleted, %d source reads, %s",
+	note := fmt.Sprintf("caught up at %s by a snapshot comparison (from %s): %d records written or offered, %d deleted, %d source reads, %s",
 		rep.ReadTime.Format(time.RFC3339), f.st.ReadTime.Format(time.RFC3339), applied, deleted, rep.SourceReads, time.Since(started).Round(time.Millisecond))
 	if err := f.state.SetSyncPosition(ctx, f.job.Name, pos, rep.ReadTime, note); err != nil {
 		return err
