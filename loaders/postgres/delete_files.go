@@ -16,76 +16,31 @@ import (
 // SetSoftDeletes makes Prepare (and PlannedDDL) add the column
 // loaders.DeletedAtColumn to the files table, which Delete with soft set
 // marks. Call it before Prepare.
-func (f *Files) SetSoftDeletes(on bool) { f.soft = on }
+func (f *Files) SetSoftDeletes(on bool) { f.soft.on = on }
 
 // SetBucket makes Delete remove only rows of bucket. Without it, Delete
 // removes the row of the object name in whatever bucket it is, and
 // rejects a name that rows of two buckets of the same store have.
 func (f *Files) SetBucket(bucket string) { f.bucket = bucket }
 
-// softChanges is the DDL soft deletes need that the target lacks.
-func (f *Files) softChanges(ctx context.Context, db loaders.DB) ([]Statement, error) {
-	if !f.soft {
-		return nil, nil
-	}
-	ok, err := ColumnExists(ctx, db, f.schema, f.name[1], loaders.DeletedAtColumn)
-	if err != nil || ok {
-		return nil, err
-	}
-	return []Statement{{
-		What: fmt.Sprintf("add column %s to %s (deletion time, for soft deletes)", loaders.DeletedAtColumn, f.name.Sanitize()),
-		SQL:  fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s timestamptz", f.name.Sanitize(), pgx.Identifier{loaders.DeletedAtColumn}.Sanitize()),
-	}}, nil
-}
-
-// prepareSoft runs softChanges in tx, after the table exists, and reads
-// whether the table has the deletion-time column.
-func (f *Files) prepareSoft(ctx context.Context, tx pgx.Tx) error {
-	stmts, err := f.softChanges(ctx, tx)
-	if err != nil {
-		return err
-	}
-	for _, st := range stmts {
-		if _, err := tx.Exec(ctx, st.SQL); err != nil {
-			return fmt.Errorf("%s: %w", st.What, err)
-		}
-	}
-	f.detecting.Lock()
-	f.marked = nil
-	f.detecting.Unlock()
-	return f.detectMarked(ctx, tx)
-}
-
-// detectMarked reads, once, whether the files table has the deletion-time
-// column (added by a run with soft deletes, this one or an earlier one),
-// and if so makes the upsert clear it: an object written again is live.
-func (f *Files) detectMarked(ctx context.Context, db loaders.DB) error {
-	f.detecting.Lock()
-	defer f.detecting.Unlock()
-	if f.marked != nil {
-		return nil
-	}
-	ok, err := ColumnExists(ctx, db, f.schema, f.name[1], loaders.DeletedAtColumn)
-	if err != nil {
-		return err
-	}
-	f.marked = &ok
+// filesDetected rebuilds the upsert for whether the files table has the
+// deletion-time column: an object written again is live.
+func (f *Files) filesDetected(has bool) {
 	names := make([]string, 0, len(fileColumns)+1)
 	types := make([]string, 0, len(fileColumns)+1)
 	for _, c := range fileColumns {
 		names, types = append(names, c.name), append(types, c.ddlType)
 	}
-	if ok {
+	if has {
 		names, types = append(names, loaders.DeletedAtColumn), append(types, "timestamptz")
 	}
 	f.def = newTableDef(f.name, names, types, []string{"bucket", "name"})
-	return nil
 }
 
 // liveRow is row, plus a NULL deletion time when the table has the column.
 func (f *Files) liveRow(file record.File, key string) []any {
 	r := f.row(file, key)
-	if f.marked != nil && *f.marked {
+	if f.soft.marked() {
 		r = append(r, nil)
 	}
 	return r
@@ -107,7 +62,7 @@ func (f *Files) liveRow(file record.File, key string) []any {
 // (bucket, name) order.
 func (f *Files) Delete(ctx context.Context, tx pgx.Tx, keys []string, at time.Time, soft bool) (loaders.Outcome, error) {
 	out := loaders.Outcome{Tables: make([]string, len(keys))}
-	if err := f.detectMarked(ctx, tx); err != nil {
+	if err := f.soft.detect(ctx, tx); err != nil {
 		return out, err
 	}
 	index := map[string][]int{} // name → indexes in keys
@@ -126,7 +81,7 @@ func (f *Files) Delete(ctx context.Context, tx pgx.Tx, keys []string, at time.Ti
 	if len(names) == 0 {
 		return out, nil
 	}
-	if soft && !*f.marked {
+	if soft && !f.soft.marked() {
 		return out, fmt.Errorf("soft-deleting objects: %s has no %s column; call SetSoftDeletes(true) before Prepare",
 			f.name.Sanitize(), loaders.DeletedAtColumn)
 	}

@@ -15,66 +15,21 @@ import (
 // SetSoftDeletes makes Prepare (and PlannedDDL) add the column
 // loaders.DeletedAtColumn to the users table, which Delete with soft set
 // marks. Call it before Prepare.
-func (s *Users) SetSoftDeletes(on bool) { s.soft = on }
+func (s *Users) SetSoftDeletes(on bool) { s.soft.on = on }
 
-// softChanges is the DDL soft deletes need that the target lacks: the
-// deletion-time column of the users table (none without soft deletes).
-func (s *Users) softChanges(ctx context.Context, db loaders.DB) ([]Statement, error) {
-	if !s.soft {
-		return nil, nil
+// usersDetected rebuilds the users upsert when the users table has the
+// deletion-time column: a user written again is live.
+func (s *Users) usersDetected(has bool) {
+	if !has {
+		return
 	}
-	ok, err := ColumnExists(ctx, db, s.cfg.Schema, UsersTable, loaders.DeletedAtColumn)
-	if err != nil || ok {
-		return nil, err
+	names := make([]string, 0, len(userColumns)+1)
+	types := make([]string, 0, len(userColumns)+1)
+	for _, c := range userColumns {
+		names, types = append(names, c.name), append(types, c.ddlType)
 	}
-	return []Statement{{
-		What: fmt.Sprintf("add column %s to %s (deletion time, for soft deletes)", loaders.DeletedAtColumn, s.table(UsersTable)),
-		SQL:  fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s timestamptz", s.table(UsersTable), pgx.Identifier{loaders.DeletedAtColumn}.Sanitize()),
-	}}, nil
-}
-
-// prepareSoft runs softChanges in tx (Prepare's, after the tables exist)
-// and reads whether the users table has the deletion-time column.
-func (s *Users) prepareSoft(ctx context.Context, tx pgx.Tx) error {
-	stmts, err := s.softChanges(ctx, tx)
-	if err != nil {
-		return err
-	}
-	for _, st := range stmts {
-		if _, err := tx.Exec(ctx, st.SQL); err != nil {
-			return fmt.Errorf("%s: %w", st.What, err)
-		}
-	}
-	s.detecting.Lock()
-	s.marked = nil
-	s.detecting.Unlock()
-	return s.detectMarked(ctx, tx)
-}
-
-// detectMarked reads, once, whether the users table has the deletion-time
-// column (added by a run with soft deletes, this one or an earlier one),
-// and if so makes upserts of users clear it: a user written again is live.
-func (s *Users) detectMarked(ctx context.Context, db loaders.DB) error {
-	s.detecting.Lock()
-	defer s.detecting.Unlock()
-	if s.marked != nil {
-		return nil
-	}
-	ok, err := ColumnExists(ctx, db, s.cfg.Schema, UsersTable, loaders.DeletedAtColumn)
-	if err != nil {
-		return err
-	}
-	s.marked = &ok
-	if ok {
-		names := make([]string, 0, len(userColumns)+1)
-		types := make([]string, 0, len(userColumns)+1)
-		for _, c := range userColumns {
-			names, types = append(names, c.name), append(types, c.ddlType)
-		}
-		names, types = append(names, loaders.DeletedAtColumn), append(types, "timestamptz")
-		s.users = newTableDef(pgx.Identifier{s.cfg.Schema, UsersTable}, names, types, []string{"uid"})
-	}
-	return nil
+	names, types = append(names, loaders.DeletedAtColumn), append(types, "timestamptz")
+	s.users = newTableDef(pgx.Identifier{s.cfg.Schema, UsersTable}, names, types, []string{"uid"})
 }
 
 // Delete removes the users with the uids keys (see loaders.Deleter).
@@ -92,7 +47,7 @@ func (s *Users) detectMarked(ctx context.Context, db loaders.DB) error {
 // deleted, parents before children as Write takes them.
 func (s *Users) Delete(ctx context.Context, tx pgx.Tx, keys []string, at time.Time, soft bool) (loaders.Outcome, error) {
 	out := loaders.Outcome{Tables: make([]string, len(keys))}
-	if err := s.detectMarked(ctx, tx); err != nil {
+	if err := s.soft.detect(ctx, tx); err != nil {
 		return out, err
 	}
 	var uids []string
@@ -109,7 +64,7 @@ func (s *Users) Delete(ctx context.Context, tx pgx.Tx, keys []string, at time.Ti
 	if len(uids) == 0 {
 		return out, nil
 	}
-	if soft && !*s.marked {
+	if soft && !s.soft.marked() {
 		return out, fmt.Errorf("soft-deleting users: %s has no %s column; call SetSoftDeletes(true) before Prepare",
 			s.table(UsersTable), loaders.DeletedAtColumn)
 	}

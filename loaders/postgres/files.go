@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,12 +63,9 @@ type Files struct {
 	shareTarget bool
 	// objectURL names source objects in messages (SetObjectURL).
 	objectURL func(bucket, name string) string
-	// soft makes Prepare add loaders.DeletedAtColumn (SetSoftDeletes);
-	// marked is whether the table has it (nil until Prepare or the first
-	// batch reads the catalog), and then def clears it.
-	soft      bool
-	marked    *bool
-	detecting sync.Mutex
+	// soft is the table's soft-delete state (SetSoftDeletes); once it
+	// has read whether the table has the column, def clears it.
+	soft softColumn
 	// bucket restricts Delete to rows of one bucket (SetBucket).
 	bucket string
 	// db is the database Prepare was given, for Purge.
@@ -109,8 +105,10 @@ func NewFiles(store *objectstore.Store, schema, table string) *Files {
 		names[i], types[i] = c.name, c.ddlType
 	}
 	name := pgx.Identifier{schema, table}
-	return &Files{store: store, name: name, label: table, schema: schema,
+	f := &Files{store: store, name: name, label: table, schema: schema,
 		def: newTableDef(name, names, types, []string{"bucket", "name"})}
+	f.soft = softColumn{schema: schema, table: table, id: name, detected: f.filesDetected}
+	return f
 }
 
 // Table is the label of the table in outcomes and summaries.
@@ -175,7 +173,7 @@ func (f *Files) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 			out = append(out, Statement{What: describeDDL(stmt), SQL: stmt})
 		}
 	}
-	soft, err := f.softChanges(ctx, db)
+	soft, err := f.soft.changes(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +245,7 @@ func (f *Files) Prepare(ctx context.Context, db loaders.DB) error {
 				return err
 			}
 		}
-		return f.prepareSoft(ctx, tx)
+		return f.soft.prepare(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("creating the files table %s: %w", f.name.Sanitize(), err)
@@ -278,7 +276,7 @@ func (f *Files) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	for i := range out.Tables {
 		out.Tables[i] = f.label
 	}
-	if err := f.detectMarked(ctx, tx); err != nil {
+	if err := f.soft.detect(ctx, tx); err != nil {
 		return out, err
 	}
 	// Every key is claimed before any object is copied: an object landing

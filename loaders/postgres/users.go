@@ -13,7 +13,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -152,13 +151,10 @@ type Users struct {
 	// users (and forgets older runs' for them), forgets the positions of
 	// users loaded from the API, and records rejected repeats.
 	loadedPositions, recordPositions, forgetPositions, recordRepeats string
-	// soft makes Prepare add loaders.DeletedAtColumn to the users table
-	// (SetSoftDeletes); marked is whether the table has it (nil until
-	// Prepare or the first batch reads the catalog), and then users holds
-	// upserts that clear it.
-	soft      bool
-	marked    *bool
-	detecting sync.Mutex
+	// soft is the users table's soft-delete state (SetSoftDeletes); once
+	// it has read whether the table has the column, users holds upserts
+	// that clear it.
+	soft softColumn
 }
 
 var (
@@ -177,6 +173,7 @@ func NewUsers(cfg UsersConfig) *Users {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Users{cfg: cfg}
+	s.soft = softColumn{schema: cfg.Schema, table: UsersTable, id: pgx.Identifier{cfg.Schema, UsersTable}, detected: s.usersDetected}
 	if cfg.SharedHash != nil {
 		s.hashID, s.hashErr = hashConfigID(*cfg.SharedHash)
 	}
@@ -405,7 +402,7 @@ func (s *Users) Prepare(ctx context.Context, db loaders.DB) error {
 		if err := s.upgrade(ctx, tx); err != nil {
 			return err
 		}
-		if err := s.prepareSoft(ctx, tx); err != nil {
+		if err := s.soft.prepare(ctx, tx); err != nil {
 			return err
 		}
 		if s.hashID == "" {
@@ -505,7 +502,7 @@ type userRows struct {
 // first (see Users); the others load.
 func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
 	out := loaders.Outcome{Tables: make([]string, len(recs))}
-	if err := s.detectMarked(ctx, tx); err != nil {
+	if err := s.soft.detect(ctx, tx); err != nil {
 		return out, err
 	}
 	all := make([]*userRows, len(recs))
@@ -682,7 +679,7 @@ func (s *Users) write(ctx context.Context, tx pgx.Tx, set []*userRows) (map[stri
 	var provKeys, mfaKeys [3][]string
 	for i, r := range set {
 		uids[i] = r.uid
-		if *s.marked {
+		if s.soft.marked() {
 			users = append(users, append(slices.Clone(r.user), nil)) // live
 		} else {
 			users = append(users, r.user)

@@ -132,7 +132,7 @@ func (s *Users) PlannedDDL(ctx context.Context, db loaders.DB) ([]Statement, err
 		return nil, err
 	}
 	out = append(out, upgrade...)
-	soft, err := s.softChanges(ctx, db)
+	soft, err := s.soft.changes(ctx, db)
 	if err != nil {
 		return nil, err
 	}
