@@ -448,21 +448,7 @@ func (s *SupabaseUsers) loadedOccurrences(ctx context.Context, tx pgx.Tx, ids []
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, s.loadedPositions, s.cfg.Schema, ids)
-	if err != nil {
-		return nil, fmt.Errorf("reading where the batch's users were read before: %w", err)
-	}
-	kept := map[occurrenceKey]record.Position{}
-	var id string
-	var p record.Position
-	_, err = pgx.ForEachRow(rows, []any{&id, &p.File, &p.Read, &p.Record, &p.Line}, func() error {
-		kept[occurrenceKey{id, p.File, p.Read}] = p
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading where the batch's users were read before: %w", err)
-	}
-	return kept, nil
+	return readOccurrences(ctx, tx, s.loadedPositions, s.cfg.Schema, ids)
 }
 
 // rejectRepeats rejects the repeats, naming both occurrences, and records

@@ -612,15 +612,21 @@ func (s *Users) loadedOccurrences(ctx context.Context, tx pgx.Tx, uids []string)
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, s.loadedPositions, uids)
+	return readOccurrences(ctx, tx, s.loadedPositions, uids)
+}
+
+// readOccurrences runs query, which returns (key, file, reading, record,
+// line) of loaded occurrences, and gathers them by key, file and reading.
+func readOccurrences(ctx context.Context, tx pgx.Tx, query string, args ...any) (map[occurrenceKey]record.Position, error) {
+	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading where the batch's users were read before: %w", err)
 	}
 	kept := map[occurrenceKey]record.Position{}
-	var uid string
+	var key string
 	var p record.Position
-	_, err = pgx.ForEachRow(rows, []any{&uid, &p.File, &p.Read, &p.Record, &p.Line}, func() error {
-		kept[occurrenceKey{uid, p.File, p.Read}] = p
+	_, err = pgx.ForEachRow(rows, []any{&key, &p.File, &p.Read, &p.Record, &p.Line}, func() error {
+		kept[occurrenceKey{key, p.File, p.Read}] = p
 		return nil
 	})
 	if err != nil {
