@@ -132,7 +132,8 @@ func TestUsersIntoSupabaseAuth(t *testing.T) {
 // auth.users once, with its first occurrence's values, and every repeat is
 // rejected naming both positions (detection rests on the database, not on
 // a process's memory). A re-run of the file rejects the same repeats and
-// rewrites nothing. No table of the tool's is created in schema auth.
+// rewrites nothing, and verify reports the repeats as rejects. No table
+// of the tool's is created in schema auth.
 func TestUsersIntoSupabaseSameUIDTwice(t *testing.T) {
 	const n = 1500
 	repeats := map[int]int{1450: 20, 800: 700, 1490: 1480, 1495: 1496}
@@ -221,6 +222,14 @@ func TestUsersIntoSupabaseSameUIDTwice(t *testing.T) {
 	}
 	if before != after {
 		t.Errorf("a re-run of the file rewrote rows of auth.users or auth.identities")
+	}
+	// verify reports the repeats as migrate's rejects, not as
+	// differences, and matches each row once.
+	res := clitest.Run(t, env, "verify", "--only", "users", "--users-target", "supabase", "--auth-export", path, "--format", "json")
+	tr := tableReports(t, compareDoc(t, res.Stdout), "user")["auth.users"]
+	if res.Code != 1 || tr == nil || tr.Matching != int64(n-len(rejected)) || tr.Rejected != int64(len(rejected)) ||
+		tr.Mismatched+tr.MissingInTarget+tr.ExtraInTarget != 0 {
+		t.Errorf("verify: exit %d, %+v; want %d matching and %d rejected", res.Code, tr, n-len(rejected), len(rejected))
 	}
 }
 
