@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -25,7 +26,8 @@ import (
 // user's encrypted_password verifies the user's password (and refuses a
 // wrong one) through passwords.Verify, as auth verify-password checks;
 // that the users Supabase cannot hold are rejected with the reason; that a
-// re-run rewrites nothing; and that plan refuses the target.
+// re-run rewrites nothing; and that plan refuses the target (verify:
+// TestVerifyUsersInSupabaseAuth).
 func TestUsersIntoSupabaseAuth(t *testing.T) {
 	ctx := context.Background()
 	pws := usersFixturePasswords(t)
@@ -119,7 +121,7 @@ func TestUsersIntoSupabaseAuth(t *testing.T) {
 	}
 
 	plan := clitest.Run(t, env, append([]string{"plan", "--only", "users", "--users-target", "supabase", "--auth-export", path}, usersHashFlags()...)...)
-	if plan.Code == 0 || !strings.Contains(plan.Stderr, "cannot compare users with Supabase Auth's tables yet") {
+	if plan.Code == 0 || !strings.Contains(plan.Stderr, "cannot compare users with Supabase Auth's tables (--users-target supabase): verify can") {
 		t.Errorf("plan --users-target supabase: exit %d\n%s", plan.Code, plan.Stderr)
 	}
 }
@@ -130,7 +132,8 @@ func TestUsersIntoSupabaseAuth(t *testing.T) {
 // auth.users once, with its first occurrence's values, and every repeat is
 // rejected naming both positions (detection rests on the database, not on
 // a process's memory). A re-run of the file rejects the same repeats and
-// rewrites nothing. No table of the tool's is created in schema auth.
+// rewrites nothing, and verify reports the repeats as rejects. No table
+// of the tool's is created in schema auth.
 func TestUsersIntoSupabaseSameUIDTwice(t *testing.T) {
 	const n = 1500
 	repeats := map[int]int{1450: 20, 800: 700, 1490: 1480, 1495: 1496}
@@ -219,5 +222,126 @@ func TestUsersIntoSupabaseSameUIDTwice(t *testing.T) {
 	}
 	if before != after {
 		t.Errorf("a re-run of the file rewrote rows of auth.users or auth.identities")
+	}
+	// verify reports the repeats as migrate's rejects, not as
+	// differences, and matches each row once.
+	res := clitest.Run(t, env, "verify", "--only", "users", "--users-target", "supabase", "--auth-export", path, "--format", "json")
+	tr := tableReports(t, compareDoc(t, res.Stdout), "user")["auth.users"]
+	if res.Code != 1 || tr == nil || tr.Matching != int64(n-len(rejected)) || tr.Rejected != int64(len(rejected)) ||
+		tr.Mismatched+tr.MissingInTarget+tr.ExtraInTarget != 0 {
+		t.Errorf("verify: exit %d, %+v; want %d matching and %d rejected", res.Code, tr, n-len(rejected), len(rejected))
+	}
+}
+
+// TestVerifyUsersInSupabaseAuth loads the fixture export file, less the
+// two users Supabase cannot hold, into Supabase Auth and compares it with
+// verify --users-target supabase: identical after the load (exit 0);
+// after one user's e-mail address is changed, another user is deleted and
+// a third's encrypted_password is altered, exit 1 naming exactly those
+// three, with no password string or secret in the output.
+func TestVerifyUsersInSupabaseAuth(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.NewDatabase(t)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ddl, err := os.ReadFile(filepath.Join("..", "loaders", "postgres", "testdata", "supabase_auth.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, string(ddl)); err != nil {
+		t.Fatalf("creating Supabase's auth schema: %v", err)
+	}
+	// The fixture without fx-bad-hash and fx-frank, which migrate rejects.
+	raw, err := os.ReadFile(filepath.Join("testdata", "auth", "auth-export.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Users []map[string]any `json:"users"`
+	}
+	if err := json.Unmarshal(raw, &file); err != nil {
+		t.Fatal(err)
+	}
+	var kept []map[string]any
+	for _, u := range file.Users {
+		if id := u["localId"]; id != "fx-bad-hash" && id != "fx-frank" {
+			kept = append(kept, u)
+		}
+	}
+	file.Users = kept
+	out, err := json.Marshal(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "auth-export.json")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := clitest.Env("DATABASE_URL=" + dsn)
+	target := []string{"--only", "users", "--users-target", "supabase", "--auth-export", path}
+	if res := clitest.Run(t, env, append(append([]string{"migrate"}, target...), usersHashFlags()...)...); res.Code != 0 {
+		t.Fatalf("migrate: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	verify := func(want int) clitest.Result {
+		t.Helper()
+		res := clitest.Run(t, env, append(append([]string{"verify"}, target...), usersHashFlags()...)...)
+		usersNoSecrets(t, "verify's output", res.Stdout+res.Stderr)
+		if strings.Contains(res.Stdout+res.Stderr, "$fbscrypt$") {
+			t.Errorf("verify's output holds an encrypted_password")
+		}
+		if res.Code != want {
+			t.Fatalf("verify: exit %d, want %d\n%s\n%s", res.Code, want, res.Stdout, res.Stderr)
+		}
+		return res
+	}
+	res := verify(0)
+	t.Logf("verify after the load:\n%s", res.Stdout)
+
+	for _, q := range []string{
+		`UPDATE auth.users SET email = 'someone@else.test' WHERE raw_app_meta_data->>'firebase_uid' = 'fx-alice'`,
+		`DELETE FROM auth.users WHERE raw_app_meta_data->>'firebase_uid' = 'fx-bob'`,
+		`UPDATE auth.users SET encrypted_password = encrypted_password || 'x' WHERE raw_app_meta_data->>'firebase_uid' = 'fx-carol'`,
+	} {
+		if tag, err := pool.Exec(ctx, q); err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("%s: %v, %d rows", q, err, tag.RowsAffected())
+		}
+	}
+	res = verify(1)
+	for _, want := range []string{"fx-alice", "email", "fx-bob", "fx-carol", "encryptedPassword"} {
+		if !strings.Contains(res.Stdout, want) {
+			t.Errorf("verify's report does not name %s:\n%s", want, res.Stdout)
+		}
+	}
+	res = clitest.Run(t, env, append(append([]string{"verify", "--format", "json"}, target...), usersHashFlags()...)...)
+	tr := tableReports(t, compareDoc(t, res.Stdout), "user")["auth.users"]
+	if tr == nil {
+		t.Fatalf("no auth.users in the report:\n%s", res.Stdout)
+	}
+	if tr.Mismatched != 2 || tr.MissingInTarget != 1 || tr.ExtraInTarget != 0 || tr.Rejected != 0 || tr.Matching != tr.Source-3 {
+		t.Errorf("verify: %+v; want 2 different, 1 missing, the rest matching", tr)
+	}
+	// A user the source lacks, among Firebase's, is counted extra (users
+	// are looked up by id, and verify counts the rows not looked up without
+	// naming them, as for export files into baasmigrate's tables);
+	// Supabase's own users are neither compared nor counted.
+	for _, q := range []string{
+		`INSERT INTO auth.users (instance_id, id, aud, role, email, raw_app_meta_data) VALUES
+			('00000000-0000-0000-0000-000000000000', '11111111-1111-1111-1111-111111111111', 'authenticated', 'authenticated', 'extra@fb.test', '{"firebase_uid": "fx-extra"}'),
+			('00000000-0000-0000-0000-000000000000', '22222222-2222-2222-2222-222222222222', 'authenticated', 'authenticated', 'own@supabase.test', '{"provider": "email"}')`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	res = clitest.Run(t, env, append(append([]string{"verify", "--format", "json"}, target...), usersHashFlags()...)...)
+	tr = tableReports(t, compareDoc(t, res.Stdout), "user")["auth.users"]
+	if res.Code != 1 || tr == nil || tr.ExtraInTarget != 1 {
+		t.Errorf("verify with a Firebase user the source lacks and one of Supabase's own: exit %d, %+v; want 1 extra", res.Code, tr)
+	}
+	if strings.Contains(res.Stdout, "own@supabase.test") || strings.Contains(res.Stdout, "22222222-2222") {
+		t.Errorf("the report names Supabase's own user:\n%s", res.Stdout)
 	}
 }

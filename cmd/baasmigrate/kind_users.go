@@ -106,13 +106,16 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if target == usersTargetSupabase {
-		return nil, fmt.Errorf("%s cannot compare users with Supabase Auth's tables yet (--users-target supabase): it compares baasmigrate's users tables only; "+
-			"after migrate, check auth.users and auth.identities as docs/auth.md (Loading Supabase Auth directly) says", env.Command)
+	if target == usersTargetSupabase && env.Command != "verify" {
+		return nil, fmt.Errorf("%s cannot compare users with Supabase Auth's tables (--users-target supabase): verify can, after migrate; "+
+			"plan does not (see docs/auth.md, Loading Supabase Auth directly)", env.Command)
 	}
 	ex, shared, err := usersExtractor(ctx, env)
 	if err != nil {
 		return nil, err
+	}
+	if target == usersTargetSupabase {
+		return compareSupabaseUsers(env, ex, shared)
 	}
 	if shared == nil {
 		warnNoSharedHash(env.Stderr, ex, func(string) string {
@@ -140,6 +143,24 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 			return diff.DDLFrom(stmts), err
 		},
 	}, nil
+}
+
+// compareSupabaseUsers prepares verify for users loaded into Supabase
+// Auth: the same e-mail confirmation rule and shared hash parameters as
+// migrate, so that each user is compared with exactly the rows migrate
+// would write for it (diff.SupabaseUsers).
+func compareSupabaseUsers(env *buildEnv, ex extractors.Extractor, shared *passwords.Credential) (*comparer, error) {
+	if shared == nil {
+		warnNoSharedHash(env.Stderr, ex, func(hashes string) string {
+			return "users with " + hashes + " show as rejected: migrate loads them only with the project's parameters"
+		})
+	}
+	a, err := diff.NewSupabaseUsers(postgres.SupabaseUsersConfig{EmailConfirm: env.Config.String(usersEmailConfirmOption.Name), SharedHash: shared})
+	if err != nil {
+		ex.Close()
+		return nil, fmt.Errorf("--email-confirm: %w", err)
+	}
+	return &comparer{Extractor: ex, Adapter: a}, nil
 }
 
 // usersTarget returns --users-target, checked.

@@ -845,3 +845,50 @@ func (s *SupabaseUsers) providerWarnings(ctx context.Context, db loaders.DB) ([]
 	}
 	return out, nil
 }
+
+// SupabaseLayout is one user as SupabaseUsers writes it: its auth.users
+// values and its auth.identities rows. Nil pointers are NULLs.
+type SupabaseLayout struct {
+	// UID is the Firebase uid; ID the auth.users id derived from it
+	// (authexport.SupabaseID).
+	UID, ID string
+	// Position is where an export file held the user; nil for users from
+	// the API.
+	Position                             *record.Position
+	Email, Phone, EncryptedPassword      *string
+	EmailConfirmedAt, PhoneConfirmedAt   *time.Time
+	LastSignInAt, CreatedAt, BannedUntil *time.Time
+	// AppMetaData and UserMetaData are the JSON text of raw_app_meta_data
+	// and raw_user_meta_data.
+	AppMetaData, UserMetaData string
+	Identities                []SupabaseIdentityLayout
+}
+
+// SupabaseIdentityLayout is one auth.identities row of a user.
+type SupabaseIdentityLayout struct {
+	// ProviderID and Provider key the row; IdentityData is the JSON text
+	// of identity_data.
+	ProviderID, Provider, IdentityData string
+}
+
+// Layout lays rec out exactly as Write would store it (the same code), or
+// says why Write would reject it. Repeats of a uid are not seen here.
+func (s *SupabaseUsers) Layout(rec record.Record) (SupabaseLayout, string) {
+	r, reason := s.row(rec)
+	if reason != "" {
+		return SupabaseLayout{}, reason
+	}
+	l := SupabaseLayout{
+		UID: r.uid, ID: r.id, Position: r.pos, Email: r.email, Phone: r.phone, EncryptedPassword: r.pw,
+		EmailConfirmedAt: r.emailAt, PhoneConfirmedAt: r.phoneAt, LastSignInAt: r.lastAt, CreatedAt: r.created, BannedUntil: r.ban,
+		AppMetaData: r.app, UserMetaData: r.meta,
+	}
+	for _, id := range r.idents {
+		l.Identities = append(l.Identities, SupabaseIdentityLayout{ProviderID: id.providerID, Provider: id.provider, IdentityData: id.data})
+	}
+	return l, ""
+}
+
+// Schema is the schema holding the auth.users and auth.identities the
+// sink writes.
+func (s *SupabaseUsers) Schema() string { return s.cfg.Schema }
