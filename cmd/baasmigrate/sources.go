@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -150,9 +149,7 @@ environment variables. Secret options are marked; their values are never shown.`
 			case "text":
 				return l.writeText(cmd.OutOrStdout())
 			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(l)
+				return writeJSON(cmd.OutOrStdout(), l)
 			}
 			return &exitStatus{code: exitError, err: fmt.Errorf("--format: %q is not text or json", format)}
 		},
