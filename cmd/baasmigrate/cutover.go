@@ -40,11 +40,7 @@ and the window from freeze to verdict.`,
 	f.String("operator", "", "Who runs the cutover, recorded with it (default: the OS user)")
 	f.Bool("json", false, "Print the report as JSON")
 	f.Int("samples", 5, "Sample keys per table and outcome in the report")
-	f.Int("batch-size", 500, "Records committed per transaction when catching up")
-	f.Duration("poll-interval", time.Minute, "Unused by cutover itself; accepted so sync's --config file works")
-	f.Duration("count-interval", 10*time.Minute, "As for sync (the cutover always compares counts when it catches up by itself)")
-	f.String("deletes", "hard", "As for sync, when the cutover catches up by itself: hard or soft")
-	f.String("new-collections", syncer.NewCollectionsInfer, "As for sync, when the cutover catches up by itself: infer or reject")
+	addSyncSettingsFlags(f) // used when the cutover catches up by itself
 	addOptionFlags(f, allKindOptions())
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
@@ -62,17 +63,23 @@ When the application is about to switch, run baasmigrate cutover (see its help).
 	addOptionFlags(f, targetOptions)
 	f.String("only", "", "Comma-separated kinds to sync: documents, users, files (default: all)")
 	f.Int("workers", 4, "Partitions read and written at the same time during the copy")
-	f.Int("batch-size", 500, "Records committed per transaction")
-	f.Duration("poll-interval", time.Minute, "Pause between two polls of users and files (each poll reads the whole listing)")
-	f.String("deletes", "hard", "What a record deleted at the source does to its row: hard (removed) or soft (kept, with _deleted_at set)")
-	f.String("new-collections", syncer.NewCollectionsInfer, "Documents of collections with no table: infer (create a table for them) or reject (store them as rejects)")
-	f.Duration("count-interval", 10*time.Minute, "How often documents' counts per root collection are compared with the source (cheap aggregation reads); a disagreement triggers a catch-up by snapshot comparison")
+	addSyncSettingsFlags(f)
 	f.String("metrics-addr", "", "Serve Prometheus metrics on this `host:port` (/metrics)")
 	f.Duration("status-interval", 10*time.Second, "How often to log each job's progress and lag")
 	f.Bool("restart", false, "Copy everything again and follow the source from the new copy")
 	f.Bool("allow-rejects", false, "Go on syncing when the copy rejected records")
 	addOptionFlags(f, allKindOptions())
 	return cmd
+}
+
+// addSyncSettingsFlags adds the flags readSyncSettings reads: sync's, and
+// cutover's for when it catches up by itself (so one --config serves both).
+func addSyncSettingsFlags(f *pflag.FlagSet) {
+	f.Int("batch-size", 500, "Records committed per transaction")
+	f.Duration("poll-interval", time.Minute, "Pause between two polls of users and files (each poll reads the whole listing)")
+	f.String("deletes", "hard", "What a record deleted at the source does to its row: hard (removed) or soft (kept, with _deleted_at set)")
+	f.String("new-collections", syncer.NewCollectionsInfer, "Documents of collections with no table: infer (create a table for them) or reject (store them as rejects)")
+	f.Duration("count-interval", 10*time.Minute, "How often documents' counts per root collection are compared with the source (cheap aggregation reads); a disagreement triggers a catch-up by snapshot comparison")
 }
 
 // syncSettings are the flags sync and cutover share.
