@@ -542,16 +542,14 @@ func SyncRunning(ctx context.Context, pool *pgxpool.Pool, job string) (bool, err
 		return false, fmt.Errorf("connecting to the target: %w", err)
 	}
 	defer conn.Release()
-	var free bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, "baasmigrate job "+SyncJob(job)).Scan(&free); err != nil {
+	err = LockJob(ctx, conn, SyncJob(job))
+	if errors.Is(err, ErrJobLocked) {
+		return true, nil
+	}
+	if err != nil {
 		return false, fmt.Errorf("checking whether %q is being synced: %w", job, err)
 	}
-	if free {
-		if err := UnlockJob(ctx, conn, SyncJob(job)); err != nil {
-			return false, err
-		}
-	}
-	return !free, nil
+	return false, UnlockJob(ctx, conn, SyncJob(job))
 }
 
 // SyncJob is the name sync locks and records its run under for job.
