@@ -318,13 +318,7 @@ func summarize(ctx context.Context, state *postgres.State, res *Result, opts Opt
 // outside a batch, under the run's retry policy: a target that restarts
 // or drops a connection between batches costs a retry, not the run.
 func retried[T any](ctx context.Context, opts Options, what string, fn func(context.Context) (T, error)) (T, error) {
-	var out T
-	err := retry.Do(retry.WithLogger(ctx, opts.Log), opts.Retry, what, func(ctx context.Context) error {
-		var err error
-		out, err = fn(ctx)
-		return err
-	})
-	return out, err
+	return retry.Value(ctx, opts.Log, opts.Retry, what, fn)
 }
 
 func configDiff(was, now map[string]string) string {

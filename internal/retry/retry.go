@@ -252,6 +252,19 @@ func Do(ctx context.Context, p Policy, what string, fn func(ctx context.Context)
 	}
 }
 
+// Value is Do for a call that returns a value: it runs fn under p,
+// logging retries to log, and returns the value of the attempt that
+// succeeded.
+func Value[T any](ctx context.Context, log *slog.Logger, p Policy, what string, fn func(context.Context) (T, error)) (T, error) {
+	var out T
+	err := Do(WithLogger(ctx, log), p, what, func(ctx context.Context) error {
+		var err error
+		out, err = fn(ctx)
+		return err
+	})
+	return out, err
+}
+
 func jitter(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0

@@ -284,13 +284,7 @@ func (f *follower) remap(ctx context.Context, m *mappings.Mapping) error {
 
 // retried runs fn, a read of the state, under f's retry policy.
 func retried[T any](ctx context.Context, f *follower, what string, fn func(context.Context) (T, error)) (T, error) {
-	var out T
-	err := retry.Do(retry.WithLogger(ctx, f.log), f.opts.Retry, what, func(ctx context.Context) error {
-		var err error
-		out, err = fn(ctx)
-		return err
-	})
-	return out, err
+	return retry.Value(ctx, f.log, f.opts.Retry, what, fn)
 }
 
 // pending is a set of changes to apply together, the last change per key
