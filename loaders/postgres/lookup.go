@@ -44,14 +44,7 @@ func LookupDocuments(ctx context.Context, db loaders.DB, m *mappings.Mapping, tr
 	if err != nil {
 		return err
 	}
-	var sel []string
-	for _, c := range documentColumns(t) {
-		q := pgx.Identifier{c.name}.Sanitize()
-		if c.ddlType == "jsonb" {
-			q += "::text" // raw JSON text: pgx would decode numbers as float64
-		}
-		sel = append(sel, q)
-	}
+	sel := documentSelectList(t)
 	// One text array per key column, unnested side by side into the
 	// keys' tuples.
 	cols := make([]string, len(keyCols))

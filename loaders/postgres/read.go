@@ -32,6 +32,21 @@ type DocumentRow struct {
 	Problem string
 }
 
+// documentSelectList is the select list decodeDocument reads: t's
+// columns in documentColumns order, jsonb as text (pgx would decode its
+// numbers as float64).
+func documentSelectList(t *mappings.Table) []string {
+	var sel []string
+	for _, c := range documentColumns(t) {
+		q := pgx.Identifier{c.name}.Sanitize()
+		if c.ddlType == "jsonb" {
+			q += "::text"
+		}
+		sel = append(sel, q)
+	}
+	return sel
+}
+
 // documentSelect is the query reading table t in key order: key column by
 // key column, each in order (the source's order of document IDs; nil for
 // record.ByteOrder). With live set (the table has the column
@@ -40,14 +55,7 @@ func documentSelect(m *mappings.Mapping, t *mappings.Table, order record.KeyOrde
 	if order == nil {
 		order = record.ByteOrder
 	}
-	var sel []string
-	for _, c := range documentColumns(t) {
-		q := pgx.Identifier{c.name}.Sanitize()
-		if c.ddlType == "jsonb" {
-			q += "::text" // raw JSON text: pgx would decode numbers as float64
-		}
-		sel = append(sel, q)
-	}
+	sel := documentSelectList(t)
 	keys := make([]string, len(t.KeyColumns()))
 	for i, k := range t.KeyColumns() {
 		keys[i] = order.OrderBy(pgx.Identifier{k}.Sanitize())
@@ -58,18 +66,6 @@ func documentSelect(m *mappings.Mapping, t *mappings.Table, order record.KeyOrde
 	}
 	return fmt.Sprintf("SELECT %s FROM %s%s ORDER BY %s", strings.Join(sel, ", "),
 		pgx.Identifier{m.Schema, t.Name}.Sanitize(), where, strings.Join(keys, ", "))
-}
-
-// liveRows returns the SQL condition that keeps the rows of schema.table
-// soft deletes did not mark: "alias._deleted_at IS NULL" when the table
-// has the column loaders.DeletedAtColumn, and "true" when it has not (it
-// never had soft deletes) or does not exist.
-func liveRows(ctx context.Context, db loaders.DB, schema, table, alias string) (string, error) {
-	ok, err := ColumnExists(ctx, db, schema, table, loaders.DeletedAtColumn)
-	if err != nil || !ok {
-		return "true", err
-	}
-	return pgx.Identifier{alias}.Sanitize() + "." + pgx.Identifier{loaders.DeletedAtColumn}.Sanitize() + " IS NULL", nil
 }
 
 // decodeDocument rebuilds a document from the values of a documentSelect

@@ -124,7 +124,7 @@ func readUsers(ctx context.Context, db loaders.DB, schema, tail string, args []a
 	} else if ok {
 		userParams = "u.password_parameters::text"
 	}
-	live, err := liveRows(ctx, db, schema, UsersTable, "u")
+	live, err := LiveRows(ctx, db, schema, UsersTable, "u")
 	if err != nil {
 		return err
 	}
