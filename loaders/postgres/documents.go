@@ -211,11 +211,12 @@ func (d *Documents) insertPlaceholders(ctx context.Context, tx pgx.Tx, t *mappin
 	// children) waits for this batch and then sees its children, or, when
 	// it went first, the row is gone and inserted again below — never a
 	// child left without its parent row.
-	if _, err := tx.Exec(ctx, d.lockSQL[t], args...); err != nil {
-		return fmt.Errorf("locking %d parent rows of %s: %w", len(keys), t.Name, err)
-	}
-	if _, err := tx.Exec(ctx, d.placeholderSQL[t], args...); err != nil {
-		return fmt.Errorf("inserting %d missing-parent rows into %s: %w", len(keys), t.Name, err)
+	// Both statements go in one round trip: this runs for every batch.
+	b := &pgx.Batch{}
+	b.Queue(d.lockSQL[t], args...)
+	b.Queue(d.placeholderSQL[t], args...)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("locking %d parent rows of %s and inserting those missing: %w", len(keys), t.Name, err)
 	}
 	return nil
 }
