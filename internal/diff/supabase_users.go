@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,9 +38,8 @@ import (
 type SupabaseUsers struct {
 	sink   *postgres.SupabaseUsers
 	schema string
-	table  string // the report's table name: schema.users
-	mu     sync.Mutex
-	firsts map[string]record.Position
+	table  string      // the report's table name: schema.users
+	seen   occurrences // keyed by id
 }
 
 var (
@@ -77,19 +75,8 @@ func (a *SupabaseUsers) Route(rec record.Record) Routed {
 	if reason != "" {
 		return Routed{Table: a.table, Reject: reason}
 	}
-	if p := l.Position; p != nil {
-		a.mu.Lock()
-		first, repeated := a.firsts[l.ID]
-		if !repeated {
-			if a.firsts == nil {
-				a.firsts = map[string]record.Position{}
-			}
-			a.firsts[l.ID] = *p
-		}
-		a.mu.Unlock()
-		if repeated && (first.Record != p.Record || first.File != p.File) {
-			return Routed{Table: a.table, Reject: postgres.RepeatedUIDReason(l.UID, *p, first, false)}
-		}
+	if reason := a.seen.repeated(l.ID, l.UID, l.Position); reason != "" {
+		return Routed{Table: a.table, Reject: reason}
 	}
 	f := map[string]record.Value{}
 	putString(f, "email", l.Email)

@@ -53,11 +53,7 @@ type Users struct {
 		tx pgx.Tx
 		q  targetQuery
 	}
-	// firsts holds where an export file first held each uid, to report
-	// later occurrences as migrate's rejects (a uid's row must be compared
-	// once). It grows with the file's users; the API lists each uid once.
-	mu     sync.Mutex
-	firsts map[string]record.Position
+	seen occurrences // keyed by uid
 }
 
 var (
@@ -146,6 +142,38 @@ func fieldName(table, column string) string {
 	return column
 }
 
+// occurrences remembers where an export file first held each user, to
+// report its later occurrences as migrate's rejects (a user's row must be
+// compared once). It grows with the file's users; the API lists each uid
+// once. The zero value is ready; it is safe for concurrent use.
+type occurrences struct {
+	mu     sync.Mutex
+	firsts map[string]record.Position
+}
+
+// repeated returns migrate's reject reason (postgres.RepeatedUIDReason)
+// when the user keyed id, whose uid is uid, was first held at another
+// position than p, and "" otherwise; p nil (a source without positions)
+// is never a repeat.
+func (o *occurrences) repeated(id, uid string, p *record.Position) string {
+	if p == nil {
+		return ""
+	}
+	o.mu.Lock()
+	first, repeated := o.firsts[id]
+	if !repeated {
+		if o.firsts == nil {
+			o.firsts = map[string]record.Position{}
+		}
+		o.firsts[id] = *p
+	}
+	o.mu.Unlock()
+	if repeated && (first.Record != p.Record || first.File != p.File) {
+		return postgres.RepeatedUIDReason(uid, *p, first, false)
+	}
+	return ""
+}
+
 // Route lays the user out as the sink would and names the fields its rows
 // should hold.
 func (a *Users) Route(rec record.Record) Routed {
@@ -153,19 +181,8 @@ func (a *Users) Route(rec record.Record) Routed {
 	if reason != "" {
 		return Routed{Table: a.table, Reject: reason}
 	}
-	if p := l.Position; p != nil {
-		a.mu.Lock()
-		first, repeated := a.firsts[l.UID]
-		if !repeated {
-			if a.firsts == nil {
-				a.firsts = map[string]record.Position{}
-			}
-			a.firsts[l.UID] = *p
-		}
-		a.mu.Unlock()
-		if repeated && (first.Record != p.Record || first.File != p.File) {
-			return Routed{Table: a.table, Reject: postgres.RepeatedUIDReason(l.UID, *p, first, false)}
-		}
+	if reason := a.seen.repeated(l.UID, l.UID, l.Position); reason != "" {
+		return Routed{Table: a.table, Reject: reason}
 	}
 	fields := a.rowFields(postgres.UsersTable, a.cols.user, l.User)
 	var providers, mfa []record.Value
