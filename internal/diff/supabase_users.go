@@ -319,20 +319,5 @@ func (a *SupabaseUsers) ScanUnseen(ctx context.Context, tx pgx.Tx, table string,
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", a.table, err)
 	}
-	for {
-		vals, ok, err := c.Next(ctx)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", a.table, err)
-		}
-		if !ok {
-			return nil
-		}
-		it, err := a.scanItem(valuesRow(vals))
-		if err != nil {
-			return err
-		}
-		if err := fn(it); err != nil {
-			return err
-		}
-	}
+	return eachItem(ctx, c, a.table, func(vals []any) (Item, error) { return a.scanItem(valuesRow(vals)) }, fn)
 }

@@ -707,15 +707,21 @@ func (a *Users) ScanUnseen(ctx context.Context, tx pgx.Tx, table string, seen pg
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", a.table, err)
 	}
+	return eachItem(ctx, c, a.table, func(vals []any) (Item, error) { return a.item(q, vals) }, fn)
+}
+
+// eachItem calls fn with every row of c, rebuilt by item, until the
+// cursor ends or either returns an error; errors reading c name table.
+func eachItem(ctx context.Context, c *postgres.Cursor, table string, item func([]any) (Item, error), fn func(Item) error) error {
 	for {
 		vals, ok, err := c.Next(ctx)
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", a.table, err)
+			return fmt.Errorf("reading %s: %w", table, err)
 		}
 		if !ok {
 			return nil
 		}
-		it, err := a.item(q, vals)
+		it, err := item(vals)
 		if err != nil {
 			return err
 		}
