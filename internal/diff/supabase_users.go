@@ -270,26 +270,8 @@ func (a *SupabaseUsers) Lookup(ctx context.Context, tx pgx.Tx, table string, key
 	if err != nil || !ok || len(keys) == 0 {
 		return out, err
 	}
-	ids := make([]string, len(keys))
-	for i, k := range keys {
-		ids[i] = k[0]
-	}
-	rows, err := tx.Query(ctx, a.selectSQL()+` AND u.id::text = ANY($1::text[])`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("looking up users in %s: %w", a.table, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		it, err := a.scanItem(rows)
-		if err != nil {
-			return nil, err
-		}
-		out[KeyString(it.Key)] = it
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("looking up users in %s: %w", a.table, err)
-	}
-	return out, nil
+	return lookupUsers(ctx, tx, a.table, a.selectSQL()+` AND u.id::text = ANY($1::text[])`, keys,
+		func(rows pgx.Rows) (Item, error) { return a.scanItem(rows) })
 }
 
 // Count returns the number of Firebase users in auth.users; 0 when it

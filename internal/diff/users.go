@@ -632,28 +632,38 @@ func (a *Users) Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]st
 	if err != nil {
 		return nil, err
 	}
-	uids := make([]string, len(keys))
-	for i, k := range keys {
-		uids[i] = k[0]
-	}
-	rows, err := tx.Query(ctx, q.sql+" WHERE "+q.live+" AND u.uid = ANY($1::text[])", uids)
-	if err != nil {
-		return nil, fmt.Errorf("looking up users in %s: %w", a.table, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	return lookupUsers(ctx, tx, a.table, q.sql+" WHERE "+q.live+" AND u.uid = ANY($1::text[])", keys, func(rows pgx.Rows) (Item, error) {
 		vals, err := rows.Values()
 		if err != nil {
-			return nil, fmt.Errorf("looking up users in %s: %w", a.table, err)
+			return Item{}, fmt.Errorf("looking up users in %s: %w", a.table, err)
 		}
-		it, err := a.item(q, vals)
+		return a.item(q, vals)
+	})
+}
+
+// lookupUsers runs query, whose $1 is the text array of the one-element
+// keys, and returns the users item rebuilds from its rows, by KeyString
+// of their key; errors of the query name table.
+func lookupUsers(ctx context.Context, tx pgx.Tx, table, query string, keys [][]string, item func(pgx.Rows) (Item, error)) (map[string]Item, error) {
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k[0]
+	}
+	rows, err := tx.Query(ctx, query, ids)
+	if err != nil {
+		return nil, fmt.Errorf("looking up users in %s: %w", table, err)
+	}
+	defer rows.Close()
+	out := make(map[string]Item, len(keys))
+	for rows.Next() {
+		it, err := item(rows)
 		if err != nil {
 			return nil, err
 		}
 		out[KeyString(it.Key)] = it
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("looking up users in %s: %w", a.table, err)
+		return nil, fmt.Errorf("looking up users in %s: %w", table, err)
 	}
 	return out, nil
 }
