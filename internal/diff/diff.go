@@ -290,9 +290,6 @@ const lookupBatch = 500
 // (KeyLookup) that needs the adapter to be a KeyScanner, and a role that
 // may create temporary tables (see KeyScanner).
 func Compare(ctx context.Context, ex extractors.Extractor, pool *pgxpool.Pool, a Adapter, opts Options) (*Report, error) {
-	if opts.Samples <= 0 {
-		opts.Samples = 5
-	}
 	rep := &Report{SourceReads: -1}
 	readTime, streams, err := extractors.PlanSnapshot(ctx, ex, 1)
 	if err != nil {

@@ -59,11 +59,12 @@ func Recheck(ctx context.Context, g extractors.Getter, ex extractors.Extractor, 
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
 	c := newComparison(a, tx, opts)
-	r := &recheck{c: c, tl: tl, kr: kr, done: make(map[string]struct{}, len(keys))}
+	r := &recheck{c: c, tl: tl, kr: kr}
+	done := make(map[string]struct{}, len(keys)) // the keys checked, to check each once
 	chunk := make([]string, 0, recheckChunk)
 	for i, k := range keys {
-		if _, dup := r.done[k]; !dup {
-			r.done[k] = struct{}{}
+		if _, dup := done[k]; !dup {
+			done[k] = struct{}{}
 			chunk = append(chunk, k)
 		}
 		if len(chunk) == recheckChunk || (i == len(keys)-1 && len(chunk) > 0) {
@@ -83,10 +84,9 @@ func Recheck(ctx context.Context, g extractors.Getter, ex extractors.Extractor, 
 
 // recheck is the state of one Recheck.
 type recheck struct {
-	c    *comparison
-	tl   TargetLookup
-	kr   KeyRouter
-	done map[string]struct{} // the keys checked, to check each once
+	c  *comparison
+	tl TargetLookup
+	kr KeyRouter
 }
 
 // checked is one key of a chunk: the source record, routed, or where the

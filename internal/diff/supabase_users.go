@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,9 +38,8 @@ import (
 type SupabaseUsers struct {
 	sink   *postgres.SupabaseUsers
 	schema string
-	table  string // the report's table name: schema.users
-	mu     sync.Mutex
-	firsts map[string]record.Position
+	table  string      // the report's table name: schema.users
+	seen   occurrences // keyed by id
 }
 
 var (
@@ -77,19 +75,8 @@ func (a *SupabaseUsers) Route(rec record.Record) Routed {
 	if reason != "" {
 		return Routed{Table: a.table, Reject: reason}
 	}
-	if p := l.Position; p != nil {
-		a.mu.Lock()
-		first, repeated := a.firsts[l.ID]
-		if !repeated {
-			if a.firsts == nil {
-				a.firsts = map[string]record.Position{}
-			}
-			a.firsts[l.ID] = *p
-		}
-		a.mu.Unlock()
-		if repeated && (first.Record != p.Record || first.File != p.File) {
-			return Routed{Table: a.table, Reject: postgres.RepeatedUIDReason(l.UID, *p, first, false)}
-		}
+	if reason := a.seen.repeated(l.ID, l.UID, l.Position); reason != "" {
+		return Routed{Table: a.table, Reject: reason}
 	}
 	f := map[string]record.Value{}
 	putString(f, "email", l.Email)
@@ -283,26 +270,8 @@ func (a *SupabaseUsers) Lookup(ctx context.Context, tx pgx.Tx, table string, key
 	if err != nil || !ok || len(keys) == 0 {
 		return out, err
 	}
-	ids := make([]string, len(keys))
-	for i, k := range keys {
-		ids[i] = k[0]
-	}
-	rows, err := tx.Query(ctx, a.selectSQL()+` AND u.id::text = ANY($1::text[])`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("looking up users in %s: %w", a.table, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		it, err := a.scanItem(rows)
-		if err != nil {
-			return nil, err
-		}
-		out[KeyString(it.Key)] = it
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("looking up users in %s: %w", a.table, err)
-	}
-	return out, nil
+	return lookupUsers(ctx, tx, a.table, a.selectSQL()+` AND u.id::text = ANY($1::text[])`, keys,
+		func(rows pgx.Rows) (Item, error) { return a.scanItem(rows) })
 }
 
 // Count returns the number of Firebase users in auth.users; 0 when it
@@ -332,20 +301,5 @@ func (a *SupabaseUsers) ScanUnseen(ctx context.Context, tx pgx.Tx, table string,
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", a.table, err)
 	}
-	for {
-		vals, ok, err := c.Next(ctx)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", a.table, err)
-		}
-		if !ok {
-			return nil
-		}
-		it, err := a.scanItem(valuesRow(vals))
-		if err != nil {
-			return err
-		}
-		if err := fn(it); err != nil {
-			return err
-		}
-	}
+	return eachItem(ctx, c, a.table, func(vals []any) (Item, error) { return a.scanItem(valuesRow(vals)) }, fn)
 }

@@ -53,11 +53,7 @@ type Users struct {
 		tx pgx.Tx
 		q  targetQuery
 	}
-	// firsts holds where an export file first held each uid, to report
-	// later occurrences as migrate's rejects (a uid's row must be compared
-	// once). It grows with the file's users; the API lists each uid once.
-	mu     sync.Mutex
-	firsts map[string]record.Position
+	seen occurrences // keyed by uid
 }
 
 var (
@@ -146,6 +142,38 @@ func fieldName(table, column string) string {
 	return column
 }
 
+// occurrences remembers where an export file first held each user, to
+// report its later occurrences as migrate's rejects (a user's row must be
+// compared once). It grows with the file's users; the API lists each uid
+// once. The zero value is ready; it is safe for concurrent use.
+type occurrences struct {
+	mu     sync.Mutex
+	firsts map[string]record.Position
+}
+
+// repeated returns migrate's reject reason (postgres.RepeatedUIDReason)
+// when the user keyed id, whose uid is uid, was first held at another
+// position than p, and "" otherwise; p nil (a source without positions)
+// is never a repeat.
+func (o *occurrences) repeated(id, uid string, p *record.Position) string {
+	if p == nil {
+		return ""
+	}
+	o.mu.Lock()
+	first, repeated := o.firsts[id]
+	if !repeated {
+		if o.firsts == nil {
+			o.firsts = map[string]record.Position{}
+		}
+		o.firsts[id] = *p
+	}
+	o.mu.Unlock()
+	if repeated && (first.Record != p.Record || first.File != p.File) {
+		return postgres.RepeatedUIDReason(uid, *p, first, false)
+	}
+	return ""
+}
+
 // Route lays the user out as the sink would and names the fields its rows
 // should hold.
 func (a *Users) Route(rec record.Record) Routed {
@@ -153,19 +181,8 @@ func (a *Users) Route(rec record.Record) Routed {
 	if reason != "" {
 		return Routed{Table: a.table, Reject: reason}
 	}
-	if p := l.Position; p != nil {
-		a.mu.Lock()
-		first, repeated := a.firsts[l.UID]
-		if !repeated {
-			if a.firsts == nil {
-				a.firsts = map[string]record.Position{}
-			}
-			a.firsts[l.UID] = *p
-		}
-		a.mu.Unlock()
-		if repeated && (first.Record != p.Record || first.File != p.File) {
-			return Routed{Table: a.table, Reject: postgres.RepeatedUIDReason(l.UID, *p, first, false)}
-		}
+	if reason := a.seen.repeated(l.UID, l.UID, l.Position); reason != "" {
+		return Routed{Table: a.table, Reject: reason}
 	}
 	fields := a.rowFields(postgres.UsersTable, a.cols.user, l.User)
 	var providers, mfa []record.Value
@@ -615,28 +632,38 @@ func (a *Users) Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]st
 	if err != nil {
 		return nil, err
 	}
-	uids := make([]string, len(keys))
-	for i, k := range keys {
-		uids[i] = k[0]
-	}
-	rows, err := tx.Query(ctx, q.sql+" WHERE "+q.live+" AND u.uid = ANY($1::text[])", uids)
-	if err != nil {
-		return nil, fmt.Errorf("looking up users in %s: %w", a.table, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	return lookupUsers(ctx, tx, a.table, q.sql+" WHERE "+q.live+" AND u.uid = ANY($1::text[])", keys, func(rows pgx.Rows) (Item, error) {
 		vals, err := rows.Values()
 		if err != nil {
-			return nil, fmt.Errorf("looking up users in %s: %w", a.table, err)
+			return Item{}, fmt.Errorf("looking up users in %s: %w", a.table, err)
 		}
-		it, err := a.item(q, vals)
+		return a.item(q, vals)
+	})
+}
+
+// lookupUsers runs query, whose $1 is the text array of the one-element
+// keys, and returns the users item rebuilds from its rows, by KeyString
+// of their key; errors of the query name table.
+func lookupUsers(ctx context.Context, tx pgx.Tx, table, query string, keys [][]string, item func(pgx.Rows) (Item, error)) (map[string]Item, error) {
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k[0]
+	}
+	rows, err := tx.Query(ctx, query, ids)
+	if err != nil {
+		return nil, fmt.Errorf("looking up users in %s: %w", table, err)
+	}
+	defer rows.Close()
+	out := make(map[string]Item, len(keys))
+	for rows.Next() {
+		it, err := item(rows)
 		if err != nil {
 			return nil, err
 		}
 		out[KeyString(it.Key)] = it
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("looking up users in %s: %w", a.table, err)
+		return nil, fmt.Errorf("looking up users in %s: %w", table, err)
 	}
 	return out, nil
 }
@@ -690,15 +717,21 @@ func (a *Users) ScanUnseen(ctx context.Context, tx pgx.Tx, table string, seen pg
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", a.table, err)
 	}
+	return eachItem(ctx, c, a.table, func(vals []any) (Item, error) { return a.item(q, vals) }, fn)
+}
+
+// eachItem calls fn with every row of c, rebuilt by item, until the
+// cursor ends or either returns an error; errors reading c name table.
+func eachItem(ctx context.Context, c *postgres.Cursor, table string, item func([]any) (Item, error), fn func(Item) error) error {
 	for {
 		vals, ok, err := c.Next(ctx)
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", a.table, err)
+			return fmt.Errorf("reading %s: %w", table, err)
 		}
 		if !ok {
 			return nil
 		}
-		it, err := a.item(q, vals)
+		it, err := item(vals)
 		if err != nil {
 			return err
 		}
