@@ -490,19 +490,7 @@ func supabaseReason(err error) string {
 // writeAll writes set under one savepoint: on error nothing of set is
 // written and tx stays usable. changed counts users and identities rows.
 func (s *SupabaseUsers) writeAll(ctx context.Context, tx pgx.Tx, set []*supabaseRow) ([2]int64, error) {
-	var changed [2]int64
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return changed, err
-	}
-	changed, err = s.write(ctx, sp, set)
-	if err != nil {
-		if rbErr := sp.Rollback(ctx); rbErr != nil {
-			return changed, errors.Join(err, fmt.Errorf("rolling back to the savepoint: %w", rbErr))
-		}
-		return changed, err
-	}
-	return changed, sp.Commit(ctx)
+	return underSavepoint(ctx, tx, func(sp pgx.Tx) ([2]int64, error) { return s.write(ctx, sp, set) })
 }
 
 func (s *SupabaseUsers) write(ctx context.Context, tx pgx.Tx, set []*supabaseRow) ([2]int64, error) {

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -626,18 +625,7 @@ func (s *Users) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []repeat, 
 // child rows they no longer have, all under one savepoint: on error
 // nothing of set is written and tx stays usable.
 func (s *Users) writeAll(ctx context.Context, tx pgx.Tx, set []*userRows) (map[string]int64, error) {
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	changed, err := s.write(ctx, sp, set)
-	if err != nil {
-		if rbErr := sp.Rollback(ctx); rbErr != nil {
-			return nil, errors.Join(err, fmt.Errorf("rolling back to the savepoint: %w", rbErr))
-		}
-		return nil, err
-	}
-	return changed, sp.Commit(ctx)
+	return underSavepoint(ctx, tx, func(sp pgx.Tx) (map[string]int64, error) { return s.write(ctx, sp, set) })
 }
 
 func (s *Users) write(ctx context.Context, tx pgx.Tx, set []*userRows) (map[string]int64, error) {
