@@ -433,26 +433,26 @@ func (s *SupabaseUsers) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []
 	return nil
 }
 
-// recordLoaded stores where the users of set were read: the positions of
-// those from a file (forgetting older runs' positions of their ids), and
-// no position for those from the API.
-func (s *SupabaseUsers) recordLoaded(ctx context.Context, tx pgx.Tx, set []*supabaseRow) error {
+// queueLoaded queues on b what records where the users of set were read:
+// the positions of those from a file (forgetting older runs' positions of
+// their ids), and no position for those from the API. It returns, for
+// each statement queued, what it does, to word its error.
+func (s *SupabaseUsers) queueLoaded(b *pgx.Batch, set []*supabaseRow) []string {
 	loaded := make([]occurrence, len(set))
 	for i, r := range set {
 		loaded[i] = occurrence{key: r.id, uid: r.uid, pos: r.pos}
 	}
 	fromAPI, ids, cols := splitLoaded(loaded)
+	var what []string
 	if len(ids) > 0 {
-		if _, err := tx.Exec(ctx, s.recordPositions, append([]any{s.cfg.Schema, ids}, cols.args()...)...); err != nil {
-			return fmt.Errorf("recording where the users were read: %w", err)
-		}
+		b.Queue(s.recordPositions, append([]any{s.cfg.Schema, ids}, cols.args()...)...)
+		what = append(what, "recording where the users were read")
 	}
 	if len(fromAPI) > 0 {
-		if _, err := tx.Exec(ctx, s.forgetPositions, s.cfg.Schema, fromAPI); err != nil {
-			return fmt.Errorf("forgetting where users now loaded from the API were read: %w", err)
-		}
+		b.Queue(s.forgetPositions, s.cfg.Schema, fromAPI)
+		what = append(what, "forgetting where users now loaded from the API were read")
 	}
-	return nil
+	return what
 }
 
 func (s *SupabaseUsers) count(out *loaders.Outcome, changed [2]int64) {
@@ -532,19 +532,38 @@ func (s *SupabaseUsers) write(ctx context.Context, tx pgx.Tx, set []*supabaseRow
 			return changed, &supabaseRefusal{strings.Join(found, "; ")}
 		}
 	}
-	tag, err := tx.Exec(ctx, s.upsertUsers, SupabaseInstanceID, ids, emails, pws, emailAt, lastAt, apps, metas, created, phones, phoneAt, banned)
-	if err != nil {
-		return changed, err
-	}
-	changed[0] = tag.RowsAffected()
+	// The writes go in one round trip; PostgreSQL skips what follows a
+	// failed statement, and the caller rolls the savepoint back.
+	b := &pgx.Batch{}
+	b.Queue(s.upsertUsers, SupabaseInstanceID, ids, emails, pws, emailAt, lastAt, apps, metas, created, phones, phoneAt, banned)
 	if len(pids) > 0 {
-		tag, err = tx.Exec(ctx, s.upsertIdents, pids, uids, datas, provs, iLast, iCreated)
-		if err != nil {
-			return changed, err
-		}
-		changed[1] = tag.RowsAffected()
+		b.Queue(s.upsertIdents, pids, uids, datas, provs, iLast, iCreated)
 	}
-	return changed, s.recordLoaded(ctx, tx, set)
+	what := s.queueLoaded(b, set)
+	res := tx.SendBatch(ctx, b)
+	err := func() error {
+		tag, err := res.Exec()
+		if err != nil {
+			return err
+		}
+		changed[0] = tag.RowsAffected()
+		if len(pids) > 0 {
+			if tag, err = res.Exec(); err != nil {
+				return err
+			}
+			changed[1] = tag.RowsAffected()
+		}
+		for _, w := range what {
+			if _, err := res.Exec(); err != nil {
+				return fmt.Errorf("%s: %w", w, err)
+			}
+		}
+		return nil
+	}()
+	if cerr := res.Close(); err == nil {
+		err = cerr
+	}
+	return changed, err
 }
 
 // row lays a user out for Supabase, or says why it cannot be stored.
