@@ -349,47 +349,27 @@ func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Reco
 	if err != nil {
 		return out, err
 	}
-	var batch []*supabaseRow
-	var index []int // batch[j] is recs[index[j]]
-	var repeats []supabaseRepeat
-	seen := map[string]int{}       // uid → index in recs of its first occurrence
-	claimed := map[[2]string]int{} // identity → record index
+	occs := make([]*occurrence, len(all))
 	for i, row := range all {
-		if row == nil {
-			continue
+		if row != nil {
+			occs[i] = &occurrence{key: row.id, uid: row.uid, pos: row.pos}
 		}
-		if row.pos != nil {
-			if k, ok := kept[occurrenceKey{row.id, row.pos.File, row.pos.Read}]; ok && k.Record != row.pos.Record {
-				// Loaded by an earlier batch of this run.
-				repeats = append(repeats, supabaseRepeat{index: i, row: row, first: k, firstIndex: -1})
-				continue
-			}
-		}
-		if j, dup := seen[row.uid]; dup {
-			if first := all[j]; first.pos != nil && row.pos != nil {
-				repeats = append(repeats, supabaseRepeat{index: i, row: row, first: *first.pos, firstIndex: j})
-			} else {
-				out.Reject(i, repeatedInBatchReason(row.uid, j))
-			}
-			continue
-		}
-		seen[row.uid] = i
-		conflict := ""
-		for _, id := range row.idents {
+	}
+	claimed := map[[2]string]int{} // identity → record index
+	index, repeats := splitRepeats(occs, kept, func(i int) string {
+		for _, id := range all[i].idents {
 			if j, ok := claimed[[2]string{id.provider, id.providerID}]; ok {
-				conflict = fmt.Sprintf("its %s identity %q is also user %q's (record %d of this batch); Supabase links an identity to one user", id.provider, id.providerID, recs[j].Key, j+1)
-				break
+				return fmt.Sprintf("its %s identity %q is also user %q's (record %d of this batch); Supabase links an identity to one user", id.provider, id.providerID, recs[j].Key, j+1)
 			}
 		}
-		if conflict != "" {
-			out.Reject(i, conflict)
-			continue
-		}
-		for _, id := range row.idents {
+		for _, id := range all[i].idents {
 			claimed[[2]string{id.provider, id.providerID}] = i
 		}
-		batch = append(batch, row)
-		index = append(index, i)
+		return ""
+	}, &out)
+	batch := make([]*supabaseRow, len(index)) // batch[j] is recs[index[j]]
+	for j, i := range index {
+		batch[j] = all[i]
 	}
 	if len(batch) > 0 {
 		if err := s.writeBatch(ctx, tx, batch, index, &out); err != nil {
@@ -431,17 +411,6 @@ func (s *SupabaseUsers) writeBatch(ctx context.Context, tx pgx.Tx, batch []*supa
 	return nil
 }
 
-// supabaseRepeat is an occurrence of a uid after its first in the same
-// run of the same file: record index, whose first occurrence was first
-// (record firstIndex of this batch, or -1 when an earlier batch loaded
-// it).
-type supabaseRepeat struct {
-	index      int
-	row        *supabaseRow
-	first      record.Position
-	firstIndex int
-}
-
 // loadedOccurrences returns the stored positions of the loaded users
 // among ids (auth.users ids), by id, file and reading.
 func (s *SupabaseUsers) loadedOccurrences(ctx context.Context, tx pgx.Tx, ids []string) (map[occurrenceKey]record.Position, error) {
@@ -453,19 +422,8 @@ func (s *SupabaseUsers) loadedOccurrences(ctx context.Context, tx pgx.Tx, ids []
 
 // rejectRepeats rejects the repeats, naming both occurrences, and records
 // those whose first occurrence is loaded, for Warnings.
-func (s *SupabaseUsers) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []supabaseRepeat, out *loaders.Outcome) error {
-	var ids []string
-	var cols positionColumns
-	for _, r := range repeats {
-		_, firstRejected := out.Rejects[r.firstIndex]
-		firstRejected = firstRejected && r.firstIndex >= 0
-		out.Reject(r.index, RepeatedUIDReason(r.row.uid, *r.row.pos, r.first, firstRejected))
-		if firstRejected {
-			continue
-		}
-		ids = append(ids, r.row.id)
-		cols.add(r.row.uid, *r.row.pos)
-	}
+func (s *SupabaseUsers) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []repeat, out *loaders.Outcome) error {
+	ids, cols := rejectRepeats(repeats, out)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -475,31 +433,26 @@ func (s *SupabaseUsers) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []
 	return nil
 }
 
-// recordLoaded stores where the users of set were read: the positions of
-// those from a file (forgetting older runs' positions of their ids), and
-// no position for those from the API.
-func (s *SupabaseUsers) recordLoaded(ctx context.Context, tx pgx.Tx, set []*supabaseRow) error {
-	var fromAPI, ids []string
-	var cols positionColumns
-	for _, r := range set {
-		if r.pos == nil {
-			fromAPI = append(fromAPI, r.id)
-			continue
-		}
-		ids = append(ids, r.id)
-		cols.add(r.uid, *r.pos)
+// queueLoaded queues on b what records where the users of set were read:
+// the positions of those from a file (forgetting older runs' positions of
+// their ids), and no position for those from the API. It returns, for
+// each statement queued, what it does, to word its error.
+func (s *SupabaseUsers) queueLoaded(b *pgx.Batch, set []*supabaseRow) []string {
+	loaded := make([]occurrence, len(set))
+	for i, r := range set {
+		loaded[i] = occurrence{key: r.id, uid: r.uid, pos: r.pos}
 	}
+	fromAPI, ids, cols := splitLoaded(loaded)
+	var what []string
 	if len(ids) > 0 {
-		if _, err := tx.Exec(ctx, s.recordPositions, append([]any{s.cfg.Schema, ids}, cols.args()...)...); err != nil {
-			return fmt.Errorf("recording where the users were read: %w", err)
-		}
+		b.Queue(s.recordPositions, append([]any{s.cfg.Schema, ids}, cols.args()...)...)
+		what = append(what, "recording where the users were read")
 	}
 	if len(fromAPI) > 0 {
-		if _, err := tx.Exec(ctx, s.forgetPositions, s.cfg.Schema, fromAPI); err != nil {
-			return fmt.Errorf("forgetting where users now loaded from the API were read: %w", err)
-		}
+		b.Queue(s.forgetPositions, s.cfg.Schema, fromAPI)
+		what = append(what, "forgetting where users now loaded from the API were read")
 	}
-	return nil
+	return what
 }
 
 func (s *SupabaseUsers) count(out *loaders.Outcome, changed [2]int64) {
@@ -537,19 +490,7 @@ func supabaseReason(err error) string {
 // writeAll writes set under one savepoint: on error nothing of set is
 // written and tx stays usable. changed counts users and identities rows.
 func (s *SupabaseUsers) writeAll(ctx context.Context, tx pgx.Tx, set []*supabaseRow) ([2]int64, error) {
-	var changed [2]int64
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return changed, err
-	}
-	changed, err = s.write(ctx, sp, set)
-	if err != nil {
-		if rbErr := sp.Rollback(ctx); rbErr != nil {
-			return changed, errors.Join(err, fmt.Errorf("rolling back to the savepoint: %w", rbErr))
-		}
-		return changed, err
-	}
-	return changed, sp.Commit(ctx)
+	return underSavepoint(ctx, tx, func(sp pgx.Tx) ([2]int64, error) { return s.write(ctx, sp, set) })
 }
 
 func (s *SupabaseUsers) write(ctx context.Context, tx pgx.Tx, set []*supabaseRow) ([2]int64, error) {
@@ -591,19 +532,38 @@ func (s *SupabaseUsers) write(ctx context.Context, tx pgx.Tx, set []*supabaseRow
 			return changed, &supabaseRefusal{strings.Join(found, "; ")}
 		}
 	}
-	tag, err := tx.Exec(ctx, s.upsertUsers, SupabaseInstanceID, ids, emails, pws, emailAt, lastAt, apps, metas, created, phones, phoneAt, banned)
-	if err != nil {
-		return changed, err
-	}
-	changed[0] = tag.RowsAffected()
+	// The writes go in one round trip; PostgreSQL skips what follows a
+	// failed statement, and the caller rolls the savepoint back.
+	b := &pgx.Batch{}
+	b.Queue(s.upsertUsers, SupabaseInstanceID, ids, emails, pws, emailAt, lastAt, apps, metas, created, phones, phoneAt, banned)
 	if len(pids) > 0 {
-		tag, err = tx.Exec(ctx, s.upsertIdents, pids, uids, datas, provs, iLast, iCreated)
-		if err != nil {
-			return changed, err
-		}
-		changed[1] = tag.RowsAffected()
+		b.Queue(s.upsertIdents, pids, uids, datas, provs, iLast, iCreated)
 	}
-	return changed, s.recordLoaded(ctx, tx, set)
+	what := s.queueLoaded(b, set)
+	res := tx.SendBatch(ctx, b)
+	err := func() error {
+		tag, err := res.Exec()
+		if err != nil {
+			return err
+		}
+		changed[0] = tag.RowsAffected()
+		if len(pids) > 0 {
+			if tag, err = res.Exec(); err != nil {
+				return err
+			}
+			changed[1] = tag.RowsAffected()
+		}
+		for _, w := range what {
+			if _, err := res.Exec(); err != nil {
+				return fmt.Errorf("%s: %w", w, err)
+			}
+		}
+		return nil
+	}()
+	if cerr := res.Close(); err == nil {
+		err = cerr
+	}
+	return changed, err
 }
 
 // row lays a user out for Supabase, or says why it cannot be stored.

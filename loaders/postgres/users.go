@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -523,32 +522,16 @@ func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	if err != nil {
 		return out, err
 	}
-	var batch []*userRows
-	var index []int // batch[j] is recs[index[j]]
-	var repeats []repeat
-	inBatch := map[string]int{} // uid → index in recs of its first occurrence
+	occs := make([]*occurrence, len(all))
 	for i, rows := range all {
-		if rows == nil {
-			continue
+		if rows != nil {
+			occs[i] = &occurrence{key: rows.uid, uid: rows.uid, pos: rows.pos}
 		}
-		if rows.pos != nil {
-			if k, ok := kept[occurrenceKey{rows.uid, rows.pos.File, rows.pos.Read}]; ok && k.Record != rows.pos.Record {
-				// Loaded by an earlier batch of this run.
-				repeats = append(repeats, repeat{index: i, rows: rows, first: k, firstIndex: -1})
-				continue
-			}
-		}
-		if j, dup := inBatch[rows.uid]; dup {
-			if first := all[j]; first.pos != nil && rows.pos != nil {
-				repeats = append(repeats, repeat{index: i, rows: rows, first: *first.pos, firstIndex: j})
-			} else {
-				out.Reject(i, repeatedInBatchReason(rows.uid, j))
-			}
-			continue
-		}
-		inBatch[rows.uid] = i
-		batch = append(batch, rows)
-		index = append(index, i)
+	}
+	index, repeats := splitRepeats(occs, kept, nil, &out)
+	batch := make([]*userRows, len(index)) // batch[j] is recs[index[j]]
+	for j, i := range index {
+		batch[j] = all[i]
 	}
 	if len(batch) > 0 {
 		if err := s.writeBatch(ctx, tx, batch, index, &out); err != nil {
@@ -596,16 +579,6 @@ func (s *Users) writeBatch(ctx context.Context, tx pgx.Tx, batch []*userRows, in
 // occurrenceKey is a uid as read by one run from one file.
 type occurrenceKey struct{ uid, file, read string }
 
-// repeat is an occurrence of a uid after its first in the same run of the
-// same file: record index, whose first occurrence was first (record
-// firstIndex of this batch, or -1 when an earlier batch loaded it).
-type repeat struct {
-	index      int
-	rows       *userRows
-	first      record.Position
-	firstIndex int
-}
-
 // loadedOccurrences returns the stored positions of the loaded users
 // among uids.
 func (s *Users) loadedOccurrences(ctx context.Context, tx pgx.Tx, uids []string) (map[occurrenceKey]record.Position, error) {
@@ -638,19 +611,7 @@ func readOccurrences(ctx context.Context, tx pgx.Tx, query string, args ...any) 
 // rejectRepeats rejects the repeats, naming both occurrences, and records
 // the repeats whose first occurrence is loaded, for Warnings.
 func (s *Users) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []repeat, out *loaders.Outcome) error {
-	if len(repeats) == 0 {
-		return nil
-	}
-	var cols positionColumns
-	for _, r := range repeats {
-		_, firstRejected := out.Rejects[r.firstIndex]
-		firstRejected = firstRejected && r.firstIndex >= 0
-		out.Reject(r.index, RepeatedUIDReason(r.rows.uid, *r.rows.pos, r.first, firstRejected))
-		if firstRejected {
-			continue
-		}
-		cols.add(r.rows.uid, *r.rows.pos)
-	}
+	_, cols := rejectRepeats(repeats, out)
 	if len(cols.uid) == 0 {
 		return nil
 	}
@@ -664,18 +625,7 @@ func (s *Users) rejectRepeats(ctx context.Context, tx pgx.Tx, repeats []repeat, 
 // child rows they no longer have, all under one savepoint: on error
 // nothing of set is written and tx stays usable.
 func (s *Users) writeAll(ctx context.Context, tx pgx.Tx, set []*userRows) (map[string]int64, error) {
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	changed, err := s.write(ctx, sp, set)
-	if err != nil {
-		if rbErr := sp.Rollback(ctx); rbErr != nil {
-			return nil, errors.Join(err, fmt.Errorf("rolling back to the savepoint: %w", rbErr))
-		}
-		return nil, err
-	}
-	return changed, sp.Commit(ctx)
+	return underSavepoint(ctx, tx, func(sp pgx.Tx) (map[string]int64, error) { return s.write(ctx, sp, set) })
 }
 
 func (s *Users) write(ctx context.Context, tx pgx.Tx, set []*userRows) (map[string]int64, error) {
@@ -744,15 +694,11 @@ func (s *Users) write(ctx context.Context, tx pgx.Tx, set []*userRows) (map[stri
 // those from a file (forgetting older runs' positions of their uids), and
 // no position for those from the API.
 func (s *Users) recordLoaded(ctx context.Context, tx pgx.Tx, set []*userRows) error {
-	var fromAPI []string
-	var cols positionColumns
-	for _, r := range set {
-		if r.pos == nil {
-			fromAPI = append(fromAPI, r.uid)
-			continue
-		}
-		cols.add(r.uid, *r.pos)
+	loaded := make([]occurrence, len(set))
+	for i, r := range set {
+		loaded[i] = occurrence{key: r.uid, uid: r.uid, pos: r.pos}
 	}
+	fromAPI, _, cols := splitLoaded(loaded)
 	if len(cols.uid) > 0 {
 		if _, err := tx.Exec(ctx, s.recordPositions, cols.args()...); err != nil {
 			return err

@@ -341,26 +341,13 @@ func TestUsersSameUIDTwiceInAFile(t *testing.T) {
 		}
 		return e
 	}
-	wantRejects := func(out loaders.Outcome, want map[int][]string) {
-		t.Helper()
-		if len(out.Rejects) != len(want) {
-			t.Fatalf("rejects %v, want %d", out.Rejects, len(want))
-		}
-		for i, ws := range want {
-			for _, w := range ws {
-				if !strings.Contains(out.Rejects[i], w) {
-					t.Errorf("record %d: reason %q, want %q", i, out.Rejects[i], w)
-				}
-			}
-		}
-	}
 
 	// Run 1, batch 1: u1 and u2.
 	out := writeUsers(t, pool, newSink(), at("u1", "first@x", "R1", 1, 2), at("u2", "two@x", "R1", 2, 5))
-	wantRejects(out, nil)
+	wantRejects(t, out, nil)
 	// Batch 2, another sink (another process): u1 again, then u3 twice.
 	out = writeUsers(t, pool, newSink(), at("u1", "second@x", "R1", 3, 9), at("u3", "three@x", "R1", 4, 12), at("u3", "other@x", "R1", 5, 15))
-	wantRejects(out, map[int][]string{
+	wantRejects(t, out, map[int][]string{
 		0: {`uid "u1" appears more than once in /exports/users.json`, "record 3 (line 9)", "record 1 (line 2)"},
 		2: {`uid "u3"`, "record 5 (line 15)", "record 4 (line 12)"},
 	})
@@ -369,7 +356,7 @@ func TestUsersSameUIDTwiceInAFile(t *testing.T) {
 	}
 	// A retried batch holds the same occurrences: not duplicates.
 	out = writeUsers(t, pool, newSink(), at("u3", "three@x", "R1", 4, 12))
-	wantRejects(out, nil)
+	wantRejects(t, out, nil)
 
 	w, err := newSink().Warnings(ctx, pool)
 	if err != nil || len(w) != 1 || !strings.Contains(w[0], `2 uid(s)`) || !strings.Contains(w[0], `"u1": record 1 (line 2) migrated, record 3 (line 9) rejected`) ||
@@ -379,7 +366,7 @@ func TestUsersSameUIDTwiceInAFile(t *testing.T) {
 
 	// Run 2 of the (changed) file: u1 at record 3 is its first occurrence now.
 	out = writeUsers(t, pool, newSink(), at("u1", "second@x", "R2", 3, 9), at("u3", "three@x", "R2", 1, 1))
-	wantRejects(out, nil)
+	wantRejects(t, out, nil)
 	if email("u1") != "second@x" {
 		t.Fatalf("run 2 did not load u1 from its own first occurrence: %s", email("u1"))
 	}
@@ -391,10 +378,10 @@ func TestUsersSameUIDTwiceInAFile(t *testing.T) {
 	// Users from the API have no position: only a repeat in one batch can
 	// be detected, and loading one ends what was known about its file.
 	out = writeUsers(t, pool, newSink(), at("u4", "four@x", "R2", 7, 20), at("u4", "again@x", "R2", 8, 21))
-	wantRejects(out, map[int][]string{1: {`uid "u4"`}})
+	wantRejects(t, out, map[int][]string{1: {`uid "u4"`}})
 	api := record.User{UID: "u4", Email: strp("api@x")}
 	out = writeUsers(t, pool, newSink(), api.Record("u4"), api.Record("u4"))
-	wantRejects(out, map[int][]string{1: {`uid "u4" appears again`}})
+	wantRejects(t, out, map[int][]string{1: {`uid "u4" appears again`}})
 	if email("u4") != "api@x" {
 		t.Fatalf("the API's u4 was not loaded: %s", email("u4"))
 	}
@@ -403,5 +390,21 @@ func TestUsersSameUIDTwiceInAFile(t *testing.T) {
 	}
 	if n := count(t, pool, `SELECT count(*) FROM firebase_auth.source_positions WHERE uid = 'u4'`); n != 0 {
 		t.Fatalf("%d stale positions of u4", n)
+	}
+}
+
+// wantRejects fails t unless out rejects exactly the records of want,
+// each with a reason containing every string want gives it.
+func wantRejects(t *testing.T, out loaders.Outcome, want map[int][]string) {
+	t.Helper()
+	if len(out.Rejects) != len(want) {
+		t.Fatalf("rejects %v, want %d", out.Rejects, len(want))
+	}
+	for i, ws := range want {
+		for _, w := range ws {
+			if !strings.Contains(out.Rejects[i], w) {
+				t.Errorf("record %d: reason %q, want %q", i, out.Rejects[i], w)
+			}
+		}
 	}
 }

@@ -1,0 +1,100 @@
+package postgres
+
+import (
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders"
+)
+
+// occurrence is one user of a batch as the users sinks' bookkeeping of
+// repeated uids sees it: key is what its positions are stored by (Users:
+// the uid; SupabaseUsers: the auth.users id), uid its Firebase uid, pos
+// where an export file held it (nil for users from the API).
+type occurrence struct {
+	key, uid string
+	pos      *record.Position
+}
+
+// repeat is an occurrence of a uid after its first in the same run of the
+// same file: record index, whose first occurrence was first (record
+// firstIndex of this batch, or -1 when an earlier batch loaded it).
+type repeat struct {
+	index      int
+	occ        occurrence
+	first      record.Position
+	firstIndex int
+}
+
+// splitRepeats goes through a batch in order; occs[i] is record i's user,
+// nil for a record already rejected. It returns the records to write: the
+// first occurrence of each uid in the batch, unless admit (nil admits all)
+// gives a reason to reject it, with which it is rejected on out (it still
+// counts as its uid's first occurrence). An occurrence whose key, file and
+// reading kept holds (loaded by an earlier batch) at another record, or
+// that repeats a uid within the batch in the same file, is returned as a
+// repeat, to pass to rejectRepeats once the batch is written; a repeat
+// within the batch of which one side has no position is rejected on out.
+func splitRepeats(occs []*occurrence, kept map[occurrenceKey]record.Position, admit func(i int) string, out *loaders.Outcome) (index []int, repeats []repeat) {
+	seen := map[string]int{} // uid → index in occs of its first occurrence
+	for i, o := range occs {
+		if o == nil {
+			continue
+		}
+		if o.pos != nil {
+			if k, ok := kept[occurrenceKey{o.key, o.pos.File, o.pos.Read}]; ok && k.Record != o.pos.Record {
+				// Loaded by an earlier batch of this run.
+				repeats = append(repeats, repeat{index: i, occ: *o, first: k, firstIndex: -1})
+				continue
+			}
+		}
+		if j, dup := seen[o.uid]; dup {
+			if first := occs[j]; first.pos != nil && o.pos != nil {
+				repeats = append(repeats, repeat{index: i, occ: *o, first: *first.pos, firstIndex: j})
+			} else {
+				out.Reject(i, repeatedInBatchReason(o.uid, j))
+			}
+			continue
+		}
+		seen[o.uid] = i
+		if admit != nil {
+			if reason := admit(i); reason != "" {
+				out.Reject(i, reason)
+				continue
+			}
+		}
+		index = append(index, i)
+	}
+	return index, repeats
+}
+
+// rejectRepeats rejects repeats on out with RepeatedUIDReason, naming both
+// occurrences, and returns the keys and positions of those whose first
+// occurrence is loaded (not rejected on out), which the sink records for
+// Warnings.
+func rejectRepeats(repeats []repeat, out *loaders.Outcome) (keys []string, cols positionColumns) {
+	for _, r := range repeats {
+		_, firstRejected := out.Rejects[r.firstIndex]
+		firstRejected = firstRejected && r.firstIndex >= 0
+		out.Reject(r.index, RepeatedUIDReason(r.occ.uid, *r.occ.pos, r.first, firstRejected))
+		if firstRejected {
+			continue
+		}
+		keys = append(keys, r.occ.key)
+		cols.add(r.occ.uid, *r.occ.pos)
+	}
+	return keys, cols
+}
+
+// splitLoaded sorts the users a batch loaded into those from the API
+// (their keys, whose file positions the sink forgets) and those from a
+// file (their keys and positions, which it records).
+func splitLoaded(loaded []occurrence) (fromAPI, keys []string, cols positionColumns) {
+	for _, o := range loaded {
+		if o.pos == nil {
+			fromAPI = append(fromAPI, o.key)
+			continue
+		}
+		keys = append(keys, o.key)
+		cols.add(o.uid, *o.pos)
+	}
+	return fromAPI, keys, cols
+}
