@@ -37,6 +37,12 @@ import (
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
+// FirebaseUIDKey is the metadata key holding a user's Firebase uid in
+// every target: Supabase's app_metadata (raw_app_meta_data in auth.users,
+// written by the export and the direct load, and how verify and the load
+// tell migrated users from Supabase's own) and Kratos' metadata_admin.
+const FirebaseUIDKey = "firebase_uid"
+
 // Formats are the names of the formats New accepts.
 var Formats = []string{"supabase", "kratos"}
 
@@ -453,7 +459,7 @@ func SupabaseMetadata(u *record.User) (app, user map[string]any, err error) {
 			app = claims
 		}
 	}
-	app["firebase_uid"] = u.UID
+	app[FirebaseUIDKey] = u.UID
 	if str(u.Email) != "" {
 		app["firebase_email_verified"] = u.EmailVerified
 	}
@@ -619,7 +625,7 @@ func (e *Exporter) kratosIdentity(u *record.User) map[string]any {
 		// Firebase phone numbers are verified by SMS.
 		body["verifiable_addresses"] = []map[string]any{{"value": phone, "verified": true, "via": "sms", "status": "completed"}}
 	}
-	admin := map[string]any{"firebase_uid": u.UID}
+	admin := map[string]any{FirebaseUIDKey: u.UID}
 	if email != "" {
 		admin["firebase_email_verified"] = u.EmailVerified
 	}
