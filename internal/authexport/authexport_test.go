@@ -2,7 +2,9 @@ package authexport
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -456,5 +458,38 @@ func TestClaimsNotJSON(t *testing.T) {
 		if e.Stats.Written != 1 || !found {
 			t.Errorf("%s: stats %+v", format, e.Stats)
 		}
+	}
+}
+
+// TestSupabaseIDStable: a user's Supabase id is the UUID version 5 of its
+// uid ("tenant/uid" in a tenant) in the documented namespace
+// a3f2c6e8-1b47-5d90-8e21-4c7b9f0d6a15 (docs/auth.md; PostgreSQL's
+// uuid_generate_v5 gives the same), pinned here so that no change of
+// code gives loaded users other ids: the file export and the direct load,
+// in any run, must keep landing on the same auth.users rows.
+func TestSupabaseIDStable(t *testing.T) {
+	for _, c := range []struct{ tenant, uid, want string }{
+		{"", "alice", "0d642ca3-a57d-5444-9f9e-91ccb1011aa9"},
+		{"tenant-a", "alice", "6719c5a4-9d49-5e4d-87bf-d1ffe5a9b3f0"},
+	} {
+		if got := SupabaseID(c.tenant, c.uid); got != c.want {
+			t.Errorf("SupabaseID(%q, %q) = %s; want %s", c.tenant, c.uid, got, c.want)
+		}
+		// RFC 9562 version 5, computed here without the uuid package.
+		ns, _ := hex.DecodeString("a3f2c6e81b475d908e214c7b9f0d6a15")
+		name := c.uid
+		if c.tenant != "" {
+			name = c.tenant + "/" + c.uid
+		}
+		h := sha1.Sum(append(ns, name...))
+		h[6] = h[6]&0x0f | 0x50
+		h[8] = h[8]&0x3f | 0x80
+		x := hex.EncodeToString(h[:16])
+		if v5 := x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]; v5 != c.want {
+			t.Errorf("UUID v5 of %q in the namespace: %s; want %s", name, v5, c.want)
+		}
+	}
+	if a, b := SupabaseID("", "x"), SupabaseID("", "X"); a == b {
+		t.Errorf("uids differing in case share an id %s", a)
 	}
 }

@@ -105,8 +105,14 @@ type SupabaseUsersConfig struct {
 // form Supabase verifies, custom claims that are not a JSON object, an
 // address or phone number another user has, a value PostgreSQL refuses)
 // are rejected with the reason. Rows equal to what would be written are
-// not rewritten, so a re-run changes nothing. Identities a user no longer
-// has at the source are not deleted.
+// not rewritten, so a re-run changes nothing. When a user is loaded again
+// (a re-run, --restart), the identities of the providers the sink writes
+// ("email", "phone" and those of supabaseProviders) that the user no
+// longer has at the source (a provider unlinked, the phone number or the
+// address removed) are deleted with the user's write, all or nothing;
+// identities of other providers (linked on Supabase), and every identity
+// of users without authexport.FirebaseUIDKey in raw_app_meta_data
+// (Supabase's own), are never touched.
 //
 // An export file can hold a uid twice (two exports concatenated, a
 // hand-edited file), and both occurrences land on one auth.users id. As

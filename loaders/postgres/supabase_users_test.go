@@ -2,9 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -463,5 +465,57 @@ func TestSupabaseUsersStaleIdentities(t *testing.T) {
 	wantRejects(t, again, nil)
 	if len(again.Changed) != 0 {
 		t.Errorf("a re-run changed %v", again.Changed)
+	}
+}
+
+// Each OAuth provider Firebase knows gets an identity under Supabase
+// Auth's name for it (google.com, apple.com, github.com, facebook.com,
+// twitter.com, microsoft.com → google, apple, github, facebook, twitter,
+// azure), with the provider's user id as provider_id and sub; a 128-byte
+// uid (Firebase's longest) loads under its derived id with the uid in
+// raw_app_meta_data; a Firebase scrypt hash whose "$fbscrypt$" form is
+// longer than encrypted_password's 255 characters rejects the user with
+// that reason rather than storing what Supabase cannot verify.
+func TestSupabaseUsersProviderNamesAndLimits(t *testing.T) {
+	ctx := context.Background()
+	pool := supabasePool(t)
+	s := newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t)})
+	if err := s.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	uid := strings.Repeat("u", 127) + "Z"
+	u := record.User{UID: uid, Email: sp("many@example.com"), Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: testHash, Salt: testSalt}}
+	want := map[string]string{"google.com": "google", "apple.com": "apple", "github.com": "github", "facebook.com": "facebook",
+		"twitter.com": "twitter", "microsoft.com": "azure"}
+	var wantIdents []string
+	for fb, name := range want {
+		u.Providers = append(u.Providers, record.Provider{ProviderID: fb, RawID: "id-" + name})
+		wantIdents = append(wantIdents, name+":id-"+name+":id-"+name)
+	}
+	u.Providers = append(u.Providers, record.Provider{ProviderID: "password", RawID: "many@example.com"})
+	longSalt := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("s", 64)))
+	long := record.User{UID: "long-salt", Email: sp("ls@example.com"), Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: testHash, Salt: longSalt}}
+	out := writeUsers(t, pool, s, u.Record(uid), long.Record("long-salt"))
+	wantRejects(t, out, map[int][]string{1: {"longer than the 255 characters of auth.users.encrypted_password"}})
+	id := authexport.SupabaseID("", uid)
+	r := readSupabaseUser(t, pool, uid)
+	if r.ID != id || r.App["firebase_uid"] != uid {
+		t.Errorf("the 128-byte uid: id %s (want %s), firebase_uid %v", r.ID, id, r.App["firebase_uid"])
+	}
+	rows, err := pool.Query(ctx, `SELECT provider || ':' || provider_id || ':' || (identity_data->>'sub') FROM auth.identities
+		WHERE user_id = $1::uuid AND provider <> 'email' ORDER BY 1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(wantIdents)
+	if strings.Join(got, " ") != strings.Join(wantIdents, " ") {
+		t.Errorf("identities %v; want %v", got, wantIdents)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM auth.users WHERE raw_app_meta_data->>'firebase_uid' = 'long-salt'`); n != 0 {
+		t.Errorf("the user with a hash too long for encrypted_password was loaded")
 	}
 }
