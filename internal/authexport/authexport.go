@@ -91,6 +91,10 @@ type Stats struct {
 	// Listed names the users written with a caveat that concerns each
 	// of them (uids by note), such as a value the target cannot hold.
 	Listed map[string][]string
+	// WithoutPassword names the users that have a credential but were
+	// written without it (for any of the reasons of Notes and Listed):
+	// they cannot sign in with their password and must reset it.
+	WithoutPassword []string
 }
 
 func (s *Stats) skip(reason, uid string) { s.Skipped[reason] = append(s.Skipped[reason], uid) }
@@ -174,6 +178,9 @@ func (s *Stats) Report(w io.Writer, out, format string) {
 	for _, n := range slices.Sorted(maps.Keys(s.Listed)) {
 		fmt.Fprintf(w, "  %d users: %s (uids: %s)\n", len(s.Listed[n]), n, sample(s.Listed[n]))
 	}
+	if len(s.WithoutPassword) > 0 {
+		fmt.Fprintf(w, "  %d users exported without their password, who must reset it (uids: %s)\n", len(s.WithoutPassword), sample(s.WithoutPassword))
+	}
 	for _, r := range slices.Sorted(maps.Keys(s.Skipped)) {
 		fmt.Fprintf(w, "  skipped %d users: %s (uids: %s)\n", len(s.Skipped[r]), r, sample(s.Skipped[r]))
 	}
@@ -209,6 +216,9 @@ func (e *Exporter) hashFor(u *record.User) string {
 		return ""
 	}
 	enc, why := convertHash(e.format, *c)
+	if why.kind != whyNone {
+		e.Stats.WithoutPassword = append(e.Stats.WithoutPassword, u.UID)
+	}
 	switch why.kind {
 	case whyNone:
 		e.Stats.WithHash++

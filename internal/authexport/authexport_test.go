@@ -146,8 +146,16 @@ func TestSupabase(t *testing.T) {
 	if got["fb"]["id"] != SupabaseID("", "fb") || path(got["fb"], "app_metadata", "role") != "admin" || got["phone"]["phone_confirm"] != true {
 		t.Errorf("fb %v; phone %v", got["fb"], got["phone"])
 	}
+	// Every user with a credential the file does not carry is named, not
+	// only counted by reason; users without any password are not.
+	if w := strings.Join(e.Stats.WithoutPassword, ","); w != "fb-noparams,pb,pb-kratos,none" {
+		t.Errorf("without password: %s; want fb-noparams,pb,pb-kratos,none", w)
+	}
 	var report bytes.Buffer
 	e.Stats.Report(&report, "out.jsonl", "supabase")
+	if !strings.Contains(report.String(), "4 users exported without their password, who must reset it (uids: fb-noparams, pb, pb-kratos, none)") {
+		t.Errorf("the report does not name the users exported without their password:\n%s", report.String())
+	}
 	if !strings.HasPrefix(report.String(), "wrote 8 users to out.jsonl for supabase (3 with a password hash in a form it verifies natively; no password was checked)") ||
 		strings.Contains(report.String(), testSignerKey[:16]) || strings.Contains(report.String(), "example.test") {
 		t.Errorf("report:\n%s", report.String())
