@@ -156,8 +156,11 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if e.policy, err = retry.FromConfig(cfg); err != nil {
 		return nil, err
 	}
-	if e.computeMD5, err = cfg.Bool(ComputeMD5Option.Name); err != nil {
-		return nil, err
+	e.computeMD5 = true // the default, also when cfg was not resolved by the CLI
+	if cfg.String(ComputeMD5Option.Name) != "" {
+		if e.computeMD5, err = cfg.Bool(ComputeMD5Option.Name); err != nil {
+			return nil, err
+		}
 	}
 	endpoint := cfg.String(EndpointOption.Name)
 	if endpoint == "" {
