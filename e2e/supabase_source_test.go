@@ -57,7 +57,7 @@ func TestSupabaseSourceUsersAndFiles(t *testing.T) {
 
 	// Killed once the checkpoints cover some records, then resumed.
 	if !clitest.KillAt(t, env, migrate, 40, testenv.Committed(pool), 2*time.Minute) {
-		t.Log("the first run finished before it could be killed")
+		t.Fatal("the first run finished before it could be killed")
 	}
 	if res := clitest.Run(t, env, migrate...); res.Code != 0 {
 		t.Fatalf("migrate after the kill: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
