@@ -22,8 +22,9 @@ import (
 
 // TestSupabaseSourceUsersAndFiles migrates a database playing a Supabase
 // project's (users of every kind Supabase Auth writes, a Storage bucket
-// whose bytes MinIO serves as Storage's S3 endpoint) with --source
-// supabase --only users,files, kills the run with SIGKILL mid-way and lets
+// whose bytes MinIO serves as Storage's S3 endpoint): plan counts
+// everything to copy; migrate --source supabase --only users,files is
+// killed the run with SIGKILL mid-way and lets
 // a second run finish it; then verify finds the target identical, auth
 // verify-password accepts the right passwords and refuses wrong ones, the
 // objects hold the source's bytes, and verify notices a changed source.
@@ -55,6 +56,19 @@ func TestSupabaseSourceUsersAndFiles(t *testing.T) {
 		"--objects", fmt.Sprintf("s3://%s?endpoint=%s&region=%s", target, st.Endpoint, st.Region)}
 	migrate := append([]string{"migrate"}, append(common, "--workers", "2", "--batch-size", "5", "--supabase-page-size", "7")...)
 
+	// plan: every user and object is missing from the empty target.
+	res := clitest.Run(t, env, append([]string{"plan"}, append(common, "--format", "json")...)...)
+	if res.Code != 0 {
+		t.Fatalf("plan: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	for kind, want := range map[string]int64{"user": int64(len(uids)), "file": int64(len(objs))} {
+		for table, tr := range tableReports(t, compareDoc(t, res.Stdout), kind) {
+			if tr.Source != want || tr.MissingInTarget != want {
+				t.Errorf("plan %s: %+v; want %d to copy", table, tr, want)
+			}
+		}
+	}
+
 	// Killed once the checkpoints cover some records, then resumed.
 	if !clitest.KillAt(t, env, migrate, 40, testenv.Committed(pool), 2*time.Minute) {
 		t.Fatal("the first run finished before it could be killed")
@@ -71,7 +85,7 @@ func TestSupabaseSourceUsersAndFiles(t *testing.T) {
 	}
 
 	verify := append([]string{"verify"}, append(common, "--format", "json")...)
-	res := clitest.Run(t, env, verify...)
+	res = clitest.Run(t, env, verify...)
 	if res.Code != 0 {
 		t.Fatalf("verify after migrate: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}
