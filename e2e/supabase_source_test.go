@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +26,8 @@ import (
 // project's (users of every kind Supabase Auth writes, a Storage bucket
 // whose bytes MinIO serves as Storage's S3 endpoint): plan counts
 // everything to copy; migrate --source supabase --only users,files is
-// killed the run with SIGKILL mid-way and lets
-// a second run finish it; then verify finds the target identical, auth
+// killed with SIGKILL mid-way and a second run finishes it; then verify
+// finds the target identical, auth
 // verify-password accepts the right passwords and refuses wrong ones, the
 // objects hold the source's bytes, and verify notices a changed source.
 func TestSupabaseSourceUsersAndFiles(t *testing.T) {
@@ -57,10 +59,12 @@ func TestSupabaseSourceUsersAndFiles(t *testing.T) {
 	migrate := append([]string{"migrate"}, append(common, "--workers", "2", "--batch-size", "5", "--supabase-page-size", "7")...)
 
 	// plan: every user and object is missing from the empty target.
+	var outputs []string
 	res := clitest.Run(t, env, append([]string{"plan"}, append(common, "--format", "json")...)...)
 	if res.Code != 0 {
 		t.Fatalf("plan: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}
+	outputs = append(outputs, res.Stdout, res.Stderr)
 	for kind, want := range map[string]int64{"user": int64(len(uids)), "file": int64(len(objs))} {
 		for table, tr := range tableReports(t, compareDoc(t, res.Stdout), kind) {
 			if tr.Source != want || tr.MissingInTarget != want {
@@ -68,13 +72,33 @@ func TestSupabaseSourceUsersAndFiles(t *testing.T) {
 			}
 		}
 	}
-
-	// Killed once the checkpoints cover some records, then resumed.
-	if !clitest.KillAt(t, env, migrate, 40, testenv.Committed(pool), 2*time.Minute) {
-		t.Fatal("the first run finished before it could be killed")
+	// Soft-deleted and anonymous users are reported, and what is done
+	// with them.
+	for _, want := range []string{"1 soft-deleted users are copied disabled", "1 anonymous users are copied"} {
+		if !strings.Contains(res.Stderr, want) {
+			t.Errorf("plan's output does not say %q:\n%s", want, res.Stderr)
+		}
 	}
-	if res := clitest.Run(t, env, migrate...); res.Code != 0 {
+
+	// Killed while it copies users, then while it copies files; the
+	// third run finishes the files.
+	for _, at := range []int64{40, int64(len(uids)) + 40} {
+		if !clitest.KillAt(t, env, migrate, at, testenv.Committed(pool), 2*time.Minute) {
+			t.Fatalf("the run finished before it could be killed at %d records", at)
+		}
+	}
+	summary := filepath.Join(t.TempDir(), "summary.json")
+	res = clitest.Run(t, env, append(migrate, "--summary", summary)...)
+	if res.Code != 0 {
 		t.Fatalf("migrate after the kill: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	outputs = append(outputs, res.Stdout, res.Stderr)
+	s := readSummary[summaryJSON](t, summary)
+	checkBalance(t, s)
+	for _, j := range s.Jobs {
+		if (j.Kind == "user" && !j.AlreadyFinished) || (j.Kind == "file" && !j.Resumed) {
+			t.Errorf("the last run's %s job: %+v; want users already finished and files resumed", j.Kind, j)
+		}
 	}
 	var users, files int
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM supabase_users.users), (SELECT count(*) FROM public.files)`).Scan(&users, &files); err != nil {
@@ -89,6 +113,7 @@ func TestSupabaseSourceUsersAndFiles(t *testing.T) {
 	if res.Code != 0 {
 		t.Fatalf("verify after migrate: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}
+	outputs = append(outputs, res.Stdout, res.Stderr)
 	d := compareDoc(t, res.Stdout)
 	for kind, want := range map[string]int64{"user": int64(len(uids)), "file": int64(len(objs))} {
 		for table, tr := range tableReports(t, d, kind) {
@@ -149,6 +174,51 @@ func TestSupabaseSourceUsersAndFiles(t *testing.T) {
 	for _, o := range objs {
 		if o.Name == "videos/big.mp4" && md5Big != fmt.Sprintf("%x", md5.Sum(o.Data)) {
 			t.Errorf("the multipart object's md5 is %s, not the MD5 of its bytes", md5Big)
+		}
+	}
+
+	// A second bucket of the project goes into the same files table and
+	// object store (--share-target), its objects under a prefix of their
+	// own.
+	objs2 := []supabasetest.Object{{Name: "a.txt", Data: []byte("second bucket"), ContentType: "text/plain"}, {Name: "avatars/alice.png", Data: []byte("other"), ContentType: "image/png"}}
+	st2 := src.SeedStorage(t, objs2)
+	second := []string{"--source", "supabase", "--only", "files", "--supabase-s3-endpoint", st.Endpoint, "--supabase-s3-region", st.Region,
+		"--supabase-bucket", st2.Bucket, "--objects-prefix", st2.Bucket + "/", "--share-target",
+		"--objects", fmt.Sprintf("s3://%s?endpoint=%s&region=%s", target, st.Endpoint, st.Region)}
+	if res := clitest.Run(t, env, append([]string{"migrate"}, second...)...); res.Code != 0 {
+		t.Fatalf("migrate of a second bucket: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	if res := clitest.Run(t, env, append([]string{"verify"}, second...)...); res.Code != 0 {
+		t.Fatalf("verify of a second bucket: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM public.files WHERE bucket = $1`, st2.Bucket).Scan(&files); err != nil || files != len(objs2) {
+		t.Errorf("%d rows of the second bucket, %v", files, err)
+	}
+
+	// No secret in any output: the database's password, the S3 secret
+	// key, password hashes, TOTP secrets.
+	secrets := []string{st.SecretKey, "JBSWY3DPEHPK3PXP"}
+	if u, err := url.Parse(src.DSN); err == nil {
+		if pw, ok := u.User.Password(); ok {
+			secrets = append(secrets, pw)
+		}
+	}
+	hashes, err := src.Pool.Query(ctx, `SELECT encrypted_password FROM auth.users WHERE encrypted_password <> ''`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for hashes.Next() {
+		var h string
+		if err := hashes.Scan(&h); err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, h[len(h)-20:])
+	}
+	for _, out := range outputs {
+		for _, secret := range secrets {
+			if secret != "" && strings.Contains(out, secret) {
+				t.Errorf("a secret appears in the output:\n%.2000s", out)
+			}
 		}
 	}
 

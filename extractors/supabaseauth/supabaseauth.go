@@ -37,7 +37,7 @@
 // user is also disabled): rows of the app's tables may still refer to
 // their ids, and an anonymous user's data belongs to them.
 // --supabase-deleted-users=skip and --supabase-anonymous-users=skip leave
-// them out. Plan logs how many of each there are and what is done with
+// them out. Plan warns how many of each there are and what is done with
 // them.
 package supabaseauth
 
@@ -174,7 +174,8 @@ func (e *Extractor) filter() string {
 // Plan returns the one stream of users, split into at most partitions
 // ranges of ids of about equal count. readTime is ignored: PostgreSQL
 // reads the latest data. It logs how many users are soft-deleted,
-// anonymous, banned and SSO users, and what is done with them.
+// anonymous, banned and SSO users; what is done with soft-deleted and
+// anonymous users is a warning, shown without --verbose.
 func (e *Extractor) Plan(ctx context.Context, partitions int, _ time.Time) ([]extractors.Stream, error) {
 	var points []string
 	err := retry.Do(ctx, e.policy, "planning the users of "+e.Source(), func(ctx context.Context) error {
@@ -191,8 +192,11 @@ func (e *Extractor) Plan(ctx context.Context, partitions int, _ time.Time) ([]ex
 		if err != nil {
 			return err
 		}
-		retry.Logger(ctx).Info("Supabase Auth users", "source", e.Source(),
-			"soft_deleted", deleted, "soft_deleted_users", e.deleted, "anonymous", anonymous, "anonymous_users", e.anonymous,
+		log := retry.Logger(ctx)
+		if deleted > 0 || anonymous > 0 {
+			log.Warn(e.special(deleted, anonymous), "source", e.Source())
+		}
+		log.Info("Supabase Auth users", "source", e.Source(), "soft_deleted", deleted, "anonymous", anonymous,
 			"banned", banned, "sso", sso, "without_password", noPassword)
 		return nil
 	})
@@ -207,6 +211,27 @@ func (e *Extractor) Plan(ctx context.Context, partitions int, _ time.Time) ([]ex
 		})
 	}
 	return []extractors.Stream{s}, nil
+}
+
+// special words what is done with the soft-deleted and anonymous users
+// the project has.
+func (e *Extractor) special(deleted, anonymous int64) string {
+	var parts []string
+	if deleted > 0 {
+		if e.deleted == Keep {
+			parts = append(parts, fmt.Sprintf("%d soft-deleted users are copied disabled, marked extra.deletedAt (--%s=%s leaves them out)", deleted, DeletedOption.Name, Skip))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d soft-deleted users are left out (--%s=%s)", deleted, DeletedOption.Name, Skip))
+		}
+	}
+	if anonymous > 0 {
+		if e.anonymous == Keep {
+			parts = append(parts, fmt.Sprintf("%d anonymous users are copied, marked extra.isAnonymous (--%s=%s leaves them out)", anonymous, AnonymousOption.Name, Skip))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d anonymous users are left out (--%s=%s)", anonymous, AnonymousOption.Name, Skip))
+		}
+	}
+	return "Supabase Auth: " + strings.Join(parts, "; ")
 }
 
 // rangeWhere adds to the filter the conditions of p and the cursor after,

@@ -142,6 +142,7 @@ var (
 	_ extractors.Bucketed   = (*Extractor)(nil)
 	_ extractors.KeyOrderer = (*Extractor)(nil)
 	_ extractors.Configured = (*Extractor)(nil)
+	_ extractors.Parter     = (*Extractor)(nil)
 )
 
 // New connects to the database and the S3 endpoint cfg names. Without
@@ -231,7 +232,11 @@ func (e *Extractor) Prefix() string { return "" }
 func (e *Extractor) KeyOrder() record.KeyOrder { return record.ByteOrder }
 
 // Source names the database and bucket: "supabase-storage:host:port/db/bucket".
-func (e *Extractor) Source() string { return "supabase-storage:" + e.db.Name + "/" + e.bucket }
+func (e *Extractor) Source() string { return e.WholeSource() + "/" + e.bucket }
+
+// WholeSource is the project's Storage, "supabase-storage:host:port/db":
+// runs reading its buckets one at a time share the files table.
+func (e *Extractor) WholeSource() string { return "supabase-storage:" + e.db.Name }
 
 // RunSettings are the settings that change what records say: whether
 // MD5s of objects uploaded in parts are computed.
