@@ -73,12 +73,16 @@ const (
 	UIDInvited   = "1a000000-0000-4000-8000-000000000007" // pending invite: empty password
 	UIDArgon     = "a2000000-0000-4000-8000-000000000008" // imported argon2id hash
 	UIDBanEnded  = "be000000-0000-4000-8000-000000000009" // a ban that has ended
+	UIDBcrypt2b  = "2b000000-0000-4000-8000-00000000000a" // imported "$2b$12$" bcrypt hash
 )
+
+// Special is the number of users SeedUsers inserts besides the extra ones.
+const Special = 10
 
 // Passwords of the seeded users who have one: uid → password.
 var Passwords = map[string]string{
 	UIDAlice: "correct horse battery", UIDBob: "hunter2", UIDBanned: "banned-but-known",
-	UIDArgon: ArgonPassword, UIDBanEnded: "forgiven",
+	UIDArgon: ArgonPassword, UIDBanEnded: "forgiven", UIDBcrypt2b: "imported-2b",
 }
 
 // ArgonPassword is UIDArgon's password; its hash is an argon2id PHC
@@ -104,6 +108,17 @@ func Bcrypt(t testing.TB, password string) string {
 		t.Fatalf("bcrypt wrote %.7s…, not $2a$10$", h)
 	}
 	return string(h)
+}
+
+// bcrypt2b returns a "$2b$12$" hash of password, as imports from other
+// systems leave them (Go writes "$2a$"; the two differ only in the name).
+func bcrypt2b(t testing.TB, password string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "$2b$" + strings.TrimPrefix(string(h), "$2a$")
 }
 
 // SeedUsers inserts the users named by the UID constants, and extra more
@@ -153,6 +168,8 @@ func (p *Project) SeedUsers(t testing.TB, extra int) []string {
 			app: `{"provider": "email", "providers": ["email"]}`, user: `{}`},
 		{id: UIDArgon, email: str("imported@example.com"), hash: str(Argon2id(ArgonPassword)), confirmed: created,
 			app: `{"provider": "email", "providers": ["email"]}`, user: `{"name": "Imported"}`},
+		{id: UIDBcrypt2b, email: str("imported-2b@example.com"), hash: str(bcrypt2b(t, Passwords[UIDBcrypt2b])), confirmed: created,
+			app: `{"provider": "email", "providers": ["email"]}`, user: `{}`},
 		{id: UIDBanEnded, email: str("forgiven@example.com"), hash: str(Bcrypt(t, Passwords[UIDBanEnded])), confirmed: created,
 			banned: at("2020-01-01T00:00:00Z"), app: `{"provider": "email", "providers": ["email"]}`, user: `{}`},
 	}
