@@ -124,6 +124,11 @@ func want(t *testing.T, p *supabasetest.Project, extra []string) map[string]reco
 	bob.PhoneNumber, bob.CustomClaims = ptr("+15551234567"), ptr(`{"provider": "phone", "providers": ["phone"]}`)
 	bob.Providers = []record.Provider{identity("1d000000-0000-4000-8000-0000000000b1", "phone", supabasetest.UIDBob,
 		`{"sub": "`+supabasetest.UIDBob+`", "phone": "15551234567"}`, nil)}
+	bob.MFA = []record.MFAFactor{{EnrollmentID: "fa000000-0000-4000-8000-000000000003", FactorID: "unknown", DisplayName: ptr("Security key"),
+		EnrolledAt: ts("2024-03-07T00:00:00Z"), Extra: map[string]record.Value{"status": record.String("verified"), "hasSecret": record.Bool(false),
+			"updatedAt": record.Timestamp(ts("2024-03-07T00:00:00Z")), "factorType": record.String("webauthn"),
+			"webAuthnCredential": record.String(`{"ID": "a2V5LWlk", "PublicKey": "cHVibGljLWtleQ==", "AttestationType": "none"}`),
+			"webAuthnAaguid":     record.String("ee882879-721c-4913-9775-3dfcce97072a")}}}
 	users = append(users, bob)
 
 	banned := base(supabasetest.UIDBanned, map[string]record.Value{"emailConfirmedAt": confirmed, "bannedUntil": record.Timestamp(ts("2124-03-01T00:00:00Z"))})

@@ -65,7 +65,7 @@ func (p *Project) Exec(t testing.TB, sql string, args ...any) {
 // Known user ids of SeedUsers, each a kind of user to design for.
 const (
 	UIDAlice     = "0a1e4c3e-0000-4000-8000-000000000001" // e-mail + password, google identity, TOTP and phone factors, big numbers in metadata
-	UIDBob       = "0b0b0000-0000-4000-8000-000000000002" // phone + password, confirmed phone
+	UIDBob       = "0b0b0000-0000-4000-8000-000000000002" // phone + password, confirmed phone, a WebAuthn factor
 	UIDBanned    = "b4000000-0000-4000-8000-000000000003" // banned for a century ("permanent")
 	UIDDeleted   = "de1e7ed0-0000-4000-8000-000000000004" // soft-deleted: obfuscated e-mail, NULL password
 	UIDAnonymous = "a0000000-0000-4000-8000-000000000005" // anonymous: empty password, no e-mail
@@ -196,6 +196,10 @@ func (p *Project) SeedUsers(t testing.TB, extra int) []string {
 		at("2024-03-05T00:00:00Z"), "JBSWY3DPEHPK3PXP", nil)
 	p.Exec(t, factor, "fa000000-0000-4000-8000-000000000002", UIDAlice, "Phone", "phone", "unverified",
 		at("2024-03-06T00:00:00Z"), nil, "15559876543")
+	p.Exec(t, `INSERT INTO auth.mfa_factors (id, user_id, friendly_name, factor_type, status, created_at, updated_at, web_authn_credential, web_authn_aaguid)
+		VALUES ('fa000000-0000-4000-8000-000000000003', $1, 'Security key', 'webauthn', 'verified', $2, $2,
+		'{"ID": "a2V5LWlk", "PublicKey": "cHVibGljLWtleQ==", "AttestationType": "none"}', 'ee882879-721c-4913-9775-3dfcce97072a')`,
+		UIDBob, at("2024-03-07T00:00:00Z"))
 	pw := Bcrypt(t, "extra-password")
 	for i := range extra {
 		id := fmt.Sprintf("%08x-%04x-4%03x-8000-%012x", rand.Uint32(), i%0x10000, i%0x1000, i)
