@@ -9,4 +9,5 @@ import (
 	_ "github.com/baasmigrate/baasmigrate/extractors/gcs"
 	_ "github.com/baasmigrate/baasmigrate/extractors/supabaseauth"
 	_ "github.com/baasmigrate/baasmigrate/extractors/supabasestorage"
+	_ "github.com/baasmigrate/baasmigrate/extractors/supabasetables"
 )

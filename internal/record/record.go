@@ -14,10 +14,13 @@ const (
 	KindDocument Kind = "document"
 	KindUser     Kind = "user"
 	KindFile     Kind = "file"
+	// KindTable is a row of a PostgreSQL source's table (Supabase): see
+	// extractors/supabasetables.
+	KindTable Kind = "table"
 )
 
 // Kinds lists every kind, in the order a full migration moves them.
-var Kinds = []Kind{KindUser, KindDocument, KindFile}
+var Kinds = []Kind{KindUser, KindDocument, KindTable, KindFile}
 
 // Record is one item read from a source: a document, a user or a file.
 //

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/internal/diff"
+	"github.com/baasmigrate/baasmigrate/internal/migration"
+	"github.com/baasmigrate/baasmigrate/internal/pgcatalog"
+	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+)
+
+// The tables kind copies a PostgreSQL source's tables (Supabase's
+// schemas) as they are: their definition from the source's catalog, then
+// their rows. It is a kind of its own, not documents: rows keep their
+// columns and types instead of going through a mapping.
+func init() {
+	registerKind(&kindSpec{
+		Kind:    record.KindTable,
+		Options: []plugin.Option{shareTablesOption},
+		Build:   buildTables,
+		Compare: compareTables,
+	})
+}
+
+// catalogExtractor is an extractor of tables: it knows the definition of
+// what it reads, and can read for a comparison.
+type catalogExtractor interface {
+	extractors.Extractor
+	Catalog() *pgcatalog.Catalog
+	ForComparison()
+}
+
+func tablesExtractor(ctx context.Context, env *buildEnv) (catalogExtractor, error) {
+	_, ex, err := env.Extractor(ctx, record.KindTable)
+	if err != nil {
+		return nil, err
+	}
+	ce, ok := ex.(catalogExtractor)
+	if !ok {
+		ex.Close()
+		return nil, fmt.Errorf("the %s source's tables extractor does not describe its tables", env.Source)
+	}
+	return ce, nil
+}
+
+// tablesSink is the sink of ex's tables, claimed for its source.
+func tablesSink(env *buildEnv, ex catalogExtractor) (*postgres.TablesSink, error) {
+	owner, err := tableOwner(env.Config, ex)
+	if err != nil {
+		return nil, err
+	}
+	return postgres.NewTables(postgres.TablesConfig{Catalog: ex.Catalog(), Owner: owner, Log: env.Log}), nil
+}
+
+// buildTables assembles the tables → PostgreSQL job, and tells what is
+// not copied (policies, functions, triggers, ...; plan lists them with
+// their definitions).
+func buildTables(ctx context.Context, env *buildEnv) (migration.Job, error) {
+	ex, err := tablesExtractor(ctx, env)
+	if err != nil {
+		return migration.Job{}, err
+	}
+	sink, err := tablesSink(env, ex)
+	if err != nil {
+		ex.Close()
+		return migration.Job{}, err
+	}
+	owner, _ := tableOwner(env.Config, ex)
+	// Refuse before the run is recorded; Prepare checks again, atomically.
+	if err := postgres.CheckTableOwners(ctx, env.Pool, owner, sink.Tables()); err != nil {
+		ex.Close()
+		return migration.Job{}, err
+	}
+	if notes := ex.Catalog().Notes; len(notes) > 0 {
+		fmt.Fprintf(env.Stderr, "tables: %d objects are not copied (baasmigrate plan --only tables lists them with their definitions):\n", len(notes))
+		for _, n := range notes {
+			fmt.Fprintf(env.Stderr, "  %s\n", n.What)
+		}
+	}
+	return migration.Job{Kind: record.KindTable, Extractor: ex, Sink: sink, Config: runConfig(ex, map[string]string{})}, nil
+}
+
+// compareTables prepares plan and verify for tables: every row compared
+// column by column with the target's table of the same name; plan also
+// lists the DDL migrate would run and, as "not copied" entries, what it
+// does not reproduce.
+func compareTables(ctx context.Context, env *buildEnv) (*comparer, error) {
+	ex, err := tablesExtractor(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	ex.ForComparison()
+	sink, err := tablesSink(env, ex)
+	if err != nil {
+		ex.Close()
+		return nil, err
+	}
+	return &comparer{
+		Extractor: ex,
+		Adapter:   diff.NewTables(ex.Catalog()),
+		DDL: func(ctx context.Context) ([]diff.DDL, error) {
+			stmts, err := sink.PlannedDDL(ctx, env.Pool)
+			out := diff.DDLFrom(stmts)
+			for _, n := range ex.Catalog().Notes {
+				what := "not copied: " + n.What
+				if n.Platform {
+					what = "not copied (Supabase only): " + n.What
+				}
+				out = append(out, diff.DDL{What: what, SQL: n.SQL})
+			}
+			return out, err
+		},
+	}, nil
+}

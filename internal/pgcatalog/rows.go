@@ -1,0 +1,175 @@
+package pgcatalog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+)
+
+// Fields of a row record (record.KindTable) as the tables extractor emits
+// them for a copy, and the tables sink reads them.
+const (
+	// FieldTable is the table's quoted, qualified name (Table.QName).
+	FieldTable = "table"
+	// FieldTuple is the row as one tuple of COPY data in the table's
+	// format (Table.Binary): binary (field count, then each field's length
+	// and bytes) or text (a line, tab-separated, escaped).
+	FieldTuple = "tuple"
+	// FieldClear is set on the first row read of a partition from its
+	// start: the partition's range (JSON of PartitionRange; "{}" for a
+	// keyless table's one partition). The sink deletes the target rows in
+	// it first, so that a new run replaces what an earlier one copied.
+	FieldClear = "clear"
+	// FieldSequences is set on the one record of the finish stream: the
+	// source's sequence values (JSON of []SequenceValue).
+	FieldSequences = "sequences"
+)
+
+// FinishStream is the name of the last stream of a tables copy: one record
+// after every table's rows, on which the sink creates indexes and foreign
+// keys and sets the sequences.
+const FinishStream = "(indexes, foreign keys, sequences)"
+
+// SequenceValue is a sequence's state at the source.
+type SequenceValue struct {
+	// Name is the sequence's quoted, qualified name; for an identity
+	// column's sequence, "" and Table (quoted, qualified) and Column name
+	// the column, whose sequence the target names itself.
+	Name     string `json:"name,omitempty"`
+	Table    string `json:"table,omitempty"`
+	Column   string `json:"column,omitempty"`
+	Value    int64  `json:"value"`
+	IsCalled bool   `json:"is_called"`
+}
+
+// BinaryHeader and BinaryTrailer frame binary COPY data.
+var (
+	BinaryHeader  = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+	BinaryTrailer = []byte{0xff, 0xff}
+)
+
+// BinaryTuple encodes values (nil: NULL), each in its type's binary
+// format, as one tuple of binary COPY data.
+func BinaryTuple(values [][]byte) []byte {
+	n := 2
+	for _, v := range values {
+		n += 4 + len(v)
+	}
+	out := make([]byte, 2, n)
+	binary.BigEndian.PutUint16(out, uint16(len(values)))
+	for _, v := range values {
+		if v == nil {
+			out = binary.BigEndian.AppendUint32(out, 0xffffffff)
+			continue
+		}
+		out = binary.BigEndian.AppendUint32(out, uint32(len(v)))
+		out = append(out, v...)
+	}
+	return out
+}
+
+// TextTuple encodes values (nil: NULL), each in its type's text format,
+// as one line of text COPY data.
+func TextTuple(values [][]byte) []byte {
+	var b strings.Builder
+	for i, v := range values {
+		if i > 0 {
+			b.WriteByte('\t')
+		}
+		if v == nil {
+			b.WriteString(`\N`)
+			continue
+		}
+		for _, c := range v {
+			switch c {
+			case '\\':
+				b.WriteString(`\\`)
+			case '\n':
+				b.WriteString(`\n`)
+			case '\r':
+				b.WriteString(`\r`)
+			case '\t':
+				b.WriteString(`\t`)
+			default:
+				b.WriteByte(c)
+			}
+		}
+	}
+	b.WriteByte('\n')
+	return []byte(b.String())
+}
+
+// SplitKey splits a row record's key, `"schema"."table" rest`, into the
+// table's quoted name and rest.
+func SplitKey(key string) (qname, rest string, err error) {
+	i := 0
+	for part := 0; part < 2; part++ {
+		if i >= len(key) || key[i] != '"' {
+			return "", "", errors.New("not a table row's key")
+		}
+		i++
+		for {
+			j := strings.IndexByte(key[i:], '"')
+			if j < 0 {
+				return "", "", errors.New("not a table row's key")
+			}
+			i += j + 1
+			if i < len(key) && key[i] == '"' {
+				i++
+				continue
+			}
+			break
+		}
+		if part == 0 {
+			if i >= len(key) || key[i] != '.' {
+				return "", "", errors.New("not a table row's key")
+			}
+			i++
+		}
+	}
+	if i >= len(key) || key[i] != ' ' {
+		return "", "", errors.New("not a table row's key")
+	}
+	return key[:i], key[i+1:], nil
+}
+
+// CompareReader turns the rows of a table's CompareQuery, in order, into
+// comparable fields and keys.
+type CompareReader struct {
+	t    *Table
+	prev string
+	seq  int
+}
+
+// NewCompareReader reads rows of t.
+func NewCompareReader(t *Table) *CompareReader { return &CompareReader{t: t} }
+
+// Row returns a row's fields (every column, as text or null) and its key:
+// the key columns' text, or for a keyless table the row's MD5 and its rank
+// among equal rows (zero-padded, so that byte order is numeric order).
+func (c *CompareReader) Row(v [][]byte) (map[string]record.Value, []string) {
+	fields := make(map[string]record.Value, len(c.t.Columns))
+	for i, col := range c.t.Columns {
+		if v[i] == nil {
+			fields[col.Name] = record.Null()
+		} else {
+			fields[col.Name] = record.String(string(v[i]))
+		}
+	}
+	var key []string
+	for _, k := range v[len(c.t.Columns):] {
+		key = append(key, string(k))
+	}
+	if len(c.t.Key) == 0 {
+		if key[0] == c.prev {
+			c.seq++
+		} else {
+			c.prev, c.seq = key[0], 1
+		}
+		key = append(key, fmt.Sprintf("%010d", c.seq))
+	}
+	return fields, key
+}
