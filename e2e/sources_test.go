@@ -65,10 +65,10 @@ func TestSourcesLists(t *testing.T) {
 		t.Fatalf("sources --format json: %v\n%s", err, res.Stdout)
 	}
 	// Sources come sorted by name: firebase with three kinds, then
-	// supabase with users and files.
+	// supabase with users, tables and files.
 	if len(l.Sources) != 2 || l.Sources[0].Name != "firebase" || len(l.Sources[0].Kinds) != 3 ||
-		l.Sources[1].Name != "supabase" || len(l.Sources[1].Kinds) != 2 {
-		t.Fatalf("sources: %+v, want firebase with three kinds and supabase with two", l.Sources)
+		l.Sources[1].Name != "supabase" || len(l.Sources[1].Kinds) != 3 {
+		t.Fatalf("sources: %+v, want firebase with three kinds and supabase with three", l.Sources)
 	}
 	got := map[string]string{}
 	secrets := map[string]bool{}

@@ -65,7 +65,7 @@ Exit status: 0 identical, 1 differences, 2 error, 3 interrupted.`,
 func addCompareFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	addOptionFlags(f, targetOptions)
-	f.String("only", "", "Comma-separated kinds to compare: documents, users, files (default: all)")
+	f.String("only", "", "Comma-separated kinds to compare: documents, users, tables, files (default: all the source offers)")
 	f.Int("samples", 5, "Sample keys to show per table and kind of difference")
 	f.String("format", "table", "Output format: table, json or html")
 	f.String("out", "", "Write the report to this `file` (default: standard output; required for html)")

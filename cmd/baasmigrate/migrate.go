@@ -42,7 +42,7 @@ docs/reports.md.`,
 	}
 	f := cmd.Flags()
 	addOptionFlags(f, targetOptions)
-	f.String("only", "", "Comma-separated kinds to migrate: documents, users, files (default: all)")
+	f.String("only", "", "Comma-separated kinds to migrate: documents, users, tables, files (default: all the source offers)")
 	f.Int("workers", 4, "Partitions read and written at the same time")
 	f.Int("batch-size", 500, "Records committed per transaction")
 	f.String("summary", "", "Also write the summary as JSON to this `file`")
