@@ -156,12 +156,12 @@ func TestSupabaseTables(t *testing.T) {
 	// the foreign key to auth.users and RLS do not.
 	var fks, idx, rls int
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace),
-		(SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname IN ('tasks_title_lower', 'tasks_open', 'tasks_ident')),
+		(SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname IN ('tasks_title_lower', 'tasks_open', 'tasks_ident', 'idx "weird" ON x')),
 		(SELECT count(*) FROM pg_class WHERE relrowsecurity AND relnamespace = 'public'::regnamespace)`).Scan(&fks, &idx, &rls); err != nil {
 		t.Fatal(err)
 	}
-	if fks != 3 || idx != 3 || rls != 0 {
-		t.Errorf("target has %d foreign keys, %d indexes, %d tables with RLS; want 3, 3, 0", fks, idx, rls)
+	if fks != 3 || idx != 4 || rls != 0 {
+		t.Errorf("target has %d foreign keys, %d indexes, %d tables with RLS; want 3, 4, 0", fks, idx, rls)
 	}
 	if _, err := pool.Exec(ctx, `INSERT INTO public.projects VALUES (999, 'x', 'no org')`); err == nil {
 		t.Error("the target accepted a project of a missing org: no foreign key")

@@ -98,6 +98,8 @@ CREATE TABLE public."Weird ""Table"".x; DROP" (
   "ÄÖ ü" jsonb
 );
 
+CREATE UNIQUE INDEX "idx ""weird"" ON x" ON public."Weird ""Table"".x; DROP" ("select", "Col With Space");
+
 CREATE TABLE public.empty_one (id integer PRIMARY KEY);
 
 -- Supabase-only objects.
