@@ -75,7 +75,12 @@ func buildTables(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		ex.Close()
 		return migration.Job{}, err
 	}
-	if notes := ex.Catalog().Notes; len(notes) > 0 {
+	notes, err := sink.Notes(ctx, env.Pool)
+	if err != nil {
+		ex.Close()
+		return migration.Job{}, err
+	}
+	if len(notes) > 0 {
 		fmt.Fprintf(env.Stderr, "tables: %d objects are not copied (baasmigrate plan --only tables lists them with their definitions):\n", len(notes))
 		for _, n := range notes {
 			fmt.Fprintf(env.Stderr, "  %s\n", n.What)
@@ -105,7 +110,11 @@ func compareTables(ctx context.Context, env *buildEnv) (*comparer, error) {
 		DDL: func(ctx context.Context) ([]diff.DDL, error) {
 			stmts, err := sink.PlannedDDL(ctx, env.Pool)
 			out := diff.DDLFrom(stmts)
-			for _, n := range ex.Catalog().Notes {
+			notes, nerr := sink.Notes(ctx, env.Pool)
+			if nerr != nil {
+				return out, nerr
+			}
+			for _, n := range notes {
 				what := "not copied: " + n.What
 				if n.Platform {
 					what = "not copied (Supabase only): " + n.What

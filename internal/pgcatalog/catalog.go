@@ -52,6 +52,8 @@ type Note struct {
 	// Platform is set when the object refers to the source platform's own
 	// schemas (auth.*, storage.*) and cannot work elsewhere as it is.
 	Platform bool
+	// Extension names the extension a note about one is about.
+	Extension string
 }
 
 // Enum is an enum type.
@@ -566,7 +568,7 @@ func (c *Catalog) loadOthers(ctx context.Context, tx pgx.Tx) error {
 		if err := r.Scan(&name, &schema); err != nil {
 			return err
 		}
-		c.Notes = append(c.Notes, Note{
+		c.Notes = append(c.Notes, Note{Extension: name,
 			What: fmt.Sprintf("extension %s (schema %s) is installed at the source: not installed on the target; install it there if the app uses it (types it provides are checked when tables are created)", name, schema),
 			SQL:  fmt.Sprintf("CREATE EXTENSION IF NOT EXISTS %s", pgx.Identifier{name}.Sanitize())})
 		return nil

@@ -197,7 +197,14 @@ func (s *TablesSink) missing(ctx context.Context, tx pgx.Tx, objs []pgcatalog.Ob
 // columns the target lacks.
 func (s *TablesSink) checkTable(ctx context.Context, tx pgx.Tx, t *pgcatalog.Table, problems *[]string) (bool, error) {
 	for _, c := range t.Columns {
-		if c.TypeSchema == "pg_catalog" || slices.Contains(s.cfg.Catalog.Schemas, c.TypeSchema) && (c.ElemSchema == "" || c.ElemSchema == "pg_catalog" || slices.Contains(s.cfg.Catalog.Schemas, c.ElemSchema)) {
+		// The type (an array's element type) is built in, or an enum or a
+		// domain Prepare creates; anything else (an extension's type) must
+		// be on the target already.
+		schema, kind := c.TypeSchema, c.TypeKind
+		if c.ElemKind != "" {
+			schema, kind = c.ElemSchema, c.ElemKind
+		}
+		if schema == "pg_catalog" || (kind == "e" || kind == "d") && slices.Contains(s.cfg.Catalog.Schemas, schema) {
 			continue
 		}
 		var ok bool
@@ -248,6 +255,44 @@ func (s *TablesSink) checkTable(ctx context.Context, tx pgx.Tx, t *pgcatalog.Tab
 			t.QName(), strings.Join(h, ", "), strings.Join(w, ", ")))
 	}
 	return true, nil
+}
+
+// Notes returns the catalog's notes (what is not copied) as they apply to
+// the target db: an extension the target has installed is left out, and
+// one it lacks says whether the target's server can install it.
+func (s *TablesSink) Notes(ctx context.Context, db loaders.DB) ([]pgcatalog.Note, error) {
+	installed, available := map[string]bool{}, map[string]bool{}
+	rows, err := db.Query(ctx, `SELECT name, installed_version IS NOT NULL FROM pg_available_extensions`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the target's extensions: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		var inst bool
+		if err := rows.Scan(&name, &inst); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading the target's extensions: %w", err)
+		}
+		available[name], installed[name] = true, inst
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the target's extensions: %w", err)
+	}
+	var out []pgcatalog.Note
+	for _, n := range s.cfg.Catalog.Notes {
+		if n.Extension != "" {
+			switch {
+			case installed[n.Extension]:
+				continue
+			case available[n.Extension]:
+				n.What = fmt.Sprintf("extension %s is installed at the source, not on the target (its server has it): install it if the app uses it", n.Extension)
+			default:
+				n.What = fmt.Sprintf("extension %s is installed at the source, and the target's server lacks it: the app's uses of it need another way there", n.Extension)
+			}
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // Write copies recs (see TablesSink) inside tx.
