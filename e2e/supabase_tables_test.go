@@ -44,6 +44,7 @@ func TestSupabaseTables(t *testing.T) {
 		supabasetest.TasksTable: tasks + 1, supabasetest.OrgsTable: supabasetest.SeedOrgs, supabasetest.ProjectsTable: supabasetest.SeedProjects,
 		supabasetest.MeasurementsTable: supabasetest.SeedMeasurements, supabasetest.EventsTable: supabasetest.SeedEvents,
 		supabasetest.WeirdTable: supabasetest.SeedWeird, supabasetest.ProfilesTable: 0, supabasetest.EmptyTable: 0,
+		supabasetest.ReadingsTable: supabasetest.SeedReadings,
 	}
 
 	// plan: every row is missing from the empty target; the DDL creates
@@ -83,16 +84,23 @@ func TestSupabaseTables(t *testing.T) {
 		t.Errorf("plan does not give the policy's definition:\n%s", ddl)
 	}
 
-	// Killed mid-copy, then finished.
-	if !clitest.KillAt(t, env, migrate, 700, testenv.Committed(pool), 2*time.Minute) {
-		t.Fatal("the run finished before it could be killed at 700 rows")
-	}
-	var partial int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM public.tasks`).Scan(&partial); err != nil {
-		t.Fatal(err)
-	}
-	if partial >= tasks+1 {
-		t.Fatalf("the killed run copied every task (%d)", partial)
+	// Killed mid-copy of readings (binary COPY format), then of tasks
+	// (text), then finished.
+	for _, k := range []struct {
+		at    int64
+		table string
+		all   int64
+	}{{700, "public.readings", supabasetest.SeedReadings}, {2500, "public.tasks", tasks + 1}} {
+		if !clitest.KillAt(t, env, migrate, k.at, testenv.Committed(pool), 2*time.Minute) {
+			t.Fatalf("the run finished before it could be killed at %d rows", k.at)
+		}
+		var partial int64
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+k.table).Scan(&partial); err != nil {
+			t.Fatal(err)
+		}
+		if partial == 0 || partial >= k.all {
+			t.Fatalf("killed at %d rows, the run had copied %d of %d rows of %s; want it killed in that table", k.at, partial, k.all, k.table)
+		}
 	}
 	res = clitest.Run(t, env, migrate...)
 	if res.Code != 0 {

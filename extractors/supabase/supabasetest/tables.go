@@ -19,6 +19,7 @@ const (
 	SeedMeasurements = 7
 	SeedEvents       = 56 // 50 generated (10 distinct), 3 equal, 1 more, 2 all-NULL
 	SeedWeird        = 3
+	SeedReadings     = 1500
 )
 
 // TasksTable and the other tables' quoted names, as reports name them.
@@ -30,12 +31,14 @@ const (
 	EventsTable       = `"public"."events_log"`
 	WeirdTable        = `"public"."Weird ""Table"".x; DROP"`
 	ProfilesTable     = `"public"."profiles"`
+	ReadingsTable     = `"public"."readings"`
 	EmptyTable        = `"public"."empty_one"`
 )
 
 // SeedTables creates TablesSchema's tables and fills them: tasks with
 // tasks rows (plus one with every nullable column NULL), each task the
-// child of the one before it.
+// child of the one before it, SeedReadings readings, and the counts of
+// the other Seed constants.
 func (p *Project) SeedTables(t testing.TB, tasks int) {
 	t.Helper()
 	p.Exec(t, TablesSchema)
@@ -55,6 +58,9 @@ func (p *Project) SeedTables(t testing.TB, tasks int) {
 		FROM generate_series(1, $1::int) g`, tasks)
 	p.Exec(t, `INSERT INTO public.tasks (org_id, slug, title) VALUES (1, 'p-1', 'nulls')`)
 	p.Exec(t, `UPDATE public.tasks SET parent_id = id - 1 WHERE id > 1`)
+	p.Exec(t, `INSERT INTO public.readings SELECT g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second',
+		CASE WHEN g % 100 = 0 THEN 'NaN' ELSE g / 3.0 END, CASE WHEN g % 7 = 0 THEN NULL ELSE 'r' || g || E'\t\\' END, decode(md5(g::text), 'hex')
+		FROM generate_series(1, 1500) g`)
 	p.Exec(t, `INSERT INTO public.measurements VALUES ('s1', '2024-01-01', 'NaN'), ('s1', '2024-01-02', 'Infinity'), ('s1', '2024-01-03', '-Infinity'),
 		('s2', '2024-01-01', 1.000100), ('Ä', '2024-01-01', -0.0), ('a b', '1999-12-31', 123456789012345678901234567890.123456789), ('s10', '2024-01-01', 0)`)
 	p.Exec(t, `INSERT INTO public.events_log SELECT timestamptz '2024-01-01 00:00:00+00' + (g % 10) * interval '1 day', 'm' || g % 10, g % 10 FROM generate_series(1, 50) g`)

@@ -77,6 +77,16 @@ CREATE TABLE public.measurements (
   PRIMARY KEY (sensor, day)
 );
 
+-- Only built-in types: moves in COPY's binary format (tasks, with an array
+-- of an enum, moves in text).
+CREATE TABLE public.readings (
+  id bigint PRIMARY KEY,
+  at timestamptz NOT NULL,
+  value numeric(10, 4),
+  note text,
+  raw bytea
+);
+
 -- No key: duplicate rows are data.
 CREATE TABLE public.events_log (
   happened timestamptz,
