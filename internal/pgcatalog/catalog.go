@@ -1,9 +1,9 @@
 // Package pgcatalog reads the definition of a PostgreSQL database's schemas
 // from its catalog (pg_catalog queries, not pg_dump) and turns it into the
 // DDL that reproduces them in another database: enums, domains, sequences,
-// tables with their columns, defaults, generated and identity columns,
-// primary, unique, check and exclusion constraints (created with the
-// tables), and indexes and foreign keys (created after the rows load).
+// tables with their columns, defaults, generated and identity columns and
+// check constraints, then, after the rows load, primary, unique and
+// exclusion constraints, indexes and foreign keys.
 //
 // Objects that cannot work outside the source platform (row-level security
 // policies, functions and triggers, which on Supabase call auth.* or
@@ -112,9 +112,13 @@ type Table struct {
 	Columns      []Column
 	// Key lists the primary key's columns (empty: the table has none).
 	Key []string
-	// Constraints are created with the table (primary key, unique, check,
-	// exclusion): name and pg_get_constraintdef.
-	Constraints [][2]string
+	// Checks are the check constraints, created with the table: name and
+	// pg_get_constraintdef.
+	Checks [][2]string
+	// Keys are the primary key, unique and exclusion constraints, created
+	// after the rows (as pg_restore does: one index build instead of an
+	// insertion per row), before the indexes and foreign keys.
+	Keys [][2]string
 	// ForeignKeys are created after the rows: name and definition.
 	ForeignKeys [][2]string
 	// Indexes are pg_get_indexdef of the indexes that back no constraint,
@@ -438,11 +442,13 @@ func (c *Catalog) loadConstraints(ctx context.Context, tx pgx.Tx) error {
 			c.Notes = append(c.Notes, Note{Platform: refSchema == "auth" || refSchema == "storage", What: what, SQL: stmt})
 		case typ == "f":
 			t.ForeignKeys = append(t.ForeignKeys, [2]string{con, def})
+		case typ == "c":
+			t.Checks = append(t.Checks, [2]string{con, def})
 		default:
 			if typ == "p" {
 				t.Key = cols
 			}
-			t.Constraints = append(t.Constraints, [2]string{con, def})
+			t.Keys = append(t.Keys, [2]string{con, def})
 		}
 		return nil
 	})

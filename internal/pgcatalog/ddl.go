@@ -12,10 +12,10 @@ import (
 // statement that creates it.
 type Object struct {
 	// Kind is "schema", "enum", "domain", "sequence", "table", "owned-by",
-	// "index" or "foreign-key".
+	// "constraint" (a key), "index" or "foreign-key".
 	Kind string
-	// Schema and Name name it; for indexes and foreign keys Name is the
-	// table's and Extra the index's or constraint's.
+	// Schema and Name name it; for keys, indexes and foreign keys Name is
+	// the table's and Extra the index's or constraint's.
 	Schema, Name, Extra string
 	What, SQL           string
 	// Labels are an enum's, to compare with an existing one.
@@ -25,8 +25,8 @@ type Object struct {
 }
 
 // Before lists what is created before the rows load, in order: schemas,
-// enums, domains, sequences, tables (with their primary, unique, check
-// and exclusion constraints), then the sequences' OWNED BY.
+// enums, domains, sequences, tables (with their check constraints), then
+// the sequences' OWNED BY.
 func (c *Catalog) Before() []Object {
 	var out []Object
 	for _, s := range c.Schemas {
@@ -88,10 +88,18 @@ func keyText(t *Table) string {
 	return quoteAll(t.Key)
 }
 
-// After lists what is created once every row is in: indexes (that back
-// no constraint) and foreign keys.
+// After lists what is created once every row is in: primary, unique and
+// exclusion constraints, indexes (that back no constraint), then foreign
+// keys (which need the keys they reference).
 func (c *Catalog) After() []Object {
 	var out []Object
+	for _, t := range c.Tables {
+		for _, k := range t.Keys {
+			out = append(out, Object{Kind: "constraint", Schema: t.Schema, Name: t.Name, Extra: k[0], Table: t,
+				What: fmt.Sprintf("add %s %s to %s", strings.ToLower(strings.SplitN(k[1], " (", 2)[0]), pgx.Identifier{k[0]}.Sanitize(), t.QName()),
+				SQL:  fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", t.QName(), pgx.Identifier{k[0]}.Sanitize(), k[1])})
+		}
+	}
 	for _, t := range c.Tables {
 		for _, def := range t.Indexes {
 			name := indexName(def)
@@ -133,8 +141,8 @@ func indexName(def string) string {
 }
 
 // Create is the table's CREATE TABLE: columns with their types, collations,
-// defaults, NOT NULL, generated and identity clauses, and its primary,
-// unique, check and exclusion constraints.
+// defaults, NOT NULL, generated and identity clauses, and its check
+// constraints (keys come after the rows: After).
 func (t *Table) Create() string {
 	var parts []string
 	for _, c := range t.Columns {
@@ -157,7 +165,7 @@ func (t *Table) Create() string {
 		}
 		parts = append(parts, p)
 	}
-	for _, k := range t.Constraints {
+	for _, k := range t.Checks {
 		parts = append(parts, "CONSTRAINT "+pgx.Identifier{k[0]}.Sanitize()+" "+k[1])
 	}
 	return fmt.Sprintf("CREATE TABLE %s (\n  %s\n)", t.QName(), strings.Join(parts, ",\n  "))

@@ -30,8 +30,8 @@ type TablesConfig struct {
 //
 // Prepare creates, in one transaction and after claiming the tables for
 // the source (ClaimTables), what the catalog defines and the target lacks:
-// schemas, enums, domains, sequences and tables with their primary,
-// unique, check and exclusion constraints. An existing object is kept
+// schemas, enums, domains, sequences and tables with their check
+// constraints. An existing object is kept
 // when it is the same (an enum with the same labels, a table with the
 // same columns, types, NOT NULL and generated columns); a different one
 // stops Prepare with every difference named, before anything is written.
@@ -42,8 +42,10 @@ type TablesConfig struct {
 // range are deleted first, so that a new run over rows an earlier run
 // copied replaces them (within one run, the rows after a checkpoint are
 // never in the target yet). The record of the finish stream creates the
-// indexes and foreign keys that are missing and sets the sequences to the
-// source's values, in the batch's transaction.
+// primary, unique and exclusion constraints, indexes and foreign keys that
+// are missing (so the first load builds each index once, as pg_restore
+// does) and sets the sequences to the source's values, in the batch's
+// transaction.
 type TablesSink struct {
 	cfg TablesConfig
 }
@@ -179,7 +181,7 @@ func (s *TablesSink) missing(ctx context.Context, tx pgx.Tx, objs []pgcatalog.Ob
 			}
 		case "index":
 			err = tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{o.Schema, o.Extra}.Sanitize()).Scan(&exists)
-		case "foreign-key":
+		case "foreign-key", "constraint":
 			err = tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2)", q, o.Extra).Scan(&exists)
 		}
 		if err != nil {
@@ -398,7 +400,7 @@ func (s *TablesSink) clear(ctx context.Context, tx pgx.Tx, t *pgcatalog.Table, r
 	return nil
 }
 
-// finish creates the missing indexes and foreign keys and sets the
+// finish creates the missing keys, indexes and foreign keys and sets the
 // sequences to the source's values (seqJSON).
 func (s *TablesSink) finish(ctx context.Context, tx pgx.Tx, seqJSON string) error {
 	todo, _, err := s.missing(ctx, tx, s.cfg.Catalog.After())
