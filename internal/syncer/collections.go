@@ -3,8 +3,6 @@ package syncer
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -36,7 +34,7 @@ func (f *follower) newCollections(ctx context.Context, changes []record.Change) 
 	if len(fresh) == 0 {
 		return nil
 	}
-	m, added, err := extendMapping(f.job.Mapping, fresh)
+	m, added, err := mappings.Extend(f.job.Mapping, fresh)
 	if err != nil {
 		return fmt.Errorf("inferring tables for new collections: %w", err)
 	}
@@ -58,35 +56,4 @@ func (f *follower) newCollections(ctx context.Context, changes []record.Change) 
 	f.st.Mapping = string(text)
 	f.log.Warn("new collections appeared at the source; tables were inferred and created for them (review them with baasmigrate status, or use --new-collections reject)", "collections", added)
 	return nil
-}
-
-// extendMapping returns m with tables inferred from recs for the
-// collection patterns m has none for (their ancestors' patterns too), and
-// those patterns. m is not changed.
-func extendMapping(m *mappings.Mapping, recs []record.Record) (*mappings.Mapping, []string, error) {
-	reserved := make([]string, 0, len(m.Tables))
-	for _, t := range m.Tables {
-		reserved = append(reserved, t.Name)
-	}
-	in := mappings.NewInferrer(mappings.InferOptions{Schema: m.Schema, ReservedTables: reserved})
-	for _, r := range recs {
-		in.Observe(r.Key, r.Fields)
-	}
-	inferred := in.Mapping()
-	out := *m
-	out.Tables = slices.Clone(m.Tables)
-	var added []string
-	for _, t := range inferred.Tables {
-		if m.TableFor(t.Collection) != nil {
-			continue
-		}
-		out.Tables = append(out.Tables, t)
-		added = append(added, t.Collection)
-	}
-	// As inference writes them: by pattern, each table after its parent.
-	slices.SortStableFunc(out.Tables, func(a, b *mappings.Table) int { return strings.Compare(a.Collection, b.Collection) })
-	if err := out.Validate(); err != nil {
-		return nil, nil, err
-	}
-	return &out, added, nil
 }
