@@ -65,6 +65,26 @@ func (f *docsFixture) runMapping() *mappings.Mapping {
 	return m
 }
 
+// runningMappingColumns returns how many columns the documents job's
+// running run's mapping gives the table for pattern (0 without one).
+func (f *docsFixture) runningMappingColumns(pattern string) int {
+	f.t.Helper()
+	var text string
+	err := f.pool.QueryRow(context.Background(), `SELECT config->>'mapping' FROM baasmigrate.runs
+		WHERE kind = 'document' AND status = 'running'`).Scan(&text)
+	if err != nil {
+		return 0
+	}
+	m, err := mappings.Parse([]byte(text), "(running mapping)")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if t := m.TableFor(pattern); t != nil {
+		return len(t.Columns)
+	}
+	return 0
+}
+
 func (f *docsFixture) columns(table string) []string {
 	f.t.Helper()
 	rows, err := f.pool.Query(context.Background(), `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1`, table)
@@ -186,16 +206,21 @@ func TestMigrateEvolvingKilledAndResumed(t *testing.T) {
 	args := []string{"migrate", "--only", "documents", "--workers", "3", "--batch-size", "100", "--firestore-page-size", "300"}
 	committed := testenv.Committed(f.pool)
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
-	midRun := 0
+	midRun, grownAtKill := 0, 0
 	for attempt := range 4 {
 		target := committed() + 1 + r.Int64N(int64(len(docs))/5)
 		if clitest.KillAt(t, f.env(), args, target, committed, 2*time.Minute) {
 			midRun++
-			t.Logf("attempt %d: killed with %d records committed", attempt, committed())
+			cols := f.runningMappingColumns("items")
+			grownAtKill = max(grownAtKill, cols)
+			t.Logf("attempt %d: killed with %d records committed, %d columns in the run's mapping", attempt, committed(), cols)
 		}
 	}
 	if midRun < 2 {
 		t.Fatalf("only %d of 4 attempts were killed mid-run", midRun)
+	}
+	if grownAtKill <= 2 {
+		t.Fatalf("no kill left a grown mapping to resume with (at most %d columns); the test did not test resuming an evolving run", grownAtKill)
 	}
 	sum := filepath.Join(f.dir, "summary.json")
 	f.run(0, append(args, "--summary", sum)...)
@@ -240,5 +265,73 @@ func TestMigrateWithoutMappingReadsEachDocumentOnce(t *testing.T) {
 		t.Errorf("%.3f billed reads per document; want at most 1.05", per)
 	}
 	compareDocs(t, f.sourceDocs(demoapp.Groups...), f.targetDocs(f.runMapping()))
+	f.run(0, "verify", "--only", "documents")
+}
+
+// syncMapping returns the mapping sync stored for the documents job.
+func (f *docsFixture) syncMapping() *mappings.Mapping {
+	f.t.Helper()
+	var text string
+	if err := f.pool.QueryRow(context.Background(), `SELECT mapping FROM baasmigrate.sync_streams WHERE kind = 'document'`).Scan(&text); err != nil {
+		f.t.Fatal(err)
+	}
+	m, err := mappings.Parse([]byte(text), "(sync mapping)")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return m
+}
+
+// TestSyncGrowsTheSchema follows a source where, after an evolving
+// migrate, documents gain a field and a subcollection appears: sync adds
+// the column and the table as it applies them, stores the grown mapping,
+// and cutover and verify find the target identical.
+func TestSyncGrowsTheSchema(t *testing.T) {
+	f := newDocsFixtureAt(t, syncEmulatorHost(t))
+	f.seed(evolvingItems(200, 0)[:100]) // it00000..it00099: no late, no notes
+	f.run(0, "migrate", "--only", "documents")
+	if slices.Contains(f.columns("items"), "late") {
+		t.Fatal("items has column late before any document has it")
+	}
+	p := clitest.Start(t, f.env(), "sync", "--only", "documents", "-v")
+	if !p.WaitStderr(t, "following", time.Minute) {
+		t.Fatalf("sync did not start:\n%s", p.Result().Stderr)
+	}
+	ctx := context.Background()
+	for i := range 20 {
+		id := fmt.Sprintf("it%05d", i)
+		if _, err := f.client.Doc("items/"+id).Set(ctx, map[string]any{"n": int64(i), "name": "item " + id, "late": "late " + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.client.Doc("items/it00003/notes/a").Set(ctx, map[string]any{"text": "a note"}); err != nil {
+		t.Fatal(err)
+	}
+	res := clitest.Run(t, f.env(), "cutover", "--only", "documents")
+	if res.Code != 0 {
+		t.Fatalf("cutover: exit %d\nstdout:\n%s\nstderr:\n%s\nsync's log:\n%s", res.Code, res.Stdout, res.Stderr, syncTail(p.Stderr(), 40))
+	}
+	stopSync(t, p)
+	if !slices.Contains(f.columns("items"), "late") {
+		t.Fatalf("sync did not add column late: %v", f.columns("items"))
+	}
+	m := f.syncMapping()
+	if m.TableFor("items/{}/notes") == nil {
+		t.Fatal("the sync mapping has no table for the new subcollection")
+	}
+	var late *mappings.Column
+	for _, c := range m.TableFor("items").Columns {
+		if c.Field == "late" {
+			late = c
+		}
+	}
+	if late == nil {
+		t.Fatal("the sync mapping has no column for late")
+	}
+	var inColumn int
+	if err := f.pool.QueryRow(ctx, `SELECT count(late) FROM items`).Scan(&inColumn); err != nil || inColumn != 20 {
+		t.Fatalf("late in its column in %d rows, %v; want 20", inColumn, err)
+	}
+	compareDocs(t, f.sourceDocs("items", "notes"), f.targetDocs(m))
 	f.run(0, "verify", "--only", "documents")
 }

@@ -519,6 +519,9 @@ type EvolveOptions struct {
 	// ReservedColumns are column names evolution must not give a field
 	// (columns the loader adds of its own, e.g. a deletion time).
 	ReservedColumns []string
+	// NoTables leaves documents of collections without a table alone
+	// (the loader rejects them) instead of inferring tables for them.
+	NoTables bool
 }
 
 // Evolution is how Evolve grew a mapping.
@@ -562,7 +565,9 @@ func Evolve(m *Mapping, recs []record.Record, o EvolveOptions) (*Evolution, erro
 		}
 		t := m.TableFor(pattern)
 		if t == nil {
-			fresh = append(fresh, r)
+			if !o.NoTables {
+				fresh = append(fresh, r)
+			}
 			continue
 		}
 		if !o.Columns {

@@ -17,6 +17,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
 var (
@@ -85,21 +86,10 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		ex.Close()
 		return migration.Job{}, err
 	}
-	var sink interface {
-		migrationSink
-		SetOwner(postgres.Owner)
-	}
-	if evolution == "" {
-		sink, err = postgres.NewDocuments(m)
-	} else {
+	if evolution != "" {
 		config["schema-evolution"] = evolution
-		job := postgres.Job(record.KindDocument, ex.Source())
-		store := postgres.RunMapping(job)
-		if env.Command == "sync" {
-			store = postgres.SyncMapping(job)
-		}
-		sink, err = postgres.NewEvolvingDocuments(m, postgres.EvolveConfig{Mode: evolution, Store: store})
 	}
+	sink, err := newDocumentsSink(env, ex, m, evolution)
 	if err != nil {
 		ex.Close()
 		return migration.Job{}, err
@@ -121,11 +111,28 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	}, nil
 }
 
-// migrationSink is what a documents job's sink is.
-type migrationSink interface {
+// documentsSink is what a documents job's sink is.
+type documentsSink interface {
 	loaders.Sink
 	loaders.Deleter
 	loaders.SoftDeleter
+	SetOwner(postgres.Owner)
+}
+
+// newDocumentsSink returns the sink of mapping m: one that grows it as
+// evolution says (postgres.EvolvingDocuments, storing the mapping with
+// migrate's run, or with sync's state when env.Command is "sync"), or,
+// when evolution is "", one that keeps it as it is.
+func newDocumentsSink(env *buildEnv, ex extractors.Extractor, m *mappings.Mapping, evolution string) (documentsSink, error) {
+	if evolution == "" {
+		return postgres.NewDocuments(m)
+	}
+	job := postgres.Job(record.KindDocument, ex.Source())
+	store := postgres.RunMapping(job)
+	if env.Command == "sync" {
+		store = postgres.SyncMapping(job)
+	}
+	return postgres.NewEvolvingDocuments(m, postgres.EvolveConfig{Mode: evolution, Store: store})
 }
 
 // schemaEvolution says how the run grows the mapping it chose: not at all

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
@@ -55,5 +56,48 @@ func (f *follower) newCollections(ctx context.Context, changes []record.Change) 
 	}
 	f.st.Mapping = string(text)
 	f.log.Warn("new collections appeared at the source; tables were inferred and created for them (review them with baasmigrate status, or use --new-collections reject)", "collections", added)
+	return nil
+}
+
+// grower is a sink whose mapping grows in the batches it writes
+// (postgres.EvolvingDocuments): new fields get columns, and new
+// collections tables, in the transaction of the batch that needs them.
+type grower interface {
+	SetNewTables(on bool)
+	Grown() []string
+	Refresh(ctx context.Context, db loaders.DB) (*mappings.Mapping, error)
+}
+
+// configureGrowth tells a growing sink whether it may create tables
+// itself: only with NewCollectionsInfer (with reject, such documents are
+// the sink's to reject).
+func (f *follower) configureGrowth(sink loaders.Sink) {
+	if g, ok := sink.(grower); ok {
+		g.SetNewTables(f.opts.NewCollections == NewCollectionsInfer)
+	}
+}
+
+// followGrowth, after a committed chunk, takes the mapping a growing sink
+// stored (with the chunk) as the job's, so that comparisons (polls,
+// cutover) read the columns it added.
+func (f *follower) followGrowth(ctx context.Context) error {
+	g, ok := f.job.Sink.(grower)
+	if !ok || f.job.Remap == nil || len(g.Grown()) == f.grownSeen {
+		return nil
+	}
+	f.grownSeen = len(g.Grown())
+	m, err := g.Refresh(ctx, f.pool)
+	if err != nil {
+		return err
+	}
+	if m == f.job.Mapping {
+		return nil
+	}
+	_, adapter, err := f.job.Remap(m)
+	if err != nil {
+		return err
+	}
+	f.job.Adapter, f.job.Mapping = adapter, m
+	f.log.Info("the mapping grew with fields or collections that appeared at the source", "grown", g.Grown())
 	return nil
 }

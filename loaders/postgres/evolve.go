@@ -28,11 +28,12 @@ const (
 // MappingStore is where an EvolvingDocuments keeps the mapping its rows
 // follow. Both methods run inside the transaction of a batch, which holds
 // the DDL lock (see EvolvingDocuments.Write), so what StoreMapping writes
-// commits or rolls back with the rows and the DDL that need it.
+// commits or rolls back with the rows and the DDL that need it;
+// LoadMapping also runs outside one (Refresh).
 type MappingStore interface {
 	// LoadMapping returns the stored mapping (YAML), or "" when none is
 	// stored yet: the sink's first mapping then holds.
-	LoadMapping(ctx context.Context, tx pgx.Tx) (string, error)
+	LoadMapping(ctx context.Context, db loaders.DB) (string, error)
 	// StoreMapping replaces the stored mapping.
 	StoreMapping(ctx context.Context, tx pgx.Tx, mapping string) error
 }
@@ -44,7 +45,7 @@ func RunMapping(job string) MappingStore { return runMapping(job) }
 
 type runMapping string
 
-func (j runMapping) LoadMapping(ctx context.Context, tx pgx.Tx) (string, error) {
+func (j runMapping) LoadMapping(ctx context.Context, tx loaders.DB) (string, error) {
 	var m *string
 	err := tx.QueryRow(ctx, `SELECT config->>'mapping' FROM baasmigrate.runs WHERE job = $1 AND status = 'running'`, string(j)).Scan(&m)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -75,7 +76,7 @@ func SyncMapping(job string) MappingStore { return syncMapping(job) }
 
 type syncMapping string
 
-func (j syncMapping) LoadMapping(ctx context.Context, tx pgx.Tx) (string, error) {
+func (j syncMapping) LoadMapping(ctx context.Context, tx loaders.DB) (string, error) {
 	var m string
 	err := tx.QueryRow(ctx, `SELECT mapping FROM baasmigrate.sync_streams WHERE job = $1`, string(j)).Scan(&m)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -132,9 +133,10 @@ type EvolveConfig struct {
 // the overflow where a newer one has a column; reading back merges both,
 // so verification compares either the same.
 type EvolvingDocuments struct {
-	cfg   EvolveConfig
-	owner Owner
-	soft  bool
+	cfg      EvolveConfig
+	owner    Owner
+	soft     bool
+	noTables bool
 
 	mu   sync.Mutex
 	cur  *Documents // the latest stored mapping's sink
@@ -184,6 +186,27 @@ func (e *EvolvingDocuments) SetSoftDeletes(on bool) {
 	e.cur.SetSoftDeletes(on)
 }
 
+// SetNewTables says whether documents of collections without a table get
+// one (the default) or are left to be rejected (sync's --new-collections
+// reject).
+func (e *EvolvingDocuments) SetNewTables(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.noTables = !on
+}
+
+// Refresh reads the stored mapping (what committed batches grew) from db
+// and makes it the sink's, for a caller that has just committed batches
+// and wants the mapping they follow (sync's comparisons). It returns the
+// sink's mapping.
+func (e *EvolvingDocuments) Refresh(ctx context.Context, db loaders.DB) (*mappings.Mapping, error) {
+	d, err := e.stored(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return d.mapping, nil
+}
+
 // Mapping returns the latest mapping this sink knows to be stored
 // (committed); batches in flight may be growing it.
 func (e *EvolvingDocuments) Mapping() *mappings.Mapping { return e.current().mapping }
@@ -215,8 +238,10 @@ func (e *EvolvingDocuments) Delete(ctx context.Context, tx pgx.Tx, keys []string
 }
 
 func (e *EvolvingDocuments) evolveOptions() mappings.EvolveOptions {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	return mappings.EvolveOptions{Columns: e.cfg.Mode == EvolveColumns, MaxColumns: e.cfg.MaxColumns,
-		ReservedColumns: []string{loaders.DeletedAtColumn}}
+		ReservedColumns: []string{loaders.DeletedAtColumn}, NoTables: e.noTables}
 }
 
 // Write writes recs like Documents.Write, first growing the mapping when
@@ -254,11 +279,12 @@ func (e *EvolvingDocuments) Write(ctx context.Context, tx pgx.Tx, recs []record.
 	return nd.Write(ctx, tx, recs)
 }
 
-// stored reads the stored mapping inside tx and, when it is newer than
-// the sink's, makes it the sink's. Callers hold the DDL lock, so what it
-// reads is what the last growing batch committed.
-func (e *EvolvingDocuments) stored(ctx context.Context, tx pgx.Tx) (*Documents, error) {
-	text, err := e.cfg.Store.LoadMapping(ctx, tx)
+// stored reads the stored mapping through db and, when it differs from
+// the sink's, makes it the sink's. Callers hold the DDL lock or have
+// committed every batch of theirs, so what it reads is what the last
+// growing batch committed: the stored mapping only grows.
+func (e *EvolvingDocuments) stored(ctx context.Context, db loaders.DB) (*Documents, error) {
+	text, err := e.cfg.Store.LoadMapping(ctx, db)
 	if err != nil {
 		return nil, err
 	}
