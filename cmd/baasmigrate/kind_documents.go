@@ -23,7 +23,7 @@ import (
 var (
 	mappingOption = plugin.Option{
 		Name: "mapping",
-		Help: "Mapping file (YAML) written by `baasmigrate infer`, perhaps edited; without it documents are scanned and a mapping inferred first.",
+		Help: "Mapping file (YAML) written by `baasmigrate infer`, perhaps edited, followed exactly; without it a mapping is inferred from a sample (--sample) and grows during the run (--schema-evolution).",
 	}
 	sampleOption = plugin.Option{
 		Name:    "sample",
