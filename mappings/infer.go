@@ -558,12 +558,23 @@ func Evolve(m *Mapping, recs []record.Record, o EvolveOptions) (*Evolution, erro
 		fields map[string]*fieldStats
 	}
 	grown := map[*Table]*growth{}
+	// Batches come in key order: consecutive documents of one collection
+	// share its path, so its pattern is parsed once per run of them.
+	var lastColl string
+	var lastTable *Table
 	for _, r := range recs {
-		pattern, _, err := PatternOf(r.Key)
-		if err != nil {
-			continue // the sink rejects it
+		var t *Table
+		coll, _, cut := cutLast(r.Key)
+		if cut && coll == lastColl && lastTable != nil {
+			t = lastTable
+		} else {
+			pattern, _, err := PatternOf(r.Key)
+			if err != nil {
+				continue // the sink rejects it
+			}
+			t = m.TableFor(pattern)
+			lastColl, lastTable = coll, t
 		}
-		t := m.TableFor(pattern)
 		if t == nil {
 			if !o.NoTables {
 				fresh = append(fresh, r)
@@ -714,4 +725,14 @@ func newColumns(t *Table, fields map[string]*fieldStats, room int, reserved []st
 		cols[i] = c
 	}
 	return cols
+}
+
+// cutLast splits a document path at its last "/": the collection's path
+// and the document ID.
+func cutLast(path string) (coll, id string, ok bool) {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return "", path, false
+	}
+	return path[:i], path[i+1:], true
 }
