@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -269,6 +270,9 @@ func (e *EvolvingDocuments) Write(ctx context.Context, tx pgx.Tx, recs []record.
 	if ev == nil {
 		return d.Write(ctx, tx, recs) // another batch grew it meanwhile
 	}
+	if err := fitExisting(ctx, tx, d.mapping, ev.Mapping); err != nil {
+		return loaders.Outcome{}, err
+	}
 	nd, err := e.build(ev.Mapping)
 	if err != nil {
 		return loaders.Outcome{}, err
@@ -365,5 +369,60 @@ func (e *EvolvingDocuments) grow(ctx context.Context, tx pgx.Tx, ev *mappings.Ev
 		e.grown = append(e.grown, "column "+c)
 	}
 	e.mu.Unlock()
+	return nil
+}
+
+// fitExisting gives a column that grown adds to base, but that the table
+// already has (left by an earlier run started over with --restart, or
+// made by hand), the type the table has, when a mapping may use it:
+// values of other types then go to the overflow, where altering the
+// column would fail. The columns it changes are grown's own new ones.
+func fitExisting(ctx context.Context, tx pgx.Tx, base, grown *mappings.Mapping) error {
+	var spelled map[string]string // PostgreSQL's spelling → mapping type
+	for _, t := range grown.Tables {
+		old := base.TableFor(t.Collection)
+		var added []*mappings.Column
+		for _, c := range t.Columns {
+			if old == nil || !slices.ContainsFunc(old.Columns, func(o *mappings.Column) bool { return o.Name == c.Name }) {
+				added = append(added, c)
+			}
+		}
+		if len(added) == 0 {
+			continue
+		}
+		cols, err := existingColumns(ctx, tx, grown.Schema, t.Name)
+		if err != nil || cols == nil {
+			return err
+		}
+		for _, c := range added {
+			have, ok := cols[c.Name]
+			if !ok {
+				continue
+			}
+			if spelled == nil {
+				spelled = map[string]string{}
+				for _, typ := range mappings.SupportedTypes() {
+					s, err := canonicalType(ctx, tx, typ)
+					if err != nil {
+						return err
+					}
+					if _, dup := spelled[s]; !dup {
+						spelled[s] = typ
+					}
+				}
+			}
+			typ, ok := spelled[have]
+			if !ok {
+				continue // SchemaChanges names the conflict
+			}
+			if typ != c.Type {
+				c.Type = typ
+				if !slices.Contains(mappings.AllowedSources(typ), c.Source) {
+					c.Source = ""
+				}
+				c.Note = "added during the run; typed as the column the table already has"
+			}
+		}
+	}
 	return nil
 }

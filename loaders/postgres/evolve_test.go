@@ -277,3 +277,33 @@ func TestEvolvingDocumentsConcurrentGrowth(t *testing.T) {
 		}
 	}
 }
+
+// TestEvolvingDocumentsFitsColumnsTheTableAlreadyHas: a field whose
+// column the table already has (left by an earlier run started over) gets
+// that column's type in the grown mapping, instead of an ALTER that would
+// fail; values of another type go to the overflow.
+func TestEvolvingDocumentsFitsColumnsTheTableAlreadyHas(t *testing.T) {
+	pool, sink := evolveFixture(t, EvolveColumns)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `ALTER TABLE items ADD COLUMN b double precision`); err != nil {
+		t.Fatal(err)
+	}
+	write(t, pool, sink, true, docRec("items/1", "b", record.String("text, not a number")), docRec("items/2", "b", record.Double(2.5)))
+	m := storedMapping(t, pool)
+	var b *mappings.Column
+	for _, c := range m.TableFor("items").Columns {
+		if c.Name == "b" {
+			b = c
+		}
+	}
+	if b == nil || b.Type != "double precision" {
+		t.Fatalf("stored column b = %+v; want the table's type, double precision", b)
+	}
+	docs := readBack(t, pool, m, "items")
+	if v := docs["items/1"]["b"]; v.Type() != record.TypeString || v.StringValue() != "text, not a number" {
+		t.Fatalf("items/1 b read back as %v", v)
+	}
+	if v := docs["items/2"]["b"]; v.Type() != record.TypeDouble || v.DoubleValue() != 2.5 {
+		t.Fatalf("items/2 b read back as %v", v)
+	}
+}
