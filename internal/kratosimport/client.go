@@ -219,3 +219,26 @@ func (c *client) findByExternalID(ctx context.Context, ext string) (*remoteIdent
 	}
 	return &out, nil
 }
+
+// existing returns which of ids Kratos holds (GET /admin/identities?ids=…,
+// 100 at a time).
+func (c *client) existing(ctx context.Context, ids []string) (map[string]bool, error) {
+	found := map[string]bool{}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 100)]
+		ids = ids[len(chunk):]
+		q := url.Values{"page_size": {"1000"}, "ids": chunk}
+		data, err := c.do(ctx, "listing identities", http.MethodGet, "/identities?"+q.Encode(), nil, true)
+		if err != nil {
+			return nil, err
+		}
+		var list []remoteIdentity
+		if err := json.Unmarshal(data, &list); err != nil {
+			return nil, fmt.Errorf("reading Kratos' identity list: %w", err)
+		}
+		for _, r := range list {
+			found[r.ID] = true
+		}
+	}
+	return found, nil
+}

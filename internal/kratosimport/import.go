@@ -324,6 +324,10 @@ func (imp *importer) create(ctx context.Context, batch []item) ([]Entry, error) 
 		case http.StatusNotFound, http.StatusMethodNotAllowed:
 			return nil, fmt.Errorf("%s: %w: is %s Kratos' admin URL (v1.2 or later)?", what, ae, imp.c.base)
 		}
+		if strings.HasPrefix(ae.Message, "json: unknown field") {
+			// Every line has the field: stop rather than refuse them all.
+			return nil, fmt.Errorf("%s: %w%s", what, ae, wholeBatchHint(ae))
+		}
 		if len(batch) > 1 {
 			half := len(batch) / 2
 			a, err := imp.create(ctx, batch[:half])
@@ -370,6 +374,27 @@ func (imp *importer) create(ctx context.Context, batch []item) ([]Entry, error) 
 		return nil, fmt.Errorf("%s: Kratos answered %d results for %d identities", what, len(res.Identities), len(batch))
 	}
 	entries := make([]Entry, 0, len(batch))
+	conflicted := false
+	for _, r := range res.Identities {
+		if r != nil && r.Action == "error" && r.Error != nil && r.Error.Code == http.StatusConflict {
+			conflicted = true
+		}
+	}
+	var stored map[string]bool
+	if conflicted {
+		// Kratos v1.3 rolls back the whole batch when one identity of it
+		// conflicts, yet answers the others as created: check they exist.
+		var ids []string
+		for _, r := range res.Identities {
+			if r != nil && r.Action == "create" && r.Identity != "" {
+				ids = append(ids, r.Identity)
+			}
+		}
+		if stored, err = imp.c.existing(ctx, ids); err != nil {
+			return nil, fmt.Errorf("%s: checking the identities Kratos answered as created: %w", what, err)
+		}
+	}
+	var again []item // answered as created, not stored
 	for i, it := range batch {
 		r := res.Identities[i]
 		switch {
@@ -377,6 +402,8 @@ func (imp *importer) create(ctx context.Context, batch []item) ([]Entry, error) 
 			return nil, fmt.Errorf("%s: Kratos answered no result for line %d", what, it.line)
 		case r.PatchID != "" && r.PatchID != it.patchID:
 			return nil, fmt.Errorf("%s: Kratos' result %d belongs to another patch", what, i)
+		case r.Action == "create" && r.Identity != "" && conflicted && !stored[r.Identity]:
+			again = append(again, it)
 		case r.Action == "create" && r.Identity != "":
 			entries = append(entries, Entry{Kind: "identity", Line: it.line, FirebaseUID: it.uid, Result: Created, IdentityID: r.Identity})
 		case r.Action == "error" && r.Error != nil && r.Error.Code == http.StatusConflict:
@@ -394,6 +421,14 @@ func (imp *importer) create(ctx context.Context, batch []item) ([]Entry, error) 
 		default:
 			return nil, fmt.Errorf("%s: Kratos' result for line %d has action %q and no identity", what, it.line, r.Action)
 		}
+	}
+	if len(again) > 0 {
+		more, err := imp.create(ctx, again)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, more...)
+		slices.SortFunc(entries, func(a, b Entry) int { return a.Line - b.Line })
 	}
 	return entries, nil
 }

@@ -11,6 +11,7 @@ package kratostest
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,16 +40,26 @@ const (
 	MaxExternalIDLen = 64
 )
 
+// Kratos versions the server models.
+const (
+	// V131 is ory/kratos v1.3.1: batches of up to 2000; no external_id
+	// (its strict decoder answers 500 "json: unknown field" for the whole
+	// batch); and, when one identity of a batch conflicts (409), the
+	// transaction that stored the others is rolled back although the answer
+	// lists them as created (fixed later by "do not roll back transaction on
+	// partial identity insert error", ory/kratos #4211) — checked against a
+	// v1.3.1 built from its own code.
+	V131 = "v1.3.1"
+	// V254 is ory/kratos v25.4 (and v26.2): batches of up to 1000,
+	// external_id (VARCHAR(64): a longer one fails the whole batch with
+	// 500, a duplicate one with 409), partial inserts kept.
+	V254 = "v25.4"
+)
+
 // Options choose the Kratos version modelled.
 type Options struct {
-	// BatchLimit caps PATCH /admin/identities (BatchLimitV13 when 0).
-	BatchLimit int
-	// ExternalID accepts external_id (Kratos v25.4 and later; v1.3.1's
-	// strict decoder refuses it): longer than MaxExternalIDLen characters
-	// fails the whole batch with 500 (the database's "value too long"),
-	// a duplicate one fails the whole batch with 409 (identities are
-	// inserted without partial-insert handling).
-	ExternalID bool
+	// Version is V131 (when empty) or V254.
+	Version string
 	// Token, when set, is the bearer token every request must carry
 	// (Ory Network's admin API key); without it the answer is 401.
 	Token string
@@ -63,6 +74,7 @@ type Identity struct {
 	SchemaID            string           `json:"schema_id"`
 	SchemaURL           string           `json:"schema_url"`
 	State               string           `json:"state"`
+	StateChangedAt      time.Time        `json:"state_changed_at"`
 	Traits              json.RawMessage  `json:"traits"`
 	VerifiableAddresses []Address        `json:"verifiable_addresses"`
 	RecoveryAddresses   []Address        `json:"recovery_addresses"`
@@ -112,7 +124,10 @@ type Fault struct {
 
 // Server is the model. Its zero value is not usable: call New.
 type Server struct {
-	opts Options
+	opts       Options
+	batchLimit int
+	externalID bool // the field exists
+	rollback   bool // a 409 in a batch rolls the others back (v1.3.1)
 
 	mu          sync.Mutex
 	byID        map[string]*Identity
@@ -126,13 +141,17 @@ type Server struct {
 
 // New returns an empty server.
 func New(opts Options) *Server {
-	if opts.BatchLimit == 0 {
-		opts.BatchLimit = BatchLimitV13
+	if opts.Version == "" {
+		opts.Version = V131
+	}
+	if opts.Version != V131 && opts.Version != V254 {
+		panic("kratostest: unknown version " + opts.Version)
 	}
 	if len(opts.SchemaIDs) == 0 {
 		opts.SchemaIDs = []string{"default"}
 	}
-	return &Server{opts: opts, byID: map[string]*Identity{}, identifiers: map[string]string{},
+	return &Server{opts: opts, batchLimit: map[bool]int{true: BatchLimitV13, false: BatchLimitV25}[opts.Version == V131],
+		externalID: opts.Version == V254, rollback: opts.Version == V131, byID: map[string]*Identity{}, identifiers: map[string]string{},
 		addresses: map[string]string{}, externalIDs: map[string]string{}, faults: map[int]Fault{}}
 }
 
@@ -218,7 +237,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.batchPatch(w, r)
 	case path == "/identities" && r.Method == http.MethodGet:
 		s.list(w, r)
-	case strings.HasPrefix(path, "/identities/by/external/") && r.Method == http.MethodGet && s.opts.ExternalID:
+	case strings.HasPrefix(path, "/identities/by/external/") && r.Method == http.MethodGet && s.externalID:
 		ext, _ := url.PathUnescape(strings.TrimPrefix(path, "/identities/by/external/"))
 		s.mu.Lock()
 		id, ok := s.externalIDs[ext]
@@ -393,7 +412,7 @@ func (s *Server) batchPatch(w http.ResponseWriter, r *http.Request) {
 		hijackDrop(w)
 		return
 	}
-	if decodeErr == nil && !s.opts.ExternalID {
+	if decodeErr == nil && !s.externalID {
 		for _, p := range req.Identities {
 			if p != nil && p.Create != nil && p.Create.ExternalID != nil {
 				decodeErr = errors.New(`json: unknown field "external_id"`)
@@ -401,12 +420,13 @@ func (s *Server) batchPatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if decodeErr != nil {
-		writeError(w, http.StatusBadRequest, "The request was malformed or contained invalid parameters", decodeErr.Error())
+		// Kratos passes the decoder's error to herodot unwrapped: 500.
+		writeError(w, http.StatusInternalServerError, decodeErr.Error(), "")
 		return
 	}
-	if len(req.Identities) > s.opts.BatchLimit {
+	if len(req.Identities) > s.batchLimit {
 		writeError(w, http.StatusBadRequest, "The request was malformed or contained invalid parameters",
-			fmt.Sprintf("The maximum number of identities that can be created or deleted at once is %d.", s.opts.BatchLimit))
+			fmt.Sprintf("The maximum number of identities that can be created or deleted at once is %d.", s.batchLimit))
 		return
 	}
 	res := make([]patchResult, len(req.Identities))
@@ -418,7 +438,7 @@ func (s *Server) batchPatch(w http.ResponseWriter, r *http.Request) {
 		res[i] = patchResult{Action: "create", PatchID: p.PatchID}
 		pi, code, reason := s.fromBody(p.Create)
 		if code != 0 { // identityFromCreateIdentityBody: the whole batch fails
-			writeError(w, code, http.StatusText(code), reason)
+			writeError(w, code, "The request was malformed or contained invalid parameters", reason)
 			return
 		}
 		pi.index = i
@@ -431,7 +451,7 @@ func (s *Server) batchPatch(w http.ResponseWriter, r *http.Request) {
 		if code == http.StatusInternalServerError {
 			writeError(w, code, "An internal server error occurred, please contact the system administrator", reason)
 		} else {
-			writeError(w, code, http.StatusText(code), reason)
+			writeError(w, code, reason, "")
 		}
 		return
 	}
@@ -461,10 +481,16 @@ func (s *Server) batchPatch(w http.ResponseWriter, r *http.Request) {
 }
 
 type pendingIdentity struct {
-	index    int
-	identity *Identity
-	keys     []string // identifier and address keys it claims
-	err      *kratosError
+	index        int
+	identity     *Identity
+	keys         []string // identifier and address keys it claims
+	err          *kratosError
+	schemaReason string // why the schema refused it (not sent: Kratos does not)
+}
+
+func badRequest() *kratosError {
+	const m = "The request was malformed or contained invalid parameters"
+	return &kratosError{Code: 400, Status: "Bad Request", Message: m, Reason: m}
 }
 
 // fromBody builds an identity as identityFromCreateIdentityBody and the
@@ -473,7 +499,7 @@ type pendingIdentity struct {
 func (s *Server) fromBody(b *createBody) (*pendingIdentity, int, string) {
 	now := time.Now().UTC()
 	i := &Identity{ID: uuid.NewString(), SchemaID: b.SchemaID, State: "active", Traits: b.Traits,
-		MetadataPublic: b.MetadataPublic, MetadataAdmin: b.MetadataAdmin, CreatedAt: now, UpdatedAt: now,
+		MetadataPublic: b.MetadataPublic, MetadataAdmin: b.MetadataAdmin, CreatedAt: now, UpdatedAt: now, StateChangedAt: now,
 		Credentials: map[string]*Cred{}}
 	if b.State != "" {
 		if b.State != "active" && b.State != "inactive" {
@@ -514,14 +540,16 @@ func (s *Server) fromBody(b *createBody) (*pendingIdentity, int, string) {
 		i.SchemaID = s.opts.SchemaIDs[0]
 	}
 	if !slices.Contains(s.opts.SchemaIDs, i.SchemaID) {
-		p.err = &kratosError{Code: 400, Status: "Bad Request", Message: "The request was malformed or contained invalid parameters",
-			Reason: fmt.Sprintf("unable to find JSON Schema ID: %s", i.SchemaID)}
+		p.err = badRequest()
+		p.schemaReason = "unknown schema_id"
 		return p, 0, ""
 	}
-	i.SchemaURL = "http://kratostest/schemas/" + i.SchemaID
+	i.SchemaURL = "http://kratostest/schemas/" + base64.RawURLEncoding.EncodeToString([]byte(i.SchemaID))
 	email, phone, reason := validateTraits(i.Traits)
 	if reason != "" {
-		p.err = &kratosError{Code: 400, Status: "Bad Request", Message: "The request was malformed or contained invalid parameters", Reason: reason}
+		// Kratos v1.3.1 answers the generic text, not the schema's reason.
+		p.err = badRequest()
+		p.schemaReason = reason
 		return p, 0, ""
 	}
 	if len(i.Traits) == 0 || string(i.Traits) == "null" {
@@ -533,17 +561,23 @@ func (s *Server) fromBody(b *createBody) (*pendingIdentity, int, string) {
 	if len(i.MetadataAdmin) == 0 {
 		i.MetadataAdmin = json.RawMessage("null")
 	}
-	if pw := i.Credentials["password"]; pw != nil {
-		for _, v := range []string{email, phone} {
-			if v != "" {
-				pw.Identifiers = append(pw.Identifiers, normalize(v))
-			}
+	// The schema's password identifiers make a password credential even
+	// for an identity imported without a password (as Kratos does).
+	var pwIDs []string
+	for _, v := range []string{email, phone} {
+		if v != "" {
+			pwIDs = append(pwIDs, normalize(v))
 		}
-		if len(pw.Identifiers) == 0 {
-			p.err = &kratosError{Code: 400, Status: "Bad Request", Message: "The request was malformed or contained invalid parameters",
-				Reason: "Unable to create identity credentials with missing or empty identifier."}
+	}
+	if pw := i.Credentials["password"]; pw != nil {
+		if len(pwIDs) == 0 {
+			p.err = badRequest()
+			p.schemaReason = "a password without an identifier"
 			return p, 0, ""
 		}
+		pw.Identifiers = pwIDs
+	} else if len(pwIDs) > 0 {
+		i.Credentials["password"] = &Cred{Type: "password", Identifiers: pwIDs, CreatedAt: now, UpdatedAt: now}
 	}
 	// extension_verification / extension_recovery: an imported address is
 	// kept when it matches a trait the schema marks, the others dropped;
@@ -626,7 +660,8 @@ func validateTraits(raw json.RawMessage) (email, phone, reason string) {
 			}
 			email = sv
 		case "phone":
-			if !strings.HasPrefix(sv, "+") || len(sv) < 4 {
+			digits := strings.TrimPrefix(sv, "+")
+			if !strings.HasPrefix(sv, "+") || len(digits) < 8 || len(digits) > 15 || strings.Trim(digits, "0123456789") != "" {
 				return "", "", `I[#/traits/phone] S[#/properties/traits/properties/phone/format] is not valid "tel"`
 			}
 			phone = sv
@@ -656,6 +691,7 @@ func (s *Server) commit(pending []*pendingIdentity) (int, string) {
 		seenExt[ext] = true
 	}
 	claimed := map[string]bool{}
+	conflicts := false
 	for _, p := range pending {
 		if p.err != nil {
 			continue
@@ -671,11 +707,15 @@ func (s *Server) commit(pending []*pendingIdentity) (int, string) {
 		}
 		if conflict {
 			p.err = &kratosError{Code: 409, Status: "Conflict", Message: "Unable to insert or update resource because a resource with that value exists already"}
+			conflicts = true
 			continue
 		}
 		for _, k := range p.keys {
 			claimed[k] = true
 		}
+	}
+	if conflicts && s.rollback {
+		return 0, "" // answered as created, stored nothing (v1.3.1)
 	}
 	for _, p := range pending {
 		if p.err != nil {
@@ -722,7 +762,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	more := false
 	last := ""
 	for _, id := range s.sortedIDs() {
-		if token != "" && id <= token {
+		if id <= token { // the first page's token is the nil UUID
 			continue
 		}
 		if len(ids) > 0 && !slices.Contains(ids, id) {
@@ -739,14 +779,21 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		last = id
 	}
 	s.mu.Unlock()
+	first := *r.URL
+	fq := first.Query()
+	fq.Set("page_size", strconv.Itoa(size))
+	fq.Set("page_token", "00000000-0000-0000-0000-000000000000")
+	first.RawQuery = fq.Encode()
+	link := fmt.Sprintf(`<%s>; rel="first"`, first.RequestURI())
 	if more {
 		next := *r.URL
 		nq := next.Query()
 		nq.Set("page_size", strconv.Itoa(size))
 		nq.Set("page_token", last)
 		next.RawQuery = nq.Encode()
-		w.Header().Set("Link", fmt.Sprintf(`<%s>; rel="next"`, next.RequestURI()))
+		link += fmt.Sprintf(`,<%s>; rel="next"`, next.RequestURI())
 	}
+	w.Header().Set("Link", link)
 	if matched == nil {
 		matched = []map[string]any{}
 	}
