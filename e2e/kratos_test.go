@@ -22,7 +22,8 @@ import (
 // batches, kills the importer with SIGKILL twice — once after Kratos stored
 // a batch but before the answer reached it, once while a batch was in
 // flight and not yet stored — and runs it to the end. Every exported user
-// must then be in Kratos exactly once, the report must name each one's
+// Kratos accepts must then be in Kratos exactly once (the one it refuses
+// reported with its reason), the report must name each one's
 // identity, and each imported hash must accept the user's password and
 // refuse a wrong one through passwords.Verify, the verifier of
 // `auth verify-password`.
@@ -55,7 +56,10 @@ func TestKratosImportSurvivesKill(t *testing.T) {
 	}
 	long := strings.Repeat("L", 128) // Firebase's longest uid
 	users = append(users, (&auth.UserToImport{}).UID(long).Email("long@example.test").EmailVerified(true),
-		(&auth.UserToImport{}).UID("kr-phone").PhoneNumber("+15555550199"))
+		(&auth.UserToImport{}).UID("kr-phone").PhoneNumber("+14155550199"),
+		// Firebase takes this fictional number; Kratos' "tel" format
+		// (libphonenumber) refuses it: reported, never dropped silently.
+		(&auth.UserToImport{}).UID("kr-fictional").PhoneNumber("+15555550123"))
 	f.importUsers(users)
 	f.run(0, append([]string{"migrate", "--only", "users", "--firebase-project", f.project}, usersHashFlags()...)...)
 	export := filepath.Join(f.dir, "kratos.jsonl")
@@ -83,7 +87,7 @@ func TestKratosImportSurvivesKill(t *testing.T) {
 			t.Fatalf("run %d was not killed: exit %d\n%s", run, res.Code, res.Stderr)
 		}
 	}
-	res := f.run(0, args...)
+	res := f.run(1, args...)
 	usersNoSecrets(t, "import-kratos output", res.Stdout+res.Stderr)
 	if got := s.Patches(); len(got) < 6 || got[2] != 2 {
 		t.Errorf("PATCH requests carried %v identities; want batch 2 sent again in full as the third request", got)
@@ -101,8 +105,8 @@ func TestKratosImportSurvivesKill(t *testing.T) {
 		}
 		byUID[m.FirebaseUID] = append(byUID[m.FirebaseUID], i)
 	}
-	if len(lines) != 11 || len(byUID) != 11 {
-		t.Fatalf("exported %d users, Kratos holds %d distinct uids; want 11 and 11", len(lines), len(byUID))
+	if len(lines) != 12 || len(byUID) != 11 {
+		t.Fatalf("exported %d users, Kratos holds %d distinct uids; want 12 and 11", len(lines), len(byUID))
 	}
 	results := map[string]int{}
 	rep := readLines(t, report)
@@ -114,11 +118,17 @@ func TestKratosImportSurvivesKill(t *testing.T) {
 	}
 	for n, l := range lines {
 		uid := jsonPath(l, "metadata_admin", "firebase_uid").(string)
+		e := last[float64(n+1)]
+		if uid == "kr-fictional" {
+			if e["result"] != "refused" || e["status"] != 400.0 || len(byUID[uid]) != 0 {
+				t.Errorf("kr-fictional: %v, in Kratos %d times; want refused with 400", e, len(byUID[uid]))
+			}
+			continue
+		}
 		if len(byUID[uid]) != 1 {
 			t.Errorf("uid %.20s is in Kratos %d times, want once", uid, len(byUID[uid]))
 			continue
 		}
-		e := last[float64(n+1)]
 		results[fmt.Sprint(e["result"])]++
 		if e["identity_id"] != byUID[uid][0].ID || e["firebase_uid"] != uid {
 			t.Errorf("report line %d: %v, want identity %s of %.20s", n+1, e, byUID[uid][0].ID, uid)
@@ -127,7 +137,8 @@ func TestKratosImportSurvivesKill(t *testing.T) {
 	if results["created"] != 9 || results["present"] != 2 {
 		t.Errorf("results %v, want 9 created and the 2 of the batch whose answer was lost present", results)
 	}
-	if !strings.Contains(res.Stderr, "in all: 9 created, 2 already present, 0 refused, 0 not yet sent") {
+	if !strings.Contains(res.Stderr, "in all: 9 created, 2 already present, 1 refused, 0 not yet sent") ||
+		!strings.Contains(res.Stderr, "uid kr-fictional: 400") {
 		t.Errorf("summary:\n%s", res.Stderr)
 	}
 

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nyaruka/phonenumbers"
 
 	"github.com/baasmigrate/baasmigrate/passwords"
 )
@@ -634,6 +635,31 @@ func (s *Server) fromBody(b *createBody) (*pendingIdentity, int, string) {
 	return p, 0, ""
 }
 
+// isEmail is the "email" format of ory/jsonschema v3.0.8 (formats.go),
+// which Kratos v1.3.1 validates traits with: at most 254 bytes, a local
+// part of at most 64 before the last "@", a hostname after it.
+func isEmail(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	if len(s) > 254 || at < 0 || at > 64 {
+		return false
+	}
+	host := strings.TrimSuffix(s[at+1:], ".")
+	if len(host) > 253 || strings.HasPrefix(host, "-") {
+		return false
+	}
+	for _, label := range strings.Split(host, ".") {
+		if len(label) < 1 || len(label) > 63 || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // validateTraits checks traits against the schema of README.md and
 // returns the e-mail and phone traits, or the reason they do not validate.
 func validateTraits(raw json.RawMessage) (email, phone, reason string) {
@@ -654,14 +680,12 @@ func validateTraits(raw json.RawMessage) (email, phone, reason string) {
 		}
 		switch k {
 		case "email":
-			at := strings.LastIndex(sv, "@")
-			if at < 1 || at == len(sv)-1 || strings.ContainsAny(sv, " \t\r\n") {
+			if !isEmail(sv) {
 				return "", "", `I[#/traits/email] S[#/properties/traits/properties/email/format] is not valid "email"`
 			}
 			email = sv
 		case "phone":
-			digits := strings.TrimPrefix(sv, "+")
-			if !strings.HasPrefix(sv, "+") || len(digits) < 8 || len(digits) > 15 || strings.Trim(digits, "0123456789") != "" {
+			if n, err := phonenumbers.Parse(sv, ""); err != nil || !phonenumbers.IsValidNumber(n) {
 				return "", "", `I[#/traits/phone] S[#/properties/traits/properties/phone/format] is not valid "tel"`
 			}
 			phone = sv
