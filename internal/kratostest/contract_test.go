@@ -215,8 +215,8 @@ func TestContractLimits(t *testing.T) {
 		}
 		_, c := newClient(t, kratostest.Options{Version: kratostest.V131})
 		_, resp, err := c.IdentityAPI.BatchPatchIdentities(ctx).PatchIdentitiesBody(batch(withExt("a@example.test", "a"))).Execute()
-		if status(t, resp, err) != 500 || !strings.Contains(errBody(err), `unknown field \"external_id\"`) {
-			t.Errorf("v1.3.1 with external_id: %d %s, want 500 unknown field", resp.StatusCode, errBody(err))
+		if status(t, resp, err) != 400 || !strings.Contains(errBody(err), `unknown field \"external_id\"`) {
+			t.Errorf("v1.3.1 with external_id: %d %s, want 400 unknown field", resp.StatusCode, errBody(err))
 		}
 		s, c := newClient(t, kratostest.Options{Version: kratostest.V254})
 		_, resp, err = c.IdentityAPI.BatchPatchIdentities(ctx).PatchIdentitiesBody(batch(

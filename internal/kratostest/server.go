@@ -44,8 +44,8 @@ const (
 // Kratos versions the server models.
 const (
 	// V131 is ory/kratos v1.3.1: batches of up to 2000; no external_id
-	// (its strict decoder answers 500 "json: unknown field" for the whole
-	// batch); and, when one identity of a batch conflicts (409), the
+	// (its strict decoder fails the whole batch: HTTP 400, code 500 in the
+	// body, "json: unknown field"); and, when one identity of a batch conflicts (409), the
 	// transaction that stored the others is rolled back although the answer
 	// lists them as created (fixed later by "do not roll back transaction on
 	// partial identity insert error", ory/kratos #4211) — checked against a
@@ -188,7 +188,8 @@ func (s *Server) Identities() []Identity {
 // identifier (lower-cased and trimmed, as Kratos does) and checks password
 // against its hashed_password with passwords.Verify, the verifier of
 // `baasmigrate auth verify-password`, through Credential. It returns the
-// identity's id. An error means no check could be made: no such
+// identity's id. It checks the hash only: Kratos also refuses (401) an
+// identity whose state is inactive, whatever the password. An error means no check could be made: no such
 // identifier, no password, a hash form this package does not model.
 func (s *Server) VerifyPassword(identifier string, password []byte) (string, bool, error) {
 	s.mu.Lock()
@@ -421,8 +422,11 @@ func (s *Server) batchPatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if decodeErr != nil {
-		// Kratos passes the decoder's error to herodot unwrapped: 500.
-		writeError(w, http.StatusInternalServerError, decodeErr.Error(), "")
+		// Kratos writes the decoder's error with status 400, and herodot,
+		// given an error it did not make, says 500 in the body.
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]kratosError{"error": {Code: 500, Status: "Internal Server Error", Message: decodeErr.Error()}})
 		return
 	}
 	if len(req.Identities) > s.batchLimit {
