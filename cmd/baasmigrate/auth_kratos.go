@@ -45,7 +45,7 @@ report), 2 the import could not run or stopped early, 3 interrupted.`,
 		RunE: runAuthImportKratos,
 	}
 	f := cmd.Flags()
-	f.String("url", "", "Kratos' admin `URL` (e.g. http://127.0.0.1:4434, or https://<project>.projects.oryapis.com)")
+	f.String("url", "", "Kratos' admin `url` (e.g. http://127.0.0.1:4434, or https://<project>.projects.oryapis.com)")
 	f.String("in", "", "The export `file` (auth export --format kratos)")
 	f.String("report", "", "The report and journal `file` (JSON Lines; default: the input's name + .report.jsonl)")
 	f.Int("batch-size", kratosimport.DefaultBatchSize, fmt.Sprintf("Identities per request (1 to %d)", kratosimport.MaxBatchSize))
@@ -88,8 +88,11 @@ func runAuthImportKratos(cmd *cobra.Command, _ []string) error {
 		}
 		fmt.Fprintf(stderr, "  refused: line %d, uid %s: %d %s\n", e.Line, who, e.Status, e.Reason)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, kratosimport.ErrUnavailable):
 		return &exitStatus{code: exitError, err: fmt.Errorf("importing into Kratos: %w; run the same command again to resume", err)}
+	case err != nil:
+		return &exitStatus{code: exitError, err: fmt.Errorf("importing into Kratos: %w", err)}
 	}
 	if sum.Total.Refused > 0 {
 		return &exitStatus{code: exitProblems}

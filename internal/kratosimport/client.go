@@ -59,7 +59,7 @@ func (e *unavailableError) Error() string {
 	return fmt.Sprintf("%s: no answer after %d attempts (last: %v)", e.what, e.attempts, e.last)
 }
 
-func (e *unavailableError) Unwrap() error { return e.last }
+func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.last} }
 
 // errorText reads Kratos' error body ({"error": {message, reason}}) into
 // one line, never echoing anything but those two fields.

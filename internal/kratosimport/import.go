@@ -92,6 +92,11 @@ type Summary struct {
 	Missing int
 }
 
+// ErrUnavailable marks a run stopped because Kratos gave no usable answer
+// (connection errors, 429, 502, 503, 504) after every retry: running the
+// same import again resumes it.
+var ErrUnavailable = errors.New("Kratos did not answer")
+
 // Counts of results.
 type Counts struct{ Created, Present, Refused int }
 
@@ -160,8 +165,12 @@ func Import(ctx context.Context, in, report string, opts Options) (Summary, erro
 		if r.InputSHA256 != digest {
 			return sum, fmt.Errorf("the report %s was written for another input file (its SHA-256 differs): pass another --report, or the file it was made for", report)
 		}
+		// Lines the report has as created would never reach another Kratos.
+		if r.URL != redactURL(base) {
+			return sum, fmt.Errorf("the report %s was written for the Kratos at %s: pass another --report to import into %s", report, r.URL, redactURL(base))
+		}
 	}
-	if err := j.append(Entry{Kind: "run", Started: time.Now().UTC().Format(time.RFC3339), InputSHA256: digest, URL: redactURL(opts.URL)}); err != nil {
+	if err := j.append(Entry{Kind: "run", Started: time.Now().UTC().Format(time.RFC3339), InputSHA256: digest, URL: redactURL(base)}); err != nil {
 		return sum, err
 	}
 

@@ -253,7 +253,7 @@ func TestImportStopsWithAClearMessageAndResumes(t *testing.T) {
 	if err != nil {
 		msg = err.Error()
 	}
-	if !strings.Contains(msg, "importing lines 3–4: no answer after 3 attempts") || !strings.Contains(msg, "503") {
+	if !errors.Is(err, kratosimport.ErrUnavailable) || !strings.Contains(msg, "importing lines 3–4: no answer after 3 attempts") || !strings.Contains(msg, "503") {
 		t.Fatalf("error %q, want it to say which lines had no answer after 3 attempts", msg)
 	}
 	if sum.Total.Created != 2 || sum.Missing != 2 {
@@ -333,6 +333,20 @@ func TestImportReportBelongsToOneInput(t *testing.T) {
 	_, err := kratosimport.Import(context.Background(), other, report, kratosimport.Options{URL: url, Retry: fastRetry})
 	if err == nil || !strings.Contains(err.Error(), "another input file") {
 		t.Fatalf("err %v, want a refusal to mix inputs", err)
+	}
+}
+
+func TestImportReportBelongsToOneKratos(t *testing.T) {
+	_, url := serve(t, kratostest.Options{})
+	_, other := serve(t, kratostest.Options{})
+	in := inputOf(t, users(2))
+	report := in + ".report"
+	if _, err := kratosimport.Import(context.Background(), in, report, kratosimport.Options{URL: url, Retry: fastRetry}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := kratosimport.Import(context.Background(), in, report, kratosimport.Options{URL: other, Retry: fastRetry})
+	if err == nil || !strings.Contains(err.Error(), "written for the Kratos at "+url+"/admin") {
+		t.Fatalf("err %v, want a refusal to resume against another Kratos", err)
 	}
 }
 
