@@ -30,6 +30,7 @@ run with the same --in and --report sends only the lines without a created or pr
 result — so after an interruption (Ctrl-C, kill -9, a lost connection) run the same
 command again; an identity Kratos created before the interruption comes back as 409 and
 is recorded as present, never created twice. Refused lines are sent again on every run.
+A report belongs to one input file and one Kratos URL; another is refused.
 
 A batch Kratos refuses as a whole (one malformed identity, an external_id its column
 cannot hold) is split until the identity at fault is refused alone. Connection errors,
