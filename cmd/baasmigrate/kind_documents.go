@@ -81,7 +81,7 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		return migration.Job{}, err
 	}
 	config := map[string]string{"mapping": string(text)}
-	evolution, err := schemaEvolution(env, got)
+	evolution, err := schemaEvolution(ctx, env, ex, got)
 	if err != nil {
 		ex.Close()
 		return migration.Job{}, err
@@ -121,7 +121,7 @@ type documentsSink interface {
 
 // newDocumentsSink returns the sink of mapping m: one that grows it as
 // evolution says (postgres.EvolvingDocuments, storing the mapping with
-// migrate's run, or with sync's state when env.Command is "sync"), or,
+// migrate's run, or with sync's state for sync and cutover), or,
 // when evolution is "", one that keeps it as it is.
 func newDocumentsSink(env *buildEnv, ex extractors.Extractor, m *mappings.Mapping, evolution string) (documentsSink, error) {
 	if evolution == "" {
@@ -129,7 +129,7 @@ func newDocumentsSink(env *buildEnv, ex extractors.Extractor, m *mappings.Mappin
 	}
 	job := postgres.Job(record.KindDocument, ex.Source())
 	store := postgres.RunMapping(job)
-	if env.Command == "sync" {
+	if env.Command == "sync" || env.Command == "cutover" {
 		store = postgres.SyncMapping(job)
 	}
 	return postgres.NewEvolvingDocuments(m, postgres.EvolveConfig{Mode: evolution, Store: store})
@@ -139,8 +139,8 @@ func newDocumentsSink(env *buildEnv, ex extractors.Extractor, m *mappings.Mappin
 // ("") for a mapping file, which the user reviewed; for an inferred one,
 // --schema-evolution; for one stored with a run, what that run did, unless
 // --schema-evolution says otherwise (a resumed run then refuses the
-// changed setting).
-func schemaEvolution(env *buildEnv, got *migration.ChosenMapping) (string, error) {
+// changed setting); for the one sync stored, what the copy it follows did.
+func schemaEvolution(ctx context.Context, env *buildEnv, ex extractors.Extractor, got *migration.ChosenMapping) (string, error) {
 	flag := env.Config.String(schemaEvolutionOption.Name)
 	if flag == "" {
 		flag = schemaEvolutionOption.Default
@@ -156,6 +156,15 @@ func schemaEvolution(env *buildEnv, got *migration.ChosenMapping) (string, error
 			return flag, nil
 		}
 		return got.RunConfig["schema-evolution"], nil
+	case migration.MappingFromSync:
+		if env.State == nil {
+			return "", nil
+		}
+		run, err := env.State.LastFinishedRun(ctx, postgres.Job(record.KindDocument, ex.Source()))
+		if err != nil || run == nil {
+			return "", err
+		}
+		return run.Config["schema-evolution"], nil
 	}
 	return "", nil
 }
