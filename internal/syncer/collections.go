@@ -8,6 +8,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
@@ -41,6 +42,11 @@ func (f *follower) newCollections(ctx context.Context, changes []record.Change) 
 	}
 	if len(added) == 0 {
 		return nil
+	}
+	// A table created by a sync killed before it stored the mapping keeps
+	// the types it was created with.
+	if err := postgres.FitExisting(ctx, f.pool, f.job.Mapping, m); err != nil {
+		return err
 	}
 	if err := f.remap(ctx, m); err != nil {
 		return err

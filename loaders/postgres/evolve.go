@@ -270,7 +270,7 @@ func (e *EvolvingDocuments) Write(ctx context.Context, tx pgx.Tx, recs []record.
 	if ev == nil {
 		return d.Write(ctx, tx, recs) // another batch grew it meanwhile
 	}
-	if err := fitExisting(ctx, tx, d.mapping, ev.Mapping); err != nil {
+	if err := FitExisting(ctx, tx, d.mapping, ev.Mapping); err != nil {
 		return loaders.Outcome{}, err
 	}
 	nd, err := e.build(ev.Mapping)
@@ -372,12 +372,15 @@ func (e *EvolvingDocuments) grow(ctx context.Context, tx pgx.Tx, ev *mappings.Ev
 	return nil
 }
 
-// fitExisting gives a column that grown adds to base, but that the table
-// already has (left by an earlier run started over with --restart, or
-// made by hand), the type the table has, when a mapping may use it:
-// values of other types then go to the overflow, where altering the
-// column would fail. The columns it changes are grown's own new ones.
-func fitExisting(ctx context.Context, tx pgx.Tx, base, grown *mappings.Mapping) error {
+// FitExisting gives a column that grown adds to base (in a table of base
+// or one grown adds), but that the target's table already has, the type
+// the table has, when a mapping may use it: values of other types then go
+// to the overflow, where creating the column would fail. Such columns are
+// left by an earlier run started over with --restart, by a process killed
+// after it created a table but before it recorded the mapping (sync's new
+// collections), or made by hand. It changes only grown's own new columns,
+// and only reads tx.
+func FitExisting(ctx context.Context, tx loaders.DB, base, grown *mappings.Mapping) error {
 	var spelled map[string]string // PostgreSQL's spelling → mapping type
 	for _, t := range grown.Tables {
 		old := base.TableFor(t.Collection)
