@@ -8,8 +8,13 @@
 //     the limit of the load.
 //
 // A pipelined migration should take about as long as the slower of the two,
-// not their sum. Results are ratios (machines here are shared and noisy);
-// run it with the local stack up: `make services-up && go run ./bench/documents`.
+// not their sum. Results are ratios (machines here are shared and noisy),
+// the median of -runs rounds with every round's shown, beside the CPU of
+// our process and of PostgreSQL's backends per 1,000 documents. It also
+// reports the billed reads per document of a run without --mapping (our
+// emulator counts them) and peak RSS at N and 2N documents; -profiles
+// keeps CPU and allocation profiles of every migrate.
+// Run it with the local stack up: `make services-up && go run ./bench/documents`.
 package main
 
 import (
@@ -150,17 +155,20 @@ func run(ctx context.Context, o options) error {
 				"BAASMIGRATE_CPUPROFILE="+filepath.Join(o.profiles, fmt.Sprintf("migrate-%d.cpu.pprof", i+1)),
 				"BAASMIGRATE_MEMPROFILE="+filepath.Join(o.profiles, fmt.Sprintf("migrate-%d.allocs.pprof", i+1)))
 		}
-		if r.migrate, r.migrateCPU, r.rss, err = runBinary(menv, bin, migrateArgs(migrateDSN)...); err != nil {
+		run, err := runBinary(menv, bin, "bench_migrate", migrateArgs(migrateDSN)...)
+		if err != nil {
 			return err
 		}
+		r.migrate, r.migrateCPU, r.migratePG, r.rss = run.wall, run.cpu, run.pgCPU, run.rss
 		var rows int64
-		if r.copy, rows, err = rawCopy(ctx, m, migrateDSN, copyDSN, o.workers); err != nil {
+		if r.copy, r.copyPG, rows, err = rawCopy(ctx, m, migrateDSN, copyDSN, o.workers); err != nil {
 			return err
 		}
 		if rows < int64(docs) {
 			return fmt.Errorf("raw COPY moved %d rows; migrate should have produced at least %d", rows, docs)
 		}
-		fmt.Fprintf(os.Stderr, "round %d: extract %s, migrate %s, copy %s (ratio %.2f)\n", i+1, r.extract, r.migrate, r.copy, r.ratio())
+		fmt.Fprintf(os.Stderr, "round %d: extract %s, migrate %s (CPU %s, PostgreSQL %s), copy %s (PostgreSQL %s): ratio %.2f\n",
+			i+1, r.extract, r.migrate, r.migrateCPU, r.migratePG, r.copy, r.copyPG, r.ratio())
 		rounds = append(rounds, r)
 	}
 	inOrder := slices.Clone(rounds)
@@ -176,6 +184,9 @@ func run(ctx context.Context, o options) error {
 	slowest := max(extract, copyTime)
 	rate := func(d time.Duration) string { return fmt.Sprintf("%.0f docs/s", float64(docs)/d.Seconds()) }
 	perK := func(cpu time.Duration) string {
+		if cpu < 0 {
+			return "n/a"
+		}
 		return fmt.Sprintf("%.1f ms", float64(cpu.Microseconds())/1000/(float64(docs)/1000))
 	}
 
@@ -204,10 +215,11 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		env2 := append(os.Environ(), "GCLOUD_PROJECT="+project2)
-		took, _, rss2, err := runBinary(env2, bin, migrateArgs(target)...)
+		run2, err := runBinary(env2, bin, "", migrateArgs(target)...)
 		if err != nil {
 			return err
 		}
+		took, rss2 := run2.wall, run2.rss
 		fmt.Fprintf(os.Stderr, "2N: %d documents in %s, peak RSS %d MiB\n", docs2, took, rss2>>20)
 		rssLine = fmt.Sprintf("- peak RSS of migrate: %d MiB at %d documents (highest of the rounds), %d MiB at %d documents (one run, %s)",
 			peakN>>20, docs, rss2>>20, docs2, took.Round(time.Millisecond))
@@ -221,13 +233,15 @@ Source: our Firestore emulator (the local stack's) holding %d documents of the d
 levels of subcollections, every value type). Target: the local PostgreSQL. %d workers, batches of 500,
 pages of 1,000. Baselines, measured in the same run: the same extractor reading everything and discarding
 it (the limit of the read), and PostgreSQL's binary COPY of exactly the rows migrate produced into the same
-tables without foreign keys, %d tables at a time (the limit of the load).
+tables without foreign keys, %d tables at a time (the limit of the load). CPU of PostgreSQL's backends: those
+serving the run's database, read from /proc (PostgreSQL runs on this machine). Each round runs all three back
+to back; the round with the median ratio is shown.
 
-| run (median of %d rounds) | time | rate | CPU of our process | CPU per 1,000 documents |
-|---|---:|---:|---:|---:|
-| extract only (baseline: the read) | %s | %s | %s | %s |
-| raw COPY of the final rows (baseline: the load) | %s | %s | (server side) | |
-| baasmigrate migrate | %s | %s | %s | %s |
+| run (median of %d rounds) | time | rate | CPU of our process | per 1,000 documents | CPU of PostgreSQL's backends | per 1,000 documents |
+|---|---:|---:|---:|---:|---:|---:|
+| extract only (baseline: the read) | %s | %s | %s | %s | | |
+| raw COPY of the final rows (baseline: the load) | %s | %s | | | %s | %s |
+| baasmigrate migrate | %s | %s | %s | %s | %s | %s |
 
 - migrate ÷ slower baseline: **%.2f** (1.0 would be a perfect pipeline); every round, in order: %s
 - migrate ÷ (extract + COPY): **%.2f** (below 1.0: reading and writing overlap)
@@ -236,14 +250,14 @@ tables without foreign keys, %d tables at a time (the limit of the load).
 - load average at the end: %s (the machine is shared: other work ran beside this)
 
 The emulator, PostgreSQL and baasmigrate share the machine's CPUs: the read is the bottleneck (the
-emulator's gRPC serving), and migrate's own work — transform, the COPY of each batch (straight into a
-table it created, or into a staging table and an upsert that skips unchanged rows), the checkpoint in the
-same transaction — competes with it for the same cores.
+emulator's gRPC serving), and migrate's own work — transform, the COPY of each batch (straight into the
+tables this run created, see docs/loaders.md), the checkpoint in the same transaction — and PostgreSQL's
+compete with it for the same cores.
 `, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(),
 		docs, len(m.Tables), o.workers, o.workers, len(rounds),
 		extract.Round(time.Millisecond), rate(extract), r.extractCPU.Round(time.Millisecond), perK(r.extractCPU),
-		copyTime.Round(time.Millisecond), rate(copyTime),
-		migrate.Round(time.Millisecond), rate(migrate), r.migrateCPU.Round(time.Millisecond), perK(r.migrateCPU),
+		copyTime.Round(time.Millisecond), rate(copyTime), cpuOrNA(r.copyPG), perK(r.copyPG),
+		migrate.Round(time.Millisecond), rate(migrate), r.migrateCPU.Round(time.Millisecond), perK(r.migrateCPU), cpuOrNA(r.migratePG), perK(r.migratePG),
 		migrate.Seconds()/slowest.Seconds(), strings.Join(ratios, ", "), migrate.Seconds()/(extract+copyTime).Seconds(),
 		readsLine, rssLine, benchreport.LoadAverage())
 	fmt.Print(section)
@@ -251,6 +265,14 @@ same transaction — competes with it for the same cores.
 		return benchreport.Record(o.record, "documents", section)
 	}
 	return nil
+}
+
+// cpuOrNA prints a CPU time, or "n/a" for one not measured (-1).
+func cpuOrNA(d time.Duration) string {
+	if d < 0 {
+		return "n/a (PostgreSQL is not on this machine)"
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 // seed writes the demo app at scale s into project and returns how many
@@ -285,11 +307,12 @@ func billedReads(ctx context.Context, env []string, bin, host, project, admin, d
 	if _, err := hooks.ResetDocumentsRead(ctx, project); err != nil {
 		return "", err
 	}
-	took, _, _, err := runBinary(env, bin, "migrate", "--only", "documents", "--postgres", target,
+	run, err := runBinary(env, bin, "", "migrate", "--only", "documents", "--postgres", target,
 		"--workers", fmt.Sprint(workers), "--no-progress")
 	if err != nil {
 		return "", err
 	}
+	took := run.wall
 	st, err := hooks.DocumentsRead(ctx, project)
 	if err != nil {
 		return "", err
@@ -303,31 +326,47 @@ func billedReads(ctx context.Context, env []string, bin, host, project, admin, d
 type round struct {
 	extract, migrate, copy time.Duration
 	extractCPU, migrateCPU time.Duration
-	rss                    int64
+	// migratePG and copyPG are the CPU of PostgreSQL's backends serving
+	// migrate and the raw COPY (-1: not measured).
+	migratePG, copyPG time.Duration
+	rss               int64
 }
 
 // ratio is migrate's time over the slower baseline's.
 func (r round) ratio() float64 { return r.migrate.Seconds() / max(r.extract, r.copy).Seconds() }
 
+// binaryRun is what runBinary measured.
+type binaryRun struct {
+	wall, cpu time.Duration
+	// pgCPU is the CPU time of the PostgreSQL backends serving the
+	// watched database (-1: not measured).
+	pgCPU time.Duration
+	rss   int64
+}
+
 // runBinary runs the built baasmigrate with args and returns its wall
-// time, CPU time and peak RSS.
-func runBinary(env []string, bin string, args ...string) (time.Duration, time.Duration, int64, error) {
+// time, CPU time and peak RSS, and the CPU time of the local PostgreSQL's
+// backends serving database db meanwhile.
+func runBinary(env []string, bin, db string, args ...string) (binaryRun, error) {
 	cmd := command(env, bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	done := make(chan struct{})
+	pg := watchBackendCPU(db, done)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, 0, err
+		close(done)
+		return binaryRun{}, err
 	}
-	done := make(chan struct{})
 	peak := procstat.WatchPeakRSS(cmd.Process.Pid, done)
 	err := cmd.Wait()
 	close(done)
-	elapsed, rss := time.Since(start), <-peak
+	r := binaryRun{wall: time.Since(start), rss: <-peak, pgCPU: <-pg}
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("%s: %v\n%s", args[0], err, stderr.String())
+		return binaryRun{}, fmt.Errorf("%s: %v\n%s", args[0], err, stderr.String())
 	}
-	return elapsed, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), rss, nil
+	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return r, nil
 }
 
 func command(env []string, bin string, args ...string) *exec.Cmd {
@@ -404,27 +443,27 @@ var _ extractors.Extractor = (*fsx.Extractor)(nil)
 
 // rawCopy copies every table's rows from src to dst with COPY, tables in
 // parallel (workers at a time), timing only the load into dst.
-func rawCopy(ctx context.Context, m *mappings.Mapping, srcDSN, dstDSN string, workers int) (time.Duration, int64, error) {
+func rawCopy(ctx context.Context, m *mappings.Mapping, srcDSN, dstDSN string, workers int) (elapsed, pgCPU time.Duration, rows int64, err error) {
 	src, err := pgxpool.New(ctx, srcDSN)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer src.Close()
 	dst, err := pgxpool.New(ctx, dstDSN)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer dst.Close()
 	stmts, err := postgres.SchemaChanges(ctx, dst, m)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	for _, s := range stmts {
 		if strings.Contains(s.SQL, "FOREIGN KEY") {
 			continue // tables load in parallel
 		}
 		if _, err := dst.Exec(ctx, s.SQL); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
 	// Dump first (not timed).
@@ -432,17 +471,19 @@ func rawCopy(ctx context.Context, m *mappings.Mapping, srcDSN, dstDSN string, wo
 	for _, t := range m.Tables {
 		conn, err := src.Acquire(ctx)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		buf := &bytes.Buffer{}
 		_, err = conn.Conn().PgConn().CopyTo(ctx, buf, "COPY "+pgx.Identifier{m.Schema, t.Name}.Sanitize()+" TO STDOUT (FORMAT binary)")
 		conn.Release()
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		dumps[t.Name] = buf
 	}
-	var rows atomic.Int64
+	var copied atomic.Int64
+	done := make(chan struct{})
+	pg := watchBackendCPU(dbName(dstDSN), done)
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
@@ -454,12 +495,25 @@ func rawCopy(ctx context.Context, m *mappings.Mapping, srcDSN, dstDSN string, wo
 			}
 			defer conn.Release()
 			tag, err := conn.Conn().PgConn().CopyFrom(gctx, bytes.NewReader(buf.Bytes()), "COPY "+pgx.Identifier{m.Schema, name}.Sanitize()+" FROM STDIN (FORMAT binary)")
-			rows.Add(tag.RowsAffected())
+			copied.Add(tag.RowsAffected())
 			return err
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return 0, 0, err
+	err = g.Wait()
+	elapsed = time.Since(start)
+	close(done)
+	pgCPU = <-pg
+	if err != nil {
+		return 0, 0, 0, err
 	}
-	return time.Since(start), rows.Load(), nil
+	return elapsed, pgCPU, copied.Load(), nil
+}
+
+// dbName is the database a DSN names.
+func dbName(dsn string) string {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return ""
+	}
+	return cfg.Database
 }
