@@ -59,9 +59,10 @@ type LoadStats struct {
 // directPaths tracks which tables of a sink may be loaded directly.
 type directPaths struct {
 	mu sync.Mutex
-	// streak counts each eligible table's fallbacks in a row; a table
+	// streak counts each eligible table's fallbacks in a row, by table
+	// name (so that it survives a mapping that gains columns); a table
 	// absent from it is not eligible (any more).
-	streak                    map[*mappings.Table]int
+	streak                    map[string]int
 	direct, fallbacks, staged atomic.Int64
 }
 
@@ -69,9 +70,9 @@ type directPaths struct {
 func (p *directPaths) reset(fresh []*mappings.Table) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.streak = map[*mappings.Table]int{}
+	p.streak = map[string]int{}
 	for _, t := range fresh {
-		p.streak[t] = 0
+		p.streak[t.Name] = 0
 	}
 	p.direct.Store(0)
 	p.fallbacks.Store(0)
@@ -81,7 +82,7 @@ func (p *directPaths) reset(fresh []*mappings.Table) {
 func (p *directPaths) eligible(t *mappings.Table) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.streak[t]
+	_, ok := p.streak[t.Name]
 	return ok
 }
 
@@ -90,8 +91,8 @@ func (p *directPaths) succeeded(t *mappings.Table) {
 	p.direct.Add(1)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.streak[t]; ok {
-		p.streak[t] = 0
+	if _, ok := p.streak[t.Name]; ok {
+		p.streak[t.Name] = 0
 	}
 }
 
@@ -101,15 +102,15 @@ func (p *directPaths) fellBack(t *mappings.Table, giveUp bool) {
 	p.fallbacks.Add(1)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n, ok := p.streak[t]
+	n, ok := p.streak[t.Name]
 	if !ok {
 		return
 	}
 	if giveUp || n+1 >= directGiveUp {
-		delete(p.streak, t)
+		delete(p.streak, t.Name)
 		return
 	}
-	p.streak[t] = n + 1
+	p.streak[t.Name] = n + 1
 }
 
 func (p *directPaths) stats() LoadStats {
