@@ -227,7 +227,7 @@ func run(ctx context.Context, o options) error {
 
 	section := fmt.Sprintf(`## Documents: Firestore emulator → PostgreSQL
 
-Measured %s on %s. Command: `+"`go run ./bench/documents -record BENCHMARKS.md`"+`.
+Measured %s on %s. Command: `+"`%s`"+`.
 
 Source: our Firestore emulator (the local stack's) holding %d documents of the demo app (%d tables, three
 levels of subcollections, every value type). Target: the local PostgreSQL. %d workers, batches of 500,
@@ -253,7 +253,7 @@ The emulator, PostgreSQL and baasmigrate share the machine's CPUs: the read is t
 emulator's gRPC serving), and migrate's own work — transform, the COPY of each batch (straight into the
 tables this run created, see docs/loaders.md), the checkpoint in the same transaction — and PostgreSQL's
 compete with it for the same cores.
-`, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(),
+`, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(), strings.Join(append([]string{"go run ./bench/documents"}, os.Args[1:]...), " "),
 		docs, len(m.Tables), o.workers, o.workers, len(rounds),
 		extract.Round(time.Millisecond), rate(extract), r.extractCPU.Round(time.Millisecond), perK(r.extractCPU),
 		copyTime.Round(time.Millisecond), rate(copyTime), cpuOrNA(r.copyPG), perK(r.copyPG),
