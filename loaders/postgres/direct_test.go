@@ -303,3 +303,20 @@ func TestDirectPathEndsAfterFallbacksInARow(t *testing.T) {
 	w.stats(postgres.LoadStats{Staged: 1})
 	w.same()
 }
+
+func TestDirectPathGivesWayToRowLevelSecurity(t *testing.T) {
+	w := newTwins(t)
+	// Turned on mid-run: PostgreSQL refuses COPY FROM into the table but
+	// lets the upsert's INSERT through the policy.
+	w.exec(`ALTER TABLE app.items ENABLE ROW LEVEL SECURITY`)
+	w.exec(`ALTER TABLE app.items FORCE ROW LEVEL SECURITY`)
+	w.exec(`CREATE POLICY anything ON app.items USING (true) WITH CHECK (true)`)
+	w.write(doc("items/i001", 1))
+	w.same()
+	w.stats(postgres.LoadStats{Fallbacks: 1, Staged: 1})
+	// The table stays on the staging path at once, without waiting for
+	// more fallbacks.
+	w.write(doc("items/i002", 2))
+	w.same()
+	w.stats(postgres.LoadStats{Fallbacks: 1, Staged: 2})
+}
