@@ -35,7 +35,7 @@ import (
 // other refusal of the COPY (a bad value, a check constraint): the staging
 // path finds and rejects the bad rows as it always did.
 //
-// A table leaves the direct path for the rest of the sink's life after
+// A table leaves the direct path until the next Prepare after
 // directGiveUp fallbacks in a row (a table whose rows mostly exist
 // already, such as one sync keeps updating), or after an error that is
 // not about the data (say, row-level security refusing COPY).
