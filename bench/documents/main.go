@@ -109,6 +109,7 @@ func run(ctx context.Context, o options) error {
 
 	// The source: the demo app scaled to about n documents.
 	scale := demoapp.Scale{Users: o.n / 5, Posts: o.n / 10, CommentsPerPost: 3, Orders: o.n / 20, ItemsPerOrder: 3, Archive: o.n / 100}
+	defer wipe(host, project)
 	docs, err := seed(ctx, project, scale)
 	if err != nil {
 		return err
@@ -204,6 +205,7 @@ func run(ctx context.Context, o options) error {
 	rssLine := fmt.Sprintf("- peak RSS of migrate at %d documents: %d MiB (highest of the rounds; the median round's %d MiB); 2N not measured (`-double=false`)", docs, peakN>>20, r.rss>>20)
 	if o.double {
 		project2 := project + "-2n"
+		defer wipe(host, project2)
 		double := scale
 		double.Users, double.Posts, double.Orders, double.Archive = 2*scale.Users, 2*scale.Posts, 2*scale.Orders, 2*scale.Archive
 		docs2, err := seed(ctx, project2, double)
@@ -273,6 +275,20 @@ func cpuOrNA(d time.Duration) string {
 		return "n/a (PostgreSQL is not on this machine)"
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+// wipe deletes the documents of a project the program seeded, so that
+// they do not stay in the shared emulator's memory; only our emulator
+// offers that (others keep them until they restart).
+func wipe(host, project string) {
+	ctx := context.Background()
+	hooks := firestoreemu.HooksFor(host)
+	if _, err := hooks.Info(ctx); err != nil {
+		return
+	}
+	if err := hooks.Reset(ctx, project); err != nil {
+		fmt.Fprintf(os.Stderr, "deleting the documents of %s: %v\n", project, err)
+	}
 }
 
 // seed writes the demo app at scale s into project and returns how many
