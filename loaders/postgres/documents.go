@@ -34,8 +34,9 @@ type Documents struct {
 	marked    map[*mappings.Table]bool
 	detecting sync.Mutex
 	// paths says which tables take the direct load path (direct.go):
-	// those Prepare created. None until Prepare.
-	paths directPaths
+	// those Prepare created. None until Prepare. EvolvingDocuments
+	// shares it between the sinks of a growing mapping.
+	paths *directPaths
 }
 
 var (
@@ -50,7 +51,7 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, lockSQL: map[*mappings.Table]string{}, order: tablesByDepth(m)}
+	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, lockSQL: map[*mappings.Table]string{}, order: tablesByDepth(m), paths: &directPaths{}}
 	d.buildDefs(nil)
 	for _, t := range m.Tables {
 		name := pgx.Identifier{m.Schema, t.Name}

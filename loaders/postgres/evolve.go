@@ -328,6 +328,12 @@ func (e *EvolvingDocuments) build(m *mappings.Mapping) (*Documents, error) {
 	e.mu.Lock()
 	d.SetOwner(e.owner)
 	d.SetSoftDeletes(e.soft)
+	// The tables Prepare created keep the direct load path when the
+	// mapping grows (eligibility is by table name; tables created by a
+	// growing batch take the staging path).
+	if e.cur != nil {
+		d.paths = e.cur.paths
+	}
 	e.mu.Unlock()
 	return d, nil
 }

@@ -307,3 +307,22 @@ func TestEvolvingDocumentsFitsColumnsTheTableAlreadyHas(t *testing.T) {
 		t.Fatalf("items/2 b read back as %v", v)
 	}
 }
+
+// The tables Prepare created keep the direct load path when the mapping
+// grows: the grown sink shares the eligibility of the one it replaces.
+func TestEvolvingDocumentsKeepTheDirectPathWhenGrowing(t *testing.T) {
+	pool, sink := evolveFixture(t, EvolveColumns)
+	write(t, pool, sink, true, docRec("items/1", "a", record.Int(1)))
+	if s := sink.current().LoadStats(); s.Direct != 1 || s.Staged != 0 {
+		t.Fatalf("first batch into a fresh table: %+v; want it loaded directly", s)
+	}
+	write(t, pool, sink, true, docRec("items/2", "a", record.Int(2), "b", record.String("new")))
+	write(t, pool, sink, true, docRec("items/3", "a", record.Int(3), "b", record.String("again")))
+	if s := sink.current().LoadStats(); s.Direct != 3 || s.Staged != 0 {
+		t.Fatalf("after the mapping grew: %+v; want every batch loaded directly", s)
+	}
+	var b string
+	if err := pool.QueryRow(context.Background(), `SELECT b FROM items WHERE id = '3'`).Scan(&b); err != nil || b != "again" {
+		t.Fatalf("items/3 b = %q, %v", b, err)
+	}
+}
