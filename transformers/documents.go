@@ -267,15 +267,11 @@ func (c *compiledColumn) store(v record.Value) (x any, exact bool) {
 	if v.IsNull() && !c.jsonb {
 		return nil, false // explicit null: NULL column plus field: null in the overflow
 	}
-	x, ok := c.codec.encode(v)
+	x, exact, ok := c.codec.encode(v)
 	if !ok {
 		return nil, false
 	}
-	if c.jsonb {
-		return x, true // typed JSON is lossless by construction
-	}
-	back, err := c.codec.decode(x)
-	return x, err == nil && record.Equal(back, v)
+	return x, exact
 }
 
 // Ancestors returns the key of every ancestor document of rec whose
