@@ -130,7 +130,7 @@ func benchRowValues(r Row) []any {
 		if t.IsZero() {
 			vals = append(vals, nil)
 		} else {
-			vals = append(vals, &t)
+			vals = append(vals, pgtype.Timestamptz{Time: t, Valid: true})
 		}
 	}
 	if r.Overflow == nil {

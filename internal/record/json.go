@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,8 +111,18 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 // MarshalJSONFields appends the typed JSON encoding of a map's entries (a
 // JSON object, keys in byte order) to dst.
 func MarshalJSONFields(dst []byte, m map[string]Value) []byte {
+	// The keys of small maps are sorted on the stack.
+	var small [16]string
+	keys := small[:0]
+	if len(m) > len(small) {
+		keys = make([]string, 0, len(m))
+	}
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	dst = append(dst, '{')
-	for i, k := range SortedKeys(m) {
+	for i, k := range keys {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
