@@ -63,7 +63,7 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 		return appendDouble(dst, v.DoubleValue())
 	case TypeTimestamp:
 		dst = append(dst, `{"`+tagTimestamp+`":"`...)
-		dst = v.t.AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
+		dst = v.TimeValue().AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
 		return append(dst, `"}`...)
 	case TypeString:
 		if TextProblem(v.s) != "" {
@@ -86,7 +86,7 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 		return append(dst, "]}"...)
 	case TypeVector:
 		dst = append(dst, `{"`+tagVector+`":[`...)
-		for i, f := range v.vec {
+		for i, f := range v.VectorValue() {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -95,7 +95,7 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 		return append(dst, "]}"...)
 	case TypeArray:
 		dst = append(dst, '[')
-		for i, e := range v.arr {
+		for i, e := range v.ArrayValue() {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -103,7 +103,7 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 		}
 		return append(dst, ']')
 	case TypeMap:
-		return MarshalJSONFields(dst, v.m)
+		return MarshalJSONFields(dst, v.MapValue())
 	}
 	panic(fmt.Sprintf("record: unknown value type %d", v.typ))
 }

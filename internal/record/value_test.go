@@ -1,0 +1,46 @@
+package record
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// TestValueIsSmall keeps Value at its documented size: documents hold
+// many Values in maps and every stage copies them.
+func TestValueIsSmall(t *testing.T) {
+	if size := unsafe.Sizeof(Value{}); unsafe.Sizeof(uintptr(0)) == 8 && size > 56 {
+		t.Fatalf("Value is %d bytes, want at most 56", size)
+	}
+}
+
+// TestTimestampKeepsTheInstant checks that a timestamp reads back as the
+// instant it was given, truncated to the microsecond, in UTC, whatever its
+// zone and range, and that Equal compares instants.
+func TestTimestampKeepsTheInstant(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	times := []time.Time{
+		{}, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(-50, 3, 1, 0, 0, 0, 1, time.UTC), time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(200000, 1, 1, 0, 0, 0, 7000, time.FixedZone("x", 3600)), time.Unix(0, 0).In(time.FixedZone("y", -5*3600)),
+		time.Now(),
+	}
+	for range 10000 {
+		times = append(times, time.Unix(r.Int64N(1<<40)-1<<39, r.Int64N(1e9)).In(time.FixedZone("z", 60*(r.IntN(1500)-750))))
+	}
+	for _, tm := range times {
+		want := tm.UTC().Truncate(time.Microsecond)
+		v := Timestamp(tm)
+		got := v.TimeValue()
+		if !got.Equal(want) || got.Location() != time.UTC || got != want {
+			t.Fatalf("Timestamp(%v).TimeValue() = %v, want %v", tm, got, want)
+		}
+		if !Equal(v, Timestamp(want.In(time.FixedZone("w", 7200)))) {
+			t.Fatalf("Timestamp(%v) is not Equal to the same instant in another zone", tm)
+		}
+		if Equal(v, Timestamp(want.Add(time.Microsecond))) {
+			t.Fatalf("Timestamp(%v) is Equal to the next microsecond", tm)
+		}
+	}
+}
