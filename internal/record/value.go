@@ -13,6 +13,7 @@ import (
 	"math"
 	"sort"
 	"time"
+	"unsafe"
 )
 
 // Type is the type of a Value.
@@ -75,10 +76,13 @@ type GeoPoint struct {
 // fields it needs, and arrays, vectors and maps share x.
 type Value struct {
 	typ Type
-	n   uint64 // bool (0/1), int64 bits, float64 bits, geo latitude bits, timestamp Unix seconds
+	n   uint64 // bool (0/1), int64 bits, float64 bits, geo latitude bits, timestamp Unix seconds, array and vector length
 	n2  uint64 // geo longitude bits, timestamp nanoseconds (whole microseconds)
 	s   string // string, reference path, bytes
-	x   any    // []Value (array), []float64 (vector), map[string]Value (map)
+	// x holds the first element of an array (*Value) or vector (*float64),
+	// or the map (map[string]Value): pointers, so storing them allocates
+	// nothing.
+	x any
 }
 
 // Null returns the null value.
@@ -128,7 +132,7 @@ func Array(elems ...Value) Value {
 	if elems == nil {
 		elems = []Value{}
 	}
-	return Value{typ: TypeArray, x: elems}
+	return Value{typ: TypeArray, n: uint64(len(elems)), x: unsafe.SliceData(elems)}
 }
 
 // Vector returns a vector value (a vector embedding). The
@@ -137,7 +141,7 @@ func Vector(elems []float64) Value {
 	if elems == nil {
 		elems = []float64{}
 	}
-	return Value{typ: TypeVector, x: elems}
+	return Value{typ: TypeVector, n: uint64(len(elems)), x: unsafe.SliceData(elems)}
 }
 
 // Map returns a map value. The map is retained; callers must not modify it
@@ -213,7 +217,7 @@ func (v Value) ArrayValue() []Value {
 	if v.typ != TypeArray {
 		return nil
 	}
-	return v.x.([]Value)
+	return unsafe.Slice(v.x.(*Value), v.n)
 }
 
 // VectorValue returns the elements of a TypeVector value. Callers must not
@@ -222,7 +226,7 @@ func (v Value) VectorValue() []float64 {
 	if v.typ != TypeVector {
 		return nil
 	}
-	return v.x.([]float64)
+	return unsafe.Slice(v.x.(*float64), v.n)
 }
 
 // MapValue returns the entries of a TypeMap value. Callers must not modify

@@ -44,3 +44,34 @@ func TestTimestampKeepsTheInstant(t *testing.T) {
 		}
 	}
 }
+
+// TestCompositeValues checks arrays, vectors and maps give back what they
+// were built from, empty ones as empty (not nil) slices and maps.
+func TestCompositeValues(t *testing.T) {
+	if a := Array().ArrayValue(); a == nil || len(a) != 0 {
+		t.Errorf("Array().ArrayValue() = %#v", a)
+	}
+	if v := Vector(nil).VectorValue(); v == nil || len(v) != 0 {
+		t.Errorf("Vector(nil).VectorValue() = %#v", v)
+	}
+	if m := Map(nil).MapValue(); m == nil || len(m) != 0 {
+		t.Errorf("Map(nil).MapValue() = %#v", m)
+	}
+	elems := make([]Value, 3, 10)
+	elems[0], elems[1], elems[2] = Int(1), String("two"), Array(Null())
+	got := Array(elems...).ArrayValue()
+	if len(got) != 3 || &got[0] != &elems[0] || !Equal(got[2], Array(Null())) {
+		t.Errorf("ArrayValue = %v", got)
+	}
+	fs := []float64{0.5, -1}
+	if got := Vector(fs).VectorValue(); len(got) != 2 || &got[0] != &fs[0] {
+		t.Errorf("VectorValue = %v", got)
+	}
+	if Equal(Array(Int(1)), Array(Int(1), Int(2))) || !Equal(Vector([]float64{1}), Vector([]float64{1})) ||
+		Equal(Vector([]float64{1}), Array(Double(1))) {
+		t.Error("Equal on arrays and vectors")
+	}
+	if Array(Int(1)).VectorValue() != nil || Vector(fs).ArrayValue() != nil || Int(1).MapValue() != nil {
+		t.Error("an accessor of another type must return nil")
+	}
+}
