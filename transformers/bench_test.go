@@ -16,7 +16,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
-// benchScale is the demo app at about 2,600 documents: every table and
+// benchScale is the demo app at 1,929 documents: every table and
 // value type of bench/documents, in its proportions.
 var benchScale = demoapp.Scale{Users: 500, Posts: 250, CommentsPerPost: 3, Orders: 125, ItemsPerOrder: 3, Archive: 25}
 
