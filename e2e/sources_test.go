@@ -64,8 +64,11 @@ func TestSourcesLists(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.Stdout), &l); err != nil {
 		t.Fatalf("sources --format json: %v\n%s", err, res.Stdout)
 	}
-	if len(l.Sources) != 1 || l.Sources[0].Name != "firebase" || len(l.Sources[0].Kinds) != 3 {
-		t.Fatalf("sources: %+v, want firebase with three kinds", l.Sources)
+	// Sources come sorted by name: firebase with three kinds, then
+	// supabase with users and files.
+	if len(l.Sources) != 2 || l.Sources[0].Name != "firebase" || len(l.Sources[0].Kinds) != 3 ||
+		l.Sources[1].Name != "supabase" || len(l.Sources[1].Kinds) != 2 {
+		t.Fatalf("sources: %+v, want firebase with three kinds and supabase with two", l.Sources)
 	}
 	got := map[string]string{}
 	secrets := map[string]bool{}

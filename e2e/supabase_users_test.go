@@ -323,10 +323,9 @@ func TestVerifyUsersInSupabaseAuth(t *testing.T) {
 	if tr.Mismatched != 2 || tr.MissingInTarget != 1 || tr.ExtraInTarget != 0 || tr.Rejected != 0 || tr.Matching != tr.Source-3 {
 		t.Errorf("verify: %+v; want 2 different, 1 missing, the rest matching", tr)
 	}
-	// A user the source lacks, among Firebase's, is counted extra (users
-	// are looked up by id, and verify counts the rows not looked up without
-	// naming them, as for export files into baasmigrate's tables);
-	// Supabase's own users are neither compared nor counted.
+	// A user the source lacks, among Firebase's, is counted extra and
+	// named by its uid, in the text and the JSON report; Supabase's own
+	// users are neither compared nor counted.
 	for _, q := range []string{
 		`INSERT INTO auth.users (instance_id, id, aud, role, email, raw_app_meta_data) VALUES
 			('00000000-0000-0000-0000-000000000000', '11111111-1111-1111-1111-111111111111', 'authenticated', 'authenticated', 'extra@fb.test', '{"firebase_uid": "fx-extra"}'),
@@ -343,5 +342,12 @@ func TestVerifyUsersInSupabaseAuth(t *testing.T) {
 	}
 	if strings.Contains(res.Stdout, "own@supabase.test") || strings.Contains(res.Stdout, "22222222-2222") {
 		t.Errorf("the report names Supabase's own user:\n%s", res.Stdout)
+	}
+	if !strings.Contains(res.Stdout, `"fx-extra"`) {
+		t.Errorf("the JSON report does not name the extra user fx-extra:\n%s", res.Stdout)
+	}
+	res = verify(1)
+	if !strings.Contains(res.Stdout, "fx-extra") || strings.Contains(res.Stdout, "own@supabase.test") {
+		t.Errorf("the text report does not name the extra user fx-extra, or names Supabase's own:\n%s", res.Stdout)
 	}
 }

@@ -110,6 +110,23 @@ func TestCheckPasswordDispatchesOnTheAlgorithm(t *testing.T) {
 	}
 }
 
+// TestSupabaseEmailConfirmAlias: --supabase-email-confirm is --email-confirm.
+func TestSupabaseEmailConfirmAlias(t *testing.T) {
+	r := run(t, "auth", "export", "--format", "supabase", "--supabase-email-confirm", "some", "--out", t.TempDir()+"/x.jsonl")
+	if r.code != exitError || !strings.Contains(r.stderr, "--email-confirm \"some\"") {
+		t.Fatalf("--supabase-email-confirm some: exit %d, %s; want --email-confirm's refusal", r.code, r.stderr)
+	}
+	for _, path := range [][]string{{"auth", "export"}, {"migrate"}} {
+		cmd, _, err := newRootCommand().Find(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := cmd.Flags().Lookup("supabase-email-confirm"); f == nil || f.Name != "email-confirm" {
+			t.Errorf("%v: --supabase-email-confirm is %+v; want --email-confirm", path, f)
+		}
+	}
+}
+
 // TestAuthExportEmailConfirmFlag: --email-confirm defaults to "all" (users
 // sign in as on Firebase) and refuses other values, naming the flag.
 func TestAuthExportEmailConfirmFlag(t *testing.T) {

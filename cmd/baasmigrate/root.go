@@ -49,6 +49,7 @@ Exit status (every command):
 	for _, add := range extraCommands {
 		root.AddCommand(add())
 	}
+	root.SetGlobalNormalizationFunc(flagAlias)
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if err := applyConfigFile(cmd, root); err != nil {
 			return err
@@ -58,6 +59,24 @@ Exit status (every command):
 		return nil
 	}
 	return root
+}
+
+// flagAliases are further names flags are accepted under, on the command
+// line and as --config keys: the name issue and docs readers may know a
+// flag by where one flag serves several targets.
+var flagAliases = map[string]string{
+	// --email-confirm decides for both Supabase (export and direct load)
+	// and Kratos.
+	"supabase-email-confirm": "email-confirm",
+}
+
+// flagAlias is the root's normalization function (cobra applies it to
+// every subcommand's flags): it maps flagAliases to the flag's name.
+func flagAlias(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	if to, ok := flagAliases[name]; ok {
+		return pflag.NormalizedName(to)
+	}
+	return pflag.NormalizedName(name)
 }
 
 // extraCommands are added by files that implement further subcommands.

@@ -7,4 +7,6 @@ import (
 	_ "github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
 	_ "github.com/baasmigrate/baasmigrate/extractors/firestore"
 	_ "github.com/baasmigrate/baasmigrate/extractors/gcs"
+	_ "github.com/baasmigrate/baasmigrate/extractors/supabaseauth"
+	_ "github.com/baasmigrate/baasmigrate/extractors/supabasestorage"
 )

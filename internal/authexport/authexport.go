@@ -37,6 +37,12 @@ import (
 	"github.com/baasmigrate/baasmigrate/passwords/firebasescrypt"
 )
 
+// FirebaseUIDKey is the metadata key holding a user's Firebase uid in
+// every target: Supabase's app_metadata (raw_app_meta_data in auth.users,
+// written by the export and the direct load, and how verify and the load
+// tell migrated users from Supabase's own) and Kratos' metadata_admin.
+const FirebaseUIDKey = "firebase_uid"
+
 // Formats are the names of the formats New accepts.
 var Formats = []string{"supabase", "kratos"}
 
@@ -85,6 +91,10 @@ type Stats struct {
 	// Listed names the users written with a caveat that concerns each
 	// of them (uids by note), such as a value the target cannot hold.
 	Listed map[string][]string
+	// WithoutPassword names the users that have a credential but were
+	// written without it (for any of the reasons of Notes and Listed):
+	// they cannot sign in with their password and must reset it.
+	WithoutPassword []string
 }
 
 func (s *Stats) skip(reason, uid string) { s.Skipped[reason] = append(s.Skipped[reason], uid) }
@@ -168,6 +178,9 @@ func (s *Stats) Report(w io.Writer, out, format string) {
 	for _, n := range slices.Sorted(maps.Keys(s.Listed)) {
 		fmt.Fprintf(w, "  %d users: %s (uids: %s)\n", len(s.Listed[n]), n, sample(s.Listed[n]))
 	}
+	if len(s.WithoutPassword) > 0 {
+		fmt.Fprintf(w, "  %d users exported without their password, who must reset it (uids: %s)\n", len(s.WithoutPassword), sample(s.WithoutPassword))
+	}
 	for _, r := range slices.Sorted(maps.Keys(s.Skipped)) {
 		fmt.Fprintf(w, "  skipped %d users: %s (uids: %s)\n", len(s.Skipped[r]), r, sample(s.Skipped[r]))
 	}
@@ -203,6 +216,9 @@ func (e *Exporter) hashFor(u *record.User) string {
 		return ""
 	}
 	enc, why := convertHash(e.format, *c)
+	if why.kind != whyNone {
+		e.Stats.WithoutPassword = append(e.Stats.WithoutPassword, u.UID)
+	}
 	switch why.kind {
 	case whyNone:
 		e.Stats.WithHash++
@@ -453,7 +469,7 @@ func SupabaseMetadata(u *record.User) (app, user map[string]any, err error) {
 			app = claims
 		}
 	}
-	app["firebase_uid"] = u.UID
+	app[FirebaseUIDKey] = u.UID
 	if str(u.Email) != "" {
 		app["firebase_email_verified"] = u.EmailVerified
 	}
@@ -619,7 +635,7 @@ func (e *Exporter) kratosIdentity(u *record.User) map[string]any {
 		// Firebase phone numbers are verified by SMS.
 		body["verifiable_addresses"] = []map[string]any{{"value": phone, "verified": true, "via": "sms", "status": "completed"}}
 	}
-	admin := map[string]any{"firebase_uid": u.UID}
+	admin := map[string]any{FirebaseUIDKey: u.UID}
 	if email != "" {
 		admin["firebase_email_verified"] = u.EmailVerified
 	}

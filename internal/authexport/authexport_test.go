@@ -2,7 +2,9 @@ package authexport
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -144,8 +146,16 @@ func TestSupabase(t *testing.T) {
 	if got["fb"]["id"] != SupabaseID("", "fb") || path(got["fb"], "app_metadata", "role") != "admin" || got["phone"]["phone_confirm"] != true {
 		t.Errorf("fb %v; phone %v", got["fb"], got["phone"])
 	}
+	// Every user with a credential the file does not carry is named, not
+	// only counted by reason; users without any password are not.
+	if w := strings.Join(e.Stats.WithoutPassword, ","); w != "fb-noparams,pb,pb-kratos,none" {
+		t.Errorf("without password: %s; want fb-noparams,pb,pb-kratos,none", w)
+	}
 	var report bytes.Buffer
 	e.Stats.Report(&report, "out.jsonl", "supabase")
+	if !strings.Contains(report.String(), "4 users exported without their password, who must reset it (uids: fb-noparams, pb, pb-kratos, none)") {
+		t.Errorf("the report does not name the users exported without their password:\n%s", report.String())
+	}
 	if !strings.HasPrefix(report.String(), "wrote 8 users to out.jsonl for supabase (3 with a password hash in a form it verifies natively; no password was checked)") ||
 		strings.Contains(report.String(), testSignerKey[:16]) || strings.Contains(report.String(), "example.test") {
 		t.Errorf("report:\n%s", report.String())
@@ -456,5 +466,38 @@ func TestClaimsNotJSON(t *testing.T) {
 		if e.Stats.Written != 1 || !found {
 			t.Errorf("%s: stats %+v", format, e.Stats)
 		}
+	}
+}
+
+// TestSupabaseIDStable: a user's Supabase id is the UUID version 5 of its
+// uid ("tenant/uid" in a tenant) in the documented namespace
+// a3f2c6e8-1b47-5d90-8e21-4c7b9f0d6a15 (docs/auth.md; PostgreSQL's
+// uuid_generate_v5 gives the same), pinned here so that no change of
+// code gives loaded users other ids: the file export and the direct load,
+// in any run, must keep landing on the same auth.users rows.
+func TestSupabaseIDStable(t *testing.T) {
+	for _, c := range []struct{ tenant, uid, want string }{
+		{"", "alice", "0d642ca3-a57d-5444-9f9e-91ccb1011aa9"},
+		{"tenant-a", "alice", "6719c5a4-9d49-5e4d-87bf-d1ffe5a9b3f0"},
+	} {
+		if got := SupabaseID(c.tenant, c.uid); got != c.want {
+			t.Errorf("SupabaseID(%q, %q) = %s; want %s", c.tenant, c.uid, got, c.want)
+		}
+		// RFC 9562 version 5, computed here without the uuid package.
+		ns, _ := hex.DecodeString("a3f2c6e81b475d908e214c7b9f0d6a15")
+		name := c.uid
+		if c.tenant != "" {
+			name = c.tenant + "/" + c.uid
+		}
+		h := sha1.Sum(append(ns, name...))
+		h[6] = h[6]&0x0f | 0x50
+		h[8] = h[8]&0x3f | 0x80
+		x := hex.EncodeToString(h[:16])
+		if v5 := x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]; v5 != c.want {
+			t.Errorf("UUID v5 of %q in the namespace: %s; want %s", name, v5, c.want)
+		}
+	}
+	if a, b := SupabaseID("", "x"), SupabaseID("", "X"); a == b {
+		t.Errorf("uids differing in case share an id %s", a)
 	}
 }

@@ -268,6 +268,19 @@ type KeyScanner interface {
 	ScanUnseen(ctx context.Context, tx pgx.Tx, table string, seen pgx.Identifier, fn func(Item) error) error
 }
 
+// ExtraNamer is implemented by KeyScanner adapters whose reports name
+// the target rows the source lacks (in samples) even without
+// Options.OnDifference, at the cost of the temporary table KeyScanner
+// describes.
+type ExtraNamer interface {
+	NamesExtras() bool
+}
+
+func namesExtras(a Adapter) bool {
+	n, ok := a.(ExtraNamer)
+	return ok && n.NamesExtras()
+}
+
 // KeyRouter is implemented by adapters that can place a source key
 // without its record, for Recheck of keys the source no longer has.
 type KeyRouter interface {
@@ -300,7 +313,7 @@ func Compare(ctx context.Context, ex extractors.Extractor, pool *pgxpool.Pool, a
 	// keys looked up in a temporary table, created before the transaction
 	// turns read-only (it is dropped with it).
 	var seen pgx.Identifier
-	if kl, ok := a.(KeyLookup); ok && opts.OnDifference != nil {
+	if kl, ok := a.(KeyLookup); ok && (opts.OnDifference != nil || namesExtras(a)) {
 		for _, st := range streams {
 			if kl.Ordered(st.Name) {
 				continue

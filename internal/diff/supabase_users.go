@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/baasmigrate/baasmigrate/internal/authexport"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
@@ -29,12 +30,16 @@ import (
 // the string), appMetaData and userMetaData (JSON, exact up to key order
 // and spacing) and identities (provider, providerId, identityData, in key
 // order). Identities the target has beyond the user's show as a
-// difference: the load does not delete them.
+// difference: the load deletes those of the providers it writes when it
+// loads the user again, but not others (a provider linked on Supabase).
 //
 // Only users the load marks as Firebase's (raw_app_meta_data holds
-// firebase_uid) are target rows: others are Supabase's own and neither
-// compared nor counted. Users are always looked up by id (an id's order
-// is not the source's uid order), 500 at a time.
+// authexport.FirebaseUIDKey) are target rows: others are Supabase's own
+// and neither compared nor counted. Users are always looked up by id (an
+// id's order is not the source's uid order), 500 at a time; Firebase
+// users of auth.users the source no longer has are counted extra and
+// named by uid (ExtraNamer: verify keeps the ids it looked up in a
+// temporary table, so its role must be allowed to create one).
 type SupabaseUsers struct {
 	sink   *postgres.SupabaseUsers
 	schema string
@@ -45,7 +50,12 @@ type SupabaseUsers struct {
 var (
 	_ KeyLookup  = (*SupabaseUsers)(nil)
 	_ KeyScanner = (*SupabaseUsers)(nil)
+	_ ExtraNamer = (*SupabaseUsers)(nil)
 )
+
+// NamesExtras is true: a Firebase user that Supabase still holds and the
+// source no longer has is named, not only counted (see SupabaseUsers).
+func (a *SupabaseUsers) NamesExtras() bool { return true }
 
 // NewSupabaseUsers prepares comparing users with the Supabase Auth tables
 // the sink of cfg writes; it fails where postgres.NewSupabaseUsers does.
@@ -102,6 +112,10 @@ func (a *SupabaseUsers) Route(rec record.Record) Routed {
 	return Routed{Table: a.table, Item: Item{Key: []string{l.ID}, Label: l.UID, Fields: f}}
 }
 
+// firebaseUID is the raw_app_meta_data key of migrated users' uid, as an
+// SQL literal.
+var firebaseUID = textLiteral(authexport.FirebaseUIDKey)
+
 func putString(f map[string]record.Value, name string, s *string) {
 	if s != nil {
 		f[name] = record.String(*s)
@@ -152,11 +166,11 @@ func sortIdents(idents [][3]string) {
 func (a *SupabaseUsers) selectSQL() string {
 	users := pgx.Identifier{a.schema, "users"}.Sanitize()
 	idents := pgx.Identifier{a.schema, "identities"}.Sanitize()
-	return `SELECT u.id::text, u.raw_app_meta_data->>'firebase_uid', u.email, u.phone, u.encrypted_password,
+	return `SELECT u.id::text, u.raw_app_meta_data->>` + firebaseUID + `, u.email, u.phone, u.encrypted_password,
 		u.email_confirmed_at, u.phone_confirmed_at, u.last_sign_in_at, u.created_at, u.banned_until,
 		u.raw_app_meta_data::text, u.raw_user_meta_data::text,
 		(SELECT json_agg(json_build_array(i.provider, i.provider_id, i.identity_data::text))::text FROM ` + idents + ` i WHERE i.user_id = u.id)
-		FROM ` + users + ` u WHERE u.raw_app_meta_data ? 'firebase_uid'`
+		FROM ` + users + ` u WHERE u.raw_app_meta_data ? ` + firebaseUID
 }
 
 // scanItem rebuilds a user from a row of selectSQL.
@@ -282,7 +296,7 @@ func (a *SupabaseUsers) Count(ctx context.Context, tx pgx.Tx, table string) (int
 		return 0, err
 	}
 	var n int64
-	err = tx.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{a.schema, "users"}.Sanitize()+` u WHERE u.raw_app_meta_data ? 'firebase_uid'`).Scan(&n)
+	err = tx.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{a.schema, "users"}.Sanitize()+` u WHERE u.raw_app_meta_data ? `+firebaseUID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("counting %s: %w", a.table, err)
 	}

@@ -205,7 +205,8 @@ func pgClass(code string) Class {
 		return Transient
 	}
 	switch code[:2] {
-	case "22", // data exception: a value refused
+	case "21", // cardinality violation: one batch holding a key twice
+		"22", // data exception: a value refused
 		"23", // integrity constraint violation
 		"54": // program limit exceeded: an index row too large
 		return Record

@@ -71,7 +71,7 @@ func realErrors(t *testing.T) map[string]struct {
 	out["deadline of a call"] = c{ctx.Err(), Transient}
 
 	for code, want := range map[string]Class{
-		"22P02": Record, "23505": Record, "54000": Record, "22021": Record, // invalid UTF-8
+		"21000": Record, "22P02": Record, "23505": Record, "54000": Record, "22021": Record, // invalid UTF-8
 		"53100": Permanent, "28P01": Permanent, "42501": Permanent, "42P01": Permanent, "3D000": Permanent,
 		"55P03": Transient, "57014": Transient, "40P01": Transient, "40001": Transient, "57P01": Transient,
 		"08006": Transient, "53300": Transient, "58030": Transient,

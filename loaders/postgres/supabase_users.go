@@ -46,6 +46,18 @@ var supabaseProviders = map[string]string{
 	"microsoft.com": "azure",
 }
 
+// supabaseMapped are the Supabase providers the sink writes identities
+// of: "email", "phone" and those of supabaseProviders, sorted. Only
+// identities of these providers are ever deleted (see SupabaseUsers).
+var supabaseMapped = func() []string {
+	out := []string{"email", "phone"}
+	for _, p := range supabaseProviders {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}()
+
 // supabaseUserColumns are the auth.users columns the sink writes, in the
 // order of its rows; supabaseIdentityColumns the auth.identities ones
 // (besides id, which the table's default fills).
@@ -93,8 +105,14 @@ type SupabaseUsersConfig struct {
 // form Supabase verifies, custom claims that are not a JSON object, an
 // address or phone number another user has, a value PostgreSQL refuses)
 // are rejected with the reason. Rows equal to what would be written are
-// not rewritten, so a re-run changes nothing. Identities a user no longer
-// has at the source are not deleted.
+// not rewritten, so a re-run changes nothing. When a user is loaded again
+// (a re-run, --restart), the identities of the providers the sink writes
+// ("email", "phone" and those of supabaseProviders) that the user no
+// longer has at the source (a provider unlinked, the phone number or the
+// address removed) are deleted with the user's write, all or nothing;
+// identities of other providers (linked on Supabase), and every identity
+// of users without authexport.FirebaseUIDKey in raw_app_meta_data
+// (Supabase's own), are never touched.
 //
 // An export file can hold a uid twice (two exports concatenated, a
 // hand-edited file), and both occurrences land on one auth.users id. As
@@ -116,6 +134,9 @@ type SupabaseUsers struct {
 	idents                                   string
 	labels                                   struct{ users, idents string }
 	upsertUsers, upsertIdents, foreignIdents string
+	// staleIdents deletes the identities of mapped providers that users
+	// of a batch no longer have (see SupabaseUsers).
+	staleIdents string
 	// SQL on SupabasePositionsTable, as Users' loadedPositions,
 	// recordPositions, forgetPositions and recordRepeats; $1 is the target
 	// schema.
@@ -187,10 +208,23 @@ func NewSupabaseUsers(cfg SupabaseUsersConfig) (*SupabaseUsers, error) {
 		SELECT $1, file, read, record, line, id, uid, false
 		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS n (id, uid, file, read, record, line)
 		ON CONFLICT (target_schema, read, file, record) DO UPDATE SET id = EXCLUDED.id, uid = EXCLUDED.uid, line = EXCLUDED.line, loaded = false`
+	// An identity held by another user of the batch is not another
+	// user's: either that user claims it too (Write rejects the second
+	// claim) or it no longer has it, and staleIdents deletes it first.
 	s.foreignIdents = `SELECT n.uid, n.provider, n.pid FROM unnest($1::text[], $2::text[], $3::text[]) AS n (pid, uid, provider)
-		JOIN ` + s.idents + ` t ON t.provider_id = n.pid AND t.provider = n.provider AND t.user_id <> n.uid::uuid`
+		JOIN ` + s.idents + ` t ON t.provider_id = n.pid AND t.provider = n.provider AND t.user_id <> n.uid::uuid
+		WHERE NOT (t.user_id = ANY ($4::uuid[]) AND t.provider = ANY ($5::text[]))`
+	marker := sqlString(authexport.FirebaseUIDKey)
+	s.staleIdents = `DELETE FROM ` + s.idents + ` i USING ` + s.users + ` u
+		WHERE u.id = i.user_id AND u.raw_app_meta_data ? ` + marker + `
+		AND i.user_id = ANY ($1::uuid[]) AND i.provider = ANY ($2::text[])
+		AND NOT EXISTS (SELECT 1 FROM unnest($3::text[], $4::text[], $5::text[]) AS n (pid, uid, provider)
+			WHERE n.uid::uuid = i.user_id AND n.provider = i.provider AND n.pid = i.provider_id)`
 	return s, nil
 }
+
+// sqlString is s as an SQL string literal.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // supabasePositions is SupabasePositionsTable, schema-qualified.
 var supabasePositions = pgx.Identifier{StateSchema, SupabasePositionsTable}
@@ -515,7 +549,7 @@ func (s *SupabaseUsers) write(ctx context.Context, tx pgx.Tx, set []*supabaseRow
 		}
 	}
 	if len(pids) > 0 {
-		rows, err := tx.Query(ctx, s.foreignIdents, pids, uids, provs)
+		rows, err := tx.Query(ctx, s.foreignIdents, pids, uids, provs, ids, supabaseMapped)
 		if err != nil {
 			return changed, fmt.Errorf("looking for identities other users hold: %w", err)
 		}
@@ -536,6 +570,7 @@ func (s *SupabaseUsers) write(ctx context.Context, tx pgx.Tx, set []*supabaseRow
 	// failed statement, and the caller rolls the savepoint back.
 	b := &pgx.Batch{}
 	b.Queue(s.upsertUsers, SupabaseInstanceID, ids, emails, pws, emailAt, lastAt, apps, metas, created, phones, phoneAt, banned)
+	b.Queue(s.staleIdents, ids, supabaseMapped, pids, uids, provs)
 	if len(pids) > 0 {
 		b.Queue(s.upsertIdents, pids, uids, datas, provs, iLast, iCreated)
 	}
@@ -547,11 +582,15 @@ func (s *SupabaseUsers) write(ctx context.Context, tx pgx.Tx, set []*supabaseRow
 			return err
 		}
 		changed[0] = tag.RowsAffected()
+		if tag, err = res.Exec(); err != nil {
+			return fmt.Errorf("deleting the identities the users no longer have: %w", err)
+		}
+		changed[1] = tag.RowsAffected()
 		if len(pids) > 0 {
 			if tag, err = res.Exec(); err != nil {
 				return err
 			}
-			changed[1] = tag.RowsAffected()
+			changed[1] += tag.RowsAffected()
 		}
 		for _, w := range what {
 			if _, err := res.Exec(); err != nil {
@@ -783,10 +822,10 @@ func (s *SupabaseUsers) providerWarnings(ctx context.Context, db loaders.DB) ([]
 	}
 	slices.Sort(known)
 	rows, err := db.Query(ctx, `SELECT p->>'provider_id', count(DISTINCT u.id),
-			(array_agg(DISTINCT u.raw_app_meta_data->>'firebase_uid'))[1:5]
+			(array_agg(DISTINCT u.raw_app_meta_data->>`+sqlString(authexport.FirebaseUIDKey)+`))[1:5]
 		FROM `+s.users+` u, jsonb_array_elements(CASE WHEN jsonb_typeof(u.raw_app_meta_data->'firebase_providers') = 'array'
 			THEN u.raw_app_meta_data->'firebase_providers' ELSE '[]' END) p
-		WHERE u.raw_app_meta_data ? 'firebase_uid' AND NOT (p->>'provider_id' = ANY ($1::text[]))
+		WHERE u.raw_app_meta_data ? `+sqlString(authexport.FirebaseUIDKey)+` AND NOT (p->>'provider_id' = ANY ($1::text[]))
 		GROUP BY 1 ORDER BY 1`, known)
 	if err != nil {
 		return nil, fmt.Errorf("looking for sign-in providers Supabase Auth has no identity for: %w", err)

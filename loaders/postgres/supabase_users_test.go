@@ -2,9 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -350,5 +352,170 @@ func TestSupabaseUsersSameUIDTwiceInAFile(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = 'auth' AND c.relkind IN ('r', 'v') AND c.relname NOT IN ('users', 'identities')`); n != 0 {
 		t.Fatalf("%d tables or views of the sink in schema auth", n)
+	}
+}
+
+// identitiesOf lists a user's auth.identities as provider:provider_id,
+// sorted; a user id stands as "self".
+func identitiesOf(t *testing.T, pool *pgxpool.Pool, id string) string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT provider || ':' || CASE WHEN provider_id = user_id::text THEN 'self' ELSE provider_id END
+		FROM auth.identities WHERE user_id = $1::uuid ORDER BY 1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(ids, " ")
+}
+
+// A user loaded again after its Firebase providers changed (a provider
+// unlinked, the phone number or the e-mail address removed, an identity
+// moved to another user) keeps only the identities the source still
+// has: the ones the sink wrote and the source dropped are deleted in the
+// batch's transaction, with the user's row. Identities of providers the
+// sink does not map, and every identity of users without a firebase_uid
+// (Supabase's own), are never touched; a user rejected keeps its
+// identities as they were.
+func TestSupabaseUsersStaleIdentities(t *testing.T) {
+	ctx := context.Background()
+	pool := supabasePool(t)
+	newSink := func() *postgres.SupabaseUsers {
+		s := newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t)})
+		if err := s.Prepare(ctx, pool); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	pw := &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: testHash, Salt: testSalt}
+	full := record.User{UID: "ann", Email: sp("ann@example.com"), PhoneNumber: sp("+15550001"), Password: pw,
+		Providers: []record.Provider{{ProviderID: "password", RawID: "ann@example.com"}, {ProviderID: "phone", RawID: "+15550001"},
+			{ProviderID: "google.com", RawID: "g-ann"}, {ProviderID: "github.com", RawID: "gh-ann"}}}
+	bob := record.User{UID: "bob", Email: sp("bob@example.com"), Password: pw,
+		Providers: []record.Provider{{ProviderID: "password", RawID: "bob@example.com"}, {ProviderID: "apple.com", RawID: "a-bob"}}}
+	cid := authexport.SupabaseID("", "carl")
+	carl := record.User{UID: "carl", Email: sp("carl@example.com"), Password: pw}
+	out := writeUsers(t, pool, newSink(), full.Record("ann"), bob.Record("bob"), carl.Record("carl"))
+	wantRejects(t, out, nil)
+	ann, bid := authexport.SupabaseID("", "ann"), authexport.SupabaseID("", "bob")
+	if got := identitiesOf(t, pool, ann); got != "email:self github:gh-ann google:g-ann phone:self" {
+		t.Fatalf("ann's identities after the first load: %s", got)
+	}
+	// Supabase's own: a user without firebase_uid with identities of
+	// mapped providers, and an identity of a provider the sink does not
+	// map (linked on Supabase) on a migrated user.
+	const own = "33333333-3333-3333-3333-333333333333"
+	for _, q := range []string{
+		`INSERT INTO auth.users (instance_id, id, aud, role, email, raw_app_meta_data) VALUES
+			('00000000-0000-0000-0000-000000000000', '` + own + `', 'authenticated', 'authenticated', 'own@supabase.test', '{"provider": "email"}')`,
+		`INSERT INTO auth.identities (provider_id, user_id, identity_data, provider) VALUES
+			('` + own + `', '` + own + `', '{"sub": "x"}', 'email'), ('g-own', '` + own + `', '{"sub": "g-own"}', 'google'),
+			('d-ann', '` + ann + `', '{"sub": "d-ann"}', 'discord')`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// ann unlinks GitHub and drops her phone number; bob's Apple identity
+	// moves to carl in the same batch.
+	noPhone := full
+	noPhone.PhoneNumber = nil
+	noPhone.Providers = []record.Provider{{ProviderID: "password", RawID: "ann@example.com"}, {ProviderID: "google.com", RawID: "g-ann"}}
+	bob2 := bob
+	bob2.Providers = bob.Providers[:1]
+	carl2 := carl
+	carl2.Providers = []record.Provider{{ProviderID: "apple.com", RawID: "a-bob"}}
+	out = writeUsers(t, pool, newSink(), noPhone.Record("ann"), bob2.Record("bob"), carl2.Record("carl"))
+	wantRejects(t, out, nil)
+	if got := identitiesOf(t, pool, ann); got != "discord:d-ann email:self google:g-ann" {
+		t.Errorf("ann's identities without GitHub and phone: %s", got)
+	}
+	if got := identitiesOf(t, pool, bid); got != "email:self" {
+		t.Errorf("bob's identities without Apple: %s", got)
+	}
+	if got := identitiesOf(t, pool, cid); got != "apple:a-bob email:self" {
+		t.Errorf("carl's identities with bob's Apple identity: %s", got)
+	}
+	if out.Changed["auth.identities"] < 4 { // 3 deleted, 1 inserted
+		t.Errorf("changed %v; want the deleted identities counted", out.Changed)
+	}
+
+	// ann drops her e-mail address for a phone number; a rejected user
+	// (bob, now with carl's address) keeps its identities.
+	phoneOnly := record.User{UID: "ann", PhoneNumber: sp("+15550002"), Providers: []record.Provider{{ProviderID: "phone", RawID: "+15550002"}}}
+	bob3 := bob2
+	bob3.Email = sp("carl@example.com")
+	bob3.Providers = nil
+	out = writeUsers(t, pool, newSink(), phoneOnly.Record("ann"), bob3.Record("bob"))
+	wantRejects(t, out, map[int][]string{1: {"e-mail address"}})
+	if got := identitiesOf(t, pool, ann); got != "discord:d-ann phone:self" {
+		t.Errorf("ann's identities with only a phone number: %s", got)
+	}
+	if got := identitiesOf(t, pool, bid); got != "email:self" {
+		t.Errorf("rejected bob's identities: %s", got)
+	}
+	if got := identitiesOf(t, pool, own); got != "email:self google:g-own" {
+		t.Errorf("Supabase's own user's identities: %s", got)
+	}
+	// Nothing changes on a re-run.
+	again := writeUsers(t, pool, newSink(), phoneOnly.Record("ann"), bob2.Record("bob"), carl2.Record("carl"))
+	wantRejects(t, again, nil)
+	if len(again.Changed) != 0 {
+		t.Errorf("a re-run changed %v", again.Changed)
+	}
+}
+
+// Each OAuth provider Firebase knows gets an identity under Supabase
+// Auth's name for it (google.com, apple.com, github.com, facebook.com,
+// twitter.com, microsoft.com → google, apple, github, facebook, twitter,
+// azure), with the provider's user id as provider_id and sub; a 128-byte
+// uid (Firebase's longest) loads under its derived id with the uid in
+// raw_app_meta_data; a Firebase scrypt hash whose "$fbscrypt$" form is
+// longer than encrypted_password's 255 characters rejects the user with
+// that reason rather than storing what Supabase cannot verify.
+func TestSupabaseUsersProviderNamesAndLimits(t *testing.T) {
+	ctx := context.Background()
+	pool := supabasePool(t)
+	s := newSupabaseUsers(t, postgres.SupabaseUsersConfig{SharedHash: testShared(t)})
+	if err := s.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	uid := strings.Repeat("u", 127) + "Z"
+	u := record.User{UID: uid, Email: sp("many@example.com"), Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: testHash, Salt: testSalt}}
+	want := map[string]string{"google.com": "google", "apple.com": "apple", "github.com": "github", "facebook.com": "facebook",
+		"twitter.com": "twitter", "microsoft.com": "azure"}
+	var wantIdents []string
+	for fb, name := range want {
+		u.Providers = append(u.Providers, record.Provider{ProviderID: fb, RawID: "id-" + name})
+		wantIdents = append(wantIdents, name+":id-"+name+":id-"+name)
+	}
+	u.Providers = append(u.Providers, record.Provider{ProviderID: "password", RawID: "many@example.com"})
+	longSalt := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("s", 64)))
+	long := record.User{UID: "long-salt", Email: sp("ls@example.com"), Password: &passwords.Credential{Algorithm: passwords.FirebaseScrypt, Hash: testHash, Salt: longSalt}}
+	out := writeUsers(t, pool, s, u.Record(uid), long.Record("long-salt"))
+	wantRejects(t, out, map[int][]string{1: {"longer than the 255 characters of auth.users.encrypted_password"}})
+	id := authexport.SupabaseID("", uid)
+	r := readSupabaseUser(t, pool, uid)
+	if r.ID != id || r.App["firebase_uid"] != uid {
+		t.Errorf("the 128-byte uid: id %s (want %s), firebase_uid %v", r.ID, id, r.App["firebase_uid"])
+	}
+	rows, err := pool.Query(ctx, `SELECT provider || ':' || provider_id || ':' || (identity_data->>'sub') FROM auth.identities
+		WHERE user_id = $1::uuid AND provider <> 'email' ORDER BY 1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(wantIdents)
+	if strings.Join(got, " ") != strings.Join(wantIdents, " ") {
+		t.Errorf("identities %v; want %v", got, wantIdents)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM auth.users WHERE raw_app_meta_data->>'firebase_uid' = 'long-salt'`); n != 0 {
+		t.Errorf("the user with a hash too long for encrypted_password was loaded")
 	}
 }
