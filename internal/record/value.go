@@ -13,7 +13,6 @@ import (
 	"math"
 	"sort"
 	"time"
-	"unsafe"
 )
 
 // Type is the type of a Value.
@@ -73,16 +72,15 @@ type GeoPoint struct {
 //
 // A Value is small (56 bytes on 64-bit platforms) because documents hold
 // many of them in maps and every stage copies them: each type uses the
-// fields it needs, and arrays, vectors and maps share x.
+// fields it needs, and arrays, vectors and maps share x. Values are not
+// comparable with ==; use Equal.
 type Value struct {
+	_   [0]func() // not comparable: x may hold a map
 	typ Type
-	n   uint64 // bool (0/1), int64 bits, float64 bits, geo latitude bits, timestamp Unix seconds, array and vector length
+	n   uint64 // bool (0/1), int64 bits, float64 bits, geo latitude bits, timestamp Unix seconds
 	n2  uint64 // geo longitude bits, timestamp nanoseconds (whole microseconds)
 	s   string // string, reference path, bytes
-	// x holds the first element of an array (*Value) or vector (*float64),
-	// or the map (map[string]Value): pointers, so storing them allocates
-	// nothing.
-	x any
+	x   any    // []Value (array), []float64 (vector), map[string]Value (map)
 }
 
 // Null returns the null value.
@@ -132,7 +130,7 @@ func Array(elems ...Value) Value {
 	if elems == nil {
 		elems = []Value{}
 	}
-	return Value{typ: TypeArray, n: uint64(len(elems)), x: unsafe.SliceData(elems)}
+	return Value{typ: TypeArray, x: elems}
 }
 
 // Vector returns a vector value (a vector embedding). The
@@ -141,7 +139,7 @@ func Vector(elems []float64) Value {
 	if elems == nil {
 		elems = []float64{}
 	}
-	return Value{typ: TypeVector, n: uint64(len(elems)), x: unsafe.SliceData(elems)}
+	return Value{typ: TypeVector, x: elems}
 }
 
 // Map returns a map value. The map is retained; callers must not modify it
@@ -217,7 +215,7 @@ func (v Value) ArrayValue() []Value {
 	if v.typ != TypeArray {
 		return nil
 	}
-	return unsafe.Slice(v.x.(*Value), v.n)
+	return v.x.([]Value)
 }
 
 // VectorValue returns the elements of a TypeVector value. Callers must not
@@ -226,7 +224,7 @@ func (v Value) VectorValue() []float64 {
 	if v.typ != TypeVector {
 		return nil
 	}
-	return unsafe.Slice(v.x.(*float64), v.n)
+	return v.x.([]float64)
 }
 
 // MapValue returns the entries of a TypeMap value. Callers must not modify

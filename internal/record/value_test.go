@@ -2,6 +2,7 @@ package record
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 	"unsafe"
@@ -73,5 +74,33 @@ func TestCompositeValues(t *testing.T) {
 	}
 	if Array(Int(1)).VectorValue() != nil || Vector(fs).ArrayValue() != nil || Int(1).MapValue() != nil {
 		t.Error("an accessor of another type must return nil")
+	}
+}
+
+// TestDeepEqualComparesContent keeps reflect.DeepEqual meaningful on
+// Values (tests compare records and users with it): two arrays, vectors or
+// maps are DeepEqual exactly when their elements are.
+func TestDeepEqualComparesContent(t *testing.T) {
+	same := [][2]Value{
+		{Array(Int(1), String("x")), Array(Int(1), String("x"))},
+		{Vector([]float64{1, 2}), Vector([]float64{1, 2})},
+		{Map(map[string]Value{"a": Array(Int(1))}), Map(map[string]Value{"a": Array(Int(1))})},
+		{Timestamp(time.Unix(5, 1000)), Timestamp(time.Unix(5, 1999).In(time.FixedZone("z", 3600)))},
+	}
+	for _, p := range same {
+		if !reflect.DeepEqual(p[0], p[1]) {
+			t.Errorf("%v and %v are not DeepEqual", p[0], p[1])
+		}
+	}
+	differ := [][2]Value{
+		{Array(Int(1), String("x")), Array(Int(1), String("y"))},
+		{Vector([]float64{1, 2}), Vector([]float64{1, 3})},
+		{Map(map[string]Value{"a": Array(Int(1))}), Map(map[string]Value{"a": Array(Int(2))})},
+		{Timestamp(time.Unix(5, 1000)), Timestamp(time.Unix(5, 2000))},
+	}
+	for _, p := range differ {
+		if reflect.DeepEqual(p[0], p[1]) {
+			t.Errorf("%v and %v are DeepEqual", p[0], p[1])
+		}
 	}
 }
