@@ -147,7 +147,10 @@ type Row struct {
 	Key []string
 	// Values holds one value per Table.Columns, in order; nil is SQL NULL.
 	// Each is of the Go type pgx encodes for the column type (see the
-	// package's column type table in docs/mapping.md).
+	// package's column type table in docs/mapping.md). An array is a []T
+	// when it has no NULL element (pgx encodes it without reflection) and a
+	// []*T with nil for NULL otherwise; bytea arrays are always [][]byte
+	// with nil for NULL, and vectors []*float64 or []*float32.
 	Values []any
 	// CreateTime and UpdateTime are the source's; the zero time is NULL.
 	CreateTime, UpdateTime time.Time
