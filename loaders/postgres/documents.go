@@ -35,6 +35,9 @@ type Documents struct {
 	soft      bool
 	marked    map[*mappings.Table]bool
 	detecting sync.Mutex
+	// paths says which tables take the direct load path (direct.go):
+	// those Prepare created. None until Prepare.
+	paths directPaths
 }
 
 var (
@@ -96,10 +99,20 @@ func (d *Documents) SetSoftDeletes(on bool) { d.soft = on }
 // columns and foreign keys (and, with soft deletes, the deletion-time
 // column). Tables that have a deletion-time column, whether added now or
 // by an earlier run with soft deletes, get upserts that clear it.
+//
+// The tables Prepare creates — and only those — start on the direct load
+// path: their batches are COPied straight in, falling back to staging and
+// the upsert for a batch whose keys turn out to exist (see direct.go).
 func (d *Documents) Prepare(ctx context.Context, db loaders.DB) error {
+	d.paths.reset(nil)
+	fresh, err := freshTables(ctx, db, d.mapping)
+	if err != nil {
+		return err
+	}
 	if err := ApplySchemaWith(ctx, db, d.mapping, d.owner, SchemaOptions{SoftDeletes: d.soft}); err != nil {
 		return err
 	}
+	d.paths.reset(fresh)
 	d.detecting.Lock()
 	d.marked = nil
 	d.detecting.Unlock()
@@ -172,7 +185,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	}
 	for _, t := range d.order {
 		if p := rows[t]; p != nil {
-			changed, rejects, err := d.defs[t].upsert(ctx, tx, p.rows)
+			changed, rejects, err := d.load(ctx, tx, t, d.defs[t], p.rows)
 			if err != nil {
 				return out, err
 			}
