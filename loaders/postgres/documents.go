@@ -6,8 +6,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
@@ -242,11 +244,20 @@ func rowValues(r transformers.Row) []any {
 		vals = append(vals, k)
 	}
 	vals = append(vals, r.Values...)
-	vals = append(vals, nullTime(r.CreateTime), nullTime(r.UpdateTime))
+	vals = append(vals, copyTime(r.CreateTime), copyTime(r.UpdateTime))
 	if r.Overflow == nil {
 		vals = append(vals, nil)
 	} else {
 		vals = append(vals, r.Overflow)
 	}
 	return append(vals, false)
+}
+
+// copyTime is t in the form pgx encodes without reflection or extra
+// copies (the same bytes as a time.Time), or nil (NULL) for the zero time.
+func copyTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return pgtype.Timestamptz{Time: t, Valid: true}
 }
