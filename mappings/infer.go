@@ -470,3 +470,269 @@ func (fs *fieldStats) decide() (typ, source string) {
 	}
 	return best.typ, best.source
 }
+
+// Extend returns m with tables inferred from recs for the collection
+// patterns m has none for (their ancestors' patterns too, as Observe gives
+// them), and those patterns. Table names avoid those of m. m is not
+// changed; when recs hold no new pattern, the result is a copy of m and
+// the list is empty.
+func Extend(m *Mapping, recs []record.Record) (*Mapping, []string, error) {
+	reserved := make([]string, 0, len(m.Tables))
+	for _, t := range m.Tables {
+		reserved = append(reserved, t.Name)
+	}
+	in := NewInferrer(InferOptions{Schema: m.Schema, ReservedTables: reserved})
+	for _, r := range recs {
+		in.Observe(r.Key, r.Fields)
+	}
+	inferred := in.Mapping()
+	out := *m
+	out.Tables = slices.Clone(m.Tables)
+	var added []string
+	for _, t := range inferred.Tables {
+		if m.TableFor(t.Collection) != nil {
+			continue
+		}
+		out.Tables = append(out.Tables, t)
+		added = append(added, t.Collection)
+	}
+	// As inference writes them: by pattern, each table after its parent.
+	slices.SortStableFunc(out.Tables, func(a, b *Table) int { return strings.Compare(a.Collection, b.Collection) })
+	if err := out.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return &out, added, nil
+}
+
+// EvolveOptions tunes Evolve.
+type EvolveOptions struct {
+	// Columns gives a top-level field that no column or exclusion of its
+	// table names a column of its own, typed by the rules of inference
+	// from the values the batch holds. When false such fields stay in the
+	// overflow column (lossless), and only new collections change the
+	// mapping.
+	Columns bool
+	// MaxColumns caps the mapped columns of a table that evolution grows
+	// (default 200, like InferOptions); fields beyond it stay in the
+	// overflow. Columns a table already has are never removed.
+	MaxColumns int
+	// ReservedColumns are column names evolution must not give a field
+	// (columns the loader adds of its own, e.g. a deletion time).
+	ReservedColumns []string
+	// NoTables leaves documents of collections without a table alone
+	// (the loader rejects them) instead of inferring tables for them.
+	NoTables bool
+}
+
+// Evolution is how Evolve grew a mapping.
+type Evolution struct {
+	// Mapping is the grown mapping; the mapping given is not changed.
+	Mapping *Mapping
+	// Tables lists the collection patterns that got a table, sorted.
+	Tables []string
+	// Columns lists the columns added to existing tables, as
+	// "table.column", sorted.
+	Columns []string
+}
+
+// Evolve returns how m must grow for the documents of recs, or nil when it
+// need not: a document of a collection pattern m has no table for gets one
+// (and its ancestors theirs), inferred from recs as Extend does; with
+// o.Columns, a top-level field no column or exclusion of its table covers
+// gets a column, appended after the table's columns, its type decided from
+// the batch's values like inference does (a field seen only as null
+// becomes jsonb, which holds any later value). A field whose value does
+// not fit its existing column's type is not evolution's concern: the
+// value goes to the overflow, losslessly, as with any mapping. The result
+// depends only on m and the set of recs. Names that cannot be identifiers
+// (invalid UTF-8, NUL) are left to the overflow.
+func Evolve(m *Mapping, recs []record.Record, o EvolveOptions) (*Evolution, error) {
+	if o.MaxColumns <= 0 {
+		o.MaxColumns = 200
+	}
+	o.MaxColumns = min(o.MaxColumns, 1500)
+	var fresh []record.Record
+	type growth struct {
+		t      *Table
+		known  map[string]bool
+		fields map[string]*fieldStats
+	}
+	grown := map[*Table]*growth{}
+	// Batches come in key order: consecutive documents of one collection
+	// share its path, so its pattern is parsed once per run of them.
+	var lastColl string
+	var lastTable *Table
+	for _, r := range recs {
+		var t *Table
+		coll, _, cut := cutLast(r.Key)
+		if cut && coll == lastColl && lastTable != nil {
+			t = lastTable
+		} else {
+			pattern, _, err := PatternOf(r.Key)
+			if err != nil {
+				continue // the sink rejects it
+			}
+			t = m.TableFor(pattern)
+			lastColl, lastTable = coll, t
+		}
+		if t == nil {
+			if !o.NoTables {
+				fresh = append(fresh, r)
+			}
+			continue
+		}
+		if !o.Columns {
+			continue
+		}
+		g := grown[t]
+		for name, v := range r.Fields {
+			if g == nil {
+				g = &growth{t: t, known: topFields(t)}
+				grown[t] = g
+			}
+			if g.known[name] || !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
+				continue
+			}
+			if g.fields == nil {
+				g.fields = map[string]*fieldStats{}
+			}
+			fs := g.fields[name]
+			if fs == nil {
+				fs = &fieldStats{key: fieldKey{h: hash64(name), name: name}}
+				g.fields[name] = fs
+			}
+			fs.present++
+			fs.seen[classify(v)]++
+		}
+	}
+	ev := &Evolution{}
+	out := m
+	if len(fresh) > 0 {
+		ext, added, err := Extend(m, fresh)
+		if err != nil {
+			return nil, fmt.Errorf("inferring tables for collections the mapping has none for: %w", err)
+		}
+		out, ev.Tables = ext, added
+		sort.Strings(ev.Tables)
+	}
+	for _, g := range grown {
+		room := o.MaxColumns - len(g.t.Columns)
+		if len(g.fields) == 0 || room <= 0 {
+			continue
+		}
+		if out == m {
+			c := *m
+			c.Tables = slices.Clone(m.Tables)
+			out = &c
+		}
+		t := *g.t
+		t.Columns = slices.Clone(g.t.Columns)
+		t.Columns = append(t.Columns, newColumns(&t, g.fields, room, o.ReservedColumns)...)
+		for _, c := range t.Columns[len(g.t.Columns):] {
+			ev.Columns = append(ev.Columns, t.Name+"."+c.Name)
+		}
+		for i, x := range out.Tables {
+			if x == g.t {
+				out.Tables[i] = &t
+			}
+		}
+	}
+	if out == m {
+		return nil, nil
+	}
+	sort.Strings(ev.Columns)
+	if err := out.Validate(); err != nil {
+		return nil, fmt.Errorf("growing the mapping: %w", err)
+	}
+	ev.Mapping = out
+	return ev, nil
+}
+
+// topFields returns the top-level field names t's columns and exclusions
+// cover (a flattened map's name among them).
+func topFields(t *Table) map[string]bool {
+	known := make(map[string]bool, len(t.Columns)+len(t.Exclude))
+	for _, c := range t.Columns {
+		if segs, err := ParseFieldPath(c.Field); err == nil {
+			known[segs[0]] = true
+		}
+	}
+	for _, x := range t.Exclude {
+		if segs, err := ParseFieldPath(x); err == nil {
+			known[segs[0]] = true
+		}
+	}
+	return known
+}
+
+// newColumns names and types columns for fields of t, at most room of
+// them (the most frequent, then by name), sorted by field name. Names
+// avoid t's key, meta and mapped columns and reserved.
+func newColumns(t *Table, fields map[string]*fieldStats, room int, reserved []string) []*Column {
+	list := make([]*fieldStats, 0, len(fields))
+	for _, fs := range fields {
+		list = append(list, fs)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].present != list[j].present {
+			return list[i].present > list[j].present
+		}
+		return list[i].key.name < list[j].key.name
+	})
+	if len(list) > room {
+		list = list[:room]
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].key.name < list[j].key.name })
+	special := map[string]string{}
+	for _, mc := range MetaColumns {
+		special[mc] = "a meta column"
+	}
+	for _, r := range reserved {
+		special[r] = "a column of the loader"
+	}
+	for _, k := range t.ParentColumns {
+		special[k] = "a parent document ID"
+	}
+	special[t.IDColumn] = "the document ID"
+	taken := map[string]bool{}
+	for k := range special {
+		taken[k] = true
+	}
+	for _, c := range t.Columns {
+		taken[c.Name] = true
+	}
+	reqs := make([]nameRequest, len(list))
+	notes := make([]string, len(list))
+	for i, fs := range list {
+		cand := SanitizeName(fs.key.name, "f")
+		notes[i] = "added during the run: not in the inference sample"
+		if what, ok := special[cand]; ok {
+			notes[i] = fmt.Sprintf("added during the run; renamed: %s has column %s", what, cand)
+			cand = withSuffix(cand, "field")
+		}
+		reqs[i] = nameRequest{original: fs.key.name, candidate: cand}
+	}
+	names := assignNames(reqs, taken)
+	cols := make([]*Column, len(list))
+	for i, fs := range list {
+		typ, src := fs.decide()
+		c := &Column{Field: FormatFieldPath([]string{fs.key.name}), Name: names[i], Type: typ, Source: src, Seen: map[string]int64{}, Note: notes[i]}
+		for k, n := range fs.seen {
+			if n > 0 {
+				c.Seen[kindNames[k]] = n
+			}
+		}
+		cols[i] = c
+	}
+	return cols
+}
+
+// cutLast splits a document path at its last "/": the collection's path
+// and the document ID.
+func cutLast(path string) (coll, id string, ok bool) {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return "", path, false
+	}
+	return path[:i], path[i+1:], true
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -284,5 +285,88 @@ func TestInferNamesFieldsLikeKeyColumnsReadably(t *testing.T) {
 	}
 	if c := column(t, back.TableFor("users"), "id"); c.Note != column(t, users, "id").Note {
 		t.Errorf("the note did not round-trip: %q", c.Note)
+	}
+}
+
+func rec(path string, kv ...any) record.Record {
+	d := doc(path, kv...)
+	return record.Record{Kind: record.KindDocument, Key: d.path, Fields: d.fields}
+}
+
+// TestEvolveAddsColumnsAndTables: a field no column covers gets a typed
+// column after the existing ones (not a key or meta name), a covered,
+// excluded or flattened field does not, an unseen collection gets a
+// table, and m itself is unchanged; nothing new gives nil.
+func TestEvolveAddsColumnsAndTables(t *testing.T) {
+	m := infer(t, InferOptions{}, []obs{
+		doc("users/a", "name", record.String("Ann"), "addr", record.Map(map[string]record.Value{"city": record.String("X")}), "secret", record.String("s")),
+	})
+	users := m.TableFor("users")
+	users.Exclude = []string{"secret"}
+	users.Columns = slices.DeleteFunc(users.Columns, func(c *Column) bool { return c.Field == "secret" })
+	column(t, users, "addr").Field = "addr.city" // flattened
+	column(t, users, "addr.city").Type, column(t, users, "addr.city").Source = "text", SourceString
+	before, _ := m.Marshal()
+
+	if ev, err := Evolve(m, []record.Record{rec("users/b", "name", record.String("Bob"), "secret", record.Int(1), "addr", record.Map(nil))}, EvolveOptions{Columns: true}); err != nil || ev != nil {
+		t.Fatalf("nothing new: got %+v, %v; want nil", ev, err)
+	}
+	ev, err := Evolve(m, []record.Record{
+		rec("users/c", "age", record.Int(3), "id", record.String("dup"), "_overflow", record.Bool(true)),
+		rec("users/d", "age", record.Double(1.5)),
+		rec("users/d/orders/1", "total", record.Int(5)),
+	}, EvolveOptions{Columns: true})
+	if err != nil || ev == nil {
+		t.Fatalf("Evolve: %+v, %v", ev, err)
+	}
+	if after, _ := m.Marshal(); !bytes.Equal(before, after) {
+		t.Fatal("Evolve changed the mapping it was given")
+	}
+	got := ev.Mapping.TableFor("users")
+	var cols []string
+	for _, c := range got.Columns {
+		cols = append(cols, c.Name+":"+c.Type)
+	}
+	want := "addr:text,name:text,overflow:boolean,age:double precision,id_field:text"
+	if strings.Join(cols, ",") != want {
+		t.Fatalf("columns %s, want %s", strings.Join(cols, ","), want)
+	}
+	if ev.Mapping.TableFor("users/{}/orders") == nil || strings.Join(ev.Tables, ",") != "users/{}/orders" {
+		t.Fatalf("tables added %v", ev.Tables)
+	}
+	if strings.Join(ev.Columns, ",") != "users.age,users.id_field,users.overflow" {
+		t.Fatalf("columns added %v", ev.Columns)
+	}
+	// The grown mapping round-trips through YAML unchanged, as a run's
+	// stored mapping must.
+	text, _ := ev.Mapping.Marshal()
+	back, err := Parse(text, "grown")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := back.Marshal(); !bytes.Equal(text, again) {
+		t.Fatalf("the grown mapping does not round-trip:\n%s\n---\n%s", text, again)
+	}
+}
+
+// TestEvolveOptions: without Columns only tables grow; NoTables leaves
+// collections alone; MaxColumns caps a table, keeping the most frequent.
+func TestEvolveOptions(t *testing.T) {
+	m := infer(t, InferOptions{}, []obs{doc("users/a", "name", record.String("Ann"))})
+	recs := []record.Record{
+		rec("users/b", "x", record.Int(1), "y", record.Int(1)),
+		rec("users/c", "y", record.Int(2)),
+		rec("things/t", "z", record.Int(1)),
+	}
+	ev, err := Evolve(m, recs, EvolveOptions{})
+	if err != nil || ev == nil || len(ev.Columns) != 0 || strings.Join(ev.Tables, ",") != "things" {
+		t.Fatalf("overflow mode: %+v, %v; want only the table things", ev, err)
+	}
+	if ev, err := Evolve(m, recs[:2], EvolveOptions{NoTables: true}); err != nil || ev != nil {
+		t.Fatalf("overflow mode without new tables: %+v, %v; want nil", ev, err)
+	}
+	ev, err = Evolve(m, recs[:2], EvolveOptions{Columns: true, MaxColumns: 2})
+	if err != nil || ev == nil || strings.Join(ev.Columns, ",") != "users.y" {
+		t.Fatalf("capped at 2 columns: %+v, %v; want only the more frequent y", ev, err)
 	}
 }

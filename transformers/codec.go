@@ -20,19 +20,33 @@ import (
 // codec converts the values of one column between record.Value and the Go
 // values pgx encodes for (and scans from) the column's type.
 type codec struct {
-	// encode returns the column value for a non-null v, or ok=false when
-	// the column cannot hold v.
-	encode func(v record.Value) (x any, ok bool)
+	// encode returns the column value for a non-null v and whether decode
+	// gives v back exactly (record.Equal), or ok=false when the column
+	// cannot hold v. exact is decided from v alone, without decoding.
+	encode func(v record.Value) (x any, exact, ok bool)
 	// decode turns a non-NULL column value back into a Value.
 	decode func(x any) (record.Value, error)
 }
 
-// elemCodec is a codec for one non-null scalar (a column or an array
-// element) together with how to pack a list of its Go values into the
-// slice type pgx encodes for the array type.
+// scalar converts one non-null value (a column's or an array element's)
+// to and from T, the Go type pgx encodes for it.
+type scalar[T any] struct {
+	// enc returns the Go value for v and whether dec gives v back exactly,
+	// or ok=false when the type cannot hold v.
+	enc func(v record.Value) (x T, exact, ok bool)
+	dec func(x any) (record.Value, error)
+	// zeroIsNull marks a T whose zero value pgx encodes as NULL ([]byte:
+	// nil); enc never returns it for a value, so arrays of T can hold
+	// NULL elements without pointers.
+	zeroIsNull bool
+}
+
+// elemCodec is the codec of a scalar column together with the codecs of
+// the array and vector columns of its element type.
 type elemCodec struct {
 	codec
-	pack func(xs []any) any
+	array  func() codec // nil when the type has no array column
+	vector func() codec // nil when the type cannot hold a vector
 }
 
 // newCodec returns the codec for a canonical column type and source.
@@ -46,7 +60,10 @@ func newCodec(typ, source string) (codec, error) {
 			if err != nil {
 				return codec{}, err
 			}
-			return vectorCodec(ec), nil
+			if ec.vector == nil {
+				return codec{}, fmt.Errorf("a %s column cannot hold a vector", typ)
+			}
+			return ec.vector(), nil
 		}
 		elemSource, ok := strings.CutSuffix(source, "[]")
 		if !ok {
@@ -56,10 +73,37 @@ func newCodec(typ, source string) (codec, error) {
 		if err != nil {
 			return codec{}, err
 		}
-		return arrayCodec(ec), nil
+		if ec.array == nil {
+			return codec{}, fmt.Errorf("type %s has no array column", base)
+		}
+		return ec.array(), nil
 	}
 	ec, err := newElemCodec(typ, source)
 	return ec.codec, err
+}
+
+// elem builds the column, array and vector codecs of one scalar.
+func elem[T any](s scalar[T]) elemCodec {
+	return elemCodec{
+		codec: codec{
+			encode: func(v record.Value) (any, bool, bool) {
+				x, exact, ok := s.enc(v)
+				if !ok {
+					return nil, false, false
+				}
+				return x, exact, true
+			},
+			decode: s.dec,
+		},
+		array:  func() codec { return arrayCodec(s) },
+		vector: func() codec { return vectorCodec(s) },
+	}
+}
+
+// noArray drops the array and vector codecs of a type that has neither.
+func noArray(ec elemCodec) elemCodec {
+	ec.array, ec.vector = nil, nil
+	return ec
 }
 
 func newElemCodec(typ, source string) (elemCodec, error) {
@@ -69,107 +113,106 @@ func newElemCodec(typ, source string) (elemCodec, error) {
 	case "text/reference":
 		return textCodec(record.TypeReference, record.Reference), nil
 	case "bigint/integer":
-		return elemCodec{codec{
-			encode: func(v record.Value) (any, bool) {
-				if v.Type() != record.TypeInt {
-					return nil, false
-				}
-				return v.IntValue(), true
+		return elem(scalar[int64]{
+			enc: func(v record.Value) (int64, bool, bool) {
+				return v.IntValue(), true, v.Type() == record.TypeInt
 			},
-			decode: func(x any) (record.Value, error) {
+			dec: func(x any) (record.Value, error) {
 				i, err := asInt64(x)
 				return record.Int(i), err
 			},
-		}, packPtr[int64]}, nil
+		}), nil
 	case "integer/integer":
-		return elemCodec{codec{
-			encode: func(v record.Value) (any, bool) {
+		return elem(scalar[int32]{
+			enc: func(v record.Value) (int32, bool, bool) {
 				i := v.IntValue()
 				if v.Type() != record.TypeInt || i < math.MinInt32 || i > math.MaxInt32 {
-					return nil, false
+					return 0, false, false
 				}
-				return int32(i), true
+				return int32(i), true, true
 			},
-			decode: func(x any) (record.Value, error) {
+			dec: func(x any) (record.Value, error) {
 				i, err := asInt64(x)
 				return record.Int(i), err
 			},
-		}, packPtr[int32]}, nil
+		}), nil
 	case "double precision/double", "double precision/number", "double precision/integer":
-		return elemCodec{floatCodec(source, 64), packPtr[float64]}, nil
+		return elem(floatCodec(source, func(f float64) (float64, bool) { return f, true })), nil
 	case "real/double", "real/number", "real/integer":
-		return elemCodec{floatCodec(source, 32), packPtr[float32]}, nil
+		return elem(floatCodec(source, func(f float64) (float32, bool) {
+			return float32(f), math.IsNaN(f) || float64(float32(f)) == f
+		})), nil
 	case "numeric/number", "numeric/integer", "numeric/double":
-		return elemCodec{numericCodec(source), packPtr[pgtype.Numeric]}, nil
+		return elem(numericCodec(source)), nil
 	case "boolean/boolean":
-		return elemCodec{codec{
-			encode: func(v record.Value) (any, bool) {
-				return v.BoolValue(), v.Type() == record.TypeBool
+		return elem(scalar[bool]{
+			enc: func(v record.Value) (bool, bool, bool) {
+				return v.BoolValue(), true, v.Type() == record.TypeBool
 			},
-			decode: func(x any) (record.Value, error) {
+			dec: func(x any) (record.Value, error) {
 				b, ok := x.(bool)
 				if !ok {
 					return record.Value{}, fmt.Errorf("want bool, got %T", x)
 				}
 				return record.Bool(b), nil
 			},
-		}, packPtr[bool]}, nil
+		}), nil
 	case "timestamptz/timestamp":
-		return elemCodec{codec{
-			encode: func(v record.Value) (any, bool) {
+		return elem(scalar[time.Time]{
+			enc: func(v record.Value) (time.Time, bool, bool) {
 				t := v.TimeValue()
 				if v.Type() != record.TypeTimestamp || t.Year() < 1 || t.Year() > 9999 {
-					return nil, false
+					return time.Time{}, false, false
 				}
-				return t, true
+				return t, true, true
 			},
-			decode: func(x any) (record.Value, error) {
+			dec: func(x any) (record.Value, error) {
 				t, err := asTime(x)
 				return record.Timestamp(t), err
 			},
-		}, packPtr[time.Time]}, nil
+		}), nil
 	case "date/timestamp":
-		return elemCodec{codec{
-			encode: func(v record.Value) (any, bool) {
+		return elem(scalar[time.Time]{
+			enc: func(v record.Value) (time.Time, bool, bool) {
 				t := v.TimeValue()
 				if v.Type() != record.TypeTimestamp || t.Year() < 1 || t.Year() > 9999 || !t.Equal(midnight(t)) {
-					return nil, false
+					return time.Time{}, false, false
 				}
-				return t, true
+				return t, true, true
 			},
-			decode: func(x any) (record.Value, error) {
+			dec: func(x any) (record.Value, error) {
 				t, err := asTime(x)
 				return record.Timestamp(midnight(t)), err
 			},
-		}, packPtr[time.Time]}, nil
+		}), nil
 	case "date/string":
-		return elemCodec{codec{
-			encode: func(v record.Value) (any, bool) {
+		return elem(scalar[time.Time]{
+			enc: func(v record.Value) (time.Time, bool, bool) {
 				if v.Type() != record.TypeString {
-					return nil, false
+					return time.Time{}, false, false
 				}
 				s := v.StringValue()
 				t, err := time.Parse(time.DateOnly, s)
 				if err != nil || t.Year() < 1 || t.Format(time.DateOnly) != s {
-					return nil, false
+					return time.Time{}, false, false
 				}
-				return t, true
+				return t, true, true
 			},
-			decode: func(x any) (record.Value, error) {
+			dec: func(x any) (record.Value, error) {
 				t, err := asTime(x)
 				return record.String(midnight(t).Format(time.DateOnly)), err
 			},
-		}, packPtr[time.Time]}, nil
+		}), nil
 	case "uuid/string":
-		return elemCodec{codec{
-			encode: func(v record.Value) (any, bool) {
+		return elem(scalar[pgtype.UUID]{
+			enc: func(v record.Value) (pgtype.UUID, bool, bool) {
 				u, ok := parseCanonicalUUID(v.StringValue())
 				if v.Type() != record.TypeString || !ok {
-					return nil, false
+					return pgtype.UUID{}, false, false
 				}
-				return pgtype.UUID{Bytes: u, Valid: true}, true
+				return pgtype.UUID{Bytes: u, Valid: true}, true, true
 			},
-			decode: func(x any) (record.Value, error) {
+			dec: func(x any) (record.Value, error) {
 				switch u := x.(type) {
 				case pgtype.UUID:
 					return record.String(formatUUID(u.Bytes)), nil
@@ -182,41 +225,42 @@ func newElemCodec(typ, source string) (elemCodec, error) {
 				}
 				return record.Value{}, fmt.Errorf("want a uuid (pgtype.UUID, [16]byte or string), got %T", x)
 			},
-		}, packPtr[pgtype.UUID]}, nil
+		}), nil
 	case "bytea/bytes":
-		return elemCodec{codec{
-			encode: func(v record.Value) (any, bool) {
+		return elem(scalar[[]byte]{
+			enc: func(v record.Value) ([]byte, bool, bool) {
 				if v.Type() != record.TypeBytes {
-					return nil, false
+					return nil, false, false
 				}
 				b := v.BytesValue()
 				if b == nil {
 					b = []byte{} // nil would be NULL
 				}
-				return b, true
+				return b, true, true
 			},
-			decode: func(x any) (record.Value, error) {
+			dec: func(x any) (record.Value, error) {
 				b, ok := x.([]byte)
 				if !ok {
 					return record.Value{}, fmt.Errorf("want []byte, got %T", x)
 				}
 				return record.Bytes(b), nil
 			},
-		}, packBytes}, nil
+			zeroIsNull: true,
+		}), nil
 	case "point/geopoint":
-		return elemCodec{codec{
-			encode: func(v record.Value) (any, bool) {
+		return noArray(elem(scalar[pgtype.Point]{
+			enc: func(v record.Value) (pgtype.Point, bool, bool) {
 				g := v.GeoValue()
-				return pgtype.Point{P: pgtype.Vec2{X: g.Lng, Y: g.Lat}, Valid: true}, v.Type() == record.TypeGeoPoint
+				return pgtype.Point{P: pgtype.Vec2{X: g.Lng, Y: g.Lat}, Valid: true}, true, v.Type() == record.TypeGeoPoint
 			},
-			decode: func(x any) (record.Value, error) {
+			dec: func(x any) (record.Value, error) {
 				p, ok := x.(pgtype.Point)
 				if !ok || !p.Valid {
 					return record.Value{}, fmt.Errorf("want a valid pgtype.Point, got %T", x)
 				}
 				return record.Geo(p.P.Y, p.P.X), nil
 			},
-		}, nil}, nil
+		})), nil
 	}
 	return elemCodec{}, fmt.Errorf("a %s column cannot hold source %q", typ, source)
 }
@@ -224,18 +268,18 @@ func newElemCodec(typ, source string) (elemCodec, error) {
 // textCodec stores values of type typ (strings or references) in text,
 // when PostgreSQL text can hold them exactly; mk rebuilds them.
 func textCodec(typ record.Type, mk func(string) record.Value) elemCodec {
-	return elemCodec{codec{
-		encode: func(v record.Value) (any, bool) {
+	return elem(scalar[string]{
+		enc: func(v record.Value) (string, bool, bool) {
 			if v.Type() != typ || record.TextProblem(v.StringValue()) != "" {
-				return nil, false
+				return "", false, false
 			}
-			return v.StringValue(), true
+			return v.StringValue(), true, true
 		},
-		decode: func(x any) (record.Value, error) {
+		dec: func(x any) (record.Value, error) {
 			s, err := asString(x)
 			return mk(s), err
 		},
-	}, packPtr[string]}
+	})
 }
 
 func midnight(t time.Time) time.Time {
@@ -243,39 +287,39 @@ func midnight(t time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
-// floatCodec handles double precision (bits 64) and real (bits 32)
-// columns. Source double reads every value back as a double, integer as an
-// integer; number reads back integral values (other than -0) as integers and
-// the rest as doubles, so an integral double like 5.0 needs the overflow to
-// keep its type.
-func floatCodec(source string, bits int) codec {
-	exact := func(f float64) bool { return bits == 64 || math.IsNaN(f) || float64(float32(f)) == f }
-	out := func(f float64) any {
-		if bits == 32 {
-			return float32(f)
-		}
-		return f
-	}
-	return codec{
-		encode: func(v record.Value) (any, bool) {
+// floatCodec handles double precision (T float64) and real (T float32)
+// columns; conv converts a double to T and reports whether T holds it
+// exactly (NaN counts as exact). Source double reads every value back as a
+// double, integer as an integer; number reads back integral values (other
+// than -0) as integers and the rest as doubles, so an integral double like
+// 5.0 is stored but not exact: the overflow keeps its type.
+func floatCodec[T float32 | float64](source string, conv func(float64) (T, bool)) scalar[T] {
+	return scalar[T]{
+		enc: func(v record.Value) (T, bool, bool) {
 			switch {
 			case v.Type() == record.TypeDouble && source != mappings.SourceInteger:
 				f := v.DoubleValue()
-				if !exact(f) {
-					return nil, false
+				x, ok := conv(f)
+				if !ok {
+					return 0, false, false
 				}
-				return out(f), true
+				if source == mappings.SourceNumber {
+					_, integral := float64ToInt(f)
+					return x, !integral, true
+				}
+				return x, true, true
 			case v.Type() == record.TypeInt && source != mappings.SourceDouble:
 				i := v.IntValue()
 				f := float64(i)
-				if i64, ok := float64ToInt(f); !ok || i64 != i || !exact(f) {
-					return nil, false
+				x, ok := conv(f)
+				if i64, isInt := float64ToInt(f); !isInt || i64 != i || !ok {
+					return 0, false, false
 				}
-				return out(f), true
+				return x, true, true
 			}
-			return nil, false
+			return 0, false, false
 		},
-		decode: func(x any) (record.Value, error) {
+		dec: func(x any) (record.Value, error) {
 			var f float64
 			switch n := x.(type) {
 			case float64:
@@ -322,27 +366,28 @@ func numberFromFloat(f float64) record.Value {
 // least one fractional digit, so under source number the scale tells them
 // apart when read back. Zero loses its scale in pgx's binary decoding, so a
 // double zero reads back as an integer and keeps its type in the overflow.
-func numericCodec(source string) codec {
-	return codec{
-		encode: func(v record.Value) (any, bool) {
+func numericCodec(source string) scalar[pgtype.Numeric] {
+	return scalar[pgtype.Numeric]{
+		enc: func(v record.Value) (pgtype.Numeric, bool, bool) {
 			switch {
 			case v.Type() == record.TypeInt && source != mappings.SourceDouble:
-				return pgtype.Numeric{Int: big.NewInt(v.IntValue()), Valid: true}, true
+				return pgtype.Numeric{Int: big.NewInt(v.IntValue()), Valid: true}, true, true
 			case v.Type() == record.TypeDouble && source != mappings.SourceInteger:
 				f := v.DoubleValue()
 				if math.IsNaN(f) || math.IsInf(f, 0) || (f == 0 && math.Signbit(f)) {
-					return nil, false
+					return pgtype.Numeric{}, false, false
 				}
 				s := strconv.FormatFloat(f, 'f', -1, 64)
 				if !strings.Contains(s, ".") {
 					s += ".0"
 				}
 				n, ok := parseDecimal(s)
-				return n, ok
+				// Under source number a zero reads back as an integer.
+				return n, !(source == mappings.SourceNumber && f == 0), ok
 			}
-			return nil, false
+			return pgtype.Numeric{}, false, false
 		},
-		decode: func(x any) (record.Value, error) {
+		dec: func(x any) (record.Value, error) {
 			var n pgtype.Numeric
 			switch d := x.(type) {
 			case pgtype.Numeric:
@@ -440,8 +485,9 @@ func numericString(n pgtype.Numeric) string {
 
 func jsonbCodec() codec {
 	return codec{
-		encode: func(v record.Value) (any, bool) {
-			return record.MarshalJSONValue(nil, v), true
+		encode: func(v record.Value) (any, bool, bool) {
+			// Typed JSON is lossless by construction.
+			return record.MarshalJSONValue(make([]byte, 0, 64), v), true, true
 		},
 		decode: func(x any) (record.Value, error) {
 			var b []byte
@@ -460,23 +506,28 @@ func jsonbCodec() codec {
 	}
 }
 
-// vectorCodec stores a vector as a float array without NULL elements.
-func vectorCodec(ec elemCodec) codec {
+// vectorCodec stores a vector as a float array without NULL elements, as
+// the []*T it has always been written as; the elements share one backing
+// array.
+func vectorCodec[T any](s scalar[T]) codec {
 	return codec{
-		encode: func(v record.Value) (any, bool) {
+		encode: func(v record.Value) (any, bool, bool) {
 			if v.Type() != record.TypeVector {
-				return nil, false
+				return nil, false, false
 			}
 			fs := v.VectorValue()
-			xs := make([]any, len(fs))
+			vals := make([]T, len(fs))
+			out := make([]*T, len(fs))
+			exact := true
 			for i, f := range fs {
-				x, ok := ec.encode(record.Double(f))
+				x, ex, ok := s.enc(record.Double(f))
 				if !ok {
-					return nil, false
+					return nil, false, false
 				}
-				xs[i] = x
+				vals[i], out[i] = x, &vals[i]
+				exact = exact && ex
 			}
-			return ec.pack(xs), true
+			return out, exact, true
 		},
 		decode: func(x any) (record.Value, error) {
 			elems, err := sliceElems(x)
@@ -488,7 +539,7 @@ func vectorCodec(ec elemCodec) codec {
 				if e == nil {
 					return record.Value{}, fmt.Errorf("vector element %d is NULL", i)
 				}
-				v, err := ec.decode(e)
+				v, err := s.dec(e)
 				if err != nil {
 					return record.Value{}, fmt.Errorf("vector element %d: %w", i, err)
 				}
@@ -499,26 +550,47 @@ func vectorCodec(ec elemCodec) codec {
 	}
 }
 
-// arrayCodec stores an array whose elements are null or held by ec.
-func arrayCodec(ec elemCodec) codec {
+// arrayCodec stores an array whose elements are null or held by s. An
+// array without NULL elements is a []T, which pgx encodes without
+// reflection; one with NULL elements is a []*T (elements sharing one
+// backing array) with nil for NULL, or a []T when T's zero value is NULL.
+func arrayCodec[T any](s scalar[T]) codec {
 	return codec{
-		encode: func(v record.Value) (any, bool) {
+		encode: func(v record.Value) (any, bool, bool) {
 			if v.Type() != record.TypeArray {
-				return nil, false
+				return nil, false, false
 			}
 			elems := v.ArrayValue()
-			xs := make([]any, len(elems))
+			nulls := false
+			for _, e := range elems {
+				if e.IsNull() {
+					nulls = true
+					break
+				}
+			}
+			vals := make([]T, len(elems))
+			exact := true
 			for i, e := range elems {
 				if e.IsNull() {
 					continue
 				}
-				x, ok := ec.encode(e)
+				x, ex, ok := s.enc(e)
 				if !ok {
-					return nil, false
+					return nil, false, false
 				}
-				xs[i] = x
+				vals[i] = x
+				exact = exact && ex
 			}
-			return ec.pack(xs), true
+			if !nulls || s.zeroIsNull {
+				return vals, exact, true
+			}
+			out := make([]*T, len(elems))
+			for i, e := range elems {
+				if !e.IsNull() {
+					out[i] = &vals[i]
+				}
+			}
+			return out, exact, true
 		},
 		decode: func(x any) (record.Value, error) {
 			elems, err := sliceElems(x)
@@ -530,36 +602,13 @@ func arrayCodec(ec elemCodec) codec {
 				if e == nil {
 					continue
 				}
-				if out[i], err = ec.decode(e); err != nil {
+				if out[i], err = s.dec(e); err != nil {
 					return record.Value{}, fmt.Errorf("array element %d: %w", i, err)
 				}
 			}
 			return record.Array(out...), nil
 		},
 	}
-}
-
-// packPtr builds the []*T pgx encodes as an array with NULL elements.
-func packPtr[T any](xs []any) any {
-	out := make([]*T, len(xs))
-	for i, x := range xs {
-		if x != nil {
-			v := x.(T)
-			out[i] = &v
-		}
-	}
-	return out
-}
-
-// packBytes builds a [][]byte where a nil element is NULL.
-func packBytes(xs []any) any {
-	out := make([][]byte, len(xs))
-	for i, x := range xs {
-		if x != nil {
-			out[i] = x.([]byte)
-		}
-	}
-	return out
 }
 
 // sliceElems returns the elements of any slice a column value may be scanned

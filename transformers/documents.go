@@ -22,6 +22,16 @@ type Documents struct {
 	m         *mappings.Mapping
 	byPattern map[string]*compiledTable
 	byTable   map[*mappings.Table]*compiledTable
+	// colls finds a document's table by walking its path's collection
+	// IDs, without building the pattern string.
+	colls map[string]*collNode
+}
+
+// collNode is one collection ID of the mapping's patterns: the table of
+// the pattern that ends there (nil if none) and the subcollections below.
+type collNode struct {
+	table *compiledTable
+	sub   map[string]*collNode
 }
 
 type compiledTable struct {
@@ -71,7 +81,7 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid mapping:\n%w", err)
 	}
-	d := &Documents{m: m, byPattern: map[string]*compiledTable{}, byTable: map[*mappings.Table]*compiledTable{}}
+	d := &Documents{m: m, byPattern: map[string]*compiledTable{}, byTable: map[*mappings.Table]*compiledTable{}, colls: map[string]*collNode{}}
 	for _, t := range m.Tables {
 		ct := &compiledTable{t: t, root: &node{col: -1}}
 		for i, c := range t.Columns {
@@ -103,6 +113,16 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 		}
 		d.byPattern[t.Collection] = ct
 		d.byTable[t] = ct
+		level := d.colls
+		var n *collNode
+		for _, c := range strings.Split(t.Collection, "/{}/") {
+			if n = level[c]; n == nil {
+				n = &collNode{sub: map[string]*collNode{}}
+				level[c] = n
+			}
+			level = n.sub
+		}
+		n.table = ct
 	}
 	for _, ct := range d.byTable {
 		colls := strings.Split(ct.t.Collection, "/{}/")
@@ -127,7 +147,10 @@ type Row struct {
 	Key []string
 	// Values holds one value per Table.Columns, in order; nil is SQL NULL.
 	// Each is of the Go type pgx encodes for the column type (see the
-	// package's column type table in docs/mapping.md).
+	// package's column type table in docs/mapping.md). An array is a []T
+	// when it has no NULL element (pgx encodes it without reflection) and a
+	// []*T with nil for NULL otherwise; bytea arrays are always [][]byte
+	// with nil for NULL, and vectors []*float64 or []*float32.
 	Values []any
 	// CreateTime and UpdateTime are the source's; the zero time is NULL.
 	CreateTime, UpdateTime time.Time
@@ -187,13 +210,17 @@ func (d *Documents) locate(rec record.Record) (*compiledTable, []string, error) 
 	if rec.Kind != record.KindDocument {
 		return nil, nil, fmt.Errorf("record %q is a %s, not a document", rec.Key, rec.Kind)
 	}
-	pattern, ids, err := mappings.PatternOf(rec.Key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("malformed document path: %w", err)
-	}
-	ct := d.byPattern[pattern]
+	ct, ids := d.lookup(rec.Key)
 	if ct == nil {
-		return nil, nil, fmt.Errorf("no table in the mapping for collection pattern %q; re-run infer or add it", pattern)
+		// Not the path of a mapped collection: PatternOf says why.
+		pattern, pids, err := mappings.PatternOf(rec.Key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("malformed document path: %w", err)
+		}
+		if ct = d.byPattern[pattern]; ct == nil {
+			return nil, nil, fmt.Errorf("no table in the mapping for collection pattern %q; re-run infer or add it", pattern)
+		}
+		ids = pids
 	}
 	for _, id := range ids {
 		if err := checkKey(id); err != nil {
@@ -201,6 +228,43 @@ func (d *Documents) locate(rec record.Record) (*compiledTable, []string, error) 
 		}
 	}
 	return ct, ids, nil
+}
+
+// lookup walks a document path through the mapping's collection IDs. It
+// returns the table and document IDs PatternOf and byPattern would give
+// when path is a document path of a mapped pattern, and nil otherwise (the
+// segments it matches are collection IDs of a validated mapping, and the
+// IDs between them are non-empty).
+func (d *Documents) lookup(path string) (*compiledTable, []string) {
+	slashes := strings.Count(path, "/")
+	if slashes%2 == 0 {
+		return nil, nil // an odd number of segments
+	}
+	ids := make([]string, 0, (slashes+1)/2)
+	level, rest := d.colls, path
+	for {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return nil, nil
+		}
+		n := level[rest[:i]]
+		if n == nil {
+			return nil, nil
+		}
+		rest = rest[i+1:]
+		j := strings.IndexByte(rest, '/')
+		if j < 0 {
+			if rest == "" || n.table == nil {
+				return nil, nil
+			}
+			return n.table, append(ids, rest)
+		}
+		if j == 0 {
+			return nil, nil
+		}
+		ids = append(ids, rest[:j])
+		level, rest = n.sub, rest[j+1:]
+	}
 }
 
 func checkKey(id string) error {
@@ -267,15 +331,11 @@ func (c *compiledColumn) store(v record.Value) (x any, exact bool) {
 	if v.IsNull() && !c.jsonb {
 		return nil, false // explicit null: NULL column plus field: null in the overflow
 	}
-	x, ok := c.codec.encode(v)
+	x, exact, ok := c.codec.encode(v)
 	if !ok {
 		return nil, false
 	}
-	if c.jsonb {
-		return x, true // typed JSON is lossless by construction
-	}
-	back, err := c.codec.decode(x)
-	return x, err == nil && record.Equal(back, v)
+	return x, exact
 }
 
 // Ancestors returns the key of every ancestor document of rec whose

@@ -8,8 +8,13 @@
 //     the limit of the load.
 //
 // A pipelined migration should take about as long as the slower of the two,
-// not their sum. Results are ratios (machines here are shared and noisy);
-// run it with the local stack up: `make services-up && go run ./bench/documents`.
+// not their sum. Results are ratios (machines here are shared and noisy),
+// the median of -runs rounds with every round's shown, beside the CPU of
+// our process and of PostgreSQL's backends per 1,000 documents. It also
+// reports the billed reads per document of a run without --mapping (our
+// emulator counts them) and peak RSS at N and 2N documents; -profiles
+// keeps CPU and allocation profiles of every migrate.
+// Run it with the local stack up: `make services-up && go run ./bench/documents`.
 package main
 
 import (
@@ -33,6 +38,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
+	"github.com/baasmigrate/baasmigrate/e2e/firestoreemu"
 	"github.com/baasmigrate/baasmigrate/extractors"
 	fsx "github.com/baasmigrate/baasmigrate/extractors/firestore"
 	"github.com/baasmigrate/baasmigrate/internal/benchreport"
@@ -45,15 +51,26 @@ import (
 )
 
 func main() {
-	docs := flag.Int("docs", 200000, "Approximate number of documents to migrate")
-	workers := flag.Int("workers", 4, "Workers for migrate and both baselines")
-	runs := flag.Int("runs", 3, "Rounds of (extract only, migrate, raw COPY); the median round is reported")
-	record := flag.String("record", "", "Also write the result section into this Markdown file (e.g. BENCHMARKS.md)")
+	var o options
+	flag.IntVar(&o.n, "docs", 200000, "Approximate number of documents to migrate")
+	flag.IntVar(&o.workers, "workers", 4, "Workers for migrate and both baselines")
+	flag.IntVar(&o.runs, "runs", 5, "Rounds of (extract only, migrate, raw COPY); the median round is reported")
+	flag.StringVar(&o.record, "record", "", "Also write the result section into this Markdown file (e.g. BENCHMARKS.md)")
+	flag.StringVar(&o.profiles, "profiles", "", "Write CPU and allocation profiles of every round's migrate into this directory (migrate-N.cpu.pprof, migrate-N.allocs.pprof)")
+	flag.BoolVar(&o.double, "double", true, "Also migrate twice the documents once, to report peak RSS at 2N")
+	flag.BoolVar(&o.reads, "reads", true, "Also run migrate once without --mapping and report the emulator's billed reads per document")
 	flag.Parse()
-	if err := run(context.Background(), *docs, *workers, *runs, *record); err != nil {
+	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/documents:", err)
 		os.Exit(1)
 	}
+}
+
+// options are the program's flags.
+type options struct {
+	n, workers, runs int
+	record, profiles string
+	double, reads    bool
 }
 
 func need(key string) (string, error) {
@@ -64,7 +81,7 @@ func need(key string) (string, error) {
 	return v, nil
 }
 
-func run(ctx context.Context, n, workers, runs int, recordPath string) error {
+func run(ctx context.Context, o options) error {
 	host, err := need("FIRESTORE_EMULATOR_HOST")
 	if err != nil {
 		return err
@@ -84,20 +101,19 @@ func run(ctx context.Context, n, workers, runs int, recordPath string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if o.profiles != "" {
+		if err := os.MkdirAll(o.profiles, 0o755); err != nil {
+			return err
+		}
+	}
 
 	// The source: the demo app scaled to about n documents.
-	scale := demoapp.Scale{Users: n / 5, Posts: n / 10, CommentsPerPost: 3, Orders: n / 20, ItemsPerOrder: 3, Archive: n / 100}
-	all := demoapp.Documents(1, scale)
-	client, err := firestore.NewClient(ctx, project)
+	scale := demoapp.Scale{Users: o.n / 5, Posts: o.n / 10, CommentsPerPost: 3, Orders: o.n / 20, ItemsPerOrder: 3, Archive: o.n / 100}
+	defer wipe(host, project)
+	docs, err := seed(ctx, project, scale)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	if err := demoapp.Seed(ctx, client, all); err != nil {
-		return err
-	}
-	client.Close()
-	fmt.Fprintf(os.Stderr, "seeded %d documents in %s\n", len(all), time.Since(start).Round(time.Millisecond))
 
 	bin := filepath.Join(dir, "baasmigrate")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/baasmigrate").CombinedOutput(); err != nil {
@@ -112,12 +128,16 @@ func run(ctx context.Context, n, workers, runs int, recordPath string) error {
 	if err != nil {
 		return err
 	}
+	migrateArgs := func(target string) []string {
+		return []string{"migrate", "--only", "documents", "--mapping", mappingPath, "--postgres", target,
+			"--workers", fmt.Sprint(o.workers), "--no-progress"}
+	}
 
 	// Rounds of extract-only, migrate (into a fresh database) and raw COPY,
 	// back to back: the machine is shared, so each round's ratios are taken
 	// within the round and the median round is reported.
 	var rounds []round
-	for i := range runs {
+	for i := range o.runs {
 		migrateDSN, err := freshDatabase(ctx, admin, dsn, "bench_migrate")
 		if err != nil {
 			return err
@@ -127,97 +147,242 @@ func run(ctx context.Context, n, workers, runs int, recordPath string) error {
 			return err
 		}
 		var r round
-		if r.extract, r.extractCPU, err = extractOnly(ctx, project, host, workers, len(all)); err != nil {
+		if r.extract, r.extractCPU, err = extractOnly(ctx, project, host, o.workers, docs); err != nil {
 			return err
 		}
-		if r.migrate, r.migrateCPU, r.rss, err = migrateOnce(env, bin, mappingPath, migrateDSN, workers); err != nil {
+		menv := env
+		if o.profiles != "" {
+			menv = append(slices.Clip(env),
+				"BAASMIGRATE_CPUPROFILE="+filepath.Join(o.profiles, fmt.Sprintf("migrate-%d.cpu.pprof", i+1)),
+				"BAASMIGRATE_MEMPROFILE="+filepath.Join(o.profiles, fmt.Sprintf("migrate-%d.allocs.pprof", i+1)))
+		}
+		run, err := runBinary(menv, bin, "bench_migrate", migrateArgs(migrateDSN)...)
+		if err != nil {
 			return err
 		}
+		r.migrate, r.migrateCPU, r.migratePG, r.rss = run.wall, run.cpu, run.pgCPU, run.rss
 		var rows int64
-		if r.copy, rows, err = rawCopy(ctx, m, migrateDSN, copyDSN, workers); err != nil {
+		if r.copy, r.copyPG, rows, err = rawCopy(ctx, m, migrateDSN, copyDSN, o.workers); err != nil {
 			return err
 		}
-		if rows < int64(len(all)) {
-			return fmt.Errorf("raw COPY moved %d rows; migrate should have produced at least %d", rows, len(all))
+		if rows < int64(docs) {
+			return fmt.Errorf("raw COPY moved %d rows; migrate should have produced at least %d", rows, docs)
 		}
-		fmt.Fprintf(os.Stderr, "round %d: extract %s, migrate %s, copy %s\n", i+1, r.extract, r.migrate, r.copy)
+		fmt.Fprintf(os.Stderr, "round %d: extract %s, migrate %s (CPU %s, PostgreSQL %s), copy %s (PostgreSQL %s): ratio %.2f\n",
+			i+1, r.extract, r.migrate, r.migrateCPU, r.migratePG, r.copy, r.copyPG, r.ratio())
 		rounds = append(rounds, r)
 	}
+	inOrder := slices.Clone(rounds)
 	slices.SortFunc(rounds, func(a, b round) int { return cmp.Compare(a.ratio(), b.ratio()) })
 	r := rounds[len(rounds)/2]
-	extract, copyTime, migrate, rss := r.extract, r.copy, r.migrate, r.rss
-	var all3 []string
-	for _, x := range rounds {
-		all3 = append(all3, fmt.Sprintf("%.2f", x.ratio()))
+	extract, copyTime, migrate := r.extract, r.copy, r.migrate
+	var ratios []string
+	var peakN int64
+	for _, x := range inOrder {
+		ratios = append(ratios, fmt.Sprintf("%.2f", x.ratio()))
+		peakN = max(peakN, x.rss)
 	}
 	slowest := max(extract, copyTime)
-	rate := func(d time.Duration) string { return fmt.Sprintf("%.0f docs/s", float64(len(all))/d.Seconds()) }
+	rate := func(d time.Duration) string { return fmt.Sprintf("%.0f docs/s", float64(docs)/d.Seconds()) }
+	perK := func(cpu time.Duration) string {
+		if cpu < 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.1f ms", float64(cpu.Microseconds())/1000/(float64(docs)/1000))
+	}
+
+	// Billed reads of a run without --mapping (it infers a mapping first).
+	readsLine := "- billed reads per document of `migrate` without `--mapping`: not measured (`-reads=false`)"
+	if o.reads {
+		line, err := billedReads(ctx, env, bin, host, project, admin, dsn, o.workers, docs)
+		if err != nil {
+			return err
+		}
+		readsLine = line
+	}
+
+	// Peak RSS at twice the documents.
+	rssLine := fmt.Sprintf("- peak RSS of migrate at %d documents: %d MiB (highest of the rounds; the median round's %d MiB); 2N not measured (`-double=false`)", docs, peakN>>20, r.rss>>20)
+	if o.double {
+		project2 := project + "-2n"
+		defer wipe(host, project2)
+		double := scale
+		double.Users, double.Posts, double.Orders, double.Archive = 2*scale.Users, 2*scale.Posts, 2*scale.Orders, 2*scale.Archive
+		docs2, err := seed(ctx, project2, double)
+		if err != nil {
+			return err
+		}
+		target, err := freshDatabase(ctx, admin, dsn, "bench_migrate")
+		if err != nil {
+			return err
+		}
+		env2 := append(os.Environ(), "GCLOUD_PROJECT="+project2)
+		run2, err := runBinary(env2, bin, "", migrateArgs(target)...)
+		if err != nil {
+			return err
+		}
+		took, rss2 := run2.wall, run2.rss
+		fmt.Fprintf(os.Stderr, "2N: %d documents in %s, peak RSS %d MiB\n", docs2, took, rss2>>20)
+		rssLine = fmt.Sprintf("- peak RSS of migrate: %d MiB at %d documents (highest of the rounds), %d MiB at %d documents (one run, %s)",
+			peakN>>20, docs, rss2>>20, docs2, took.Round(time.Millisecond))
+	}
+
 	section := fmt.Sprintf(`## Documents: Firestore emulator → PostgreSQL
 
-Measured %s on %s. Command: `+"`go run ./bench/documents -record BENCHMARKS.md`"+`.
+Measured %s on %s. Command: `+"`%s`"+`.
 
 Source: our Firestore emulator (the local stack's) holding %d documents of the demo app (%d tables, three
 levels of subcollections, every value type). Target: the local PostgreSQL. %d workers, batches of 500,
 pages of 1,000. Baselines, measured in the same run: the same extractor reading everything and discarding
 it (the limit of the read), and PostgreSQL's binary COPY of exactly the rows migrate produced into the same
-tables without foreign keys, %d tables at a time (the limit of the load).
+tables without foreign keys, %d tables at a time (the limit of the load). CPU of PostgreSQL's backends: those
+serving the run's database, read from /proc (PostgreSQL runs on this machine). Each round runs all three back
+to back; the round with the median ratio is shown.
 
-| run (median of %d rounds) | time | rate | CPU of our process |
-|---|---:|---:|---:|
-| extract only (baseline: the read) | %s | %s | %s |
-| raw COPY of the final rows (baseline: the load) | %s | %s | (server side) |
-| baasmigrate migrate | %s | %s | %s |
+| run (median of %d rounds) | time | rate | CPU of our process | per 1,000 documents | CPU of PostgreSQL's backends | per 1,000 documents |
+|---|---:|---:|---:|---:|---:|---:|
+| extract only (baseline: the read) | %s | %s | %s | %s | | |
+| raw COPY of the final rows (baseline: the load) | %s | %s | | | %s | %s |
+| baasmigrate migrate | %s | %s | %s | %s | %s | %s |
 
-- migrate ÷ slower baseline: **%.2f** (1.0 would be a perfect pipeline); every round: %s
+- migrate ÷ slower baseline: **%.2f** (1.0 would be a perfect pipeline); every round, in order: %s
 - migrate ÷ (extract + COPY): **%.2f** (below 1.0: reading and writing overlap)
-- peak RSS of migrate: %d MiB; load average at the end: %s
+%s
+%s
+- load average at the end: %s (the machine is shared: other work ran beside this)
 
 The emulator, PostgreSQL and baasmigrate share the machine's CPUs: the read is the bottleneck (the
-emulator's gRPC serving), and migrate's own work — transform, COPY into a staging table, the upsert that
-skips unchanged rows, the checkpoint in the same transaction — competes with it for the same cores.
-`, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(),
-		len(all), len(m.Tables), workers, workers, len(rounds),
-		extract.Round(time.Millisecond), rate(extract), r.extractCPU.Round(time.Millisecond),
-		copyTime.Round(time.Millisecond), rate(copyTime),
-		migrate.Round(time.Millisecond), rate(migrate), r.migrateCPU.Round(time.Millisecond),
-		migrate.Seconds()/slowest.Seconds(), strings.Join(all3, ", "), migrate.Seconds()/(extract+copyTime).Seconds(), rss>>20, benchreport.LoadAverage())
+emulator's gRPC serving), and migrate's own work — transform, the COPY of each batch (straight into the
+tables this run created, see docs/loaders.md), the checkpoint in the same transaction — and PostgreSQL's
+compete with it for the same cores.
+`, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(), strings.Join(append([]string{"go run ./bench/documents"}, os.Args[1:]...), " "),
+		docs, len(m.Tables), o.workers, o.workers, len(rounds),
+		extract.Round(time.Millisecond), rate(extract), r.extractCPU.Round(time.Millisecond), perK(r.extractCPU),
+		copyTime.Round(time.Millisecond), rate(copyTime), cpuOrNA(r.copyPG), perK(r.copyPG),
+		migrate.Round(time.Millisecond), rate(migrate), r.migrateCPU.Round(time.Millisecond), perK(r.migrateCPU), cpuOrNA(r.migratePG), perK(r.migratePG),
+		migrate.Seconds()/slowest.Seconds(), strings.Join(ratios, ", "), migrate.Seconds()/(extract+copyTime).Seconds(),
+		readsLine, rssLine, benchreport.LoadAverage())
 	fmt.Print(section)
-	if recordPath != "" {
-		return benchreport.Record(recordPath, "documents", section)
+	if o.record != "" {
+		return benchreport.Record(o.record, "documents", section)
 	}
 	return nil
+}
+
+// cpuOrNA prints a CPU time, or "n/a" for one not measured (-1).
+func cpuOrNA(d time.Duration) string {
+	if d < 0 {
+		return "n/a (PostgreSQL is not on this machine)"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// wipe deletes the documents of a project the program seeded, so that
+// they do not stay in the shared emulator's memory; only our emulator
+// offers that (others keep them until they restart).
+func wipe(host, project string) {
+	ctx := context.Background()
+	hooks := firestoreemu.HooksFor(host)
+	if _, err := hooks.Info(ctx); err != nil {
+		return
+	}
+	if err := hooks.Reset(ctx, project); err != nil {
+		fmt.Fprintf(os.Stderr, "deleting the documents of %s: %v\n", project, err)
+	}
+}
+
+// seed writes the demo app at scale s into project and returns how many
+// documents it wrote.
+func seed(ctx context.Context, project string, s demoapp.Scale) (int, error) {
+	all := demoapp.Documents(1, s)
+	client, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	start := time.Now()
+	if err := demoapp.Seed(ctx, client, all); err != nil {
+		return 0, fmt.Errorf("seeding %s: %w", project, err)
+	}
+	fmt.Fprintf(os.Stderr, "seeded %d documents into %s in %s\n", len(all), project, time.Since(start).Round(time.Millisecond))
+	return len(all), nil
+}
+
+// billedReads runs migrate without --mapping into a fresh database and
+// returns the report line of the billed reads per document the emulator
+// counted for it (its hooks count them; other emulators cannot say).
+func billedReads(ctx context.Context, env []string, bin, host, project, admin, dsn string, workers, docs int) (string, error) {
+	hooks := firestoreemu.HooksFor(host)
+	if _, err := hooks.Info(ctx); err != nil {
+		return "- billed reads per document of `migrate` without `--mapping`: not measured (" + err.Error() + ")", nil
+	}
+	target, err := freshDatabase(ctx, admin, dsn, "bench_infer")
+	if err != nil {
+		return "", err
+	}
+	if _, err := hooks.ResetDocumentsRead(ctx, project); err != nil {
+		return "", err
+	}
+	run, err := runBinary(env, bin, "", "migrate", "--only", "documents", "--postgres", target,
+		"--workers", fmt.Sprint(workers), "--no-progress")
+	if err != nil {
+		return "", err
+	}
+	took := run.wall
+	st, err := hooks.DocumentsRead(ctx, project)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(os.Stderr, "without --mapping: %d billed reads for %d documents in %s\n", st.DocumentsRead, docs, took)
+	return fmt.Sprintf("- billed reads per document of `migrate` without `--mapping` (it infers the mapping itself; the emulator's count): **%.2f** (%d reads for %d documents, %s)",
+		float64(st.DocumentsRead)/float64(docs), st.DocumentsRead, docs, took.Round(time.Millisecond)), nil
 }
 
 // round is one back-to-back measurement of the three runs.
 type round struct {
 	extract, migrate, copy time.Duration
 	extractCPU, migrateCPU time.Duration
-	rss                    int64
+	// migratePG and copyPG are the CPU of PostgreSQL's backends serving
+	// migrate and the raw COPY (-1: not measured).
+	migratePG, copyPG time.Duration
+	rss               int64
 }
 
 // ratio is migrate's time over the slower baseline's.
 func (r round) ratio() float64 { return r.migrate.Seconds() / max(r.extract, r.copy).Seconds() }
 
-// migrateOnce runs the real binary and returns its wall time, CPU time and
-// peak RSS.
-func migrateOnce(env []string, bin, mappingPath, target string, workers int) (time.Duration, time.Duration, int64, error) {
-	cmd := command(env, bin, "migrate", "--only", "documents", "--mapping", mappingPath, "--postgres", target,
-		"--workers", fmt.Sprint(workers), "--no-progress")
+// binaryRun is what runBinary measured.
+type binaryRun struct {
+	wall, cpu time.Duration
+	// pgCPU is the CPU time of the PostgreSQL backends serving the
+	// watched database (-1: not measured).
+	pgCPU time.Duration
+	rss   int64
+}
+
+// runBinary runs the built baasmigrate with args and returns its wall
+// time, CPU time and peak RSS, and the CPU time of the local PostgreSQL's
+// backends serving database db meanwhile.
+func runBinary(env []string, bin, db string, args ...string) (binaryRun, error) {
+	cmd := command(env, bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	done := make(chan struct{})
+	pg := watchBackendCPU(db, done)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, 0, err
+		close(done)
+		return binaryRun{}, err
 	}
-	done := make(chan struct{})
 	peak := procstat.WatchPeakRSS(cmd.Process.Pid, done)
 	err := cmd.Wait()
 	close(done)
-	elapsed, rss := time.Since(start), <-peak
+	r := binaryRun{wall: time.Since(start), rss: <-peak, pgCPU: <-pg}
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("migrate: %v\n%s", err, stderr.String())
+		return binaryRun{}, fmt.Errorf("%s: %v\n%s", args[0], err, stderr.String())
 	}
-	return elapsed, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), rss, nil
+	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return r, nil
 }
 
 func command(env []string, bin string, args ...string) *exec.Cmd {
@@ -294,27 +459,27 @@ var _ extractors.Extractor = (*fsx.Extractor)(nil)
 
 // rawCopy copies every table's rows from src to dst with COPY, tables in
 // parallel (workers at a time), timing only the load into dst.
-func rawCopy(ctx context.Context, m *mappings.Mapping, srcDSN, dstDSN string, workers int) (time.Duration, int64, error) {
+func rawCopy(ctx context.Context, m *mappings.Mapping, srcDSN, dstDSN string, workers int) (elapsed, pgCPU time.Duration, rows int64, err error) {
 	src, err := pgxpool.New(ctx, srcDSN)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer src.Close()
 	dst, err := pgxpool.New(ctx, dstDSN)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer dst.Close()
 	stmts, err := postgres.SchemaChanges(ctx, dst, m)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	for _, s := range stmts {
 		if strings.Contains(s.SQL, "FOREIGN KEY") {
 			continue // tables load in parallel
 		}
 		if _, err := dst.Exec(ctx, s.SQL); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
 	// Dump first (not timed).
@@ -322,17 +487,19 @@ func rawCopy(ctx context.Context, m *mappings.Mapping, srcDSN, dstDSN string, wo
 	for _, t := range m.Tables {
 		conn, err := src.Acquire(ctx)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		buf := &bytes.Buffer{}
 		_, err = conn.Conn().PgConn().CopyTo(ctx, buf, "COPY "+pgx.Identifier{m.Schema, t.Name}.Sanitize()+" TO STDOUT (FORMAT binary)")
 		conn.Release()
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		dumps[t.Name] = buf
 	}
-	var rows atomic.Int64
+	var copied atomic.Int64
+	done := make(chan struct{})
+	pg := watchBackendCPU(dbName(dstDSN), done)
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
@@ -344,12 +511,25 @@ func rawCopy(ctx context.Context, m *mappings.Mapping, srcDSN, dstDSN string, wo
 			}
 			defer conn.Release()
 			tag, err := conn.Conn().PgConn().CopyFrom(gctx, bytes.NewReader(buf.Bytes()), "COPY "+pgx.Identifier{m.Schema, name}.Sanitize()+" FROM STDIN (FORMAT binary)")
-			rows.Add(tag.RowsAffected())
+			copied.Add(tag.RowsAffected())
 			return err
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return 0, 0, err
+	err = g.Wait()
+	elapsed = time.Since(start)
+	close(done)
+	pgCPU = <-pg
+	if err != nil {
+		return 0, 0, 0, err
 	}
-	return time.Since(start), rows.Load(), nil
+	return elapsed, pgCPU, copied.Load(), nil
+}
+
+// dbName is the database a DSN names.
+func dbName(dsn string) string {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return ""
+	}
+	return cfg.Database
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
@@ -22,7 +23,7 @@ import (
 var (
 	mappingOption = plugin.Option{
 		Name: "mapping",
-		Help: "Mapping file (YAML) written by `baasmigrate infer`, perhaps edited; without it documents are scanned and a mapping inferred first.",
+		Help: "Mapping file (YAML) written by `baasmigrate infer`, perhaps edited, followed exactly; without it a mapping is inferred from a sample (--sample) and grows during the run (--schema-evolution).",
 	}
 	sampleOption = plugin.Option{
 		Name:    "sample",
@@ -32,10 +33,29 @@ var (
 	}
 )
 
+var (
+	// runSampleOption is --sample of the commands that copy or compare
+	// documents; infer has sampleOption, whose default is the exact scan.
+	runSampleOption = plugin.Option{
+		Name: "sample",
+		Help: "Without --mapping, infer the first mapping from this many documents per root collection: auto (1% of them, counted cheaply; at least 25, at most 1000), " +
+			"all (every document: the exact choice, but each document is read twice), or a number. " +
+			"What the sample misses, migrate and sync add as they copy (--schema-evolution). plan and verify read every document unless it is given.",
+		Default: "auto",
+	}
+	schemaEvolutionOption = plugin.Option{
+		Name: "schema-evolution",
+		Help: "Without --mapping, what a top-level field the mapping has no column for becomes when migrate or sync meets it: " +
+			"columns (ALTER TABLE ... ADD COLUMN, typed from the documents that have it, committed with the first batch holding it) " +
+			"or overflow (kept in the _overflow column; existing tables are never altered). Collections with no table get one either way.",
+		Default: postgres.EvolveColumns,
+	}
+)
+
 func init() {
 	registerKind(&kindSpec{
 		Kind:    record.KindDocument,
-		Options: []plugin.Option{mappingOption, sampleOption, shareTablesOption},
+		Options: []plugin.Option{mappingOption, runSampleOption, schemaEvolutionOption, shareTablesOption},
 		Build:   buildDocuments,
 		Compare: compareDocuments,
 	})
@@ -49,17 +69,27 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	if err != nil {
 		return migration.Job{}, err
 	}
-	m, err := documentsMapping(ctx, env, ex)
+	got, err := documentsMapping(ctx, env, ex)
 	if err != nil {
 		ex.Close()
 		return migration.Job{}, err
 	}
+	m := got.Mapping
 	text, err := m.Marshal()
 	if err != nil {
 		ex.Close()
 		return migration.Job{}, err
 	}
-	sink, err := postgres.NewDocuments(m)
+	config := map[string]string{"mapping": string(text)}
+	evolution, err := schemaEvolution(ctx, env, ex, got)
+	if err != nil {
+		ex.Close()
+		return migration.Job{}, err
+	}
+	if evolution != "" {
+		config["schema-evolution"] = evolution
+	}
+	sink, err := newDocumentsSink(env, ex, m, evolution)
 	if err != nil {
 		ex.Close()
 		return migration.Job{}, err
@@ -77,8 +107,66 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	}
 	return migration.Job{
 		Kind: record.KindDocument, Extractor: ex, Sink: sink,
-		Config: runConfig(ex, map[string]string{"mapping": string(text)}),
+		Config: runConfig(ex, config),
 	}, nil
+}
+
+// documentsSink is what a documents job's sink is.
+type documentsSink interface {
+	loaders.Sink
+	loaders.Deleter
+	loaders.SoftDeleter
+	SetOwner(postgres.Owner)
+}
+
+// newDocumentsSink returns the sink of mapping m: one that grows it as
+// evolution says (postgres.EvolvingDocuments, storing the mapping with
+// migrate's run, or with sync's state for sync and cutover), or,
+// when evolution is "", one that keeps it as it is.
+func newDocumentsSink(env *buildEnv, ex extractors.Extractor, m *mappings.Mapping, evolution string) (documentsSink, error) {
+	if evolution == "" {
+		return postgres.NewDocuments(m)
+	}
+	job := postgres.Job(record.KindDocument, ex.Source())
+	store := postgres.RunMapping(job)
+	if env.Command == "sync" || env.Command == "cutover" {
+		store = postgres.SyncMapping(job)
+	}
+	return postgres.NewEvolvingDocuments(m, postgres.EvolveConfig{Mode: evolution, Store: store})
+}
+
+// schemaEvolution says how the run grows the mapping it chose: not at all
+// ("") for a mapping file, which the user reviewed; for an inferred one,
+// --schema-evolution; for one stored with a run, what that run did, unless
+// --schema-evolution says otherwise (a resumed run then refuses the
+// changed setting); for the one sync stored, what the copy it follows did.
+func schemaEvolution(ctx context.Context, env *buildEnv, ex extractors.Extractor, got *migration.ChosenMapping) (string, error) {
+	flag := env.Config.String(schemaEvolutionOption.Name)
+	if flag == "" {
+		flag = schemaEvolutionOption.Default
+	}
+	if flag != postgres.EvolveColumns && flag != postgres.EvolveOverflow {
+		return "", fmt.Errorf("--schema-evolution %q: want %s or %s", flag, postgres.EvolveColumns, postgres.EvolveOverflow)
+	}
+	switch got.From {
+	case migration.MappingFromInferred:
+		return flag, nil
+	case migration.MappingFromRun:
+		if env.Given != nil && env.Given(schemaEvolutionOption.Name) && got.RunConfig["schema-evolution"] != "" {
+			return flag, nil
+		}
+		return got.RunConfig["schema-evolution"], nil
+	case migration.MappingFromSync:
+		if env.State == nil {
+			return "", nil
+		}
+		run, err := env.State.LastFinishedRun(ctx, postgres.Job(record.KindDocument, ex.Source()))
+		if err != nil || run == nil {
+			return "", err
+		}
+		return run.Config["schema-evolution"], nil
+	}
+	return "", nil
 }
 
 // compareDocuments prepares plan and verify for documents, with the same
@@ -89,11 +177,12 @@ func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := documentsMapping(ctx, env, ex)
+	got, err := documentsMapping(ctx, env, ex)
 	if err != nil {
 		ex.Close()
 		return nil, err
 	}
+	m := got.Mapping
 	var roots []string
 	if r, ok := ex.(extractors.Rooted); ok {
 		roots = r.Roots()
@@ -122,8 +211,8 @@ func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
 // documentsMapping chooses the mapping (migration.ChooseMapping) from
 // --mapping, the state (unless --restart) and, except for verify, the
 // source, and says which it took.
-func documentsMapping(ctx context.Context, env *buildEnv, ex extractors.Extractor) (*mappings.Mapping, error) {
-	sample, err := env.Config.Int(sampleOption.Name, 0)
+func documentsMapping(ctx context.Context, env *buildEnv, ex extractors.Extractor) (*migration.ChosenMapping, error) {
+	sample, err := documentsSample(env)
 	if err != nil {
 		return nil, err
 	}
@@ -148,10 +237,34 @@ func documentsMapping(ctx context.Context, env *buildEnv, ex extractors.Extracto
 		if env.Command == "plan" {
 			note = "migrate without --mapping would infer the same from the same data"
 		}
+		if sample != 0 && (env.Command == "migrate" || env.Command == "sync") {
+			note += ", and grows with what the sample missed as the run copies"
+		}
 		fmt.Fprintf(env.Stderr, "no --mapping: inferred one from %d documents (%d tables, %d billable reads); %s. "+
 			"To review or edit it first: baasmigrate infer --out mapping.yaml\n", got.Inference.Documents, len(got.Mapping.Tables), got.Inference.Reads, note)
 	}
-	return got.Mapping, nil
+	return got, nil
+}
+
+// documentsSample reads --sample: migration.SampleAuto, 0 for all, or a
+// number of documents. plan and verify read every document unless the
+// option is given: they compare, and nothing grows the mapping for them.
+func documentsSample(env *buildEnv) (int, error) {
+	v := env.Config.String(runSampleOption.Name)
+	if env.Command != "migrate" && env.Command != "sync" && (env.Given == nil || !env.Given(runSampleOption.Name)) {
+		v = "all"
+	}
+	switch v {
+	case "", "auto":
+		return migration.SampleAuto, nil
+	case "all":
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("--sample %q: want auto, all or a number of documents", v)
+	}
+	return n, nil
 }
 
 func newInferCommand() *cobra.Command {

@@ -136,9 +136,37 @@ type valuesOf struct {
 
 func (c valuesOf) Value(key any) any { return c.values.Value(key) }
 
-// startProfile writes a CPU profile to $BAASMIGRATE_CPUPROFILE when it is
+// startProfile writes a CPU profile to $BAASMIGRATE_CPUPROFILE and, at
+// stop, an allocation profile to $BAASMIGRATE_MEMPROFILE, when they are
 // set, for engineers measuring the tool (see BENCHMARKS.md).
 func startProfile() (stop func()) {
+	stopCPU := startCPUProfile()
+	return func() {
+		stopCPU()
+		writeAllocProfile()
+	}
+}
+
+// writeAllocProfile writes the allocations made so far to
+// $BAASMIGRATE_MEMPROFILE when it is set.
+func writeAllocProfile() {
+	path := os.Getenv("BAASMIGRATE_MEMPROFILE")
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "baasmigrate: BAASMIGRATE_MEMPROFILE:", err)
+	}
+}
+
+func startCPUProfile() (stop func()) {
 	path := os.Getenv("BAASMIGRATE_CPUPROFILE")
 	if path == "" {
 		return func() {}

@@ -294,7 +294,7 @@ func buildSyncJobs(ctx context.Context, cmd *cobra.Command, command string, kind
 				closeAll()
 				return nil, nil, err
 			}
-			j.Remap = documentsRemap(ctx, env, built.Extractor)
+			j.Remap = documentsRemap(ctx, env, built.Extractor, built.Config["schema-evolution"])
 		}
 		jobs = append(jobs, j)
 	}
@@ -303,9 +303,9 @@ func buildSyncJobs(ctx context.Context, cmd *cobra.Command, command string, kind
 
 // documentsRemap builds the documents sink and adapter of a mapping sync
 // extended with new collections.
-func documentsRemap(ctx context.Context, env *buildEnv, ex extractors.Extractor) func(m *mappings.Mapping) (loaders.Sink, diff.Adapter, error) {
+func documentsRemap(ctx context.Context, env *buildEnv, ex extractors.Extractor, evolution string) func(m *mappings.Mapping) (loaders.Sink, diff.Adapter, error) {
 	return func(m *mappings.Mapping) (loaders.Sink, diff.Adapter, error) {
-		sink, err := postgres.NewDocuments(m)
+		sink, err := newDocumentsSink(env, ex, m, evolution)
 		if err != nil {
 			return nil, nil, err
 		}

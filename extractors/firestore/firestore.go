@@ -482,7 +482,7 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, readTime t
 		return nil
 	}
 	for {
-		n, last, err := e.readPage(ctx, p, readTime, after, consume)
+		n, last, err := e.readPage(ctx, p, readTime, after, e.pageSize, consume)
 		if emitErr != nil {
 			return emitErr
 		}
@@ -496,14 +496,25 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, readTime t
 	}
 }
 
+// ReadFirst emits the first n documents of p at readTime (all of them
+// when it holds fewer), asking Firestore for no more than n: a sample
+// billed at n reads. n < 1 reads nothing.
+func (e *Extractor) ReadFirst(ctx context.Context, p extractors.Partition, readTime time.Time, n int, emit func(record.Record) error) error {
+	if n < 1 {
+		return nil
+	}
+	_, _, err := e.readPage(ctx, p, readTime, "", n, emit)
+	return err
+}
+
 // readPage reads one page (at most pageSize documents) after after,
 // retrying transient failures from the last document emitted. It returns
 // how many documents the page held and the last one's path.
-func (e *Extractor) readPage(ctx context.Context, p extractors.Partition, readTime time.Time, after string, emit func(record.Record) error) (int, string, error) {
+func (e *Extractor) readPage(ctx context.Context, p extractors.Partition, readTime time.Time, after string, pageSize int, emit func(record.Record) error) (int, string, error) {
 	n, last := 0, after
 	var emitErr error
 	err := e.do(ctx, fmt.Sprintf("reading %s partition %s", p.Stream, p.ID), func(ctx context.Context) error {
-		q := e.kindless(p.Start, last, p.End, e.pageSize-n)
+		q := e.kindless(p.Start, last, p.End, pageSize-n)
 		req := &pb.RunQueryRequest{Parent: e.root, QueryType: &pb.RunQueryRequest_StructuredQuery{StructuredQuery: q}}
 		if !readTime.IsZero() {
 			req.ConsistencySelector = &pb.RunQueryRequest_ReadTime{ReadTime: timestamppb.New(readTime)}

@@ -28,33 +28,88 @@ type Inference struct {
 
 var errSampleFull = errors.New("sample complete")
 
+// firstReader is implemented by extractors that can read the first n
+// records of a partition asking the source for no more (Firestore: a query
+// limit), so a sample is billed for what it reads, not for what the source
+// sent before the reader stopped it.
+type firstReader interface {
+	ReadFirst(ctx context.Context, p extractors.Partition, readTime time.Time, n int, emit func(record.Record) error) error
+}
+
+// SampleAuto asks Infer to size each stream's sample itself (see
+// AutoSample).
+const SampleAuto = -1
+
+// AutoSample is how many documents Infer with SampleAuto reads of a stream
+// (a root collection and everything under it) that holds n documents: 1%
+// of them, at least 25 (or all, when fewer) and at most 1000. A run whose
+// schema grows while it copies (loaders/postgres.EvolvingDocuments) needs
+// no more: what the sample misses costs an ALTER TABLE, not a second read.
+// n < 0 (the source cannot count cheaply) reads 100.
+func AutoSample(n int64) int {
+	if n < 0 {
+		return 100
+	}
+	return int(min(max(n/100, min(n, 25)), 1000))
+}
+
 // Infer scans the documents ex reads and infers a mapping from them: every
 // document when sample is 0, else the first sample documents of each
 // stream (a root collection), deterministically — each stream is then read
-// as one partition. Streams and partitions are read in parallel, workers at
-// a time, at one snapshot (extractors.PlanSnapshot).
+// as one partition. With SampleAuto each stream is first counted, when ex
+// counts cheaply (extractors.Counter: Firestore bills one read per 1,000
+// documents counted), and AutoSample of it read; a stream whose sample is
+// empty is not read at all. Streams and partitions are read in parallel,
+// workers at a time, at one snapshot (extractors.PlanSnapshot).
 func Infer(ctx context.Context, ex extractors.Extractor, workers, sample int) (*Inference, error) {
 	start := time.Now()
 	parts := workers
-	if sample > 0 {
+	if sample != 0 {
 		parts = 1
 	}
 	_, streams, err := extractors.PlanSnapshot(ctx, ex, parts)
 	if err != nil {
 		return nil, fmt.Errorf("planning the scan: %w", err)
 	}
+	samples := make([]int, len(streams))
+	for i, st := range streams {
+		samples[i] = sample
+		if sample == SampleAuto {
+			n := int64(-1)
+			if c, ok := ex.(extractors.Counter); ok {
+				if n, err = c.Count(ctx, st); err != nil {
+					return nil, fmt.Errorf("counting the documents of %s to size the sample: %w", st.Name, err)
+				}
+			}
+			samples[i] = AutoSample(n)
+		}
+	}
 	in := mappings.NewInferrer(mappings.InferOptions{})
 	var docs atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(workers, 1))
-	for _, st := range streams {
+	for i, st := range streams {
+		limit := samples[i]
+		if sample == SampleAuto && limit == 0 {
+			continue // an empty stream: nothing to sample
+		}
+		if f, ok := ex.(firstReader); ok && limit > 0 && len(st.Partitions) == 1 {
+			g.Go(func() error {
+				return f.ReadFirst(gctx, st.Partitions[0], st.ReadTime, limit, func(r record.Record) error {
+					in.Observe(r.Key, r.Fields)
+					docs.Add(1)
+					return nil
+				})
+			})
+			continue
+		}
 		for _, p := range st.Partitions {
 			g.Go(func() error {
 				n := 0
 				err := ex.Read(gctx, p, st.ReadTime, "", func(r record.Record) error {
 					in.Observe(r.Key, r.Fields)
 					docs.Add(1)
-					if n++; sample > 0 && n >= sample {
+					if n++; limit > 0 && n >= limit {
 						return errSampleFull
 					}
 					return nil
@@ -92,7 +147,8 @@ type MappingRequest struct {
 	// for collections that appeared after the copy (verify and cutover
 	// compare with what sync did; migrate keeps its run's mapping).
 	Synced bool
-	// Workers and Sample tune the inference (see Infer).
+	// Workers and Sample tune the inference (see Infer; Sample may be
+	// SampleAuto).
 	Workers, Sample int
 }
 
@@ -109,8 +165,11 @@ type ChosenMapping struct {
 	Mapping *mappings.Mapping
 	// From is MappingFromFile, MappingFromRun or MappingFromInferred.
 	From string
-	// Run is the run whose stored mapping it is (MappingFromRun).
-	Run int64
+	// Run is the run whose stored mapping it is (MappingFromRun), and
+	// RunConfig that run's stored configuration (it says, for one, whether
+	// the run grew its mapping: "schema-evolution").
+	Run       int64
+	RunConfig map[string]string
 	// Inference is set for MappingFromInferred.
 	Inference *Inference
 }
@@ -162,7 +221,7 @@ func ChooseMapping(ctx context.Context, ex extractors.Extractor, req MappingRequ
 			if err != nil {
 				return nil, err
 			}
-			return &ChosenMapping{Mapping: m, From: MappingFromRun, Run: run.ID}, nil
+			return &ChosenMapping{Mapping: m, From: MappingFromRun, Run: run.ID, RunConfig: run.Config}, nil
 		}
 	}
 	if req.NoInfer {

@@ -3,6 +3,7 @@ package migration_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -234,7 +235,7 @@ func TestChooseMappingInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err = migration.ChooseMapping(ctx, src, migration.MappingRequest{State: state, NoInfer: true})
-	if err != nil || got.From != migration.MappingFromRun || got.Run != run.ID || got.Mapping.TableFor("stored") == nil {
+	if err != nil || got.From != migration.MappingFromRun || got.Run != run.ID || got.Mapping.TableFor("stored") == nil || got.RunConfig["mapping"] == "" {
 		t.Fatalf("running run: %+v, %v", got, err)
 	}
 	if err := state.FinishRun(ctx, run); err != nil {
@@ -264,4 +265,89 @@ func TestChooseMappingInOrder(t *testing.T) {
 	if err != nil || got.From != migration.MappingFromFile || got.Mapping.TableFor("fromfile") == nil {
 		t.Fatalf("file and a stored mapping: %+v, %v", got, err)
 	}
+}
+
+// TestAutoSample: 1% of a stream, at least 25 (all of a smaller one), at
+// most 1000; 100 when the source cannot count.
+func TestAutoSample(t *testing.T) {
+	for n, want := range map[int64]int{-1: 100, 0: 0, 3: 3, 25: 25, 2600: 26, 1000: 25, 50_000: 500, 10_000_000: 1000} {
+		if got := migration.AutoSample(n); got != want {
+			t.Errorf("AutoSample(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
+
+// countingSource is a docSource that counts streams cheaply (one metered
+// read per count).
+type countingSource struct {
+	*docSource
+	counted, firsts int
+}
+
+func (c *countingSource) Count(_ context.Context, s extractors.Stream) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counted++
+	c.reads++
+	return int64(len(c.streams[s.Name])), nil
+}
+
+// TestInferAutoSampleCountsAndReadsOnlyTheSample: SampleAuto counts every
+// stream, reads AutoSample of each with ReadFirst, and skips empty ones.
+func TestInferAutoSampleCountsAndReadsOnlyTheSample(t *testing.T) {
+	src := newDocSource()
+	var big []record.Record
+	for i := range 3000 {
+		big = append(big, doc(fmt.Sprintf("big/%05d", i), map[string]record.Value{"i": record.Int(int64(i))}))
+	}
+	src.streams["big"] = big
+	src.streams["empty"] = nil
+	// One partition per document index digit: Plan's itoa handles < 10.
+	c := &countingSource{docSource: src}
+	res, err := migration.Infer(context.Background(), bigReads{c}, 2, migration.SampleAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// big: 30 of 3000; users: 3; orders: 2; empty: nothing.
+	if res.Documents != 35 || c.counted != 4 || c.firsts != 3 {
+		t.Fatalf("observed %d documents, counted %d streams, %d sample reads; want 35, 4, 3", res.Documents, c.counted, c.firsts)
+	}
+	if res.Mapping.TableFor("big") == nil || res.Mapping.TableFor("empty") != nil {
+		t.Fatalf("tables %v: want big, and none for the empty stream", res.Mapping.Tables)
+	}
+	if res.Reads != 35+4 {
+		t.Fatalf("reads %d, want 39 (35 documents, 4 counts)", res.Reads)
+	}
+}
+
+// bigReads lets the docSource's one-character partition bounds address
+// more than ten documents: with one partition per stream (a sample), the
+// partition is the whole stream.
+type bigReads struct{ *countingSource }
+
+func (b bigReads) Read(ctx context.Context, p extractors.Partition, readTime time.Time, _ string, emit func(record.Record) error) error {
+	for _, d := range b.streams[p.Stream] {
+		b.mu.Lock()
+		b.reads++
+		b.mu.Unlock()
+		if err := emit(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b bigReads) ReadFirst(ctx context.Context, p extractors.Partition, readTime time.Time, n int, emit func(record.Record) error) error {
+	b.mu.Lock()
+	b.firsts++
+	b.mu.Unlock()
+	for _, d := range b.streams[p.Stream][:min(n, len(b.streams[p.Stream]))] {
+		b.mu.Lock()
+		b.reads++
+		b.mu.Unlock()
+		if err := emit(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 		return appendDouble(dst, v.DoubleValue())
 	case TypeTimestamp:
 		dst = append(dst, `{"`+tagTimestamp+`":"`...)
-		dst = v.t.AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
+		dst = v.TimeValue().AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
 		return append(dst, `"}`...)
 	case TypeString:
 		if TextProblem(v.s) != "" {
@@ -85,7 +86,7 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 		return append(dst, "]}"...)
 	case TypeVector:
 		dst = append(dst, `{"`+tagVector+`":[`...)
-		for i, f := range v.vec {
+		for i, f := range v.VectorValue() {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -94,7 +95,7 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 		return append(dst, "]}"...)
 	case TypeArray:
 		dst = append(dst, '[')
-		for i, e := range v.arr {
+		for i, e := range v.ArrayValue() {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -102,7 +103,7 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 		}
 		return append(dst, ']')
 	case TypeMap:
-		return MarshalJSONFields(dst, v.m)
+		return MarshalJSONFields(dst, v.MapValue())
 	}
 	panic(fmt.Sprintf("record: unknown value type %d", v.typ))
 }
@@ -110,8 +111,18 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 // MarshalJSONFields appends the typed JSON encoding of a map's entries (a
 // JSON object, keys in byte order) to dst.
 func MarshalJSONFields(dst []byte, m map[string]Value) []byte {
+	// The keys of small maps are sorted on the stack.
+	var small [16]string
+	keys := small[:0]
+	if len(m) > len(small) {
+		keys = make([]string, 0, len(m))
+	}
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	dst = append(dst, '{')
-	for i, k := range SortedKeys(m) {
+	for i, k := range keys {
 		if i > 0 {
 			dst = append(dst, ',')
 		}

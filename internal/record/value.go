@@ -69,15 +69,18 @@ type GeoPoint struct {
 // Values are built with the constructors (Null, Bool, Int, ...) and read with
 // the accessor matching Type(); an accessor called on another type returns
 // its zero value.
+//
+// A Value is small (56 bytes on 64-bit platforms) because documents hold
+// many of them in maps and every stage copies them: each type uses the
+// fields it needs, and arrays, vectors and maps share x. Values are not
+// comparable with ==; use Equal.
 type Value struct {
+	_   [0]func() // not comparable: x may hold a map
 	typ Type
-	n   uint64 // bool (0/1), int64 bits, float64 bits, geo latitude bits
-	n2  uint64 // geo longitude bits
+	n   uint64 // bool (0/1), int64 bits, float64 bits, geo latitude bits, timestamp Unix seconds
+	n2  uint64 // geo longitude bits, timestamp nanoseconds (whole microseconds)
 	s   string // string, reference path, bytes
-	t   time.Time
-	arr []Value   // array elements
-	vec []float64 // vector elements
-	m   map[string]Value
+	x   any    // []Value (array), []float64 (vector), map[string]Value (map)
 }
 
 // Null returns the null value.
@@ -101,7 +104,8 @@ func Double(f float64) Value { return Value{typ: TypeDouble, n: math.Float64bits
 // Timestamp returns a timestamp value truncated to microseconds (the
 // model's precision), in UTC.
 func Timestamp(t time.Time) Value {
-	return Value{typ: TypeTimestamp, t: t.UTC().Truncate(time.Microsecond)}
+	t = t.Truncate(time.Microsecond)
+	return Value{typ: TypeTimestamp, n: uint64(t.Unix()), n2: uint64(t.Nanosecond())}
 }
 
 // String returns a string value.
@@ -126,7 +130,7 @@ func Array(elems ...Value) Value {
 	if elems == nil {
 		elems = []Value{}
 	}
-	return Value{typ: TypeArray, arr: elems}
+	return Value{typ: TypeArray, x: elems}
 }
 
 // Vector returns a vector value (a vector embedding). The
@@ -135,7 +139,7 @@ func Vector(elems []float64) Value {
 	if elems == nil {
 		elems = []float64{}
 	}
-	return Value{typ: TypeVector, vec: elems}
+	return Value{typ: TypeVector, x: elems}
 }
 
 // Map returns a map value. The map is retained; callers must not modify it
@@ -144,7 +148,7 @@ func Map(m map[string]Value) Value {
 	if m == nil {
 		m = map[string]Value{}
 	}
-	return Value{typ: TypeMap, m: m}
+	return Value{typ: TypeMap, x: m}
 }
 
 // Type reports the value's type.
@@ -177,7 +181,7 @@ func (v Value) TimeValue() time.Time {
 	if v.typ != TypeTimestamp {
 		return time.Time{}
 	}
-	return v.t
+	return time.Unix(int64(v.n), int64(v.n2)).UTC()
 }
 
 // StringValue returns the string of a TypeString value or the path of a
@@ -211,7 +215,7 @@ func (v Value) ArrayValue() []Value {
 	if v.typ != TypeArray {
 		return nil
 	}
-	return v.arr
+	return v.x.([]Value)
 }
 
 // VectorValue returns the elements of a TypeVector value. Callers must not
@@ -220,7 +224,7 @@ func (v Value) VectorValue() []float64 {
 	if v.typ != TypeVector {
 		return nil
 	}
-	return v.vec
+	return v.x.([]float64)
 }
 
 // MapValue returns the entries of a TypeMap value. Callers must not modify
@@ -229,7 +233,7 @@ func (v Value) MapValue() map[string]Value {
 	if v.typ != TypeMap {
 		return nil
 	}
-	return v.m
+	return v.x.(map[string]Value)
 }
 
 // SortedKeys returns the keys of m in byte order, the canonical order of
@@ -254,47 +258,48 @@ func Equal(a, b Value) bool {
 	switch a.typ {
 	case TypeNull:
 		return true
-	case TypeBool, TypeInt:
-		return a.n == b.n
+	case TypeBool, TypeInt, TypeTimestamp:
+		return a.n == b.n && a.n2 == b.n2
 	case TypeDouble:
 		fa, fb := math.Float64frombits(a.n), math.Float64frombits(b.n)
 		if math.IsNaN(fa) && math.IsNaN(fb) {
 			return true
 		}
 		return a.n == b.n
-	case TypeTimestamp:
-		return a.t.Equal(b.t)
 	case TypeString, TypeBytes, TypeReference:
 		return a.s == b.s
 	case TypeGeoPoint:
 		return a.n == b.n && a.n2 == b.n2
 	case TypeArray:
-		if len(a.arr) != len(b.arr) {
+		aa, ba := a.ArrayValue(), b.ArrayValue()
+		if len(aa) != len(ba) {
 			return false
 		}
-		for i := range a.arr {
-			if !Equal(a.arr[i], b.arr[i]) {
+		for i := range aa {
+			if !Equal(aa[i], ba[i]) {
 				return false
 			}
 		}
 		return true
 	case TypeVector:
-		if len(a.vec) != len(b.vec) {
+		av, bv := a.VectorValue(), b.VectorValue()
+		if len(av) != len(bv) {
 			return false
 		}
-		for i := range a.vec {
-			if math.Float64bits(a.vec[i]) != math.Float64bits(b.vec[i]) &&
-				!(math.IsNaN(a.vec[i]) && math.IsNaN(b.vec[i])) {
+		for i := range av {
+			if math.Float64bits(av[i]) != math.Float64bits(bv[i]) &&
+				!(math.IsNaN(av[i]) && math.IsNaN(bv[i])) {
 				return false
 			}
 		}
 		return true
 	case TypeMap:
-		if len(a.m) != len(b.m) {
+		am, bm := a.MapValue(), b.MapValue()
+		if len(am) != len(bm) {
 			return false
 		}
-		for k, av := range a.m {
-			bv, ok := b.m[k]
+		for k, av := range am {
+			bv, ok := bm[k]
 			if !ok || !Equal(av, bv) {
 				return false
 			}
@@ -316,7 +321,7 @@ func (v Value) String() string {
 	case TypeDouble:
 		return fmt.Sprintf("%gd", v.DoubleValue())
 	case TypeTimestamp:
-		return v.t.Format(time.RFC3339Nano)
+		return v.TimeValue().Format(time.RFC3339Nano)
 	case TypeString:
 		return fmt.Sprintf("%q", v.s)
 	case TypeBytes:
@@ -327,16 +332,17 @@ func (v Value) String() string {
 		g := v.GeoValue()
 		return fmt.Sprintf("geo(%g,%g)", g.Lat, g.Lng)
 	case TypeArray:
-		return fmt.Sprint(v.arr)
+		return fmt.Sprint(v.ArrayValue())
 	case TypeVector:
-		return fmt.Sprintf("vector%v", v.vec)
+		return fmt.Sprintf("vector%v", v.VectorValue())
 	case TypeMap:
 		s := "{"
-		for i, k := range SortedKeys(v.m) {
+		m := v.MapValue()
+		for i, k := range SortedKeys(m) {
 			if i > 0 {
 				s += " "
 			}
-			s += fmt.Sprintf("%q:%v", k, v.m[k])
+			s += fmt.Sprintf("%q:%v", k, m[k])
 		}
 		return s + "}"
 	}

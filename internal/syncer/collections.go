@@ -3,12 +3,12 @@ package syncer
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
@@ -36,12 +36,17 @@ func (f *follower) newCollections(ctx context.Context, changes []record.Change) 
 	if len(fresh) == 0 {
 		return nil
 	}
-	m, added, err := extendMapping(f.job.Mapping, fresh)
+	m, added, err := mappings.Extend(f.job.Mapping, fresh)
 	if err != nil {
 		return fmt.Errorf("inferring tables for new collections: %w", err)
 	}
 	if len(added) == 0 {
 		return nil
+	}
+	// A table created by a sync killed before it stored the mapping keeps
+	// the types it was created with.
+	if err := postgres.FitExisting(ctx, f.pool, f.job.Mapping, m); err != nil {
+		return err
 	}
 	if err := f.remap(ctx, m); err != nil {
 		return err
@@ -60,33 +65,45 @@ func (f *follower) newCollections(ctx context.Context, changes []record.Change) 
 	return nil
 }
 
-// extendMapping returns m with tables inferred from recs for the
-// collection patterns m has none for (their ancestors' patterns too), and
-// those patterns. m is not changed.
-func extendMapping(m *mappings.Mapping, recs []record.Record) (*mappings.Mapping, []string, error) {
-	reserved := make([]string, 0, len(m.Tables))
-	for _, t := range m.Tables {
-		reserved = append(reserved, t.Name)
+// grower is a sink whose mapping grows in the batches it writes
+// (postgres.EvolvingDocuments): new fields get columns, and new
+// collections tables, in the transaction of the batch that needs them.
+type grower interface {
+	SetNewTables(on bool)
+	Grown() []string
+	Refresh(ctx context.Context, db loaders.DB) (*mappings.Mapping, error)
+}
+
+// configureGrowth tells a growing sink whether it may create tables
+// itself: only with NewCollectionsInfer (with reject, such documents are
+// the sink's to reject).
+func (f *follower) configureGrowth(sink loaders.Sink) {
+	if g, ok := sink.(grower); ok {
+		g.SetNewTables(f.opts.NewCollections == NewCollectionsInfer)
 	}
-	in := mappings.NewInferrer(mappings.InferOptions{Schema: m.Schema, ReservedTables: reserved})
-	for _, r := range recs {
-		in.Observe(r.Key, r.Fields)
+}
+
+// followGrowth, after a committed chunk, takes the mapping a growing sink
+// stored (with the chunk) as the job's, so that comparisons (polls,
+// cutover) read the columns it added.
+func (f *follower) followGrowth(ctx context.Context) error {
+	g, ok := f.job.Sink.(grower)
+	if !ok || f.job.Remap == nil || len(g.Grown()) == f.grownSeen {
+		return nil
 	}
-	inferred := in.Mapping()
-	out := *m
-	out.Tables = slices.Clone(m.Tables)
-	var added []string
-	for _, t := range inferred.Tables {
-		if m.TableFor(t.Collection) != nil {
-			continue
-		}
-		out.Tables = append(out.Tables, t)
-		added = append(added, t.Collection)
+	f.grownSeen = len(g.Grown())
+	m, err := g.Refresh(ctx, f.pool)
+	if err != nil {
+		return err
 	}
-	// As inference writes them: by pattern, each table after its parent.
-	slices.SortStableFunc(out.Tables, func(a, b *mappings.Table) int { return strings.Compare(a.Collection, b.Collection) })
-	if err := out.Validate(); err != nil {
-		return nil, nil, err
+	if m == f.job.Mapping {
+		return nil
 	}
-	return &out, added, nil
+	_, adapter, err := f.job.Remap(m)
+	if err != nil {
+		return err
+	}
+	f.job.Adapter, f.job.Mapping = adapter, m
+	f.log.Info("the mapping grew with fields or collections that appeared at the source", "grown", g.Grown())
+	return nil
 }

@@ -180,6 +180,7 @@ func Follow(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job 
 		return fmt.Errorf("preparing the target for syncing %ss: %w", job.Kind, err)
 	}
 	f := &follower{pool: pool, state: state, job: job, opts: opts, log: opts.Log.With("job", job.Name)}
+	f.configureGrowth(job.Sink)
 	if err := f.start(ctx); err != nil {
 		return err
 	}
@@ -208,6 +209,8 @@ type follower struct {
 	lastCount    time.Time
 	lastMismatch string
 	held         heldPoint
+	// grownSeen is how many growths of a growing sink followGrowth took.
+	grownSeen int
 }
 
 // start loads the job's sync state, or records it from the copy's last
@@ -275,6 +278,7 @@ func (f *follower) remap(ctx context.Context, m *mappings.Mapping) error {
 	if s, ok := sink.(loaders.SoftDeleter); ok {
 		s.SetSoftDeletes(f.opts.SoftDeletes)
 	}
+	f.configureGrowth(sink)
 	if err := sink.Prepare(ctx, f.pool); err != nil {
 		return fmt.Errorf("creating the tables of new collections: %w", err)
 	}
@@ -374,11 +378,14 @@ func (f *follower) commit(ctx context.Context, chunk []record.Change, b postgres
 		}
 		if stored != nil && stored.Position == b.Position {
 			f.st = stored
-			return nil
+			return f.followGrowth(ctx)
 		}
 		return fmt.Errorf("%w; is another process syncing into the same target?", err)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return f.followGrowth(ctx)
 }
 
 func (f *follower) commitOnce(ctx context.Context, chunk []record.Change, b *postgres.SyncBatch) error {

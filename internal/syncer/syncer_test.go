@@ -362,3 +362,23 @@ func TestRejectedRecordCatchesUpOnce(t *testing.T) {
 		t.Errorf("catch-ups %d, want 1: the same disagreement (one rejected record) was caught up again", st.CatchUps)
 	}
 }
+
+// TestNewCollectionTableLeftByAKilledSync: a sync killed after it created
+// the table of a new collection but before it stored the mapping leaves
+// the table with types a later inference may not choose (here: jsonb where
+// the documents now say text[]); the next sync keeps the table's types
+// instead of refusing, and the values still converge (in the overflow
+// where the type does not fit).
+func TestNewCollectionTableLeftByAKilledSync(t *testing.T) {
+	f := newFixture(t, 0)
+	if _, err := f.pool.Exec(context.Background(), `CREATE TABLE public.tags (id text PRIMARY KEY, labels jsonb,
+		_create_time timestamptz, _update_time timestamptz, _overflow jsonb, _missing boolean NOT NULL DEFAULT false)`); err != nil {
+		t.Fatal(err)
+	}
+	f.put(t, "tags/t1", map[string]record.Value{"labels": record.Array(record.String("a"), record.String("b"))})
+	f.follow(t, syncer.Options{})
+	f.identical(t)
+	if c := f.job.Mapping.TableFor("tags"); c == nil || len(c.Columns) != 1 || c.Columns[0].Type != "jsonb" {
+		t.Fatalf("the extended mapping's tags table: %+v (%+v); want labels typed jsonb, as the table has it", c, *c.Columns[0])
+	}
+}

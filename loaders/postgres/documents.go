@@ -6,8 +6,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
@@ -33,6 +35,10 @@ type Documents struct {
 	soft      bool
 	marked    map[*mappings.Table]bool
 	detecting sync.Mutex
+	// paths says which tables take the direct load path (direct.go):
+	// those Prepare created. None until Prepare. EvolvingDocuments
+	// shares it between the sinks of a growing mapping.
+	paths *directPaths
 }
 
 var (
@@ -47,7 +53,7 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, lockSQL: map[*mappings.Table]string{}, order: tablesByDepth(m)}
+	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, lockSQL: map[*mappings.Table]string{}, order: tablesByDepth(m), paths: &directPaths{}}
 	d.buildDefs(nil)
 	for _, t := range m.Tables {
 		name := pgx.Identifier{m.Schema, t.Name}
@@ -94,10 +100,20 @@ func (d *Documents) SetSoftDeletes(on bool) { d.soft = on }
 // columns and foreign keys (and, with soft deletes, the deletion-time
 // column). Tables that have a deletion-time column, whether added now or
 // by an earlier run with soft deletes, get upserts that clear it.
+//
+// The tables Prepare creates — and only those — start on the direct load
+// path: their batches are COPied straight in, falling back to staging and
+// the upsert for a batch whose keys turn out to exist (see direct.go).
 func (d *Documents) Prepare(ctx context.Context, db loaders.DB) error {
+	d.paths.reset(nil)
+	fresh, err := freshTables(ctx, db, d.mapping)
+	if err != nil {
+		return err
+	}
 	if err := ApplySchemaWith(ctx, db, d.mapping, d.owner, SchemaOptions{SoftDeletes: d.soft}); err != nil {
 		return err
 	}
+	d.paths.reset(fresh)
 	d.detecting.Lock()
 	d.marked = nil
 	d.detecting.Unlock()
@@ -170,7 +186,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	}
 	for _, t := range d.order {
 		if p := rows[t]; p != nil {
-			changed, rejects, err := d.defs[t].upsert(ctx, tx, p.rows)
+			changed, rejects, err := d.load(ctx, tx, t, d.defs[t], p.rows)
 			if err != nil {
 				return out, err
 			}
@@ -228,11 +244,20 @@ func rowValues(r transformers.Row) []any {
 		vals = append(vals, k)
 	}
 	vals = append(vals, r.Values...)
-	vals = append(vals, nullTime(r.CreateTime), nullTime(r.UpdateTime))
+	vals = append(vals, copyTime(r.CreateTime), copyTime(r.UpdateTime))
 	if r.Overflow == nil {
 		vals = append(vals, nil)
 	} else {
 		vals = append(vals, r.Overflow)
 	}
 	return append(vals, false)
+}
+
+// copyTime is t in the form pgx encodes without reflection or extra
+// copies (the same bytes as a time.Time), or nil (NULL) for the zero time.
+func copyTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return pgtype.Timestamptz{Time: t, Valid: true}
 }

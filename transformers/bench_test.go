@@ -1,0 +1,204 @@
+package transformers
+
+import (
+	"fmt"
+	"reflect"
+	"syscall"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"github.com/jackc/pgx/v5/pgtype"
+	"google.golang.org/genproto/googleapis/type/latlng"
+
+	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/mappings"
+)
+
+// benchScale is the demo app at 1,929 documents: every table and
+// value type of bench/documents, in its proportions.
+var benchScale = demoapp.Scale{Users: 500, Posts: 250, CommentsPerPost: 3, Orders: 125, ItemsPerOrder: 3, Archive: 25}
+
+// demoRecords returns the demo app's documents as the extractor hands them
+// on, with the mapping infer makes for them.
+func demoRecords(tb testing.TB) ([]record.Record, *mappings.Mapping) {
+	tb.Helper()
+	docs := demoapp.Documents(1, benchScale)
+	created := time.Date(2025, 3, 1, 12, 0, 0, 123456000, time.UTC)
+	recs := make([]record.Record, len(docs))
+	in := mappings.NewInferrer(mappings.InferOptions{})
+	for i, d := range docs {
+		f := make(map[string]record.Value, len(d.Fields))
+		for k, x := range d.Fields {
+			f[k] = demoValue(tb, x)
+		}
+		recs[i] = record.Record{Kind: record.KindDocument, Key: d.Path, Fields: f, Cursor: d.Path,
+			CreateTime: created, UpdateTime: created.Add(time.Duration(i) * time.Millisecond)}
+		in.Observe(d.Path, f)
+	}
+	return recs, in.Mapping()
+}
+
+// demoValue converts a demo app value (as the Firestore Go client takes
+// it) into the record value the extractor reads back.
+func demoValue(tb testing.TB, x any) record.Value {
+	switch v := x.(type) {
+	case nil:
+		return record.Null()
+	case bool:
+		return record.Bool(v)
+	case int64:
+		return record.Int(v)
+	case float64:
+		return record.Double(v)
+	case time.Time:
+		return record.Timestamp(v)
+	case string:
+		return record.String(v)
+	case []byte:
+		return record.Bytes(v)
+	case *latlng.LatLng:
+		return record.Geo(v.Latitude, v.Longitude)
+	case firestore.Vector64:
+		return record.Vector(append([]float64(nil), v...))
+	case []string:
+		out := make([]record.Value, len(v))
+		for i, s := range v {
+			out[i] = record.String(s)
+		}
+		return record.Array(out...)
+	case []any:
+		out := make([]record.Value, len(v))
+		for i, e := range v {
+			out[i] = demoValue(tb, e)
+		}
+		return record.Array(out...)
+	case map[string]any:
+		out := make(map[string]record.Value, len(v))
+		for k, e := range v {
+			out[k] = demoValue(tb, e)
+		}
+		return record.Map(out)
+	}
+	if rv := reflect.ValueOf(x); rv.Kind() == reflect.String {
+		return record.Reference(rv.String()) // demoapp's unexported docRef
+	}
+	tb.Fatalf("demo value of Go type %T", x)
+	return record.Value{}
+}
+
+// BenchmarkTransform measures Transform over the demo app's documents
+// (ns/op and allocs/op are per document).
+func BenchmarkTransform(b *testing.B) {
+	recs, m := demoRecords(b)
+	d := mustDocumentsTB(b, m)
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer reportCPU(b)()
+	for i := 0; i < b.N; i++ {
+		if _, err := d.Transform(recs[i%len(recs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// copyOIDs returns, per table, the OIDs of the loader's row layout: key
+// columns, mapped columns, _created_at, _updated_at, _overflow, _missing.
+func copyOIDs(m *mappings.Mapping) map[*mappings.Table][]uint32 {
+	out := map[*mappings.Table][]uint32{}
+	for _, t := range m.Tables {
+		var o []uint32
+		for range t.KeyColumns() {
+			o = append(o, pgtype.TextOID)
+		}
+		for _, c := range t.Columns {
+			o = append(o, oids[c.Type])
+		}
+		out[t] = append(o, pgtype.TimestamptzOID, pgtype.TimestamptzOID, pgtype.JSONBOID, pgtype.BoolOID)
+	}
+	return out
+}
+
+// benchRowValues lays a row out as the loader does (loaders/postgres
+// rowValues).
+func benchRowValues(r Row) []any {
+	vals := make([]any, 0, len(r.Key)+len(r.Values)+4)
+	for _, k := range r.Key {
+		vals = append(vals, k)
+	}
+	vals = append(vals, r.Values...)
+	for _, t := range []time.Time{r.CreateTime, r.UpdateTime} {
+		if t.IsZero() {
+			vals = append(vals, nil)
+		} else {
+			vals = append(vals, pgtype.Timestamptz{Time: t, Valid: true})
+		}
+	}
+	if r.Overflow == nil {
+		vals = append(vals, nil)
+	} else {
+		vals = append(vals, r.Overflow)
+	}
+	return append(vals, false)
+}
+
+// BenchmarkTransformEncode measures a document's whole client-side path
+// to the wire: Transform, the loader's row layout, and pgx's binary
+// encoding of every value as CopyFrom does it (one pgtype.Map, plans
+// cached, one growing buffer). ns/op and allocs/op are per document.
+func BenchmarkTransformEncode(b *testing.B) {
+	recs, m := demoRecords(b)
+	d := mustDocumentsTB(b, m)
+	colOIDs := copyOIDs(m)
+	tm := pgtype.NewMap()
+	buf := make([]byte, 0, 1<<16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer reportCPU(b)()
+	for i := 0; i < b.N; i++ {
+		row, err := d.Transform(recs[i%len(recs)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		o := colOIDs[row.Table]
+		buf = buf[:0]
+		for j, x := range benchRowValues(row) {
+			// As pgx's encodeCopyValue: a length, then the value (nothing
+			// for NULL).
+			buf = append(buf, 0xff, 0xff, 0xff, 0xff)
+			enc, err := tm.Encode(o[j], pgtype.BinaryFormatCode, x, buf)
+			if err != nil {
+				b.Fatalf("%s column %d: %v", row.Table.Name, j, err)
+			}
+			if enc != nil {
+				buf = enc
+			}
+		}
+	}
+}
+
+func mustDocumentsTB(tb testing.TB, m *mappings.Mapping) *Documents {
+	tb.Helper()
+	d, err := NewDocuments(m)
+	if err != nil {
+		tb.Fatal(fmt.Errorf("mapping: %w", err))
+	}
+	return d
+}
+
+// reportCPU starts measuring the CPU time the process uses (this
+// goroutine's work plus the garbage collector's) and returns the function
+// that reports it per operation as cpu-ns/op: unlike ns/op, it does not
+// count time spent waiting for a CPU on a busy machine.
+func reportCPU(b *testing.B) func() {
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start := cpu()
+	return func() { b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op") }
+}
