@@ -287,3 +287,49 @@ func TestSupabaseTablesExtensionType(t *testing.T) {
 		t.Errorf("citext comparison on the target: %d rows, %v", n, err)
 	}
 }
+
+// TestSupabaseTablesSchemas copies two schemas, one with a hostile name
+// holding an enum, a table keyed by it and a foreign key into the other
+// schema (--schemas 'public,App "Data"'); a schema the source lacks is
+// refused by name.
+func TestSupabaseTablesSchemas(t *testing.T) {
+	ctx := context.Background()
+	src := supabasetest.NewProject(t)
+	src.Exec(t, `CREATE TABLE public.owners (id integer PRIMARY KEY, name text)`)
+	src.Exec(t, `CREATE SCHEMA "App ""Data"""`)
+	src.Exec(t, `CREATE TYPE "App ""Data"""."Kind" AS ENUM ('a', 'b')`)
+	src.Exec(t, `CREATE TABLE "App ""Data"""."Things" (kind "App ""Data"""."Kind", n integer, owner integer REFERENCES public.owners, kinds "App ""Data"""."Kind"[],
+		PRIMARY KEY (kind, n))`)
+	src.Exec(t, `INSERT INTO public.owners SELECT g, 'o' || g FROM generate_series(1, 10) g`)
+	src.Exec(t, `INSERT INTO "App ""Data"""."Things" SELECT (ARRAY['a', 'b'])[1 + g % 2]::"App ""Data"""."Kind", g, 1 + g % 10, '{a,b}' FROM generate_series(1, 200) g`)
+	dsn := testenv.NewDatabase(t)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	env := clitest.Env("DATABASE_URL="+dsn, "SUPABASE_DB_URL="+src.DSN)
+	common := []string{"--source", "supabase", "--only", "tables", "--schemas", `public,App "Data"`}
+
+	if res := clitest.Run(t, env, append([]string{"migrate", "--workers", "3", "--batch-size", "30"}, common...)...); res.Code != 0 {
+		t.Fatalf("migrate: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res := clitest.Run(t, env, append([]string{"verify", "--format", "json"}, common...)...)
+	if res.Code != 0 {
+		t.Fatalf("verify: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	got := tableReports(t, compareDoc(t, res.Stdout), "table")
+	if tr := got[`"App ""Data"""."Things"`]; tr == nil || tr.Matching != 200 {
+		t.Errorf("verify of the hostile schema's table: %+v", tr)
+	}
+	var fk bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' AND conrelid = '"App ""Data"""."Things"'::regclass
+		AND confrelid = 'public.owners'::regclass)`).Scan(&fk); err != nil || !fk {
+		t.Errorf("foreign key across schemas: %v, %v", fk, err)
+	}
+
+	res = clitest.Run(t, env, "plan", "--source", "supabase", "--only", "tables", "--schemas", "public,nosuch")
+	if res.Code != 2 || !strings.Contains(res.Stderr, `the source has no schema "nosuch"`) {
+		t.Errorf("plan of a missing schema: exit %d\n%s", res.Code, res.Stderr)
+	}
+}
