@@ -24,6 +24,12 @@ func TestTablesPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := NewTables(TablesConfig{Catalog: cat, Owner: Owner{Source: "supabase-tables:src"}})
+	// readings (built-in types, a domain, an enum) moves in binary; tasks
+	// (an array of an enum, whose binary form carries the enum's OID) in
+	// text.
+	if r, k := cat.Find(supabasetest.ReadingsTable), cat.Find(supabasetest.TasksTable); r == nil || k == nil || !r.Binary() || k.Binary() {
+		t.Errorf("COPY formats: readings binary %v, tasks binary %v; want true, false", r != nil && r.Binary(), k != nil && k.Binary())
+	}
 
 	target := testenv.NewPool(t)
 	stmts, err := sink.PlannedDDL(ctx, target)

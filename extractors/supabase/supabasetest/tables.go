@@ -59,7 +59,8 @@ func (p *Project) SeedTables(t testing.TB, tasks int) {
 	p.Exec(t, `INSERT INTO public.tasks (org_id, slug, title) VALUES (1, 'p-1', 'nulls')`)
 	p.Exec(t, `UPDATE public.tasks SET parent_id = id - 1 WHERE id > 1`)
 	p.Exec(t, `INSERT INTO public.readings SELECT g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second',
-		CASE WHEN g % 100 = 0 THEN 'NaN' ELSE g / 3.0 END, CASE WHEN g % 7 = 0 THEN NULL ELSE 'r' || g || E'\t\\' END, decode(md5(g::text), 'hex')
+		CASE WHEN g % 100 = 0 THEN 'NaN' ELSE g / 3.0 END, CASE WHEN g % 7 = 0 THEN NULL ELSE 'r' || g || E'\t\\' END, decode(md5(g::text), 'hex'),
+		1 + g % 5, (ARRAY['sad', 'it''s "fine"']::public.mood[])[1 + g % 2]
 		FROM generate_series(1, 1500) g`)
 	// Statistics for readings only: its partitions come from them, the
 	// others' from numbering their rows.

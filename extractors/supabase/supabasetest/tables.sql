@@ -77,14 +77,16 @@ CREATE TABLE public.measurements (
   PRIMARY KEY (sensor, day)
 );
 
--- Only built-in types: moves in COPY's binary format (tasks, with an array
--- of an enum, moves in text).
+-- Built-in types, a domain and an enum: moves in COPY's binary format
+-- (tasks, with an array of an enum, moves in text).
 CREATE TABLE public.readings (
   id bigint PRIMARY KEY,
   at timestamptz NOT NULL,
   value numeric(10, 4),
   note text,
-  raw bytea
+  raw bytea,
+  level public.positive_int,
+  mood public.mood
 );
 
 -- No key: duplicate rows are data.
