@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os/user"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -432,6 +433,10 @@ func reportDifferences(rep *diff.Report) []string {
 		}
 		out = append(out, fmt.Sprintf("%s: %d mismatched, %d missing in target, %d extra in target, %d rejected",
 			t.Table, t.Mismatched, t.MissingInTarget, t.ExtraInTarget, t.Rejected))
+		if strings.HasPrefix(t.Table, "(no table for ") {
+			out = append(out, "  "+t.Table+": a collection sync has not seen yet (made under a document not written since?); "+
+				"sync's next count check (--count-interval) catches it up: run cutover again after it")
+		}
 		for _, s := range t.SampleLines() {
 			out = append(out, "  "+t.Table+" "+s)
 		}
