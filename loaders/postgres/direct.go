@@ -54,6 +54,10 @@ type LoadStats struct {
 	// Staged counts table batches that took the staging path, fallbacks
 	// included.
 	Staged int64
+	// Placeholders counts table batches that sent the lock-and-insert of
+	// placeholder rows for parents (parents the batch itself COPied in
+	// need none: see Documents.Write).
+	Placeholders int64
 }
 
 // directPaths tracks which tables of a sink may be loaded directly.
@@ -62,8 +66,8 @@ type directPaths struct {
 	// streak counts each eligible table's fallbacks in a row, by table
 	// name (so that it survives a mapping that gains columns); a table
 	// absent from it is not eligible (any more).
-	streak                    map[string]int
-	direct, fallbacks, staged atomic.Int64
+	streak                                  map[string]int
+	direct, fallbacks, staged, placeholders atomic.Int64
 }
 
 // reset makes exactly the tables in fresh eligible and zeroes the counts.
@@ -77,6 +81,7 @@ func (p *directPaths) reset(fresh []*mappings.Table) {
 	p.direct.Store(0)
 	p.fallbacks.Store(0)
 	p.staged.Store(0)
+	p.placeholders.Store(0)
 }
 
 func (p *directPaths) eligible(t *mappings.Table) bool {
@@ -114,7 +119,7 @@ func (p *directPaths) fellBack(t *mappings.Table, giveUp bool) {
 }
 
 func (p *directPaths) stats() LoadStats {
-	return LoadStats{Direct: p.direct.Load(), Fallbacks: p.fallbacks.Load(), Staged: p.staged.Load()}
+	return LoadStats{Direct: p.direct.Load(), Fallbacks: p.fallbacks.Load(), Staged: p.staged.Load(), Placeholders: p.placeholders.Load()}
 }
 
 // LoadStats returns how this sink's batches were loaded since Prepare.
@@ -123,10 +128,11 @@ func (d *Documents) LoadStats() LoadStats { return d.paths.stats() }
 // load writes the rows of one table of a batch: directly when t is
 // eligible and the COPY goes through, through staging and the upsert
 // otherwise (see the direct load path above). It returns what upsert
-// returns.
-func (d *Documents) load(ctx context.Context, tx pgx.Tx, t *mappings.Table, def *tableDef, rows [][]any) (int64, map[int]string, error) {
+// returns, and whether the rows were COPied in directly: then every row
+// is one tx inserted, so tx holds its lock.
+func (d *Documents) load(ctx context.Context, tx pgx.Tx, t *mappings.Table, def *tableDef, rows [][]any) (changed int64, rejects map[int]string, direct bool, err error) {
 	if len(rows) == 0 {
-		return 0, nil, nil
+		return 0, nil, false, nil
 	}
 	if d.paths.eligible(t) {
 		n, err := underSavepoint(ctx, tx, func(sp pgx.Tx) (int64, error) {
@@ -134,7 +140,7 @@ func (d *Documents) load(ctx context.Context, tx pgx.Tx, t *mappings.Table, def 
 		})
 		if err == nil {
 			d.paths.succeeded(t)
-			return n, nil, nil
+			return n, nil, true, nil
 		}
 		// A refusal of the rows falls back; any other refusal by the
 		// server that retrying would not pass (row-level security, say)
@@ -144,12 +150,13 @@ func (d *Documents) load(ctx context.Context, tx pgx.Tx, t *mappings.Table, def 
 		var pgErr *pgconn.PgError
 		data := isDataError(err)
 		if !data && !(errors.As(err, &pgErr) && failure.Classify(err) == failure.Permanent) {
-			return 0, nil, fmt.Errorf("copying %d rows into %s: %w", len(rows), def.Name.Sanitize(), err)
+			return 0, nil, false, fmt.Errorf("copying %d rows into %s: %w", len(rows), def.Name.Sanitize(), err)
 		}
 		d.paths.fellBack(t, !data)
 	}
 	d.paths.staged.Add(1)
-	return def.upsert(ctx, tx, rows)
+	changed, rejects, err = def.upsert(ctx, tx, rows)
+	return changed, rejects, false, err
 }
 
 // freshTables returns the tables of m that do not exist in db, by name.

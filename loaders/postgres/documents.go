@@ -186,7 +186,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	}
 	for _, t := range d.order {
 		if p := rows[t]; p != nil {
-			changed, rejects, err := d.load(ctx, tx, t, d.defs[t], p.rows)
+			changed, rejects, direct, err := d.load(ctx, tx, t, d.defs[t], p.rows)
 			if err != nil {
 				return out, err
 			}
@@ -194,8 +194,22 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 			for j, reason := range rejects {
 				out.Reject(p.idx[j], reason)
 			}
+			if direct {
+				// Rows this transaction inserted are locked by it and
+				// exist: their children need no placeholder, and no
+				// share lock on them.
+				n := len(t.KeyColumns())
+				for _, row := range p.rows {
+					key := make([]string, n)
+					for i := range key {
+						key[i] = row[i].(string)
+					}
+					delete(holders[t], strings.Join(key, "\x00"))
+				}
+			}
 		}
 		if keys := holders[t]; len(keys) > 0 {
+			d.paths.placeholders.Add(1)
 			if err := d.insertPlaceholders(ctx, tx, t, keys); err != nil {
 				return out, err
 			}
