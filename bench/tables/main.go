@@ -70,6 +70,7 @@ func main() {
 	flag.StringVar(&o.migrateFlags, "migrate-flags", "", "Extra flags of baasmigrate migrate, space-separated (e.g. '--batch-size 2000')")
 	flag.StringVar(&o.pgBin, "pg-bin", "", "Directory of pg_dump and pg_restore (default: /usr/lib/postgresql/MAJOR/bin of the server's major version, else PATH's when its version matches)")
 	flag.BoolVar(&o.double, "double", true, "Also copy twice the rows once (migrate and dump+restore), to report peak RSS at 2N")
+	flag.BoolVar(&o.keep, "keep", false, "Keep the databases at the end ("+srcDB+", "+migrateDB+", …) to look into or profile by hand")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/tables:", err)
@@ -82,7 +83,7 @@ type options struct {
 	rows, workers, runs            int
 	record, profiles, migrateFlags string
 	pgBin                          string
-	double                         bool
+	double, keep                   bool
 }
 
 func need(key string) (string, error) {
@@ -112,7 +113,9 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	defer dropDatabases(admin, srcDB, src2DB, migrateDB, restoreDB)
+	if !o.keep {
+		defer dropDatabases(admin, srcDB, src2DB, migrateDB, restoreDB)
+	}
 
 	pgBin, pgVersion, err := findPGBin(ctx, dsn, o.pgBin)
 	if err != nil {

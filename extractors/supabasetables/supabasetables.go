@@ -413,7 +413,10 @@ func (e *Extractor) readKeyless(ctx context.Context, t *pgcatalog.Table, after s
 			return nil
 		}
 		end := fmt.Sprintf("(%d,0)", block+ctidWindow)
-		sql := "SELECT " + t.CopyColumns() + ", ctid::text FROM " + t.QName() + " WHERE ctid > $1::tid AND ctid < $2::tid ORDER BY ctid"
+		// ORDER BY names the input column (src.ctid): a bare ctid would be
+		// the output column, the ctid's text, whose order is not the
+		// rows' ((0,10) before (0,2)), and a resumed read would repeat rows.
+		sql := "SELECT " + t.CopyColumns() + ", ctid::text FROM " + t.QName() + " AS src WHERE ctid > $1::tid AND ctid < $2::tid ORDER BY src.ctid"
 		var rows []row
 		err = retry.Do(ctx, e.policy, what, func(ctx context.Context) error {
 			var err error
