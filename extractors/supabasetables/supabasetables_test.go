@@ -63,7 +63,8 @@ func newSource(t *testing.T) string {
 // it, independently of the extractor's paging: COPY (SELECT the copied
 // columns ORDER BY the key, or ctid) TO STDOUT in the table's format,
 // split into tuples, beside the key columns' text (or the ctid) in the
-// same order; and the sequences' values.
+// same order; a record of the index stream per table with keys or
+// indexes; and the sequences' values.
 func want(t *testing.T, dsn string) map[string]record.Record {
 	t.Helper()
 	ctx := context.Background()
@@ -127,6 +128,11 @@ func want(t *testing.T, dsn string) map[string]record.Record {
 		tuples := splitCopy(t, buf.Bytes(), tb.Binary())
 		if len(tuples) != len(keys) {
 			t.Fatalf("%s: %d tuples, %d keys", tb.QName(), len(tuples), len(keys))
+		}
+		if len(tb.Keys) > 0 || len(tb.Indexes) > 0 {
+			key := pgcatalog.IndexStream + " " + tb.QName()
+			out[key] = record.Record{Kind: record.KindTable, Key: key,
+				Fields: map[string]record.Value{pgcatalog.FieldIndexes: record.String(tb.QName())}}
 		}
 		for i, k := range keys {
 			key := tb.QName() + " " + k
