@@ -368,6 +368,8 @@ func (e *Extractor) page(ctx context.Context, t *pgcatalog.Table, sql string, pa
 
 func (e *Extractor) readKeyed(ctx context.Context, t *pgcatalog.Table, p extractors.Partition, after string, emit func(record.Record) error) error {
 	what := fmt.Sprintf("reading partition %s of %s", p.ID, t.QName())
+	qname := t.QName() // once, not per row: quoting costs
+	table := record.String(qname)
 	var rng pgcatalog.PartitionRange
 	var err error
 	if p.Start != "" {
@@ -425,8 +427,8 @@ func (e *Extractor) readKeyed(ctx context.Context, t *pgcatalog.Table, p extract
 			return retry.Describe(what, err)
 		}
 		for _, r := range rows {
-			rec := record.Record{Kind: record.KindTable, Key: t.QName() + " " + r.cursor, Cursor: r.cursor,
-				Fields: map[string]record.Value{pgcatalog.FieldTable: record.String(t.QName()), pgcatalog.FieldTuple: record.Bytes(r.tuple)}}
+			rec := record.Record{Kind: record.KindTable, Key: qname + " " + r.cursor, Cursor: r.cursor,
+				Fields: map[string]record.Value{pgcatalog.FieldTable: table, pgcatalog.FieldTuple: record.Bytes(r.tuple)}}
 			if first {
 				rec.Fields[pgcatalog.FieldClear] = record.String(string(clear))
 				first = false
@@ -447,6 +449,8 @@ const ctidWindow = 128
 
 func (e *Extractor) readKeyless(ctx context.Context, t *pgcatalog.Table, after string, emit func(record.Record) error) error {
 	what := "reading " + t.QName()
+	qname := t.QName() // once, not per row: quoting costs
+	table := record.String(qname)
 	first := after == ""
 	cursor := after
 	if cursor == "" {
@@ -482,8 +486,8 @@ func (e *Extractor) readKeyless(ctx context.Context, t *pgcatalog.Table, after s
 			return retry.Describe(what, err)
 		}
 		for _, r := range rows {
-			rec := record.Record{Kind: record.KindTable, Key: t.QName() + " " + r.cursor, Cursor: r.cursor,
-				Fields: map[string]record.Value{pgcatalog.FieldTable: record.String(t.QName()), pgcatalog.FieldTuple: record.Bytes(r.tuple)}}
+			rec := record.Record{Kind: record.KindTable, Key: qname + " " + r.cursor, Cursor: r.cursor,
+				Fields: map[string]record.Value{pgcatalog.FieldTable: table, pgcatalog.FieldTuple: record.Bytes(r.tuple)}}
 			if first {
 				rec.Fields[pgcatalog.FieldClear] = record.String("{}")
 				first = false
