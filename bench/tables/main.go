@@ -175,11 +175,12 @@ func run(ctx context.Context, o options) error {
 				return err
 			}
 		}
-		fmt.Fprintf(os.Stderr, "round %d: extract %s (CPU %s), dump %s + restore %s = %s (clients' CPU %s, PostgreSQL %s), migrate %s (CPU %s, PostgreSQL %s, peak RSS %d MiB): ratio %.2f\n",
+		fmt.Fprintf(os.Stderr, "round %d: extract %s (CPU %s), dump %s + restore %s = %s (clients' CPU %s, PostgreSQL %s), migrate %s (CPU %s, PostgreSQL %s, peak RSS %d MiB; keys and indexes %s s, foreign keys %s s): ratio %.2f\n",
 			i+1, r.extract.Round(time.Millisecond), r.extractCPU.Round(time.Millisecond),
 			r.dump.dump.Round(time.Millisecond), r.dump.restore.Round(time.Millisecond), r.dump.total().Round(time.Millisecond),
 			r.dump.cpu.Round(time.Millisecond), cpuOrNA(r.dump.pgCPU),
-			r.migrate.wall.Round(time.Millisecond), r.migrate.cpu.Round(time.Millisecond), cpuOrNA(r.migrate.pgCPU), r.migrate.rss>>20, r.ratio())
+			r.migrate.wall.Round(time.Millisecond), r.migrate.cpu.Round(time.Millisecond), cpuOrNA(r.migrate.pgCPU), r.migrate.rss>>20,
+			r.migrate.streamSeconds(pgcatalog.IndexStream), r.migrate.streamSeconds(pgcatalog.FinishStream), r.ratio())
 		rounds = append(rounds, r)
 	}
 	inOrder := slices.Clone(rounds)
@@ -253,6 +254,7 @@ ratio is shown. CPU of PostgreSQL's backends: those serving the source and targe
 
 - migrate ÷ (pg_dump + pg_restore): **%.2f** (goal ≤ 1.2); every round, in order: %s
 - migrate ÷ extract only: %.2f
+- of migrate's time in the median round, writing the keys and indexes (tables in parallel) took %s s and the foreign keys and sequences %s s (the summary's seconds)
 %s
 - load average at the end: %s
 
@@ -268,6 +270,7 @@ text). Like pg_restore it creates the keys, indexes and foreign keys after the r
 		r.dump.cpu.Round(time.Millisecond), cpuOrNA(r.dump.pgCPU),
 		r.migrate.wall.Round(time.Millisecond), rate(r.migrate.wall), r.migrate.cpu.Round(time.Millisecond), cpuOrNA(r.migrate.pgCPU),
 		r.ratio(), strings.Join(each, ", "), r.migrate.wall.Seconds()/r.extract.Seconds(),
+		r.migrate.streamSeconds(pgcatalog.IndexStream), r.migrate.streamSeconds(pgcatalog.FinishStream),
 		rssLine, benchreport.LoadAverage())
 	fmt.Print(section)
 	if o.record != "" {
@@ -426,6 +429,23 @@ type binaryRun struct {
 	// watched databases (-1: not measured).
 	pgCPU time.Duration
 	rss   int64
+	// stdout is what the run printed: its summary, with the seconds
+	// each table's (and the index and finish streams') writes took.
+	stdout string
+}
+
+// streamSeconds returns the seconds column of the summary's line of
+// stream (a table's quoted name, or the index or finish stream), "?"
+// when there is none.
+func (b binaryRun) streamSeconds(stream string) string {
+	for _, line := range strings.Split(b.stdout, "\n") {
+		if strings.Contains(line, stream) {
+			if f := strings.Fields(line); len(f) > 0 {
+				return f[len(f)-1]
+			}
+		}
+	}
+	return "?"
 }
 
 // runBinary runs the built baasmigrate with args and returns its wall
@@ -434,8 +454,8 @@ type binaryRun struct {
 func runBinary(env, dbs []string, bin string, args ...string) (binaryRun, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	done := make(chan struct{})
 	pg := watchBackendCPU(dbs, done)
 	start := time.Now()
@@ -447,7 +467,7 @@ func runBinary(env, dbs []string, bin string, args ...string) (binaryRun, error)
 	peak := procstat.WatchPeakRSS(cmd.Process.Pid, done)
 	err := cmd.Wait()
 	close(done)
-	r := binaryRun{wall: time.Since(start), rss: <-peak, pgCPU: <-pg}
+	r := binaryRun{wall: time.Since(start), rss: <-peak, pgCPU: <-pg, stdout: stdout.String()}
 	if err != nil {
 		return binaryRun{}, fmt.Errorf("%s: %v\n%s", args[0], err, stderr.String())
 	}
