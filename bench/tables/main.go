@@ -13,7 +13,8 @@
 // an interval; an enum, identity columns, foreign keys, secondary indexes)
 // filled server-side with INSERT … SELECT generate_series. Each round runs
 // the three back to back (dump+restore and migrate alternating which goes
-// first) and checks that both copies hold every row; the result is the
+// first) and checks that both copies hold the source's rows (per table,
+// the count and the sum of a hash of every row's text); the result is the
 // median round's migrate ÷ dump+restore, with every round's shown, beside
 // the CPU of each process and of PostgreSQL's backends, and migrate's peak
 // RSS at N and 2N rows. -profiles keeps CPU and allocation profiles of
@@ -242,9 +243,10 @@ server for every copy. Baselines, measured in the same run: `+"`pg_dump -Fd -j %
 into a fresh database, with the server's own client tools (%s), and the tables extractor reading every
 partition of every table, %d at a time, and discarding the rows (the limit of the read). baasmigrate:
 `+"`%s`"+`. Each round runs the extract-only read, then dump+restore and migrate
-alternating which goes first, and checks that both copies hold every row; the round with the median
-ratio is shown. CPU of PostgreSQL's backends: those serving the source and target databases, read from
-/proc (PostgreSQL runs on this machine).
+alternating which goes first, and checks that both copies hold the source's rows (per table, the count
+and the sum of a hash of every row's text); the round with the median ratio is shown. CPU of PostgreSQL's
+backends: those serving the source and target databases, read from /proc (PostgreSQL runs on this machine;
+parallel index builds' workers are not counted).
 
 | run (median of %d rounds) | time | rate | CPU of our process (or pg_dump + pg_restore) | CPU of PostgreSQL's backends |
 |---|---:|---:|---:|---:|

@@ -146,34 +146,48 @@ func seedSource(ctx context.Context, admin, dsn, name string, n int) (string, in
 	return src, s.total(), nil
 }
 
-// counts returns the rows of every benchmark table in the database at dsn.
-func counts(ctx context.Context, dsn string) (map[string]int64, error) {
+// content is a table's row count and the sum of its rows' text hashes
+// (a multiset fingerprint: equal for the same rows in any order).
+type content struct {
+	rows int64
+	hash string
+}
+
+// counts returns the content of every benchmark table in the database at
+// dsn, rows as text with the same session settings on every database.
+func counts(ctx context.Context, dsn string) (map[string]content, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(ctx)
-	out := map[string]int64{}
+	if _, err := conn.Exec(ctx, "SET DateStyle = ISO; SET TimeZone = 'UTC'; SET IntervalStyle = postgres; SET extra_float_digits = 3"); err != nil {
+		return nil, err
+	}
+	out := map[string]content{}
 	for _, t := range tableNames {
-		var n int64
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{"public", t}.Sanitize()).Scan(&n); err != nil {
-			return nil, fmt.Errorf("counting %s: %w", t, err)
+		var c content
+		if err := conn.QueryRow(ctx, "SELECT count(*), coalesce(sum(hashtextextended(r::text, 0)), 0)::text FROM "+pgx.Identifier{"public", t}.Sanitize()+" AS r").Scan(&c.rows, &c.hash); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", t, err)
 		}
-		out[t] = n
+		out[t] = c
 	}
 	return out, nil
 }
 
-// sameCounts checks that the database at dsn holds as many rows in every
-// table as want.
-func sameCounts(ctx context.Context, what, dsn string, want map[string]int64) error {
+// sameCounts checks that the database at dsn holds the same rows in
+// every table as want (counts and fingerprints).
+func sameCounts(ctx context.Context, what, dsn string, want map[string]content) error {
 	got, err := counts(ctx, dsn)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	for _, t := range tableNames {
-		if got[t] != want[t] {
-			return fmt.Errorf("%s: %s has %d rows, the source %d", what, t, got[t], want[t])
+		if got[t].rows != want[t].rows {
+			return fmt.Errorf("%s: %s has %d rows, the source %d", what, t, got[t].rows, want[t].rows)
+		}
+		if got[t].hash != want[t].hash {
+			return fmt.Errorf("%s: the rows of %s differ from the source's (same count, %d)", what, t, got[t].rows)
 		}
 	}
 	return nil
