@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -239,26 +236,9 @@ func TestSupabaseSourceUsersAndFiles(t *testing.T) {
 	}
 }
 
-// supabaseVerifyPassword pipes password into `auth verify-password` for
+// supabaseVerifyPassword checks password with `auth verify-password` for
 // the users of schema supabase_users and returns its exit status.
 func supabaseVerifyPassword(t *testing.T, env []string, uid, password string) int {
 	t.Helper()
-	cmd := exec.Command(clitest.Binary(t), "auth", "verify-password", "--uid", uid, "--users-schema", "supabase_users")
-	cmd.Env = env
-	cmd.Stdin = strings.NewReader(password + "\n")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &exit):
-		if exit.ExitCode() == 2 {
-			t.Logf("verify-password %s: %s", uid, out.String())
-		}
-		return exit.ExitCode()
-	}
-	t.Fatalf("running verify-password: %v", err)
-	return -1
+	return usersVerifyPassword(t, env, uid, password, "--users-schema", "supabase_users")
 }

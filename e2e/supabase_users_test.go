@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/baasmigrate/baasmigrate/extractors/supabase/supabasetest"
 	"github.com/baasmigrate/baasmigrate/internal/authexport"
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
@@ -21,7 +22,7 @@ import (
 )
 
 // TestUsersIntoSupabaseAuth loads the fixture export file into a database
-// with Supabase Auth's schema (loaders/postgres/testdata/supabase_auth.sql)
+// with Supabase Auth's schema (supabasetest.AuthSchema)
 // with migrate --users-target supabase, and checks that every loaded
 // user's encrypted_password verifies the user's password (and refuses a
 // wrong one) through passwords.Verify, as auth verify-password checks;
@@ -37,11 +38,7 @@ func TestUsersIntoSupabaseAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	ddl, err := os.ReadFile(filepath.Join("..", "loaders", "postgres", "testdata", "supabase_auth.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, string(ddl)); err != nil {
+	if _, err := pool.Exec(ctx, supabasetest.AuthSchema); err != nil {
 		t.Fatalf("creating Supabase's auth schema: %v", err)
 	}
 	env := clitest.Env("DATABASE_URL=" + dsn)
@@ -146,11 +143,7 @@ func TestUsersIntoSupabaseSameUIDTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	ddl, err := os.ReadFile(filepath.Join("..", "loaders", "postgres", "testdata", "supabase_auth.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, string(ddl)); err != nil {
+	if _, err := pool.Exec(ctx, supabasetest.AuthSchema); err != nil {
 		t.Fatalf("creating Supabase's auth schema: %v", err)
 	}
 	env := clitest.Env("DATABASE_URL=" + dsn)
@@ -247,11 +240,7 @@ func TestVerifyUsersInSupabaseAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	ddl, err := os.ReadFile(filepath.Join("..", "loaders", "postgres", "testdata", "supabase_auth.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, string(ddl)); err != nil {
+	if _, err := pool.Exec(ctx, supabasetest.AuthSchema); err != nil {
 		t.Fatalf("creating Supabase's auth schema: %v", err)
 	}
 	// The fixture without fx-bad-hash and fx-frank, which migrate rejects.

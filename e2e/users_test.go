@@ -100,11 +100,11 @@ func (f *usersFixture) run(want int, args ...string) clitest.Result {
 	return res
 }
 
-// usersVerifyPassword pipes password into `auth verify-password` and
-// returns its exit status.
-func usersVerifyPassword(t *testing.T, env []string, uid, password string) int {
+// usersVerifyPassword pipes password into `auth verify-password` (with
+// further flags) and returns its exit status.
+func usersVerifyPassword(t *testing.T, env []string, uid, password string, flags ...string) int {
 	t.Helper()
-	cmd := exec.Command(clitest.Binary(t), "auth", "verify-password", "--uid", uid)
+	cmd := exec.Command(clitest.Binary(t), append([]string{"auth", "verify-password", "--uid", uid}, flags...)...)
 	cmd.Env = env
 	cmd.Stdin = strings.NewReader(password + "\n")
 	var out bytes.Buffer

@@ -243,7 +243,7 @@ func TestUsersConformance(t *testing.T) {
 }
 
 // Supabase Auth users: auth.users and auth.identities of the fixture
-// schema (testdata/supabase_auth.sql), helpers in supabase_users_test.go.
+// schema (supabasetest.AuthSchema), helpers in supabase_users_test.go.
 
 func TestSupabaseUsersConformance(t *testing.T) {
 	loadertest.Run(t, loadertest.Harness{

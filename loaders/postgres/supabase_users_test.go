@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/baasmigrate/baasmigrate/extractors/supabase/supabasetest"
 	"github.com/baasmigrate/baasmigrate/internal/authexport"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
@@ -22,15 +22,11 @@ import (
 )
 
 // supabasePool is a fresh database with Supabase Auth's auth.users and
-// auth.identities (testdata/supabase_auth.sql).
+// auth.identities (supabasetest.AuthSchema).
 func supabasePool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	pool := newPool(t)
-	ddl, err := os.ReadFile("testdata/supabase_auth.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(context.Background(), string(ddl)); err != nil {
+	if _, err := pool.Exec(context.Background(), supabasetest.AuthSchema); err != nil {
 		t.Fatalf("creating Supabase's auth schema: %v", err)
 	}
 	return pool

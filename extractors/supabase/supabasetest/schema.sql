@@ -6,10 +6,9 @@
 -- not copied from them). Roles, grants, row level security, functions and
 -- triggers are left out: the extractors only read these tables.
 --
--- auth (supabase/auth migrations/): users as in
--- loaders/postgres/testdata/supabase_auth.sql (00_init_auth_schema up to
--- 20240214120130_add_is_anonymous_column), identities (provider_id,
--- uuid id since 20231117164230), mfa_factors (20221003041349_add_mfa_schema;
+-- auth (supabase/auth migrations/): users and identities in auth.sql
+-- (00_init_auth_schema up to 20240214120130_add_is_anonymous_column;
+-- identities' uuid id since 20231117164230), here mfa_factors (20221003041349_add_mfa_schema;
 -- factor_type 'phone' and phone 20240729123726; last_challenged_at
 -- 20240802193726; web_authn_* 20241009103726;
 -- last_webauthn_challenge_data 20250925093508).
@@ -18,68 +17,7 @@
 -- and mime types (0013, 0014), version (0016), owner_id (0018),
 -- user_metadata (0025), the bucket type (0038) and the (bucket_id, name
 -- COLLATE "C") ordering index.
-CREATE SCHEMA auth;
-
-CREATE TABLE auth.users (
-    instance_id                 uuid,
-    id                          uuid NOT NULL,
-    aud                         varchar(255),
-    role                        varchar(255),
-    email                       varchar(255),
-    encrypted_password          varchar(255),
-    email_confirmed_at          timestamptz,
-    invited_at                  timestamptz,
-    confirmation_token          varchar(255),
-    confirmation_sent_at        timestamptz,
-    recovery_token              varchar(255),
-    recovery_sent_at            timestamptz,
-    email_change_token_new      varchar(255),
-    email_change                varchar(255),
-    email_change_sent_at        timestamptz,
-    last_sign_in_at             timestamptz,
-    raw_app_meta_data           jsonb,
-    raw_user_meta_data          jsonb,
-    is_super_admin              boolean,
-    created_at                  timestamptz,
-    updated_at                  timestamptz,
-    phone                       text DEFAULT NULL,
-    phone_confirmed_at          timestamptz,
-    phone_change                text DEFAULT '',
-    phone_change_token          varchar(255) DEFAULT '',
-    phone_change_sent_at        timestamptz,
-    confirmed_at                timestamptz GENERATED ALWAYS AS (LEAST(email_confirmed_at, phone_confirmed_at)) STORED,
-    email_change_token_current  varchar(255) DEFAULT '',
-    email_change_confirm_status smallint DEFAULT 0
-        CHECK (email_change_confirm_status >= 0 AND email_change_confirm_status <= 2),
-    banned_until                timestamptz,
-    reauthentication_token      varchar(255) DEFAULT '',
-    reauthentication_sent_at    timestamptz,
-    is_sso_user                 boolean NOT NULL DEFAULT false,
-    deleted_at                  timestamptz,
-    is_anonymous                boolean NOT NULL DEFAULT false,
-    CONSTRAINT users_pkey PRIMARY KEY (id),
-    CONSTRAINT users_phone_key UNIQUE (phone)
-);
-CREATE INDEX users_instance_id_idx ON auth.users (instance_id);
-CREATE INDEX users_instance_id_email_idx ON auth.users (instance_id, lower(email));
-CREATE UNIQUE INDEX users_email_partial_key ON auth.users (email) WHERE is_sso_user = false;
-CREATE INDEX users_is_anonymous_idx ON auth.users (is_anonymous);
-
-CREATE TABLE auth.identities (
-    provider_id     text NOT NULL,
-    user_id         uuid NOT NULL,
-    identity_data   jsonb NOT NULL,
-    provider        text NOT NULL,
-    last_sign_in_at timestamptz,
-    created_at      timestamptz,
-    updated_at      timestamptz,
-    email           text GENERATED ALWAYS AS (lower(identity_data->>'email')) STORED,
-    id              uuid NOT NULL DEFAULT gen_random_uuid(),
-    CONSTRAINT identities_pkey PRIMARY KEY (id),
-    CONSTRAINT identities_provider_id_provider_unique UNIQUE (provider_id, provider),
-    CONSTRAINT identities_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users (id) ON DELETE CASCADE
-);
-CREATE INDEX identities_user_id_idx ON auth.identities (user_id);
+-- auth.users and auth.identities: auth.sql (Schema puts it first).
 
 CREATE TYPE auth.factor_type AS ENUM ('totp', 'webauthn', 'phone');
 CREATE TYPE auth.factor_status AS ENUM ('unverified', 'verified');

@@ -27,10 +27,19 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
-// Schema is the DDL of the auth and storage tables.
+// AuthSchema is the DDL of Supabase Auth's auth.users and auth.identities
+// with the constraints and unique indexes that refuse what a loader may
+// write: the target of migrate --users-target supabase.
 //
+//go:embed auth.sql
+var AuthSchema string
+
 //go:embed schema.sql
-var Schema string
+var moreSchema string
+
+// Schema is the DDL of the auth and storage tables: AuthSchema, then
+// auth.mfa_factors, storage.buckets and storage.objects.
+var Schema = AuthSchema + "\n" + moreSchema
 
 // Project is a database playing a Supabase project's.
 type Project struct {
