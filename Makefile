@@ -6,7 +6,7 @@
 #   make test           services-up, then all tests with -race; services are REQUIRED
 #   make demo           services-up, then scripts/demo.sh (or a description of the stack)
 #   make lint           gofmt, go vet, shellcheck (when installed)
-#   make bench-documents, bench-files, bench-sync
+#   make bench-documents, bench-files, bench-sync, bench-tables
 #                       benchmark programs; they record their section in BENCHMARKS.md
 #   make check-report   render a verify report of the demo in headless Chromium (after make demo)
 #   make fuzz           run every native Go fuzz target for FUZZTIME (default 30s) each
@@ -23,7 +23,7 @@ FUZZTIME ?= 30s
 # CHAOS_FLAGS is passed to the campaign, e.g. CHAOS_FLAGS='-seed 42 -only documents/kill9'.
 CHAOS_FLAGS ?=
 
-.PHONY: services-up services-down build test demo lint bench-documents bench-files bench-sync check-report fuzz chaos
+.PHONY: services-up services-down build test demo lint bench-documents bench-files bench-sync bench-tables check-report fuzz chaos
 
 services-up:
 	scripts/services-up.sh
@@ -70,6 +70,11 @@ bench-documents: services-up
 
 bench-files: services-up
 	$(GO) run ./bench/files -record BENCHMARKS.md
+
+# BENCH_TABLES_FLAGS shortens a smoke run, e.g. BENCH_TABLES_FLAGS='-rows 50000 -runs 1'.
+BENCH_TABLES_FLAGS ?=
+bench-tables: services-up
+	$(GO) run ./bench/tables -record BENCHMARKS.md $(BENCH_TABLES_FLAGS)
 
 # BENCH_SYNC_FLAGS shortens a smoke run, e.g. BENCH_SYNC_FLAGS='-duration 10s -cutover-docs 2000,20000'.
 BENCH_SYNC_FLAGS ?=

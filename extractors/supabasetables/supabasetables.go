@@ -10,10 +10,13 @@
 // of PostgreSQL's COPY, so that the sink writes it with COPY FROM STDIN
 // unchanged; a row's cursor is its key. A table without a primary key is
 // one partition read in physical order by ctid windows; its cursor is the
-// row's ctid. After every table comes one more stream
+// row's ctid. After every table come two more streams: the index stream
+// (pgcatalog.IndexStream), a partition and one record per table with keys
+// or indexes, on which the sink creates them (tables in parallel, as
+// pg_restore -j builds them), then the finish stream
 // (pgcatalog.FinishStream) of one record carrying the sequences' values:
-// the sink creates the indexes and foreign keys and sets the sequences
-// when it writes it.
+// the sink creates the foreign keys and sets the sequences when it writes
+// it.
 //
 // ForComparison makes it read as plan and verify need instead: one
 // partition per table, every column as text, ordered by the key's text
@@ -139,7 +142,8 @@ func (e *Extractor) Close() error {
 
 // Plan lists one stream per table, split by key ranges into at most
 // partitions partitions (one for a keyless table, and one for every table
-// when comparing), then the finish stream (not when comparing).
+// when comparing), then the index and finish streams (not when
+// comparing).
 func (e *Extractor) Plan(ctx context.Context, partitions int, _ time.Time) ([]extractors.Stream, error) {
 	var out []extractors.Stream
 	for _, t := range e.cat.Tables {
@@ -175,6 +179,28 @@ func (e *Extractor) Plan(ctx context.Context, partitions int, _ time.Time) ([]ex
 		out = append(out, st)
 	}
 	if !e.compare {
+		// The tables with keys or indexes, dealt out to at most partitions
+		// partitions; a partition's Start lists its tables (EncodeKey).
+		var groups [][]string
+		n := 0
+		for _, t := range e.cat.Tables {
+			if len(t.Keys) == 0 && len(t.Indexes) == 0 {
+				continue
+			}
+			if len(groups) < max(partitions, 1) {
+				groups = append(groups, nil)
+			}
+			i := n % len(groups)
+			groups[i] = append(groups[i], t.QName())
+			n++
+		}
+		if len(groups) > 0 {
+			idx := extractors.Stream{Name: pgcatalog.IndexStream, Kind: record.KindTable}
+			for i, g := range groups {
+				idx.Partitions = append(idx.Partitions, extractors.Partition{Stream: idx.Name, ID: strconv.Itoa(i), Start: pgcatalog.EncodeKey(g)})
+			}
+			out = append(out, idx)
+		}
 		out = append(out, extractors.Stream{Name: pgcatalog.FinishStream, Kind: record.KindTable,
 			Partitions: []extractors.Partition{{Stream: pgcatalog.FinishStream, ID: "0"}}})
 	}
@@ -209,8 +235,12 @@ func (e *Extractor) histogramPoints(ctx context.Context, t *pgcatalog.Table, par
 
 func pgxIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-// Count counts a table's rows (1 for the finish stream).
+// Count counts a table's rows (1 for the finish stream, and one per
+// partition for the index stream).
 func (e *Extractor) Count(ctx context.Context, st extractors.Stream) (int64, error) {
+	if st.Name == pgcatalog.IndexStream {
+		return int64(len(st.Partitions)), nil
+	}
 	t := e.cat.Find(st.Name)
 	if t == nil {
 		return 1, nil
@@ -233,6 +263,9 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 		}
 		return e.finish(ctx, emit)
 	}
+	if p.Stream == pgcatalog.IndexStream {
+		return readIndexes(p, after, emit)
+	}
 	t := e.cat.Find(p.Stream)
 	if t == nil {
 		return fmt.Errorf("reading %s: the table is no longer in the source's catalog", p.Stream)
@@ -247,6 +280,28 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 		return e.readKeyless(ctx, t, after, emit)
 	}
 	return e.readKeyed(ctx, t, p, after, emit)
+}
+
+// readIndexes emits a record of the index stream for each table of p
+// after the cursor after (how many of p's tables were emitted).
+func readIndexes(p extractors.Partition, after string, emit func(record.Record) error) error {
+	tables, err := pgcatalog.DecodeKey(p.Start)
+	if err != nil {
+		return fmt.Errorf("reading partition %s of %s: %w", p.ID, p.Stream, err)
+	}
+	from := 0
+	if after != "" {
+		if from, err = strconv.Atoi(after); err != nil {
+			return fmt.Errorf("reading partition %s of %s after %q: %w", p.ID, p.Stream, after, err)
+		}
+	}
+	for i := from; i < len(tables); i++ {
+		if err := emit(record.Record{Kind: record.KindTable, Key: pgcatalog.IndexStream + " " + tables[i], Cursor: strconv.Itoa(i + 1),
+			Fields: map[string]record.Value{pgcatalog.FieldIndexes: record.String(tables[i])}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // row is a row read: its COPY tuple and its cursor.
@@ -313,6 +368,8 @@ func (e *Extractor) page(ctx context.Context, t *pgcatalog.Table, sql string, pa
 
 func (e *Extractor) readKeyed(ctx context.Context, t *pgcatalog.Table, p extractors.Partition, after string, emit func(record.Record) error) error {
 	what := fmt.Sprintf("reading partition %s of %s", p.ID, t.QName())
+	qname := t.QName() // once, not per row: quoting costs
+	table := record.String(qname)
 	var rng pgcatalog.PartitionRange
 	var err error
 	if p.Start != "" {
@@ -370,8 +427,8 @@ func (e *Extractor) readKeyed(ctx context.Context, t *pgcatalog.Table, p extract
 			return retry.Describe(what, err)
 		}
 		for _, r := range rows {
-			rec := record.Record{Kind: record.KindTable, Key: t.QName() + " " + r.cursor, Cursor: r.cursor,
-				Fields: map[string]record.Value{pgcatalog.FieldTable: record.String(t.QName()), pgcatalog.FieldTuple: record.Bytes(r.tuple)}}
+			rec := record.Record{Kind: record.KindTable, Key: qname + " " + r.cursor, Cursor: r.cursor,
+				Fields: map[string]record.Value{pgcatalog.FieldTable: table, pgcatalog.FieldTuple: record.Bytes(r.tuple)}}
 			if first {
 				rec.Fields[pgcatalog.FieldClear] = record.String(string(clear))
 				first = false
@@ -392,6 +449,8 @@ const ctidWindow = 128
 
 func (e *Extractor) readKeyless(ctx context.Context, t *pgcatalog.Table, after string, emit func(record.Record) error) error {
 	what := "reading " + t.QName()
+	qname := t.QName() // once, not per row: quoting costs
+	table := record.String(qname)
 	first := after == ""
 	cursor := after
 	if cursor == "" {
@@ -413,7 +472,10 @@ func (e *Extractor) readKeyless(ctx context.Context, t *pgcatalog.Table, after s
 			return nil
 		}
 		end := fmt.Sprintf("(%d,0)", block+ctidWindow)
-		sql := "SELECT " + t.CopyColumns() + ", ctid::text FROM " + t.QName() + " WHERE ctid > $1::tid AND ctid < $2::tid ORDER BY ctid"
+		// ORDER BY names the input column (src.ctid): a bare ctid would be
+		// the output column, the ctid's text, whose order is not the
+		// rows' ((0,10) before (0,2)), and a resumed read would repeat rows.
+		sql := "SELECT " + t.CopyColumns() + ", ctid::text FROM " + t.QName() + " AS src WHERE ctid > $1::tid AND ctid < $2::tid ORDER BY src.ctid"
 		var rows []row
 		err = retry.Do(ctx, e.policy, what, func(ctx context.Context) error {
 			var err error
@@ -424,8 +486,8 @@ func (e *Extractor) readKeyless(ctx context.Context, t *pgcatalog.Table, after s
 			return retry.Describe(what, err)
 		}
 		for _, r := range rows {
-			rec := record.Record{Kind: record.KindTable, Key: t.QName() + " " + r.cursor, Cursor: r.cursor,
-				Fields: map[string]record.Value{pgcatalog.FieldTable: record.String(t.QName()), pgcatalog.FieldTuple: record.Bytes(r.tuple)}}
+			rec := record.Record{Kind: record.KindTable, Key: qname + " " + r.cursor, Cursor: r.cursor,
+				Fields: map[string]record.Value{pgcatalog.FieldTable: table, pgcatalog.FieldTuple: record.Bytes(r.tuple)}}
 			if first {
 				rec.Fields[pgcatalog.FieldClear] = record.String("{}")
 				first = false

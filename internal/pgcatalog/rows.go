@@ -26,11 +26,23 @@ const (
 	// FieldSequences is set on the one record of the finish stream: the
 	// source's sequence values (JSON of []SequenceValue).
 	FieldSequences = "sequences"
+	// FieldIndexes is set on a record of the index stream: the quoted,
+	// qualified name of the table whose keys and indexes the sink creates.
+	FieldIndexes = "indexes"
 )
 
+// IndexStream is the name of the stream that follows every table's rows
+// in a tables copy: a partition, and one record (FieldIndexes), per table
+// with primary, unique or exclusion constraints or indexes, on which the
+// sink creates them; the tables' partitions run in parallel as any
+// stream's, so several tables' indexes are built at once, each in the
+// transaction of its checkpoint.
+const IndexStream = "(keys and indexes)"
+
 // FinishStream is the name of the last stream of a tables copy: one record
-// after every table's rows, on which the sink creates indexes and foreign
-// keys and sets the sequences.
+// after every table's rows and indexes, on which the sink creates the
+// foreign keys (and any key or index still missing: a run planned before
+// the index stream existed has none) and sets the sequences.
 const FinishStream = "(indexes, foreign keys, sequences)"
 
 // SequenceValue is a sequence's state at the source.

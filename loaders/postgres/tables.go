@@ -41,11 +41,13 @@ type TablesConfig struct {
 // partition's range (pgcatalog.FieldClear): the target's rows in that
 // range are deleted first, so that a new run over rows an earlier run
 // copied replaces them (within one run, the rows after a checkpoint are
-// never in the target yet). The record of the finish stream creates the
-// primary, unique and exclusion constraints, indexes and foreign keys that
-// are missing (so the first load builds each index once, as pg_restore
-// does) and sets the sequences to the source's values, in the batch's
-// transaction.
+// never in the target yet). A record of the index stream
+// (pgcatalog.FieldIndexes) creates its table's primary, unique and
+// exclusion constraints and indexes that are missing (so the first load
+// builds each index once, as pg_restore does; the stream's partitions, one
+// per table, run in parallel). The record of the finish stream creates the
+// foreign keys, and any constraint or index still missing, and sets the
+// sequences to the source's values. Each in the batch's transaction.
 type TablesSink struct {
 	cfg TablesConfig
 }
@@ -301,6 +303,15 @@ func (s *TablesSink) Notes(ctx context.Context, db loaders.DB) ([]pgcatalog.Note
 func (s *TablesSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
 	out := loaders.Outcome{Tables: make([]string, len(recs))}
 	for i := 0; i < len(recs); {
+		if v, ok := recs[i].Fields[pgcatalog.FieldIndexes]; ok {
+			if err := s.indexes(ctx, tx, v.StringValue()); err != nil {
+				return out, err
+			}
+			out.Tables[i] = pgcatalog.IndexStream
+			out.AddChanged(pgcatalog.IndexStream, 1)
+			i++
+			continue
+		}
 		if v, ok := recs[i].Fields[pgcatalog.FieldSequences]; ok {
 			if err := s.finish(ctx, tx, v.StringValue()); err != nil {
 				return out, err
@@ -400,10 +411,25 @@ func (s *TablesSink) clear(ctx context.Context, tx pgx.Tx, t *pgcatalog.Table, r
 	return nil
 }
 
-// finish creates the missing keys, indexes and foreign keys and sets the
-// sequences to the source's values (seqJSON).
-func (s *TablesSink) finish(ctx context.Context, tx pgx.Tx, seqJSON string) error {
-	todo, _, err := s.missing(ctx, tx, s.cfg.Catalog.After())
+// indexes creates the missing primary, unique and exclusion constraints
+// and indexes of the table qname.
+func (s *TablesSink) indexes(ctx context.Context, tx pgx.Tx, qname string) error {
+	t := s.cfg.Catalog.Find(qname)
+	if t == nil {
+		return fmt.Errorf("creating the keys and indexes of %s: the table is not in the source's catalog", qname)
+	}
+	var objs []pgcatalog.Object
+	for _, o := range s.cfg.Catalog.After() {
+		if o.Table == t && o.Kind != "foreign-key" {
+			objs = append(objs, o)
+		}
+	}
+	return s.create(ctx, tx, objs)
+}
+
+// create creates the objects of objs the target lacks.
+func (s *TablesSink) create(ctx context.Context, tx pgx.Tx, objs []pgcatalog.Object) error {
+	todo, _, err := s.missing(ctx, tx, objs)
 	if err != nil {
 		return err
 	}
@@ -414,6 +440,15 @@ func (s *TablesSink) finish(ctx context.Context, tx pgx.Tx, seqJSON string) erro
 		if _, err := tx.Exec(ctx, o.SQL); err != nil {
 			return fmt.Errorf("%s: %w", o.What, err)
 		}
+	}
+	return nil
+}
+
+// finish creates the missing foreign keys (and keys and indexes) and sets
+// the sequences to the source's values (seqJSON).
+func (s *TablesSink) finish(ctx context.Context, tx pgx.Tx, seqJSON string) error {
+	if err := s.create(ctx, tx, s.cfg.Catalog.After()); err != nil {
+		return err
 	}
 	var vals []pgcatalog.SequenceValue
 	if err := json.Unmarshal([]byte(seqJSON), &vals); err != nil {

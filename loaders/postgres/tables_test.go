@@ -7,6 +7,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/extractors/supabase/supabasetest"
 	"github.com/baasmigrate/baasmigrate/internal/pgcatalog"
+	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
@@ -77,5 +78,91 @@ func TestTablesPrepare(t *testing.T) {
 	err = NewTables(TablesConfig{Catalog: cat, Owner: Owner{Source: "supabase-tables:other"}}).Prepare(ctx, target)
 	if err == nil || !strings.Contains(err.Error(), "another source's migration wrote") {
 		t.Errorf("Prepare for another source: %v", err)
+	}
+}
+
+// TestTablesIndexes checks the two records written after the rows: a
+// record of the index stream creates its own table's keys and indexes and
+// nothing else (no foreign key, no other table's index), and the finish
+// record creates the foreign keys and whatever is still missing, so that
+// nothing is left for plan to list.
+func TestTablesIndexes(t *testing.T) {
+	ctx := context.Background()
+	src := supabasetest.NewProject(t)
+	src.SeedTables(t, 10)
+	cat, err := pgcatalog.Load(ctx, src.Pool, []string{"public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := NewTables(TablesConfig{Catalog: cat, Owner: Owner{Source: "supabase-tables:src"}})
+	target := testenv.NewPool(t)
+	if err := sink.Prepare(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	projects := cat.Find(supabasetest.ProjectsTable)
+	if projects == nil || len(projects.Keys) == 0 || len(projects.ForeignKeys) == 0 {
+		t.Fatalf("the fixture's projects table has no keys or no foreign keys: %+v", projects)
+	}
+	write := func(rec record.Record) {
+		t.Helper()
+		tx, err := target.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if _, err := sink.Write(ctx, tx, []record.Record{rec}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	constraints := func(table string) map[string]bool {
+		t.Helper()
+		rows, err := target.Query(ctx, `SELECT conname::text FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u', 'x', 'f')`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]bool{}
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			out[n] = true
+		}
+		return out
+	}
+
+	write(record.Record{Kind: record.KindTable, Key: pgcatalog.IndexStream + " " + projects.QName(),
+		Fields: map[string]record.Value{pgcatalog.FieldIndexes: record.String(projects.QName())}})
+	have := constraints(projects.QName())
+	for _, k := range projects.Keys {
+		if !have[k[0]] {
+			t.Errorf("after the index record of %s: constraint %s missing", projects.QName(), k[0])
+		}
+	}
+	for _, fk := range projects.ForeignKeys {
+		if have[fk[0]] {
+			t.Errorf("the index record of %s created foreign key %s", projects.QName(), fk[0])
+		}
+	}
+	for _, other := range cat.Tables {
+		if other != projects && len(constraints(other.QName())) > 0 {
+			t.Errorf("the index record of %s created constraints of %s", projects.QName(), other.QName())
+		}
+	}
+
+	write(record.Record{Kind: record.KindTable, Key: pgcatalog.FinishStream,
+		Fields: map[string]record.Value{pgcatalog.FieldSequences: record.String("[]")}})
+	have = constraints(projects.QName())
+	for _, fk := range projects.ForeignKeys {
+		if !have[fk[0]] {
+			t.Errorf("after the finish record: foreign key %s of %s missing", fk[0], projects.QName())
+		}
+	}
+	if stmts, err := sink.PlannedDDL(ctx, target); err != nil || len(stmts) != 0 {
+		t.Errorf("plan after the finish record: %v, %v; want nothing left", stmts, err)
 	}
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// userHZ is the unit of the CPU times in /proc/PID/stat, fixed by Linux's
+// ABI.
+const userHZ = 100
+
+// watchBackendCPU measures the CPU time the local PostgreSQL's backends
+// serving any of the databases dbs use from now until done is closed: it
+// reads /proc every 20 ms for processes titled "postgres: USER DB …"
+// (pg_restore's and pg_dump's workers and migrate's connections alike),
+// counting each from the value it had at the start (0 for one that starts
+// later) to the highest seen, so a backend's last ~20 ms before it exits
+// may be missed. Parallel index builds' worker processes are titled
+// otherwise and are not counted. It sends -1 when it never saw such a
+// backend (PostgreSQL elsewhere, or in a container /proc does not show).
+func watchBackendCPU(dbs []string, done <-chan struct{}) <-chan time.Duration {
+	start := backendCPU(dbs)
+	out := make(chan time.Duration, 1)
+	go func() {
+		last := map[int]int64{}
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			for pid, ticks := range backendCPU(dbs) {
+				last[pid] = max(last[pid], ticks)
+			}
+			select {
+			case <-done:
+				if len(last) == 0 && len(start) == 0 {
+					out <- -1
+					return
+				}
+				var sum int64
+				for pid, ticks := range last {
+					sum += ticks - start[pid]
+				}
+				out <- time.Duration(sum) * time.Second / userHZ
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
+}
+
+// backendCPU returns the CPU time, in clock ticks, of every running
+// backend serving one of dbs, by process id.
+func backendCPU(dbs []string) map[int]int64 {
+	out := map[int]int64{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(strings.TrimRight(string(cmd), "\x00"))
+		if len(f) < 3 || f[0] != "postgres:" || !slices.Contains(dbs, f[2]) {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command in parentheses: state is the first, utime
+		// the 12th and stime the 13th.
+		_, rest, ok := strings.Cut(string(stat), ") ")
+		if !ok {
+			continue
+		}
+		sf := strings.Fields(rest)
+		if len(sf) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(sf[11], 10, 64)
+		s, _ := strconv.ParseInt(sf[12], 10, 64)
+		out[pid] = u + s
+	}
+	return out
+}
