@@ -368,7 +368,7 @@ func runBinary(env []string, bin, db string, args ...string) (binaryRun, error) 
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	done := make(chan struct{})
-	pg := watchBackendCPU(db, done)
+	pg := procstat.WatchBackendCPU([]string{db}, done)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		close(done)
@@ -499,7 +499,7 @@ func rawCopy(ctx context.Context, m *mappings.Mapping, srcDSN, dstDSN string, wo
 	}
 	var copied atomic.Int64
 	done := make(chan struct{})
-	pg := watchBackendCPU(dbName(dstDSN), done)
+	pg := procstat.WatchBackendCPU([]string{dbName(dstDSN)}, done)
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)

@@ -376,7 +376,7 @@ func dumpAndRestore(ctx context.Context, pgBin, admin, dsn, src, dir string, wor
 		return out, err
 	}
 	done := make(chan struct{})
-	pg := watchBackendCPU([]string{dbName(src), restoreDB}, done)
+	pg := procstat.WatchBackendCPU([]string{dbName(src), restoreDB}, done)
 	defer func() {
 		if done != nil {
 			close(done)
@@ -459,7 +459,7 @@ func runBinary(env, dbs []string, bin string, args ...string) (binaryRun, error)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	done := make(chan struct{})
-	pg := watchBackendCPU(dbs, done)
+	pg := procstat.WatchBackendCPU(dbs, done)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		close(done)
@@ -481,7 +481,7 @@ func runBinary(env, dbs []string, bin string, args ...string) (binaryRun, error)
 // extractor, workers at a time across tables, and discards the rows.
 func extractOnly(ctx context.Context, src string, workers, want int) (elapsed, cpu, pgCPU time.Duration, err error) {
 	done := make(chan struct{})
-	pg := watchBackendCPU([]string{dbName(src)}, done)
+	pg := procstat.WatchBackendCPU([]string{dbName(src)}, done)
 	defer func() {
 		if done != nil {
 			close(done)

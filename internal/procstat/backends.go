@@ -1,4 +1,4 @@
-package main
+package procstat
 
 import (
 	"os"
@@ -12,7 +12,7 @@ import (
 // ABI.
 const userHZ = 100
 
-// watchBackendCPU measures the CPU time the local PostgreSQL's backends
+// WatchBackendCPU measures the CPU time the local PostgreSQL's backends
 // serving any of the databases dbs use from now until done is closed: it
 // reads /proc every 20 ms for processes titled "postgres: USER DB …"
 // (pg_restore's and pg_dump's workers and migrate's connections alike),
@@ -21,15 +21,15 @@ const userHZ = 100
 // may be missed. Parallel index builds' worker processes are titled
 // otherwise and are not counted. It sends -1 when it never saw such a
 // backend (PostgreSQL elsewhere, or in a container /proc does not show).
-func watchBackendCPU(dbs []string, done <-chan struct{}) <-chan time.Duration {
-	start := backendCPU(dbs)
+func WatchBackendCPU(dbs []string, done <-chan struct{}) <-chan time.Duration {
+	start := BackendCPU(dbs)
 	out := make(chan time.Duration, 1)
 	go func() {
 		last := map[int]int64{}
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
-			for pid, ticks := range backendCPU(dbs) {
+			for pid, ticks := range BackendCPU(dbs) {
 				last[pid] = max(last[pid], ticks)
 			}
 			select {
@@ -51,9 +51,9 @@ func watchBackendCPU(dbs []string, done <-chan struct{}) <-chan time.Duration {
 	return out
 }
 
-// backendCPU returns the CPU time, in clock ticks, of every running
+// BackendCPU returns the CPU time, in clock ticks, of every running
 // backend serving one of dbs, by process id.
-func backendCPU(dbs []string) map[int]int64 {
+func BackendCPU(dbs []string) map[int]int64 {
 	out := map[int]int64{}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
