@@ -11,19 +11,18 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 )
 
 // Retry is how often and how patiently a request is repeated when Kratos
 // cannot answer: connection errors, 429, 502, 503 and 504, and a 500 for a
-// single identity.
-type Retry struct {
-	// Attempts in all (at least 1); Initial is the first wait, doubled up
-	// to Max.
-	Attempts     int
-	Initial, Max time.Duration
-}
+// single identity. It is the project's retry.Policy (jittered doubling
+// delays, retries logged at debug level to the context's logger); its
+// Timeout is not used: Options.HTTPClient bounds each request.
+type Retry = retry.Policy
 
-// DefaultRetry waits 0.5, 1, 2, 4, 8, 15, 15 s: about 45 s in all.
+// DefaultRetry waits about 0.5, 1, 2, 4, 8, 15, 15 s: about 45 s in all.
 var DefaultRetry = Retry{Attempts: 8, Initial: 500 * time.Millisecond, Max: 15 * time.Second}
 
 // client speaks to Kratos' admin API.
@@ -106,14 +105,13 @@ func transient(status int) bool {
 // *apiError; no answer at all is an *unavailableError or ctx's error.
 // what names the request in errors; body is never part of an error.
 func (c *client) do(ctx context.Context, what, method, path string, body []byte, retry500 bool) ([]byte, error) {
-	wait := c.retry.Initial
-	attempts := max(c.retry.Attempts, 1)
-	var last error
-	for attempt := 1; ; attempt++ {
+	b := c.retry.Start(what)
+	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		status, data, err := c.once(ctx, method, path, body)
+		var last error
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
@@ -127,21 +125,22 @@ func (c *client) do(ctx context.Context, what, method, path string, body []byte,
 		default:
 			return nil, &apiError{Status: status, Message: errorText(data)}
 		}
-		if attempt >= attempts {
+		err = b.Retry(ctx, retry.Mark(last, true))
+		var gaveUp *retry.GaveUpError
+		switch {
+		case err == nil:
+			continue
+		case errors.As(err, &gaveUp):
 			var ae *apiError
 			if errors.As(last, &ae) && ae.Status == http.StatusInternalServerError {
 				return nil, ae
 			}
-			return nil, &unavailableError{what: what, attempts: attempts, last: last}
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+			return nil, &unavailableError{what: what, attempts: gaveUp.Attempts, last: last}
+		case ctx.Err() != nil:
 			return nil, ctx.Err()
-		case <-t.C:
+		default:
+			return nil, err
 		}
-		wait = min(wait*2, c.retry.Max)
 	}
 }
 
