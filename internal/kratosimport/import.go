@@ -331,7 +331,7 @@ func (imp *importer) create(ctx context.Context, batch []item) ([]Entry, error) 
 		case http.StatusUnauthorized, http.StatusForbidden:
 			return nil, fmt.Errorf("%s: %w (check --token / KRATOS_ADMIN_TOKEN)", what, ae)
 		case http.StatusNotFound, http.StatusMethodNotAllowed:
-			return nil, fmt.Errorf("%s: %w: is %s Kratos' admin URL (v1.2 or later)?", what, ae, imp.c.base)
+			return nil, fmt.Errorf("%s: %w: is %s Kratos' admin URL (v1.2 or later)?", what, ae, redactURL(imp.c.base))
 		}
 		if strings.HasPrefix(ae.Message, "json: unknown field") {
 			// Every line has the field: stop rather than refuse them all.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -392,4 +393,22 @@ func TestImportSendsTheToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, s, us, in+".report")
+}
+
+// TestImportKeepsURLCredentialsOutOfErrors points the import at a server
+// that is not Kratos (every route 404) through a URL with user information:
+// the error that asks whether the URL is right names it without the
+// password.
+func TestImportKeepsURLCredentialsOutOfErrors(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	in := inputOf(t, users(1))
+	url := strings.Replace(srv.URL, "http://", "http://admin:hunter2@", 1)
+	_, err := kratosimport.Import(context.Background(), in, in+".report", kratosimport.Options{URL: url, Retry: fastRetry})
+	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "admin URL") {
+		t.Fatalf("err %v, want a 404 asking about the admin URL", err)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("the error quotes the URL's password: %v", err)
+	}
 }
