@@ -264,19 +264,23 @@ func (imp *importer) run(ctx context.Context, in string, size int) error {
 	}
 }
 
-// parseLine reads one input line; a line that is not a JSON object is
-// refused here (its entry returned), without quoting it.
+// parseLine reads one input line, which it keeps as the item's body; a
+// line that is not a JSON object is refused here (its entry returned),
+// without quoting it.
 func parseLine(n int, line []byte) (item, *Entry) {
 	var probe struct {
 		MetadataAdmin struct {
 			FirebaseUID string `json:"firebase_uid"`
 		} `json:"metadata_admin"`
 	}
-	if !json.Valid(line) || line[0] != '{' {
+	// One pass checks and reads the line: a syntax error refuses it, a
+	// metadata_admin of another shape only means no uid.
+	var syntax *json.SyntaxError
+	if err := json.Unmarshal(line, &probe); errors.As(err, &syntax) || line[0] != '{' {
 		return item{}, &Entry{Kind: "identity", Line: n, Result: Refused, Reason: "the line is not a JSON object"}
 	}
-	_ = json.Unmarshal(line, &probe) // metadata_admin of another shape: no uid
-	return item{line: n, body: append(json.RawMessage(nil), line...), uid: probe.MetadataAdmin.FirebaseUID,
+	// line is the caller's own (bufio.Reader.ReadBytes allocates each).
+	return item{line: n, body: line, uid: probe.MetadataAdmin.FirebaseUID,
 		patchID: uuid.NewSHA1(patchNamespace, fmt.Appendf(nil, "line:%d", n)).String()}, nil
 }
 
