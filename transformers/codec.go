@@ -561,17 +561,11 @@ func arrayCodec[T any](s scalar[T]) codec {
 				return nil, false, false
 			}
 			elems := v.ArrayValue()
-			nulls := false
-			for _, e := range elems {
-				if e.IsNull() {
-					nulls = true
-					break
-				}
-			}
 			vals := make([]T, len(elems))
-			exact := true
+			exact, nulls := true, false
 			for i, e := range elems {
 				if e.IsNull() {
+					nulls = true
 					continue
 				}
 				x, ex, ok := s.enc(e)
