@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/baasmigrate/baasmigrate/extractors/supabase/supabasetest"
@@ -34,12 +33,7 @@ func TestSupabaseSourceUsersAndFiles(t *testing.T) {
 	objs := supabasetest.Objects(120)
 	st := src.SeedStorage(t, objs)
 
-	dsn := testenv.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	dsn, pool := targetDatabase(t)
 	target := strings.ToLower(strings.ReplaceAll(testenv.UniqueName("sbt-"+t.Name(), 50), "_", "-"))
 	t.Cleanup(func() {
 		for o := range st.Client.ListObjects(ctx, target, minio.ListObjectsOptions{Recursive: true}) {
@@ -137,7 +131,7 @@ func TestSupabaseSourceUsersAndFiles(t *testing.T) {
 	// What the target says of the kinds of users to design for.
 	var disabledDeleted, disabledBanned, enabledEnded, anon, sso bool
 	var claims string
-	err = pool.QueryRow(ctx, `SELECT
+	err := pool.QueryRow(ctx, `SELECT
 		(SELECT disabled FROM supabase_users.users WHERE uid = $1), (SELECT disabled FROM supabase_users.users WHERE uid = $2),
 		(SELECT NOT disabled FROM supabase_users.users WHERE uid = $3), (SELECT (extra->>'isAnonymous')::boolean FROM supabase_users.users WHERE uid = $4),
 		(SELECT (extra->>'isSsoUser')::boolean FROM supabase_users.users WHERE uid = $5),

@@ -31,12 +31,7 @@ func TestSupabaseTables(t *testing.T) {
 	const tasks = 3000
 	src.SeedTables(t, tasks)
 
-	dsn := testenv.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	dsn, pool := targetDatabase(t)
 	env := clitest.Env("DATABASE_URL="+dsn, "SUPABASE_DB_URL="+src.DSN)
 	common := []string{"--source", "supabase", "--only", "tables"}
 	migrate := append([]string{"migrate"}, append(common, "--workers", "3", "--batch-size", "40", "--supabase-page-size", "70")...)
@@ -246,12 +241,7 @@ func TestSupabaseTablesExtensionType(t *testing.T) {
 	src.Exec(t, `CREATE EXTENSION citext`)
 	src.Exec(t, `CREATE TABLE public.people (id integer PRIMARY KEY, email citext NOT NULL UNIQUE, aliases citext[])`)
 	src.Exec(t, `INSERT INTO public.people SELECT g, 'User' || g || '@Example.com', ARRAY['A' || g, 'b'] FROM generate_series(1, 30) g`)
-	dsn := testenv.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	dsn, pool := targetDatabase(t)
 	env := clitest.Env("DATABASE_URL="+dsn, "SUPABASE_DB_URL="+src.DSN)
 	common := []string{"--source", "supabase", "--only", "tables"}
 
@@ -302,12 +292,7 @@ func TestSupabaseTablesSchemas(t *testing.T) {
 		PRIMARY KEY (kind, n))`)
 	src.Exec(t, `INSERT INTO public.owners SELECT g, 'o' || g FROM generate_series(1, 10) g`)
 	src.Exec(t, `INSERT INTO "App ""Data"""."Things" SELECT (ARRAY['a', 'b'])[1 + g % 2]::"App ""Data"""."Kind", g, 1 + g % 10, '{a,b}' FROM generate_series(1, 200) g`)
-	dsn := testenv.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	dsn, pool := targetDatabase(t)
 	env := clitest.Env("DATABASE_URL="+dsn, "SUPABASE_DB_URL="+src.DSN)
 	common := []string{"--source", "supabase", "--only", "tables", "--schemas", `public,App "Data"`}
 
@@ -332,4 +317,17 @@ func TestSupabaseTablesSchemas(t *testing.T) {
 	if res.Code != 2 || !strings.Contains(res.Stderr, `the source has no schema "nosuch"`) {
 		t.Errorf("plan of a missing schema: exit %d\n%s", res.Code, res.Stderr)
 	}
+}
+
+// targetDatabase is a fresh database of the test's own (testenv.NewDatabase)
+// and a pool on it, closed when the test ends.
+func targetDatabase(t *testing.T) (string, *pgxpool.Pool) {
+	t.Helper()
+	dsn := testenv.NewDatabase(t)
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return dsn, pool
 }

@@ -32,15 +32,7 @@ import (
 func TestUsersIntoSupabaseAuth(t *testing.T) {
 	ctx := context.Background()
 	pws := usersFixturePasswords(t)
-	dsn := testenv.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, supabasetest.AuthSchema); err != nil {
-		t.Fatalf("creating Supabase's auth schema: %v", err)
-	}
+	dsn, pool := supabaseAuthDatabase(t)
 	env := clitest.Env("DATABASE_URL=" + dsn)
 	path, _ := filepath.Abs(filepath.Join("testdata", "auth", "auth-export.json"))
 	sum := filepath.Join(t.TempDir(), "summary.json")
@@ -86,7 +78,7 @@ func TestUsersIntoSupabaseAuth(t *testing.T) {
 		t.Errorf("%d users' passwords checked; want 3", checked)
 	}
 	var claim, bobBan, daveIdents, carolIdents, counts string
-	err = pool.QueryRow(ctx, `SELECT
+	err := pool.QueryRow(ctx, `SELECT
 		(SELECT raw_app_meta_data->>'n' FROM auth.users WHERE raw_app_meta_data->>'firebase_uid' = 'fx-alice'),
 		(SELECT (banned_until > now() + interval '100 years')::text FROM auth.users WHERE raw_app_meta_data->>'firebase_uid' = 'fx-bob'),
 		(SELECT string_agg(i.provider, ',' ORDER BY i.provider) FROM auth.identities i JOIN auth.users u ON u.id = i.user_id WHERE u.raw_app_meta_data->>'firebase_uid' = 'fx-dave'),
@@ -137,15 +129,7 @@ func TestUsersIntoSupabaseSameUIDTwice(t *testing.T) {
 	// 1495 holds u01496's uid before 1496 does: 1495 is its first
 	// occurrence in file order, 1496 the repeat.
 	ctx := context.Background()
-	dsn := testenv.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, supabasetest.AuthSchema); err != nil {
-		t.Fatalf("creating Supabase's auth schema: %v", err)
-	}
+	dsn, pool := supabaseAuthDatabase(t)
 	env := clitest.Env("DATABASE_URL=" + dsn)
 	dir := t.TempDir()
 	path := usersExportWithRepeats(t, dir, "json", n, repeats)
@@ -234,15 +218,7 @@ func TestUsersIntoSupabaseSameUIDTwice(t *testing.T) {
 // three, with no password string or secret in the output.
 func TestVerifyUsersInSupabaseAuth(t *testing.T) {
 	ctx := context.Background()
-	dsn := testenv.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, supabasetest.AuthSchema); err != nil {
-		t.Fatalf("creating Supabase's auth schema: %v", err)
-	}
+	dsn, pool := supabaseAuthDatabase(t)
 	// The fixture without fx-bad-hash and fx-frank, which migrate rejects.
 	raw, err := os.ReadFile(filepath.Join("testdata", "auth", "auth-export.json"))
 	if err != nil {
@@ -339,4 +315,15 @@ func TestVerifyUsersInSupabaseAuth(t *testing.T) {
 	if !strings.Contains(res.Stdout, "fx-extra") || strings.Contains(res.Stdout, "own@supabase.test") {
 		t.Errorf("the text report does not name the extra user fx-extra, or names Supabase's own:\n%s", res.Stdout)
 	}
+}
+
+// supabaseAuthDatabase is a fresh target database (targetDatabase) holding
+// Supabase Auth's schema (supabasetest.AuthSchema).
+func supabaseAuthDatabase(t *testing.T) (string, *pgxpool.Pool) {
+	t.Helper()
+	dsn, pool := targetDatabase(t)
+	if _, err := pool.Exec(context.Background(), supabasetest.AuthSchema); err != nil {
+		t.Fatalf("creating Supabase's auth schema: %v", err)
+	}
+	return dsn, pool
 }

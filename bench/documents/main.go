@@ -29,7 +29,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -45,7 +44,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/procstat"
 	"github.com/baasmigrate/baasmigrate/internal/record"
-	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
@@ -73,24 +71,16 @@ type options struct {
 	double, reads    bool
 }
 
-func need(key string) (string, error) {
-	v, ok := testenv.Lookup(key)
-	if !ok {
-		return "", fmt.Errorf("%s is not set: run `make services-up` first", key)
-	}
-	return v, nil
-}
-
 func run(ctx context.Context, o options) error {
-	host, err := need("FIRESTORE_EMULATOR_HOST")
+	host, err := benchreport.Need("FIRESTORE_EMULATOR_HOST")
 	if err != nil {
 		return err
 	}
-	admin, err := need("BAASMIGRATE_PG_ADMIN_URL")
+	admin, err := benchreport.Need("BAASMIGRATE_PG_ADMIN_URL")
 	if err != nil {
 		return err
 	}
-	dsn, err := need("DATABASE_URL")
+	dsn, err := benchreport.Need("DATABASE_URL")
 	if err != nil {
 		return err
 	}
@@ -258,8 +248,8 @@ compete with it for the same cores.
 `, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(), strings.Join(append([]string{"go run ./bench/documents"}, os.Args[1:]...), " "),
 		docs, len(m.Tables), o.workers, o.workers, len(rounds),
 		extract.Round(time.Millisecond), rate(extract), r.extractCPU.Round(time.Millisecond), perK(r.extractCPU),
-		copyTime.Round(time.Millisecond), rate(copyTime), cpuOrNA(r.copyPG), perK(r.copyPG),
-		migrate.Round(time.Millisecond), rate(migrate), r.migrateCPU.Round(time.Millisecond), perK(r.migrateCPU), cpuOrNA(r.migratePG), perK(r.migratePG),
+		copyTime.Round(time.Millisecond), rate(copyTime), benchreport.CPUOrNA(r.copyPG), perK(r.copyPG),
+		migrate.Round(time.Millisecond), rate(migrate), r.migrateCPU.Round(time.Millisecond), perK(r.migrateCPU), benchreport.CPUOrNA(r.migratePG), perK(r.migratePG),
 		migrate.Seconds()/slowest.Seconds(), strings.Join(ratios, ", "), migrate.Seconds()/(extract+copyTime).Seconds(),
 		readsLine, rssLine, benchreport.LoadAverage())
 	fmt.Print(section)
@@ -267,14 +257,6 @@ compete with it for the same cores.
 		return benchreport.Record(o.record, "documents", section)
 	}
 	return nil
-}
-
-// cpuOrNA prints a CPU time, or "n/a" for one not measured (-1).
-func cpuOrNA(d time.Duration) string {
-	if d < 0 {
-		return "n/a (PostgreSQL is not on this machine)"
-	}
-	return d.Round(time.Millisecond).String()
 }
 
 // wipe deletes the documents of a project the program seeded, so that
@@ -422,7 +404,7 @@ func extractOnly(ctx context.Context, project, host string, workers, want int) (
 		return 0, 0, err
 	}
 	defer ex.Close()
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), procstat.SelfCPU()
 	rt, streams, err := extractors.PlanSnapshot(ctx, ex, workers)
 	if err != nil {
 		return 0, 0, err
@@ -443,16 +425,7 @@ func extractOnly(ctx context.Context, project, host string, workers, want int) (
 	if got := n.Load(); got != int64(want) {
 		return 0, 0, fmt.Errorf("extract-only read %d documents, want %d", got, want)
 	}
-	return time.Since(start), processCPU() - cpu0, nil
-}
-
-// processCPU is the CPU time this process has used so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Since(start), procstat.SelfCPU() - cpu0, nil
 }
 
 var _ extractors.Extractor = (*fsx.Extractor)(nil)

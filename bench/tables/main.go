@@ -37,7 +37,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,7 +49,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/procstat"
 	"github.com/baasmigrate/baasmigrate/internal/record"
-	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
 // Databases the program makes (and drops at the end).
@@ -87,20 +85,12 @@ type options struct {
 	double, keep                   bool
 }
 
-func need(key string) (string, error) {
-	v, ok := testenv.Lookup(key)
-	if !ok {
-		return "", fmt.Errorf("%s is not set: run `make services-up` first", key)
-	}
-	return v, nil
-}
-
 func run(ctx context.Context, o options) error {
-	admin, err := need("BAASMIGRATE_PG_ADMIN_URL")
+	admin, err := benchreport.Need("BAASMIGRATE_PG_ADMIN_URL")
 	if err != nil {
 		return err
 	}
-	dsn, err := need("DATABASE_URL")
+	dsn, err := benchreport.Need("DATABASE_URL")
 	if err != nil {
 		return err
 	}
@@ -179,8 +169,8 @@ func run(ctx context.Context, o options) error {
 		fmt.Fprintf(os.Stderr, "round %d: extract %s (CPU %s), dump %s + restore %s = %s (clients' CPU %s, PostgreSQL %s), migrate %s (CPU %s, PostgreSQL %s, peak RSS %d MiB; keys and indexes %s s, foreign keys %s s): ratio %.2f\n",
 			i+1, r.extract.Round(time.Millisecond), r.extractCPU.Round(time.Millisecond),
 			r.dump.dump.Round(time.Millisecond), r.dump.restore.Round(time.Millisecond), r.dump.total().Round(time.Millisecond),
-			r.dump.cpu.Round(time.Millisecond), cpuOrNA(r.dump.pgCPU),
-			r.migrate.wall.Round(time.Millisecond), r.migrate.cpu.Round(time.Millisecond), cpuOrNA(r.migrate.pgCPU), r.migrate.rss>>20,
+			r.dump.cpu.Round(time.Millisecond), benchreport.CPUOrNA(r.dump.pgCPU),
+			r.migrate.wall.Round(time.Millisecond), r.migrate.cpu.Round(time.Millisecond), benchreport.CPUOrNA(r.migrate.pgCPU), r.migrate.rss>>20,
 			r.migrate.streamSeconds(pgcatalog.IndexStream), r.migrate.streamSeconds(pgcatalog.FinishStream), r.ratio())
 		rounds = append(rounds, r)
 	}
@@ -267,10 +257,10 @@ text). Like pg_restore it creates the keys, indexes and foreign keys after the r
 `, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(), strings.Join(append([]string{"go run ./bench/tables"}, os.Args[1:]...), " "),
 		pgVersion, rows, s.profiles, s.posts, s.comments, s.events, o.workers, o.workers, pgVersion, o.workers,
 		"baasmigrate "+strings.Join(migrateArgs, " "), len(rounds),
-		r.extract.Round(time.Millisecond), rate(r.extract), r.extractCPU.Round(time.Millisecond), cpuOrNA(r.extractPG),
+		r.extract.Round(time.Millisecond), rate(r.extract), r.extractCPU.Round(time.Millisecond), benchreport.CPUOrNA(r.extractPG),
 		r.dump.total().Round(time.Millisecond), r.dump.dump.Round(time.Millisecond), r.dump.restore.Round(time.Millisecond), rate(r.dump.total()),
-		r.dump.cpu.Round(time.Millisecond), cpuOrNA(r.dump.pgCPU),
-		r.migrate.wall.Round(time.Millisecond), rate(r.migrate.wall), r.migrate.cpu.Round(time.Millisecond), cpuOrNA(r.migrate.pgCPU),
+		r.dump.cpu.Round(time.Millisecond), benchreport.CPUOrNA(r.dump.pgCPU),
+		r.migrate.wall.Round(time.Millisecond), rate(r.migrate.wall), r.migrate.cpu.Round(time.Millisecond), benchreport.CPUOrNA(r.migrate.pgCPU),
 		r.ratio(), strings.Join(each, ", "), r.migrate.wall.Seconds()/r.extract.Seconds(),
 		r.migrate.streamSeconds(pgcatalog.IndexStream), r.migrate.streamSeconds(pgcatalog.FinishStream),
 		rssLine, benchreport.LoadAverage())
@@ -293,14 +283,6 @@ type round struct {
 
 // ratio is migrate's time over dump+restore's.
 func (r round) ratio() float64 { return r.migrate.wall.Seconds() / r.dump.total().Seconds() }
-
-// cpuOrNA prints a CPU time, or "n/a" for one not measured (-1).
-func cpuOrNA(d time.Duration) string {
-	if d < 0 {
-		return "n/a (PostgreSQL is not on this machine)"
-	}
-	return d.Round(time.Millisecond).String()
-}
 
 // findPGBin returns the directory of pg_dump and pg_restore of the
 // server's major version, and that version.
@@ -488,7 +470,7 @@ func extractOnly(ctx context.Context, src string, workers, want int) (elapsed, c
 			<-pg
 		}
 	}()
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), procstat.SelfCPU()
 	ex, err := supabasetables.New(ctx, plugin.Config{"supabase-db": src})
 	if err != nil {
 		return 0, 0, 0, err
@@ -516,22 +498,13 @@ func extractOnly(ctx context.Context, src string, workers, want int) (elapsed, c
 	if err := g.Wait(); err != nil {
 		return 0, 0, 0, err
 	}
-	elapsed, cpu = time.Since(start), processCPU()-cpu0
+	elapsed, cpu = time.Since(start), procstat.SelfCPU()-cpu0
 	close(done)
 	pgCPU, done = <-pg, nil
 	if got := n.Load(); got != int64(want) {
 		return 0, 0, 0, fmt.Errorf("extract-only read %d rows, want %d", got, want)
 	}
 	return elapsed, cpu, pgCPU, nil
-}
-
-// processCPU is the CPU time this process has used so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // dbName is the database a DSN names.

@@ -1,6 +1,7 @@
 // Package benchreport is what the benchmark programs (bench/*) share to
-// write their results into BENCHMARKS.md: a description of the machine and
-// the replacement of one program's section between its markers.
+// find the services and write their results into BENCHMARKS.md: a
+// description of the machine, CPU times and the replacement of one
+// program's section between its markers.
 package benchreport
 
 import (
@@ -9,7 +10,30 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"time"
+
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
+
+// Need is the value of the service setting key (from the environment or
+// what `make services-up` wrote), or an error saying to start the services.
+func Need(key string) (string, error) {
+	v, ok := testenv.Lookup(key)
+	if !ok {
+		return "", fmt.Errorf("%s is not set: run `make services-up` first", key)
+	}
+	return v, nil
+}
+
+// CPUOrNA prints a CPU time rounded to the millisecond, or "n/a" for one
+// not measured (negative, as procstat.WatchBackendCPU sends when
+// PostgreSQL's backends are not visible on this machine).
+func CPUOrNA(d time.Duration) string {
+	if d < 0 {
+		return "n/a (PostgreSQL is not on this machine)"
+	}
+	return d.Round(time.Millisecond).String()
+}
 
 // Machine describes the computer, for the record: CPU model, CPU count,
 // memory, OS/architecture and Go version.

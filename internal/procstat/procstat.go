@@ -1,4 +1,4 @@
-// Package procstat reads what Linux's /proc tells about a running process,
+// Package procstat reads what Linux (/proc, getrusage) tells about a running process,
 // for tests and benchmarks that measure the real binary.
 package procstat
 
@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -48,4 +49,14 @@ func VmHWM(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// SelfCPU is the CPU time (user and system) this process has used so far,
+// or 0 when the kernel does not say.
+func SelfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
