@@ -98,3 +98,33 @@ func splitLoaded(loaded []occurrence) (fromAPI, keys []string, cols positionColu
 	}
 	return fromAPI, keys, cols
 }
+
+// writeIsolating writes batch (batch[j] is record index[j]) with write,
+// which writes all of what it is given or nothing, and adds what it
+// changed with count. When refused gives a reason for its error, it writes
+// each of batch alone instead, to find the ones refused, and rejects those
+// on out with their reason. Any other error is returned with the position
+// in batch of the one user it is about, or -1 for the whole batch.
+func writeIsolating[R, C any](batch []R, index []int, out *loaders.Outcome, write func([]R) (C, error), count func(C), refused func(error) (string, bool)) (int, error) {
+	changed, err := write(batch)
+	if err == nil {
+		count(changed)
+		return -1, nil
+	}
+	if _, ok := refused(err); !ok {
+		return -1, err
+	}
+	for j := range batch {
+		changed, err := write(batch[j : j+1])
+		if err == nil {
+			count(changed)
+			continue
+		}
+		reason, ok := refused(err)
+		if !ok {
+			return j, err
+		}
+		out.Reject(index[j], reason)
+	}
+	return -1, nil
+}

@@ -419,30 +419,27 @@ func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Reco
 // writeBatch writes batch (batch[j] is record index[j]) and, when
 // something in it is refused, user by user to find and reject which.
 func (s *SupabaseUsers) writeBatch(ctx context.Context, tx pgx.Tx, batch []*supabaseRow, index []int, out *loaders.Outcome) error {
-	changed, err := s.writeAll(ctx, tx, batch)
-	switch {
-	case err == nil:
-		s.count(out, changed)
-	case isDataError(err) || errors.As(err, new(*supabaseRefusal)):
-		// Find and reject the users refused, each under its own savepoint.
-		for j, row := range batch {
-			changed, err := s.writeAll(ctx, tx, []*supabaseRow{row})
+	j, err := writeIsolating(batch, index, out,
+		func(set []*supabaseRow) ([2]int64, error) { return s.writeAll(ctx, tx, set) },
+		func(changed [2]int64) { s.count(out, changed) },
+		func(err error) (string, bool) {
 			var refusal *supabaseRefusal
 			switch {
-			case err == nil:
-				s.count(out, changed)
 			case errors.As(err, &refusal):
-				out.Reject(index[j], refusal.reason)
+				return refusal.reason, true
 			case isDataError(err):
-				out.Reject(index[j], supabaseReason(err))
-			default:
-				return fmt.Errorf("loading user %q into %s: %w", row.uid, s.labels.users, err)
+				return supabaseReason(err), true
 			}
-		}
+			return "", false
+		})
+	switch {
+	case err == nil:
+		return nil
+	case j >= 0:
+		return fmt.Errorf("loading user %q into %s: %w", batch[j].uid, s.labels.users, err)
 	default:
 		return fmt.Errorf("loading %d users into %s: %w", len(batch), s.labels.users, err)
 	}
-	return nil
 }
 
 // loadedOccurrences returns the stored positions of the loaded users

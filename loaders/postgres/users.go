@@ -548,32 +548,27 @@ func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 // PostgreSQL refuses something in it, user by user to find and reject
 // which.
 func (s *Users) writeBatch(ctx context.Context, tx pgx.Tx, batch []*userRows, index []int, out *loaders.Outcome) error {
-	changed, err := s.writeAll(ctx, tx, batch)
+	j, err := writeIsolating(batch, index, out,
+		func(set []*userRows) (map[string]int64, error) { return s.writeAll(ctx, tx, set) },
+		func(changed map[string]int64) {
+			for t, n := range changed {
+				out.AddChanged(t, n)
+			}
+		},
+		func(err error) (string, bool) {
+			if isDataError(err) {
+				return "PostgreSQL refused the user: " + errorText(err), true
+			}
+			return "", false
+		})
 	switch {
 	case err == nil:
-		for t, n := range changed {
-			out.AddChanged(t, n)
-		}
-	case isDataError(err):
-		// Something in the batch was refused: write user by user, each with
-		// its child rows under its own savepoint, to find which.
-		for j, rows := range batch {
-			changed, err := s.writeAll(ctx, tx, []*userRows{rows})
-			switch {
-			case err == nil:
-				for t, n := range changed {
-					out.AddChanged(t, n)
-				}
-			case isDataError(err):
-				out.Reject(index[j], "PostgreSQL refused the user: "+errorText(err))
-			default:
-				return fmt.Errorf("loading user %q: %w", rows.uid, err)
-			}
-		}
+		return nil
+	case j >= 0:
+		return fmt.Errorf("loading user %q: %w", batch[j].uid, err)
 	default:
 		return fmt.Errorf("loading %d users into schema %q: %w", len(batch), s.cfg.Schema, err)
 	}
-	return nil
 }
 
 // occurrenceKey is a uid as read by one run from one file.
