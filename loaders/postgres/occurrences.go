@@ -99,13 +99,21 @@ func splitLoaded(loaded []occurrence) (fromAPI, keys []string, cols positionColu
 	return fromAPI, keys, cols
 }
 
-// writeIsolating writes batch (batch[j] is record index[j]) with write,
-// which writes all of what it is given or nothing, and adds what it
-// changed with count. When refused gives a reason for its error, it writes
-// each of batch alone instead, to find the ones refused, and rejects those
-// on out with their reason. Any other error is returned with the position
-// in batch of the one user it is about, or -1 for the whole batch.
-func writeIsolating[R, C any](batch []R, index []int, out *loaders.Outcome, write func([]R) (C, error), count func(C), refused func(error) (string, bool)) (int, error) {
+// writeIsolating writes the records of recs that index lists, in that
+// order, with write, which writes all of what it is given or nothing, and
+// adds what it changed with count. When refused gives a reason for its
+// error, it writes each of them alone instead, to find the ones refused,
+// and rejects those on out with their reason. Any other error is returned
+// with the index in recs of the one record it is about, or -1 for the
+// whole batch.
+func writeIsolating[R, C any](recs []R, index []int, out *loaders.Outcome, write func([]R) (C, error), count func(C), refused func(error) (string, bool)) (int, error) {
+	if len(index) == 0 {
+		return -1, nil
+	}
+	batch := make([]R, len(index)) // batch[j] is recs[index[j]]
+	for j, i := range index {
+		batch[j] = recs[i]
+	}
 	changed, err := write(batch)
 	if err == nil {
 		count(changed)
@@ -114,7 +122,7 @@ func writeIsolating[R, C any](batch []R, index []int, out *loaders.Outcome, writ
 	if _, ok := refused(err); !ok {
 		return -1, err
 	}
-	for j := range batch {
+	for j, i := range index {
 		changed, err := write(batch[j : j+1])
 		if err == nil {
 			count(changed)
@@ -122,9 +130,9 @@ func writeIsolating[R, C any](batch []R, index []int, out *loaders.Outcome, writ
 		}
 		reason, ok := refused(err)
 		if !ok {
-			return j, err
+			return i, err
 		}
-		out.Reject(index[j], reason)
+		out.Reject(i, reason)
 	}
 	return -1, nil
 }

@@ -401,14 +401,8 @@ func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Reco
 		}
 		return ""
 	}, &out)
-	batch := make([]*supabaseRow, len(index)) // batch[j] is recs[index[j]]
-	for j, i := range index {
-		batch[j] = all[i]
-	}
-	if len(batch) > 0 {
-		if err := s.writeBatch(ctx, tx, batch, index, &out); err != nil {
-			return out, err
-		}
+	if err := s.writeBatch(ctx, tx, all, index, &out); err != nil {
+		return out, err
 	}
 	if err := s.rejectRepeats(ctx, tx, repeats, &out); err != nil {
 		return out, err
@@ -416,10 +410,11 @@ func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Reco
 	return out, nil
 }
 
-// writeBatch writes batch (batch[j] is record index[j]) and, when
-// something in it is refused, user by user to find and reject which.
-func (s *SupabaseUsers) writeBatch(ctx context.Context, tx pgx.Tx, batch []*supabaseRow, index []int, out *loaders.Outcome) error {
-	j, err := writeIsolating(batch, index, out,
+// writeBatch writes the users of all that index lists (all[i] is record
+// i) and, when something in them is refused, user by user to find and
+// reject which.
+func (s *SupabaseUsers) writeBatch(ctx context.Context, tx pgx.Tx, all []*supabaseRow, index []int, out *loaders.Outcome) error {
+	i, err := writeIsolating(all, index, out,
 		func(set []*supabaseRow) ([2]int64, error) { return s.writeAll(ctx, tx, set) },
 		func(changed [2]int64) { s.count(out, changed) },
 		func(err error) (string, bool) {
@@ -435,10 +430,10 @@ func (s *SupabaseUsers) writeBatch(ctx context.Context, tx pgx.Tx, batch []*supa
 	switch {
 	case err == nil:
 		return nil
-	case j >= 0:
-		return fmt.Errorf("loading user %q into %s: %w", batch[j].uid, s.labels.users, err)
+	case i >= 0:
+		return fmt.Errorf("loading user %q into %s: %w", all[i].uid, s.labels.users, err)
 	default:
-		return fmt.Errorf("loading %d users into %s: %w", len(batch), s.labels.users, err)
+		return fmt.Errorf("loading %d users into %s: %w", len(index), s.labels.users, err)
 	}
 }
 

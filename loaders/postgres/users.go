@@ -529,14 +529,8 @@ func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 		}
 	}
 	index, repeats := splitRepeats(occs, kept, nil, &out)
-	batch := make([]*userRows, len(index)) // batch[j] is recs[index[j]]
-	for j, i := range index {
-		batch[j] = all[i]
-	}
-	if len(batch) > 0 {
-		if err := s.writeBatch(ctx, tx, batch, index, &out); err != nil {
-			return out, err
-		}
+	if err := s.writeBatch(ctx, tx, all, index, &out); err != nil {
+		return out, err
 	}
 	if err := s.rejectRepeats(ctx, tx, repeats, &out); err != nil {
 		return out, err
@@ -544,11 +538,11 @@ func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	return out, nil
 }
 
-// writeBatch writes batch (batch[j] is record index[j]) and, when
-// PostgreSQL refuses something in it, user by user to find and reject
-// which.
-func (s *Users) writeBatch(ctx context.Context, tx pgx.Tx, batch []*userRows, index []int, out *loaders.Outcome) error {
-	j, err := writeIsolating(batch, index, out,
+// writeBatch writes the users of all that index lists (all[i] is record
+// i) and, when something in them is refused, user by user to find and
+// reject which.
+func (s *Users) writeBatch(ctx context.Context, tx pgx.Tx, all []*userRows, index []int, out *loaders.Outcome) error {
+	i, err := writeIsolating(all, index, out,
 		func(set []*userRows) (map[string]int64, error) { return s.writeAll(ctx, tx, set) },
 		func(changed map[string]int64) {
 			for t, n := range changed {
@@ -564,10 +558,10 @@ func (s *Users) writeBatch(ctx context.Context, tx pgx.Tx, batch []*userRows, in
 	switch {
 	case err == nil:
 		return nil
-	case j >= 0:
-		return fmt.Errorf("loading user %q: %w", batch[j].uid, err)
+	case i >= 0:
+		return fmt.Errorf("loading user %q: %w", all[i].uid, err)
 	default:
-		return fmt.Errorf("loading %d users into schema %q: %w", len(batch), s.cfg.Schema, err)
+		return fmt.Errorf("loading %d users into schema %q: %w", len(index), s.cfg.Schema, err)
 	}
 }
 
