@@ -1,6 +1,11 @@
 package postgres
 
 import (
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 )
@@ -135,4 +140,34 @@ func writeIsolating[R, C any](recs []R, index []int, out *loaders.Outcome, write
 		out.Reject(i, reason)
 	}
 	return -1, nil
+}
+
+// repeatSamples reads rows of repeated uids — (uid, file, record and line
+// of the loaded occurrence, records and lines of the rejected ones, total
+// count of such uids) — and words each as a sample for a warning. It
+// returns the total (0 without rows) and the samples.
+func repeatSamples(rows pgx.Rows) (int64, []string, error) {
+	var (
+		total, line int64
+		samples     []string
+		uid, file   string
+		first       record.Position
+		recs, lines []int64
+	)
+	_, err := pgx.ForEachRow(rows, []any{&uid, &file, &first.Record, &first.Line, &recs, &lines, &total}, func() error {
+		var rejected []string
+		for i, r := range recs {
+			line = 0
+			if i < len(lines) {
+				line = lines[i]
+			}
+			rejected = append(rejected, record.Position{Record: r, Line: line}.String())
+		}
+		samples = append(samples, fmt.Sprintf("%q: %s migrated, %s rejected (%s)", uid, first, strings.Join(rejected, ", "), file))
+		return nil
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("looking for uids that appear more than once: %w", err)
+	}
+	return total, samples, nil
 }

@@ -779,23 +779,9 @@ func (s *SupabaseUsers) duplicateUIDWarning(ctx context.Context, db loaders.DB) 
 	if err != nil {
 		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
 	}
-	var (
-		total       int64
-		samples     []string
-		uid, file   string
-		first       record.Position
-		recs, lines []int64
-	)
-	_, err = pgx.ForEachRow(rows, []any{&uid, &file, &first.Record, &first.Line, &recs, &lines, &total}, func() error {
-		var rejected []string
-		for i, r := range recs {
-			rejected = append(rejected, record.Position{Record: r, Line: lines[i]}.String())
-		}
-		samples = append(samples, fmt.Sprintf("%q: %s migrated, %s rejected (%s)", uid, first, strings.Join(rejected, ", "), file))
-		return nil
-	})
+	total, samples, err := repeatSamples(rows)
 	if err != nil {
-		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
+		return "", err
 	}
 	if total == 0 {
 		return "", nil

@@ -751,27 +751,9 @@ func (s *Users) duplicateUIDWarning(ctx context.Context, db loaders.DB) (string,
 	if err != nil {
 		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
 	}
-	var (
-		total, line int64
-		samples     []string
-		uid, file   string
-		first       record.Position
-		recs, lines []int64
-	)
-	_, err = pgx.ForEachRow(rows, []any{&uid, &file, &first.Record, &first.Line, &recs, &lines, &total}, func() error {
-		var rejected []string
-		for i, r := range recs {
-			line = 0
-			if i < len(lines) {
-				line = lines[i]
-			}
-			rejected = append(rejected, record.Position{Record: r, Line: line}.String())
-		}
-		samples = append(samples, fmt.Sprintf("%q: %s migrated, %s rejected (%s)", uid, first, strings.Join(rejected, ", "), file))
-		return nil
-	})
+	total, samples, err := repeatSamples(rows)
 	if err != nil {
-		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
+		return "", err
 	}
 	if total == 0 {
 		return "", nil
