@@ -261,14 +261,20 @@ func (e *EvolvingDocuments) Write(ctx context.Context, tx pgx.Tx, recs []record.
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
 		return loaders.Outcome{}, fmt.Errorf("locking the schema to grow the mapping: %w", err)
 	}
-	if d, err = e.stored(ctx, tx); err != nil {
+	held, err := e.stored(ctx, tx)
+	if err != nil {
 		return loaders.Outcome{}, err
 	}
-	if ev, err = mappings.Evolve(d.mapping, recs, e.evolveOptions()); err != nil {
-		return loaders.Outcome{}, err
-	}
-	if ev == nil {
-		return d.Write(ctx, tx, recs) // another batch grew it meanwhile
+	if held.mapping != d.mapping {
+		// Another batch grew it meanwhile: evolve from what it stored
+		// (Evolve depends only on the mapping and recs).
+		d = held
+		if ev, err = mappings.Evolve(d.mapping, recs, e.evolveOptions()); err != nil {
+			return loaders.Outcome{}, err
+		}
+		if ev == nil {
+			return d.Write(ctx, tx, recs)
+		}
 	}
 	if err := FitExisting(ctx, tx, d.mapping, ev.Mapping); err != nil {
 		return loaders.Outcome{}, err

@@ -1,6 +1,11 @@
 package postgres
 
 import (
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 )
@@ -97,4 +102,72 @@ func splitLoaded(loaded []occurrence) (fromAPI, keys []string, cols positionColu
 		cols.add(o.uid, *o.pos)
 	}
 	return fromAPI, keys, cols
+}
+
+// writeIsolating writes the records of recs that index lists, in that
+// order, with write, which writes all of what it is given or nothing, and
+// adds what it changed with count. When refused gives a reason for its
+// error, it writes each of them alone instead, to find the ones refused,
+// and rejects those on out with their reason. Any other error is returned
+// with the index in recs of the one record it is about, or -1 for the
+// whole batch.
+func writeIsolating[R, C any](recs []R, index []int, out *loaders.Outcome, write func([]R) (C, error), count func(C), refused func(error) (string, bool)) (int, error) {
+	if len(index) == 0 {
+		return -1, nil
+	}
+	batch := make([]R, len(index)) // batch[j] is recs[index[j]]
+	for j, i := range index {
+		batch[j] = recs[i]
+	}
+	changed, err := write(batch)
+	if err == nil {
+		count(changed)
+		return -1, nil
+	}
+	if _, ok := refused(err); !ok {
+		return -1, err
+	}
+	for j, i := range index {
+		changed, err := write(batch[j : j+1])
+		if err == nil {
+			count(changed)
+			continue
+		}
+		reason, ok := refused(err)
+		if !ok {
+			return i, err
+		}
+		out.Reject(i, reason)
+	}
+	return -1, nil
+}
+
+// repeatSamples reads rows of repeated uids — (uid, file, record and line
+// of the loaded occurrence, records and lines of the rejected ones, total
+// count of such uids) — and words each as a sample for a warning. It
+// returns the total (0 without rows) and the samples.
+func repeatSamples(rows pgx.Rows) (int64, []string, error) {
+	var (
+		total, line int64
+		samples     []string
+		uid, file   string
+		first       record.Position
+		recs, lines []int64
+	)
+	_, err := pgx.ForEachRow(rows, []any{&uid, &file, &first.Record, &first.Line, &recs, &lines, &total}, func() error {
+		var rejected []string
+		for i, r := range recs {
+			line = 0
+			if i < len(lines) {
+				line = lines[i]
+			}
+			rejected = append(rejected, record.Position{Record: r, Line: line}.String())
+		}
+		samples = append(samples, fmt.Sprintf("%q: %s migrated, %s rejected (%s)", uid, first, strings.Join(rejected, ", "), file))
+		return nil
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("looking for uids that appear more than once: %w", err)
+	}
+	return total, samples, nil
 }

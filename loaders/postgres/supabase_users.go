@@ -401,14 +401,8 @@ func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Reco
 		}
 		return ""
 	}, &out)
-	batch := make([]*supabaseRow, len(index)) // batch[j] is recs[index[j]]
-	for j, i := range index {
-		batch[j] = all[i]
-	}
-	if len(batch) > 0 {
-		if err := s.writeBatch(ctx, tx, batch, index, &out); err != nil {
-			return out, err
-		}
+	if err := s.writeBatch(ctx, tx, all, index, &out); err != nil {
+		return out, err
 	}
 	if err := s.rejectRepeats(ctx, tx, repeats, &out); err != nil {
 		return out, err
@@ -416,33 +410,31 @@ func (s *SupabaseUsers) Write(ctx context.Context, tx pgx.Tx, recs []record.Reco
 	return out, nil
 }
 
-// writeBatch writes batch (batch[j] is record index[j]) and, when
-// something in it is refused, user by user to find and reject which.
-func (s *SupabaseUsers) writeBatch(ctx context.Context, tx pgx.Tx, batch []*supabaseRow, index []int, out *loaders.Outcome) error {
-	changed, err := s.writeAll(ctx, tx, batch)
-	switch {
-	case err == nil:
-		s.count(out, changed)
-	case isDataError(err) || errors.As(err, new(*supabaseRefusal)):
-		// Find and reject the users refused, each under its own savepoint.
-		for j, row := range batch {
-			changed, err := s.writeAll(ctx, tx, []*supabaseRow{row})
+// writeBatch writes the users of all that index lists (all[i] is record
+// i) and, when something in them is refused, user by user to find and
+// reject which.
+func (s *SupabaseUsers) writeBatch(ctx context.Context, tx pgx.Tx, all []*supabaseRow, index []int, out *loaders.Outcome) error {
+	i, err := writeIsolating(all, index, out,
+		func(set []*supabaseRow) ([2]int64, error) { return s.writeAll(ctx, tx, set) },
+		func(changed [2]int64) { s.count(out, changed) },
+		func(err error) (string, bool) {
 			var refusal *supabaseRefusal
 			switch {
-			case err == nil:
-				s.count(out, changed)
 			case errors.As(err, &refusal):
-				out.Reject(index[j], refusal.reason)
+				return refusal.reason, true
 			case isDataError(err):
-				out.Reject(index[j], supabaseReason(err))
-			default:
-				return fmt.Errorf("loading user %q into %s: %w", row.uid, s.labels.users, err)
+				return supabaseReason(err), true
 			}
-		}
+			return "", false
+		})
+	switch {
+	case err == nil:
+		return nil
+	case i >= 0:
+		return fmt.Errorf("loading user %q into %s: %w", all[i].uid, s.labels.users, err)
 	default:
-		return fmt.Errorf("loading %d users into %s: %w", len(batch), s.labels.users, err)
+		return fmt.Errorf("loading %d users into %s: %w", len(index), s.labels.users, err)
 	}
-	return nil
 }
 
 // loadedOccurrences returns the stored positions of the loaded users
@@ -787,23 +779,9 @@ func (s *SupabaseUsers) duplicateUIDWarning(ctx context.Context, db loaders.DB) 
 	if err != nil {
 		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
 	}
-	var (
-		total       int64
-		samples     []string
-		uid, file   string
-		first       record.Position
-		recs, lines []int64
-	)
-	_, err = pgx.ForEachRow(rows, []any{&uid, &file, &first.Record, &first.Line, &recs, &lines, &total}, func() error {
-		var rejected []string
-		for i, r := range recs {
-			rejected = append(rejected, record.Position{Record: r, Line: lines[i]}.String())
-		}
-		samples = append(samples, fmt.Sprintf("%q: %s migrated, %s rejected (%s)", uid, first, strings.Join(rejected, ", "), file))
-		return nil
-	})
+	total, samples, err := repeatSamples(rows)
 	if err != nil {
-		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
+		return "", err
 	}
 	if total == 0 {
 		return "", nil

@@ -529,14 +529,8 @@ func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 		}
 	}
 	index, repeats := splitRepeats(occs, kept, nil, &out)
-	batch := make([]*userRows, len(index)) // batch[j] is recs[index[j]]
-	for j, i := range index {
-		batch[j] = all[i]
-	}
-	if len(batch) > 0 {
-		if err := s.writeBatch(ctx, tx, batch, index, &out); err != nil {
-			return out, err
-		}
+	if err := s.writeBatch(ctx, tx, all, index, &out); err != nil {
+		return out, err
 	}
 	if err := s.rejectRepeats(ctx, tx, repeats, &out); err != nil {
 		return out, err
@@ -544,36 +538,31 @@ func (s *Users) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loa
 	return out, nil
 }
 
-// writeBatch writes batch (batch[j] is record index[j]) and, when
-// PostgreSQL refuses something in it, user by user to find and reject
-// which.
-func (s *Users) writeBatch(ctx context.Context, tx pgx.Tx, batch []*userRows, index []int, out *loaders.Outcome) error {
-	changed, err := s.writeAll(ctx, tx, batch)
+// writeBatch writes the users of all that index lists (all[i] is record
+// i) and, when something in them is refused, user by user to find and
+// reject which.
+func (s *Users) writeBatch(ctx context.Context, tx pgx.Tx, all []*userRows, index []int, out *loaders.Outcome) error {
+	i, err := writeIsolating(all, index, out,
+		func(set []*userRows) (map[string]int64, error) { return s.writeAll(ctx, tx, set) },
+		func(changed map[string]int64) {
+			for t, n := range changed {
+				out.AddChanged(t, n)
+			}
+		},
+		func(err error) (string, bool) {
+			if isDataError(err) {
+				return "PostgreSQL refused the user: " + errorText(err), true
+			}
+			return "", false
+		})
 	switch {
 	case err == nil:
-		for t, n := range changed {
-			out.AddChanged(t, n)
-		}
-	case isDataError(err):
-		// Something in the batch was refused: write user by user, each with
-		// its child rows under its own savepoint, to find which.
-		for j, rows := range batch {
-			changed, err := s.writeAll(ctx, tx, []*userRows{rows})
-			switch {
-			case err == nil:
-				for t, n := range changed {
-					out.AddChanged(t, n)
-				}
-			case isDataError(err):
-				out.Reject(index[j], "PostgreSQL refused the user: "+errorText(err))
-			default:
-				return fmt.Errorf("loading user %q: %w", rows.uid, err)
-			}
-		}
+		return nil
+	case i >= 0:
+		return fmt.Errorf("loading user %q: %w", all[i].uid, err)
 	default:
-		return fmt.Errorf("loading %d users into schema %q: %w", len(batch), s.cfg.Schema, err)
+		return fmt.Errorf("loading %d users into schema %q: %w", len(index), s.cfg.Schema, err)
 	}
-	return nil
 }
 
 // occurrenceKey is a uid as read by one run from one file.
@@ -762,27 +751,9 @@ func (s *Users) duplicateUIDWarning(ctx context.Context, db loaders.DB) (string,
 	if err != nil {
 		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
 	}
-	var (
-		total, line int64
-		samples     []string
-		uid, file   string
-		first       record.Position
-		recs, lines []int64
-	)
-	_, err = pgx.ForEachRow(rows, []any{&uid, &file, &first.Record, &first.Line, &recs, &lines, &total}, func() error {
-		var rejected []string
-		for i, r := range recs {
-			line = 0
-			if i < len(lines) {
-				line = lines[i]
-			}
-			rejected = append(rejected, record.Position{Record: r, Line: line}.String())
-		}
-		samples = append(samples, fmt.Sprintf("%q: %s migrated, %s rejected (%s)", uid, first, strings.Join(rejected, ", "), file))
-		return nil
-	})
+	total, samples, err := repeatSamples(rows)
 	if err != nil {
-		return "", fmt.Errorf("looking for uids that appear more than once: %w", err)
+		return "", err
 	}
 	if total == 0 {
 		return "", nil
