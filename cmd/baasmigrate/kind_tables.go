@@ -47,13 +47,13 @@ func tablesExtractor(ctx context.Context, env *buildEnv) (catalogExtractor, erro
 	return ce, nil
 }
 
-// tablesSink is the sink of ex's tables, claimed for its source.
-func tablesSink(env *buildEnv, ex catalogExtractor) (*postgres.TablesSink, error) {
+// tablesSink is the sink of ex's tables, claimed for owner, their source.
+func tablesSink(env *buildEnv, ex catalogExtractor) (*postgres.TablesSink, postgres.Owner, error) {
 	owner, err := tableOwner(env.Config, ex)
 	if err != nil {
-		return nil, err
+		return nil, owner, err
 	}
-	return postgres.NewTables(postgres.TablesConfig{Catalog: ex.Catalog(), Owner: owner, Log: env.Log}), nil
+	return postgres.NewTables(postgres.TablesConfig{Catalog: ex.Catalog(), Owner: owner, Log: env.Log}), owner, nil
 }
 
 // buildTables assembles the tables → PostgreSQL job, and tells what is
@@ -64,12 +64,11 @@ func buildTables(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	if err != nil {
 		return migration.Job{}, err
 	}
-	sink, err := tablesSink(env, ex)
+	sink, owner, err := tablesSink(env, ex)
 	if err != nil {
 		ex.Close()
 		return migration.Job{}, err
 	}
-	owner, _ := tableOwner(env.Config, ex)
 	// Refuse before the run is recorded; Prepare checks again, atomically.
 	if err := postgres.CheckTableOwners(ctx, env.Pool, owner, sink.Tables()); err != nil {
 		ex.Close()
@@ -99,7 +98,7 @@ func compareTables(ctx context.Context, env *buildEnv) (*comparer, error) {
 		return nil, err
 	}
 	ex.ForComparison()
-	sink, err := tablesSink(env, ex)
+	sink, _, err := tablesSink(env, ex)
 	if err != nil {
 		ex.Close()
 		return nil, err

@@ -60,18 +60,7 @@ func readAll(t *testing.T, ex extractors.Extractor, partitions int) []record.Rec
 // of the fixture maps to (docs/sources.md, Supabase). Hashes are those
 // seeded, read from the database (bcrypt salts are random).
 func want(t *testing.T, p *supabasetest.Project, extra []string) map[string]record.Record {
-	hashes := map[string]string{}
-	rows, err := p.Pool.Query(context.Background(), `SELECT id::text, encrypted_password FROM auth.users WHERE encrypted_password <> ''`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var id, h string
-		if err := rows.Scan(&id, &h); err != nil {
-			t.Fatal(err)
-		}
-		hashes[id] = h
-	}
+	hashes := p.Pairs(t, `SELECT id::text, encrypted_password FROM auth.users WHERE encrypted_password <> ''`)
 	created := ts("2024-03-01T10:00:00.123456Z")
 	base := func(uid string, extra map[string]record.Value) record.User {
 		x := map[string]record.Value{"aud": record.String("authenticated"), "role": record.String("authenticated"),

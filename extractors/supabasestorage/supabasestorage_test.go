@@ -40,18 +40,7 @@ func newExtractor(t *testing.T, cfg plugin.Config) *Extractor {
 // of the bytes (from the eTag, or computed for the multipart upload).
 func wantFiles(t *testing.T, p *supabasetest.Project, s *supabasetest.Storage, objs []supabasetest.Object, computed bool) map[string]record.Record {
 	t.Helper()
-	ids := map[string]string{}
-	rows, err := p.Pool.Query(context.Background(), `SELECT name, id::text FROM storage.objects`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var n, id string
-		if err := rows.Scan(&n, &id); err != nil {
-			t.Fatal(err)
-		}
-		ids[n] = id
-	}
+	ids := p.Pairs(t, `SELECT name, id::text FROM storage.objects`)
 	created, _ := time.Parse(time.RFC3339Nano, "2024-07-01T12:00:00.25Z")
 	updated, _ := time.Parse(time.RFC3339Nano, "2024-07-02T12:00:00.75Z")
 	out := map[string]record.Record{}

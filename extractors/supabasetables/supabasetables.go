@@ -32,6 +32,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/supabase"
 	"github.com/baasmigrate/baasmigrate/internal/pgcatalog"
@@ -155,7 +157,7 @@ func (e *Extractor) Plan(ctx context.Context, partitions int, _ time.Time) ([]ex
 		}
 		var keys []string
 		for _, k := range t.Key {
-			keys = append(keys, pgxIdent(k)+"::text")
+			keys = append(keys, pgx.Identifier{k}.Sanitize()+"::text")
 		}
 		var points []string
 		what := "splitting " + t.QName() + " of " + e.Source()
@@ -232,8 +234,6 @@ func (e *Extractor) histogramPoints(ctx context.Context, t *pgcatalog.Table, par
 	}
 	return points, nil
 }
-
-func pgxIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // Count counts a table's rows (1 for the finish stream, and one per
 // partition for the index stream).
@@ -384,10 +384,16 @@ func (e *Extractor) readKeyed(ctx context.Context, t *pgcatalog.Table, p extract
 	}
 	clear, _ := json.Marshal(rng)
 	first := after == ""
-	var keys []string
+	// The page's statement but for its conditions. ORDER BY names the
+	// input columns (src.k): an output column of the same name would be
+	// ambiguous.
+	var keys, order []string
 	for _, k := range t.Key {
-		keys = append(keys, pgxIdent(k)+"::text")
+		keys = append(keys, pgx.Identifier{k}.Sanitize()+"::text")
+		order = append(order, "src."+pgx.Identifier{k}.Sanitize())
 	}
+	selectSQL := "SELECT " + t.CopyColumns() + ", " + strings.Join(keys, ", ") + " FROM " + qname + " AS src"
+	orderSQL := " ORDER BY " + strings.Join(order, ", ") + " LIMIT " + strconv.Itoa(e.pageSize)
 	for {
 		var conds []string
 		var params []string
@@ -406,17 +412,11 @@ func (e *Extractor) readKeyed(ctx context.Context, t *pgcatalog.Table, p extract
 			conds = append(conds, t.KeyCond("<", len(params)+1))
 			params = append(params, rng.End...)
 		}
-		// ORDER BY names the input columns (src.k): an output column of
-		// the same name would be ambiguous.
-		sql := "SELECT " + t.CopyColumns() + ", " + strings.Join(keys, ", ") + " FROM " + t.QName() + " AS src"
+		sql := selectSQL
 		if len(conds) > 0 {
 			sql += " WHERE " + strings.Join(conds, " AND ")
 		}
-		var order []string
-		for _, k := range t.Key {
-			order = append(order, "src."+pgxIdent(k))
-		}
-		sql += " ORDER BY " + strings.Join(order, ", ") + " LIMIT " + strconv.Itoa(e.pageSize)
+		sql += orderSQL
 		var rows []row
 		err := retry.Do(ctx, e.policy, what, func(ctx context.Context) error {
 			var err error

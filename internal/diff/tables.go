@@ -80,14 +80,14 @@ func (a *Tables) Open(ctx context.Context, tx pgx.Tx, table string) (TargetCurso
 	if err := pc.Exec(ctx, "DECLARE "+name+" NO SCROLL CURSOR FOR "+t.CompareQuery()).Close(); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", table, err)
 	}
-	return &tableCursor{pc: pc, name: name, r: pgcatalog.NewCompareReader(t), table: t}, nil
+	return &tableCursor{pc: pc, name: name, r: pgcatalog.NewCompareReader(t), qname: table}, nil
 }
 
 type tableCursor struct {
 	pc    *pgconn.PgConn
 	name  string
 	r     *pgcatalog.CompareReader
-	table *pgcatalog.Table
+	qname string // the table's quoted name, once: quoting per row costs
 	buf   [][][]byte
 	done  bool
 }
@@ -106,7 +106,7 @@ func (c *tableCursor) Next(ctx context.Context) (Item, bool, error) {
 			c.buf = append(c.buf, row)
 		}
 		if _, err := rr.Close(); err != nil {
-			return Item{}, false, fmt.Errorf("reading %s: %w", c.table.QName(), err)
+			return Item{}, false, fmt.Errorf("reading %s: %w", c.qname, err)
 		}
 		if len(c.buf) == 0 {
 			c.done = true
@@ -118,5 +118,5 @@ func (c *tableCursor) Next(ctx context.Context) (Item, bool, error) {
 	v := c.buf[0]
 	c.buf = c.buf[1:]
 	fields, key := c.r.Row(v)
-	return Item{Key: key, Label: c.table.QName() + " " + pgcatalog.EncodeKey(key), Fields: fields}, true, nil
+	return Item{Key: key, Label: c.qname + " " + pgcatalog.EncodeKey(key), Fields: fields}, true, nil
 }

@@ -86,32 +86,35 @@ func BinaryTuple(values [][]byte) []byte {
 // TextTuple encodes values (nil: NULL), each in its type's text format,
 // as one line of text COPY data.
 func TextTuple(values [][]byte) []byte {
-	var b strings.Builder
+	n := len(values)
+	for _, v := range values {
+		n += len(v)
+	}
+	b := make([]byte, 0, n) // escapes aside, the line's length: one allocation
 	for i, v := range values {
 		if i > 0 {
-			b.WriteByte('\t')
+			b = append(b, '\t')
 		}
 		if v == nil {
-			b.WriteString(`\N`)
+			b = append(b, `\N`...)
 			continue
 		}
 		for _, c := range v {
 			switch c {
 			case '\\':
-				b.WriteString(`\\`)
+				b = append(b, `\\`...)
 			case '\n':
-				b.WriteString(`\n`)
+				b = append(b, `\n`...)
 			case '\r':
-				b.WriteString(`\r`)
+				b = append(b, `\r`...)
 			case '\t':
-				b.WriteString(`\t`)
+				b = append(b, `\t`...)
 			default:
-				b.WriteByte(c)
+				b = append(b, c)
 			}
 		}
 	}
-	b.WriteByte('\n')
-	return []byte(b.String())
+	return append(b, '\n')
 }
 
 // SplitKey splits a row record's key, `"schema"."table" rest`, into the

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -69,6 +70,28 @@ func (p *Project) Exec(t testing.TB, sql string, args ...any) {
 	if _, err := p.Pool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("supabasetest: %v\n%s", err, sql)
 	}
+}
+
+// Pairs runs sql, a query of two text columns, and returns its rows as a
+// map from the first column to the second.
+func (p *Project) Pairs(t testing.TB, sql string) map[string]string {
+	t.Helper()
+	rows, err := p.Pool.Query(context.Background(), sql)
+	if err != nil {
+		t.Fatalf("supabasetest: %v\n%s", err, sql)
+	}
+	m, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (kv [2]string, err error) {
+		err = r.Scan(&kv[0], &kv[1])
+		return kv, err
+	})
+	if err != nil {
+		t.Fatalf("supabasetest: %v\n%s", err, sql)
+	}
+	out := make(map[string]string, len(m))
+	for _, kv := range m {
+		out[kv[0]] = kv[1]
+	}
+	return out
 }
 
 // Known user ids of SeedUsers, each a kind of user to design for.
