@@ -114,11 +114,7 @@ func compareTables(ctx context.Context, env *buildEnv) (*comparer, error) {
 				return out, nerr
 			}
 			for _, n := range notes {
-				what := "not copied: " + n.What
-				if n.Platform {
-					what = "not copied (Supabase only): " + n.What
-				}
-				out = append(out, diff.DDL{What: what, SQL: n.SQL})
+				out = append(out, diff.DDL{What: n.Describe(), SQL: n.SQL})
 			}
 			return out, err
 		},

@@ -56,6 +56,15 @@ type Note struct {
 	Extension string
 }
 
+// Describe is how plan lists the note: "not copied: " and What, with the
+// platform named when the object refers to its schemas.
+func (n Note) Describe() string {
+	if n.Platform {
+		return "not copied (Supabase only): " + n.What
+	}
+	return "not copied: " + n.What
+}
+
 // Enum is an enum type.
 type Enum struct {
 	Schema, Name string
