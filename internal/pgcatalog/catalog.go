@@ -41,6 +41,9 @@ type Catalog struct {
 	Tables    []*Table
 	// Notes are the objects not copied, and why.
 	Notes []Note
+	// byName indexes Tables by QName (built by Load; Find scans Tables
+	// of a catalog assembled otherwise).
+	byName map[string]*Table
 }
 
 // Note is an object not reproduced on the target.
@@ -187,6 +190,9 @@ func (t *Table) Binary() bool {
 
 // Find returns the table with the quoted, qualified name qname.
 func (c *Catalog) Find(qname string) *Table {
+	if c.byName != nil {
+		return c.byName[qname]
+	}
 	for _, t := range c.Tables {
 		if t.QName() == qname {
 			return t
@@ -243,6 +249,10 @@ func Load(ctx context.Context, q Querier, schemas []string) (*Catalog, error) {
 		if err := s.fn(ctx, tx); err != nil {
 			return nil, fmt.Errorf("reading the source's %s: %w", s.what, err)
 		}
+	}
+	c.byName = make(map[string]*Table, len(c.Tables))
+	for _, t := range c.Tables {
+		c.byName[t.QName()] = t
 	}
 	return c, nil
 }
