@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
@@ -48,19 +46,9 @@ func (f *follower) newCollections(ctx context.Context, changes []record.Change) 
 	if err := postgres.FitExisting(ctx, f.pool, f.job.Mapping, m); err != nil {
 		return err
 	}
-	if err := f.remap(ctx, m); err != nil {
+	if err := f.remap(ctx, m, true); err != nil {
 		return err
 	}
-	text, err := m.Marshal()
-	if err != nil {
-		return err
-	}
-	if err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
-		return f.state.SetSyncMapping(ctx, tx, f.job.Name, string(text))
-	}); err != nil {
-		return err
-	}
-	f.st.Mapping = string(text)
 	f.log.Warn("new collections appeared at the source; tables were inferred and created for them (review them with baasmigrate status, or use --new-collections reject)", "collections", added)
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
@@ -260,7 +261,7 @@ func (f *follower) start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := f.remap(ctx, m); err != nil {
+		if err := f.remap(ctx, m, false); err != nil {
 			return err
 		}
 	}
@@ -269,8 +270,11 @@ func (f *follower) start(ctx context.Context) error {
 	return nil
 }
 
-// remap switches to an extended mapping and prepares its tables.
-func (f *follower) remap(ctx context.Context, m *mappings.Mapping) error {
+// remap switches to an extended mapping and prepares its tables. With
+// store, the mapping is recorded as the sync's in the transaction that
+// creates the tables, so a sync killed at any moment never leaves a table
+// that its stored mapping does not describe.
+func (f *follower) remap(ctx context.Context, m *mappings.Mapping, store bool) error {
 	sink, adapter, err := f.job.Remap(m)
 	if err != nil {
 		return err
@@ -279,8 +283,25 @@ func (f *follower) remap(ctx context.Context, m *mappings.Mapping) error {
 		s.SetSoftDeletes(f.opts.SoftDeletes)
 	}
 	f.configureGrowth(sink)
-	if err := sink.Prepare(ctx, f.pool); err != nil {
-		return fmt.Errorf("creating the tables of new collections: %w", err)
+	var text []byte
+	if store {
+		if text, err = m.Marshal(); err != nil {
+			return err
+		}
+	}
+	if err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+		if err := sink.Prepare(ctx, tx); err != nil {
+			return fmt.Errorf("creating the tables of new collections: %w", err)
+		}
+		if !store {
+			return nil
+		}
+		return f.state.SetSyncMapping(ctx, tx, f.job.Name, string(text))
+	}); err != nil {
+		return err
+	}
+	if store {
+		f.st.Mapping = string(text)
 	}
 	f.job.Sink, f.job.Adapter, f.job.Mapping = sink, adapter, m
 	return nil
