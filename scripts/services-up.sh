@@ -473,7 +473,12 @@ cognito_start() {
 	local port=$1 dir=$LOCAL_DIR/cognito
 	# cognito-local keeps its pools in ./.cognito of its working directory;
 	# tests create a fresh pool each, so the directory is kept across restarts.
-	mkdir -p "$dir"
+	# Its own default makes every new pool sign users in by e-mail
+	# (UsernameAttributes ["email"]), which a request cannot undo; Cognito's
+	# default is plain usernames, so the config says so (a test that wants
+	# e-mail usernames asks for them when it creates its pool).
+	mkdir -p "$dir/.cognito/db"
+	printf '%s\n' '{ "UserPoolDefaults": { "UsernameAttributes": [] } }' >"$dir/.cognito/config.json"
 	start_daemon cognito "$dir" env PORT="$port" HOST=127.0.0.1 NO_UPDATE_NOTIFIER=1 node "$COGNITO_JS"
 }
 
