@@ -30,7 +30,7 @@ func newAuthCommand() *cobra.Command {
 		Short: "Work with migrated Auth users: check a password, export users for Supabase Auth or Ory Kratos",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newVerifyPasswordCommand(), newAuthExportCommand(), newAuthImportKratosCommand())
+	cmd.AddCommand(newVerifyPasswordCommand(), newAuthExportCommand(), newAuthImportKratosCommand(), newCaptureStatusCommand())
 	return cmd
 }
 
