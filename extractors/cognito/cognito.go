@@ -83,11 +83,13 @@ var (
 	ListRPSOption = plugin.Option{
 		Name:    "cognito-list-rps",
 		Help:    "Requests per second for ListUsers, ListUsersInGroup and ListGroups (Cognito's UserList quota, 30 by default, is shared with the app).",
+		Type:    plugin.Int,
 		Default: "20",
 	}
 	ReadRPSOption = plugin.Option{
 		Name:    "cognito-read-rps",
 		Help:    "Requests per second for AdminGetUser, read per user for MFA settings when the pool's MFA is not OFF (Cognito's UserRead quota: 120 by default).",
+		Type:    plugin.Int,
 		Default: "80",
 	}
 )
