@@ -199,9 +199,9 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 // user whose password Cognito accepts — stored as Argon2id, which `auth
 // verify-password` then checks — refuses a wrong password and stores
 // nothing for it, checks later sign-ins locally without asking Cognito,
-// and `auth capture-status` counts the captures. A re-run of migrate sets
-// the captured row back to NONE; capture-status reports it and --reapply
-// restores it.
+// and `auth capture-status` counts the captures. Captures leave the users
+// rows as Cognito has them, so a re-run of migrate and verify are not
+// disturbed; --apply then writes them into the rows.
 func TestAmplifyPasswordCapture(t *testing.T) {
 	ctx := context.Background()
 	endpoint := cognitotest.Endpoint(t)
@@ -238,26 +238,27 @@ func TestAmplifyPasswordCapture(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	stored := func(user string) (alg, hash string, captures int) {
+	// stored returns the user's row's algorithm and its captured hash ("":
+	// none).
+	stored := func(user string) (rowAlg, captured string) {
 		t.Helper()
 		var h *string
-		if err := db.QueryRow(ctx, `SELECT password_algorithm, password_hash_verbatim,
-				(SELECT count(*) FROM cognito_auth.password_captures c WHERE c.uid = u.uid)
-			FROM cognito_auth.users u WHERE extra->>'username' = $1`, user).Scan(&alg, &h, &captures); err != nil {
+		if err := db.QueryRow(ctx, `SELECT password_algorithm,
+				(SELECT password_hash FROM cognito_auth.password_captures c WHERE c.uid = u.uid)
+			FROM cognito_auth.users u WHERE extra->>'username' = $1`, user).Scan(&rowAlg, &h); err != nil {
 			t.Fatal(err)
 		}
 		if h != nil {
-			hash = *h
+			captured = *h
 		}
-		return alg, hash, captures
+		return rowAlg, captured
 	}
-
 	// A wrong password: refused, nothing stored.
 	if code := login("f0001", "Wrong-Passw0rd!"); code != http.StatusUnauthorized {
 		t.Errorf("a wrong password: HTTP %d", code)
 	}
-	if alg, hash, n := stored("f0001"); alg != passwords.None || hash != "" || n != 0 {
-		t.Errorf("after a wrong password f0001 holds %s, a hash: %v, %d captures", alg, hash != "", n)
+	if alg, captured := stored("f0001"); alg != passwords.None || captured != "" {
+		t.Errorf("after a wrong password f0001 holds %s, a capture: %v", alg, captured != "")
 	}
 	// A temporary password (bob) and an unconfirmed user (carol): refused.
 	if code := login("bob", "Temp-Passw0rd!"); code != http.StatusUnauthorized {
@@ -267,8 +268,8 @@ func TestAmplifyPasswordCapture(t *testing.T) {
 		t.Errorf("carol (unconfirmed): HTTP %d", code)
 	}
 	for _, u := range []string{"bob", "carol"} {
-		if alg, _, n := stored(u); alg != passwords.None || n != 0 {
-			t.Errorf("%s holds %s, %d captures", u, alg, n)
+		if alg, captured := stored(u); alg != passwords.None || captured != "" {
+			t.Errorf("%s holds %s, a capture: %v", u, alg, captured != "")
 		}
 	}
 
@@ -277,9 +278,10 @@ func TestAmplifyPasswordCapture(t *testing.T) {
 	if code := login("f0001", fillerPassword(1)); code != http.StatusNoContent {
 		t.Fatalf("the right password: HTTP %d", code)
 	}
-	alg, hash, n := stored("f0001")
-	if alg != passwords.Argon2id || !strings.HasPrefix(hash, "$argon2id$") || n != 1 {
-		t.Fatalf("after the right password f0001 holds %s (%d captures)", alg, n)
+	// Captured beside the row, which keeps Cognito's NONE for migrate,
+	// sync, verify and cutover.
+	if alg, captured := stored("f0001"); alg != passwords.None || !strings.HasPrefix(captured, "$argon2id$") {
+		t.Fatalf("after the right password f0001's row holds %s, its capture is argon2id: %v", alg, strings.HasPrefix(captured, "$argon2id$"))
 	}
 	if front.Count("InitiateAuth") != asked+1 {
 		t.Errorf("capturing asked Cognito %d times", front.Count("InitiateAuth")-asked)
@@ -309,22 +311,27 @@ func TestAmplifyPasswordCapture(t *testing.T) {
 		t.Errorf("sign-ins after the capture asked Cognito")
 	}
 	st := clitest.Run(t, env, "auth", "capture-status", "--users-schema", cognitoSchema, "--format", "json")
-	if st.Code != 0 || !strings.Contains(st.Stdout, `"captured":1`) || !strings.Contains(st.Stdout, `"uncaptured":5`) || !strings.Contains(st.Stdout, `"reverted":0`) {
+	if st.Code != 0 || !strings.Contains(st.Stdout, `"captured":1`) || !strings.Contains(st.Stdout, `"uncaptured":5`) || !strings.Contains(st.Stdout, `"applied":0`) {
 		t.Errorf("capture-status: exit %d\n%s%s", st.Code, st.Stdout, st.Stderr)
 	}
 
-	// A re-run of migrate writes NONE back over the capture; the capture
-	// survives in password_captures and --reapply restores it.
+	// A re-run of migrate and verify see the users as Cognito has them:
+	// nothing to rewrite, nothing different, the capture kept.
 	if res := clitest.Run(t, env, append(migrate, "--restart")...); res.Code != 0 {
 		t.Fatalf("migrate --restart: exit %d\n%s", res.Code, res.Stderr)
 	}
-	st = clitest.Run(t, env, "auth", "capture-status", "--users-schema", cognitoSchema)
-	if st.Code != 1 || !strings.Contains(st.Stdout, "1 captured users hold NONE again") {
-		t.Errorf("capture-status after a re-run: exit %d\n%s%s", st.Code, st.Stdout, st.Stderr)
+	verifyArgs := append([]string{"verify"}, migrate[1:]...)
+	if res := clitest.Run(t, env, verifyArgs...); res.Code != 0 {
+		t.Errorf("verify after a capture: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
-	if st = clitest.Run(t, env, "auth", "capture-status", "--reapply", "--users-schema", cognitoSchema); st.Code != 0 ||
-		!strings.Contains(st.Stdout, "1 captured credentials written back") {
-		t.Errorf("capture-status --reapply: exit %d\n%s%s", st.Code, st.Stdout, st.Stderr)
+	check(fillerPassword(1), 0)
+	// After the cutover: --apply writes the capture into the users row.
+	if st = clitest.Run(t, env, "auth", "capture-status", "--apply", "--users-schema", cognitoSchema); st.Code != 0 ||
+		!strings.Contains(st.Stdout, "1 captured credentials written into the users rows now") {
+		t.Errorf("capture-status --apply: exit %d\n%s%s", st.Code, st.Stdout, st.Stderr)
+	}
+	if alg, _ := stored("f0001"); alg != passwords.Argon2id {
+		t.Errorf("after --apply f0001's row holds %s", alg)
 	}
 	check(fillerPassword(1), 0)
 	for _, out := range []string{st.Stdout + st.Stderr} {
@@ -341,7 +348,7 @@ func testLoginHandler(db *pgxpool.Pool, cog *capture.Cognito) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		username, password := r.PostFormValue("username"), []byte(r.PostFormValue("password"))
-		uid, cred, ok, err := capture.UIDByUsername(ctx, db, cognitoSchema, username)
+		uid, cred, ok, err := capture.Lookup(ctx, db, cognitoSchema, username)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return

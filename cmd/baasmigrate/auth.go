@@ -18,6 +18,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/passwords"
+	"github.com/baasmigrate/baasmigrate/passwords/capture"
 )
 
 func init() {
@@ -126,6 +127,17 @@ func checkPassword(ctx context.Context, pool *pgxpool.Pool, schema, uid string, 
 			providers = append(providers, p.ProviderID)
 		}
 		return false, fmt.Errorf("user %q has no password (signs in with: %s)", uid, strings.Join(providers, ", "))
+	}
+	if c.Algorithm == passwords.None {
+		// A password captured at first sign-in (passwords/capture) is kept
+		// beside the row, which keeps the source's NONE.
+		captured, err := capture.Captured(ctx, pool, schema, uid)
+		if err != nil {
+			return false, err
+		}
+		if captured != nil {
+			c = captured
+		}
 	}
 	switch c.Algorithm {
 	case passwords.None:

@@ -17,18 +17,21 @@ func newCaptureStatusCommand() *cobra.Command {
 		Short: "Count migrated users whose password has been captured at first sign-in (sources without hashes: Cognito)",
 		Long: `capture-status reports, for a users schema loaded from a source that exports no password
 hashes (Cognito: the credential NONE), how many users have had their password captured at
-their first sign-in to the new backend (passwords/capture), how many have not yet, and how
-many captured users a later migrate set back to NONE (--reapply writes their captured
-credential back). --create creates the table of captures (<schema>.password_captures), for
-an application whose own database role may not create tables. Nothing secret is shown.
+their first sign-in to the new backend (passwords/capture) and how many have not yet.
+Captures are kept in <schema>.password_captures; the users rows keep NONE, as Cognito
+has it, so migrate, sync, verify and cutover are not disturbed. --create creates the
+table (for an application whose own database role may not create tables). --apply,
+once the pool is no longer migrated or synced (after the cutover), writes the captured
+credentials into the users rows; a later migrate or sync would set them back to NONE.
+Nothing secret is shown.
 
-Exit status: 0 reported, 1 captured users hold NONE again (run --reapply), 2 the report could not be made.`,
+Exit status: 0 reported, 2 the report could not be made.`,
 		Args: cobra.NoArgs,
 		RunE: runCaptureStatus,
 	}
 	f := cmd.Flags()
 	f.Bool("create", false, "Create <schema>.password_captures if it does not exist")
-	f.Bool("reapply", false, "Write captured credentials back into users rows a later migrate set to NONE")
+	f.Bool("apply", false, "Write captured credentials into the users rows (after the cutover: a later migrate or sync sets them back to NONE)")
 	f.String("format", "text", "text or json")
 	addOptionFlags(f, []plugin.Option{postgresOption, usersSchemaOption})
 	return cmd
@@ -38,7 +41,7 @@ func runCaptureStatus(cmd *cobra.Command, _ []string) error {
 	ctx := cmd.Context()
 	f := cmd.Flags()
 	create, _ := f.GetBool("create")
-	reapply, _ := f.GetBool("reapply")
+	apply, _ := f.GetBool("apply")
 	format, _ := f.GetString("format")
 	if format != "text" && format != "json" {
 		return &exitStatus{code: exitError, err: fmt.Errorf("--format %q: want text or json", format)}
@@ -58,9 +61,9 @@ func runCaptureStatus(cmd *cobra.Command, _ []string) error {
 			return &exitStatus{code: exitError, err: err}
 		}
 	}
-	var reapplied int64
-	if reapply {
-		if reapplied, err = capture.Reapply(ctx, pool, schema); err != nil {
+	var applied int64
+	if apply {
+		if applied, err = capture.Apply(ctx, pool, schema); err != nil {
 			return &exitStatus{code: exitError, err: err}
 		}
 	}
@@ -70,9 +73,9 @@ func runCaptureStatus(cmd *cobra.Command, _ []string) error {
 	}
 	out := cmd.OutOrStdout()
 	if format == "json" {
-		v := map[string]any{"schema": schema, "captured": c.Captured, "reverted": c.Reverted, "uncaptured": c.Uncaptured}
-		if reapply {
-			v["reapplied"] = reapplied
+		v := map[string]any{"schema": schema, "captured": c.Captured, "applied": c.Applied, "uncaptured": c.Uncaptured}
+		if apply {
+			v["applied_now"] = applied
 		}
 		if !c.Since.IsZero() {
 			v["first_capture"], v["last_capture"] = c.Since.UTC().Format(time.RFC3339), c.Last.UTC().Format(time.RFC3339)
@@ -89,15 +92,10 @@ func runCaptureStatus(cmd *cobra.Command, _ []string) error {
 		if !c.Since.IsZero() {
 			fmt.Fprintf(out, "first capture %s, latest %s\n", c.Since.UTC().Format(time.RFC3339), c.Last.UTC().Format(time.RFC3339))
 		}
-		if reapply {
-			fmt.Fprintf(out, "%d captured credentials written back\n", reapplied)
+		if apply {
+			fmt.Fprintf(out, "%d captured credentials written into the users rows now\n", applied)
 		}
-		if c.Reverted > 0 {
-			fmt.Fprintf(out, "%d captured users hold NONE again (a later migrate rewrote them): run with --reapply\n", c.Reverted)
-		}
-	}
-	if c.Reverted > 0 {
-		return &exitStatus{code: exitProblems}
+		fmt.Fprintf(out, "%d of the captured credentials are in the users rows (--apply)\n", c.Applied)
 	}
 	return nil
 }

@@ -27,16 +27,18 @@
 //
 // # Where captured credentials go
 //
-// Store writes, in one transaction, the credential into the user's row
-// of the migrated users table (password_algorithm ARGON2ID, the PHC string
-// in password_hash_verbatim) — only while the row still holds NONE — and a
-// row into <schema>.password_captures (uid, algorithm, hash, captured_at),
-// which EnsureTable creates. The users row is what the new backend, `auth
-// verify-password` and `auth export` read. password_captures is the
-// durable record: a later `migrate` of the same pool rewrites the users
-// row as Cognito has it (NONE again); Reapply (`baasmigrate auth
-// capture-status --reapply`) puts captured credentials back, and Status
-// counts captured, reverted and still-uncaptured users.
+// Store records the credential in <schema>.password_captures (uid,
+// algorithm, PHC string, captured_at; EnsureTable creates it), and leaves
+// the users row as migrate wrote it (NONE): so `migrate`, `sync`'s polls,
+// `verify` and `cutover`, which compare the target with Cognito, keep
+// seeing what Cognito has, and never undo a capture. Lookup gives the
+// login handler the credential to check (the captured one for a user
+// whose row holds NONE); `auth verify-password` checks captured
+// credentials the same way; Status (`baasmigrate auth capture-status`)
+// counts captured and uncaptured users. Once the pool is no longer
+// migrated or synced (after the cutover), Apply (`auth capture-status
+// --apply`) writes the captured credentials into the users rows, for
+// backends and `auth export` that read only those.
 package capture
 
 import (

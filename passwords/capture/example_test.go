@@ -16,15 +16,16 @@ import (
 
 // loginHandler is the new backend's sign-in, for users migrated from
 // Cognito into schema (baasmigrate migrate --source amplify --only users
-// --users-schema cognito_auth). A user whose stored credential is NONE is
+// --users-schema cognito_auth). A user whose credential is still NONE is
 // checked against Cognito once; on success the password is stored as
-// Argon2id and every later sign-in is checked locally. A password Cognito
+// Argon2id (in cognito_auth.password_captures) and every later sign-in is
+// checked locally (Lookup returns the captured credential). A password Cognito
 // refuses is refused here too, and nothing is stored.
 func loginHandler(db *pgxpool.Pool, cognito *capture.Cognito, schema string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		username, password := r.PostFormValue("username"), []byte(r.PostFormValue("password"))
-		uid, cred, ok, err := capture.UIDByUsername(ctx, db, schema, username)
+		uid, cred, ok, err := capture.Lookup(ctx, db, schema, username)
 		switch {
 		case err != nil:
 			http.Error(w, "sign-in unavailable", http.StatusServiceUnavailable)
