@@ -381,3 +381,97 @@ func testLoginHandler(db *pgxpool.Pool, cog *capture.Cognito) http.HandlerFunc {
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
+
+// TestAmplifyUsersSyncPolls: sync polls the pool (through the paging
+// front) and applies a user added, attributes and a group changed, a user
+// disabled and a user deleted at Cognito; a password captured before sync
+// starts survives every poll (the users row keeps Cognito's NONE, which
+// the polls find equal); then `cutover --only users` exits 0.
+func TestAmplifyUsersSyncPolls(t *testing.T) {
+	ctx := context.Background()
+	endpoint := cognitotest.Endpoint(t)
+	direct := cognitotest.Client(endpoint)
+	pool := seedCognito(t, direct, 70)
+	front := cognitotest.Start(t, endpoint)
+	dsn := testenv.NewDatabase(t)
+	db, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	env := cognitoEnv(dsn)
+	flags := []string{"--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
+		"--cognito-endpoint", front.URL, "--users-schema", cognitoSchema}
+	if res := clitest.Run(t, env, append([]string{"migrate"}, flags...)...); res.Code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", res.Code, res.Stderr)
+	}
+	if res := clitest.Run(t, env, "auth", "capture-status", "--create", "--users-schema", cognitoSchema); res.Code != 0 {
+		t.Fatalf("capture-status --create: exit %d\n%s", res.Code, res.Stderr)
+	}
+	cog := &capture.Cognito{Client: direct, ClientID: pool.ClientID, Params: argon2id.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
+	res, err := cog.Capture(ctx, "f0002", []byte(fillerPassword(2)))
+	if err != nil || !res.Captured {
+		t.Fatalf("capturing f0002: %+v %v", res, err)
+	}
+	uid, _, _, err := capture.Lookup(ctx, db, cognitoSchema, "f0002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := capture.Store(ctx, db, cognitoSchema, uid, res.Credential); err != nil {
+		t.Fatal(err)
+	}
+
+	p := clitest.Start(t, env, append(append([]string{"sync", "-v"}, flags...), "--poll-interval", "1s")...)
+	cognitotest.CreateUser(t, direct, pool.ID, "erin", "Erin-Passw0rd!", cognitotest.Attrs("email", "erin@example.test", "custom:tier", "silver")...)
+	for _, step := range []func() error{
+		func() error {
+			_, err := direct.AdminUpdateUserAttributes(ctx, &cip.AdminUpdateUserAttributesInput{UserPoolId: &pool.ID, Username: aws.String("alice"),
+				UserAttributes: cognitotest.Attrs("custom:tier", "platinum", "name", "Alice L.")})
+			return err
+		},
+		func() error {
+			_, err := direct.AdminRemoveUserFromGroup(ctx, &cip.AdminRemoveUserFromGroupInput{UserPoolId: &pool.ID, Username: aws.String("alice"), GroupName: aws.String("editors")})
+			return err
+		},
+		func() error {
+			_, err := direct.AdminDisableUser(ctx, &cip.AdminDisableUserInput{UserPoolId: &pool.ID, Username: aws.String("f0003")})
+			return err
+		},
+		func() error {
+			_, err := direct.AdminDeleteUser(ctx, &cip.AdminDeleteUserInput{UserPoolId: &pool.ID, Username: aws.String("f0004")})
+			return err
+		},
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func() string {
+		var s string
+		err := db.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM cognito_auth.users)::text || '|' ||
+			coalesce((SELECT custom_claims::text || display_name FROM cognito_auth.users WHERE extra->>'username' = 'alice'), '') || '|' ||
+			coalesce((SELECT email FROM cognito_auth.users WHERE extra->>'username' = 'erin'), '') || '|' ||
+			coalesce((SELECT disabled::text FROM cognito_auth.users WHERE extra->>'username' = 'f0003'), '') || '|' ||
+			(SELECT count(*) FROM cognito_auth.users WHERE extra->>'username' = 'f0004')::text`).Scan(&s)
+		if err != nil {
+			return err.Error()
+		}
+		return s
+	}
+	want := `73|{"custom:tier": "platinum", "custom:score": "42", "cognito:groups": ["admins"]}Alice L.|erin@example.test|true|0`
+	deadline := time.Now().Add(time.Minute)
+	for got := state(); got != want; got = state() {
+		if time.Now().After(deadline) {
+			t.Fatalf("sync did not converge within a minute: %s; want %s\n%s", got, want, p.Stderr())
+		}
+		time.Sleep(50 * time.Millisecond) // polling the target for sync's polls
+	}
+	if cut := clitest.Run(t, env, append([]string{"cutover"}, flags...)...); cut.Code != 0 {
+		t.Errorf("cutover: exit %d\n%s%s", cut.Code, cut.Stdout, cut.Stderr)
+	}
+	stopSync(t, p)
+	if code := usersVerifyPassword(t, env, uid, fillerPassword(2), "--users-schema", cognitoSchema); code != 0 {
+		t.Errorf("the password captured before sync: verify-password exit %d", code)
+	}
+}
