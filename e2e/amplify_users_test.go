@@ -220,6 +220,10 @@ func TestAmplifyPasswordCapture(t *testing.T) {
 	if res := clitest.Run(t, env, migrate...); res.Code != 0 {
 		t.Fatalf("migrate: exit %d\n%s", res.Code, res.Stderr)
 	}
+	plan := clitest.Run(t, env, append([]string{"plan"}, migrate[1:]...)...)
+	if plan.Code != 0 || !strings.Contains(strings.Join(strings.Fields(plan.Stdout), " "), "cognito_auth.users 6 0 0 6 0") {
+		t.Errorf("plan after migrate: exit %d; want 6 users, all unchanged\n%s%s", plan.Code, plan.Stdout, plan.Stderr)
+	}
 	if res := clitest.Run(t, env, "auth", "capture-status", "--create", "--users-schema", cognitoSchema, "--format", "json"); res.Code != 0 ||
 		!strings.Contains(res.Stdout, `"captured":0`) || !strings.Contains(res.Stdout, `"uncaptured":6`) {
 		t.Fatalf("capture-status before any sign-in: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
