@@ -47,8 +47,10 @@ the shared ones included. Use it to confirm a migration kept passwords working, 
 test account whose password you know.
 
 Exit status: 0 the password matches, 1 it does not, 2 the check could not be made (no
-such user, a user without a password, a user whose source exported no hash (NONE), a
-hash of an unknown algorithm, hash parameters never given to migrate).`,
+such user, a user without a password, a user whose source exported no hash (NONE) and
+whose password has not been captured at a first sign-in yet (passwords/capture: then the
+captured hash is checked), a hash of an unknown algorithm, hash parameters never given to
+migrate).`,
 		Args: cobra.NoArgs,
 		RunE: runVerifyPassword,
 	}
