@@ -137,6 +137,16 @@ type SharedHasher interface {
 	SharedHashMissing() (hashes string, options []string)
 }
 
+// UsersSchemaDefaulter is implemented by extractors of users whose source
+// keeps its users, when the user names no users schema (--users-schema),
+// in a PostgreSQL schema of its own rather than the default one, so that
+// the users of two platforms migrated into one database stay apart.
+type UsersSchemaDefaulter interface {
+	// DefaultUsersSchema is the schema's name: stable across releases
+	// (runs resume only into the schema they started in).
+	DefaultUsersSchema() string
+}
+
 // TargetOwner is implemented by extractors whose claim on the target's
 // tables depends on how the user configured them (an export file counts as
 // its project's only when the user named the project). The engine claims

@@ -112,7 +112,13 @@ var (
 	_ extractors.Counter    = (*Extractor)(nil)
 	_ extractors.KeyOrderer = (*Extractor)(nil)
 	_ extractors.Configured = (*Extractor)(nil)
+
+	_ extractors.UsersSchemaDefaulter = (*Extractor)(nil)
 )
+
+// UsersSchema is the PostgreSQL schema Supabase's users go to when
+// --users-schema is not given (extractors.UsersSchemaDefaulter).
+const UsersSchema = "supabase_users"
 
 // New connects to the database cfg names.
 func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
@@ -152,6 +158,10 @@ func (e *Extractor) RunSettings() map[string]string {
 // KeyOrder is byte order: ids come ORDER BY id, and a uuid sorts as the
 // bytes of its lowercase text.
 func (e *Extractor) KeyOrder() record.KeyOrder { return record.ByteOrder }
+
+// DefaultUsersSchema is UsersSchema: Supabase's users do not go to the
+// schema Firebase's go to by default.
+func (e *Extractor) DefaultUsersSchema() string { return UsersSchema }
 
 // Close closes the pool.
 func (e *Extractor) Close() error {
