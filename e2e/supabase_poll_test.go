@@ -164,3 +164,30 @@ func TestSupabaseSyncUsersAndFiles(t *testing.T) {
 		t.Errorf("cutover's report names a difference:\n%s", res.Stdout)
 	}
 }
+
+// TestSupabaseUsersIntoSupabaseAuthRefused: users of a Supabase project
+// are not loaded into Supabase Auth's tables (--users-target supabase),
+// whose mapping is built for other platforms' users and would change their
+// ids: migrate, plan and verify refuse before writing anything, and say
+// what to do instead.
+func TestSupabaseUsersIntoSupabaseAuthRefused(t *testing.T) {
+	ctx := context.Background()
+	src := supabasetest.NewProject(t)
+	src.SeedUsers(t, 1)
+	dsn, pool := targetDatabase(t)
+	if _, err := pool.Exec(ctx, supabasetest.AuthSchema); err != nil {
+		t.Fatal(err)
+	}
+	env := clitest.Env("DATABASE_URL="+dsn, "SUPABASE_DB_URL="+src.DSN)
+	for _, cmd := range []string{"migrate", "verify"} {
+		res := clitest.Run(t, env, cmd, "--source", "supabase", "--only", "users", "--users-target", "supabase")
+		if res.Code != 2 || !strings.Contains(res.Stderr, "--users-target supabase: these users are supabase's own already") ||
+			!strings.Contains(res.Stderr, "use --users-target baasmigrate") {
+			t.Errorf("%s --users-target supabase of Supabase users: exit %d, want 2 and the reason\n%s\n%s", cmd, res.Code, res.Stdout, res.Stderr)
+		}
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM auth.users`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("auth.users holds %d users after the refusal (%v)", n, err)
+	}
+}

@@ -147,6 +147,16 @@ type UsersSchemaDefaulter interface {
 	DefaultUsersSchema() string
 }
 
+// UsersSystemer is implemented by extractors of users that read the tables
+// of an auth system a users target also writes (Supabase Auth). The CLI
+// refuses to load such users into that same system: its users target is
+// built for users of other platforms (new ids, mapped providers) and would
+// not carry them as they are.
+type UsersSystemer interface {
+	// UsersSystem names the system as --users-target names it.
+	UsersSystem() string
+}
+
 // TargetOwner is implemented by extractors whose claim on the target's
 // tables depends on how the user configured them (an export file counts as
 // its project's only when the user named the project). The engine claims

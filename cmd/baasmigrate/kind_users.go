@@ -72,6 +72,9 @@ func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	if err != nil {
 		return migration.Job{}, err
 	}
+	if err := checkUsersSystem(ex, target); err != nil {
+		return migration.Job{}, err
+	}
 	if target == usersTargetSupabase {
 		return buildSupabaseUsers(env, ex, shared)
 	}
@@ -117,6 +120,9 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 	}
 	ex, shared, err := usersExtractor(ctx, env)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkUsersSystem(ex, target); err != nil {
 		return nil, err
 	}
 	if target == usersTargetSupabase {
@@ -201,6 +207,20 @@ func migratedUsersSchema(ctx context.Context, f *pflag.FlagSet, pool *pgxpool.Po
 		return schema, nil
 	}
 	return "", fmt.Errorf("users were migrated into several schemas (%s): name one with --users-schema", strings.Join(schemas, ", "))
+}
+
+// checkUsersSystem refuses to load users read from an auth system's own
+// tables into that system (extractors.UsersSystemer), and closes ex then.
+func checkUsersSystem(ex extractors.Extractor, target string) error {
+	us, ok := ex.(extractors.UsersSystemer)
+	if !ok || us.UsersSystem() != target {
+		return nil
+	}
+	ex.Close()
+	return fmt.Errorf("--users-target %s: these users are %s's own already, and this target is built for users of other platforms "+
+		"(it gives each user a new id and maps providers), so they would not arrive as they are; not supported: "+
+		"use --users-target %s (their own tables, hashes verifiable) or copy the auth tables with your database's tools",
+		target, us.UsersSystem(), usersTargetBaasmigrate)
 }
 
 // usersTarget returns --users-target, checked.

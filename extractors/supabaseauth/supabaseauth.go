@@ -114,6 +114,7 @@ var (
 	_ extractors.Configured = (*Extractor)(nil)
 
 	_ extractors.UsersSchemaDefaulter = (*Extractor)(nil)
+	_ extractors.UsersSystemer        = (*Extractor)(nil)
 )
 
 // UsersSchema is the PostgreSQL schema Supabase's users go to when
@@ -162,6 +163,12 @@ func (e *Extractor) KeyOrder() record.KeyOrder { return record.ByteOrder }
 // DefaultUsersSchema is UsersSchema: Supabase's users do not go to the
 // schema Firebase's go to by default.
 func (e *Extractor) DefaultUsersSchema() string { return UsersSchema }
+
+// UsersSystem is "supabase": these are Supabase Auth's users already, so
+// --users-target supabase is refused for them (their ids, identities,
+// bans and soft deletes would not survive the target's mapping, built
+// for users of other platforms).
+func (e *Extractor) UsersSystem() string { return supabase.Source }
 
 // Close closes the pool.
 func (e *Extractor) Close() error {
