@@ -152,4 +152,3 @@ func TestOnlyBucket(t *testing.T) {
 		t.Errorf("two buckets: %v", err)
 	}
 }
-
