@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -169,5 +170,66 @@ func TestAmplifyFiles(t *testing.T) {
 		if tr.Mismatched != 1 || tr.ExtraInTarget != 1 {
 			t.Errorf("verify %s after a change and a delete: %+v", table, tr)
 		}
+	}
+}
+
+// TestAmplifyFilesSync: after a copy, objects added, overwritten (with new
+// metadata) and deleted in the Amplify bucket are applied by `sync
+// --source amplify --only files` polling the bucket; cutover exits 0 and
+// the target holds exactly the source's objects.
+func TestAmplifyFilesSync(t *testing.T) {
+	ctx := context.Background()
+	objs := amplifystoragetest.Objects(10)
+	src := amplifystoragetest.NewBucket(t, objs)
+	dsn, pool := targetDatabase(t)
+	dir := filepath.Join(t.TempDir(), "objects")
+	env := clitest.Env("DATABASE_URL="+dsn, "AWS_ACCESS_KEY_ID="+src.AccessKey, "AWS_SECRET_ACCESS_KEY="+src.SecretKey,
+		"AWS_REGION="+src.Region, "AWS_EC2_METADATA_DISABLED=true")
+	kinds := []string{"--source", "amplify", "--only", "files", "--amplify-s3-endpoint", src.Endpoint, "--amplify-s3-bucket", src.Name,
+		"--objects", "file://" + dir}
+	if res := clitest.Run(t, env, append([]string{"migrate"}, kinds...)...); res.Code != 0 {
+		t.Fatalf("migrate: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	p := clitest.Start(t, env, append(append([]string{"sync", "-v"}, kinds...), "--poll-interval", "1s")...)
+	added := amplifystoragetest.Object{Key: "protected/us-east-1:0000/new 100%.txt", Data: []byte("new"), ContentType: "text/plain",
+		Metadata: map[string]string{"origin": "sync"}}
+	src.Put(t, added)
+	changed := amplifystoragetest.Object{Key: objs[0].Key, Data: []byte("changed bytes"), ContentType: "image/webp", CacheControl: "no-cache"}
+	src.Put(t, changed)
+	gone := "public/bulk/0003.dat"
+	if err := src.Client.RemoveObject(ctx, src.Name, gone, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	verify := append([]string{"verify"}, kinds...)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		res := clitest.Run(t, env, verify...)
+		if res.Code == 0 {
+			break
+		}
+		if res.Code != 1 || time.Now().After(deadline) {
+			t.Fatalf("verify while sync polls: exit %d\n%s\n%s\nsync's log:\n%s", res.Code, res.Stdout, res.Stderr, syncTail(p.Stderr(), 40))
+		}
+	}
+	res := clitest.Run(t, env, append([]string{"cutover"}, kinds...)...)
+	if res.Code != 0 {
+		t.Fatalf("cutover: exit %d\n%s\n%s\nsync's log:\n%s", res.Code, res.Stdout, res.Stderr, syncTail(p.Stderr(), 40))
+	}
+	stopSync(t, p)
+	var n int
+	var ct, meta string
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM public.files WHERE bucket = $1),
+		(SELECT content_type || '|' || cache_control FROM public.files WHERE bucket = $1 AND name = $2),
+		(SELECT metadata->>'origin' FROM public.files WHERE bucket = $1 AND name = $3)`, src.Name, changed.Key, added.Key).Scan(&n, &ct, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(objs) || ct != "image/webp|no-cache" || meta != "sync" {
+		t.Errorf("%d rows (want %d), changed object %q, added object's metadata %q", n, len(objs), ct, meta)
+	}
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(gone))); !os.IsNotExist(err) {
+		t.Errorf("%q deleted at the source, its bytes still in the target (%v)", gone, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(added.Key))); err != nil || string(b) != "new" {
+		t.Errorf("%q in the target: %q, %v", added.Key, b, err)
 	}
 }
