@@ -24,7 +24,9 @@
 // response: size, Content-Type, Cache-Control, Content-Encoding,
 // Content-Disposition, Content-Language, the storage class, and the user
 // metadata (x-amz-meta-* headers) as custom metadata under their names
-// without the prefix, lowercased as S3 stores them; Last-Modified is the
+// without the prefix, lowercased as S3 stores them, and their values as
+// stored (non-ASCII values, which S3 sends RFC 2047-encoded, are decoded
+// by minio-go); Last-Modified is the
 // update time (S3 keeps no creation time). An eTag that is the MD5 of the
 // bytes (a single upload without SSE-KMS or SSE-C encryption) becomes the
 // record's MD5, which every copy is checked against; for any other eTag

@@ -51,7 +51,7 @@ func LongKey() string {
 // Objects returns objects to design for: Amplify's public/, protected/ and
 // private/ prefixes with identity ids, names with non-ASCII characters,
 // "%", spaces and "+", a 1,024-byte key, HTTP metadata of every kind and
-// user metadata, an empty object, a multipart upload, and n small ones.
+// user metadata (a non-ASCII value, which S3 sends RFC 2047-encoded), an empty object, a multipart upload, and n small ones.
 func Objects(n int) []Object {
 	r := rand.New(rand.NewPCG(3, 4))
 	data := func(size int) []byte {
@@ -63,7 +63,7 @@ func Objects(n int) []Object {
 	}
 	objs := []Object{
 		{Key: "public/photos/cat.jpg", Data: data(3000), ContentType: "image/jpeg", CacheControl: "public, max-age=86400",
-			Metadata: map[string]string{"owner": "us-east-1:7d3f0000-aaaa-4bbb-8ccc-000000000001", "camera-model": "X100"}},
+			Metadata: map[string]string{"owner": "us-east-1:7d3f0000-aaaa-4bbb-8ccc-000000000001", "camera-model": "X100", "caption": "Zoë's cat, ü"}},
 		{Key: "protected/us-east-1:7d3f0000-aaaa-4bbb-8ccc-000000000001/docs/100% done + more.txt", Data: []byte("all of it\n"),
 			ContentType: "text/plain; charset=utf-8", ContentDisposition: `attachment; filename="100% done.txt"`, ContentLanguage: "en"},
 		{Key: "private/us-east-1:7d3f0000-aaaa-4bbb-8ccc-000000000002/ünïcödé résumé/ファイル.txt", Data: []byte("こんにちは"), ContentType: "text/plain"},
