@@ -24,7 +24,9 @@ import (
 	"github.com/baasmigrate/baasmigrate/passwords/capture"
 )
 
-const cognitoSchema = "cognito_auth"
+// cognitoSchema is where Cognito's users go without --users-schema
+// (cognito.UsersSchema); the tests name it nowhere else on command lines.
+const cognitoSchema = "cognito_users"
 
 // seedCognito fills a fresh cognito-local pool: alice (CONFIRMED, standard
 // and custom attributes, a linked Google identity, groups admins and
@@ -74,9 +76,9 @@ func cognitoRows(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
 	var out string
 	err := pool.QueryRow(context.Background(), `SELECT
-		(SELECT coalesce(json_agg(u ORDER BY u.uid), '[]')::text FROM cognito_auth.users u) || '|' ||
-		(SELECT coalesce(json_agg(p ORDER BY p.uid, p.provider_id, p.provider_uid), '[]')::text FROM cognito_auth.provider_identities p) || '|' ||
-		(SELECT coalesce(json_agg(m ORDER BY m.uid, m.enrollment_id), '[]')::text FROM cognito_auth.mfa_factors m)`).Scan(&out)
+		(SELECT coalesce(json_agg(u ORDER BY u.uid), '[]')::text FROM cognito_users.users u) || '|' ||
+		(SELECT coalesce(json_agg(p ORDER BY p.uid, p.provider_id, p.provider_uid), '[]')::text FROM cognito_users.provider_identities p) || '|' ||
+		(SELECT coalesce(json_agg(m ORDER BY m.uid, m.enrollment_id), '[]')::text FROM cognito_users.mfa_factors m)`).Scan(&out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +99,7 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 	pool := seedCognito(t, direct, fillers)
 	front := cognitotest.Start(t, endpoint)
 	args := []string{"migrate", "--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
-		"--cognito-endpoint", front.URL, "--users-schema", cognitoSchema, "--batch-size", "25"}
+		"--cognito-endpoint", front.URL, "--batch-size", "25"}
 
 	dsnA := testenv.NewDatabase(t)
 	poolA, err := pgxpool.New(ctx, dsnA)
@@ -140,7 +142,7 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 	<-p.Done()
 	release()
 	var loaded int
-	if err := poolB.QueryRow(ctx, `SELECT count(*) FROM cognito_auth.users`).Scan(&loaded); err != nil || loaded >= fillers {
+	if err := poolB.QueryRow(ctx, `SELECT count(*) FROM cognito_users.users`).Scan(&loaded); err != nil || loaded >= fillers {
 		t.Fatalf("%d users loaded before the kill (%v)", loaded, err)
 	}
 	before := front.Count("ListUsers")
@@ -159,18 +161,18 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 
 	var n, none int
 	if err := poolB.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE password_algorithm = 'NONE' AND password_hash IS NULL AND password_hash_verbatim IS NULL)
-		FROM cognito_auth.users`).Scan(&n, &none); err != nil || n != fillers+3 || none != n {
+		FROM cognito_users.users`).Scan(&n, &none); err != nil || n != fillers+3 || none != n {
 		t.Errorf("%d users, %d with credential NONE (%v); want %d, all", n, none, err, fillers+3)
 	}
 	var email, phone, name, claims, status, username, extraGroups, provider, bobStatus, carolStatus string
 	var verified, bobDisabled bool
 	err = poolB.QueryRow(ctx, `SELECT u.email, u.email_verified, u.phone_number, u.display_name, u.custom_claims::text,
 			u.extra->>'userStatus', u.extra->>'username', (u.extra->'groups')::text,
-			(SELECT provider_id || ':' || provider_uid FROM cognito_auth.provider_identities p WHERE p.uid = u.uid),
-			(SELECT extra->>'userStatus' FROM cognito_auth.users WHERE extra->>'username' = 'bob'),
-			(SELECT disabled FROM cognito_auth.users WHERE extra->>'username' = 'bob'),
-			(SELECT extra->>'userStatus' FROM cognito_auth.users WHERE extra->>'username' = 'carol')
-		FROM cognito_auth.users u WHERE u.extra->>'username' = 'alice'`).
+			(SELECT provider_id || ':' || provider_uid FROM cognito_users.provider_identities p WHERE p.uid = u.uid),
+			(SELECT extra->>'userStatus' FROM cognito_users.users WHERE extra->>'username' = 'bob'),
+			(SELECT disabled FROM cognito_users.users WHERE extra->>'username' = 'bob'),
+			(SELECT extra->>'userStatus' FROM cognito_users.users WHERE extra->>'username' = 'carol')
+		FROM cognito_users.users u WHERE u.extra->>'username' = 'alice'`).
 		Scan(&email, &verified, &phone, &name, &claims, &status, &username, &extraGroups, &provider, &bobStatus, &bobDisabled, &carolStatus)
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +190,7 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 	}
 
 	v := clitest.Run(t, envB, "verify", "--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
-		"--cognito-endpoint", front.URL, "--users-schema", cognitoSchema)
+		"--cognito-endpoint", front.URL)
 	if v.Code != 0 {
 		t.Errorf("verify: exit %d\n%s%s", v.Code, v.Stdout, v.Stderr)
 	}
@@ -216,15 +218,15 @@ func TestAmplifyPasswordCapture(t *testing.T) {
 	t.Cleanup(db.Close)
 	env := cognitoEnv(dsn)
 	migrate := []string{"migrate", "--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
-		"--cognito-endpoint", front.URL, "--users-schema", cognitoSchema}
+		"--cognito-endpoint", front.URL}
 	if res := clitest.Run(t, env, migrate...); res.Code != 0 {
 		t.Fatalf("migrate: exit %d\n%s", res.Code, res.Stderr)
 	}
 	plan := clitest.Run(t, env, append([]string{"plan"}, migrate[1:]...)...)
-	if plan.Code != 0 || !strings.Contains(strings.Join(strings.Fields(plan.Stdout), " "), "cognito_auth.users 6 0 0 6 0") {
+	if plan.Code != 0 || !strings.Contains(strings.Join(strings.Fields(plan.Stdout), " "), "cognito_users.users 6 0 0 6 0") {
 		t.Errorf("plan after migrate: exit %d; want 6 users, all unchanged\n%s%s", plan.Code, plan.Stdout, plan.Stderr)
 	}
-	if res := clitest.Run(t, env, "auth", "capture-status", "--create", "--users-schema", cognitoSchema, "--format", "json"); res.Code != 0 ||
+	if res := clitest.Run(t, env, "auth", "capture-status", "--create", "--format", "json"); res.Code != 0 ||
 		!strings.Contains(res.Stdout, `"captured":0`) || !strings.Contains(res.Stdout, `"uncaptured":6`) {
 		t.Fatalf("capture-status before any sign-in: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
@@ -248,8 +250,8 @@ func TestAmplifyPasswordCapture(t *testing.T) {
 		t.Helper()
 		var h *string
 		if err := db.QueryRow(ctx, `SELECT password_algorithm,
-				(SELECT password_hash FROM cognito_auth.password_captures c WHERE c.uid = u.uid)
-			FROM cognito_auth.users u WHERE extra->>'username' = $1`, user).Scan(&rowAlg, &h); err != nil {
+				(SELECT password_hash FROM cognito_users.password_captures c WHERE c.uid = u.uid)
+			FROM cognito_users.users u WHERE extra->>'username' = $1`, user).Scan(&rowAlg, &h); err != nil {
 			t.Fatal(err)
 		}
 		if h != nil {
@@ -291,12 +293,12 @@ func TestAmplifyPasswordCapture(t *testing.T) {
 		t.Errorf("capturing asked Cognito %d times", front.Count("InitiateAuth")-asked)
 	}
 	var uid string
-	if err := db.QueryRow(ctx, `SELECT uid FROM cognito_auth.users WHERE extra->>'username' = 'f0001'`).Scan(&uid); err != nil {
+	if err := db.QueryRow(ctx, `SELECT uid FROM cognito_users.users WHERE extra->>'username' = 'f0001'`).Scan(&uid); err != nil {
 		t.Fatal(err)
 	}
 	check := func(password string, want int) {
 		t.Helper()
-		if code := usersVerifyPassword(t, env, uid, password, "--users-schema", cognitoSchema); code != want {
+		if code := usersVerifyPassword(t, env, uid, password); code != want {
 			t.Errorf("auth verify-password: exit %d, want %d", code, want)
 		}
 	}
@@ -314,7 +316,7 @@ func TestAmplifyPasswordCapture(t *testing.T) {
 	if front.Count("InitiateAuth") != asked {
 		t.Errorf("sign-ins after the capture asked Cognito")
 	}
-	st := clitest.Run(t, env, "auth", "capture-status", "--users-schema", cognitoSchema, "--format", "json")
+	st := clitest.Run(t, env, "auth", "capture-status", "--format", "json")
 	if st.Code != 0 || !strings.Contains(st.Stdout, `"captured":1`) || !strings.Contains(st.Stdout, `"uncaptured":5`) || !strings.Contains(st.Stdout, `"applied":0`) {
 		t.Errorf("capture-status: exit %d\n%s%s", st.Code, st.Stdout, st.Stderr)
 	}
@@ -330,7 +332,7 @@ func TestAmplifyPasswordCapture(t *testing.T) {
 	}
 	check(fillerPassword(1), 0)
 	// After the cutover: --apply writes the capture into the users row.
-	if st = clitest.Run(t, env, "auth", "capture-status", "--apply", "--users-schema", cognitoSchema); st.Code != 0 ||
+	if st = clitest.Run(t, env, "auth", "capture-status", "--apply"); st.Code != 0 ||
 		!strings.Contains(st.Stdout, "1 captured credentials written into the users rows now") {
 		t.Errorf("capture-status --apply: exit %d\n%s%s", st.Code, st.Stdout, st.Stderr)
 	}
@@ -405,11 +407,11 @@ func TestAmplifyUsersSyncPolls(t *testing.T) {
 	t.Cleanup(db.Close)
 	env := cognitoEnv(dsn)
 	flags := []string{"--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
-		"--cognito-endpoint", front.URL, "--users-schema", cognitoSchema}
+		"--cognito-endpoint", front.URL}
 	if res := clitest.Run(t, env, append([]string{"migrate"}, flags...)...); res.Code != 0 {
 		t.Fatalf("migrate: exit %d\n%s", res.Code, res.Stderr)
 	}
-	if res := clitest.Run(t, env, "auth", "capture-status", "--create", "--users-schema", cognitoSchema); res.Code != 0 {
+	if res := clitest.Run(t, env, "auth", "capture-status", "--create"); res.Code != 0 {
 		t.Fatalf("capture-status --create: exit %d\n%s", res.Code, res.Stderr)
 	}
 	cog := &capture.Cognito{Client: direct, ClientID: pool.ClientID, Params: argon2id.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
@@ -453,11 +455,11 @@ func TestAmplifyUsersSyncPolls(t *testing.T) {
 	state := func() string {
 		var s string
 		err := db.QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM cognito_auth.users)::text || '|' ||
-			coalesce((SELECT custom_claims::text || display_name FROM cognito_auth.users WHERE extra->>'username' = 'alice'), '') || '|' ||
-			coalesce((SELECT email FROM cognito_auth.users WHERE extra->>'username' = 'erin'), '') || '|' ||
-			coalesce((SELECT disabled::text FROM cognito_auth.users WHERE extra->>'username' = 'f0003'), '') || '|' ||
-			(SELECT count(*) FROM cognito_auth.users WHERE extra->>'username' = 'f0004')::text`).Scan(&s)
+			(SELECT count(*) FROM cognito_users.users)::text || '|' ||
+			coalesce((SELECT custom_claims::text || display_name FROM cognito_users.users WHERE extra->>'username' = 'alice'), '') || '|' ||
+			coalesce((SELECT email FROM cognito_users.users WHERE extra->>'username' = 'erin'), '') || '|' ||
+			coalesce((SELECT disabled::text FROM cognito_users.users WHERE extra->>'username' = 'f0003'), '') || '|' ||
+			(SELECT count(*) FROM cognito_users.users WHERE extra->>'username' = 'f0004')::text`).Scan(&s)
 		if err != nil {
 			return err.Error()
 		}
@@ -475,7 +477,7 @@ func TestAmplifyUsersSyncPolls(t *testing.T) {
 		t.Errorf("cutover: exit %d\n%s%s", cut.Code, cut.Stdout, cut.Stderr)
 	}
 	stopSync(t, p)
-	if code := usersVerifyPassword(t, env, uid, fillerPassword(2), "--users-schema", cognitoSchema); code != 0 {
+	if code := usersVerifyPassword(t, env, uid, fillerPassword(2)); code != 0 {
 		t.Errorf("the password captured before sync: verify-password exit %d", code)
 	}
 }

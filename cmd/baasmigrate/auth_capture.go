@@ -23,7 +23,8 @@ has it, so migrate, sync, verify and cutover are not disturbed. --create creates
 table (for an application whose own database role may not create tables). --apply,
 once the pool is no longer migrated or synced (after the cutover), writes the captured
 credentials into the users rows; a later migrate or sync would set them back to NONE.
-Nothing secret is shown.
+Without --users-schema it reads the schema the target's users runs wrote to (as
+auth verify-password does: Cognito's default is cognito_users). Nothing secret is shown.
 
 Exit status: 0 reported, 2 the report could not be made.`,
 		Args: cobra.NoArgs,
@@ -50,12 +51,15 @@ func runCaptureStatus(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
-	schema := cfg.String(usersSchemaOption.Name)
 	pool, err := connectTarget(ctx, cfg.String(postgresOption.Name), 1, 0)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
 	defer pool.Close()
+	schema, err := migratedUsersSchema(ctx, f, pool, cfg)
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
 	if create {
 		if err := capture.EnsureTable(ctx, pool, schema); err != nil {
 			return &exitStatus{code: exitError, err: err}

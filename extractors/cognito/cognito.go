@@ -124,9 +124,18 @@ type Extractor struct {
 }
 
 var (
-	_ extractors.Extractor = (*Extractor)(nil)
-	_ extractors.Counter   = (*Extractor)(nil)
+	_ extractors.Extractor            = (*Extractor)(nil)
+	_ extractors.Counter              = (*Extractor)(nil)
+	_ extractors.UsersSchemaDefaulter = (*Extractor)(nil)
 )
+
+// UsersSchema is the PostgreSQL schema Cognito's users go to when
+// --users-schema is not given (extractors.UsersSchemaDefaulter).
+const UsersSchema = "cognito_users"
+
+// DefaultUsersSchema is UsersSchema: Cognito's users stay apart from other
+// platforms' users migrated into the same database.
+func (e *Extractor) DefaultUsersSchema() string { return UsersSchema }
 
 // New builds the extractor from cfg: the pool, the region and endpoint,
 // credentials from the AWS SDK's default chain.

@@ -15,12 +15,13 @@ import (
 )
 
 // loginHandler is the new backend's sign-in, for users migrated from
-// Cognito into schema (baasmigrate migrate --source amplify --only users
-// --users-schema cognito_auth). A user whose credential is still NONE is
-// checked against Cognito once; on success the password is stored as
-// Argon2id (in cognito_auth.password_captures) and every later sign-in is
-// checked locally (Lookup returns the captured credential). A password Cognito
-// refuses is refused here too, and nothing is stored.
+// Cognito into schema (baasmigrate migrate --source amplify --only users:
+// cognito_users unless --users-schema says otherwise). A user whose
+// credential is still NONE is checked against Cognito once; on success
+// the password is stored as Argon2id (in <schema>.password_captures) and
+// every later sign-in is checked locally (Lookup returns the captured
+// credential). A password Cognito refuses is refused here too, and nothing
+// is stored.
 func loginHandler(db *pgxpool.Pool, cognito *capture.Cognito, schema string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -81,10 +82,10 @@ func Example_loginHandler() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := capture.EnsureTable(ctx, db, "cognito_auth"); err != nil {
+	if err := capture.EnsureTable(ctx, db, "cognito_users"); err != nil {
 		log.Fatal(err)
 	}
 	c := &capture.Cognito{Client: cip.NewFromConfig(awsCfg), ClientID: "1example23456789"}
-	http.Handle("POST /login", loginHandler(db, c, "cognito_auth"))
+	http.Handle("POST /login", loginHandler(db, c, "cognito_users"))
 	log.Fatal(http.ListenAndServe(":8080", nil))
 }
