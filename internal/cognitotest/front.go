@@ -14,6 +14,10 @@
 // official AWS SDK against both Front and cognito-local: the pages
 // together hold exactly what cognito-local returns at once, in its order.
 //
+// Front rewrites the bodies of paged requests (without Limit and the
+// token) before passing them on; their SigV4 signatures then no longer
+// match, which cognito-local, checking none, does not mind.
+//
 // A Front can also answer TooManyRequestsException, as Cognito does past
 // the account's quota (Throttle), and hold a ListUsers request until the
 // test lets it go (Hold), to stop a migration at a known page.
