@@ -264,8 +264,8 @@ to back; the round with the median ratio is shown.
 
 The emulator, PostgreSQL and baasmigrate share the machine's CPUs: the read is the bottleneck (the
 emulator's gRPC serving), and migrate's own work — transform, the COPY of each batch (straight into the
-tables this run created, see docs/loaders.md), the checkpoint in the same transaction — and PostgreSQL's
-compete with it for the same cores.
+tables this run created, whose foreign keys are built once at the end; see docs/loaders.md), the checkpoint
+in the same transaction — and PostgreSQL's compete with it for the same cores.
 `, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(), strings.Join(append([]string{"go run ./bench/documents"}, os.Args[1:]...), " "),
 		docs, len(m.Tables), o.workers, o.workers, len(rounds),
 		extract.Round(time.Millisecond), rate(extract), r.extractCPU.Round(time.Millisecond), perK(r.extractCPU),

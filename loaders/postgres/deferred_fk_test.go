@@ -245,3 +245,32 @@ func TestGrowingRunDefersTheKeysOfTablesItCreates(t *testing.T) {
 		t.Fatalf("after Finish: %d foreign keys, %d recorded; want 1 and 0", fks, recorded)
 	}
 }
+
+// TestDeferredForeignKeysOfHostileNames: a schema and tables whose names
+// hold quotes and a backslash are recorded, found and built like any other.
+func TestDeferredForeignKeysOfHostileNames(t *testing.T) {
+	f := newDeferredFixture(t)
+	f.m.Schema = `App "Data" o'k\x`
+	for _, tb := range f.m.Tables {
+		tb.Name = `it's \ ` + tb.Name
+	}
+	d := f.sink()
+	if err := d.PrepareToFinish(f.ctx, f.pool); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.recorded(); r != 1 {
+		t.Fatalf("%d recorded; want 1", r)
+	}
+	f.write(d, `users/u1/orders/o1`)
+	if err := d.Finish(f.ctx, f.pool); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = $1::regnamespace`,
+		pgx.Identifier{f.m.Schema}.Sanitize()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.recorded(); n != 1 || r != 0 {
+		t.Fatalf("after Finish: %d foreign keys, %d recorded; want 1 and 0", n, r)
+	}
+}
