@@ -92,6 +92,10 @@ type Column struct {
 	// Seen is inference evidence: source type name → number of documents
 	// with such a value. Informational only.
 	Seen map[string]int64
+	// References, when set, is the collection pattern (of a table of the
+	// mapping) this reference column links to with a foreign key; see
+	// Reference. "" for none.
+	References string
 	// Note is inference's remark on the column (why its name differs from
 	// the field's), written as a comment after its name. Informational.
 	Note string

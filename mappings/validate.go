@@ -136,6 +136,7 @@ func (m *Mapping) validateTable(t *Table, p *problems) {
 		case c.Source != "" && !contains(typeSources[canon], c.Source):
 			p.addf(c.Line, "%s: a %s column cannot hold source %q; allowed: %s", cw, canon, c.Source, strings.Join(typeSources[canon], ", "))
 		}
+		m.validateReference(t, c, cw, claim, p)
 		for k, n := range c.Seen {
 			if n < 0 {
 				p.addf(c.Line, "%s: seen count for %q is negative", cw, k)

@@ -207,7 +207,7 @@ func strList(n *yaml.Node, key string, p *problems) []string {
 var (
 	mappingKeys = []string{"version", "schema", "tables"}
 	tableKeys   = []string{"collection", "table", "id_column", "parent_columns", "documents", "columns", "exclude"}
-	columnKeys  = []string{"field", "column", "type", "source", "seen"}
+	columnKeys  = []string{"field", "column", "type", "source", "references", "seen"}
 )
 
 func decodeMapping(n *yaml.Node, m *Mapping, p *problems) {
@@ -288,6 +288,7 @@ func decodeColumn(n *yaml.Node, c *Column, p *problems) {
 		}
 	}
 	c.Source = str(f["source"], "source", p)
+	c.References = str(f["references"], "references", p)
 	if sn := f["seen"]; sn != nil {
 		sf := fieldsOfAny(sn, "seen", p)
 		for _, kv := range sf {
@@ -384,6 +385,9 @@ func columnNode(c *Column) *yaml.Node {
 	addScalar(n, "type", c.Type, "!!str")
 	if c.Source != "" {
 		addScalar(n, "source", c.Source, "!!str")
+	}
+	if c.References != "" {
+		addScalar(n, "references", c.References, "!!str")
 	}
 	if len(c.Seen) > 0 {
 		seen := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}

@@ -215,6 +215,11 @@ func SchemaChangesWith(ctx context.Context, db loaders.DB, m *mappings.Mapping, 
 			out = append(out, stmts...)
 		}
 	}
+	refs, err := refColumnStatements(ctx, db, m, opts.DeferForeignKeys)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, refs...)
 	if len(conflicts) > 0 {
 		return out, fmt.Errorf("the target's tables disagree with the mapping; change the mapping or ALTER the columns yourself:\n  %s",
 			strings.Join(conflicts, "\n  "))

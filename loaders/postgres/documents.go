@@ -134,7 +134,10 @@ func (d *Documents) PrepareToFinish(ctx context.Context, db loaders.DB) error {
 // attempts the run took; a row without a parent row is an error that
 // leaves the run unfinished.
 func (d *Documents) Finish(ctx context.Context, db loaders.DB) error {
-	_, err := BuildDeferredForeignKeys(ctx, db, d.mapping)
+	if _, err := BuildDeferredForeignKeys(ctx, db, d.mapping); err != nil {
+		return err
+	}
+	_, err := FinishReferences(ctx, db, d.mapping)
 	return err
 }
 
@@ -218,6 +221,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 		p.rows = append(p.rows, vals)
 		p.idx = append(p.idx, i)
 	}
+	written := map[*mappings.Table][][]any{} // tables with references
 	for _, t := range d.order {
 		if p := rows[t]; p != nil {
 			changed, rejects, direct, err := d.load(ctx, tx, t, d.defs[t], p.rows)
@@ -242,12 +246,18 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 				}
 			}
 		}
+		if p := rows[t]; p != nil && len(d.mapping.TableReferences(t)) > 0 {
+			written[t] = p.rows
+		}
 		if keys := holders[t]; len(keys) > 0 {
 			d.paths.placeholders.Add(1)
 			if err := d.insertPlaceholders(ctx, tx, t, keys); err != nil {
 				return out, err
 			}
 		}
+	}
+	if err := d.linkReferences(ctx, tx, written); err != nil {
+		return out, err
 	}
 	return out, nil
 }

@@ -255,6 +255,15 @@ func (e *EvolvingDocuments) Finish(ctx context.Context, db loaders.DB) error {
 	return d.Finish(ctx, db)
 }
 
+// Warnings is Documents.Warnings for the latest stored mapping.
+func (e *EvolvingDocuments) Warnings(ctx context.Context, db loaders.DB) ([]string, error) {
+	d, err := e.stored(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return d.Warnings(ctx, db)
+}
+
 func (e *EvolvingDocuments) setDeferring(on bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

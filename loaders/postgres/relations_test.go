@@ -1,0 +1,203 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
+	"github.com/baasmigrate/baasmigrate/mappings"
+)
+
+const relMapping = `version: 1
+schema: public
+tables:
+  - collection: posts
+    table: posts
+    id_column: id
+    columns:
+      - {field: author, column: author, type: text, source: reference, references: users}
+      - {field: title, column: title, type: text}
+  - collection: users
+    table: users
+    id_column: id
+    columns:
+      - {field: name, column: name, type: text}
+`
+
+func writeDocs(t *testing.T, ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, d *Documents, recs ...record.Record) {
+	t.Helper()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	out, err := d.Write(ctx, tx, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Rejects) > 0 {
+		t.Fatalf("rejects: %v", out.Rejects)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func post(id, ref string) record.Record {
+	return record.Record{Kind: record.KindDocument, Key: "posts/" + id, Fields: map[string]record.Value{"author": record.Reference(ref), "title": record.String(id)}}
+}
+
+func user(id string) record.Record {
+	return record.Record{Kind: record.KindDocument, Key: "users/" + id, Fields: map[string]record.Value{"name": record.String(id)}}
+}
+
+// TestReferencesBecomeForeignKeys: reference key columns are linked per
+// batch and again at the run's end; dangling and cross-collection
+// references keep their path with NULL keys and are recorded; the foreign
+// key is built at the end and holds; verify's check sees a tampered key.
+func TestReferencesBecomeForeignKeys(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	m, err := mappings.Parse([]byte(relMapping), "rel.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDocuments(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts, err := SchemaChanges(ctx, pool, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawFK bool
+	for _, s := range stmts {
+		sawFK = sawFK || strings.Contains(s.SQL, "FOREIGN KEY (\"author_id\") REFERENCES \"public\".\"users\" (\"id\") ON DELETE SET NULL")
+	}
+	if !sawFK {
+		t.Fatalf("plan's DDL has no foreign key for posts.author: %v", stmts)
+	}
+	if err := d.PrepareToFinish(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	writeDocs(t, ctx, pool, d, user("u1"), post("p1", "users/u1"), post("p2", "users/ghost"), post("p3", "groups/g1"), post("p4", "users/u2"))
+	keys := func() map[string]*string {
+		out := map[string]*string{}
+		rows, err := pool.Query(ctx, `SELECT id, author_id FROM posts`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id string
+			var a *string
+			if err := rows.Scan(&id, &a); err != nil {
+				t.Fatal(err)
+			}
+			out[id] = a
+		}
+		return out
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return "NULL"
+		}
+		return *p
+	}
+	if k := keys(); str(k["p1"]) != "u1" || k["p4"] != nil {
+		t.Fatalf("after the first batch: p1 → %s (want u1), p4 → %s (want NULL: users/u2 not loaded yet)", str(k["p1"]), str(k["p4"]))
+	}
+	writeDocs(t, ctx, pool, d, user("u2"))
+	if err := d.Finish(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	k := keys()
+	want := map[string]string{"p1": "u1", "p2": "NULL", "p3": "NULL", "p4": "u2"}
+	for id, w := range want {
+		if str(k[id]) != w {
+			t.Errorf("%s.author_id = %s, want %s", id, str(k[id]), w)
+		}
+	}
+	var paths int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM posts WHERE author IN ('users/ghost', 'groups/g1')`).Scan(&paths); err != nil || paths != 2 {
+		t.Fatalf("dangling paths kept: %d, %v; want 2", paths, err)
+	}
+	if ok, err := constraintExists(ctx, pool, "public", "posts", "posts_author_ref_fkey"); err != nil || !ok {
+		t.Fatalf("foreign key built: %v, %v", ok, err)
+	}
+	dl, err := DanglingReferences(ctx, pool, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, x := range dl {
+		got[strings.Join(x.Key, "/")+" "+x.Path] = x.Reason
+	}
+	if len(got) != 2 || got["p2 users/ghost"] != DanglingAbsent || got["p3 groups/g1"] != DanglingOther {
+		t.Fatalf("dangling references recorded: %v", dl)
+	}
+	warns, err := d.Warnings(ctx, pool)
+	if err != nil || len(warns) != 1 || !strings.HasPrefix(warns[0], "2 dangling references in posts.author") {
+		t.Fatalf("warnings: %q, %v", warns, err)
+	}
+	if mm, err := ReferenceMismatches(ctx, pool, m); err != nil || len(mm) != 0 {
+		t.Fatalf("mismatches after the load: %v, %v", mm, err)
+	}
+	// The foreign key holds: a key with no row is refused.
+	if _, err := pool.Exec(ctx, `UPDATE posts SET author_id = 'nobody' WHERE id = 'p2'`); err == nil {
+		t.Fatal("the foreign key let a key without a row in")
+	}
+	// A key that disagrees with its path is what verify reports.
+	if _, err := pool.Exec(ctx, `UPDATE posts SET author_id = 'u2' WHERE id = 'p1'`); err != nil {
+		t.Fatal(err)
+	}
+	if mm, err := ReferenceMismatches(ctx, pool, m); err != nil || mm["posts.author"] != 1 {
+		t.Fatalf("mismatches after tampering: %v, %v", mm, err)
+	}
+	// Deleting a referenced row makes its references dangle, not fail.
+	if _, err := pool.Exec(ctx, `DELETE FROM users WHERE id = 'u2'`); err != nil {
+		t.Fatal(err)
+	}
+	if k := keys(); k["p1"] != nil || k["p4"] != nil {
+		t.Fatalf("after deleting u2: p1 → %s, p4 → %s; want NULL", str(k["p1"]), str(k["p4"]))
+	}
+	// A second finish is idempotent and counts again.
+	counts, err := FinishReferences(ctx, pool, m)
+	if err != nil || counts["posts.author"] != 3 {
+		t.Fatalf("second finish: %v, %v; want 3 dangling (p2, p3, p4)", counts, err)
+	}
+}
+
+// TestReferencesWithPlainPrepare: without a finish, the foreign key exists
+// from the start and dangling references still load.
+func TestReferencesWithPlainPrepare(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	m, err := mappings.Parse([]byte(relMapping), "rel.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDocuments(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := constraintExists(ctx, pool, "public", "posts", "posts_author_ref_fkey"); err != nil || !ok {
+		t.Fatalf("foreign key after Prepare: %v, %v", ok, err)
+	}
+	writeDocs(t, ctx, pool, d, post("p1", "users/u1"), user("u1"), post("p2", "users/ghost"))
+	var a1, a2 *string
+	if err := pool.QueryRow(ctx, `SELECT (SELECT author_id FROM posts WHERE id = 'p1'), (SELECT author_id FROM posts WHERE id = 'p2')`).Scan(&a1, &a2); err != nil {
+		t.Fatal(err)
+	}
+	if a1 == nil || *a1 != "u1" || a2 != nil {
+		t.Fatalf("p1 → %v (want u1, same batch), p2 → %v (want NULL)", a1, a2)
+	}
+}
