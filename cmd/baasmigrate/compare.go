@@ -185,6 +185,9 @@ func compareKind(ctx context.Context, cmd *cobra.Command, command string, k *kin
 		return kr, err
 	}
 	kr.Report = rep
+	if kr.References, err = referenceChecks(ctx, c.Adapter, env, command); err != nil {
+		return kr, err
+	}
 	if command == "plan" && c.Bytes != nil {
 		b := c.Bytes(rep)
 		kr.Bytes = &b
@@ -218,4 +221,15 @@ func writeReport(stdout io.Writer, path, format string, doc *diff.Document) erro
 		fmt.Fprintf(stdout, "wrote %s\n", path)
 	}
 	return nil
+}
+
+// referenceChecks asks a documents comparison about its reference columns
+// (diff.ReferenceCheck): dangling references, and for verify the rows
+// whose key columns disagree with their path.
+func referenceChecks(ctx context.Context, a diff.Adapter, env *buildEnv, command string) ([]diff.ReferenceCheck, error) {
+	d, ok := a.(*diff.Documents)
+	if !ok {
+		return nil, nil
+	}
+	return d.References(ctx, env.Pool, command == "verify")
 }

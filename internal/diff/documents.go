@@ -24,6 +24,7 @@ type Documents struct {
 	byName  map[string]*mappings.Table
 	streams map[string][]string // root collection → tables under it
 	cursors int
+	refs    *refTracker // nil without reference columns
 }
 
 var (
@@ -47,7 +48,7 @@ func NewDocuments(m *mappings.Mapping, order record.KeyOrder, roots ...string) (
 	if order == nil {
 		order = record.ByteOrder
 	}
-	d := &Documents{m: m, order: order, tr: tr, byName: map[string]*mappings.Table{}, streams: map[string][]string{}}
+	d := &Documents{m: m, order: order, tr: tr, byName: map[string]*mappings.Table{}, streams: map[string][]string{}, refs: newRefTracker(m)}
 	for _, t := range m.Tables {
 		root, _, _ := strings.Cut(t.Collection, "/")
 		if len(roots) > 0 && !slices.Contains(roots, root) {
@@ -90,6 +91,7 @@ func (d *Documents) Route(rec record.Record) Routed {
 	if err != nil {
 		return Routed{Table: d.tr.TableLabel(rec.Key), Reject: err.Error()}
 	}
+	d.refs.observe(rec.Key, row)
 	_, fields, err := d.tr.Reconstruct(row.Table, row.Key, row.Values, row.Overflow)
 	if err != nil {
 		return Routed{Table: row.Table.Name, Reject: fmt.Sprintf("the mapping cannot represent this document: %v", err)}

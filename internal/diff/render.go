@@ -37,6 +37,9 @@ type KindReport struct {
 	Estimate *Estimate `json:"estimate,omitempty"`
 	// Bytes is the number of bytes migrate would copy (files, plan only).
 	Bytes *int64 `json:"bytes_to_copy,omitempty"`
+	// References are the checks of the reference columns that declare
+	// a foreign key (documents; plan and verify).
+	References []ReferenceCheck `json:"references,omitempty"`
 }
 
 // DDL is one statement migrate would run.
@@ -63,6 +66,11 @@ func NewDocument(command string, kinds []KindReport) *Document {
 	for _, k := range kinds {
 		if k.Report != nil && !k.Report.Identical() {
 			d.Identical = false
+		}
+		for _, r := range k.References {
+			if r.KeyMismatches != 0 {
+				d.Identical = false
+			}
 		}
 	}
 	return d
@@ -111,6 +119,9 @@ func (d *Document) WriteText(w io.Writer) error {
 		}
 		if k.Report != nil {
 			d.writeTables(w, k)
+		}
+		for _, line := range referenceLines(k.References, d.Command == "verify") {
+			fmt.Fprintln(w, line)
 		}
 		if k.Bytes != nil {
 			fmt.Fprintf(w, "bytes to copy: %d\n", *k.Bytes)

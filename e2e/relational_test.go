@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/baasmigrate/baasmigrate/internal/diff"
+)
+
+// seedReferences writes users, a group, and posts whose author references
+// a user (valid), a user that does not exist (dangling), and a group
+// (another collection than the mapping declares).
+func (f *docsFixture) seedReferences() {
+	f.t.Helper()
+	ctx := context.Background()
+	set := func(path string, fields map[string]any) {
+		if _, err := f.client.Doc(path).Set(ctx, fields); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	set("users/u1", map[string]any{"name": "Ada"})
+	set("users/u2", map[string]any{"name": "Bob"})
+	set("groups/g1", map[string]any{"name": "Admins"})
+	set("posts/p1", map[string]any{"title": "valid", "author": f.client.Doc("users/u1")})
+	set("posts/p2", map[string]any{"title": "dangling", "author": f.client.Doc("users/ghost")})
+	set("posts/p3", map[string]any{"title": "cross", "author": f.client.Doc("groups/g1")})
+	set("posts/p4", map[string]any{"title": "valid too", "author": f.client.Doc("users/u2")})
+}
+
+// declareReference makes the inferred mapping's posts.author a foreign key
+// to users.
+func declareReference(t *testing.T, path string) {
+	t.Helper()
+	m := loadMapping(t, path)
+	posts := m.TableFor("posts")
+	if posts == nil {
+		t.Fatal("no posts table inferred")
+	}
+	for _, c := range posts.Columns {
+		if c.Field == "author" {
+			c.References = "users"
+		}
+	}
+	saveMapping(t, path, m)
+	if got := loadMapping(t, path).TableFor("posts"); got.Columns[0].References != "users" && got.Columns[1].References != "users" {
+		t.Fatal("references: did not survive the round trip")
+	}
+}
+
+// TestReferencesBecomeForeignKeysEndToEnd: plan shows the foreign key and
+// the dangling references before the run; migrate links valid references,
+// keeps dangling and cross-collection ones as text with NULL keys, counts
+// them in the summary and builds a foreign key that holds; verify passes,
+// and fails once a key column is tampered with.
+func TestReferencesBecomeForeignKeysEndToEnd(t *testing.T) {
+	f := newDocsFixture(t)
+	f.seedReferences()
+	mapping := f.infer()
+	declareReference(t, mapping)
+
+	res := f.run(0, "plan", "--only", "documents", "--mapping", mapping, "--format", "json")
+	var plan struct {
+		Kinds []struct {
+			DDL        []diff.DDL            `json:"ddl"`
+			References []diff.ReferenceCheck `json:"references"`
+		} `json:"kinds"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &plan); err != nil {
+		t.Fatalf("plan JSON: %v\n%s", err, res.Stdout)
+	}
+	var fk bool
+	for _, s := range plan.Kinds[0].DDL {
+		fk = fk || strings.Contains(s.SQL, `FOREIGN KEY ("author_id") REFERENCES "public"."users" ("id")`)
+	}
+	if !fk {
+		t.Fatalf("plan shows no foreign key for posts.author:\n%s", res.Stdout)
+	}
+	if refs := plan.Kinds[0].References; len(refs) != 1 || refs[0].Dangling != 2 {
+		t.Fatalf("plan's references: %+v; want posts.author with 2 dangling (p2, p3)", refs)
+	}
+
+	sum := filepath.Join(f.dir, "summary.json")
+	f.run(0, "migrate", "--only", "documents", "--mapping", mapping, "--summary", sum)
+	s := readSummary[struct {
+		Warnings []string `json:"warnings"`
+	}](t, sum)
+	if len(s.Warnings) != 1 || !strings.HasPrefix(s.Warnings[0], "documents: 2 dangling references in posts.author") ||
+		!strings.Contains(s.Warnings[0], "users/ghost") || !strings.Contains(s.Warnings[0], "groups/g1") {
+		t.Fatalf("summary warnings: %q", s.Warnings)
+	}
+	ctx := context.Background()
+	rows, err := f.pool.Query(ctx, `SELECT id, author, author_id FROM posts ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var id string
+		var author, key *string
+		if err := rows.Scan(&id, &author, &key); err != nil {
+			t.Fatal(err)
+		}
+		k := "NULL"
+		if key != nil {
+			k = *key
+		}
+		got = append(got, id+" "+*author+" "+k)
+	}
+	want := "p1 users/u1 u1|p2 users/ghost NULL|p3 groups/g1 NULL|p4 users/u2 u2"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("posts: %q, want %q", strings.Join(got, "|"), want)
+	}
+	var fks int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.posts'::regclass AND contype = 'f'
+		AND confrelid = 'public.users'::regclass`).Scan(&fks); err != nil || fks != 1 {
+		t.Fatalf("foreign keys from posts to users: %d, %v", fks, err)
+	}
+	if _, err := f.pool.Exec(ctx, `UPDATE posts SET author_id = 'nobody' WHERE id = 'p2'`); err == nil {
+		t.Fatal("the foreign key does not hold")
+	}
+
+	res = f.run(0, "verify", "--only", "documents")
+	if !strings.Contains(res.Stdout, "reference posts.author → users (foreign key author_id): 2 dangling") {
+		t.Fatalf("verify does not report the reference:\n%s", res.Stdout)
+	}
+	if _, err := f.pool.Exec(ctx, `UPDATE posts SET author_id = 'u2' WHERE id = 'p1'`); err != nil {
+		t.Fatal(err)
+	}
+	res = f.run(1, "verify", "--only", "documents")
+	if !strings.Contains(res.Stdout, "1 rows' key columns differ from their path") {
+		t.Fatalf("verify misses a tampered key column:\n%s", res.Stdout)
+	}
+}
