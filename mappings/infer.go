@@ -59,6 +59,7 @@ type fieldStats struct {
 	key     fieldKey
 	present int64
 	seen    [numKinds]int64
+	refs    refTargets // where its references point (relations.go)
 }
 
 // fieldKey orders field names by hash, then name, for bottom-k tracking.
@@ -196,6 +197,7 @@ func NewInferrer(o InferOptions) *Inferrer {
 type observation struct {
 	key  fieldKey
 	kind kind
+	ref  string // for a reference: the pattern it points into (refPattern)
 }
 
 // Observe records one document: its path relative to the database root and
@@ -216,7 +218,7 @@ func (in *Inferrer) Observe(path string, fields map[string]record.Value) {
 		if !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
 			continue // cannot be named in a mapping; stays in the overflow
 		}
-		obs = append(obs, observation{key: fieldKey{h: hash64(name), name: name}, kind: classify(v)})
+		obs = append(obs, observation{key: fieldKey{h: hash64(name), name: name}, kind: classify(v), ref: refPattern(v)})
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -232,6 +234,7 @@ func (in *Inferrer) Observe(path string, fields map[string]record.Value) {
 		}
 		fs.present++
 		fs.seen[o.kind]++
+		fs.refs.note(o.ref)
 	}
 }
 
@@ -305,6 +308,7 @@ func (in *Inferrer) Mapping() *Mapping {
 		in.inferColumns(t, in.tables[p])
 		m.Tables = append(m.Tables, t)
 	}
+	dropUnmappedSuggestions(m)
 	return m
 }
 
@@ -389,6 +393,7 @@ func (in *Inferrer) inferColumns(t *Table, ts *tableStats) {
 			Seen:   map[string]int64{},
 			Note:   notes[i],
 		}
+		suggestReference(c, fs)
 		for k, n := range fs.seen {
 			if n > 0 {
 				c.Seen[kindNames[k]] = n

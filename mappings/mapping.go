@@ -96,6 +96,10 @@ type Column struct {
 	// mapping) this reference column links to with a foreign key; see
 	// Reference. "" for none.
 	References string
+	// SuggestReferences is inference's remark that every reference it saw
+	// in the field points into this collection pattern, written as a
+	// comment offering `references:`. Informational.
+	SuggestReferences string
 	// Note is inference's remark on the column (why its name differs from
 	// the field's), written as a comment after its name. Informational.
 	Note string

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
 )
 
 // Reference is what a column declaring `references:` links to: the table
@@ -117,4 +119,78 @@ func (m *Mapping) validateReference(t *Table, c *Column, cw string, claim func(n
 		}
 		claim(k, fmt.Sprintf("a key column of the reference %s", c.Field), c.Line)
 	}
+}
+
+// refTargets is what inference saw of a field's references: the one
+// collection pattern they all point into, or mixed.
+type refTargets struct {
+	pattern string
+	mixed   bool
+}
+
+// refPattern is the collection pattern a reference value points into
+// ("\x00" when its path is not a document path of this database), or ""
+// for any other value.
+func refPattern(v record.Value) string {
+	if v.Type() != record.TypeReference {
+		return ""
+	}
+	p, _, err := PatternOf(v.StringValue())
+	if err != nil {
+		return "\x00"
+	}
+	return p
+}
+
+func (r *refTargets) note(pattern string) {
+	switch {
+	case pattern == "" || r.mixed:
+	case r.pattern == "":
+		r.pattern = pattern
+	case r.pattern != pattern:
+		r.mixed = true
+	}
+}
+
+// suggestReference notes on an inferred reference column the collection
+// its references all point into (SuggestReferences), for Marshal to offer
+// `references:` in a comment. Inference never declares a foreign key
+// itself: that adds columns and a constraint, so the user opts in.
+func suggestReference(c *Column, fs *fieldStats) {
+	if c.Type == "text" && c.Source == SourceReference && !fs.refs.mixed && fs.refs.pattern != "" && fs.refs.pattern != "\x00" {
+		c.SuggestReferences = fs.refs.pattern
+	}
+}
+
+// dropUnmappedSuggestions removes suggestions of collections without a
+// table in m.
+func dropUnmappedSuggestions(m *Mapping) {
+	for _, t := range m.Tables {
+		for _, c := range t.Columns {
+			if c.SuggestReferences != "" && m.TableFor(c.SuggestReferences) == nil {
+				c.SuggestReferences = ""
+			}
+		}
+	}
+}
+
+// suggestionPrefix starts the comment Marshal writes for
+// Column.SuggestReferences; Parse reads the suggestion back from it.
+const suggestionPrefix = "every reference seen points into "
+
+func suggestionComment(pattern string) string {
+	return fmt.Sprintf("# %s%s: add `references: %s` for a foreign key (docs/mapping.md)", suggestionPrefix, pattern, pattern)
+}
+
+// parseSuggestion reads a suggestion back from a line comment ("" if none).
+func parseSuggestion(comment string) string {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(strings.TrimPrefix(comment, "#")), suggestionPrefix)
+	if !ok {
+		return ""
+	}
+	pattern, _, ok := strings.Cut(rest, ": add `references: ")
+	if !ok {
+		return ""
+	}
+	return pattern
 }

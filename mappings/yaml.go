@@ -288,6 +288,9 @@ func decodeColumn(n *yaml.Node, c *Column, p *problems) {
 		}
 	}
 	c.Source = str(f["source"], "source", p)
+	if sn := f["source"]; sn != nil {
+		c.SuggestReferences = parseSuggestion(sn.LineComment)
+	}
 	c.References = str(f["references"], "references", p)
 	if sn := f["seen"]; sn != nil {
 		sf := fieldsOfAny(sn, "seen", p)
@@ -385,6 +388,9 @@ func columnNode(c *Column) *yaml.Node {
 	addScalar(n, "type", c.Type, "!!str")
 	if c.Source != "" {
 		addScalar(n, "source", c.Source, "!!str")
+		if c.SuggestReferences != "" {
+			n.Content[len(n.Content)-1].LineComment = suggestionComment(c.SuggestReferences)
+		}
 	}
 	if c.References != "" {
 		addScalar(n, "references", c.References, "!!str")
