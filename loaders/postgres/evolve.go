@@ -255,13 +255,11 @@ func (e *EvolvingDocuments) Finish(ctx context.Context, db loaders.DB) error {
 	return d.Finish(ctx, db)
 }
 
-// Warnings is Documents.Warnings for the latest stored mapping.
+// Warnings is Documents.Warnings for the current mapping (references are
+// declared by the user's mapping; growing never adds one). It runs after
+// the run is recorded finished.
 func (e *EvolvingDocuments) Warnings(ctx context.Context, db loaders.DB) ([]string, error) {
-	d, err := e.stored(ctx, db)
-	if err != nil {
-		return nil, err
-	}
-	return d.Warnings(ctx, db)
+	return e.current().Warnings(ctx, db)
 }
 
 func (e *EvolvingDocuments) setDeferring(on bool) {
