@@ -3,11 +3,16 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
+	"github.com/baasmigrate/baasmigrate/internal/clitest"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
 // seedReferences writes users, a group, and posts whose author references
@@ -133,4 +138,79 @@ func TestReferencesBecomeForeignKeysEndToEnd(t *testing.T) {
 	if !strings.Contains(res.Stdout, "1 rows' key columns differ from their path") {
 		t.Fatalf("verify misses a tampered key column:\n%s", res.Stdout)
 	}
+}
+
+// TestReferencesSurviveKillAndResume kills migrate (SIGKILL) several times
+// mid-run over posts whose authors are users (some absent): the resumed
+// run links every reference, records exactly the dangling ones and builds
+// a foreign key that holds; verify passes.
+func TestReferencesSurviveKillAndResume(t *testing.T) {
+	f := newDocsFixture(t)
+	const users, posts = 300, 3000
+	var docs []demoapp.Doc
+	for i := 0; i < users; i++ {
+		docs = append(docs, demoapp.Doc{Path: fmt.Sprintf("users/u%04d", i), Fields: map[string]any{"name": fmt.Sprint("user ", i)}})
+	}
+	want := map[string]string{} // post → author key ("" when dangling)
+	dangling := 0
+	for i := 0; i < posts; i++ {
+		author := fmt.Sprintf("u%04d", (i*7)%(users+users/10)) // every 11th author is absent
+		id := fmt.Sprintf("p%05d", i)
+		docs = append(docs, demoapp.Doc{Path: "posts/" + id, Fields: map[string]any{"n": i, "author": f.client.Doc("users/" + author)}})
+		if (i*7)%(users+users/10) < users {
+			want[id] = author
+		} else {
+			want[id] = ""
+			dangling++
+		}
+	}
+	if dangling == 0 {
+		t.Fatal("the seed has no dangling reference")
+	}
+	f.seed(docs)
+	mapping := f.infer()
+	declareReference(t, mapping)
+	args := []string{"migrate", "--only", "documents", "--mapping", mapping, "--workers", "3", "--batch-size", "60"}
+
+	committed := testenv.Committed(f.pool)
+	midRun := 0
+	for attempt := 0; attempt < 3; attempt++ {
+		if clitest.KillAt(t, f.env(), args, committed()+1+int64(len(docs))/8, committed, 2*time.Minute) {
+			midRun++
+		}
+	}
+	if midRun < 2 {
+		t.Fatalf("only %d of 3 attempts were killed mid-run", midRun)
+	}
+	sum := filepath.Join(f.dir, "summary.json")
+	f.run(0, append(args, "--summary", sum)...)
+	ctx := context.Background()
+	rows, err := f.pool.Query(ctx, `SELECT id, coalesce(author_id, '') FROM posts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for rows.Next() {
+		var id, key string
+		if err := rows.Scan(&id, &key); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = key
+	}
+	if len(got) != posts {
+		t.Fatalf("%d posts in the target, want %d", len(got), posts)
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Fatalf("post %s: author_id %q, want %q", id, got[id], w)
+		}
+	}
+	var recorded, fks int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM baasmigrate.dangling_references WHERE table_name = 'posts'`).Scan(&recorded); err != nil || recorded != dangling {
+		t.Fatalf("dangling references recorded: %d, %v; want %d", recorded, err, dangling)
+	}
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.posts'::regclass AND contype = 'f'`).Scan(&fks); err != nil || fks != 1 {
+		t.Fatalf("foreign keys on posts: %d, %v", fks, err)
+	}
+	f.run(0, "verify", "--only", "documents")
 }
