@@ -375,4 +375,5 @@ func danglingWarnings(list []DanglingReference) []string {
 	}
 	return out
 }
+
 var _ loaders.Reporter = (*Documents)(nil)
