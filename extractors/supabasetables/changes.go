@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -272,16 +271,46 @@ func (e *Extractor) Confirm(position string) {
 	}
 }
 
-// ReleaseChanges drops the slot and the publication of consumer.
+// ReleaseChanges drops the slot, waiting while a stream that just ended
+// still holds it (DROP_REPLICATION_SLOT … WAIT), then the publication.
 func (e *Extractor) ReleaseChanges(ctx context.Context, consumer string) error {
 	name := SlotName(consumer)
-	if _, err := e.db.Pool.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", name); err != nil {
-		return fmt.Errorf("dropping replication slot %s at the source (is a sync still running?): %w", name, err)
+	var exists bool
+	if err := e.db.Pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("reading replication slot %s: %w", name, err)
+	}
+	if exists {
+		conn, err := e.replication(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := pglogrepl.DropReplicationSlot(wctx, conn, name, pglogrepl.DropReplicationSlotOptions{Wait: true}); err != nil {
+			return fmt.Errorf("dropping replication slot %s at the source (is a sync still running?): %w", name, err)
+		}
 	}
 	if _, err := e.db.Pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return fmt.Errorf("dropping publication %s at the source: %w", name, err)
 	}
 	return nil
+}
+
+// replication opens a replication connection to the source's database,
+// its text output set as the copy and the comparison read it.
+func (e *Extractor) replication(ctx context.Context) (*pgconn.PgConn, error) {
+	cfg := e.db.Pool.Config().ConnConfig.Config.Copy()
+	cfg.RuntimeParams["replication"] = "database"
+	cfg.RuntimeParams["statement_timeout"] = "0"
+	for k, v := range map[string]string{"DateStyle": "ISO, YMD", "IntervalStyle": "postgres", "TimeZone": "UTC", "extra_float_digits": "1", "bytea_output": "hex"} {
+		cfg.RuntimeParams[k] = v
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening a replication connection to the source: %w", err)
+	}
+	return conn, nil
 }
 
 // heartbeatEvery is how often an idle stream asks where the source is.
@@ -306,23 +335,16 @@ func (e *Extractor) Changes(ctx context.Context, from string, _ extractors.Chang
 	}
 	if confirmed != nil {
 		if c, err := pglogrepl.ParseLSN(*confirmed); err == nil && c > start {
-			return fmt.Errorf("%w: replication slot %s was confirmed up to %s, past the target's position %s (was the target restored from a backup?)",
+			return fmt.Errorf("%w: replication slot %s starts at %s, past the target's position %s (made again after a cutover or by hand dropped it, or the target was restored from a backup)",
 				extractors.ErrSnapshotExpired, slot, c, start)
 		}
 	}
 	if err := e.checkIdentities(ctx); err != nil {
 		return err
 	}
-	cfg := e.db.Pool.Config().ConnConfig.Config.Copy()
-	cfg.RuntimeParams["replication"] = "database"
-	cfg.RuntimeParams["statement_timeout"] = "0"
-	// Text output exactly as the copy and the comparison read it.
-	for k, v := range map[string]string{"DateStyle": "ISO, YMD", "IntervalStyle": "postgres", "TimeZone": "UTC", "extra_float_digits": "1", "bytea_output": "hex"} {
-		cfg.RuntimeParams[k] = v
-	}
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	conn, err := e.replication(ctx)
 	if err != nil {
-		return fmt.Errorf("opening a replication connection to the source: %w", err)
+		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	e.Confirm(from)
@@ -375,7 +397,6 @@ type relation struct {
 
 func (s *stream) run(ctx context.Context) error {
 	next := time.Now()
-	var sent atomic.Uint64
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -393,7 +414,6 @@ func (s *stream) run(ctx context.Context) error {
 			if err := s.status(ctx, ask || s.probe != nil); err != nil {
 				return err
 			}
-			sent.Store(s.e.confirmed.Load())
 		}
 		rctx, cancel := context.WithDeadline(ctx, next)
 		msg, err := s.conn.ReceiveMessage(rctx)

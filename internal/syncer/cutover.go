@@ -363,6 +363,17 @@ func Cutover(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 			rep.Jobs[i].Finished = note
 		}
 		if k, ok := job.Extractor.(extractors.ChangeKeeper); ok && !opts.KeepChanges {
+			running, err := postgres.SyncRunning(ctx, pool, job.Name)
+			if err != nil {
+				return finish("failed", err)
+			}
+			if running {
+				// Its stream holds what the source keeps: stopping sync
+				// and running cutover again releases it.
+				rep.Jobs[i].Finished = strings.TrimPrefix(rep.Jobs[i].Finished+"; ", "; ") +
+					"the source still keeps changes for the running sync: stop it, then run cutover again to release them"
+				continue
+			}
 			if err := k.ReleaseChanges(ctx, job.Consumer); err != nil {
 				return finish("failed", fmt.Errorf("%ss: %w", job.Kind, err))
 			}

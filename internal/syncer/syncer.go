@@ -468,11 +468,20 @@ func (f *follower) commitOnce(ctx context.Context, chunk []record.Change, b *pos
 	var ups []record.Record
 	deletes := map[time.Time][]string{}
 	if a, ok := f.job.Sink.(ChangeApplier); ok {
+		// Changes are not merged by key, but a key is recorded once: its
+		// last change.
+		seen := map[string]int{}
 		for _, c := range chunk {
 			if c.CommitTime.After(b.LastCommit) {
 				b.LastCommit = c.CommitTime
 			}
-			b.Changed = append(b.Changed, postgres.ChangedKey{Key: c.Record.Key, CommitTime: c.CommitTime, Deleted: c.Op == record.OpDelete})
+			k := postgres.ChangedKey{Key: c.Record.Key, CommitTime: c.CommitTime, Deleted: c.Op == record.OpDelete}
+			if i, ok := seen[k.Key]; ok {
+				b.Changed[i] = k
+				continue
+			}
+			seen[k.Key] = len(b.Changed)
+			b.Changed = append(b.Changed, k)
 		}
 		if len(chunk) > 0 {
 			// Begin the transaction (a lazy one begins with its first
