@@ -132,11 +132,43 @@ func TestSupabaseSyncTables(t *testing.T) {
 	common := []string{"--source", "supabase", "--only", "tables"}
 	syncArgs := append([]string{"sync", "-v", "--batch-size", "50", "--status-interval", "0"}, common...)
 
+	// Written while sync copies: rows the copy may read and the stream
+	// then delivers again (the keyless table's would be duplicated).
+	stop := make(chan struct{})
+	var during sync.WaitGroup
+	during.Add(1)
+	var duringErr error
+	duringRows := 0
+	go func() {
+		defer during.Done()
+		for duringRows < 3000 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := src.Pool.Exec(ctx, `INSERT INTO public.events_log VALUES (now(), 'copy', $1::int)`, duringRows); err != nil {
+				duringErr = err
+				return
+			}
+			if _, err := src.Pool.Exec(ctx, `UPDATE public.readings SET note = 'during ' || $1::text WHERE id = 1 + $1::int % 1500`, duringRows); err != nil {
+				duringErr = err
+				return
+			}
+			duringRows++
+		}
+	}()
 	p := clitest.Start(t, env, syncArgs...)
 	waitSync(t, p, "following the stream", func() bool {
 		pos, _ := syncState(t, pool)
 		return pos != "" && !strings.HasSuffix(pos, "@")
 	})
+	close(stop)
+	during.Wait()
+	if duringErr != nil {
+		t.Fatal(duringErr)
+	}
+	t.Logf("%d rows written while sync copied", duringRows)
 	if n := sourceSlots(t, src); n != 1 {
 		t.Fatalf("the source has %d replication slots; want sync's one", n)
 	}
@@ -223,8 +255,8 @@ func TestSupabaseSyncTables(t *testing.T) {
 	if err := src.Pool.QueryRow(ctx, `SELECT count(*) FROM public.events_log`).Scan(&srcKeyless); err != nil {
 		t.Fatal(err)
 	}
-	if keyless != srcKeyless || srcKeyless != supabasetest.SeedEvents-1+writes {
-		t.Errorf("keyless table: target %d rows, source %d; want %d", keyless, srcKeyless, supabasetest.SeedEvents-1+writes)
+	if keyless != srcKeyless || srcKeyless != int64(supabasetest.SeedEvents-1+writes+duringRows) {
+		t.Errorf("keyless table: target %d rows, source %d; want %d", keyless, srcKeyless, supabasetest.SeedEvents-1+writes+duringRows)
 	}
 	// Sequences: the target's next values are past the source's.
 	var srcTicket, srcTask, srcOrg, ticket, task, org int64

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,22 +74,86 @@ func SlotName(consumer string) string {
 	return "baasmigrate_" + hex.EncodeToString(h[:8])
 }
 
-func encodePosition(slot string, lsn pglogrepl.LSN) string { return slot + "@" + lsn.String() }
+// extra is what a position carries besides its LSN, for keyless tables,
+// whose changes cannot be applied twice (an insert replayed over a row the
+// copy read duplicates it). Resync asks Changes to read every keyless
+// table again first, in one snapshot of the source, and to replace the
+// target's rows with them; Skips then hold, per table, that snapshot, so
+// that the stream drops the changes of transactions it already shows,
+// until the stream has passed the WAL position read with it (no later
+// transaction can be in it).
+type extra struct {
+	Resync bool   `json:"resync,omitempty"`
+	Skips  []skip `json:"skip,omitempty"`
+}
+
+// skip is a keyless table's snapshot (pg_current_snapshot: xmin, xmax,
+// the transactions in progress) and the WAL position read with it.
+type skip struct {
+	Table string   `json:"table"`
+	Xmin  uint64   `json:"xmin"`
+	Xmax  uint64   `json:"xmax"`
+	Xip   []uint64 `json:"xip,omitempty"`
+	Until string   `json:"until"`
+}
+
+// shows reports whether the snapshot shows (as committed) the top-level
+// transaction xid, a 32-bit xid as pgoutput sends it.
+func (k skip) shows(xid uint32) bool {
+	precedes := func(a, b uint32) bool { return int32(a-b) < 0 }
+	if precedes(xid, uint32(k.Xmin)) {
+		return true
+	}
+	if !precedes(xid, uint32(k.Xmax)) {
+		return false
+	}
+	for _, x := range k.Xip {
+		if uint32(x) == xid {
+			return false
+		}
+	}
+	return true
+}
+
+func encodePosition(slot string, lsn pglogrepl.LSN, x extra) string {
+	pos := slot + "@" + lsn.String()
+	if x.Resync || len(x.Skips) > 0 {
+		b, _ := json.Marshal(x)
+		pos += " " + string(b)
+	}
+	return pos
+}
 
 // parsePosition splits a position; lsn is 0 for "<slot>@".
-func parsePosition(pos string) (slot string, lsn pglogrepl.LSN, err error) {
+func parsePosition(pos string) (slot string, lsn pglogrepl.LSN, x extra, err error) {
+	pos, rest, _ := strings.Cut(pos, " ")
 	slot, l, ok := strings.Cut(pos, "@")
 	if !ok || !strings.HasPrefix(slot, "baasmigrate_") {
-		return "", 0, fmt.Errorf("%q is not a position of a PostgreSQL change stream", pos)
+		return "", 0, x, fmt.Errorf("%q is not a position of a PostgreSQL change stream", pos)
+	}
+	if rest != "" {
+		if err := json.Unmarshal([]byte(rest), &x); err != nil {
+			return "", 0, x, fmt.Errorf("%q is not a position of a PostgreSQL change stream: %w", pos, err)
+		}
 	}
 	if l == "" {
-		return slot, 0, nil
+		return slot, 0, x, nil
 	}
 	lsn, err = pglogrepl.ParseLSN(l)
 	if err != nil {
-		return "", 0, fmt.Errorf("%q is not a position of a PostgreSQL change stream: %w", pos, err)
+		return "", 0, x, fmt.Errorf("%q is not a position of a PostgreSQL change stream: %w", pos, err)
 	}
-	return slot, lsn, nil
+	return slot, lsn, x, nil
+}
+
+// hasKeyless reports whether a copied table has no primary key.
+func (e *Extractor) hasKeyless() bool {
+	for _, t := range e.cat.Tables {
+		if len(t.Key) == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 var _ extractors.ChangeKeeper = (*Extractor)(nil)
@@ -232,7 +298,7 @@ func (e *Extractor) KeptSince(ctx context.Context, consumer string) (string, tim
 			}
 		}
 	}
-	return encodePosition(name, l), since, nil
+	return encodePosition(name, l, extra{Resync: e.hasKeyless()}), since, nil
 }
 
 // PositionNow reads the source's clock, then its current WAL position:
@@ -242,14 +308,17 @@ func (e *Extractor) PositionNow(ctx context.Context, consumer string) (string, t
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	return encodePosition(SlotName(consumer), lsn), at, nil
+	return encodePosition(SlotName(consumer), lsn, extra{Resync: e.hasKeyless()}), at, nil
 }
 
 func (e *Extractor) now(ctx context.Context) (time.Time, pglogrepl.LSN, error) {
 	var at time.Time
 	var l string
-	// One statement, evaluated left to right: the clock first.
-	if err := e.db.Pool.QueryRow(ctx, "SELECT clock_timestamp(), pg_current_wal_lsn()::text").Scan(&at, &l); err != nil {
+	// One statement, evaluated left to right: the clock first. The insert
+	// position, not the write position: with synchronous_commit = off a
+	// transaction is visible (committed) before its commit record is
+	// written.
+	if err := e.db.Pool.QueryRow(ctx, "SELECT clock_timestamp(), pg_current_wal_insert_lsn()::text").Scan(&at, &l); err != nil {
 		return time.Time{}, 0, fmt.Errorf("reading the source's current time and WAL position: %w", err)
 	}
 	lsn, err := pglogrepl.ParseLSN(l)
@@ -259,7 +328,7 @@ func (e *Extractor) now(ctx context.Context) (time.Time, pglogrepl.LSN, error) {
 // Confirm records position as committed in the target; a running Changes
 // confirms it to the slot at its next status update.
 func (e *Extractor) Confirm(position string) {
-	_, lsn, err := parsePosition(position)
+	_, lsn, _, err := parsePosition(position)
 	if err != nil || lsn == 0 {
 		return
 	}
@@ -318,7 +387,7 @@ const heartbeatEvery = time.Second
 
 // Changes follows the slot from from (see the comment at the top).
 func (e *Extractor) Changes(ctx context.Context, from string, _ extractors.ChangeHints, emit func(record.ChangeBatch) error) error {
-	slot, start, err := parsePosition(from)
+	slot, start, x, err := parsePosition(from)
 	if err != nil {
 		return failure.Mark(err, failure.Permanent)
 	}
@@ -354,7 +423,12 @@ func (e *Extractor) Changes(ctx context.Context, from string, _ extractors.Chang
 	}); err != nil {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", slot, start, err)
 	}
-	s := &stream{e: e, slot: slot, conn: conn, emit: emit, rels: map[uint32]*relation{}, types: map[[2]int64]string{}, pos: start}
+	s := &stream{e: e, slot: slot, conn: conn, emit: emit, rels: map[uint32]*relation{}, types: map[[2]int64]string{}, pos: start, skips: x.Skips}
+	if x.Resync {
+		if err := s.resync(ctx); err != nil {
+			return err
+		}
+	}
 	return s.run(ctx)
 }
 
@@ -377,6 +451,10 @@ type stream struct {
 	// probe is the source's time and position a heartbeat waits for the
 	// stream to pass.
 	probe *probe
+	// xid is the transaction being received; skips the keyless tables'
+	// snapshots (see extra).
+	xid   uint32
+	skips []skip
 }
 
 type probe struct {
@@ -494,7 +572,119 @@ func (s *stream) deliver(changes []record.Change, at time.Time) error {
 	if at.After(s.readTime) {
 		s.readTime = at
 	}
-	return s.emit(record.ChangeBatch{Changes: changes, ReadTime: s.readTime, Position: encodePosition(s.slot, s.pos)})
+	// Snapshots the stream has passed can show none of what follows.
+	kept := s.skips[:0]
+	for _, k := range s.skips {
+		if until, err := pglogrepl.ParseLSN(k.Until); err == nil && s.pos < until {
+			kept = append(kept, k)
+		}
+	}
+	s.skips = kept
+	return s.emit(record.ChangeBatch{Changes: changes, ReadTime: s.readTime, Position: encodePosition(s.slot, s.pos, extra{Skips: s.skips})})
+}
+
+// skipped reports whether a change of table in the current transaction is
+// already in the target: its keyless table was read again in a snapshot
+// that shows the transaction.
+func (s *stream) skipped(table string) bool {
+	for _, k := range s.skips {
+		if k.Table == table && k.shows(s.xid) {
+			return true
+		}
+	}
+	return false
+}
+
+// resync reads every keyless table again in one snapshot of the source and
+// delivers, as one batch, for each a truncate and an insert per row; the
+// batch's position carries the snapshot (see extra).
+func (s *stream) resync(ctx context.Context) error {
+	var changes []record.Change
+	var skips []skip
+	err := pgx.BeginTxFunc(ctx, s.e.db.Pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var snap, until string
+		// The transaction's snapshot is taken by its first statement; the
+		// WAL insert position is read after it: every transaction the
+		// snapshot shows ends before it (see now).
+		if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text").Scan(&snap, &until); err != nil {
+			return err
+		}
+		k, err := parseSnapshot(snap)
+		if err != nil {
+			return err
+		}
+		k.Until = until
+		if err := tx.Conn().PgConn().Exec(ctx, pgcatalog.LocalSettings).Close(); err != nil {
+			return err
+		}
+		at := time.Now().UTC()
+		for _, t := range s.e.cat.Tables {
+			if len(t.Key) > 0 {
+				continue
+			}
+			qname := t.QName()
+			r := &relation{t: t, qname: qname}
+			changes = append(changes, r.truncate(at))
+			changes[len(changes)-1].Record.Key = r.keyOf(changes[len(changes)-1], len(changes))
+			var cols []string
+			for _, c := range t.Copied() {
+				cols = append(cols, pgx.Identifier{c.Name}.Sanitize()+"::text")
+			}
+			rr := tx.Conn().PgConn().ExecParams(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+qname, nil, nil, nil, nil)
+			for rr.NextRow() {
+				vals := make([]record.Value, len(cols))
+				for i, v := range rr.Values() {
+					if v == nil {
+						vals[i] = record.Null()
+					} else {
+						vals[i] = record.String(string(v))
+					}
+				}
+				c := r.change("insert", at)
+				c.Record.Fields[FieldNew] = record.Array(vals...)
+				c.Record.Key = r.keyOf(c, len(changes))
+				changes = append(changes, c)
+			}
+			if _, err := rr.Close(); err != nil {
+				return fmt.Errorf("reading %s: %w", qname, err)
+			}
+			k.Table = qname
+			skips = append(skips, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the tables without a primary key again in one snapshot: %w", err)
+	}
+	s.skips = append(s.skips, skips...)
+	return s.deliver(changes, time.Time{})
+}
+
+// parseSnapshot reads pg_current_snapshot's text, "xmin:xmax:xip,...".
+func parseSnapshot(text string) (skip, error) {
+	parts := strings.Split(text, ":")
+	if len(parts) != 3 {
+		return skip{}, fmt.Errorf("reading the snapshot %q", text)
+	}
+	var k skip
+	var err error
+	if k.Xmin, err = strconv.ParseUint(parts[0], 10, 64); err != nil {
+		return skip{}, fmt.Errorf("reading the snapshot %q: %w", text, err)
+	}
+	if k.Xmax, err = strconv.ParseUint(parts[1], 10, 64); err != nil {
+		return skip{}, fmt.Errorf("reading the snapshot %q: %w", text, err)
+	}
+	for _, x := range strings.Split(parts[2], ",") {
+		if x == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(x, 10, 64)
+		if err != nil {
+			return skip{}, fmt.Errorf("reading the snapshot %q: %w", text, err)
+		}
+		k.Xip = append(k.Xip, n)
+	}
+	return k, nil
 }
 
 // message handles one pgoutput message.
@@ -505,7 +695,7 @@ func (s *stream) message(ctx context.Context, data []byte) error {
 	}
 	switch m := m.(type) {
 	case *pglogrepl.BeginMessage:
-		s.inTxn, s.commit, s.changes = true, m.CommitTime, nil
+		s.inTxn, s.commit, s.changes, s.xid = true, m.CommitTime, nil, m.Xid
 	case *pglogrepl.CommitMessage:
 		s.inTxn = false
 		if m.TransactionEndLSN > s.pos {
@@ -551,6 +741,9 @@ func (s *stream) message(ctx context.Context, data []byte) error {
 }
 
 func (s *stream) add(r *relation, c record.Change) {
+	if len(s.skips) > 0 && s.skipped(r.qname) {
+		return
+	}
 	c.Record.Key = r.keyOf(c, len(s.changes))
 	s.changes = append(s.changes, c)
 }
