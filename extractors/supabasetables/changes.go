@@ -278,7 +278,7 @@ func (e *Extractor) KeptSince(ctx context.Context, consumer string) (string, tim
 	err := e.db.Pool.QueryRow(ctx, `SELECT s.confirmed_flush_lsn::text, obj_description(p.oid, 'pg_publication')
 		FROM pg_replication_slots s LEFT JOIN pg_publication p ON p.pubname = s.slot_name WHERE s.slot_name = $1`, name).Scan(&lsn, &comment)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", time.Time{}, fmt.Errorf("the source has no replication slot %s keeping changes for this job", name)
+		return "", time.Time{}, fmt.Errorf("the source has no replication slot %s keeping changes for this job: run sync (it creates it), not only migrate", name)
 	}
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("reading replication slot %s: %w", name, err)
