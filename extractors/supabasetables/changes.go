@@ -411,6 +411,10 @@ func (e *Extractor) Changes(ctx context.Context, from string, _ extractors.Chang
 	if err := e.checkIdentities(ctx); err != nil {
 		return err
 	}
+	var segment int64
+	if err := e.db.Pool.QueryRow(ctx, "SELECT pg_size_bytes(current_setting('wal_segment_size'))").Scan(&segment); err != nil {
+		return fmt.Errorf("reading the source's WAL segment size: %w", err)
+	}
 	conn, err := e.replication(ctx)
 	if err != nil {
 		return err
@@ -423,7 +427,7 @@ func (e *Extractor) Changes(ctx context.Context, from string, _ extractors.Chang
 	}); err != nil {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", slot, start, err)
 	}
-	s := &stream{e: e, slot: slot, conn: conn, emit: emit, rels: map[uint32]*relation{}, types: map[[2]int64]string{}, pos: start, skips: x.Skips}
+	s := &stream{e: e, slot: slot, conn: conn, emit: emit, rels: map[uint32]*relation{}, types: map[[2]int64]string{}, pos: start, skips: x.Skips, segment: uint64(segment)}
 	if x.Resync {
 		if err := s.resync(ctx); err != nil {
 			return err
@@ -455,6 +459,8 @@ type stream struct {
 	// snapshots (see extra).
 	xid   uint32
 	skips []skip
+	// segment is the source's WAL segment size (pageStart).
+	segment uint64
 }
 
 type probe struct {
@@ -557,7 +563,7 @@ func (s *stream) status(ctx context.Context, reply bool) error {
 // has passed the probed position: every transaction committed before the
 // probe's time has been delivered.
 func (s *stream) keepalive(walEnd pglogrepl.LSN) error {
-	if s.inTxn || s.probe == nil || walEnd < s.probe.lsn {
+	if s.inTxn || s.probe == nil || walEnd < pageStart(s.probe.lsn, s.segment) {
 		return nil
 	}
 	p := s.probe
@@ -593,6 +599,23 @@ func (s *stream) skipped(table string) bool {
 		}
 	}
 	return false
+}
+
+// pageStart maps a WAL insert position just past a page header (where the
+// next record will start) to the page boundary, the end of the record
+// before it, which is what the stream reports having passed: otherwise a
+// probe made while the last record ends at a page boundary would wait for
+// the next record, on an idle source maybe for long. No record ends
+// inside a page header, so nothing is claimed early.
+func pageStart(lsn pglogrepl.LSN, segment uint64) pglogrepl.LSN {
+	const page, short, long = 8192, 24, 40
+	switch {
+	case uint64(lsn)%page == short:
+		return lsn - short
+	case segment > 0 && uint64(lsn)%segment == long:
+		return lsn - long
+	}
+	return lsn
 }
 
 // resync reads every keyless table again in one snapshot of the source and

@@ -119,3 +119,18 @@ func TestChangeMapping(t *testing.T) {
 		t.Errorf("truncate: %+v", tr)
 	}
 }
+
+func TestPageStart(t *testing.T) {
+	const seg = 16 << 20
+	for lsn, want := range map[pglogrepl.LSN]pglogrepl.LSN{
+		3*8192 + 24: 3 * 8192, // just past a page header
+		seg + 40:    seg,      // just past a segment's long header
+		8192 + 40:   8192 + 40,
+		8192 + 48:   8192 + 48,
+		0x16B3748:   0x16B3748,
+	} {
+		if got := pageStart(lsn, seg); got != want {
+			t.Errorf("pageStart(%s) = %s, want %s", lsn, got, want)
+		}
+	}
+}
