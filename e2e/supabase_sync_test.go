@@ -114,13 +114,13 @@ func sourceSlots(t *testing.T, src *supabasetest.Project) int {
 }
 
 // TestSupabaseSyncTables: sync --only tables copies the tables (the slot
-// made first), then follows the source's logical replication: inserts,
+// made first, rows written meanwhile), then follows the source's logical replication: inserts,
 // updates (a primary key changed, a TOASTed column left unchanged),
 // deletes along a foreign-key chain, a truncate, a keyless table with
 // REPLICA IDENTITY FULL (a delete and an update of one of several equal
 // rows), advanced sequences. Killed with SIGKILL while it applies a stream
-// of transactions and started again, it applies each exactly once: the
-// cutover (exit 0) finds the target identical, with sequences at or past
+// of transactions and started again, it applies each exactly once: cutover
+// --prepare, then the cutover (exit 0) find the target identical, with sequences at or past
 // the source's; a second cutover once sync stopped drops the slot. A new
 // sync then catches up by comparison (its slot is younger than the copy),
 // and a column added at the source stops it with exit 2, naming the table.
@@ -241,7 +241,12 @@ func TestSupabaseSyncTables(t *testing.T) {
 		now, _ := syncState(t, pool)
 		return now != pos
 	})
-	res := clitest.Run(t, env, append([]string{"cutover"}, common...)...)
+	res := clitest.Run(t, env, append([]string{"cutover", "--prepare"}, common...)...)
+	if res.Code != 0 {
+		t.Fatalf("cutover --prepare with sync running: exit %d\n%s\n%s\nsync's log:\n%s", res.Code, res.Stdout, res.Stderr, syncTail(p.Stderr(), 40))
+	}
+	src.Exec(t, `UPDATE public.tasks SET title = 'after the prepare' WHERE id = 2`)
+	res = clitest.Run(t, env, append([]string{"cutover"}, common...)...)
 	if res.Code != 0 {
 		t.Fatalf("cutover with sync running: exit %d\n%s\n%s\nsync's log:\n%s", res.Code, res.Stdout, res.Stderr, syncTail(p.Stderr(), 40))
 	}
