@@ -119,9 +119,10 @@ func sourceSlots(t *testing.T, src *supabasetest.Project) int {
 // deletes along a foreign-key chain, a truncate, a keyless table with
 // REPLICA IDENTITY FULL (a delete and an update of one of several equal
 // rows), advanced sequences. Killed with SIGKILL while it applies a stream
-// of transactions and started again, it applies each exactly once: cutover
-// --prepare, then the cutover (exit 0) find the target identical, with sequences at or past
-// the source's; a second cutover once sync stopped drops the slot. A new
+// of transactions and started again, it applies each exactly once:
+// cutover --prepare, then the cutover (exit 0) find the target identical,
+// with sequences at or past the source's; a second cutover once sync
+// stopped drops the slot. A new
 // sync then catches up by comparison (its slot is younger than the copy),
 // and a column added at the source stops it with exit 2, naming the table.
 func TestSupabaseSyncTables(t *testing.T) {
