@@ -421,17 +421,20 @@ func (e *Extractor) Changes(ctx context.Context, from string, _ extractors.Chang
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	e.Confirm(from)
+	s := &stream{e: e, slot: slot, conn: conn, emit: emit, rels: map[uint32]*relation{}, types: map[[2]int64]string{},
+		start: start, pos: start, skips: x.Skips, segment: uint64(segment)}
+	// Before replication starts: the walsender would end a connection
+	// that stays silent (wal_sender_timeout) while the tables are read.
+	if x.Resync {
+		if err := s.resync(ctx); err != nil {
+			return err
+		}
+	}
 	if err := pglogrepl.StartReplication(ctx, conn, slot, start, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
 		PluginArgs: []string{"proto_version '1'", "publication_names " + quoteLiteral(slot)},
 	}); err != nil {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", slot, start, err)
-	}
-	s := &stream{e: e, slot: slot, conn: conn, emit: emit, rels: map[uint32]*relation{}, types: map[[2]int64]string{}, pos: start, skips: x.Skips, segment: uint64(segment)}
-	if x.Resync {
-		if err := s.resync(ctx); err != nil {
-			return err
-		}
 	}
 	return s.run(ctx)
 }
@@ -444,8 +447,10 @@ type stream struct {
 	emit  func(record.ChangeBatch) error
 	rels  map[uint32]*relation
 	types map[[2]int64]string
-	// pos is the end of the last transaction delivered; readTime the last
+	// start is where the stream started (committed in the target); pos
+	// the end of the last transaction delivered; readTime the last
 	// ReadTime delivered.
+	start    pglogrepl.LSN
 	pos      pglogrepl.LSN
 	readTime time.Time
 	// The transaction being received.
@@ -547,10 +552,8 @@ func (s *stream) run(ctx context.Context) error {
 
 // status confirms to the slot what the target has committed.
 func (s *stream) status(ctx context.Context, reply bool) error {
-	c := pglogrepl.LSN(s.e.confirmed.Load())
-	if c == 0 {
-		c = s.pos
-	}
+	// Only what the target committed: never the position received.
+	c := max(pglogrepl.LSN(s.e.confirmed.Load()), s.start)
 	if err := pglogrepl.SendStandbyStatusUpdate(ctx, s.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: c, WALFlushPosition: c, WALApplyPosition: c, ReplyRequested: reply,
 	}); err != nil {
