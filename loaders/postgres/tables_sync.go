@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -99,6 +100,105 @@ func (s *TablesSink) ApplyChanges(ctx context.Context, tx pgx.Tx, changes []reco
 type tableApply struct {
 	t  *pgcatalog.Table
 	pc *pgconn.PgConn
+}
+
+// write runs sql, which writes the row row (every copied column; nil when
+// not all are known) of a table with a primary key. A unique constraint
+// other than the primary key that the row violates means another row
+// holds one of its values in the target: a row the copy read later, after
+// the value moved to it at the source (the source never held both at
+// once) — a change replayed over newer rows. That row is deleted (the
+// stream writes it again when it gets to the change that gave it the
+// value) and sql runs again. Other errors are returned.
+func (a tableApply) write(ctx context.Context, sql string, args, row []*string) (int64, error) {
+	if row == nil || len(a.t.Key) == 0 || !a.otherUnique() {
+		return a.exec(ctx, sql, args)
+	}
+	for tries := 0; ; tries++ {
+		if err := a.pc.Exec(ctx, "SAVEPOINT baasmigrate_row").Close(); err != nil {
+			return 0, err
+		}
+		n, err := a.exec(ctx, sql, args)
+		if err == nil {
+			return n, a.pc.Exec(ctx, "RELEASE SAVEPOINT baasmigrate_row").Close()
+		}
+		if rerr := a.pc.Exec(ctx, "ROLLBACK TO SAVEPOINT baasmigrate_row").Close(); rerr != nil {
+			return 0, err
+		}
+		var pgErr *pgconn.PgError
+		if tries >= 8 || !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+			return 0, err
+		}
+		cols, ok, qerr := a.uniqueColumns(ctx, pgErr.ConstraintName)
+		if qerr != nil || !ok {
+			return 0, err
+		}
+		var conds, keys []string
+		var dargs []*string
+		for _, i := range cols {
+			if row[i] == nil {
+				return 0, err // NULLs never conflict: not this case
+			}
+			dargs = append(dargs, row[i])
+			conds = append(conds, fmt.Sprintf("%s = $%d", a.col(i), len(dargs)))
+		}
+		for _, i := range a.keyPositions() {
+			dargs = append(dargs, row[i])
+			keys = append(keys, fmt.Sprintf("%s = $%d", a.col(i), len(dargs)))
+		}
+		if _, derr := a.exec(ctx, "DELETE FROM "+a.t.QName()+" WHERE "+strings.Join(conds, " AND ")+" AND NOT ("+strings.Join(keys, " AND ")+")", dargs); derr != nil {
+			return 0, err
+		}
+	}
+}
+
+// otherUnique reports whether the table has a unique constraint or index
+// besides its primary key.
+func (a tableApply) otherUnique() bool {
+	if len(a.t.Keys) > 1 {
+		return true
+	}
+	for _, ix := range a.t.Indexes {
+		if strings.HasPrefix(ix, "CREATE UNIQUE INDEX") {
+			return true
+		}
+	}
+	return false
+}
+
+// uniqueColumns returns the positions among the copied columns of the
+// columns of the target's unique index name on the table; ok is false for
+// an index on expressions or with a predicate.
+func (a tableApply) uniqueColumns(ctx context.Context, name string) (cols []int, ok bool, err error) {
+	rr := a.pc.ExecParams(ctx, `SELECT a.attname, i.indpred IS NULL FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n)
+			LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = $1::text::regclass AND c.relname = $2 ORDER BY k.n`, [][]byte{[]byte(a.t.QName()), []byte(name)}, nil, nil, nil)
+	ok = true
+	found := false
+	for rr.NextRow() {
+		found = true
+		v := rr.Values()
+		if v[0] == nil || string(v[1]) != "t" {
+			ok = false
+			continue
+		}
+		at := -1
+		for i, c := range a.t.Copied() {
+			if c.Name == string(v[0]) {
+				at = i
+			}
+		}
+		if at < 0 {
+			ok = false
+			continue
+		}
+		cols = append(cols, at)
+	}
+	if _, err := rr.Close(); err != nil {
+		return nil, false, err
+	}
+	return cols, ok && found, nil
 }
 
 func (a tableApply) exec(ctx context.Context, sql string, args []*string) (int64, error) {
@@ -250,7 +350,7 @@ func (a tableApply) insert(ctx context.Context, vals []*string) error {
 			sql += " DO UPDATE SET " + strings.Join(sets, ", ")
 		}
 	}
-	_, err := a.exec(ctx, sql, vals)
+	_, err := a.write(ctx, sql, vals, vals)
 	return err
 }
 
@@ -302,7 +402,11 @@ func (a tableApply) update(ctx context.Context, f map[string]record.Value) error
 		return nil
 	}
 	where, wargs := a.match(pos, old, len(args)+1)
-	n, err := a.exec(ctx, "UPDATE "+a.t.QName()+" SET "+strings.Join(sets, ", ")+" WHERE "+where, append(args, wargs...))
+	var row []*string
+	if len(unchanged) == 0 {
+		row = nv
+	}
+	n, err := a.write(ctx, "UPDATE "+a.t.QName()+" SET "+strings.Join(sets, ", ")+" WHERE "+where, append(args, wargs...), row)
 	if err != nil {
 		return err
 	}

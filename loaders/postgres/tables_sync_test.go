@@ -62,7 +62,9 @@ func TestTablesApplyChanges(t *testing.T) {
 	admin.Close(ctx)
 	if _, err := pool.Exec(ctx, `CREATE TABLE public.t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text, n integer);
 		CREATE TABLE public.log (m text, n integer);
-		CREATE TABLE public.child (id integer PRIMARY KEY, t_id bigint REFERENCES public.t (id))`); err != nil {
+		CREATE TABLE public.child (id integer PRIMARY KEY, t_id bigint REFERENCES public.t (id));
+		CREATE TABLE public.u (id integer PRIMARY KEY, email text UNIQUE);
+		INSERT INTO public.u VALUES (1, 'a'), (2, 'b')`); err != nil {
 		t.Fatal(err)
 	}
 	cat, err := pgcatalog.Load(ctx, pool, []string{"public"})
@@ -141,6 +143,16 @@ func TestTablesApplyChanges(t *testing.T) {
 	}
 	apply(record.Change{Op: record.OpDelete, Record: record.Record{Kind: record.KindTable, Key: lq + ` ["` + sum + `","0000000001"]`}})
 	check("comparison's keyless delete", logRows, "dup:1")
+
+	// Replayed over newer rows: at the source row 1 gave 'a' up before
+	// row 2 took it; the target holds row 1 with 'a' (the copy read it
+	// before) — it goes, and comes back with the change that moved it.
+	const uq = `"public"."u"`
+	uRows := `SELECT id || ':' || email FROM public.u`
+	apply(streamChange(uq, "update", map[string]record.Value{changeNew: strs("2", "a")}))
+	check("a unique value taken by a replayed change", uRows, "2:a")
+	apply(streamChange(uq, "update", map[string]record.Value{changeNew: strs("1", "c")}))
+	check("the row that held it, written again", uRows, "1:c | 2:a")
 
 	apply(streamChange(lq, "truncate", nil))
 	check("truncate", logRows, "")
