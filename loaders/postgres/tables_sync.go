@@ -49,7 +49,9 @@ func (s *TablesSink) ForSync() { s.syncing = true }
 //     key, or, for a keyless table (key: the row's MD5 and its rank), one
 //     row with that MD5.
 //
-// soft deletes are not supported for tables (the caller refuses them).
+// A write colliding with a unique constraint besides the primary key is
+// resolved as a replay (see write). soft deletes are not supported for
+// tables (the caller refuses them).
 // It returns how many changes wrote and deleted rows.
 func (s *TablesSink) ApplyChanges(ctx context.Context, tx pgx.Tx, changes []record.Change, soft bool) (applied, deleted int64, err error) {
 	if soft {
