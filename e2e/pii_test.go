@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/firestore"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/genproto/googleapis/type/latlng"
 
@@ -292,5 +293,51 @@ func TestFieldTransformFailureRejects(t *testing.T) {
 	var n int
 	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM people WHERE id = 'p2' AND NOT _missing`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("the document without a tokenized value: %d rows, %v", n, err)
+	}
+}
+
+// TestFieldTransformsSync: sync applies the mapping's transforms to the
+// changes it copies (a new document, an update), cutover's comparison
+// passes on the transformed values, and neither the target nor sync's log
+// holds a clear value.
+func TestFieldTransformsSync(t *testing.T) {
+	f := newDocsFixture(t)
+	d0, clear := piiPerson(0)
+	f.seed([]demoapp.Doc{d0})
+	mapping := filepath.Join(f.dir, "people.yaml")
+	if err := os.WriteFile(mapping, []byte(piiMapping), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(f.env(), "PII_E2E_HASH_KEY=sync-hash-key", "PII_E2E_TOKEN_KEY=sync-token-key")
+	if res := clitest.Run(t, env, "migrate", "--only", "documents", "--mapping", mapping); res.Code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", res.Code, res.Stderr)
+	}
+	p := clitest.Start(t, env, "sync", "--only", "documents", "-v")
+	d7, c7 := piiPerson(7)
+	clear = append(clear, c7...)
+	ctx := context.Background()
+	if _, err := f.client.Doc(d7.Path).Set(ctx, d7.Fields); err != nil {
+		t.Fatal(err)
+	}
+	updated := "+33699990000"
+	clear = append(clear, "+3369999")
+	if _, err := f.client.Doc(d0.Path).Update(ctx, []firestore.Update{{Path: "phone", Value: updated}}); err != nil {
+		t.Fatal(err)
+	}
+	s := &syncDocs{docsFixture: f}
+	s.waitRow("public", "people", "id", "p0", "phone", "********0000")
+	s.waitRow("public", "people", "id", "p7", "phone", "********1007")
+	if res := clitest.Run(t, env, "cutover", "--only", "documents"); res.Code != 0 {
+		t.Fatalf("cutover: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res := stopSync(t, p)
+	noClearValues(t, "sync's output", res.Stdout+res.Stderr, clear)
+	noClearValues(t, "the target database", targetText(t, f.pool), clear)
+	var token string
+	if err := f.pool.QueryRow(ctx, `SELECT ssn FROM people WHERE id = 'p7'`).Scan(&token); err != nil {
+		t.Fatal(err)
+	}
+	if value, ok, err := pii.Detokenize(ctx, f.pool, token); err != nil || !ok || value != c7[3] {
+		t.Errorf("p7's token gives %q, %v, %v", value, ok, err)
 	}
 }
