@@ -145,6 +145,7 @@ func TestTransformValidation(t *testing.T) {
 		{"      - {field: x, column: x, type: double precision, transform: truncate, truncate: {unit: day}}", `field x): truncate of numbers needs digits`},
 		{"      - {field: d, column: d, type: date, transform: truncate, truncate: {unit: hour}}", `a date column holds whole days`},
 		{"      - {field: s, column: s, type: timestamptz, transform: truncate, truncate: {unit: week}}", `unit "week" is not one of`},
+		{"      - {field: e, column: e, type: text, transform: ''}", `transform is empty; use one of drop, mask`},
 		{"      - {field: e, column: e, type: text, transform: scramble}", `transform "scramble" is not one of drop, mask, hash, tokenize, truncate`},
 		{"      - {field: e, column: e, type: text, transform: hash, mask: {keep_last: 1}}", `mask parameters given but the column's transform is not mask`},
 		{"      - {field: e, column: e, type: text, transform: mask, mask: {keep_last: 1, colour: red}}", `unknown key "colour" in mask parameters`},

@@ -298,6 +298,8 @@ func decodeColumn(n *yaml.Node, c *Column, p *problems) (drop bool) {
 		}
 		if kind != "" {
 			c.Transform = &Transform{Kind: kind}
+		} else if tn.Kind == yaml.ScalarNode && tn.Tag != "!!null" {
+			p.addf(tn.Line, "transform is empty; use one of %s, or leave transform out", strings.Join(TransformKinds, ", "))
 		}
 	}
 	for _, k := range []string{TransformMask, TransformHash, TransformTokenize, TransformTruncate} {
