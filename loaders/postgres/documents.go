@@ -48,6 +48,7 @@ type Documents struct {
 
 var (
 	_ loaders.Sink        = (*Documents)(nil)
+	_ loaders.Finisher    = (*Documents)(nil)
 	_ loaders.Deleter     = (*Documents)(nil)
 	_ loaders.SoftDeleter = (*Documents)(nil)
 )
@@ -117,13 +118,46 @@ func (d *Documents) SetSoftDeletes(on bool) { d.soft = on }
 // The tables Prepare creates — and only those — start on the direct load
 // path: their batches are COPied straight in, falling back to staging and
 // the upsert for a batch whose keys turn out to exist (see direct.go).
+//
+// Foreign keys that a PrepareToFinish left to the end of its run are
+// built here, before any row is written: a plain Prepare leaves no table
+// without its foreign key.
 func (d *Documents) Prepare(ctx context.Context, db loaders.DB) error {
+	return d.prepare(ctx, db, false)
+}
+
+// PrepareToFinish is Prepare for a run that calls Finish once its last
+// batch committed (loaders.Finisher; the engine does): the tables it
+// creates get their foreign keys only then, as pg_restore does, and the
+// tables whose key an earlier attempt of the run left to its end keep
+// waiting. Checking a child's parent row during the load costs PostgreSQL
+// about as much as inserting the row; one check of the whole table at the
+// end costs a fraction of that. What is left is recorded in the target
+// (baasmigrate.deferred_foreign_keys) in the transaction that creates the
+// tables, so a resumed run, in any process, still builds it.
+//
+// The rows do not need the key to be right: every row gets a parent row
+// (or a placeholder) whether the key exists or not.
+func (d *Documents) PrepareToFinish(ctx context.Context, db loaders.DB) error {
+	return d.prepare(ctx, db, true)
+}
+
+// Finish builds the foreign keys PrepareToFinish left to the end of the
+// run (BuildDeferredForeignKeys): once, however many processes and
+// attempts the run took; a row without a parent row is an error that
+// leaves the run unfinished.
+func (d *Documents) Finish(ctx context.Context, db loaders.DB) error {
+	_, err := BuildDeferredForeignKeys(ctx, db, d.mapping)
+	return err
+}
+
+func (d *Documents) prepare(ctx context.Context, db loaders.DB, deferKeys bool) error {
 	d.paths.reset(nil)
 	fresh, err := freshTables(ctx, db, d.mapping)
 	if err != nil {
 		return err
 	}
-	if err := ApplySchemaWith(ctx, db, d.mapping, d.owner, SchemaOptions{SoftDeletes: d.soft}); err != nil {
+	if err := ApplySchemaWith(ctx, db, d.mapping, d.owner, SchemaOptions{SoftDeletes: d.soft, DeferForeignKeys: deferKeys}); err != nil {
 		return err
 	}
 	if d.fields.Tokenizes() && d.vault.DB == nil {
