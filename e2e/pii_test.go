@@ -149,8 +149,8 @@ func TestFieldTransforms(t *testing.T) {
 	sum := filepath.Join(f.dir, "summary.json")
 	var output strings.Builder
 	for _, args := range [][]string{
-		{"migrate", "--only", "documents", "--mapping", mapping, "--summary", sum},
-		{"verify", "--only", "documents", "--mapping", mapping},
+		{"migrate", "--only", "documents", "-v", "--mapping", mapping, "--summary", sum},
+		{"verify", "--only", "documents", "-v", "--mapping", mapping},
 		{"verify", "--only", "documents", "--mapping", mapping, "--format", "json"},
 	} {
 		res := run(0, args...)
