@@ -418,6 +418,9 @@ func documentsRemap(ctx context.Context, env *buildEnv, ex extractors.Extractor,
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := useVault(ctx, env, sink, a); err != nil {
+			return nil, nil, err
+		}
 		return sink, a, nil
 	}
 }
