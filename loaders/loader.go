@@ -126,6 +126,11 @@ type Outcome struct {
 	// reason is shown to users and stored with the record: it must not
 	// contain secrets.
 	Rejects map[int]string
+	// Stored, when not nil, holds each record as the sink stores it, after
+	// the mapping's field transforms (package transformers/pii): rejects
+	// keep Stored[i] instead of the record read, so a transformed field's
+	// clear value never reaches them.
+	Stored []record.Record
 	// Changed counts, per table, the rows actually inserted or updated;
 	// rows equal to what the target already holds are not rewritten.
 	Changed map[string]int64

@@ -107,6 +107,9 @@ func (m *Mapping) validateReference(t *Table, c *Column, cw string, claim func(n
 	if c.Type != "text" || c.ColumnSource() != SourceReference {
 		p.addf(c.Line, "%s: references needs a reference column (type: text, source: reference), not %s with source %s", cw, c.Type, c.ColumnSource())
 	}
+	if c.Transform != nil {
+		p.addf(c.Line, "%s: a column with references cannot also have a transform: the foreign key needs the path as it is", cw)
+	}
 	target := m.TableFor(c.References)
 	if target == nil {
 		p.addf(c.Line, "%s: references %q: no table in the mapping has that collection pattern", cw, c.References)

@@ -152,3 +152,10 @@ func TestInferSuggestsReferences(t *testing.T) {
 		}
 	}
 }
+
+func TestReferencesRefuseTransforms(t *testing.T) {
+	y := strings.Replace(refsYAML, "references: users}", "references: users, transform: hash, hash: {key_env: K}}", 1)
+	if _, err := Parse([]byte(y), "m.yaml"); err == nil || !strings.Contains(err.Error(), "a column with references cannot also have a transform") {
+		t.Fatalf("references with a transform: %v", err)
+	}
+}

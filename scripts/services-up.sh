@@ -283,6 +283,13 @@ pg_write_conf() {
 		full_page_writes = off
 		# Fewer checkpoints during bulk COPY in tests and benchmarks.
 		max_wal_size = 4GB
+		# Sync of tables reads a source database through logical
+		# replication (a slot per test job): needs wal_level = logical
+		# (a restart), and room for the slots and walsenders of parallel
+		# tests.
+		wal_level = logical
+		max_replication_slots = 32
+		max_wal_senders = 32
 		log_min_messages = warning
 		log_min_error_statement = error
 	EOF

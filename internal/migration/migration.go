@@ -752,6 +752,9 @@ func Tally(recs []record.Record, out loaders.Outcome, took time.Duration) (map[s
 		c.Read++
 		if reason, ok := out.Rejects[i]; ok {
 			c.Rejected++
+			if out.Stored != nil {
+				r = out.Stored[i] // field transforms applied
+			}
 			raw, _ := r.MarshalJSON()
 			rejects = append(rejects, postgres.Reject{Table: t, SourceKey: r.Key, Reason: reason, Record: raw})
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/mappings"
 	"github.com/baasmigrate/baasmigrate/transformers"
+	"github.com/baasmigrate/baasmigrate/transformers/pii"
 )
 
 // Documents loads document records into the tables of a mapping.
@@ -39,6 +40,10 @@ type Documents struct {
 	// those Prepare created. None until Prepare. EvolvingDocuments
 	// shares it between the sinks of a growing mapping.
 	paths *directPaths
+	// fields are the mapping's field transforms, applied to every record
+	// before anything else sees it; vault keeps tokenize's tokens.
+	fields *pii.Set
+	vault  *pii.Vault
 }
 
 var (
@@ -54,7 +59,11 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, lockSQL: map[*mappings.Table]string{}, order: tablesByDepth(m), paths: &directPaths{}}
+	fields, err := pii.Compile(m, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, lockSQL: map[*mappings.Table]string{}, order: tablesByDepth(m), paths: &directPaths{}, fields: fields, vault: &pii.Vault{}}
 	d.buildDefs(nil)
 	for _, t := range m.Tables {
 		name := pgx.Identifier{m.Schema, t.Name}
@@ -87,6 +96,10 @@ func (d *Documents) buildDefs(marked map[*mappings.Table]bool) {
 		d.defs[t] = newTableDef(pgx.Identifier{d.mapping.Schema, t.Name}, names, types, t.KeyColumns())
 	}
 }
+
+// SetVault makes tokenize keep its tokens in v (the target database's
+// baasmigrate_vault.tokens by default). Call it before Prepare.
+func (d *Documents) SetVault(v *pii.Vault) { d.vault = v }
 
 // SetOwner makes Prepare claim the mapping's tables for o, refusing
 // tables another source owns (see ClaimTables).
@@ -150,6 +163,11 @@ func (d *Documents) prepare(ctx context.Context, db loaders.DB, deferKeys bool) 
 	if err := ApplySchemaWith(ctx, db, d.mapping, d.owner, SchemaOptions{SoftDeletes: d.soft, DeferForeignKeys: deferKeys}); err != nil {
 		return err
 	}
+	if d.fields.Tokenizes() && d.vault.DB == nil {
+		if err := d.vault.Ensure(ctx, db); err != nil {
+			return err
+		}
+	}
 	d.paths.reset(fresh)
 	d.detecting.Lock()
 	d.marked = nil
@@ -195,7 +213,17 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	}
 	rows := map[*mappings.Table]*pending{}
 	holders := map[*mappings.Table]map[string][]string{}
+	var fieldErrs []error
+	if !d.fields.Empty() {
+		recs, fieldErrs = d.fields.Apply(ctx, recs, d.vault.Writer(tx))
+		out.Stored = recs
+	}
 	for i, rec := range recs {
+		if fieldErrs != nil && fieldErrs[i] != nil {
+			out.Tables[i] = d.tr.TableLabel(rec.Key)
+			out.Reject(i, fieldErrs[i].Error())
+			continue
+		}
 		row, err := d.tr.Transform(rec)
 		if err != nil {
 			out.Tables[i] = d.tr.TableLabel(rec.Key)
