@@ -207,6 +207,7 @@ td:first-child,th:first-child{text-align:left}
 {{.SQL}};
 {{end}}</pre>{{end}}
 {{if $k.DDLProblems}}<p class="bad">{{$k.DDLProblems}}</p>{{end}}
+{{if $k.References}}<h3>References</h3><ul>{{range $k.References}}<li class="{{if .KeyMismatches}}bad{{end}}">{{.Table}}.{{.Column}} → {{.Target}}: {{.Dangling}} dangling{{if .KeyMismatches}}, {{.KeyMismatches}} rows' key columns differ from their path{{end}}</li>{{end}}</ul>{{end}}
 {{if $k.Report}}
 <div class="legend"><span><i class="sw" style="background:#2da44e"></i>matching</span><span><i class="sw" style="background:#bf8700"></i>mismatched</span><span><i class="sw" style="background:#cf222e"></i>missing in target</span><span><i class="sw" style="background:#8250df"></i>extra in target</span><span><i class="sw" style="background:#57606a"></i>rejected</span></div>
 {{bars $k.Report}}
