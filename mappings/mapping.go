@@ -66,6 +66,9 @@ type Table struct {
 	Columns []*Column
 	// Exclude lists field paths deliberately not migrated.
 	Exclude []string
+	// Children are the arrays of maps that go to child tables
+	// (ChildTable); opt-in, none by default.
+	Children []*ChildTable
 	// Drop lists fields removed before anything else sees the document:
 	// unlike Exclude, a rejected document's stored record lacks them too.
 	// YAML: columns entries {field: PATH, transform: drop}, written after

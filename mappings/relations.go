@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/baasmigrate/baasmigrate/internal/record"
 )
 
@@ -196,4 +198,182 @@ func parseSuggestion(comment string) string {
 		return ""
 	}
 	return pattern
+}
+
+// ColPosition holds, in a child table, the 0-based position of the element
+// in its array (bigint).
+const ColPosition = "_position"
+
+// ChildTable maps an array of maps of a table's documents to rows of a
+// table of its own: one row per element, keyed by the parent document's
+// key columns (same names as the parent's) and ColPosition, with the
+// element's fields in typed Columns (paths relative to the element) and
+// everything else in ColOverflow. Only scalar column types are allowed
+// (not arrays; use jsonb). One depth: elements' own arrays of maps stay
+// in columns or the overflow.
+type ChildTable struct {
+	// Field is the field path of the array in the parent's documents.
+	Field string
+	// Name is the child table's name in the mapping's schema.
+	Name string
+	// Columns map fields of each element.
+	Columns []*Column
+	// Line is the line of the file the child starts at (0 if built in code).
+	Line int
+}
+
+// ChildColumnNames lists the child table's columns in row order: the
+// parent's key columns, ColPosition, the mapped columns, ColOverflow.
+func (c *ChildTable) ChildColumnNames(parent *Table) []string {
+	out := append(parent.KeyColumns(), ColPosition)
+	for _, col := range c.Columns {
+		out = append(out, col.Name)
+	}
+	return append(out, ColOverflow)
+}
+
+// validateChildren checks t's child tables: a field path (not inside or
+// around a column or exclusion of t), a free table name, and columns as in
+// a table, scalar typed, named apart from the key, ColPosition and
+// ColOverflow. names is every table name of the mapping so far.
+func (m *Mapping) validateChildren(t *Table, names map[string]string, p *problems) []pathEntry {
+	var paths []pathEntry
+	for i, ch := range t.Children {
+		if ch == nil {
+			p.addf(t.Line, "table %q: children[%d] is nil", t.Name, i)
+			continue
+		}
+		where := fmt.Sprintf("child table %q (field %s of table %q)", ch.Name, ch.Field, t.Name)
+		if segs, err := ParseFieldPath(ch.Field); err != nil {
+			p.addf(ch.Line, "%s: field: %v", where, err)
+		} else {
+			paths = append(paths, pathEntry{segs: segs, text: FormatFieldPath(segs), line: ch.Line, what: fmt.Sprintf("child table %q", ch.Name)})
+		}
+		if err := checkIdentifier(ch.Name); err != nil {
+			p.addf(ch.Line, "%s: table: %v", where, err)
+		} else if prev, dup := names[ch.Name]; dup {
+			p.addf(ch.Line, "%s: the name is already used by %s", where, prev)
+		} else {
+			names[ch.Name] = fmt.Sprintf("the child table of %s.%s", t.Name, ch.Field)
+		}
+		cols := map[string]bool{ColPosition: true, ColOverflow: true}
+		for _, k := range t.KeyColumns() {
+			cols[k] = true
+		}
+		var elems []pathEntry
+		for j, c := range ch.Columns {
+			if c == nil {
+				p.addf(ch.Line, "%s: columns[%d] is nil", where, j)
+				continue
+			}
+			cw := fmt.Sprintf("%s, column %q (field %s)", where, c.Name, c.Field)
+			if segs, err := ParseFieldPath(c.Field); err != nil {
+				p.addf(c.Line, "%s: field: %v", cw, err)
+			} else {
+				elems = append(elems, pathEntry{segs: segs, text: FormatFieldPath(segs), line: c.Line, what: fmt.Sprintf("column %q", c.Name)})
+			}
+			if err := checkIdentifier(c.Name); err != nil {
+				p.addf(c.Line, "%s: column: %v", cw, err)
+			} else if cols[c.Name] {
+				p.addf(c.Line, "%s: the name %q is taken (key columns %s, %s, %s)", cw, c.Name, strings.Join(t.KeyColumns(), ", "), ColPosition, ColOverflow)
+			} else {
+				cols[c.Name] = true
+			}
+			switch canon, err := canonicalType(c.Type); {
+			case c.Type == "":
+				p.addf(c.Line, "%s: type is missing", cw)
+			case err != nil:
+				p.addf(c.Line, "%s: %v", cw, err)
+			case canon != c.Type:
+				p.addf(c.Line, "%s: write type %q as %q", cw, c.Type, canon)
+			case strings.HasSuffix(canon, "[]"):
+				p.addf(c.Line, "%s: a child table's columns hold scalars; use jsonb for %s", cw, canon)
+			case c.Source != "" && !contains(typeSources[canon], c.Source):
+				p.addf(c.Line, "%s: a %s column cannot hold source %q; allowed: %s", cw, canon, c.Source, strings.Join(typeSources[canon], ", "))
+			}
+			if c.References != "" || c.Transform != nil {
+				p.addf(c.Line, "%s: a child table's columns cannot have references or transforms", cw)
+			}
+		}
+		checkOverlaps(elems, where, p)
+	}
+	return paths
+}
+
+// childNames returns every table name of the mapping, and the child
+// tables' of the tables before t, for validateChildren.
+func (m *Mapping) childNames(t *Table) map[string]string {
+	names := map[string]string{}
+	for _, o := range m.Tables {
+		if o != nil && o.Name != "" {
+			names[o.Name] = fmt.Sprintf("the table for %q", o.Collection)
+		}
+	}
+	for _, o := range m.Tables {
+		if o == t {
+			break
+		}
+		for _, ch := range o.Children {
+			if ch != nil {
+				names[ch.Name] = fmt.Sprintf("the child table of %s.%s", o.Name, ch.Field)
+			}
+		}
+	}
+	return names
+}
+
+var childKeys = []string{"field", "table", "columns"}
+
+// decodeChildren reads a table's children: list (nil node: none).
+func decodeChildren(n *yaml.Node, p *problems) []*ChildTable {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.addf(n.Line, "children must be a list of child tables, got %s", kindName(n))
+		return nil
+	}
+	var out []*ChildTable
+	for _, e := range n.Content {
+		ch := &ChildTable{Line: e.Line}
+		out = append(out, ch)
+		f := fieldsOf(e, "a child table", childKeys, p)
+		if f == nil {
+			continue
+		}
+		ch.Field = str(f["field"], "field", p)
+		ch.Name = str(f["table"], "table", p)
+		cn := f["columns"]
+		if cn == nil {
+			continue
+		}
+		if cn.Kind != yaml.SequenceNode {
+			p.addf(cn.Line, "columns must be a list of columns, got %s", kindName(cn))
+			continue
+		}
+		for _, ce := range cn.Content {
+			c := &Column{Line: ce.Line}
+			decodeColumn(ce, c, p)
+			ch.Columns = append(ch.Columns, c)
+		}
+	}
+	return out
+}
+
+func childrenNode(children []*ChildTable) *yaml.Node {
+	list := &yaml.Node{Kind: yaml.SequenceNode}
+	for _, ch := range children {
+		n := &yaml.Node{Kind: yaml.MappingNode}
+		addScalar(n, "field", ch.Field, "!!str")
+		addScalar(n, "table", ch.Name, "!!str")
+		if len(ch.Columns) > 0 {
+			cols := &yaml.Node{Kind: yaml.SequenceNode}
+			for _, c := range ch.Columns {
+				cols.Content = append(cols.Content, columnNode(c))
+			}
+			n.Content = append(n.Content, strNode("columns"), cols)
+		}
+		list.Content = append(list.Content, n)
+	}
+	return list
 }

@@ -169,6 +169,7 @@ func (m *Mapping) validateTable(t *Table, p *problems) {
 		}
 		paths = append(paths, pathEntry{segs: segs, text: FormatFieldPath(segs), line: d.Line, what: "a dropped field"})
 	}
+	paths = append(paths, m.validateChildren(t, m.childNames(t), p)...)
 	checkOverlaps(paths, where, p)
 }
 

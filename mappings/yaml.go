@@ -206,7 +206,7 @@ func strList(n *yaml.Node, key string, p *problems) []string {
 
 var (
 	mappingKeys = []string{"version", "schema", "tables"}
-	tableKeys   = []string{"collection", "table", "id_column", "parent_columns", "documents", "columns", "exclude"}
+	tableKeys   = []string{"collection", "table", "id_column", "parent_columns", "documents", "columns", "exclude", "children"}
 	columnKeys  = []string{"field", "column", "type", "source", "references", "seen", "transform", TransformMask, TransformHash, TransformTokenize, TransformTruncate}
 	maskKeys    = []string{"keep_first", "keep_last", "email"}
 	keyEnvKeys  = []string{"key_env"}
@@ -259,6 +259,7 @@ func decodeTable(n *yaml.Node, t *Table, p *problems) {
 			t.excludeLines = append(t.excludeLines, e.Line)
 		}
 	}
+	t.Children = decodeChildren(f["children"], p)
 	cn := f["columns"]
 	if cn == nil {
 		return
@@ -451,6 +452,9 @@ func tableNode(t *Table) *yaml.Node {
 	}
 	if len(t.Exclude) > 0 {
 		n.Content = append(n.Content, strNode("exclude"), strSeq(t.Exclude, 0))
+	}
+	if len(t.Children) > 0 {
+		n.Content = append(n.Content, strNode("children"), childrenNode(t.Children))
 	}
 	return n
 }

@@ -42,6 +42,8 @@ type compiledTable struct {
 	// have one, outermost first, with their depth (number of IDs in their
 	// key).
 	ancestors []ancestor
+	// children are the table's child tables (relations.go).
+	children []compiledChild
 }
 
 type ancestor struct {
@@ -61,6 +63,9 @@ type node struct {
 	children map[string]*node
 	col      int
 	excluded bool
+	// childTable is 1 + the index of the child table the key's array goes
+	// to, 0 for none.
+	childTable int
 }
 
 func (n *node) child(k string) *node {
@@ -111,6 +116,9 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 			}
 			n.excluded = true
 		}
+		if err := ct.compileChildren(t); err != nil {
+			return nil, err
+		}
 		d.byPattern[t.Collection] = ct
 		d.byTable[t] = ct
 		level := d.colls
@@ -157,6 +165,9 @@ type Row struct {
 	// Overflow is the typed JSON object of everything no column holds, or
 	// nil (SQL NULL) when there is nothing.
 	Overflow []byte
+	// Children holds the rows of the table's child tables, one entry per
+	// Table.Children (relations.go).
+	Children []ChildRows
 }
 
 // Placeholder is the key of an ancestor document that gets a row with
@@ -179,11 +190,12 @@ func (d *Documents) Transform(rec record.Record) (Row, error) {
 	row := Row{
 		Table:      ct.t,
 		Key:        ids,
-		Values:     make([]any, len(ct.cols)),
+		Values:     make([]any, len(ct.cols)+len(ct.children)),
 		CreateTime: rec.CreateTime,
 		UpdateTime: rec.UpdateTime,
 	}
 	residue, _ := ct.split(rec.Fields, ct.root, row.Values)
+	row.Values, row.Children = ct.takeChildren(row.Values)
 	if len(residue) > 0 {
 		row.Overflow = record.MarshalJSONFields(nil, residue)
 	}
@@ -288,6 +300,13 @@ func (ct *compiledTable) split(fields map[string]record.Value, n *node, values [
 		case c == nil:
 			residue = put(residue, k, v)
 		case c.excluded:
+		case c.childTable > 0:
+			if rows, ok := ct.children[c.childTable-1].childRows(v); ok {
+				values[len(ct.cols)+c.childTable-1] = rows
+				recreated = true
+			} else {
+				residue = put(residue, k, v)
+			}
 		case c.col >= 0:
 			x, exact := ct.cols[c.col].store(v)
 			values[c.col] = x

@@ -126,6 +126,9 @@ func (d *Documents) Route(rec record.Record) Routed {
 	if err != nil {
 		return Routed{Table: row.Table.Name, Reject: fmt.Sprintf("the mapping cannot represent this document: %v", err)}
 	}
+	if err := reconstructChildren(d.tr, row, fields); err != nil {
+		return Routed{Table: row.Table.Name, Reject: fmt.Sprintf("the mapping cannot represent this document: %v", err)}
+	}
 	r := Routed{Table: row.Table.Name, Item: Item{Key: row.Key, Label: rec.Key, Fields: withTimes(fields, rec.CreateTime, rec.UpdateTime)}}
 	if len(row.Overflow) > 0 {
 		if of, err := record.UnmarshalJSONFields(row.Overflow); err == nil {

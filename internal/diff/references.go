@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/mappings"
@@ -154,4 +155,19 @@ func referenceLines(checks []ReferenceCheck, verify bool) []string {
 		out = append(out, line)
 	}
 	return out
+}
+
+// reconstructChildren puts back into fields the arrays of row's child
+// tables, as verify reads them back from the target.
+func reconstructChildren(tr *transformers.Documents, row transformers.Row, fields map[string]record.Value) error {
+	if len(row.Children) == 0 {
+		return nil
+	}
+	kids := make([][]transformers.ChildRowValues, len(row.Children))
+	for i, c := range row.Children {
+		for _, r := range c.Rows {
+			kids[i] = append(kids[i], transformers.ChildRowValues{Values: r.Values, Overflow: r.Overflow})
+		}
+	}
+	return tr.ReconstructChildren(row.Table, fields, kids)
 }

@@ -220,6 +220,11 @@ func SchemaChangesWith(ctx context.Context, db loaders.DB, m *mappings.Mapping, 
 		return nil, err
 	}
 	out = append(out, refs...)
+	kids, err := childTableStatements(ctx, db, m)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, kids...)
 	if len(conflicts) > 0 {
 		return out, fmt.Errorf("the target's tables disagree with the mapping; change the mapping or ALTER the columns yourself:\n  %s",
 			strings.Join(conflicts, "\n  "))

@@ -213,6 +213,8 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	}
 	rows := map[*mappings.Table]*pending{}
 	holders := map[*mappings.Table]map[string][]string{}
+	kidIdx := map[*mappings.Table][]int{} // documents with child tables
+	kidRows := map[int]transformers.Row{}
 	var fieldErrs []error
 	if !d.fields.Empty() {
 		recs, fieldErrs = d.fields.Apply(ctx, recs, d.vault.Writer(tx))
@@ -248,6 +250,10 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 		}
 		p.rows = append(p.rows, vals)
 		p.idx = append(p.idx, i)
+		if len(row.Children) > 0 {
+			kidIdx[row.Table] = append(kidIdx[row.Table], i)
+			kidRows[i] = row
+		}
 	}
 	written := map[*mappings.Table][][]any{} // tables with references
 	for _, t := range d.order {
@@ -283,6 +289,9 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 				return out, err
 			}
 		}
+	}
+	if err := d.writeChildren(ctx, tx, childrenOf(kidIdx, kidRows, out.Rejects)); err != nil {
+		return out, err
 	}
 	if err := d.linkReferences(ctx, tx, written); err != nil {
 		return out, err

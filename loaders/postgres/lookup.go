@@ -44,7 +44,7 @@ func LookupDocuments(ctx context.Context, db loaders.DB, m *mappings.Mapping, tr
 	if err != nil {
 		return err
 	}
-	sel := documentSelectList(t)
+	sel := append(documentSelectList(t), childSelects(m.Schema, t)...)
 	// One text array per key column, unnested side by side into the
 	// keys' tuples.
 	cols := make([]string, len(keyCols))

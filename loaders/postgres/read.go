@@ -55,7 +55,7 @@ func documentSelect(m *mappings.Mapping, t *mappings.Table, order record.KeyOrde
 	if order == nil {
 		order = record.ByteOrder
 	}
-	sel := documentSelectList(t)
+	sel := append(documentSelectList(t), childSelects(m.Schema, t)...)
 	keys := make([]string, len(t.KeyColumns()))
 	for i, k := range t.KeyColumns() {
 		keys[i] = order.OrderBy(pgx.Identifier{k}.Sanitize())
@@ -89,6 +89,9 @@ func decodeDocument(tr *transformers.Documents, t *mappings.Table, vals []any) (
 	}
 	path, fields, err := tr.Reconstruct(t, key, cols, overflow)
 	if err != nil {
+		return DocumentRow{Key: key}, fmt.Errorf("rebuilding a document of %s (key %q): %w", t.Name, key, err)
+	}
+	if err := decodeChildren(tr, t, vals[len(documentColumns(t)):], fields); err != nil {
 		return DocumentRow{Key: key}, fmt.Errorf("rebuilding a document of %s (key %q): %w", t.Name, key, err)
 	}
 	row := DocumentRow{Key: key, Path: path, Fields: fields}

@@ -8,8 +8,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/mappings"
+	"github.com/baasmigrate/baasmigrate/transformers"
 )
 
 // References → foreign keys (docs/mapping.md, "References and child
@@ -377,3 +379,216 @@ func danglingWarnings(list []DanglingReference) []string {
 }
 
 var _ loaders.Reporter = (*Documents)(nil)
+
+// Child tables (mappings.ChildTable): created after their parent table,
+// keyed by the parent's key columns and _position, with a foreign key to
+// the parent (ON DELETE CASCADE, DEFERRABLE INITIALLY DEFERRED). Every
+// batch replaces the child rows of the documents it writes, in its own
+// transaction: a resumed or repeated batch leaves exactly one row per
+// element.
+
+// childColumns lists a child table's columns in row order.
+func childColumns(t *mappings.Table, ch *mappings.ChildTable) []column {
+	var cols []column
+	for _, k := range t.KeyColumns() {
+		cols = append(cols, column{name: k, ddlType: `text COLLATE "C"`, key: true})
+	}
+	cols = append(cols, column{name: mappings.ColPosition, ddlType: "bigint", key: true})
+	for _, c := range ch.Columns {
+		cols = append(cols, column{name: c.Name, ddlType: c.Type})
+	}
+	return append(cols, column{name: mappings.ColOverflow, ddlType: "jsonb"})
+}
+
+// childTableStatements returns the DDL that creates the mapping's child
+// tables, or adds the columns they miss.
+func childTableStatements(ctx context.Context, db loaders.DB, m *mappings.Mapping) ([]Statement, error) {
+	var out []Statement
+	for _, t := range tablesByDepth(m) {
+		for _, ch := range t.Children {
+			name := pgx.Identifier{m.Schema, ch.Name}.Sanitize()
+			have, err := existingColumns(ctx, db, m.Schema, ch.Name)
+			if err != nil {
+				return nil, err
+			}
+			if have == nil {
+				var defs []string
+				for _, c := range childColumns(t, ch) {
+					d := pgx.Identifier{c.name}.Sanitize() + " " + c.ddlType
+					if c.key {
+						d += " NOT NULL"
+					}
+					defs = append(defs, d)
+				}
+				keys := append(t.KeyColumns(), mappings.ColPosition)
+				defs = append(defs,
+					fmt.Sprintf("CONSTRAINT %s PRIMARY KEY (%s)", pgx.Identifier{constraintName(ch.Name, "pkey")}.Sanitize(), quoteAll(keys)),
+					fmt.Sprintf("CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED",
+						pgx.Identifier{constraintName(ch.Name, "parent_fkey")}.Sanitize(), quoteAll(t.KeyColumns()),
+						pgx.Identifier{m.Schema, t.Name}.Sanitize(), quoteAll(t.KeyColumns())))
+				out = append(out, Statement{
+					What: fmt.Sprintf("create child table %s for the array %s of %s (one row per element)", name, ch.Field, t.Name),
+					SQL:  fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n)", name, strings.Join(defs, ",\n  ")),
+				})
+				continue
+			}
+			for _, c := range childColumns(t, ch) {
+				if _, ok := have[c.name]; !ok {
+					out = append(out, Statement{
+						What: fmt.Sprintf("add column %s to %s", c.name, name),
+						SQL:  fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", name, pgx.Identifier{c.name}.Sanitize(), c.ddlType),
+					})
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// parentChildren are the child rows of the documents of one table a batch
+// writes.
+type parentChildren struct {
+	keys [][]string
+	rows [][]transformers.ChildRows
+}
+
+// writeChildren replaces the child rows of the documents a batch wrote:
+// deletes those their keys have, then copies the new ones in.
+func (d *Documents) writeChildren(ctx context.Context, tx pgx.Tx, kids map[*mappings.Table]*parentChildren) error {
+	for _, t := range d.order {
+		pc := kids[t]
+		if pc == nil || len(pc.keys) == 0 {
+			continue
+		}
+		args := make([]any, len(t.KeyColumns()))
+		for i := range args {
+			col := make([]string, len(pc.keys))
+			for j, k := range pc.keys {
+				col[j] = k[i]
+			}
+			args[i] = col
+		}
+		for ci, ch := range t.Children {
+			name := pgx.Identifier{d.mapping.Schema, ch.Name}
+			if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS x WHERE %s", name.Sanitize(), keyIn(t, "x")), args...); err != nil {
+				return fmt.Errorf("replacing the rows of child table %s: %w", ch.Name, err)
+			}
+			var rows [][]any
+			for j, key := range pc.keys {
+				for pos, r := range pc.rows[j][ci].Rows {
+					vals := make([]any, 0, len(key)+len(r.Values)+2)
+					for _, k := range key {
+						vals = append(vals, k)
+					}
+					vals = append(vals, int64(pos))
+					vals = append(vals, r.Values...)
+					if r.Overflow == nil {
+						vals = append(vals, nil)
+					} else {
+						vals = append(vals, r.Overflow)
+					}
+					rows = append(rows, vals)
+				}
+			}
+			if len(rows) == 0 {
+				continue
+			}
+			var names []string
+			for _, c := range childColumns(t, ch) {
+				names = append(names, c.name)
+			}
+			if _, err := tx.CopyFrom(ctx, name, names, pgx.CopyFromRows(rows)); err != nil {
+				return fmt.Errorf("writing %d rows of child table %s: %w", len(rows), ch.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// childSelects is the select list that reads, with a document row of t
+// (the table's name qualifies its columns), the rows of its child tables:
+// per child table, each column then the overflow as an array in position
+// order (jsonb as text).
+func childSelects(schema string, t *mappings.Table) []string {
+	var out []string
+	parent := pgx.Identifier{schema, t.Name}.Sanitize()
+	for _, ch := range t.Children {
+		var conds []string
+		for _, k := range t.KeyColumns() {
+			q := pgx.Identifier{k}.Sanitize()
+			conds = append(conds, fmt.Sprintf("c.%s = %s.%s", q, parent, q))
+		}
+		for _, c := range childColumns(t, ch)[len(t.KeyColumns())+1:] {
+			expr := "c." + pgx.Identifier{c.name}.Sanitize()
+			if c.ddlType == "jsonb" {
+				expr += "::text"
+			}
+			out = append(out, fmt.Sprintf("(SELECT array_agg(%s ORDER BY c.%s) FROM %s AS c WHERE %s)", expr,
+				pgx.Identifier{mappings.ColPosition}.Sanitize(), pgx.Identifier{schema, ch.Name}.Sanitize(), strings.Join(conds, " AND ")))
+		}
+	}
+	return out
+}
+
+// decodeChildren puts back into a rebuilt document of t the arrays of its
+// child tables from the values childSelects read.
+func decodeChildren(tr *transformers.Documents, t *mappings.Table, vals []any, fields map[string]record.Value) error {
+	if len(t.Children) == 0 {
+		return nil
+	}
+	var kids [][]transformers.ChildRowValues
+	i := 0
+	for _, ch := range t.Children {
+		n := len(ch.Columns) + 1
+		if i+n > len(vals) {
+			return fmt.Errorf("reading the child rows of %s: got %d arrays, want more", t.Name, len(vals))
+		}
+		arrays := vals[i : i+n]
+		i += n
+		var count int
+		for _, a := range arrays {
+			if l, ok := a.([]any); ok && len(l) > count {
+				count = len(l)
+			}
+		}
+		rows := make([]transformers.ChildRowValues, count)
+		for r := range rows {
+			rows[r].Values = make([]any, len(ch.Columns))
+			for c, col := range ch.Columns {
+				l, _ := arrays[c].([]any)
+				if r < len(l) {
+					x := l[r]
+					if s, ok := x.(string); ok && col.Type == "jsonb" {
+						x = []byte(s)
+					}
+					rows[r].Values[c] = x
+				}
+			}
+			if l, _ := arrays[len(ch.Columns)].([]any); r < len(l) {
+				if s, ok := l[r].(string); ok {
+					rows[r].Overflow = []byte(s)
+				}
+			}
+		}
+		kids = append(kids, rows)
+	}
+	return tr.ReconstructChildren(t, fields, kids)
+}
+
+// childrenOf gathers the child rows of the documents a batch stored (not
+// those it rejected), per table.
+func childrenOf(idx map[*mappings.Table][]int, rows map[int]transformers.Row, rejects map[int]string) map[*mappings.Table]*parentChildren {
+	out := map[*mappings.Table]*parentChildren{}
+	for t, list := range idx {
+		pc := &parentChildren{}
+		for _, i := range list {
+			if _, rejected := rejects[i]; rejected {
+				continue
+			}
+			pc.keys = append(pc.keys, rows[i].Key)
+			pc.rows = append(pc.rows, rows[i].Children)
+		}
+		out[t] = pc
+	}
+	return out
+}

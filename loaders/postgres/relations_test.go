@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -199,5 +200,99 @@ func TestReferencesWithPlainPrepare(t *testing.T) {
 	}
 	if a1 == nil || *a1 != "u1" || a2 != nil {
 		t.Fatalf("p1 → %v (want u1, same batch), p2 → %v (want NULL)", a1, a2)
+	}
+}
+
+const childMapping = `version: 1
+schema: public
+tables:
+  - collection: orders
+    table: orders
+    id_column: id
+    columns:
+      - {field: total, column: total, type: bigint}
+    children:
+      - field: items
+        table: orders_items
+        columns:
+          - {field: sku, column: sku, type: text}
+          - {field: qty, column: qty, type: bigint}
+          - {field: at, column: at, type: timestamptz}
+          - {field: extra, column: extra, type: jsonb}
+`
+
+// TestChildTables: an array of maps becomes one row per element; writing
+// the document again replaces its rows; reading back rebuilds the array
+// exactly; an empty array or a mixed one stays in the parent's overflow.
+func TestChildTables(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	m, err := mappings.Parse([]byte(childMapping), "child.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDocuments(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PrepareToFinish(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	item := func(sku string, qty int64) record.Value {
+		return record.Map(map[string]record.Value{"sku": record.String(sku), "qty": record.Int(qty),
+			"at": record.Timestamp(time.Date(2024, 5, 1, 10, 0, 0, 123000, time.UTC)), "extra": record.Map(map[string]record.Value{"x": record.Double(1.5)}), "other": record.Bool(true)})
+	}
+	doc := func(id string, items record.Value) record.Record {
+		f := map[string]record.Value{"total": record.Int(1)}
+		if items.Type() != record.TypeNull {
+			f["items"] = items
+		}
+		return record.Record{Kind: record.KindDocument, Key: "orders/" + id, Fields: f}
+	}
+	docs := []record.Record{
+		doc("o1", record.Array(item("a", 1), item("b", 2), item("c", 3))),
+		doc("o2", record.Array()),
+		doc("o3", record.Array(item("a", 1), record.String("not a map"))),
+		doc("o4", record.Null()),
+	}
+	writeDocs(t, ctx, pool, d, docs...)
+	// Written again (a resumed batch, a sync update) with fewer elements.
+	docs[0] = doc("o1", record.Array(item("z", 9), record.Map(nil)))
+	writeDocs(t, ctx, pool, d, docs[0])
+	writeDocs(t, ctx, pool, d, docs[0])
+	if err := d.Finish(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM orders_items`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("child rows: %d, %v; want 2 (o1's two elements)", n, err)
+	}
+	var sku string
+	var pos int64
+	var over *string
+	if err := pool.QueryRow(ctx, `SELECT _position, sku, _overflow::text FROM orders_items WHERE id = 'o1' AND _position = 0`).Scan(&pos, &sku, &over); err != nil || sku != "z" || over == nil || *over != `{"other": true}` {
+		t.Fatalf("o1's first element: %d %q %v, %v", pos, sku, over, err)
+	}
+	got := map[string]record.Record{}
+	if err := ReadDocuments(ctx, pool, m, d.tr, m.TableFor("orders"), nil, func(r DocumentRow) error {
+		if r.Problem != "" {
+			t.Fatalf("%s: %s", r.Path, r.Problem)
+		}
+		got[r.Path] = record.Record{Fields: r.Fields}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range docs {
+		if !record.Equal(record.Map(got[want.Key].Fields), record.Map(want.Fields)) {
+			t.Errorf("%s read back as %v, want %v", want.Key, got[want.Key].Fields, want.Fields)
+		}
+	}
+	// Deleting the parent row deletes its child rows.
+	if _, err := pool.Exec(ctx, `DELETE FROM orders WHERE id = 'o1'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM orders_items`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("child rows after deleting the parent: %d, %v", n, err)
 	}
 }

@@ -1,0 +1,104 @@
+package transformers
+
+import (
+	"testing"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/mappings"
+)
+
+const childYAML = `version: 1
+schema: public
+tables:
+  - collection: orders
+    table: orders
+    id_column: id
+    columns:
+      - {field: total, column: total, type: bigint}
+    children:
+      - field: items
+        table: orders_items
+        columns:
+          - {field: sku, column: sku, type: text}
+          - {field: qty, column: qty, type: bigint}
+      - field: meta.tags
+        table: orders_tags
+`
+
+// childRoundTrip transforms a document and rebuilds it from the row and
+// its child rows, as verify does.
+func childRoundTrip(t *testing.T, d *Documents, fields map[string]record.Value) (Row, map[string]record.Value) {
+	t.Helper()
+	row, err := d.Transform(record.Record{Kind: record.KindDocument, Key: "orders/o1", Fields: fields})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, back, err := d.Reconstruct(row.Table, row.Key, row.Values, row.Overflow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids [][]ChildRowValues
+	for _, c := range row.Children {
+		var rows []ChildRowValues
+		for _, r := range c.Rows {
+			rows = append(rows, ChildRowValues{Values: r.Values, Overflow: r.Overflow})
+		}
+		kids = append(kids, rows)
+	}
+	if err := d.ReconstructChildren(row.Table, back, kids); err != nil {
+		t.Fatal(err)
+	}
+	return row, back
+}
+
+func TestChildTablesRoundTrip(t *testing.T) {
+	m, err := mappings.Parse([]byte(childYAML), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDocuments(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := func(sku string, qty any) record.Value {
+		f := map[string]record.Value{"sku": record.String(sku)}
+		switch q := qty.(type) {
+		case int:
+			f["qty"] = record.Int(int64(q))
+		case string:
+			f["qty"] = record.String(q) // a type the column does not hold
+		}
+		return record.Map(f)
+	}
+	for name, tc := range map[string]struct {
+		fields map[string]record.Value
+		rows   []int // child rows per child table
+	}{
+		"array of maps": {map[string]record.Value{"total": record.Int(3), "items": record.Array(item("a", 1), item("b", "two"), record.Map(map[string]record.Value{"note": record.Bool(true)})),
+			"meta": record.Map(map[string]record.Value{"tags": record.Array(record.Map(map[string]record.Value{"k": record.String("v")})), "x": record.Int(1)})}, []int{3, 1}},
+		"empty array":   {map[string]record.Value{"items": record.Array()}, []int{0, 0}},
+		"not all maps":  {map[string]record.Value{"items": record.Array(item("a", 1), record.Int(5))}, []int{0, 0}},
+		"not an array":  {map[string]record.Value{"items": record.String("none")}, []int{0, 0}},
+		"absent":        {map[string]record.Value{"total": record.Int(1)}, []int{0, 0}},
+		"only in a map": {map[string]record.Value{"meta": record.Map(map[string]record.Value{"tags": record.Array(record.Map(nil))})}, []int{0, 1}},
+	} {
+		row, back := childRoundTrip(t, d, tc.fields)
+		if len(row.Values) != 1 || len(row.Children) != 2 {
+			t.Fatalf("%s: %d values, %d child tables", name, len(row.Values), len(row.Children))
+		}
+		for i, n := range tc.rows {
+			if len(row.Children[i].Rows) != n {
+				t.Errorf("%s: child table %d has %d rows, want %d", name, i, len(row.Children[i].Rows), n)
+			}
+		}
+		if !record.Equal(record.Map(back), record.Map(tc.fields)) {
+			t.Errorf("%s: rebuilt %v, want %v", name, back, tc.fields)
+		}
+	}
+	// The elements' typed columns and overflow.
+	row, _ := childRoundTrip(t, d, map[string]record.Value{"items": record.Array(item("a", 1), item("b", "two"))})
+	r := row.Children[0].Rows
+	if r[0].Values[0] != "a" || r[0].Values[1] != int64(1) || r[0].Overflow != nil || r[1].Values[1] != nil || string(r[1].Overflow) != `{"qty":"two"}` {
+		t.Fatalf("child rows: %+v", r)
+	}
+}
