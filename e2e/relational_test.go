@@ -13,7 +13,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
-	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
 // seedReferences writes users, a group, and posts whose author references
@@ -238,18 +237,29 @@ func TestChildTablesEndToEnd(t *testing.T) {
 		docs = append(docs, demoapp.Doc{Path: fmt.Sprintf("orders/o%05d", i), Fields: map[string]any{"n": i, "items": items}})
 	}
 	f.seed(docs)
-	mapping := f.infer()
+	mapping := f.infer("--child-tables")
 	m := loadMapping(t, mapping)
 	ot := m.TableFor("orders")
-	var cols []*mappings.Column
+	if len(ot.Children) != 1 || ot.Children[0].Name != "orders_items" || len(ot.Children[0].Columns) != 3 {
+		t.Fatalf("infer --child-tables: children %+v", ot.Children)
+	}
+	types := map[string]string{}
+	for _, c := range ot.Children[0].Columns {
+		types[c.Field] = c.Type
+	}
+	if types["sku"] != "text" || types["qty"] != "bigint" || types["note"] != "text" {
+		t.Fatalf("element columns inferred: %v", types)
+	}
 	for _, c := range ot.Columns {
-		if c.Field != "items" {
-			cols = append(cols, c)
+		if c.Field == "items" {
+			t.Fatal("items is both a column and a child table")
 		}
 	}
-	ot.Columns = cols
-	ot.Children = []*mappings.ChildTable{{Field: "items", Name: "orders_items", Columns: []*mappings.Column{
-		{Field: "sku", Name: "sku", Type: "text"}, {Field: "qty", Name: "qty", Type: "bigint"}}}}
+	// The element field "note" is left to the child's overflow.
+	ot.Children[0].Columns = ot.Children[0].Columns[1:]
+	if ot.Children[0].Columns[0].Field != "qty" {
+		t.Fatalf("columns: %+v", ot.Children[0].Columns)
+	}
 	saveMapping(t, mapping, m)
 
 	res := f.run(0, "plan", "--only", "documents", "--mapping", mapping)

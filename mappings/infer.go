@@ -33,6 +33,10 @@ type InferOptions struct {
 	// ReservedTables are table names inference must not give to a
 	// collection (e.g. tables other loaders create in the same schema).
 	ReservedTables []string
+	// ChildTables maps a field whose values are all arrays of maps (empty
+	// arrays and nulls aside) to a child table (mappings.ChildTable) with
+	// columns inferred from the elements, instead of a jsonb column.
+	ChildTables bool
 }
 
 // Inferrer builds a mapping from a stream of documents. Its memory grows
@@ -60,6 +64,7 @@ type fieldStats struct {
 	present int64
 	seen    [numKinds]int64
 	refs    refTargets // where its references point (relations.go)
+	elems   *elemStats // arrays of maps, with ChildTables (relations.go)
 }
 
 // fieldKey orders field names by hash, then name, for bottom-k tracking.
@@ -198,6 +203,9 @@ type observation struct {
 	key  fieldKey
 	kind kind
 	ref  string // for a reference: the pattern it points into (refPattern)
+	// elems are the fields of each element of an array of maps, with
+	// ChildTables (relations.go).
+	elems [][]observation
 }
 
 // Observe records one document: its path relative to the database root and
@@ -218,7 +226,7 @@ func (in *Inferrer) Observe(path string, fields map[string]record.Value) {
 		if !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
 			continue // cannot be named in a mapping; stays in the overflow
 		}
-		obs = append(obs, observation{key: fieldKey{h: hash64(name), name: name}, kind: classify(v), ref: refPattern(v)})
+		obs = append(obs, observation{key: fieldKey{h: hash64(name), name: name}, kind: classify(v), ref: refPattern(v), elems: in.elementObservations(v)})
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -235,6 +243,7 @@ func (in *Inferrer) Observe(path string, fields map[string]record.Value) {
 		fs.present++
 		fs.seen[o.kind]++
 		fs.refs.note(o.ref)
+		fs.noteElements(o.elems, in.opts.MaxTrackedFields)
 	}
 }
 
@@ -309,6 +318,7 @@ func (in *Inferrer) Mapping() *Mapping {
 		m.Tables = append(m.Tables, t)
 	}
 	dropUnmappedSuggestions(m)
+	nameChildTables(m)
 	return m
 }
 
@@ -384,6 +394,10 @@ func (in *Inferrer) inferColumns(t *Table, ts *tableStats) {
 	}
 	colNames := assignNames(reqs, taken)
 	for i, fs := range fields {
+		if in.opts.ChildTables && fs.childCandidate() {
+			t.Children = append(t.Children, inferChild(t, fs))
+			continue
+		}
 		typ, src := fs.decide()
 		c := &Column{
 			Field:  FormatFieldPath([]string{fs.key.name}),

@@ -3,7 +3,9 @@ package mappings
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -376,4 +378,123 @@ func childrenNode(children []*ChildTable) *yaml.Node {
 		list.Content = append(list.Content, n)
 	}
 	return list
+}
+
+// elemStats are the statistics of the elements of a field's arrays of
+// maps: how many values were such arrays, and the elements' fields.
+type elemStats struct {
+	arrays int64
+	fields *tableStats
+}
+
+// elementObservations returns the fields of each element of v when v is a
+// non-empty array of maps and the inferrer maps those to child tables;
+// nil otherwise.
+func (in *Inferrer) elementObservations(v record.Value) [][]observation {
+	if !in.opts.ChildTables || v.Type() != record.TypeArray || len(v.ArrayValue()) == 0 {
+		return nil
+	}
+	for _, e := range v.ArrayValue() {
+		if e.Type() != record.TypeMap {
+			return nil
+		}
+	}
+	out := make([][]observation, 0, len(v.ArrayValue()))
+	for _, e := range v.ArrayValue() {
+		var obs []observation
+		for name, x := range e.MapValue() {
+			if !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0 {
+				continue
+			}
+			obs = append(obs, observation{key: fieldKey{h: hash64(name), name: name}, kind: classify(x)})
+		}
+		out = append(out, obs)
+	}
+	return out
+}
+
+func (fs *fieldStats) noteElements(elems [][]observation, limit int) {
+	if elems == nil {
+		return
+	}
+	if fs.elems == nil {
+		fs.elems = &elemStats{fields: &tableStats{fields: map[string]*fieldStats{}}}
+	}
+	fs.elems.arrays++
+	for _, obs := range elems {
+		fs.elems.fields.docs++
+		for _, o := range obs {
+			efs := fs.elems.fields.field(o.key, limit)
+			if efs == nil {
+				continue
+			}
+			efs.present++
+			efs.seen[o.kind]++
+		}
+	}
+}
+
+// childCandidate reports whether every value of the field that is neither
+// null nor an empty array was a non-empty array of maps.
+func (fs *fieldStats) childCandidate() bool {
+	return fs.elems != nil && fs.elems.arrays > 0 && fs.elems.arrays == fs.present-fs.seen[kNull]-fs.seen[kEmptyArray]
+}
+
+// inferChild builds the child table of an array-of-maps field of t: one
+// scalar column per element field (arrays become jsonb), typed by the
+// rules of columns. Its name is set by nameChildTables.
+func inferChild(t *Table, fs *fieldStats) *ChildTable {
+	ch := &ChildTable{Field: FormatFieldPath([]string{fs.key.name})}
+	taken := map[string]bool{ColPosition: true, ColOverflow: true}
+	for _, k := range t.KeyColumns() {
+		taken[k] = true
+	}
+	fields := make([]*fieldStats, 0, len(fs.elems.fields.fields))
+	for _, e := range fs.elems.fields.fields {
+		fields = append(fields, e)
+	}
+	sort.Slice(fields, func(i, j int) bool { return fields[i].key.name < fields[j].key.name })
+	reqs := make([]nameRequest, len(fields))
+	for i, e := range fields {
+		cand := SanitizeName(e.key.name, "f")
+		if taken[cand] {
+			cand = withSuffix(cand, "field")
+		}
+		reqs[i] = nameRequest{original: e.key.name, candidate: cand}
+	}
+	names := assignNames(reqs, taken)
+	for i, e := range fields {
+		typ, src := e.decide()
+		if strings.HasSuffix(typ, "[]") || src == SourceVector {
+			typ, src = "jsonb", SourceAny
+		}
+		c := &Column{Field: FormatFieldPath([]string{e.key.name}), Name: names[i], Type: typ, Source: src, Seen: map[string]int64{}}
+		for k, n := range e.seen {
+			if n > 0 {
+				c.Seen[kindNames[k]] = n
+			}
+		}
+		ch.Columns = append(ch.Columns, c)
+	}
+	return ch
+}
+
+// nameChildTables names the inferred child tables "<table>_<field>",
+// apart from every table and each other.
+func nameChildTables(m *Mapping) {
+	taken := map[string]bool{}
+	for _, t := range m.Tables {
+		taken[t.Name] = true
+	}
+	for _, t := range m.Tables {
+		for _, ch := range t.Children {
+			segs, _ := ParseFieldPath(ch.Field)
+			name := t.Name + "_" + SanitizeName(segs[len(segs)-1], "f")
+			if len(name) > maxIdentifierBytes || taken[name] {
+				name = withSuffix(name, shortHash(t.Collection+"\x00"+ch.Field))
+			}
+			taken[name] = true
+			ch.Name = name
+		}
+	}
 }

@@ -159,3 +159,86 @@ func TestReferencesRefuseTransforms(t *testing.T) {
 		t.Fatalf("references with a transform: %v", err)
 	}
 }
+
+func TestInferChildTables(t *testing.T) {
+	obs := func(in *Inferrer) {
+		item := func(sku string, tags ...record.Value) record.Value {
+			return record.Map(map[string]record.Value{"sku": record.String(sku), "qty": record.Int(1), "tags": record.Array(tags...)})
+		}
+		in.Observe("orders/o1", map[string]record.Value{"items": record.Array(item("a", record.String("x")), item("b"))})
+		in.Observe("orders/o2", map[string]record.Value{"items": record.Array()})
+		in.Observe("orders/o3", map[string]record.Value{"items": record.Null(), "mixed": record.Array(item("a"), record.Int(1))})
+		in.Observe("orders/o4", map[string]record.Value{"mixed": record.Array(item("b"))})
+	}
+	off := NewInferrer(InferOptions{})
+	obs(off)
+	if ch := off.Mapping().TableFor("orders").Children; len(ch) != 0 {
+		t.Fatalf("child tables without ChildTables: %+v", ch)
+	}
+	on := NewInferrer(InferOptions{ChildTables: true})
+	obs(on)
+	m := on.Mapping()
+	ot := m.TableFor("orders")
+	if len(ot.Children) != 1 || ot.Children[0].Field != "items" || ot.Children[0].Name != "orders_items" {
+		t.Fatalf("children: %+v", ot.Children)
+	}
+	got := map[string]string{}
+	for _, c := range ot.Children[0].Columns {
+		got[c.Field] = c.Type
+	}
+	if want := map[string]string{"qty": "bigint", "sku": "text", "tags": "jsonb"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("element columns: %v, want %v", got, want)
+	}
+	var cols []string
+	for _, c := range ot.Columns {
+		cols = append(cols, c.Field)
+	}
+	if strings.Join(cols, ",") != "mixed" {
+		t.Fatalf("columns: %v; want only mixed (items is a child table)", cols)
+	}
+	out, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out, "m.yaml")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(back.TableFor("orders").Children) != 1 || len(back.TableFor("orders").Children[0].Columns) != 3 {
+		t.Fatalf("children lost in the round trip:\n%s", out)
+	}
+}
+
+func TestChildTableValidation(t *testing.T) {
+	base := `version: 1
+schema: public
+tables:
+  - collection: orders
+    table: orders
+    id_column: id
+    columns:
+      - {field: total, column: total, type: bigint}
+    children:
+      - field: FIELD
+        table: TABLE
+        columns:
+          - {field: sku, column: COLUMN, type: TYPE}
+`
+	for _, tc := range []struct{ field, table, column, typ, want string }{
+		{"items", "orders_items", "sku", "text", ""},
+		{"total", "orders_items", "sku", "text", "is used by child table \"orders_items\" and again by column \"total\""},
+		{"items", "orders", "sku", "text", "the name is already used by the table for \"orders\""},
+		{"items", "orders_items", "_position", "text", "the name \"_position\" is taken"},
+		{"items", "orders_items", "id", "text", "the name \"id\" is taken"},
+		{"items", "orders_items", "sku", "'text[]'", "a child table's columns hold scalars"},
+	} {
+		y := strings.NewReplacer("FIELD", tc.field, "TABLE", tc.table, "COLUMN", tc.column, "TYPE", tc.typ).Replace(base)
+		_, err := Parse([]byte(y), "m.yaml")
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v", tc, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: got %v, want %s", tc, err, tc.want)
+		}
+	}
+}

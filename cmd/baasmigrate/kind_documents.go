@@ -313,7 +313,8 @@ fields and collections that migrate then puts in _overflow or rejects.`,
 				return err
 			}
 			defer ex.Close()
-			res, err := migration.Infer(ctx, ex, workers, sample)
+			children, _ := cmd.Flags().GetBool("child-tables")
+			res, err := migration.Infer(ctx, ex, workers, sample, mappings.InferOptions{ChildTables: children})
 			if err != nil {
 				return err
 			}
@@ -348,6 +349,7 @@ fields and collections that migrate then puts in _overflow or rejects.`,
 	f := cmd.Flags()
 	f.String("out", "", "Write the mapping to this `file` (default: standard output)")
 	f.Int("workers", 4, "Partitions read at the same time")
+	f.Bool("child-tables", false, "Map fields whose values are all arrays of maps to child tables (one row per element) instead of jsonb columns")
 	addOptionFlags(f, plugin.Merge([]plugin.Option{sourceOption, sampleOption}, extractorOptions(record.KindDocument)))
 	return cmd
 }

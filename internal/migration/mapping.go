@@ -61,7 +61,10 @@ func AutoSample(n int64) int {
 // documents counted), and AutoSample of it read; a stream whose sample is
 // empty is not read at all. Streams and partitions are read in parallel,
 // workers at a time, at one snapshot (extractors.PlanSnapshot).
-func Infer(ctx context.Context, ex extractors.Extractor, workers, sample int) (*Inference, error) {
+//
+// opts, when given, are the inference options (mappings.InferOptions);
+// the defaults otherwise.
+func Infer(ctx context.Context, ex extractors.Extractor, workers, sample int, opts ...mappings.InferOptions) (*Inference, error) {
 	start := time.Now()
 	parts := workers
 	if sample != 0 {
@@ -84,7 +87,11 @@ func Infer(ctx context.Context, ex extractors.Extractor, workers, sample int) (*
 			samples[i] = AutoSample(n)
 		}
 	}
-	in := mappings.NewInferrer(mappings.InferOptions{})
+	var o mappings.InferOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	in := mappings.NewInferrer(o)
 	var docs atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(workers, 1))
