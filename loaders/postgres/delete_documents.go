@@ -226,6 +226,11 @@ func (d *Documents) Delete(ctx context.Context, tx pgx.Tx, keys []string, at tim
 			if err := exec("emptying (into placeholders)", sql, set); err != nil {
 				return out, err
 			}
+			for _, q := range relationsOnDelete(d.mapping, t) {
+				if _, err := tx.Exec(ctx, q, set.columns(n)...); err != nil {
+					return out, fmt.Errorf("emptying the child rows and reference keys of %d deleted documents of %s: %w", len(set), t.Name, err)
+				}
+			}
 			sql = fmt.Sprintf("DELETE FROM %s t WHERE %s AND NOT %s", name, keyIn(t, "t"), d.hasChildren(t, "t"))
 			if err := exec("deleting", sql, set); err != nil {
 				return out, err

@@ -592,3 +592,24 @@ func childrenOf(idx map[*mappings.Table][]int, rows map[int]transformers.Row, re
 	}
 	return out
 }
+
+// relationsOnDelete returns the statements that empty, for the documents
+// of t whose keys are the text[] parameters (one per key column) and that
+// a hard delete turned into placeholders, what the placeholder must not
+// keep: their child rows, and their reference key columns. (Rows deleted
+// outright lose their child rows by the foreign key's cascade.)
+func relationsOnDelete(m *mappings.Mapping, t *mappings.Table) []string {
+	var out []string
+	for _, ch := range t.Children {
+		out = append(out, fmt.Sprintf("DELETE FROM %s AS x WHERE %s", pgx.Identifier{m.Schema, ch.Name}.Sanitize(), keyIn(t, "x")))
+	}
+	for _, r := range m.TableReferences(t) {
+		var set []string
+		for _, k := range r.KeyColumns {
+			set = append(set, pgx.Identifier{k}.Sanitize()+" = NULL")
+		}
+		out = append(out, fmt.Sprintf("UPDATE %s AS x SET %s WHERE %s AND x.%s", pgx.Identifier{m.Schema, t.Name}.Sanitize(),
+			strings.Join(set, ", "), keyIn(t, "x"), pgx.Identifier{mappings.ColMissing}.Sanitize()))
+	}
+	return out
+}

@@ -296,3 +296,72 @@ func TestChildTables(t *testing.T) {
 		t.Fatalf("child rows after deleting the parent: %d, %v", n, err)
 	}
 }
+
+// TestDeleteIntoPlaceholderEmptiesRelations: a hard delete that leaves a
+// placeholder (the document has a subcollection) removes its child rows
+// and its reference keys, as it empties its columns.
+func TestDeleteIntoPlaceholderEmptiesRelations(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	m, err := mappings.Parse([]byte(`version: 1
+schema: public
+tables:
+  - collection: orders
+    table: orders
+    id_column: id
+    columns:
+      - {field: buyer, column: buyer, type: text, source: reference, references: users}
+    children:
+      - field: items
+        table: orders_items
+        columns:
+          - {field: sku, column: sku, type: text}
+  - collection: orders/{}/notes
+    table: orders_notes
+    id_column: id
+    parent_columns: [orders_id]
+  - collection: users
+    table: users
+    id_column: id
+`), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDocuments(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Prepare(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	order := func(id string) record.Record {
+		return record.Record{Kind: record.KindDocument, Key: "orders/" + id, Fields: map[string]record.Value{
+			"buyer": record.Reference("users/u1"), "items": record.Array(record.Map(map[string]record.Value{"sku": record.String("a")}))}}
+	}
+	writeDocs(t, ctx, pool, d, user("u1"), order("o1"), order("o2"),
+		record.Record{Kind: record.KindDocument, Key: "orders/o1/notes/n1", Fields: map[string]record.Value{}})
+	var items, linked int
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM orders_items), (SELECT count(buyer_id) FROM orders)`).Scan(&items, &linked); err != nil || items != 2 || linked != 2 {
+		t.Fatalf("before: %d items, %d linked, %v", items, linked, err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Delete(ctx, tx, []string{"orders/o1", "orders/o2"}, time.Now(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var missing bool
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM orders_items), (SELECT count(buyer_id) FROM orders), (SELECT _missing FROM orders WHERE id = 'o1')`).Scan(&items, &linked, &missing); err != nil {
+		t.Fatal(err)
+	}
+	if items != 0 || linked != 0 || !missing {
+		t.Fatalf("after deleting o1 (placeholder) and o2: %d items, %d linked, o1 missing %v; want 0, 0, true", items, linked, missing)
+	}
+	if mm, err := ReferenceMismatches(ctx, pool, m); err != nil || len(mm) != 0 {
+		t.Fatalf("mismatches: %v, %v", mm, err)
+	}
+}
