@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,10 +64,14 @@ func declareReference(t *testing.T, path string) {
 func TestReferencesBecomeForeignKeysEndToEnd(t *testing.T) {
 	f := newDocsFixture(t)
 	f.seedReferences()
-	mapping := f.infer()
+	mapping := filepath.Join(f.dir, "mapping.yaml")
+	res := f.run(0, "infer", "--out", mapping)
+	if strings.Contains(res.Stderr, "every reference in author") {
+		t.Fatalf("infer offers a foreign key though author points into users and groups:\n%s", res.Stderr)
+	}
 	declareReference(t, mapping)
 
-	res := f.run(0, "plan", "--only", "documents", "--mapping", mapping, "--format", "json")
+	res = f.run(0, "plan", "--only", "documents", "--mapping", mapping, "--format", "json")
 	var plan struct {
 		Kinds []struct {
 			DDL        []diff.DDL            `json:"ddl"`
@@ -168,7 +173,14 @@ func TestReferencesSurviveKillAndResume(t *testing.T) {
 		t.Fatal("the seed has no dangling reference")
 	}
 	f.seed(docs)
-	mapping := f.infer()
+	mapping := filepath.Join(f.dir, "mapping.yaml")
+	res := f.run(0, "infer", "--out", mapping)
+	if !strings.Contains(res.Stderr, "table posts: every reference in author points into users; add `references: users`") {
+		t.Fatalf("infer does not offer the foreign key:\n%s", res.Stderr)
+	}
+	if text, err := os.ReadFile(mapping); err != nil || !strings.Contains(string(text), "source: reference # every reference seen points into users") {
+		t.Fatalf("the inferred mapping does not offer the foreign key: %v\n%s", err, text)
+	}
 	declareReference(t, mapping)
 	args := []string{"migrate", "--only", "documents", "--mapping", mapping, "--workers", "3", "--batch-size", "60"}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
@@ -342,6 +343,7 @@ fields and collections that migrate then puts in _overflow or rejects.`,
 						fmt.Fprintf(cmd.ErrOrStderr(), "  table %s: field %s → column %s (%s)\n", t.Name, c.Field, c.Name, c.Note)
 					}
 				}
+				printRelations(cmd.ErrOrStderr(), t)
 			}
 			return nil
 		},
@@ -352,4 +354,17 @@ fields and collections that migrate then puts in _overflow or rejects.`,
 	f.Bool("child-tables", false, "Map fields whose values are all arrays of maps to child tables (one row per element) instead of jsonb columns")
 	addOptionFlags(f, plugin.Merge([]plugin.Option{sourceOption, sampleOption}, extractorOptions(record.KindDocument)))
 	return cmd
+}
+
+// printRelations tells, after infer, which fields went to child tables and
+// which reference columns could declare a foreign key.
+func printRelations(w io.Writer, t *mappings.Table) {
+	for _, ch := range t.Children {
+		fmt.Fprintf(w, "  table %s: field %s → child table %s (one row per element)\n", t.Name, ch.Field, ch.Name)
+	}
+	for _, c := range t.Columns {
+		if c.SuggestReferences != "" {
+			fmt.Fprintf(w, "  table %s: every reference in %s points into %s; add `references: %s` to its column for a foreign key\n", t.Name, c.Field, c.SuggestReferences, c.SuggestReferences)
+		}
+	}
 }
