@@ -192,6 +192,9 @@ func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
 		ex.Close()
 		return nil, err
 	}
+	if extractors.IsUnordered(ex) {
+		a.LookUpByKey()
+	}
 	owner, err := tableOwner(env.Config, ex)
 	if err != nil {
 		ex.Close()
