@@ -22,7 +22,7 @@ import (
 
 // credentials gives the AWS SDK's default chain something to find:
 // DynamoDB Local checks none.
-func credentials(t *testing.T) {
+func awsCredentials(t *testing.T) {
 	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
 		t.Setenv("AWS_ACCESS_KEY_ID", "local")
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
@@ -53,7 +53,7 @@ func newExtractor(t *testing.T, cfg plugin.Config) *dynamodb.Extractor {
 // items of every attribute type (hostile IDs and attribute names,
 // tombstones skipped), and over a table with a sort key.
 func TestConformance(t *testing.T) {
-	credentials(t)
+	awsCredentials(t)
 	ctx := context.Background()
 	ep := dynamodbtest.Endpoint(t)
 	c := dynamodbtest.Client(ep)
@@ -105,7 +105,7 @@ func TestConformance(t *testing.T) {
 // TestTombstonesKept: --dynamodb-deleted keep copies tombstones as rows
 // with _deleted true; skip (the default) counts them.
 func TestTombstonesKept(t *testing.T) {
-	credentials(t)
+	awsCredentials(t)
 	ctx := context.Background()
 	ep := dynamodbtest.Endpoint(t)
 	c := dynamodbtest.Client(ep)
@@ -160,7 +160,7 @@ func readAll(t *testing.T, ex extractors.Extractor, parts int) (n, deleted int) 
 // estimate follows the table's size (4 KB units, halved when eventually
 // consistent); BillableReads meters what the scans consumed.
 func TestCountsAndReadCapacity(t *testing.T) {
-	credentials(t)
+	awsCredentials(t)
 	ctx := context.Background()
 	ep := dynamodbtest.Endpoint(t)
 	c := dynamodbtest.Client(ep)
@@ -203,7 +203,7 @@ func TestCountsAndReadCapacity(t *testing.T) {
 
 // TestUnknownTable names the table and the option.
 func TestUnknownTable(t *testing.T) {
-	credentials(t)
+	awsCredentials(t)
 	ep := dynamodbtest.Endpoint(t)
 	ex := newExtractor(t, config(ep, "no-such-table"))
 	_, err := ex.Plan(context.Background(), 2, time.Time{})
@@ -211,5 +211,3 @@ func TestUnknownTable(t *testing.T) {
 		t.Fatalf("Plan over a missing table: %v", err)
 	}
 }
-
-

@@ -5,7 +5,10 @@
 package dynamodbtest
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/minio/minio-go/v7"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
@@ -216,4 +220,98 @@ func Seed(ctx context.Context, c *dynamodb.Client, table string, from, to int) e
 		}
 	}
 	return Put(ctx, c, table, items)
+}
+
+// JSON returns av in DynamoDB JSON, as exports write it, for json.Marshal.
+func JSON(av types.AttributeValue) any {
+	switch v := av.(type) {
+	case *types.AttributeValueMemberS:
+		return map[string]any{"S": v.Value}
+	case *types.AttributeValueMemberN:
+		return map[string]any{"N": v.Value}
+	case *types.AttributeValueMemberB:
+		return map[string]any{"B": v.Value} // encoding/json writes []byte in standard base64
+	case *types.AttributeValueMemberBOOL:
+		return map[string]any{"BOOL": v.Value}
+	case *types.AttributeValueMemberNULL:
+		return map[string]any{"NULL": true}
+	case *types.AttributeValueMemberM:
+		m := map[string]any{}
+		for k, e := range v.Value {
+			m[k] = JSON(e)
+		}
+		return map[string]any{"M": m}
+	case *types.AttributeValueMemberL:
+		l := make([]any, len(v.Value))
+		for i, e := range v.Value {
+			l[i] = JSON(e)
+		}
+		return map[string]any{"L": l}
+	case *types.AttributeValueMemberSS:
+		return map[string]any{"SS": v.Value}
+	case *types.AttributeValueMemberNS:
+		return map[string]any{"NS": v.Value}
+	case *types.AttributeValueMemberBS:
+		return map[string]any{"BS": v.Value}
+	}
+	panic(fmt.Sprintf("dynamodbtest: attribute value of type %T", av))
+}
+
+// ExportLine is one line of an export's data file holding item.
+func ExportLine(item map[string]types.AttributeValue) []byte {
+	m := map[string]any{}
+	for k, v := range item {
+		m[k] = JSON(v)
+	}
+	b, err := json.Marshal(map[string]any{"Item": m})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// WriteExport writes an export of table in the DYNAMODB_JSON format under
+// s3://bucket/dir (dir being PREFIX/AWSDynamoDB/EXPORT_ID): one gzipped
+// data file per element of files, each holding its lines, and both
+// manifests (counting the lines that are not blank as items).
+func WriteExport(ctx context.Context, s3 *minio.Client, bucket, dir, table string, files [][][]byte) error {
+	var manifest bytes.Buffer
+	total := 0
+	for i, lines := range files {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		for _, l := range lines {
+			gz.Write(l)
+			gz.Write([]byte("\n"))
+		}
+		if err := gz.Close(); err != nil {
+			return err
+		}
+		key := fmt.Sprintf("%s/data/file%04d.json.gz", dir, i)
+		if _, err := s3.PutObject(ctx, bucket, key, bytes.NewReader(buf.Bytes()), int64(buf.Len()), minio.PutObjectOptions{}); err != nil {
+			return fmt.Errorf("writing %s: %w", key, err)
+		}
+		items := 0
+		for _, l := range lines {
+			if len(bytes.TrimSpace(l)) > 0 {
+				items++
+			}
+		}
+		total += items
+		line, _ := json.Marshal(map[string]any{"itemCount": items, "md5Checksum": "", "etag": "", "dataFileS3Key": key})
+		manifest.Write(append(line, '\n'))
+	}
+	summary, _ := json.Marshal(map[string]any{
+		"version": "2020-06-30", "exportArn": "arn:aws:dynamodb:us-east-1:000000000000:table/" + table + "/export/x",
+		"tableArn": "arn:aws:dynamodb:us-east-1:000000000000:table/" + table, "tableId": "t",
+		"exportTime": "2026-12-06T00:00:00.000Z", "s3Bucket": bucket, "s3Prefix": dir,
+		"manifestFilesS3Key": dir + "/manifest-files.json", "billedSizeBytes": 0, "itemCount": total,
+		"outputFormat": "DYNAMODB_JSON",
+	})
+	for key, body := range map[string][]byte{dir + "/manifest-files.json": manifest.Bytes(), dir + "/manifest-summary.json": summary} {
+		if _, err := s3.PutObject(ctx, bucket, key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+			return fmt.Errorf("writing %s: %w", key, err)
+		}
+	}
+	return nil
 }
