@@ -164,6 +164,26 @@ type SharedHasher interface {
 	SharedHashMissing() (hashes string, options []string)
 }
 
+// UsersSchemaDefaulter is implemented by extractors of users whose source
+// keeps its users, when the user names no users schema (--users-schema),
+// in a PostgreSQL schema of its own rather than the default one, so that
+// the users of two platforms migrated into one database stay apart.
+type UsersSchemaDefaulter interface {
+	// DefaultUsersSchema is the schema's name: stable across releases
+	// (runs resume only into the schema they started in).
+	DefaultUsersSchema() string
+}
+
+// UsersSystemer is implemented by extractors of users that read the tables
+// of an auth system a users target also writes (Supabase Auth). The CLI
+// refuses to load such users into that same system: its users target is
+// built for users of other platforms (new ids, mapped providers) and would
+// not carry them as they are.
+type UsersSystemer interface {
+	// UsersSystem names the system as --users-target names it.
+	UsersSystem() string
+}
+
 // TargetOwner is implemented by extractors whose claim on the target's
 // tables depends on how the user configured them (an export file counts as
 // its project's only when the user named the project). The engine claims

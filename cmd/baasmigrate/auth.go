@@ -76,7 +76,11 @@ func runVerifyPassword(cmd *cobra.Command, _ []string) error {
 		return &exitStatus{code: exitError, err: err}
 	}
 	defer pool.Close()
-	ok, err := checkPassword(ctx, pool, cfg.String(usersSchemaOption.Name), uid, password)
+	schema, err := migratedUsersSchema(ctx, cmd.Flags(), pool, cfg)
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
+	ok, err := checkPassword(ctx, pool, schema, uid, password)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
@@ -217,12 +221,15 @@ func runAuthExport(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
-	schema := cfg.String(usersSchemaOption.Name)
 	pool, err := connectTarget(ctx, cfg.String(postgresOption.Name), 1, 0)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
 	defer pool.Close()
+	schema, err := migratedUsersSchema(ctx, f, pool, cfg)
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
 	if err := postgres.CheckUsersTables(ctx, pool, schema); err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}

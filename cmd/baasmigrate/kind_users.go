@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/pflag"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/authexport"
@@ -18,8 +22,9 @@ import (
 
 // usersSchemaOption is where Auth users go.
 var usersSchemaOption = plugin.Option{
-	Name:    "users-schema",
-	Help:    "PostgreSQL schema of the Auth users tables (users, provider_identities, mfa_factors, hash_configs); one per tenant.",
+	Name: "users-schema",
+	Help: "PostgreSQL schema of the Auth users tables (users, provider_identities, mfa_factors, hash_configs); one per tenant. " +
+		"Default: the source's own (see docs/sources.md), else this; auth commands take the one schema the target's migrations wrote users to.",
 	Default: postgres.DefaultUsersSchema,
 }
 
@@ -67,10 +72,13 @@ func buildUsers(ctx context.Context, env *buildEnv) (migration.Job, error) {
 	if err != nil {
 		return migration.Job{}, err
 	}
+	if err := checkUsersSystem(ex, target); err != nil {
+		return migration.Job{}, err
+	}
 	if target == usersTargetSupabase {
 		return buildSupabaseUsers(env, ex, shared)
 	}
-	schema := env.Config.String(usersSchemaOption.Name)
+	schema := usersSchema(env, ex)
 	sink := postgres.NewUsers(postgres.UsersConfig{Schema: schema, SharedHash: shared, Log: env.Log})
 	owner, err := usersOwner(env, ex)
 	if err != nil {
@@ -114,6 +122,9 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkUsersSystem(ex, target); err != nil {
+		return nil, err
+	}
 	if target == usersTargetSupabase {
 		return compareSupabaseUsers(env, ex, shared)
 	}
@@ -123,7 +134,7 @@ func compareUsers(ctx context.Context, env *buildEnv) (*comparer, error) {
 				"show hashConfigId and hashParameters as different; give the project's parameters to compare them"
 		})
 	}
-	cfg := postgres.UsersConfig{Schema: env.Config.String(usersSchemaOption.Name), SharedHash: shared}
+	cfg := postgres.UsersConfig{Schema: usersSchema(env, ex), SharedHash: shared}
 	sink := postgres.NewUsers(cfg)
 	owner, err := usersOwner(env, ex)
 	if err != nil {
@@ -161,6 +172,55 @@ func compareSupabaseUsers(env *buildEnv, ex extractors.Extractor, shared *passwo
 		return nil, fmt.Errorf("--email-confirm: %w", err)
 	}
 	return &comparer{Extractor: ex, Adapter: a}, nil
+}
+
+// usersSchema is the schema of ex's users: --users-schema when the user
+// gave it, else the one ex's source keeps its users in
+// (extractors.UsersSchemaDefaulter), else --users-schema's default.
+func usersSchema(env *buildEnv, ex extractors.Extractor) string {
+	if d, ok := ex.(extractors.UsersSchemaDefaulter); ok && (env.Given == nil || !env.Given(usersSchemaOption.Name)) {
+		return d.DefaultUsersSchema()
+	}
+	return env.Config.String(usersSchemaOption.Name)
+}
+
+// migratedUsersSchema is the schema of the users commands that read
+// migrated users (auth verify-password, auth export) work on:
+// --users-schema when given; else the schema the target's recorded users
+// runs wrote to when there is exactly one; else, when there are none or
+// one of them is --users-schema's default, that default (as before
+// sources had schemas of their own). Several others: an error naming
+// them.
+func migratedUsersSchema(ctx context.Context, f *pflag.FlagSet, pool *pgxpool.Pool, cfg plugin.Config) (string, error) {
+	schema := cfg.String(usersSchemaOption.Name)
+	if optionGiven(f)(usersSchemaOption.Name) {
+		return schema, nil
+	}
+	schemas, err := postgres.UsersSchemas(ctx, pool)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(schemas) == 1:
+		return schemas[0], nil
+	case len(schemas) == 0 || slices.Contains(schemas, schema):
+		return schema, nil
+	}
+	return "", fmt.Errorf("users were migrated into several schemas (%s): name one with --users-schema", strings.Join(schemas, ", "))
+}
+
+// checkUsersSystem refuses to load users read from an auth system's own
+// tables into that system (extractors.UsersSystemer), and closes ex then.
+func checkUsersSystem(ex extractors.Extractor, target string) error {
+	us, ok := ex.(extractors.UsersSystemer)
+	if !ok || us.UsersSystem() != target {
+		return nil
+	}
+	ex.Close()
+	return fmt.Errorf("--users-target %s: these users are %s's own already, and this target is built for users of other platforms "+
+		"(it gives each user a new id and maps providers), so they would not arrive as they are; not supported: "+
+		"use --users-target %s (their own tables, hashes verifiable) or copy the auth tables with your database's tools",
+		target, us.UsersSystem(), usersTargetBaasmigrate)
 }
 
 // usersTarget returns --users-target, checked.

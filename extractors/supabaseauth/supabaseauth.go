@@ -112,7 +112,14 @@ var (
 	_ extractors.Counter    = (*Extractor)(nil)
 	_ extractors.KeyOrderer = (*Extractor)(nil)
 	_ extractors.Configured = (*Extractor)(nil)
+
+	_ extractors.UsersSchemaDefaulter = (*Extractor)(nil)
+	_ extractors.UsersSystemer        = (*Extractor)(nil)
 )
+
+// UsersSchema is the PostgreSQL schema Supabase's users go to when
+// --users-schema is not given (extractors.UsersSchemaDefaulter).
+const UsersSchema = "supabase_users"
 
 // New connects to the database cfg names.
 func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
@@ -152,6 +159,16 @@ func (e *Extractor) RunSettings() map[string]string {
 // KeyOrder is byte order: ids come ORDER BY id, and a uuid sorts as the
 // bytes of its lowercase text.
 func (e *Extractor) KeyOrder() record.KeyOrder { return record.ByteOrder }
+
+// DefaultUsersSchema is UsersSchema: Supabase's users do not go to the
+// schema Firebase's go to by default.
+func (e *Extractor) DefaultUsersSchema() string { return UsersSchema }
+
+// UsersSystem is "supabase": these are Supabase Auth's users already, so
+// --users-target supabase is refused for them (their ids, identities,
+// bans and soft deletes would not survive the target's mapping, built
+// for users of other platforms).
+func (e *Extractor) UsersSystem() string { return supabase.Source }
 
 // Close closes the pool.
 func (e *Extractor) Close() error {

@@ -41,22 +41,19 @@ package supabasestorage
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/minio/minio-go/v7"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/extractors/s3objects"
 	"github.com/baasmigrate/baasmigrate/extractors/supabase"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
@@ -127,7 +124,7 @@ func init() {
 // Extractor reads one bucket. It is safe for concurrent use.
 type Extractor struct {
 	db         *supabase.DB
-	s3         *minio.Client
+	s3         *s3objects.Bucket
 	endpoint   string // without credentials, for messages
 	bucket     string
 	pageSize   int
@@ -176,8 +173,9 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 		return nil, fmt.Errorf("give both --%s and --%s (or %s and %s), or neither",
 			AccessKeyOption.Name, SecretKeyOption.Name, AccessKeyOption.Env[0], SecretKeyOption.Env[0])
 	}
-	if e.s3, err = newS3Client(endpoint, region, access, secret); err != nil {
-		return nil, err
+	client, err := s3objects.NewPathClient(endpoint, region, access, secret)
+	if err != nil {
+		return nil, fmt.Errorf("--%s %w, such as https://REF.supabase.co/storage/v1/s3", EndpointOption.Name, err)
 	}
 	e.endpoint = endpointName(endpoint)
 	if e.db, err = supabase.Connect(ctx, cfg, 8); err != nil {
@@ -189,6 +187,7 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 			return nil, err
 		}
 	}
+	e.s3 = &s3objects.Bucket{Client: client, Name: e.bucket, Endpoint: e.endpoint, Listed: "storage.objects", Policy: e.policy}
 	return e, nil
 }
 
@@ -413,11 +412,11 @@ func (e *Extractor) toRecord(ctx context.Context, o object) (record.Record, erro
 	}
 	f.ContentType, f.CacheControl = m.Mimetype, m.CacheControl
 	if m.ETag != nil {
-		f.MD5 = etagMD5(*m.ETag)
+		f.MD5 = s3objects.ETagMD5(*m.ETag)
 	}
 	f.Metadata = customMetadata(o)
 	if f.Size < 0 || (f.MD5 == nil && e.computeMD5) {
-		sum, size, err := e.digest(ctx, o.name)
+		sum, size, err := e.s3.Digest(ctx, o.name)
 		var gone *GoneError
 		switch {
 		case errors.As(err, &gone):
@@ -437,23 +436,8 @@ func (e *Extractor) toRecord(ctx context.Context, o object) (record.Record, erro
 	return record.Record{
 		Kind: record.KindFile, Key: o.name, CreateTime: f.Created, UpdateTime: f.Updated,
 		Fields: f.Fields(), Cursor: o.name,
-		Open: func(ctx context.Context) (io.ReadCloser, error) { return e.open(ctx, name) },
+		Open: func(ctx context.Context) (io.ReadCloser, error) { return e.s3.Open(ctx, name) },
 	}, nil
-}
-
-// etagMD5 returns the MD5 an eTag holds, or nil when it holds none (an
-// upload in parts: "<md5>-<parts>").
-func etagMD5(etag string) []byte {
-	etag = strings.TrimPrefix(strings.TrimSuffix(etag, `"`), `"`)
-	etag = strings.TrimPrefix(etag, `W/"`)
-	if len(etag) != 32 {
-		return nil
-	}
-	b, err := hex.DecodeString(etag)
-	if err != nil {
-		return nil
-	}
-	return b
 }
 
 // customMetadata is the object's user_metadata as strings (a string value
@@ -485,149 +469,7 @@ func customMetadata(o object) map[string]string {
 	return out
 }
 
-// digest reads the object's bytes and returns their MD5 and length.
-func (e *Extractor) digest(ctx context.Context, name string) ([]byte, int64, error) {
-	var (
-		sum  []byte
-		size int64
-	)
-	what := fmt.Sprintf("computing the MD5 of %s/%s", e.bucket, name)
-	err := retry.Do(ctx, e.policy, what, func(ctx context.Context) error {
-		obj, err := e.getObject(ctx, name, 0)
-		if err != nil {
-			return err
-		}
-		defer obj.Close()
-		h := md5.New()
-		n, err := io.Copy(h, aliveReader{ctx, obj})
-		if err != nil {
-			return e.readError(name, err)
-		}
-		sum, size = h.Sum(nil), n
-		return nil
-	})
-	return sum, size, retry.Describe(what, err)
-}
-
-// aliveReader tells the retry watchdog that bytes are coming.
-type aliveReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (a aliveReader) Read(p []byte) (int, error) {
-	n, err := a.r.Read(p)
-	if n > 0 {
-		retry.Alive(a.ctx)
-	}
-	return n, err
-}
-
 // GoneError says an object listed in storage.objects is not in Storage's
 // S3 endpoint (deleted after it was listed, or its bytes lost). It
 // matches fs.ErrNotExist.
-type GoneError struct{ Bucket, Name string }
-
-func (e *GoneError) Error() string {
-	return fmt.Sprintf("%s/%s is listed in storage.objects but not found through the S3 endpoint (deleted after it was listed?)", e.Bucket, e.Name)
-}
-
-// Is makes GoneError match fs.ErrNotExist.
-func (e *GoneError) Is(target error) bool { return target == fs.ErrNotExist }
-
-// getObject starts reading the object from byte offset; it fails with a
-// GoneError when the endpoint does not have it.
-func (e *Extractor) getObject(ctx context.Context, name string, offset int64) (*minio.Object, error) {
-	opts := minio.GetObjectOptions{}
-	if offset > 0 {
-		if err := opts.SetRange(offset, 0); err != nil {
-			return nil, err
-		}
-	}
-	obj, err := e.s3.GetObject(ctx, e.bucket, name, opts)
-	if err != nil {
-		return nil, e.readError(name, err)
-	}
-	// GetObject sends nothing until the first read: Stat sends the request.
-	if _, err := obj.Stat(); err != nil {
-		obj.Close()
-		return nil, e.readError(name, err)
-	}
-	return obj, nil
-}
-
-// readError names the object in err, and turns a missing object into a
-// GoneError.
-func (e *Extractor) readError(name string, err error) error {
-	switch minio.ToErrorResponse(err).Code {
-	case "NoSuchKey", "NotFound":
-		return &GoneError{Bucket: e.bucket, Name: name}
-	case "NoSuchBucket":
-		return fmt.Errorf("reading %s/%s through %s: the S3 endpoint has no bucket %q: %w", e.bucket, name, e.endpoint, e.bucket, err)
-	}
-	return fmt.Errorf("reading %s/%s through %s: %w", e.bucket, name, e.endpoint, err)
-}
-
-// open streams the object's bytes; a read that breaks resumes at the byte
-// where it stopped, under the extractor's retry policy.
-func (e *Extractor) open(ctx context.Context, name string) (io.ReadCloser, error) {
-	r := &objectReader{e: e, ctx: ctx, name: name, retries: e.policy.Start(fmt.Sprintf("reading %s/%s", e.bucket, name))}
-	if err := r.reopen(); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-type objectReader struct {
-	e       *Extractor
-	ctx     context.Context
-	name    string
-	offset  int64
-	obj     *minio.Object
-	retries *retry.Backoff
-}
-
-func (r *objectReader) reopen() error {
-	for {
-		obj, err := r.e.getObject(r.ctx, r.name, r.offset)
-		if err == nil {
-			if r.obj != nil {
-				r.obj.Close()
-			}
-			r.obj = obj
-			return nil
-		}
-		var gone *GoneError
-		if errors.As(err, &gone) {
-			return err
-		}
-		if err := r.retries.Retry(r.ctx, err); err != nil {
-			return err
-		}
-	}
-}
-
-func (r *objectReader) Read(p []byte) (int, error) {
-	for {
-		n, err := r.obj.Read(p)
-		r.offset += int64(n)
-		if err == nil || err == io.EOF {
-			return n, err
-		}
-		if n > 0 {
-			return n, nil // the next Read fails again and resumes
-		}
-		err = r.e.readError(r.name, err)
-		if !retry.IsRetryable(err) {
-			return 0, err
-		}
-		if err := r.retries.Retry(r.ctx, err); err != nil {
-			return 0, err
-		}
-		if err := r.reopen(); err != nil {
-			return 0, err
-		}
-	}
-}
-
-func (r *objectReader) Close() error { return r.obj.Close() }
+type GoneError = s3objects.GoneError

@@ -5,8 +5,6 @@ import (
 	"crypto/md5"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -152,39 +150,5 @@ func TestOnlyBucket(t *testing.T) {
 	p.Exec(t, `INSERT INTO storage.buckets (id, name) VALUES ('second', 'second')`)
 	if _, err := New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "second") || !strings.Contains(err.Error(), "--supabase-bucket") {
 		t.Errorf("two buckets: %v", err)
-	}
-}
-
-// TestEndpointPath: an endpoint with a path (hosted Supabase's
-// /storage/v1/s3) gets it in front of every request path, and requests
-// are signed over it.
-func TestEndpointPath(t *testing.T) {
-	var path, auth string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		path, auth = r.URL.EscapedPath(), r.Header.Get("Authorization")
-		w.Header().Set("Content-Length", "2")
-		w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
-		w.Header().Set("ETag", `"x"`)
-		io.WriteString(w, "hi")
-	}))
-	defer srv.Close()
-	c, err := newS3Client(srv.URL+"/storage/v1/s3/", "eu-west-2", "key-id", "secret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &Extractor{s3: c, bucket: "bkt", endpoint: "test"}
-	obj, err := e.getObject(context.Background(), "dir/100% ü.txt", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj.Close()
-	if path != "/storage/v1/s3/bkt/dir/100%25%20%C3%BC.txt" {
-		t.Errorf("path %q", path)
-	}
-	if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential=key-id/") || !strings.Contains(auth, "/eu-west-2/s3/aws4_request") {
-		t.Errorf("Authorization %q", auth)
-	}
-	if strings.Contains(auth, "secret") {
-		t.Error("the secret key is in the request")
 	}
 }

@@ -138,6 +138,16 @@ type Table struct {
 	Indexes []string
 	// RowSecurity is set when the source enables row-level security.
 	RowSecurity bool
+	// copy is the table's copy format, computed once by Load (nil for a
+	// table built otherwise, whose Binary and CopyIn compute it on each
+	// call): Binary and CopyIn run for every batch of rows.
+	copy *copyFormat
+}
+
+// copyFormat is what Binary and CopyIn return for a table.
+type copyFormat struct {
+	binary bool
+	in     string
 }
 
 // Ident is the table's quoted, qualified name.
@@ -175,8 +185,16 @@ func (t *Table) KeyTypes() []string {
 // COPY format: every copied column's type is built in (pg_catalog), an
 // enum, or a domain, and no array's element is a type of the copied
 // schemas (binary arrays carry their element type's OID, which differs
-// between databases). Other tables move in COPY's text format.
+// between databases). Other tables move in COPY's text format. A table of a
+// loaded catalog computed it once, at Load.
 func (t *Table) Binary() bool {
+	if t.copy != nil {
+		return t.copy.binary
+	}
+	return t.binary()
+}
+
+func (t *Table) binary() bool {
 	for _, c := range t.Copied() {
 		if c.TypeSchema != "pg_catalog" && c.TypeKind != "e" && c.TypeKind != "d" {
 			return false
@@ -253,6 +271,7 @@ func Load(ctx context.Context, q Querier, schemas []string) (*Catalog, error) {
 	c.byName = make(map[string]*Table, len(c.Tables))
 	for _, t := range c.Tables {
 		c.byName[t.QName()] = t
+		t.copy = &copyFormat{binary: t.binary(), in: t.copyIn()}
 	}
 	return c, nil
 }

@@ -94,25 +94,50 @@ func keyText(t *Table) string {
 func (c *Catalog) After() []Object {
 	var out []Object
 	for _, t := range c.Tables {
-		for _, k := range t.Keys {
-			out = append(out, Object{Kind: "constraint", Schema: t.Schema, Name: t.Name, Extra: k[0], Table: t,
-				What: fmt.Sprintf("add %s %s to %s", strings.ToLower(strings.SplitN(k[1], " (", 2)[0]), pgx.Identifier{k[0]}.Sanitize(), t.QName()),
-				SQL:  fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", t.QName(), pgx.Identifier{k[0]}.Sanitize(), k[1])})
-		}
+		out = append(out, t.keys()...)
 	}
 	for _, t := range c.Tables {
-		for _, def := range t.Indexes {
-			name := indexName(def)
-			out = append(out, Object{Kind: "index", Schema: t.Schema, Name: t.Name, Extra: name, Table: t,
-				What: fmt.Sprintf("create index %s on %s", name, t.QName()), SQL: def})
-		}
+		out = append(out, t.indexes()...)
 	}
 	for _, t := range c.Tables {
-		for _, fk := range t.ForeignKeys {
-			out = append(out, Object{Kind: "foreign-key", Schema: t.Schema, Name: t.Name, Extra: fk[0], Table: t,
-				What: fmt.Sprintf("add foreign key %s to %s", pgx.Identifier{fk[0]}.Sanitize(), t.QName()),
-				SQL:  fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", t.QName(), pgx.Identifier{fk[0]}.Sanitize(), fk[1])})
-		}
+		out = append(out, t.foreignKeys()...)
+	}
+	return out
+}
+
+// KeysAndIndexes lists the table's part of After without its foreign
+// keys: its primary, unique and exclusion constraints, then its indexes.
+// It costs what the table has, not what the catalog has.
+func (t *Table) KeysAndIndexes() []Object {
+	return append(t.keys(), t.indexes()...)
+}
+
+func (t *Table) keys() []Object {
+	out := make([]Object, 0, len(t.Keys))
+	for _, k := range t.Keys {
+		out = append(out, Object{Kind: "constraint", Schema: t.Schema, Name: t.Name, Extra: k[0], Table: t,
+			What: fmt.Sprintf("add %s %s to %s", strings.ToLower(strings.SplitN(k[1], " (", 2)[0]), pgx.Identifier{k[0]}.Sanitize(), t.QName()),
+			SQL:  fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", t.QName(), pgx.Identifier{k[0]}.Sanitize(), k[1])})
+	}
+	return out
+}
+
+func (t *Table) indexes() []Object {
+	out := make([]Object, 0, len(t.Indexes))
+	for _, def := range t.Indexes {
+		name := indexName(def)
+		out = append(out, Object{Kind: "index", Schema: t.Schema, Name: t.Name, Extra: name, Table: t,
+			What: fmt.Sprintf("create index %s on %s", name, t.QName()), SQL: def})
+	}
+	return out
+}
+
+func (t *Table) foreignKeys() []Object {
+	out := make([]Object, 0, len(t.ForeignKeys))
+	for _, fk := range t.ForeignKeys {
+		out = append(out, Object{Kind: "foreign-key", Schema: t.Schema, Name: t.Name, Extra: fk[0], Table: t,
+			What: fmt.Sprintf("add foreign key %s to %s", pgx.Identifier{fk[0]}.Sanitize(), t.QName()),
+			SQL:  fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", t.QName(), pgx.Identifier{fk[0]}.Sanitize(), fk[1])})
 	}
 	return out
 }
@@ -214,8 +239,16 @@ func (t *Table) CopyColumns() string {
 }
 
 // CopyIn is the target's COPY statement for the table's rows in the
-// table's format (Binary).
+// table's format (Binary). A table of a loaded catalog computed it once,
+// at Load.
 func (t *Table) CopyIn() string {
+	if t.copy != nil {
+		return t.copy.in
+	}
+	return t.copyIn()
+}
+
+func (t *Table) copyIn() string {
 	format := "text"
 	if t.Binary() {
 		format = "binary"

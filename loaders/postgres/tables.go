@@ -418,13 +418,7 @@ func (s *TablesSink) indexes(ctx context.Context, tx pgx.Tx, qname string) error
 	if t == nil {
 		return fmt.Errorf("creating the keys and indexes of %s: the table is not in the source's catalog", qname)
 	}
-	var objs []pgcatalog.Object
-	for _, o := range s.cfg.Catalog.After() {
-		if o.Table == t && o.Kind != "foreign-key" {
-			objs = append(objs, o)
-		}
-	}
-	return s.create(ctx, tx, objs)
+	return s.create(ctx, tx, t.KeysAndIndexes())
 }
 
 // create creates the objects of objs the target lacks.

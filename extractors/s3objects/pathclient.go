@@ -1,6 +1,7 @@
-package supabasestorage
+package s3objects
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,19 +12,22 @@ import (
 	"github.com/minio/minio-go/v7/pkg/signer"
 )
 
-// newS3Client returns a client of Storage's S3 endpoint. Hosted Supabase
-// serves it under a path (https://REF.supabase.co/storage/v1/s3), which
-// minio-go cannot take as an endpoint: the client is given the host only,
-// sends its requests unsigned, and a transport puts the path in front of
-// each request's and signs it (AWS Signature V4 over the whole path, as
-// Storage checks it). Buckets are addressed by path.
-func newS3Client(endpoint, region, accessKey, secretKey string) (*minio.Client, error) {
+// ErrEndpoint is the error of NewPathClient for an endpoint that is not an
+// http(s) URL without query or credentials; callers name their option.
+var ErrEndpoint = errors.New("must be an http(s) URL without query or credentials")
+
+// NewPathClient returns a client of an S3 endpoint that may be served
+// under a path, as hosted Supabase serves Storage's
+// (https://REF.supabase.co/storage/v1/s3), which minio-go cannot take as
+// an endpoint: the client is given the host only, sends its requests
+// unsigned, and a transport puts the path in front of each request's and
+// signs it with the static keys (AWS Signature V4 over the whole path, as
+// such endpoints check it; no signature without keys). Buckets are
+// addressed by path. Only reads are sent through it.
+func NewPathClient(endpoint, region, accessKey, secretKey string) (*minio.Client, error) {
 	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("--%s must be an http(s) URL such as https://REF.supabase.co/storage/v1/s3", EndpointOption.Name)
-	}
-	if u.RawQuery != "" || u.User != nil {
-		return nil, fmt.Errorf("--%s must not carry a query or credentials", EndpointOption.Name)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.RawQuery != "" || u.User != nil {
+		return nil, ErrEndpoint
 	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	return minio.New(u.Host, &minio.Options{

@@ -1,0 +1,142 @@
+package amplifystorage
+
+import (
+	"context"
+	"crypto/md5"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baasmigrate/baasmigrate/extractors"
+	"github.com/baasmigrate/baasmigrate/extractors/amplifystorage/amplifystoragetest"
+	"github.com/baasmigrate/baasmigrate/extractors/extractortest"
+	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/record"
+)
+
+// config points at b with credentials from the AWS default chain's
+// environment variables.
+func config(t *testing.T, b *amplifystoragetest.Bucket) plugin.Config {
+	t.Setenv("AWS_ACCESS_KEY_ID", b.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", b.SecretKey)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	return plugin.Config{"amplify-s3-endpoint": b.Endpoint, "aws-region": b.Region, "amplify-s3-bucket": b.Name}
+}
+
+func newExtractor(t *testing.T, cfg plugin.Config) *Extractor {
+	t.Helper()
+	ex, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ex.Close() })
+	return ex
+}
+
+func want(t *testing.T, b *amplifystoragetest.Bucket, objs []amplifystoragetest.Object, computed bool) map[string]record.Record {
+	out := map[string]record.Record{}
+	for _, o := range objs {
+		out[o.Key] = b.Want(t, o, computed)
+	}
+	return out
+}
+
+func TestConformance(t *testing.T) {
+	objs := amplifystoragetest.Objects(25)
+	b := amplifystoragetest.NewBucket(t, objs)
+	cfg := config(t, b)
+	extractortest.Run(t, extractortest.Harness{
+		New:   func(t *testing.T) extractors.Extractor { return newExtractor(t, cfg) },
+		Want:  want(t, b, objs, true),
+		Times: true,
+		Unreachable: func(t *testing.T) extractors.Extractor {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := l.Addr().String()
+			l.Close()
+			c := plugin.Config{"amplify-s3-endpoint": "http://" + addr, "aws-region": b.Region, "amplify-s3-bucket": b.Name,
+				"retry-attempts": "1", "source-timeout": "2s"}
+			return newExtractor(t, c)
+		},
+	})
+}
+
+// TestBytesAndChecksums: Open streams exactly the stored bytes of every
+// object; with --amplify-compute-md5=false the multipart upload has no
+// MD5 (and size only is checked), otherwise the MD5 of its bytes.
+func TestBytesAndChecksums(t *testing.T) {
+	objs := amplifystoragetest.Objects(2)
+	b := amplifystoragetest.NewBucket(t, objs)
+	for _, computed := range []bool{true, false} {
+		cfg := config(t, b)
+		if !computed {
+			cfg[ComputeMD5Option.Name] = "false"
+		}
+		ex := newExtractor(t, cfg)
+		w := want(t, b, objs, computed)
+		data := map[string][]byte{}
+		for _, o := range objs {
+			data[o.Key] = o.Data
+		}
+		streams, err := ex.Plan(context.Background(), 3, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range streams[0].Partitions {
+			err := ex.Read(context.Background(), p, time.Time{}, "", func(r record.Record) error {
+				n++
+				if _, ok := w[r.Key]; !ok {
+					t.Errorf("unexpected %q", r.Key)
+				}
+				f, err := record.FileFrom(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if computed || !strings.Contains(r.Key, "big.mp4") {
+					if sum := md5.Sum(data[r.Key]); string(f.MD5) != string(sum[:]) {
+						t.Errorf("%q: MD5 %x, want %x", r.Key, f.MD5, sum)
+					}
+				} else if f.MD5 != nil {
+					t.Errorf("%q: an MD5 without --amplify-compute-md5", r.Key)
+				}
+				rc, err := r.Open(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil || string(got) != string(data[r.Key]) {
+					t.Errorf("%q: %d bytes (%v), want %d", r.Key, len(got), err, len(data[r.Key]))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n != len(objs) {
+			t.Errorf("read %d objects, want %d", n, len(objs))
+		}
+	}
+}
+
+// TestMissingBucket: a bucket that does not exist and a missing
+// --amplify-s3-bucket are named.
+func TestMissingBucket(t *testing.T) {
+	b := amplifystoragetest.NewBucket(t, nil)
+	cfg := config(t, b)
+	cfg["amplify-s3-bucket"] = b.Name + "-none"
+	ex := newExtractor(t, cfg)
+	if _, err := ex.Plan(context.Background(), 2, time.Time{}); err == nil || !strings.Contains(err.Error(), "has no bucket") {
+		t.Errorf("planning a missing bucket: %v", err)
+	}
+	delete(cfg, "amplify-s3-bucket")
+	if _, err := New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--amplify-s3-bucket") {
+		t.Errorf("no bucket: %v", err)
+	}
+}
