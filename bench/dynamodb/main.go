@@ -141,6 +141,8 @@ func run(ctx context.Context, o options) error {
 
 	rssLine := fmt.Sprintf("peak RSS of migrate: %d MiB at %d items", med.rss>>20, o.items)
 	if o.double {
+		// DynamoDB Local holds its tables in memory: make room first.
+		c.DeleteTable(ctx, &ddb.DeleteTableInput{TableName: aws.String(table)})
 		big, bigLive, err := seed(ctx, c, "BenchTodo2x", 2*o.items)
 		if err != nil {
 			return err
