@@ -472,8 +472,8 @@ dynamodb_start() {
 	# In memory (a restart is empty, as the other emulators are), one
 	# database for every access key and region (-sharedDb): tests and the
 	# CLI reach the same tables whatever credentials the chain finds.
-	# The JVM's default heap (a quarter of RAM) holds bench/dynamodb's
-	# 400,000 items; DynamoDB Local keeps about 5 KB of heap per item.
+	# The JVM's default heap (a quarter of RAM): bench/dynamodb's tables
+	# (200,000 then 400,000 items, in memory) take gigabytes.
 	start_daemon dynamodb "$DYNAMODB_LOCAL_DIR" java \
 		"-Djava.library.path=$DYNAMODB_LOCAL_DIR/DynamoDBLocal_lib" \
 		-jar "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -port "$1"
