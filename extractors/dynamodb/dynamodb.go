@@ -131,8 +131,8 @@ type Extractor struct {
 	rcuMilli atomic.Int64 // consumed read capacity, in thousandths
 	skipped  atomic.Int64 // tombstones skipped
 
-	mu      sync.Mutex
-	tables_ map[string]*types.TableDescription
+	mu        sync.Mutex
+	described map[string]*types.TableDescription
 }
 
 var (
@@ -208,7 +208,7 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 		policy:     c.policy,
 		settings:   c.settings,
 		tables:     splitList(cfg.String(TablesOption.Name)),
-		tables_:    map[string]*types.TableDescription{},
+		described:  map[string]*types.TableDescription{},
 		where:      "aws/" + awsCfg.Region,
 	}
 	e.client = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
@@ -315,7 +315,7 @@ func (e *Extractor) listTables(ctx context.Context) ([]string, error) {
 // describe returns a table's description, cached unless fresh is set.
 func (e *Extractor) describe(ctx context.Context, table string, fresh bool) (*types.TableDescription, error) {
 	e.mu.Lock()
-	d := e.tables_[table]
+	d := e.described[table]
 	e.mu.Unlock()
 	if d != nil && !fresh {
 		return d, nil
@@ -336,7 +336,7 @@ func (e *Extractor) describe(ctx context.Context, table string, fresh bool) (*ty
 		return nil, err
 	}
 	e.mu.Lock()
-	e.tables_[table] = d
+	e.described[table] = d
 	e.mu.Unlock()
 	return d, nil
 }

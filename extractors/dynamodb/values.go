@@ -139,7 +139,7 @@ func escapeID(s string) string {
 	return b.String()
 }
 
-// cursorKey is a primary key as a cursor stores it: DynamoDB JSON of the
+// encodeKey writes a primary key as a cursor stores it: DynamoDB JSON of the
 // key attributes ({"pk":{"S":"a"},"sk":{"N":"1"}}), binaries in standard
 // base64 as DynamoDB JSON writes them.
 func encodeKey(key map[string]types.AttributeValue) (string, error) {
@@ -160,6 +160,7 @@ func encodeKey(key map[string]types.AttributeValue) (string, error) {
 	return string(b), err
 }
 
+// decodeKey reads a cursor written by encodeKey back into a key.
 func decodeKey(s string) (map[string]types.AttributeValue, error) {
 	var m map[string]map[string]string
 	if err := json.Unmarshal([]byte(s), &m); err != nil {
