@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,6 +47,7 @@ import (
 type ExportExtractor struct {
 	s3       *minio.Client
 	ddb      *Extractor // for DescribeTable when keys are not given
+	mu       sync.Mutex // guards the exports' loading
 	exports  []*export
 	keepDel  bool
 	policy   retry.Policy
@@ -194,17 +196,29 @@ func (x *ExportExtractor) EstimateReads(context.Context, extractors.Stream, int6
 
 // Count is the export's itemCount from its summary.
 func (x *ExportExtractor) Count(ctx context.Context, s extractors.Stream) (int64, error) {
+	ex, err := x.exportOf(ctx, s.Name)
+	if err != nil {
+		return 0, err
+	}
+	return ex.items, nil
+}
+
+// exportOf returns the loaded export of table, loading the manifests of
+// those not loaded yet (a resumed run reads without planning again).
+func (x *ExportExtractor) exportOf(ctx context.Context, table string) (*export, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	for _, ex := range x.exports {
 		if ex.table == "" {
 			if err := x.load(ctx, ex); err != nil {
-				return 0, err
+				return nil, err
 			}
 		}
-		if ex.table == s.Name {
-			return ex.items, nil
+		if ex.table == table {
+			return ex, nil
 		}
 	}
-	return 0, fmt.Errorf("no export of table %q", s.Name)
+	return nil, fmt.Errorf("no export of table %q among --%s", table, ExportOption.Name)
 }
 
 // summary is what is read of manifest-summary.json.
@@ -215,7 +229,7 @@ type summary struct {
 	ManifestFilesS3Key string `json:"manifestFilesS3Key"`
 }
 
-// load reads an export's manifests.
+// load reads an export's manifests; x.mu is held.
 func (x *ExportExtractor) load(ctx context.Context, ex *export) error {
 	var sum summary
 	where := "s3://" + ex.bucket + "/" + ex.dir + "/manifest-summary.json"
@@ -289,6 +303,8 @@ func (x *ExportExtractor) get(ctx context.Context, bucket, key string, read func
 // Plan reads the manifests and splits each export's data files into at
 // most partitions partitions.
 func (x *ExportExtractor) Plan(ctx context.Context, partitions int, _ time.Time) ([]extractors.Stream, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	var streams []extractors.Stream
 	for _, ex := range x.exports {
 		if err := x.load(ctx, ex); err != nil {
@@ -309,24 +325,9 @@ func (x *ExportExtractor) Plan(ctx context.Context, partitions int, _ time.Time)
 
 // Read emits the items of p's data files after the cursor "FILE:LINE".
 func (x *ExportExtractor) Read(ctx context.Context, p extractors.Partition, _ time.Time, after string, emit func(record.Record) error) error {
-	var ex *export
-	for _, e := range x.exports {
-		if e.table == p.Stream {
-			ex = e
-		}
-	}
-	if ex == nil {
-		for _, e := range x.exports {
-			if err := x.load(ctx, e); err != nil {
-				return err
-			}
-			if e.table == p.Stream {
-				ex = e
-			}
-		}
-	}
-	if ex == nil {
-		return fmt.Errorf("no export of table %q among --%s", p.Stream, ExportOption.Name)
+	ex, err := x.exportOf(ctx, p.Stream)
+	if err != nil {
+		return err
 	}
 	lo, err1 := strconv.Atoi(p.Start)
 	hi, err2 := strconv.Atoi(p.End)
