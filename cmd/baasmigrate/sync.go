@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -75,6 +76,7 @@ When the application is about to switch, run baasmigrate cutover (see its help).
 // addSyncSettingsFlags adds the flags readSyncSettings reads: sync's, and
 // cutover's for when it catches up by itself (so one --config serves both).
 func addSyncSettingsFlags(f *pflag.FlagSet) {
+	addExcludeFlag(f)
 	f.Int("batch-size", 500, "Records committed per transaction")
 	f.Duration("poll-interval", time.Minute, "Pause between two polls of users and files (each poll reads the whole listing)")
 	f.String("deletes", "hard", "What a record deleted at the source does to its row: hard (removed) or soft (kept, with _deleted_at set)")
@@ -246,6 +248,10 @@ func openSyncTarget(ctx context.Context, target plugin.Config, conns int) (*pgxp
 func buildSyncJobs(ctx context.Context, cmd *cobra.Command, command string, kinds []*kindSpec, pool *pgxpool.Pool, state *postgres.State, workers int) ([]*syncer.Job, func(), error) {
 	f := cmd.Flags()
 	log := newLogger(cmd)
+	exclusions, err := loadExclusions(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
 	var jobs []*syncer.Job
 	closeAll := func() {
 		for _, j := range jobs {
@@ -281,6 +287,14 @@ func buildSyncJobs(ctx context.Context, cmd *cobra.Command, command string, kind
 		j := &syncer.Job{
 			Name: postgres.Job(k.Kind, built.Extractor.Source()), Kind: k.Kind,
 			Extractor: built.Extractor, Sink: built.Sink, Adapter: cmp.Adapter, Config: built.Config,
+			Exclude: exclusions.For(k.Kind),
+		}
+		if exclusions != nil {
+			j.Config = maps.Clone(j.Config)
+			if j.Config == nil {
+				j.Config = map[string]string{}
+			}
+			j.Config[excludeConfigKey] = exclusions.Digest()
 		}
 		// Deletes of files name objects of the bucket read, not another
 		// bucket sharing the table.

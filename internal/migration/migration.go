@@ -61,7 +61,18 @@ type Options struct {
 	// ErrInterrupted; everything committed stays, and the next Execute
 	// resumes from there. Nil never stops.
 	Stop <-chan struct{}
+	// Exclude, when set, names the source keys an erasure list excludes
+	// (see internal/erasure): such records are read (their cursor is
+	// checkpointed like any other's) but never handed to the sink, and are
+	// counted as excluded under the table ExcludedTable in the checkpoint
+	// of their batch. The caller stores the list's digest in Job.Config,
+	// so a run resumes only with the same list.
+	Exclude func(key string) bool
 }
+
+// ExcludedTable is the pseudo-table excluded records are counted under
+// (Options.Exclude): read = excluded there, nothing loaded or rejected.
+const ExcludedTable = "(excluded)"
 
 // ErrInterrupted is returned by Execute when the run stopped early because
 // Options.Stop was closed or ctx ended: every committed batch is kept with
@@ -636,13 +647,20 @@ func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
 	began := time.Now()
-	out, err := e.job.Sink.Write(ctx, tx, b.recs)
+	recs, excluded := e.exclude(b.recs)
+	var out loaders.Outcome
+	var err error
+	if len(recs) > 0 || excluded == 0 {
+		if out, err = e.job.Sink.Write(ctx, tx, recs); err != nil {
+			return err
+		}
+	}
+	counts, rejects, err := Tally(recs, out, time.Since(began))
 	if err != nil {
 		return err
 	}
-	counts, rejects, err := Tally(b.recs, out, time.Since(began))
-	if err != nil {
-		return err
+	if excluded > 0 {
+		counts[ExcludedTable] = postgres.TableCounts{Read: excluded, Excluded: excluded}
 	}
 	if err := e.state.Checkpoint(ctx, tx, e.run, p, b.cursor, b.done, counts, rejects); err != nil {
 		return err
@@ -652,6 +670,32 @@ func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b
 	}
 	e.wrote(counts, began, time.Now())
 	return nil
+}
+
+// exclude returns the records of recs the sink may write, and how many
+// Options.Exclude left out. recs is returned as is when nothing is.
+func (e *executor) exclude(recs []record.Record) ([]record.Record, int64) {
+	if e.opts.Exclude == nil {
+		return recs, 0
+	}
+	var kept []record.Record
+	var n int64
+	for i, r := range recs {
+		if !e.opts.Exclude(r.Key) {
+			if n > 0 {
+				kept = append(kept, r)
+			}
+			continue
+		}
+		if n == 0 {
+			kept = append(kept, recs[:i]...)
+		}
+		n++
+	}
+	if n == 0 {
+		return recs, 0
+	}
+	return kept, n
 }
 
 // wrote records that a batch with rows of these tables was written and

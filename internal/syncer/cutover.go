@@ -195,7 +195,7 @@ func prepareJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, 
 	c := &JobCheck{Job: job.Name, Kind: string(job.Kind), Method: "bulk", CaughtUpBy: by, Since: v0}
 	var mu sync.Mutex
 	var differing []diff.Difference
-	rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples,
+	rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples, Exclude: job.Exclude,
 		OnDifference: func(_ context.Context, d diff.Difference) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -380,7 +380,7 @@ func checkJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, jo
 	}
 	if v == nil {
 		c.Method = "full"
-		rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples})
+		rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples, Exclude: job.Exclude})
 		if err != nil {
 			return nil, err
 		}
@@ -398,7 +398,7 @@ func checkJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, jo
 		return nil, err
 	}
 	c.Keys = int64(len(keys))
-	rep, err := diff.Recheck(ctx, getter, job.Extractor, pool, job.Adapter, keys, f, diff.Options{Samples: opts.Samples})
+	rep, err := diff.Recheck(ctx, getter, job.Extractor, pool, job.Adapter, keys, f, diff.Options{Samples: opts.Samples, Exclude: job.Exclude})
 	if err != nil {
 		return nil, err
 	}

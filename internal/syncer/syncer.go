@@ -64,6 +64,10 @@ type Job struct {
 	Remap   func(m *mappings.Mapping) (loaders.Sink, diff.Adapter, error)
 	// Config is stored with the sync's run (no secrets).
 	Config map[string]string
+	// Exclude, when set, names the source keys an erasure list excludes:
+	// their upserts are never written, and comparisons (catch-up, polls,
+	// cutover) count them as excluded (diff.Options.Exclude).
+	Exclude func(key string) bool
 }
 
 // Mode is the mode job is followed in.
@@ -417,6 +421,9 @@ func (f *follower) commitOnce(ctx context.Context, chunk []record.Change, b *pos
 	for _, c := range chunk {
 		switch c.Op {
 		case record.OpUpsert:
+			if f.job.Exclude != nil && f.job.Exclude(c.Record.Key) {
+				break // an erasure list excludes it: never written
+			}
 			ups = append(ups, c.Record)
 		case record.OpDelete:
 			// A document of a collection without a table was never stored
