@@ -386,3 +386,42 @@ func TestEraseFile(t *testing.T) {
 		t.Fatalf("excluded_in_target samples %q; want avatars/alice.png", got)
 	}
 }
+
+// TestEraseUserSyncAndCutover: sync and cutover, given the list, never
+// write an excluded user that appears after the copy, while the users not
+// excluded arrive; cutover finds the target identical.
+func TestEraseUserSyncAndCutover(t *testing.T) {
+	f := newUsersFixture(t)
+	f.importUsers([]*auth.UserToImport{(&auth.UserToImport{}).UID("kept-1"), (&auth.UserToImport{}).UID("gone-1")})
+	list := auditWrite(t, f.dir, "erase.txt", "user:gone-1\nuser:gone-2\n")
+	base := append([]string{"--only", "users", "--firebase-project", f.project, "--exclude-from", list}, usersHashFlags()...)
+	f.run(0, append([]string{"migrate"}, base...)...)
+
+	p := clitest.Start(t, f.env(), append([]string{"sync", "-v", "--poll-interval", "1s"}, base...)...)
+	f.importUsers([]*auth.UserToImport{(&auth.UserToImport{}).UID("gone-2"), (&auth.UserToImport{}).UID("kept-2")})
+	res := clitest.Run(t, f.env(), append([]string{"cutover"}, base...)...)
+	stopSync(t, p)
+	if res.Code != 0 {
+		t.Fatalf("cutover: exit %d, want 0\nstdout:\n%s\nstderr:\n%s\nsync:\n%s", res.Code, res.Stdout, res.Stderr, p.Stderr())
+	}
+	var got []string
+	rows, err := f.pool.Query(context.Background(), `SELECT uid FROM firebase_auth.users ORDER BY uid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var uid string
+		if err := rows.Scan(&uid); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, uid)
+	}
+	if strings.Join(got, " ") != "kept-1 kept-2" {
+		t.Fatalf("users in the target after sync and cutover: %v; want kept-1 kept-2\ncutover:\n%s\nsync:\n%s", got, res.Stdout, p.Stderr())
+	}
+	for _, text := range []string{res.Stdout, res.Stderr, p.Stderr()} {
+		if strings.Contains(text, "gone-") {
+			t.Fatalf("an excluded uid is in the output:\n%s", text)
+		}
+	}
+}

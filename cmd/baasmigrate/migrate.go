@@ -87,11 +87,7 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 		cmd: cmd, log: newLogger(cmd), source: source, workers: workers, batchSize: batchSize, restart: restart,
 		sum: &migrateSummary{Started: time.Now().UTC()}, exclusions: exclusions, manifest: mreq,
 	}
-	defer func() {
-		if m.pool != nil {
-			m.pool.Close()
-		}
-	}()
+	defer m.close()
 	err = m.run(ctx, kinds)
 	return m.end(ctx, err, summaryPath, allowRejects)
 }
@@ -115,6 +111,14 @@ type migrateRun struct {
 	targetDSN string
 	results   []*migration.Result
 	configs   []map[string]string
+}
+
+// close closes the target connections run opened.
+func (m *migrateRun) close() {
+	if m.pool != nil {
+		m.pool.Close()
+		m.pool = nil
+	}
 }
 
 // run migrates each kind in turn, recording every job in the summary as it

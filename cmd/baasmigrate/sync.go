@@ -142,12 +142,18 @@ func runSync(cmd *cobra.Command, _ []string) error {
 	}
 	log := newLogger(cmd)
 
+	exclusions, err := loadExclusions(cmd)
+	if err != nil {
+		return err
+	}
 	// The copy, exactly as migrate does it (and reports it).
 	m := &migrateRun{
 		cmd: cmd, log: log, source: source, workers: workers, batchSize: settings.batchSize, restart: restart,
-		sum: &migrateSummary{Started: time.Now().UTC()},
+		sum: &migrateSummary{Started: time.Now().UTC()}, exclusions: exclusions,
 	}
-	if err := m.end(ctx, m.run(ctx, kinds), "", allowRejects); err != nil {
+	err = m.end(ctx, m.run(ctx, kinds), "", allowRejects)
+	m.close()
+	if err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
