@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"firebase.google.com/go/v4/auth"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
@@ -102,6 +103,36 @@ func auditCount(t *testing.T, pool *pgxpool.Pool, q string, args ...any) int64 {
 	return n
 }
 
+// auditStateHolds lists the tables of the state schema with a row whose
+// text holds needle.
+func auditStateHolds(t *testing.T, pool *pgxpool.Pool, needle string) []string {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'baasmigrate' AND c.relkind = 'r'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables, out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range tables {
+		q := `SELECT count(*) FROM baasmigrate.` + pgx.Identifier{name}.Sanitize() + ` x WHERE strpos(to_jsonb(x)::text, $1) > 0`
+		if auditCount(t, pool, q, needle) > 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // auditKeys writes an ed25519 key pair as openssl writes them (PKCS#8 and
 // PKIX PEM).
 func auditKeys(t *testing.T, dir, name string) (priv, pub string) {
@@ -161,6 +192,9 @@ func TestEraseDocumentAndManifest(t *testing.T) {
 	}
 	if n := auditCount(t, f.pool, `SELECT count(*) FROM users WHERE id = 'alice'`); n != 0 {
 		t.Fatalf("the excluded document is in the target (%d rows)", n)
+	}
+	if got := auditStateHolds(t, f.pool, "alice"); len(got) != 0 {
+		t.Fatalf("the state schema holds an excluded key, in %v", got)
 	}
 	var runConfig string
 	if err := f.pool.QueryRow(ctx, `SELECT config::text FROM baasmigrate.runs ORDER BY id DESC LIMIT 1`).Scan(&runConfig); err != nil {
@@ -316,6 +350,9 @@ func TestEraseUser(t *testing.T) {
 	if n := auditCount(t, f.pool, `SELECT count(*) FROM firebase_auth.users`); n != 3 {
 		t.Fatalf("%d users in the target; want 3", n)
 	}
+	if got := auditStateHolds(t, f.pool, "gone"); len(got) != 0 {
+		t.Fatalf("the state schema holds an excluded uid, in %v", got)
+	}
 	res := f.run(0, append([]string{"verify", "--exclude-from", list, "--format", "json"}, base...)...)
 	auditExcluded(t, res.Stdout, "user", 1, 0)
 
@@ -398,7 +435,13 @@ func TestEraseUserSyncAndCutover(t *testing.T) {
 	f.run(0, append([]string{"migrate"}, base...)...)
 
 	p := clitest.Start(t, f.env(), append([]string{"sync", "-v", "--poll-interval", "1s"}, base...)...)
+	waitLine(t, p, "msg=poll") // following the source
 	f.importUsers([]*auth.UserToImport{(&auth.UserToImport{}).UID("gone-2"), (&auth.UserToImport{}).UID("kept-2")})
+	// Sync's next poll adds kept-2 alone.
+	waitLine(t, p, "added=1")
+	if n := auditCount(t, f.pool, `SELECT count(*) FROM firebase_auth.users WHERE uid LIKE 'gone-%'`); n != 0 {
+		t.Fatalf("sync wrote %d excluded users\n%s", n, p.Stderr())
+	}
 	res := clitest.Run(t, f.env(), append([]string{"cutover"}, base...)...)
 	stopSync(t, p)
 	if res.Code != 0 {
@@ -418,6 +461,9 @@ func TestEraseUserSyncAndCutover(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "kept-1 kept-2" {
 		t.Fatalf("users in the target after sync and cutover: %v; want kept-1 kept-2\ncutover:\n%s\nsync:\n%s", got, res.Stdout, p.Stderr())
+	}
+	if got := auditStateHolds(t, f.pool, "gone-"); len(got) != 0 {
+		t.Fatalf("the state schema holds an excluded uid, in %v", got)
 	}
 	for _, text := range []string{res.Stdout, res.Stderr, p.Stderr()} {
 		if strings.Contains(text, "gone-") {

@@ -536,7 +536,11 @@ func (e *executor) read(ctx context.Context, st *postgres.StreamState, p *postgr
 				cur.bytes += v.IntValue()
 			}
 		}
-		if len(cur.recs) >= e.opts.BatchSize {
+		// A batch never ends with an excluded record (Options.Exclude), so
+		// that no checkpoint stores the cursor of one: it may be the
+		// record's key, which is personal data. (A run of excluded
+		// records makes the batch longer, by at most the list's length.)
+		if len(cur.recs) >= e.opts.BatchSize && !e.excluded(r) {
 			return send(false)
 		}
 		return nil
@@ -598,6 +602,7 @@ func (e *executor) renew(ctx context.Context, st *postgres.StreamState, expired 
 // died before the reply) finds the checkpoint already advanced and stops:
 // the batch is in.
 func (e *executor) commit(ctx context.Context, p *postgres.PartitionState, b batch) error {
+	b.cursor = e.checkpointCursor(p, b)
 	// Only what failure.Classify calls transient is retried, and not when
 	// an inner retry loop (an object's upload) already gave up on it, nor
 	// once ctx ended or the run is stopping (a cancelled statement is not a
@@ -670,6 +675,29 @@ func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b
 	}
 	e.wrote(counts, began, time.Now())
 	return nil
+}
+
+// excluded reports whether Options.Exclude excludes r.
+func (e *executor) excluded(r record.Record) bool {
+	return e.opts.Exclude != nil && e.opts.Exclude(r.Key)
+}
+
+// checkpointCursor is the cursor b's checkpoint stores. Only the last
+// batch of a partition can end with excluded records (read never ends
+// another there); as nothing reads a finished partition again, its
+// checkpoint stores the cursor of its last record not excluded instead,
+// or the partition's cursor when there is none, so that no excluded
+// record's cursor is stored.
+func (e *executor) checkpointCursor(p *postgres.PartitionState, b batch) string {
+	if !b.done || len(b.recs) == 0 || !e.excluded(b.recs[len(b.recs)-1]) {
+		return b.cursor
+	}
+	for i := len(b.recs) - 1; i >= 0; i-- {
+		if !e.excluded(b.recs[i]) {
+			return b.recs[i].Cursor
+		}
+	}
+	return p.Cursor
 }
 
 // exclude returns the records of recs the sink may write, and how many

@@ -419,11 +419,18 @@ func (f *follower) commitOnce(ctx context.Context, chunk []record.Change, b *pos
 	var ups []record.Record
 	deletes := map[time.Time][]string{}
 	for _, c := range chunk {
+		if f.job.Exclude != nil && f.job.Exclude(c.Record.Key) {
+			// An erasure list excludes it: neither written nor deleted
+			// (the target must not hold it; verify names a row of it),
+			// and its key is not kept among the changed keys (it is
+			// personal data; a cutover under the list compares in full).
+			if c.CommitTime.After(b.LastCommit) {
+				b.LastCommit = c.CommitTime
+			}
+			continue
+		}
 		switch c.Op {
 		case record.OpUpsert:
-			if f.job.Exclude != nil && f.job.Exclude(c.Record.Key) {
-				break // an erasure list excludes it: never written
-			}
 			ups = append(ups, c.Record)
 		case record.OpDelete:
 			// A document of a collection without a table was never stored
