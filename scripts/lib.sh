@@ -46,6 +46,10 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 # Keep in step with scripts/npm/package.json (and regenerate its lockfile:
 # npm install --prefix scripts/npm --package-lock-only firebase-tools@VERSION).
 FIREBASE_TOOLS_VERSION=15.34.2
+# Keep in step with scripts/npm-cognito/package.json (and regenerate its
+# lockfile: npm install --prefix scripts/npm-cognito --package-lock-only).
+COGNITO_LOCAL_VERSION=5.3.0
+COGNITO_NPM_DIR=$LOCAL_DIR/npm-cognito
 
 # A `demo-` project id keeps firebase-tools (and the SDKs) offline: they never
 # look such a project up on Google's servers.
@@ -165,7 +169,7 @@ wait_exit() {
 
 # SERVICES lists the services run as plain daemons (Postgres is driven by
 # pg_ctl instead), in start order.
-SERVICES=(auth firestoreemu fake-gcs minio)
+SERVICES=(auth firestoreemu fake-gcs minio cognito)
 
 # service_pattern NAME prints the command-line fragment that identifies our
 # NAME: absolute paths under this checkout's .local, so another checkout's
@@ -176,6 +180,7 @@ service_pattern() {
 	auth) printf '%s' "$NPM_DIR/node_modules/firebase-tools/lib/bin/firebase.js emulators:start" ;;
 	fake-gcs) printf '%s' "$BIN_DIR/fake-gcs-server " ;;
 	minio) printf '%s' "$BIN_DIR/minio server " ;;
+	cognito) printf '%s' "$COGNITO_NPM_DIR/node_modules/cognito-local/lib/bin/start.js" ;;
 	*) die "unknown service $1" ;;
 	esac
 }

@@ -277,7 +277,16 @@ func (e *executor) execute(ctx context.Context, res *Result) error {
 	// The sink prepares the target before a new run is recorded: when it
 	// refuses (tables another source owns, claimed since the job was
 	// built), no run is left behind to resume.
-	if err := job.Sink.Prepare(rctx, pool); err != nil {
+	// A sink that can leave work to the end of the run (foreign keys built
+	// after the rows) is finished below, after the last batch and before
+	// the run is recorded finished, on every attempt that gets there.
+	fin, finishing := job.Sink.(loaders.Finisher)
+	if finishing {
+		err = fin.PrepareToFinish(rctx, pool)
+	} else {
+		err = job.Sink.Prepare(rctx, pool)
+	}
+	if err != nil {
 		return err
 	}
 	if run == nil {
@@ -291,6 +300,13 @@ func (e *executor) execute(ctx context.Context, res *Result) error {
 			return ErrInterrupted
 		}
 		if err := e.stream(ctx, st); err != nil {
+			return err
+		}
+	}
+	if finishing {
+		if _, err := retried(rctx, opts, "finishing the target after the last batch", func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, fin.Finish(ctx, pool)
+		}); err != nil {
 			return err
 		}
 	}
@@ -808,6 +824,9 @@ func Tally(recs []record.Record, out loaders.Outcome, took time.Duration) (map[s
 		c.Read++
 		if reason, ok := out.Rejects[i]; ok {
 			c.Rejected++
+			if out.Stored != nil {
+				r = out.Stored[i] // field transforms applied
+			}
 			raw, _ := r.MarshalJSON()
 			rejects = append(rejects, postgres.Reject{Table: t, SourceKey: r.Key, Reason: reason, Record: raw})
 		}
