@@ -20,6 +20,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/manifest"
+	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
 // auditSummary is the part of `migrate --summary` the erasure tests read.
@@ -173,6 +174,21 @@ func TestEraseDocumentAndManifest(t *testing.T) {
 		}
 	}
 	mapping := f.infer()
+	// A transform, for the manifest to record.
+	mm := loadMapping(t, mapping)
+	masked := false
+	for _, tb := range mm.Tables {
+		for i, c := range tb.Columns {
+			if tb.Name == "users" && c.Field == "name" {
+				tb.Columns[i].Transform = &mappings.Transform{Kind: mappings.TransformMask, KeepFirst: 1}
+				masked = true
+			}
+		}
+	}
+	if !masked {
+		t.Fatal("the inferred mapping has no users.name column")
+	}
+	saveMapping(t, mapping, mm)
 	list := auditWrite(t, f.dir, "erase.txt", "# pending deletion requests\n\ndoc:users/alice\n")
 	priv, pub := auditKeys(t, f.dir, "signer")
 	_, otherPub := auditKeys(t, f.dir, "other")
@@ -235,6 +251,9 @@ func TestEraseDocumentAndManifest(t *testing.T) {
 	if m.Signature == nil || len(m.Jobs) != 1 || len(m.Jobs[0].ReadTimes) == 0 || m.Jobs[0].MappingSHA256 == "" || m.Source.Platform != "firebase" {
 		t.Fatalf("manifest: %s", data)
 	}
+	if len(m.Transforms) != 1 || m.Transforms[0].Table != "users" || m.Transforms[0].Field != "name" || !strings.HasPrefix(m.Transforms[0].Transform, "mask") {
+		t.Fatalf("transforms in the manifest: %+v", m.Transforms)
+	}
 	var users *manifest.TableDigest
 	for i, td := range m.Content.Tables {
 		if td.Schema == "public" && td.Table == "users" {
@@ -296,14 +315,14 @@ func TestEraseDocumentAndManifest(t *testing.T) {
 	}
 
 	// One target value tampered with: the digest of its table changes.
-	if _, err := f.pool.Exec(ctx, `UPDATE users SET name = 'Bobby' WHERE id = 'bob'`); err != nil {
+	if _, err := f.pool.Exec(ctx, `UPDATE users SET name = name || 'x' WHERE id = 'bob'`); err != nil {
 		t.Fatal(err)
 	}
 	res = f.run(1, "manifest", "verify", "--manifest", man, "--public-key", pub)
 	if !strings.Contains(res.Stdout, "table public.users: content differs") || strings.Contains(res.Stdout, "orders") {
 		t.Fatalf("manifest verify after tampering names the wrong tables:\n%s", res.Stdout)
 	}
-	if _, err := f.pool.Exec(ctx, `UPDATE users SET name = 'Bob' WHERE id = 'bob'`); err != nil {
+	if _, err := f.pool.Exec(ctx, `UPDATE users SET name = left(name, -1) WHERE id = 'bob'`); err != nil {
 		t.Fatal(err)
 	}
 	f.run(0, "manifest", "verify", "--manifest", man, "--public-key", pub)

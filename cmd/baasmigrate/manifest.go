@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -12,7 +13,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,6 +28,8 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/mappings"
+	"github.com/baasmigrate/baasmigrate/transformers/pii"
 )
 
 func init() {
@@ -131,6 +136,30 @@ func manifestJob(js jobSummary, res *migration.Result, config map[string]string)
 		j.Tables = append(j.Tables, manifest.TableCount{Table: t.Table, Read: t.Read, Loaded: t.Loaded, Rejected: t.Rejected, Excluded: t.Excluded})
 	}
 	return j
+}
+
+// mappingTransforms lists the field transforms a job's mapping (its
+// settings' "mapping") declares, sorted by table and field; nil without
+// one.
+func mappingTransforms(config map[string]string) ([]manifest.Transform, error) {
+	text, ok := config["mapping"]
+	if !ok {
+		return nil, nil
+	}
+	m, err := mappings.Parse([]byte(text), "(the run's mapping)")
+	if err != nil {
+		return nil, fmt.Errorf("listing the mapping's transforms for the manifest: %w", err)
+	}
+	var out []manifest.Transform
+	for table, fields := range pii.Applied(m) {
+		for field, what := range fields {
+			out = append(out, manifest.Transform{Table: table, Field: field, Transform: what})
+		}
+	}
+	slices.SortFunc(out, func(a, b manifest.Transform) int {
+		return cmp.Or(strings.Compare(a.Table, b.Table), strings.Compare(a.Field, b.Field))
+	})
+	return out, nil
 }
 
 // verifyResult turns verify's reports into the manifest's record of them.

@@ -294,6 +294,11 @@ func (m *migrateRun) writeManifest(ctx context.Context, sum *migrateSummary) err
 			res, cfg = m.results[i], m.configs[i]
 		}
 		man.Jobs = append(man.Jobs, manifestJob(js, res, cfg))
+		ts, err := mappingTransforms(cfg)
+		if err != nil {
+			return err
+		}
+		man.Transforms = append(man.Transforms, ts...)
 	}
 	if m.exclusions != nil {
 		man.Exclusions = &manifest.Exclusions{Entries: m.exclusions.Len(), ListSHA256: m.exclusions.Digest(), Records: sum.Totals.Excluded}

@@ -39,7 +39,8 @@ const Method = "baasmigrate-content-v1"
 
 // Digest reads every table of the target (ordinary and partitioned
 // tables, partitions counted through their parent, in every schema but
-// PostgreSQL's own and baasmigrate's state schema) in one read-only,
+// PostgreSQL's own, baasmigrate's state schema and the token vault's,
+// baasmigrate_vault, which holds clear values) in one read-only,
 // repeatable-read transaction, and digests it:
 //
 //   - each row is taken as its columns' values (to_jsonb of the row, each
@@ -62,7 +63,7 @@ func Digest(ctx context.Context, pool *pgxpool.Pool) (Content, error) {
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-			AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'baasmigrate')
+			AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'baasmigrate', 'baasmigrate_vault')
 			AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'
 		ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`)
 	if err != nil {
