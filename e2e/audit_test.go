@@ -225,6 +225,12 @@ func TestEraseDocumentAndManifest(t *testing.T) {
 	if reps["users"].Source != 2 || reps["users"].Matching != 2 {
 		t.Fatalf("users after migrate: %+v", reps["users"])
 	}
+	res = f.run(0, "plan", "--only", "documents", "--exclude-from", list, "--format", "json")
+	for name, tr := range auditExcluded(t, res.Stdout, "document", 2, 0) {
+		if tr.MissingInTarget != 0 || tr.Mismatched != 0 {
+			t.Errorf("plan after migrate, table %s: %+v; want nothing to do", name, tr)
+		}
+	}
 
 	// The manifest: no password, valid, stored in the state schema.
 	data, err := os.ReadFile(man)
