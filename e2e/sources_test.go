@@ -64,13 +64,21 @@ func TestSourcesLists(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.Stdout), &l); err != nil {
 		t.Fatalf("sources --format json: %v\n%s", err, res.Stdout)
 	}
-	// Sources come sorted by name: amplify (documents, and the kinds other
-	// Amplify extractors add), firebase with three kinds, then supabase
-	// with users, tables and files.
-	if len(l.Sources) != 3 || l.Sources[0].Name != "amplify" || len(l.Sources[0].Kinds) == 0 ||
-		l.Sources[1].Name != "firebase" || len(l.Sources[1].Kinds) != 3 ||
-		l.Sources[2].Name != "supabase" || len(l.Sources[2].Kinds) != 3 {
-		t.Fatalf("sources: %+v, want amplify, firebase with three kinds and supabase with three", l.Sources)
+	// Sources come sorted by name: amplify (users from Cognito, and the
+	// kinds of its other extractors), firebase with three kinds, then
+	// supabase with users, tables and files.
+	var names []string
+	kinds := map[string]map[string]string{}
+	for _, s := range l.Sources {
+		names = append(names, s.Name)
+		kinds[s.Name] = map[string]string{}
+		for _, k := range s.Kinds {
+			kinds[s.Name][k.Kind] = k.Extractor
+		}
+	}
+	if strings.Join(names, ",") != "amplify,firebase,supabase" || len(kinds["firebase"]) != 3 || len(kinds["supabase"]) != 3 ||
+		kinds["amplify"]["user"] != "cognito" || kinds["amplify"]["document"] != "dynamodb" {
+		t.Fatalf("sources: %+v, want amplify with users from cognito and documents from dynamodb, firebase with three kinds and supabase with three", l.Sources)
 	}
 	got := map[string]string{}
 	secrets := map[string]bool{}

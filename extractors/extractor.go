@@ -296,6 +296,46 @@ type ChangeStreamer interface {
 	Changes(ctx context.Context, from string, hints ChangeHints, emit func(record.ChangeBatch) error) error
 }
 
+// ChangeKeeper is implemented by change streamers whose source keeps
+// changes only for a named consumer that must be set up before the copy
+// reads, and whose positions cannot be derived from a time without asking
+// it (PostgreSQL logical replication: a replication slot and a
+// publication). PositionAt is then not used: sync asks KeptSince where the
+// stream starts and whether that covers the copy, and catch-ups and
+// cutovers ask PositionNow. consumer names the job and its target, stably
+// across runs; what the source keeps is named after it.
+type ChangeKeeper interface {
+	ChangeStreamer
+	// KeepChanges makes the source keep, for consumer, every change
+	// committed from now on, creating what that needs when it is missing
+	// (nothing when the source keeps them already). sync calls it before
+	// the copy's first read; plain migrate never does, since what the
+	// source keeps costs it (WAL retained on its disk) until
+	// ReleaseChanges. The error names what prevents following the source
+	// (tables whose changes cannot be identified) and the fix.
+	KeepChanges(ctx context.Context, consumer string) error
+	// KeptSince returns the position from which Changes delivers every
+	// change the source kept for consumer, and when (this machine's
+	// clock, as the copy's run times) it began keeping them: a copy whose
+	// run started at or after since is covered by the stream. since is
+	// zero when unknown (then nothing is covered). An error when the
+	// source keeps nothing for consumer.
+	KeptSince(ctx context.Context, consumer string) (position string, since time.Time, err error)
+	// PositionNow returns the position of the source now, for consumer,
+	// and the source's time at it: Changes from position delivers every
+	// change committed after at (a catch-up's start; a cutover's freeze
+	// point, which a stream reaches when a batch's ReadTime is at or
+	// after at).
+	PositionNow(ctx context.Context, consumer string) (position string, at time.Time, err error)
+	// Confirm tells the source that the target has committed everything
+	// up to position (a batch's Position), which it may then forget. It
+	// never blocks; a running Changes passes it on.
+	Confirm(position string)
+	// ReleaseChanges makes the source stop keeping changes for consumer
+	// (drops what KeepChanges created); nil when it kept none.
+	ReleaseChanges(ctx context.Context, consumer string) error
+}
+
 // ChangeHints are what a change stream may start from (see ChangeStreamer).
 type ChangeHints struct {
 	// Collections are document collection IDs (the last segment of each

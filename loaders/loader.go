@@ -34,6 +34,23 @@ type Sink interface {
 	Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (Outcome, error)
 }
 
+// Finisher is implemented by sinks that can leave part of preparing the
+// target to the end of a run, where it costs less (the documents sink
+// builds foreign keys after the rows, as pg_restore does). A caller that
+// calls Finish once the run's last batch committed calls PrepareToFinish
+// instead of Prepare.
+type Finisher interface {
+	// PrepareToFinish is Prepare, except that it may leave work to Finish.
+	// What it leaves is recorded in the target, so that a resumed run, in
+	// any process, finishes it; a plain Prepare does it at once.
+	PrepareToFinish(ctx context.Context, db DB) error
+	// Finish does what PrepareToFinish (of this run's attempts) left,
+	// exactly once, before the run is recorded finished. It is idempotent.
+	// An error leaves the run unfinished; the next run of it calls Finish
+	// again.
+	Finish(ctx context.Context, db DB) error
+}
+
 // Upgrader is implemented by sinks whose target an earlier version of
 // baasmigrate may have laid out differently (the users tables). Upgrade
 // brings such a target to this version's layout and does nothing else: no
@@ -109,6 +126,11 @@ type Outcome struct {
 	// reason is shown to users and stored with the record: it must not
 	// contain secrets.
 	Rejects map[int]string
+	// Stored, when not nil, holds each record as the sink stores it, after
+	// the mapping's field transforms (package transformers/pii): rejects
+	// keep Stored[i] instead of the record read, so a transformed field's
+	// clear value never reaches them.
+	Stored []record.Record
 	// Changed counts, per table, the rows actually inserted or updated;
 	// rows equal to what the target already holds are not rewritten.
 	Changed map[string]int64

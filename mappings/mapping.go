@@ -66,6 +66,11 @@ type Table struct {
 	Columns []*Column
 	// Exclude lists field paths deliberately not migrated.
 	Exclude []string
+	// Drop lists fields removed before anything else sees the document:
+	// unlike Exclude, a rejected document's stored record lacks them too.
+	// YAML: columns entries {field: PATH, transform: drop}, written after
+	// the columns.
+	Drop []DropField
 	// Documents is informational: how many documents inference saw (0 when
 	// the pattern was seen only as the parent of subcollection documents).
 	Documents int64
@@ -92,6 +97,9 @@ type Column struct {
 	// Seen is inference evidence: source type name → number of documents
 	// with such a value. Informational only.
 	Seen map[string]int64
+	// Transform, when set, replaces the field's value before it is stored,
+	// compared or kept anywhere (see Transform); nil keeps it as it is.
+	Transform *Transform
 	// Note is inference's remark on the column (why its name differs from
 	// the field's), written as a comment after its name. Informational.
 	Note string

@@ -18,6 +18,9 @@ const maxTableColumns = 1600
 // columns), the type (canonical spelling of a supported type) and source;
 // and that columns and exclusions do not overlap: no field is mapped or
 // excluded twice, and no path lies inside another mapped or excluded path.
+// Field transforms are checked too: their parameters, and that the
+// column's type fits the transform (a mask on a jsonb column is an error
+// naming the field); dropped fields take part in the overlap checks.
 func (m *Mapping) Validate() error {
 	p := &problems{file: displayFile(m.File)}
 	m.validate(p)
@@ -136,6 +139,9 @@ func (m *Mapping) validateTable(t *Table, p *problems) {
 		case c.Source != "" && !contains(typeSources[canon], c.Source):
 			p.addf(c.Line, "%s: a %s column cannot hold source %q; allowed: %s", cw, canon, c.Source, strings.Join(typeSources[canon], ", "))
 		}
+		if c.Transform != nil {
+			validateTransform(c, cw, p)
+		}
 		for k, n := range c.Seen {
 			if n < 0 {
 				p.addf(c.Line, "%s: seen count for %q is negative", cw, k)
@@ -153,6 +159,14 @@ func (m *Mapping) validateTable(t *Table, p *problems) {
 			continue
 		}
 		paths = append(paths, pathEntry{segs: segs, text: FormatFieldPath(segs), line: line, what: "an exclusion"})
+	}
+	for i, d := range t.Drop {
+		segs, err := ParseFieldPath(d.Field)
+		if err != nil {
+			p.addf(d.Line, "%s: dropped field %d: %v", where, i+1, err)
+			continue
+		}
+		paths = append(paths, pathEntry{segs: segs, text: FormatFieldPath(segs), line: d.Line, what: "a dropped field"})
 	}
 	checkOverlaps(paths, where, p)
 }
@@ -176,7 +190,7 @@ func checkOverlaps(paths []pathEntry, where string, p *problems) {
 }
 
 func overlapHint(outer pathEntry) string {
-	if outer.what == "an exclusion" {
+	if outer.what == "an exclusion" || outer.what == "a dropped field" {
 		return "an excluded field is dropped whole, so nothing inside it can be mapped or excluded again"
 	}
 	return "a column holds its field's whole value; map either the whole field or the fields inside it (flattening), not both"

@@ -207,7 +207,10 @@ func strList(n *yaml.Node, key string, p *problems) []string {
 var (
 	mappingKeys = []string{"version", "schema", "tables"}
 	tableKeys   = []string{"collection", "table", "id_column", "parent_columns", "documents", "columns", "exclude"}
-	columnKeys  = []string{"field", "column", "type", "source", "seen"}
+	columnKeys  = []string{"field", "column", "type", "source", "seen", "transform", TransformMask, TransformHash, TransformTokenize, TransformTruncate}
+	maskKeys    = []string{"keep_first", "keep_last", "email"}
+	keyEnvKeys  = []string{"key_env"}
+	truncKeys   = []string{"unit", "grid", "digits"}
 )
 
 func decodeMapping(n *yaml.Node, m *Mapping, p *problems) {
@@ -266,15 +269,49 @@ func decodeTable(n *yaml.Node, t *Table, p *problems) {
 	}
 	for _, e := range cn.Content {
 		c := &Column{Line: e.Line}
-		decodeColumn(e, c, p)
+		if decodeColumn(e, c, p) {
+			t.Drop = append(t.Drop, DropField{Field: c.Field, Line: c.Line})
+			continue
+		}
 		t.Columns = append(t.Columns, c)
 	}
 }
 
-func decodeColumn(n *yaml.Node, c *Column, p *problems) {
+// decodeColumn reads one columns entry into c; it reports true for an
+// entry {field: PATH, transform: drop}, which is a dropped field, not a
+// column.
+func decodeColumn(n *yaml.Node, c *Column, p *problems) (drop bool) {
 	f := fieldsOf(n, "a column", columnKeys, p)
 	if f == nil {
-		return
+		return false
+	}
+	if tn := f["transform"]; tn != nil {
+		kind := str(tn, "transform", p)
+		if kind == TransformDrop {
+			c.Field = str(f["field"], "field", p)
+			for _, k := range columnKeys {
+				if k != "field" && k != "transform" && f[k] != nil {
+					p.addf(f[k].Line, "field %s is dropped (transform: drop): it has no column, so %s is not allowed", c.Field, k)
+				}
+			}
+			return true
+		}
+		if kind != "" {
+			c.Transform = &Transform{Kind: kind}
+		} else if tn.Kind == yaml.ScalarNode && tn.Tag != "!!null" {
+			p.addf(tn.Line, "transform is empty; use one of %s, or leave transform out", strings.Join(TransformKinds, ", "))
+		}
+	}
+	for _, k := range []string{TransformMask, TransformHash, TransformTokenize, TransformTruncate} {
+		pn := f[k]
+		if pn == nil {
+			continue
+		}
+		if c.Transform == nil || c.Transform.Kind != k {
+			p.addf(pn.Line, "%s parameters given but the column's transform is not %s (write transform: %s)", k, k, k)
+			continue
+		}
+		decodeTransformParams(pn, k, c.Transform, p)
 	}
 	c.Field = str(f["field"], "field", p)
 	c.Name = str(f["column"], "column", p)
@@ -295,6 +332,38 @@ func decodeColumn(n *yaml.Node, c *Column, p *problems) {
 				c.Seen = map[string]int64{}
 			}
 			c.Seen[kv[0].Value] = integer(kv[1], "seen count", p)
+		}
+	}
+	return false
+}
+
+// decodeTransformParams reads the parameter mapping of transform kind.
+func decodeTransformParams(n *yaml.Node, kind string, t *Transform, p *problems) {
+	allowed := map[string][]string{TransformMask: maskKeys, TransformHash: keyEnvKeys, TransformTokenize: keyEnvKeys, TransformTruncate: truncKeys}[kind]
+	f := fieldsOf(n, kind+" parameters", allowed, p)
+	if f == nil {
+		return
+	}
+	switch kind {
+	case TransformMask:
+		t.KeepFirst = int(integer(f["keep_first"], "keep_first", p))
+		t.KeepLast = int(integer(f["keep_last"], "keep_last", p))
+		if en := f["email"]; en != nil {
+			if en.Kind != yaml.ScalarNode || en.Tag != "!!bool" || en.Decode(&t.Email) != nil {
+				p.addf(en.Line, "email must be true or false, got %s", kindName(en))
+			}
+		}
+	case TransformHash, TransformTokenize:
+		t.KeyEnv = str(f["key_env"], "key_env", p)
+	case TransformTruncate:
+		t.Unit = str(f["unit"], "unit", p)
+		if dn := f["digits"]; dn != nil {
+			t.Digits, t.HasDigits = int(integer(dn, "digits", p)), true
+		}
+		if gn := f["grid"]; gn != nil {
+			if gn.Kind != yaml.ScalarNode || (gn.Tag != "!!float" && gn.Tag != "!!int") || gn.Decode(&t.Grid) != nil {
+				p.addf(gn.Line, "grid must be a number of degrees, got %s", kindName(gn))
+			}
 		}
 	}
 }
@@ -322,7 +391,9 @@ column holds, so nothing is lost) and _missing (placeholder parents).
 A column maps a field path (backticks quote odd names: ` + "`a.b`" + `) to a
 column name and PostgreSQL type; source says which Firestore values it
 holds. seen and documents are what inference observed (informational).
-exclude lists field paths deliberately not migrated.`
+exclude lists field paths deliberately not migrated. A column's
+transform (mask, hash, tokenize, truncate) replaces its personal data
+before it is stored anywhere; {field: F, transform: drop} drops a field.`
 
 // Marshal writes the mapping as YAML with a header comment explaining the
 // format. The output depends only on the mapping's content (tables and
@@ -361,10 +432,16 @@ func tableNode(t *Table) *yaml.Node {
 	if t.Documents != 0 {
 		addScalar(n, "documents", strconv.FormatInt(t.Documents, 10), "!!int")
 	}
-	if len(t.Columns) > 0 {
+	if len(t.Columns) > 0 || len(t.Drop) > 0 {
 		cols := &yaml.Node{Kind: yaml.SequenceNode}
 		for _, c := range t.Columns {
 			cols.Content = append(cols.Content, columnNode(c))
+		}
+		for _, d := range t.Drop {
+			dn := &yaml.Node{Kind: yaml.MappingNode}
+			addScalar(dn, "field", d.Field, "!!str")
+			addScalar(dn, "transform", TransformDrop, "!!str")
+			cols.Content = append(cols.Content, dn)
 		}
 		n.Content = append(n.Content, strNode("columns"), cols)
 	}
@@ -384,6 +461,12 @@ func columnNode(c *Column) *yaml.Node {
 	addScalar(n, "type", c.Type, "!!str")
 	if c.Source != "" {
 		addScalar(n, "source", c.Source, "!!str")
+	}
+	if t := c.Transform; t != nil {
+		addScalar(n, "transform", t.Kind, "!!str")
+		if params := transformParams(t); params != nil {
+			n.Content = append(n.Content, strNode(t.Kind), params)
+		}
 	}
 	if len(c.Seen) > 0 {
 		seen := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
@@ -416,6 +499,41 @@ func strSeq(list []string, style yaml.Style) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.SequenceNode, Style: style}
 	for _, s := range list {
 		n.Content = append(n.Content, strNode(s))
+	}
+	return n
+}
+
+// transformParams is the YAML of t's parameters, or nil when it has none.
+func transformParams(t *Transform) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
+	switch t.Kind {
+	case TransformMask:
+		if t.Email {
+			addScalar(n, "email", "true", "!!bool")
+		}
+		if t.KeepFirst != 0 {
+			addScalar(n, "keep_first", strconv.Itoa(t.KeepFirst), "!!int")
+		}
+		if t.KeepLast != 0 {
+			addScalar(n, "keep_last", strconv.Itoa(t.KeepLast), "!!int")
+		}
+	case TransformHash, TransformTokenize:
+		if t.KeyEnv != "" {
+			addScalar(n, "key_env", t.KeyEnv, "!!str")
+		}
+	case TransformTruncate:
+		if t.Unit != "" {
+			addScalar(n, "unit", t.Unit, "!!str")
+		}
+		if t.Grid != 0 {
+			addScalar(n, "grid", strconv.FormatFloat(t.Grid, 'f', -1, 64), "!!float")
+		}
+		if t.HasDigits {
+			addScalar(n, "digits", strconv.Itoa(t.Digits), "!!int")
+		}
+	}
+	if len(n.Content) == 0 {
+		return nil
 	}
 	return n
 }

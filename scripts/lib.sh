@@ -46,6 +46,10 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 # Keep in step with scripts/npm/package.json (and regenerate its lockfile:
 # npm install --prefix scripts/npm --package-lock-only firebase-tools@VERSION).
 FIREBASE_TOOLS_VERSION=15.34.2
+# Keep in step with scripts/npm-cognito/package.json (and regenerate its
+# lockfile: npm install --prefix scripts/npm-cognito --package-lock-only).
+COGNITO_LOCAL_VERSION=5.3.0
+COGNITO_NPM_DIR=$LOCAL_DIR/npm-cognito
 # DynamoDB Local (AWS's DynamoDBLocal.jar) comes in the npm package
 # amplify-dynamodb-simulator, pinned with its lockfile by scripts/npm-dynamodb
 # and installed apart from firebase-tools.
@@ -171,7 +175,7 @@ wait_exit() {
 
 # SERVICES lists the services run as plain daemons (Postgres is driven by
 # pg_ctl instead), in start order.
-SERVICES=(auth firestoreemu fake-gcs minio dynamodb)
+SERVICES=(auth firestoreemu fake-gcs minio cognito dynamodb)
 
 # service_pattern NAME prints the command-line fragment that identifies our
 # NAME: absolute paths under this checkout's .local, so another checkout's
@@ -182,6 +186,7 @@ service_pattern() {
 	auth) printf '%s' "$NPM_DIR/node_modules/firebase-tools/lib/bin/firebase.js emulators:start" ;;
 	fake-gcs) printf '%s' "$BIN_DIR/fake-gcs-server " ;;
 	minio) printf '%s' "$BIN_DIR/minio server " ;;
+	cognito) printf '%s' "$COGNITO_NPM_DIR/node_modules/cognito-local/lib/bin/start.js" ;;
 	dynamodb) printf '%s' "-jar $DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar " ;;
 	*) die "unknown service $1" ;;
 	esac

@@ -10,6 +10,7 @@
 # Port overrides (otherwise a free port is picked once and reused):
 #   BAASMIGRATE_PG_PORT  BAASMIGRATE_FIRESTORE_PORT  BAASMIGRATE_AUTH_PORT
 #   BAASMIGRATE_GCS_PORT BAASMIGRATE_MINIO_PORT      BAASMIGRATE_MINIO_CONSOLE_PORT
+#   BAASMIGRATE_COGNITO_PORT
 #   BAASMIGRATE_DYNAMODB_PORT
 set -euo pipefail
 
@@ -283,6 +284,13 @@ pg_write_conf() {
 		full_page_writes = off
 		# Fewer checkpoints during bulk COPY in tests and benchmarks.
 		max_wal_size = 4GB
+		# Sync of tables reads a source database through logical
+		# replication (a slot per test job): needs wal_level = logical
+		# (a restart), and room for the slots and walsenders of parallel
+		# tests.
+		wal_level = logical
+		max_replication_slots = 32
+		max_wal_senders = 32
 		log_min_messages = warning
 		log_min_error_statement = error
 	EOF
@@ -507,6 +515,58 @@ up_dynamodb() {
 	env_line DYNAMODB_ENDPOINT "http://127.0.0.1:$SERVICE_PORT"
 }
 
+# --- cognito-local (Cognito user pools) --------------------------------------
+
+COGNITO_JS=$COGNITO_NPM_DIR/node_modules/cognito-local/lib/bin/start.js
+
+# Any request answers (cognito-local has no health route); a POST without a
+# target is refused with a JSON error, which proves the server is up.
+cognito_check() { curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$1/" | grep -q '^[1-5]'; }
+
+cognito_start() {
+	local port=$1 dir=$LOCAL_DIR/cognito
+	# cognito-local keeps its pools in ./.cognito of its working directory;
+	# tests create a fresh pool each, so the directory is kept across restarts.
+	# Its own default makes every new pool sign users in by e-mail
+	# (UsernameAttributes ["email"]), which a request cannot undo; Cognito's
+	# default is plain usernames, so the config says so (a test that wants
+	# e-mail usernames asks for them when it creates its pool).
+	mkdir -p "$dir/.cognito/db"
+	printf '%s\n' '{ "UserPoolDefaults": { "UsernameAttributes": [] } }' >"$dir/.cognito/config.json"
+	start_daemon cognito "$dir" env PORT="$port" HOST=127.0.0.1 NO_UPDATE_NOTIFIER=1 node "$COGNITO_JS"
+}
+
+# install_cognito_local installs cognito-local, pinned with every dependency
+# by scripts/npm-cognito's lockfile, into COGNITO_NPM_DIR (once per lockfile).
+install_cognito_local() {
+	local have want lock
+	command -v node >/dev/null 2>&1 || die "cognito: node (20+) is required for cognito-local and is not on PATH"
+	lock=$(sha256sum "$REPO_ROOT/scripts/npm-cognito/package-lock.json" | cut -d' ' -f1)
+	want="$COGNITO_LOCAL_VERSION $lock"
+	have=$(read_file "$COGNITO_NPM_DIR/.installed-from")
+	if [[ $have != "$want" || ! -f $COGNITO_JS ]]; then
+		log "cognito: npm ci cognito-local@$COGNITO_LOCAL_VERSION (locked by scripts/npm-cognito) into $COGNITO_NPM_DIR"
+		mkdir -p "$COGNITO_NPM_DIR" "$LOG_DIR"
+		cp "$REPO_ROOT/scripts/npm-cognito/package.json" "$REPO_ROOT/scripts/npm-cognito/package-lock.json" "$COGNITO_NPM_DIR/"
+		if ! npm ci --prefix "$COGNITO_NPM_DIR" --no-audit --no-fund >"$LOG_DIR/install-cognito-local.log" 2>&1; then
+			die "cognito: npm ci cognito-local@$COGNITO_LOCAL_VERSION failed; see $LOG_DIR/install-cognito-local.log"
+		fi
+		printf '%s\n' "$want" >"$COGNITO_NPM_DIR/.installed-from"
+		local pid
+		pid=$(service_pid cognito "$(service_pattern cognito)")
+		if [[ -n $pid ]]; then
+			stop_pid cognito "$pid"
+			rm -f "$(pid_file cognito)"
+		fi
+	fi
+}
+
+up_cognito() {
+	install_cognito_local
+	ensure_service cognito "${BAASMIGRATE_COGNITO_PORT:-}" 60 cognito_check cognito_start
+	env_line COGNITO_ENDPOINT "http://127.0.0.1:$SERVICE_PORT"
+}
+
 # --- main ---------------------------------------------------------------------
 
 write_env_file() {
@@ -551,6 +611,7 @@ main() {
 	up_firestoreemu
 	up_gcs
 	up_minio
+	up_cognito
 	up_dynamodb
 	write_env_file
 	print_summary

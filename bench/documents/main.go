@@ -57,6 +57,9 @@ func main() {
 	flag.StringVar(&o.profiles, "profiles", "", "Write CPU and allocation profiles of every round's migrate into this directory (migrate-N.cpu.pprof, migrate-N.allocs.pprof)")
 	flag.BoolVar(&o.double, "double", true, "Also migrate twice the documents once, to report peak RSS at 2N")
 	flag.BoolVar(&o.reads, "reads", true, "Also run migrate once without --mapping and report the emulator's billed reads per document")
+	flag.StringVar(&o.project, "project", "", "Read this emulator project, seeded by an earlier run with -keep and the same -docs, instead of seeding one (for comparing builds on the same data)")
+	flag.BoolVar(&o.keep, "keep", false, "Keep the seeded documents in the emulator when done, and print their project (for -project)")
+	flag.StringVar(&o.bin, "bin", "", "Measure this baasmigrate binary instead of building ./cmd/baasmigrate (for comparing builds)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/documents:", err)
@@ -69,6 +72,8 @@ type options struct {
 	n, workers, runs int
 	record, profiles string
 	double, reads    bool
+	project, bin     string
+	keep             bool
 }
 
 func run(ctx context.Context, o options) error {
@@ -85,7 +90,10 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	os.Setenv("FIRESTORE_EMULATOR_HOST", host)
-	project := fmt.Sprintf("demo-bench-%d", time.Now().Unix())
+	project := o.project
+	if project == "" {
+		project = fmt.Sprintf("demo-bench-%d", time.Now().Unix())
+	}
 	dir, err := os.MkdirTemp("", "bench-documents-")
 	if err != nil {
 		return err
@@ -99,15 +107,28 @@ func run(ctx context.Context, o options) error {
 
 	// The source: the demo app scaled to about n documents.
 	scale := demoapp.Scale{Users: o.n / 5, Posts: o.n / 10, CommentsPerPost: 3, Orders: o.n / 20, ItemsPerOrder: 3, Archive: o.n / 100}
-	defer wipe(host, project)
-	docs, err := seed(ctx, project, scale)
-	if err != nil {
-		return err
+	var docs int
+	switch {
+	case o.project != "":
+		docs = len(demoapp.Documents(1, scale)) // what seed wrote for these -docs
+	default:
+		if docs, err = seed(ctx, project, scale); err != nil {
+			wipe(host, project)
+			return err
+		}
+	}
+	if o.keep {
+		fmt.Fprintf(os.Stderr, "keeping the documents: -project %s -docs %d\n", project, o.n)
+	} else {
+		defer wipe(host, project)
 	}
 
-	bin := filepath.Join(dir, "baasmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/baasmigrate").CombinedOutput(); err != nil {
-		return fmt.Errorf("building: %v\n%s", err, out)
+	bin := o.bin
+	if bin == "" {
+		bin = filepath.Join(dir, "baasmigrate")
+		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/baasmigrate").CombinedOutput(); err != nil {
+			return fmt.Errorf("building: %v\n%s", err, out)
+		}
 	}
 	mappingPath := filepath.Join(dir, "mapping.yaml")
 	env := append(os.Environ(), "GCLOUD_PROJECT="+project)
@@ -243,8 +264,8 @@ to back; the round with the median ratio is shown.
 
 The emulator, PostgreSQL and baasmigrate share the machine's CPUs: the read is the bottleneck (the
 emulator's gRPC serving), and migrate's own work — transform, the COPY of each batch (straight into the
-tables this run created, see docs/loaders.md), the checkpoint in the same transaction — and PostgreSQL's
-compete with it for the same cores.
+tables this run created, whose foreign keys are built once at the end; see docs/loaders.md), the checkpoint
+in the same transaction — and PostgreSQL's compete with it for the same cores.
 `, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(), strings.Join(append([]string{"go run ./bench/documents"}, os.Args[1:]...), " "),
 		docs, len(m.Tables), o.workers, o.workers, len(rounds),
 		extract.Round(time.Millisecond), rate(extract), r.extractCPU.Round(time.Millisecond), perK(r.extractCPU),

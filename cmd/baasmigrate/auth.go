@@ -18,6 +18,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/passwords"
+	"github.com/baasmigrate/baasmigrate/passwords/capture"
 )
 
 func init() {
@@ -30,7 +31,7 @@ func newAuthCommand() *cobra.Command {
 		Short: "Work with migrated Auth users: check a password, export users for Supabase Auth or Ory Kratos",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newVerifyPasswordCommand(), newAuthExportCommand(), newAuthImportKratosCommand())
+	cmd.AddCommand(newVerifyPasswordCommand(), newAuthExportCommand(), newAuthImportKratosCommand(), newCaptureStatusCommand())
 	return cmd
 }
 
@@ -46,8 +47,10 @@ the shared ones included. Use it to confirm a migration kept passwords working, 
 test account whose password you know.
 
 Exit status: 0 the password matches, 1 it does not, 2 the check could not be made (no
-such user, a user without a password, a user whose source exported no hash (NONE), a
-hash of an unknown algorithm, hash parameters never given to migrate).`,
+such user, a user without a password, a user whose source exported no hash (NONE) and
+whose password has not been captured at a first sign-in yet (passwords/capture: then the
+captured hash is checked), a hash of an unknown algorithm, hash parameters never given to
+migrate).`,
 		Args: cobra.NoArgs,
 		RunE: runVerifyPassword,
 	}
@@ -130,6 +133,17 @@ func checkPassword(ctx context.Context, pool *pgxpool.Pool, schema, uid string, 
 			providers = append(providers, p.ProviderID)
 		}
 		return false, fmt.Errorf("user %q has no password (signs in with: %s)", uid, strings.Join(providers, ", "))
+	}
+	if c.Algorithm == passwords.None {
+		// A password captured at first sign-in (passwords/capture) is kept
+		// beside the row, which keeps the source's NONE.
+		captured, err := capture.Captured(ctx, pool, schema, uid)
+		if err != nil {
+			return false, err
+		}
+		if captured != nil {
+			c = captured
+		}
 	}
 	switch c.Algorithm {
 	case passwords.None:

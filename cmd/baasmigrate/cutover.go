@@ -34,12 +34,13 @@ and the window from freeze to verdict.`,
 	}
 	f := cmd.Flags()
 	addOptionFlags(f, targetOptions)
-	f.String("only", "", "Comma-separated kinds to check: documents, users, files (default: all)")
+	f.String("only", "", "Comma-separated kinds to check: documents, users, tables, files (default: all)")
 	f.Bool("prepare", false, "Verify in bulk while sync runs (before the freeze), so that the cutover re-checks only what changed since")
 	f.Duration("max-wait", 5*time.Minute, "How long to wait for the target to reach the freeze point")
 	f.String("operator", "", "Who runs the cutover, recorded with it (default: the OS user)")
 	f.Bool("json", false, "Print the report as JSON")
 	f.Int("samples", 5, "Sample keys per table and outcome in the report")
+	f.Bool("keep-changes", false, "After an identical cutover, keep what the source keeps changes in for sync (tables: the PostgreSQL replication slot and publication, which retain WAL at the source until dropped); by default they are dropped")
 	addSyncSettingsFlags(f) // used when the cutover catches up by itself
 	addOptionFlags(f, allKindOptions())
 	return cmd
@@ -58,6 +59,7 @@ func runCutover(cmd *cobra.Command, _ []string) error {
 	operator, _ := f.GetString("operator")
 	asJSON, _ := f.GetBool("json")
 	samples, _ := f.GetInt("samples")
+	keep, _ := f.GetBool("keep-changes")
 	kinds, err := selectKinds(only, sourceName(f))
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
@@ -77,7 +79,7 @@ func runCutover(cmd *cobra.Command, _ []string) error {
 	}
 	defer closeJobs()
 	log := newLogger(cmd)
-	opts := syncer.CutoverOptions{MaxWait: maxWait, Operator: operator, Samples: samples, Follow: settings.options(log, nil)}
+	opts := syncer.CutoverOptions{MaxWait: maxWait, Operator: operator, Samples: samples, Follow: settings.options(log, nil), KeepChanges: keep}
 	out := cmd.OutOrStdout()
 	if prepare {
 		checks, err := syncer.Prepare(ctx, pool, state, jobs, opts)
@@ -152,6 +154,12 @@ func printCutover(w io.Writer, r *syncer.CutoverReport) {
 		fmt.Fprintf(w, "  %s: caught up by %s; %s: %s\n", c.Job, c.CaughtUpBy, how, map[bool]string{true: "identical", false: "DIFFERENT"}[c.Identical])
 		for _, d := range c.Differences {
 			fmt.Fprintln(w, "    "+d)
+		}
+		if c.Finished != "" {
+			fmt.Fprintln(w, "    "+c.Finished)
+		}
+		if c.Released {
+			fmt.Fprintln(w, "    the source no longer keeps changes for this job (replication slot and publication dropped)")
 		}
 	}
 }

@@ -55,7 +55,7 @@ var (
 func init() {
 	registerKind(&kindSpec{
 		Kind:    record.KindDocument,
-		Options: []plugin.Option{mappingOption, runSampleOption, schemaEvolutionOption, shareTablesOption},
+		Options: []plugin.Option{mappingOption, runSampleOption, schemaEvolutionOption, shareTablesOption, vaultOption},
 		Build:   buildDocuments,
 		Compare: compareDocuments,
 	})
@@ -100,6 +100,10 @@ func buildDocuments(ctx context.Context, env *buildEnv) (migration.Job, error) {
 		return migration.Job{}, err
 	}
 	sink.SetOwner(owner)
+	if err := useVault(ctx, env, sink, nil); err != nil {
+		ex.Close()
+		return migration.Job{}, err
+	}
 	// Refuse before the run is recorded; Prepare checks again, atomically.
 	if err := postgres.CheckTableOwners(ctx, env.Pool, owner, postgres.MappingTables(m)); err != nil {
 		ex.Close()
@@ -194,6 +198,10 @@ func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
 	}
 	if extractors.IsUnordered(ex) {
 		a.LookUpByKey()
+	}
+	if err := useVault(ctx, env, nil, a); err != nil {
+		ex.Close()
+		return nil, err
 	}
 	owner, err := tableOwner(env.Config, ex)
 	if err != nil {

@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
@@ -10,6 +14,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/pgcatalog"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
 
@@ -119,4 +124,41 @@ func compareTables(ctx context.Context, env *buildEnv) (*comparer, error) {
 			return out, err
 		},
 	}, nil
+}
+
+// Tables are followed through the source's logical replication (a slot
+// that sync creates before the copy), and an identical cutover sets the
+// target's sequences past the source's.
+func init() {
+	syncKeepers[record.KindTable] = true
+	syncFinishers[record.KindTable] = tablesFinish
+}
+
+// tablesFinish sets the target's sequences at or past the source's values
+// (read by the extractor's finish stream), in one transaction.
+func tablesFinish(ex extractors.Extractor, sink loaders.Sink, pool *pgxpool.Pool) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		ts, ok := sink.(*postgres.TablesSink)
+		if !ok {
+			return "", fmt.Errorf("the tables sink cannot set sequences")
+		}
+		var seqs string
+		err := ex.Read(ctx, extractors.Partition{Stream: pgcatalog.FinishStream, ID: "0"}, time.Time{}, "", func(r record.Record) error {
+			seqs = r.Fields[pgcatalog.FieldSequences].StringValue()
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("reading the source's sequences: %w", err)
+		}
+		var n int
+		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			n, err = ts.RaiseSequences(ctx, tx, seqs)
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d sequence(s) set past the source's values (the others were already)", n), nil
+	}
 }

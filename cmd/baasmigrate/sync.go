@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -42,6 +43,9 @@ then follows the source until it is stopped (SIGINT or SIGTERM; exit 0):
              read time the copy recorded, so nothing written during or after the
              copy is missed: creates, updates, field deletes and deletes at every
              depth, and collections that appear later (--new-collections);
+  tables     from the source's logical replication (PostgreSQL/Supabase): a
+             publication and a replication slot that sync creates before the
+             copy reads (cutover drops them), read with pgoutput;
   users, files
              polled every --poll-interval: each poll compares the whole source with
              the target and applies what was added, changed or deleted (each poll
@@ -61,7 +65,7 @@ When the application is about to switch, run baasmigrate cutover (see its help).
 	}
 	f := cmd.Flags()
 	addOptionFlags(f, targetOptions)
-	f.String("only", "", "Comma-separated kinds to sync: documents, users, files (default: all)")
+	f.String("only", "", "Comma-separated kinds to sync: documents, users, tables, files (default: all)")
 	f.Int("workers", 4, "Partitions read and written at the same time during the copy")
 	addSyncSettingsFlags(f)
 	f.String("metrics-addr", "", "Serve Prometheus metrics on this `host:port` (/metrics)")
@@ -75,6 +79,7 @@ When the application is about to switch, run baasmigrate cutover (see its help).
 // addSyncSettingsFlags adds the flags readSyncSettings reads: sync's, and
 // cutover's for when it catches up by itself (so one --config serves both).
 func addSyncSettingsFlags(f *pflag.FlagSet) {
+	addExcludeFlag(f)
 	f.Int("batch-size", 500, "Records committed per transaction")
 	f.Duration("poll-interval", time.Minute, "Pause between two polls of users and files (each poll reads the whole listing)")
 	f.String("deletes", "hard", "What a record deleted at the source does to its row: hard (removed) or soft (kept, with _deleted_at set)")
@@ -140,12 +145,24 @@ func runSync(cmd *cobra.Command, _ []string) error {
 	}
 	log := newLogger(cmd)
 
+	exclusions, err := loadExclusions(cmd)
+	if err != nil {
+		return err
+	}
+	// Sources that keep changes for a consumer (PostgreSQL: a replication
+	// slot) start keeping them before the copy's first read.
+	if err := keepChanges(ctx, cmd, kinds, workers); err != nil {
+		return err
+	}
+
 	// The copy, exactly as migrate does it (and reports it).
 	m := &migrateRun{
 		cmd: cmd, log: log, source: source, workers: workers, batchSize: settings.batchSize, restart: restart,
-		sum: &migrateSummary{Started: time.Now().UTC()},
+		sum: &migrateSummary{Started: time.Now().UTC()}, exclusions: exclusions,
 	}
-	if err := m.end(ctx, m.run(ctx, kinds), "", allowRejects); err != nil {
+	err = m.end(ctx, m.run(ctx, kinds), "", allowRejects)
+	m.close()
+	if err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -223,6 +240,74 @@ func jobNames(jobs []*syncer.Job) string {
 	return strings.Join(names, ", ")
 }
 
+// syncKeepers are the kinds whose extractors may keep changes for a
+// consumer (extractors.ChangeKeeper), which sync asks to start keeping
+// them before the copy; syncFinishers make what a kind does at an
+// identical cutover (syncer.Job.Finish). Kinds register in init.
+var (
+	syncKeepers   = map[record.Kind]bool{}
+	syncFinishers = map[record.Kind]func(ex extractors.Extractor, sink loaders.Sink, pool *pgxpool.Pool) func(context.Context) (string, error){}
+)
+
+// keepChanges asks the extractor of each kind whose source keeps changes
+// for a named consumer (extractors.ChangeKeeper) to start keeping them.
+func keepChanges(ctx context.Context, cmd *cobra.Command, kinds []*kindSpec, workers int) error {
+	f := cmd.Flags()
+	var keepers []*kindSpec
+	for _, k := range kinds {
+		if syncKeepers[k.Kind] {
+			keepers = append(keepers, k)
+		}
+	}
+	if len(keepers) == 0 {
+		return nil
+	}
+	target, err := pluginConfig(f, targetOptions)
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
+	pool, _, err := openSyncTarget(ctx, target, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	for _, k := range keepers {
+		cfg, err := pluginConfig(f, k.Options)
+		if err != nil {
+			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
+		}
+		env := &buildEnv{Command: "sync", Source: sourceName(f), Config: cfg, Pool: pool, Log: newLogger(cmd), Stderr: cmd.ErrOrStderr(), Workers: workers, Given: optionGiven(f)}
+		_, ex, err := env.Extractor(ctx, k.Kind)
+		if err != nil {
+			return fmt.Errorf("preparing to sync %ss: %w", k.Kind, err)
+		}
+		ck, ok := ex.(extractors.ChangeKeeper)
+		if ok {
+			var consumer string
+			if consumer, err = syncConsumer(ctx, pool, postgres.Job(k.Kind, ex.Source())); err == nil {
+				err = ck.KeepChanges(ctx, consumer)
+			}
+		}
+		ex.Close()
+		if err != nil {
+			return &exitStatus{code: exitError, err: fmt.Errorf("syncing %ss: %w", k.Kind, err)}
+		}
+	}
+	return nil
+}
+
+// syncConsumer names job followed into the target pool connects to, for
+// sources that keep changes per consumer: the job and the target cluster
+// and database, so that two targets of one source never share what the
+// source keeps.
+func syncConsumer(ctx context.Context, pool *pgxpool.Pool, job string) (string, error) {
+	var id string
+	if err := pool.QueryRow(ctx, "SELECT (SELECT system_identifier::text FROM pg_control_system()) || '/' || current_database()").Scan(&id); err != nil {
+		return "", fmt.Errorf("reading the target's identity: %w", err)
+	}
+	return job + " into " + id, nil
+}
+
 // openSyncTarget connects to the target and opens the state.
 func openSyncTarget(ctx context.Context, target plugin.Config, conns int) (*pgxpool.Pool, *postgres.State, error) {
 	timeout, err := retry.Timeout(target, retry.TargetTimeoutOption)
@@ -246,6 +331,10 @@ func openSyncTarget(ctx context.Context, target plugin.Config, conns int) (*pgxp
 func buildSyncJobs(ctx context.Context, cmd *cobra.Command, command string, kinds []*kindSpec, pool *pgxpool.Pool, state *postgres.State, workers int) ([]*syncer.Job, func(), error) {
 	f := cmd.Flags()
 	log := newLogger(cmd)
+	exclusions, err := loadExclusions(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
 	var jobs []*syncer.Job
 	closeAll := func() {
 		for _, j := range jobs {
@@ -281,6 +370,33 @@ func buildSyncJobs(ctx context.Context, cmd *cobra.Command, command string, kind
 		j := &syncer.Job{
 			Name: postgres.Job(k.Kind, built.Extractor.Source()), Kind: k.Kind,
 			Extractor: built.Extractor, Sink: built.Sink, Adapter: cmp.Adapter, Config: built.Config,
+			Exclude: exclusions.For(k.Kind),
+		}
+		if exclusions != nil {
+			j.Config = maps.Clone(j.Config)
+			if j.Config == nil {
+				j.Config = map[string]string{}
+			}
+			j.Config[excludeConfigKey] = exclusions.Digest()
+		}
+		if _, ok := built.Extractor.(extractors.ChangeKeeper); ok {
+			if j.Consumer, err = syncConsumer(ctx, pool, j.Name); err != nil {
+				closeAll()
+				built.Extractor.Close()
+				return nil, nil, err
+			}
+		}
+		// An extractor that reads differently for comparisons (tables)
+		// does so here: sync and cutover read the source only to compare
+		// (catch-ups, verification) and to follow its changes.
+		if c, ok := built.Extractor.(interface{ ForComparison() }); ok {
+			c.ForComparison()
+		}
+		if s, ok := built.Sink.(interface{ ForSync() }); ok {
+			s.ForSync()
+		}
+		if fin := syncFinishers[k.Kind]; fin != nil {
+			j.Finish = fin(built.Extractor, built.Sink, pool)
 		}
 		// Deletes of files name objects of the bucket read, not another
 		// bucket sharing the table.
@@ -320,6 +436,9 @@ func documentsRemap(ctx context.Context, env *buildEnv, ex extractors.Extractor,
 		}
 		a, err := diff.NewDocuments(m, extractors.KeyOrderOf(ex), roots...)
 		if err != nil {
+			return nil, nil, err
+		}
+		if err := useVault(ctx, env, sink, a); err != nil {
 			return nil, nil, err
 		}
 		return sink, a, nil

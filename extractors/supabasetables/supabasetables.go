@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,6 +75,8 @@ type Extractor struct {
 	pageSize int
 	policy   retry.Policy
 	compare  bool
+	// confirmed is the LSN the target has committed (Confirm).
+	confirmed atomic.Uint64
 }
 
 var (

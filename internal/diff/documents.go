@@ -14,6 +14,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/mappings"
 	"github.com/baasmigrate/baasmigrate/transformers"
+	"github.com/baasmigrate/baasmigrate/transformers/pii"
 )
 
 // Documents adapts documents and the tables of a mapping.
@@ -24,7 +25,12 @@ type Documents struct {
 	byName  map[string]*mappings.Table
 	streams map[string][]string // root collection → tables under it
 	cursors int
-	lookup  bool // the source delivers no key order (LookUpByKey)
+	// fields are the mapping's field transforms, applied to each source
+	// document before it is compared; tokens looks tokenized values up.
+	fields    *pii.Set
+	tokens    pii.Tokenizer
+	tokensCtx context.Context
+	lookup    bool // the source delivers no key order (LookUpByKey)
 }
 
 var (
@@ -49,7 +55,11 @@ func NewDocuments(m *mappings.Mapping, order record.KeyOrder, roots ...string) (
 	if order == nil {
 		order = record.ByteOrder
 	}
-	d := &Documents{m: m, order: order, tr: tr, byName: map[string]*mappings.Table{}, streams: map[string][]string{}}
+	fields, err := pii.Compile(m, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := &Documents{m: m, order: order, tr: tr, byName: map[string]*mappings.Table{}, streams: map[string][]string{}, fields: fields}
 	for _, t := range m.Tables {
 		root, _, _ := strings.Cut(t.Collection, "/")
 		if len(roots) > 0 && !slices.Contains(roots, root) {
@@ -94,9 +104,29 @@ func (d *Documents) CompareKeys(a, b []string) int {
 // StreamTables lists the tables of the collections under a root collection.
 func (d *Documents) StreamTables(stream string) []string { return d.streams[stream] }
 
-// Route transforms a document as migrate would, and takes the row back to
-// fields, so that what is compared is exactly what the target should hold.
+// SetTokens makes Route look tokenized values up with tok (a lookup-only
+// pii.Vault.Reader), under ctx. Without it a tokenized value makes its
+// document a reject of the comparison.
+func (d *Documents) SetTokens(ctx context.Context, tok pii.Tokenizer) {
+	d.tokensCtx, d.tokens = ctx, tok
+}
+
+// Route transforms a document as migrate would — field transforms first,
+// so what is compared is the transformed value, never the clear one — and
+// takes the row back to fields, so that what is compared is exactly what
+// the target should hold.
 func (d *Documents) Route(rec record.Record) Routed {
+	if !d.fields.Empty() {
+		ctx := d.tokensCtx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		out, errs := d.fields.Apply(ctx, []record.Record{rec}, d.tokens)
+		if errs != nil && errs[0] != nil {
+			return Routed{Table: d.tr.TableLabel(rec.Key), Reject: errs[0].Error()}
+		}
+		rec = out[0]
+	}
 	row, err := d.tr.Transform(rec)
 	if err != nil {
 		return Routed{Table: d.tr.TableLabel(rec.Key), Reject: err.Error()}

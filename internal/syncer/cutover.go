@@ -32,6 +32,10 @@ type CutoverOptions struct {
 	Samples int
 	// Follow tunes the catching up a cutover does itself when no sync runs.
 	Follow Options
+	// KeepChanges keeps what a source keeps changes in for the jobs
+	// (extractors.ChangeKeeper: a replication slot) after an identical
+	// cutover, which otherwise releases it.
+	KeepChanges bool
 }
 
 // JobCheck is the outcome of one job's verification in Prepare or Cutover.
@@ -64,6 +68,10 @@ type JobCheck struct {
 	// Differences names what differs, for people (a few samples per
 	// table, and counts that disagree).
 	Differences []string `json:"differences,omitempty"`
+	// Finished says what the job's Finish did after an identical cutover;
+	// Released that the source stopped keeping changes for the job.
+	Finished string `json:"finished,omitempty"`
+	Released bool   `json:"released,omitempty"`
 }
 
 // CutoverReport is the outcome of a cutover.
@@ -81,9 +89,18 @@ type CutoverReport struct {
 	Jobs      []*JobCheck   `json:"jobs"`
 }
 
-// sourceTime is the source's current time for ex (its snapshot time when
-// it has one, else this machine's clock).
-func sourceTime(ctx context.Context, ex extractors.Extractor) (time.Time, error) {
+// sourceTime is the source's current time for job (its snapshot time when
+// it has one, the time of its current position when it keeps changes for
+// the job, else this machine's clock).
+func sourceTime(ctx context.Context, job *Job) (time.Time, error) {
+	ex := job.Extractor
+	if k, ok := ex.(extractors.ChangeKeeper); ok {
+		_, t, err := k.PositionNow(ctx, job.Consumer)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("reading the source's current position: %w", err)
+		}
+		return t, nil
+	}
 	if s, ok := ex.(extractors.Snapshotter); ok {
 		t, err := s.SnapshotTime(ctx)
 		if err != nil {
@@ -181,7 +198,7 @@ func Prepare(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 
 func prepareJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job *Job, opts CutoverOptions) (*JobCheck, error) {
 	started := time.Now()
-	v0, err := sourceTime(ctx, job.Extractor)
+	v0, err := sourceTime(ctx, job)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +212,7 @@ func prepareJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, 
 	c := &JobCheck{Job: job.Name, Kind: string(job.Kind), Method: "bulk", CaughtUpBy: by, Since: v0}
 	var mu sync.Mutex
 	var differing []diff.Difference
-	rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples,
+	rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples, Exclude: job.Exclude,
 		OnDifference: func(_ context.Context, d diff.Difference) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -283,7 +300,7 @@ func Cutover(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 	freeze := make([]time.Time, len(jobs))
 	names := make([]string, len(jobs))
 	for i, job := range jobs {
-		t, err := sourceTime(ctx, job.Extractor)
+		t, err := sourceTime(ctx, job)
 		if err != nil {
 			return nil, err
 		}
@@ -332,10 +349,38 @@ func Cutover(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job
 	for _, c := range rep.Jobs {
 		rep.Identical = rep.Identical && c.Identical
 	}
-	if rep.Identical {
-		return finish("identical", nil)
+	if !rep.Identical {
+		return finish("different", nil)
 	}
-	return finish("different", nil)
+	// Identical: what each job does at the switch (tables: sequences past
+	// the source's), then the source stops keeping changes for it.
+	for i, job := range jobs {
+		if job.Finish != nil {
+			note, err := job.Finish(ctx)
+			if err != nil {
+				return finish("failed", fmt.Errorf("finishing %ss: %w", job.Kind, err))
+			}
+			rep.Jobs[i].Finished = note
+		}
+		if k, ok := job.Extractor.(extractors.ChangeKeeper); ok && !opts.KeepChanges {
+			running, err := postgres.SyncRunning(ctx, pool, job.Name)
+			if err != nil {
+				return finish("failed", err)
+			}
+			if running {
+				// Its stream holds what the source keeps: stopping sync
+				// and running cutover again releases it.
+				rep.Jobs[i].Finished = strings.TrimPrefix(rep.Jobs[i].Finished+"; ", "; ") +
+					"the source still keeps changes for the running sync: stop it, then run cutover again to release them"
+				continue
+			}
+			if err := k.ReleaseChanges(ctx, job.Consumer); err != nil {
+				return finish("failed", fmt.Errorf("%ss: %w", job.Kind, err))
+			}
+			rep.Jobs[i].Released = true
+		}
+	}
+	return finish("identical", nil)
 }
 
 // adoptSyncedMapping switches job's adapter to the mapping sync stored,
@@ -377,10 +422,15 @@ func checkJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, jo
 		if v != nil && v.ReadTime.After(f) {
 			v = nil
 		}
+		if job.Exclude != nil {
+			// The re-check's count check would count the records an
+			// erasure list excludes in the source only: compare in full.
+			v = nil
+		}
 	}
 	if v == nil {
 		c.Method = "full"
-		rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples})
+		rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples, Exclude: job.Exclude})
 		if err != nil {
 			return nil, err
 		}
@@ -398,7 +448,7 @@ func checkJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, jo
 		return nil, err
 	}
 	c.Keys = int64(len(keys))
-	rep, err := diff.Recheck(ctx, getter, job.Extractor, pool, job.Adapter, keys, f, diff.Options{Samples: opts.Samples})
+	rep, err := diff.Recheck(ctx, getter, job.Extractor, pool, job.Adapter, keys, f, diff.Options{Samples: opts.Samples, Exclude: job.Exclude})
 	if err != nil {
 		return nil, err
 	}
@@ -431,8 +481,12 @@ func reportDifferences(rep *diff.Report) []string {
 		if t.Identical() {
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s: %d mismatched, %d missing in target, %d extra in target, %d rejected",
-			t.Table, t.Mismatched, t.MissingInTarget, t.ExtraInTarget, t.Rejected))
+		line := fmt.Sprintf("%s: %d mismatched, %d missing in target, %d extra in target, %d rejected",
+			t.Table, t.Mismatched, t.MissingInTarget, t.ExtraInTarget, t.Rejected)
+		if t.ExcludedInTarget > 0 {
+			line += fmt.Sprintf(", %d excluded by the erasure list yet in the target", t.ExcludedInTarget)
+		}
+		out = append(out, line)
 		if strings.HasPrefix(t.Table, "(no table for ") {
 			out = append(out, "  "+t.Table+": a collection sync has not seen yet (made under a document not written since?); "+
 				"sync's next count check (--count-interval) catches it up: run cutover again after it")

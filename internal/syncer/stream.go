@@ -156,7 +156,7 @@ func (f *follower) follow(ctx context.Context, cs extractors.ChangeStreamer) err
 				if p.empty() {
 					timer.Reset(f.opts.FlushInterval)
 				}
-				p.add(b)
+				p.add(b, f.job.ordered())
 				waiting += len(b.Changes)
 				if len(p.changes) >= f.opts.BatchSize || (!f.opts.Until.IsZero() && !b.ReadTime.Before(f.opts.Until)) {
 					timer.Stop()
@@ -286,13 +286,29 @@ func splitPattern(p string) []string {
 // to the snapshot, where the change stream continues.
 func (f *follower) catchUp(ctx context.Context, cs extractors.ChangeStreamer) error {
 	started := time.Now()
+	// A source that keeps changes for a consumer is asked where it is
+	// before the comparison reads it: the stream continues from there,
+	// changes from then on applied again over what the comparison wrote.
+	ck, keeper := cs.(extractors.ChangeKeeper)
+	var pos string
+	var at time.Time
+	if keeper {
+		if err := ck.KeepChanges(ctx, f.job.Consumer); err != nil {
+			return fmt.Errorf("catching up: %w", err)
+		}
+		var err error
+		if pos, at, err = ck.PositionNow(ctx, f.job.Consumer); err != nil {
+			return fmt.Errorf("catching up: %w", err)
+		}
+	}
 	rep, n, err := f.reconcile(ctx, time.Now().UTC(), false)
 	if err != nil {
 		return fmt.Errorf("catching up by a snapshot comparison: %w", err)
 	}
 	applied, deleted := n.added+n.changed+n.unplaced, n.deleted
-	pos, err := cs.PositionAt(rep.ReadTime)
-	if err != nil {
+	if keeper {
+		rep.ReadTime = at
+	} else if pos, err = cs.PositionAt(rep.ReadTime); err != nil {
 		return err
 	}
 	note := fmt.Sprintf("caught up at %s by a snapshot comparison (from %s): %d records written or offered, %d deleted, %d source reads, %s",

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,6 +65,34 @@ type Job struct {
 	Remap   func(m *mappings.Mapping) (loaders.Sink, diff.Adapter, error)
 	// Config is stored with the sync's run (no secrets).
 	Config map[string]string
+	// Exclude, when set, names the source keys an erasure list excludes:
+	// their upserts are never written, and comparisons (catch-up, polls,
+	// cutover) count them as excluded (diff.Options.Exclude).
+	Exclude func(key string) bool
+	// Consumer names the job and its target at a source that keeps
+	// changes for named consumers (extractors.ChangeKeeper).
+	Consumer string
+	// Finish, when set, runs once a cutover found the job identical,
+	// before the verdict is recorded (tables: the target's sequences set
+	// past the source's); it says what it did.
+	Finish func(ctx context.Context) (string, error)
+}
+
+// ChangeApplier is implemented by sinks that apply a change stream's
+// changes themselves, in order, inside the transaction given (row changes
+// of a PostgreSQL source: partial updates, truncates, the delete of one of
+// several equal rows), rather than as upserts of whole records and deletes
+// by key. Their changes are never merged by key, and all changes applied
+// together go in one transaction. It returns how many changes wrote and
+// deleted rows.
+type ChangeApplier interface {
+	ApplyChanges(ctx context.Context, tx pgx.Tx, changes []record.Change, soft bool) (applied, deleted int64, err error)
+}
+
+// ordered reports whether the job's sink applies changes in order.
+func (j *Job) ordered() bool {
+	_, ok := j.Sink.(ChangeApplier)
+	return ok
 }
 
 // Mode is the mode job is followed in.
@@ -143,7 +172,10 @@ var errReached = errors.New("reached the requested read time")
 // recorded. Only one process follows a job at a time (an advisory lock).
 func Follow(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, job *Job, opts Options) error {
 	opts.defaults()
-	if _, ok := job.Sink.(loaders.Deleter); !ok {
+	if job.ordered() && opts.SoftDeletes {
+		return fmt.Errorf("%ss are synced with hard deletes only (--deletes hard): a soft-deleted row would need a column the source's table does not have", job.Kind)
+	}
+	if _, ok := job.Sink.(loaders.Deleter); !ok && !job.ordered() {
 		return fmt.Errorf("the %s sink cannot delete records, so it cannot be synced", job.Kind)
 	}
 	lockConn, err := pool.Acquire(ctx)
@@ -243,7 +275,23 @@ func (f *follower) start(ctx context.Context) error {
 				from = t
 			}
 		}
-		if mode == ModeStream {
+		ck, keeper := f.job.Extractor.(extractors.ChangeKeeper)
+		switch {
+		case mode == ModeStream && keeper:
+			// The stream starts where the source began keeping changes;
+			// a copy that started before then is not covered, and the
+			// position says so: the stream reports it, and the job
+			// catches up by a snapshot comparison.
+			p, since, err := ck.KeptSince(ctx, f.job.Consumer)
+			if err != nil {
+				return fmt.Errorf("starting the change stream: %w", err)
+			}
+			pos, from = p, since
+			if since.IsZero() || run.Started.Before(since) {
+				pos, from = p[:strings.IndexByte(p+"@", '@')+1], run.Started
+				f.log.Warn("the copy was made before the source kept its changes: sync catches up by comparing the source with the target first", "copy started", run.Started.Format(time.RFC3339))
+			}
+		case mode == ModeStream:
 			if from.IsZero() {
 				from = run.Started
 			}
@@ -321,12 +369,12 @@ type pending struct {
 	readTime time.Time
 }
 
-func (p *pending) add(b record.ChangeBatch) {
+func (p *pending) add(b record.ChangeBatch, ordered bool) {
 	if p.index == nil {
 		p.index = map[string]int{}
 	}
 	for _, c := range b.Changes {
-		if i, ok := p.index[c.Record.Key]; ok {
+		if i, ok := p.index[c.Record.Key]; ok && !ordered {
 			p.changes[i].Op = 0 // superseded
 		}
 		p.index[c.Record.Key] = len(p.changes)
@@ -357,10 +405,16 @@ func (f *follower) apply(ctx context.Context, changes []record.Change, position 
 			return err
 		}
 	}
-	for start := 0; start < len(changes) || start == 0; start += f.opts.BatchSize {
-		chunk := changes[start:min(start+f.opts.BatchSize, len(changes))]
+	size := f.opts.BatchSize
+	if f.job.ordered() {
+		// Changes replayed from a partly applied transaction would not
+		// converge (a keyless table's insert): all in one.
+		size = max(len(changes), 1)
+	}
+	for start := 0; start < len(changes) || start == 0; start += size {
+		chunk := changes[start:min(start+size, len(changes))]
 		var b postgres.SyncBatch
-		if start+f.opts.BatchSize >= len(changes) {
+		if start+size >= len(changes) {
 			b.Position, b.ReadTime, b.SourceReads = position, readTime, sourceReads
 		}
 		if err := f.commit(ctx, chunk, b); err != nil {
@@ -382,6 +436,9 @@ func (f *follower) commit(ctx context.Context, chunk []record.Change, b postgres
 		bb := b
 		err := f.commitOnce(actx, chunk, &bb)
 		if err == nil {
+			if ck, ok := f.job.Extractor.(extractors.ChangeKeeper); ok && bb.Position != "" {
+				ck.Confirm(bb.Position)
+			}
 			f.st.Apply(bb)
 			f.opts.Metrics.applied(f.job.Name, f.st, bb, chunk)
 		}
@@ -409,11 +466,70 @@ func (f *follower) commit(ctx context.Context, chunk []record.Change, b postgres
 	return f.followGrowth(ctx)
 }
 
+// dropExcluded returns the changes of chunk whose keys Job.Exclude does
+// not exclude; the others only advance b.LastCommit. They are neither
+// written nor deleted (the target must not hold them; verify names a row
+// of one), and their keys are not kept among the changed keys (they are
+// personal data; a cutover under the list compares in full).
+func (f *follower) dropExcluded(chunk []record.Change, b *postgres.SyncBatch) []record.Change {
+	if f.job.Exclude == nil {
+		return chunk
+	}
+	kept := make([]record.Change, 0, len(chunk))
+	for _, c := range chunk {
+		if !f.job.Exclude(c.Record.Key) {
+			kept = append(kept, c)
+			continue
+		}
+		if c.CommitTime.After(b.LastCommit) {
+			b.LastCommit = c.CommitTime
+		}
+	}
+	return kept
+}
+
 func (f *follower) commitOnce(ctx context.Context, chunk []record.Change, b *postgres.SyncBatch) error {
 	tx := migration.LazyTx(f.pool)
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	var ups []record.Record
 	deletes := map[time.Time][]string{}
+	chunk = f.dropExcluded(chunk, b)
+	if a, ok := f.job.Sink.(ChangeApplier); ok {
+		// Changes are not merged by key, but a key is recorded once: its
+		// last change.
+		seen := map[string]int{}
+		for _, c := range chunk {
+			if c.CommitTime.After(b.LastCommit) {
+				b.LastCommit = c.CommitTime
+			}
+			k := postgres.ChangedKey{Key: c.Record.Key, CommitTime: c.CommitTime, Deleted: c.Op == record.OpDelete}
+			if i, ok := seen[k.Key]; ok {
+				b.Changed[i] = k
+				continue
+			}
+			seen[k.Key] = len(b.Changed)
+			b.Changed = append(b.Changed, k)
+		}
+		if len(chunk) > 0 {
+			// Begin the transaction (a lazy one begins with its first
+			// statement): the sink runs on its connection.
+			if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+				return err
+			}
+			applied, deleted, err := a.ApplyChanges(ctx, tx, chunk, f.opts.SoftDeletes)
+			if err != nil {
+				return err
+			}
+			b.Applied, b.Deleted = applied, deleted
+		}
+		if err := f.state.AdvanceSync(ctx, tx, f.st, *b); err != nil {
+			return err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("committing %d changes: %w", len(chunk), err)
+		}
+		return nil
+	}
 	for _, c := range chunk {
 		switch c.Op {
 		case record.OpUpsert:

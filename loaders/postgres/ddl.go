@@ -11,7 +11,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/baasmigrate/baasmigrate/internal/failure"
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
@@ -39,6 +41,105 @@ type SchemaOptions struct {
 	// (timestamptz, NULL for live rows), added in place to existing
 	// tables: what soft deletes mark (see Documents.SetSoftDeletes).
 	SoftDeletes bool
+	// DeferForeignKeys leaves the foreign key of a table that these
+	// statements create to the end of the run, as pg_restore does: instead
+	// of the constraint, a statement records it in
+	// baasmigrate.deferred_foreign_keys, and BuildDeferredForeignKeys
+	// builds it once the rows are in. A table whose foreign key is
+	// recorded there keeps waiting. Without DeferForeignKeys, recorded
+	// foreign keys of the mapping's tables are built now (and their record
+	// removed): a plain Prepare leaves no table without its foreign key.
+	DeferForeignKeys bool
+}
+
+// deferredTable records the foreign keys left to the end of a run (see
+// SchemaOptions.DeferForeignKeys), one row per child table: its parent key
+// is recorded in the transaction that creates the table and built, and the
+// row deleted, in the transaction of BuildDeferredForeignKeys.
+const deferredTable = StateSchema + ".deferred_foreign_keys"
+
+// deferredDDL creates deferredTable; every statement is idempotent.
+var deferredDDL = []string{
+	`CREATE SCHEMA IF NOT EXISTS ` + StateSchema,
+	`CREATE TABLE IF NOT EXISTS ` + deferredTable + ` (
+		table_schema    text        NOT NULL,
+		table_name      text        NOT NULL,
+		constraint_name text        NOT NULL,
+		deferred_at     timestamptz NOT NULL DEFAULT now(),
+		PRIMARY KEY (table_schema, table_name)
+	)`,
+	`REVOKE ALL ON ` + deferredTable + ` FROM PUBLIC`,
+}
+
+// ensureDeferredTable creates deferredTable when it does not exist, under
+// the lock OpenState creates the state schema with.
+func ensureDeferredTable(ctx context.Context, tx pgx.Tx) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, deferredTable).Scan(&exists); err != nil {
+		return fmt.Errorf("looking up %s: %w", deferredTable, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate state schema'))`); err != nil {
+		return fmt.Errorf("creating %s: %w", deferredTable, err)
+	}
+	for _, stmt := range deferredDDL {
+		if _, err := tx.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("creating %s: %w", deferredTable, err)
+		}
+	}
+	return nil
+}
+
+// deferredKeys returns the child tables of schema whose foreign key is
+// recorded as deferred (none when deferredTable does not exist).
+func deferredKeys(ctx context.Context, db loaders.DB, schema string) (map[string]bool, error) {
+	var exists bool
+	if err := db.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, deferredTable).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("looking up %s: %w", deferredTable, err)
+	}
+	if !exists {
+		return nil, nil
+	}
+	rows, err := db.Query(ctx, `SELECT table_name FROM `+deferredTable+` WHERE table_schema = $1`, schema)
+	if err != nil {
+		return nil, fmt.Errorf("reading the deferred foreign keys of schema %s: %w", schema, err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reading the deferred foreign keys of schema %s: %w", schema, err)
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, nil
+}
+
+// sqlLiteral quotes s as an SQL string constant, whatever
+// standard_conforming_strings says.
+func sqlLiteral(s string) string {
+	return "E'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `'`, `''`) + "'"
+}
+
+// deferStatement records t's foreign key as deferred.
+func deferStatement(m *mappings.Mapping, t, parent *mappings.Table) Statement {
+	return Statement{
+		What: fmt.Sprintf("link %s to its parent table %s once the run's rows are in (recorded now, built when the run ends)",
+			pgx.Identifier{m.Schema, t.Name}.Sanitize(), parent.Name),
+		SQL: fmt.Sprintf("INSERT INTO %s (table_schema, table_name, constraint_name) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+			deferredTable, sqlLiteral(m.Schema), sqlLiteral(t.Name), sqlLiteral(constraintName(t.Name, "parent_fkey"))),
+	}
+}
+
+// undeferStatement removes the record of t's deferred foreign key.
+func undeferStatement(m *mappings.Mapping, t *mappings.Table) Statement {
+	return Statement{
+		What: fmt.Sprintf("forget that the foreign key of %s was left to the end of a run", pgx.Identifier{m.Schema, t.Name}.Sanitize()),
+		SQL: fmt.Sprintf("DELETE FROM %s WHERE table_schema = %s AND table_name = %s",
+			deferredTable, sqlLiteral(m.Schema), sqlLiteral(t.Name)),
+	}
 }
 
 // SchemaChangesWith is SchemaChanges with the additions of opts.
@@ -54,6 +155,10 @@ func SchemaChangesWith(ctx context.Context, db loaders.DB, m *mappings.Mapping, 
 			What: fmt.Sprintf("create schema %s", m.Schema),
 			SQL:  "CREATE SCHEMA IF NOT EXISTS " + pgx.Identifier{m.Schema}.Sanitize(),
 		})
+	}
+	deferred, err := deferredKeys(ctx, db, m.Schema)
+	if err != nil {
+		return nil, err
 	}
 	for _, t := range tablesByDepth(m) {
 		cols, err := existingColumns(ctx, db, m.Schema, t.Name)
@@ -93,9 +198,19 @@ func SchemaChangesWith(ctx context.Context, db loaders.DB, m *mappings.Mapping, 
 			}
 		}
 		if parent := m.Parent(t); parent != nil {
-			stmts, err := parentKeyChanges(ctx, db, m, t, parent, cols != nil)
+			if cols == nil && opts.DeferForeignKeys {
+				out = append(out, deferStatement(m, t, parent))
+				continue
+			}
+			stmts, missing, err := parentKeyChanges(ctx, db, m, t, parent, cols != nil)
 			if err != nil {
 				return nil, err
+			}
+			if deferred[t.Name] {
+				if missing && opts.DeferForeignKeys {
+					continue // built when the run that deferred it ends
+				}
+				stmts = append(stmts, undeferStatement(m, t))
 			}
 			out = append(out, stmts...)
 		}
@@ -113,8 +228,9 @@ func SchemaChangesWith(ctx context.Context, db loaders.DB, m *mappings.Mapping, 
 // references another table or other columns — the parent table was renamed
 // in the mapping — the statements that move it: drop it, give the new
 // parent table a placeholder row (_missing) for every parent t's existing
-// rows reference, so that they keep theirs, and create it anew.
-func parentKeyChanges(ctx context.Context, db loaders.DB, m *mappings.Mapping, t, parent *mappings.Table, exists bool) ([]Statement, error) {
+// rows reference, so that they keep theirs, and create it anew. missing
+// says t has no foreign key to its parent yet (the statements create it).
+func parentKeyChanges(ctx context.Context, db loaders.DB, m *mappings.Mapping, t, parent *mappings.Table, exists bool) (stmts []Statement, missing bool, err error) {
 	name := pgx.Identifier{m.Schema, t.Name}
 	parentName := pgx.Identifier{m.Schema, parent.Name}
 	fk := constraintName(t.Name, "parent_fkey")
@@ -125,11 +241,11 @@ func parentKeyChanges(ctx context.Context, db loaders.DB, m *mappings.Mapping, t
 			parentName.Sanitize(), quoteAll(parent.KeyColumns())),
 	}
 	if !exists {
-		return []Statement{add}, nil
+		return []Statement{add}, true, nil
 	}
 	var refSchema, refTable string
 	var cols, refCols []string
-	err := db.QueryRow(ctx, `SELECT nf.nspname, cf.relname,
+	err = db.QueryRow(ctx, `SELECT nf.nspname, cf.relname,
 			array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
 				JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i),
 			array(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
@@ -138,13 +254,13 @@ func parentKeyChanges(ctx context.Context, db loaders.DB, m *mappings.Mapping, t
 		WHERE c.conrelid = $1::regclass AND c.conname = $2 AND c.contype = 'f'`, name.Sanitize(), fk).
 		Scan(&refSchema, &refTable, &cols, &refCols)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return []Statement{add}, nil
+		return []Statement{add}, true, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the foreign key of %s: %w", name.Sanitize(), err)
+		return nil, false, fmt.Errorf("reading the foreign key of %s: %w", name.Sanitize(), err)
 	}
 	if refSchema == m.Schema && refTable == parent.Name && slices.Equal(cols, t.ParentColumns) && slices.Equal(refCols, parent.KeyColumns()) {
-		return nil, nil
+		return nil, false, nil
 	}
 	old := pgx.Identifier{refSchema, refTable}
 	var notNull []string
@@ -165,7 +281,7 @@ func parentKeyChanges(ctx context.Context, db loaders.DB, m *mappings.Mapping, t
 				quoteAll(t.ParentColumns), name.Sanitize(), strings.Join(notNull, " AND ")),
 		},
 		add,
-	}, nil
+	}, false, nil
 }
 
 // ApplySchema runs the DDL of SchemaChanges in one transaction, after
@@ -189,6 +305,11 @@ func ApplySchemaWith(ctx context.Context, db loaders.DB, m *mappings.Mapping, o 
 	}
 	if err := ClaimTables(ctx, tx, o, MappingTables(m)); err != nil {
 		return err
+	}
+	if opts.DeferForeignKeys {
+		if err := ensureDeferredTable(ctx, tx); err != nil {
+			return err
+		}
 	}
 	stmts, err := SchemaChangesWith(ctx, tx, m, opts)
 	if err != nil {
@@ -338,4 +459,66 @@ func canonicalType(ctx context.Context, db loaders.DB, ddlType string) (string, 
 		return "", fmt.Errorf("looking up type %q: %w", typ, err)
 	}
 	return out, nil
+}
+
+// BuildDeferredForeignKeys builds the foreign keys of m's tables that a
+// Prepare with SchemaOptions.DeferForeignKeys left to the end of the run,
+// and removes their records, in one transaction: each is built exactly
+// once, by whichever process gets there, and a process killed meanwhile
+// leaves them all to be built again. It returns the tables whose key it
+// built. It is idempotent: with nothing recorded it changes nothing.
+//
+// Building a key checks every row of the table against its parent table.
+// The loader gives every row a parent row (a placeholder when the source
+// has none), so a row without one was written or deleted by someone else
+// during the run: that is an error naming the table and PostgreSQL's
+// detail (the key that has no parent), nothing is built, and the next
+// call tries again.
+func BuildDeferredForeignKeys(ctx context.Context, db loaders.DB, m *mappings.Mapping) ([]string, error) {
+	pending, err := deferredKeys(ctx, db, m.Schema)
+	if err != nil || len(pending) == 0 {
+		return nil, err
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("building the deferred foreign keys: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	// Serialise with Prepare and growing batches, then read the records
+	// again: another process may have built them meanwhile.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('baasmigrate ddl'))`); err != nil {
+		return nil, fmt.Errorf("building the deferred foreign keys: %w", err)
+	}
+	if pending, err = deferredKeys(ctx, tx, m.Schema); err != nil {
+		return nil, err
+	}
+	var built []string
+	for _, t := range tablesByDepth(m) {
+		parent := m.Parent(t)
+		if parent == nil || !pending[t.Name] {
+			continue
+		}
+		name := pgx.Identifier{m.Schema, t.Name}.Sanitize()
+		stmts, _, err := parentKeyChanges(ctx, tx, m, t, parent, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range append(stmts, undeferStatement(m, t)) {
+			if _, err := tx.Exec(ctx, s.SQL); err != nil {
+				var pgErr *pgconn.PgError
+				if errors.As(err, &pgErr) && pgErr.Code == "23503" {
+					return nil, failure.Mark(fmt.Errorf("building the foreign key of %s to its parent table %s after the load: "+
+						"a row has no parent row (%s), though the load gives every row one, so a row was written or deleted "+
+						"outside this run. No foreign key was built and the run stays unfinished: fix or delete that row, "+
+						"then run migrate again to finish it: %w", name, parent.Name, pgErr.Detail, err), failure.Permanent)
+				}
+				return nil, fmt.Errorf("building the foreign key of %s after the load: %s: %w", name, s.What, err)
+			}
+		}
+		built = append(built, t.Name)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("building the deferred foreign keys: %w", err)
+	}
+	return built, nil
 }

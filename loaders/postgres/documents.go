@@ -15,6 +15,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/mappings"
 	"github.com/baasmigrate/baasmigrate/transformers"
+	"github.com/baasmigrate/baasmigrate/transformers/pii"
 )
 
 // Documents loads document records into the tables of a mapping.
@@ -39,10 +40,15 @@ type Documents struct {
 	// those Prepare created. None until Prepare. EvolvingDocuments
 	// shares it between the sinks of a growing mapping.
 	paths *directPaths
+	// fields are the mapping's field transforms, applied to every record
+	// before anything else sees it; vault keeps tokenize's tokens.
+	fields *pii.Set
+	vault  *pii.Vault
 }
 
 var (
 	_ loaders.Sink        = (*Documents)(nil)
+	_ loaders.Finisher    = (*Documents)(nil)
 	_ loaders.Deleter     = (*Documents)(nil)
 	_ loaders.SoftDeleter = (*Documents)(nil)
 )
@@ -53,7 +59,11 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, lockSQL: map[*mappings.Table]string{}, order: tablesByDepth(m), paths: &directPaths{}}
+	fields, err := pii.Compile(m, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, lockSQL: map[*mappings.Table]string{}, order: tablesByDepth(m), paths: &directPaths{}, fields: fields, vault: &pii.Vault{}}
 	d.buildDefs(nil)
 	for _, t := range m.Tables {
 		name := pgx.Identifier{m.Schema, t.Name}
@@ -87,6 +97,10 @@ func (d *Documents) buildDefs(marked map[*mappings.Table]bool) {
 	}
 }
 
+// SetVault makes tokenize keep its tokens in v (the target database's
+// baasmigrate_vault.tokens by default). Call it before Prepare.
+func (d *Documents) SetVault(v *pii.Vault) { d.vault = v }
+
 // SetOwner makes Prepare claim the mapping's tables for o, refusing
 // tables another source owns (see ClaimTables).
 func (d *Documents) SetOwner(o Owner) { d.owner = o }
@@ -104,14 +118,52 @@ func (d *Documents) SetSoftDeletes(on bool) { d.soft = on }
 // The tables Prepare creates — and only those — start on the direct load
 // path: their batches are COPied straight in, falling back to staging and
 // the upsert for a batch whose keys turn out to exist (see direct.go).
+//
+// Foreign keys that a PrepareToFinish left to the end of its run are
+// built here, before any row is written: a plain Prepare leaves no table
+// without its foreign key.
 func (d *Documents) Prepare(ctx context.Context, db loaders.DB) error {
+	return d.prepare(ctx, db, false)
+}
+
+// PrepareToFinish is Prepare for a run that calls Finish once its last
+// batch committed (loaders.Finisher; the engine does): the tables it
+// creates get their foreign keys only then, as pg_restore does, and the
+// tables whose key an earlier attempt of the run left to its end keep
+// waiting. Checking a child's parent row during the load costs PostgreSQL
+// about as much as inserting the row; one check of the whole table at the
+// end costs a fraction of that. What is left is recorded in the target
+// (baasmigrate.deferred_foreign_keys) in the transaction that creates the
+// tables, so a resumed run, in any process, still builds it.
+//
+// The rows do not need the key to be right: every row gets a parent row
+// (or a placeholder) whether the key exists or not.
+func (d *Documents) PrepareToFinish(ctx context.Context, db loaders.DB) error {
+	return d.prepare(ctx, db, true)
+}
+
+// Finish builds the foreign keys PrepareToFinish left to the end of the
+// run (BuildDeferredForeignKeys): once, however many processes and
+// attempts the run took; a row without a parent row is an error that
+// leaves the run unfinished.
+func (d *Documents) Finish(ctx context.Context, db loaders.DB) error {
+	_, err := BuildDeferredForeignKeys(ctx, db, d.mapping)
+	return err
+}
+
+func (d *Documents) prepare(ctx context.Context, db loaders.DB, deferKeys bool) error {
 	d.paths.reset(nil)
 	fresh, err := freshTables(ctx, db, d.mapping)
 	if err != nil {
 		return err
 	}
-	if err := ApplySchemaWith(ctx, db, d.mapping, d.owner, SchemaOptions{SoftDeletes: d.soft}); err != nil {
+	if err := ApplySchemaWith(ctx, db, d.mapping, d.owner, SchemaOptions{SoftDeletes: d.soft, DeferForeignKeys: deferKeys}); err != nil {
 		return err
+	}
+	if d.fields.Tokenizes() && d.vault.DB == nil {
+		if err := d.vault.Ensure(ctx, db); err != nil {
+			return err
+		}
 	}
 	d.paths.reset(fresh)
 	d.detecting.Lock()
@@ -158,7 +210,17 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 	}
 	rows := map[*mappings.Table]*pending{}
 	holders := map[*mappings.Table]map[string][]string{}
+	var fieldErrs []error
+	if !d.fields.Empty() {
+		recs, fieldErrs = d.fields.Apply(ctx, recs, d.vault.Writer(tx))
+		out.Stored = recs
+	}
 	for i, rec := range recs {
+		if fieldErrs != nil && fieldErrs[i] != nil {
+			out.Tables[i] = d.tr.TableLabel(rec.Key)
+			out.Reject(i, fieldErrs[i].Error())
+			continue
+		}
 		row, err := d.tr.Transform(rec)
 		if err != nil {
 			out.Tables[i] = d.tr.TableLabel(rec.Key)

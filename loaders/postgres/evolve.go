@@ -138,6 +138,9 @@ type EvolvingDocuments struct {
 	owner    Owner
 	soft     bool
 	noTables bool
+	// deferring: prepared by PrepareToFinish, so growing batches leave
+	// foreign keys to Finish too.
+	deferring bool
 
 	mu   sync.Mutex
 	cur  *Documents // the latest stored mapping's sink
@@ -149,6 +152,7 @@ type EvolvingDocuments struct {
 
 var (
 	_ loaders.Sink        = (*EvolvingDocuments)(nil)
+	_ loaders.Finisher    = (*EvolvingDocuments)(nil)
 	_ loaders.Deleter     = (*EvolvingDocuments)(nil)
 	_ loaders.SoftDeleter = (*EvolvingDocuments)(nil)
 )
@@ -229,7 +233,32 @@ func (e *EvolvingDocuments) current() *Documents {
 
 // Prepare is Documents.Prepare for the current mapping.
 func (e *EvolvingDocuments) Prepare(ctx context.Context, db loaders.DB) error {
+	e.setDeferring(false)
 	return e.current().Prepare(ctx, db)
+}
+
+// PrepareToFinish is Documents.PrepareToFinish for the current mapping;
+// tables that batches create during the run get their foreign keys at its
+// end too, and adding columns to a table leaves its deferred key waiting.
+func (e *EvolvingDocuments) PrepareToFinish(ctx context.Context, db loaders.DB) error {
+	e.setDeferring(true)
+	return e.current().PrepareToFinish(ctx, db)
+}
+
+// Finish is Documents.Finish for the latest stored mapping (the tables
+// batches created included).
+func (e *EvolvingDocuments) Finish(ctx context.Context, db loaders.DB) error {
+	d, err := e.stored(ctx, db)
+	if err != nil {
+		return err
+	}
+	return d.Finish(ctx, db)
+}
+
+func (e *EvolvingDocuments) setDeferring(on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.deferring = on
 }
 
 // Delete is Documents.Delete with the current mapping: documents of a
@@ -352,12 +381,12 @@ func (e *EvolvingDocuments) grow(ctx context.Context, tx pgx.Tx, ev *mappings.Ev
 		claim = append(claim, pgx.Identifier{ev.Mapping.Schema, ev.Mapping.TableFor(p).Name})
 	}
 	e.mu.Lock()
-	owner, soft := e.owner, e.soft
+	owner, soft, deferKeys := e.owner, e.soft, e.deferring
 	e.mu.Unlock()
 	if err := ClaimTables(ctx, tx, owner, claim); err != nil {
 		return err
 	}
-	stmts, err := SchemaChangesWith(ctx, tx, ev.Mapping, SchemaOptions{SoftDeletes: soft})
+	stmts, err := SchemaChangesWith(ctx, tx, ev.Mapping, SchemaOptions{SoftDeletes: soft, DeferForeignKeys: deferKeys})
 	if err != nil {
 		return fmt.Errorf("growing the schema: %w", err)
 	}

@@ -50,6 +50,8 @@ type TablesConfig struct {
 // sequences to the source's values. Each in the batch's transaction.
 type TablesSink struct {
 	cfg TablesConfig
+	// syncing: Prepare keeps the foreign keys (ForSync).
+	syncing bool
 }
 
 var _ loaders.Sink = (*TablesSink)(nil)
@@ -129,9 +131,10 @@ func (s *TablesSink) Prepare(ctx context.Context, db loaders.DB) error {
 	}
 	// Foreign keys an earlier run created are dropped while rows load
 	// (a partition's rows are replaced, and tables load in any order);
-	// the finish stream creates them again.
+	// the finish stream creates them again. Not when syncing a finished
+	// copy.
 	for _, o := range s.cfg.Catalog.After() {
-		if o.Kind != "foreign-key" {
+		if o.Kind != "foreign-key" || s.syncing {
 			continue
 		}
 		if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", o.Table.QName(), pgx.Identifier{o.Extra}.Sanitize())); err != nil {
