@@ -77,8 +77,8 @@ func TestSourcesLists(t *testing.T) {
 		}
 	}
 	if strings.Join(names, ",") != "amplify,firebase,supabase" || len(kinds["firebase"]) != 3 || len(kinds["supabase"]) != 3 ||
-		kinds["amplify"]["user"] != "cognito" {
-		t.Fatalf("sources: %+v, want amplify with users from cognito, firebase with three kinds and supabase with three", l.Sources)
+		kinds["amplify"]["user"] != "cognito" || kinds["amplify"]["document"] != "dynamodb" {
+		t.Fatalf("sources: %+v, want amplify with users from cognito and documents from dynamodb, firebase with three kinds and supabase with three", l.Sources)
 	}
 	got := map[string]string{}
 	secrets := map[string]bool{}

@@ -121,6 +121,33 @@ type KeyOrderer interface {
 	KeyOrder() record.KeyOrder
 }
 
+// Unordered is implemented by extractors of documents whose partitions
+// deliver records in no order of their keys that a target could be read in
+// (a DynamoDB scan comes in the order of its keys' hashes). plan and verify
+// then compare their streams batch by batch, looking the target's rows up
+// by key, instead of merging; the conformance suite does not check their
+// order.
+type Unordered interface {
+	Unordered() bool
+}
+
+// IsUnordered reports whether ex says its records come in no key order
+// (see Unordered).
+func IsUnordered(ex Extractor) bool {
+	u, ok := ex.(Unordered)
+	return ok && u.Unordered()
+}
+
+// ReadEstimator is implemented by extractors whose source bills reads by
+// something other than one per record (DynamoDB: read capacity units by
+// the bytes scanned). plan asks it for a stream's billable reads instead
+// of counting one per record.
+type ReadEstimator interface {
+	// EstimateReads returns the billable reads reading stream s whole
+	// takes; records is what Count said it holds.
+	EstimateReads(ctx context.Context, s Stream, records int64) (int64, error)
+}
+
 // SharedHasher is implemented by extractors of users whose password hashes
 // need parameters that every user of the source shares and that the source
 // does not export (Firebase scrypt: the project's hash configuration), so

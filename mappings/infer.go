@@ -119,6 +119,7 @@ const (
 	kEmptyArray
 	kNullArray
 	kOtherArray
+	kDecimal
 	numKinds
 )
 
@@ -130,7 +131,7 @@ var kindNames = [numKinds]string{
 	kNumberArray: "number[]", kTimestampArray: "timestamp[]",
 	kStringArray: "string[]", kBytesArray: "bytes[]",
 	kReferenceArray: "reference[]", kEmptyArray: "[]", kNullArray: "null[]",
-	kOtherArray: "array",
+	kOtherArray: "array", kDecimal: "decimal",
 }
 
 var scalarKinds = map[record.Type]kind{
@@ -139,6 +140,7 @@ var scalarKinds = map[record.Type]kind{
 	record.TypeString: kString, record.TypeBytes: kBytes,
 	record.TypeReference: kReference, record.TypeGeoPoint: kGeo,
 	record.TypeVector: kVector, record.TypeMap: kMap,
+	record.TypeDecimal: kDecimal,
 }
 
 var arrayKinds = map[record.Type]kind{
@@ -442,6 +444,10 @@ func (fs *fieldStats) decide() (typ, source string) {
 		{"double precision[]", SourceVector, s[kVector]},
 	}
 	switch {
+	case s[kDecimal] > 0:
+		// Exact decimals (DynamoDB's N), whole ones among them as
+		// integers: numeric keeps every digit of both.
+		cands = append(cands, candidate{"numeric", SourceDecimal, s[kDecimal] + ints})
 	case ints > 0 && doubles > 0:
 		cands[3].count = ints + doubles
 	case ints > 0:

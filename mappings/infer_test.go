@@ -370,3 +370,27 @@ func TestEvolveOptions(t *testing.T) {
 		t.Fatalf("capped at 2 columns: %+v, %v; want only the more frequent y", ev, err)
 	}
 }
+
+// TestInferDecimals: exact decimals (DynamoDB's N) make a numeric column
+// of source decimal, holding the integers of the same field too; arrays
+// with decimals go to jsonb, which keeps them exactly.
+func TestInferDecimals(t *testing.T) {
+	var docs []obs
+	for i := range 6 {
+		docs = append(docs, doc(fmt.Sprintf("t/i%d", i), "price", record.Int(int64(i)), "only", record.Decimal("0.5"),
+			"ns", record.Array(record.Int(1), record.Decimal("1.5"))))
+	}
+	docs = append(docs, doc("t/d", "price", record.Decimal("9.99")))
+	tb := infer(t, InferOptions{}, docs).TableFor("t")
+	for _, f := range []string{"price", "only"} {
+		if c := column(t, tb, f); c.Type != "numeric" || c.Source != SourceDecimal {
+			t.Errorf("%s: %s/%s, want numeric/decimal", f, c.Type, c.Source)
+		}
+	}
+	if c := column(t, tb, "ns"); c.Type != "jsonb" {
+		t.Errorf("array with decimals: %s/%s, want jsonb", c.Type, c.Source)
+	}
+	if c := column(t, tb, "price"); c.Seen["decimal"] != 1 || c.Seen["integer"] != 6 {
+		t.Errorf("evidence: %v", c.Seen)
+	}
+}

@@ -15,6 +15,8 @@ const (
 	SourceReference = "reference"
 	SourceInteger   = "integer"
 	SourceDouble    = "double"
+	// SourceDecimal is exact decimals (record.TypeDecimal) and integers.
+	SourceDecimal   = "decimal"
 	SourceNumber    = "number"
 	SourceBoolean   = "boolean"
 	SourceTimestamp = "timestamp"
@@ -33,7 +35,7 @@ var typeSources = map[string][]string{
 	"integer":            {SourceInteger},
 	"double precision":   {SourceDouble, SourceNumber, SourceInteger},
 	"real":               {SourceDouble, SourceNumber, SourceInteger},
-	"numeric":            {SourceNumber, SourceInteger, SourceDouble},
+	"numeric":            {SourceNumber, SourceInteger, SourceDouble, SourceDecimal},
 	"boolean":            {SourceBoolean},
 	"timestamptz":        {SourceTimestamp},
 	"date":               {SourceTimestamp, SourceString},

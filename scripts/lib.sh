@@ -50,6 +50,12 @@ FIREBASE_TOOLS_VERSION=15.34.2
 # lockfile: npm install --prefix scripts/npm-cognito --package-lock-only).
 COGNITO_LOCAL_VERSION=5.3.0
 COGNITO_NPM_DIR=$LOCAL_DIR/npm-cognito
+# DynamoDB Local (AWS's DynamoDBLocal.jar) comes in the npm package
+# amplify-dynamodb-simulator, pinned with its lockfile by scripts/npm-dynamodb
+# and installed apart from firebase-tools.
+DYNAMODB_SIMULATOR_VERSION=2.9.30
+NPM_DYNAMODB_DIR=$LOCAL_DIR/npm-dynamodb
+DYNAMODB_LOCAL_DIR=$NPM_DYNAMODB_DIR/node_modules/amplify-dynamodb-simulator/emulator
 
 # A `demo-` project id keeps firebase-tools (and the SDKs) offline: they never
 # look such a project up on Google's servers.
@@ -169,7 +175,7 @@ wait_exit() {
 
 # SERVICES lists the services run as plain daemons (Postgres is driven by
 # pg_ctl instead), in start order.
-SERVICES=(auth firestoreemu fake-gcs minio cognito)
+SERVICES=(auth firestoreemu fake-gcs minio cognito dynamodb)
 
 # service_pattern NAME prints the command-line fragment that identifies our
 # NAME: absolute paths under this checkout's .local, so another checkout's
@@ -181,6 +187,7 @@ service_pattern() {
 	fake-gcs) printf '%s' "$BIN_DIR/fake-gcs-server " ;;
 	minio) printf '%s' "$BIN_DIR/minio server " ;;
 	cognito) printf '%s' "$COGNITO_NPM_DIR/node_modules/cognito-local/lib/bin/start.js" ;;
+	dynamodb) printf '%s' "-jar $DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar " ;;
 	*) die "unknown service $1" ;;
 	esac
 }

@@ -11,6 +11,7 @@
 #   BAASMIGRATE_PG_PORT  BAASMIGRATE_FIRESTORE_PORT  BAASMIGRATE_AUTH_PORT
 #   BAASMIGRATE_GCS_PORT BAASMIGRATE_MINIO_PORT      BAASMIGRATE_MINIO_CONSOLE_PORT
 #   BAASMIGRATE_COGNITO_PORT
+#   BAASMIGRATE_DYNAMODB_PORT
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -468,6 +469,52 @@ up_minio() {
 	env_line AWS_REGION us-east-1
 }
 
+# --- DynamoDB Local (amplify-dynamodb-simulator) -----------------------------
+
+# DynamoDB Local answers a bare GET with 400 (no operation): that is alive.
+dynamodb_check() {
+	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/") == 400 ]]
+}
+
+dynamodb_start() {
+	# In memory (a restart is empty, as the other emulators are), one
+	# database for every access key and region (-sharedDb): tests and the
+	# CLI reach the same tables whatever credentials the chain finds.
+	# The JVM's default heap (a quarter of RAM): bench/dynamodb's tables
+	# (200,000 then 400,000 items, in memory) take gigabytes.
+	start_daemon dynamodb "$DYNAMODB_LOCAL_DIR" java \
+		"-Djava.library.path=$DYNAMODB_LOCAL_DIR/DynamoDBLocal_lib" \
+		-jar "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -port "$1"
+}
+
+up_dynamodb() {
+	local have="" want lock t0 pid
+	command -v java >/dev/null 2>&1 || die "dynamodb: java (17+) is required for DynamoDB Local and is not on PATH"
+	command -v node >/dev/null 2>&1 || die "dynamodb: npm (node 20+) is required to install amplify-dynamodb-simulator and is not on PATH"
+	lock=$(sha256sum "$REPO_ROOT/scripts/npm-dynamodb/package-lock.json" | cut -d' ' -f1)
+	want="$DYNAMODB_SIMULATOR_VERSION $lock"
+	have=$(read_file "$NPM_DYNAMODB_DIR/.installed-from")
+	if [[ $have != "$want" || ! -f $DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar ]]; then
+		log "dynamodb: npm ci amplify-dynamodb-simulator@$DYNAMODB_SIMULATOR_VERSION (locked by scripts/npm-dynamodb) into $NPM_DYNAMODB_DIR"
+		t0=$(now_ms)
+		mkdir -p "$NPM_DYNAMODB_DIR" "$LOG_DIR"
+		cp "$REPO_ROOT/scripts/npm-dynamodb/package.json" "$REPO_ROOT/scripts/npm-dynamodb/package-lock.json" "$NPM_DYNAMODB_DIR/"
+		if ! npm ci --prefix "$NPM_DYNAMODB_DIR" --no-audit --no-fund >"$LOG_DIR/install-dynamodb.log" 2>&1; then
+			die "dynamodb: npm ci amplify-dynamodb-simulator@$DYNAMODB_SIMULATOR_VERSION failed; see $LOG_DIR/install-dynamodb.log"
+		fi
+		[[ -f $DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar ]] || die "dynamodb: amplify-dynamodb-simulator@$DYNAMODB_SIMULATOR_VERSION has no emulator/DynamoDBLocal.jar"
+		printf '%s\n' "$want" >"$NPM_DYNAMODB_DIR/.installed-from"
+		log "dynamodb: installed in $((($(now_ms) - t0) / 1000))s"
+		pid=$(service_pid dynamodb "$(service_pattern dynamodb)")
+		if [[ -n $pid ]]; then
+			stop_pid dynamodb "$pid"
+			rm -f "$(pid_file dynamodb)"
+		fi
+	fi
+	ensure_service dynamodb "${BAASMIGRATE_DYNAMODB_PORT:-}" 60 dynamodb_check dynamodb_start
+	env_line DYNAMODB_ENDPOINT "http://127.0.0.1:$SERVICE_PORT"
+}
+
 # --- cognito-local (Cognito user pools) --------------------------------------
 
 COGNITO_JS=$COGNITO_NPM_DIR/node_modules/cognito-local/lib/bin/start.js
@@ -565,6 +612,7 @@ main() {
 	up_gcs
 	up_minio
 	up_cognito
+	up_dynamodb
 	write_env_file
 	print_summary
 	log "stack ready in $((($(now_ms) - t0) / 1000)).$(((($(now_ms) - t0) % 1000) / 100))s"

@@ -144,6 +144,8 @@ func newElemCodec(typ, source string) (elemCodec, error) {
 		})), nil
 	case "numeric/number", "numeric/integer", "numeric/double":
 		return elem(numericCodec(source)), nil
+	case "numeric/decimal":
+		return elem(decimalCodec()), nil
 	case "boolean/boolean":
 		return elem(scalar[bool]{
 			enc: func(v record.Value) (bool, bool, bool) {
@@ -419,6 +421,40 @@ func numericCodec(source string) scalar[pgtype.Numeric] {
 				return record.Value{}, fmt.Errorf("numeric as double: %w", err)
 			}
 			return record.Double(f), nil
+		},
+	}
+}
+
+// decimalCodec handles numeric columns of exact decimals (source decimal):
+// integers and decimals are written with every digit; a value read back is
+// an integer when it is whole and fits 64 bits, and a decimal otherwise,
+// which is how record.ParseDecimal reads them from the source.
+func decimalCodec() scalar[pgtype.Numeric] {
+	return scalar[pgtype.Numeric]{
+		enc: func(v record.Value) (pgtype.Numeric, bool, bool) {
+			switch v.Type() {
+			case record.TypeInt:
+				return pgtype.Numeric{Int: big.NewInt(v.IntValue()), Valid: true}, true, true
+			case record.TypeDecimal:
+				n, ok := parseDecimal(v.DecimalValue())
+				return n, true, ok
+			}
+			return pgtype.Numeric{}, false, false
+		},
+		dec: func(x any) (record.Value, error) {
+			var s string
+			switch d := x.(type) {
+			case pgtype.Numeric:
+				if !d.Valid || d.NaN || d.InfinityModifier != pgtype.Finite {
+					return record.Value{}, fmt.Errorf("numeric is not a finite number")
+				}
+				s = numericString(d)
+			case string:
+				s = d
+			default:
+				return record.Value{}, fmt.Errorf("want pgtype.Numeric or string (a float would lose digits), got %T", x)
+			}
+			return record.ParseDecimal(s)
 		},
 	}
 }

@@ -95,3 +95,33 @@ tables:
 		t.Fatalf("only %d random paths were documents of mapped collections", found)
 	}
 }
+
+// TestDecimalCodec: numeric columns of source decimal hold exact decimals
+// and integers, and give back what record.ParseDecimal reads from the
+// source: an integer when whole and within 64 bits, a decimal otherwise.
+func TestDecimalCodec(t *testing.T) {
+	c, err := newCodec("numeric", mappings.SourceDecimal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []record.Value{
+		record.Int(0), record.Int(-7), record.Int(9223372036854775807),
+		record.Decimal("0.1"), record.Decimal("-12.5"), record.Decimal("99999999999999999999"),
+		record.Decimal("123456789012345678901234567890123456.5"), record.Decimal("-0." + strings.Repeat("0", 129) + "1"),
+	} {
+		x, exact, ok := c.encode(v)
+		if !ok || !exact {
+			t.Errorf("%v: encode ok=%v exact=%v", v, ok, exact)
+			continue
+		}
+		back, err := c.decode(x)
+		if err != nil || !record.Equal(back, v) {
+			t.Errorf("%v: decoded %v, %v", v, back, err)
+		}
+	}
+	for _, v := range []record.Value{record.Double(0.5), record.String("1"), record.Bool(true)} {
+		if _, _, ok := c.encode(v); ok {
+			t.Errorf("a numeric decimal column took %v", v)
+		}
+	}
+}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/baasmigrate/baasmigrate/internal/diff"
+	"github.com/baasmigrate/baasmigrate/internal/manifest"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
@@ -59,6 +61,7 @@ Exit status: 0 identical, 1 differences, 2 error, 3 interrupted.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runCompare(cmd, "verify") },
 	}
 	addCompareFlags(cmd)
+	addManifestFlags(cmd.Flags())
 	return cmd
 }
 
@@ -69,6 +72,7 @@ func addCompareFlags(cmd *cobra.Command) {
 	f.Int("samples", 5, "Sample keys to show per table and kind of difference")
 	f.String("format", "table", "Output format: table, json or html")
 	f.String("out", "", "Write the report to this `file` (default: standard output; required for html)")
+	addExcludeFlag(f)
 	addOptionFlags(f, allKindOptions())
 }
 
@@ -93,6 +97,17 @@ func runCompare(cmd *cobra.Command, command string) error {
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
+	exclusions, err := loadExclusions(cmd)
+	if err != nil {
+		return err
+	}
+	var mreq *manifestRequest
+	if command == "verify" {
+		if mreq, err = readManifestFlags(cmd); err != nil {
+			return err
+		}
+	}
+	started := time.Now().UTC()
 	log := newLogger(cmd)
 	target, err := pluginConfig(f, targetOptions)
 	if err != nil {
@@ -130,7 +145,7 @@ func runCompare(cmd *cobra.Command, command string) error {
 			return &exitStatus{code: exitError, err: fmt.Errorf("%ss: %w", k.Kind, err)}
 		}
 		env := &buildEnv{Command: command, Source: source, Config: cfg, Pool: pool, State: state, Log: log, Stderr: cmd.ErrOrStderr(), Workers: 4, Given: optionGiven(f)}
-		kr, err := compareKind(ctx, cmd, command, k, env, samples)
+		kr, err := compareKind(ctx, cmd, command, k, env, diff.Options{Samples: samples, Exclude: exclusions.For(k.Kind)})
 		if err != nil {
 			return &exitStatus{code: exitError, err: fmt.Errorf("%s %ss: %w", command, k.Kind, err)}
 		}
@@ -139,6 +154,38 @@ func runCompare(cmd *cobra.Command, command string) error {
 	doc := diff.NewDocument(command, reports)
 	if err := writeReport(cmd.OutOrStdout(), out, format, doc); err != nil {
 		return &exitStatus{code: exitError, err: err}
+	}
+	if mreq != nil {
+		// The one write verify makes, when asked: the manifest, also in
+		// the state schema.
+		man := &manifest.Manifest{
+			Version: manifest.Version, Command: command, Tool: manifest.ToolInfo(),
+			Source: manifest.Source{Platform: source}, Target: manifest.Target{Postgres: describeTarget(target.String("postgres"))},
+			Started: started, Jobs: []manifest.Job{}, Verify: verifyResult(doc),
+		}
+		if !doc.Identical {
+			man.ExitStatus = exitProblems
+		}
+		for _, kr := range reports {
+			j := manifest.Job{Kind: kr.Kind, Tables: []manifest.TableCount{}}
+			if kr.Report != nil && !kr.ReadTime.IsZero() {
+				j.ReadTimes = []manifest.ReadTime{{Stream: "(all)", ReadTime: kr.ReadTime.UTC(), FirstReadTime: kr.ReadTime.UTC()}}
+			}
+			man.Jobs = append(man.Jobs, j)
+		}
+		if exclusions != nil {
+			man.Exclusions = &manifest.Exclusions{Entries: exclusions.Len(), ListSHA256: exclusions.Digest()}
+			for _, t := range man.Verify.Tables {
+				man.Exclusions.Records += t.Excluded
+			}
+		}
+		wstate, err := postgres.OpenState(ctx, pool)
+		if err != nil {
+			return &exitStatus{code: exitError, err: err}
+		}
+		if err := writeManifest(ctx, mreq, man, pool, wstate, secretValues(targetOptions, target)); err != nil {
+			return &exitStatus{code: exitError, err: err}
+		}
 	}
 	if command == "verify" && !doc.Identical {
 		return &exitStatus{code: exitProblems}
@@ -153,7 +200,7 @@ func runCompare(cmd *cobra.Command, command string) error {
 	return nil
 }
 
-func compareKind(ctx context.Context, cmd *cobra.Command, command string, k *kindSpec, env *buildEnv, samples int) (diff.KindReport, error) {
+func compareKind(ctx context.Context, cmd *cobra.Command, command string, k *kindSpec, env *buildEnv, opts diff.Options) (diff.KindReport, error) {
 	kr := diff.KindReport{Kind: string(k.Kind)}
 	c, err := k.Compare(ctx, env)
 	if err != nil {
@@ -180,7 +227,7 @@ func compareKind(ctx context.Context, cmd *cobra.Command, command string, k *kin
 	if countsOnly {
 		return kr, nil
 	}
-	rep, err := diff.Compare(ctx, c.Extractor, env.Pool, c.Adapter, diff.Options{Samples: samples})
+	rep, err := diff.Compare(ctx, c.Extractor, env.Pool, c.Adapter, opts)
 	if err != nil {
 		return kr, err
 	}

@@ -197,6 +197,9 @@ func compareDocuments(ctx context.Context, env *buildEnv) (*comparer, error) {
 		ex.Close()
 		return nil, err
 	}
+	if extractors.IsUnordered(ex) {
+		a.LookUpByKey()
+	}
 	if err := useVault(ctx, env, nil, a); err != nil {
 		ex.Close()
 		return nil, err

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/baasmigrate/baasmigrate/internal/erasure"
+	"github.com/baasmigrate/baasmigrate/internal/manifest"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
@@ -48,6 +52,8 @@ docs/reports.md.`,
 	f.String("summary", "", "Also write the summary as JSON to this `file`")
 	f.Bool("restart", false, "Abandon checkpoints and copy everything again")
 	f.Bool("allow-rejects", false, "Exit 0 even when records were rejected")
+	addExcludeFlag(f)
+	addManifestFlags(f)
 	addOptionFlags(f, allKindOptions())
 	return cmd
 }
@@ -69,10 +75,19 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
+	exclusions, err := loadExclusions(cmd)
+	if err != nil {
+		return err
+	}
+	mreq, err := readManifestFlags(cmd)
+	if err != nil {
+		return err
+	}
 	m := &migrateRun{
 		cmd: cmd, log: newLogger(cmd), source: source, workers: workers, batchSize: batchSize, restart: restart,
-		sum: &migrateSummary{Started: time.Now().UTC()},
+		sum: &migrateSummary{Started: time.Now().UTC()}, exclusions: exclusions, manifest: mreq,
 	}
+	defer m.close()
 	err = m.run(ctx, kinds)
 	return m.end(ctx, err, summaryPath, allowRejects)
 }
@@ -86,6 +101,24 @@ type migrateRun struct {
 	restart            bool
 	sum                *migrateSummary
 	secrets            []string // values that must not appear in the summary
+	// exclusions is --exclude-from (nil: none); manifest is --manifest.
+	exclusions *erasure.List
+	manifest   *manifestRequest
+	// pool and state stay open for the manifest, written at the end;
+	// results and configs are each job's, by index of the summary's jobs.
+	pool      *pgxpool.Pool
+	state     *postgres.State
+	targetDSN string
+	results   []*migration.Result
+	configs   []map[string]string
+}
+
+// close closes the target connections run opened.
+func (m *migrateRun) close() {
+	if m.pool != nil {
+		m.pool.Close()
+		m.pool = nil
+	}
 }
 
 // run migrates each kind in turn, recording every job in the summary as it
@@ -109,7 +142,8 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	m.pool, m.targetDSN = pool, target.String("postgres")
+	m.results, m.configs = make([]*migration.Result, len(kinds)), make([]map[string]string, len(kinds))
 	// Every kind's settings are resolved and checked (types, required
 	// options, from flags, --config and the environment) before anything
 	// is read or written (the target is only connected to), so a bad value
@@ -132,6 +166,7 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 	if err != nil {
 		return err
 	}
+	m.state = state
 
 	var progress migration.Progress = logProgress{log: m.log, interval: 5 * time.Second}
 	if showProgress(m.cmd, m.cmd.ErrOrStderr()) {
@@ -156,9 +191,20 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 			return &exitStatus{code: exitError, err: err}
 		}
 		batchRetry.Timeout = 0
+		if m.exclusions != nil {
+			// A run resumes, or counts as done, only with the same list.
+			job.Config = maps.Clone(job.Config)
+			if job.Config == nil {
+				job.Config = map[string]string{}
+			}
+			job.Config[excludeConfigKey] = m.exclusions.Digest()
+		}
+		m.configs[i] = job.Config
 		res, err := migration.Execute(workContext(ctx), pool, state, job, migration.Options{
 			Workers: m.workers, BatchSize: m.batchSize, Restart: m.restart, Progress: progress, Log: m.log, Stop: ctx.Done(), Retry: batchRetry,
+			Exclude: m.exclusions.For(k.Kind),
 		})
+		m.results[i] = res
 		closeErr := job.Extractor.Close()
 		if res != nil {
 			m.sum.Jobs[i] = summarize(string(k.Kind), res, err)
@@ -212,6 +258,16 @@ func (m *migrateRun) end(ctx context.Context, err error, summaryPath string, all
 	default:
 		sum.NextStep = "baasmigrate verify compares the target with the source by content"
 	}
+	if m.manifest != nil && m.pool != nil && !interrupted {
+		if merr := m.writeManifest(ctx, sum); merr != nil {
+			if status == nil || sum.ExitStatus == exitProblems {
+				sum.Error, sum.ExitStatus = redact(merr.Error(), m.secrets), exitError
+				status = &exitStatus{code: exitError, err: merr}
+			} else {
+				fmt.Fprintln(os.Stderr, "baasmigrate:", redact(merr.Error(), m.secrets))
+			}
+		}
+	}
 	printSummary(m.cmd.OutOrStdout(), sum)
 	if summaryPath != "" {
 		if werr := writeSummaryJSON(summaryPath, sum); werr != nil {
@@ -222,4 +278,30 @@ func (m *migrateRun) end(ctx context.Context, err error, summaryPath string, all
 		}
 	}
 	return status
+}
+
+// writeManifest writes --manifest for the run that ended with sum.
+func (m *migrateRun) writeManifest(ctx context.Context, sum *migrateSummary) error {
+	man := &manifest.Manifest{
+		Version: manifest.Version, Command: "migrate", Tool: manifest.ToolInfo(),
+		Source: manifest.Source{Platform: m.source}, Target: manifest.Target{Postgres: describeTarget(m.targetDSN)},
+		Started: sum.Started.UTC(), ExitStatus: sum.ExitStatus, Jobs: []manifest.Job{},
+	}
+	for i, js := range sum.Jobs {
+		var res *migration.Result
+		var cfg map[string]string
+		if i < len(m.results) {
+			res, cfg = m.results[i], m.configs[i]
+		}
+		man.Jobs = append(man.Jobs, manifestJob(js, res, cfg))
+		ts, err := mappingTransforms(cfg)
+		if err != nil {
+			return err
+		}
+		man.Transforms = append(man.Transforms, ts...)
+	}
+	if m.exclusions != nil {
+		man.Exclusions = &manifest.Exclusions{Entries: m.exclusions.Len(), ListSHA256: m.exclusions.Digest(), Records: sum.Totals.Excluded}
+	}
+	return writeManifest(context.WithoutCancel(ctx), m.manifest, man, m.pool, m.state, m.secrets)
 }

@@ -78,6 +78,10 @@ type summaryCounts struct {
 	Loaded   int64 `json:"loaded"`
 	Rejected int64 `json:"rejected"`
 	Changed  int64 `json:"changed"`
+	// Excluded counts records an erasure list left out (--exclude-from):
+	// read = loaded + rejected + excluded. They are counted under the
+	// table "(excluded)".
+	Excluded int64 `json:"excluded"`
 }
 
 type rejectSample struct {
@@ -111,7 +115,7 @@ func summarize(kind string, r *migration.Result, err error) jobSummary {
 		}
 		js.Tables = append(js.Tables, tableSummary{
 			Table:         name,
-			summaryCounts: summaryCounts{Read: t.Read, Loaded: t.Loaded(), Rejected: t.Rejected, Changed: t.Changed},
+			summaryCounts: summaryCounts{Read: t.Read, Loaded: t.Loaded(), Rejected: t.Rejected, Changed: t.Changed, Excluded: t.Excluded},
 			Seconds:       r.WriteTimes[t.Table].Seconds(),
 		})
 	}
@@ -139,6 +143,7 @@ func (s *migrateSummary) total() {
 			s.Totals.Loaded += t.Loaded
 			s.Totals.Rejected += t.Rejected
 			s.Totals.Changed += t.Changed
+			s.Totals.Excluded += t.Excluded
 		}
 	}
 }
@@ -146,13 +151,21 @@ func (s *migrateSummary) total() {
 // printSummary writes the summary table users read at the end of a run.
 func printSummary(w io.Writer, s *migrateSummary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "kind\ttable\tread\tloaded\trejected\tchanged\tseconds\t")
+	// The excluded column shows only when an erasure list excluded
+	// something.
+	excluded := func(n int64) string {
+		if s.Totals.Excluded == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d\t", n)
+	}
+	fmt.Fprintf(tw, "kind\ttable\tread\tloaded\trejected\t%schanged\tseconds\t\n", map[bool]string{true: "excluded\t"}[s.Totals.Excluded > 0])
 	for _, j := range s.Jobs {
 		for _, t := range j.Tables {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.1f\t\n", j.Kind, t.Table, t.Read, t.Loaded, t.Rejected, t.Changed, t.Seconds)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s%d\t%.1f\t\n", j.Kind, t.Table, t.Read, t.Loaded, t.Rejected, excluded(t.Excluded), t.Changed, t.Seconds)
 		}
 	}
-	fmt.Fprintf(tw, "\ttotal\t%d\t%d\t%d\t%d\t%.1f\t\n", s.Totals.Read, s.Totals.Loaded, s.Totals.Rejected, s.Totals.Changed, s.Elapsed)
+	fmt.Fprintf(tw, "\ttotal\t%d\t%d\t%d\t%s%d\t%.1f\t\n", s.Totals.Read, s.Totals.Loaded, s.Totals.Rejected, excluded(s.Totals.Excluded), s.Totals.Changed, s.Elapsed)
 	tw.Flush()
 	for _, j := range s.Jobs {
 		switch j.Status {

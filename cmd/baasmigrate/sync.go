@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -78,6 +79,7 @@ When the application is about to switch, run baasmigrate cutover (see its help).
 // addSyncSettingsFlags adds the flags readSyncSettings reads: sync's, and
 // cutover's for when it catches up by itself (so one --config serves both).
 func addSyncSettingsFlags(f *pflag.FlagSet) {
+	addExcludeFlag(f)
 	f.Int("batch-size", 500, "Records committed per transaction")
 	f.Duration("poll-interval", time.Minute, "Pause between two polls of users and files (each poll reads the whole listing)")
 	f.String("deletes", "hard", "What a record deleted at the source does to its row: hard (removed) or soft (kept, with _deleted_at set)")
@@ -143,6 +145,10 @@ func runSync(cmd *cobra.Command, _ []string) error {
 	}
 	log := newLogger(cmd)
 
+	exclusions, err := loadExclusions(cmd)
+	if err != nil {
+		return err
+	}
 	// Sources that keep changes for a consumer (PostgreSQL: a replication
 	// slot) start keeping them before the copy's first read.
 	if err := keepChanges(ctx, cmd, kinds, workers); err != nil {
@@ -152,9 +158,11 @@ func runSync(cmd *cobra.Command, _ []string) error {
 	// The copy, exactly as migrate does it (and reports it).
 	m := &migrateRun{
 		cmd: cmd, log: log, source: source, workers: workers, batchSize: settings.batchSize, restart: restart,
-		sum: &migrateSummary{Started: time.Now().UTC()},
+		sum: &migrateSummary{Started: time.Now().UTC()}, exclusions: exclusions,
 	}
-	if err := m.end(ctx, m.run(ctx, kinds), "", allowRejects); err != nil {
+	err = m.end(ctx, m.run(ctx, kinds), "", allowRejects)
+	m.close()
+	if err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -323,6 +331,10 @@ func openSyncTarget(ctx context.Context, target plugin.Config, conns int) (*pgxp
 func buildSyncJobs(ctx context.Context, cmd *cobra.Command, command string, kinds []*kindSpec, pool *pgxpool.Pool, state *postgres.State, workers int) ([]*syncer.Job, func(), error) {
 	f := cmd.Flags()
 	log := newLogger(cmd)
+	exclusions, err := loadExclusions(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
 	var jobs []*syncer.Job
 	closeAll := func() {
 		for _, j := range jobs {
@@ -358,6 +370,14 @@ func buildSyncJobs(ctx context.Context, cmd *cobra.Command, command string, kind
 		j := &syncer.Job{
 			Name: postgres.Job(k.Kind, built.Extractor.Source()), Kind: k.Kind,
 			Extractor: built.Extractor, Sink: built.Sink, Adapter: cmp.Adapter, Config: built.Config,
+			Exclude: exclusions.For(k.Kind),
+		}
+		if exclusions != nil {
+			j.Config = maps.Clone(j.Config)
+			if j.Config == nil {
+				j.Config = map[string]string{}
+			}
+			j.Config[excludeConfigKey] = exclusions.Digest()
 		}
 		if _, ok := built.Extractor.(extractors.ChangeKeeper); ok {
 			if j.Consumer, err = syncConsumer(ctx, pool, j.Name); err != nil {

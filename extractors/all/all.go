@@ -6,6 +6,7 @@ package all
 import (
 	_ "github.com/baasmigrate/baasmigrate/extractors/amplifystorage"
 	_ "github.com/baasmigrate/baasmigrate/extractors/cognito"
+	_ "github.com/baasmigrate/baasmigrate/extractors/dynamodb"
 	_ "github.com/baasmigrate/baasmigrate/extractors/firebaseauth"
 	_ "github.com/baasmigrate/baasmigrate/extractors/firestore"
 	_ "github.com/baasmigrate/baasmigrate/extractors/gcs"

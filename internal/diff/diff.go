@@ -40,6 +40,9 @@ const (
 	ExtraInTarget   = "extra_in_target"
 	Rejected        = "rejected"
 	Overflow        = "overflow"
+	// ExcludedInTarget is a target row of a record an erasure list
+	// excludes (Options.Exclude): it must not be there.
+	ExcludedInTarget = "excluded_in_target"
 )
 
 // Sample is one example of a difference.
@@ -86,8 +89,14 @@ type TableReport struct {
 	Overflow int64 `json:"overflow"`
 	// Placeholders counts target rows standing in for parents that exist
 	// only through their subcollections; they are not compared.
-	Placeholders int64    `json:"placeholders"`
-	Samples      []Sample `json:"samples,omitempty"`
+	Placeholders int64 `json:"placeholders"`
+	// Excluded counts source records an erasure list excludes
+	// (Options.Exclude): neither compared nor expected in the target.
+	Excluded int64 `json:"excluded,omitempty"`
+	// ExcludedInTarget counts target rows of excluded records: each is a
+	// difference (the erasure list says the record must not be there).
+	ExcludedInTarget int64    `json:"excluded_in_target,omitempty"`
+	Samples          []Sample `json:"samples,omitempty"`
 
 	sampled map[string]int
 }
@@ -104,7 +113,7 @@ func (t *TableReport) SampleLines() []string {
 
 // Identical reports whether the table has no difference at all.
 func (t *TableReport) Identical() bool {
-	return t.Mismatched == 0 && t.MissingInTarget == 0 && t.ExtraInTarget == 0 && t.Rejected == 0
+	return t.Mismatched == 0 && t.MissingInTarget == 0 && t.ExtraInTarget == 0 && t.Rejected == 0 && t.ExcludedInTarget == 0
 }
 
 // Report is the outcome of a comparison.
@@ -146,6 +155,14 @@ type Options struct {
 	// as OnDifference. Sync's catch-up uses it to give new collections a
 	// table.
 	OnRejected func(ctx context.Context, d Difference) error
+	// Exclude, when set, names the source keys an erasure list excludes
+	// (see internal/erasure). Such a source record is counted as Excluded
+	// on the table it would go to and not compared; a target row standing
+	// for an excluded key (whether or not the source still has the record)
+	// counts as ExcludedInTarget, a difference, sampled with its key. Rows
+	// of excluded keys are not handed to OnDifference: sync neither writes
+	// nor deletes them.
+	Exclude func(key string) bool
 }
 
 // Difference is one record on which the source and the target differ.
@@ -313,12 +330,17 @@ func Compare(ctx context.Context, ex extractors.Extractor, pool *pgxpool.Pool, a
 	// keys looked up in a temporary table, created before the transaction
 	// turns read-only (it is dropped with it).
 	var seen pgx.Identifier
-	if kl, ok := a.(KeyLookup); ok && (opts.OnDifference != nil || namesExtras(a)) {
+	// With an erasure list (opts.Exclude), too, when the adapter can: a
+	// row of an excluded key is then named as such, not counted as extra.
+	if kl, ok := a.(KeyLookup); ok && (opts.OnDifference != nil || namesExtras(a) || opts.Exclude != nil) {
 		for _, st := range streams {
 			if kl.Ordered(st.Name) {
 				continue
 			}
 			if _, ok := a.(KeyScanner); !ok {
+				if opts.OnDifference == nil {
+					continue
+				}
 				return nil, fmt.Errorf("comparing %ss: the source's records do not come in key order, and this kind cannot name the target rows the source lacks, "+
 					"which every difference being reported requires", a.Kind())
 			}
@@ -507,9 +529,39 @@ func (c *comparison) extra(ctx context.Context, ts *tableState, it *Item, key st
 		ts.rep.Placeholders++
 		return nil
 	}
+	if c.excludes(key) {
+		c.excludedPresent(ts, it.Label)
+		return nil
+	}
 	ts.rep.ExtraInTarget++
 	c.sample(ts, Sample{Outcome: ExtraInTarget, Key: it.Label})
 	return c.differ(ctx, ts, ExtraInTarget, key, nil)
+}
+
+// excludes reports whether Options.Exclude excludes key.
+func (c *comparison) excludes(key string) bool {
+	return c.opts.Exclude != nil && c.opts.Exclude(key)
+}
+
+// excludedPresent accounts for a target row of an excluded record.
+func (c *comparison) excludedPresent(ts *tableState, label string) {
+	ts.rep.ExcludedInTarget++
+	c.sample(ts, Sample{Outcome: ExcludedInTarget, Key: label})
+}
+
+// exclude counts an excluded source record against the table it would go
+// to, and returns that table ("" when it would have none).
+func (c *comparison) exclude(rec record.Record) string {
+	r := c.a.Route(rec)
+	table := r.Table
+	if table == "" {
+		table = "(no table)"
+	}
+	c.report(table).rep.Excluded++
+	if r.Reject != "" {
+		return ""
+	}
+	return r.Table
 }
 
 // missing accounts for a source record the target lacks.
@@ -542,6 +594,8 @@ func (c *comparison) stream(ctx context.Context, ex extractors.Extractor, st ext
 type routedRecord struct {
 	rec record.Record
 	r   Routed
+	// excluded: only its absence from the target is checked.
+	excluded bool
 }
 
 // lookupStream compares an unordered stream batch by batch.
@@ -568,6 +622,13 @@ func (c *comparison) lookupStream(ctx context.Context, kl KeyLookup, ex extracto
 		ts := c.report(table)
 		for _, b := range batch {
 			it, ok := items[KeyString(b.r.Key)]
+			if b.excluded {
+				if ok && !it.Placeholder {
+					found[table]++
+					c.excludedPresent(ts, b.r.Label)
+				}
+				continue
+			}
 			if !ok || it.Placeholder {
 				if err := c.missing(ctx, ts, b.rec, b.r); err != nil {
 					return err
@@ -584,10 +645,15 @@ func (c *comparison) lookupStream(ctx context.Context, kl KeyLookup, ex extracto
 	for _, p := range st.Partitions {
 		err := ex.Read(ctx, p, rt, "", func(rec record.Record) error {
 			r := c.a.Route(rec)
-			if !c.admit(rec, r) {
+			excluded := c.excludes(rec.Key)
+			if excluded {
+				if c.exclude(rec) == "" {
+					return nil
+				}
+			} else if !c.admit(rec, r) {
 				return c.rejected(ctx, rec, r)
 			}
-			pending[r.Table] = append(pending[r.Table], routedRecord{rec, r})
+			pending[r.Table] = append(pending[r.Table], routedRecord{rec, r, excluded})
 			if len(pending[r.Table]) >= lookupBatch {
 				return flush(r.Table)
 			}
@@ -698,8 +764,14 @@ func (c *comparison) drain(ctx context.Context, table string) error {
 	}
 }
 
-// record merges one source record into its table's comparison.
+// record merges one source record into its table's comparison. An
+// excluded record is only counted: its target row, if any, is then met as
+// a row the source lacks, and extra names it ExcludedInTarget.
 func (c *comparison) record(ctx context.Context, rec record.Record) error {
+	if c.excludes(rec.Key) {
+		c.exclude(rec)
+		return nil
+	}
 	r := c.a.Route(rec)
 	if !c.admit(rec, r) {
 		return c.rejected(ctx, rec, r)

@@ -31,12 +31,14 @@ type Documents struct {
 	fields    *pii.Set
 	tokens    pii.Tokenizer
 	tokensCtx context.Context
+	lookup    bool // the source delivers no key order (LookUpByKey)
 }
 
 var (
 	_ Adapter      = (*Documents)(nil)
 	_ KeyComparer  = (*Documents)(nil)
 	_ TargetLookup = (*Documents)(nil)
+	_ KeyLookup    = (*Documents)(nil)
 	_ KeyRouter    = (*Documents)(nil)
 )
 
@@ -69,6 +71,15 @@ func NewDocuments(m *mappings.Mapping, order record.KeyOrder, roots ...string) (
 	}
 	return d, nil
 }
+
+// LookUpByKey makes the comparison look target rows up by key, batch by
+// batch, for a source whose records come in no key order
+// (extractors.Unordered), instead of merging.
+func (d *Documents) LookUpByKey() { d.lookup = true }
+
+// Ordered reports whether the source's records come in key order: true
+// unless LookUpByKey was called (see KeyLookup).
+func (d *Documents) Ordered(string) bool { return !d.lookup }
 
 // Kind is "document".
 func (d *Documents) Kind() string { return string(record.KindDocument) }

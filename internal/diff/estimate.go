@@ -12,7 +12,8 @@ import (
 // stream, as migrate does, and counts each stream. It returns nil when ex
 // cannot count (extractors.Counter).
 //
-// The reads are one per record plus what planning and counting just cost,
+// The reads are one per record (or what an extractors.ReadEstimator
+// says a stream takes) plus what planning and counting just cost,
 // as ex meters them (extractors.ReadMeter): migrate plans again, and a
 // source that bills listings and aggregations bills them again. Streams are
 // counted at ex's snapshot time when it has one (extractors.Snapshotter),
@@ -32,14 +33,21 @@ func EstimateReads(ctx context.Context, ex extractors.Extractor, partitions int,
 		return nil, err
 	}
 	e := &Estimate{PricePer100k: pricePer100k}
+	re, perStream := ex.(extractors.ReadEstimator)
 	for _, st := range streams {
 		n, err := counter.Count(ctx, st)
 		if err != nil {
 			return nil, err
 		}
 		e.Records += n
+		reads := n
+		if perStream {
+			if reads, err = re.EstimateReads(ctx, st, n); err != nil {
+				return nil, err
+			}
+		}
+		e.Reads += reads
 	}
-	e.Reads = e.Records
 	if metered {
 		e.Reads += meter.BillableReads() - before
 	}

@@ -105,6 +105,12 @@ func (r *recheck) chunk(ctx context.Context, g extractors.Getter, keys []string,
 	items := make([]checked, 0, len(keys))
 	err := g.Get(ctx, keys, readTime, func(key string, rec *record.Record) error {
 		ck := checked{key: key}
+		if rec != nil && r.c.excludes(key) {
+			// Excluded: counted, and its key checked as one the source
+			// does not have; extra names a row of it ExcludedInTarget.
+			r.c.exclude(*rec)
+			rec = nil
+		}
 		if rec != nil {
 			ck.r = r.c.a.Route(*rec)
 			if r.c.admit(*rec, ck.r) {

@@ -156,6 +156,12 @@ func (d *Document) writeTables(w io.Writer, k KindReport) {
 	}
 	tw.Flush()
 	for _, t := range k.Tables {
+		if t.Excluded > 0 || t.ExcludedInTarget > 0 {
+			fmt.Fprintf(w, "%s: %d source record(s) excluded by the erasure list; %d row(s) of excluded keys in the target\n",
+				t.Table, t.Excluded, t.ExcludedInTarget)
+		}
+	}
+	for _, t := range k.Tables {
 		for _, s := range t.Samples {
 			fmt.Fprintf(w, "  %s %s %q", t.Table, strings.ReplaceAll(s.Outcome, "_", " "), s.Key)
 			if len(s.Fields) > 0 {

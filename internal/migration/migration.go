@@ -61,7 +61,18 @@ type Options struct {
 	// ErrInterrupted; everything committed stays, and the next Execute
 	// resumes from there. Nil never stops.
 	Stop <-chan struct{}
+	// Exclude, when set, names the source keys an erasure list excludes
+	// (see internal/erasure): such records are read (their cursor is
+	// checkpointed like any other's) but never handed to the sink, and are
+	// counted as excluded under the table ExcludedTable in the checkpoint
+	// of their batch. The caller stores the list's digest in Job.Config,
+	// so a run resumes only with the same list.
+	Exclude func(key string) bool
 }
+
+// ExcludedTable is the pseudo-table excluded records are counted under
+// (Options.Exclude): read = excluded there, nothing loaded or rejected.
+const ExcludedTable = "(excluded)"
 
 // ErrInterrupted is returned by Execute when the run stopped early because
 // Options.Stop was closed or ctx ended: every committed batch is kept with
@@ -541,7 +552,11 @@ func (e *executor) read(ctx context.Context, st *postgres.StreamState, p *postgr
 				cur.bytes += v.IntValue()
 			}
 		}
-		if len(cur.recs) >= e.opts.BatchSize {
+		// A batch never ends with an excluded record (Options.Exclude), so
+		// that no checkpoint stores the cursor of one: it may be the
+		// record's key, which is personal data. (A run of excluded
+		// records makes the batch longer, by at most the list's length.)
+		if len(cur.recs) >= e.opts.BatchSize && !e.excluded(r) {
 			return send(false)
 		}
 		return nil
@@ -603,6 +618,7 @@ func (e *executor) renew(ctx context.Context, st *postgres.StreamState, expired 
 // died before the reply) finds the checkpoint already advanced and stops:
 // the batch is in.
 func (e *executor) commit(ctx context.Context, p *postgres.PartitionState, b batch) error {
+	b.cursor = e.checkpointCursor(p, b)
 	// Only what failure.Classify calls transient is retried, and not when
 	// an inner retry loop (an object's upload) already gave up on it, nor
 	// once ctx ended or the run is stopping (a cancelled statement is not a
@@ -652,13 +668,20 @@ func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
 	began := time.Now()
-	out, err := e.job.Sink.Write(ctx, tx, b.recs)
+	recs, excluded := e.exclude(b.recs)
+	var out loaders.Outcome
+	var err error
+	if len(recs) > 0 || excluded == 0 {
+		if out, err = e.job.Sink.Write(ctx, tx, recs); err != nil {
+			return err
+		}
+	}
+	counts, rejects, err := Tally(recs, out, time.Since(began))
 	if err != nil {
 		return err
 	}
-	counts, rejects, err := Tally(b.recs, out, time.Since(began))
-	if err != nil {
-		return err
+	if excluded > 0 {
+		counts[ExcludedTable] = postgres.TableCounts{Read: excluded, Excluded: excluded}
 	}
 	if err := e.state.Checkpoint(ctx, tx, e.run, p, b.cursor, b.done, counts, rejects); err != nil {
 		return err
@@ -668,6 +691,55 @@ func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b
 	}
 	e.wrote(counts, began, time.Now())
 	return nil
+}
+
+// excluded reports whether Options.Exclude excludes r.
+func (e *executor) excluded(r record.Record) bool {
+	return e.opts.Exclude != nil && e.opts.Exclude(r.Key)
+}
+
+// checkpointCursor is the cursor b's checkpoint stores. Only the last
+// batch of a partition can end with excluded records (read never ends
+// another there); as nothing reads a finished partition again, its
+// checkpoint stores the cursor of its last record not excluded instead,
+// or the partition's cursor when there is none, so that no excluded
+// record's cursor is stored.
+func (e *executor) checkpointCursor(p *postgres.PartitionState, b batch) string {
+	if !b.done || len(b.recs) == 0 || !e.excluded(b.recs[len(b.recs)-1]) {
+		return b.cursor
+	}
+	for i := len(b.recs) - 1; i >= 0; i-- {
+		if !e.excluded(b.recs[i]) {
+			return b.recs[i].Cursor
+		}
+	}
+	return p.Cursor
+}
+
+// exclude returns the records of recs the sink may write, and how many
+// Options.Exclude left out. recs is returned as is when nothing is.
+func (e *executor) exclude(recs []record.Record) ([]record.Record, int64) {
+	if e.opts.Exclude == nil {
+		return recs, 0
+	}
+	var kept []record.Record
+	var n int64
+	for i, r := range recs {
+		if !e.opts.Exclude(r.Key) {
+			if n > 0 {
+				kept = append(kept, r)
+			}
+			continue
+		}
+		if n == 0 {
+			kept = append(kept, recs[:i]...)
+		}
+		n++
+	}
+	if n == 0 {
+		return recs, 0
+	}
+	return kept, n
 }
 
 // wrote records that a batch with rows of these tables was written and

@@ -21,6 +21,7 @@ import (
 //
 //	null, true/false, strings, arrays, maps   plain JSON
 //	integer                                    a JSON integer: 42
+//	decimal (exact, DynamoDB's N)              {"$decimal": "-12.5"}
 //	double                                     a JSON number that always has a
 //	                                           fraction: 1.0, 0.25, 1000000.0
 //	NaN, ±Infinity, -0                         {"$double": "NaN" | "Infinity" | "-Infinity" | "-0"}
@@ -40,6 +41,7 @@ import (
 // scale of numbers ("1.0" stays "1.0").
 const (
 	tagDouble    = "$double"
+	tagDecimal   = "$decimal"
 	tagTimestamp = "$timestamp"
 	tagBytes     = "$bytes"
 	tagRef       = "$ref"
@@ -61,6 +63,8 @@ func MarshalJSONValue(dst []byte, v Value) []byte {
 		return strconv.AppendInt(dst, v.IntValue(), 10)
 	case TypeDouble:
 		return appendDouble(dst, v.DoubleValue())
+	case TypeDecimal:
+		return appendTagged(dst, tagDecimal, v.s)
 	case TypeTimestamp:
 		dst = append(dst, `{"`+tagTimestamp+`":"`...)
 		dst = v.TimeValue().AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
@@ -324,6 +328,16 @@ func fromTag(k string, e any) (v Value, ok bool, err error) {
 		return s, nil
 	}
 	switch k {
+	case tagDecimal:
+		s, err := str()
+		if err != nil {
+			return v, true, err
+		}
+		c, err := CanonicalDecimal(s)
+		if err != nil {
+			return v, true, fmt.Errorf("%s: %w", k, err)
+		}
+		return Decimal(c), true, nil
 	case tagDouble:
 		s, err := str()
 		if err != nil {

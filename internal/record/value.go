@@ -34,6 +34,10 @@ const (
 	TypeArray
 	TypeVector
 	TypeMap
+	// TypeDecimal is an exact decimal number (DynamoDB's N). It comes
+	// last so that the numbering of the other types never changes; it
+	// ranks with the numbers.
+	TypeDecimal
 )
 
 var typeNames = [...]string{
@@ -49,6 +53,7 @@ var typeNames = [...]string{
 	TypeArray:     "array",
 	TypeVector:    "vector",
 	TypeMap:       "map",
+	TypeDecimal:   "decimal",
 }
 
 // String returns the type's name as used in mappings and reports.
@@ -100,6 +105,11 @@ func Int(i int64) Value { return Value{typ: TypeInt, n: uint64(i)} }
 
 // Double returns a double value; NaN, ±Inf and -0 are kept as given.
 func Double(f float64) Value { return Value{typ: TypeDouble, n: math.Float64bits(f)} }
+
+// Decimal returns an exact decimal number value. s must be in the
+// canonical form CanonicalDecimal returns (callers with other text use
+// ParseDecimal).
+func Decimal(s string) Value { return Value{typ: TypeDecimal, s: s} }
 
 // Timestamp returns a timestamp value truncated to microseconds (the
 // model's precision), in UTC.
@@ -193,6 +203,14 @@ func (v Value) StringValue() string {
 	return v.s
 }
 
+// DecimalValue returns the canonical decimal text of a TypeDecimal value.
+func (v Value) DecimalValue() string {
+	if v.typ != TypeDecimal {
+		return ""
+	}
+	return v.s
+}
+
 // BytesValue returns a copy of the bytes of a TypeBytes value.
 func (v Value) BytesValue() []byte {
 	if v.typ != TypeBytes {
@@ -266,7 +284,7 @@ func Equal(a, b Value) bool {
 			return true
 		}
 		return a.n == b.n
-	case TypeString, TypeBytes, TypeReference:
+	case TypeString, TypeBytes, TypeReference, TypeDecimal:
 		return a.s == b.s
 	case TypeGeoPoint:
 		return a.n == b.n && a.n2 == b.n2
@@ -320,6 +338,8 @@ func (v Value) String() string {
 		return fmt.Sprint(v.IntValue())
 	case TypeDouble:
 		return fmt.Sprintf("%gd", v.DoubleValue())
+	case TypeDecimal:
+		return v.s + "m"
 	case TypeTimestamp:
 		return v.TimeValue().Format(time.RFC3339Nano)
 	case TypeString:

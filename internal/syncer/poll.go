@@ -156,7 +156,7 @@ func (f *follower) reconcile(ctx context.Context, at time.Time, onlyRejected boo
 		}
 		return nil
 	}
-	opts := diff.Options{OnDifference: apply, OnRejected: apply}
+	opts := diff.Options{OnDifference: apply, OnRejected: apply, Exclude: f.job.Exclude}
 	if onlyRejected {
 		opts.OnDifference = nil
 	}

@@ -65,6 +65,10 @@ type Job struct {
 	Remap   func(m *mappings.Mapping) (loaders.Sink, diff.Adapter, error)
 	// Config is stored with the sync's run (no secrets).
 	Config map[string]string
+	// Exclude, when set, names the source keys an erasure list excludes:
+	// their upserts are never written, and comparisons (catch-up, polls,
+	// cutover) count them as excluded (diff.Options.Exclude).
+	Exclude func(key string) bool
 	// Consumer names the job and its target at a source that keeps
 	// changes for named consumers (extractors.ChangeKeeper).
 	Consumer string
@@ -462,11 +466,34 @@ func (f *follower) commit(ctx context.Context, chunk []record.Change, b postgres
 	return f.followGrowth(ctx)
 }
 
+// dropExcluded returns the changes of chunk whose keys Job.Exclude does
+// not exclude; the others only advance b.LastCommit. They are neither
+// written nor deleted (the target must not hold them; verify names a row
+// of one), and their keys are not kept among the changed keys (they are
+// personal data; a cutover under the list compares in full).
+func (f *follower) dropExcluded(chunk []record.Change, b *postgres.SyncBatch) []record.Change {
+	if f.job.Exclude == nil {
+		return chunk
+	}
+	kept := make([]record.Change, 0, len(chunk))
+	for _, c := range chunk {
+		if !f.job.Exclude(c.Record.Key) {
+			kept = append(kept, c)
+			continue
+		}
+		if c.CommitTime.After(b.LastCommit) {
+			b.LastCommit = c.CommitTime
+		}
+	}
+	return kept
+}
+
 func (f *follower) commitOnce(ctx context.Context, chunk []record.Change, b *postgres.SyncBatch) error {
 	tx := migration.LazyTx(f.pool)
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	var ups []record.Record
 	deletes := map[time.Time][]string{}
+	chunk = f.dropExcluded(chunk, b)
 	if a, ok := f.job.Sink.(ChangeApplier); ok {
 		// Changes are not merged by key, but a key is recorded once: its
 		// last change.

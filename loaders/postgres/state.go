@@ -86,6 +86,16 @@ var stateDDL = []string{
 		rejected_at  timestamptz NOT NULL DEFAULT now()
 	)`,
 	`CREATE INDEX IF NOT EXISTS rejects_by_run ON baasmigrate.rejects (run_id, target_table)`,
+	// Records an erasure list excluded (never written), counted per batch
+	// with the others (migration.ExcludedTable).
+	// (Checked first: ALTER TABLE locks the table even when it does nothing.)
+	`DO $$ BEGIN
+		IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'baasmigrate'
+			AND table_name = 'partition_counts' AND column_name = 'excluded') THEN
+			ALTER TABLE baasmigrate.partition_counts ADD COLUMN excluded bigint NOT NULL DEFAULT 0;
+		END IF;
+	END $$`,
+	manifestsDDL,
 	ownersDDL,
 	syncStreamsDDL, syncChangesDDL, syncChangesIndexDDL, verificationsDDL, cutoversDDL,
 	// Rejected records are kept whole (a rejected user with its password
@@ -340,7 +350,10 @@ func (s *State) RenewReadTime(ctx context.Context, r *Run, stream string, t time
 // TableCounts are the counts of one batch for one target table.
 type TableCounts struct {
 	Read, Rejected, Changed int64
-	WriteTime               time.Duration
+	// Excluded counts records an erasure list left out: read, never
+	// written, not rejected.
+	Excluded  int64
+	WriteTime time.Duration
 }
 
 // Reject is one record that could not be stored.
@@ -384,14 +397,15 @@ func (s *State) Checkpoint(ctx context.Context, tx pgx.Tx, r *Run, p *PartitionS
 	for _, t := range tables {
 		c := counts[t]
 		b.Queue(`INSERT INTO baasmigrate.partition_counts
-			(run_id, stream, partition_id, target_table, read, rejected, changed, write_micros)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			(run_id, stream, partition_id, target_table, read, rejected, changed, write_micros, excluded)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (run_id, stream, partition_id, target_table) DO UPDATE SET
 				read = partition_counts.read + EXCLUDED.read,
 				rejected = partition_counts.rejected + EXCLUDED.rejected,
+				excluded = partition_counts.excluded + EXCLUDED.excluded,
 				changed = partition_counts.changed + EXCLUDED.changed,
 				write_micros = partition_counts.write_micros + EXCLUDED.write_micros`,
-			r.ID, stream, partition, t, c.Read, c.Rejected, c.Changed, c.WriteTime.Microseconds())
+			r.ID, stream, partition, t, c.Read, c.Rejected, c.Changed, c.WriteTime.Microseconds(), c.Excluded)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("counting partition %s/%s: %w", p.Stream, p.ID, err)
@@ -453,14 +467,17 @@ func loadText(s string) (string, error) {
 type TableSummary struct {
 	Table                   string
 	Read, Rejected, Changed int64
+	// Excluded counts records an erasure list left out (never written).
+	Excluded int64
 }
 
-// Loaded is the number of records stored (read minus rejected).
-func (t TableSummary) Loaded() int64 { return t.Read - t.Rejected }
+// Loaded is the number of records stored: read = loaded + rejected +
+// excluded.
+func (t TableSummary) Loaded() int64 { return t.Read - t.Rejected - t.Excluded }
 
 // Summary totals r's counts per target table, sorted by table.
 func (s *State) Summary(ctx context.Context, r *Run) ([]TableSummary, error) {
-	rows, err := s.pool.Query(ctx, `SELECT target_table, sum(read), sum(rejected), sum(changed)
+	rows, err := s.pool.Query(ctx, `SELECT target_table, sum(read), sum(rejected), sum(changed), sum(excluded)
 		FROM baasmigrate.partition_counts WHERE run_id = $1 GROUP BY target_table ORDER BY target_table`, r.ID)
 	if err != nil {
 		return nil, fmt.Errorf("summarising run %d: %w", r.ID, err)
@@ -468,7 +485,7 @@ func (s *State) Summary(ctx context.Context, r *Run) ([]TableSummary, error) {
 	var out []TableSummary
 	for rows.Next() {
 		var t TableSummary
-		if err := rows.Scan(&t.Table, &t.Read, &t.Rejected, &t.Changed); err != nil {
+		if err := rows.Scan(&t.Table, &t.Read, &t.Rejected, &t.Changed, &t.Excluded); err != nil {
 			return nil, fmt.Errorf("summarising run %d: %w", r.ID, err)
 		}
 		out = append(out, t)
@@ -545,4 +562,28 @@ func (s *State) PartitionCursor(ctx context.Context, r *Run, p *PartitionState) 
 		return "", false, fmt.Errorf("reading the checkpoint of partition %s/%s: %w", p.Stream, p.ID, err)
 	}
 	return cursor, done, nil
+}
+
+// manifestsDDL keeps every audit manifest written (migrate --manifest,
+// verify --manifest): the document as written, its SHA-256 and whether it
+// was signed. Manifests hold no secret and no erasure list entry.
+const manifestsDDL = `CREATE TABLE IF NOT EXISTS baasmigrate.manifests (
+		id          bigserial   PRIMARY KEY,
+		command     text        NOT NULL,
+		created_at  timestamptz NOT NULL DEFAULT now(),
+		sha256      text        NOT NULL,
+		signed      boolean     NOT NULL,
+		manifest    jsonb       NOT NULL
+	)`
+
+// StoreManifest records an audit manifest (its JSON, as written) and
+// returns its id.
+func (s *State) StoreManifest(ctx context.Context, command, sha256hex string, signed bool, manifest []byte) (int64, error) {
+	var id int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO baasmigrate.manifests (command, sha256, signed, manifest)
+		VALUES ($1, $2, $3, $4) RETURNING id`, command, sha256hex, signed, manifest).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("storing the audit manifest: %w", err)
+	}
+	return id, nil
 }
