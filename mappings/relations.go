@@ -206,32 +206,42 @@ func parseSuggestion(comment string) string {
 // in its array (bigint).
 const ColPosition = "_position"
 
+// ColParentPosition holds, in a child table of a child table, the position
+// of the parent element in its array (bigint).
+const ColParentPosition = "_parent_position"
+
+// ChildKeyColumns returns the key columns a child table at depth (1 for a
+// table's child, 2 for a child's child) has before ColPosition: the
+// document's key columns, then ColParentPosition at depth 2.
+func ChildKeyColumns(t *Table, depth int) []string {
+	keys := t.KeyColumns()
+	if depth > 1 {
+		keys = append(keys, ColParentPosition)
+	}
+	return keys
+}
+
 // ChildTable maps an array of maps of a table's documents to rows of a
 // table of its own: one row per element, keyed by the parent document's
 // key columns (same names as the parent's) and ColPosition, with the
 // element's fields in typed Columns (paths relative to the element) and
 // everything else in ColOverflow. Only scalar column types are allowed
-// (not arrays; use jsonb). One depth: elements' own arrays of maps stay
-// in columns or the overflow.
+// (not arrays; use jsonb). Two depths: a child table's elements may have
+// child tables of their own (Children), keyed by the document's key
+// columns, ColParentPosition (the element's position) and ColPosition;
+// theirs may not.
 type ChildTable struct {
-	// Field is the field path of the array in the parent's documents.
+	// Field is the field path of the array in the parent's documents (or,
+	// for a grandchild, in the parent's elements).
 	Field string
 	// Name is the child table's name in the mapping's schema.
 	Name string
 	// Columns map fields of each element.
 	Columns []*Column
+	// Children are the child tables of the elements (second depth).
+	Children []*ChildTable
 	// Line is the line of the file the child starts at (0 if built in code).
 	Line int
-}
-
-// ChildColumnNames lists the child table's columns in row order: the
-// parent's key columns, ColPosition, the mapped columns, ColOverflow.
-func (c *ChildTable) ChildColumnNames(parent *Table) []string {
-	out := append(parent.KeyColumns(), ColPosition)
-	for _, col := range c.Columns {
-		out = append(out, col.Name)
-	}
-	return append(out, ColOverflow)
 }
 
 // validateChildren checks t's child tables: a field path (not inside or
@@ -239,13 +249,19 @@ func (c *ChildTable) ChildColumnNames(parent *Table) []string {
 // a table, scalar typed, named apart from the key, ColPosition and
 // ColOverflow. names is every table name of the mapping so far.
 func (m *Mapping) validateChildren(t *Table, names map[string]string, p *problems) []pathEntry {
+	return m.validateChildList(t, t.Children, 1, t.Name, names, p)
+}
+
+// validateChildList checks the child tables at depth under owner (the
+// table's name, or the parent child table's).
+func (m *Mapping) validateChildList(t *Table, children []*ChildTable, depth int, owner string, names map[string]string, p *problems) []pathEntry {
 	var paths []pathEntry
-	for i, ch := range t.Children {
+	for i, ch := range children {
 		if ch == nil {
-			p.addf(t.Line, "table %q: children[%d] is nil", t.Name, i)
+			p.addf(t.Line, "table %q: children[%d] is nil", owner, i)
 			continue
 		}
-		where := fmt.Sprintf("child table %q (field %s of table %q)", ch.Name, ch.Field, t.Name)
+		where := fmt.Sprintf("child table %q (field %s of table %q)", ch.Name, ch.Field, owner)
 		if segs, err := ParseFieldPath(ch.Field); err != nil {
 			p.addf(ch.Line, "%s: field: %v", where, err)
 		} else {
@@ -256,10 +272,11 @@ func (m *Mapping) validateChildren(t *Table, names map[string]string, p *problem
 		} else if prev, dup := names[ch.Name]; dup {
 			p.addf(ch.Line, "%s: the name is already used by %s", where, prev)
 		} else {
-			names[ch.Name] = fmt.Sprintf("the child table of %s.%s", t.Name, ch.Field)
+			names[ch.Name] = fmt.Sprintf("the child table of %s.%s", owner, ch.Field)
 		}
+		keys := ChildKeyColumns(t, depth)
 		cols := map[string]bool{ColPosition: true, ColOverflow: true}
-		for _, k := range t.KeyColumns() {
+		for _, k := range keys {
 			cols[k] = true
 		}
 		var elems []pathEntry
@@ -277,7 +294,7 @@ func (m *Mapping) validateChildren(t *Table, names map[string]string, p *problem
 			if err := checkIdentifier(c.Name); err != nil {
 				p.addf(c.Line, "%s: column: %v", cw, err)
 			} else if cols[c.Name] {
-				p.addf(c.Line, "%s: the name %q is taken (key columns %s, %s, %s)", cw, c.Name, strings.Join(t.KeyColumns(), ", "), ColPosition, ColOverflow)
+				p.addf(c.Line, "%s: the name %q is taken (key columns %s, %s, %s)", cw, c.Name, strings.Join(keys, ", "), ColPosition, ColOverflow)
 			} else {
 				cols[c.Name] = true
 			}
@@ -296,6 +313,11 @@ func (m *Mapping) validateChildren(t *Table, names map[string]string, p *problem
 			if c.References != "" || c.Transform != nil {
 				p.addf(c.Line, "%s: a child table's columns cannot have references or transforms", cw)
 			}
+		}
+		if len(ch.Children) > 0 && depth >= 2 {
+			p.addf(ch.Line, "%s: child tables go two depths at most; leave this array of maps in a jsonb column", where)
+		} else {
+			elems = append(elems, m.validateChildList(t, ch.Children, depth+1, ch.Name, names, p)...)
 		}
 		checkOverlaps(elems, where, p)
 	}
@@ -318,13 +340,18 @@ func (m *Mapping) childNames(t *Table) map[string]string {
 		for _, ch := range o.Children {
 			if ch != nil {
 				names[ch.Name] = fmt.Sprintf("the child table of %s.%s", o.Name, ch.Field)
+				for _, g := range ch.Children {
+					if g != nil {
+						names[g.Name] = fmt.Sprintf("the child table of %s.%s", ch.Name, g.Field)
+					}
+				}
 			}
 		}
 	}
 	return names
 }
 
-var childKeys = []string{"field", "table", "columns"}
+var childKeys = []string{"field", "table", "columns", "children"}
 
 // decodeChildren reads a table's children: list (nil node: none).
 func decodeChildren(n *yaml.Node, p *problems) []*ChildTable {
@@ -345,6 +372,7 @@ func decodeChildren(n *yaml.Node, p *problems) []*ChildTable {
 		}
 		ch.Field = str(f["field"], "field", p)
 		ch.Name = str(f["table"], "table", p)
+		ch.Children = decodeChildren(f["children"], p)
 		cn := f["columns"]
 		if cn == nil {
 			continue
@@ -374,6 +402,9 @@ func childrenNode(children []*ChildTable) *yaml.Node {
 				cols.Content = append(cols.Content, columnNode(c))
 			}
 			n.Content = append(n.Content, strNode("columns"), cols)
+		}
+		if len(ch.Children) > 0 {
+			n.Content = append(n.Content, strNode("children"), childrenNode(ch.Children))
 		}
 		list.Content = append(list.Content, n)
 	}

@@ -25,6 +25,9 @@ type ChildRows struct {
 type ChildRow struct {
 	// Values holds one value per Child.Columns, as Row.Values.
 	Values []any
+	// Children holds the rows of the element's child tables, one entry
+	// per Child.Children (second depth).
+	Children []ChildRows
 	// Overflow is the typed JSON object of the element's other fields, or
 	// nil.
 	Overflow []byte
@@ -41,10 +44,16 @@ type compiledChild struct {
 // compileChildren compiles t's child tables into ct and marks their paths
 // in ct's trie.
 func (ct *compiledTable) compileChildren(t *mappings.Table) error {
-	for i, ch := range t.Children {
+	return ct.compileChildList(t.Children)
+}
+
+// compileChildList compiles child tables into ct (a table, or the element
+// of a child table) and marks their paths in ct's trie.
+func (ct *compiledTable) compileChildList(children []*mappings.ChildTable) error {
+	for i, ch := range children {
 		segs, err := mappings.ParseFieldPath(ch.Field)
 		if err != nil {
-			return fmt.Errorf("table %q, child table %q: %w", t.Name, ch.Name, err)
+			return fmt.Errorf("child table %q: %w", ch.Name, err)
 		}
 		elem := &compiledTable{root: &node{col: -1}}
 		for j, c := range ch.Columns {
@@ -62,6 +71,9 @@ func (ct *compiledTable) compileChildren(t *mappings.Table) error {
 				n = n.child(s)
 			}
 			n.col = j
+		}
+		if err := elem.compileChildList(ch.Children); err != nil {
+			return err
 		}
 		ct.children = append(ct.children, compiledChild{ch: ch, segs: segs, elem: elem})
 		n := ct.root
@@ -87,9 +99,9 @@ func (c *compiledChild) childRows(v record.Value) (rows []ChildRow, ok bool) {
 	}
 	rows = make([]ChildRow, len(elems))
 	for i, e := range elems {
-		vals := make([]any, len(c.elem.cols))
+		vals := make([]any, len(c.elem.cols)+len(c.elem.children))
 		residue, _ := c.elem.split(e.MapValue(), c.elem.root, vals)
-		rows[i].Values = vals
+		rows[i].Values, rows[i].Children = c.elem.takeChildren(vals)
 		if len(residue) > 0 {
 			rows[i].Overflow = record.MarshalJSONFields(nil, residue)
 		}
@@ -117,6 +129,9 @@ func (ct *compiledTable) takeChildren(values []any) ([]any, []ChildRows) {
 type ChildRowValues struct {
 	Values   []any
 	Overflow []byte
+	// Children are the element's child rows, one list per
+	// Child.Children, in position order.
+	Children [][]ChildRowValues
 }
 
 // ReconstructChildren puts back into fields (a document of table t as
@@ -128,14 +143,20 @@ func (d *Documents) ReconstructChildren(t *mappings.Table, fields map[string]rec
 	if ct == nil {
 		return fmt.Errorf("reconstructing child rows: table %q is not in the mapping", t.Name)
 	}
-	if len(children) != len(ct.children) {
-		return fmt.Errorf("reconstructing child rows of %q: got %d child tables, the mapping has %d", t.Name, len(children), len(ct.children))
+	return rebuildChildren(ct.children, fields, children)
+}
+
+// rebuildChildren puts back into fields (a document or an element) the
+// arrays of its child tables.
+func rebuildChildren(compiled []compiledChild, fields map[string]record.Value, children [][]ChildRowValues) error {
+	if len(children) != len(compiled) {
+		return fmt.Errorf("reconstructing child rows: got %d child tables, the mapping has %d", len(children), len(compiled))
 	}
 	for i, rows := range children {
 		if len(rows) == 0 {
 			continue
 		}
-		c := ct.children[i]
+		c := compiled[i]
 		elems := make([]record.Value, len(rows))
 		for j, r := range rows {
 			if len(r.Values) != len(c.elem.cols) {
@@ -159,6 +180,15 @@ func (d *Documents) ReconstructChildren(t *mappings.Table, fields map[string]rec
 					return fmt.Errorf("reconstructing child table %q: column %s: %w", c.ch.Name, mappings.ColOverflow, err)
 				}
 				merge(el, of)
+			}
+			if len(c.elem.children) > 0 {
+				kids := r.Children
+				if kids == nil {
+					kids = make([][]ChildRowValues, len(c.elem.children))
+				}
+				if err := rebuildChildren(c.elem.children, el, kids); err != nil {
+					return err
+				}
 			}
 			elems[j] = record.Map(el)
 		}

@@ -163,11 +163,16 @@ func reconstructChildren(tr *transformers.Documents, row transformers.Row, field
 	if len(row.Children) == 0 {
 		return nil
 	}
-	kids := make([][]transformers.ChildRowValues, len(row.Children))
-	for i, c := range row.Children {
+	return tr.ReconstructChildren(row.Table, fields, childValues(row.Children))
+}
+
+// childValues turns child rows as transformed into child rows as read.
+func childValues(children []transformers.ChildRows) [][]transformers.ChildRowValues {
+	out := make([][]transformers.ChildRowValues, len(children))
+	for i, c := range children {
 		for _, r := range c.Rows {
-			kids[i] = append(kids[i], transformers.ChildRowValues{Values: r.Values, Overflow: r.Overflow})
+			out[i] = append(out[i], transformers.ChildRowValues{Values: r.Values, Overflow: r.Overflow, Children: childValues(r.Children)})
 		}
 	}
-	return tr.ReconstructChildren(row.Table, fields, kids)
+	return out
 }

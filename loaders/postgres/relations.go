@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -387,11 +388,17 @@ var _ loaders.Reporter = (*Documents)(nil)
 // transaction: a resumed or repeated batch leaves exactly one row per
 // element.
 
-// childColumns lists a child table's columns in row order.
-func childColumns(t *mappings.Table, ch *mappings.ChildTable) []column {
+// childColumns lists the columns, in row order, of a child table at depth
+// (1 or 2) under table t: its key columns (mappings.ChildKeyColumns),
+// _position, the mapped columns, _overflow.
+func childColumns(t *mappings.Table, ch *mappings.ChildTable, depth int) []column {
 	var cols []column
-	for _, k := range t.KeyColumns() {
-		cols = append(cols, column{name: k, ddlType: `text COLLATE "C"`, key: true})
+	for _, k := range mappings.ChildKeyColumns(t, depth) {
+		typ := `text COLLATE "C"`
+		if k == mappings.ColParentPosition {
+			typ = "bigint"
+		}
+		cols = append(cols, column{name: k, ddlType: typ, key: true})
 	}
 	cols = append(cols, column{name: mappings.ColPosition, ddlType: "bigint", key: true})
 	for _, c := range ch.Columns {
@@ -406,43 +413,62 @@ func childTableStatements(ctx context.Context, db loaders.DB, m *mappings.Mappin
 	var out []Statement
 	for _, t := range tablesByDepth(m) {
 		for _, ch := range t.Children {
-			name := pgx.Identifier{m.Schema, ch.Name}.Sanitize()
-			have, err := existingColumns(ctx, db, m.Schema, ch.Name)
+			stmts, err := childTableDDL(ctx, db, m, t, ch, 1, t.Name, t.KeyColumns())
 			if err != nil {
 				return nil, err
 			}
-			if have == nil {
-				var defs []string
-				for _, c := range childColumns(t, ch) {
-					d := pgx.Identifier{c.name}.Sanitize() + " " + c.ddlType
-					if c.key {
-						d += " NOT NULL"
-					}
-					defs = append(defs, d)
+			out = append(out, stmts...)
+			for _, g := range ch.Children {
+				stmts, err := childTableDDL(ctx, db, m, t, g, 2, ch.Name, append(t.KeyColumns(), mappings.ColPosition))
+				if err != nil {
+					return nil, err
 				}
-				keys := append(t.KeyColumns(), mappings.ColPosition)
-				defs = append(defs,
-					fmt.Sprintf("CONSTRAINT %s PRIMARY KEY (%s)", pgx.Identifier{constraintName(ch.Name, "pkey")}.Sanitize(), quoteAll(keys)),
-					fmt.Sprintf("CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED",
-						pgx.Identifier{constraintName(ch.Name, "parent_fkey")}.Sanitize(), quoteAll(t.KeyColumns()),
-						pgx.Identifier{m.Schema, t.Name}.Sanitize(), quoteAll(t.KeyColumns())))
-				out = append(out, Statement{
-					What: fmt.Sprintf("create child table %s for the array %s of %s (one row per element)", name, ch.Field, t.Name),
-					SQL:  fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n)", name, strings.Join(defs, ",\n  ")),
-				})
-				continue
-			}
-			for _, c := range childColumns(t, ch) {
-				if _, ok := have[c.name]; !ok {
-					out = append(out, Statement{
-						What: fmt.Sprintf("add column %s to %s", c.name, name),
-						SQL:  fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", name, pgx.Identifier{c.name}.Sanitize(), c.ddlType),
-					})
-				}
+				out = append(out, stmts...)
 			}
 		}
 	}
 	return out, nil
+}
+
+// childTableDDL creates one child table at depth, whose foreign key
+// (its key columns before _position) references parentKey of parent.
+func childTableDDL(ctx context.Context, db loaders.DB, m *mappings.Mapping, t *mappings.Table, ch *mappings.ChildTable, depth int, parent string, parentKey []string) ([]Statement, error) {
+	name := pgx.Identifier{m.Schema, ch.Name}.Sanitize()
+	have, err := existingColumns(ctx, db, m.Schema, ch.Name)
+	if err != nil {
+		return nil, err
+	}
+	cols := childColumns(t, ch, depth)
+	if have != nil {
+		var out []Statement
+		for _, c := range cols {
+			if _, ok := have[c.name]; !ok {
+				out = append(out, Statement{
+					What: fmt.Sprintf("add column %s to %s", c.name, name),
+					SQL:  fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", name, pgx.Identifier{c.name}.Sanitize(), c.ddlType),
+				})
+			}
+		}
+		return out, nil
+	}
+	var defs []string
+	for _, c := range cols {
+		d := pgx.Identifier{c.name}.Sanitize() + " " + c.ddlType
+		if c.key {
+			d += " NOT NULL"
+		}
+		defs = append(defs, d)
+	}
+	keys := mappings.ChildKeyColumns(t, depth)
+	defs = append(defs,
+		fmt.Sprintf("CONSTRAINT %s PRIMARY KEY (%s)", pgx.Identifier{constraintName(ch.Name, "pkey")}.Sanitize(), quoteAll(append(keys, mappings.ColPosition))),
+		fmt.Sprintf("CONSTRAINT %s FOREIGN KEY (%s) REFERENCES %s (%s) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED",
+			pgx.Identifier{constraintName(ch.Name, "parent_fkey")}.Sanitize(), quoteAll(keys),
+			pgx.Identifier{m.Schema, parent}.Sanitize(), quoteAll(parentKey)))
+	return []Statement{{
+		What: fmt.Sprintf("create child table %s for the array %s of %s (one row per element)", name, ch.Field, parent),
+		SQL:  fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n)", name, strings.Join(defs, ",\n  ")),
+	}}, nil
 }
 
 // parentChildren are the child rows of the documents of one table a batch
@@ -453,7 +479,8 @@ type parentChildren struct {
 }
 
 // writeChildren replaces the child rows of the documents a batch wrote:
-// deletes those their keys have, then copies the new ones in.
+// deletes those their keys have (second depth first), then copies the
+// new ones in (first depth first).
 func (d *Documents) writeChildren(ctx context.Context, tx pgx.Tx, kids map[*mappings.Table]*parentChildren) error {
 	for _, t := range d.order {
 		pc := kids[t]
@@ -469,38 +496,62 @@ func (d *Documents) writeChildren(ctx context.Context, tx pgx.Tx, kids map[*mapp
 			args[i] = col
 		}
 		for ci, ch := range t.Children {
-			name := pgx.Identifier{d.mapping.Schema, ch.Name}
-			if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS x WHERE %s", name.Sanitize(), keyIn(t, "x")), args...); err != nil {
-				return fmt.Errorf("replacing the rows of child table %s: %w", ch.Name, err)
-			}
-			var rows [][]any
-			for j, key := range pc.keys {
-				for pos, r := range pc.rows[j][ci].Rows {
-					vals := make([]any, 0, len(key)+len(r.Values)+2)
-					for _, k := range key {
-						vals = append(vals, k)
-					}
-					vals = append(vals, int64(pos))
-					vals = append(vals, r.Values...)
-					if r.Overflow == nil {
-						vals = append(vals, nil)
-					} else {
-						vals = append(vals, r.Overflow)
-					}
-					rows = append(rows, vals)
+			for _, g := range append(slices.Clone(ch.Children), ch) {
+				name := pgx.Identifier{d.mapping.Schema, g.Name}
+				if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS x WHERE %s", name.Sanitize(), keyIn(t, "x")), args...); err != nil {
+					return fmt.Errorf("replacing the rows of child table %s: %w", g.Name, err)
 				}
 			}
-			if len(rows) == 0 {
-				continue
+			var rows [][]any
+			grand := make([][][]any, len(ch.Children))
+			for j, key := range pc.keys {
+				for pos, r := range pc.rows[j][ci].Rows {
+					rows = append(rows, childRowValues(key, nil, pos, r))
+					for gi, gc := range r.Children {
+						for gpos, gr := range gc.Rows {
+							grand[gi] = append(grand[gi], childRowValues(key, []any{int64(pos)}, gpos, gr))
+						}
+					}
+				}
 			}
-			var names []string
-			for _, c := range childColumns(t, ch) {
-				names = append(names, c.name)
+			if err := d.copyChildRows(ctx, tx, t, ch, 1, rows); err != nil {
+				return err
 			}
-			if _, err := tx.CopyFrom(ctx, name, names, pgx.CopyFromRows(rows)); err != nil {
-				return fmt.Errorf("writing %d rows of child table %s: %w", len(rows), ch.Name, err)
+			for gi, g := range ch.Children {
+				if err := d.copyChildRows(ctx, tx, t, g, 2, grand[gi]); err != nil {
+					return err
+				}
 			}
 		}
+	}
+	return nil
+}
+
+// childRowValues lays a child row out in childColumns order.
+func childRowValues(key []string, parentPos []any, pos int, r transformers.ChildRow) []any {
+	vals := make([]any, 0, len(key)+len(parentPos)+len(r.Values)+2)
+	for _, k := range key {
+		vals = append(vals, k)
+	}
+	vals = append(vals, parentPos...)
+	vals = append(vals, int64(pos))
+	vals = append(vals, r.Values...)
+	if r.Overflow == nil {
+		return append(vals, nil)
+	}
+	return append(vals, r.Overflow)
+}
+
+func (d *Documents) copyChildRows(ctx context.Context, tx pgx.Tx, t *mappings.Table, ch *mappings.ChildTable, depth int, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var names []string
+	for _, c := range childColumns(t, ch, depth) {
+		names = append(names, c.name)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{d.mapping.Schema, ch.Name}, names, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("writing %d rows of child table %s: %w", len(rows), ch.Name, err)
 	}
 	return nil
 }
@@ -508,26 +559,77 @@ func (d *Documents) writeChildren(ctx context.Context, tx pgx.Tx, kids map[*mapp
 // childSelects is the select list that reads, with a document row of t
 // (the table's name qualifies its columns), the rows of its child tables:
 // per child table, each column then the overflow as an array in position
-// order (jsonb as text).
+// order (jsonb as text), then per child table of its elements the parent
+// positions, each column and the overflow, in (parent position, position)
+// order.
 func childSelects(schema string, t *mappings.Table) []string {
 	var out []string
 	parent := pgx.Identifier{schema, t.Name}.Sanitize()
-	for _, ch := range t.Children {
-		var conds []string
-		for _, k := range t.KeyColumns() {
-			q := pgx.Identifier{k}.Sanitize()
-			conds = append(conds, fmt.Sprintf("c.%s = %s.%s", q, parent, q))
-		}
-		for _, c := range childColumns(t, ch)[len(t.KeyColumns())+1:] {
+	var conds []string
+	for _, k := range t.KeyColumns() {
+		q := pgx.Identifier{k}.Sanitize()
+		conds = append(conds, fmt.Sprintf("c.%s = %s.%s", q, parent, q))
+	}
+	agg := func(ch *mappings.ChildTable, expr, order string) string {
+		return fmt.Sprintf("(SELECT array_agg(%s ORDER BY %s) FROM %s AS c WHERE %s)", expr, order,
+			pgx.Identifier{schema, ch.Name}.Sanitize(), strings.Join(conds, " AND "))
+	}
+	exprs := func(ch *mappings.ChildTable, depth int) []string {
+		var out []string
+		for _, c := range childColumns(t, ch, depth)[len(mappings.ChildKeyColumns(t, depth))+1:] {
 			expr := "c." + pgx.Identifier{c.name}.Sanitize()
 			if c.ddlType == "jsonb" {
 				expr += "::text"
 			}
-			out = append(out, fmt.Sprintf("(SELECT array_agg(%s ORDER BY c.%s) FROM %s AS c WHERE %s)", expr,
-				pgx.Identifier{mappings.ColPosition}.Sanitize(), pgx.Identifier{schema, ch.Name}.Sanitize(), strings.Join(conds, " AND ")))
+			out = append(out, expr)
+		}
+		return out
+	}
+	pos := "c." + pgx.Identifier{mappings.ColPosition}.Sanitize()
+	ppos := "c." + pgx.Identifier{mappings.ColParentPosition}.Sanitize()
+	for _, ch := range t.Children {
+		for _, e := range exprs(ch, 1) {
+			out = append(out, agg(ch, e, pos))
+		}
+		for _, g := range ch.Children {
+			out = append(out, agg(g, ppos, ppos+", "+pos))
+			for _, e := range exprs(g, 2) {
+				out = append(out, agg(g, e, ppos+", "+pos))
+			}
 		}
 	}
 	return out
+}
+
+// childArrays reads one child table's arrays (columns then overflow) from
+// vals into rows, in position order.
+func childArrays(ch *mappings.ChildTable, arrays []any) []transformers.ChildRowValues {
+	var count int
+	for _, a := range arrays {
+		if l, ok := a.([]any); ok && len(l) > count {
+			count = len(l)
+		}
+	}
+	rows := make([]transformers.ChildRowValues, count)
+	for r := range rows {
+		rows[r].Values = make([]any, len(ch.Columns))
+		for c, col := range ch.Columns {
+			l, _ := arrays[c].([]any)
+			if r < len(l) {
+				x := l[r]
+				if s, ok := x.(string); ok && col.Type == "jsonb" {
+					x = []byte(s)
+				}
+				rows[r].Values[c] = x
+			}
+		}
+		if l, _ := arrays[len(ch.Columns)].([]any); r < len(l) {
+			if s, ok := l[r].(string); ok {
+				rows[r].Overflow = []byte(s)
+			}
+		}
+	}
+	return rows
 }
 
 // decodeChildren puts back into a rebuilt document of t the arrays of its
@@ -536,38 +638,40 @@ func decodeChildren(tr *transformers.Documents, t *mappings.Table, vals []any, f
 	if len(t.Children) == 0 {
 		return nil
 	}
+	take := func(n int) ([]any, error) {
+		if n > len(vals) {
+			return nil, fmt.Errorf("reading the child rows of %s: %d arrays short", t.Name, n-len(vals))
+		}
+		out := vals[:n]
+		vals = vals[n:]
+		return out, nil
+	}
 	var kids [][]transformers.ChildRowValues
-	i := 0
 	for _, ch := range t.Children {
-		n := len(ch.Columns) + 1
-		if i+n > len(vals) {
-			return fmt.Errorf("reading the child rows of %s: got %d arrays, want more", t.Name, len(vals))
+		arrays, err := take(len(ch.Columns) + 1)
+		if err != nil {
+			return err
 		}
-		arrays := vals[i : i+n]
-		i += n
-		var count int
-		for _, a := range arrays {
-			if l, ok := a.([]any); ok && len(l) > count {
-				count = len(l)
-			}
-		}
-		rows := make([]transformers.ChildRowValues, count)
+		rows := childArrays(ch, arrays)
 		for r := range rows {
-			rows[r].Values = make([]any, len(ch.Columns))
-			for c, col := range ch.Columns {
-				l, _ := arrays[c].([]any)
-				if r < len(l) {
-					x := l[r]
-					if s, ok := x.(string); ok && col.Type == "jsonb" {
-						x = []byte(s)
-					}
-					rows[r].Values[c] = x
-				}
+			rows[r].Children = make([][]transformers.ChildRowValues, len(ch.Children))
+		}
+		for gi, g := range ch.Children {
+			arrays, err := take(len(g.Columns) + 2)
+			if err != nil {
+				return err
 			}
-			if l, _ := arrays[len(ch.Columns)].([]any); r < len(l) {
-				if s, ok := l[r].(string); ok {
-					rows[r].Overflow = []byte(s)
+			parents, _ := arrays[0].([]any)
+			grows := childArrays(g, arrays[1:])
+			for i, gr := range grows {
+				if i >= len(parents) {
+					break
 				}
+				p, ok := parents[i].(int64)
+				if !ok || p < 0 || int(p) >= len(rows) {
+					return fmt.Errorf("reading child table %s: a row's %s %v has no element in %s", g.Name, mappings.ColParentPosition, parents[i], ch.Name)
+				}
+				rows[p].Children[gi] = append(rows[p].Children[gi], gr)
 			}
 		}
 		kids = append(kids, rows)

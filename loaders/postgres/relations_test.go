@@ -365,3 +365,88 @@ tables:
 		t.Fatalf("mismatches: %v, %v", mm, err)
 	}
 }
+
+// TestChildTablesTwoDepths: the elements' own arrays of maps go to a
+// second child table keyed by the element's position; writing again
+// replaces both depths, and reading back rebuilds the nested arrays.
+func TestChildTablesTwoDepths(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.NewPool(t)
+	m, err := mappings.Parse([]byte(`version: 1
+schema: public
+tables:
+  - collection: orders
+    table: orders
+    id_column: id
+    children:
+      - field: items
+        table: orders_items
+        columns:
+          - {field: sku, column: sku, type: text}
+        children:
+          - field: parts
+            table: orders_items_parts
+            columns:
+              - {field: p, column: p, type: bigint}
+`), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDocuments(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PrepareToFinish(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	part := func(p int64) record.Value { return record.Map(map[string]record.Value{"p": record.Int(p)}) }
+	item := func(sku string, parts ...record.Value) record.Value {
+		f := map[string]record.Value{"sku": record.String(sku)}
+		if parts != nil {
+			f["parts"] = record.Array(parts...)
+		}
+		return record.Map(f)
+	}
+	doc := func(id string, items ...record.Value) record.Record {
+		return record.Record{Kind: record.KindDocument, Key: "orders/" + id, Fields: map[string]record.Value{"items": record.Array(items...)}}
+	}
+	docs := []record.Record{
+		doc("o1", item("a", part(1), part(2)), item("b"), item("c", part(3))),
+		doc("o2", item("x", record.String("not a map"))),
+	}
+	writeDocs(t, ctx, pool, d, docs...)
+	docs[0] = doc("o1", item("c", part(3)), item("a", part(1), part(2), part(4)))
+	writeDocs(t, ctx, pool, d, docs[0])
+	if err := d.Finish(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	var items, parts int
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM orders_items), (SELECT count(*) FROM orders_items_parts)`).Scan(&items, &parts); err != nil || items != 3 || parts != 4 {
+		t.Fatalf("rows: %d items, %d parts, %v; want 3 (o1's 2, o2's 1) and 4", items, parts, err)
+	}
+	var pp, pos, p int64
+	if err := pool.QueryRow(ctx, `SELECT _parent_position, _position, p FROM orders_items_parts WHERE id = 'o1' ORDER BY 1, 2 LIMIT 1 OFFSET 3`).Scan(&pp, &pos, &p); err != nil || pp != 1 || pos != 2 || p != 4 {
+		t.Fatalf("o1's last part: %d %d %d, %v", pp, pos, p, err)
+	}
+	got := map[string]map[string]record.Value{}
+	if err := ReadDocuments(ctx, pool, m, d.tr, m.TableFor("orders"), nil, func(r DocumentRow) error {
+		if r.Problem != "" {
+			t.Fatalf("%s: %s", r.Path, r.Problem)
+		}
+		got[r.Path] = r.Fields
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range docs {
+		if !record.Equal(record.Map(got[want.Key]), record.Map(want.Fields)) {
+			t.Errorf("%s read back as %v, want %v", want.Key, got[want.Key], want.Fields)
+		}
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM orders WHERE id = 'o1'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM orders_items_parts`).Scan(&parts); err != nil || parts != 0 {
+		t.Fatalf("parts after deleting the order: %d, %v", parts, err)
+	}
+}
