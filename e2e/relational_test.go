@@ -14,6 +14,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
+	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
 // seedReferences writes users, a group, and posts whose author references
@@ -236,11 +237,16 @@ func TestChildTablesEndToEnd(t *testing.T) {
 	f := newDocsFixture(t)
 	const orders = 2500
 	var docs []demoapp.Doc
-	elements := 0
+	elements, parts := 0, 0
 	for i := 0; i < orders; i++ {
 		var items []any
 		for j := 0; j < i%4; j++ { // 0 to 3 elements; 0 is an empty array
-			items = append(items, map[string]any{"sku": fmt.Sprintf("s%d", j), "qty": j + 1, "note": "x"})
+			item := map[string]any{"sku": fmt.Sprintf("s%d", j), "qty": j + 1, "note": "x"}
+			if j == 1 {
+				item["parts"] = []any{map[string]any{"p": i}, map[string]any{"p": -i}}
+				parts += 2
+			}
+			items = append(items, item)
 			elements++
 		}
 		if items == nil {
@@ -252,16 +258,25 @@ func TestChildTablesEndToEnd(t *testing.T) {
 	mapping := f.infer("--child-tables")
 	m := loadMapping(t, mapping)
 	ot := m.TableFor("orders")
-	if len(ot.Children) != 1 || ot.Children[0].Name != "orders_items" || len(ot.Children[0].Columns) != 3 {
+	if len(ot.Children) != 1 || ot.Children[0].Name != "orders_items" || len(ot.Children[0].Columns) != 4 {
 		t.Fatalf("infer --child-tables: children %+v", ot.Children)
 	}
 	types := map[string]string{}
 	for _, c := range ot.Children[0].Columns {
 		types[c.Field] = c.Type
 	}
-	if types["sku"] != "text" || types["qty"] != "bigint" || types["note"] != "text" {
+	if types["sku"] != "text" || types["qty"] != "bigint" || types["note"] != "text" || types["parts"] != "jsonb" {
 		t.Fatalf("element columns inferred: %v", types)
 	}
+	// Second depth, by hand: the elements' parts go to a child table too.
+	var elemCols []*mappings.Column
+	for _, c := range ot.Children[0].Columns {
+		if c.Field != "parts" {
+			elemCols = append(elemCols, c)
+		}
+	}
+	ot.Children[0].Columns = elemCols
+	ot.Children[0].Children = []*mappings.ChildTable{{Field: "parts", Name: "orders_items_parts", Columns: []*mappings.Column{{Field: "p", Name: "p", Type: "bigint"}}}}
 	for _, c := range ot.Columns {
 		if c.Field == "items" {
 			t.Fatal("items is both a column and a child table")
@@ -301,6 +316,10 @@ func TestChildTablesEndToEnd(t *testing.T) {
 	if rows != elements || distinct != elements {
 		t.Fatalf("child rows: %d (%d distinct), want %d", rows, distinct, elements)
 	}
+	var partRows int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM orders_items_parts`).Scan(&partRows); err != nil || partRows != parts {
+		t.Fatalf("second-depth rows: %d, %v; want %d", partRows, err, parts)
+	}
 	var fks int
 	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.orders_items'::regclass AND contype = 'f'
 		AND confrelid = 'public.orders'::regclass`).Scan(&fks); err != nil || fks != 1 {
@@ -313,5 +332,16 @@ func TestChildTablesEndToEnd(t *testing.T) {
 	res = f.run(1, "verify", "--only", "documents", "--samples", "5")
 	if !strings.Contains(res.Stdout, "o00003") {
 		t.Fatalf("verify does not name the tampered order:\n%s", res.Stdout)
+	}
+	if _, err := f.pool.Exec(ctx, `UPDATE orders_items SET qty = 2 WHERE id = 'o00003' AND _position = 1`); err != nil {
+		t.Fatal(err)
+	}
+	f.run(0, "verify", "--only", "documents")
+	if _, err := f.pool.Exec(ctx, `UPDATE orders_items_parts SET p = 7 WHERE id = 'o00003' AND _parent_position = 1 AND _position = 0`); err != nil {
+		t.Fatal(err)
+	}
+	res = f.run(1, "verify", "--only", "documents", "--samples", "5")
+	if !strings.Contains(res.Stdout, "o00003") {
+		t.Fatalf("verify does not name the order whose part was tampered with:\n%s", res.Stdout)
 	}
 }

@@ -242,3 +242,43 @@ tables:
 		}
 	}
 }
+
+func TestChildTablesTwoDepthsAtMost(t *testing.T) {
+	y := `version: 1
+schema: public
+tables:
+  - collection: orders
+    table: orders
+    id_column: id
+    children:
+      - field: items
+        table: items
+        columns:
+          - {field: sku, column: sku, type: text}
+        children:
+          - field: parts
+            table: parts
+            columns:
+              - {field: _parent_position, column: _parent_position, type: bigint}
+            children:
+              - {field: screws, table: screws}
+`
+	_, err := Parse([]byte(y), "m.yaml")
+	if err == nil || !strings.Contains(err.Error(), `child table "parts" (field parts of table "items"): child tables go two depths at most`) ||
+		!strings.Contains(err.Error(), `the name "_parent_position" is taken`) {
+		t.Fatalf("three depths: %v", err)
+	}
+	ok := strings.Replace(strings.Replace(y, "            children:\n              - {field: screws, table: screws}\n", "", 1), "column: _parent_position", "column: pp", 1)
+	m, err := Parse([]byte(ok), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out, "again.yaml")
+	if err != nil || len(back.Tables[0].Children[0].Children) != 1 || back.Tables[0].Children[0].Children[0].Name != "parts" {
+		t.Fatalf("second depth lost in the round trip: %v\n%s", err, out)
+	}
+}

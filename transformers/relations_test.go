@@ -37,15 +37,7 @@ func childRoundTrip(t *testing.T, d *Documents, fields map[string]record.Value) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var kids [][]ChildRowValues
-	for _, c := range row.Children {
-		var rows []ChildRowValues
-		for _, r := range c.Rows {
-			rows = append(rows, ChildRowValues{Values: r.Values, Overflow: r.Overflow})
-		}
-		kids = append(kids, rows)
-	}
-	if err := d.ReconstructChildren(row.Table, back, kids); err != nil {
+	if err := d.ReconstructChildren(row.Table, back, asRead(row.Children)); err != nil {
 		t.Fatal(err)
 	}
 	return row, back
@@ -100,5 +92,60 @@ func TestChildTablesRoundTrip(t *testing.T) {
 	r := row.Children[0].Rows
 	if r[0].Values[0] != "a" || r[0].Values[1] != int64(1) || r[0].Overflow != nil || r[1].Values[1] != nil || string(r[1].Overflow) != `{"qty":"two"}` {
 		t.Fatalf("child rows: %+v", r)
+	}
+}
+
+// asRead turns child rows as transformed into child rows as read back.
+func asRead(children []ChildRows) [][]ChildRowValues {
+	out := make([][]ChildRowValues, len(children))
+	for i, c := range children {
+		for _, r := range c.Rows {
+			out[i] = append(out[i], ChildRowValues{Values: r.Values, Overflow: r.Overflow, Children: asRead(r.Children)})
+		}
+	}
+	return out
+}
+
+func TestChildTablesSecondDepth(t *testing.T) {
+	m, err := mappings.Parse([]byte(`version: 1
+schema: public
+tables:
+  - collection: orders
+    table: orders
+    id_column: id
+    children:
+      - field: items
+        table: orders_items
+        columns:
+          - {field: sku, column: sku, type: text}
+        children:
+          - field: parts
+            table: orders_items_parts
+            columns:
+              - {field: p, column: p, type: bigint}
+`), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDocuments(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := func(p int64) record.Value { return record.Map(map[string]record.Value{"p": record.Int(p), "q": record.Bool(true)}) }
+	fields := map[string]record.Value{"items": record.Array(
+		record.Map(map[string]record.Value{"sku": record.String("a"), "parts": record.Array(part(1), part(2))}),
+		record.Map(map[string]record.Value{"sku": record.String("b"), "parts": record.Array()}),
+		record.Map(map[string]record.Value{"parts": record.Array(part(3))}),
+	)}
+	row, back := childRoundTrip(t, d, fields)
+	if !record.Equal(record.Map(back), record.Map(fields)) {
+		t.Fatalf("rebuilt %v, want %v", back, fields)
+	}
+	items := row.Children[0].Rows
+	if len(items) != 3 || len(items[0].Children[0].Rows) != 2 || len(items[1].Children[0].Rows) != 0 || len(items[2].Children[0].Rows) != 1 {
+		t.Fatalf("rows: %+v", items)
+	}
+	if string(items[1].Overflow) != `{"parts":[]}` || string(items[0].Children[0].Rows[1].Overflow) != `{"q":true}` {
+		t.Fatalf("overflows: %s, %s", items[1].Overflow, items[0].Children[0].Rows[1].Overflow)
 	}
 }
