@@ -131,7 +131,9 @@ tables:
 	if err != nil {
 		t.Fatal(err)
 	}
-	part := func(p int64) record.Value { return record.Map(map[string]record.Value{"p": record.Int(p), "q": record.Bool(true)}) }
+	part := func(p int64) record.Value {
+		return record.Map(map[string]record.Value{"p": record.Int(p), "q": record.Bool(true)})
+	}
 	fields := map[string]record.Value{"items": record.Array(
 		record.Map(map[string]record.Value{"sku": record.String("a"), "parts": record.Array(part(1), part(2))}),
 		record.Map(map[string]record.Value{"sku": record.String("b"), "parts": record.Array()}),
