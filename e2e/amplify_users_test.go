@@ -101,12 +101,7 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 	args := []string{"migrate", "--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
 		"--cognito-endpoint", front.URL, "--batch-size", "25"}
 
-	dsnA := testenv.NewDatabase(t)
-	poolA, err := pgxpool.New(ctx, dsnA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(poolA.Close)
+	dsnA, poolA := targetDatabase(t)
 	res := clitest.Run(t, cognitoEnv(dsnA), args...)
 	if res.Code != 0 {
 		t.Fatalf("migrate: exit %d\n%s", res.Code, res.Stderr)
@@ -116,12 +111,7 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 		t.Errorf("an uninterrupted run made %d ListUsers requests; want 6 pages for %d users", pagesA, fillers+3)
 	}
 
-	dsnB := testenv.NewDatabase(t)
-	poolB, err := pgxpool.New(ctx, dsnB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(poolB.Close)
+	dsnB, poolB := targetDatabase(t)
 	envB := cognitoEnv(dsnB)
 	arrived, release := front.Hold(2) // the third page waits
 	p := clitest.Start(t, envB, args...)
@@ -166,7 +156,7 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 	}
 	var email, phone, name, claims, status, username, extraGroups, provider, bobStatus, carolStatus string
 	var verified, bobDisabled bool
-	err = poolB.QueryRow(ctx, `SELECT u.email, u.email_verified, u.phone_number, u.display_name, u.custom_claims::text,
+	err := poolB.QueryRow(ctx, `SELECT u.email, u.email_verified, u.phone_number, u.display_name, u.custom_claims::text,
 			u.extra->>'userStatus', u.extra->>'username', (u.extra->'groups')::text,
 			(SELECT provider_id || ':' || provider_uid FROM cognito_users.provider_identities p WHERE p.uid = u.uid),
 			(SELECT extra->>'userStatus' FROM cognito_users.users WHERE extra->>'username' = 'bob'),
@@ -210,12 +200,7 @@ func TestAmplifyPasswordCapture(t *testing.T) {
 	direct := cognitotest.Client(endpoint)
 	pool := seedCognito(t, direct, 3)
 	front := cognitotest.Start(t, endpoint)
-	dsn := testenv.NewDatabase(t)
-	db, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	dsn, db := targetDatabase(t)
 	env := cognitoEnv(dsn)
 	migrate := []string{"migrate", "--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
 		"--cognito-endpoint", front.URL}
@@ -399,12 +384,7 @@ func TestAmplifyUsersSyncPolls(t *testing.T) {
 	direct := cognitotest.Client(endpoint)
 	pool := seedCognito(t, direct, 70)
 	front := cognitotest.Start(t, endpoint)
-	dsn := testenv.NewDatabase(t)
-	db, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	dsn, db := targetDatabase(t)
 	env := cognitoEnv(dsn)
 	flags := []string{"--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
 		"--cognito-endpoint", front.URL}
