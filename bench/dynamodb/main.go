@@ -22,7 +22,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -89,9 +88,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "baasmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/baasmigrate").CombinedOutput(); err != nil {
-		return fmt.Errorf("building: %v\n%s", err, out)
+	bin, err := benchreport.Build(dir)
+	if err != nil {
+		return err
 	}
 
 	table, live, err := seed(ctx, c, "BenchTodo", o.items)

@@ -8,12 +8,24 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
+
+// Build builds the baasmigrate command (./cmd/baasmigrate, run from the
+// module root as the benchmarks are) into dir and returns its path.
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "baasmigrate")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/baasmigrate").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building: %v\n%s", err, out)
+	}
+	return bin, nil
+}
 
 // Need is the value of the service setting key (from the environment or
 // what `make services-up` wrote), or an error saying to start the services.
