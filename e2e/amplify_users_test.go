@@ -61,6 +61,17 @@ func seedCognito(t *testing.T, c *cip.Client, n int) cognitotest.Pool {
 	return pool
 }
 
+// cognitoSource seeds a fresh pool of cognito-local with seedCognito and
+// starts the paging front on it: the client straight to cognito-local,
+// the pool, and the front the runs go through.
+func cognitoSource(t *testing.T, n int) (*cip.Client, cognitotest.Pool, *cognitotest.Front) {
+	t.Helper()
+	endpoint := cognitotest.Endpoint(t)
+	direct := cognitotest.Client(endpoint)
+	pool := seedCognito(t, direct, n)
+	return direct, pool, cognitotest.Start(t, endpoint)
+}
+
 func fillerPassword(i int) string { return fmt.Sprintf("Filler-Passw0rd-%d!", i) }
 
 // cognitoEnv is the environment of a run against endpoint: static AWS
@@ -93,11 +104,8 @@ func cognitoRows(t *testing.T, pool *pgxpool.Pool) string {
 // are checked; verify finds nothing to report.
 func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 	ctx := context.Background()
-	endpoint := cognitotest.Endpoint(t)
-	direct := cognitotest.Client(endpoint)
 	const fillers = 300
-	pool := seedCognito(t, direct, fillers)
-	front := cognitotest.Start(t, endpoint)
+	_, pool, front := cognitoSource(t, fillers)
 	args := []string{"migrate", "--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
 		"--cognito-endpoint", front.URL, "--batch-size", "25"}
 
@@ -196,10 +204,7 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 // disturbed; --apply then writes them into the rows.
 func TestAmplifyPasswordCapture(t *testing.T) {
 	ctx := context.Background()
-	endpoint := cognitotest.Endpoint(t)
-	direct := cognitotest.Client(endpoint)
-	pool := seedCognito(t, direct, 3)
-	front := cognitotest.Start(t, endpoint)
+	_, pool, front := cognitoSource(t, 3)
 	dsn, db := targetDatabase(t)
 	env := cognitoEnv(dsn)
 	migrate := []string{"migrate", "--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
@@ -380,10 +385,7 @@ func testLoginHandler(db *pgxpool.Pool, cog *capture.Cognito) http.HandlerFunc {
 // the polls find equal); then `cutover --only users` exits 0.
 func TestAmplifyUsersSyncPolls(t *testing.T) {
 	ctx := context.Background()
-	endpoint := cognitotest.Endpoint(t)
-	direct := cognitotest.Client(endpoint)
-	pool := seedCognito(t, direct, 70)
-	front := cognitotest.Start(t, endpoint)
+	direct, pool, front := cognitoSource(t, 70)
 	dsn, db := targetDatabase(t)
 	env := cognitoEnv(dsn)
 	flags := []string{"--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
