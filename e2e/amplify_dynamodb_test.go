@@ -9,8 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/baasmigrate/baasmigrate/extractors/dynamodb/dynamodbtest"
 	"github.com/baasmigrate/baasmigrate/internal/clitest"
@@ -143,22 +141,7 @@ func targetTable(t *testing.T, pool *pgxpool.Pool) string {
 // finds them identical; the table is the one a scan would fill.
 func TestAmplifyDynamoDBExport(t *testing.T) {
 	ctx := context.Background()
-	cfg := testenv.S3(t)
-	host, secure := cfg.Host()
-	s3, err := minio.New(host, &minio.Options{Creds: credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""), Secure: secure, Region: cfg.Region})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket := strings.ReplaceAll(testenv.UniqueName("ddb-export", 60), "_", "-")
-	if err := s3.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: cfg.Region}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for o := range s3.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
-			s3.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{})
-		}
-		s3.RemoveBucket(ctx, bucket)
-	})
+	cfg, s3, bucket := testenv.NewS3Bucket(t, "ddb-export")
 	const n = 3000
 	live := int64(n - n/50)
 	files := make([][][]byte, 4)

@@ -36,16 +36,7 @@ func TestAmplifyFiles(t *testing.T) {
 	objs := amplifystoragetest.Objects(150)
 	src := amplifystoragetest.NewBucket(t, objs)
 	dsn, pool := targetDatabase(t)
-	target := strings.ToLower(strings.ReplaceAll(testenv.UniqueName("ampt-"+t.Name(), 50), "_", "-"))
-	if err := src.Client.MakeBucket(ctx, target, minio.MakeBucketOptions{Region: src.Region}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for o := range src.Client.ListObjects(ctx, target, minio.ListObjectsOptions{Recursive: true}) {
-			_ = src.Client.RemoveObject(ctx, target, o.Key, minio.RemoveObjectOptions{})
-		}
-		_ = src.Client.RemoveBucket(ctx, target)
-	})
+	_, _, target := testenv.NewS3Bucket(t, "ampt-"+t.Name())
 	env := clitest.Env("DATABASE_URL="+dsn, "AWS_ACCESS_KEY_ID="+src.AccessKey, "AWS_SECRET_ACCESS_KEY="+src.SecretKey,
 		"AWS_REGION="+src.Region, "AWS_EC2_METADATA_DISABLED=true")
 	common := []string{"--source", "amplify", "--only", "files", "--amplify-s3-endpoint", src.Endpoint, "--amplify-s3-bucket", src.Name,

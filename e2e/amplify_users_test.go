@@ -61,6 +61,17 @@ func seedCognito(t *testing.T, c *cip.Client, n int) cognitotest.Pool {
 	return pool
 }
 
+// cognitoSource seeds a fresh pool of cognito-local with seedCognito and
+// starts the paging front on it: the client straight to cognito-local,
+// the pool, and the front the runs go through.
+func cognitoSource(t *testing.T, n int) (*cip.Client, cognitotest.Pool, *cognitotest.Front) {
+	t.Helper()
+	endpoint := cognitotest.Endpoint(t)
+	direct := cognitotest.Client(endpoint)
+	pool := seedCognito(t, direct, n)
+	return direct, pool, cognitotest.Start(t, endpoint)
+}
+
 func fillerPassword(i int) string { return fmt.Sprintf("Filler-Passw0rd-%d!", i) }
 
 // cognitoEnv is the environment of a run against endpoint: static AWS
@@ -93,20 +104,12 @@ func cognitoRows(t *testing.T, pool *pgxpool.Pool) string {
 // are checked; verify finds nothing to report.
 func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 	ctx := context.Background()
-	endpoint := cognitotest.Endpoint(t)
-	direct := cognitotest.Client(endpoint)
 	const fillers = 300
-	pool := seedCognito(t, direct, fillers)
-	front := cognitotest.Start(t, endpoint)
+	_, pool, front := cognitoSource(t, fillers)
 	args := []string{"migrate", "--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
 		"--cognito-endpoint", front.URL, "--batch-size", "25"}
 
-	dsnA := testenv.NewDatabase(t)
-	poolA, err := pgxpool.New(ctx, dsnA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(poolA.Close)
+	dsnA, poolA := targetDatabase(t)
 	res := clitest.Run(t, cognitoEnv(dsnA), args...)
 	if res.Code != 0 {
 		t.Fatalf("migrate: exit %d\n%s", res.Code, res.Stderr)
@@ -116,12 +119,7 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 		t.Errorf("an uninterrupted run made %d ListUsers requests; want 6 pages for %d users", pagesA, fillers+3)
 	}
 
-	dsnB := testenv.NewDatabase(t)
-	poolB, err := pgxpool.New(ctx, dsnB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(poolB.Close)
+	dsnB, poolB := targetDatabase(t)
 	envB := cognitoEnv(dsnB)
 	arrived, release := front.Hold(2) // the third page waits
 	p := clitest.Start(t, envB, args...)
@@ -166,7 +164,7 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 	}
 	var email, phone, name, claims, status, username, extraGroups, provider, bobStatus, carolStatus string
 	var verified, bobDisabled bool
-	err = poolB.QueryRow(ctx, `SELECT u.email, u.email_verified, u.phone_number, u.display_name, u.custom_claims::text,
+	err := poolB.QueryRow(ctx, `SELECT u.email, u.email_verified, u.phone_number, u.display_name, u.custom_claims::text,
 			u.extra->>'userStatus', u.extra->>'username', (u.extra->'groups')::text,
 			(SELECT provider_id || ':' || provider_uid FROM cognito_users.provider_identities p WHERE p.uid = u.uid),
 			(SELECT extra->>'userStatus' FROM cognito_users.users WHERE extra->>'username' = 'bob'),
@@ -206,16 +204,8 @@ func TestAmplifyUsersKilledAndResumed(t *testing.T) {
 // disturbed; --apply then writes them into the rows.
 func TestAmplifyPasswordCapture(t *testing.T) {
 	ctx := context.Background()
-	endpoint := cognitotest.Endpoint(t)
-	direct := cognitotest.Client(endpoint)
-	pool := seedCognito(t, direct, 3)
-	front := cognitotest.Start(t, endpoint)
-	dsn := testenv.NewDatabase(t)
-	db, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	_, pool, front := cognitoSource(t, 3)
+	dsn, db := targetDatabase(t)
 	env := cognitoEnv(dsn)
 	migrate := []string{"migrate", "--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
 		"--cognito-endpoint", front.URL}
@@ -395,16 +385,8 @@ func testLoginHandler(db *pgxpool.Pool, cog *capture.Cognito) http.HandlerFunc {
 // the polls find equal); then `cutover --only users` exits 0.
 func TestAmplifyUsersSyncPolls(t *testing.T) {
 	ctx := context.Background()
-	endpoint := cognitotest.Endpoint(t)
-	direct := cognitotest.Client(endpoint)
-	pool := seedCognito(t, direct, 70)
-	front := cognitotest.Start(t, endpoint)
-	dsn := testenv.NewDatabase(t)
-	db, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	direct, pool, front := cognitoSource(t, 70)
+	dsn, db := targetDatabase(t)
 	env := cognitoEnv(dsn)
 	flags := []string{"--source", "amplify", "--only", "users", "--cognito-user-pool-id", pool.ID,
 		"--cognito-endpoint", front.URL}

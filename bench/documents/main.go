@@ -125,9 +125,8 @@ func run(ctx context.Context, o options) error {
 
 	bin := o.bin
 	if bin == "" {
-		bin = filepath.Join(dir, "baasmigrate")
-		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/baasmigrate").CombinedOutput(); err != nil {
-			return fmt.Errorf("building: %v\n%s", err, out)
+		if bin, err = benchreport.Build(dir); err != nil {
+			return err
 		}
 	}
 	mappingPath := filepath.Join(dir, "mapping.yaml")

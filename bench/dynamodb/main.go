@@ -19,10 +19,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -89,9 +87,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "baasmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/baasmigrate").CombinedOutput(); err != nil {
-		return fmt.Errorf("building: %v\n%s", err, out)
+	bin, err := benchreport.Build(dir)
+	if err != nil {
+		return err
 	}
 
 	table, live, err := seed(ctx, c, "BenchTodo", o.items)
@@ -246,7 +244,7 @@ func extractOnly(ctx context.Context, endpoint, table string, workers int, want 
 
 // migrateOnce migrates table into a fresh database and checks the count.
 func migrateOnce(ctx context.Context, bin, dsn, endpoint, table string, workers int, want int64, i int) (wall, cpu time.Duration, rss int64, err error) {
-	target, drop, err := freshDatabase(ctx, dsn, fmt.Sprintf("bench_dynamodb_%d", i))
+	target, drop, err := benchreport.FreshDatabase(ctx, dsn, fmt.Sprintf("bench_dynamodb_%d", i))
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -286,34 +284,4 @@ func migrateOnce(ctx context.Context, bin, dsn, endpoint, table string, workers 
 		return 0, 0, 0, fmt.Errorf("migrate copied %d items, want %d", got, want)
 	}
 	return wall, cpu, rss, nil
-}
-
-// freshDatabase creates database name (dropping one left by an earlier
-// run) next to DATABASE_URL's and returns its URL and a function dropping
-// it.
-func freshDatabase(ctx context.Context, base, name string) (string, func(), error) {
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		return "", nil, fmt.Errorf("connecting to the target database: %w", err)
-	}
-	defer conn.Close(ctx)
-	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-		return "", nil, fmt.Errorf("dropping database %s: %w", name, err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
-		return "", nil, fmt.Errorf("creating database %s: %w", name, err)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", nil, fmt.Errorf("DATABASE_URL is not a URL")
-	}
-	u.Path = "/" + name
-	drop := func() {
-		if c, err := pgx.Connect(context.WithoutCancel(ctx), base); err == nil {
-			c.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
-			c.Close(context.WithoutCancel(ctx))
-		}
-	}
-	return u.String(), drop, nil
 }

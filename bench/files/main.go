@@ -35,7 +35,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
-	"github.com/jackc/pgx/v5"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"golang.org/x/sync/errgroup"
@@ -325,7 +324,7 @@ func deleteGCSBucket(ctx context.Context, c *storage.Client, bucket string) {
 // runBaasmigrate copies with `baasmigrate migrate --only files` into a
 // fresh database and a new bucket, and checks its summary.
 func runBaasmigrate(ctx context.Context, bin string, e env, source, target string, concurrency, objects int) (measurement, error) {
-	dsn, drop, err := freshDatabase(ctx, e.databaseURL, "bench_files_"+strings.ReplaceAll(target, "-", "_"))
+	dsn, drop, err := benchreport.FreshDatabase(ctx, e.databaseURL, "bench_files_"+strings.ReplaceAll(target, "-", "_"))
 	if err != nil {
 		return measurement{}, err
 	}
@@ -410,32 +409,6 @@ func tail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
-}
-
-// freshDatabase creates an empty database and returns its DSN and a
-// function that drops it.
-func freshDatabase(ctx context.Context, base, name string) (string, func(), error) {
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		return "", nil, fmt.Errorf("connecting to the target database: %w", err)
-	}
-	defer conn.Close(ctx)
-	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
-		return "", nil, fmt.Errorf("creating database %s: %w", name, err)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", nil, errors.New("DATABASE_URL is not a URL")
-	}
-	u.Path = "/" + name
-	drop := func() {
-		if c, err := pgx.Connect(context.WithoutCancel(ctx), base); err == nil {
-			_, _ = c.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
-			c.Close(context.WithoutCancel(ctx))
-		}
-	}
-	return u.String(), drop, nil
 }
 
 // checkTarget confirms the target bucket holds every object and byte.

@@ -125,9 +125,8 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer os.RemoveAll(s.dir)
-	s.bin = filepath.Join(s.dir, "baasmigrate")
-	if out, err := exec.Command("go", "build", "-o", s.bin, "./cmd/baasmigrate").CombinedOutput(); err != nil {
-		return fmt.Errorf("building: %v\n%s", err, out)
+	if s.bin, err = benchreport.Build(s.dir); err != nil {
+		return err
 	}
 
 	var lags []*lagResult

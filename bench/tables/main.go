@@ -120,9 +120,9 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(dir, "baasmigrate")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/baasmigrate").CombinedOutput(); err != nil {
-		return fmt.Errorf("building: %v\n%s", err, out)
+	bin, err := benchreport.Build(dir)
+	if err != nil {
+		return err
 	}
 	migrateArgs := append([]string{"migrate", "--source", "supabase", "--only", "tables",
 		"--workers", fmt.Sprint(o.workers), "--no-progress"}, strings.Fields(o.migrateFlags)...)

@@ -74,15 +74,11 @@ func runVerifyPassword(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
-	pool, err := connectTarget(ctx, cfg.String(postgresOption.Name), 1, 0)
+	pool, schema, err := connectUsersTarget(ctx, cmd.Flags(), cfg)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
 	defer pool.Close()
-	schema, err := migratedUsersSchema(ctx, cmd.Flags(), pool, cfg)
-	if err != nil {
-		return &exitStatus{code: exitError, err: err}
-	}
 	ok, err := checkPassword(ctx, pool, schema, uid, password)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
@@ -235,15 +231,11 @@ func runAuthExport(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
-	pool, err := connectTarget(ctx, cfg.String(postgresOption.Name), 1, 0)
+	pool, schema, err := connectUsersTarget(ctx, f, cfg)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
 	defer pool.Close()
-	schema, err := migratedUsersSchema(ctx, f, pool, cfg)
-	if err != nil {
-		return &exitStatus{code: exitError, err: err}
-	}
 	if err := postgres.CheckUsersTables(ctx, pool, schema); err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}

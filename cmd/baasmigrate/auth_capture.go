@@ -51,15 +51,11 @@ func runCaptureStatus(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
-	pool, err := connectTarget(ctx, cfg.String(postgresOption.Name), 1, 0)
+	pool, schema, err := connectUsersTarget(ctx, f, cfg)
 	if err != nil {
 		return &exitStatus{code: exitError, err: err}
 	}
 	defer pool.Close()
-	schema, err := migratedUsersSchema(ctx, f, pool, cfg)
-	if err != nil {
-		return &exitStatus{code: exitError, err: err}
-	}
 	if create {
 		if err := capture.EnsureTable(ctx, pool, schema); err != nil {
 			return &exitStatus{code: exitError, err: err}

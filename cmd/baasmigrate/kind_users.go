@@ -209,6 +209,22 @@ func migratedUsersSchema(ctx context.Context, f *pflag.FlagSet, pool *pgxpool.Po
 	return "", fmt.Errorf("users were migrated into several schemas (%s): name one with --users-schema", strings.Join(schemas, ", "))
 }
 
+// connectUsersTarget connects to the target of cfg's --postgres-url and
+// finds the schema of its migrated users (migratedUsersSchema). The
+// caller closes the pool; on an error there is none to close.
+func connectUsersTarget(ctx context.Context, f *pflag.FlagSet, cfg plugin.Config) (*pgxpool.Pool, string, error) {
+	pool, err := connectTarget(ctx, cfg.String(postgresOption.Name), 1, 0)
+	if err != nil {
+		return nil, "", err
+	}
+	schema, err := migratedUsersSchema(ctx, f, pool, cfg)
+	if err != nil {
+		pool.Close()
+		return nil, "", err
+	}
+	return pool, schema, nil
+}
+
 // checkUsersSystem refuses to load users read from an auth system's own
 // tables into that system (extractors.UsersSystemer), and closes ex then.
 func checkUsersSystem(ex extractors.Extractor, target string) error {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/dynamodb"
@@ -23,25 +22,9 @@ import (
 // credential chain's variables to MinIO's.
 func exportStore(t *testing.T) (*minio.Client, string, testenv.S3Config) {
 	t.Helper()
-	cfg := testenv.S3(t)
+	cfg, s3, bucket := testenv.NewS3Bucket(t, "ddb-export")
 	t.Setenv("AWS_ACCESS_KEY_ID", cfg.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", cfg.SecretKey)
-	host, secure := cfg.Host()
-	s3, err := minio.New(host, &minio.Options{Creds: credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""), Secure: secure, Region: cfg.Region})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket := strings.ReplaceAll(testenv.UniqueName("ddb-export", 60), "_", "-")
-	ctx := context.Background()
-	if err := s3.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: cfg.Region}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for o := range s3.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
-			s3.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{})
-		}
-		s3.RemoveBucket(ctx, bucket)
-	})
 	return s3, bucket, cfg
 }
 

@@ -1,8 +1,9 @@
 // Package s3objects reads the objects of an S3-compatible bucket for the
 // extractors whose file bytes sit behind S3 (Supabase Storage's S3
 // endpoint, an Amplify app's bucket): streams that resume at the byte
-// where a read broke, MD5 digests of objects whose eTag is none, the MD5
-// an eTag holds, and GoneError for an object listed but no longer there.
+// where a read broke (of the same version of the object), MD5 digests of
+// objects whose eTag is none, the MD5 an eTag holds, and GoneError for an
+// object listed but no longer there.
 //
 // It holds no source's options: each extractor builds its *minio.Client
 // (NewPathClient for an endpoint served under a path) and names its
@@ -66,23 +67,43 @@ func ETagMD5(etag string) []byte {
 // Get starts reading the object key from byte offset; it fails with a
 // GoneError when the endpoint does not have it.
 func (b *Bucket) Get(ctx context.Context, key string, offset int64) (*minio.Object, error) {
+	obj, _, err := b.get(ctx, key, offset, "")
+	return obj, err
+}
+
+// get is Get of the version whose eTag is etag ("" for the current one),
+// also returning the eTag of the version read. Another version fails with
+// ErrChanged.
+func (b *Bucket) get(ctx context.Context, key string, offset int64, etag string) (*minio.Object, string, error) {
 	opts := minio.GetObjectOptions{}
 	if offset > 0 {
 		if err := opts.SetRange(offset, 0); err != nil {
-			return nil, err
+			return nil, "", err
+		}
+	}
+	if etag != "" {
+		if err := opts.SetMatchETag(etag); err != nil {
+			return nil, "", err
 		}
 	}
 	obj, err := b.Client.GetObject(ctx, b.Name, key, opts)
 	if err != nil {
-		return nil, b.ReadError(key, err)
+		return nil, "", b.ReadError(key, err)
 	}
 	// GetObject sends nothing until the first read: Stat sends the request.
-	if _, err := obj.Stat(); err != nil {
+	info, err := obj.Stat()
+	if err != nil {
 		obj.Close()
-		return nil, b.ReadError(key, err)
+		return nil, "", b.ReadError(key, err)
 	}
-	return obj, nil
+	return obj, info.ETag, nil
 }
+
+// ErrChanged is the error of a read that broke and could not resume
+// because the object was replaced meanwhile: its first bytes were of
+// another version. It is retryable: a new read from the start reads the
+// new version whole.
+var ErrChanged = retry.Mark(errors.New("the object was replaced while it was read"), true)
 
 // ReadError names the object in err, and turns a missing object into a
 // GoneError.
@@ -90,6 +111,8 @@ func (b *Bucket) ReadError(key string, err error) error {
 	switch minio.ToErrorResponse(err).Code {
 	case "NoSuchKey", "NotFound":
 		return &GoneError{Bucket: b.Name, Name: key, Listed: b.Listed}
+	case "PreconditionFailed":
+		return fmt.Errorf("reading %s/%s through %s: %w", b.Name, key, b.Endpoint, ErrChanged)
 	case "NoSuchBucket":
 		return fmt.Errorf("reading %s/%s through %s: the S3 endpoint has no bucket %q: %w", b.Name, key, b.Endpoint, b.Name, err)
 	}
@@ -135,8 +158,9 @@ func (a aliveReader) Read(p []byte) (int, error) {
 }
 
 // Open streams the object's bytes; a read that breaks resumes at the byte
-// where it stopped, under the bucket's retry policy. A missing object is a
-// GoneError.
+// where it stopped, of the same version (If-Match its eTag), under the
+// bucket's retry policy. A missing object is a GoneError; one replaced
+// before a resume fails the read with ErrChanged.
 func (b *Bucket) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	r := &objectReader{b: b, ctx: ctx, key: key, retries: b.Policy.Start(fmt.Sprintf("reading %s/%s", b.Name, key))}
 	if err := r.reopen(); err != nil {
@@ -150,22 +174,23 @@ type objectReader struct {
 	ctx     context.Context
 	key     string
 	offset  int64
+	etag    string // of the version being read; a resumed read asks for it
 	obj     *minio.Object
 	retries *retry.Backoff
 }
 
 func (r *objectReader) reopen() error {
 	for {
-		obj, err := r.b.Get(r.ctx, r.key, r.offset)
+		obj, etag, err := r.b.get(r.ctx, r.key, r.offset, r.etag)
 		if err == nil {
 			if r.obj != nil {
 				r.obj.Close()
 			}
-			r.obj = obj
+			r.obj, r.etag = obj, etag
 			return nil
 		}
 		var gone *GoneError
-		if errors.As(err, &gone) {
+		if errors.As(err, &gone) || errors.Is(err, ErrChanged) {
 			return err
 		}
 		if err := r.retries.Retry(r.ctx, err); err != nil {

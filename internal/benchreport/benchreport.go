@@ -1,19 +1,36 @@
 // Package benchreport is what the benchmark programs (bench/*) share to
-// find the services and write their results into BENCHMARKS.md: a
-// description of the machine, CPU times and the replacement of one
-// program's section between its markers.
+// find the services, build the command, make fresh target databases and
+// write their results into BENCHMARKS.md: a description of the machine,
+// CPU times and the replacement of one program's section between its
+// markers.
 package benchreport
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
+
+// Build builds the baasmigrate command (./cmd/baasmigrate, run from the
+// module root as the benchmarks are) into dir and returns its path.
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "baasmigrate")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/baasmigrate").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building: %v\n%s", err, out)
+	}
+	return bin, nil
+}
 
 // Need is the value of the service setting key (from the environment or
 // what `make services-up` wrote), or an error saying to start the services.
@@ -90,4 +107,34 @@ func Record(path, name, section string) error {
 		text = strings.TrimRight(text, "\n") + "\n\n" + block
 	}
 	return os.WriteFile(path, []byte(text), 0o644)
+}
+
+// FreshDatabase creates database name (dropping one left by an earlier
+// run) on the server of the connection string base and returns its URL
+// and a function dropping it.
+func FreshDatabase(ctx context.Context, base, name string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", nil, fmt.Errorf("connecting to the target database: %w", err)
+	}
+	defer conn.Close(ctx)
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+		return "", nil, fmt.Errorf("dropping database %s: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		return "", nil, fmt.Errorf("creating database %s: %w", name, err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, fmt.Errorf("DATABASE_URL is not a URL")
+	}
+	u.Path = "/" + name
+	drop := func() {
+		if c, err := pgx.Connect(context.WithoutCancel(ctx), base); err == nil {
+			c.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
+			c.Close(context.WithoutCancel(ctx))
+		}
+	}
+	return u.String(), drop, nil
 }

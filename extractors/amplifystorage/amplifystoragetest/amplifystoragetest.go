@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
@@ -90,24 +89,8 @@ type Bucket struct {
 // when the test ends, and puts objs in it.
 func NewBucket(t testing.TB, objs []Object) *Bucket {
 	t.Helper()
-	cfg := testenv.S3(t)
-	host, secure := cfg.Host()
-	client, err := minio.New(host, &minio.Options{Creds: credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""), Secure: secure, Region: cfg.Region})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &Bucket{Name: strings.ToLower(strings.ReplaceAll(testenv.UniqueName("amp-"+t.Name(), 50), "_", "-")),
-		Endpoint: cfg.Endpoint, Region: cfg.Region, AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, Client: client}
-	ctx := context.Background()
-	if err := client.MakeBucket(ctx, b.Name, minio.MakeBucketOptions{Region: cfg.Region}); err != nil {
-		t.Fatalf("amplifystoragetest: making bucket %s: %v", b.Name, err)
-	}
-	t.Cleanup(func() {
-		for o := range client.ListObjects(ctx, b.Name, minio.ListObjectsOptions{Recursive: true}) {
-			_ = client.RemoveObject(ctx, b.Name, o.Key, minio.RemoveObjectOptions{})
-		}
-		_ = client.RemoveBucket(ctx, b.Name)
-	})
+	cfg, client, name := testenv.NewS3Bucket(t, "amp-"+t.Name())
+	b := &Bucket{Name: name, Endpoint: cfg.Endpoint, Region: cfg.Region, AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, Client: client}
 	for _, o := range objs {
 		b.Put(t, o)
 	}

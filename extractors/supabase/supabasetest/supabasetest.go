@@ -21,7 +21,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 
@@ -300,27 +299,8 @@ type Storage struct {
 // lastModified, contentLength, httpStatusCode).
 func (p *Project) SeedStorage(t testing.TB, objs []Object) *Storage {
 	t.Helper()
-	cfg := testenv.S3(t)
-	host, secure := cfg.Host()
-	client, err := minio.New(host, &minio.Options{Creds: credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""), Secure: secure, Region: cfg.Region})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Storage{
-		Bucket:   strings.ReplaceAll(testenv.UniqueName("sb-"+t.Name(), 50), "_", "-"),
-		Endpoint: cfg.Endpoint, Region: cfg.Region, AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, Client: client,
-	}
-	s.Bucket = strings.ToLower(s.Bucket)
-	ctx := context.Background()
-	if err := client.MakeBucket(ctx, s.Bucket, minio.MakeBucketOptions{Region: cfg.Region}); err != nil {
-		t.Fatalf("supabasetest: making bucket %s: %v", s.Bucket, err)
-	}
-	t.Cleanup(func() {
-		for o := range client.ListObjects(ctx, s.Bucket, minio.ListObjectsOptions{Recursive: true}) {
-			_ = client.RemoveObject(ctx, s.Bucket, o.Key, minio.RemoveObjectOptions{})
-		}
-		_ = client.RemoveBucket(ctx, s.Bucket)
-	})
+	cfg, client, name := testenv.NewS3Bucket(t, "sb-"+t.Name())
+	s := &Storage{Bucket: name, Endpoint: cfg.Endpoint, Region: cfg.Region, AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey, Client: client}
 	p.Exec(t, `INSERT INTO storage.buckets (id, name, public) VALUES ($1, $1, false)`, s.Bucket)
 	for _, o := range objs {
 		s.Put(t, p, o)
