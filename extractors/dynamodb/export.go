@@ -463,7 +463,8 @@ func (x *ExportExtractor) parseLine(ex *export, text []byte) (*record.Record, bo
 func ParseJSON(raw json.RawMessage) (types.AttributeValue, error) {
 	var tv map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &tv); err != nil || len(tv) != 1 {
-		return nil, fmt.Errorf("not a typed DynamoDB JSON value: %.80s", raw)
+		// The value itself is not quoted: it may be personal data.
+		return nil, fmt.Errorf("not a typed DynamoDB JSON value (an object with one of S, N, B, BOOL, NULL, M, L, SS, NS, BS; %d bytes here)", len(raw))
 	}
 	for t, v := range tv {
 		switch t {
