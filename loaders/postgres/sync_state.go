@@ -261,6 +261,22 @@ func (s *State) ResetSync(ctx context.Context, job string) error {
 	return nil
 }
 
+// resolvedKeys returns the keys b changed without rejecting them, in the
+// form rejects store keys.
+func resolvedKeys(b SyncBatch) []string {
+	rejected := make(map[string]bool, len(b.Rejects))
+	for _, rj := range b.Rejects {
+		rejected[textSafe(rj.SourceKey)] = true
+	}
+	var keys []string
+	for _, c := range b.Changed {
+		if k := textSafe(c.Key); !rejected[k] {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 // AdvanceSync adds b to st inside tx, the transaction holding b's rows.
 // When b moves the position, it fails with ErrCheckpointMoved unless the
 // stored position is still st.Position (another process advanced it, or an
@@ -294,6 +310,20 @@ func (s *State) AdvanceSync(ctx context.Context, tx pgx.Tx, st *SyncStream, b Sy
 			return fmt.Errorf("storing %d rejected records of a sync batch of %q: %w", len(b.Rejects), st.Job, err)
 		}
 		newRejects = tag.RowsAffected()
+	}
+	// A reject this sync stored earlier is resolved when a later change of
+	// the same key is applied (an object replaced or deleted between a
+	// poll's listing and its read is met again, readable, at the next
+	// poll): the rejects of a sync are the records it could not store, not
+	// the ones it once could not.
+	// Only a sync that has rejected something can have one to clear.
+	if resolved := resolvedKeys(b); len(resolved) > 0 && st.Rejected+newRejects > 0 {
+		tag, err := tx.Exec(ctx, `DELETE FROM baasmigrate.rejects WHERE run_id = $1 AND stream = 'sync' AND source_key = ANY($2::text[])`,
+			st.RunID, resolved)
+		if err != nil {
+			return fmt.Errorf("clearing the resolved rejects of a sync batch of %q: %w", st.Job, err)
+		}
+		newRejects -= tag.RowsAffected()
 	}
 	tag, err := tx.Exec(ctx, `UPDATE baasmigrate.sync_streams SET
 			position = $3, read_time = $4,
