@@ -1,0 +1,49 @@
+// Package mappingstest holds mapping files that the tests of several
+// packages share (mappings, transformers, loaders/postgres), so that a test
+// of each layer reads the same mapping rather than a copy of it. It imports
+// nothing, so the mappings package's own tests can use it too.
+package mappingstest
+
+// Children maps orders to a table with a total column and two child
+// tables: items (orders_items: sku text, qty bigint, at timestamptz,
+// extra jsonb) and meta.tags (orders_tags, no typed columns).
+const Children = `version: 1
+schema: public
+tables:
+  - collection: orders
+    table: orders
+    id_column: id
+    columns:
+      - {field: total, column: total, type: bigint}
+    children:
+      - field: items
+        table: orders_items
+        columns:
+          - {field: sku, column: sku, type: text}
+          - {field: qty, column: qty, type: bigint}
+          - {field: at, column: at, type: timestamptz}
+          - {field: extra, column: extra, type: jsonb}
+      - field: meta.tags
+        table: orders_tags
+`
+
+// ChildrenTwoDepths maps orders to a table whose items (orders_items: sku
+// text) have a second-depth child table parts (orders_items_parts: p
+// bigint).
+const ChildrenTwoDepths = `version: 1
+schema: public
+tables:
+  - collection: orders
+    table: orders
+    id_column: id
+    children:
+      - field: items
+        table: orders_items
+        columns:
+          - {field: sku, column: sku, type: text}
+        children:
+          - field: parts
+            table: orders_items_parts
+            columns:
+              - {field: p, column: p, type: bigint}
+`
