@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/mappings/mappingstest"
 )
 
 const refsYAML = `version: 1
@@ -210,20 +211,15 @@ func TestInferChildTables(t *testing.T) {
 }
 
 func TestChildTableValidation(t *testing.T) {
-	base := `version: 1
-schema: public
-tables:
-  - collection: orders
-    table: orders
-    id_column: id
-    columns:
-      - {field: total, column: total, type: bigint}
-    children:
-      - field: FIELD
-        table: TABLE
-        columns:
-          - {field: sku, column: COLUMN, type: TYPE}
-`
+	// The shared child mapping with its first child table's field, name
+	// and first column's name and type as the cases set them.
+	base := strings.NewReplacer(
+		"      - field: items\n        table: orders_items\n", "      - field: FIELD\n        table: TABLE\n",
+		"{field: sku, column: sku, type: text}", "{field: sku, column: COLUMN, type: TYPE}",
+	).Replace(mappingstest.Children)
+	if strings.Count(base, "FIELD")+strings.Count(base, "COLUMN") != 2 {
+		t.Fatalf("the shared child mapping changed shape:\n%s", base)
+	}
 	for _, tc := range []struct{ field, table, column, typ, want string }{
 		{"items", "orders_items", "sku", "text", ""},
 		{"total", "orders_items", "sku", "text", "is used by child table \"orders_items\" and again by column \"total\""},
