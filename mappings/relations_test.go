@@ -10,26 +10,8 @@ import (
 	"github.com/baasmigrate/baasmigrate/mappings/mappingstest"
 )
 
-const refsYAML = `version: 1
-schema: public
-tables:
-  - collection: posts
-    table: posts
-    id_column: id
-    columns:
-      - {field: author, column: author, type: text, source: reference, references: users}
-      - {field: order, column: order_ref, type: text, source: reference, references: 'users/{}/orders'}
-  - collection: users
-    table: users
-    id_column: id
-  - collection: users/{}/orders
-    table: users_orders
-    id_column: id
-    parent_columns: [users_id]
-`
-
 func TestReferencesParseAndRoundTrip(t *testing.T) {
-	m, err := Parse([]byte(refsYAML), "m.yaml")
+	m, err := Parse([]byte(mappingstest.References), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +66,7 @@ tables:
 		}
 	}
 	// Only a reference column can declare a foreign key.
-	y := strings.Replace(refsYAML, "type: text, source: reference, references: users", "type: text, references: users", 1)
+	y := strings.Replace(mappingstest.References, "type: text, source: reference, references: users", "type: text, references: users", 1)
 	if _, err := Parse([]byte(y), "m.yaml"); err == nil || !strings.Contains(err.Error(), "references needs a reference column (type: text, source: reference), not text with source string") {
 		t.Fatalf("a string column with references: %v", err)
 	}
@@ -155,7 +137,7 @@ func TestInferSuggestsReferences(t *testing.T) {
 }
 
 func TestReferencesRefuseTransforms(t *testing.T) {
-	y := strings.Replace(refsYAML, "references: users}", "references: users, transform: hash, hash: {key_env: K}}", 1)
+	y := strings.Replace(mappingstest.References, "references: users}", "references: users, transform: hash, hash: {key_env: K}}", 1)
 	if _, err := Parse([]byte(y), "m.yaml"); err == nil || !strings.Contains(err.Error(), "a column with references cannot also have a transform") {
 		t.Fatalf("references with a transform: %v", err)
 	}

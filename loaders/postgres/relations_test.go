@@ -14,22 +14,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/mappings/mappingstest"
 )
 
-const relMapping = `version: 1
-schema: public
-tables:
-  - collection: posts
-    table: posts
-    id_column: id
-    columns:
-      - {field: author, column: author, type: text, source: reference, references: users}
-      - {field: title, column: title, type: text}
-  - collection: users
-    table: users
-    id_column: id
-    columns:
-      - {field: name, column: name, type: text}
-`
-
 // parseDocuments parses a mapping file and makes its document writer.
 func parseDocuments(t *testing.T, yaml, name string) (*mappings.Mapping, *Documents) {
 	t.Helper()
@@ -80,7 +64,7 @@ func user(id string) record.Record {
 func TestReferencesBecomeForeignKeys(t *testing.T) {
 	ctx := context.Background()
 	pool := testenv.NewPool(t)
-	m, d := parseDocuments(t, relMapping, "rel.yaml")
+	m, d := parseDocuments(t, mappingstest.References, "rel.yaml")
 	stmts, err := SchemaChanges(ctx, pool, m)
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +171,7 @@ func TestReferencesBecomeForeignKeys(t *testing.T) {
 func TestReferencesWithPlainPrepare(t *testing.T) {
 	ctx := context.Background()
 	pool := testenv.NewPool(t)
-	_, d := parseDocuments(t, relMapping, "rel.yaml")
+	_, d := parseDocuments(t, mappingstest.References, "rel.yaml")
 	if err := d.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
 	}

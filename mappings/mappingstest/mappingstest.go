@@ -47,3 +47,28 @@ tables:
             columns:
               - {field: p, column: p, type: bigint}
 `
+
+// References maps posts with two reference columns that declare foreign
+// keys, author (to users; key column author_id) and order (to
+// users/{}/orders; key columns order_ref_users_id, order_ref_id), then a
+// title; users with a name; and users/{}/orders.
+const References = `version: 1
+schema: public
+tables:
+  - collection: posts
+    table: posts
+    id_column: id
+    columns:
+      - {field: author, column: author, type: text, source: reference, references: users}
+      - {field: order, column: order_ref, type: text, source: reference, references: 'users/{}/orders'}
+      - {field: title, column: title, type: text}
+  - collection: users
+    table: users
+    id_column: id
+    columns:
+      - {field: name, column: name, type: text}
+  - collection: users/{}/orders
+    table: users_orders
+    id_column: id
+    parent_columns: [users_id]
+`
