@@ -355,15 +355,8 @@ var childKeys = []string{"field", "table", "columns", "children"}
 
 // decodeChildren reads a table's children: list (nil node: none).
 func decodeChildren(n *yaml.Node, p *problems) []*ChildTable {
-	if n == nil {
-		return nil
-	}
-	if n.Kind != yaml.SequenceNode {
-		p.addf(n.Line, "children must be a list of child tables, got %s", kindName(n))
-		return nil
-	}
 	var out []*ChildTable
-	for _, e := range n.Content {
+	for _, e := range listItems(n, "children", "child tables", p) {
 		ch := &ChildTable{Line: e.Line}
 		out = append(out, ch)
 		f := fieldsOf(e, "a child table", childKeys, p)
@@ -373,15 +366,7 @@ func decodeChildren(n *yaml.Node, p *problems) []*ChildTable {
 		ch.Field = str(f["field"], "field", p)
 		ch.Name = str(f["table"], "table", p)
 		ch.Children = decodeChildren(f["children"], p)
-		cn := f["columns"]
-		if cn == nil {
-			continue
-		}
-		if cn.Kind != yaml.SequenceNode {
-			p.addf(cn.Line, "columns must be a list of columns, got %s", kindName(cn))
-			continue
-		}
-		for _, ce := range cn.Content {
+		for _, ce := range listItems(f["columns"], "columns", "columns", p) {
 			c := &Column{Line: ce.Line}
 			decodeColumn(ce, c, p)
 			ch.Columns = append(ch.Columns, c)

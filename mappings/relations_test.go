@@ -7,28 +7,11 @@ import (
 	"testing"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/mappings/mappingstest"
 )
 
-const refsYAML = `version: 1
-schema: public
-tables:
-  - collection: posts
-    table: posts
-    id_column: id
-    columns:
-      - {field: author, column: author, type: text, source: reference, references: users}
-      - {field: order, column: order_ref, type: text, source: reference, references: 'users/{}/orders'}
-  - collection: users
-    table: users
-    id_column: id
-  - collection: users/{}/orders
-    table: users_orders
-    id_column: id
-    parent_columns: [users_id]
-`
-
 func TestReferencesParseAndRoundTrip(t *testing.T) {
-	m, err := Parse([]byte(refsYAML), "m.yaml")
+	m, err := Parse([]byte(mappingstest.References), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +66,7 @@ tables:
 		}
 	}
 	// Only a reference column can declare a foreign key.
-	y := strings.Replace(refsYAML, "type: text, source: reference, references: users", "type: text, references: users", 1)
+	y := strings.Replace(mappingstest.References, "type: text, source: reference, references: users", "type: text, references: users", 1)
 	if _, err := Parse([]byte(y), "m.yaml"); err == nil || !strings.Contains(err.Error(), "references needs a reference column (type: text, source: reference), not text with source string") {
 		t.Fatalf("a string column with references: %v", err)
 	}
@@ -154,7 +137,7 @@ func TestInferSuggestsReferences(t *testing.T) {
 }
 
 func TestReferencesRefuseTransforms(t *testing.T) {
-	y := strings.Replace(refsYAML, "references: users}", "references: users, transform: hash, hash: {key_env: K}}", 1)
+	y := strings.Replace(mappingstest.References, "references: users}", "references: users, transform: hash, hash: {key_env: K}}", 1)
 	if _, err := Parse([]byte(y), "m.yaml"); err == nil || !strings.Contains(err.Error(), "a column with references cannot also have a transform") {
 		t.Fatalf("references with a transform: %v", err)
 	}
@@ -210,20 +193,15 @@ func TestInferChildTables(t *testing.T) {
 }
 
 func TestChildTableValidation(t *testing.T) {
-	base := `version: 1
-schema: public
-tables:
-  - collection: orders
-    table: orders
-    id_column: id
-    columns:
-      - {field: total, column: total, type: bigint}
-    children:
-      - field: FIELD
-        table: TABLE
-        columns:
-          - {field: sku, column: COLUMN, type: TYPE}
-`
+	// The shared child mapping with its first child table's field, name
+	// and first column's name and type as the cases set them.
+	base := strings.NewReplacer(
+		"      - field: items\n        table: orders_items\n", "      - field: FIELD\n        table: TABLE\n",
+		"{field: sku, column: sku, type: text}", "{field: sku, column: COLUMN, type: TYPE}",
+	).Replace(mappingstest.Children)
+	if strings.Count(base, "FIELD")+strings.Count(base, "COLUMN") != 2 {
+		t.Fatalf("the shared child mapping changed shape:\n%s", base)
+	}
 	for _, tc := range []struct{ field, table, column, typ, want string }{
 		{"items", "orders_items", "sku", "text", ""},
 		{"total", "orders_items", "sku", "text", "is used by child table \"orders_items\" and again by column \"total\""},

@@ -228,19 +228,24 @@ func decodeMapping(n *yaml.Node, m *Mapping, p *problems) {
 	if m.Schema == "" && f["schema"] == nil {
 		m.Schema = DefaultSchema
 	}
-	tn := f["tables"]
-	if tn == nil {
-		return
-	}
-	if tn.Kind != yaml.SequenceNode {
-		p.addf(tn.Line, "tables must be a list of tables, got %s", kindName(tn))
-		return
-	}
-	for _, e := range tn.Content {
+	for _, e := range listItems(f["tables"], "tables", "tables", p) {
 		t := &Table{Line: e.Line}
 		decodeTable(e, t, p)
 		m.Tables = append(m.Tables, t)
 	}
+}
+
+// listItems returns the items of the list under key (nil node: none); a
+// node that is not a list is reported as not a list of what, and has none.
+func listItems(n *yaml.Node, key, what string, p *problems) []*yaml.Node {
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.addf(n.Line, "%s must be a list of %s, got %s", key, what, kindName(n))
+		return nil
+	}
+	return n.Content
 }
 
 func decodeTable(n *yaml.Node, t *Table, p *problems) {
@@ -260,15 +265,7 @@ func decodeTable(n *yaml.Node, t *Table, p *problems) {
 		}
 	}
 	t.Children = decodeChildren(f["children"], p)
-	cn := f["columns"]
-	if cn == nil {
-		return
-	}
-	if cn.Kind != yaml.SequenceNode {
-		p.addf(cn.Line, "columns must be a list of columns, got %s", kindName(cn))
-		return
-	}
-	for _, e := range cn.Content {
+	for _, e := range listItems(f["columns"], "columns", "columns", p) {
 		c := &Column{Line: e.Line}
 		if decodeColumn(e, c, p) {
 			t.Drop = append(t.Drop, DropField{Field: c.Field, Line: c.Line})

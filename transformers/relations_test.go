@@ -5,25 +5,8 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/mappings"
+	"github.com/baasmigrate/baasmigrate/mappings/mappingstest"
 )
-
-const childYAML = `version: 1
-schema: public
-tables:
-  - collection: orders
-    table: orders
-    id_column: id
-    columns:
-      - {field: total, column: total, type: bigint}
-    children:
-      - field: items
-        table: orders_items
-        columns:
-          - {field: sku, column: sku, type: text}
-          - {field: qty, column: qty, type: bigint}
-      - field: meta.tags
-        table: orders_tags
-`
 
 // childRoundTrip transforms a document and rebuilds it from the row and
 // its child rows, as verify does.
@@ -44,7 +27,7 @@ func childRoundTrip(t *testing.T, d *Documents, fields map[string]record.Value) 
 }
 
 func TestChildTablesRoundTrip(t *testing.T) {
-	m, err := mappings.Parse([]byte(childYAML), "m.yaml")
+	m, err := mappings.Parse([]byte(mappingstest.Children), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,23 +90,7 @@ func asRead(children []ChildRows) [][]ChildRowValues {
 }
 
 func TestChildTablesSecondDepth(t *testing.T) {
-	m, err := mappings.Parse([]byte(`version: 1
-schema: public
-tables:
-  - collection: orders
-    table: orders
-    id_column: id
-    children:
-      - field: items
-        table: orders_items
-        columns:
-          - {field: sku, column: sku, type: text}
-        children:
-          - field: parts
-            table: orders_items_parts
-            columns:
-              - {field: p, column: p, type: bigint}
-`), "m.yaml")
+	m, err := mappings.Parse([]byte(mappingstest.ChildrenTwoDepths), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

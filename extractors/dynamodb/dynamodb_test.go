@@ -29,6 +29,20 @@ func awsCredentials(t *testing.T) {
 	}
 }
 
+// seededTable sets local AWS credentials and makes a table keyed by id
+// on DynamoDB Local holding n generated items (dynamodbtest.Seed).
+func seededTable(t *testing.T, n int) (endpoint string, c *ddb.Client, table string) {
+	t.Helper()
+	awsCredentials(t)
+	endpoint = dynamodbtest.Endpoint(t)
+	c = dynamodbtest.Client(endpoint)
+	table = dynamodbtest.Table(t, c, "id", "S", "", "")
+	if err := dynamodbtest.Seed(context.Background(), c, table, 0, n); err != nil {
+		t.Fatal(err)
+	}
+	return endpoint, c, table
+}
+
 func config(endpoint string, tables ...string) plugin.Config {
 	return plugin.Config{
 		"aws-region":         "us-east-1",
@@ -53,15 +67,9 @@ func newExtractor(t *testing.T, cfg plugin.Config) *dynamodb.Extractor {
 // items of every attribute type (hostile IDs and attribute names,
 // tombstones skipped), and over a table with a sort key.
 func TestConformance(t *testing.T) {
-	awsCredentials(t)
 	ctx := context.Background()
-	ep := dynamodbtest.Endpoint(t)
-	c := dynamodbtest.Client(ep)
-	table := dynamodbtest.Table(t, c, "id", "S", "", "")
 	const n = 120
-	if err := dynamodbtest.Seed(ctx, c, table, 0, n); err != nil {
-		t.Fatal(err)
-	}
+	ep, c, table := seededTable(t, n)
 	composite := dynamodbtest.Table(t, c, "owner", "S", "at", "N")
 	var items []map[string]types.AttributeValue
 	want := map[string]record.Record{}
@@ -105,14 +113,8 @@ func TestConformance(t *testing.T) {
 // TestTombstonesKept: --dynamodb-deleted keep copies tombstones as rows
 // with _deleted true; skip (the default) counts them.
 func TestTombstonesKept(t *testing.T) {
-	awsCredentials(t)
 	ctx := context.Background()
-	ep := dynamodbtest.Endpoint(t)
-	c := dynamodbtest.Client(ep)
-	table := dynamodbtest.Table(t, c, "id", "S", "", "")
-	if err := dynamodbtest.Seed(ctx, c, table, 0, 100); err != nil {
-		t.Fatal(err)
-	}
+	ep, _, table := seededTable(t, 100)
 	for _, mode := range []string{"skip", "keep"} {
 		cfg := config(ep, table)
 		cfg["dynamodb-deleted"] = mode
@@ -160,14 +162,8 @@ func readAll(t *testing.T, ex extractors.Extractor, parts int) (n, deleted int) 
 // estimate follows the table's size (4 KB units, halved when eventually
 // consistent); BillableReads meters what the scans consumed.
 func TestCountsAndReadCapacity(t *testing.T) {
-	awsCredentials(t)
 	ctx := context.Background()
-	ep := dynamodbtest.Endpoint(t)
-	c := dynamodbtest.Client(ep)
-	table := dynamodbtest.Table(t, c, "id", "S", "", "")
-	if err := dynamodbtest.Seed(ctx, c, table, 0, 300); err != nil {
-		t.Fatal(err)
-	}
+	ep, c, table := seededTable(t, 300)
 	d, err := c.DescribeTable(ctx, &ddb.DescribeTableInput{TableName: aws.String(table)})
 	if err != nil {
 		t.Fatal(err)

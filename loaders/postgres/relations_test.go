@@ -11,23 +11,22 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/mappings"
+	"github.com/baasmigrate/baasmigrate/mappings/mappingstest"
 )
 
-const relMapping = `version: 1
-schema: public
-tables:
-  - collection: posts
-    table: posts
-    id_column: id
-    columns:
-      - {field: author, column: author, type: text, source: reference, references: users}
-      - {field: title, column: title, type: text}
-  - collection: users
-    table: users
-    id_column: id
-    columns:
-      - {field: name, column: name, type: text}
-`
+// parseDocuments parses a mapping file and makes its document writer.
+func parseDocuments(t *testing.T, yaml, name string) (*mappings.Mapping, *Documents) {
+	t.Helper()
+	m, err := mappings.Parse([]byte(yaml), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDocuments(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, d
+}
 
 func writeDocs(t *testing.T, ctx context.Context, db interface {
 	Begin(context.Context) (pgx.Tx, error)
@@ -65,14 +64,7 @@ func user(id string) record.Record {
 func TestReferencesBecomeForeignKeys(t *testing.T) {
 	ctx := context.Background()
 	pool := testenv.NewPool(t)
-	m, err := mappings.Parse([]byte(relMapping), "rel.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDocuments(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, d := parseDocuments(t, mappingstest.References, "rel.yaml")
 	stmts, err := SchemaChanges(ctx, pool, m)
 	if err != nil {
 		t.Fatal(err)
@@ -179,14 +171,7 @@ func TestReferencesBecomeForeignKeys(t *testing.T) {
 func TestReferencesWithPlainPrepare(t *testing.T) {
 	ctx := context.Background()
 	pool := testenv.NewPool(t)
-	m, err := mappings.Parse([]byte(relMapping), "rel.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDocuments(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, d := parseDocuments(t, mappingstest.References, "rel.yaml")
 	if err := d.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
@@ -203,38 +188,13 @@ func TestReferencesWithPlainPrepare(t *testing.T) {
 	}
 }
 
-const childMapping = `version: 1
-schema: public
-tables:
-  - collection: orders
-    table: orders
-    id_column: id
-    columns:
-      - {field: total, column: total, type: bigint}
-    children:
-      - field: items
-        table: orders_items
-        columns:
-          - {field: sku, column: sku, type: text}
-          - {field: qty, column: qty, type: bigint}
-          - {field: at, column: at, type: timestamptz}
-          - {field: extra, column: extra, type: jsonb}
-`
-
 // TestChildTables: an array of maps becomes one row per element; writing
 // the document again replaces its rows; reading back rebuilds the array
 // exactly; an empty array or a mixed one stays in the parent's overflow.
 func TestChildTables(t *testing.T) {
 	ctx := context.Background()
 	pool := testenv.NewPool(t)
-	m, err := mappings.Parse([]byte(childMapping), "child.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDocuments(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, d := parseDocuments(t, mappingstest.Children, "child.yaml")
 	if err := d.PrepareToFinish(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +263,7 @@ func TestChildTables(t *testing.T) {
 func TestDeleteIntoPlaceholderEmptiesRelations(t *testing.T) {
 	ctx := context.Background()
 	pool := testenv.NewPool(t)
-	m, err := mappings.Parse([]byte(`version: 1
+	m, d := parseDocuments(t, `version: 1
 schema: public
 tables:
   - collection: orders
@@ -323,14 +283,7 @@ tables:
   - collection: users
     table: users
     id_column: id
-`), "m.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDocuments(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+`, "m.yaml")
 	if err := d.Prepare(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
@@ -372,30 +325,7 @@ tables:
 func TestChildTablesTwoDepths(t *testing.T) {
 	ctx := context.Background()
 	pool := testenv.NewPool(t)
-	m, err := mappings.Parse([]byte(`version: 1
-schema: public
-tables:
-  - collection: orders
-    table: orders
-    id_column: id
-    children:
-      - field: items
-        table: orders_items
-        columns:
-          - {field: sku, column: sku, type: text}
-        children:
-          - field: parts
-            table: orders_items_parts
-            columns:
-              - {field: p, column: p, type: bigint}
-`), "m.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDocuments(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, d := parseDocuments(t, mappingstest.ChildrenTwoDepths, "m.yaml")
 	if err := d.PrepareToFinish(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
