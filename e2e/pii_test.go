@@ -108,8 +108,9 @@ func targetText(t *testing.T, pool interface {
 func noClearValues(t *testing.T, where, text string, clear []string) {
 	t.Helper()
 	for _, c := range clear {
-		if strings.Contains(text, c) {
-			t.Errorf("%s holds the clear value %q", where, c)
+		if i := strings.Index(text, c); i >= 0 {
+			// The surroundings tell a leak from a chance match.
+			t.Errorf("%s holds the clear value %q: …%s…", where, c, text[max(0, i-60):min(len(text), i+len(c)+60)])
 		}
 	}
 }
