@@ -550,8 +550,19 @@ func (c *comparison) excludedPresent(ts *tableState, label string) {
 }
 
 // exclude counts an excluded source record against the table it would go
-// to, and returns that table ("" when it would have none).
-func (c *comparison) exclude(rec record.Record) string {
+// to, and returns that table and the record's key there ("" when it would
+// have none). An adapter that places keys (KeyRouter) places it by its key
+// alone: the record is not transformed (no field transform, no vault
+// lookup) and, for documents, not taken for a reference's source or
+// target, as it is never migrated; Route is asked only for the label of a
+// key with no place.
+func (c *comparison) exclude(rec record.Record) (string, []string) {
+	if kr, ok := c.a.(KeyRouter); ok {
+		if table, key, ok := kr.RouteKey(rec.Key); ok {
+			c.report(table).rep.Excluded++
+			return table, key
+		}
+	}
 	r := c.a.Route(rec)
 	table := r.Table
 	if table == "" {
@@ -559,9 +570,9 @@ func (c *comparison) exclude(rec record.Record) string {
 	}
 	c.report(table).rep.Excluded++
 	if r.Reject != "" {
-		return ""
+		return "", nil
 	}
-	return r.Table
+	return r.Table, r.Key
 }
 
 // missing accounts for a source record the target lacks.
@@ -644,13 +655,15 @@ func (c *comparison) lookupStream(ctx context.Context, kl KeyLookup, ex extracto
 	}
 	for _, p := range st.Partitions {
 		err := ex.Read(ctx, p, rt, "", func(rec record.Record) error {
-			r := c.a.Route(rec)
+			var r Routed
 			excluded := c.excludes(rec.Key)
 			if excluded {
-				if c.exclude(rec) == "" {
+				table, key := c.exclude(rec)
+				if table == "" {
 					return nil
 				}
-			} else if !c.admit(rec, r) {
+				r = Routed{Table: table, Item: Item{Key: key, Label: rec.Key}}
+			} else if r = c.a.Route(rec); !c.admit(rec, r) {
 				return c.rejected(ctx, rec, r)
 			}
 			pending[r.Table] = append(pending[r.Table], routedRecord{rec, r, excluded})
