@@ -13,6 +13,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/loaders"
 	"github.com/baasmigrate/baasmigrate/mappings"
+	"github.com/baasmigrate/baasmigrate/transformers/pii"
 )
 
 // Schema evolution modes (EvolvingDocuments, --schema-evolution).
@@ -138,6 +139,7 @@ type EvolvingDocuments struct {
 	owner    Owner
 	soft     bool
 	noTables bool
+	vault    *pii.Vault // SetVault's; nil: each sink's default (the target)
 	// deferring: prepared by PrepareToFinish, so growing batches leave
 	// foreign keys to Finish too.
 	deferring bool
@@ -189,6 +191,15 @@ func (e *EvolvingDocuments) SetSoftDeletes(on bool) {
 	defer e.mu.Unlock()
 	e.soft = on
 	e.cur.SetSoftDeletes(on)
+}
+
+// SetVault is Documents.SetVault, for the current mapping and every one
+// it grows into. Call it before Prepare.
+func (e *EvolvingDocuments) SetVault(v *pii.Vault) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.vault = v
+	e.cur.SetVault(v)
 }
 
 // SetNewTables says whether documents of collections without a table get
@@ -370,6 +381,9 @@ func (e *EvolvingDocuments) build(m *mappings.Mapping) (*Documents, error) {
 	e.mu.Lock()
 	d.SetOwner(e.owner)
 	d.SetSoftDeletes(e.soft)
+	if e.vault != nil {
+		d.SetVault(e.vault)
+	}
 	// The tables Prepare created keep the direct load path when the
 	// mapping grows (eligibility is by table name; tables created by a
 	// growing batch take the staging path).

@@ -14,6 +14,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/mappings"
 	"github.com/baasmigrate/baasmigrate/transformers"
+	"github.com/baasmigrate/baasmigrate/transformers/pii"
 )
 
 const evolveJob = "document test"
@@ -324,5 +325,28 @@ func TestEvolvingDocumentsKeepTheDirectPathWhenGrowing(t *testing.T) {
 	var b string
 	if err := pool.QueryRow(context.Background(), `SELECT b FROM items WHERE id = '3'`).Scan(&b); err != nil || b != "again" {
 		t.Fatalf("items/3 b = %q, %v", b, err)
+	}
+}
+
+// TestEvolvingVault: the vault SetVault gives (--vault, another database)
+// is the current sink's and every grown sink's, so a growing mapping never
+// falls back to writing tokens into the target database.
+func TestEvolvingVault(t *testing.T) {
+	m := &mappings.Mapping{Version: 1, Schema: "public", Tables: []*mappings.Table{{Collection: "items", Name: "items", IDColumn: "id"}}}
+	e, err := NewEvolvingDocuments(m, EvolveConfig{Mode: EvolveColumns, Store: RunMapping(evolveJob)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &pii.Vault{}
+	e.SetVault(v)
+	if e.current().vault != v {
+		t.Fatal("the current sink has not the vault SetVault gave")
+	}
+	d, err := e.build(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.vault != v {
+		t.Fatal("a grown sink has not the vault SetVault gave")
 	}
 }
