@@ -51,7 +51,9 @@ const Method = "baasmigrate-content-v1"
 //     concatenated, rows ordered by the text of to_jsonb(row) under
 //     collation "C" (bytes), so the order depends on the content alone;
 //   - Content.SHA256 is the SHA-256 of one line per table,
-//     "schema\x00table\x00rows\x00sha256\n", in Tables' order.
+//     "schema\x00table\x00rows\x00sha256\n", in Tables' order;
+//   - rows are rendered under fixed session settings (digestSettings:
+//     TimeZone UTC, PostgreSQL's default styles), not the reader's.
 //
 // Memory is bounded by one row: rows are streamed, sorted by the server.
 func Digest(ctx context.Context, pool *pgxpool.Pool) (Content, error) {
@@ -61,6 +63,13 @@ func Digest(ctx context.Context, pool *pgxpool.Pool) (Content, error) {
 		return c, fmt.Errorf("reading the target for its digest: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	// How to_jsonb renders timestamps, intervals, doubles and bytes
+	// follows the session's settings: fixed here (PostgreSQL's defaults,
+	// UTC), so the digest depends on the content alone, whatever client
+	// reads it.
+	if _, err := tx.Exec(ctx, digestSettings); err != nil {
+		return c, fmt.Errorf("reading the target for its digest: %w", err)
+	}
 	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 			AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'baasmigrate', 'baasmigrate_vault')
@@ -90,6 +99,10 @@ func Digest(ctx context.Context, pool *pgxpool.Pool) (Content, error) {
 	c.SHA256 = hex.EncodeToString(all.Sum(nil))
 	return c, nil
 }
+
+// digestSettings are the session settings Digest reads under.
+const digestSettings = `SET LOCAL TimeZone = 'UTC'; SET LOCAL IntervalStyle = 'postgres'; ` +
+	`SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'; SET LOCAL DateStyle = 'ISO, MDY'`
 
 func digestTable(ctx context.Context, tx pgx.Tx, t *TableDigest) error {
 	id := pgx.Identifier{t.Schema, t.Table}.Sanitize()
