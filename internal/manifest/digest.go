@@ -106,7 +106,8 @@ const digestSettings = `SET LOCAL TimeZone = 'UTC'; SET LOCAL IntervalStyle = 'p
 
 func digestTable(ctx context.Context, tx pgx.Tx, t *TableDigest) error {
 	id := pgx.Identifier{t.Schema, t.Table}.Sanitize()
-	rows, err := tx.Query(ctx, `SELECT r FROM (SELECT to_jsonb(x)::text AS r FROM `+id+` x) s ORDER BY r COLLATE "C"`)
+	// x.*, not x: a column named x would be taken for the row.
+	rows, err := tx.Query(ctx, `SELECT r FROM (SELECT to_jsonb(x.*)::text AS r FROM `+id+` x) s ORDER BY r COLLATE "C"`)
 	if err != nil {
 		return fmt.Errorf("digesting table %s: %w", id, err)
 	}
