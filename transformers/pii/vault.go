@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -93,7 +94,7 @@ func (v *Vault) Reader(q Querier) Tokenizer {
 	if v.DB != nil {
 		q = v.DB
 	}
-	return reader{q: q}
+	return &reader{q: q}
 }
 
 type writer struct {
@@ -155,12 +156,20 @@ func (w writer) Tokens(ctx context.Context, reqs []TokenRequest) (map[string]str
 	return out, nil
 }
 
-type reader struct{ q Querier }
+// reader is Vault.Reader's tokenizer. A comparison asks it once per
+// document: the vault's table, once found, is not looked for again.
+type reader struct {
+	q     Querier
+	found atomic.Bool // the vault's table exists
+}
 
-func (r reader) Tokens(ctx context.Context, reqs []TokenRequest) (map[string]string, error) {
-	var exists bool
-	if err := r.q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", vaultName).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("looking for the vault: %w", err)
+func (r *reader) Tokens(ctx context.Context, reqs []TokenRequest) (map[string]string, error) {
+	exists := r.found.Load()
+	if !exists {
+		if err := r.q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", vaultName).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("looking for the vault: %w", err)
+		}
+		r.found.Store(exists)
 	}
 	out := map[string]string{}
 	var err error
