@@ -163,6 +163,11 @@ type Options struct {
 	// of excluded keys are not handed to OnDifference: sync neither writes
 	// nor deletes them.
 	Exclude func(key string) bool
+	// ExcludedUnnamed counts the target rows of excluded keys without
+	// sampling their keys, for a report that is stored (cutover's, in the
+	// state schema): an erasure list's keys are personal data, named only
+	// in verify's report.
+	ExcludedUnnamed bool
 }
 
 // Difference is one record on which the source and the target differ.
@@ -546,7 +551,9 @@ func (c *comparison) excludes(key string) bool {
 // excludedPresent accounts for a target row of an excluded record.
 func (c *comparison) excludedPresent(ts *tableState, label string) {
 	ts.rep.ExcludedInTarget++
-	c.sample(ts, Sample{Outcome: ExcludedInTarget, Key: label})
+	if !c.opts.ExcludedUnnamed {
+		c.sample(ts, Sample{Outcome: ExcludedInTarget, Key: label})
+	}
 }
 
 // exclude counts an excluded source record against the table it would go

@@ -67,6 +67,14 @@ func TestExcludeUsers(t *testing.T) {
 		if tr := rep.Tables[0]; tr.Excluded != 2 || tr.ExcludedInTarget != 2 || tr.ExtraInTarget != 0 || !slices.Equal(tr.SampleLines(), []string{"excluded_in_target u01", "excluded_in_target x01"}) {
 			t.Errorf("ordered=%v, no OnDifference: %+v", ordered, tr)
 		}
+		// A report that is stored (cutover's) counts them, naming none.
+		rep, err = Compare(ctx, &recordsExtractor{recs}, pool, NewUsers(postgres.UsersConfig{}, order), Options{Samples: 5, Exclude: opts(d).Exclude, ExcludedUnnamed: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr := rep.Tables[0]; tr.Excluded != 2 || tr.ExcludedInTarget != 2 || len(tr.SampleLines()) != 0 || rep.Identical() {
+			t.Errorf("ordered=%v, ExcludedUnnamed: %+v", ordered, tr)
+		}
 	}
 	d := &differences{t: t}
 	rep, err := Recheck(ctx, newMapGetter(src), nil, pool, NewUsers(postgres.UsersConfig{}, nil), []string{"u01", "u02", "x01", "u03"}, time.Time{}, opts(d))

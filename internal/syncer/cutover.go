@@ -212,7 +212,7 @@ func prepareJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, 
 	c := &JobCheck{Job: job.Name, Kind: string(job.Kind), Method: "bulk", CaughtUpBy: by, Since: v0}
 	var mu sync.Mutex
 	var differing []diff.Difference
-	rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples, Exclude: job.Exclude,
+	rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples, Exclude: job.Exclude, ExcludedUnnamed: true,
 		OnDifference: func(_ context.Context, d diff.Difference) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -430,7 +430,7 @@ func checkJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, jo
 	}
 	if v == nil {
 		c.Method = "full"
-		rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples, Exclude: job.Exclude})
+		rep, err := diff.Compare(ctx, job.Extractor, pool, job.Adapter, diff.Options{Samples: opts.Samples, Exclude: job.Exclude, ExcludedUnnamed: true})
 		if err != nil {
 			return nil, err
 		}
@@ -448,7 +448,7 @@ func checkJob(ctx context.Context, pool *pgxpool.Pool, state *postgres.State, jo
 		return nil, err
 	}
 	c.Keys = int64(len(keys))
-	rep, err := diff.Recheck(ctx, getter, job.Extractor, pool, job.Adapter, keys, f, diff.Options{Samples: opts.Samples, Exclude: job.Exclude})
+	rep, err := diff.Recheck(ctx, getter, job.Extractor, pool, job.Adapter, keys, f, diff.Options{Samples: opts.Samples, Exclude: job.Exclude, ExcludedUnnamed: true})
 	if err != nil {
 		return nil, err
 	}
@@ -484,7 +484,7 @@ func reportDifferences(rep *diff.Report) []string {
 		line := fmt.Sprintf("%s: %d mismatched, %d missing in target, %d extra in target, %d rejected",
 			t.Table, t.Mismatched, t.MissingInTarget, t.ExtraInTarget, t.Rejected)
 		if t.ExcludedInTarget > 0 {
-			line += fmt.Sprintf(", %d excluded by the erasure list yet in the target", t.ExcludedInTarget)
+			line += fmt.Sprintf(", %d excluded by the erasure list yet in the target (verify --exclude-from names them)", t.ExcludedInTarget)
 		}
 		out = append(out, line)
 		if strings.HasPrefix(t.Table, "(no table for ") {
