@@ -135,12 +135,18 @@ func (l *List) Excludes(kind record.Kind, key string) bool {
 	if kind != record.KindDocument {
 		return false
 	}
-	// Ancestor documents: the even-numbered segments of the path
-	// ("users/alice" of "users/alice/orders/o1").
-	segs := strings.Split(key, "/")
-	for n := 2; n < len(segs); n += 2 {
-		if _, ok := m[strings.Join(segs[:n], "/")]; ok {
-			return true
+	// Ancestor documents: the path up to each even-numbered slash
+	// ("users/alice" of "users/alice/orders/o1"), looked up as a slice of
+	// key, as this runs for every document read.
+	slashes := 0
+	for i := 0; i < len(key); i++ {
+		if key[i] != '/' {
+			continue
+		}
+		if slashes++; slashes%2 == 0 {
+			if _, ok := m[key[:i]]; ok {
+				return true
+			}
 		}
 	}
 	return false

@@ -60,3 +60,23 @@ func TestDigestIsOfTheBytes(t *testing.T) {
 		t.Fatalf("digests %q %q", a.Digest(), b.Digest())
 	}
 }
+
+// TestNestedDocumentAncestors: a listed subcollection document excludes
+// the documents under it, not its siblings or its collection's prefix.
+func TestNestedDocumentAncestors(t *testing.T) {
+	l, err := Parse([]byte("doc:groups/g/members/m1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{
+		"groups/g/members/m1":         true,
+		"groups/g/members/m1/notes/n": true,
+		"groups/g/members/m1x":        false,
+		"groups/g/members/m2/notes/n": false,
+		"groups/g":                    false,
+	} {
+		if got := l.Excludes(record.KindDocument, key); got != want {
+			t.Errorf("Excludes(document, %q) = %v, want %v", key, got, want)
+		}
+	}
+}
