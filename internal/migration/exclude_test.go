@@ -60,6 +60,9 @@ func TestExcludedRecordsAreCountedNeverStored(t *testing.T) {
 			t.Errorf("table %s: %+v", ts.Table, ts)
 		}
 	}
+	if d, ok := res.WriteTimes[migration.ExcludedTable]; ok {
+		t.Errorf("%s has a write time (%v): nothing is written there", migration.ExcludedTable, d)
+	}
 	if read != int64(f.docs) || counted != int64(excluded) {
 		t.Fatalf("read %d, excluded %d; want %d, %d", read, counted, f.docs, excluded)
 	}

@@ -748,6 +748,9 @@ func (e *executor) wrote(counts map[string]postgres.TableCounts, began, ended ti
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for t := range counts {
+		if t == ExcludedTable {
+			continue // never written
+		}
 		w := e.walls[t]
 		if w == nil {
 			w = &wallTime{}
