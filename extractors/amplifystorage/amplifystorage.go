@@ -34,7 +34,10 @@
 // reads the object once while listing and records the MD5 of its bytes,
 // unless --amplify-compute-md5=false (then size only). An object deleted
 // between the listing and its HEAD is left out, as a listing made a
-// moment later would.
+// moment later would. A record's bytes are read of the version its HEAD
+// described (If-Match its eTag): an object replaced since fails the copy,
+// not retried, and a new run reads the new version whole, so that no copy
+// holds the metadata of one version and the bytes of another.
 //
 // Credentials come from the AWS SDK's default chain (extractors/amplify).
 package amplifystorage
@@ -391,7 +394,7 @@ func (e *Extractor) toRecord(ctx context.Context, key string) (rec record.Record
 	}
 	return record.Record{
 		Kind: record.KindFile, Key: key, UpdateTime: f.Updated, Fields: f.Fields(), Cursor: key,
-		Open: func(ctx context.Context) (io.ReadCloser, error) { return e.b.Open(ctx, key) },
+		Open: func(ctx context.Context) (io.ReadCloser, error) { return e.b.OpenVersion(ctx, key, info.ETag) },
 	}, true, nil
 }
 

@@ -3,6 +3,7 @@ package amplifystorage
 import (
 	"context"
 	"crypto/md5"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -12,8 +13,10 @@ import (
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/amplifystorage/amplifystoragetest"
 	"github.com/baasmigrate/baasmigrate/extractors/extractortest"
+	"github.com/baasmigrate/baasmigrate/extractors/s3objects"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 )
 
 // config points at b with credentials from the AWS default chain's
@@ -138,5 +141,52 @@ func TestMissingBucket(t *testing.T) {
 	delete(cfg, "amplify-s3-bucket")
 	if _, err := New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--amplify-s3-bucket") {
 		t.Errorf("no bucket: %v", err)
+	}
+}
+
+// TestOpenReadsTheVersionDescribed: an object replaced (same size, other
+// bytes) after its record was read is not copied with the bytes of the new
+// version under the metadata of the old: Open fails, not retryably,
+// naming the object, and a record read anew opens the new version.
+func TestOpenReadsTheVersionDescribed(t *testing.T) {
+	v1 := amplifystoragetest.Object{Key: "public/a.txt", Data: []byte("first version"), ContentType: "text/plain"}
+	v2 := amplifystoragetest.Object{Key: v1.Key, Data: []byte("other version"), ContentType: "text/html"}
+	b := amplifystoragetest.NewBucket(t, []amplifystoragetest.Object{v1})
+	ex := newExtractor(t, config(t, b))
+	read := func() record.Record {
+		t.Helper()
+		streams, err := ex.Plan(context.Background(), 1, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []record.Record
+		err = ex.Read(context.Background(), streams[0].Partitions[0], time.Time{}, "", func(r record.Record) error {
+			recs = append(recs, r)
+			return nil
+		})
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("read %d records (%v), want 1", len(recs), err)
+		}
+		return recs[0]
+	}
+	old := read()
+	b.Put(t, v2)
+	rc, err := old.Open(context.Background())
+	if err == nil {
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		t.Fatalf("opened the record of the first version after it was replaced, and read %q", got)
+	}
+	if !errors.Is(err, s3objects.ErrChanged) || retry.IsRetryable(err) || !strings.Contains(err.Error(), v1.Key) {
+		t.Errorf("opening a replaced object: %v; want a permanent ErrChanged naming it", err)
+	}
+	rc, err = read().Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(got) != string(v2.Data) {
+		t.Errorf("read %q (%v), want %q", got, err, v2.Data)
 	}
 }

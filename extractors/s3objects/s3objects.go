@@ -162,8 +162,21 @@ func (a aliveReader) Read(p []byte) (int, error) {
 // bucket's retry policy. A missing object is a GoneError; one replaced
 // before a resume fails the read with ErrChanged.
 func (b *Bucket) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	r := &objectReader{b: b, ctx: ctx, key: key, retries: b.Policy.Start(fmt.Sprintf("reading %s/%s", b.Name, key))}
+	return b.OpenVersion(ctx, key, "")
+}
+
+// OpenVersion is Open of the version whose eTag is etag, as a HEAD or a
+// listing described it ("" for the current one): a record's metadata and
+// bytes are then of one version. When the object has been replaced since,
+// it fails with an error that matches ErrChanged but is not retryable (a
+// new attempt would find the same), naming the object.
+func (b *Bucket) OpenVersion(ctx context.Context, key, etag string) (io.ReadCloser, error) {
+	r := &objectReader{b: b, ctx: ctx, key: key, etag: etag, retries: b.Policy.Start(fmt.Sprintf("reading %s/%s", b.Name, key))}
 	if err := r.reopen(); err != nil {
+		if etag != "" && errors.Is(err, ErrChanged) {
+			err = retry.Mark(fmt.Errorf("%s/%s was replaced after its metadata was read (its eTag is no longer %s); "+
+				"a new run reads the new version: %w", b.Name, key, etag, err), false)
+		}
 		return nil, err
 	}
 	return r, nil
