@@ -19,7 +19,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -182,13 +181,11 @@ func run(ctx context.Context, o options) error {
 			i+1, r.extract, r.migrate, r.migrateCPU, r.migratePG, r.copy, r.copyPG, r.ratio())
 		rounds = append(rounds, r)
 	}
-	inOrder := slices.Clone(rounds)
-	slices.SortFunc(rounds, func(a, b round) int { return cmp.Compare(a.ratio(), b.ratio()) })
-	r := rounds[len(rounds)/2]
+	r := benchreport.Median(rounds, round.ratio)
 	extract, copyTime, migrate := r.extract, r.copy, r.migrate
 	var ratios []string
 	var peakN int64
-	for _, x := range inOrder {
+	for _, x := range rounds {
 		ratios = append(ratios, fmt.Sprintf("%.2f", x.ratio()))
 		peakN = max(peakN, x.rss)
 	}

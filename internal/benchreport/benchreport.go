@@ -6,6 +6,7 @@
 package benchreport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -137,4 +139,25 @@ func FreshDatabase(ctx context.Context, base, name string) (string, func(), erro
 		}
 	}
 	return u.String(), drop, nil
+}
+
+// Alternately runs a then b in even rounds (0, 2, …) and b then a in odd
+// ones, so that neither always runs second, on caches the other warmed. It
+// stops at the first error.
+func Alternately(round int, a, b func() error) error {
+	if round%2 == 1 {
+		a, b = b, a
+	}
+	if err := a(); err != nil {
+		return err
+	}
+	return b()
+}
+
+// Median is the round whose key is the median of rounds' (the upper one
+// of an even count); rounds keep their order. rounds must not be empty.
+func Median[R any](rounds []R, key func(R) float64) R {
+	sorted := slices.Clone(rounds)
+	slices.SortStableFunc(sorted, func(a, b R) int { return cmp.Compare(key(a), key(b)) })
+	return sorted[len(sorted)/2]
 }
