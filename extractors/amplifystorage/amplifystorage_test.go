@@ -85,44 +85,27 @@ func TestBytesAndChecksums(t *testing.T) {
 		for _, o := range objs {
 			data[o.Key] = o.Data
 		}
-		streams, err := ex.Plan(context.Background(), 3, time.Time{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, p := range streams[0].Partitions {
-			err := ex.Read(context.Background(), p, time.Time{}, "", func(r record.Record) error {
-				n++
-				if _, ok := w[r.Key]; !ok {
-					t.Errorf("unexpected %q", r.Key)
-				}
-				f, err := record.FileFrom(r)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if computed || !strings.Contains(r.Key, "big.mp4") {
-					if sum := md5.Sum(data[r.Key]); string(f.MD5) != string(sum[:]) {
-						t.Errorf("%q: MD5 %x, want %x", r.Key, f.MD5, sum)
-					}
-				} else if f.MD5 != nil {
-					t.Errorf("%q: an MD5 without --amplify-compute-md5", r.Key)
-				}
-				rc, err := r.Open(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := io.ReadAll(rc)
-				rc.Close()
-				if err != nil || string(got) != string(data[r.Key]) {
-					t.Errorf("%q: %d bytes (%v), want %d", r.Key, len(got), err, len(data[r.Key]))
-				}
-				return nil
-			})
+		files := extractortest.ReadFiles(t, ex, 3)
+		for _, r := range files {
+			if _, ok := w[r.Key]; !ok {
+				t.Errorf("unexpected %q", r.Key)
+			}
+			f, err := record.FileFrom(r.Record)
 			if err != nil {
 				t.Fatal(err)
 			}
+			if computed || !strings.Contains(r.Key, "big.mp4") {
+				if sum := md5.Sum(data[r.Key]); string(f.MD5) != string(sum[:]) {
+					t.Errorf("%q: MD5 %x, want %x", r.Key, f.MD5, sum)
+				}
+			} else if f.MD5 != nil {
+				t.Errorf("%q: an MD5 without --amplify-compute-md5", r.Key)
+			}
+			if string(r.Data) != string(data[r.Key]) {
+				t.Errorf("%q: %d bytes, want %d", r.Key, len(r.Data), len(data[r.Key]))
+			}
 		}
-		if n != len(objs) {
+		if n := len(files); n != len(objs) {
 			t.Errorf("read %d objects, want %d", n, len(objs))
 		}
 	}
@@ -153,23 +136,19 @@ func TestOpenReadsTheVersionDescribed(t *testing.T) {
 	v2 := amplifystoragetest.Object{Key: v1.Key, Data: []byte("other version"), ContentType: "text/html"}
 	b := amplifystoragetest.NewBucket(t, []amplifystoragetest.Object{v1})
 	ex := newExtractor(t, config(t, b))
-	read := func() record.Record {
-		t.Helper()
-		streams, err := ex.Plan(context.Background(), 1, time.Time{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var recs []record.Record
-		err = ex.Read(context.Background(), streams[0].Partitions[0], time.Time{}, "", func(r record.Record) error {
-			recs = append(recs, r)
-			return nil
-		})
-		if err != nil || len(recs) != 1 {
-			t.Fatalf("read %d records (%v), want 1", len(recs), err)
-		}
-		return recs[0]
+	streams, err := ex.Plan(context.Background(), 1, time.Time{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	old := read()
+	var recs []record.Record
+	err = ex.Read(context.Background(), streams[0].Partitions[0], time.Time{}, "", func(r record.Record) error {
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("read %d records (%v), want 1", len(recs), err)
+	}
+	old := recs[0]
 	b.Put(t, v2)
 	rc, err := old.Open(context.Background())
 	if err == nil {
@@ -180,13 +159,7 @@ func TestOpenReadsTheVersionDescribed(t *testing.T) {
 	if !errors.Is(err, s3objects.ErrChanged) || retry.IsRetryable(err) || !strings.Contains(err.Error(), v1.Key) {
 		t.Errorf("opening a replaced object: %v; want a permanent ErrChanged naming it", err)
 	}
-	rc, err = read().Open(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || string(got) != string(v2.Data) {
-		t.Errorf("read %q (%v), want %q", got, err, v2.Data)
+	if files := extractortest.ReadFiles(t, ex, 1); len(files) != 1 || string(files[0].Data) != string(v2.Data) {
+		t.Errorf("read anew: %d records, want 1 with %q", len(files), v2.Data)
 	}
 }
