@@ -140,7 +140,7 @@ func run(ctx context.Context, o options) error {
 			return sameCounts(ctx, "after pg_restore", r.dump.target, want)
 		}
 		migrate := func() error {
-			target, err := freshDatabase(ctx, admin, dsn, migrateDB)
+			target, err := benchreport.RecreateDatabase(ctx, admin, dsn, migrateDB)
 			if err != nil {
 				return err
 			}
@@ -184,7 +184,7 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		target, err := freshDatabase(ctx, admin, dsn, migrateDB)
+		target, err := benchreport.RecreateDatabase(ctx, admin, dsn, migrateDB)
 		if err != nil {
 			return err
 		}
@@ -334,7 +334,7 @@ func dumpAndRestore(ctx context.Context, pgBin, admin, dsn, src, dir string, wor
 		return out, err
 	}
 	defer os.RemoveAll(dir)
-	target, err := freshDatabase(ctx, admin, dsn, restoreDB)
+	target, err := benchreport.RecreateDatabase(ctx, admin, dsn, restoreDB)
 	if err != nil {
 		return out, err
 	}
