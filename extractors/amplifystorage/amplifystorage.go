@@ -99,7 +99,6 @@ type Extractor struct {
 	b          *s3objects.Bucket
 	host       string // the endpoint's host, for Source
 	computeMD5 bool
-	policy     retry.Policy
 }
 
 var (
@@ -127,7 +126,8 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 			return nil, err
 		}
 	}
-	if e.policy, err = retry.FromConfig(cfg); err != nil {
+	policy, err := retry.FromConfig(cfg)
+	if err != nil {
 		return nil, err
 	}
 	endpoint, err := amplify.Endpoint(cfg, amplify.S3EndpointOption)
@@ -138,15 +138,15 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, err
 	}
-	host, secure := awsHost, true
+	host, secure := "s3."+awsCfg.Region+".amazonaws.com", true
+	e.host = awsHost
 	if endpoint != "" {
 		u, _ := url.Parse(endpoint) // checked by amplify.Endpoint
 		if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
 			return nil, fmt.Errorf("--%s must be the endpoint's root URL (no path or query)", amplify.S3EndpointOption.Name)
 		}
 		host, secure = u.Host, u.Scheme == "https"
-	} else {
-		host = "s3." + awsCfg.Region + ".amazonaws.com"
+		e.host = host
 	}
 	client, err := minio.New(host, &minio.Options{
 		Creds:  credentials.New(&chainCredentials{ctx: context.WithoutCancel(ctx), p: awsCfg.Credentials}),
@@ -155,11 +155,7 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making the S3 client of %s: %w", host, err)
 	}
-	e.host = host
-	if endpoint == "" {
-		e.host = awsHost
-	}
-	e.b = &s3objects.Bucket{Client: client, Name: bucket, Endpoint: host, Listed: "the bucket's listing", Policy: e.policy}
+	e.b = &s3objects.Bucket{Client: client, Name: bucket, Endpoint: host, Listed: "the bucket's listing", Policy: policy}
 	return e, nil
 }
 
@@ -226,7 +222,7 @@ func (e *Extractor) streamName() string { return "s3://" + e.b.Name }
 func (e *Extractor) list(ctx context.Context, what, after string, fn func(minio.ObjectInfo) (bool, error)) error {
 	for {
 		var page []minio.ObjectInfo
-		err := retry.Do(ctx, e.policy, what, func(ctx context.Context) error {
+		err := retry.Do(ctx, e.b.Policy, what, func(ctx context.Context) error {
 			page = page[:0]
 			lctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -360,7 +356,7 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 func (e *Extractor) toRecord(ctx context.Context, key string) (rec record.Record, ok bool, err error) {
 	var info minio.ObjectInfo
 	what := fmt.Sprintf("reading the metadata of %s/%s", e.b.Name, key)
-	err = retry.Do(ctx, e.policy, what, func(ctx context.Context) error {
+	err = retry.Do(ctx, e.b.Policy, what, func(ctx context.Context) error {
 		var err error
 		info, err = e.b.Client.StatObject(ctx, e.b.Name, key, minio.StatObjectOptions{})
 		if err != nil {
