@@ -35,9 +35,10 @@
 // unless --amplify-compute-md5=false (then size only). An object deleted
 // between the listing and its HEAD is left out, as a listing made a
 // moment later would. A record's bytes are read of the version its HEAD
-// described (If-Match its eTag): an object replaced since fails the copy,
-// not retried, and a new run reads the new version whole, so that no copy
-// holds the metadata of one version and the bytes of another.
+// described (If-Match its eTag): an object replaced since fails the copy
+// (s3objects.ErrChanged), and a new run, or sync's next poll, reads the
+// new version whole, so that no copy holds the metadata of one version
+// and the bytes of another.
 //
 // Credentials come from the AWS SDK's default chain (extractors/amplify).
 package amplifystorage

@@ -168,14 +168,16 @@ func (b *Bucket) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 // OpenVersion is Open of the version whose eTag is etag, as a HEAD or a
 // listing described it ("" for the current one): a record's metadata and
 // bytes are then of one version. When the object has been replaced since,
-// it fails with an error that matches ErrChanged but is not retryable (a
-// new attempt would find the same), naming the object.
+// it fails with ErrChanged, naming the object. That error stays retryable:
+// a new attempt of the same record finds the same, but the run fails
+// without checkpointing the record, and a new run (or sync's next poll)
+// reads the object anew, of its new version.
 func (b *Bucket) OpenVersion(ctx context.Context, key, etag string) (io.ReadCloser, error) {
 	r := &objectReader{b: b, ctx: ctx, key: key, etag: etag, retries: b.Policy.Start(fmt.Sprintf("reading %s/%s", b.Name, key))}
 	if err := r.reopen(); err != nil {
 		if etag != "" && errors.Is(err, ErrChanged) {
-			err = retry.Mark(fmt.Errorf("%s/%s was replaced after its metadata was read (its eTag is no longer %s); "+
-				"a new run reads the new version: %w", b.Name, key, etag, err), false)
+			err = fmt.Errorf("%s/%s was replaced after its metadata was read (its eTag is no longer %s); "+
+				"a new run reads the new version: %w", b.Name, key, etag, err)
 		}
 		return nil, err
 	}
