@@ -192,16 +192,7 @@ func TestAmplifyFilesSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	verify := append([]string{"verify"}, kinds...)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		res := clitest.Run(t, env, verify...)
-		if res.Code == 0 {
-			break
-		}
-		if res.Code != 1 || time.Now().After(deadline) {
-			t.Fatalf("verify while sync polls: exit %d\n%s\n%s\nsync's log:\n%s", res.Code, res.Stdout, res.Stderr, syncTail(p.Stderr(), 40))
-		}
-	}
+	verifyUntilSynced(t, env, verify, p)
 	res := clitest.Run(t, env, append([]string{"cutover"}, kinds...)...)
 	if res.Code != 0 {
 		t.Fatalf("cutover: exit %d\n%s\n%s\nsync's log:\n%s", res.Code, res.Stdout, res.Stderr, syncTail(p.Stderr(), 40))

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -93,16 +92,7 @@ func TestSupabaseSyncUsersAndFiles(t *testing.T) {
 
 	// Sync alone brings the target to the source: verify exits 0.
 	verify := append([]string{"verify"}, kinds...)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		res := clitest.Run(t, env, verify...)
-		if res.Code == 0 {
-			break
-		}
-		if res.Code != 1 || time.Now().After(deadline) {
-			t.Fatalf("verify while sync polls: exit %d\n%s\n%s\nsync's log:\n%s", res.Code, res.Stdout, res.Stderr, syncTail(p.Stderr(), 40))
-		}
-	}
+	verifyUntilSynced(t, env, verify, p)
 	// A change right before the freeze: cutover waits for sync's next poll.
 	src.Exec(t, `UPDATE auth.users SET raw_user_meta_data = '{"last": "change"}', updated_at = now() WHERE id = $1`, supabasetest.UIDAlice)
 	res := clitest.Run(t, env, append([]string{"cutover"}, kinds...)...)

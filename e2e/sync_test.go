@@ -114,6 +114,24 @@ func (s *syncDocs) cutover(p *clitest.Process, want int, extra ...string) clites
 	return res
 }
 
+// verifyUntilSynced runs verify until it exits 0 (the target caught up
+// with the source while sync p polls), failing t with sync's log when it
+// exits otherwise than 0 or 1, or still finds differences after two
+// minutes.
+func verifyUntilSynced(t *testing.T, env []string, verify []string, p *clitest.Process) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		res := clitest.Run(t, env, verify...)
+		if res.Code == 0 {
+			return
+		}
+		if res.Code != 1 || time.Now().After(deadline) {
+			t.Fatalf("verify while sync polls: exit %d\n%s\n%s\nsync's log:\n%s", res.Code, res.Stdout, res.Stderr, syncTail(p.Stderr(), 40))
+		}
+	}
+}
+
 // syncTail is the last n lines of text.
 func syncTail(text string, n int) string {
 	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")

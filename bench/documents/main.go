@@ -19,7 +19,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -148,11 +147,11 @@ func run(ctx context.Context, o options) error {
 	// within the round and the median round is reported.
 	var rounds []round
 	for i := range o.runs {
-		migrateDSN, err := freshDatabase(ctx, admin, dsn, "bench_migrate")
+		migrateDSN, err := benchreport.RecreateDatabase(ctx, admin, dsn, "bench_migrate")
 		if err != nil {
 			return err
 		}
-		copyDSN, err := freshDatabase(ctx, admin, dsn, "bench_copy")
+		copyDSN, err := benchreport.RecreateDatabase(ctx, admin, dsn, "bench_copy")
 		if err != nil {
 			return err
 		}
@@ -182,13 +181,11 @@ func run(ctx context.Context, o options) error {
 			i+1, r.extract, r.migrate, r.migrateCPU, r.migratePG, r.copy, r.copyPG, r.ratio())
 		rounds = append(rounds, r)
 	}
-	inOrder := slices.Clone(rounds)
-	slices.SortFunc(rounds, func(a, b round) int { return cmp.Compare(a.ratio(), b.ratio()) })
-	r := rounds[len(rounds)/2]
+	r := benchreport.Median(rounds, round.ratio)
 	extract, copyTime, migrate := r.extract, r.copy, r.migrate
 	var ratios []string
 	var peakN int64
-	for _, x := range inOrder {
+	for _, x := range rounds {
 		ratios = append(ratios, fmt.Sprintf("%.2f", x.ratio()))
 		peakN = max(peakN, x.rss)
 	}
@@ -222,7 +219,7 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		target, err := freshDatabase(ctx, admin, dsn, "bench_migrate")
+		target, err := benchreport.RecreateDatabase(ctx, admin, dsn, "bench_migrate")
 		if err != nil {
 			return err
 		}
@@ -318,7 +315,7 @@ func billedReads(ctx context.Context, env []string, bin, host, project, admin, d
 	if _, err := hooks.Info(ctx); err != nil {
 		return "- billed reads per document of `migrate` without `--mapping`: not measured (" + err.Error() + ")", nil
 	}
-	target, err := freshDatabase(ctx, admin, dsn, "bench_infer")
+	target, err := benchreport.RecreateDatabase(ctx, admin, dsn, "bench_infer")
 	if err != nil {
 		return "", err
 	}
@@ -391,28 +388,6 @@ func command(env []string, bin string, args ...string) *exec.Cmd {
 	c := exec.Command(bin, args...)
 	c.Env = env
 	return c
-}
-
-// freshDatabase (re)creates database name and returns its DSN.
-func freshDatabase(ctx context.Context, admin, dsn, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(ctx)
-	for _, q := range []string{
-		"DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize() + " WITH (FORCE)",
-		"CREATE DATABASE " + pgx.Identifier{name}.Sanitize() + " OWNER baasmigrate",
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return "", err
-		}
-	}
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Password, cfg.Host, cfg.Port, name), nil
 }
 
 // extractOnly reads every document with the extractor, workers partitions

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -111,31 +110,15 @@ func run(ctx context.Context, o options) error {
 			r.migrate, r.migrateCPU, r.rss, err = migrateOnce(ctx, bin, dsn, endpoint, table, o.workers, live, i)
 			return err
 		}
-		steps := []func() error{extract, migrate}
-		if i%2 == 1 {
-			steps[0], steps[1] = migrate, extract
-		}
-		for _, s := range steps {
-			if err := s(); err != nil {
-				return err
-			}
+		if err := benchreport.Alternately(i, extract, migrate); err != nil {
+			return err
 		}
 		fmt.Fprintf(os.Stderr, "round %d: extract-only %s (CPU %s), migrate %s (CPU %s, peak RSS %d MiB): ratio %.2f\n",
 			i+1, r.extract.Round(time.Millisecond), r.extractCPU.Round(time.Millisecond),
 			r.migrate.Round(time.Millisecond), r.migrateCPU.Round(time.Millisecond), r.rss>>20, r.ratio())
 		rounds = append(rounds, r)
 	}
-	sorted := slices.Clone(rounds)
-	slices.SortFunc(sorted, func(a, b round) int {
-		switch {
-		case a.ratio() < b.ratio():
-			return -1
-		case a.ratio() > b.ratio():
-			return 1
-		}
-		return 0
-	})
-	med := sorted[len(sorted)/2]
+	med := benchreport.Median(rounds, round.ratio)
 
 	rssLine := fmt.Sprintf("peak RSS of migrate: %d MiB at %d items", med.rss>>20, o.items)
 	if o.double {

@@ -435,9 +435,9 @@ func emptyBucket(ctx context.Context, s3 *minio.Client, bucket string) {
 	_ = s3.RemoveBucket(ctx, bucket)
 }
 
+// median is the measurement of median time.
 func median(ms []measurement) measurement {
-	slices.SortFunc(ms, func(a, b measurement) int { return int(a.elapsed - b.elapsed) })
-	return ms[len(ms)/2]
+	return benchreport.Median(ms, func(m measurement) float64 { return m.elapsed.Seconds() })
 }
 
 func report(results []measurement, objects int, size int64, concurrency, runs int, rclone string) string {

@@ -180,7 +180,7 @@ func (src *source) close() {
 func newSource(ctx context.Context, s stack, name string, n int, opts syncwriter.Options) (*source, error) {
 	src := &source{project: fmt.Sprintf("demo-bench-sync-%s-%d", name, time.Now().UnixNano())}
 	var err error
-	if src.targetDSN, err = freshDatabase(ctx, s.admin, s.dsn, "bench_sync_"+name); err != nil {
+	if src.targetDSN, err = benchreport.RecreateDatabase(ctx, s.admin, s.dsn, "bench_sync_"+name); err != nil {
 		return nil, err
 	}
 	if src.client, err = firestore.NewClient(ctx, src.project); err != nil {
@@ -820,26 +820,4 @@ func runCode(env []string, bin string, args ...string) (string, int, error) {
 		return out.String() + "\n" + errb.String(), exit.ExitCode(), nil
 	}
 	return out.String(), 0, err
-}
-
-// freshDatabase (re)creates database name and returns its DSN.
-func freshDatabase(ctx context.Context, admin, dsn, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(ctx)
-	for _, q := range []string{
-		"DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize() + " WITH (FORCE)",
-		"CREATE DATABASE " + pgx.Identifier{name}.Sanitize() + " OWNER baasmigrate",
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return "", err
-		}
-	}
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Password, cfg.Host, cfg.Port, name), nil
 }

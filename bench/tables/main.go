@@ -27,14 +27,12 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -142,7 +140,7 @@ func run(ctx context.Context, o options) error {
 			return sameCounts(ctx, "after pg_restore", r.dump.target, want)
 		}
 		migrate := func() error {
-			target, err := freshDatabase(ctx, admin, dsn, migrateDB)
+			target, err := benchreport.RecreateDatabase(ctx, admin, dsn, migrateDB)
 			if err != nil {
 				return err
 			}
@@ -157,14 +155,8 @@ func run(ctx context.Context, o options) error {
 			}
 			return sameCounts(ctx, "after migrate", target, want)
 		}
-		steps := []func() error{dumpRestore, migrate}
-		if i%2 == 1 {
-			steps[0], steps[1] = migrate, dumpRestore
-		}
-		for _, step := range steps {
-			if err := step(); err != nil {
-				return err
-			}
+		if err := benchreport.Alternately(i, dumpRestore, migrate); err != nil {
+			return err
 		}
 		fmt.Fprintf(os.Stderr, "round %d: extract %s (CPU %s), dump %s + restore %s = %s (clients' CPU %s, PostgreSQL %s), migrate %s (CPU %s, PostgreSQL %s, peak RSS %d MiB; keys and indexes %s s, foreign keys %s s): ratio %.2f\n",
 			i+1, r.extract.Round(time.Millisecond), r.extractCPU.Round(time.Millisecond),
@@ -174,12 +166,10 @@ func run(ctx context.Context, o options) error {
 			r.migrate.streamSeconds(pgcatalog.IndexStream), r.migrate.streamSeconds(pgcatalog.FinishStream), r.ratio())
 		rounds = append(rounds, r)
 	}
-	inOrder := slices.Clone(rounds)
-	slices.SortFunc(rounds, func(a, b round) int { return cmp.Compare(a.ratio(), b.ratio()) })
-	r := rounds[len(rounds)/2]
+	r := benchreport.Median(rounds, round.ratio)
 	var each []string
 	var peakN int64
-	for _, x := range inOrder {
+	for _, x := range rounds {
 		each = append(each, fmt.Sprintf("%.2f (%s vs %s)", x.ratio(), x.migrate.wall.Round(100*time.Millisecond), x.dump.total().Round(100*time.Millisecond)))
 		peakN = max(peakN, x.migrate.rss)
 	}
@@ -194,7 +184,7 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		target, err := freshDatabase(ctx, admin, dsn, migrateDB)
+		target, err := benchreport.RecreateDatabase(ctx, admin, dsn, migrateDB)
 		if err != nil {
 			return err
 		}
@@ -344,7 +334,7 @@ func dumpAndRestore(ctx context.Context, pgBin, admin, dsn, src, dir string, wor
 		return out, err
 	}
 	defer os.RemoveAll(dir)
-	target, err := freshDatabase(ctx, admin, dsn, restoreDB)
+	target, err := benchreport.RecreateDatabase(ctx, admin, dsn, restoreDB)
 	if err != nil {
 		return out, err
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/baasmigrate/baasmigrate/internal/benchreport"
 )
 
 // share is how the rows of one scale split over the tables, in parts of
@@ -122,7 +124,7 @@ var tableNames = []string{"profiles", "posts", "comments", "events"}
 // returns its DSN and row count. The tables are analyzed, as autovacuum
 // leaves a live database's.
 func seedSource(ctx context.Context, admin, dsn, name string, n int) (string, int, error) {
-	src, err := freshDatabase(ctx, admin, dsn, name)
+	src, err := benchreport.RecreateDatabase(ctx, admin, dsn, name)
 	if err != nil {
 		return "", 0, err
 	}
@@ -193,22 +195,6 @@ func sameCounts(ctx context.Context, what, dsn string, want map[string]content) 
 	return nil
 }
 
-// freshDatabase (re)creates database name and returns its DSN.
-func freshDatabase(ctx context.Context, admin, dsn, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(ctx)
-	if err := dropDatabase(ctx, conn, name); err != nil {
-		return "", err
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" OWNER baasmigrate"); err != nil {
-		return "", err
-	}
-	return withDatabase(dsn, name)
-}
-
 func dropDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
 	_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	return err
@@ -227,12 +213,4 @@ func dropDatabases(admin string, names ...string) {
 			fmt.Fprintf(os.Stderr, "dropping %s: %v\n", n, err)
 		}
 	}
-}
-
-func withDatabase(dsn, name string) (string, error) {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Password, cfg.Host, cfg.Port, name), nil
 }

@@ -34,7 +34,11 @@
 // reads the object once while listing and records the MD5 of its bytes,
 // unless --amplify-compute-md5=false (then size only). An object deleted
 // between the listing and its HEAD is left out, as a listing made a
-// moment later would.
+// moment later would. A record's bytes are read of the version its HEAD
+// described (If-Match its eTag): an object replaced since fails the copy
+// (s3objects.ErrChanged), and a new run, or sync's next poll, reads the
+// new version whole, so that no copy holds the metadata of one version
+// and the bytes of another.
 //
 // Credentials come from the AWS SDK's default chain (extractors/amplify).
 package amplifystorage
@@ -96,7 +100,6 @@ type Extractor struct {
 	b          *s3objects.Bucket
 	host       string // the endpoint's host, for Source
 	computeMD5 bool
-	policy     retry.Policy
 }
 
 var (
@@ -124,7 +127,8 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 			return nil, err
 		}
 	}
-	if e.policy, err = retry.FromConfig(cfg); err != nil {
+	policy, err := retry.FromConfig(cfg)
+	if err != nil {
 		return nil, err
 	}
 	endpoint, err := amplify.Endpoint(cfg, amplify.S3EndpointOption)
@@ -135,15 +139,15 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, err
 	}
-	host, secure := awsHost, true
+	host, secure := "s3."+awsCfg.Region+".amazonaws.com", true
+	e.host = awsHost
 	if endpoint != "" {
 		u, _ := url.Parse(endpoint) // checked by amplify.Endpoint
 		if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
 			return nil, fmt.Errorf("--%s must be the endpoint's root URL (no path or query)", amplify.S3EndpointOption.Name)
 		}
 		host, secure = u.Host, u.Scheme == "https"
-	} else {
-		host = "s3." + awsCfg.Region + ".amazonaws.com"
+		e.host = host
 	}
 	client, err := minio.New(host, &minio.Options{
 		Creds:  credentials.New(&chainCredentials{ctx: context.WithoutCancel(ctx), p: awsCfg.Credentials}),
@@ -152,11 +156,7 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making the S3 client of %s: %w", host, err)
 	}
-	e.host = host
-	if endpoint == "" {
-		e.host = awsHost
-	}
-	e.b = &s3objects.Bucket{Client: client, Name: bucket, Endpoint: host, Listed: "the bucket's listing", Policy: e.policy}
+	e.b = &s3objects.Bucket{Client: client, Name: bucket, Endpoint: host, Listed: "the bucket's listing", Policy: policy}
 	return e, nil
 }
 
@@ -223,7 +223,7 @@ func (e *Extractor) streamName() string { return "s3://" + e.b.Name }
 func (e *Extractor) list(ctx context.Context, what, after string, fn func(minio.ObjectInfo) (bool, error)) error {
 	for {
 		var page []minio.ObjectInfo
-		err := retry.Do(ctx, e.policy, what, func(ctx context.Context) error {
+		err := retry.Do(ctx, e.b.Policy, what, func(ctx context.Context) error {
 			page = page[:0]
 			lctx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -298,13 +298,7 @@ func (e *Extractor) Plan(ctx context.Context, partitions int, _ time.Time) ([]ex
 			}
 		}
 	}
-	name := e.streamName()
-	s := extractors.Stream{Name: name, Kind: record.KindFile}
-	bounds := append(append([]string{""}, points...), "")
-	for i := 0; i+1 < len(bounds); i++ {
-		s.Partitions = append(s.Partitions, extractors.Partition{Stream: name, ID: fmt.Sprintf("p%04d", i), Start: bounds[i], End: bounds[i+1]})
-	}
-	return []extractors.Stream{s}, nil
+	return []extractors.Stream{extractors.RangeStream(e.streamName(), record.KindFile, points)}, nil
 }
 
 // Count returns the number of objects in s's partitions.
@@ -363,7 +357,7 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 func (e *Extractor) toRecord(ctx context.Context, key string) (rec record.Record, ok bool, err error) {
 	var info minio.ObjectInfo
 	what := fmt.Sprintf("reading the metadata of %s/%s", e.b.Name, key)
-	err = retry.Do(ctx, e.policy, what, func(ctx context.Context) error {
+	err = retry.Do(ctx, e.b.Policy, what, func(ctx context.Context) error {
 		var err error
 		info, err = e.b.Client.StatObject(ctx, e.b.Name, key, minio.StatObjectOptions{})
 		if err != nil {
@@ -391,7 +385,7 @@ func (e *Extractor) toRecord(ctx context.Context, key string) (rec record.Record
 	}
 	return record.Record{
 		Kind: record.KindFile, Key: key, UpdateTime: f.Updated, Fields: f.Fields(), Cursor: key,
-		Open: func(ctx context.Context) (io.ReadCloser, error) { return e.b.Open(ctx, key) },
+		Open: func(ctx context.Context) (io.ReadCloser, error) { return e.b.OpenVersion(ctx, key, info.ETag) },
 	}, true, nil
 }
 

@@ -3,6 +3,7 @@ package amplifystorage
 import (
 	"context"
 	"crypto/md5"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -12,8 +13,10 @@ import (
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/amplifystorage/amplifystoragetest"
 	"github.com/baasmigrate/baasmigrate/extractors/extractortest"
+	"github.com/baasmigrate/baasmigrate/extractors/s3objects"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/retry"
 )
 
 // config points at b with credentials from the AWS default chain's
@@ -82,44 +85,27 @@ func TestBytesAndChecksums(t *testing.T) {
 		for _, o := range objs {
 			data[o.Key] = o.Data
 		}
-		streams, err := ex.Plan(context.Background(), 3, time.Time{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, p := range streams[0].Partitions {
-			err := ex.Read(context.Background(), p, time.Time{}, "", func(r record.Record) error {
-				n++
-				if _, ok := w[r.Key]; !ok {
-					t.Errorf("unexpected %q", r.Key)
-				}
-				f, err := record.FileFrom(r)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if computed || !strings.Contains(r.Key, "big.mp4") {
-					if sum := md5.Sum(data[r.Key]); string(f.MD5) != string(sum[:]) {
-						t.Errorf("%q: MD5 %x, want %x", r.Key, f.MD5, sum)
-					}
-				} else if f.MD5 != nil {
-					t.Errorf("%q: an MD5 without --amplify-compute-md5", r.Key)
-				}
-				rc, err := r.Open(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := io.ReadAll(rc)
-				rc.Close()
-				if err != nil || string(got) != string(data[r.Key]) {
-					t.Errorf("%q: %d bytes (%v), want %d", r.Key, len(got), err, len(data[r.Key]))
-				}
-				return nil
-			})
+		files := extractortest.ReadFiles(t, ex, 3)
+		for _, r := range files {
+			if _, ok := w[r.Key]; !ok {
+				t.Errorf("unexpected %q", r.Key)
+			}
+			f, err := record.FileFrom(r.Record)
 			if err != nil {
 				t.Fatal(err)
 			}
+			if computed || !strings.Contains(r.Key, "big.mp4") {
+				if sum := md5.Sum(data[r.Key]); string(f.MD5) != string(sum[:]) {
+					t.Errorf("%q: MD5 %x, want %x", r.Key, f.MD5, sum)
+				}
+			} else if f.MD5 != nil {
+				t.Errorf("%q: an MD5 without --amplify-compute-md5", r.Key)
+			}
+			if string(r.Data) != string(data[r.Key]) {
+				t.Errorf("%q: %d bytes, want %d", r.Key, len(r.Data), len(data[r.Key]))
+			}
 		}
-		if n != len(objs) {
+		if n := len(files); n != len(objs) {
 			t.Errorf("read %d objects, want %d", n, len(objs))
 		}
 	}
@@ -138,5 +124,42 @@ func TestMissingBucket(t *testing.T) {
 	delete(cfg, "amplify-s3-bucket")
 	if _, err := New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--amplify-s3-bucket") {
 		t.Errorf("no bucket: %v", err)
+	}
+}
+
+// TestOpenReadsTheVersionDescribed: an object replaced (same size, other
+// bytes) after its record was read is not copied with the bytes of the new
+// version under the metadata of the old: Open fails with ErrChanged,
+// naming the object, and a record read anew opens the new version.
+func TestOpenReadsTheVersionDescribed(t *testing.T) {
+	v1 := amplifystoragetest.Object{Key: "public/a.txt", Data: []byte("first version"), ContentType: "text/plain"}
+	v2 := amplifystoragetest.Object{Key: v1.Key, Data: []byte("other version"), ContentType: "text/html"}
+	b := amplifystoragetest.NewBucket(t, []amplifystoragetest.Object{v1})
+	ex := newExtractor(t, config(t, b))
+	streams, err := ex.Plan(context.Background(), 1, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []record.Record
+	err = ex.Read(context.Background(), streams[0].Partitions[0], time.Time{}, "", func(r record.Record) error {
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("read %d records (%v), want 1", len(recs), err)
+	}
+	old := recs[0]
+	b.Put(t, v2)
+	rc, err := old.Open(context.Background())
+	if err == nil {
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		t.Fatalf("opened the record of the first version after it was replaced, and read %q", got)
+	}
+	if !errors.Is(err, s3objects.ErrChanged) || !retry.IsRetryable(err) || !strings.Contains(err.Error(), v1.Key) {
+		t.Errorf("opening a replaced object: %v; want a retryable ErrChanged naming it (sync polls again)", err)
+	}
+	if files := extractortest.ReadFiles(t, ex, 1); len(files) != 1 || string(files[0].Data) != string(v2.Data) {
+		t.Errorf("read anew: %d records, want 1 with %q", len(files), v2.Data)
 	}
 }

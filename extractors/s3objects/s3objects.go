@@ -162,8 +162,23 @@ func (a aliveReader) Read(p []byte) (int, error) {
 // bucket's retry policy. A missing object is a GoneError; one replaced
 // before a resume fails the read with ErrChanged.
 func (b *Bucket) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	r := &objectReader{b: b, ctx: ctx, key: key, retries: b.Policy.Start(fmt.Sprintf("reading %s/%s", b.Name, key))}
+	return b.OpenVersion(ctx, key, "")
+}
+
+// OpenVersion is Open of the version whose eTag is etag, as a HEAD or a
+// listing described it ("" for the current one): a record's metadata and
+// bytes are then of one version. When the object has been replaced since,
+// it fails with ErrChanged, naming the object. That error stays retryable:
+// a new attempt of the same record finds the same, but the run fails
+// without checkpointing the record, and a new run (or sync's next poll)
+// reads the object anew, of its new version.
+func (b *Bucket) OpenVersion(ctx context.Context, key, etag string) (io.ReadCloser, error) {
+	r := &objectReader{b: b, ctx: ctx, key: key, etag: etag, retries: b.Policy.Start(fmt.Sprintf("reading %s/%s", b.Name, key))}
 	if err := r.reopen(); err != nil {
+		if etag != "" && errors.Is(err, ErrChanged) {
+			err = fmt.Errorf("%s/%s was replaced after its metadata was read (its eTag is no longer %s); "+
+				"a new run reads the new version: %w", b.Name, key, etag, err)
+		}
 		return nil, err
 	}
 	return r, nil

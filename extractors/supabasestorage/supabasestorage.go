@@ -273,13 +273,7 @@ func (e *Extractor) Plan(ctx context.Context, partitions int, _ time.Time) ([]ex
 	if err != nil {
 		return nil, retry.Describe(what, err)
 	}
-	name := e.streamName()
-	s := extractors.Stream{Name: name, Kind: record.KindFile}
-	bounds := append(append([]string{""}, points...), "")
-	for i := 0; i+1 < len(bounds); i++ {
-		s.Partitions = append(s.Partitions, extractors.Partition{Stream: name, ID: fmt.Sprintf("p%04d", i), Start: bounds[i], End: bounds[i+1]})
-	}
-	return []extractors.Stream{s}, nil
+	return []extractors.Stream{extractors.RangeStream(e.streamName(), record.KindFile, points)}, nil
 }
 
 // rangeWhere is the condition selecting the objects of p after the name

@@ -3,7 +3,6 @@ package supabasestorage
 import (
 	"context"
 	"crypto/md5"
-	"io"
 	"net"
 	"strings"
 	"testing"
@@ -101,38 +100,16 @@ func TestBytesAndChecksums(t *testing.T) {
 		for _, o := range objs {
 			data[o.Name] = o.Data
 		}
-		_, streams, err := extractors.PlanSnapshot(context.Background(), ex, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, st := range streams {
-			for _, pt := range st.Partitions {
-				err := ex.Read(context.Background(), pt, st.ReadTime, "", func(r record.Record) error {
-					n++
-					if !record.Equal(record.Map(r.Fields), record.Map(want[r.Key].Fields)) {
-						t.Errorf("computed=%v %q: %v, want %v", computed, r.Key, record.Map(r.Fields), record.Map(want[r.Key].Fields))
-					}
-					rc, err := r.Open(context.Background())
-					if err != nil {
-						return err
-					}
-					defer rc.Close()
-					b, err := io.ReadAll(rc)
-					if err != nil {
-						return err
-					}
-					if string(b) != string(data[r.Key]) {
-						t.Errorf("%q: %d bytes read, want the %d stored", r.Key, len(b), len(data[r.Key]))
-					}
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
+		files := extractortest.ReadFiles(t, ex, 2)
+		for _, r := range files {
+			if !record.Equal(record.Map(r.Fields), record.Map(want[r.Key].Fields)) {
+				t.Errorf("computed=%v %q: %v, want %v", computed, r.Key, record.Map(r.Fields), record.Map(want[r.Key].Fields))
+			}
+			if string(r.Data) != string(data[r.Key]) {
+				t.Errorf("%q: %d bytes read, want the %d stored", r.Key, len(r.Data), len(data[r.Key]))
 			}
 		}
-		if n != len(objs) {
+		if n := len(files); n != len(objs) {
 			t.Errorf("%d objects read, want %d", n, len(objs))
 		}
 	}

@@ -6,14 +6,18 @@
 package benchreport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,4 +141,49 @@ func FreshDatabase(ctx context.Context, base, name string) (string, func(), erro
 		}
 	}
 	return u.String(), drop, nil
+}
+
+// RecreateDatabase drops database name if it exists and creates it anew,
+// owned by the role baasmigrate, through the admin connection string, and
+// returns the connection string dsn with name as its database.
+func RecreateDatabase(ctx context.Context, admin, dsn, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", fmt.Errorf("connecting as the administrator: %w", err)
+	}
+	defer conn.Close(ctx)
+	ident := pgx.Identifier{name}.Sanitize()
+	for _, q := range []string{"DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)", "CREATE DATABASE " + ident + " OWNER baasmigrate"} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return "", fmt.Errorf("recreating database %s: %w", name, err)
+		}
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return "", fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(cfg.User, cfg.Password), Host: net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))),
+		Path: "/" + name, RawQuery: "sslmode=disable"}
+	return u.String(), nil
+}
+
+// Alternately runs a then b in even rounds (0, 2, …) and b then a in odd
+// ones, so that neither always runs second, on caches the other warmed. It
+// stops at the first error.
+func Alternately(round int, a, b func() error) error {
+	if round%2 == 1 {
+		a, b = b, a
+	}
+	if err := a(); err != nil {
+		return err
+	}
+	return b()
+}
+
+// Median is the round whose key is the median of rounds' (the upper one
+// of an even count); rounds keep their order. rounds must not be empty.
+func Median[R any](rounds []R, key func(R) float64) R {
+	sorted := slices.Clone(rounds)
+	slices.SortStableFunc(sorted, func(a, b R) int { return cmp.Compare(key(a), key(b)) })
+	return sorted[len(sorted)/2]
 }

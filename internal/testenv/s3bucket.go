@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -34,4 +35,27 @@ func NewS3Bucket(t testing.TB, prefix string) (S3Config, *minio.Client, string) 
 		_ = client.RemoveBucket(ctx, name)
 	})
 	return cfg, client, name
+}
+
+// PutS3Object uploads data to bucket/key with opts (without a SHA-256 of
+// the payload), whole or, when multipart, in 5 MiB parts sent one at a
+// time, and fails t unless the eTag says which it was ("<md5>-<parts>"
+// for parts). It returns what the store answered.
+func PutS3Object(t testing.TB, client *minio.Client, bucket, key string, data []byte, multipart bool, opts minio.PutObjectOptions) minio.UploadInfo {
+	t.Helper()
+	opts.DisableContentSha256 = true
+	if multipart {
+		opts.PartSize = 5 << 20
+		opts.ConcurrentStreamParts, opts.NumThreads = false, 1
+	} else {
+		opts.DisableMultipart = true
+	}
+	info, err := client.PutObject(context.Background(), bucket, key, bytes.NewReader(data), int64(len(data)), opts)
+	if err != nil {
+		t.Fatalf("testenv: uploading %q to %s: %v", key, bucket, err)
+	}
+	if multipart != strings.Contains(info.ETag, "-") {
+		t.Fatalf("testenv: %q uploaded with eTag %q (multipart %v)", key, info.ETag, multipart)
+	}
+	return info
 }

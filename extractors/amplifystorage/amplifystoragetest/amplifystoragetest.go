@@ -6,7 +6,6 @@
 package amplifystoragetest
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"fmt"
@@ -100,21 +99,9 @@ func NewBucket(t testing.TB, objs []Object) *Bucket {
 // Put uploads o.
 func (b *Bucket) Put(t testing.TB, o Object) {
 	t.Helper()
-	opts := minio.PutObjectOptions{ContentType: o.ContentType, CacheControl: o.CacheControl, ContentEncoding: o.ContentEncoding,
-		ContentDisposition: o.ContentDisposition, ContentLanguage: o.ContentLanguage, UserMetadata: o.Metadata, DisableContentSha256: true}
-	if o.Multipart {
-		opts.PartSize = 5 << 20
-		opts.ConcurrentStreamParts, opts.NumThreads = false, 1
-	} else {
-		opts.DisableMultipart = true
-	}
-	info, err := b.Client.PutObject(context.Background(), b.Name, o.Key, bytes.NewReader(o.Data), int64(len(o.Data)), opts)
-	if err != nil {
-		t.Fatalf("amplifystoragetest: uploading %q: %v", o.Key, err)
-	}
-	if o.Multipart != strings.Contains(info.ETag, "-") {
-		t.Fatalf("amplifystoragetest: %q uploaded with eTag %q (multipart %v)", o.Key, info.ETag, o.Multipart)
-	}
+	testenv.PutS3Object(t, b.Client, b.Name, o.Key, o.Data, o.Multipart, minio.PutObjectOptions{ContentType: o.ContentType,
+		CacheControl: o.CacheControl, ContentEncoding: o.ContentEncoding, ContentDisposition: o.ContentDisposition,
+		ContentLanguage: o.ContentLanguage, UserMetadata: o.Metadata})
 }
 
 // Want is the file record the extractor should give for o, read from the

@@ -8,7 +8,6 @@
 package supabasetest
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"encoding/base64"
@@ -312,20 +311,8 @@ func (p *Project) SeedStorage(t testing.TB, objs []Object) *Storage {
 // one of the same name).
 func (s *Storage) Put(t testing.TB, p *Project, o Object) {
 	t.Helper()
-	opts := minio.PutObjectOptions{ContentType: o.ContentType, CacheControl: "max-age=3600", DisableContentSha256: true}
-	if o.Multipart {
-		opts.PartSize = 5 << 20
-		opts.ConcurrentStreamParts, opts.NumThreads = false, 1
-	} else {
-		opts.DisableMultipart = true
-	}
-	info, err := s.Client.PutObject(context.Background(), s.Bucket, o.Name, bytes.NewReader(o.Data), int64(len(o.Data)), opts)
-	if err != nil {
-		t.Fatalf("supabasetest: uploading %q: %v", o.Name, err)
-	}
-	if o.Multipart != strings.Contains(info.ETag, "-") {
-		t.Fatalf("supabasetest: %q uploaded with eTag %q (multipart %v)", o.Name, info.ETag, o.Multipart)
-	}
+	info := testenv.PutS3Object(t, s.Client, s.Bucket, o.Name, o.Data, o.Multipart,
+		minio.PutObjectOptions{ContentType: o.ContentType, CacheControl: "max-age=3600"})
 	meta := fmt.Sprintf(`{"eTag": "\"%s\"", "size": %d, "mimetype": %q, "cacheControl": "max-age=3600", "lastModified": %q, "contentLength": %d, "httpStatusCode": 200}`,
 		info.ETag, len(o.Data), o.ContentType, info.LastModified.UTC().Format(time.RFC3339Nano), len(o.Data))
 	var owner, userMeta any
