@@ -439,7 +439,7 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 			e.rcuMilli.Add(int64(*cc.CapacityUnits*1000 + 0.5))
 		}
 		for _, item := range out.Items {
-			rec, skip, err := toRecord(p.Stream, keys, item, e.keepDel)
+			rec, key, skip, err := toRecord(p.Stream, keys, item, e.keepDel)
 			if err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
@@ -447,6 +447,9 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 				skipped++
 				e.skipped.Add(1)
 				continue
+			}
+			if rec.Cursor, err = encodeKey(key); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
 			}
 			if err := emit(rec); err != nil {
 				return err
@@ -478,28 +481,25 @@ func keySchema(d *types.TableDescription) ([2]string, error) {
 }
 
 // toRecord converts one item; skip is true for a tombstone that is not
-// kept.
-func toRecord(table string, keys [2]string, item map[string]types.AttributeValue, keepDel bool) (record.Record, bool, error) {
+// kept. The record has no cursor (a scan's is the item's primary key, key,
+// an export's its line); key holds the item's primary key attributes.
+func toRecord(table string, keys [2]string, item map[string]types.AttributeValue, keepDel bool) (rec record.Record, key map[string]types.AttributeValue, skip bool, err error) {
 	id, key, err := itemID(keys, item)
 	if err != nil {
-		return record.Record{}, false, err
+		return record.Record{}, nil, false, err
 	}
 	if d, ok := item["_deleted"].(*types.AttributeValueMemberBOOL); ok && d.Value && !keepDel {
-		return record.Record{}, true, nil
+		return record.Record{}, nil, true, nil
 	}
 	fields, err := Fields(item)
 	if err != nil {
-		return record.Record{}, false, fmt.Errorf("item %s: %w", id, err)
+		return record.Record{}, nil, false, fmt.Errorf("item %s: %w", id, err)
 	}
-	cursor, err := encodeKey(key)
-	if err != nil {
-		return record.Record{}, false, err
-	}
-	rec := record.Record{Kind: record.KindDocument, Key: table + "/" + id, Fields: fields, Cursor: cursor}
+	rec = record.Record{Kind: record.KindDocument, Key: table + "/" + id, Fields: fields}
 	if v, ok := fields["_lastChangedAt"]; ok && v.Type() == record.TypeInt {
 		rec.UpdateTime = time.UnixMilli(v.IntValue()).UTC()
 	}
-	return rec, false, nil
+	return rec, key, false, nil
 }
 
 // itemID returns an item's document ID and its primary key attributes.

@@ -450,7 +450,7 @@ func (x *ExportExtractor) parseLine(ex *export, text []byte) (*record.Record, bo
 		}
 		item[name] = av
 	}
-	rec, skip, err := toRecord(ex.table, ex.keys, item, x.keepDel)
+	rec, _, skip, err := toRecord(ex.table, ex.keys, item, x.keepDel)
 	if err != nil || skip {
 		return nil, skip, err
 	}
