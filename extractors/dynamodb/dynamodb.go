@@ -129,7 +129,7 @@ type Extractor struct {
 	settings   map[string]string
 
 	rcuMilli atomic.Int64 // consumed read capacity, in thousandths
-	skipped  atomic.Int64 // tombstones skipped
+	tombstones
 
 	mu        sync.Mutex
 	described map[string]*types.TableDescription
@@ -259,8 +259,22 @@ func (e *Extractor) Unordered() bool { return true }
 // units, as DynamoDB reports it for every Scan page.
 func (e *Extractor) BillableReads() int64 { return (e.rcuMilli.Load() + 999) / 1000 }
 
+// tombstones counts and logs the tombstones an extractor skipped.
+type tombstones struct{ n atomic.Int64 }
+
 // Skipped is how many tombstones (_deleted = true) were skipped so far.
-func (e *Extractor) Skipped() int64 { return e.skipped.Load() }
+func (t *tombstones) Skipped() int64 { return t.n.Load() }
+
+// skipped counts n tombstones of table skipped in one part of a read
+// (where: its attributes for the log) and logs them when there are any.
+func (t *tombstones) skipped(ctx context.Context, table string, n int64, where ...any) {
+	if n == 0 {
+		return
+	}
+	t.n.Add(n)
+	retry.Logger(ctx).Info("skipped Amplify DataStore tombstones (_deleted = true); --dynamodb-deleted keep copies them",
+		append([]any{"table", table}, append(where, "skipped", n)...)...)
+}
 
 // Plan lists the tables (--dynamodb-tables, or every one ListTables gives)
 // and splits each into partitions scan segments. readTime is ignored:
@@ -408,12 +422,7 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 	}
 	what := fmt.Sprintf("scanning DynamoDB table %s, segment %d of %d", p.Stream, seg, total)
 	skipped := int64(0)
-	defer func() {
-		if skipped > 0 {
-			retry.Logger(ctx).Info("skipped Amplify DataStore tombstones (_deleted = true); --dynamodb-deleted keep copies them",
-				"table", p.Stream, "segment", seg, "skipped", skipped)
-		}
-	}()
+	defer func() { e.skipped(ctx, p.Stream, skipped, "segment", seg) }()
 	for {
 		in := &dynamodb.ScanInput{
 			TableName:              aws.String(p.Stream),
@@ -445,7 +454,6 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 			}
 			if skip {
 				skipped++
-				e.skipped.Add(1)
 				continue
 			}
 			if rec.Cursor, err = encodeKey(key); err != nil {

@@ -52,6 +52,7 @@ type ExportExtractor struct {
 	keepDel  bool
 	policy   retry.Policy
 	settings map[string]string
+	tombstones
 }
 
 type export struct {
@@ -363,6 +364,8 @@ func (e *emitError) Unwrap() error { return e.err }
 func (x *ExportExtractor) readFile(ctx context.Context, ex *export, i, skip int, emit func(record.Record) error) error {
 	key := ex.files[i]
 	where := "s3://" + ex.bucket + "/" + key
+	skipped := int64(0)
+	defer func() { x.skipped(ctx, ex.table, skipped, "file", where) }()
 	err := retry.Do(ctx, x.policy, "reading "+where, func(ctx context.Context) error {
 		obj, err := x.s3.GetObject(ctx, ex.bucket, key, minio.GetObjectOptions{})
 		if err != nil {
@@ -393,6 +396,9 @@ func (x *ExportExtractor) readFile(ctx context.Context, ex *export, i, skip int,
 						if err := emit(*rec); err != nil {
 							return retry.Mark(&emitError{err}, false)
 						}
+					}
+					if skipRec {
+						skipped++
 					}
 					if rec != nil || skipRec {
 						skip = line
