@@ -14,10 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/amplify"
@@ -96,7 +94,7 @@ func NewExport(ctx context.Context, cfg plugin.Config) (*ExportExtractor, error)
 		host, secure = u.Host, u.Scheme == "https"
 	}
 	s3, err := minio.New(host, &minio.Options{
-		Creds:  credentials.New(&awsCredentials{p: awsCfg.Credentials}),
+		Creds:  amplify.S3Credentials(ctx, awsCfg),
 		Secure: secure,
 		Region: awsCfg.Region,
 	})
@@ -140,28 +138,6 @@ func parseExport(spec string) (*export, error) {
 	}
 	return ex, nil
 }
-
-// awsCredentials hands the AWS SDK's credentials (the default chain,
-// cached by the SDK) to the S3 client.
-type awsCredentials struct{ p aws.CredentialsProvider }
-
-func (a *awsCredentials) Retrieve() (credentials.Value, error) {
-	return a.RetrieveWithCredContext(nil)
-}
-
-func (a *awsCredentials) RetrieveWithCredContext(*credentials.CredContext) (credentials.Value, error) {
-	if a.p == nil {
-		return credentials.Value{SignerType: credentials.SignatureAnonymous}, nil
-	}
-	c, err := a.p.Retrieve(context.Background())
-	if err != nil {
-		return credentials.Value{}, fmt.Errorf("AWS credentials: %w", err)
-	}
-	return credentials.Value{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, SignerType: credentials.SignatureV4}, nil
-}
-
-// IsExpired is always true: the SDK's cache decides when to refresh.
-func (a *awsCredentials) IsExpired() bool { return true }
 
 // Source names the exports read.
 func (x *ExportExtractor) Source() string {
