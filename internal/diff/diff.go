@@ -549,10 +549,10 @@ func (c *comparison) excludedPresent(ts *tableState, label string) {
 	c.sample(ts, Sample{Outcome: ExcludedInTarget, Key: label})
 }
 
-// exclude counts an excluded source record against the table it would go
-// to, and returns that table ("" when it would have none).
-func (c *comparison) exclude(rec record.Record) string {
-	r := c.a.Route(rec)
+// exclude counts an excluded source record, routed as r, against the
+// table it would go to, and returns that table ("" when it would have
+// none).
+func (c *comparison) exclude(r Routed) string {
 	table := r.Table
 	if table == "" {
 		table = "(no table)"
@@ -647,7 +647,7 @@ func (c *comparison) lookupStream(ctx context.Context, kl KeyLookup, ex extracto
 			r := c.a.Route(rec)
 			excluded := c.excludes(rec.Key)
 			if excluded {
-				if c.exclude(rec) == "" {
+				if c.exclude(r) == "" {
 					return nil
 				}
 			} else if !c.admit(rec, r) {
@@ -769,7 +769,7 @@ func (c *comparison) drain(ctx context.Context, table string) error {
 // a row the source lacks, and extra names it ExcludedInTarget.
 func (c *comparison) record(ctx context.Context, rec record.Record) error {
 	if c.excludes(rec.Key) {
-		c.exclude(rec)
+		c.exclude(c.a.Route(rec))
 		return nil
 	}
 	r := c.a.Route(rec)

@@ -108,7 +108,7 @@ func (r *recheck) chunk(ctx context.Context, g extractors.Getter, keys []string,
 		if rec != nil && r.c.excludes(key) {
 			// Excluded: counted, and its key checked as one the source
 			// does not have; extra names a row of it ExcludedInTarget.
-			r.c.exclude(*rec)
+			r.c.exclude(r.c.a.Route(*rec))
 			rec = nil
 		}
 		if rec != nil {
