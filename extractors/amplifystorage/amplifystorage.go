@@ -53,9 +53,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/amplify"
@@ -150,7 +148,7 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 		e.host = host
 	}
 	client, err := minio.New(host, &minio.Options{
-		Creds:  credentials.New(&chainCredentials{ctx: context.WithoutCancel(ctx), p: awsCfg.Credentials}),
+		Creds:  amplify.S3Credentials(ctx, awsCfg),
 		Secure: secure, Region: awsCfg.Region, BucketLookup: minio.BucketLookupAuto,
 	})
 	if err != nil {
@@ -158,37 +156,6 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	}
 	e.b = &s3objects.Bucket{Client: client, Name: bucket, Endpoint: host, Listed: "the bucket's listing", Policy: policy}
 	return e, nil
-}
-
-// chainCredentials gives minio-go the credentials of the AWS SDK's
-// default chain (environment, shared files, SSO, the instance's role),
-// refreshed when they expire.
-type chainCredentials struct {
-	ctx     context.Context
-	p       aws.CredentialsProvider
-	expires time.Time
-	canExp  bool
-}
-
-func (c *chainCredentials) Retrieve() (credentials.Value, error) {
-	return c.RetrieveWithCredContext(nil)
-}
-
-func (c *chainCredentials) RetrieveWithCredContext(*credentials.CredContext) (credentials.Value, error) {
-	if c.p == nil {
-		return credentials.Value{}, errors.New("no AWS credentials found by the default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, SSO, an instance role)")
-	}
-	v, err := c.p.Retrieve(c.ctx)
-	if err != nil {
-		return credentials.Value{}, fmt.Errorf("getting AWS credentials from the default chain: %w", err)
-	}
-	c.expires, c.canExp = v.Expires, v.CanExpire
-	return credentials.Value{AccessKeyID: v.AccessKeyID, SecretAccessKey: v.SecretAccessKey, SessionToken: v.SessionToken,
-		Expiration: v.Expires, SignerType: credentials.SignatureV4}, nil
-}
-
-func (c *chainCredentials) IsExpired() bool {
-	return c.canExp && !time.Now().Add(time.Minute).Before(c.expires)
 }
 
 // Bucket is the bucket read.

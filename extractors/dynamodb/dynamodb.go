@@ -129,7 +129,7 @@ type Extractor struct {
 	settings   map[string]string
 
 	rcuMilli atomic.Int64 // consumed read capacity, in thousandths
-	skipped  atomic.Int64 // tombstones skipped
+	tombstones
 
 	mu        sync.Mutex
 	described map[string]*types.TableDescription
@@ -259,8 +259,22 @@ func (e *Extractor) Unordered() bool { return true }
 // units, as DynamoDB reports it for every Scan page.
 func (e *Extractor) BillableReads() int64 { return (e.rcuMilli.Load() + 999) / 1000 }
 
+// tombstones counts and logs the tombstones an extractor skipped.
+type tombstones struct{ n atomic.Int64 }
+
 // Skipped is how many tombstones (_deleted = true) were skipped so far.
-func (e *Extractor) Skipped() int64 { return e.skipped.Load() }
+func (t *tombstones) Skipped() int64 { return t.n.Load() }
+
+// skipped counts n tombstones of table skipped in one part of a read
+// (where: its attributes for the log) and logs them when there are any.
+func (t *tombstones) skipped(ctx context.Context, table string, n int64, where ...any) {
+	if n == 0 {
+		return
+	}
+	t.n.Add(n)
+	retry.Logger(ctx).Info("skipped Amplify DataStore tombstones (_deleted = true); --dynamodb-deleted keep copies them",
+		append([]any{"table", table}, append(where, "skipped", n)...)...)
+}
 
 // Plan lists the tables (--dynamodb-tables, or every one ListTables gives)
 // and splits each into partitions scan segments. readTime is ignored:
@@ -408,12 +422,7 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 	}
 	what := fmt.Sprintf("scanning DynamoDB table %s, segment %d of %d", p.Stream, seg, total)
 	skipped := int64(0)
-	defer func() {
-		if skipped > 0 {
-			retry.Logger(ctx).Info("skipped Amplify DataStore tombstones (_deleted = true); --dynamodb-deleted keep copies them",
-				"table", p.Stream, "segment", seg, "skipped", skipped)
-		}
-	}()
+	defer func() { e.skipped(ctx, p.Stream, skipped, "segment", seg) }()
 	for {
 		in := &dynamodb.ScanInput{
 			TableName:              aws.String(p.Stream),
@@ -439,14 +448,16 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 			e.rcuMilli.Add(int64(*cc.CapacityUnits*1000 + 0.5))
 		}
 		for _, item := range out.Items {
-			rec, skip, err := toRecord(p.Stream, keys, item, e.keepDel)
+			rec, key, skip, err := toRecord(p.Stream, keys, item, e.keepDel)
 			if err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
 			if skip {
 				skipped++
-				e.skipped.Add(1)
 				continue
+			}
+			if rec.Cursor, err = encodeKey(key); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
 			}
 			if err := emit(rec); err != nil {
 				return err
@@ -478,28 +489,25 @@ func keySchema(d *types.TableDescription) ([2]string, error) {
 }
 
 // toRecord converts one item; skip is true for a tombstone that is not
-// kept.
-func toRecord(table string, keys [2]string, item map[string]types.AttributeValue, keepDel bool) (record.Record, bool, error) {
+// kept. The record has no cursor (a scan's is the item's primary key, key,
+// an export's its line); key holds the item's primary key attributes.
+func toRecord(table string, keys [2]string, item map[string]types.AttributeValue, keepDel bool) (rec record.Record, key map[string]types.AttributeValue, skip bool, err error) {
 	id, key, err := itemID(keys, item)
 	if err != nil {
-		return record.Record{}, false, err
+		return record.Record{}, nil, false, err
 	}
 	if d, ok := item["_deleted"].(*types.AttributeValueMemberBOOL); ok && d.Value && !keepDel {
-		return record.Record{}, true, nil
+		return record.Record{}, nil, true, nil
 	}
 	fields, err := Fields(item)
 	if err != nil {
-		return record.Record{}, false, fmt.Errorf("item %s: %w", id, err)
+		return record.Record{}, nil, false, fmt.Errorf("item %s: %w", id, err)
 	}
-	cursor, err := encodeKey(key)
-	if err != nil {
-		return record.Record{}, false, err
-	}
-	rec := record.Record{Kind: record.KindDocument, Key: table + "/" + id, Fields: fields, Cursor: cursor}
+	rec = record.Record{Kind: record.KindDocument, Key: table + "/" + id, Fields: fields}
 	if v, ok := fields["_lastChangedAt"]; ok && v.Type() == record.TypeInt {
 		rec.UpdateTime = time.UnixMilli(v.IntValue()).UTC()
 	}
-	return rec, false, nil
+	return rec, key, false, nil
 }
 
 // itemID returns an item's document ID and its primary key attributes.

@@ -14,10 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/amplify"
@@ -52,6 +50,7 @@ type ExportExtractor struct {
 	keepDel  bool
 	policy   retry.Policy
 	settings map[string]string
+	tombstones
 }
 
 type export struct {
@@ -95,7 +94,7 @@ func NewExport(ctx context.Context, cfg plugin.Config) (*ExportExtractor, error)
 		host, secure = u.Host, u.Scheme == "https"
 	}
 	s3, err := minio.New(host, &minio.Options{
-		Creds:  credentials.New(&awsCredentials{p: awsCfg.Credentials}),
+		Creds:  amplify.S3Credentials(ctx, awsCfg),
 		Secure: secure,
 		Region: awsCfg.Region,
 	})
@@ -139,28 +138,6 @@ func parseExport(spec string) (*export, error) {
 	}
 	return ex, nil
 }
-
-// awsCredentials hands the AWS SDK's credentials (the default chain,
-// cached by the SDK) to the S3 client.
-type awsCredentials struct{ p aws.CredentialsProvider }
-
-func (a *awsCredentials) Retrieve() (credentials.Value, error) {
-	return a.RetrieveWithCredContext(nil)
-}
-
-func (a *awsCredentials) RetrieveWithCredContext(*credentials.CredContext) (credentials.Value, error) {
-	if a.p == nil {
-		return credentials.Value{SignerType: credentials.SignatureAnonymous}, nil
-	}
-	c, err := a.p.Retrieve(context.Background())
-	if err != nil {
-		return credentials.Value{}, fmt.Errorf("AWS credentials: %w", err)
-	}
-	return credentials.Value{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, SignerType: credentials.SignatureV4}, nil
-}
-
-// IsExpired is always true: the SDK's cache decides when to refresh.
-func (a *awsCredentials) IsExpired() bool { return true }
 
 // Source names the exports read.
 func (x *ExportExtractor) Source() string {
@@ -363,6 +340,8 @@ func (e *emitError) Unwrap() error { return e.err }
 func (x *ExportExtractor) readFile(ctx context.Context, ex *export, i, skip int, emit func(record.Record) error) error {
 	key := ex.files[i]
 	where := "s3://" + ex.bucket + "/" + key
+	skipped := int64(0)
+	defer func() { x.skipped(ctx, ex.table, skipped, "file", where) }()
 	err := retry.Do(ctx, x.policy, "reading "+where, func(ctx context.Context) error {
 		obj, err := x.s3.GetObject(ctx, ex.bucket, key, minio.GetObjectOptions{})
 		if err != nil {
@@ -393,6 +372,9 @@ func (x *ExportExtractor) readFile(ctx context.Context, ex *export, i, skip int,
 						if err := emit(*rec); err != nil {
 							return retry.Mark(&emitError{err}, false)
 						}
+					}
+					if skipRec {
+						skipped++
 					}
 					if rec != nil || skipRec {
 						skip = line
@@ -450,7 +432,7 @@ func (x *ExportExtractor) parseLine(ex *export, text []byte) (*record.Record, bo
 		}
 		item[name] = av
 	}
-	rec, skip, err := toRecord(ex.table, ex.keys, item, x.keepDel)
+	rec, _, skip, err := toRecord(ex.table, ex.keys, item, x.keepDel)
 	if err != nil || skip {
 		return nil, skip, err
 	}

@@ -92,6 +92,10 @@ func TestExportConformance(t *testing.T) {
 	if r, err := ex.EstimateReads(context.Background(), streams[0], n); err != nil || r != 0 {
 		t.Errorf("an export's read estimate = %d, %v; want 0", r, err)
 	}
+	// Tombstones skipped are counted, as a scan counts them.
+	if got, _ := readAll(t, ex, 2); got != len(want) || ex.Skipped() != n-int64(len(want)) {
+		t.Errorf("read %d records, %d tombstones skipped; want %d and %d", got, ex.Skipped(), len(want), n-len(want))
+	}
 }
 
 // TestExportMalformedLine: a line that is not an item stops the read

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 
@@ -57,15 +58,24 @@ func Value(av types.AttributeValue) (record.Value, error) {
 		}
 		return record.Array(out...), nil
 	case *types.AttributeValueMemberNS:
-		out := make([]record.Value, len(v.Value))
+		// Each member's exact value is made once, not once per comparison.
+		type member struct {
+			v record.Value
+			r *big.Rat
+		}
+		ms := make([]member, len(v.Value))
 		for i, s := range v.Value {
 			x, err := number(s)
 			if err != nil {
 				return record.Value{}, err
 			}
-			out[i] = x
+			ms[i] = member{x, record.DecimalRat(x)}
 		}
-		slices.SortFunc(out, func(a, b record.Value) int { return record.DecimalRat(a).Cmp(record.DecimalRat(b)) })
+		slices.SortFunc(ms, func(a, b member) int { return a.r.Cmp(b.r) })
+		out := make([]record.Value, len(ms))
+		for i, m := range ms {
+			out[i] = m.v
+		}
 		return record.Array(out...), nil
 	case *types.AttributeValueMemberBS:
 		bs := slices.Clone(v.Value)

@@ -1,7 +1,7 @@
 package record
 
 import (
-	"fmt"
+	"errors"
 	"math/big"
 	"strconv"
 	"strings"
@@ -28,8 +28,9 @@ func ParseDecimal(s string) (Value, error) {
 // no exponent, no leading zeros in the whole part, no trailing zeros in
 // the fraction (and no point when there is none left), "-" only before a
 // non-zero number. Two texts of one number give the same canonical text.
+// The error does not quote s (a source's values may be personal data).
 func CanonicalDecimal(s string) (string, error) {
-	bad := fmt.Errorf("%q is not a decimal number", s)
+	bad := errNotDecimal
 	t := s
 	neg := false
 	switch {
@@ -80,6 +81,10 @@ func CanonicalDecimal(s string) (string, error) {
 	}
 	return out, nil
 }
+
+// errNotDecimal is CanonicalDecimal's error, made once: numbers are
+// parsed per value on a migration's path.
+var errNotDecimal = errors.New("not a decimal number")
 
 // DecimalRat returns the exact rational value of a TypeDecimal or TypeInt
 // value (nil for other types), for ordering numbers.

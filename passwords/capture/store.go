@@ -32,6 +32,14 @@ var ErrNotNone = errors.New("the user has no uncaptured NONE credential")
 
 func table(schema, name string) string { return pgx.Identifier{schema, name}.Sanitize() }
 
+// capturesExist reports whether <schema>.password_captures exists (there
+// is none before EnsureTable).
+func capturesExist(ctx context.Context, db DB, schema string) (bool, error) {
+	var exists bool
+	err := db.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table(schema, CapturesTable)).Scan(&exists)
+	return exists, err
+}
+
 // EnsureTable creates <schema>.password_captures if it does not exist. It
 // needs CREATE on the schema: run it once as the role that ran migrate
 // (`baasmigrate auth capture-status --create`) when the application's
@@ -56,8 +64,8 @@ func EnsureTable(ctx context.Context, db DB, schema string) error {
 // has no password). ok is false when no migrated user has that username.
 // Before any capture (no password_captures table) the row's is returned.
 func Lookup(ctx context.Context, db DB, schema, username string) (uid string, cred *passwords.Credential, ok bool, err error) {
-	var exists bool
-	if err := db.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table(schema, CapturesTable)).Scan(&exists); err != nil {
+	exists, err := capturesExist(ctx, db, schema)
+	if err != nil {
 		return "", nil, false, fmt.Errorf("looking up Cognito user %q in %s.users: %w", username, schema, err)
 	}
 	var alg, hash *string
@@ -90,15 +98,15 @@ func Lookup(ctx context.Context, db DB, schema, username string) (uid string, cr
 // Captured returns the captured credential of uid, or nil when there is
 // none (or no password_captures table yet).
 func Captured(ctx context.Context, db DB, schema, uid string) (*passwords.Credential, error) {
-	var exists bool
-	if err := db.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table(schema, CapturesTable)).Scan(&exists); err != nil {
+	exists, err := capturesExist(ctx, db, schema)
+	if err != nil {
 		return nil, fmt.Errorf("reading the captured password of %q: %w", uid, err)
 	}
 	if !exists {
 		return nil, nil
 	}
 	var c passwords.Credential
-	err := db.QueryRow(ctx, `SELECT password_algorithm, password_hash FROM `+table(schema, CapturesTable)+` WHERE uid = $1`, uid).
+	err = db.QueryRow(ctx, `SELECT password_algorithm, password_hash FROM `+table(schema, CapturesTable)+` WHERE uid = $1`, uid).
 		Scan(&c.Algorithm, &c.Hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -152,12 +160,11 @@ type Counts struct {
 // without password_captures has captured none.
 func Status(ctx context.Context, db DB, schema string) (Counts, error) {
 	var c Counts
-	var exists bool
-	if err := db.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table(schema, CapturesTable)).Scan(&exists); err != nil {
+	exists, err := capturesExist(ctx, db, schema)
+	if err != nil {
 		return c, fmt.Errorf("reading the capture status of schema %s: %w", schema, err)
 	}
 	users, caps := table(schema, "users"), table(schema, CapturesTable)
-	var err error
 	if exists {
 		var since, last *time.Time
 		err = db.QueryRow(ctx, `SELECT
