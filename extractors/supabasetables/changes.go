@@ -41,31 +41,9 @@ import (
 // committed.
 //
 // Changes are records of the row's table (pgcatalog.FieldTable) with
-// FieldOp and the tuples' values as text (see the Field constants); the
+// pgcatalog.FieldOp and the tuples' values as text (see pgcatalog's
+// change fields); the
 // tables sink applies them in order (ApplyChanges).
-
-// Fields of a change record, besides pgcatalog.FieldTable.
-const (
-	// FieldOp is "insert", "update", "delete" or "truncate".
-	FieldOp = "op"
-	// FieldNew is the new row (insert, update): an array with one value
-	// per copied column (Table.Copied), String (its text) or Null.
-	FieldNew = "new"
-	// FieldUnchanged lists (Int) the columns of FieldNew whose values the
-	// source did not send (unchanged TOASTed values): an update leaves
-	// them as they are.
-	FieldUnchanged = "unchanged"
-	// FieldOld is the row's old identity (update that changed it, delete):
-	// an array like FieldNew; with FieldOldFull false only the replica
-	// identity's columns (FieldIdentity) hold values.
-	FieldOld = "old"
-	// FieldOldFull is Bool(true) when FieldOld is the whole old row
-	// (REPLICA IDENTITY FULL).
-	FieldOldFull = "old_full"
-	// FieldIdentity lists (Int) the columns of the replica identity as the
-	// source declares it.
-	FieldIdentity = "identity"
-)
 
 // SlotName is the name of the replication slot and of the publication
 // that keep the source's changes for consumer.
@@ -666,8 +644,8 @@ func (s *stream) resync(ctx context.Context) error {
 						vals[i] = record.String(string(v))
 					}
 				}
-				c := r.change("insert", at)
-				c.Record.Fields[FieldNew] = record.Array(vals...)
+				c := r.change(pgcatalog.ChangeInsert, at)
+				c.Record.Fields[pgcatalog.FieldNew] = record.Array(vals...)
 				c.Record.Key = r.keyOf(c, len(changes))
 				changes = append(changes, c)
 			}
@@ -847,7 +825,7 @@ func (s *stream) typeName(ctx context.Context, oid uint32, mod int32) (string, e
 	return n, nil
 }
 
-// values turns a tuple into FieldNew's array and the unchanged columns.
+// values turns a tuple into pgcatalog.FieldNew's array and the unchanged columns.
 func values(tuple *pglogrepl.TupleData) (record.Value, []record.Value) {
 	if tuple == nil {
 		return record.Null(), nil
@@ -874,40 +852,40 @@ func (r *relation) change(op string, at time.Time) record.Change {
 		ident[i] = record.Int(int64(c))
 	}
 	return record.Change{Op: record.OpUpsert, CommitTime: at, Record: record.Record{Kind: record.KindTable, UpdateTime: at, Fields: map[string]record.Value{
-		pgcatalog.FieldTable: record.String(r.qname), FieldOp: record.String(op), FieldIdentity: record.Array(ident...),
+		pgcatalog.FieldTable: record.String(r.qname), pgcatalog.FieldOp: record.String(op), pgcatalog.FieldIdentity: record.Array(ident...),
 	}}}
 }
 
 func (r *relation) insert(m *pglogrepl.InsertMessage, at time.Time) record.Change {
-	c := r.change("insert", at)
-	c.Record.Fields[FieldNew], _ = values(m.Tuple)
+	c := r.change(pgcatalog.ChangeInsert, at)
+	c.Record.Fields[pgcatalog.FieldNew], _ = values(m.Tuple)
 	return c
 }
 
 func (r *relation) update(m *pglogrepl.UpdateMessage, at time.Time) record.Change {
-	c := r.change("update", at)
+	c := r.change(pgcatalog.ChangeUpdate, at)
 	nv, unchanged := values(m.NewTuple)
-	c.Record.Fields[FieldNew] = nv
+	c.Record.Fields[pgcatalog.FieldNew] = nv
 	if len(unchanged) > 0 {
-		c.Record.Fields[FieldUnchanged] = record.Array(unchanged...)
+		c.Record.Fields[pgcatalog.FieldUnchanged] = record.Array(unchanged...)
 	}
 	if m.OldTuple != nil {
-		c.Record.Fields[FieldOld], _ = values(m.OldTuple)
-		c.Record.Fields[FieldOldFull] = record.Bool(m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld)
+		c.Record.Fields[pgcatalog.FieldOld], _ = values(m.OldTuple)
+		c.Record.Fields[pgcatalog.FieldOldFull] = record.Bool(m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld)
 	}
 	return c
 }
 
 func (r *relation) delete(m *pglogrepl.DeleteMessage, at time.Time) record.Change {
-	c := r.change("delete", at)
+	c := r.change(pgcatalog.ChangeDelete, at)
 	c.Op = record.OpDelete
-	c.Record.Fields[FieldOld], _ = values(m.OldTuple)
-	c.Record.Fields[FieldOldFull] = record.Bool(m.OldTupleType == pglogrepl.DeleteMessageTupleTypeOld)
+	c.Record.Fields[pgcatalog.FieldOld], _ = values(m.OldTuple)
+	c.Record.Fields[pgcatalog.FieldOldFull] = record.Bool(m.OldTupleType == pglogrepl.DeleteMessageTupleTypeOld)
 	return c
 }
 
 func (r *relation) truncate(at time.Time) record.Change {
-	c := r.change("truncate", at)
+	c := r.change(pgcatalog.ChangeTruncate, at)
 	c.Op = record.OpDelete
 	return c
 }
@@ -918,10 +896,10 @@ func (r *relation) truncate(at time.Time) record.Change {
 // the change (n: its place in its transaction).
 func (r *relation) keyOf(c record.Change, n int) string {
 	f := c.Record.Fields
-	op := f[FieldOp].StringValue()
-	if op != "truncate" && len(r.key) > 0 {
-		src := f[FieldNew]
-		if old, ok := f[FieldOld]; ok {
+	op := f[pgcatalog.FieldOp].StringValue()
+	if op != pgcatalog.ChangeTruncate && len(r.key) > 0 {
+		src := f[pgcatalog.FieldNew]
+		if old, ok := f[pgcatalog.FieldOld]; ok {
 			src = old
 		}
 		arr := src.ArrayValue()

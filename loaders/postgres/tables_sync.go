@@ -14,18 +14,6 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/record"
 )
 
-// Fields of a change record of a PostgreSQL source's change stream
-// (extractors/supabasetables: FieldOp and the others there), read here by
-// name.
-const (
-	changeOp        = "op"
-	changeNew       = "new"
-	changeUnchanged = "unchanged"
-	changeOld       = "old"
-	changeOldFull   = "old_full"
-	changeIdentity  = "identity"
-)
-
 // ForSync makes Prepare leave the target's foreign keys in place: sync
 // follows a finished copy, whose foreign keys exist and stay.
 func (s *TablesSink) ForSync() { s.syncing = true }
@@ -79,7 +67,7 @@ func (s *TablesSink) ApplyChanges(ctx context.Context, tx pgx.Tx, changes []reco
 		}
 		a := tableApply{t: t, pc: pc}
 		var del bool
-		if op, ok := c.Record.Fields[changeOp]; ok {
+		if op, ok := c.Record.Fields[pgcatalog.FieldOp]; ok {
 			del, err = a.change(ctx, op.StringValue(), c.Record.Fields)
 		} else if c.Op == record.OpDelete {
 			del, err = true, a.deleteKey(ctx, c.Record.Key)
@@ -294,7 +282,7 @@ func (a tableApply) identityOf(f map[string]record.Value, full bool) []int {
 		}
 		return out
 	}
-	return ints(f[changeIdentity])
+	return ints(f[pgcatalog.FieldIdentity])
 }
 
 // alwaysIdentity reports whether copied column i is GENERATED ALWAYS AS
@@ -303,16 +291,16 @@ func (a tableApply) alwaysIdentity(i int) bool { return a.t.Copied()[i].Identity
 
 func (a tableApply) change(ctx context.Context, op string, f map[string]record.Value) (deleted bool, err error) {
 	switch op {
-	case "insert":
-		return false, a.insert(ctx, texts(f[changeNew]))
-	case "update":
+	case pgcatalog.ChangeInsert:
+		return false, a.insert(ctx, texts(f[pgcatalog.FieldNew]))
+	case pgcatalog.ChangeUpdate:
 		return false, a.update(ctx, f)
-	case "delete":
-		old := texts(f[changeOld])
-		where, args := a.match(a.identityOf(f, f[changeOldFull].BoolValue()), old, 1)
+	case pgcatalog.ChangeDelete:
+		old := texts(f[pgcatalog.FieldOld])
+		where, args := a.match(a.identityOf(f, f[pgcatalog.FieldOldFull].BoolValue()), old, 1)
 		_, err := a.exec(ctx, "DELETE FROM "+a.t.QName()+" WHERE "+where, args)
 		return true, err
-	case "truncate":
+	case pgcatalog.ChangeTruncate:
 		_, err := a.exec(ctx, "DELETE FROM "+a.t.QName(), nil)
 		return true, err
 	}
@@ -367,15 +355,15 @@ func isKey(t *pgcatalog.Table, name string) bool {
 
 // update sets the columns sent on the row the old identity names.
 func (a tableApply) update(ctx context.Context, f map[string]record.Value) error {
-	nv := texts(f[changeNew])
+	nv := texts(f[pgcatalog.FieldNew])
 	unchanged := map[int]bool{}
-	for _, i := range ints(f[changeUnchanged]) {
+	for _, i := range ints(f[pgcatalog.FieldUnchanged]) {
 		unchanged[i] = true
 	}
 	old := nv
 	full := false
-	if o, ok := f[changeOld]; ok {
-		old, full = texts(o), f[changeOldFull].BoolValue()
+	if o, ok := f[pgcatalog.FieldOld]; ok {
+		old, full = texts(o), f[pgcatalog.FieldOldFull].BoolValue()
 	}
 	pos := a.identityOf(f, full)
 	if len(a.t.Key) > 0 && len(unchanged) == 0 {
