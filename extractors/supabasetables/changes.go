@@ -239,13 +239,11 @@ func (e *Extractor) KeepChanges(ctx context.Context, consumer string) error {
 	}
 	since := time.Now().UTC().Format(time.RFC3339Nano)
 	if _, err := e.db.Pool.Exec(ctx, fmt.Sprintf("COMMENT ON PUBLICATION %s IS %s", pgx.Identifier{name}.Sanitize(),
-		quoteLiteral("baasmigrate sync keeps changes since "+since+" (drop with: SELECT pg_drop_replication_slot('"+name+"'); DROP PUBLICATION "+name+";)"))); err != nil {
+		pgcatalog.Literal("baasmigrate sync keeps changes since "+since+" (drop with: SELECT pg_drop_replication_slot('"+name+"'); DROP PUBLICATION "+name+";)"))); err != nil {
 		return fmt.Errorf("recording when replication slot %s was made: %w", name, err)
 	}
 	return nil
 }
-
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // KeptSince returns the slot's confirmed position and the time recorded
 // in its publication's comment (zero when unreadable).
@@ -410,7 +408,7 @@ func (e *Extractor) Changes(ctx context.Context, from string, _ extractors.Chang
 	}
 	if err := pglogrepl.StartReplication(ctx, conn, slot, start, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
-		PluginArgs: []string{"proto_version '1'", "publication_names " + quoteLiteral(slot)},
+		PluginArgs: []string{"proto_version '1'", "publication_names " + pgcatalog.Literal(slot)},
 	}); err != nil {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", slot, start, err)
 	}
