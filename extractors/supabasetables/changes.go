@@ -793,13 +793,7 @@ func (s *stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) (*r
 			r.identity = append(r.identity, i)
 		}
 	}
-	for _, k := range t.Key {
-		for i, c := range cols {
-			if c.Name == k {
-				r.key = append(r.key, i)
-			}
-		}
-	}
+	r.key = t.KeyPositions()
 	return r, nil
 }
 
