@@ -245,26 +245,27 @@ func (e *Extractor) KeepChanges(ctx context.Context, consumer string) error {
 	return nil
 }
 
-// KeptSince returns the slot's confirmed position and the time recorded
-// in its publication's comment (zero when unreadable).
-func (e *Extractor) KeptSince(ctx context.Context, consumer string) (string, time.Time, error) {
+// StartAfter starts at the slot's confirmed position when the time its
+// publication's comment records is at or before copyStarted; otherwise at
+// "<slot>@", the position of a copy that predates the slot.
+func (e *Extractor) StartAfter(ctx context.Context, consumer string, copyStarted time.Time) (string, time.Time, bool, error) {
 	name := SlotName(consumer)
 	var lsn *string
 	var comment *string
 	err := e.db.Pool.QueryRow(ctx, `SELECT s.confirmed_flush_lsn::text, obj_description(p.oid, 'pg_publication')
 		FROM pg_replication_slots s LEFT JOIN pg_publication p ON p.pubname = s.slot_name WHERE s.slot_name = $1`, name).Scan(&lsn, &comment)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", time.Time{}, fmt.Errorf("the source has no replication slot %s keeping changes for this job: run sync (it creates it), not only migrate", name)
+		return "", time.Time{}, false, fmt.Errorf("the source has no replication slot %s keeping changes for this job: run sync (it creates it), not only migrate", name)
 	}
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("reading replication slot %s: %w", name, err)
+		return "", time.Time{}, false, fmt.Errorf("reading replication slot %s: %w", name, err)
 	}
 	if lsn == nil {
-		return "", time.Time{}, fmt.Errorf("replication slot %s has no confirmed position", name)
+		return "", time.Time{}, false, fmt.Errorf("replication slot %s has no confirmed position", name)
 	}
 	l, err := pglogrepl.ParseLSN(*lsn)
 	if err != nil {
-		return "", time.Time{}, err
+		return "", time.Time{}, false, err
 	}
 	var since time.Time
 	if comment != nil {
@@ -274,7 +275,10 @@ func (e *Extractor) KeptSince(ctx context.Context, consumer string) (string, tim
 			}
 		}
 	}
-	return encodePosition(name, l, extra{Resync: e.hasKeyless()}), since, nil
+	if since.IsZero() || copyStarted.Before(since) {
+		return name + "@", copyStarted, false, nil
+	}
+	return encodePosition(name, l, extra{Resync: e.hasKeyless()}), since, true, nil
 }
 
 // PositionNow reads the source's clock, then its current WAL position:
