@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -195,24 +196,21 @@ func (e *Extractor) KeepChanges(ctx context.Context, consumer string) error {
 		tables = append(tables, t.QName())
 	}
 	if pubExists && slotExists {
-		var have []string
-		if err := e.db.Pool.QueryRow(ctx, `SELECT coalesce(array_agg(format('%I.%I', schemaname, tablename) ORDER BY schemaname, tablename), '{}')
-			FROM pg_publication_tables WHERE pubname = $1`, name).Scan(&have); err != nil {
+		rows, err := e.db.Pool.Query(ctx, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1", name)
+		if err != nil {
 			return fmt.Errorf("reading the tables of publication %s: %w", name, err)
 		}
-		want := map[string]bool{}
-		for _, t := range e.cat.Tables {
-			want[pgx.Identifier{t.Schema, t.Name}.Sanitize()] = true
+		have, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+			var schema, table string
+			err := r.Scan(&schema, &table)
+			return pgx.Identifier{schema, table}.Sanitize(), err
+		})
+		if err != nil {
+			return fmt.Errorf("reading the tables of publication %s: %w", name, err)
 		}
-		same := len(have) == len(want)
-		for _, h := range have {
-			// format('%I.%I') quotes only where needed; compare unquoted.
-			var s, n string
-			if err := e.db.Pool.QueryRow(ctx, "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", h).Scan(&s, &n); err != nil {
-				return fmt.Errorf("reading the tables of publication %s: %w", name, err)
-			}
-			same = same && want[pgx.Identifier{s, n}.Sanitize()]
-		}
+		slices.Sort(have)
+		want := slices.Sorted(slices.Values(tables))
+		same := slices.Equal(have, want)
 		if !same && len(tables) > 0 {
 			if _, err := e.db.Pool.Exec(ctx, "ALTER PUBLICATION "+pgx.Identifier{name}.Sanitize()+" SET TABLE "+strings.Join(tables, ", ")); err != nil {
 				return fmt.Errorf("setting the tables of publication %s: %w", name, err)
