@@ -456,8 +456,10 @@ type relation struct {
 	t     *pgcatalog.Table
 	qname string
 	// identity lists the columns (indexes into Copied) of the replica
-	// identity.
+	// identity; ident is it as FieldIdentity's value, made at the
+	// relation's first change and shared by all its changes.
 	identity []int
+	ident    *record.Value
 	// key lists the positions of the primary key's columns.
 	key []int
 }
@@ -841,12 +843,16 @@ func values(tuple *pglogrepl.TupleData) (record.Value, []record.Value) {
 }
 
 func (r *relation) change(op string, at time.Time) record.Change {
-	ident := make([]record.Value, len(r.identity))
-	for i, c := range r.identity {
-		ident[i] = record.Int(int64(c))
+	if r.ident == nil {
+		ident := make([]record.Value, len(r.identity))
+		for i, c := range r.identity {
+			ident[i] = record.Int(int64(c))
+		}
+		v := record.Array(ident...)
+		r.ident = &v
 	}
 	return record.Change{Op: record.OpUpsert, CommitTime: at, Record: record.Record{Kind: record.KindTable, UpdateTime: at, Fields: map[string]record.Value{
-		pgcatalog.FieldTable: record.String(r.qname), pgcatalog.FieldOp: record.String(op), pgcatalog.FieldIdentity: record.Array(ident...),
+		pgcatalog.FieldTable: record.String(r.qname), pgcatalog.FieldOp: record.String(op), pgcatalog.FieldIdentity: *r.ident,
 	}}}
 }
 
