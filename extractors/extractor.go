@@ -300,7 +300,7 @@ type ChangeStreamer interface {
 // changes only for a named consumer that must be set up before the copy
 // reads, and whose positions cannot be derived from a time without asking
 // it (PostgreSQL logical replication: a replication slot and a
-// publication). PositionAt is then not used: sync asks KeptSince where the
+// publication). PositionAt is then not used: sync asks StartAfter where the
 // stream starts and whether that covers the copy, and catch-ups and
 // cutovers ask PositionNow. consumer names the job and its target, stably
 // across runs; what the source keeps is named after it.
@@ -314,13 +314,17 @@ type ChangeKeeper interface {
 	// ReleaseChanges. The error names what prevents following the source
 	// (tables whose changes cannot be identified) and the fix.
 	KeepChanges(ctx context.Context, consumer string) error
-	// KeptSince returns the position from which Changes delivers every
-	// change the source kept for consumer, and when (this machine's
-	// clock, as the copy's run times) it began keeping them: a copy whose
-	// run started at or after since is covered by the stream. since is
-	// zero when unknown (then nothing is covered). An error when the
-	// source keeps nothing for consumer.
-	KeptSince(ctx context.Context, consumer string) (position string, since time.Time, err error)
+	// StartAfter returns where the stream of the changes the source kept
+	// for consumer starts for a copy whose run started at copyStarted
+	// (this machine's clock), and the read time it stands for. The copy
+	// is covered when the source began keeping changes at or before
+	// copyStarted: position is then where Changes delivers every change
+	// it kept. Otherwise (or when the source cannot tell when it began)
+	// covered is false, from is copyStarted, and Changes from position
+	// reports ErrSnapshotExpired, so that sync catches up by a snapshot
+	// comparison first. An error when the source keeps nothing for
+	// consumer.
+	StartAfter(ctx context.Context, consumer string, copyStarted time.Time) (position string, from time.Time, covered bool, err error)
 	// PositionNow returns the position of the source now, for consumer,
 	// and the source's time at it: Changes from position delivers every
 	// change committed after at (a catch-up's start; a cutover's freeze

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,31 +42,9 @@ import (
 // committed.
 //
 // Changes are records of the row's table (pgcatalog.FieldTable) with
-// FieldOp and the tuples' values as text (see the Field constants); the
+// pgcatalog.FieldOp and the tuples' values as text (see pgcatalog's
+// change fields); the
 // tables sink applies them in order (ApplyChanges).
-
-// Fields of a change record, besides pgcatalog.FieldTable.
-const (
-	// FieldOp is "insert", "update", "delete" or "truncate".
-	FieldOp = "op"
-	// FieldNew is the new row (insert, update): an array with one value
-	// per copied column (Table.Copied), String (its text) or Null.
-	FieldNew = "new"
-	// FieldUnchanged lists (Int) the columns of FieldNew whose values the
-	// source did not send (unchanged TOASTed values): an update leaves
-	// them as they are.
-	FieldUnchanged = "unchanged"
-	// FieldOld is the row's old identity (update that changed it, delete):
-	// an array like FieldNew; with FieldOldFull false only the replica
-	// identity's columns (FieldIdentity) hold values.
-	FieldOld = "old"
-	// FieldOldFull is Bool(true) when FieldOld is the whole old row
-	// (REPLICA IDENTITY FULL).
-	FieldOldFull = "old_full"
-	// FieldIdentity lists (Int) the columns of the replica identity as the
-	// source declares it.
-	FieldIdentity = "identity"
-)
 
 // SlotName is the name of the replication slot and of the publication
 // that keep the source's changes for consumer.
@@ -217,24 +196,21 @@ func (e *Extractor) KeepChanges(ctx context.Context, consumer string) error {
 		tables = append(tables, t.QName())
 	}
 	if pubExists && slotExists {
-		var have []string
-		if err := e.db.Pool.QueryRow(ctx, `SELECT coalesce(array_agg(format('%I.%I', schemaname, tablename) ORDER BY schemaname, tablename), '{}')
-			FROM pg_publication_tables WHERE pubname = $1`, name).Scan(&have); err != nil {
+		rows, err := e.db.Pool.Query(ctx, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1", name)
+		if err != nil {
 			return fmt.Errorf("reading the tables of publication %s: %w", name, err)
 		}
-		want := map[string]bool{}
-		for _, t := range e.cat.Tables {
-			want[pgx.Identifier{t.Schema, t.Name}.Sanitize()] = true
+		have, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+			var schema, table string
+			err := r.Scan(&schema, &table)
+			return pgx.Identifier{schema, table}.Sanitize(), err
+		})
+		if err != nil {
+			return fmt.Errorf("reading the tables of publication %s: %w", name, err)
 		}
-		same := len(have) == len(want)
-		for _, h := range have {
-			// format('%I.%I') quotes only where needed; compare unquoted.
-			var s, n string
-			if err := e.db.Pool.QueryRow(ctx, "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", h).Scan(&s, &n); err != nil {
-				return fmt.Errorf("reading the tables of publication %s: %w", name, err)
-			}
-			same = same && want[pgx.Identifier{s, n}.Sanitize()]
-		}
+		slices.Sort(have)
+		want := slices.Sorted(slices.Values(tables))
+		same := slices.Equal(have, want)
 		if !same && len(tables) > 0 {
 			if _, err := e.db.Pool.Exec(ctx, "ALTER PUBLICATION "+pgx.Identifier{name}.Sanitize()+" SET TABLE "+strings.Join(tables, ", ")); err != nil {
 				return fmt.Errorf("setting the tables of publication %s: %w", name, err)
@@ -261,34 +237,33 @@ func (e *Extractor) KeepChanges(ctx context.Context, consumer string) error {
 	}
 	since := time.Now().UTC().Format(time.RFC3339Nano)
 	if _, err := e.db.Pool.Exec(ctx, fmt.Sprintf("COMMENT ON PUBLICATION %s IS %s", pgx.Identifier{name}.Sanitize(),
-		quoteLiteral("baasmigrate sync keeps changes since "+since+" (drop with: SELECT pg_drop_replication_slot('"+name+"'); DROP PUBLICATION "+name+";)"))); err != nil {
+		pgcatalog.Literal("baasmigrate sync keeps changes since "+since+" (drop with: SELECT pg_drop_replication_slot('"+name+"'); DROP PUBLICATION "+name+";)"))); err != nil {
 		return fmt.Errorf("recording when replication slot %s was made: %w", name, err)
 	}
 	return nil
 }
 
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// KeptSince returns the slot's confirmed position and the time recorded
-// in its publication's comment (zero when unreadable).
-func (e *Extractor) KeptSince(ctx context.Context, consumer string) (string, time.Time, error) {
+// StartAfter starts at the slot's confirmed position when the time its
+// publication's comment records is at or before copyStarted; otherwise at
+// "<slot>@", the position of a copy that predates the slot.
+func (e *Extractor) StartAfter(ctx context.Context, consumer string, copyStarted time.Time) (string, time.Time, bool, error) {
 	name := SlotName(consumer)
 	var lsn *string
 	var comment *string
 	err := e.db.Pool.QueryRow(ctx, `SELECT s.confirmed_flush_lsn::text, obj_description(p.oid, 'pg_publication')
 		FROM pg_replication_slots s LEFT JOIN pg_publication p ON p.pubname = s.slot_name WHERE s.slot_name = $1`, name).Scan(&lsn, &comment)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", time.Time{}, fmt.Errorf("the source has no replication slot %s keeping changes for this job: run sync (it creates it), not only migrate", name)
+		return "", time.Time{}, false, fmt.Errorf("the source has no replication slot %s keeping changes for this job: run sync (it creates it), not only migrate", name)
 	}
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("reading replication slot %s: %w", name, err)
+		return "", time.Time{}, false, fmt.Errorf("reading replication slot %s: %w", name, err)
 	}
 	if lsn == nil {
-		return "", time.Time{}, fmt.Errorf("replication slot %s has no confirmed position", name)
+		return "", time.Time{}, false, fmt.Errorf("replication slot %s has no confirmed position", name)
 	}
 	l, err := pglogrepl.ParseLSN(*lsn)
 	if err != nil {
-		return "", time.Time{}, err
+		return "", time.Time{}, false, err
 	}
 	var since time.Time
 	if comment != nil {
@@ -298,7 +273,10 @@ func (e *Extractor) KeptSince(ctx context.Context, consumer string) (string, tim
 			}
 		}
 	}
-	return encodePosition(name, l, extra{Resync: e.hasKeyless()}), since, nil
+	if since.IsZero() || copyStarted.Before(since) {
+		return name + "@", copyStarted, false, nil
+	}
+	return encodePosition(name, l, extra{Resync: e.hasKeyless()}), since, true, nil
 }
 
 // PositionNow reads the source's clock, then its current WAL position:
@@ -432,7 +410,7 @@ func (e *Extractor) Changes(ctx context.Context, from string, _ extractors.Chang
 	}
 	if err := pglogrepl.StartReplication(ctx, conn, slot, start, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
-		PluginArgs: []string{"proto_version '1'", "publication_names " + quoteLiteral(slot)},
+		PluginArgs: []string{"proto_version '1'", "publication_names " + pgcatalog.Literal(slot)},
 	}); err != nil {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", slot, start, err)
 	}
@@ -478,8 +456,10 @@ type relation struct {
 	t     *pgcatalog.Table
 	qname string
 	// identity lists the columns (indexes into Copied) of the replica
-	// identity.
+	// identity; ident is it as FieldIdentity's value, made at the
+	// relation's first change and shared by all its changes.
 	identity []int
+	ident    *record.Value
 	// key lists the positions of the primary key's columns.
 	key []int
 }
@@ -666,8 +646,8 @@ func (s *stream) resync(ctx context.Context) error {
 						vals[i] = record.String(string(v))
 					}
 				}
-				c := r.change("insert", at)
-				c.Record.Fields[FieldNew] = record.Array(vals...)
+				c := r.change(pgcatalog.ChangeInsert, at)
+				c.Record.Fields[pgcatalog.FieldNew] = record.Array(vals...)
 				c.Record.Key = r.keyOf(c, len(changes))
 				changes = append(changes, c)
 			}
@@ -817,13 +797,7 @@ func (s *stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) (*r
 			r.identity = append(r.identity, i)
 		}
 	}
-	for _, k := range t.Key {
-		for i, c := range cols {
-			if c.Name == k {
-				r.key = append(r.key, i)
-			}
-		}
-	}
+	r.key = t.KeyPositions()
 	return r, nil
 }
 
@@ -847,7 +821,7 @@ func (s *stream) typeName(ctx context.Context, oid uint32, mod int32) (string, e
 	return n, nil
 }
 
-// values turns a tuple into FieldNew's array and the unchanged columns.
+// values turns a tuple into pgcatalog.FieldNew's array and the unchanged columns.
 func values(tuple *pglogrepl.TupleData) (record.Value, []record.Value) {
 	if tuple == nil {
 		return record.Null(), nil
@@ -869,45 +843,49 @@ func values(tuple *pglogrepl.TupleData) (record.Value, []record.Value) {
 }
 
 func (r *relation) change(op string, at time.Time) record.Change {
-	ident := make([]record.Value, len(r.identity))
-	for i, c := range r.identity {
-		ident[i] = record.Int(int64(c))
+	if r.ident == nil {
+		ident := make([]record.Value, len(r.identity))
+		for i, c := range r.identity {
+			ident[i] = record.Int(int64(c))
+		}
+		v := record.Array(ident...)
+		r.ident = &v
 	}
 	return record.Change{Op: record.OpUpsert, CommitTime: at, Record: record.Record{Kind: record.KindTable, UpdateTime: at, Fields: map[string]record.Value{
-		pgcatalog.FieldTable: record.String(r.qname), FieldOp: record.String(op), FieldIdentity: record.Array(ident...),
+		pgcatalog.FieldTable: record.String(r.qname), pgcatalog.FieldOp: record.String(op), pgcatalog.FieldIdentity: *r.ident,
 	}}}
 }
 
 func (r *relation) insert(m *pglogrepl.InsertMessage, at time.Time) record.Change {
-	c := r.change("insert", at)
-	c.Record.Fields[FieldNew], _ = values(m.Tuple)
+	c := r.change(pgcatalog.ChangeInsert, at)
+	c.Record.Fields[pgcatalog.FieldNew], _ = values(m.Tuple)
 	return c
 }
 
 func (r *relation) update(m *pglogrepl.UpdateMessage, at time.Time) record.Change {
-	c := r.change("update", at)
+	c := r.change(pgcatalog.ChangeUpdate, at)
 	nv, unchanged := values(m.NewTuple)
-	c.Record.Fields[FieldNew] = nv
+	c.Record.Fields[pgcatalog.FieldNew] = nv
 	if len(unchanged) > 0 {
-		c.Record.Fields[FieldUnchanged] = record.Array(unchanged...)
+		c.Record.Fields[pgcatalog.FieldUnchanged] = record.Array(unchanged...)
 	}
 	if m.OldTuple != nil {
-		c.Record.Fields[FieldOld], _ = values(m.OldTuple)
-		c.Record.Fields[FieldOldFull] = record.Bool(m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld)
+		c.Record.Fields[pgcatalog.FieldOld], _ = values(m.OldTuple)
+		c.Record.Fields[pgcatalog.FieldOldFull] = record.Bool(m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld)
 	}
 	return c
 }
 
 func (r *relation) delete(m *pglogrepl.DeleteMessage, at time.Time) record.Change {
-	c := r.change("delete", at)
+	c := r.change(pgcatalog.ChangeDelete, at)
 	c.Op = record.OpDelete
-	c.Record.Fields[FieldOld], _ = values(m.OldTuple)
-	c.Record.Fields[FieldOldFull] = record.Bool(m.OldTupleType == pglogrepl.DeleteMessageTupleTypeOld)
+	c.Record.Fields[pgcatalog.FieldOld], _ = values(m.OldTuple)
+	c.Record.Fields[pgcatalog.FieldOldFull] = record.Bool(m.OldTupleType == pglogrepl.DeleteMessageTupleTypeOld)
 	return c
 }
 
 func (r *relation) truncate(at time.Time) record.Change {
-	c := r.change("truncate", at)
+	c := r.change(pgcatalog.ChangeTruncate, at)
 	c.Op = record.OpDelete
 	return c
 }
@@ -918,10 +896,10 @@ func (r *relation) truncate(at time.Time) record.Change {
 // the change (n: its place in its transaction).
 func (r *relation) keyOf(c record.Change, n int) string {
 	f := c.Record.Fields
-	op := f[FieldOp].StringValue()
-	if op != "truncate" && len(r.key) > 0 {
-		src := f[FieldNew]
-		if old, ok := f[FieldOld]; ok {
+	op := f[pgcatalog.FieldOp].StringValue()
+	if op != pgcatalog.ChangeTruncate && len(r.key) > 0 {
+		src := f[pgcatalog.FieldNew]
+		if old, ok := f[pgcatalog.FieldOld]; ok {
 			src = old
 		}
 		arr := src.ArrayValue()

@@ -77,25 +77,25 @@ func TestChangeMapping(t *testing.T) {
 
 	ins := r.insert(&pglogrepl.InsertMessage{Tuple: tuple("7", "hello", nil)}, at)
 	ins.Record.Key = r.keyOf(ins, 0)
-	if ins.Op != record.OpUpsert || ins.Record.Key != `"public"."t" ["7"]` || ins.Record.Fields[FieldOp].StringValue() != "insert" ||
-		!ins.Record.Fields[FieldNew].ArrayValue()[2].IsNull() || !ins.CommitTime.Equal(at) {
+	if ins.Op != record.OpUpsert || ins.Record.Key != `"public"."t" ["7"]` || ins.Record.Fields[pgcatalog.FieldOp].StringValue() != "insert" ||
+		!ins.Record.Fields[pgcatalog.FieldNew].ArrayValue()[2].IsNull() || !ins.CommitTime.Equal(at) {
 		t.Errorf("insert: %+v", ins)
 	}
 
 	// An unchanged TOASTed value is listed, not sent.
 	up := r.update(&pglogrepl.UpdateMessage{NewTuple: tuple("7", byte(pglogrepl.TupleDataTypeToast), "3")}, at)
 	up.Record.Key = r.keyOf(up, 1)
-	if u := up.Record.Fields[FieldUnchanged].ArrayValue(); len(u) != 1 || u[0].IntValue() != 1 || up.Record.Key != `"public"."t" ["7"]` {
+	if u := up.Record.Fields[pgcatalog.FieldUnchanged].ArrayValue(); len(u) != 1 || u[0].IntValue() != 1 || up.Record.Key != `"public"."t" ["7"]` {
 		t.Errorf("update with an unchanged TOASTed value: %+v", up)
 	}
-	if _, ok := up.Record.Fields[FieldOld]; ok {
+	if _, ok := up.Record.Fields[pgcatalog.FieldOld]; ok {
 		t.Errorf("an update that kept its key carries an old identity: %+v", up)
 	}
 
 	// A key change names the old key.
 	mv := r.update(&pglogrepl.UpdateMessage{OldTupleType: pglogrepl.UpdateMessageTupleTypeKey, OldTuple: tuple("7", nil, nil), NewTuple: tuple("8", "x", "1")}, at)
 	mv.Record.Key = r.keyOf(mv, 2)
-	if mv.Record.Key != `"public"."t" ["7"]` || mv.Record.Fields[FieldOldFull].BoolValue() {
+	if mv.Record.Key != `"public"."t" ["7"]` || mv.Record.Fields[pgcatalog.FieldOldFull].BoolValue() {
 		t.Errorf("key change: %+v", mv)
 	}
 
@@ -111,11 +111,11 @@ func TestChangeMapping(t *testing.T) {
 	kr := &relation{t: kl, qname: kl.QName(), identity: []int{0, 1}}
 	d1 := kr.delete(&pglogrepl.DeleteMessage{OldTupleType: pglogrepl.DeleteMessageTupleTypeOld, OldTuple: tuple("dup", "1")}, at)
 	d2 := d1
-	if k1, k2 := kr.keyOf(d1, 0), kr.keyOf(d2, 1); k1 == k2 || !d1.Record.Fields[FieldOldFull].BoolValue() {
-		t.Errorf("keyless deletes of equal rows: keys %q, %q; old full %v", k1, k2, d1.Record.Fields[FieldOldFull])
+	if k1, k2 := kr.keyOf(d1, 0), kr.keyOf(d2, 1); k1 == k2 || !d1.Record.Fields[pgcatalog.FieldOldFull].BoolValue() {
+		t.Errorf("keyless deletes of equal rows: keys %q, %q; old full %v", k1, k2, d1.Record.Fields[pgcatalog.FieldOldFull])
 	}
 	tr := kr.truncate(at)
-	if tr.Op != record.OpDelete || tr.Record.Fields[FieldOp].StringValue() != "truncate" {
+	if tr.Op != record.OpDelete || tr.Record.Fields[pgcatalog.FieldOp].StringValue() != "truncate" {
 		t.Errorf("truncate: %+v", tr)
 	}
 }

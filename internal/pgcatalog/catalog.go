@@ -168,6 +168,21 @@ func (t *Table) Copied() []Column {
 	return out
 }
 
+// KeyPositions lists the positions of the primary key's columns among the
+// copied ones (Copied), in the key's order.
+func (t *Table) KeyPositions() []int {
+	cols := t.Copied()
+	out := make([]int, 0, len(t.Key))
+	for _, k := range t.Key {
+		for i, c := range cols {
+			if c.Name == k {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
+}
+
 // KeyTypes returns the types of the key's columns.
 func (t *Table) KeyTypes() []string {
 	out := make([]string, len(t.Key))

@@ -57,3 +57,15 @@ func TestCopyFormatComputedOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyPositions: the key's columns are numbered among the copied ones
+// (a generated column before them does not count), in the key's order.
+func TestKeyPositions(t *testing.T) {
+	tb := &Table{Key: []string{"b", "a"}, Columns: []Column{{Name: "g", Generated: "s"}, {Name: "a"}, {Name: "x"}, {Name: "b"}}}
+	if got := tb.KeyPositions(); !reflect.DeepEqual(got, []int{2, 0}) {
+		t.Errorf("KeyPositions %v, want [2 0]", got)
+	}
+	if got := (&Table{Columns: []Column{{Name: "a"}}}).KeyPositions(); len(got) != 0 {
+		t.Errorf("keyless KeyPositions %v", got)
+	}
+}

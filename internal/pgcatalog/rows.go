@@ -31,6 +31,40 @@ const (
 	FieldIndexes = "indexes"
 )
 
+// Fields of a change record of a PostgreSQL source's change stream
+// (record.KindTable, besides FieldTable), as the tables extractor emits
+// them and the tables sink applies them in order.
+const (
+	// FieldOp is ChangeInsert, ChangeUpdate, ChangeDelete or
+	// ChangeTruncate.
+	FieldOp = "op"
+	// FieldNew is the new row (insert, update): an array with one value
+	// per copied column (Table.Copied), String (its text) or Null.
+	FieldNew = "new"
+	// FieldUnchanged lists (Int) the columns of FieldNew whose values the
+	// source did not send (unchanged TOASTed values): an update leaves
+	// them as they are.
+	FieldUnchanged = "unchanged"
+	// FieldOld is the row's old identity (update that changed it, delete):
+	// an array like FieldNew; with FieldOldFull false only the replica
+	// identity's columns (FieldIdentity) hold values.
+	FieldOld = "old"
+	// FieldOldFull is Bool(true) when FieldOld is the whole old row
+	// (REPLICA IDENTITY FULL).
+	FieldOldFull = "old_full"
+	// FieldIdentity lists (Int) the columns of the replica identity as the
+	// source declares it.
+	FieldIdentity = "identity"
+)
+
+// The values of FieldOp.
+const (
+	ChangeInsert   = "insert"
+	ChangeUpdate   = "update"
+	ChangeDelete   = "delete"
+	ChangeTruncate = "truncate"
+)
+
 // IndexStream is the name of the stream that follows every table's rows
 // in a tables copy: a partition, and one record (FieldIndexes), per table
 // with primary, unique or exclusion constraints or indexes, on which the

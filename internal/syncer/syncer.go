@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -282,13 +281,11 @@ func (f *follower) start(ctx context.Context) error {
 			// a copy that started before then is not covered, and the
 			// position says so: the stream reports it, and the job
 			// catches up by a snapshot comparison.
-			p, since, err := ck.KeptSince(ctx, f.job.Consumer)
-			if err != nil {
+			var covered bool
+			if pos, from, covered, err = ck.StartAfter(ctx, f.job.Consumer, run.Started); err != nil {
 				return fmt.Errorf("starting the change stream: %w", err)
 			}
-			pos, from = p, since
-			if since.IsZero() || run.Started.Before(since) {
-				pos, from = p[:strings.IndexByte(p+"@", '@')+1], run.Started
+			if !covered {
 				f.log.Warn("the copy was made before the source kept its changes: sync catches up by comparing the source with the target first", "copy started", run.Started.Format(time.RFC3339))
 			}
 		case mode == ModeStream:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -52,6 +53,9 @@ type TablesSink struct {
 	cfg TablesConfig
 	// syncing: Prepare keeps the foreign keys (ForSync).
 	syncing bool
+	// shapes are the tables ApplyChanges has written to (tableShape).
+	shapesMu sync.Mutex
+	shapes   map[*pgcatalog.Table]*tableShape
 }
 
 var _ loaders.Sink = (*TablesSink)(nil)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -12,18 +13,6 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/pgcatalog"
 	"github.com/baasmigrate/baasmigrate/internal/record"
-)
-
-// Fields of a change record of a PostgreSQL source's change stream
-// (extractors/supabasetables: FieldOp and the others there), read here by
-// name.
-const (
-	changeOp        = "op"
-	changeNew       = "new"
-	changeUnchanged = "unchanged"
-	changeOld       = "old"
-	changeOldFull   = "old_full"
-	changeIdentity  = "identity"
 )
 
 // ForSync makes Prepare leave the target's foreign keys in place: sync
@@ -77,9 +66,9 @@ func (s *TablesSink) ApplyChanges(ctx context.Context, tx pgx.Tx, changes []reco
 		if t == nil {
 			return applied, deleted, fmt.Errorf("applying a change of %s: the table is not in the source's catalog", c.Record.Key)
 		}
-		a := tableApply{t: t, pc: pc}
+		a := tableApply{tableShape: s.shape(t), pc: pc}
 		var del bool
-		if op, ok := c.Record.Fields[changeOp]; ok {
+		if op, ok := c.Record.Fields[pgcatalog.FieldOp]; ok {
 			del, err = a.change(ctx, op.StringValue(), c.Record.Fields)
 		} else if c.Op == record.OpDelete {
 			del, err = true, a.deleteKey(ctx, c.Record.Key)
@@ -100,8 +89,70 @@ func (s *TablesSink) ApplyChanges(ctx context.Context, tx pgx.Tx, changes []reco
 
 // tableApply writes changes to one table.
 type tableApply struct {
-	t  *pgcatalog.Table
+	*tableShape
 	pc *pgconn.PgConn
+}
+
+// tableShape is what applying changes to a table needs of its definition,
+// worked out once per table rather than for every change.
+type tableShape struct {
+	t     *pgcatalog.Table
+	qname string
+	// cols are the copied columns (Table.Copied), names their quoted
+	// names, key the primary key's positions among them.
+	cols  []pgcatalog.Column
+	names []string
+	key   []int
+	// otherUnique: the table has a unique constraint or index besides its
+	// primary key.
+	otherUnique bool
+	// upsert writes a whole row (see insert).
+	upsert string
+}
+
+// shape returns t's tableShape, made at its first change.
+func (s *TablesSink) shape(t *pgcatalog.Table) *tableShape {
+	s.shapesMu.Lock()
+	defer s.shapesMu.Unlock()
+	if sh := s.shapes[t]; sh != nil {
+		return sh
+	}
+	sh := &tableShape{t: t, qname: t.QName(), cols: t.Copied(), key: t.KeyPositions(), otherUnique: len(t.Keys) > 1}
+	for _, ix := range t.Indexes {
+		if strings.HasPrefix(ix, "CREATE UNIQUE INDEX") {
+			sh.otherUnique = true
+		}
+	}
+	sh.names = make([]string, len(sh.cols))
+	ph := make([]string, len(sh.cols))
+	overriding := ""
+	for i, c := range sh.cols {
+		sh.names[i], ph[i] = pgx.Identifier{c.Name}.Sanitize(), fmt.Sprintf("$%d", i+1)
+		if c.Identity == "a" {
+			overriding = " OVERRIDING SYSTEM VALUE"
+		}
+	}
+	sql := "INSERT INTO " + sh.qname + " (" + strings.Join(sh.names, ", ") + ")" + overriding + " VALUES (" + strings.Join(ph, ", ") + ")"
+	if len(t.Key) > 0 {
+		var sets []string
+		for i, c := range sh.cols {
+			if !slices.Contains(t.Key, c.Name) && !sh.alwaysIdentity(i) {
+				sets = append(sets, sh.names[i]+" = EXCLUDED."+sh.names[i])
+			}
+		}
+		sql += " ON CONFLICT (" + t.KeyList() + ")"
+		if len(sets) == 0 {
+			sql += " DO NOTHING"
+		} else {
+			sql += " DO UPDATE SET " + strings.Join(sets, ", ")
+		}
+	}
+	sh.upsert = sql
+	if s.shapes == nil {
+		s.shapes = map[*pgcatalog.Table]*tableShape{}
+	}
+	s.shapes[t] = sh
+	return sh
 }
 
 // write runs sql, which writes the row row (every copied column; nil when
@@ -113,7 +164,7 @@ type tableApply struct {
 // stream writes it again when it gets to the change that gave it the
 // value) and sql runs again. Other errors are returned.
 func (a tableApply) write(ctx context.Context, sql string, args, row []*string) (int64, error) {
-	if row == nil || len(a.t.Key) == 0 || !a.otherUnique() {
+	if row == nil || len(a.t.Key) == 0 || !a.otherUnique {
 		return a.exec(ctx, sql, args)
 	}
 	for tries := 0; ; tries++ {
@@ -144,28 +195,14 @@ func (a tableApply) write(ctx context.Context, sql string, args, row []*string) 
 			dargs = append(dargs, row[i])
 			conds = append(conds, fmt.Sprintf("%s = $%d", a.col(i), len(dargs)))
 		}
-		for _, i := range a.keyPositions() {
+		for _, i := range a.key {
 			dargs = append(dargs, row[i])
 			keys = append(keys, fmt.Sprintf("%s = $%d", a.col(i), len(dargs)))
 		}
-		if _, derr := a.exec(ctx, "DELETE FROM "+a.t.QName()+" WHERE "+strings.Join(conds, " AND ")+" AND NOT ("+strings.Join(keys, " AND ")+")", dargs); derr != nil {
+		if _, derr := a.exec(ctx, "DELETE FROM "+a.qname+" WHERE "+strings.Join(conds, " AND ")+" AND NOT ("+strings.Join(keys, " AND ")+")", dargs); derr != nil {
 			return 0, err
 		}
 	}
-}
-
-// otherUnique reports whether the table has a unique constraint or index
-// besides its primary key.
-func (a tableApply) otherUnique() bool {
-	if len(a.t.Keys) > 1 {
-		return true
-	}
-	for _, ix := range a.t.Indexes {
-		if strings.HasPrefix(ix, "CREATE UNIQUE INDEX") {
-			return true
-		}
-	}
-	return false
 }
 
 // uniqueColumns returns the positions among the copied columns of the
@@ -175,7 +212,7 @@ func (a tableApply) uniqueColumns(ctx context.Context, name string) (cols []int,
 	rr := a.pc.ExecParams(ctx, `SELECT a.attname, i.indpred IS NULL FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 			CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n)
 			LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-		WHERE i.indrelid = $1::text::regclass AND c.relname = $2 ORDER BY k.n`, [][]byte{[]byte(a.t.QName()), []byte(name)}, nil, nil, nil)
+		WHERE i.indrelid = $1::text::regclass AND c.relname = $2 ORDER BY k.n`, [][]byte{[]byte(a.qname), []byte(name)}, nil, nil, nil)
 	ok = true
 	found := false
 	for rr.NextRow() {
@@ -186,7 +223,7 @@ func (a tableApply) uniqueColumns(ctx context.Context, name string) (cols []int,
 			continue
 		}
 		at := -1
-		for i, c := range a.t.Copied() {
+		for i, c := range a.cols {
 			if c.Name == string(v[0]) {
 				at = i
 			}
@@ -238,21 +275,7 @@ func ints(v record.Value) []int {
 	return out
 }
 
-func (a tableApply) col(i int) string { return pgx.Identifier{a.t.Copied()[i].Name}.Sanitize() }
-
-// keyPositions are the primary key's columns among the copied ones.
-func (a tableApply) keyPositions() []int {
-	var out []int
-	cols := a.t.Copied()
-	for _, k := range a.t.Key {
-		for i, c := range cols {
-			if c.Name == k {
-				out = append(out, i)
-			}
-		}
-	}
-	return out
-}
+func (a tableApply) col(i int) string { return a.names[i] }
 
 // match returns the condition selecting the row vals identify: by
 // primary key, or (keyless) exactly one row whose columns at positions
@@ -275,7 +298,7 @@ func (a tableApply) match(pos []int, vals []*string, n int) (string, []*string) 
 		where = "true"
 	}
 	if !keyed {
-		where = "ctid = (SELECT ctid FROM " + a.t.QName() + " WHERE " + where + " LIMIT 1)"
+		where = "ctid = (SELECT ctid FROM " + a.qname + " WHERE " + where + " LIMIT 1)"
 	}
 	return where, args
 }
@@ -285,35 +308,35 @@ func (a tableApply) match(pos []int, vals []*string, n int) (string, []*string) 
 // identity's columns.
 func (a tableApply) identityOf(f map[string]record.Value, full bool) []int {
 	if len(a.t.Key) > 0 {
-		return a.keyPositions()
+		return a.key
 	}
 	if full {
-		out := make([]int, len(a.t.Copied()))
+		out := make([]int, len(a.cols))
 		for i := range out {
 			out[i] = i
 		}
 		return out
 	}
-	return ints(f[changeIdentity])
+	return ints(f[pgcatalog.FieldIdentity])
 }
 
 // alwaysIdentity reports whether copied column i is GENERATED ALWAYS AS
 // IDENTITY, which UPDATE cannot set.
-func (a tableApply) alwaysIdentity(i int) bool { return a.t.Copied()[i].Identity == "a" }
+func (a *tableShape) alwaysIdentity(i int) bool { return a.cols[i].Identity == "a" }
 
 func (a tableApply) change(ctx context.Context, op string, f map[string]record.Value) (deleted bool, err error) {
 	switch op {
-	case "insert":
-		return false, a.insert(ctx, texts(f[changeNew]))
-	case "update":
+	case pgcatalog.ChangeInsert:
+		return false, a.insert(ctx, texts(f[pgcatalog.FieldNew]))
+	case pgcatalog.ChangeUpdate:
 		return false, a.update(ctx, f)
-	case "delete":
-		old := texts(f[changeOld])
-		where, args := a.match(a.identityOf(f, f[changeOldFull].BoolValue()), old, 1)
-		_, err := a.exec(ctx, "DELETE FROM "+a.t.QName()+" WHERE "+where, args)
+	case pgcatalog.ChangeDelete:
+		old := texts(f[pgcatalog.FieldOld])
+		where, args := a.match(a.identityOf(f, f[pgcatalog.FieldOldFull].BoolValue()), old, 1)
+		_, err := a.exec(ctx, "DELETE FROM "+a.qname+" WHERE "+where, args)
 		return true, err
-	case "truncate":
-		_, err := a.exec(ctx, "DELETE FROM "+a.t.QName(), nil)
+	case pgcatalog.ChangeTruncate:
+		_, err := a.exec(ctx, "DELETE FROM "+a.qname, nil)
 		return true, err
 	}
 	return false, fmt.Errorf("unknown change %q", op)
@@ -321,61 +344,24 @@ func (a tableApply) change(ctx context.Context, op string, f map[string]record.V
 
 // insert writes a whole row: an upsert by primary key.
 func (a tableApply) insert(ctx context.Context, vals []*string) error {
-	cols := a.t.Copied()
-	if len(vals) != len(cols) {
-		return fmt.Errorf("a row of %d values for %d columns", len(vals), len(cols))
+	if len(vals) != len(a.cols) {
+		return fmt.Errorf("a row of %d values for %d columns", len(vals), len(a.cols))
 	}
-	names := make([]string, len(cols))
-	ph := make([]string, len(cols))
-	overriding := ""
-	for i, c := range cols {
-		names[i], ph[i] = pgx.Identifier{c.Name}.Sanitize(), fmt.Sprintf("$%d", i+1)
-		if c.Identity == "a" {
-			overriding = " OVERRIDING SYSTEM VALUE"
-		}
-	}
-	sql := "INSERT INTO " + a.t.QName() + " (" + strings.Join(names, ", ") + ")" + overriding + " VALUES (" + strings.Join(ph, ", ") + ")"
-	if len(a.t.Key) > 0 {
-		var keys, sets []string
-		for _, k := range a.t.Key {
-			keys = append(keys, pgx.Identifier{k}.Sanitize())
-		}
-		for i, c := range cols {
-			if !isKey(a.t, c.Name) && !a.alwaysIdentity(i) {
-				sets = append(sets, names[i]+" = EXCLUDED."+names[i])
-			}
-		}
-		sql += " ON CONFLICT (" + strings.Join(keys, ", ") + ")"
-		if len(sets) == 0 {
-			sql += " DO NOTHING"
-		} else {
-			sql += " DO UPDATE SET " + strings.Join(sets, ", ")
-		}
-	}
-	_, err := a.write(ctx, sql, vals, vals)
+	_, err := a.write(ctx, a.upsert, vals, vals)
 	return err
-}
-
-func isKey(t *pgcatalog.Table, name string) bool {
-	for _, k := range t.Key {
-		if k == name {
-			return true
-		}
-	}
-	return false
 }
 
 // update sets the columns sent on the row the old identity names.
 func (a tableApply) update(ctx context.Context, f map[string]record.Value) error {
-	nv := texts(f[changeNew])
+	nv := texts(f[pgcatalog.FieldNew])
 	unchanged := map[int]bool{}
-	for _, i := range ints(f[changeUnchanged]) {
+	for _, i := range ints(f[pgcatalog.FieldUnchanged]) {
 		unchanged[i] = true
 	}
 	old := nv
 	full := false
-	if o, ok := f[changeOld]; ok {
-		old, full = texts(o), f[changeOldFull].BoolValue()
+	if o, ok := f[pgcatalog.FieldOld]; ok {
+		old, full = texts(o), f[pgcatalog.FieldOldFull].BoolValue()
 	}
 	pos := a.identityOf(f, full)
 	if len(a.t.Key) > 0 && len(unchanged) == 0 {
@@ -384,7 +370,7 @@ func (a tableApply) update(ctx context.Context, f map[string]record.Value) error
 		for _, p := range pos {
 			if a.alwaysIdentity(p) && !sameText(old[p], nv[p]) {
 				where, args := a.match(pos, old, 1)
-				if _, err := a.exec(ctx, "DELETE FROM "+a.t.QName()+" WHERE "+where, args); err != nil {
+				if _, err := a.exec(ctx, "DELETE FROM "+a.qname+" WHERE "+where, args); err != nil {
 					return err
 				}
 				return a.insert(ctx, nv)
@@ -393,7 +379,7 @@ func (a tableApply) update(ctx context.Context, f map[string]record.Value) error
 	}
 	var sets []string
 	var args []*string
-	for i := range a.t.Copied() {
+	for i := range a.cols {
 		if unchanged[i] || a.alwaysIdentity(i) {
 			continue
 		}
@@ -408,7 +394,7 @@ func (a tableApply) update(ctx context.Context, f map[string]record.Value) error
 	if len(unchanged) == 0 {
 		row = nv
 	}
-	n, err := a.write(ctx, "UPDATE "+a.t.QName()+" SET "+strings.Join(sets, ", ")+" WHERE "+where, append(args, wargs...), row)
+	n, err := a.write(ctx, "UPDATE "+a.qname+" SET "+strings.Join(sets, ", ")+" WHERE "+where, append(args, wargs...), row)
 	if err != nil {
 		return err
 	}
@@ -429,9 +415,8 @@ func sameText(a, b *string) bool {
 
 // upsertFields writes a comparison's record (every column as text) whole.
 func (a tableApply) upsertFields(ctx context.Context, f map[string]record.Value) error {
-	cols := a.t.Copied()
-	vals := make([]*string, len(cols))
-	for i, c := range cols {
+	vals := make([]*string, len(a.cols))
+	for i, c := range a.cols {
 		if v, ok := f[c.Name]; ok && !v.IsNull() {
 			s := v.StringValue()
 			vals[i] = &s
@@ -462,7 +447,7 @@ func (a tableApply) deleteKey(ctx context.Context, key string) error {
 		for i, k := range a.t.Key {
 			conds = append(conds, fmt.Sprintf("%s = $%d", pgx.Identifier{k}.Sanitize(), i+1))
 		}
-		_, err := a.exec(ctx, "DELETE FROM "+a.t.QName()+" WHERE "+strings.Join(conds, " AND "), args)
+		_, err := a.exec(ctx, "DELETE FROM "+a.qname+" WHERE "+strings.Join(conds, " AND "), args)
 		return err
 	}
 	// Keyless: the comparison keys a row by the MD5 of its text and its
@@ -471,7 +456,7 @@ func (a tableApply) deleteKey(ctx context.Context, key string) error {
 	for _, c := range a.t.Columns {
 		all = append(all, pgx.Identifier{c.Name}.Sanitize())
 	}
-	_, err = a.exec(ctx, "DELETE FROM "+a.t.QName()+" WHERE ctid = (SELECT ctid FROM "+a.t.QName()+" WHERE md5(ROW("+strings.Join(all, ", ")+")::text) = $1 LIMIT 1)", args[:1])
+	_, err = a.exec(ctx, "DELETE FROM "+a.qname+" WHERE ctid = (SELECT ctid FROM "+a.qname+" WHERE md5(ROW("+strings.Join(all, ", ")+")::text) = $1 LIMIT 1)", args[:1])
 	return err
 }
 

@@ -26,7 +26,7 @@ func strs(vals ...any) record.Value {
 }
 
 func streamChange(table, op string, fields map[string]record.Value) record.Change {
-	f := map[string]record.Value{pgcatalog.FieldTable: record.String(table), changeOp: record.String(op)}
+	f := map[string]record.Value{pgcatalog.FieldTable: record.String(table), pgcatalog.FieldOp: record.String(op)}
 	for k, v := range fields {
 		f[k] = v
 	}
@@ -101,34 +101,34 @@ func TestTablesApplyChanges(t *testing.T) {
 
 	// A child before its parent (foreign keys do not fire), an insert
 	// replayed over a newer row (an upsert).
-	apply(streamChange(cq, "insert", map[string]record.Value{changeNew: strs("1", "5")}),
-		streamChange(tq, "insert", map[string]record.Value{changeNew: strs("5", "a", "1")}),
-		streamChange(tq, "insert", map[string]record.Value{changeNew: strs("5", "b", "1")}))
+	apply(streamChange(cq, "insert", map[string]record.Value{pgcatalog.FieldNew: strs("1", "5")}),
+		streamChange(tq, "insert", map[string]record.Value{pgcatalog.FieldNew: strs("5", "a", "1")}),
+		streamChange(tq, "insert", map[string]record.Value{pgcatalog.FieldNew: strs("5", "b", "1")}))
 	check("inserts", tRows, "5:b:1")
 	// An update with an unchanged TOASTed value leaves it.
-	apply(streamChange(tq, "update", map[string]record.Value{changeNew: strs("5", nil, "2"), changeUnchanged: record.Array(record.Int(1))}))
+	apply(streamChange(tq, "update", map[string]record.Value{pgcatalog.FieldNew: strs("5", nil, "2"), pgcatalog.FieldUnchanged: record.Array(record.Int(1))}))
 	check("update with an unchanged value", tRows, "5:b:2")
 	// The key of an identity column changes: the row moves.
-	apply(streamChange(tq, "update", map[string]record.Value{changeOld: strs("5", nil, nil), changeNew: strs("6", "c", "3")}))
+	apply(streamChange(tq, "update", map[string]record.Value{pgcatalog.FieldOld: strs("5", nil, nil), pgcatalog.FieldNew: strs("6", "c", "3")}))
 	check("key change", tRows, "6:c:3")
 	// An update of a row the target lacks (replayed) inserts it.
-	apply(streamChange(tq, "update", map[string]record.Value{changeNew: strs("9", "z", "1")}))
+	apply(streamChange(tq, "update", map[string]record.Value{pgcatalog.FieldNew: strs("9", "z", "1")}))
 	check("update of a missing row", tRows, "6:c:3 | 9:z:1")
-	apply(streamChange(tq, "delete", map[string]record.Value{changeOld: strs("6", nil, nil)}))
+	apply(streamChange(tq, "delete", map[string]record.Value{pgcatalog.FieldOld: strs("6", nil, nil)}))
 	check("delete", tRows, "9:z:1")
 
 	// Keyless, REPLICA IDENTITY FULL: equal rows, one at a time.
-	dup := map[string]record.Value{changeNew: strs("dup", "1")}
-	full := map[string]record.Value{changeOld: strs("dup", "1"), changeOldFull: record.Bool(true)}
+	dup := map[string]record.Value{pgcatalog.FieldNew: strs("dup", "1")}
+	full := map[string]record.Value{pgcatalog.FieldOld: strs("dup", "1"), pgcatalog.FieldOldFull: record.Bool(true)}
 	apply(streamChange(lq, "insert", dup), streamChange(lq, "insert", dup), streamChange(lq, "insert", dup),
-		streamChange(lq, "insert", map[string]record.Value{changeNew: strs(nil, nil)}))
+		streamChange(lq, "insert", map[string]record.Value{pgcatalog.FieldNew: strs(nil, nil)}))
 	apply(streamChange(lq, "delete", full))
 	logRows := `SELECT coalesce(m, '-') || ':' || coalesce(n::text, '-') FROM public.log`
 	check("keyless delete", logRows, "-:- | dup:1 | dup:1")
-	up := map[string]record.Value{changeOld: strs("dup", "1"), changeOldFull: record.Bool(true), changeNew: strs("dup", "2")}
+	up := map[string]record.Value{pgcatalog.FieldOld: strs("dup", "1"), pgcatalog.FieldOldFull: record.Bool(true), pgcatalog.FieldNew: strs("dup", "2")}
 	apply(streamChange(lq, "update", up))
 	check("keyless update", logRows, "-:- | dup:1 | dup:2")
-	apply(streamChange(lq, "delete", map[string]record.Value{changeOld: strs(nil, nil), changeOldFull: record.Bool(true)}))
+	apply(streamChange(lq, "delete", map[string]record.Value{pgcatalog.FieldOld: strs(nil, nil), pgcatalog.FieldOldFull: record.Bool(true)}))
 	check("keyless delete of a row of NULLs", logRows, "dup:1 | dup:2")
 
 	// A comparison's records: a whole row, a delete by key, a keyless
@@ -149,9 +149,9 @@ func TestTablesApplyChanges(t *testing.T) {
 	// before) — it goes, and comes back with the change that moved it.
 	const uq = `"public"."u"`
 	uRows := `SELECT id || ':' || email FROM public.u`
-	apply(streamChange(uq, "update", map[string]record.Value{changeNew: strs("2", "a")}))
+	apply(streamChange(uq, "update", map[string]record.Value{pgcatalog.FieldNew: strs("2", "a")}))
 	check("a unique value taken by a replayed change", uRows, "2:a")
-	apply(streamChange(uq, "update", map[string]record.Value{changeNew: strs("1", "c")}))
+	apply(streamChange(uq, "update", map[string]record.Value{pgcatalog.FieldNew: strs("1", "c")}))
 	check("the row that held it, written again", uRows, "1:c | 2:a")
 
 	apply(streamChange(lq, "truncate", nil))
