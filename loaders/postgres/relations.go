@@ -177,13 +177,30 @@ func constraintExists(ctx context.Context, db loaders.DB, schema, table, name st
 	return ok, nil
 }
 
+// refLink is a reference and the statement linking it for rows given by
+// key (refLinkSQL with byKey).
+type refLink struct {
+	ref mappings.Reference
+	sql string
+}
+
+// refLinks builds the per-batch link statements of m's reference columns,
+// per table (tables without references have none).
+func refLinks(m *mappings.Mapping) map[*mappings.Table][]refLink {
+	out := map[*mappings.Table][]refLink{}
+	for _, r := range m.References() {
+		out[r.Table] = append(out[r.Table], refLink{ref: r, sql: refLinkSQL(m, r, true)})
+	}
+	return out
+}
+
 // linkReferences sets the reference key columns of the rows a batch wrote
 // (keys per table, each a row of key values), after all of them, so a
 // reference to a document of the same batch links.
 func (d *Documents) linkReferences(ctx context.Context, tx pgx.Tx, keys map[*mappings.Table][][]any) error {
 	for _, t := range d.order {
-		refs := d.mapping.TableReferences(t)
-		if len(refs) == 0 || len(keys[t]) == 0 {
+		links := d.links[t]
+		if len(links) == 0 || len(keys[t]) == 0 {
 			continue
 		}
 		n := len(t.KeyColumns())
@@ -195,9 +212,9 @@ func (d *Documents) linkReferences(ctx context.Context, tx pgx.Tx, keys map[*map
 			}
 			args[i] = col
 		}
-		for _, r := range refs {
-			if _, err := tx.Exec(ctx, refLinkSQL(d.mapping, r, true), args...); err != nil {
-				return fmt.Errorf("linking the references of %s.%s to %s: %w", t.Name, r.Column.Name, r.Target.Name, err)
+		for _, l := range links {
+			if _, err := tx.Exec(ctx, l.sql, args...); err != nil {
+				return fmt.Errorf("linking the references of %s.%s to %s: %w", t.Name, l.ref.Column.Name, l.ref.Target.Name, err)
 			}
 		}
 	}
