@@ -260,6 +260,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 		}
 	}
 	written := map[*mappings.Table][][]any{} // tables with references
+	inserted := map[*mappings.Table]bool{}   // tables loaded on the direct path
 	for _, t := range d.order {
 		if p := rows[t]; p != nil {
 			changed, rejects, direct, err := d.load(ctx, tx, t, d.defs[t], p.rows)
@@ -271,6 +272,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 				out.Reject(p.idx[j], reason)
 			}
 			if direct {
+				inserted[t] = true
 				// Rows this transaction inserted are locked by it and
 				// exist: their children need no placeholder, and no
 				// share lock on them.
@@ -294,7 +296,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 			}
 		}
 	}
-	if err := d.writeChildren(ctx, tx, childrenOf(kidIdx, kidRows, out.Rejects)); err != nil {
+	if err := d.writeChildren(ctx, tx, childrenOf(kidIdx, kidRows, out.Rejects), inserted); err != nil {
 		return out, err
 	}
 	if err := d.linkReferences(ctx, tx, written); err != nil {

@@ -497,23 +497,32 @@ type parentChildren struct {
 
 // writeChildren replaces the child rows of the documents a batch wrote:
 // deletes those their keys have (second depth first), then copies the
-// new ones in (first depth first).
-func (d *Documents) writeChildren(ctx context.Context, tx pgx.Tx, kids map[*mappings.Table]*parentChildren) error {
+// new ones in (first depth first). The documents of the tables in
+// inserted were inserted by this batch (the direct path: their keys had
+// no row), so they have no child rows to delete — a child row never
+// outlives its parent row (the foreign key cascades).
+func (d *Documents) writeChildren(ctx context.Context, tx pgx.Tx, kids map[*mappings.Table]*parentChildren, inserted map[*mappings.Table]bool) error {
 	for _, t := range d.order {
 		pc := kids[t]
 		if pc == nil || len(pc.keys) == 0 {
 			continue
 		}
-		args := make([]any, len(t.KeyColumns()))
-		for i := range args {
-			col := make([]string, len(pc.keys))
-			for j, k := range pc.keys {
-				col[j] = k[i]
+		var args []any // the keys, one text[] per key column, to delete by
+		if !inserted[t] {
+			args = make([]any, len(t.KeyColumns()))
+			for i := range args {
+				col := make([]string, len(pc.keys))
+				for j, k := range pc.keys {
+					col[j] = k[i]
+				}
+				args[i] = col
 			}
-			args[i] = col
 		}
 		for ci, ch := range t.Children {
 			for _, g := range append(slices.Clone(ch.Children), ch) {
+				if args == nil {
+					break // inserted: nothing to delete
+				}
 				name := pgx.Identifier{d.mapping.Schema, g.Name}
 				if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS x WHERE %s", name.Sanitize(), keyIn(t, "x")), args...); err != nil {
 					return fmt.Errorf("replacing the rows of child table %s: %w", g.Name, err)
