@@ -271,14 +271,13 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 			for j, reason := range rejects {
 				out.Reject(p.idx[j], reason)
 			}
-			if direct {
-				inserted[t] = true
+			inserted[t] = direct
+			if direct && len(holders[t]) > 0 {
 				// Rows this transaction inserted are locked by it and
 				// exist: their children need no placeholder, and no
 				// share lock on them.
-				n := len(t.KeyColumns())
+				key := make([]string, len(t.KeyColumns()))
 				for _, row := range p.rows {
-					key := make([]string, n)
 					for i := range key {
 						key[i] = row[i].(string)
 					}
