@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-
 	"fmt"
 	"slices"
 	"strings"
@@ -120,7 +119,7 @@ func refLinkSQL(m *mappings.Mapping, r mappings.Reference, byKey bool) string {
 
 // refColumnStatements returns the DDL that gives the mapping's tables the
 // key columns of their references and, unless deferKeys, their foreign
-// keys. created lists the tables the statements before create.
+// keys (with deferKeys, FinishReferences builds them).
 func refColumnStatements(ctx context.Context, db loaders.DB, m *mappings.Mapping, deferKeys bool) ([]Statement, error) {
 	var out []Statement
 	for _, r := range m.References() {
