@@ -60,11 +60,9 @@ func AutoSample(n int64) int {
 // counts cheaply (extractors.Counter: Firestore bills one read per 1,000
 // documents counted), and AutoSample of it read; a stream whose sample is
 // empty is not read at all. Streams and partitions are read in parallel,
-// workers at a time, at one snapshot (extractors.PlanSnapshot).
-//
-// opts, when given, are the inference options (mappings.InferOptions);
-// the defaults otherwise.
-func Infer(ctx context.Context, ex extractors.Extractor, workers, sample int, opts ...mappings.InferOptions) (*Inference, error) {
+// workers at a time, at one snapshot (extractors.PlanSnapshot). opts are
+// the inferrer's options (mappings.InferOptions).
+func Infer(ctx context.Context, ex extractors.Extractor, workers, sample int, opts mappings.InferOptions) (*Inference, error) {
 	start := time.Now()
 	parts := workers
 	if sample != 0 {
@@ -87,11 +85,7 @@ func Infer(ctx context.Context, ex extractors.Extractor, workers, sample int, op
 			samples[i] = AutoSample(n)
 		}
 	}
-	var o mappings.InferOptions
-	if len(opts) > 0 {
-		o = opts[0]
-	}
-	in := mappings.NewInferrer(o)
+	in := mappings.NewInferrer(opts)
 	var docs atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(workers, 1))
@@ -234,7 +228,7 @@ func ChooseMapping(ctx context.Context, ex extractors.Extractor, req MappingRequ
 	if req.NoInfer {
 		return nil, ErrNoMapping
 	}
-	res, err := Infer(ctx, ex, req.Workers, req.Sample)
+	res, err := Infer(ctx, ex, req.Workers, req.Sample, mappings.InferOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -117,7 +117,7 @@ func newDocSource() *docSource {
 // source's meter.
 func TestInferScansEverythingAtOneSnapshot(t *testing.T) {
 	src := newDocSource()
-	res, err := migration.Infer(context.Background(), src, 3, 0)
+	res, err := migration.Infer(context.Background(), src, 3, 0, mappings.InferOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestInferScansEverythingAtOneSnapshot(t *testing.T) {
 // stream is one partition and only its first sample documents are seen.
 func TestInferSampleReadsTheFirstDocumentsOfEachStream(t *testing.T) {
 	src := newDocSource()
-	res, err := migration.Infer(context.Background(), src, 4, 1)
+	res, err := migration.Infer(context.Background(), src, 4, 1, mappings.InferOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestInferSaysWhatFailed(t *testing.T) {
 	src := newDocSource()
 	src.streams["broken"] = []record.Record{{Kind: record.KindDocument, Key: "broken/x"}}
 	boom := errors.New("boom")
-	_, err := migration.Infer(context.Background(), failingReads{src, boom}, 1, 0)
+	_, err := migration.Infer(context.Background(), failingReads{src, boom}, 1, 0, mappings.InferOptions{})
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "scanning documents") {
 		t.Errorf("error %v, want the read's, saying it was scanning", err)
 	}
@@ -304,7 +304,7 @@ func TestInferAutoSampleCountsAndReadsOnlyTheSample(t *testing.T) {
 	src.streams["empty"] = nil
 	// One partition per document index digit: Plan's itoa handles < 10.
 	c := &countingSource{docSource: src}
-	res, err := migration.Infer(context.Background(), bigReads{c}, 2, migration.SampleAuto)
+	res, err := migration.Infer(context.Background(), bigReads{c}, 2, migration.SampleAuto, mappings.InferOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

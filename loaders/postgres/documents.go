@@ -40,6 +40,9 @@ type Documents struct {
 	// those Prepare created. None until Prepare. EvolvingDocuments
 	// shares it between the sinks of a growing mapping.
 	paths *directPaths
+	// links holds, per table with reference columns, the statements that
+	// link the references of a batch's rows (refLinkSQL), built once.
+	links map[*mappings.Table][]refLink
 	// fields are the mapping's field transforms, applied to every record
 	// before anything else sees it; vault keeps tokenize's tokens.
 	fields *pii.Set
@@ -65,6 +68,7 @@ func NewDocuments(m *mappings.Mapping) (*Documents, error) {
 	}
 	d := &Documents{mapping: m, tr: tr, defs: map[*mappings.Table]*tableDef{}, placeholderSQL: map[*mappings.Table]string{}, lockSQL: map[*mappings.Table]string{}, order: tablesByDepth(m), paths: &directPaths{}, fields: fields, vault: &pii.Vault{}}
 	d.buildDefs(nil)
+	d.links = refLinks(m)
 	for _, t := range m.Tables {
 		name := pgx.Identifier{m.Schema, t.Name}
 		params := make([]string, len(t.KeyColumns()))
@@ -256,6 +260,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 		}
 	}
 	written := map[*mappings.Table][][]any{} // tables with references
+	inserted := map[*mappings.Table]bool{}   // tables loaded on the direct path
 	for _, t := range d.order {
 		if p := rows[t]; p != nil {
 			changed, rejects, direct, err := d.load(ctx, tx, t, d.defs[t], p.rows)
@@ -266,13 +271,13 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 			for j, reason := range rejects {
 				out.Reject(p.idx[j], reason)
 			}
-			if direct {
+			inserted[t] = direct
+			if direct && len(holders[t]) > 0 {
 				// Rows this transaction inserted are locked by it and
 				// exist: their children need no placeholder, and no
 				// share lock on them.
-				n := len(t.KeyColumns())
+				key := make([]string, len(t.KeyColumns()))
 				for _, row := range p.rows {
-					key := make([]string, n)
 					for i := range key {
 						key[i] = row[i].(string)
 					}
@@ -280,7 +285,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 				}
 			}
 		}
-		if p := rows[t]; p != nil && len(d.mapping.TableReferences(t)) > 0 {
+		if p := rows[t]; p != nil && len(d.links[t]) > 0 {
 			written[t] = p.rows
 		}
 		if keys := holders[t]; len(keys) > 0 {
@@ -290,7 +295,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 			}
 		}
 	}
-	if err := d.writeChildren(ctx, tx, childrenOf(kidIdx, kidRows, out.Rejects)); err != nil {
+	if err := d.writeChildren(ctx, tx, childrenOf(kidIdx, kidRows, out.Rejects), inserted); err != nil {
 		return out, err
 	}
 	if err := d.linkReferences(ctx, tx, written); err != nil {

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-
 	"fmt"
 	"slices"
 	"strings"
@@ -120,7 +119,7 @@ func refLinkSQL(m *mappings.Mapping, r mappings.Reference, byKey bool) string {
 
 // refColumnStatements returns the DDL that gives the mapping's tables the
 // key columns of their references and, unless deferKeys, their foreign
-// keys. created lists the tables the statements before create.
+// keys (with deferKeys, FinishReferences builds them).
 func refColumnStatements(ctx context.Context, db loaders.DB, m *mappings.Mapping, deferKeys bool) ([]Statement, error) {
 	var out []Statement
 	for _, r := range m.References() {
@@ -177,13 +176,30 @@ func constraintExists(ctx context.Context, db loaders.DB, schema, table, name st
 	return ok, nil
 }
 
+// refLink is a reference and the statement linking it for rows given by
+// key (refLinkSQL with byKey).
+type refLink struct {
+	ref mappings.Reference
+	sql string
+}
+
+// refLinks builds the per-batch link statements of m's reference columns,
+// per table (tables without references have none).
+func refLinks(m *mappings.Mapping) map[*mappings.Table][]refLink {
+	out := map[*mappings.Table][]refLink{}
+	for _, r := range m.References() {
+		out[r.Table] = append(out[r.Table], refLink{ref: r, sql: refLinkSQL(m, r, true)})
+	}
+	return out
+}
+
 // linkReferences sets the reference key columns of the rows a batch wrote
 // (keys per table, each a row of key values), after all of them, so a
 // reference to a document of the same batch links.
 func (d *Documents) linkReferences(ctx context.Context, tx pgx.Tx, keys map[*mappings.Table][][]any) error {
 	for _, t := range d.order {
-		refs := d.mapping.TableReferences(t)
-		if len(refs) == 0 || len(keys[t]) == 0 {
+		links := d.links[t]
+		if len(links) == 0 || len(keys[t]) == 0 {
 			continue
 		}
 		n := len(t.KeyColumns())
@@ -195,9 +211,9 @@ func (d *Documents) linkReferences(ctx context.Context, tx pgx.Tx, keys map[*map
 			}
 			args[i] = col
 		}
-		for _, r := range refs {
-			if _, err := tx.Exec(ctx, refLinkSQL(d.mapping, r, true), args...); err != nil {
-				return fmt.Errorf("linking the references of %s.%s to %s: %w", t.Name, r.Column.Name, r.Target.Name, err)
+		for _, l := range links {
+			if _, err := tx.Exec(ctx, l.sql, args...); err != nil {
+				return fmt.Errorf("linking the references of %s.%s to %s: %w", t.Name, l.ref.Column.Name, l.ref.Target.Name, err)
 			}
 		}
 	}
@@ -480,23 +496,32 @@ type parentChildren struct {
 
 // writeChildren replaces the child rows of the documents a batch wrote:
 // deletes those their keys have (second depth first), then copies the
-// new ones in (first depth first).
-func (d *Documents) writeChildren(ctx context.Context, tx pgx.Tx, kids map[*mappings.Table]*parentChildren) error {
+// new ones in (first depth first). The documents of the tables in
+// inserted were inserted by this batch (the direct path: their keys had
+// no row), so they have no child rows to delete — a child row never
+// outlives its parent row (the foreign key cascades).
+func (d *Documents) writeChildren(ctx context.Context, tx pgx.Tx, kids map[*mappings.Table]*parentChildren, inserted map[*mappings.Table]bool) error {
 	for _, t := range d.order {
 		pc := kids[t]
 		if pc == nil || len(pc.keys) == 0 {
 			continue
 		}
-		args := make([]any, len(t.KeyColumns()))
-		for i := range args {
-			col := make([]string, len(pc.keys))
-			for j, k := range pc.keys {
-				col[j] = k[i]
+		var args []any // the keys, one text[] per key column, to delete by
+		if !inserted[t] {
+			args = make([]any, len(t.KeyColumns()))
+			for i := range args {
+				col := make([]string, len(pc.keys))
+				for j, k := range pc.keys {
+					col[j] = k[i]
+				}
+				args[i] = col
 			}
-			args[i] = col
 		}
 		for ci, ch := range t.Children {
 			for _, g := range append(slices.Clone(ch.Children), ch) {
+				if args == nil {
+					break // inserted: nothing to delete
+				}
 				name := pgx.Identifier{d.mapping.Schema, g.Name}
 				if _, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS x WHERE %s", name.Sanitize(), keyIn(t, "x")), args...); err != nil {
 					return fmt.Errorf("replacing the rows of child table %s: %w", g.Name, err)
