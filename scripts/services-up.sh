@@ -454,6 +454,18 @@ minio_start() {
 		--address "127.0.0.1:$port" --console-address "127.0.0.1:$console"
 }
 
+# check_minio_disk warns when MinIO's drive is nearly full: MinIO refuses
+# every write once its drive is about 99% used ("Storage backend has reached
+# its minimum free drive threshold"), which fails every object-store test
+# with an error that does not say the machine is the cause.
+check_minio_disk() {
+	local used avail
+	read -r used avail < <(df -P -k "$LOCAL_DIR/minio/data" | awk 'NR == 2 { sub("%", "", $5); print $5, $4 }')
+	if [[ -n $used ]] && { ((used >= 97)) || ((avail < 2 * 1024 * 1024)); }; then
+		warn "the drive of $LOCAL_DIR/minio/data is ${used}% used ($((avail / 1024)) MiB free): MinIO refuses writes near 99%; free space before running tests"
+	fi
+}
+
 up_minio() {
 	ensure_go_install minio "$MINIO_MODULE" "$MINIO_VERSION"
 	# Generated once and kept: MinIO's stored config in the data directory is
@@ -461,6 +473,7 @@ up_minio() {
 	MINIO_USER=bm$(secret_file "$LOCAL_DIR/secrets/minio-user" 6)
 	MINIO_PASSWORD=$(secret_file "$LOCAL_DIR/secrets/minio-password" 20)
 	ensure_service minio "${BAASMIGRATE_MINIO_PORT:-}" 60 minio_check minio_start
+	check_minio_disk
 	env_line S3_ENDPOINT "http://127.0.0.1:$SERVICE_PORT"
 	env_line S3_ACCESS_KEY "$MINIO_USER"
 	env_line S3_SECRET_KEY "$MINIO_PASSWORD"

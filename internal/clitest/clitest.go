@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path"
@@ -58,23 +59,44 @@ func Build(t testing.TB, pkg string) string {
 			b.err = err
 			return
 		}
-		name := path.Base(pkg)
-		dir, err := os.MkdirTemp("", name+"-bin-")
-		if err != nil {
-			b.err = err
-			return
-		}
-		b.path = filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-o", b.path, pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = errors.New("building " + name + ": " + err.Error() + "\n" + string(out))
-		}
+		b.path, b.err = buildInto(root, pkg)
 	})
 	if b.err != nil {
 		t.Fatal(b.err)
 	}
 	return b.path
+}
+
+// buildInto builds pkg to <root>/.local/testbin/<name>, a path that is the
+// same for every test process of this checkout, so test runs leave no
+// binaries behind (a temporary directory per process is never removed: no
+// hook runs when a test binary exits, and a killed one runs nothing).
+// Several test processes build concurrently (go test runs packages in
+// parallel), so each builds to a file of its own and renames it into
+// place: a rename replaces the path atomically, and a process already
+// running the old file keeps it.
+func buildInto(root, pkg string) (string, error) {
+	name := path.Base(pkg)
+	dir := filepath.Join(root, ".local", "testbin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("building %s: %w", name, err)
+	}
+	tmp, err := os.CreateTemp(dir, name+".building-")
+	if err != nil {
+		return "", fmt.Errorf("building %s: %w", name, err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), pkg)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %w\n%s", name, err, out)
+	}
+	final := filepath.Join(dir, name)
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return "", fmt.Errorf("building %s: %w", name, err)
+	}
+	return final, nil
 }
 
 // Result is what one run of the binary produced.
