@@ -624,4 +624,3 @@ func streamValue(av st.AttributeValue) types.AttributeValue {
 	// a scan returns.
 	return &types.UnknownUnionMember{Tag: fmt.Sprintf("%T", av)}
 }
-
