@@ -312,6 +312,11 @@ func (f *follower) catchUp(ctx context.Context, cs extractors.ChangeStreamer) er
 		return fmt.Errorf("catching up by a snapshot comparison: %w", err)
 	}
 	applied, deleted := n.added+n.changed+n.unplaced, n.deleted
+	if rep.ReadTime.IsZero() {
+		// A source without snapshots (DynamoDB) was compared as it was
+		// while the comparison read it: the stream starts from before.
+		rep.ReadTime = started.UTC()
+	}
 	if keeper {
 		rep.ReadTime = at
 	} else if pos, err = cs.PositionAt(rep.ReadTime); err != nil {
