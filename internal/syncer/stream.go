@@ -206,10 +206,10 @@ func (f *follower) checkCounts(ctx context.Context, cs extractors.ChangeStreamer
 	if _, ok := f.job.Extractor.(extractors.Counter); !ok || held.readTime.IsZero() {
 		return store()
 	}
-	if _, ok := f.job.Extractor.(extractors.Snapshotter); !ok {
-		// A source that cannot read at a past time (DynamoDB) counts now,
-		// not at the held point: every write since would look like a
-		// missed change.
+	if _, ok := f.job.Extractor.(extractors.Snapshotter); !ok && f.job.Mapping != nil {
+		// Documents of a source that cannot read at a past time
+		// (DynamoDB) are counted now, not at the held point: every write
+		// since would look like a missed change.
 		return store()
 	}
 	counts, err := diff.CountRecords(ctx, f.job.Extractor, f.pool, f.job.Adapter, held.readTime)
