@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -401,5 +406,102 @@ func TestStreamRefused(t *testing.T) {
 		if err == nil || errors.Is(err, extractors.ErrSnapshotExpired) || !strings.Contains(err.Error(), "NEW_AND_OLD_IMAGES") || !strings.Contains(err.Error(), table) {
 			t.Errorf("table %s: Changes returned %v; want a refusal naming the table and the fix", table, err)
 		}
+	}
+}
+
+// streamFaults forwards requests to DynamoDB Local, answering the
+// DynamoDB Streams calls it is told to with an error as DynamoDB does.
+type streamFaults struct {
+	next  http.Handler
+	fault func(op string, n int64) string // error code for the n-th call of op ("" to forward)
+	mu    sync.Mutex
+	calls map[string]int64
+	given map[string]int
+}
+
+func (s *streamFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	target := r.Header.Get("X-Amz-Target")
+	op := target[strings.LastIndex(target, ".")+1:]
+	s.mu.Lock()
+	s.calls[op]++
+	code := s.fault(op, s.calls[op])
+	if code != "" {
+		s.given[code]++
+	}
+	s.mu.Unlock()
+	if code == "" {
+		s.next.ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	w.WriteHeader(http.StatusBadRequest)
+	fmt.Fprintf(w, `{"__type":"com.amazonaws.dynamodb.v20120810#%s","message":"injected by the test"}`, code)
+}
+
+func faultProxy(t *testing.T, ep string, fault func(op string, n int64) string) (*streamFaults, string) {
+	target, err := url.Parse(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &streamFaults{next: httputil.NewSingleHostReverseProxy(target), fault: fault, calls: map[string]int64{}, given: map[string]int{}}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return s, srv.URL
+}
+
+// TestStreamFaults: throttled GetRecords are retried, an expired iterator
+// is taken again after the last record read (nothing lost, nothing
+// delivered twice), and a trimmed shard is an expired position.
+func TestStreamFaults(t *testing.T) {
+	awsCredentials(t)
+	t.Setenv("AWS_MAX_ATTEMPTS", "1") // only our retries
+	ep := dynamodbtest.Endpoint(t)
+	c := dynamodbtest.Client(ep)
+	a := dynamodbtest.StreamTable(t, c, types.StreamViewTypeNewAndOldImages, "id", "S", "", "")
+	faults, proxy := faultProxy(t, ep, func(op string, n int64) string {
+		switch {
+		case op == "GetRecords" && n == 1:
+			return "LimitExceededException"
+		case op == "GetRecords" && n == 3:
+			return "ExpiredIteratorException"
+		}
+		return ""
+	})
+	cfg := config(proxy, a)
+	cfg["dynamodb-page-size"] = ""
+	ex := newExtractor(t, cfg)
+	w := &streamWriter{t: t, c: c, writes: map[string][]int64{}}
+	start := time.Now()
+	from, _ := ex.PositionAt(start)
+	for i := range 5 {
+		w.put(a, sKey(fmt.Sprint("k", i%2)), a+"/k"+fmt.Sprint(i%2), nil)
+	}
+	r := startChanges(ex, from)
+	rp := newReplay(t, start)
+	rp.until(r, time.Now())
+	for i := 5; i < 10; i++ {
+		w.put(a, sKey(fmt.Sprint("k", i%2)), a+"/k"+fmt.Sprint(i%2), nil)
+	}
+	rp.until(r, time.Now())
+	r.stop(t)
+	if faults.given["LimitExceededException"] != 1 || faults.given["ExpiredIteratorException"] != 1 {
+		t.Errorf("faults given: %v; want one throttling and one expired iterator", faults.given)
+	}
+	for key, writes := range w.writes {
+		if got := rp.versions[key]; fmt.Sprint(got) != fmt.Sprint(writes) {
+			t.Errorf("%q: delivered versions %v; want each of %v once, in order", key, got, writes)
+		}
+	}
+
+	trimmed, proxy2 := faultProxy(t, ep, func(op string, n int64) string {
+		if op == "GetShardIterator" {
+			return "TrimmedDataAccessException"
+		}
+		return ""
+	})
+	ex2 := newExtractor(t, config(proxy2, a))
+	err := ex2.Changes(context.Background(), rp.batches[len(rp.batches)-1].Position, extractors.ChangeHints{}, func(record.ChangeBatch) error { return nil })
+	if !errors.Is(err, extractors.ErrSnapshotExpired) || trimmed.given["TrimmedDataAccessException"] == 0 {
+		t.Errorf("a trimmed shard: Changes returned %v (faults %v); want ErrSnapshotExpired", err, trimmed.given)
 	}
 }
