@@ -236,8 +236,9 @@ type followed struct {
 }
 
 // Changes follows the streams of the tables from position from until ctx
-// ends (see extractors.ChangeStreamer and the package's notes on DynamoDB
-// Streams). hints are not used: every table read is followed.
+// ends (see extractors.ChangeStreamer, and the notes on DynamoDB Streams
+// at the top of this file). hints are not used: every table read is
+// followed.
 func (e *Extractor) Changes(ctx context.Context, from string, _ extractors.ChangeHints, emit func(record.ChangeBatch) error) error {
 	pos, err := parseStreamPosition(from)
 	if err != nil {
