@@ -482,3 +482,20 @@ func All() []Spec {
 	})
 	return out
 }
+
+// skipsKey is the context key of WithSkips.
+type skipsKey struct{}
+
+// WithSkips returns ctx asking extractors to emit the records they skip or
+// cannot read (record.Record.Skip) instead of leaving them out: a run does,
+// so that its counts account for every record read. Readers that do not
+// ask (verify, sync, benchmarks) never see such records.
+func WithSkips(ctx context.Context) context.Context {
+	return context.WithValue(ctx, skipsKey{}, true)
+}
+
+// SkipsWanted reports whether ctx asks for skipped records (WithSkips).
+func SkipsWanted(ctx context.Context) bool {
+	v, _ := ctx.Value(skipsKey{}).(bool)
+	return v
+}
