@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -731,15 +732,18 @@ func holdSkips(recs []record.Record) (kept, held []record.Record) {
 // TallySkips adds to counts the records held back from the sink because
 // their extractor marked them (record.Skip), and returns the rejects to
 // store. They are counted under the target table the sink names for their
-// key (loaders.Labeler), or else under stream: a reject (Skip.Reject) as
-// read and rejected there, stored with its reason; a record skipped on
-// purpose as read and excluded under SkippedTable.
+// key (loaders.Labeler), or else (no such sink, or no table yet: a label
+// in parentheses) under stream: a reject (Skip.Reject) as read and
+// rejected there, stored with its reason; a record skipped on purpose as
+// read and excluded under SkippedTable.
 func TallySkips(held []record.Record, stream string, sink loaders.Sink, counts map[string]postgres.TableCounts) []postgres.Reject {
 	var rejects []postgres.Reject
 	for _, r := range held {
 		table := stream
 		if l, ok := sink.(loaders.Labeler); ok {
-			table = l.TableLabel(r.Key)
+			if t := l.TableLabel(r.Key); !strings.HasPrefix(t, "(") {
+				table = t
+			}
 		}
 		if !r.Skip.Reject {
 			t := SkippedTable(table, r.Skip.Reason)
