@@ -253,8 +253,9 @@ func TestAmplifyDynamoDBExport(t *testing.T) {
 // export loads, each bad line is a stored reject whose reason names the
 // data file and the line and whose record holds no value of the line,
 // migrate exits 1 saying how many were rejected, the counts printed and
-// stored add up (read = loaded + rejected + tombstones skipped), and a
-// re-run neither copies again nor stores the rejects twice.
+// stored add up (read = loaded + rejected + tombstones skipped), verify
+// reports the same two rejects (exit 1) and every live item identical, and
+// a re-run neither copies again nor stores the rejects twice.
 func TestAmplifyDynamoDBExportMalformed(t *testing.T) {
 	ctx := context.Background()
 	cfg, s3, bucket := testenv.NewS3Bucket(t, "ddb-export")
@@ -325,6 +326,16 @@ func TestAmplifyDynamoDBExportMalformed(t *testing.T) {
 		}
 	}
 	checkRejects("after migrate")
+
+	// verify reads the export as the run did: the live items identical,
+	// the two bad lines rejected (so not identical: exit 1), no error.
+	res = clitest.Run(t, env, "verify", "--source", "amplify", "--only", "documents", "--dynamodb-export", "s3://"+bucket+"/"+dir+"?keys=id", "--format", "json")
+	if res.Code != 1 {
+		t.Errorf("verify: exit %d; want 1 (two records rejected)\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	} else if tr, ok := tableReports(t, compareDoc(t, res.Stdout), "document")["todo_abc_dev"]; !ok ||
+		tr.Source != live || tr.Matching != live || tr.Rejected != 2 || tr.MissingInTarget != 0 || tr.ExtraInTarget != 0 {
+		t.Errorf("verify todo_abc_dev: %+v; want %d identical and 2 rejected", tr, live)
+	}
 
 	res = clitest.Run(t, env, migrate...)
 	if res.Code != 1 || !strings.Contains(res.Stdout, "already migrated") || !strings.Contains(res.Stderr, "2 record(s) rejected") {

@@ -86,11 +86,13 @@ func (o options) rates() (list, read int) {
 	return list, read
 }
 
-// requests counts the requests of one measurement by quota category.
+// requests counts the requests of one measurement by quota category:
+// other is DescribeUserPool (UserPoolRead; the tool paces it with the
+// list requests).
 type requests struct{ list, read, other int }
 
 func (q requests) String() string {
-	return fmt.Sprintf("%d UserList, %d UserRead, %d other", q.list, q.read, q.other)
+	return fmt.Sprintf("%d UserList, %d UserRead, %d UserPoolRead", q.list, q.read, q.other)
 }
 
 type round struct {
@@ -195,8 +197,11 @@ users; three groups; SMS MFA enabled for %d of them), read through the paging fr
 not OFF). Median of %d round(s) per pool setting.
 
 %s
-Against real Cognito the reading costs no more requests than counted here, so the pacing, not the
-service, bounds the run: with the pool's MFA not OFF, one AdminGetUser per user in UserRead
+How the tool paces itself (docs/amplify.md, "Pacing"): one token bucket per quota category, burst 1,
+so requests go out evenly spaced at the configured pace; a `+"`TooManyRequestsException`"+` halves that
+category's pace (down to 1/s) and the request is retried with backoff; every 20 successes then raise it
+by 1/s, back up to the configured pace. Against real Cognito the reading sends the requests counted
+here, so the pacing, not the service, bounds the run: with the pool's MFA not OFF, one AdminGetUser per user in UserRead
 (documented default quota %d requests/s per account and region, shared with the app; the tool's default
 pace %d/s) caps the run at about %d users/s; with MFA OFF, 60 users per ListUsers page in UserList
 (default quota %d/s; the tool's default pace %d/s) caps it at about %d users/s. Raise the paces
@@ -238,11 +243,23 @@ func scenario(o options, mfa types.UserPoolMfaType, rounds []round, listRPS, rea
 
 **migrate / extract-only: %.2f** (each round: %s). Bounding category: **%s** — its requests at
 the tool's pace take %.1f s at least (%.0f users/s at most); at Cognito's default quotas, were all
-of them this run's, %.1f s (%.0f users/s).
+of them this run's, %.1f s (%.0f users/s). %s
 `, mfa,
 		med.extract.Round(time.Millisecond), rate(med.extract), med.extractCPU.Round(time.Millisecond), med.extractReqs,
 		med.migrate.Round(time.Millisecond), rate(med.migrate), med.migrateCPU.Round(time.Millisecond), med.migrateReqs,
-		med.ratio(), strings.Join(each, ", "), bound, floor, float64(o.users)/floor, quotaFloor, float64(o.users)/quotaFloor)
+		med.ratio(), strings.Join(each, ", "), bound, floor, float64(o.users)/floor, quotaFloor, float64(o.users)/quotaFloor,
+		verdict(med.extract, floor))
+}
+
+// verdict says what bounded the extract-only reading here: the pacing when
+// it took at most a third more than the pacing's floor, else the local
+// stand-in.
+func verdict(extract time.Duration, floor float64) string {
+	if extract.Seconds() <= floor*4/3 {
+		return fmt.Sprintf("Here the pacing bounds the reading: extract-only took %.0f%% of that floor.", 100*extract.Seconds()/floor)
+	}
+	return fmt.Sprintf("Here cognito-local, not the pacing, bounds the reading (extract-only took %.1f× that floor): "+
+		"it answers every page the front cuts with the whole pool.", extract.Seconds()/floor)
 }
 
 // count is the front's requests so far, by quota category.
