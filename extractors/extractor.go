@@ -487,9 +487,11 @@ func All() []Spec {
 type skipsKey struct{}
 
 // WithSkips returns ctx asking extractors to emit the records they skip or
-// cannot read (record.Record.Skip) instead of leaving them out: a run does,
-// so that its counts account for every record read. Readers that do not
-// ask (verify, sync, benchmarks) never see such records.
+// cannot read (record.Record.Skip) instead of leaving them out: a run asks,
+// so that its counts account for every record read, and so do verify (it
+// reports the unreadable ones as rejected) and infer (it passes over
+// them). Readers that do not ask (benchmarks) never see such records, and
+// an extractor that cannot read a record fails their read instead.
 func WithSkips(ctx context.Context) context.Context {
 	return context.WithValue(ctx, skipsKey{}, true)
 }

@@ -200,12 +200,16 @@ not OFF). Median of %d round(s) per pool setting.
 How the tool paces itself (docs/amplify.md, "Pacing"): one token bucket per quota category, burst 1,
 so requests go out evenly spaced at the configured pace; a `+"`TooManyRequestsException`"+` halves that
 category's pace (down to 1/s) and the request is retried with backoff; every 20 successes then raise it
-by 1/s, back up to the configured pace. Against real Cognito the reading sends the requests counted
-here, so the pacing, not the service, bounds the run: with the pool's MFA not OFF, one AdminGetUser per user in UserRead
-(documented default quota %d requests/s per account and region, shared with the app; the tool's default
-pace %d/s) caps the run at about %d users/s; with MFA OFF, 60 users per ListUsers page in UserList
-(default quota %d/s; the tool's default pace %d/s) caps it at about %d users/s. Raise the paces
-only with the app's own traffic in mind, or with a quota increase. Load average at the end: %s.
+by 1/s, back up to the configured pace.
+
+Against real Cognito the reading sends exactly the requests counted here — ListUsers pages of 60,
+ListGroups, a ListUsersInGroup page per 60 members of each group, and with MFA one AdminGetUser per
+user — so the pacing, not the service, bounds the run, at the "at most" rates above. With the pool's
+MFA not OFF, UserRead bounds it: Cognito's documented default quota is %d requests/s per account and
+region, shared with the app, and the tool's default pace of %d/s caps the run at %d users/s. With MFA
+OFF, UserList bounds it: default quota %d/s, the tool's pace %d/s, so at most %d users/s (60 a page),
+less the group pages. Raise the paces only with the app's own traffic in mind, or with a quota
+increase. Load average at the end: %s.
 `, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(), strings.Join(append([]string{"go run ./bench/cognito"}, os.Args[1:]...), " "),
 		o.users, withMFA, listRPS, readRPS, o.runs, strings.Join(sections, "\n"),
 		quotaUserRead, readRPS, readRPS, quotaUserList, listRPS, cognito.PageSize*listRPS, benchreport.LoadAverage())
@@ -242,8 +246,8 @@ func scenario(o options, mfa types.UserPoolMfaType, rounds []round, listRPS, rea
 | migrate --source amplify --only users | %s | %.0f | %s | %s |
 
 **migrate / extract-only: %.2f** (each round: %s). Bounding category: **%s** — its requests at
-the tool's pace take %.1f s at least (%.0f users/s at most); at Cognito's default quotas, were all
-of them this run's, %.1f s (%.0f users/s). %s
+the tool's pace take %.1f s at least (%.0f users/s at most); at Cognito's full default quotas
+(none left to the app) %.1f s (%.0f users/s). %s
 `, mfa,
 		med.extract.Round(time.Millisecond), rate(med.extract), med.extractCPU.Round(time.Millisecond), med.extractReqs,
 		med.migrate.Round(time.Millisecond), rate(med.migrate), med.migrateCPU.Round(time.Millisecond), med.migrateReqs,

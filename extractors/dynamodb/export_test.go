@@ -133,7 +133,7 @@ func TestExportMalformedLine(t *testing.T) {
 	item2, _ := dynamodbtest.Item(3)
 	for bad, key := range map[string]string{
 		`{"Item": {"id": {"S": "x"}, "n": {"N": "12abc"}}}`: "T/x",
-		`not json`:                    "T/(line 2 of file0001.json.gz)",
+		`not json`:                     "T/(line 2 of file0001.json.gz)",
 		`{"Item": {"id": {"Q": "x"}}}`: "T/(line 2 of file0001.json.gz)",
 		`{"Other": 1}`:                 "T/(line 2 of file0001.json.gz)",
 	} {

@@ -696,7 +696,7 @@ func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b
 	if excluded > 0 {
 		counts[ExcludedTable] = postgres.TableCounts{Read: excluded, Excluded: excluded}
 	}
-	rejects = append(rejects, TallySkips(held, p.Stream, e.job.Sink, counts)...)
+	rejects = append(rejects, tallySkips(held, p.Stream, e.job.Sink, counts)...)
 	if err := e.state.Checkpoint(ctx, tx, e.run, p, b.cursor, b.done, counts, rejects); err != nil {
 		return err
 	}
@@ -729,14 +729,14 @@ func holdSkips(recs []record.Record) (kept, held []record.Record) {
 	return kept, held
 }
 
-// TallySkips adds to counts the records held back from the sink because
+// tallySkips adds to counts the records held back from the sink because
 // their extractor marked them (record.Skip), and returns the rejects to
 // store. They are counted under the target table the sink names for their
 // key (loaders.Labeler), or else (no such sink, or no table yet: a label
 // in parentheses) under stream: a reject (Skip.Reject) as read and
 // rejected there, stored with its reason; a record skipped on purpose as
 // read and excluded under SkippedTable.
-func TallySkips(held []record.Record, stream string, sink loaders.Sink, counts map[string]postgres.TableCounts) []postgres.Reject {
+func tallySkips(held []record.Record, stream string, sink loaders.Sink, counts map[string]postgres.TableCounts) []postgres.Reject {
 	var rejects []postgres.Reject
 	for _, r := range held {
 		table := stream
