@@ -193,8 +193,9 @@ func checkDDBCounts(t *testing.T, pool *pgxpool.Pool, path, stdout string, read,
 
 // TestAmplifyDynamoDBExport migrates a DynamoDB export to S3 (written to
 // MinIO in the DYNAMODB_JSON format, 3,000 items in 4 gzipped data files):
-// plan estimates no read capacity, migrate copies every live item, verify
-// finds them identical; the table is the one a scan would fill.
+// plan estimates no read capacity, migrate copies every live item and
+// counts the 60 tombstones skipped (printed and stored), verify finds the
+// live items identical; the table is the one a scan would fill.
 func TestAmplifyDynamoDBExport(t *testing.T) {
 	ctx := context.Background()
 	cfg, s3, bucket := testenv.NewS3Bucket(t, "ddb-export")
