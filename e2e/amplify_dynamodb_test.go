@@ -247,6 +247,18 @@ func TestAmplifyDynamoDBExport(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT price::text FROM public.todo_abc_dev WHERE id = $1`, dynamodbtest.DocID(1234)).Scan(&price); err != nil || price != "1234.25" {
 		t.Errorf("item 1234's price: %q, %v", price, err)
 	}
+
+	// sync cannot follow an export (a snapshot that never changes: polling
+	// it would follow nothing while the tables move on): refused before
+	// anything, with what to do instead.
+	res = clitest.Run(t, env, append([]string{"sync"}, common...)...)
+	if res.Code != 2 || !strings.Contains(res.Stderr, "sync cannot follow a DynamoDB export") || !strings.Contains(res.Stderr, "without --dynamodb-export") {
+		t.Errorf("sync of an export: exit %d; want 2 saying it cannot follow an export and what to do\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	var syncs int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM baasmigrate.sync_streams`).Scan(&syncs); err != nil || syncs != 0 {
+		t.Errorf("the refused sync left sync state (%d, %v); want none", syncs, err)
+	}
 }
 
 // TestAmplifyDynamoDBExportMalformed migrates an export two of whose lines

@@ -304,3 +304,38 @@ func ddbTargetTable(t *testing.T, pool *pgxpool.Pool, name string) string {
 	}
 	return pgx.Identifier{"public", got[0]}.Sanitize()
 }
+
+// TestAmplifySyncRefusesTablesWithoutStreams: sync of two tables, one
+// without a stream and one whose stream holds only keys, stops before its
+// copy (exit 2, no table created in the target) naming both tables and the
+// command that enables a stream with the new image.
+func TestAmplifySyncRefusesTablesWithoutStreams(t *testing.T) {
+	ctx := context.Background()
+	ep := dynamodbtest.Endpoint(t)
+	c := dynamodbtest.Client(ep)
+	plain := dynamodbtest.Table(t, c, "id", "S", "", "")
+	keysOnly := dynamodbtest.StreamTable(t, c, types.StreamViewTypeKeysOnly, "id", "S", "", "")
+	for _, table := range []string{plain, keysOnly} {
+		if err := dynamodbtest.Seed(ctx, c, table, 0, 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dsn, pool := targetDatabase(t)
+	res := clitest.Run(t, ddbEnv(dsn, ep), "sync", "--source", "amplify", "--only", "documents", "--dynamodb-tables", plain+","+keysOnly)
+	if res.Code != 2 {
+		t.Fatalf("sync: exit %d, want 2\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	for _, want := range []string{
+		"following DynamoDB table " + plain + ": it has no stream",
+		"following DynamoDB table " + keysOnly + ": its stream's view type KEYS_ONLY",
+		"aws dynamodb update-table --table-name " + plain + " --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES",
+	} {
+		if !strings.Contains(res.Stderr, want) {
+			t.Errorf("sync's error lacks %q:\n%s", want, res.Stderr)
+		}
+	}
+	var tables int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&tables); err != nil || tables != 0 {
+		t.Errorf("tables in the target after the refused sync: %d, %v; want 0 (refused before the copy)", tables, err)
+	}
+}

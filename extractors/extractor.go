@@ -340,6 +340,18 @@ type ChangeKeeper interface {
 	ReleaseChanges(ctx context.Context, consumer string) error
 }
 
+// ChangeChecker is implemented by extractors that can tell, before sync's
+// copy reads anything, whether their source's changes can be followed:
+// a change feed that must be enabled on the source (DynamoDB Streams), or
+// a source that is a snapshot and never changes (a DynamoDB export).
+// sync calls CheckChanges first, so a copy of hours is not spent on a
+// source it cannot follow; the error names what prevents following and
+// the fix. A source that changes after the check is checked again when
+// its stream starts.
+type ChangeChecker interface {
+	CheckChanges(ctx context.Context) error
+}
+
 // ChangeHints are what a change stream may start from (see ChangeStreamer).
 type ChangeHints struct {
 	// Collections are document collection IDs (the last segment of each

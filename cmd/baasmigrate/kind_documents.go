@@ -60,6 +60,9 @@ func init() {
 		Build:   buildDocuments,
 		Compare: compareDocuments,
 	})
+	// A document source may need its change feed checked before the copy
+	// (extractors.ChangeChecker: DynamoDB Streams).
+	syncKeepers[record.KindDocument] = true
 }
 
 // buildDocuments assembles the documents → PostgreSQL job. The mapping is,

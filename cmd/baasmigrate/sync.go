@@ -39,10 +39,11 @@ func newSyncCommand() *cobra.Command {
 		Long: `sync first does what migrate does (copies, or resumes or skips a finished copy),
 then follows the source until it is stopped (SIGINT or SIGTERM; exit 0):
 
-  documents  from the source's change stream (Firestore: Listen), starting at the
-             read time the copy recorded, so nothing written during or after the
-             copy is missed: creates, updates, field deletes and deletes at every
-             depth, and collections that appear later (--new-collections);
+  documents  from the source's change stream (Firestore: Listen; DynamoDB: the
+             tables' Streams, checked before the copy), starting at the read time
+             the copy recorded, so nothing written during or after the copy is
+             missed: creates, updates, field deletes and deletes at every depth,
+             and collections or tables that appear later (--new-collections);
   tables     from the source's logical replication (PostgreSQL/Supabase): a
              publication and a replication slot that sync creates before the
              copy reads (cutover drops them), read with pgoutput;
@@ -240,17 +241,20 @@ func jobNames(jobs []*syncer.Job) string {
 	return strings.Join(names, ", ")
 }
 
-// syncKeepers are the kinds whose extractors may keep changes for a
-// consumer (extractors.ChangeKeeper), which sync asks to start keeping
-// them before the copy; syncFinishers make what a kind does at an
-// identical cutover (syncer.Job.Finish). Kinds register in init.
+// syncKeepers are the kinds whose extractors may check that their source
+// can be followed (extractors.ChangeChecker) or keep changes for a
+// consumer (extractors.ChangeKeeper), which sync asks them to do before
+// the copy; syncFinishers make what a kind does at an identical cutover
+// (syncer.Job.Finish). Kinds register in init.
 var (
 	syncKeepers   = map[record.Kind]bool{}
 	syncFinishers = map[record.Kind]func(ex extractors.Extractor, sink loaders.Sink, pool *pgxpool.Pool) func(context.Context) (string, error){}
 )
 
-// keepChanges asks the extractor of each kind whose source keeps changes
-// for a named consumer (extractors.ChangeKeeper) to start keeping them.
+// keepChanges asks the extractor of each kind in syncKeepers to check
+// that its source can be followed (extractors.ChangeChecker) and, when it
+// keeps changes for a named consumer (extractors.ChangeKeeper), to start
+// keeping them.
 func keepChanges(ctx context.Context, cmd *cobra.Command, kinds []*kindSpec, workers int) error {
 	f := cmd.Flags()
 	var keepers []*kindSpec
@@ -281,8 +285,11 @@ func keepChanges(ctx context.Context, cmd *cobra.Command, kinds []*kindSpec, wor
 		if err != nil {
 			return fmt.Errorf("preparing to sync %ss: %w", k.Kind, err)
 		}
+		if c, ok := ex.(extractors.ChangeChecker); ok {
+			err = c.CheckChanges(ctx)
+		}
 		ck, ok := ex.(extractors.ChangeKeeper)
-		if ok {
+		if ok && err == nil {
 			var consumer string
 			if consumer, err = syncConsumer(ctx, pool, postgres.Job(k.Kind, ex.Source())); err == nil {
 				err = ck.KeepChanges(ctx, consumer)

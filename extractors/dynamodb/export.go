@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/extractors"
 	"github.com/baasmigrate/baasmigrate/extractors/amplify"
+	"github.com/baasmigrate/baasmigrate/internal/failure"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
@@ -77,6 +79,15 @@ var (
 	_ extractors.Unordered     = (*ExportExtractor)(nil)
 	_ extractors.Configured    = (*ExportExtractor)(nil)
 )
+
+// CheckChanges (extractors.ChangeChecker) refuses sync: an export is a
+// snapshot that never changes, so polling it would follow nothing while
+// the tables move on.
+func (e *ExportExtractor) CheckChanges(context.Context) error {
+	return failure.Mark(errors.New("sync cannot follow a DynamoDB export (--dynamodb-export): it is a snapshot that never changes; "+
+		"sync the tables themselves, without --dynamodb-export (the copy then scans them, and their DynamoDB Streams are followed), "+
+		"or migrate from the export and sync without it afterwards (the catch-up compares the tables with the target)"), failure.Permanent)
+}
 
 // NewExport builds an extractor of the exports --dynamodb-export names,
 // read from the S3 endpoint --amplify-s3-endpoint (AWS's for the region by

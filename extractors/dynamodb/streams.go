@@ -315,6 +315,49 @@ func (f *follower) list(ctx context.Context) error {
 	return nil
 }
 
+// followable returns nil when table name (described as d) has a stream
+// whose records hold the items' new image, or else a permanent error
+// saying so with the command that fixes it.
+func followable(name string, d *types.TableDescription) error {
+	fix := fmt.Sprintf("enable a stream with the new image: aws dynamodb update-table --table-name %s --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES", name)
+	spec := d.StreamSpecification
+	if spec == nil || !aws.ToBool(spec.StreamEnabled) || d.LatestStreamArn == nil {
+		return permanent(fmt.Errorf("following DynamoDB table %s: it has no stream (DynamoDB Streams is not enabled); %s", name, fix))
+	}
+	switch spec.StreamViewType {
+	case types.StreamViewTypeNewAndOldImages, types.StreamViewTypeNewImage:
+		return nil
+	default:
+		return permanent(fmt.Errorf("following DynamoDB table %s: its stream's view type %s holds no new image of the items; "+
+			"a stream's view type cannot change: disable the stream (--stream-specification StreamEnabled=false), then %s (sync then catches up by a comparison)",
+			name, spec.StreamViewType, fix))
+	}
+}
+
+// CheckChanges (extractors.ChangeChecker) returns an error naming every
+// table whose stream cannot be followed, with the command that fixes it,
+// so that sync stops before its copy rather than after.
+func (e *Extractor) CheckChanges(ctx context.Context) error {
+	names := e.tables
+	if len(names) == 0 {
+		var err error
+		if names, err = e.listTables(ctx); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	for _, name := range names {
+		d, err := e.describe(ctx, name, true)
+		if err != nil {
+			return err
+		}
+		if err := followable(name, d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (f *follower) listTable(ctx context.Context, name string) (*followed, error) {
 	d, err := f.e.describe(ctx, name, true)
 	if err != nil {
@@ -324,17 +367,8 @@ func (f *follower) listTable(ctx context.Context, name string) (*followed, error
 	if err != nil {
 		return nil, err
 	}
-	fix := fmt.Sprintf("enable a stream with the new image: aws dynamodb update-table --table-name %s --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES", name)
-	spec := d.StreamSpecification
-	if spec == nil || !aws.ToBool(spec.StreamEnabled) || d.LatestStreamArn == nil {
-		return nil, permanent(fmt.Errorf("following DynamoDB table %s: it has no stream (DynamoDB Streams is not enabled); %s", name, fix))
-	}
-	switch spec.StreamViewType {
-	case types.StreamViewTypeNewAndOldImages, types.StreamViewTypeNewImage:
-	default:
-		return nil, permanent(fmt.Errorf("following DynamoDB table %s: its stream's view type %s holds no new image of the items; "+
-			"a stream's view type cannot change: disable the stream (--stream-specification StreamEnabled=false), then %s (sync then catches up by a comparison)",
-			name, spec.StreamViewType, fix))
+	if err := followable(name, d); err != nil {
+		return nil, err
 	}
 	arn := aws.ToString(d.LatestStreamArn)
 	t := &followed{name: name, keys: keys, arn: arn, shards: map[string]st.Shard{}}
