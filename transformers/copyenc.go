@@ -262,7 +262,6 @@ func appendDate(buf []byte, t time.Time) []byte {
 	return binary.BigEndian.AppendUint32(buf, uint32(days))
 }
 
-
 // beginArray appends a field's length placeholder and the header of a
 // one-dimensional array of n elements of type elem, without NULLs; it
 // returns the buffer and where the field starts.
