@@ -17,9 +17,10 @@ import (
 // column type and source of a mapping, edge and random values, NULLs and
 // arrays with NULL elements). The Go types Row.Values holds for the
 // column types a mapping supports, the loader's key strings, row times
-// (pgtype.Timestamptz) and overflow (jsonb []byte) are written directly,
-// without pgx's per-value plan lookup or boxing; any other value, or a
-// value for a column of another type, is encoded by m as pgx does.
+// (pgtype.Timestamptz, or a pointer to one) and overflow (jsonb []byte)
+// are written directly, without pgx's per-value plan lookup or boxing;
+// any other value, or a value for a column of another type, is encoded by
+// m as pgx does (with pgx's second try through the text form).
 func AppendCopyField(buf []byte, oid uint32, x any, m *pgtype.Map) ([]byte, error) {
 	switch v := x.(type) {
 	case nil:
@@ -64,6 +65,13 @@ func AppendCopyField(buf []byte, oid uint32, x any, m *pgtype.Map) ([]byte, erro
 		}
 	case pgtype.Timestamptz:
 		if oid == pgtype.TimestamptzOID && v.InfinityModifier == pgtype.Finite {
+			if !v.Valid {
+				return appendNull(buf), nil
+			}
+			return appendTimestamptz(appendLen(buf, 8), v.Time), nil
+		}
+	case *pgtype.Timestamptz:
+		if oid == pgtype.TimestamptzOID && v != nil && v.InfinityModifier == pgtype.Finite {
 			if !v.Valid {
 				return appendNull(buf), nil
 			}

@@ -107,6 +107,7 @@ func TestAppendCopyFieldMatchesPgx(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	for _, tm := range copyTestTimes(r) {
 		check("row time", pgtype.TimestamptzOID, pgtype.Timestamptz{Time: tm, Valid: true})
+		check("row time by pointer", pgtype.TimestamptzOID, &pgtype.Timestamptz{Time: tm, Valid: true})
 		check("time", pgtype.TimestamptzOID, tm)
 		check("date", pgtype.DateOID, tm)
 	}
@@ -118,7 +119,7 @@ func TestAppendCopyFieldMatchesPgx(t *testing.T) {
 		{pgtype.TextOID, "doc"}, {pgtype.TextOID, ""}, {pgtype.TextOID, "\xff名前"},
 		{pgtype.JSONBOID, []byte(`{"a":1}`)}, {pgtype.JSONBOID, []byte{}}, {pgtype.JSONBOID, []byte(nil)},
 		{pgtype.BoolOID, false}, {pgtype.BoolOID, true},
-		{pgtype.TimestamptzOID, pgtype.Timestamptz{}},
+		{pgtype.TimestamptzOID, pgtype.Timestamptz{}}, {pgtype.TimestamptzOID, &pgtype.Timestamptz{}}, {pgtype.TimestamptzOID, (*pgtype.Timestamptz)(nil)},
 		{pgtype.TimestamptzOID, pgtype.Timestamptz{Valid: true, InfinityModifier: pgtype.Infinity}},
 		{pgtype.UUIDOID, pgtype.UUID{}}, {pgtype.PointOID, pgtype.Point{}},
 		{pgtype.PointOID, pgtype.Point{P: pgtype.Vec2{X: math.Copysign(0, -1), Y: math.NaN()}, Valid: true}},
