@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/baasmigrate/baasmigrate/transformers"
@@ -18,8 +19,8 @@ import (
 // PostgreSQL's binary format, and returns how many rows it inserted. It
 // sends what tx.CopyFrom(ctx, name, columns, pgx.CopyFromRows(rows))
 // sends, byte for byte, and fails in the same cases: the column types come
-// from the same description of the table (which the connection keeps
-// after the first use), and every value is encoded by
+// from the same description of the table (which, in pgx's default query
+// mode, the connection keeps after the first use), and every value is encoded by
 // transformers.AppendCopyField, which writes pgx's bytes without its
 // per-value plan lookup and boxing. The stream is encoded as PostgreSQL
 // reads it, into a buffer the sink reuses.
@@ -28,7 +29,17 @@ func copyRows(ctx context.Context, tx pgx.Tx, name pgx.Identifier, columns []str
 	cols := quoteAll(columns)
 	table := name.Sanitize()
 	describe := "select " + cols + " from " + table
-	sd, err := conn.Prepare(ctx, describe, describe)
+	var sd *pgconn.StatementDescription
+	var err error
+	if conn.Config().DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
+		// pgx's default: a prepared statement per connection, described
+		// once.
+		sd, err = conn.Prepare(ctx, describe, describe)
+	} else {
+		// Other modes (a connection pooler that keeps no prepared
+		// statements, say): described by an unnamed statement each time.
+		sd, err = conn.PgConn().Prepare(ctx, "", describe, nil)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("describing the columns of %s: %w", table, err)
 	}

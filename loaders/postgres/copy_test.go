@@ -23,7 +23,7 @@ func TestCopyRowsMatchesPgxCopyFrom(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	pool := testenv.NewPool(t)
-	for _, name := range []string{"ours", "pgx"} {
+	for _, name := range []string{"ours", "pgx", "simple"} {
 		if _, err := pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (id text PRIMARY KEY, n bigint, b bytea, j jsonb, tags text[], at timestamptz, p point)`, name)); err != nil {
 			t.Fatal(err)
 		}
@@ -66,9 +66,36 @@ func TestCopyRowsMatchesPgxCopyFrom(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var differ int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM ((SELECT r1::text FROM ours r1 EXCEPT ALL SELECT r2::text FROM pgx r2) UNION ALL (SELECT r2::text FROM pgx r2 EXCEPT ALL SELECT r1::text FROM ours r1)) d`).Scan(&differ); err != nil || differ != 0 {
-		t.Fatalf("%d rows differ between copyRows and pgx's CopyFrom (%v)", differ, err)
+	// A connection in another query mode (as through a pooler that keeps
+	// no prepared statements) describes the table each time.
+	cfg := pool.Config().ConnConfig.Copy()
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	simple, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer simple.Close(context.Background())
+	for range 2 {
+		tx, err := simple.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "TRUNCATE simple"); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := copyRows(ctx, tx, pgx.Identifier{"simple"}, cols, rows); err != nil || n != int64(len(rows)) {
+			t.Fatalf("copyRows in simple protocol mode: %d rows, %v", n, err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, other := range []string{"pgx", "simple"} {
+		var differ int
+		if err := pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM ((SELECT r1::text FROM ours r1 EXCEPT ALL SELECT r2::text FROM %s r2)
+			UNION ALL (SELECT r2::text FROM %s r2 EXCEPT ALL SELECT r1::text FROM ours r1)) d`, other, other)).Scan(&differ); err != nil || differ != 0 {
+			t.Fatalf("%d rows differ between copyRows and %s (%v)", differ, other, err)
+		}
 	}
 
 	bad := [][]any{{"z1", int64(1), nil, nil, nil, nil, nil}, {"z2", "not a number", nil, nil, nil, nil, nil}}
