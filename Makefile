@@ -23,7 +23,7 @@ FUZZTIME ?= 30s
 # CHAOS_FLAGS is passed to the campaign, e.g. CHAOS_FLAGS='-seed 42 -only documents/kill9'.
 CHAOS_FLAGS ?=
 
-.PHONY: services-up services-down build test demo lint bench-documents bench-files bench-sync bench-tables check-report fuzz chaos
+.PHONY: services-up services-down build test demo lint bench-documents bench-files bench-sync bench-tables bench-dynamodb bench-cognito check-report fuzz chaos
 
 services-up:
 	scripts/services-up.sh
@@ -80,6 +80,15 @@ bench-tables: services-up
 BENCH_SYNC_FLAGS ?=
 bench-sync: services-up
 	$(GO) run ./bench/sync -record BENCHMARKS.md $(BENCH_SYNC_FLAGS)
+
+# BENCH_DYNAMODB_FLAGS / BENCH_COGNITO_FLAGS shorten a smoke run, e.g. '-items 20000 -runs 1' / '-users 200 -runs 1'.
+BENCH_DYNAMODB_FLAGS ?=
+bench-dynamodb: services-up
+	$(GO) run ./bench/dynamodb -record BENCHMARKS.md $(BENCH_DYNAMODB_FLAGS)
+
+BENCH_COGNITO_FLAGS ?=
+bench-cognito: services-up
+	$(GO) run ./bench/cognito -record BENCHMARKS.md $(BENCH_COGNITO_FLAGS)
 
 check-report:
 	scripts/check-html-report.sh

@@ -482,3 +482,22 @@ func All() []Spec {
 	})
 	return out
 }
+
+// skipsKey is the context key of WithSkips.
+type skipsKey struct{}
+
+// WithSkips returns ctx asking extractors to emit the records they skip or
+// cannot read (record.Record.Skip) instead of leaving them out: a run asks,
+// so that its counts account for every record read, and so do verify (it
+// reports the unreadable ones as rejected) and infer (it passes over
+// them). Readers that do not ask (benchmarks) never see such records, and
+// an extractor that cannot read a record fails their read instead.
+func WithSkips(ctx context.Context) context.Context {
+	return context.WithValue(ctx, skipsKey{}, true)
+}
+
+// SkipsWanted reports whether ctx asks for skipped records (WithSkips).
+func SkipsWanted(ctx context.Context) bool {
+	v, _ := ctx.Value(skipsKey{}).(bool)
+	return v
+}

@@ -109,6 +109,14 @@ type Reporter interface {
 	Warnings(ctx context.Context, db DB) ([]string, error)
 }
 
+// Labeler is implemented by sinks that can name the target table a
+// record's key belongs in without its values: a run counts the records an
+// extractor marked as skipped or unreadable (record.Skip), which never
+// reach the sink, under that table.
+type Labeler interface {
+	TableLabel(key string) string
+}
+
 // DB is the part of a pgx pool or connection sinks need outside batches.
 type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)

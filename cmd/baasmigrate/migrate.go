@@ -301,7 +301,14 @@ func (m *migrateRun) writeManifest(ctx context.Context, sum *migrateSummary) err
 		man.Transforms = append(man.Transforms, ts...)
 	}
 	if m.exclusions != nil {
-		man.Exclusions = &manifest.Exclusions{Entries: m.exclusions.Len(), ListSHA256: m.exclusions.Digest(), Records: sum.Totals.Excluded}
+		man.Exclusions = &manifest.Exclusions{Entries: m.exclusions.Len(), ListSHA256: m.exclusions.Digest()}
+		for _, j := range sum.Jobs {
+			for _, t := range j.Tables {
+				if t.Table == migration.ExcludedTable { // not records skipped (migration.SkippedTable)
+					man.Exclusions.Records += t.Excluded
+				}
+			}
+		}
 	}
 	return writeManifest(context.WithoutCancel(ctx), m.manifest, man, m.pool, m.state, m.secrets)
 }

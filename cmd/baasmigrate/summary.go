@@ -78,9 +78,10 @@ type summaryCounts struct {
 	Loaded   int64 `json:"loaded"`
 	Rejected int64 `json:"rejected"`
 	Changed  int64 `json:"changed"`
-	// Excluded counts records an erasure list left out (--exclude-from):
-	// read = loaded + rejected + excluded. They are counted under the
-	// table "(excluded)".
+	// Excluded counts records an erasure list left out (--exclude-from),
+	// counted under the table "(excluded)", and records the source's
+	// extractor skipped on purpose (Amplify DataStore tombstones), counted
+	// under "TABLE (skipped: REASON)": read = loaded + rejected + excluded.
 	Excluded int64 `json:"excluded"`
 }
 
@@ -151,8 +152,8 @@ func (s *migrateSummary) total() {
 // printSummary writes the summary table users read at the end of a run.
 func printSummary(w io.Writer, s *migrateSummary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	// The excluded column shows only when an erasure list excluded
-	// something.
+	// The excluded column shows only when an erasure list excluded, or an
+	// extractor skipped, something.
 	excluded := func(n int64) string {
 		if s.Totals.Excluded == 0 {
 			return ""

@@ -34,6 +34,14 @@ type faultProxy struct {
 
 	errors, cuts, passed atomic.Int64
 
+	// failedInRow counts, per request (method and URL), the faults in a
+	// row answered to it; a request that got maxFaultsInRow in a row
+	// passes. The faults stay transient, as the cases that use them
+	// promise: by chance alone a 25% share fails some request 8 times in a
+	// row (the retry policy's attempts) once in ~65,000 requests, which a
+	// campaign reaches, and that run's exit 2 would be the proxy's doing.
+	failedInRow map[string]int
+
 	// Holding: from request number holdFrom on, requests get no answer
 	// until released (or their client gives up) — a server that stopped
 	// answering. heldSince is when the first one was held.
@@ -42,6 +50,11 @@ type faultProxy struct {
 	heldSince time.Time
 	released  chan struct{}
 }
+
+// maxFaultsInRow is how many faults in a row one request can get: well
+// under the retry policy's attempts (internal/retry.Default: 8), also
+// when one attempt makes two requests (metadata, then bytes).
+const maxFaultsInRow = 3
 
 // newFaultProxy proxies to upstream ("http://host:port"). keepHost keeps
 // the Host header the client sent (S3 signatures cover it); otherwise it
@@ -55,7 +68,7 @@ func newFaultProxy(upstream string, keepHost bool, seed uint64) (*faultProxy, er
 	if err != nil {
 		return nil, err
 	}
-	p := &faultProxy{ln: ln, rng: rand.New(rand.NewPCG(seed, 77)), status: http.StatusServiceUnavailable}
+	p := &faultProxy{ln: ln, rng: rand.New(rand.NewPCG(seed, 77)), status: http.StatusServiceUnavailable, failedInRow: map[string]int{}}
 	p.proxy = httputil.NewSingleHostReverseProxy(u)
 	p.proxy.FlushInterval = -1
 	direct := p.proxy.Director
@@ -144,6 +157,16 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			action = 1
 		case x < p.errShare+p.cutShare:
 			action = 2
+		}
+		key := r.Method + " " + r.URL.String()
+		switch {
+		case action == 0:
+			delete(p.failedInRow, key)
+		case p.failedInRow[key] >= maxFaultsInRow:
+			action = 0
+			delete(p.failedInRow, key)
+		default:
+			p.failedInRow[key]++
 		}
 	}
 	status, body := p.status, p.body

@@ -31,9 +31,11 @@
 // Amplify (AppSync with DataStore conflict detection) adds four attributes:
 // __typename and _version stay ordinary fields; _lastChangedAt (epoch
 // milliseconds) becomes the record's update time as well; an item with
-// _deleted = true is a DataStore tombstone, skipped and counted by default
+// _deleted = true is a DataStore tombstone, skipped by default
 // (--dynamodb-deleted skip) or copied as a row whose _deleted column is true
-// (keep).
+// (keep). A skipped tombstone is logged, and emitted with record.Skip (reason
+// TombstoneReason) to a reader that asks (extractors.WithSkips): a run counts
+// it, per target table, as read and excluded, so that the items read add up.
 package dynamodb
 
 import (
@@ -96,6 +98,9 @@ const (
 	DeletedSkip = "skip"
 	DeletedKeep = "keep"
 )
+
+// TombstoneReason is the record.Skip reason of a skipped tombstone.
+const TombstoneReason = "Amplify DataStore tombstone, _deleted = true"
 
 func init() {
 	extractors.Register(extractors.Spec{
@@ -423,6 +428,7 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 	what := fmt.Sprintf("scanning DynamoDB table %s, segment %d of %d", p.Stream, seg, total)
 	skipped := int64(0)
 	defer func() { e.skipped(ctx, p.Stream, skipped, "segment", seg) }()
+	wanted := extractors.SkipsWanted(ctx)
 	for {
 		in := &dynamodb.ScanInput{
 			TableName:              aws.String(p.Stream),
@@ -454,7 +460,9 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 			}
 			if skip {
 				skipped++
-				continue
+				if !wanted {
+					continue
+				}
 			}
 			if rec.Cursor, err = encodeKey(key); err != nil {
 				return fmt.Errorf("%s: %w", what, err)
@@ -489,15 +497,17 @@ func keySchema(d *types.TableDescription) ([2]string, error) {
 }
 
 // toRecord converts one item; skip is true for a tombstone that is not
-// kept. The record has no cursor (a scan's is the item's primary key, key,
-// an export's its line); key holds the item's primary key attributes.
+// kept, whose record has its key, no fields, and Skip set
+// (TombstoneReason). The record has no cursor (a scan's is the item's
+// primary key, key, an export's its line); key holds the item's primary
+// key attributes.
 func toRecord(table string, keys [2]string, item map[string]types.AttributeValue, keepDel bool) (rec record.Record, key map[string]types.AttributeValue, skip bool, err error) {
 	id, key, err := itemID(keys, item)
 	if err != nil {
 		return record.Record{}, nil, false, err
 	}
 	if d, ok := item["_deleted"].(*types.AttributeValueMemberBOOL); ok && d.Value && !keepDel {
-		return record.Record{}, nil, true, nil
+		return record.Record{Kind: record.KindDocument, Key: table + "/" + id, Skip: &record.Skip{Reason: TombstoneReason}}, key, true, nil
 	}
 	fields, err := Fields(item)
 	if err != nil {

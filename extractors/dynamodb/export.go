@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,8 +41,13 @@ import (
 // (?keys=PK or ?keys=PK,SK), or read with DescribeTable from DynamoDB (free).
 //
 // Records are the scan's (see the package comment), so a table read from
-// an export lands as a scan would land it. A line that is not an item is an
-// error naming the file and the line.
+// an export lands as a scan would land it. A line that is not an item is,
+// to a reader that asks for such records (extractors.WithSkips: a run), a
+// reject (record.Skip with Reject) whose reason names the data file and
+// the line, and whose key is the item's when the line names its key
+// attributes, else "TABLE/(line N of FILE)"; its fields are the file's
+// address and the line's number, never the line's text. Other readers get
+// an error naming the file and the line.
 type ExportExtractor struct {
 	s3       *minio.Client
 	ddb      *Extractor // for DescribeTable when keys are not given
@@ -342,6 +348,7 @@ func (x *ExportExtractor) readFile(ctx context.Context, ex *export, i, skip int,
 	where := "s3://" + ex.bucket + "/" + key
 	skipped := int64(0)
 	defer func() { x.skipped(ctx, ex.table, skipped, "file", where) }()
+	wanted := extractors.SkipsWanted(ctx)
 	err := retry.Do(ctx, x.policy, "reading "+where, func(ctx context.Context) error {
 		obj, err := x.s3.GetObject(ctx, ex.bucket, key, minio.GetObjectOptions{})
 		if err != nil {
@@ -363,20 +370,23 @@ func (x *ExportExtractor) readFile(ctx context.Context, ex *export, i, skip int,
 			if len(text) > 0 {
 				line++
 				if line > skip {
-					rec, skipRec, perr := x.parseLine(ex, text)
+					rec, perr := x.parseLine(ex, text)
 					if perr != nil {
-						return retry.Mark(fmt.Errorf("%s line %d: %w", where, line, perr), false)
+						if !wanted {
+							return retry.Mark(fmt.Errorf("%s line %d: %w", where, line, perr), false)
+						}
+						rec = unreadable(ex, where, line, text, perr)
 					}
 					if rec != nil {
-						rec.Cursor = strconv.Itoa(i) + ":" + strconv.Itoa(line)
-						if err := emit(*rec); err != nil {
-							return retry.Mark(&emitError{err}, false)
+						if rec.Skip != nil && !rec.Skip.Reject {
+							skipped++
 						}
-					}
-					if skipRec {
-						skipped++
-					}
-					if rec != nil || skipRec {
+						if rec.Skip == nil || wanted {
+							rec.Cursor = strconv.Itoa(i) + ":" + strconv.Itoa(line)
+							if err := emit(*rec); err != nil {
+								return retry.Mark(&emitError{err}, false)
+							}
+						}
 						skip = line
 					}
 				}
@@ -409,34 +419,70 @@ func asEmitError(err error) (error, bool) {
 	return nil, false
 }
 
-// parseLine parses one line of a data file: nil for a blank line, skip
-// for a tombstone not kept.
-func (x *ExportExtractor) parseLine(ex *export, text []byte) (*record.Record, bool, error) {
+// parseLine parses one line of a data file: nil for a blank line, a
+// record with Skip set for a tombstone not kept.
+func (x *ExportExtractor) parseLine(ex *export, text []byte) (*record.Record, error) {
 	if strings.TrimSpace(string(text)) == "" {
-		return nil, false, nil
+		return nil, nil
 	}
 	var line struct {
 		Item map[string]json.RawMessage `json:"Item"`
 	}
 	if err := json.Unmarshal(text, &line); err != nil {
-		return nil, false, fmt.Errorf("not a JSON object: %w", err)
+		return nil, fmt.Errorf("not a JSON object: %w", err)
 	}
 	if line.Item == nil {
-		return nil, false, fmt.Errorf(`no "Item" object`)
+		return nil, fmt.Errorf(`no "Item" object`)
 	}
 	item := make(map[string]types.AttributeValue, len(line.Item))
 	for name, raw := range line.Item {
 		av, err := ParseJSON(raw)
 		if err != nil {
-			return nil, false, fmt.Errorf("attribute %q: %w", name, err)
+			return nil, fmt.Errorf("attribute %q: %w", name, err)
 		}
 		item[name] = av
 	}
-	rec, _, skip, err := toRecord(ex.table, ex.keys, item, x.keepDel)
-	if err != nil || skip {
-		return nil, skip, err
+	rec, _, _, err := toRecord(ex.table, ex.keys, item, x.keepDel)
+	if err != nil {
+		return nil, err
 	}
-	return &rec, false, nil
+	return &rec, nil
+}
+
+// unreadable is the reject record of line of the data file at where, which
+// is not an item (perr says why; it quotes no values): keyed by the item's
+// key when the line's key attributes can be read, else by the line's
+// place; its fields say where it is, not what it holds.
+func unreadable(ex *export, where string, line int, text []byte, perr error) *record.Record {
+	id := ""
+	var l struct {
+		Item map[string]json.RawMessage `json:"Item"`
+	}
+	if json.Unmarshal(text, &l) == nil && l.Item != nil {
+		item := map[string]types.AttributeValue{}
+		for _, k := range ex.keys {
+			if raw, ok := l.Item[k]; ok && k != "" {
+				if av, err := ParseJSON(raw); err == nil {
+					item[k] = av
+				}
+			}
+		}
+		if i, _, err := itemID(ex.keys, item); err == nil {
+			id = i
+		}
+	}
+	if id == "" {
+		id = escapeID(fmt.Sprintf("(line %d of %s)", line, path.Base(where)))
+	}
+	return &record.Record{
+		Kind: record.KindDocument,
+		Key:  ex.table + "/" + id,
+		Fields: map[string]record.Value{
+			"export_file": record.String(where),
+			"line":        record.Int(int64(line)),
+		},
+		Skip: &record.Skip{Reject: true, Reason: fmt.Sprintf("%s line %d is not an item of the export: %v", where, line, perr)},
+	}
 }
 
 // ParseJSON decodes one attribute value in DynamoDB JSON ({"S": "a"},

@@ -96,17 +96,49 @@ func TestExportConformance(t *testing.T) {
 	if got, _ := readAll(t, ex, 2); got != len(want) || ex.Skipped() != n-int64(len(want)) {
 		t.Errorf("read %d records, %d tombstones skipped; want %d and %d", got, ex.Skipped(), len(want), n-len(want))
 	}
+	// A reader that asks for skipped records (a run) gets each tombstone
+	// as one, with its key, its cursor, no fields and the reason.
+	var tombs, live int
+	for _, p := range streams[0].Partitions {
+		err := ex.Read(extractors.WithSkips(context.Background()), p, time.Time{}, "", func(r record.Record) error {
+			switch {
+			case r.Skip == nil:
+				live++
+			case r.Skip.Reject || r.Skip.Reason != dynamodb.TombstoneReason || r.Fields != nil || r.Cursor == "" || !strings.HasPrefix(r.Key, table+"/"):
+				t.Errorf("tombstone record %+v", r)
+			default:
+				tombs++
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if live != len(want) || tombs != n-len(want) {
+		t.Errorf("with skips wanted: %d records and %d tombstones; want %d and %d", live, tombs, len(want), n-len(want))
+	}
 }
 
-// TestExportMalformedLine: a line that is not an item stops the read
-// with an error naming the data file and the line.
+// TestExportMalformedLine: a line that is not an item stops a read that
+// does not ask for skipped records (verify) with an error naming the data
+// file and the line; a read that asks (extractors.WithSkips: a run) gets
+// the items around it and, in its place, a reject whose reason names the
+// file and the line, keyed by the item's key when the line has one, with
+// no value of the line in its fields.
 func TestExportMalformedLine(t *testing.T) {
 	s3, bucket, cfg := exportStore(t)
 	item0, _ := dynamodbtest.Item(1)
 	item1, _ := dynamodbtest.Item(2)
-	for _, bad := range []string{`{"Item": {"id": {"S": "x"}, "n": {"N": "12abc"}}}`, `not json`, `{"Item": {"id": {"Q": "x"}}}`, `{"Other": 1}`} {
+	item2, _ := dynamodbtest.Item(3)
+	for bad, key := range map[string]string{
+		`{"Item": {"id": {"S": "x"}, "n": {"N": "12abc"}}}`: "T/x",
+		`not json`:                     "T/(line 2 of file0001.json.gz)",
+		`{"Item": {"id": {"Q": "x"}}}`: "T/(line 2 of file0001.json.gz)",
+		`{"Other": 1}`:                 "T/(line 2 of file0001.json.gz)",
+	} {
 		dir := "e/AWSDynamoDB/" + testenv.UniqueName("x", 20)
-		files := [][][]byte{{dynamodbtest.ExportLine(item0)}, {dynamodbtest.ExportLine(item1), []byte(bad)}}
+		files := [][][]byte{{dynamodbtest.ExportLine(item0)}, {dynamodbtest.ExportLine(item1), []byte(bad), dynamodbtest.ExportLine(item2)}}
 		if err := dynamodbtest.WriteExport(context.Background(), s3, bucket, dir, "T", files); err != nil {
 			t.Fatal(err)
 		}
@@ -120,9 +152,32 @@ func TestExportMalformedLine(t *testing.T) {
 		}
 		got := 0
 		err = ex.Read(context.Background(), streams[0].Partitions[0], time.Time{}, "", func(record.Record) error { got++; return nil })
-		where := fmt.Sprintf("s3://%s/%s/data/file0001.json.gz line 2", bucket, dir)
+		file := fmt.Sprintf("s3://%s/%s/data/file0001.json.gz", bucket, dir)
+		where := file + " line 2"
 		if err == nil || !strings.Contains(err.Error(), where) || got != 2 {
 			t.Errorf("malformed line %q: %d records, error %v; want 2 and an error naming %q", bad, got, err, where)
+		}
+
+		var recs []record.Record
+		err = ex.Read(extractors.WithSkips(context.Background()), streams[0].Partitions[0], time.Time{}, "", func(r record.Record) error {
+			recs = append(recs, r)
+			return nil
+		})
+		if err != nil || len(recs) != 4 {
+			t.Fatalf("malformed line %q, skips wanted: %d records, %v; want 4 and no error", bad, len(recs), err)
+		}
+		rj := recs[2]
+		if recs[0].Skip != nil || recs[1].Skip != nil || recs[3].Skip != nil || recs[3].Key != "T/"+dynamodbtest.DocID(3) {
+			t.Errorf("malformed line %q: the items around it: %+v, %+v", bad, recs[1], recs[3])
+		}
+		if rj.Skip == nil || !rj.Skip.Reject || !strings.Contains(rj.Skip.Reason, where) || rj.Key != key || rj.Cursor != "1:2" {
+			t.Errorf("malformed line %q: reject %q cursor %q skip %+v; want key %q, cursor 1:2 and a reason naming %q", bad, rj.Key, rj.Cursor, rj.Skip, key, where)
+		}
+		if len(rj.Fields) != 2 || rj.Fields["export_file"].StringValue() != file || rj.Fields["line"].IntValue() != 2 {
+			t.Errorf("malformed line %q: reject fields %v; want the file and the line only", bad, rj.Fields)
+		}
+		if strings.Contains(rj.Skip.Reason, "12abc") {
+			t.Errorf("malformed line %q: the reason quotes a value: %s", bad, rj.Skip.Reason)
 		}
 	}
 }

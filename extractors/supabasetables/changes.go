@@ -107,7 +107,7 @@ func encodePosition(slot string, lsn pglogrepl.LSN, x extra) string {
 func parsePosition(pos string) (slot string, lsn pglogrepl.LSN, x extra, err error) {
 	pos, rest, _ := strings.Cut(pos, " ")
 	slot, l, ok := strings.Cut(pos, "@")
-	if !ok || !strings.HasPrefix(slot, "baasmigrate_") {
+	if !ok || !isSlotName(slot) {
 		return "", 0, x, fmt.Errorf("%q is not a position of a PostgreSQL change stream", pos)
 	}
 	if rest != "" {
@@ -123,6 +123,18 @@ func parsePosition(pos string) (slot string, lsn pglogrepl.LSN, x extra, err err
 		return "", 0, x, fmt.Errorf("%q is not a position of a PostgreSQL change stream: %w", pos, err)
 	}
 	return slot, lsn, x, nil
+}
+
+// isSlotName reports whether slot has the shape SlotName gives: the
+// position's slot goes into replication commands, so a tampered state row
+// must not carry anything else there.
+func isSlotName(slot string) bool {
+	hexPart, ok := strings.CutPrefix(slot, "baasmigrate_")
+	if !ok || len(hexPart) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(hexPart)
+	return err == nil
 }
 
 // hasKeyless reports whether a copied table has no primary key.

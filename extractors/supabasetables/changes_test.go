@@ -17,14 +17,16 @@ func TestPositionRoundTrip(t *testing.T) {
 	if err != nil || slot != "baasmigrate_0123456789abcdef" || lsn != 0x16B3748 || len(got.Skips) != 1 || got.Skips[0].Until != "0/16B3748" || len(got.Skips[0].Xip) != 2 {
 		t.Fatalf("parsePosition(%q) = %q, %v, %+v, %v", pos, slot, lsn, got, err)
 	}
-	if p := encodePosition("baasmigrate_x", 0x10, extra{}); p != "baasmigrate_x@0/10" {
+	if p := encodePosition("baasmigrate_0123456789abcdef", 0x10, extra{}); p != "baasmigrate_0123456789abcdef@0/10" {
 		t.Errorf("a position without extra: %q", p)
 	}
 	// The marker of a copy the slot does not cover.
-	if _, lsn, _, err := parsePosition("baasmigrate_x@"); err != nil || lsn != 0 {
-		t.Errorf(`parsePosition("baasmigrate_x@") = %v, %v; want LSN 0`, lsn, err)
+	if _, lsn, _, err := parsePosition(SlotName("job") + "@"); err != nil || lsn != 0 {
+		t.Errorf(`parsePosition(SlotName("job") + "@") = %v, %v; want LSN 0`, lsn, err)
 	}
-	for _, bad := range []string{"", "0/10", "other@0/10", "baasmigrate_x@zz", "baasmigrate_x@0/10 {"} {
+	// Only slot names SlotName gives: the slot goes into replication commands.
+	for _, bad := range []string{"", "0/10", "other@0/10", SlotName("job") + "@zz", SlotName("job") + "@0/10 {",
+		"baasmigrate_x@0/10", "baasmigrate_0123456789abcdeg@0/10", `baasmigrate_0123456789abcdef"; DROP@0/10`} {
 		if _, _, _, err := parsePosition(bad); err == nil {
 			t.Errorf("parsePosition(%q) accepted it", bad)
 		}

@@ -595,7 +595,12 @@ func (c *comparison) stream(ctx context.Context, ex extractors.Extractor, st ext
 		return c.lookupStream(ctx, kl, ex, st, rt)
 	}
 	for _, p := range st.Partitions {
-		err := ex.Read(ctx, p, rt, "", func(rec record.Record) error { return c.record(ctx, rec) })
+		err := ex.Read(extractors.WithSkips(ctx), p, rt, "", func(rec record.Record) error {
+			if rec.Skip != nil {
+				return c.skipped(ctx, rec)
+			}
+			return c.record(ctx, rec)
+		})
 		if err != nil {
 			return fmt.Errorf("reading the source (%s): %w", st.Name, err)
 		}
@@ -661,7 +666,10 @@ func (c *comparison) lookupStream(ctx context.Context, kl KeyLookup, ex extracto
 		return nil
 	}
 	for _, p := range st.Partitions {
-		err := ex.Read(ctx, p, rt, "", func(rec record.Record) error {
+		err := ex.Read(extractors.WithSkips(ctx), p, rt, "", func(rec record.Record) error {
+			if rec.Skip != nil {
+				return c.skipped(ctx, rec)
+			}
 			var r Routed
 			excluded := c.excludes(rec.Key)
 			if excluded {
@@ -729,6 +737,21 @@ func (c *comparison) remember(ctx context.Context, table string, keys [][]string
 		return fmt.Errorf("noting the keys compared in %s: %w", table, err)
 	}
 	return nil
+}
+
+// skipped accounts for a record its extractor marked (record.Skip), as a
+// run does: one skipped on purpose (an Amplify DataStore tombstone) is not
+// data and has no place in the comparison; one that could not be read (a
+// malformed line of an export) counts as rejected, with its reason, under
+// the table its key routes to.
+func (c *comparison) skipped(ctx context.Context, rec record.Record) error {
+	if !rec.Skip.Reject {
+		return nil
+	}
+	r := c.a.Route(rec)
+	r.Reject = rec.Skip.Reason
+	c.admit(rec, r)
+	return c.rejected(ctx, rec, r)
 }
 
 // admit counts a routed source record against its table; it returns false

@@ -107,7 +107,13 @@ func Infer(ctx context.Context, ex extractors.Extractor, workers, sample int, op
 		for _, p := range st.Partitions {
 			g.Go(func() error {
 				n := 0
-				err := ex.Read(gctx, p, st.ReadTime, "", func(r record.Record) error {
+				// Records an extractor skips or cannot read (record.Skip)
+				// are no sample of the data, but asking for them lets a
+				// malformed one pass, as the run it prepares lets it.
+				err := ex.Read(extractors.WithSkips(gctx), p, st.ReadTime, "", func(r record.Record) error {
+					if r.Skip != nil {
+						return nil
+					}
 					in.Observe(r.Key, r.Fields)
 					docs.Add(1)
 					if n++; limit > 0 && n >= limit {

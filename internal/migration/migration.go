@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,6 +74,16 @@ type Options struct {
 // ExcludedTable is the pseudo-table excluded records are counted under
 // (Options.Exclude): read = excluded there, nothing loaded or rejected.
 const ExcludedTable = "(excluded)"
+
+// SkippedTable is the pseudo-table under which records an extractor
+// skipped on purpose (record.Skip without Reject: an Amplify DataStore
+// tombstone) are counted, per target table and reason: read = excluded
+// there, nothing loaded or rejected. The run asks for such records
+// (extractors.WithSkips) and checkpoints their cursors like any other's,
+// so each is counted once however often the run resumes.
+func SkippedTable(table, reason string) string {
+	return table + " (skipped: " + reason + ")"
+}
 
 // ErrInterrupted is returned by Execute when the run stopped early because
 // Options.Stop was closed or ctx ended: every committed batch is kept with
@@ -563,7 +574,7 @@ func (e *executor) read(ctx context.Context, st *postgres.StreamState, p *postgr
 	}
 	for {
 		readTime := e.readTime(st)
-		err := e.job.Extractor.Read(ctx, p.Partition, readTime, cur.cursor, emit)
+		err := e.job.Extractor.Read(extractors.WithSkips(ctx), p.Partition, readTime, cur.cursor, emit)
 		if errors.Is(err, extractors.ErrSnapshotExpired) {
 			if err := e.renew(ctx, st, readTime); err != nil {
 				return err
@@ -669,9 +680,10 @@ func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b
 
 	began := time.Now()
 	recs, excluded := e.exclude(b.recs)
+	recs, held := holdSkips(recs)
 	var out loaders.Outcome
 	var err error
-	if len(recs) > 0 || excluded == 0 {
+	if len(recs) > 0 || (excluded == 0 && len(held) == 0) {
 		if out, err = e.job.Sink.Write(ctx, tx, recs); err != nil {
 			return err
 		}
@@ -680,17 +692,75 @@ func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b
 	if err != nil {
 		return err
 	}
+	written := slices.Collect(maps.Keys(counts))
 	if excluded > 0 {
 		counts[ExcludedTable] = postgres.TableCounts{Read: excluded, Excluded: excluded}
 	}
+	rejects = append(rejects, tallySkips(held, p.Stream, e.job.Sink, counts)...)
 	if err := e.state.Checkpoint(ctx, tx, e.run, p, b.cursor, b.done, counts, rejects); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("committing a batch of %d records: %w", len(b.recs), err)
 	}
-	e.wrote(counts, began, time.Now())
+	e.wrote(written, began, time.Now())
 	return nil
+}
+
+// holdSkips returns the records of recs to hand to the sink and those an
+// extractor marked as skipped or unreadable (record.Skip). recs is
+// returned as is when none is marked.
+func holdSkips(recs []record.Record) (kept, held []record.Record) {
+	for i, r := range recs {
+		if r.Skip == nil {
+			if held != nil {
+				kept = append(kept, r)
+			}
+			continue
+		}
+		if held == nil {
+			kept = append(kept, recs[:i]...)
+		}
+		held = append(held, r)
+	}
+	if held == nil {
+		return recs, nil
+	}
+	return kept, held
+}
+
+// tallySkips adds to counts the records held back from the sink because
+// their extractor marked them (record.Skip), and returns the rejects to
+// store. They are counted under the target table the sink names for their
+// key (loaders.Labeler), or else (no such sink, or no table yet: a label
+// in parentheses) under stream: a reject (Skip.Reject) as read and
+// rejected there, stored with its reason; a record skipped on purpose as
+// read and excluded under SkippedTable.
+func tallySkips(held []record.Record, stream string, sink loaders.Sink, counts map[string]postgres.TableCounts) []postgres.Reject {
+	var rejects []postgres.Reject
+	for _, r := range held {
+		table := stream
+		if l, ok := sink.(loaders.Labeler); ok {
+			if t := l.TableLabel(r.Key); !strings.HasPrefix(t, "(") {
+				table = t
+			}
+		}
+		if !r.Skip.Reject {
+			t := SkippedTable(table, r.Skip.Reason)
+			c := counts[t]
+			c.Read++
+			c.Excluded++
+			counts[t] = c
+			continue
+		}
+		c := counts[table]
+		c.Read++
+		c.Rejected++
+		counts[table] = c
+		raw, _ := r.MarshalJSON()
+		rejects = append(rejects, postgres.Reject{Table: table, SourceKey: r.Key, Reason: r.Skip.Reason, Record: raw})
+	}
+	return rejects
 }
 
 // excluded reports whether Options.Exclude excludes r.
@@ -744,13 +814,10 @@ func (e *executor) exclude(recs []record.Record) ([]record.Record, int64) {
 
 // wrote records that a batch with rows of these tables was written and
 // committed from began to ended.
-func (e *executor) wrote(counts map[string]postgres.TableCounts, began, ended time.Time) {
+func (e *executor) wrote(tables []string, began, ended time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for t := range counts {
-		if t == ExcludedTable {
-			continue // never written
-		}
+	for _, t := range tables {
 		w := e.walls[t]
 		if w == nil {
 			w = &wallTime{}

@@ -47,6 +47,26 @@ type Record struct {
 	// Open returns the content of a file record; nil for other kinds. It may
 	// be called more than once (each call reads from the start).
 	Open func(ctx context.Context) (io.ReadCloser, error)
+	// Skip, when not nil, marks a record read from the source that is not
+	// data to load: an item skipped on purpose, or one that could not be
+	// read (see Skip). Extractors emit such records only to readers that
+	// ask for them (extractors.WithSkips); they have a Key and a Cursor
+	// like any other, and Fields that say where they were read, never the
+	// source's values.
+	Skip *Skip
+}
+
+// Skip says why a record read is not loaded.
+type Skip struct {
+	// Reason is shown to users and stored with the run's counts or
+	// rejects: it must not quote the source's values.
+	Reason string
+	// Reject is true for a record that could not be read as data (a
+	// malformed line of an export file): the run stores it as a reject
+	// with Reason and counts it as rejected. Otherwise it was skipped on
+	// purpose (an Amplify DataStore tombstone) and counts as excluded,
+	// under a label naming Reason.
+	Reject bool
 }
 
 // MarshalJSON encodes the record (kind, key, times and fields; not the file

@@ -206,6 +206,12 @@ func (f *follower) checkCounts(ctx context.Context, cs extractors.ChangeStreamer
 	if _, ok := f.job.Extractor.(extractors.Counter); !ok || held.readTime.IsZero() {
 		return store()
 	}
+	if _, ok := f.job.Extractor.(extractors.Snapshotter); !ok && f.job.Mapping != nil {
+		// Documents of a source that cannot read at a past time
+		// (DynamoDB) are counted now, not at the held point: every write
+		// since would look like a missed change.
+		return store()
+	}
 	counts, err := diff.CountRecords(ctx, f.job.Extractor, f.pool, f.job.Adapter, held.readTime)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -306,6 +312,11 @@ func (f *follower) catchUp(ctx context.Context, cs extractors.ChangeStreamer) er
 		return fmt.Errorf("catching up by a snapshot comparison: %w", err)
 	}
 	applied, deleted := n.added+n.changed+n.unplaced, n.deleted
+	if rep.ReadTime.IsZero() {
+		// A source without snapshots (DynamoDB) was compared as it was
+		// while the comparison read it: the stream starts from before.
+		rep.ReadTime = started.UTC()
+	}
 	if keeper {
 		rep.ReadTime = at
 	} else if pos, err = cs.PositionAt(rep.ReadTime); err != nil {

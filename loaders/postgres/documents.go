@@ -109,6 +109,10 @@ func (d *Documents) SetVault(v *pii.Vault) { d.vault = v }
 // tables another source owns (see ClaimTables).
 func (d *Documents) SetOwner(o Owner) { d.owner = o }
 
+// TableLabel names the target table of a document key (loaders.Labeler):
+// its table in the mapping, or a label saying why it has none.
+func (d *Documents) TableLabel(key string) string { return d.tr.TableLabel(key) }
+
 // SetSoftDeletes makes Prepare give every table of the mapping the column
 // loaders.DeletedAtColumn, which Delete with soft set marks. Call it before
 // Prepare.

@@ -154,6 +154,7 @@ type EvolvingDocuments struct {
 
 var (
 	_ loaders.Sink        = (*EvolvingDocuments)(nil)
+	_ loaders.Labeler     = (*EvolvingDocuments)(nil)
 	_ loaders.Finisher    = (*EvolvingDocuments)(nil)
 	_ loaders.Deleter     = (*EvolvingDocuments)(nil)
 	_ loaders.SoftDeleter = (*EvolvingDocuments)(nil)
@@ -240,6 +241,15 @@ func (e *EvolvingDocuments) current() *Documents {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.cur
+}
+
+// TableLabel is Documents.TableLabel for the current mapping
+// (loaders.Labeler).
+func (e *EvolvingDocuments) TableLabel(key string) string {
+	if d := e.current(); d != nil {
+		return d.TableLabel(key)
+	}
+	return "(no mapping)"
 }
 
 // Prepare is Documents.Prepare for the current mapping.

@@ -54,6 +54,12 @@ func Client(endpoint string) *dynamodb.Client {
 // CreateTable creates table with partition key pk (type pkType: S, N or
 // B) and, when sk is not "", sort key sk, on demand.
 func CreateTable(ctx context.Context, c *dynamodb.Client, table, pk, pkType, sk, skType string) error {
+	return CreateStreamTable(ctx, c, table, "", pk, pkType, sk, skType)
+}
+
+// CreateStreamTable is CreateTable with DynamoDB Streams enabled with view
+// type view (none when view is "").
+func CreateStreamTable(ctx context.Context, c *dynamodb.Client, table string, view types.StreamViewType, pk, pkType, sk, skType string) error {
 	in := &dynamodb.CreateTableInput{
 		TableName:   aws.String(table),
 		BillingMode: types.BillingModePayPerRequest,
@@ -65,6 +71,9 @@ func CreateTable(ctx context.Context, c *dynamodb.Client, table, pk, pkType, sk,
 	if sk != "" {
 		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(sk), KeyType: types.KeyTypeRange})
 		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(sk), AttributeType: types.ScalarAttributeType(skType)})
+	}
+	if view != "" {
+		in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: view}
 	}
 	if _, err := c.CreateTable(ctx, in); err != nil {
 		return fmt.Errorf("creating table %s: %w", table, err)
@@ -79,6 +88,19 @@ func Table(t testing.TB, c *dynamodb.Client, pk, pkType, sk, skType string) stri
 	t.Helper()
 	name := testenv.UniqueName("Todo-", 60)
 	if err := CreateTable(context.Background(), c, name, pk, pkType, sk, skType); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	})
+	return name
+}
+
+// StreamTable is Table with DynamoDB Streams enabled with view type view.
+func StreamTable(t testing.TB, c *dynamodb.Client, view types.StreamViewType, pk, pkType, sk, skType string) string {
+	t.Helper()
+	name := testenv.UniqueName("Todo-", 60)
+	if err := CreateStreamTable(context.Background(), c, name, view, pk, pkType, sk, skType); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
