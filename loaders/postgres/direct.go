@@ -136,7 +136,7 @@ func (d *Documents) load(ctx context.Context, tx pgx.Tx, t *mappings.Table, def 
 	}
 	if d.paths.eligible(t) {
 		n, err := underSavepoint(ctx, tx, func(sp pgx.Tx) (int64, error) {
-			return sp.CopyFrom(ctx, def.Name, def.Columns, pgx.CopyFromRows(rows))
+			return copyRows(ctx, sp, def.Name, def.Columns, rows)
 		})
 		if err == nil {
 			d.paths.succeeded(t)

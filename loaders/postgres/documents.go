@@ -219,6 +219,8 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 		rows [][]any
 		idx  []int
 	}
+	arena := rowArenas.Get().(*rowArena)
+	defer arena.release()
 	rows := map[*mappings.Table]*pending{}
 	holders := map[*mappings.Table]map[string][]string{}
 	kidIdx := map[*mappings.Table][]int{} // documents with child tables
@@ -252,10 +254,7 @@ func (d *Documents) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) 
 			p = &pending{}
 			rows[row.Table] = p
 		}
-		vals := rowValues(row)
-		if d.marked[row.Table] {
-			vals = append(vals, nil) // live
-		}
+		vals := arena.rowValues(row, d.marked[row.Table])
 		p.rows = append(p.rows, vals)
 		p.idx = append(p.idx, i)
 		if len(row.Children) > 0 {
@@ -341,27 +340,92 @@ func (d *Documents) insertPlaceholders(ctx context.Context, tx pgx.Tx, t *mappin
 	return nil
 }
 
-// rowValues lays a transformed row out in documentColumns order.
-func rowValues(r transformers.Row) []any {
-	vals := make([]any, 0, len(r.Key)+len(r.Values)+4)
+// rowArena holds the values of a batch's laid-out rows (rowValues) in a
+// few large chunks instead of a slice and two boxed times per row. A
+// batch's rows are used only while its Write runs (its COPYs have read
+// them when they return), so Write hands its arena back for the next
+// batch, cleared.
+type rowArena struct {
+	vals  arenaChunks[any]
+	times arenaChunks[pgtype.Timestamptz]
+}
+
+var rowArenas = sync.Pool{New: func() any { return &rowArena{} }}
+
+// arenaChunks hands out slices of chunks of T; cur and off are where the
+// next slice starts.
+type arenaChunks[T any] struct {
+	chunks   [][]T
+	cur, off int
+}
+
+// arenaChunk is how many values one chunk holds; arenaKeep is how many
+// chunks a released arena keeps.
+const arenaChunk, arenaKeep = 4096, 16
+
+// take returns an empty slice with room for n elements.
+func (a *arenaChunks[T]) take(n int) []T {
+	for a.cur < len(a.chunks) && a.off+n > len(a.chunks[a.cur]) {
+		a.cur, a.off = a.cur+1, 0
+	}
+	if a.cur == len(a.chunks) {
+		a.chunks = append(a.chunks, make([]T, max(n, arenaChunk)))
+	}
+	s := a.chunks[a.cur][a.off : a.off : a.off+n]
+	a.off += n
+	return s
+}
+
+// reset clears what was handed out, so that no old value stays reachable.
+func (a *arenaChunks[T]) reset() {
+	for i := 0; i <= a.cur && i < len(a.chunks); i++ {
+		clear(a.chunks[i])
+	}
+	if len(a.chunks) > arenaKeep {
+		a.chunks = a.chunks[:arenaKeep]
+	}
+	a.cur, a.off = 0, 0
+}
+
+func (a *rowArena) release() {
+	a.vals.reset()
+	a.times.reset()
+	rowArenas.Put(a)
+}
+
+// time is t as a row time (a *pgtype.Timestamptz, which pgx and
+// transformers.AppendCopyField encode as the timestamptz it points to), or
+// nil (NULL) for the zero time.
+func (a *rowArena) time(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	p := a.times.take(1)[:1]
+	p[0] = pgtype.Timestamptz{Time: t, Valid: true}
+	return &p[0]
+}
+
+// rowValues lays a transformed row out in documentColumns order, with
+// loaders.DeletedAtColumn NULL (live) at the end when live.
+func (a *rowArena) rowValues(r transformers.Row, live bool) []any {
+	n := len(r.Key) + len(r.Values) + 4
+	if live {
+		n++
+	}
+	vals := a.vals.take(n)
 	for _, k := range r.Key {
 		vals = append(vals, k)
 	}
 	vals = append(vals, r.Values...)
-	vals = append(vals, copyTime(r.CreateTime), copyTime(r.UpdateTime))
+	vals = append(vals, a.time(r.CreateTime), a.time(r.UpdateTime))
 	if r.Overflow == nil {
 		vals = append(vals, nil)
 	} else {
 		vals = append(vals, r.Overflow)
 	}
-	return append(vals, false)
-}
-
-// copyTime is t in the form pgx encodes without reflection or extra
-// copies (the same bytes as a time.Time), or nil (NULL) for the zero time.
-func copyTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
+	vals = append(vals, false)
+	if live {
+		vals = append(vals, nil)
 	}
-	return pgtype.Timestamptz{Time: t, Valid: true}
+	return vals
 }

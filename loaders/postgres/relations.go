@@ -575,7 +575,7 @@ func (d *Documents) copyChildRows(ctx context.Context, tx pgx.Tx, t *mappings.Ta
 	for _, c := range childColumns(t, ch, depth) {
 		names = append(names, c.name)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{d.mapping.Schema, ch.Name}, names, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := copyRows(ctx, tx, pgx.Identifier{d.mapping.Schema, ch.Name}, names, rows); err != nil {
 		return fmt.Errorf("writing %d rows of child table %s: %w", len(rows), ch.Name, err)
 	}
 	return nil

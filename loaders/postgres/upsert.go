@@ -146,7 +146,7 @@ func (t *tableDef) trySavepoint(ctx context.Context, tx pgx.Tx, rows [][]any) (i
 }
 
 func (t *tableDef) load(ctx context.Context, tx pgx.Tx, rows [][]any) (int64, error) {
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", t.stage}, t.Columns, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := copyRows(ctx, tx, pgx.Identifier{"pg_temp", t.stage}, t.Columns, rows); err != nil {
 		return 0, err
 	}
 	b := &pgx.Batch{}
