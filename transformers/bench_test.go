@@ -2,17 +2,14 @@ package transformers
 
 import (
 	"fmt"
-	"reflect"
-	"syscall"
 	"testing"
 	"time"
 
-	"cloud.google.com/go/firestore"
 	"github.com/jackc/pgx/v5/pgtype"
-	"google.golang.org/genproto/googleapis/type/latlng"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
@@ -24,68 +21,11 @@ var benchScale = demoapp.Scale{Users: 500, Posts: 250, CommentsPerPost: 3, Order
 // on, with the mapping infer makes for them.
 func demoRecords(tb testing.TB) ([]record.Record, *mappings.Mapping) {
 	tb.Helper()
-	docs := demoapp.Documents(1, benchScale)
-	created := time.Date(2025, 3, 1, 12, 0, 0, 123456000, time.UTC)
-	recs := make([]record.Record, len(docs))
-	in := mappings.NewInferrer(mappings.InferOptions{})
-	for i, d := range docs {
-		f := make(map[string]record.Value, len(d.Fields))
-		for k, x := range d.Fields {
-			f[k] = demoValue(tb, x)
-		}
-		recs[i] = record.Record{Kind: record.KindDocument, Key: d.Path, Fields: f, Cursor: d.Path,
-			CreateTime: created, UpdateTime: created.Add(time.Duration(i) * time.Millisecond)}
-		in.Observe(d.Path, f)
+	recs, m, err := demoapp.Records(1, benchScale)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return recs, in.Mapping()
-}
-
-// demoValue converts a demo app value (as the Firestore Go client takes
-// it) into the record value the extractor reads back.
-func demoValue(tb testing.TB, x any) record.Value {
-	switch v := x.(type) {
-	case nil:
-		return record.Null()
-	case bool:
-		return record.Bool(v)
-	case int64:
-		return record.Int(v)
-	case float64:
-		return record.Double(v)
-	case time.Time:
-		return record.Timestamp(v)
-	case string:
-		return record.String(v)
-	case []byte:
-		return record.Bytes(v)
-	case *latlng.LatLng:
-		return record.Geo(v.Latitude, v.Longitude)
-	case firestore.Vector64:
-		return record.Vector(append([]float64(nil), v...))
-	case []string:
-		out := make([]record.Value, len(v))
-		for i, s := range v {
-			out[i] = record.String(s)
-		}
-		return record.Array(out...)
-	case []any:
-		out := make([]record.Value, len(v))
-		for i, e := range v {
-			out[i] = demoValue(tb, e)
-		}
-		return record.Array(out...)
-	case map[string]any:
-		out := make(map[string]record.Value, len(v))
-		for k, e := range v {
-			out[k] = demoValue(tb, e)
-		}
-		return record.Map(out)
-	}
-	if rv := reflect.ValueOf(x); rv.Kind() == reflect.String {
-		return record.Reference(rv.String()) // demoapp's unexported docRef
-	}
-	tb.Fatalf("demo value of Go type %T", x)
-	return record.Value{}
+	return recs, m
 }
 
 // BenchmarkTransform measures Transform over the demo app's documents
@@ -95,7 +35,7 @@ func BenchmarkTransform(b *testing.B) {
 	d := mustDocumentsTB(b, m)
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer testenv.ReportCPU(b)()
 	for i := 0; i < b.N; i++ {
 		if _, err := d.Transform(recs[i%len(recs)]); err != nil {
 			b.Fatal(err)
@@ -155,7 +95,7 @@ func BenchmarkTransformEncode(b *testing.B) {
 	buf := make([]byte, 0, 1<<16)
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer testenv.ReportCPU(b)()
 	for i := 0; i < b.N; i++ {
 		row, err := d.Transform(recs[i%len(recs)])
 		if err != nil {
@@ -190,7 +130,7 @@ func BenchmarkTransformAppendCopy(b *testing.B) {
 	buf := make([]byte, 0, 1<<16)
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer testenv.ReportCPU(b)()
 	for i := 0; i < b.N; i++ {
 		row, err := d.Transform(recs[i%len(recs)])
 		if err != nil {
@@ -213,20 +153,4 @@ func mustDocumentsTB(tb testing.TB, m *mappings.Mapping) *Documents {
 		tb.Fatal(fmt.Errorf("mapping: %w", err))
 	}
 	return d
-}
-
-// reportCPU starts measuring the CPU time the process uses (this
-// goroutine's work plus the garbage collector's) and returns the function
-// that reports it per operation as cpu-ns/op: unlike ns/op, it does not
-// count time spent waiting for a CPU on a busy machine.
-func reportCPU(b *testing.B) func() {
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			b.Fatal(err)
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	start := cpu()
-	return func() { b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op") }
 }

@@ -2,7 +2,6 @@ package firestore
 
 import (
 	"reflect"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 )
 
 const benchRoot = "projects/demo-bench/databases/(default)/documents"
@@ -86,26 +86,10 @@ func BenchmarkToRecord(b *testing.B) {
 	e := &Extractor{root: benchRoot}
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer testenv.ReportCPU(b)()
 	for i := 0; i < b.N; i++ {
 		if _, err := e.toRecord(pbs[i%len(pbs)]); err != nil {
 			b.Fatal(err)
 		}
 	}
-}
-
-// reportCPU starts measuring the CPU time the process uses (this
-// goroutine's work plus the garbage collector's) and returns the function
-// that reports it per operation as cpu-ns/op: unlike ns/op, it does not
-// count time spent waiting for a CPU on a busy machine.
-func reportCPU(b *testing.B) func() {
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			b.Fatal(err)
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	start := cpu()
-	return func() { b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op") }
 }

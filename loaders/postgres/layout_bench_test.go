@@ -1,18 +1,15 @@
 package postgres
 
 import (
-	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"cloud.google.com/go/firestore"
 	"github.com/jackc/pgx/v5/pgtype"
-	"google.golang.org/genproto/googleapis/type/latlng"
 
 	"github.com/baasmigrate/baasmigrate/e2e/demoapp"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/mappings"
 	"github.com/baasmigrate/baasmigrate/transformers"
 )
@@ -46,7 +43,7 @@ func BenchmarkLayoutEncode(b *testing.B) {
 		s := &copyStream{m: tm, buf: new([]byte)}
 		b.ReportAllocs()
 		b.ResetTimer()
-		defer reportCPU(b)()
+		defer testenv.ReportCPU(b)()
 		a := rowArenas.Get().(*rowArena)
 		for i := 0; i < b.N; i++ {
 			if i%500 == 0 {
@@ -111,80 +108,9 @@ func perRowValues(r transformers.Row) []any {
 // the extractor hands them on, with the mapping infer makes for them.
 func benchDemoRecords(tb testing.TB) ([]record.Record, *mappings.Mapping) {
 	tb.Helper()
-	docs := demoapp.Documents(1, demoapp.Scale{Users: 500, Posts: 250, CommentsPerPost: 3, Orders: 125, ItemsPerOrder: 3, Archive: 25})
-	created := time.Date(2025, 3, 1, 12, 0, 0, 123456000, time.UTC)
-	recs := make([]record.Record, len(docs))
-	in := mappings.NewInferrer(mappings.InferOptions{})
-	for i, doc := range docs {
-		f := make(map[string]record.Value, len(doc.Fields))
-		for k, x := range doc.Fields {
-			f[k] = benchValue(tb, x)
-		}
-		recs[i] = record.Record{Kind: record.KindDocument, Key: doc.Path, Fields: f, Cursor: doc.Path,
-			CreateTime: created, UpdateTime: created.Add(time.Duration(i) * time.Millisecond)}
-		in.Observe(doc.Path, f)
+	recs, m, err := demoapp.Records(1, demoapp.Scale{Users: 500, Posts: 250, CommentsPerPost: 3, Orders: 125, ItemsPerOrder: 3, Archive: 25})
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return recs, in.Mapping()
-}
-
-// benchValue converts a demo app value (as the Firestore Go client takes
-// it) into the record value the extractor reads back.
-func benchValue(tb testing.TB, x any) record.Value {
-	switch v := x.(type) {
-	case nil:
-		return record.Null()
-	case bool:
-		return record.Bool(v)
-	case int64:
-		return record.Int(v)
-	case float64:
-		return record.Double(v)
-	case time.Time:
-		return record.Timestamp(v)
-	case string:
-		return record.String(v)
-	case []byte:
-		return record.Bytes(v)
-	case *latlng.LatLng:
-		return record.Geo(v.Latitude, v.Longitude)
-	case firestore.Vector64:
-		return record.Vector(append([]float64(nil), v...))
-	case []string:
-		out := make([]record.Value, len(v))
-		for i, s := range v {
-			out[i] = record.String(s)
-		}
-		return record.Array(out...)
-	case []any:
-		out := make([]record.Value, len(v))
-		for i, e := range v {
-			out[i] = benchValue(tb, e)
-		}
-		return record.Array(out...)
-	case map[string]any:
-		out := make(map[string]record.Value, len(v))
-		for k, e := range v {
-			out[k] = benchValue(tb, e)
-		}
-		return record.Map(out)
-	}
-	if rv := reflect.ValueOf(x); rv.Kind() == reflect.String {
-		return record.Reference(rv.String()) // demoapp's unexported docRef
-	}
-	tb.Fatalf("demo value of Go type %T", x)
-	return record.Value{}
-}
-
-// reportCPU starts measuring the CPU time the process uses and returns the
-// function that reports it per operation as cpu-ns/op.
-func reportCPU(b *testing.B) func() {
-	cpu := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			b.Fatal(err)
-		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	start := cpu()
-	return func() { b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op") }
+	return recs, m
 }
