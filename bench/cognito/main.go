@@ -74,18 +74,6 @@ type options struct {
 	record                string
 }
 
-// rates are the paces both measurements run at.
-func (o options) rates() (list, read int) {
-	list, read = o.listRPS, o.readRPS
-	if list == 0 {
-		fmt.Sscan(cognito.ListRPSOption.Default, &list)
-	}
-	if read == 0 {
-		fmt.Sscan(cognito.ReadRPSOption.Default, &read)
-	}
-	return list, read
-}
-
 // requests counts the requests of one measurement by quota category:
 // other is DescribeUserPool (UserPoolRead; the tool paces it with the
 // list requests).
@@ -107,6 +95,11 @@ func (r round) ratio() float64 { return r.migrate.Seconds() / r.extract.Seconds(
 func run(ctx context.Context, o options) error {
 	if o.users < 1 || o.runs < 1 || o.mfaEvery < 1 {
 		return errors.New("-users, -runs and -mfa-every must be at least 1")
+	}
+	// The paces both measurements run at, as the extractor reads them.
+	listRPS, readRPS, err := cognito.Rates(config("", "", o))
+	if err != nil {
+		return err
 	}
 	endpoint, err := benchreport.Need(cognitotest.EndpointVar)
 	if err != nil {
@@ -152,7 +145,6 @@ func run(ctx context.Context, o options) error {
 	}
 	defer direct.DeleteUserPool(context.WithoutCancel(ctx), &cip.DeleteUserPoolInput{UserPoolId: aws.String(pool)})
 
-	listRPS, readRPS := o.rates()
 	var sections []string
 	for _, mfa := range []types.UserPoolMfaType{types.UserPoolMfaTypeOptional, types.UserPoolMfaTypeOff} {
 		if err := setMFA(ctx, direct, pool, mfa); err != nil {

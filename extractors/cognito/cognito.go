@@ -148,17 +148,9 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, err
 	}
-	rates := map[string]float64{}
-	for _, o := range []plugin.Option{ListRPSOption, ReadRPSOption} {
-		def, _ := strconv.Atoi(o.Default)
-		n, err := cfg.Int(o.Name, def)
-		if err != nil {
-			return nil, err
-		}
-		if n < 1 || n > 10000 {
-			return nil, fmt.Errorf("--%s must be between 1 and 10000", o.Name)
-		}
-		rates[o.Name] = float64(n)
+	listRPS, readRPS, err := Rates(cfg)
+	if err != nil {
+		return nil, err
 	}
 	policy, err := retry.FromConfig(cfg)
 	if err != nil {
@@ -173,7 +165,25 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 	})
-	return NewWithClient(client, pool, rates[ListRPSOption.Name], rates[ReadRPSOption.Name], policy), nil
+	return NewWithClient(client, pool, float64(listRPS), float64(readRPS), policy), nil
+}
+
+// Rates returns the paces cfg sets (--cognito-list-rps, --cognito-read-rps),
+// each option's default when unset; each must be between 1 and 10000.
+func Rates(cfg plugin.Config) (list, read int, err error) {
+	paces := make([]int, 2)
+	for i, o := range []plugin.Option{ListRPSOption, ReadRPSOption} {
+		def, _ := strconv.Atoi(o.Default)
+		n, err := cfg.Int(o.Name, def)
+		if err != nil {
+			return 0, 0, err
+		}
+		if n < 1 || n > 10000 {
+			return 0, 0, fmt.Errorf("--%s must be between 1 and 10000", o.Name)
+		}
+		paces[i] = n
+	}
+	return paces[0], paces[1], nil
 }
 
 // NewWithClient builds the extractor around a client, pacing list

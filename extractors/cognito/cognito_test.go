@@ -16,6 +16,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/extractors/cognito"
 	"github.com/baasmigrate/baasmigrate/extractors/extractortest"
 	"github.com/baasmigrate/baasmigrate/internal/cognitotest"
+	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/passwords"
@@ -232,5 +233,21 @@ func TestResumeAfterADeletedUserStops(t *testing.T) {
 	err := ex.Read(context.Background(), p, time.Time{}, cursors[1], func(record.Record) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "--restart") {
 		t.Fatalf("resuming after a deleted user: %v; want advice to --restart", err)
+	}
+}
+
+func TestRates(t *testing.T) {
+	list, read, err := cognito.Rates(plugin.Config{})
+	if err != nil || list != 20 || read != 80 {
+		t.Fatalf("defaults: %d, %d, %v; want 20, 80, nil", list, read, err)
+	}
+	list, read, err = cognito.Rates(plugin.Config{cognito.ListRPSOption.Name: "5", cognito.ReadRPSOption.Name: "300"})
+	if err != nil || list != 5 || read != 300 {
+		t.Fatalf("set: %d, %d, %v; want 5, 300, nil", list, read, err)
+	}
+	for _, bad := range []plugin.Config{{cognito.ListRPSOption.Name: "0"}, {cognito.ReadRPSOption.Name: "10001"}, {cognito.ListRPSOption.Name: "x"}} {
+		if _, _, err := cognito.Rates(bad); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
 	}
 }
