@@ -198,8 +198,8 @@ Against real Cognito the reading sends exactly the requests counted here — Lis
 ListGroups, a ListUsersInGroup page per 60 members of each group, and with MFA one AdminGetUser per
 user — so the pacing, not the service, bounds the run, at the "at most" rates above. With the pool's
 MFA not OFF, UserRead bounds it: Cognito's documented default quota is %d requests/s per account and
-region, shared with the app, and the tool's default pace of %d/s caps the run at %d users/s. With MFA
-OFF, UserList bounds it: default quota %d/s, the tool's pace %d/s, so at most %d users/s (60 a page),
+region, shared with the app, and the pace used here, %d/s, caps the run at %d users/s. With MFA
+OFF, UserList bounds it: default quota %d/s, the pace used here %d/s, so at most %d users/s (60 a page),
 less the group pages. Raise the paces only with the app's own traffic in mind, or with a quota
 increase. Load average at the end: %s.
 `, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(), strings.Join(append([]string{"go run ./bench/cognito"}, os.Args[1:]...), " "),
