@@ -181,7 +181,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.upstream.ServeHTTP(w, r)
 		return
 	}
-	f.page(w, r, p)
+	f.page(w, r, op, p)
 }
 
 // token is the content of the front's opaque page tokens: the key of the
@@ -191,7 +191,8 @@ type token struct {
 	After string `json:"after"`
 }
 
-func (f *Front) page(w http.ResponseWriter, r *http.Request, p paged) {
+// page answers one request of the paged operation op.
+func (f *Front) page(w http.ResponseWriter, r *http.Request, op string, p paged) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		cognitoError(w, http.StatusBadRequest, "InvalidParameterException", "unreadable request")
@@ -214,7 +215,6 @@ func (f *Front) page(w http.ResponseWriter, r *http.Request, p paged) {
 			limit = int(n)
 		}
 	}
-	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), targetPrefix)
 	var after *string
 	if v, ok := req[p.tokenIn]; ok {
 		s, _ := v.(string)
