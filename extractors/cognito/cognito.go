@@ -334,7 +334,7 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 		for _, u := range users {
 			var mfa MFA
 			if withMFA {
-				mfa, err = e.mfa(ctx, deref(u.Username))
+				mfa, err = e.mfa(ctx, aws.ToString(u.Username))
 				var gone *types.UserNotFoundException
 				if errors.As(err, &gone) {
 					continue // deleted since its page was listed
@@ -343,8 +343,8 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 					return err
 				}
 			}
-			rec := UserFrom(u, groups[deref(u.Username)], mfa)
-			if err := emit(rec.Record(cursor{Token: token, Username: deref(u.Username)}.String())); err != nil {
+			rec := UserFrom(u, groups[aws.ToString(u.Username)], mfa)
+			if err := emit(rec.Record(cursor{Token: token, Username: aws.ToString(u.Username)}.String())); err != nil {
 				return err
 			}
 		}
@@ -357,7 +357,7 @@ func (e *Extractor) Read(ctx context.Context, p extractors.Partition, _ time.Tim
 
 func indexOf(users []types.UserType, username string) int {
 	for i, u := range users {
-		if deref(u.Username) == username {
+		if aws.ToString(u.Username) == username {
 			return i
 		}
 	}
@@ -380,7 +380,7 @@ func (e *Extractor) groups(ctx context.Context) (map[string][]string, error) {
 			return nil, err
 		}
 		for _, g := range out.Groups {
-			names = append(names, deref(g.GroupName))
+			names = append(names, aws.ToString(g.GroupName))
 		}
 		if next = out.NextToken; next == nil || *next == "" {
 			break
@@ -401,7 +401,7 @@ func (e *Extractor) groups(ctx context.Context) (map[string][]string, error) {
 				return nil, err
 			}
 			for _, u := range out.Users {
-				byUser[deref(u.Username)] = append(byUser[deref(u.Username)], g)
+				byUser[aws.ToString(u.Username)] = append(byUser[aws.ToString(u.Username)], g)
 			}
 			if next = out.NextToken; next == nil || *next == "" {
 				break
@@ -425,7 +425,7 @@ func (e *Extractor) mfa(ctx context.Context, username string) (MFA, error) {
 	if err != nil {
 		return MFA{}, err
 	}
-	m := MFA{Known: true, Settings: append([]string(nil), out.UserMFASettingList...), Preferred: deref(out.PreferredMfaSetting)}
+	m := MFA{Known: true, Settings: append([]string(nil), out.UserMFASettingList...), Preferred: aws.ToString(out.PreferredMfaSetting)}
 	sort.Strings(m.Settings)
 	return m, nil
 }

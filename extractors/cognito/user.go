@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
 	"github.com/baasmigrate/baasmigrate/internal/record"
@@ -40,7 +41,7 @@ func UserFrom(u types.UserType, groups []string, mfa MFA) record.User {
 			attrs[*a.Name] = *a.Value
 		}
 	}
-	username := deref(u.Username)
+	username := aws.ToString(u.Username)
 	out := record.User{
 		UID:      attrs["sub"],
 		Disabled: !u.Enabled,
@@ -221,13 +222,6 @@ func factors(legacy []types.MFAOptionType, mfa MFA, attrs map[string]string) []r
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].EnrollmentID < out[j].EnrollmentID })
 	return out
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // jsonBool reads true/false or "true"/"false" (Cognito writes the latter).
