@@ -12,13 +12,14 @@ import (
 	"github.com/baasmigrate/baasmigrate/passwords"
 )
 
-// DB is what the functions below need of a connection or pool
-// (*pgxpool.Pool, *pgx.Conn).
+// DB is what the functions below need of a connection, pool or
+// transaction (*pgxpool.Pool, *pgx.Conn, pgx.Tx).
 type DB interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
+
+var _ DB = pgx.Tx(nil)
 
 // CapturesTable is the table, in the users schema, recording every
 // captured credential.
