@@ -151,12 +151,8 @@ func (d *Documents) Route(rec record.Record) Routed {
 
 // Open opens a cursor over a table, or returns nil when it does not exist.
 func (d *Documents) Open(ctx context.Context, tx pgx.Tx, table string) (TargetCursor, error) {
-	t := d.byName[table]
+	t, err := d.existing(ctx, tx, table)
 	if t == nil {
-		return nil, nil
-	}
-	ok, err := postgres.TableExists(ctx, tx, d.m.Schema, t.Name)
-	if err != nil || !ok {
 		return nil, err
 	}
 	d.cursors++
@@ -165,6 +161,20 @@ func (d *Documents) Open(ctx context.Context, tx pgx.Tx, table string) (TargetCu
 		return nil, err
 	}
 	return documentCursor{cur}, nil
+}
+
+// existing returns the compared table named table, or nil when there is
+// none or the target does not have it yet.
+func (d *Documents) existing(ctx context.Context, tx pgx.Tx, table string) (*mappings.Table, error) {
+	t := d.byName[table]
+	if t == nil {
+		return nil, nil
+	}
+	ok, err := postgres.TableExists(ctx, tx, d.m.Schema, t.Name)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return t, nil
 }
 
 type documentCursor struct{ c *postgres.DocumentCursor }
@@ -185,12 +195,11 @@ func documentItem(row postgres.DocumentRow) Item {
 // Lookup reads the rows of keys in table (see TargetLookup).
 func (d *Documents) Lookup(ctx context.Context, tx pgx.Tx, table string, keys [][]string) (map[string]Item, error) {
 	out := map[string]Item{}
-	t := d.byName[table]
-	if t == nil || len(keys) == 0 {
+	if len(keys) == 0 {
 		return out, nil
 	}
-	ok, err := postgres.TableExists(ctx, tx, d.m.Schema, t.Name)
-	if err != nil || !ok {
+	t, err := d.existing(ctx, tx, table)
+	if t == nil {
 		return out, err
 	}
 	err = postgres.LookupDocuments(ctx, tx, d.m, d.tr, t, keys, func(row postgres.DocumentRow) error {

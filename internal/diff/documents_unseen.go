@@ -15,12 +15,8 @@ var _ KeyScanner = (*Documents)(nil)
 // rows marked deleted excluded) whose key is not in seen (see KeyScanner):
 // on the lookup path (LookUpByKey), the rows the source lacks.
 func (d *Documents) ScanUnseen(ctx context.Context, tx pgx.Tx, table string, seen pgx.Identifier, fn func(Item) error) error {
-	t := d.byName[table]
+	t, err := d.existing(ctx, tx, table)
 	if t == nil {
-		return nil
-	}
-	ok, err := postgres.TableExists(ctx, tx, d.m.Schema, t.Name)
-	if err != nil || !ok {
 		return err
 	}
 	d.cursors++

@@ -8,12 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/baasmigrate/baasmigrate/internal/record"
-	"github.com/baasmigrate/baasmigrate/internal/testenv"
-	"github.com/baasmigrate/baasmigrate/loaders/postgres"
-	"github.com/baasmigrate/baasmigrate/mappings"
 )
 
 // TestCompareNamesRowsAnUnorderedSourceLacks: documents from a source in no
@@ -22,7 +17,6 @@ import (
 // (ScanUnseen), among hostile IDs; rows the source has are not.
 func TestCompareNamesRowsAnUnorderedSourceLacks(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.NewPool(t)
 	ts := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 	doc := func(id string, n int64) record.Record {
 		return record.Record{Kind: record.KindDocument, Key: "c/" + id, Fields: map[string]record.Value{"n": record.Int(n)}, CreateTime: ts, UpdateTime: ts}
@@ -35,24 +29,7 @@ func TestCompareNamesRowsAnUnorderedSourceLacks(t *testing.T) {
 		}
 		target = append(target, doc(id, int64(i)))
 	}
-	in := mappings.NewInferrer(mappings.InferOptions{})
-	for _, r := range target {
-		in.Observe(r.Key, r.Fields)
-	}
-	m := in.Mapping()
-	sink, err := postgres.NewDocuments(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sink.Prepare(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		_, err := sink.Write(ctx, tx, target)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	pool, m := loadDocuments(t, target)
 	// The source: every other of the target's documents, backwards (no
 	// key order), one of them changed, and one the target lacks.
 	var source []record.Record

@@ -14,6 +14,8 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
+	"github.com/baasmigrate/baasmigrate/transformers/pii"
 )
 
 // Content is the target's content digest.
@@ -72,9 +74,9 @@ func Digest(ctx context.Context, pool *pgxpool.Pool) (Content, error) {
 	}
 	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-			AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'baasmigrate', 'baasmigrate_vault')
+			AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', $1, $2)
 			AND n.nspname NOT LIKE 'pg\_temp\_%' AND n.nspname NOT LIKE 'pg\_toast\_temp\_%'
-		ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`)
+		ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`, postgres.StateSchema, pii.VaultSchema)
 	if err != nil {
 		return c, fmt.Errorf("listing the target's tables: %w", err)
 	}

@@ -711,22 +711,29 @@ func (e *executor) commitOnce(ctx context.Context, p *postgres.PartitionState, b
 // extractor marked as skipped or unreadable (record.Skip). recs is
 // returned as is when none is marked.
 func holdSkips(recs []record.Record) (kept, held []record.Record) {
+	return split(recs, func(r record.Record) bool { return r.Skip != nil })
+}
+
+// split returns the records of recs for which out is false, then those for
+// which it is true, each in recs' order. recs is returned as is, and
+// nothing is allocated, when out is false for all of them.
+func split(recs []record.Record, out func(record.Record) bool) (kept, left []record.Record) {
 	for i, r := range recs {
-		if r.Skip == nil {
-			if held != nil {
+		if !out(r) {
+			if left != nil {
 				kept = append(kept, r)
 			}
 			continue
 		}
-		if held == nil {
+		if left == nil {
 			kept = append(kept, recs[:i]...)
 		}
-		held = append(held, r)
+		left = append(left, r)
 	}
-	if held == nil {
+	if left == nil {
 		return recs, nil
 	}
-	return kept, held
+	return kept, left
 }
 
 // tallySkips adds to counts the records held back from the sink because
@@ -792,24 +799,8 @@ func (e *executor) exclude(recs []record.Record) ([]record.Record, int64) {
 	if e.opts.Exclude == nil {
 		return recs, 0
 	}
-	var kept []record.Record
-	var n int64
-	for i, r := range recs {
-		if !e.opts.Exclude(r.Key) {
-			if n > 0 {
-				kept = append(kept, r)
-			}
-			continue
-		}
-		if n == 0 {
-			kept = append(kept, recs[:i]...)
-		}
-		n++
-	}
-	if n == 0 {
-		return recs, 0
-	}
-	return kept, n
+	kept, left := split(recs, e.excluded)
+	return kept, int64(len(left))
 }
 
 // wrote records that a batch with rows of these tables was written and

@@ -124,7 +124,9 @@ func (f *follower) follow(ctx context.Context, cs extractors.ChangeStreamer) err
 			// the changes are applied but the position is held until the
 			// counts at its read time agree (checkCounts): a stored read
 			// time never claims what a count check has just contradicted.
-			countDue := f.opts.Until.IsZero() && f.job.Mapping != nil && !p.readTime.IsZero() && time.Since(f.lastCount) >= f.opts.CountInterval
+			// A source whose counts cannot be compared (countable) is not
+			// stopped for them.
+			countDue := f.opts.Until.IsZero() && f.job.Mapping != nil && !p.readTime.IsZero() && time.Since(f.lastCount) >= f.opts.CountInterval && f.countable()
 			pos, rt := p.position, p.readTime
 			if countDue {
 				f.held, pos, rt = heldPoint{position: p.position, readTime: p.readTime}, "", time.Time{}
@@ -188,6 +190,19 @@ type heldPoint struct {
 	readTime time.Time
 }
 
+// countable reports whether checkCounts can compare the source's counts
+// at a held point: its extractor counts (extractors.Counter) and, for
+// documents, reads at a past time (extractors.Snapshotter). Documents of a
+// source that counts only as it is now (DynamoDB) are not compared: every
+// write since the held point would look like a missed change.
+func (f *follower) countable() bool {
+	if _, ok := f.job.Extractor.(extractors.Counter); !ok {
+		return false
+	}
+	_, ok := f.job.Extractor.(extractors.Snapshotter)
+	return ok || f.job.Mapping == nil
+}
+
 // checkCounts compares, for documents, the source's record count per
 // stream at the held consistent point with the target's rows (the stream
 // is stopped: the target reflects exactly that point). When they agree,
@@ -203,13 +218,7 @@ func (f *follower) checkCounts(ctx context.Context, cs extractors.ChangeStreamer
 	held := f.held
 	f.held = heldPoint{}
 	store := func() error { return f.apply(ctx, nil, held.position, held.readTime, 0) }
-	if _, ok := f.job.Extractor.(extractors.Counter); !ok || held.readTime.IsZero() {
-		return store()
-	}
-	if _, ok := f.job.Extractor.(extractors.Snapshotter); !ok && f.job.Mapping != nil {
-		// Documents of a source that cannot read at a past time
-		// (DynamoDB) are counted now, not at the held point: every write
-		// since would look like a missed change.
+	if !f.countable() || held.readTime.IsZero() {
 		return store()
 	}
 	counts, err := diff.CountRecords(ctx, f.job.Extractor, f.pool, f.job.Adapter, held.readTime)
