@@ -133,8 +133,9 @@ func isSlotName(slot string) bool {
 	if !ok || len(hexPart) != 16 {
 		return false
 	}
-	_, err := hex.DecodeString(hexPart)
-	return err == nil
+	// Lower-case hex only, as hex.EncodeToString writes it.
+	b, err := hex.DecodeString(hexPart)
+	return err == nil && hex.EncodeToString(b) == hexPart
 }
 
 // hasKeyless reports whether a copied table has no primary key.
