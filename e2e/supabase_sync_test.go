@@ -129,6 +129,12 @@ func TestSupabaseSyncTables(t *testing.T) {
 	ctx := context.Background()
 	src, dsn, pool := logicalSource(t, 300)
 	src.Exec(t, `ALTER TABLE public.events_log REPLICA IDENTITY FULL`)
+	// A primary key and REPLICA IDENTITY USING INDEX on another unique
+	// index: the source sends old rows of that index's columns only.
+	src.Exec(t, `CREATE TABLE public.by_code (id integer PRIMARY KEY, code text NOT NULL, n integer);
+		CREATE UNIQUE INDEX by_code_code ON public.by_code (code);
+		ALTER TABLE public.by_code REPLICA IDENTITY USING INDEX by_code_code;
+		INSERT INTO public.by_code VALUES (1, 'x', 1), (2, 'y', 2), (3, 'w', 3)`)
 	env := clitest.Env("DATABASE_URL="+dsn, "SUPABASE_DB_URL="+src.DSN)
 	common := []string{"--source", "supabase", "--only", "tables"}
 	syncArgs := append([]string{"sync", "-v", "--batch-size", "50", "--status-interval", "0"}, common...)
@@ -199,6 +205,9 @@ func TestSupabaseSyncTables(t *testing.T) {
 		`TRUNCATE public.measurements`,
 		`INSERT INTO public.measurements VALUES ('after', '2025-01-01', 1.5)`,
 		`INSERT INTO public.orgs (name) VALUES ('org later')`,
+		`UPDATE public.by_code SET id = 20, code = 'z' WHERE id = 2`,
+		`UPDATE public.by_code SET id = 30 WHERE id = 3`,
+		`DELETE FROM public.by_code WHERE id = 1`,
 	} {
 		src.Exec(t, sql)
 	}

@@ -195,11 +195,6 @@ func sameCounts(ctx context.Context, what, dsn string, want map[string]content) 
 	return nil
 }
 
-func dropDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
-	_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-	return err
-}
-
 // dropDatabases drops the databases the program made.
 func dropDatabases(admin string, names ...string) {
 	ctx := context.Background()
@@ -209,7 +204,7 @@ func dropDatabases(admin string, names ...string) {
 	}
 	defer conn.Close(ctx)
 	for _, n := range names {
-		if err := dropDatabase(ctx, conn, n); err != nil {
+		if err := benchreport.DropDatabase(ctx, conn, n); err != nil {
 			fmt.Fprintf(os.Stderr, "dropping %s: %v\n", n, err)
 		}
 	}

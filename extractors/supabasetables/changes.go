@@ -133,8 +133,9 @@ func isSlotName(slot string) bool {
 	if !ok || len(hexPart) != 16 {
 		return false
 	}
-	_, err := hex.DecodeString(hexPart)
-	return err == nil
+	// Lower-case hex only, as hex.EncodeToString writes it.
+	b, err := hex.DecodeString(hexPart)
+	return err == nil && hex.EncodeToString(b) == hexPart
 }
 
 // hasKeyless reports whether a copied table has no primary key.
@@ -159,12 +160,26 @@ func (e *Extractor) PositionAt(time.Time) (string, error) {
 // replication cannot identify: publishing them would make the live
 // application's UPDATE and DELETE on them fail.
 func (e *Extractor) checkIdentities(ctx context.Context) error {
+	names := make([]string, len(e.cat.Tables))
+	for i, t := range e.cat.Tables {
+		names[i] = t.QName()
+	}
+	// One query for all the tables, in the catalog's order.
+	rows, err := e.db.Pool.Query(ctx, `SELECT c.relreplident::text FROM unnest($1::text[]) WITH ORDINALITY AS q(name, n)
+		JOIN pg_class c ON c.oid = q.name::regclass ORDER BY q.n`, names)
+	if err != nil {
+		return fmt.Errorf("reading the replica identities of the copied tables: %w", err)
+	}
+	idents, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("reading the replica identities of the copied tables: %w", err)
+	}
+	if len(idents) != len(names) {
+		return fmt.Errorf("reading the replica identities of the copied tables: %d of %d tables found", len(idents), len(names))
+	}
 	var bad []string
-	for _, t := range e.cat.Tables {
-		var ident string
-		if err := e.db.Pool.QueryRow(ctx, "SELECT relreplident::text FROM pg_class WHERE oid = $1::text::regclass", t.QName()).Scan(&ident); err != nil {
-			return fmt.Errorf("reading the replica identity of %s: %w", t.QName(), err)
-		}
+	for i, t := range e.cat.Tables {
+		ident := idents[i]
 		switch {
 		case ident == "n":
 			bad = append(bad, t.QName()+" (REPLICA IDENTITY NOTHING)")

@@ -26,7 +26,7 @@ func TestPositionRoundTrip(t *testing.T) {
 	}
 	// Only slot names SlotName gives: the slot goes into replication commands.
 	for _, bad := range []string{"", "0/10", "other@0/10", SlotName("job") + "@zz", SlotName("job") + "@0/10 {",
-		"baasmigrate_x@0/10", "baasmigrate_0123456789abcdeg@0/10", `baasmigrate_0123456789abcdef"; DROP@0/10`} {
+		"baasmigrate_x@0/10", "baasmigrate_0123456789abcdeg@0/10", "baasmigrate_0123456789ABCDEF@0/10", `baasmigrate_0123456789abcdef"; DROP@0/10`} {
 		if _, _, _, err := parsePosition(bad); err == nil {
 			t.Errorf("parsePosition(%q) accepted it", bad)
 		}

@@ -122,11 +122,10 @@ func FreshDatabase(ctx context.Context, base, name string) (string, func(), erro
 		return "", nil, fmt.Errorf("connecting to the target database: %w", err)
 	}
 	defer conn.Close(ctx)
-	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+	if err := DropDatabase(ctx, conn, name); err != nil {
 		return "", nil, fmt.Errorf("dropping database %s: %w", name, err)
 	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return "", nil, fmt.Errorf("creating database %s: %w", name, err)
 	}
 	u, err := url.Parse(base)
@@ -136,11 +135,17 @@ func FreshDatabase(ctx context.Context, base, name string) (string, func(), erro
 	u.Path = "/" + name
 	drop := func() {
 		if c, err := pgx.Connect(context.WithoutCancel(ctx), base); err == nil {
-			c.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
+			DropDatabase(context.WithoutCancel(ctx), c, name)
 			c.Close(context.WithoutCancel(ctx))
 		}
 	}
 	return u.String(), drop, nil
+}
+
+// DropDatabase drops database name, if it exists, ending its sessions.
+func DropDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
+	_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	return err
 }
 
 // RecreateDatabase drops database name if it exists and creates it anew,
@@ -152,11 +157,11 @@ func RecreateDatabase(ctx context.Context, admin, dsn, name string) (string, err
 		return "", fmt.Errorf("connecting as the administrator: %w", err)
 	}
 	defer conn.Close(ctx)
-	ident := pgx.Identifier{name}.Sanitize()
-	for _, q := range []string{"DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)", "CREATE DATABASE " + ident + " OWNER baasmigrate"} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return "", fmt.Errorf("recreating database %s: %w", name, err)
-		}
+	if err := DropDatabase(ctx, conn, name); err != nil {
+		return "", fmt.Errorf("recreating database %s: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" OWNER baasmigrate"); err != nil {
+		return "", fmt.Errorf("recreating database %s: %w", name, err)
 	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {

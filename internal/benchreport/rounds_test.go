@@ -47,7 +47,7 @@ func TestRecreateDatabase(t *testing.T) {
 	name := testenv.UniqueName("bench_recreate", 60)
 	t.Cleanup(func() {
 		if c, err := pgx.Connect(ctx, admin); err == nil {
-			c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+			DropDatabase(ctx, c, name)
 			c.Close(ctx)
 		}
 	})

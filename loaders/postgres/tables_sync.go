@@ -305,9 +305,16 @@ func (a tableApply) match(pos []int, vals []*string, n int) (string, []*string) 
 
 // identityOf is where the old row is found: the primary key, or for a
 // keyless table every column of a FULL old row, else the replica
-// identity's columns.
+// identity's columns. An old row that is only the replica identity's
+// columns (not FULL) is found by them, also in a table with a primary
+// key: with REPLICA IDENTITY USING INDEX it lacks the key's values.
 func (a tableApply) identityOf(f map[string]record.Value, full bool) []int {
 	if len(a.t.Key) > 0 {
+		if _, ok := f[pgcatalog.FieldOld]; ok && !full {
+			if id := ints(f[pgcatalog.FieldIdentity]); len(id) > 0 {
+				return id
+			}
+		}
 		return a.key
 	}
 	if full {
@@ -365,9 +372,10 @@ func (a tableApply) update(ctx context.Context, f map[string]record.Value) error
 	}
 	pos := a.identityOf(f, full)
 	if len(a.t.Key) > 0 && len(unchanged) == 0 {
-		// A key changed on an identity column UPDATE cannot set: the row
-		// moves by a delete and an insert.
-		for _, p := range pos {
+		// A key changed on an identity column UPDATE cannot set (or not
+		// known: the old row is another replica identity): the row moves
+		// by a delete and an insert.
+		for _, p := range a.key {
 			if a.alwaysIdentity(p) && !sameText(old[p], nv[p]) {
 				where, args := a.match(pos, old, 1)
 				if _, err := a.exec(ctx, "DELETE FROM "+a.qname+" WHERE "+where, args); err != nil {

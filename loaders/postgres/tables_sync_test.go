@@ -64,7 +64,11 @@ func TestTablesApplyChanges(t *testing.T) {
 		CREATE TABLE public.log (m text, n integer);
 		CREATE TABLE public.child (id integer PRIMARY KEY, t_id bigint REFERENCES public.t (id));
 		CREATE TABLE public.u (id integer PRIMARY KEY, email text UNIQUE);
-		INSERT INTO public.u VALUES (1, 'a'), (2, 'b')`); err != nil {
+		INSERT INTO public.u VALUES (1, 'a'), (2, 'b');
+		CREATE TABLE public.ri (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, code text NOT NULL, n integer);
+		CREATE UNIQUE INDEX ri_code ON public.ri (code);
+		ALTER TABLE public.ri REPLICA IDENTITY USING INDEX ri_code;
+		INSERT INTO public.ri (id, code, n) OVERRIDING SYSTEM VALUE VALUES (1, 'x', 1), (2, 'y', 2)`); err != nil {
 		t.Fatal(err)
 	}
 	cat, err := pgcatalog.Load(ctx, pool, []string{"public"})
@@ -153,6 +157,18 @@ func TestTablesApplyChanges(t *testing.T) {
 	check("a unique value taken by a replayed change", uRows, "2:a")
 	apply(streamChange(uq, "update", map[string]record.Value{pgcatalog.FieldNew: strs("1", "c")}))
 	check("the row that held it, written again", uRows, "1:c | 2:a")
+
+	// A primary key and REPLICA IDENTITY USING INDEX on another unique
+	// index: the old row the source sends holds only that index's columns.
+	const rq = `"public"."ri"`
+	riRows := `SELECT id || ':' || code || ':' || coalesce(n::text, '-') FROM public.ri`
+	byCode := record.Array(record.Int(1))
+	apply(streamChange(rq, "update", map[string]record.Value{pgcatalog.FieldOld: strs(nil, "y", nil), pgcatalog.FieldOldFull: record.Bool(false),
+		pgcatalog.FieldIdentity: byCode, pgcatalog.FieldNew: strs("3", "z", "3")}))
+	check("an update of the key and the identity", riRows, "1:x:1 | 3:z:3")
+	apply(streamChange(rq, "delete", map[string]record.Value{pgcatalog.FieldOld: strs(nil, "x", nil), pgcatalog.FieldOldFull: record.Bool(false),
+		pgcatalog.FieldIdentity: byCode}))
+	check("a delete by the identity", riRows, "3:z:3")
 
 	apply(streamChange(lq, "truncate", nil))
 	check("truncate", logRows, "")
