@@ -296,12 +296,9 @@ func permanent(err error) error { return failure.Mark(err, failure.Permanent) }
 // list lists the tables and their streams' shards, checking that each
 // stream can be followed from the position.
 func (f *follower) list(ctx context.Context) error {
-	names := f.e.tables
-	if len(names) == 0 {
-		var err error
-		if names, err = f.e.listTables(ctx); err != nil {
-			return err
-		}
+	names, err := f.e.tableNames(ctx)
+	if err != nil {
+		return err
 	}
 	tables := map[string]*followed{}
 	for _, name := range names {
@@ -338,12 +335,9 @@ func followable(name string, d *types.TableDescription) error {
 // table whose stream cannot be followed, with the command that fixes it,
 // so that sync stops before its copy rather than after.
 func (e *Extractor) CheckChanges(ctx context.Context) error {
-	names := e.tables
-	if len(names) == 0 {
-		var err error
-		if names, err = e.listTables(ctx); err != nil {
-			return err
-		}
+	names, err := e.tableNames(ctx)
+	if err != nil {
+		return err
 	}
 	var errs []error
 	for _, name := range names {
@@ -603,11 +597,7 @@ func change(table string, keys [2]string, r st.Record, at time.Time, keepDel boo
 		}
 		if skip {
 			// A DataStore tombstone the copy leaves out: its row goes.
-			id, _, err := itemID(keys, item)
-			if err != nil {
-				return record.Change{}, err
-			}
-			return record.Change{Op: record.OpDelete, Record: record.Record{Kind: record.KindDocument, Key: table + "/" + id}, CommitTime: at}, nil
+			return record.Change{Op: record.OpDelete, Record: record.Record{Kind: record.KindDocument, Key: rec.Key}, CommitTime: at}, nil
 		}
 		c := record.Change{Op: record.OpUpsert, Record: rec, CommitTime: rec.UpdateTime}
 		if c.CommitTime.IsZero() {
