@@ -2,6 +2,7 @@ package dynamodb
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/base64"
@@ -433,7 +434,7 @@ func asEmitError(err error) (error, bool) {
 // parseLine parses one line of a data file: nil for a blank line, a
 // record with Skip set for a tombstone not kept.
 func (x *ExportExtractor) parseLine(ex *export, text []byte) (*record.Record, error) {
-	if strings.TrimSpace(string(text)) == "" {
+	if len(bytes.TrimSpace(text)) == 0 {
 		return nil, nil
 	}
 	var line struct {
