@@ -48,7 +48,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -129,31 +128,18 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 	if err != nil {
 		return nil, err
 	}
-	endpoint, err := amplify.Endpoint(cfg, amplify.S3EndpointOption)
-	if err != nil {
-		return nil, err
-	}
 	awsCfg, err := amplify.Config(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	host, secure := "s3."+awsCfg.Region+".amazonaws.com", true
-	e.host = awsHost
-	if endpoint != "" {
-		u, _ := url.Parse(endpoint) // checked by amplify.Endpoint
-		if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
-			return nil, fmt.Errorf("--%s must be the endpoint's root URL (no path or query)", amplify.S3EndpointOption.Name)
-		}
-		host, secure = u.Host, u.Scheme == "https"
-		e.host = host
-	}
-	client, err := minio.New(host, &minio.Options{
-		Creds:  amplify.S3Credentials(ctx, awsCfg),
-		Secure: secure, Region: awsCfg.Region, BucketLookup: minio.BucketLookupAuto,
-	})
+	client, host, err := amplify.S3Client(ctx, cfg, awsCfg)
 	if err != nil {
-		return nil, fmt.Errorf("making the S3 client of %s: %w", host, err)
+		return nil, err
 	}
+	if host == "" {
+		host = awsHost
+	}
+	e.host = host
 	e.b = &s3objects.Bucket{Client: client, Name: bucket, Endpoint: host, Listed: "the bucket's listing", Policy: policy}
 	return e, nil
 }

@@ -285,12 +285,9 @@ func (t *tombstones) skipped(ctx context.Context, table string, n int64, where .
 // and splits each into partitions scan segments. readTime is ignored:
 // DynamoDB has no reads at a past time.
 func (e *Extractor) Plan(ctx context.Context, partitions int, _ time.Time) ([]extractors.Stream, error) {
-	names := e.tables
-	if len(names) == 0 {
-		var err error
-		if names, err = e.listTables(ctx); err != nil {
-			return nil, err
-		}
+	names, err := e.tableNames(ctx)
+	if err != nil {
+		return nil, err
 	}
 	n := max(partitions, 1)
 	n = min(n, 1000000) // DynamoDB's limit on TotalSegments
@@ -308,6 +305,15 @@ func (e *Extractor) Plan(ctx context.Context, partitions int, _ time.Time) ([]ex
 		streams = append(streams, st)
 	}
 	return streams, nil
+}
+
+// tableNames returns the tables read: those --dynamodb-tables names, or
+// else every one ListTables gives.
+func (e *Extractor) tableNames(ctx context.Context) ([]string, error) {
+	if len(e.tables) > 0 {
+		return e.tables, nil
+	}
+	return e.listTables(ctx)
 }
 
 func (e *Extractor) listTables(ctx context.Context) ([]string, error) {

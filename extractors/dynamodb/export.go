@@ -2,6 +2,7 @@ package dynamodb
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/base64"
@@ -101,22 +102,9 @@ func NewExport(ctx context.Context, cfg plugin.Config) (*ExportExtractor, error)
 	if err != nil {
 		return nil, err
 	}
-	endpoint, err := amplify.Endpoint(cfg, amplify.S3EndpointOption)
+	s3, _, err := amplify.S3Client(ctx, cfg, awsCfg)
 	if err != nil {
 		return nil, err
-	}
-	host, secure := "s3."+awsCfg.Region+".amazonaws.com", true
-	if endpoint != "" {
-		u, _ := url.Parse(endpoint)
-		host, secure = u.Host, u.Scheme == "https"
-	}
-	s3, err := minio.New(host, &minio.Options{
-		Creds:  amplify.S3Credentials(ctx, awsCfg),
-		Secure: secure,
-		Region: awsCfg.Region,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("--%s: %w", amplify.S3EndpointOption.Name, err)
 	}
 	x := &ExportExtractor{s3: s3, keepDel: c.keepDel, policy: c.policy, settings: c.settings}
 	x.settings[ExportOption.Name] = cfg.String(ExportOption.Name)
@@ -433,7 +421,7 @@ func asEmitError(err error) (error, bool) {
 // parseLine parses one line of a data file: nil for a blank line, a
 // record with Skip set for a tombstone not kept.
 func (x *ExportExtractor) parseLine(ex *export, text []byte) (*record.Record, error) {
-	if strings.TrimSpace(string(text)) == "" {
+	if len(bytes.TrimSpace(text)) == 0 {
 		return nil, nil
 	}
 	var line struct {

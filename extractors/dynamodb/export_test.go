@@ -190,4 +190,12 @@ func TestExportOptions(t *testing.T) {
 			t.Errorf("--dynamodb-export %q: %v", spec, err)
 		}
 	}
+	// The S3 endpoint is a root URL, as for the storage extractor: a path
+	// would be dropped, not followed.
+	_, err := dynamodb.NewExport(context.Background(), plugin.Config{
+		"dynamodb-export": "s3://bucket/x?keys=id", "aws-region": "us-east-1", "amplify-s3-endpoint": "http://127.0.0.1:9000/prefix",
+	})
+	if err == nil || !strings.Contains(err.Error(), "root URL") {
+		t.Errorf("--amplify-s3-endpoint with a path: %v", err)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	st "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
@@ -296,12 +297,9 @@ func permanent(err error) error { return failure.Mark(err, failure.Permanent) }
 // list lists the tables and their streams' shards, checking that each
 // stream can be followed from the position.
 func (f *follower) list(ctx context.Context) error {
-	names := f.e.tables
-	if len(names) == 0 {
-		var err error
-		if names, err = f.e.listTables(ctx); err != nil {
-			return err
-		}
+	names, err := f.e.tableNames(ctx)
+	if err != nil {
+		return err
 	}
 	tables := map[string]*followed{}
 	for _, name := range names {
@@ -338,12 +336,9 @@ func followable(name string, d *types.TableDescription) error {
 // table whose stream cannot be followed, with the command that fixes it,
 // so that sync stops before its copy rather than after.
 func (e *Extractor) CheckChanges(ctx context.Context) error {
-	names := e.tables
-	if len(names) == 0 {
-		var err error
-		if names, err = e.listTables(ctx); err != nil {
-			return err
-		}
+	names, err := e.tableNames(ctx)
+	if err != nil {
+		return err
 	}
 	var errs []error
 	for _, name := range names {
@@ -587,7 +582,11 @@ func change(table string, keys [2]string, r st.Record, at time.Time, keepDel boo
 	sr := r.Dynamodb
 	switch r.EventName {
 	case st.OperationTypeRemove:
-		id, _, err := itemID(keys, streamItem(sr.Keys))
+		key, err := attributevalue.FromDynamoDBStreamsMap(sr.Keys)
+		if err != nil {
+			return record.Change{}, err
+		}
+		id, _, err := itemID(keys, key)
 		if err != nil {
 			return record.Change{}, err
 		}
@@ -596,18 +595,17 @@ func change(table string, keys [2]string, r st.Record, at time.Time, keepDel boo
 		if sr.NewImage == nil {
 			return record.Change{}, fmt.Errorf("a %s record carries no new image (stream view type %s): the stream must be NEW_AND_OLD_IMAGES or NEW_IMAGE", r.EventName, sr.StreamViewType)
 		}
-		item := streamItem(sr.NewImage)
+		item, err := attributevalue.FromDynamoDBStreamsMap(sr.NewImage)
+		if err != nil {
+			return record.Change{}, err
+		}
 		rec, _, skip, err := toRecord(table, keys, item, keepDel)
 		if err != nil {
 			return record.Change{}, err
 		}
 		if skip {
 			// A DataStore tombstone the copy leaves out: its row goes.
-			id, _, err := itemID(keys, item)
-			if err != nil {
-				return record.Change{}, err
-			}
-			return record.Change{Op: record.OpDelete, Record: record.Record{Kind: record.KindDocument, Key: table + "/" + id}, CommitTime: at}, nil
+			return record.Change{Op: record.OpDelete, Record: record.Record{Kind: record.KindDocument, Key: rec.Key}, CommitTime: at}, nil
 		}
 		c := record.Change{Op: record.OpUpsert, Record: rec, CommitTime: rec.UpdateTime}
 		if c.CommitTime.IsZero() {
@@ -616,46 +614,4 @@ func change(table string, keys [2]string, r st.Record, at time.Time, keepDel boo
 		return c, nil
 	}
 	return record.Change{}, fmt.Errorf("unknown stream event %q", r.EventName)
-}
-
-// streamItem converts an item of a stream record into the DynamoDB
-// service's types, which the conversions of a scan take.
-func streamItem(m map[string]st.AttributeValue) map[string]types.AttributeValue {
-	out := make(map[string]types.AttributeValue, len(m))
-	for k, v := range m {
-		out[k] = streamValue(v)
-	}
-	return out
-}
-
-func streamValue(av st.AttributeValue) types.AttributeValue {
-	switch v := av.(type) {
-	case *st.AttributeValueMemberS:
-		return &types.AttributeValueMemberS{Value: v.Value}
-	case *st.AttributeValueMemberN:
-		return &types.AttributeValueMemberN{Value: v.Value}
-	case *st.AttributeValueMemberB:
-		return &types.AttributeValueMemberB{Value: v.Value}
-	case *st.AttributeValueMemberBOOL:
-		return &types.AttributeValueMemberBOOL{Value: v.Value}
-	case *st.AttributeValueMemberNULL:
-		return &types.AttributeValueMemberNULL{Value: v.Value}
-	case *st.AttributeValueMemberSS:
-		return &types.AttributeValueMemberSS{Value: v.Value}
-	case *st.AttributeValueMemberNS:
-		return &types.AttributeValueMemberNS{Value: v.Value}
-	case *st.AttributeValueMemberBS:
-		return &types.AttributeValueMemberBS{Value: v.Value}
-	case *st.AttributeValueMemberL:
-		l := make([]types.AttributeValue, len(v.Value))
-		for i, e := range v.Value {
-			l[i] = streamValue(e)
-		}
-		return &types.AttributeValueMemberL{Value: l}
-	case *st.AttributeValueMemberM:
-		return &types.AttributeValueMemberM{Value: streamItem(v.Value)}
-	}
-	// A member this SDK does not know: Value refuses it as it refuses one
-	// a scan returns.
-	return &types.UnknownUnionMember{Tag: fmt.Sprintf("%T", av)}
 }

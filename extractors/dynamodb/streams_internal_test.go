@@ -5,7 +5,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	st "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+
+	"github.com/baasmigrate/baasmigrate/internal/record"
 )
 
 // TestShardLineage: a shard is read only once its parent was read to its
@@ -68,6 +71,54 @@ func TestStreamPositionRoundTrip(t *testing.T) {
 	for _, bad := range []string{"", "2026-12-07T00:00:00Z", "ddbstreams1:{", `ddbstreams1:{"at":"2026-12-07T00:00:00Z"}`} {
 		if _, err := parseStreamPosition(bad); err == nil {
 			t.Errorf("parseStreamPosition(%q) accepted it", bad)
+		}
+	}
+}
+
+// TestStreamImageTypes: a stream record's new image becomes the record a
+// scan makes of the same item, for every attribute type.
+func TestStreamImageTypes(t *testing.T) {
+	image := map[string]st.AttributeValue{
+		"id":   &st.AttributeValueMemberS{Value: "a/b"},
+		"n":    &st.AttributeValueMemberN{Value: "1.50"},
+		"b":    &st.AttributeValueMemberB{Value: []byte{0, 1}},
+		"ok":   &st.AttributeValueMemberBOOL{Value: true},
+		"none": &st.AttributeValueMemberNULL{Value: true},
+		"ss":   &st.AttributeValueMemberSS{Value: []string{"b", "a"}},
+		"ns":   &st.AttributeValueMemberNS{Value: []string{"10", "9"}},
+		"bs":   &st.AttributeValueMemberBS{Value: [][]byte{{2}, {1}}},
+		"l":    &st.AttributeValueMemberL{Value: []st.AttributeValue{&st.AttributeValueMemberS{Value: "x"}, &st.AttributeValueMemberN{Value: "2"}}},
+		"m":    &st.AttributeValueMemberM{Value: map[string]st.AttributeValue{"k": &st.AttributeValueMemberBOOL{Value: false}}},
+	}
+	item := map[string]types.AttributeValue{
+		"id":   &types.AttributeValueMemberS{Value: "a/b"},
+		"n":    &types.AttributeValueMemberN{Value: "1.50"},
+		"b":    &types.AttributeValueMemberB{Value: []byte{0, 1}},
+		"ok":   &types.AttributeValueMemberBOOL{Value: true},
+		"none": &types.AttributeValueMemberNULL{Value: true},
+		"ss":   &types.AttributeValueMemberSS{Value: []string{"b", "a"}},
+		"ns":   &types.AttributeValueMemberNS{Value: []string{"10", "9"}},
+		"bs":   &types.AttributeValueMemberBS{Value: [][]byte{{2}, {1}}},
+		"l":    &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberS{Value: "x"}, &types.AttributeValueMemberN{Value: "2"}}},
+		"m":    &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"k": &types.AttributeValueMemberBOOL{Value: false}}},
+	}
+	keys := [2]string{"id", ""}
+	at := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	r := st.Record{EventName: st.OperationTypeInsert, Dynamodb: &st.StreamRecord{NewImage: image, SequenceNumber: aws.String("1")}}
+	c, err := change("T", keys, r, at, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, _, err := toRecord("T", keys, item, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Op != record.OpUpsert || c.Record.Key != want.Key || len(c.Record.Fields) != len(want.Fields) {
+		t.Fatalf("change %v %q with %d fields; want an upsert of %q with %d", c.Op, c.Record.Key, len(c.Record.Fields), want.Key, len(want.Fields))
+	}
+	for name, v := range want.Fields {
+		if !record.Equal(c.Record.Fields[name], v) {
+			t.Errorf("field %s: %v; want %v", name, c.Record.Fields[name], v)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,17 +87,11 @@ func CreateStreamTable(ctx context.Context, c *dynamodb.Client, table string, vi
 // end of the test.
 func Table(t testing.TB, c *dynamodb.Client, pk, pkType, sk, skType string) string {
 	t.Helper()
-	name := testenv.UniqueName("Todo-", 60)
-	if err := CreateTable(context.Background(), c, name, pk, pkType, sk, skType); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
-	})
-	return name
+	return StreamTable(t, c, "", pk, pkType, sk, skType)
 }
 
-// StreamTable is Table with DynamoDB Streams enabled with view type view.
+// StreamTable is Table with DynamoDB Streams enabled with view type view
+// (none when view is "").
 func StreamTable(t testing.TB, c *dynamodb.Client, view types.StreamViewType, pk, pkType, sk, skType string) string {
 	t.Helper()
 	name := testenv.UniqueName("Todo-", 60)
@@ -214,13 +209,7 @@ func DocID(i int) string {
 func UpdateTime(i int) time.Time { return time.UnixMilli(1_700_000_000_000 + int64(i)).UTC() }
 
 func sortedStrings(ss ...string) record.Value {
-	for i := range ss {
-		for j := i + 1; j < len(ss); j++ {
-			if ss[j] < ss[i] {
-				ss[i], ss[j] = ss[j], ss[i]
-			}
-		}
-	}
+	slices.Sort(ss)
 	out := make([]record.Value, len(ss))
 	for i, s := range ss {
 		out[i] = record.String(s)
