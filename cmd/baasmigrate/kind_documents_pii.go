@@ -9,6 +9,7 @@ import (
 
 	"github.com/baasmigrate/baasmigrate/internal/diff"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/transformers/pii"
 )
 
@@ -38,7 +39,13 @@ func documentsVault(ctx context.Context, env *buildEnv) (*pii.Vault, error) {
 	if v := vaults[dsn]; v != nil {
 		return v, nil
 	}
-	pool, err := pgxpool.New(ctx, dsn)
+	// Read as the target's string is (an error quotes nothing of it); the
+	// pool connects when a token is first looked up or written.
+	cfg, err := postgres.ParseConnString(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("--vault: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("--vault: %w", err)
 	}

@@ -48,7 +48,9 @@ func ReadAll(ctx context.Context, client *firestore.Client, project string, grou
 	return out, nil
 }
 
-// goValue converts a value as the Go client returns it into a record value.
+// goValue converts a value as the Go client returns it (references
+// relative to prefix), or as Documents writes it (docRef placeholders,
+// string lists), into a record value.
 func goValue(prefix string, v any) (record.Value, error) {
 	switch x := v.(type) {
 	case nil:
@@ -67,6 +69,14 @@ func goValue(prefix string, v any) (record.Value, error) {
 		return record.Bytes(x), nil
 	case *firestore.DocumentRef:
 		return record.Reference(strings.TrimPrefix(x.Path, prefix)), nil
+	case docRef:
+		return record.Reference(string(x)), nil
+	case []string:
+		out := make([]record.Value, len(x))
+		for i, s := range x {
+			out[i] = record.String(s)
+		}
+		return record.Array(out...), nil
 	case *latlng.LatLng:
 		return record.Geo(x.Latitude, x.Longitude), nil
 	case firestore.Vector64:

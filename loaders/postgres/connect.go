@@ -34,16 +34,9 @@ func Connect(ctx context.Context, dsn string, maxConns int, timeout time.Duratio
 	if timeout <= 0 {
 		return nil, fmt.Errorf("connecting to the target: the timeout must be positive, not %s", timeout)
 	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err == nil && strings.Contains(cfg.ConnConfig.Host, "@") {
-		// An unencoded "@" in the password: the rest of it became the host,
-		// and would be printed as such.
-		err = errors.New("host contains @")
-	}
+	cfg, err := ParseConnString(dsn)
 	if err != nil {
-		// pgx's message quotes the string, and its redaction misses some
-		// valid spellings of a password: say nothing of the string itself.
-		return nil, ErrConnString
+		return nil, err
 	}
 	cfg.MaxConns = int32(max(maxConns, 1))
 	cfg.ConnConfig.ConnectTimeout = timeout
@@ -71,6 +64,25 @@ func Connect(ctx context.Context, dsn string, maxConns int, timeout time.Duratio
 		return nil, fmt.Errorf("connecting to %s: %w", describe(cfg), err)
 	}
 	return pool, nil
+}
+
+// ParseConnString reads dsn (a URL or key=value list) as pgxpool reads
+// it; a string it cannot read, or one whose password would be printed as
+// its host (an unencoded "@"), is ErrConnString, which quotes nothing of
+// it.
+func ParseConnString(dsn string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err == nil && strings.Contains(cfg.ConnConfig.Host, "@") {
+		// An unencoded "@" in the password: the rest of it became the host,
+		// and would be printed as such.
+		err = errors.New("host contains @")
+	}
+	if err != nil {
+		// pgx's message quotes the string, and its redaction misses some
+		// valid spellings of a password: say nothing of the string itself.
+		return nil, ErrConnString
+	}
+	return cfg, nil
 }
 
 // describe names the database for messages, without the password.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -51,10 +52,13 @@ func copyRows(ctx context.Context, tx pgx.Tx, name pgx.Identifier, columns []str
 		s.oids[i] = f.DataTypeOID
 	}
 	s.buf = copyBuffers.Get().(*[]byte)
-	defer s.release()
+	defer s.close()
 	tag, err := conn.PgConn().CopyFrom(ctx, s, "copy "+table+" ( "+cols+" ) from stdin binary;")
 	return tag.RowsAffected(), err
 }
+
+// errCopyOver is what a copyStream's Read returns once its COPY is over.
+var errCopyOver = errors.New("the COPY is over")
 
 // copyBuffers holds the buffers copyStreams encode into.
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 128<<10); return &b }}
@@ -64,7 +68,16 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 128<<10); ret
 const copyBufferKeep = 1 << 20
 
 // copyStream is the binary COPY stream of rows, encoded as it is read.
+//
+// pgconn's CopyFrom reads it in a goroutine of its own, and does not wait
+// for that goroutine when the connection fails (a fatal error from the
+// server, say): a Read can still be running, or start, after CopyFrom
+// returned. mu and closed keep such a Read off the rows and the buffer
+// once close has handed them back.
 type copyStream struct {
+	mu     sync.Mutex
+	closed bool
+
 	m    *pgtype.Map
 	oids []uint32
 	rows [][]any
@@ -78,18 +91,28 @@ type copyStream struct {
 	err error
 }
 
-func (s *copyStream) release() {
+// close ends the stream once its COPY has returned: it waits for a Read
+// still running, makes any later one fail, and gives the buffer back.
+func (s *copyStream) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
 	if cap(*s.buf) <= copyBufferKeep {
 		*s.buf = (*s.buf)[:0]
 		copyBuffers.Put(s.buf)
 	}
-	s.buf = nil
+	s.buf, s.rows = nil, nil
 }
 
 // Read encodes rows until it can fill p (or the stream ends), and copies
 // them into p. An error encoding a row ends the stream with that error,
 // which makes the COPY fail.
 func (s *copyStream) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, errCopyOver
+	}
 	buf := *s.buf
 	if s.off > 0 {
 		buf = buf[:copy(buf, buf[s.off:])]

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 	"testing"
@@ -108,5 +109,67 @@ func TestCopyRowsMatchesPgxCopyFrom(t *testing.T) {
 	var count int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM ours`).Scan(&count); err != nil || count != len(rows) {
 		t.Fatalf("%d rows in the table (%v), want %d", count, err, len(rows))
+	}
+}
+
+// blockingValue is a text value whose encoding (pgx calls Value) waits
+// until until is closed, telling entered that it started.
+type blockingValue struct{ entered, until chan struct{} }
+
+func (b blockingValue) Value() (driver.Value, error) {
+	close(b.entered)
+	<-b.until
+	return "late", nil
+}
+
+// TestCopyRowsOutlivesItsReader ends a COPY's connection (the server
+// terminates its backend) while the stream is encoding a row. pgconn's
+// CopyFrom then returns without waiting for its writer goroutine, which
+// is still in the stream's Read: copyRows must not return (and hand its
+// buffer and the caller's rows on for reuse) before that Read is over.
+// Run under -race, which reports the buffer written by both otherwise.
+func TestCopyRowsOutlivesItsReader(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool := testenv.NewPool(t)
+	if _, err := pool.Exec(ctx, `CREATE TABLE doomed (id text)`); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The row's value is encoded until the connection is gone.
+	v := blockingValue{entered: make(chan struct{}), until: make(chan struct{})}
+	rows := [][]any{{v}, {strings.Repeat("x", 100_000)}}
+	done := make(chan error, 1)
+	go func() {
+		_, err := copyRows(ctx, tx, pgx.Identifier{"doomed"}, []string{"id"}, rows)
+		done <- err
+	}()
+	<-v.entered
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, conn.PgConn().PID()); err != nil {
+		t.Fatal(err)
+	}
+	<-conn.PgConn().CleanupDone()
+	close(v.until)
+	if err := <-done; err == nil {
+		t.Fatal("a COPY on a terminated connection succeeded")
+	}
+	// The rows are the caller's again: a later COPY reuses the pooled buffer.
+	rows[0][0], rows[1][0] = "a", "b"
+	next, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Rollback(ctx)
+	n, err := copyRows(ctx, next, pgx.Identifier{"doomed"}, []string{"id"}, rows)
+	if err != nil || n != 2 {
+		t.Fatalf("the next COPY: %d rows, %v", n, err)
 	}
 }

@@ -197,6 +197,10 @@ func refLinks(m *mappings.Mapping) map[*mappings.Table][]refLink {
 // (keys per table, each a row of key values), after all of them, so a
 // reference to a document of the same batch links.
 func (d *Documents) linkReferences(ctx context.Context, tx pgx.Tx, keys map[*mappings.Table][][]any) error {
+	// Every link goes in one round trip, in order: this runs for every
+	// batch.
+	b := &pgx.Batch{}
+	var queued []refLink
 	for _, t := range d.order {
 		links := d.links[t]
 		if len(links) == 0 || len(keys[t]) == 0 {
@@ -212,10 +216,22 @@ func (d *Documents) linkReferences(ctx context.Context, tx pgx.Tx, keys map[*map
 			args[i] = col
 		}
 		for _, l := range links {
-			if _, err := tx.Exec(ctx, l.sql, args...); err != nil {
-				return fmt.Errorf("linking the references of %s.%s to %s: %w", t.Name, l.ref.Column.Name, l.ref.Target.Name, err)
-			}
+			b.Queue(l.sql, args...)
+			queued = append(queued, l)
 		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	res := tx.SendBatch(ctx, b)
+	for _, l := range queued {
+		if _, err := res.Exec(); err != nil {
+			res.Close()
+			return fmt.Errorf("linking the references of %s.%s to %s: %w", l.ref.Table.Name, l.ref.Column.Name, l.ref.Target.Name, err)
+		}
+	}
+	if err := res.Close(); err != nil {
+		return fmt.Errorf("linking the references of %d reference columns: %w", len(queued), err)
 	}
 	return nil
 }
