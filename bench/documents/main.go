@@ -43,6 +43,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
 	"github.com/baasmigrate/baasmigrate/internal/procstat"
 	"github.com/baasmigrate/baasmigrate/internal/record"
+	"github.com/baasmigrate/baasmigrate/internal/testenv"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 	"github.com/baasmigrate/baasmigrate/mappings"
 )
@@ -145,6 +146,16 @@ func run(ctx context.Context, o options) error {
 	// Rounds of extract-only, migrate (into a fresh database) and raw COPY,
 	// back to back: the machine is shared, so each round's ratios are taken
 	// within the round and the median round is reported.
+	// The emulator's CPU in each phase: it shares this machine's CPUs with
+	// us and PostgreSQL (real Firestore's serving cost is not on the
+	// migrating machine).
+	emu := testenv.ServicePID("firestoreemu")
+	emuCPU := func() time.Duration {
+		if emu == 0 {
+			return -1
+		}
+		return procstat.ProcessCPU(emu)
+	}
 	var rounds []round
 	for i := range o.runs {
 		migrateDSN, err := benchreport.RecreateDatabase(ctx, admin, dsn, "bench_migrate")
@@ -156,9 +167,11 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		var r round
+		e0 := emuCPU()
 		if r.extract, r.extractCPU, err = extractOnly(ctx, project, host, o.workers, docs); err != nil {
 			return err
 		}
+		e1 := emuCPU()
 		menv := env
 		if o.profiles != "" {
 			menv = append(slices.Clip(env),
@@ -169,6 +182,8 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
+		e2 := emuCPU()
+		r.extractEmu, r.migrateEmu = cpuDelta(e0, e1), cpuDelta(e1, e2)
 		r.migrate, r.migrateCPU, r.migratePG, r.rss = run.wall, run.cpu, run.pgCPU, run.rss
 		var rows int64
 		if r.copy, r.copyPG, rows, err = rawCopy(ctx, m, migrateDSN, copyDSN, o.workers); err != nil {
@@ -177,8 +192,8 @@ func run(ctx context.Context, o options) error {
 		if rows < int64(docs) {
 			return fmt.Errorf("raw COPY moved %d rows; migrate should have produced at least %d", rows, docs)
 		}
-		fmt.Fprintf(os.Stderr, "round %d: extract %s, migrate %s (CPU %s, PostgreSQL %s), copy %s (PostgreSQL %s): ratio %.2f\n",
-			i+1, r.extract, r.migrate, r.migrateCPU, r.migratePG, r.copy, r.copyPG, r.ratio())
+		fmt.Fprintf(os.Stderr, "round %d: extract %s (CPU %s, emulator %s), migrate %s (CPU %s, PostgreSQL %s, emulator %s), copy %s (PostgreSQL %s): ratio %.2f\n",
+			i+1, r.extract, r.extractCPU, r.extractEmu, r.migrate, r.migrateCPU, r.migratePG, r.migrateEmu, r.copy, r.copyPG, r.ratio())
 		rounds = append(rounds, r)
 	}
 	r := benchreport.Median(rounds, round.ratio)
@@ -341,10 +356,22 @@ func billedReads(ctx context.Context, env []string, bin, host, project, admin, d
 type round struct {
 	extract, migrate, copy time.Duration
 	extractCPU, migrateCPU time.Duration
+	// extractEmu and migrateEmu are the Firestore emulator's CPU during
+	// the extract-only read and migrate (-1: not measured).
+	extractEmu, migrateEmu time.Duration
 	// migratePG and copyPG are the CPU of PostgreSQL's backends serving
 	// migrate and the raw COPY (-1: not measured).
 	migratePG, copyPG time.Duration
 	rss               int64
+}
+
+// cpuDelta is the CPU used between two readings of ProcessCPU, or -1 when
+// either could not be read.
+func cpuDelta(before, after time.Duration) time.Duration {
+	if before < 0 || after < 0 {
+		return -1
+	}
+	return after - before
 }
 
 // ratio is migrate's time over the slower baseline's.

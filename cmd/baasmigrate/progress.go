@@ -15,11 +15,12 @@ import (
 )
 
 // barProgress draws one progress bar per stream (streams run one after
-// another): records or, for files, bytes, with rate and ETA.
+// another): records or, for files, bytes, with rate and ETA once the
+// stream's size is known (a spinner until then).
 type barProgress struct{ w io.Writer }
 
 func (p barProgress) StartStream(info migration.StreamInfo) migration.StreamProgress {
-	kind, stream, total, done := info.Kind, info.Name, info.Total, info.Done
+	kind, stream, done := info.Kind, info.Name, info.Done
 	unit := string(kind) + "s"
 	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(p.w),
@@ -35,9 +36,9 @@ func (p barProgress) StartStream(info migration.StreamInfo) migration.StreamProg
 	if kind == record.KindFile {
 		// Files progress in bytes: the rate and ETA that matter.
 		opts = append(opts, progressbar.OptionShowBytes(true))
-		total, done = info.TotalBytes, 0
+		done = 0
 	}
-	bar := progressbar.NewOptions64(total, opts...)
+	bar := progressbar.NewOptions64(-1, opts...)
 	if done > 0 && kind != record.KindFile {
 		_ = bar.Set64(done)
 	}
@@ -48,6 +49,17 @@ type barStream struct {
 	mu    sync.Mutex
 	bar   *progressbar.ProgressBar
 	files bool
+}
+
+func (s *barStream) SetTotal(records, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.files {
+		records = bytes
+	}
+	if records >= 0 {
+		s.bar.ChangeMax64(records)
+	}
 }
 
 func (s *barStream) Add(records, bytes int64) {
@@ -81,8 +93,8 @@ type logProgress struct {
 }
 
 func (p logProgress) StartStream(info migration.StreamInfo) migration.StreamProgress {
-	p.log.Info("reading stream", "kind", info.Kind, "stream", info.Name, "total", info.Total, "total_bytes", info.TotalBytes, "already_committed", info.Done)
-	return &logStream{p: p, kind: info.Kind, stream: info.Name, total: info.Total, records: info.Done, start: time.Now()}
+	p.log.Info("reading stream", "kind", info.Kind, "stream", info.Name, "already_committed", info.Done)
+	return &logStream{p: p, kind: info.Kind, stream: info.Name, total: -1, totalBytes: -1, records: info.Done, start: time.Now()}
 }
 
 type logStream struct {
@@ -91,8 +103,16 @@ type logStream struct {
 	stream         string
 	mu             sync.Mutex
 	total, records int64
+	totalBytes     int64
 	bytes          int64
 	start, last    time.Time
+}
+
+func (s *logStream) SetTotal(records, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total, s.totalBytes = records, bytes
+	s.p.log.Info("stream sized", "stream", s.stream, "total", records, "total_bytes", bytes)
 }
 
 func (s *logStream) Add(records, bytes int64) {
@@ -112,7 +132,7 @@ func (s *logStream) Finish(err error) {
 	elapsed := time.Since(s.start).Round(time.Millisecond)
 	switch {
 	case err == nil:
-		s.p.log.Info("stream done", "stream", s.stream, "records", s.records, "bytes", s.bytes, "elapsed", elapsed)
+		s.p.log.Info("stream done", "stream", s.stream, "records", s.records, "total", s.total, "bytes", s.bytes, "elapsed", elapsed)
 	case errors.Is(err, migration.ErrInterrupted):
 		s.p.log.Info("stream interrupted", "stream", s.stream, "records", s.records, "bytes", s.bytes, "elapsed", elapsed)
 	default:

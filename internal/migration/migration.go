@@ -101,9 +101,6 @@ type Progress interface {
 type StreamInfo struct {
 	Kind record.Kind
 	Name string
-	// Total is the number of records expected and TotalBytes their size
-	// (files); -1 when unknown.
-	Total, TotalBytes int64
 	// Done is how many records earlier attempts of the run committed.
 	Done int64
 }
@@ -112,6 +109,13 @@ type StreamInfo struct {
 type StreamProgress interface {
 	// Add reports records committed and, for files, their bytes.
 	Add(records, bytes int64)
+	// SetTotal reports how many records the stream holds and, for files,
+	// their bytes (-1: unknown), when the extractor can tell cheaply
+	// (extractors.Counter, extractors.Sizer). The stream is sized while
+	// it is read, so SetTotal may come after Adds; it comes at most once,
+	// before Finish, and not at all when sizing failed or the stream
+	// ended first without completing.
+	SetTotal(records, bytes int64)
 	// Finish is called once when the stream is complete (err is nil) or
 	// abandoned: err is ErrInterrupted when the run was stopped, else why
 	// the stream failed.
@@ -431,6 +435,10 @@ func (e *executor) stream(ctx context.Context, st *postgres.StreamState) (err er
 		sp = e.opts.Progress.StartStream(info)
 	}
 	defer func() { sp.Finish(err) }()
+	if e.opts.Progress != nil {
+		sized := e.sizeStream(st, sp)
+		defer func() { sized(err == nil) }()
+	}
 
 	// A partition that stops because the run is stopping returns nil, so
 	// that the others' batches in flight are not cancelled.
@@ -459,29 +467,10 @@ func (e *executor) stopped(ctx context.Context, err error) error {
 	return err
 }
 
-// streamInfo gathers what progress reporting wants to know of a stream:
-// totals from the extractor when it can tell them cheaply (a failure only
-// costs the ETA), and what earlier attempts committed.
+// streamInfo gathers what progress reporting wants to know of a stream
+// before it is read: what earlier attempts committed.
 func (e *executor) streamInfo(ctx context.Context, st *postgres.StreamState) (StreamInfo, error) {
-	info := StreamInfo{Kind: e.job.Kind, Name: st.Name, Total: -1, TotalBytes: -1}
-	planned := extractors.Stream{Name: st.Name, Kind: e.job.Kind, ReadTime: st.ReadTime}
-	for _, p := range st.Partitions {
-		planned.Partitions = append(planned.Partitions, p.Partition)
-	}
-	var err error
-	switch x := e.job.Extractor.(type) {
-	case extractors.Sizer:
-		info.Total, info.TotalBytes, err = x.Size(ctx, planned)
-	case extractors.Counter:
-		info.Total, err = x.Count(ctx, planned)
-	}
-	if err != nil {
-		info.Total, info.TotalBytes = -1, -1
-		if e.stopping() {
-			return info, ErrInterrupted
-		}
-		e.opts.Log.Warn("could not size the stream for progress", "stream", st.Name, "err", err)
-	}
+	info := StreamInfo{Kind: e.job.Kind, Name: st.Name}
 	done, err := retried(ctx, e.opts, fmt.Sprintf("reading the progress of stream %q", st.Name), func(ctx context.Context) (int64, error) {
 		return e.state.StreamRead(ctx, e.run, st.Name)
 	})
@@ -490,6 +479,49 @@ func (e *executor) streamInfo(ctx context.Context, st *postgres.StreamState) (St
 	}
 	info.Done = done
 	return info, nil
+}
+
+// sizeStream sizes st with the extractor, when it can tell cheaply
+// (extractors.Sizer, extractors.Counter), and hands the total to sp, while
+// the stream is read: counting a large collection takes Firestore seconds
+// (and the emulator's CPU), which the read need not wait for. A failed
+// count only costs the progress its total and ETA. The returned function
+// ends the sizing: after a complete stream it waits for the total, which
+// is nearly always in by then; otherwise it abandons the count.
+func (e *executor) sizeStream(st *postgres.StreamState, sp StreamProgress) (end func(complete bool)) {
+	planned := extractors.Stream{Name: st.Name, Kind: e.job.Kind, ReadTime: st.ReadTime}
+	for _, p := range st.Partitions {
+		planned.Partitions = append(planned.Partitions, p.Partition)
+	}
+	ctx, cancel := context.WithCancel(e.stopCtx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		total, bytes := int64(-1), int64(-1)
+		var err error
+		switch x := e.job.Extractor.(type) {
+		case extractors.Sizer:
+			total, bytes, err = x.Size(ctx, planned)
+		case extractors.Counter:
+			total, err = x.Count(ctx, planned)
+		default:
+			return
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				e.opts.Log.Warn("could not size the stream for progress", "stream", st.Name, "err", err)
+			}
+			return
+		}
+		sp.SetTotal(total, bytes)
+	}()
+	return func(complete bool) {
+		if !complete {
+			cancel()
+		}
+		<-done
+		cancel()
+	}
 }
 
 // batch is a run of consecutive records of one partition.
@@ -907,5 +939,6 @@ func Tally(recs []record.Record, out loaders.Outcome, took time.Duration) (map[s
 
 type nopProgress struct{}
 
-func (nopProgress) Add(int64, int64) {}
-func (nopProgress) Finish(error)     {}
+func (nopProgress) Add(int64, int64)      {}
+func (nopProgress) SetTotal(int64, int64) {}
+func (nopProgress) Finish(error)          {}

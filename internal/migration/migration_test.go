@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -386,27 +387,123 @@ func TestRefusedPrepareRecordsNoRun(t *testing.T) {
 	}
 }
 
-// terminatingCounter counts a stream's records for progress after ending
-// every session the target's pool holds, as a PostgreSQL restart does
-// between two batches; the next state statement meets a dead connection.
-type terminatingCounter struct {
-	extractors.Extractor
-	terminate func()
+// terminatingProgress ends every session the target's pool holds when a
+// stream is finished, as a PostgreSQL restart does between two batches:
+// the next state statement (the next stream's progress, or the end of
+// the run) meets a dead connection.
+type terminatingProgress struct{ terminate func() }
+
+func (p terminatingProgress) StartStream(migration.StreamInfo) migration.StreamProgress {
+	return terminatingStream(p)
 }
 
-func (c terminatingCounter) Count(ctx context.Context, s extractors.Stream) (int64, error) {
-	c.terminate()
+type terminatingStream struct{ terminate func() }
+
+func (terminatingStream) Add(int64, int64)      {}
+func (terminatingStream) SetTotal(int64, int64) {}
+func (s terminatingStream) Finish(error)        { s.terminate() }
+
+// recordingProgress keeps what progress was told of every stream.
+type recordingProgress struct {
+	mu      sync.Mutex
+	streams map[string]*recordingStream
+}
+
+func (p *recordingProgress) StartStream(info migration.StreamInfo) migration.StreamProgress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := &recordingStream{total: -1}
+	p.streams[info.Name] = s
+	return s
+}
+
+type recordingStream struct {
+	mu                    sync.Mutex
+	added, total          int64
+	totalAfterFinish      bool
+	finished, totalCalled bool
+}
+
+func (s *recordingStream) Add(records, _ int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.added += records
+}
+
+func (s *recordingStream) SetTotal(records, _ int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total, s.totalCalled = records, true
+	s.totalAfterFinish = s.finished
+}
+
+func (s *recordingStream) Finish(error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finished = true
+}
+
+// waitingCounter counts a stream only after the target has committed a
+// batch of it: a run that waited for the count before reading would
+// never get there.
+type waitingCounter struct {
+	extractors.Extractor
+	committed <-chan struct{}
+}
+
+func (c waitingCounter) Count(ctx context.Context, s extractors.Stream) (int64, error) {
+	select {
+	case <-c.committed:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(time.Minute):
+		return 0, errors.New("no batch was committed while the stream was being counted: the read waited for the count")
+	}
 	return c.Extractor.(extractors.Counter).Count(ctx, s)
 }
 
-type quietProgress struct{}
+// signallingSink closes committed after its first write.
+type signallingSink struct {
+	loaders.Sink
+	once      sync.Once
+	committed chan struct{}
+}
 
-func (quietProgress) StartStream(migration.StreamInfo) migration.StreamProgress { return quietStream{} }
+func (s *signallingSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
+	out, err := s.Sink.Write(ctx, tx, recs)
+	s.once.Do(func() { close(s.committed) })
+	return out, err
+}
 
-type quietStream struct{}
-
-func (quietStream) Add(int64, int64) {}
-func (quietStream) Finish(error)     {}
+// TestStreamsAreCountedWhileRead: the count behind the progress's total
+// runs beside the read, not before it (Firestore takes seconds to count a
+// large collection), and still reaches the progress of every stream
+// before it is finished, equal to what was committed.
+func TestStreamsAreCountedWhileRead(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sink := &signallingSink{Sink: f.sink(t), committed: make(chan struct{})}
+	job := f.job(t, sink)
+	job.Extractor = waitingCounter{Extractor: job.Extractor, committed: sink.committed}
+	progress := &recordingProgress{streams: map[string]*recordingStream{}}
+	opts := migration.Options{Workers: 2, BatchSize: 40, Progress: progress}
+	if _, err := migration.Execute(ctx, f.pool, f.state, job, opts); err != nil {
+		t.Fatal(err)
+	}
+	if len(progress.streams) == 0 {
+		t.Fatal("no stream was reported")
+	}
+	var sum int64
+	for name, s := range progress.streams {
+		if !s.totalCalled || s.totalAfterFinish || s.total != s.added {
+			t.Errorf("stream %s: total told %v (after Finish: %v) = %d; %d records committed", name, s.totalCalled, s.totalAfterFinish, s.total, s.added)
+		}
+		sum += s.total
+	}
+	if sum != int64(f.docs) {
+		t.Errorf("totals add up to %d; the source holds %d", sum, f.docs)
+	}
+}
 
 // TestStateReadsSurviveLostSessions ends the target's sessions before every
 // stream (what a PostgreSQL restart does): the reads and writes of the
@@ -442,8 +539,7 @@ func TestStateReadsSurviveLostSessions(t *testing.T) {
 		}
 	}
 	job := f.job(t, f.sink(t))
-	job.Extractor = terminatingCounter{Extractor: job.Extractor, terminate: terminate}
-	opts := migration.Options{Workers: 2, BatchSize: 40, Progress: quietProgress{},
+	opts := migration.Options{Workers: 2, BatchSize: 40, Progress: terminatingProgress{terminate: terminate},
 		Retry: retry.Policy{Attempts: 4, Initial: time.Millisecond, Max: 10 * time.Millisecond}}
 	if _, err := migration.Execute(ctx, f.pool, f.state, job, opts); err != nil {
 		t.Fatalf("Execute with the target's sessions ended before each stream: %v", err)

@@ -72,23 +72,41 @@ func BackendCPU(dbs []string) map[int]int64 {
 		if len(f) < 3 || f[0] != "postgres:" || !slices.Contains(dbs, f[2]) {
 			continue
 		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
+		if ticks, ok := cpuTicks(pid); ok {
+			out[pid] = ticks
 		}
-		// Fields after the command in parentheses: state is the first, utime
-		// the 12th and stime the 13th.
-		_, rest, ok := strings.Cut(string(stat), ") ")
-		if !ok {
-			continue
-		}
-		sf := strings.Fields(rest)
-		if len(sf) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseInt(sf[11], 10, 64)
-		s, _ := strconv.ParseInt(sf[12], 10, 64)
-		out[pid] = u + s
 	}
 	return out
+}
+
+// cpuTicks reads the CPU time (user and system), in clock ticks, that
+// process pid has used; false when it cannot be read (the process is gone).
+func cpuTicks(pid int) (int64, bool) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the command in parentheses: state is the first, utime
+	// the 12th and stime the 13th.
+	_, rest, ok := strings.Cut(string(stat), ") ")
+	if !ok {
+		return 0, false
+	}
+	sf := strings.Fields(rest)
+	if len(sf) < 13 {
+		return 0, false
+	}
+	u, _ := strconv.ParseInt(sf[11], 10, 64)
+	s, _ := strconv.ParseInt(sf[12], 10, 64)
+	return u + s, true
+}
+
+// ProcessCPU is the CPU time (user and system) process pid has used so
+// far, with the 10 ms resolution of /proc; -1 when it cannot be read.
+func ProcessCPU(pid int) time.Duration {
+	ticks, ok := cpuTicks(pid)
+	if !ok {
+		return -1
+	}
+	return time.Duration(ticks) * time.Second / userHZ
 }

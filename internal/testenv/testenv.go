@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -478,4 +479,23 @@ func Committed(db RowQuerier) func() int64 {
 		n, _ := CommittedRecords(ctx, db)
 		return n
 	}
+}
+
+// ServicePID is the process id of a service `make services-up` started
+// on this machine (name as in scripts/lib.sh: "firestoreemu", "postgres",
+// …), read from the pid file beside services.env; 0 when there is none.
+func ServicePID(name string) int {
+	load()
+	if filePath == "" {
+		return 0
+	}
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(filePath), "run", name+".pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
 }
