@@ -254,7 +254,7 @@ func run(ctx context.Context, o options) error {
 Measured %s on %s. Command: `+"`%s`"+`.
 
 Source: our Firestore emulator (the local stack's) holding %d documents of the demo app (%d tables, three
-levels of subcollections, every value type). Target: the local PostgreSQL. %d workers, batches of 500,
+levels of subcollections, every value type). Target: the local PostgreSQL. %d workers, batches of 2,000 documents (the default; 16 MiB at most),
 pages of 1,000. Baselines, measured in the same run: the same extractor reading everything and discarding
 it (the limit of the read), and PostgreSQL's binary COPY of exactly the rows migrate produced into the same
 tables without foreign keys, %d tables at a time (the limit of the load). CPU of PostgreSQL's backends: those

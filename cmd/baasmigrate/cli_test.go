@@ -379,6 +379,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"verify", "--only", "widgets"}, `--only: unknown kind "widgets"`},
 		{[]string{"migrate", "--workers", "0"}, "--workers and --batch-size must be at least 1"},
 		{[]string{"migrate", "--batch-size", "-1"}, "--workers and --batch-size must be at least 1"},
+		{[]string{"migrate", "--batch-bytes", "0"}, `--batch-bytes: "0" is not a size like 256MiB`},
 		{[]string{"migrate", "--workers", "four"}, `invalid argument "four" for "--workers"`},
 		{[]string{"migrate", "--source-timeout", "soon"}, `--source-timeout: "soon" is not a positive duration`},
 		{[]string{"verify", "--target-timeout", "-1h"}, `--target-timeout: "-1h" is not a positive duration`},

@@ -48,7 +48,8 @@ docs/reports.md.`,
 	addOptionFlags(f, targetOptions)
 	f.String("only", "", "Comma-separated kinds to migrate: documents, users, tables, files (default: all the source offers)")
 	f.Int("workers", 4, "Partitions read and written at the same time")
-	f.Int("batch-size", 500, "Records committed per transaction")
+	f.Int("batch-size", 0, "Most records committed per transaction (default 2000 documents; 500 users, table rows or files)")
+	addOptionFlags(f, []plugin.Option{batchBytesOption})
 	f.String("summary", "", "Also write the summary as JSON to this `file`")
 	f.Bool("restart", false, "Abandon checkpoints and copy everything again")
 	f.Bool("allow-rejects", false, "Exit 0 even when records were rejected")
@@ -56,6 +57,14 @@ docs/reports.md.`,
 	addManifestFlags(f)
 	addOptionFlags(f, allKindOptions())
 	return cmd
+}
+
+// batchBytesOption is migrate's --batch-bytes (migration.Options.BatchBytes).
+var batchBytesOption = plugin.Option{
+	Name:    "batch-bytes",
+	Help:    "A batch also ends once its records hold this much memory (e.g. 16MiB), so large documents make smaller batches: the records a run holds stay below about 4 × this × --workers.",
+	Default: "16MiB",
+	Type:    plugin.Size,
 }
 
 func runMigrate(cmd *cobra.Command, _ []string) error {
@@ -67,8 +76,16 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 	summaryPath, _ := f.GetString("summary")
 	restart, _ := f.GetBool("restart")
 	allowRejects, _ := f.GetBool("allow-rejects")
-	if workers < 1 || batchSize < 1 {
+	if workers < 1 || batchSize < 0 {
 		return &exitStatus{code: exitError, err: fmt.Errorf("--workers and --batch-size must be at least 1")}
+	}
+	batchOpts, err := pluginConfig(f, []plugin.Option{batchBytesOption})
+	if err != nil {
+		return &exitStatus{code: exitError, err: err}
+	}
+	batchBytes, err := batchOpts.Size(batchBytesOption.Name)
+	if err != nil {
+		return &exitStatus{code: exitError, err: fmt.Errorf("--%s: %w", batchBytesOption.Name, err)}
 	}
 	source := sourceName(f)
 	kinds, err := selectKinds(only, source)
@@ -84,7 +101,7 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	m := &migrateRun{
-		cmd: cmd, log: newLogger(cmd), source: source, workers: workers, batchSize: batchSize, restart: restart,
+		cmd: cmd, log: newLogger(cmd), source: source, workers: workers, batchSize: batchSize, batchBytes: batchBytes, restart: restart,
 		sum: &migrateSummary{Started: time.Now().UTC()}, exclusions: exclusions, manifest: mreq,
 	}
 	defer m.close()
@@ -97,7 +114,8 @@ type migrateRun struct {
 	cmd                *cobra.Command
 	log                *slog.Logger
 	source             string // --source, resolved
-	workers, batchSize int
+	workers, batchSize int    // batchSize 0: per kind (migration.DefaultBatchSize)
+	batchBytes         int64
 	restart            bool
 	sum                *migrateSummary
 	secrets            []string // values that must not appear in the summary
@@ -201,7 +219,7 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 		}
 		m.configs[i] = job.Config
 		res, err := migration.Execute(workContext(ctx), pool, state, job, migration.Options{
-			Workers: m.workers, BatchSize: m.batchSize, Restart: m.restart, Progress: progress, Log: m.log, Stop: ctx.Done(), Retry: batchRetry,
+			Workers: m.workers, BatchSize: m.batchSize, BatchBytes: m.batchBytes, Restart: m.restart, Progress: progress, Log: m.log, Stop: ctx.Done(), Retry: batchRetry,
 			Exclude: m.exclusions.For(k.Kind),
 		})
 		m.results[i] = res

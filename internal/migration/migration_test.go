@@ -475,6 +475,52 @@ func (s *signallingSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Rec
 	return out, err
 }
 
+// sizingSink records the largest batch it was given, in records and in
+// memory (record.Record.MemSize), and the largest record.
+type sizingSink struct {
+	loaders.Sink
+	mu                      sync.Mutex
+	maxRecs, maxMem, maxRec int
+	writes                  int
+}
+
+func (s *sizingSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
+	mem := 0
+	s.mu.Lock()
+	for i := range recs {
+		n := recs[i].MemSize()
+		mem += n
+		s.maxRec = max(s.maxRec, n)
+	}
+	s.maxRecs, s.maxMem = max(s.maxRecs, len(recs)), max(s.maxMem, mem)
+	s.writes++
+	s.mu.Unlock()
+	return s.Sink.Write(ctx, tx, recs)
+}
+
+// TestBatchesAreBoundedByBytes: with a byte bound far below what
+// BatchSize records hold, batches end at the bound (they never exceed it
+// by more than their last record), and the target is still exact.
+func TestBatchesAreBoundedByBytes(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	sink := &sizingSink{Sink: f.sink(t)}
+	const bound = 8 << 10
+	opts := migration.Options{Workers: 2, BatchSize: 100000, BatchBytes: bound}
+	if _, err := migration.Execute(ctx, f.pool, f.state, f.job(t, sink), opts); err != nil {
+		t.Fatal(err)
+	}
+	if sink.maxMem >= bound+sink.maxRec {
+		t.Errorf("a batch held %d bytes of records; the bound is %d and the largest record %d", sink.maxMem, bound, sink.maxRec)
+	}
+	if sink.maxRecs >= f.docs/2 || sink.writes < 10 {
+		t.Errorf("%d batches, the largest of %d records: the byte bound did not end them", sink.writes, sink.maxRecs)
+	}
+	if rows, committed := f.rows(t), f.committed(t); rows != int64(f.docs) || committed != int64(f.docs) {
+		t.Fatalf("%d rows, checkpoints cover %d; want %d", rows, committed, f.docs)
+	}
+}
+
 // TestStreamsAreCountedWhileRead: the count behind the progress's total
 // runs beside the read, not before it (Firestore takes seconds to count a
 // large collection), and still reaches the progress of every stream

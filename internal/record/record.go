@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"time"
+	"unsafe"
 )
 
 // Kind says what a record describes.
@@ -87,4 +88,12 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		m["updateTime"] = Timestamp(r.UpdateTime)
 	}
 	return MarshalJSONFields(nil, m), nil
+}
+
+// MemSize estimates the bytes r holds in memory: the record itself, its
+// key and cursor, and its fields (Value.MemSize). Batches are bounded by
+// it (migration.Options.BatchBytes); a file's content is not counted,
+// since it is streamed, never held.
+func (r *Record) MemSize() int {
+	return int(unsafe.Sizeof(*r)) + len(r.Key) + len(r.Cursor) + FieldsMemSize(r.Fields)
 }

@@ -13,6 +13,7 @@ import (
 	"math"
 	"sort"
 	"time"
+	"unsafe"
 )
 
 // Type is the type of a Value.
@@ -367,4 +368,41 @@ func (v Value) String() string {
 		return s + "}"
 	}
 	return "?"
+}
+
+// valueSize is the size of a Value itself (its struct), and mapEntrySize
+// what a map entry costs besides its key's bytes and its value: the key's
+// string header and the map's bucket share, roughly.
+const (
+	valueSize    = int(unsafe.Sizeof(Value{}))
+	mapEntrySize = 32
+)
+
+// MemSize estimates the bytes v holds in memory: its struct, its string
+// or bytes, and its elements or entries, recursively. It is what bounds a
+// batch's memory (migration.Options.BatchBytes), not an encoded size; it
+// costs a walk of v, without allocating.
+func (v Value) MemSize() int {
+	n := valueSize + len(v.s)
+	switch v.typ {
+	case TypeArray:
+		for _, e := range v.x.([]Value) {
+			n += e.MemSize()
+		}
+	case TypeVector:
+		n += 8 * len(v.x.([]float64))
+	case TypeMap:
+		n += FieldsMemSize(v.x.(map[string]Value))
+	}
+	return n
+}
+
+// FieldsMemSize is Value.MemSize of a map's entries (without the map's own
+// Value).
+func FieldsMemSize(m map[string]Value) int {
+	n := 0
+	for k, e := range m {
+		n += mapEntrySize + len(k) + e.MemSize()
+	}
+	return n
 }

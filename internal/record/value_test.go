@@ -3,6 +3,7 @@ package record
 import (
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -102,5 +103,36 @@ func TestDeepEqualComparesContent(t *testing.T) {
 		if reflect.DeepEqual(p[0], p[1]) {
 			t.Errorf("%v and %v are DeepEqual", p[0], p[1])
 		}
+	}
+}
+
+// TestMemSize: the estimate grows with every part of a value that holds
+// memory (strings, bytes, elements, entries, nested maps), and a record's
+// counts its key, cursor and fields.
+func TestMemSize(t *testing.T) {
+	base := Null().MemSize()
+	if base <= 0 {
+		t.Fatalf("a null value's size is %d", base)
+	}
+	big := strings.Repeat("x", 1<<20)
+	cases := []struct {
+		name string
+		v    Value
+		min  int
+	}{
+		{"string", String(big), 1 << 20},
+		{"bytes", Bytes([]byte(big)), 1 << 20},
+		{"array of strings", Array(String(big), String(big)), 2 << 20},
+		{"vector", Vector(make([]float64, 1000)), 8000},
+		{"nested map", Map(map[string]Value{"a": Map(map[string]Value{big: Int(1)})}), 1 << 20},
+	}
+	for _, c := range cases {
+		if got := c.v.MemSize(); got < c.min || got > c.min+4096 {
+			t.Errorf("%s: MemSize %d, want about %d", c.name, got, c.min)
+		}
+	}
+	r := Record{Key: "users/" + big, Cursor: big, Fields: map[string]Value{"f": String(big)}}
+	if got := r.MemSize(); got < 3<<20 || got > 3<<20+4096 {
+		t.Errorf("record: MemSize %d, want about %d", got, 3<<20)
 	}
 }
