@@ -340,3 +340,39 @@ func TestSyncGrowsTheSchema(t *testing.T) {
 	compareDocs(t, f.sourceDocs("items", "notes"), f.targetDocs(m))
 	f.run(0, "verify", "--only", "documents")
 }
+
+// aggregationReads returns the emulator's billed reads of aggregation
+// queries (counts) of the project.
+func (f *docsFixture) aggregationReads() int64 {
+	f.t.Helper()
+	st, err := firestoreemu.HooksFor(f.host).DocumentsRead(context.Background(), f.project)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return st.ByMethod["RunAggregationQuery"]
+}
+
+// TestMigrateCountsStreamsOnlyForShownProgress: a run whose progress
+// nobody sees (no terminal, no -v) does not count the streams, which
+// costs Firestore reads; with -v each stream is counted and its total
+// logged beside its records.
+func TestMigrateCountsStreamsOnlyForShownProgress(t *testing.T) {
+	f := newDocsFixture(t)
+	docs := demoapp.Documents(3, demoapp.Scale{Users: 40, Posts: 10, CommentsPerPost: 1})
+	f.seed(docs)
+	mapping := f.infer()
+	before := f.aggregationReads()
+	f.run(0, "migrate", "--only", "documents", "--mapping", mapping)
+	if n := f.aggregationReads() - before; n != 0 {
+		t.Errorf("migrate without progress made %d aggregation reads; want none", n)
+	}
+	before = f.aggregationReads()
+	res := f.run(0, "migrate", "-v", "--restart", "--only", "documents", "--mapping", mapping)
+	if n := f.aggregationReads() - before; n == 0 {
+		t.Errorf("migrate -v made no aggregation read; its progress has no totals")
+	}
+	if !strings.Contains(res.Stderr, `msg="stream sized"`) {
+		t.Errorf("migrate -v logged no stream total:\n%s", res.Stderr)
+	}
+	checkStreamLog(t, "migrate -v", res.Stderr)
+}

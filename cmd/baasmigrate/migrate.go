@@ -186,9 +186,15 @@ func (m *migrateRun) run(ctx context.Context, kinds []*kindSpec) error {
 	}
 	m.state = state
 
-	var progress migration.Progress = logProgress{log: m.log, interval: 5 * time.Second}
-	if showProgress(m.cmd, m.cmd.ErrOrStderr()) {
+	// Progress goes to a terminal as bars, or with -v into the log; with
+	// neither there is none, and streams are not counted for it (a count
+	// costs the source reads and time that nobody would see).
+	var progress migration.Progress
+	switch {
+	case showProgress(m.cmd, m.cmd.ErrOrStderr()):
 		progress = barProgress{w: m.cmd.ErrOrStderr()}
+	case m.log.Enabled(ctx, slog.LevelInfo):
+		progress = logProgress{log: m.log, interval: 5 * time.Second}
 	}
 	for i, k := range kinds {
 		if ctx.Err() != nil {
