@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -258,31 +259,34 @@ levels of subcollections, every value type). Target: the local PostgreSQL. %d wo
 pages of 1,000. Baselines, measured in the same run: the same extractor reading everything and discarding
 it (the limit of the read), and PostgreSQL's binary COPY of exactly the rows migrate produced into the same
 tables without foreign keys, %d tables at a time (the limit of the load). CPU of PostgreSQL's backends: those
-serving the run's database, read from /proc (PostgreSQL runs on this machine). Each round runs all three back
-to back; the round with the median ratio is shown.
+serving the run's database, read from /proc (PostgreSQL runs on this machine); CPU of the emulator: its
+process's, in the same phase. Each round runs all three back to back; the round with the median ratio is shown.
 
-| run (median of %d rounds) | time | rate | CPU of our process | per 1,000 documents | CPU of PostgreSQL's backends | per 1,000 documents |
-|---|---:|---:|---:|---:|---:|---:|
-| extract only (baseline: the read) | %s | %s | %s | %s | | |
-| raw COPY of the final rows (baseline: the load) | %s | %s | | | %s | %s |
-| baasmigrate migrate | %s | %s | %s | %s | %s | %s |
+| run (median of %d rounds) | time | rate | CPU of our process | per 1,000 documents | CPU of PostgreSQL's backends | per 1,000 documents | CPU of the emulator |
+|---|---:|---:|---:|---:|---:|---:|---:|
+| extract only (baseline: the read) | %s | %s | %s | %s | | | %s |
+| raw COPY of the final rows (baseline: the load) | %s | %s | | | %s | %s | |
+| baasmigrate migrate | %s | %s | %s | %s | %s | %s | %s |
 
 - migrate ÷ slower baseline: **%.2f** (1.0 would be a perfect pipeline); every round, in order: %s
 - migrate ÷ (extract + COPY): **%.2f** (below 1.0: reading and writing overlap)
+- CPU of the three processes together, migrate ÷ extract only: **%s** (the machine's %d CPUs are the limit when the
+  emulator runs beside us; a wall-time ratio well below this would mean CPUs left idle in the read)
 %s
 %s
-- load average at the end: %s (the machine is shared: other work ran beside this)
+- load average at the end: %s
 
 The emulator, PostgreSQL and baasmigrate share the machine's CPUs: the read is the bottleneck (the
-emulator's gRPC serving), and migrate's own work — transform, the COPY of each batch (straight into the
-tables this run created, whose foreign keys are built once at the end; see docs/loaders.md), the checkpoint
-in the same transaction — and PostgreSQL's compete with it for the same cores.
+emulator's gRPC serving and our decoding of it), and migrate's own work — transform, the COPY of each batch
+(straight into the tables this run created, whose foreign keys are built once at the end; see
+docs/loaders.md), the checkpoint in the same transaction — and PostgreSQL's compete with it for the same cores.
 `, time.Now().UTC().Format("2006-01-02"), benchreport.Machine(), strings.Join(append([]string{"go run ./bench/documents"}, os.Args[1:]...), " "),
 		docs, len(m.Tables), o.workers, o.workers, len(rounds),
-		extract.Round(time.Millisecond), rate(extract), r.extractCPU.Round(time.Millisecond), perK(r.extractCPU),
+		extract.Round(time.Millisecond), rate(extract), r.extractCPU.Round(time.Millisecond), perK(r.extractCPU), emuOrNA(r.extractEmu),
 		copyTime.Round(time.Millisecond), rate(copyTime), benchreport.CPUOrNA(r.copyPG), perK(r.copyPG),
-		migrate.Round(time.Millisecond), rate(migrate), r.migrateCPU.Round(time.Millisecond), perK(r.migrateCPU), benchreport.CPUOrNA(r.migratePG), perK(r.migratePG),
+		migrate.Round(time.Millisecond), rate(migrate), r.migrateCPU.Round(time.Millisecond), perK(r.migrateCPU), benchreport.CPUOrNA(r.migratePG), perK(r.migratePG), emuOrNA(r.migrateEmu),
 		migrate.Seconds()/slowest.Seconds(), strings.Join(ratios, ", "), migrate.Seconds()/(extract+copyTime).Seconds(),
+		r.cpuRatio(), runtime.NumCPU(),
 		readsLine, rssLine, benchreport.LoadAverage())
 	fmt.Print(section)
 	if o.record != "" {
@@ -372,6 +376,25 @@ func cpuDelta(before, after time.Duration) time.Duration {
 		return -1
 	}
 	return after - before
+}
+
+// emuOrNA prints the emulator's CPU, or "n/a" when it was not measured
+// (no pid file of the local stack's emulator).
+func emuOrNA(d time.Duration) string {
+	if d < 0 {
+		return "n/a"
+	}
+	return d.Round(10 * time.Millisecond).String()
+}
+
+// cpuRatio is the CPU migrate's three processes (ours, PostgreSQL's
+// backends, the emulator) used over what the bare read's two used, or
+// "n/a" when one was not measured.
+func (r round) cpuRatio() string {
+	if r.migratePG < 0 || r.migrateEmu < 0 || r.extractEmu < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", (r.migrateCPU+r.migratePG+r.migrateEmu).Seconds()/(r.extractCPU+r.extractEmu).Seconds())
 }
 
 // ratio is migrate's time over the slower baseline's.
