@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 )
 
 // EmulatorName identifies this emulator on the info hook, so tests can tell
@@ -71,7 +72,20 @@ func (e *Emulator) hooksMux() *http.ServeMux {
 		e.faults.clear("")
 		writeJSON(w, http.StatusOK, struct{}{})
 	})
+	mux.HandleFunc("POST /emulator/v1/gc", func(w http.ResponseWriter, r *http.Request) {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		writeJSON(w, http.StatusOK, GCStats{HeapAlloc: ms.HeapAlloc, NumGC: ms.NumGC})
+	})
 	return mux
+}
+
+// GCStats is the JSON body of POST /emulator/v1/gc: the emulator's heap
+// after the collection, and how many collections it has made.
+type GCStats struct {
+	HeapAlloc uint64 `json:"heapAlloc"`
+	NumGC     uint32 `json:"numGC"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -52,6 +52,25 @@ func TestResetWipesData(t *testing.T) {
 	}
 }
 
+// TestCollectGarbage: the hook runs a collection (the count grows by at
+// least one) and reports a heap that holds the emulator's documents.
+func TestCollectGarbage(t *testing.T) {
+	t.Parallel()
+	h := hooks(t)
+	ctx := testContext(t)
+	first, err := h.CollectGarbage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := h.CollectGarbage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.NumGC <= first.NumGC || second.HeapAlloc == 0 {
+		t.Fatalf("two collections: %+v then %+v", first, second)
+	}
+}
+
 func TestReadCounter(t *testing.T) {
 	t.Parallel()
 	h := hooks(t)
