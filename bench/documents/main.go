@@ -54,7 +54,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.n, "docs", 200000, "Approximate number of documents to migrate")
 	flag.IntVar(&o.workers, "workers", 4, "Workers for migrate and both baselines")
-	flag.IntVar(&o.runs, "runs", 5, "Rounds of (extract only, migrate, raw COPY); the median round is reported")
+	flag.IntVar(&o.runs, "runs", 9, "Rounds of (extract only, migrate, raw COPY); the median round is reported (rounds on a shared 2-CPU machine spread by ±15%, so more than 5)")
 	flag.StringVar(&o.record, "record", "", "Also write the result section into this Markdown file (e.g. BENCHMARKS.md)")
 	flag.StringVar(&o.profiles, "profiles", "", "Write CPU and allocation profiles of every round's migrate into this directory (migrate-N.cpu.pprof, migrate-N.allocs.pprof)")
 	flag.BoolVar(&o.double, "double", true, "Also migrate twice the documents once, to report peak RSS at 2N")
