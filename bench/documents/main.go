@@ -54,7 +54,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.n, "docs", 200000, "Approximate number of documents to migrate")
 	flag.IntVar(&o.workers, "workers", 4, "Workers for migrate and both baselines")
-	flag.IntVar(&o.runs, "runs", 9, "Rounds of (extract only, migrate, raw COPY); the median round is reported (rounds on a shared 2-CPU machine spread by ±15%, so more than 5)")
+	flag.IntVar(&o.runs, "runs", 9, "Rounds of (extract only, migrate, extract only, raw COPY); the median round is reported (rounds on a shared 2-CPU machine spread by ±15%, so more than 5)")
 	flag.StringVar(&o.record, "record", "", "Also write the result section into this Markdown file (e.g. BENCHMARKS.md)")
 	flag.StringVar(&o.profiles, "profiles", "", "Write CPU and allocation profiles of every round's migrate into this directory (migrate-N.cpu.pprof, migrate-N.allocs.pprof)")
 	flag.BoolVar(&o.double, "double", true, "Also migrate twice the documents once, to report peak RSS at 2N")
@@ -145,9 +145,11 @@ func run(ctx context.Context, o options) error {
 			"--workers", fmt.Sprint(o.workers), "--no-progress"}
 	}
 
-	// Rounds of extract-only, migrate (into a fresh database) and raw COPY,
-	// back to back: the machine is shared, so each round's ratios are taken
-	// within the round and the median round is reported.
+	// Rounds of extract-only, migrate (into a fresh database), extract-only
+	// again and raw COPY, back to back: the machine is shared, so each
+	// round's ratios are taken within the round and the median round is
+	// reported.
+	//
 	// The emulator's CPU in each phase: it shares this machine's CPUs with
 	// us and PostgreSQL (real Firestore's serving cost is not on the
 	// migrating machine).
@@ -180,16 +182,26 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
+		// The read is measured before and after migrate, and the round
+		// takes their mean: the machine's speed drifts by 10-20% within
+		// seconds (its CPUs are shared with other machines' work), and
+		// the drift then weighs on both sides alike.
 		var r round
-		if err := collect(); err != nil {
+		read := func() (wall, cpu, emuUsed time.Duration, err error) {
+			if err := collect(); err != nil {
+				return 0, 0, 0, err
+			}
+			runtime.GC() // the read runs in this process: the same for it
+			e0 := emuCPU()
+			if wall, cpu, err = extractOnly(ctx, project, host, o.workers, docs); err != nil {
+				return 0, 0, 0, err
+			}
+			return wall, cpu, cpuDelta(e0, emuCPU()), nil
+		}
+		before, beforeCPU, beforeEmu, err := read()
+		if err != nil {
 			return err
 		}
-		runtime.GC() // the read runs in this process: the same for it
-		e0 := emuCPU()
-		if r.extract, r.extractCPU, err = extractOnly(ctx, project, host, o.workers, docs); err != nil {
-			return err
-		}
-		e1 := emuCPU()
 		if err := collect(); err != nil {
 			return err
 		}
@@ -204,9 +216,17 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		e2 := emuCPU()
-		r.extractEmu, r.migrateEmu = cpuDelta(e0, e1), cpuDelta(e1b, e2)
+		r.migrateEmu = cpuDelta(e1b, emuCPU())
 		r.migrate, r.migrateCPU, r.migratePG, r.rss = run.wall, run.cpu, run.pgCPU, run.rss
+		after, afterCPU, afterEmu, err := read()
+		if err != nil {
+			return err
+		}
+		r.extract, r.extractCPU = (before+after)/2, (beforeCPU+afterCPU)/2
+		r.extractEmu = -1
+		if beforeEmu >= 0 && afterEmu >= 0 {
+			r.extractEmu = (beforeEmu + afterEmu) / 2
+		}
 		var rows int64
 		if r.copy, r.copyPG, rows, err = rawCopy(ctx, m, migrateDSN, copyDSN, o.workers); err != nil {
 			return err
@@ -214,8 +234,8 @@ func run(ctx context.Context, o options) error {
 		if rows < int64(docs) {
 			return fmt.Errorf("raw COPY moved %d rows; migrate should have produced at least %d", rows, docs)
 		}
-		fmt.Fprintf(os.Stderr, "round %d: extract %s (CPU %s, emulator %s), migrate %s (CPU %s, PostgreSQL %s, emulator %s), copy %s (PostgreSQL %s): ratio %.2f\n",
-			i+1, r.extract, r.extractCPU, r.extractEmu, r.migrate, r.migrateCPU, r.migratePG, r.migrateEmu, r.copy, r.copyPG, r.ratio())
+		fmt.Fprintf(os.Stderr, "round %d: extract %s and %s after (CPU %s, emulator %s), migrate %s (CPU %s, PostgreSQL %s, emulator %s), copy %s (PostgreSQL %s): ratio %.2f\n",
+			i+1, before.Round(time.Millisecond), after.Round(time.Millisecond), r.extractCPU, r.extractEmu, r.migrate, r.migrateCPU, r.migratePG, r.migrateEmu, r.copy, r.copyPG, r.ratio())
 		rounds = append(rounds, r)
 	}
 	r := benchreport.Median(rounds, round.ratio)
@@ -281,7 +301,9 @@ pages of 1,000. Baselines, measured in the same run: the same extractor reading 
 it (the limit of the read), and PostgreSQL's binary COPY of exactly the rows migrate produced into the same
 tables without foreign keys, %d tables at a time (the limit of the load). CPU of PostgreSQL's backends: those
 serving the run's database, read from /proc (PostgreSQL runs on this machine); CPU of the emulator: its
-process's, in the same phase. Each round runs all three back to back; the round with the median ratio is shown.
+process's, in the same phase. Each round reads, migrates, reads again and copies, back to back; the read's
+figures are the mean of its two runs around migrate (the machine's speed drifts within seconds). The round with
+the median ratio is shown.
 Before the read and before migrate the emulator collects its garbage (its hook POST /emulator/v1/gc), so that a
 collection of its heap, which holds every project's documents, does not fall at random into one phase.
 
