@@ -316,7 +316,7 @@ collection of its heap, which holds every project's documents, does not fall at 
 - migrate ÷ slower baseline: **%.2f** (1.0 would be a perfect pipeline); every round, in order: %s
 - migrate ÷ (extract + COPY): **%.2f** (below 1.0: reading and writing overlap)
 - CPU of the three processes together, migrate ÷ extract only: **%s** (the machine's %d CPUs are the limit when the
-  emulator runs beside us; a wall-time ratio well below this would mean CPUs left idle in the read)
+  emulator runs beside us: with both phases keeping them busy, the wall-time ratio follows this one; above it, migrate left CPUs idle)
 %s
 %s
 - load average at the end: %s
