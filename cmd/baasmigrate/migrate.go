@@ -62,7 +62,7 @@ docs/reports.md.`,
 // batchBytesOption is migrate's --batch-bytes (migration.Options.BatchBytes).
 var batchBytesOption = plugin.Option{
 	Name:    "batch-bytes",
-	Help:    "A batch also ends once its records hold this much memory (e.g. 16MiB), so large documents make smaller batches: the records a run holds stay below about 4 × this × --workers.",
+	Help:    "A batch also ends once its records hold this much memory (e.g. 16MiB), so large documents make smaller batches (migrate holds at most about 4 × this × --workers).",
 	Default: "16MiB",
 	Type:    plugin.Size,
 }

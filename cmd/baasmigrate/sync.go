@@ -82,6 +82,7 @@ When the application is about to switch, run baasmigrate cutover (see its help).
 func addSyncSettingsFlags(f *pflag.FlagSet) {
 	addExcludeFlag(f)
 	f.Int("batch-size", 500, "Records committed per transaction")
+	addOptionFlags(f, []plugin.Option{batchBytesOption})
 	f.Duration("poll-interval", time.Minute, "Pause between two polls of users and files (each poll reads the whole listing)")
 	f.String("deletes", "hard", "What a record deleted at the source does to its row: hard (removed) or soft (kept, with _deleted_at set)")
 	f.String("new-collections", syncer.NewCollectionsInfer, "Documents of collections with no table: infer (create a table for them) or reject (store them as rejects)")
@@ -91,6 +92,7 @@ func addSyncSettingsFlags(f *pflag.FlagSet) {
 // syncSettings are the flags sync and cutover share.
 type syncSettings struct {
 	batchSize      int
+	batchBytes     int64
 	pollInterval   time.Duration
 	softDeletes    bool
 	newCollections string
@@ -118,11 +120,18 @@ func readSyncSettings(cmd *cobra.Command) (syncSettings, error) {
 	if s.batchSize < 1 || s.pollInterval <= 0 {
 		return s, errors.New("--batch-size and --poll-interval must be positive")
 	}
+	cfg, err := pluginConfig(f, []plugin.Option{batchBytesOption})
+	if err != nil {
+		return s, err
+	}
+	if s.batchBytes, err = cfg.Size(batchBytesOption.Name); err != nil {
+		return s, fmt.Errorf("--%s: %w", batchBytesOption.Name, err)
+	}
 	return s, nil
 }
 
 func (s syncSettings) options(log *slog.Logger, m *syncer.Metrics) syncer.Options {
-	return syncer.Options{BatchSize: s.batchSize, SoftDeletes: s.softDeletes, NewCollections: s.newCollections,
+	return syncer.Options{BatchSize: s.batchSize, BatchBytes: s.batchBytes, SoftDeletes: s.softDeletes, NewCollections: s.newCollections,
 		PollInterval: s.pollInterval, CountInterval: s.countInterval, Log: log, Metrics: m}
 }
 

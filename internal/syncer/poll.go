@@ -120,12 +120,13 @@ func (f *follower) reconcile(ctx context.Context, at time.Time, onlyRejected boo
 	var mu sync.Mutex
 	var n reconciled
 	var batch []record.Change
+	var batchMem int64
 	flush := func(ctx context.Context) error {
 		if len(batch) == 0 {
 			return nil
 		}
 		err := f.apply(ctx, batch, "", time.Time{}, 0)
-		batch = batch[:0]
+		batch, batchMem = batch[:0], 0
 		return err
 	}
 	apply := func(ctx context.Context, d diff.Difference) error {
@@ -151,7 +152,8 @@ func (f *follower) reconcile(ctx context.Context, at time.Time, onlyRejected boo
 			c.CommitTime = d.Source.UpdateTime
 		}
 		batch = append(batch, c)
-		if len(batch) >= f.opts.BatchSize {
+		batchMem += int64(c.Record.MemSize())
+		if len(batch) >= f.opts.BatchSize || batchMem >= f.opts.BatchBytes {
 			return flush(ctx)
 		}
 		return nil

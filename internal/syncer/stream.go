@@ -160,7 +160,8 @@ func (f *follower) follow(ctx context.Context, cs extractors.ChangeStreamer) err
 				}
 				p.add(b, f.job.ordered())
 				waiting += len(b.Changes)
-				if len(p.changes) >= f.opts.BatchSize || (!f.opts.Until.IsZero() && !b.ReadTime.Before(f.opts.Until)) {
+				full := len(p.changes) >= f.opts.BatchSize || p.mem >= f.opts.BatchBytes
+				if full || (!f.opts.Until.IsZero() && !b.ReadTime.Before(f.opts.Until)) {
 					timer.Stop()
 					if err := flush(); err != nil {
 						return err

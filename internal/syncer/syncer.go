@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"time"
 
@@ -106,6 +107,11 @@ func (j *Job) Mode() string {
 type Options struct {
 	// BatchSize bounds the changes applied per transaction.
 	BatchSize int
+	// BatchBytes bounds the changes gathered for one transaction by the
+	// memory their records hold (record.Record.MemSize), as
+	// migration.Options.BatchBytes does; 0 means
+	// migration.DefaultBatchBytes.
+	BatchBytes int64
 	// SoftDeletes keeps deleted records' rows, marked with the deletion
 	// time, instead of removing them.
 	SoftDeletes bool
@@ -140,6 +146,9 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.BatchSize < 1 {
 		o.BatchSize = 500
+	}
+	if o.BatchBytes < 1 {
+		o.BatchBytes = migration.DefaultBatchBytes
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Minute
@@ -364,6 +373,7 @@ type pending struct {
 	index    map[string]int
 	position string
 	readTime time.Time
+	mem      int64 // the changes' records' MemSize, for Options.BatchBytes
 }
 
 func (p *pending) add(b record.ChangeBatch, ordered bool) {
@@ -376,6 +386,7 @@ func (p *pending) add(b record.ChangeBatch, ordered bool) {
 		}
 		p.index[c.Record.Key] = len(p.changes)
 		p.changes = append(p.changes, c)
+		p.mem += int64(c.Record.MemSize())
 	}
 	p.position, p.readTime = b.Position, b.ReadTime
 }
@@ -394,34 +405,40 @@ func (p *pending) empty() bool { return p.position == "" && p.readTime.IsZero() 
 
 // apply applies changes and, with the last chunk, moves the stored
 // position to position and read time to readTime (either may be unset:
-// unchanged). Changes are applied BatchSize at a time, each chunk in one
-// transaction; a chunk that fails transiently is retried.
+// unchanged). Changes are applied BatchSize at a time (fewer when their
+// records reach BatchBytes), each chunk in one transaction; a chunk that
+// fails transiently is retried.
 func (f *follower) apply(ctx context.Context, changes []record.Change, position string, readTime time.Time, sourceReads int64) error {
 	if f.job.Mapping != nil && f.job.Remap != nil {
 		if err := f.newCollections(ctx, changes); err != nil {
 			return err
 		}
 	}
-	size := f.opts.BatchSize
+	size, bytes := f.opts.BatchSize, f.opts.BatchBytes
 	if f.job.ordered() {
 		// Changes replayed from a partly applied transaction would not
 		// converge (a keyless table's insert): all in one.
-		size = max(len(changes), 1)
+		size, bytes = max(len(changes), 1), math.MaxInt64
 	}
-	for start := 0; start < len(changes) || start == 0; start += size {
-		chunk := changes[start:min(start+size, len(changes))]
+	start := 0
+	for {
+		end, mem := start, int64(0)
+		for end < len(changes) && end-start < size && mem < bytes {
+			mem += int64(changes[end].Record.MemSize())
+			end++
+		}
 		var b postgres.SyncBatch
-		if start+size >= len(changes) {
+		if end == len(changes) {
 			b.Position, b.ReadTime, b.SourceReads = position, readTime, sourceReads
 		}
-		if err := f.commit(ctx, chunk, b); err != nil {
+		if err := f.commit(ctx, changes[start:end], b); err != nil {
 			return err
 		}
-		if len(changes) == 0 {
-			break
+		if end == len(changes) {
+			return nil
 		}
+		start = end
 	}
-	return nil
 }
 
 // commit applies one chunk with its share of the sync state, retrying

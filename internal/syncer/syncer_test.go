@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -380,5 +381,36 @@ func TestNewCollectionTableLeftByAKilledSync(t *testing.T) {
 	f.identical(t)
 	if c := f.job.Mapping.TableFor("tags"); c == nil || len(c.Columns) != 1 || c.Columns[0].Type != "jsonb" {
 		t.Fatalf("the extended mapping's tags table: %+v (%+v); want labels typed jsonb, as the table has it", c, *c.Columns[0])
+	}
+}
+
+// countingSink counts the transactions (Write calls) that carried
+// changes; the documents sink's other methods (deletes) are its own.
+type countingSink struct {
+	*postgres.Documents
+	writes atomic.Int64
+}
+
+func (s *countingSink) Write(ctx context.Context, tx pgx.Tx, recs []record.Record) (loaders.Outcome, error) {
+	if len(recs) > 0 {
+		s.writes.Add(1)
+	}
+	return s.Documents.Write(ctx, tx, recs)
+}
+
+// TestChangesAreBatchedByBytes: with a byte bound below one record, every
+// change is applied in a transaction of its own however large BatchSize
+// is, and the target still converges.
+func TestChangesAreBatchedByBytes(t *testing.T) {
+	f := newFixture(t, 0)
+	sink := &countingSink{Documents: f.job.Sink.(*postgres.Documents)}
+	f.job.Sink = sink
+	for i := range 6 {
+		f.put(t, fmt.Sprintf("users/n%d", i), map[string]record.Value{"name": record.String(strings.Repeat("x", 100))})
+	}
+	f.follow(t, syncer.Options{BatchSize: 1000, BatchBytes: 1})
+	f.identical(t)
+	if n := sink.writes.Load(); n < 6 {
+		t.Errorf("6 upserts were written in %d transactions; a 1-byte bound allows one each", n)
 	}
 }
