@@ -195,7 +195,8 @@ var (
 
 // checkStreamLog asserts that every stream migrate started (-v) ends with
 // one line, and that "stream done" is said only of a complete stream: its
-// records equal the count of the stream the log reports beside them.
+// records equal the count of the stream the log reports beside them (when
+// the count came in: it is abandoned when it takes too long).
 func checkStreamLog(t *testing.T, name, stderr string) {
 	t.Helper()
 	started := streamStartLine.FindAllStringSubmatch(stderr, -1)
@@ -204,7 +205,7 @@ func checkStreamLog(t *testing.T, name, stderr string) {
 		t.Errorf("%s: %d streams started, %d ended in the log:\n%s", name, len(started), len(ends), stderr)
 	}
 	for _, m := range ends {
-		if m[1] == "done" && m[3] != m[4] {
+		if m[1] == "done" && m[4] != "" && m[4] != "-1" && m[3] != m[4] {
 			t.Errorf("%s: stream %s logged done with %s of its %s records:\n%s", name, m[2], m[3], m[4], stderr)
 		}
 	}

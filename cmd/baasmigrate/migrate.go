@@ -77,7 +77,7 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 	restart, _ := f.GetBool("restart")
 	allowRejects, _ := f.GetBool("allow-rejects")
 	if workers < 1 || batchSize < 0 {
-		return &exitStatus{code: exitError, err: fmt.Errorf("--workers and --batch-size must be at least 1")}
+		return &exitStatus{code: exitError, err: fmt.Errorf("--workers must be at least 1 and --batch-size at least 1 (or 0: the default per kind)")}
 	}
 	batchOpts, err := pluginConfig(f, []plugin.Option{batchBytesOption})
 	if err != nil {
@@ -85,7 +85,7 @@ func runMigrate(cmd *cobra.Command, _ []string) error {
 	}
 	batchBytes, err := batchOpts.Size(batchBytesOption.Name)
 	if err != nil {
-		return &exitStatus{code: exitError, err: fmt.Errorf("--%s: %w", batchBytesOption.Name, err)}
+		return &exitStatus{code: exitError, err: err}
 	}
 	source := sourceName(f)
 	kinds, err := selectKinds(only, source)

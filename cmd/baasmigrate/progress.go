@@ -39,37 +39,49 @@ func (p barProgress) StartStream(info migration.StreamInfo) migration.StreamProg
 		done = 0
 	}
 	bar := progressbar.NewOptions64(-1, opts...)
-	if done > 0 && kind != record.KindFile {
+	if done > 0 {
 		_ = bar.Set64(done)
 	}
-	return &barStream{bar: bar, files: kind == record.KindFile}
+	return &barStream{bar: bar, opts: opts, done: done, files: kind == record.KindFile}
 }
 
+// barStream is one stream's bar: a spinner until the stream's total is
+// known, then a bar with percentage and ETA.
 type barStream struct {
 	mu    sync.Mutex
 	bar   *progressbar.ProgressBar
+	opts  []progressbar.Option
+	done  int64 // what the bar counts (records, or bytes for files) so far
 	files bool
 }
 
+// SetTotal replaces the spinner with a bar of the total, started where the
+// stream is. (The library's spinner keeps its position modulo its width,
+// so changing its length would start the bar from a wrong position.)
 func (s *barStream) SetTotal(records, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	total := records
 	if s.files {
-		records = bytes
+		total = bytes
 	}
-	if records >= 0 {
-		s.bar.ChangeMax64(records)
+	if total < 0 {
+		return
 	}
+	_ = s.bar.Clear()
+	s.bar = progressbar.NewOptions64(total, s.opts...)
+	_ = s.bar.Set64(min(s.done, total))
 }
 
 func (s *barStream) Add(records, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := records
 	if s.files {
-		_ = s.bar.Add64(bytes)
-		return
+		n = bytes
 	}
-	_ = s.bar.Add64(records)
+	s.done += n
+	_ = s.bar.Add64(n)
 }
 
 // Finish fills the bar when the stream is complete, and otherwise leaves

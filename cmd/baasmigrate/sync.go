@@ -125,7 +125,7 @@ func readSyncSettings(cmd *cobra.Command) (syncSettings, error) {
 		return s, err
 	}
 	if s.batchBytes, err = cfg.Size(batchBytesOption.Name); err != nil {
-		return s, fmt.Errorf("--%s: %w", batchBytesOption.Name, err)
+		return s, err
 	}
 	return s, nil
 }

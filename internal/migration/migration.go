@@ -514,8 +514,10 @@ func (e *executor) streamInfo(ctx context.Context, st *postgres.StreamState) (St
 // the stream is read: counting a large collection takes Firestore seconds
 // (and the emulator's CPU), which the read need not wait for. A failed
 // count only costs the progress its total and ETA. The returned function
-// ends the sizing: after a complete stream it waits for the total, which
-// is nearly always in by then; otherwise it abandons the count.
+// ends the sizing: after a complete stream it waits for the total at most
+// sizeGrace (a count runs beside the whole read, so it is nearly always in
+// by then; one still retrying a throttled source is not worth holding the
+// run for); otherwise it abandons the count at once.
 func (e *executor) sizeStream(st *postgres.StreamState, sp StreamProgress) (end func(complete bool)) {
 	planned := extractors.Stream{Name: st.Name, Kind: e.job.Kind, ReadTime: st.ReadTime}
 	for _, p := range st.Partitions {
@@ -544,13 +546,19 @@ func (e *executor) sizeStream(st *postgres.StreamState, sp StreamProgress) (end 
 		sp.SetTotal(total, bytes)
 	}()
 	return func(complete bool) {
-		if !complete {
-			cancel()
+		if complete {
+			select {
+			case <-done:
+			case <-time.After(sizeGrace):
+			}
 		}
-		<-done
 		cancel()
+		<-done
 	}
 }
+
+// sizeGrace is how long a complete stream waits for its count.
+const sizeGrace = 3 * time.Second
 
 // batch is a run of consecutive records of one partition.
 type batch struct {
