@@ -68,6 +68,21 @@ die() {
 	exit 1
 }
 
+# npm_ci DIR LOG: npm ci into DIR (its package.json and lockfile already
+# copied there), output to LOG. A registry connection that stalls is cut
+# (npm's own fetch timeout is 5 min per request; a stalled install once
+# hung CI for 15 min) and the install tried again, 3 times in all.
+npm_ci() {
+	local dir=$1 logfile=$2 attempt
+	for attempt in 1 2 3; do
+		if timeout 600 npm ci --prefix "$dir" --no-audit --no-fund --fetch-timeout=60000 --fetch-retries=4 >"$logfile" 2>&1; then
+			return 0
+		fi
+		[[ $attempt == 3 ]] || warn "npm ci into $dir failed or stalled (attempt $attempt of 3; see $logfile); trying again"
+	done
+	return 1
+}
+
 # now_ms prints a monotonic-enough wall clock in milliseconds, for timings.
 now_ms() { date +%s%3N; }
 

@@ -385,7 +385,7 @@ up_auth() {
 		t0=$(now_ms)
 		mkdir -p "$NPM_DIR" "$LOG_DIR"
 		cp "$REPO_ROOT/scripts/npm/package.json" "$REPO_ROOT/scripts/npm/package-lock.json" "$NPM_DIR/"
-		if ! npm ci --prefix "$NPM_DIR" --no-audit --no-fund >"$LOG_DIR/install-firebase-tools.log" 2>&1; then
+		if ! npm_ci "$NPM_DIR" "$LOG_DIR/install-firebase-tools.log"; then
 			die "auth: npm ci firebase-tools@$FIREBASE_TOOLS_VERSION failed; see $LOG_DIR/install-firebase-tools.log"
 		fi
 		printf '%s\n' "$want" >"$NPM_DIR/.installed-from"
@@ -514,7 +514,7 @@ up_dynamodb() {
 		t0=$(now_ms)
 		mkdir -p "$NPM_DYNAMODB_DIR" "$LOG_DIR"
 		cp "$REPO_ROOT/scripts/npm-dynamodb/package.json" "$REPO_ROOT/scripts/npm-dynamodb/package-lock.json" "$NPM_DYNAMODB_DIR/"
-		if ! npm ci --prefix "$NPM_DYNAMODB_DIR" --no-audit --no-fund >"$LOG_DIR/install-dynamodb.log" 2>&1; then
+		if ! npm_ci "$NPM_DYNAMODB_DIR" "$LOG_DIR/install-dynamodb.log"; then
 			die "dynamodb: npm ci amplify-dynamodb-simulator@$DYNAMODB_SIMULATOR_VERSION failed; see $LOG_DIR/install-dynamodb.log"
 		fi
 		[[ -f $DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar ]] || die "dynamodb: amplify-dynamodb-simulator@$DYNAMODB_SIMULATOR_VERSION has no emulator/DynamoDBLocal.jar"
@@ -563,7 +563,7 @@ install_cognito_local() {
 		log "cognito: npm ci cognito-local@$COGNITO_LOCAL_VERSION (locked by scripts/npm-cognito) into $COGNITO_NPM_DIR"
 		mkdir -p "$COGNITO_NPM_DIR" "$LOG_DIR"
 		cp "$REPO_ROOT/scripts/npm-cognito/package.json" "$REPO_ROOT/scripts/npm-cognito/package-lock.json" "$COGNITO_NPM_DIR/"
-		if ! npm ci --prefix "$COGNITO_NPM_DIR" --no-audit --no-fund >"$LOG_DIR/install-cognito-local.log" 2>&1; then
+		if ! npm_ci "$COGNITO_NPM_DIR" "$LOG_DIR/install-cognito-local.log"; then
 			die "cognito: npm ci cognito-local@$COGNITO_LOCAL_VERSION failed; see $LOG_DIR/install-cognito-local.log"
 		fi
 		printf '%s\n' "$want" >"$COGNITO_NPM_DIR/.installed-from"
