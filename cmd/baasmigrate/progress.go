@@ -61,10 +61,7 @@ type barStream struct {
 func (s *barStream) SetTotal(records, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	total := records
-	if s.files {
-		total = bytes
-	}
+	total := s.counted(records, bytes)
 	if total < 0 {
 		return
 	}
@@ -76,12 +73,18 @@ func (s *barStream) SetTotal(records, bytes int64) {
 func (s *barStream) Add(records, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := records
-	if s.files {
-		n = bytes
-	}
+	n := s.counted(records, bytes)
 	s.done += n
 	_ = s.bar.Add64(n)
+}
+
+// counted is what the bar counts of records and bytes: bytes for files,
+// records otherwise.
+func (s *barStream) counted(records, bytes int64) int64 {
+	if s.files {
+		return bytes
+	}
+	return records
 }
 
 // Finish fills the bar when the stream is complete, and otherwise leaves
