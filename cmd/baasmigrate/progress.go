@@ -109,7 +109,7 @@ type logProgress struct {
 
 func (p logProgress) StartStream(info migration.StreamInfo) migration.StreamProgress {
 	p.log.Info("reading stream", "kind", info.Kind, "stream", info.Name, "already_committed", info.Done)
-	return &logStream{p: p, kind: info.Kind, stream: info.Name, total: -1, totalBytes: -1, records: info.Done, start: time.Now()}
+	return &logStream{p: p, kind: info.Kind, stream: info.Name, total: -1, records: info.Done, start: time.Now()}
 }
 
 type logStream struct {
@@ -118,7 +118,6 @@ type logStream struct {
 	stream         string
 	mu             sync.Mutex
 	total, records int64
-	totalBytes     int64
 	bytes          int64
 	start, last    time.Time
 }
@@ -126,7 +125,7 @@ type logStream struct {
 func (s *logStream) SetTotal(records, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.total, s.totalBytes = records, bytes
+	s.total = records
 	s.p.log.Info("stream sized", "stream", s.stream, "total", records, "total_bytes", bytes)
 }
 

@@ -94,7 +94,7 @@ func (f *follower) pollOnce(ctx context.Context) (*PollResult, error) {
 		res.SourceReads = f.job.Extractor.(extractors.ReadMeter).BillableReads() - readsBefore
 	}
 	// The poll is complete: record its read time (and what it cost).
-	if err := f.apply(ctx, nil, "", res.ReadTime, res.SourceReads); err != nil {
+	if err := f.apply(ctx, nil, 0, "", res.ReadTime, res.SourceReads); err != nil {
 		return nil, err
 	}
 	res.Elapsed = time.Since(started)
@@ -125,7 +125,7 @@ func (f *follower) reconcile(ctx context.Context, at time.Time, onlyRejected boo
 		if len(batch) == 0 {
 			return nil
 		}
-		err := f.apply(ctx, batch, "", time.Time{}, 0)
+		err := f.apply(ctx, batch, batchMem, "", time.Time{}, 0)
 		batch, batchMem = batch[:0], 0
 		return err
 	}

@@ -131,7 +131,7 @@ func (f *follower) follow(ctx context.Context, cs extractors.ChangeStreamer) err
 			if countDue {
 				f.held, pos, rt = heldPoint{position: p.position, readTime: p.readTime}, "", time.Time{}
 			}
-			err := f.apply(ctx, p.live(), pos, rt, reads)
+			err := f.apply(ctx, p.live(), p.mem, pos, rt, reads)
 			f.opts.Metrics.pending(f.job.Name, -waiting)
 			p, waiting = pending{}, 0
 			if err != nil {
@@ -218,7 +218,7 @@ func (f *follower) checkCounts(ctx context.Context, cs extractors.ChangeStreamer
 	f.lastCount = time.Now()
 	held := f.held
 	f.held = heldPoint{}
-	store := func() error { return f.apply(ctx, nil, held.position, held.readTime, 0) }
+	store := func() error { return f.apply(ctx, nil, 0, held.position, held.readTime, 0) }
 	if !f.countable() || held.readTime.IsZero() {
 		return store()
 	}

@@ -407,8 +407,10 @@ func (p *pending) empty() bool { return p.position == "" && p.readTime.IsZero() 
 // position to position and read time to readTime (either may be unset:
 // unchanged). Changes are applied BatchSize at a time (fewer when their
 // records reach BatchBytes), each chunk in one transaction; a chunk that
-// fails transiently is retried.
-func (f *follower) apply(ctx context.Context, changes []record.Change, position string, readTime time.Time, sourceReads int64) error {
+// fails transiently is retried. mem is what the caller measured of the
+// changes' records while gathering them (record.Record.MemSize, at least
+// what they hold): below BatchBytes they are not measured again.
+func (f *follower) apply(ctx context.Context, changes []record.Change, mem int64, position string, readTime time.Time, sourceReads int64) error {
 	if f.job.Mapping != nil && f.job.Remap != nil {
 		if err := f.newCollections(ctx, changes); err != nil {
 			return err
@@ -420,11 +422,14 @@ func (f *follower) apply(ctx context.Context, changes []record.Change, position 
 		// converge (a keyless table's insert): all in one.
 		size, bytes = max(len(changes), 1), math.MaxInt64
 	}
+	measure := mem >= bytes
 	start := 0
 	for {
-		end, mem := start, int64(0)
-		for end < len(changes) && end-start < size && mem < bytes {
-			mem += int64(changes[end].Record.MemSize())
+		end, held := start, int64(0)
+		for end < len(changes) && end-start < size && held < bytes {
+			if measure {
+				held += int64(changes[end].Record.MemSize())
+			}
 			end++
 		}
 		var b postgres.SyncBatch
