@@ -61,7 +61,7 @@ func init() {
 		Compare: compareDocuments,
 	})
 	// A document source may need its change feed checked before the copy
-	// (extractors.ChangeChecker: DynamoDB Streams).
+	// (extractors.ChangeChecker).
 	syncKeepers[record.KindDocument] = true
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/baasmigrate/baasmigrate/internal/manifest"
 	"github.com/baasmigrate/baasmigrate/internal/migration"
 	"github.com/baasmigrate/baasmigrate/internal/plugin"
+	"github.com/baasmigrate/baasmigrate/internal/record"
 	"github.com/baasmigrate/baasmigrate/internal/retry"
 	"github.com/baasmigrate/baasmigrate/loaders/postgres"
 )
@@ -48,7 +49,8 @@ docs/reports.md.`,
 	addOptionFlags(f, targetOptions)
 	f.String("only", "", "Comma-separated kinds to migrate: documents, users, tables, files (default: all the source offers)")
 	f.Int("workers", 4, "Partitions read and written at the same time")
-	f.Int("batch-size", 0, "Most records committed per transaction (default 2000 documents; 500 users, table rows or files)")
+	f.Int("batch-size", 0, fmt.Sprintf("Most records committed per transaction (default %d documents; %d users, table rows or files)",
+		migration.DefaultBatchSize(record.KindDocument), migration.DefaultBatchSize(record.KindUser)))
 	addOptionFlags(f, []plugin.Option{batchBytesOption})
 	f.String("summary", "", "Also write the summary as JSON to this `file`")
 	f.Bool("restart", false, "Abandon checkpoints and copy everything again")
@@ -63,7 +65,7 @@ docs/reports.md.`,
 var batchBytesOption = plugin.Option{
 	Name:    "batch-bytes",
 	Help:    "A batch also ends once its records hold this much memory (e.g. 16MiB), so large documents make smaller batches (migrate holds at most about 4 × this × --workers).",
-	Default: "16MiB",
+	Default: fmt.Sprintf("%dMiB", migration.DefaultBatchBytes>>20),
 	Type:    plugin.Size,
 }
 

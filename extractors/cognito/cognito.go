@@ -171,19 +171,26 @@ func New(ctx context.Context, cfg plugin.Config) (*Extractor, error) {
 // Rates returns the paces cfg sets (--cognito-list-rps, --cognito-read-rps),
 // each option's default when unset; each must be between 1 and 10000.
 func Rates(cfg plugin.Config) (list, read int, err error) {
-	paces := make([]int, 2)
-	for i, o := range []plugin.Option{ListRPSOption, ReadRPSOption} {
-		def, _ := strconv.Atoi(o.Default)
-		n, err := cfg.Int(o.Name, def)
-		if err != nil {
-			return 0, 0, err
-		}
-		if n < 1 || n > 10000 {
-			return 0, 0, fmt.Errorf("--%s must be between 1 and 10000", o.Name)
-		}
-		paces[i] = n
+	if list, err = paceOption(cfg, ListRPSOption); err != nil {
+		return 0, 0, err
 	}
-	return paces[0], paces[1], nil
+	if read, err = paceOption(cfg, ReadRPSOption); err != nil {
+		return 0, 0, err
+	}
+	return list, read, nil
+}
+
+// paceOption reads one pace option of cfg, its default when unset.
+func paceOption(cfg plugin.Config, o plugin.Option) (int, error) {
+	def, _ := strconv.Atoi(o.Default)
+	n, err := cfg.Int(o.Name, def)
+	if err != nil {
+		return 0, err
+	}
+	if n < 1 || n > 10000 {
+		return 0, fmt.Errorf("--%s must be between 1 and 10000", o.Name)
+	}
+	return n, nil
 }
 
 // NewWithClient builds the extractor around a client, pacing list

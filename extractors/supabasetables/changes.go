@@ -130,12 +130,8 @@ func parsePosition(pos string) (slot string, lsn pglogrepl.LSN, x extra, err err
 // must not carry anything else there.
 func isSlotName(slot string) bool {
 	hexPart, ok := strings.CutPrefix(slot, "baasmigrate_")
-	if !ok || len(hexPart) != 16 {
-		return false
-	}
 	// Lower-case hex only, as hex.EncodeToString writes it.
-	b, err := hex.DecodeString(hexPart)
-	return err == nil && hex.EncodeToString(b) == hexPart
+	return ok && len(hexPart) == 16 && strings.Trim(hexPart, "0123456789abcdef") == ""
 }
 
 // hasKeyless reports whether a copied table has no primary key.
