@@ -29,6 +29,10 @@ func copyRows(ctx context.Context, tx pgx.Tx, name pgx.Identifier, columns []str
 	conn := tx.Conn()
 	cols := quoteAll(columns)
 	table := name.Sanitize()
+	if conn == nil {
+		// A transaction begun lazily whose Begin failed has no connection.
+		return 0, fmt.Errorf("copying into %s: the transaction has no connection", table)
+	}
 	describe := "select " + cols + " from " + table
 	var sd *pgconn.StatementDescription
 	var err error
@@ -88,7 +92,6 @@ type copyStream struct {
 	// (*buf)[off:] is encoded and not read yet.
 	buf *[]byte
 	off int
-	err error
 }
 
 // close ends the stream once its COPY has returned: it waits for a Read
@@ -114,6 +117,14 @@ func (s *copyStream) Read(p []byte) (int, error) {
 		return 0, errCopyOver
 	}
 	buf := *s.buf
+	if len(buf)-s.off >= len(p) {
+		// Enough is encoded (a row larger than p): hand it on without
+		// moving the rest, which would make a large row cost the square
+		// of its size.
+		n := copy(p, buf[s.off:])
+		s.off += n
+		return n, nil
+	}
 	if s.off > 0 {
 		buf = buf[:copy(buf, buf[s.off:])]
 		s.off = 0
@@ -124,10 +135,10 @@ func (s *copyStream) Read(p []byte) (int, error) {
 		s.started = true
 	}
 	for len(buf) < len(p) && s.next < len(s.rows) {
-		if buf, s.err = s.appendRow(buf, s.rows[s.next]); s.err != nil {
-			s.err = fmt.Errorf("encoding row %d of %d for COPY: %w", s.next+1, len(s.rows), s.err)
+		var err error
+		if buf, err = s.appendRow(buf, s.rows[s.next]); err != nil {
 			*s.buf = (*s.buf)[:0]
-			return 0, s.err
+			return 0, fmt.Errorf("encoding row %d of %d for COPY: %w", s.next+1, len(s.rows), err)
 		}
 		s.next++
 	}
