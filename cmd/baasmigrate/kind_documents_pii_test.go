@@ -24,3 +24,14 @@ func TestVaultConnStringNotQuoted(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeTargetHidesAPasswordWithAnAt: the manifest names its target
+// without a password, also when an unencoded "@" in it would make the
+// rest of the password read as the host.
+func TestDescribeTargetHidesAPasswordWithAnAt(t *testing.T) {
+	secret := "S3cret-Pw-" + strings.Repeat("z", 6)
+	got := describeTarget("postgres://u:" + secret[:5] + "@" + secret[5:] + "@127.0.0.1:1/db")
+	if strings.Contains(got, secret[5:]) {
+		t.Errorf("describeTarget printed part of the password: %q", got)
+	}
+}

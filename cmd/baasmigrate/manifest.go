@@ -99,7 +99,7 @@ func readManifestFlags(cmd *cobra.Command) (*manifestRequest, error) {
 // describeTarget names the target database without its password:
 // postgres://user@host:port/database.
 func describeTarget(dsn string) string {
-	pc, err := pgxpool.ParseConfig(dsn)
+	pc, err := postgres.ParseConnString(dsn)
 	if err != nil {
 		return "(a connection string that does not parse)"
 	}
